@@ -1,0 +1,84 @@
+/**
+ * The one storage interface, in the shape of etcd's KV API: keys and values are strings,
+ * every change bumps a store-wide revision, transactions compare revisions and apply puts
+ * and deletes atomically, and watches replay changes from a revision.
+ */
+
+export interface KeyValue {
+  key: string;
+  value: string;
+  /** Revision of the transaction that created the key (since its last delete). */
+  createRevision: number;
+  /** Revision of the transaction that last modified the key. */
+  modRevision: number;
+  /** Number of modifications since creation; 1 after the first put. */
+  version: number;
+}
+
+/**
+ * A guard on a key's modRevision: `modRevision: 0` means "the key must not exist".
+ * The transaction's success branch runs only if every compare holds.
+ */
+export interface Compare {
+  key: string;
+  modRevision: number;
+}
+
+export type Op =
+  | { type: 'put'; key: string; value: string }
+  | { type: 'delete'; key: string }
+  | { type: 'deletePrefix'; prefix: string };
+
+export interface Txn {
+  compare?: Compare[];
+  success: Op[];
+  failure?: Op[];
+}
+
+export interface TxnResult {
+  succeeded: boolean;
+  /** Store revision after the transaction (unchanged when nothing was written). */
+  revision: number;
+}
+
+export interface RangeOptions {
+  /** Return at most this many keys, in key order. */
+  limit?: number;
+  /** Start strictly after this key (for paging). */
+  startAfter?: string;
+}
+
+export interface RangeResult {
+  kvs: KeyValue[];
+  /** Store revision the read was served at. */
+  revision: number;
+  /** True when `limit` cut the result. */
+  more: boolean;
+}
+
+export interface WatchEvent {
+  type: 'put' | 'delete';
+  key: string;
+  /** The new value for puts; undefined for deletes. */
+  value?: string;
+  modRevision: number;
+}
+
+export interface Watcher {
+  close(): Promise<void>;
+}
+
+export interface Store {
+  readonly kind: 'etcd' | 'embedded';
+  get(key: string): Promise<KeyValue | undefined>;
+  range(prefix: string, options?: RangeOptions): Promise<RangeResult>;
+  txn(txn: Txn): Promise<TxnResult>;
+  /**
+   * Calls `onEvent` for every change under `prefix` with modRevision >= `fromRevision`
+   * (0 means "from now"), in revision order, then for every later change until closed.
+   */
+  watch(prefix: string, fromRevision: number, onEvent: (event: WatchEvent) => void): Promise<Watcher>;
+  /** Resolves when the store answers; rejects with StoreUnavailableError when it does not. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}

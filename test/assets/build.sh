@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# Builds the real control-plane binaries the integration tests run against, from the Go
+# module proxy, into a cache outside the repository keyed by version. A binary already in
+# the cache is reused; nothing here is committed. Prints the assets directory on stdout.
+#
+# Users who bring their own binaries set KUBEBUILDER_ASSETS (a directory holding etcd,
+# kube-apiserver and kubectl) or TEST_ASSET_ETCD / TEST_ASSET_KUBE_APISERVER /
+# TEST_ASSET_KUBECTL / TEST_ASSET_HELM; the test harness honours them and this script
+# builds only what is still missing.
+set -euo pipefail
+
+K8S_VERSION="${K8S_VERSION:-1.34.4}"
+ETCD_VERSION="${ETCD_VERSION:-3.6.16}"
+HELM_VERSION="${HELM_VERSION:-3.19.5}"
+CACHE="${VAULT_ASSETS_CACHE:-$HOME/.cache/vault-test-assets}"
+ASSETS="$CACHE/k8s-$K8S_VERSION-etcd-$ETCD_VERSION-helm-$HELM_VERSION"
+mkdir -p "$ASSETS"
+export GOFLAGS="${GOFLAGS:--buildvcs=false}" CGO_ENABLED=0
+
+log() { printf '[assets] %s\n' "$*" >&2; }
+
+build_etcd() {
+  local dir="$CACHE/src/etcd-$ETCD_VERSION"
+  mkdir -p "$dir"
+  cat >"$dir/main.go" <<'GO'
+// Command etcd is etcd's own server entry point, built as a dependency.
+package main
+
+import (
+	"os"
+
+	"go.etcd.io/etcd/server/v3/etcdmain"
+)
+
+func main() { etcdmain.Main(os.Args) }
+GO
+  (cd "$dir" && { [ -f go.mod ] || go mod init vault-test-assets/etcd >/dev/null 2>&1; } &&
+    go get "go.etcd.io/etcd/server/v3@v$ETCD_VERSION" >&2 && go mod tidy >&2 &&
+    go build -trimpath -ldflags "-s -w" -o "$ASSETS/etcd.tmp" . >&2)
+  mv "$ASSETS/etcd.tmp" "$ASSETS/etcd"
+}
+
+build_kube() {
+  local dir="$CACHE/src/kubernetes-$K8S_VERSION" staging v="v0.${K8S_VERSION#1.}"
+  mkdir -p "$dir"
+  staging="api apiextensions-apiserver apimachinery apiserver cli-runtime client-go cloud-provider
+    cluster-bootstrap code-generator component-base component-helpers controller-manager cri-api
+    cri-client csi-translation-lib dynamic-resource-allocation endpointslice externaljwt kms
+    kube-aggregator kube-controller-manager kube-proxy kube-scheduler kubectl kubelet metrics
+    mount-utils pod-security-admission sample-apiserver sample-cli-plugin sample-controller"
+  {
+    echo "module vault-test-assets/kubernetes"
+    echo
+    echo "go 1.24"
+    echo
+    echo "require k8s.io/kubernetes v$K8S_VERSION"
+    echo
+    echo "replace ("
+    for m in $staging; do echo "	k8s.io/$m => k8s.io/$m $v"; done
+    echo ")"
+  } >"$dir/go.mod"
+  cat >"$dir/tools.go" <<'GO'
+//go:build tools
+
+// Package tools pins the Kubernetes commands this module builds.
+package tools
+
+import (
+	_ "k8s.io/kubernetes/cmd/kube-apiserver"
+	_ "k8s.io/kubernetes/cmd/kubectl"
+)
+GO
+  local ld="-s -w"
+  for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    ld="$ld -X $p.gitVersion=v$K8S_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$(cut -d. -f2 <<<"$K8S_VERSION")"
+    ld="$ld -X $p.gitTreeState=clean -X $p.buildDate=2026-01-01T00:00:00Z"
+  done
+  (cd "$dir" && go mod tidy -e >&2 &&
+    for cmd in "$@"; do
+      log "building $cmd v$K8S_VERSION"
+      go build -tags tools -trimpath -ldflags "$ld" -o "$ASSETS/$cmd.tmp" "k8s.io/kubernetes/cmd/$cmd" >&2
+      mv "$ASSETS/$cmd.tmp" "$ASSETS/$cmd"
+    done)
+}
+
+build_helm() {
+  GOBIN="$ASSETS/.helm-bin" go install -trimpath \
+    -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=v$HELM_VERSION" \
+    "helm.sh/helm/v3/cmd/helm@v$HELM_VERSION" >&2
+  mv "$ASSETS/.helm-bin/helm" "$ASSETS/helm"
+}
+
+have() { [ -x "$ASSETS/$1" ] || [ -n "${2:-}" ]; }
+
+have etcd "${TEST_ASSET_ETCD:-${KUBEBUILDER_ASSETS:+$KUBEBUILDER_ASSETS/etcd}}" || { log "building etcd v$ETCD_VERSION"; build_etcd; }
+missing=()
+have kube-apiserver "${TEST_ASSET_KUBE_APISERVER:-${KUBEBUILDER_ASSETS:+$KUBEBUILDER_ASSETS/kube-apiserver}}" || missing+=(kube-apiserver)
+have kubectl "${TEST_ASSET_KUBECTL:-${KUBEBUILDER_ASSETS:+$KUBEBUILDER_ASSETS/kubectl}}" || missing+=(kubectl)
+[ ${#missing[@]} -eq 0 ] || build_kube "${missing[@]}"
+have helm "${TEST_ASSET_HELM:-}" || { log "building helm v$HELM_VERSION"; build_helm; }
+log "assets ready in $ASSETS"
+echo "$ASSETS"
