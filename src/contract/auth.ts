@@ -1,0 +1,43 @@
+import { z } from 'zod';
+import { duration, identity, identityName, identityType, resourceName, tenantId } from './common.js';
+
+export const createTokenRequest = z.strictObject({
+  identity,
+  policies: z.array(resourceName).max(64).default([]),
+  ttl: duration.default('1h'),
+  displayName: z.string().max(128).optional(),
+});
+
+export const tokenInfo = z.object({
+  accessor: z.string(),
+  tenant: z.string(),
+  identity,
+  policies: z.array(z.string()),
+  displayName: z.string().optional(),
+  issuedAt: z.string(),
+  expiresAt: z.string(),
+  createdBy: identity.optional(),
+  system: z.boolean().optional(),
+});
+export type TokenInfo = z.infer<typeof tokenInfo>;
+
+export const createdToken = tokenInfo.extend({ token: z.string() });
+export type CreatedToken = z.infer<typeof createdToken>;
+
+export const kubernetesLoginRequest = z.strictObject({
+  /** A projected ServiceAccount token with the audience Vault is configured for. */
+  jwt: z.string().min(1).max(16_384),
+  ttl: duration.optional(),
+});
+
+export const tenantRecord = z.object({
+  id: tenantId,
+  createdAt: z.string(),
+  description: z.string().optional(),
+});
+export const createTenantRequest = z.strictObject({
+  id: tenantId,
+  description: z.string().max(1024).optional(),
+});
+
+export { identityName, identityType };

@@ -1,0 +1,63 @@
+import { z } from 'zod';
+import { durationHelp, parseDuration } from '../lib/duration.js';
+
+/** A tenant: a DNS label, so a Kubernetes namespace name is a valid tenant id. */
+export const tenantId = z
+  .string()
+  .regex(
+    /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/,
+    'a tenant is 1-63 lowercase letters, digits or "-", starting and ending with a letter or digit',
+  );
+
+/** Names of credentials and policies: safe in store keys, URLs, file names and Kubernetes. */
+export const resourceName = z
+  .string()
+  .regex(
+    /^[A-Za-z0-9]([A-Za-z0-9._-]{0,251}[A-Za-z0-9])?$/,
+    'a name is 1-253 letters, digits, ".", "_" or "-", starting and ending with a letter or digit',
+  );
+
+export const identityType = z.enum(['human', 'agent', 'workload']);
+export type IdentityType = z.infer<typeof identityType>;
+
+export const identityName = z
+  .string()
+  .min(1, 'an identity name must not be empty')
+  .max(253, 'an identity name is at most 253 characters')
+  .regex(/^[A-Za-z0-9@._:-]+$/, 'an identity name uses letters, digits and "@", ".", "_", ":" or "-"');
+
+export const identity = z.strictObject({ type: identityType, name: identityName });
+export type Identity = z.infer<typeof identity>;
+
+/** A duration string such as "15m"; validated here, parsed to milliseconds by the services. */
+export const duration = z.string().superRefine((value, ctx) => {
+  const parsed = parseDuration(value);
+  if ('error' in parsed) ctx.addIssue({ code: 'custom', message: parsed.error });
+});
+
+export const labels = z
+  .record(
+    z.string().regex(/^[A-Za-z0-9]([A-Za-z0-9._/-]{0,61}[A-Za-z0-9])?$/, 'a label key is like "environment"'),
+    z.string().max(253, 'a label value is at most 253 characters'),
+  )
+  .refine((value) => Object.keys(value).length <= 32, 'at most 32 labels');
+
+/** A secret value as sent over the API: UTF-8 text up to 64 KiB. */
+export const secretValue = z
+  .string()
+  .min(1, 'the value must not be empty')
+  .max(65_536, 'the value is at most 64 KiB');
+
+export const timestamp = z.iso.datetime();
+
+export const errorBody = z.object({
+  error: z.object({
+    code: z.string(),
+    message: z.string(),
+    requestId: z.string(),
+    details: z.record(z.string(), z.unknown()).optional(),
+  }),
+});
+export type ErrorBody = z.infer<typeof errorBody>;
+
+export { durationHelp };
