@@ -1,0 +1,297 @@
+import type { V1Container, V1EnvVar, V1Pod, V1Volume, V1VolumeMount } from '@kubernetes/client-node';
+import { type AgentConfigInput, agentConfigEnv } from '../agent/config.js';
+import { defaults, injectLabel, injectLabelValue, podAnnotations, statusInjected } from './annotations.js';
+import { type InjectionSpec, parseInjectionSpec } from './injection-spec.js';
+
+/**
+ * The whole injection decision: a pure function of the pod and the webhook's configuration,
+ * returning a JSON Patch. It only adds what is missing, so a second pass over its own output
+ * (reinvocation) returns an empty patch, and a container another webhook added later still
+ * gets its mount.
+ */
+
+export interface JsonPatchOp {
+  op: 'add' | 'replace' | 'remove';
+  path: string;
+  value?: unknown;
+}
+
+export type MutateResult = { allowed: true; patch: JsonPatchOp[] } | { allowed: false; message: string };
+
+export interface AgentResources {
+  cpuRequest: string;
+  cpuLimit: string;
+  memoryRequest: string;
+  memoryLimit: string;
+}
+
+export interface MutateConfig {
+  agentImage: string;
+  agentImagePullPolicy: 'Always' | 'IfNotPresent' | 'Never';
+  /** The Vault API address as seen from pods. */
+  vaultAddr: string;
+  /** The cluster's version: native sidecars need 1.29 or later. */
+  serverVersion: { major: number; minor: number };
+  resources: AgentResources;
+  /** Namespaces whose pods are never injected (system namespaces, the webhook's own). */
+  namespacesRefused: string[];
+  tokenAudience: string;
+  tokenExpirationSeconds: number;
+  /** The agent's /healthz port inside the pod. */
+  healthPort: number;
+}
+
+export const names = {
+  secretsVolume: 'vault-secrets',
+  tokenVolume: 'vault-token',
+  agent: 'vault-agent',
+  agentInit: 'vault-agent-init',
+  tokenDir: '/var/run/secrets/vault.ghoststack.io',
+  tokenFile: 'token',
+} as const;
+
+export const systemNamespaces = ['kube-system', 'kube-public', 'kube-node-lease'];
+const serviceAccountMountPath = '/var/run/secrets/kubernetes.io/serviceaccount';
+
+export function defaultMutateConfig(
+  overrides: Partial<MutateConfig> & Pick<MutateConfig, 'agentImage' | 'vaultAddr'>,
+): MutateConfig {
+  return {
+    agentImagePullPolicy: 'IfNotPresent',
+    serverVersion: { major: 1, minor: 29 },
+    resources: { cpuRequest: '10m', cpuLimit: '200m', memoryRequest: '48Mi', memoryLimit: '128Mi' },
+    namespacesRefused: [...systemNamespaces],
+    tokenAudience: 'vault',
+    tokenExpirationSeconds: 600,
+    healthPort: 8099,
+    ...overrides,
+  };
+}
+
+export const supportsNativeSidecars = (version: MutateConfig['serverVersion']): boolean =>
+  version.major > 1 || (version.major === 1 && version.minor >= 29);
+
+export function mutate(pod: V1Pod, config: MutateConfig): MutateResult {
+  const labels = pod.metadata?.labels ?? {};
+  if (labels[injectLabel] !== injectLabelValue) return { allowed: true, patch: [] };
+
+  const namespace = pod.metadata?.namespace ?? '';
+  if (config.namespacesRefused.includes(namespace)) {
+    return refuse(`pods in namespace "${namespace}" are never injected; remove the "${injectLabel}" label`);
+  }
+  const parsed = parseInjectionSpec(pod.metadata?.annotations ?? {});
+  if (!parsed.ok) return refuse(parsed.problems.join('; '));
+  const spec = parsed.spec;
+  const podSpec = pod.spec;
+  if (!podSpec) return refuse('the pod has no spec');
+
+  const problems: string[] = [];
+  const patch: JsonPatchOp[] = [];
+  const isOurs = (c: V1Container) => c.name === names.agent || c.name === names.agentInit;
+  const appContainers = podSpec.containers.filter((c) => !isOurs(c));
+  const appInits = (podSpec.initContainers ?? []).filter((c) => !isOurs(c));
+
+  if (spec.containers) {
+    const known = new Set([...appContainers, ...appInits].map((c) => c.name));
+    const missing = spec.containers.filter((c) => !known.has(c));
+    if (missing.length > 0) {
+      problems.push(
+        `annotation "${podAnnotations.containers}" names ${missing.map((c) => `"${c}"`).join(', ')}, which the pod does not have`,
+      );
+    }
+  }
+
+  // Volumes.
+  const wantedVolumes: V1Volume[] = [secretsVolume(), tokenVolume(config)];
+  const missingVolumes: V1Volume[] = [];
+  for (const wanted of wantedVolumes) {
+    const existing = podSpec.volumes?.find((v) => v.name === wanted.name);
+    if (!existing) missingVolumes.push(wanted);
+    else if (!sameVolumeSource(existing, wanted)) {
+      problems.push(
+        `the pod already has a volume named "${wanted.name}" that the injector did not add; rename it`,
+      );
+    }
+  }
+
+  // Read-only mounts in the app containers, before any index shifts.
+  const mount: V1VolumeMount = { name: names.secretsVolume, mountPath: spec.mountPath, readOnly: true };
+  const mountOps = (list: V1Container[] | undefined, field: 'containers' | 'initContainers') => {
+    (list ?? []).forEach((container, index) => {
+      if (isOurs(container)) return;
+      if (spec.containers && !spec.containers.includes(container.name)) return;
+      const mounts = container.volumeMounts ?? [];
+      const same = mounts.find((m) => m.name === names.secretsVolume && m.mountPath === spec.mountPath);
+      if (same) return;
+      const clash = mounts.find((m) => m.mountPath === spec.mountPath || m.name === names.secretsVolume);
+      if (clash) {
+        problems.push(
+          `container "${container.name}" already mounts "${clash.name}" at "${clash.mountPath}"; choose another "${podAnnotations.mountPath}"`,
+        );
+        return;
+      }
+      const base = `/spec/${field}/${index}/volumeMounts`;
+      patch.push(
+        container.volumeMounts
+          ? { op: 'add', path: `${base}/-`, value: mount }
+          : { op: 'add', path: base, value: [mount] },
+      );
+    });
+  };
+  mountOps(podSpec.containers, 'containers');
+  mountOps(podSpec.initContainers, 'initContainers');
+
+  if (missingVolumes.length > 0) {
+    if (podSpec.volumes) {
+      for (const value of missingVolumes) patch.push({ op: 'add', path: '/spec/volumes/-', value });
+    } else {
+      patch.push({ op: 'add', path: '/spec/volumes', value: missingVolumes });
+    }
+  }
+
+  // The agent.
+  const native = supportsNativeSidecars(config.serverVersion);
+  const serviceAccountMount = spec.files.some((f) => f.lease !== undefined)
+    ? [...appContainers, ...appInits]
+        .flatMap((c) => c.volumeMounts ?? [])
+        .find((m) => m.mountPath === serviceAccountMountPath)
+    : undefined;
+  const agent = (mode: 'native' | 'init' | 'sidecar') =>
+    agentContainer(pod, spec, config, mode, serviceAccountMount);
+  const hasInit = (name: string) => (podSpec.initContainers ?? []).some((c) => c.name === name);
+  const hasContainer = (name: string) => podSpec.containers.some((c) => c.name === name);
+  const prependInit = (container: V1Container) =>
+    patch.push(
+      podSpec.initContainers
+        ? { op: 'add', path: '/spec/initContainers/0', value: container }
+        : { op: 'add', path: '/spec/initContainers', value: [container] },
+    );
+  if (native) {
+    if (hasContainer(names.agent)) problems.push(`the pod already has a container named "${names.agent}"`);
+    else if (!hasInit(names.agent)) prependInit(agent('native'));
+  } else {
+    if (!hasInit(names.agentInit)) prependInit(agent('init'));
+    if (!hasContainer(names.agent))
+      patch.push({ op: 'add', path: '/spec/containers/-', value: agent('sidecar') });
+  }
+
+  if (problems.length > 0) return refuse(problems.join('; '));
+
+  const annotations = pod.metadata?.annotations;
+  if (annotations?.[podAnnotations.status] !== statusInjected) {
+    patch.push(
+      annotations
+        ? {
+            op: 'add',
+            path: `/metadata/annotations/${escapePointer(podAnnotations.status)}`,
+            value: statusInjected,
+          }
+        : { op: 'add', path: '/metadata/annotations', value: { [podAnnotations.status]: statusInjected } },
+    );
+  }
+  return { allowed: true, patch };
+}
+
+function refuse(message: string): MutateResult {
+  return { allowed: false, message: `vault injector: ${message}` };
+}
+
+function secretsVolume(): V1Volume {
+  return { name: names.secretsVolume, emptyDir: { medium: 'Memory', sizeLimit: '8Mi' } };
+}
+
+function tokenVolume(config: MutateConfig): V1Volume {
+  return {
+    name: names.tokenVolume,
+    projected: {
+      sources: [
+        {
+          serviceAccountToken: {
+            audience: config.tokenAudience,
+            expirationSeconds: config.tokenExpirationSeconds,
+            path: names.tokenFile,
+          },
+        },
+      ],
+    },
+  };
+}
+
+/** Ours if it has the same kind of source; the API server adds defaults (defaultMode) in between. */
+function sameVolumeSource(existing: V1Volume, wanted: V1Volume): boolean {
+  if (wanted.emptyDir) return existing.emptyDir?.medium === 'Memory';
+  const token = existing.projected?.sources?.[0]?.serviceAccountToken;
+  const wantedToken = wanted.projected?.sources?.[0]?.serviceAccountToken;
+  return token !== undefined && token.audience === wantedToken?.audience && token.path === wantedToken?.path;
+}
+
+function agentContainer(
+  pod: V1Pod,
+  spec: InjectionSpec,
+  config: MutateConfig,
+  mode: 'native' | 'init' | 'sidecar',
+  serviceAccountMount: V1VolumeMount | undefined,
+): V1Container {
+  const podSecurity = pod.spec?.securityContext;
+  const firstApp = pod.spec?.containers.find((c) => c.name !== names.agent)?.securityContext;
+  const nonZero = (id: number | undefined) => (id !== undefined && id > 0 ? id : undefined);
+  const runAsUser =
+    spec.runAsUser ?? nonZero(podSecurity?.runAsUser) ?? nonZero(firstApp?.runAsUser) ?? defaults.runAsUser;
+  const runAsGroup = spec.runAsGroup ?? podSecurity?.runAsGroup ?? firstApp?.runAsGroup ?? runAsUser;
+
+  const agentConfig: AgentConfigInput = {
+    files: spec.files,
+    directory: spec.mountPath,
+    tokenPath: `${names.tokenDir}/${names.tokenFile}`,
+    healthPort: config.healthPort,
+    namespace: pod.metadata?.namespace,
+  };
+  const env: V1EnvVar[] = [
+    { name: 'VAULT_ADDR', value: config.vaultAddr },
+    { name: agentConfigEnv, value: JSON.stringify(agentConfig) },
+    { name: 'VAULT_LOG_LEVEL', value: spec.logLevel },
+    { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
+    { name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
+  ];
+  const resources = { ...config.resources, ...spec.resources };
+  const container: V1Container = {
+    name: mode === 'init' ? names.agentInit : names.agent,
+    image: config.agentImage,
+    imagePullPolicy: config.agentImagePullPolicy,
+    args: mode === 'init' ? ['agent', '--once'] : ['agent'],
+    env,
+    resources: {
+      requests: { cpu: resources.cpuRequest, memory: resources.memoryRequest },
+      limits: { cpu: resources.cpuLimit, memory: resources.memoryLimit },
+    },
+    securityContext: {
+      runAsNonRoot: true,
+      runAsUser,
+      runAsGroup,
+      readOnlyRootFilesystem: true,
+      allowPrivilegeEscalation: false,
+      privileged: false,
+      capabilities: { drop: ['ALL'] },
+      seccompProfile: { type: 'RuntimeDefault' },
+    },
+    volumeMounts: [
+      { name: names.secretsVolume, mountPath: spec.mountPath },
+      { name: names.tokenVolume, mountPath: names.tokenDir, readOnly: true },
+      ...(serviceAccountMount ? [{ ...serviceAccountMount, readOnly: true }] : []),
+    ],
+  };
+  if (mode === 'native') {
+    container.restartPolicy = 'Always';
+    // Passes once every file is written, so app containers start after their secrets exist.
+    container.startupProbe = {
+      httpGet: { path: '/healthz', port: config.healthPort },
+      periodSeconds: 1,
+      timeoutSeconds: 2,
+      failureThreshold: 300,
+    };
+  }
+  return container;
+}
+
+/** RFC 6901: "~" and "/" inside a JSON Pointer segment. */
+export const escapePointer = (segment: string): string => segment.replaceAll('~', '~0').replaceAll('/', '~1');

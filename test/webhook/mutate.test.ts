@@ -1,0 +1,318 @@
+import type { V1Container, V1Pod } from '@kubernetes/client-node';
+import { describe, expect, it } from 'vitest';
+import { agentConfig, agentConfigEnv } from '../../src/agent/config.js';
+import { defaultMutateConfig, type MutateConfig, mutate } from '../../src/webhook/mutate.js';
+import { applyPatch, loadPod } from './support.js';
+
+const config: MutateConfig = defaultMutateConfig({
+  agentImage: 'ghcr.io/ghoststack/vault:0.1.0',
+  vaultAddr: 'https://vault.vault-system.svc:8200',
+  namespacesRefused: ['kube-system', 'kube-public', 'kube-node-lease', 'vault-system'],
+});
+const legacy: MutateConfig = { ...config, serverVersion: { major: 1, minor: 28 } };
+
+function injected(pod: V1Pod, cfg = config): V1Pod {
+  const result = mutate(pod, cfg);
+  if (!result.allowed) throw new Error(`refused: ${result.message}`);
+  return applyPatch(pod, result.patch);
+}
+
+const container = (pod: V1Pod, name: string): V1Container | undefined =>
+  [...(pod.spec?.initContainers ?? []), ...(pod.spec?.containers ?? [])].find((c) => c.name === name);
+
+const agentConfigOf = (c: V1Container | undefined) =>
+  agentConfig.parse(JSON.parse(c?.env?.find((e) => e.name === agentConfigEnv)?.value ?? 'null'));
+
+describe('mutate: an opted-in pod on a 1.29+ cluster', () => {
+  const pod = injected(loadPod('basic'));
+
+  it('adds the in-memory volume and the projected token with audience vault and a 10-minute expiry', () => {
+    expect(pod.spec?.volumes).toEqual([
+      { name: 'vault-secrets', emptyDir: { medium: 'Memory', sizeLimit: '8Mi' } },
+      {
+        name: 'vault-token',
+        projected: {
+          sources: [{ serviceAccountToken: { audience: 'vault', expirationSeconds: 600, path: 'token' } }],
+        },
+      },
+    ]);
+  });
+
+  it('runs the agent as a native sidecar first among the init containers, with a startup probe', () => {
+    const agent = pod.spec?.initContainers?.[0];
+    expect(agent?.name).toBe('vault-agent');
+    expect(agent?.restartPolicy).toBe('Always');
+    expect(agent?.args).toEqual(['agent']);
+    expect(agent?.startupProbe?.httpGet).toEqual({ path: '/healthz', port: 8099 });
+    expect(pod.spec?.containers.map((c) => c.name)).toEqual(['app']);
+  });
+
+  it('hardens the agent and gives it small resources', () => {
+    const agent = container(pod, 'vault-agent');
+    expect(agent?.securityContext).toEqual({
+      runAsNonRoot: true,
+      runAsUser: 65532,
+      runAsGroup: 65532,
+      readOnlyRootFilesystem: true,
+      allowPrivilegeEscalation: false,
+      privileged: false,
+      capabilities: { drop: ['ALL'] },
+      seccompProfile: { type: 'RuntimeDefault' },
+    });
+    expect(agent?.resources).toEqual({
+      requests: { cpu: '10m', memory: '48Mi' },
+      limits: { cpu: '200m', memory: '128Mi' },
+    });
+  });
+
+  it('mounts the volume read-only in the app and read-write plus the token in the agent', () => {
+    expect(container(pod, 'app')?.volumeMounts).toEqual([
+      { name: 'vault-secrets', mountPath: '/vault/secrets', readOnly: true },
+    ]);
+    expect(container(pod, 'vault-agent')?.volumeMounts).toEqual([
+      { name: 'vault-secrets', mountPath: '/vault/secrets' },
+      { name: 'vault-token', mountPath: '/var/run/secrets/vault.ghoststack.io', readOnly: true },
+    ]);
+  });
+
+  it("passes the agent its files as JSON, with the pod's namespace", () => {
+    const agent = container(pod, 'vault-agent');
+    expect(agentConfigOf(agent)).toEqual({
+      files: [{ name: 'stripe-key', credential: 'stripe-api-key', format: 'raw', mode: 0o400 }],
+      directory: '/vault/secrets',
+      tokenPath: '/var/run/secrets/vault.ghoststack.io/token',
+      healthPort: 8099,
+      namespace: 'shop',
+    });
+    expect(agent?.env?.find((e) => e.name === 'VAULT_ADDR')?.value).toBe(
+      'https://vault.vault-system.svc:8200',
+    );
+  });
+
+  it('marks the pod injected and keeps its labels', () => {
+    expect(pod.metadata?.annotations?.['vault.ghoststack.io/status']).toBe('injected');
+    expect(pod.metadata?.labels?.app).toBe('shop');
+  });
+
+  it('returns an empty patch on reinvocation', () => {
+    expect(mutate(pod, config)).toEqual({ allowed: true, patch: [] });
+  });
+
+  it('mounts a container another webhook added after the first pass, and nothing else', () => {
+    const later = structuredClone(pod);
+    later.spec?.containers.push({ name: 'late', image: 'registry.example/late:1', volumeMounts: [] });
+    const result = mutate(later, config);
+    expect(result).toEqual({
+      allowed: true,
+      patch: [
+        {
+          op: 'add',
+          path: '/spec/containers/1/volumeMounts/-',
+          value: { name: 'vault-secrets', mountPath: '/vault/secrets', readOnly: true },
+        },
+      ],
+    });
+  });
+
+  it('tolerates the defaults the API server adds between invocations', () => {
+    const defaulted = structuredClone(pod);
+    const token = defaulted.spec?.volumes?.find((v) => v.name === 'vault-token');
+    if (token?.projected) token.projected.defaultMode = 420;
+    const agent = container(defaulted, 'vault-agent');
+    if (agent) agent.terminationMessagePath = '/dev/termination-log';
+    expect(mutate(defaulted, config)).toEqual({ allowed: true, patch: [] });
+  });
+});
+
+describe('mutate: a pod with volumes, init containers and many files', () => {
+  const original = loadPod('full');
+  const pod = injected(original);
+
+  it('keeps existing volumes and appends its own', () => {
+    expect(pod.spec?.volumes?.map((v) => v.name)).toEqual([
+      'config',
+      'kube-api-access-abcde',
+      'vault-secrets',
+      'vault-token',
+    ]);
+  });
+
+  it('puts the agent before the existing init container, which gets the mount too', () => {
+    expect(pod.spec?.initContainers?.map((c) => c.name)).toEqual(['vault-agent', 'migrate']);
+    for (const name of ['migrate', 'api', 'worker']) {
+      expect(container(pod, name)?.volumeMounts).toContainEqual({
+        name: 'vault-secrets',
+        mountPath: '/run/secrets/app',
+        readOnly: true,
+      });
+    }
+    expect(container(pod, 'api')?.volumeMounts?.[0]).toEqual({ name: 'config', mountPath: '/etc/payments' });
+  });
+
+  it("runs the agent as the pod's user so mode 0400 lets the app read its files", () => {
+    const security = container(pod, 'vault-agent')?.securityContext;
+    expect([security?.runAsUser, security?.runAsGroup]).toEqual([1000, 3000]);
+  });
+
+  it('reads every file annotation, sorted by file name', () => {
+    const agent = container(pod, 'vault-agent');
+    expect(agentConfigOf(agent).files).toEqual([
+      {
+        name: 'db.env',
+        credential: 'payments-db-url',
+        format: 'env',
+        envName: 'DATABASE_URL',
+        mode: 0o400,
+        ttl: '15m',
+        maxTtl: '24h',
+      },
+      { name: 'stripe.json', credential: 'stripe-api-key', format: 'json', mode: 0o440 },
+      { name: 'tls.key', lease: 'payments-tls', format: 'raw', mode: 0o400 },
+    ]);
+    expect(agent?.env?.find((e) => e.name === 'VAULT_LOG_LEVEL')?.value).toBe('debug');
+    expect(agent?.resources?.limits).toEqual({ cpu: '200m', memory: '96Mi' });
+  });
+
+  it('gives the agent the Kubernetes API token mount because a file comes from a VaultLease', () => {
+    expect(container(pod, 'vault-agent')?.volumeMounts).toContainEqual({
+      name: 'kube-api-access-abcde',
+      mountPath: '/var/run/secrets/kubernetes.io/serviceaccount',
+      readOnly: true,
+    });
+  });
+
+  it('keeps foreign annotations and adds the status marker', () => {
+    expect(pod.metadata?.annotations?.['example.com/owner']).toBe('team-payments');
+    expect(pod.metadata?.annotations?.['vault.ghoststack.io/status']).toBe('injected');
+  });
+
+  it('does not modify its input and is idempotent', () => {
+    expect(original.spec?.initContainers?.length).toBe(1);
+    expect(mutate(pod, config)).toEqual({ allowed: true, patch: [] });
+  });
+
+  it('mounts only the containers named by the containers annotation', () => {
+    const limited = structuredClone(original);
+    limited.metadata!.annotations!['vault.ghoststack.io/containers'] = 'api';
+    const out = injected(limited);
+    expect(container(out, 'api')?.volumeMounts?.some((m) => m.name === 'vault-secrets')).toBe(true);
+    expect(container(out, 'worker')?.volumeMounts).toBeUndefined();
+    expect(container(out, 'migrate')?.volumeMounts?.some((m) => m.name === 'vault-secrets')).toBe(false);
+  });
+});
+
+describe('mutate: clusters older than 1.29', () => {
+  const pod = injected(loadPod('basic'), legacy);
+
+  it('adds a prefetching init container and a regular sidecar instead of a native sidecar', () => {
+    const init = pod.spec?.initContainers ?? [];
+    expect(init.map((c) => c.name)).toEqual(['vault-agent-init']);
+    expect(init[0]?.args).toEqual(['agent', '--once']);
+    expect(init[0]?.restartPolicy).toBeUndefined();
+    expect(pod.spec?.containers.map((c) => c.name)).toEqual(['app', 'vault-agent']);
+    expect(container(pod, 'vault-agent')?.startupProbe).toBeUndefined();
+  });
+
+  it('does not mount the volume read-only into its own containers, and is idempotent', () => {
+    expect(container(pod, 'vault-agent')?.volumeMounts?.[0]).toEqual({
+      name: 'vault-secrets',
+      mountPath: '/vault/secrets',
+    });
+    expect(mutate(pod, legacy)).toEqual({ allowed: true, patch: [] });
+  });
+});
+
+describe('mutate: pods that are left alone or refused', () => {
+  it('leaves a pod without the label untouched, annotations or not', () => {
+    expect(mutate(loadPod('unlabelled'), config)).toEqual({ allowed: true, patch: [] });
+  });
+
+  it('leaves a pod whose label is not "true" untouched', () => {
+    const pod = loadPod('basic');
+    pod.metadata!.labels!['vault.ghoststack.io/inject'] = 'false';
+    expect(mutate(pod, config)).toEqual({ allowed: true, patch: [] });
+  });
+
+  it.each(['kube-system', 'vault-system'])('refuses pods in %s', (namespace) => {
+    const pod = loadPod('system-namespace');
+    pod.metadata!.namespace = namespace;
+    const result = mutate(pod, config);
+    expect(result.allowed).toBe(false);
+    if (!result.allowed) expect(result.message).toContain(`namespace "${namespace}"`);
+  });
+
+  it('refuses bad annotations with a message naming each one and what is wrong', () => {
+    const result = mutate(loadPod('bad-annotations'), config);
+    expect(result.allowed).toBe(false);
+    if (result.allowed) return;
+    expect(result.message).toContain('unknown annotation "vault.ghoststack.io/credentail-db"');
+    expect(result.message).toContain(
+      'annotation "vault.ghoststack.io/format-api": "yaml" is not one of raw, env, json',
+    );
+    expect(result.message).toContain('"vault.ghoststack.io/mode-orphan" names file "orphan", but no');
+  });
+
+  it.each([
+    ['vault.ghoststack.io/ttl-api', 'soon', '"soon" is not a duration'],
+    ['vault.ghoststack.io/mode-api', '0999', '"0999" is not an octal mode'],
+    [
+      'vault.ghoststack.io/credential-api',
+      'bad name!',
+      'annotation "vault.ghoststack.io/credential-api": a name is',
+    ],
+    ['vault.ghoststack.io/lease-api', 'other', 'has both'],
+    [
+      'vault.ghoststack.io/env-name-api',
+      '1BAD',
+      'annotation "vault.ghoststack.io/env-name-api": a variable name',
+    ],
+    ['vault.ghoststack.io/credential-..', 'x', '".." is not a file name'],
+    ['vault.ghoststack.io/mount-path', 'relative/path', 'is not an absolute path'],
+    ['vault.ghoststack.io/mount-path', '/a/../etc', 'is not an absolute path'],
+    ['vault.ghoststack.io/containers', 'nope', 'names "nope", which the pod does not have'],
+    ['vault.ghoststack.io/agent-run-as-user', '0', 'never runs as root'],
+    ['vault.ghoststack.io/agent-cpu-limit', 'lots', 'is not a quantity'],
+    ['vault.ghoststack.io/agent-log-level', 'loud', 'is not one of debug, info, warn, error'],
+  ])('refuses %s: %s', (key, value, expected) => {
+    const pod = loadPod('basic');
+    pod.metadata!.annotations = { 'vault.ghoststack.io/credential-api': 'api-key', [key]: value };
+    const result = mutate(pod, config);
+    expect(result.allowed).toBe(false);
+    if (!result.allowed) expect(result.message).toContain(expected);
+  });
+
+  it('refuses a lease-backed file with a TTL, which the VaultLease decides', () => {
+    const pod = loadPod('basic');
+    pod.metadata!.annotations = {
+      'vault.ghoststack.io/lease-tls': 'tls',
+      'vault.ghoststack.io/ttl-tls': '1h',
+    };
+    const result = mutate(pod, config);
+    expect(result.allowed).toBe(false);
+    if (!result.allowed) expect(result.message).toContain('comes from a VaultLease');
+  });
+
+  it('refuses a labelled pod without any file annotation', () => {
+    const pod = loadPod('basic');
+    pod.metadata!.annotations = {};
+    const result = mutate(pod, config);
+    expect(result.allowed).toBe(false);
+    if (!result.allowed) expect(result.message).toContain('has no "vault.ghoststack.io/credential-<file>"');
+  });
+
+  it('refuses a pod that already uses the volume name or the mount path for something else', () => {
+    const pod = loadPod('basic');
+    pod.spec!.volumes = [{ name: 'vault-secrets', configMap: { name: 'x' } }];
+    const result = mutate(pod, config);
+    expect(result.allowed).toBe(false);
+    if (!result.allowed) expect(result.message).toContain('already has a volume named "vault-secrets"');
+
+    const clash = loadPod('basic');
+    clash.spec!.volumes = [{ name: 'cfg', configMap: { name: 'x' } }];
+    clash.spec!.containers[0]!.volumeMounts = [{ name: 'cfg', mountPath: '/vault/secrets' }];
+    const second = mutate(clash, config);
+    expect(second.allowed).toBe(false);
+    if (!second.allowed)
+      expect(second.message).toContain('container "app" already mounts "cfg" at "/vault/secrets"');
+  });
+});
