@@ -1,0 +1,250 @@
+import type { z } from 'zod';
+import type {
+  Credential,
+  createCredentialRequest,
+  listCredentialsQuery,
+  rotateRequest,
+  updateCredentialRequest,
+} from '../contract/credentials.js';
+import { badRequest, conflict, notFound } from '../lib/errors.js';
+import type { Op } from '../store/store.js';
+import type { Access } from './access.js';
+import type { CallContext } from './context.js';
+import { type CoreDeps, parseRecord } from './deps.js';
+import type { Fingerprints } from './fingerprints.js';
+import { generateValue } from './generate.js';
+import { keys } from './keys.js';
+import type { LeaseRecord } from './lease-record.js';
+import { revokeOps } from './lease-record.js';
+import { decide } from './policy-engine.js';
+
+export type CreateCredentialInput = z.output<typeof createCredentialRequest>;
+export type RotateInput = z.output<typeof rotateRequest>;
+
+const resourceOf = (name: string) => `credential/${name}`;
+
+export function createCredentialService(deps: CoreDeps & { access: Access; fingerprints: Fingerprints }) {
+  const { store, keyring, committer, access, fingerprints, clock } = deps;
+
+  async function load(ctx: CallContext, name: string) {
+    const kv = await store.get(keys.credential(ctx.tenant, name));
+    return kv ? { credential: parseRecord<Credential>(kv.value), modRevision: kv.modRevision } : undefined;
+  }
+
+  /**
+   * Loads a credential or fails with 404. Outside a commit the miss is audited; inside one
+   * (`audit: false`) it cannot be, since the tenant's writes are serialized.
+   */
+  async function mustLoad(ctx: CallContext, name: string, action: string, audit = true) {
+    const found = await load(ctx, name);
+    if (!found) {
+      if (audit) {
+        await committer.record(ctx, {
+          action,
+          resource: resourceOf(name),
+          outcome: 'error',
+          reason: 'not found',
+        });
+      }
+      throw notFound(`credential "${name}" does not exist in tenant "${ctx.tenant}"`);
+    }
+    return found;
+  }
+
+  async function sealVersion(ctx: CallContext, name: string, version: number, value: string) {
+    const sealed = await keyring.sealValue(ctx.tenant, name, version, Buffer.from(value, 'utf8'));
+    const fingerprint = await fingerprints.of(ctx.tenant, value);
+    const op: Op = {
+      type: 'put',
+      key: keys.value(ctx.tenant, name, version),
+      value: JSON.stringify({ sealed }),
+    };
+    return { op, fingerprint };
+  }
+
+  const resolveValue = (input: {
+    value?: string | undefined;
+    generate?: CreateCredentialInput['generate'];
+  }) => {
+    if (input.value !== undefined && input.generate) {
+      throw badRequest('give either "value" or "generate", not both');
+    }
+    return input.value ?? generateValue(input.generate ?? {});
+  };
+
+  return {
+    load,
+    mustLoad,
+
+    async create(ctx: CallContext, input: CreateCredentialInput): Promise<Credential> {
+      const metadata = input.metadata ?? {};
+      await access.check(ctx, 'create', resourceOf(input.name), { name: input.name, metadata });
+      const value = resolveValue(input);
+      await keyring.ensureTenantKey(ctx.tenant);
+      const { op, fingerprint } = await sealVersion(ctx, input.name, 1, value);
+      const now = clock().toISOString();
+      const credential: Credential = {
+        name: input.name,
+        type: input.type,
+        metadata,
+        ...(input.leases ? { leases: input.leases } : {}),
+        currentVersion: 1,
+        versions: [{ version: 1, createdAt: now, fingerprint }],
+        createdAt: now,
+        updatedAt: now,
+      };
+      const key = keys.credential(ctx.tenant, input.name);
+      return committer.commit(ctx, async () => {
+        if (await store.get(key)) {
+          throw conflict(`credential "${input.name}" already exists; put a new version or rotate it instead`);
+        }
+        return {
+          compare: [{ key, modRevision: 0 }],
+          ops: [op, { type: 'put', key, value: JSON.stringify(credential) }],
+          audit: [{ action: 'credential.create', resource: resourceOf(input.name), outcome: 'allowed' }],
+          result: credential,
+        };
+      });
+    },
+
+    async list(ctx: CallContext, query: z.output<typeof listCredentialsQuery>): Promise<Credential[]> {
+      await access.check(ctx, 'list', 'credentials', undefined, 'credential.list');
+      const selectors = (query.labels ?? '')
+        .split(',')
+        .filter(Boolean)
+        .map((pair) => {
+          const [key, ...rest] = pair.split('=');
+          if (!key || rest.length === 0)
+            throw badRequest(`label selector "${pair}" must look like key=value`);
+          return [key.trim(), rest.join('=').trim()] as const;
+        });
+      const { kvs } = await store.range(keys.credentials(ctx.tenant) + (query.prefix ?? ''));
+      const policies = await access.policiesOf(ctx);
+      const visible = kvs
+        .map((kv) => parseRecord<Credential>(kv.value))
+        .filter((c) => selectors.every(([k, v]) => c.metadata[k] === v))
+        .filter((c) => decide(ctx.principal, policies, 'list', c).allowed);
+      await committer.record(ctx, {
+        action: 'credential.list',
+        resource: 'credentials',
+        outcome: 'allowed',
+        reason: `${visible.length} listed`,
+      });
+      return visible;
+    },
+
+    async get(ctx: CallContext, name: string): Promise<Credential> {
+      const { credential } = await mustLoad(ctx, name, 'credential.read-metadata');
+      await access.check(ctx, 'read-metadata', resourceOf(name), credential, 'credential.read-metadata');
+      await committer.record(ctx, {
+        action: 'credential.read-metadata',
+        resource: resourceOf(name),
+        outcome: 'allowed',
+      });
+      return credential;
+    },
+
+    async update(ctx: CallContext, name: string, input: z.output<typeof updateCredentialRequest>) {
+      const { credential } = await mustLoad(ctx, name, 'credential.update');
+      await access.check(ctx, 'create', resourceOf(name), credential, 'credential.update');
+      return committer.commit(ctx, async () => {
+        const current = await mustLoad(ctx, name, 'credential.update', false);
+        const next: Credential = {
+          ...current.credential,
+          ...(input.metadata ? { metadata: input.metadata } : {}),
+          ...(input.leases ? { leases: input.leases } : {}),
+          updatedAt: clock().toISOString(),
+        };
+        const key = keys.credential(ctx.tenant, name);
+        return {
+          compare: [{ key, modRevision: current.modRevision }],
+          ops: [{ type: 'put', key, value: JSON.stringify(next) }],
+          audit: [{ action: 'credential.update', resource: resourceOf(name), outcome: 'allowed' }],
+          result: next,
+        };
+      });
+    },
+
+    /** A new version from a given value (put) or a generated one (rotate). */
+    async addVersion(
+      ctx: CallContext,
+      name: string,
+      input: { value?: string; generate?: RotateInput['generate']; revokeOldLeases?: boolean },
+      action: 'credential.put-version' | 'credential.rotate',
+    ): Promise<Credential> {
+      const { credential } = await mustLoad(ctx, name, action);
+      await access.check(ctx, 'rotate', resourceOf(name), credential, action);
+      const value = resolveValue(input);
+      return committer.commit(ctx, async () => {
+        const current = await mustLoad(ctx, name, action, false);
+        const version = current.credential.currentVersion + 1;
+        const { op, fingerprint } = await sealVersion(ctx, name, version, value);
+        const now = clock().toISOString();
+        const next: Credential = {
+          ...current.credential,
+          currentVersion: version,
+          versions: [...current.credential.versions, { version, createdAt: now, fingerprint }],
+          updatedAt: now,
+        };
+        const key = keys.credential(ctx.tenant, name);
+        const ops: Op[] = [op, { type: 'put', key, value: JSON.stringify(next) }];
+        let revoked = 0;
+        if (input.revokeOldLeases) {
+          const leases = await activeLeasesOf(ctx, (lease) => lease.credentialName === name);
+          ops.push(...leases.flatMap((lease) => revokeOps(ctx.tenant, lease, clock(), 'credential rotated')));
+          revoked = leases.length;
+        }
+        return {
+          compare: [{ key, modRevision: current.modRevision }],
+          ops,
+          audit: [
+            {
+              action,
+              resource: resourceOf(name),
+              outcome: 'allowed',
+              reason: `version ${version}${revoked ? `; ${revoked} older leases revoked` : ''}`,
+            },
+          ],
+          result: next,
+        };
+      });
+    },
+
+    async delete(ctx: CallContext, name: string) {
+      const { credential } = await mustLoad(ctx, name, 'credential.delete');
+      await access.check(ctx, 'delete', resourceOf(name), credential, 'credential.delete');
+      return committer.commit(ctx, async () => {
+        const current = await mustLoad(ctx, name, 'credential.delete', false);
+        const leases = await activeLeasesOf(ctx, (lease) => lease.credentialName === name);
+        const key = keys.credential(ctx.tenant, name);
+        return {
+          compare: [{ key, modRevision: current.modRevision }],
+          ops: [
+            ...leases.flatMap((lease) => revokeOps(ctx.tenant, lease, clock(), 'credential deleted')),
+            { type: 'deletePrefix', prefix: keys.values(ctx.tenant, name) },
+            { type: 'delete', key },
+          ],
+          audit: [
+            {
+              action: 'credential.delete',
+              resource: resourceOf(name),
+              outcome: 'allowed',
+              reason: `${leases.length} leases revoked`,
+            },
+          ],
+          result: { revoked: leases.length, leaseIds: leases.map((lease) => lease.id) },
+        };
+      });
+    },
+  };
+
+  async function activeLeasesOf(ctx: CallContext, filter: (lease: LeaseRecord) => boolean) {
+    const now = clock().getTime();
+    const { kvs } = await store.range(keys.leases(ctx.tenant));
+    return kvs
+      .map((kv) => parseRecord<LeaseRecord>(kv.value))
+      .filter((lease) => lease.state === 'active' && Date.parse(lease.expiresAt) > now && filter(lease));
+  }
+}
+
+export type CredentialService = ReturnType<typeof createCredentialService>;

@@ -1,0 +1,40 @@
+import type { Clock } from '../lib/clock.js';
+import type { Logger } from '../lib/logger.js';
+import type { Store } from '../store/store.js';
+import type { Committer } from './committer.js';
+
+/**
+ * What the core needs of the keyring (src/crypto/keyring.ts): sealed values are opaque
+ * JSON that the core stores inside its own records and hands back to open.
+ */
+export interface KeyringPort {
+  ensureTenantKey(tenant: string): Promise<unknown>;
+  sealValue(tenant: string, credential: string, version: number, plaintext: Buffer): Promise<unknown>;
+  openValue(tenant: string, credential: string, version: number, sealed: never): Promise<Buffer>;
+}
+
+export interface CoreConfig {
+  /** Used when neither the request nor the credential names a TTL. */
+  defaultLeaseTtlMs: number;
+  /** No lease outlives this, whatever policies say. */
+  maxLeaseTtlMs: number;
+  /** A system token may address a tenant that does not exist yet (vault dev). */
+  autoCreateTenants: boolean;
+}
+
+export const defaultCoreConfig: CoreConfig = {
+  defaultLeaseTtlMs: 15 * 60_000,
+  maxLeaseTtlMs: 24 * 3_600_000,
+  autoCreateTenants: false,
+};
+
+export interface CoreDeps {
+  store: Store;
+  keyring: KeyringPort;
+  clock: Clock;
+  logger: Logger;
+  committer: Committer;
+  config: CoreConfig;
+}
+
+export const parseRecord = <T>(value: string): T => JSON.parse(value) as T;

@@ -1,0 +1,68 @@
+import { type Clock, systemClock } from '../lib/clock.js';
+import { type Logger, silentLogger } from '../lib/logger.js';
+import type { Store } from '../store/store.js';
+import { createAccess } from './access.js';
+import { createAdminService } from './admin.js';
+import { createAuditService } from './audit-service.js';
+import { type AuditSink, nullAuditSink } from './audit-sink.js';
+import { createCommitter } from './committer.js';
+import { createCredentialService } from './credentials.js';
+import { type CoreConfig, type CoreDeps, defaultCoreConfig, type KeyringPort } from './deps.js';
+import { createFingerprints } from './fingerprints.js';
+import { createLeaseService } from './leases.js';
+import { createTenantService } from './tenants.js';
+import { createTokenService } from './tokens.js';
+
+export type { AuditSink } from './audit-sink.js';
+export { jsonLinesAuditSink, nullAuditSink } from './audit-sink.js';
+export type { CallContext, Principal } from './context.js';
+export { systemContext } from './context.js';
+export type { CoreConfig, KeyringPort } from './deps.js';
+export { ROOT_POLICY } from './policy-engine.js';
+
+export interface VaultCoreDeps {
+  store: Store;
+  keyring: KeyringPort;
+  clock?: Clock;
+  logger?: Logger;
+  auditSink?: AuditSink;
+  config?: Partial<CoreConfig>;
+}
+
+/** The Vault core: every service, wired to one store, keyring and audit chain. No HTTP, no k8s. */
+export function createVaultCore(options: VaultCoreDeps) {
+  const clock = options.clock ?? systemClock;
+  const committer = createCommitter({
+    store: options.store,
+    clock,
+    sink: options.auditSink ?? nullAuditSink,
+  });
+  const deps: CoreDeps = {
+    store: options.store,
+    keyring: options.keyring,
+    clock,
+    logger: options.logger ?? silentLogger,
+    committer,
+    config: { ...defaultCoreConfig, ...options.config },
+  };
+  const access = createAccess(deps);
+  const fingerprints = createFingerprints(deps);
+  const tokens = createTokenService({ ...deps, access });
+  const credentials = createCredentialService({ ...deps, access, fingerprints });
+  const leases = createLeaseService({ ...deps, access, fingerprints, credentials });
+  const admin = createAdminService({ ...deps, access });
+  return {
+    store: options.store,
+    committer,
+    tenants: createTenantService({ ...deps, tokens }),
+    tokens,
+    credentials,
+    leases,
+    policies: admin.policies,
+    identities: admin.identities,
+    audit: createAuditService({ ...deps, access, fingerprints }),
+    fingerprints,
+  };
+}
+
+export type VaultCore = ReturnType<typeof createVaultCore>;

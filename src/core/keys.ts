@@ -1,0 +1,29 @@
+/** The store's key layout, in one place. Every tenant's records live under its own prefix. */
+
+const root = '/vault';
+
+export const keys = {
+  tenant: (tenant: string) => `${root}/tenants/${tenant}`,
+  tenants: () => `${root}/tenants/`,
+  token: (hash: string) => `${root}/tokens/${hash}`,
+  accessor: (accessor: string) => `${root}/accessors/${accessor}`,
+  hmacKey: (tenant: string) => `${root}/keys/hmac/${tenant}`,
+
+  tenantPrefix: (tenant: string) => `${root}/t/${tenant}/`,
+  credential: (tenant: string, name: string) => `${root}/t/${tenant}/credentials/${name}`,
+  credentials: (tenant: string) => `${root}/t/${tenant}/credentials/`,
+  value: (tenant: string, name: string, version: number) =>
+    `${root}/t/${tenant}/values/${name}/${String(version).padStart(10, '0')}`,
+  values: (tenant: string, name: string) => `${root}/t/${tenant}/values/${name}/`,
+  lease: (tenant: string, id: string) => `${root}/t/${tenant}/leases/${id}`,
+  leases: (tenant: string) => `${root}/t/${tenant}/leases/`,
+  policy: (tenant: string, name: string) => `${root}/t/${tenant}/policies/${name}`,
+  policies: (tenant: string) => `${root}/t/${tenant}/policies/`,
+  identity: (tenant: string, type: string, name: string) => `${root}/t/${tenant}/identities/${type}/${name}`,
+  identities: (tenant: string) => `${root}/t/${tenant}/identities/`,
+  auditHead: (tenant: string) => `${root}/t/${tenant}/audit-head`,
+  auditRecord: (tenant: string, seq: number) => `${root}/t/${tenant}/audit/${String(seq).padStart(16, '0')}`,
+  auditRecords: (tenant: string) => `${root}/t/${tenant}/audit/`,
+};
+
+export const sealedValuePrefix = (tenant: string) => `${root}/t/${tenant}/values/`;

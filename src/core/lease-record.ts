@@ -1,0 +1,44 @@
+import type { Identity } from '../contract/common.js';
+import type { Lease, LeaseState } from '../contract/leases.js';
+import type { Op } from '../store/store.js';
+import { keys } from './keys.js';
+
+/** A lease as stored. `state` is what was written; expiry is derived at read time. */
+export interface LeaseRecord {
+  id: string;
+  tenant: string;
+  credentialName: string;
+  version: number;
+  identity: Identity;
+  issuedBy: Identity;
+  issuedAt: string;
+  expiresAt: string;
+  maxExpiresAt: string;
+  ttlMs: number;
+  renewable: boolean;
+  renewCount: number;
+  state: 'active' | 'revoked';
+  revokedAt?: string;
+  revokeReason?: string;
+}
+
+/** The state a reader sees: an active lease past its expiry is expired, by the server clock. */
+export function effectiveState(lease: LeaseRecord, now: Date): LeaseState {
+  if (lease.state === 'revoked') return 'revoked';
+  return Date.parse(lease.expiresAt) <= now.getTime() ? 'expired' : 'active';
+}
+
+export function toLease(lease: LeaseRecord, now: Date): Lease {
+  const { ttlMs: _ttl, ...rest } = lease;
+  return { ...rest, state: effectiveState(lease, now) };
+}
+
+export function revokeOps(tenant: string, lease: LeaseRecord, now: Date, reason: string): Op[] {
+  const revoked: LeaseRecord = {
+    ...lease,
+    state: 'revoked',
+    revokedAt: now.toISOString(),
+    revokeReason: reason,
+  };
+  return [{ type: 'put', key: keys.lease(tenant, lease.id), value: JSON.stringify(revoked) }];
+}

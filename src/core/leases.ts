@@ -1,0 +1,396 @@
+import { randomBytes } from 'node:crypto';
+import type { z } from 'zod';
+import type { Identity } from '../contract/common.js';
+import type { Credential } from '../contract/credentials.js';
+import type {
+  bulkRevokeRequest,
+  createLeaseRequest,
+  Lease,
+  LeaseEvent,
+  listLeasesQuery,
+} from '../contract/leases.js';
+import { durationMs, formatDuration } from '../lib/duration.js';
+import { badRequest, conflict, notFound, VaultError } from '../lib/errors.js';
+import type { Access } from './access.js';
+import { type CallContext, formatIdentity, sameIdentity } from './context.js';
+import type { CredentialService } from './credentials.js';
+import { type CoreDeps, parseRecord } from './deps.js';
+import type { Fingerprints } from './fingerprints.js';
+import { keys } from './keys.js';
+import { effectiveState, type LeaseRecord, revokeOps, toLease } from './lease-record.js';
+
+export type CreateLeaseInput = z.output<typeof createLeaseRequest>;
+export type ListLeasesInput = z.output<typeof listLeasesQuery>;
+export type BulkRevokeInput = z.output<typeof bulkRevokeRequest>;
+
+const resourceOf = (id: string) => `lease/${id}`;
+const newLeaseId = () => `lease_${randomBytes(16).toString('base64url')}`;
+
+export function createLeaseService(
+  deps: CoreDeps & { access: Access; fingerprints: Fingerprints; credentials: CredentialService },
+) {
+  const { store, keyring, committer, access, fingerprints, credentials, clock, config } = deps;
+
+  async function load(ctx: CallContext, id: string) {
+    const kv = await store.get(keys.lease(ctx.tenant, id));
+    return kv ? { lease: parseRecord<LeaseRecord>(kv.value), modRevision: kv.modRevision } : undefined;
+  }
+
+  /** Loads a lease the caller may see: its holder, its issuer or a tenant admin. */
+  async function loadVisible(ctx: CallContext, id: string, action: string) {
+    const found = await load(ctx, id);
+    if (!found) {
+      await committer.record(ctx, {
+        action,
+        resource: resourceOf(id),
+        outcome: 'error',
+        reason: 'not found',
+      });
+      throw notFound(`lease "${id}" does not exist in tenant "${ctx.tenant}"`);
+    }
+    const { lease } = found;
+    const caller = ctx.principal.identity;
+    if (
+      !sameIdentity(caller, lease.identity) &&
+      !sameIdentity(caller, lease.issuedBy) &&
+      !(await access.isAdmin(ctx))
+    ) {
+      throw await access.deny(
+        ctx,
+        action,
+        resourceOf(id),
+        `lease "${id}" belongs to ${formatIdentity(lease.identity)}, not to ${formatIdentity(caller)}`,
+        lease.identity,
+      );
+    }
+    return found;
+  }
+
+  async function requireActive(ctx: CallContext, lease: LeaseRecord, action: string) {
+    const state = effectiveState(lease, clock());
+    if (state === 'active') return;
+    const reason =
+      state === 'revoked'
+        ? `lease "${lease.id}" was revoked${lease.revokeReason ? ` (${lease.revokeReason})` : ''}; request a new lease`
+        : `lease "${lease.id}" expired at ${lease.expiresAt}; request a new lease`;
+    await committer.record(ctx, {
+      action,
+      resource: resourceOf(lease.id),
+      outcome: 'denied',
+      reason,
+      actingFor: lease.identity,
+    });
+    throw new VaultError(state === 'revoked' ? 'lease_revoked' : 'lease_expired', reason);
+  }
+
+  async function openValue(ctx: CallContext, lease: LeaseRecord): Promise<string> {
+    const kv = await store.get(keys.value(ctx.tenant, lease.credentialName, lease.version));
+    if (!kv)
+      throw new VaultError('lease_revoked', `version ${lease.version} of "${lease.credentialName}" is gone`);
+    const { sealed } = parseRecord<{ sealed: never }>(kv.value);
+    const plain = await keyring.openValue(ctx.tenant, lease.credentialName, lease.version, sealed);
+    return plain.toString('utf8');
+  }
+
+  function ttlLimits(
+    ctx: CallContext,
+    credential: Credential,
+    input: CreateLeaseInput,
+    ruleMaxMs: number | undefined,
+  ) {
+    const caps: Array<[number, string]> = [[config.maxLeaseTtlMs, 'the server maximum']];
+    if (ruleMaxMs !== undefined) caps.push([ruleMaxMs, 'your policy']);
+    if (credential.leases?.maxTtl)
+      caps.push([durationMs(credential.leases.maxTtl), `credential "${credential.name}"`]);
+    const [maxMs, source] = caps.reduce((a, b) => (b[0] < a[0] ? b : a));
+    const ttlMs = durationMs(
+      input.ttl ?? credential.leases?.defaultTtl ?? formatDuration(config.defaultLeaseTtlMs),
+    );
+    if (ttlMs > maxMs) {
+      throw badRequest(
+        `ttl ${formatDuration(ttlMs)} is above the maximum ${formatDuration(maxMs)} set by ${source}; ask for at most ${formatDuration(maxMs)}`,
+        { field: 'ttl' },
+      );
+    }
+    const maxTtlMs = Math.min(input.maxTtl ? durationMs(input.maxTtl) : maxMs, maxMs);
+    if (maxTtlMs < ttlMs) throw badRequest('maxTtl must not be shorter than ttl', { field: 'maxTtl' });
+    void ctx;
+    return { ttlMs, maxTtlMs };
+  }
+
+  const visibleTo = (ctx: CallContext, admin: boolean) => (lease: LeaseRecord) =>
+    admin ||
+    sameIdentity(lease.identity, ctx.principal.identity) ||
+    sameIdentity(lease.issuedBy, ctx.principal.identity);
+
+  return {
+    async create(ctx: CallContext, input: CreateLeaseInput): Promise<Lease> {
+      const target: Identity = input.identity ?? ctx.principal.identity;
+      const resource = `credential/${input.credentialName}`;
+      const { credential } = await credentials.mustLoad(ctx, input.credentialName, 'lease.create');
+      const decision = await access.check(ctx, 'lease', resource, credential, 'lease.create');
+      await access.checkActFor(ctx, target, 'lease.create', resource);
+      const { ttlMs, maxTtlMs } = ttlLimits(ctx, credential, input, decision.maxTtlMs);
+
+      return committer.commit(ctx, async () => {
+        const current = await credentials.load(ctx, input.credentialName);
+        if (!current) throw notFound(`credential "${input.credentialName}" was deleted`);
+        const version = input.version ?? current.credential.currentVersion;
+        if (!current.credential.versions.some((v) => v.version === version)) {
+          throw notFound(`credential "${input.credentialName}" has no version ${version}`);
+        }
+        const now = clock();
+        const lease: LeaseRecord = {
+          id: newLeaseId(),
+          tenant: ctx.tenant,
+          credentialName: input.credentialName,
+          version,
+          identity: target,
+          issuedBy: ctx.principal.identity,
+          issuedAt: now.toISOString(),
+          expiresAt: new Date(now.getTime() + ttlMs).toISOString(),
+          maxExpiresAt: new Date(now.getTime() + maxTtlMs).toISOString(),
+          ttlMs,
+          renewable: input.renewable,
+          renewCount: 0,
+          state: 'active',
+        };
+        const value = await openValue(ctx, lease);
+        const valueHmac = await fingerprints.of(ctx.tenant, value);
+        return {
+          compare: [
+            { key: keys.credential(ctx.tenant, input.credentialName), modRevision: current.modRevision },
+          ],
+          ops: [{ type: 'put', key: keys.lease(ctx.tenant, lease.id), value: JSON.stringify(lease) }],
+          audit: [
+            {
+              action: 'lease.create',
+              resource: resourceOf(lease.id),
+              outcome: 'allowed',
+              reason: `${input.credentialName} v${version} for ${formatDuration(ttlMs)}`,
+              actingFor: target,
+              valueHmac,
+            },
+          ],
+          result: { ...toLease(lease, now), value },
+        };
+      });
+    },
+
+    async get(ctx: CallContext, id: string): Promise<Lease> {
+      const { lease } = await loadVisible(ctx, id, 'lease.get');
+      await committer.record(ctx, {
+        action: 'lease.get',
+        resource: resourceOf(id),
+        outcome: 'allowed',
+        actingFor: lease.identity,
+      });
+      return toLease(lease, clock());
+    },
+
+    /** The value through an active lease; 410 once it expired or was revoked. */
+    async read(
+      ctx: CallContext,
+      id: string,
+      action: 'lease.read' | 'lease.reveal' = 'lease.read',
+    ): Promise<Lease> {
+      const { lease } = await loadVisible(ctx, id, action);
+      if (action === 'lease.reveal') {
+        const credential = (await credentials.load(ctx, lease.credentialName))?.credential;
+        await access.check(
+          ctx,
+          'reveal',
+          `credential/${lease.credentialName}`,
+          { name: lease.credentialName, metadata: credential?.metadata ?? {} },
+          action,
+        );
+      }
+      await requireActive(ctx, lease, action);
+      const value = await openValue(ctx, lease);
+      await committer.record(ctx, {
+        action,
+        resource: resourceOf(id),
+        outcome: 'allowed',
+        actingFor: lease.identity,
+        valueHmac: await fingerprints.of(ctx.tenant, value),
+      });
+      return { ...toLease(lease, clock()), value };
+    },
+
+    async renew(ctx: CallContext, id: string, input: { increment?: string | undefined }): Promise<Lease> {
+      await loadVisible(ctx, id, 'lease.renew');
+      return committer.commit(ctx, async () => {
+        const found = await load(ctx, id);
+        if (!found) throw notFound(`lease "${id}" does not exist`);
+        const { lease, modRevision } = found;
+        const now = clock();
+        const state = effectiveState(lease, now);
+        if (state !== 'active') {
+          throw new VaultError(
+            state === 'revoked' ? 'lease_revoked' : 'lease_expired',
+            `lease "${id}" is ${state} and cannot be renewed; request a new lease`,
+          );
+        }
+        if (!lease.renewable)
+          throw conflict(`lease "${id}" is not renewable; request a new lease before it expires`);
+        const incrementMs = input.increment ? durationMs(input.increment) : lease.ttlMs;
+        const wanted = now.getTime() + incrementMs;
+        const capped = Math.min(wanted, Date.parse(lease.maxExpiresAt));
+        const expiresAt = Math.max(capped, Date.parse(lease.expiresAt));
+        const renewed: LeaseRecord = {
+          ...lease,
+          expiresAt: new Date(expiresAt).toISOString(),
+          renewCount: lease.renewCount + 1,
+        };
+        const grantedTtlSeconds = Math.max(0, Math.floor((expiresAt - now.getTime()) / 1000));
+        return {
+          compare: [{ key: keys.lease(ctx.tenant, id), modRevision }],
+          ops: [{ type: 'put', key: keys.lease(ctx.tenant, id), value: JSON.stringify(renewed) }],
+          audit: [
+            {
+              action: 'lease.renew',
+              resource: resourceOf(id),
+              outcome: 'allowed',
+              reason: `granted ${grantedTtlSeconds}s${capped < wanted ? ' (capped by max TTL)' : ''}`,
+              actingFor: lease.identity,
+            },
+          ],
+          result: { ...toLease(renewed, now), grantedTtlSeconds },
+        };
+      });
+    },
+
+    async revoke(ctx: CallContext, id: string, reason = 'revoked by request'): Promise<Lease> {
+      await loadVisible(ctx, id, 'lease.revoke');
+      return committer.commit(ctx, async () => {
+        const found = await load(ctx, id);
+        if (!found) throw notFound(`lease "${id}" does not exist`);
+        const { lease, modRevision } = found;
+        const now = clock();
+        const audit = {
+          action: 'lease.revoke',
+          resource: resourceOf(id),
+          outcome: 'allowed' as const,
+          actingFor: lease.identity,
+        };
+        if (lease.state === 'revoked') {
+          return { ops: [], audit: [{ ...audit, reason: 'already revoked' }], result: toLease(lease, now) };
+        }
+        const ops = revokeOps(ctx.tenant, lease, now, reason);
+        return {
+          compare: [{ key: keys.lease(ctx.tenant, id), modRevision }],
+          ops,
+          audit: [{ ...audit, reason }],
+          result: toLease(
+            { ...lease, state: 'revoked', revokedAt: now.toISOString(), revokeReason: reason },
+            now,
+          ),
+        };
+      });
+    },
+
+    async bulkRevoke(ctx: CallContext, selector: BulkRevokeInput) {
+      let filter: (lease: LeaseRecord) => boolean;
+      let resource: string;
+      if ('credentialName' in selector) {
+        resource = `credential/${selector.credentialName}`;
+        const { credential } = await credentials.mustLoad(ctx, selector.credentialName, 'lease.revoke-bulk');
+        await access.check(ctx, 'rotate', resource, credential, 'lease.revoke-bulk');
+        filter = (lease) => lease.credentialName === selector.credentialName;
+      } else if ('identity' in selector) {
+        resource = `identity/${formatIdentity(selector.identity)}`;
+        if (!sameIdentity(selector.identity, ctx.principal.identity)) {
+          await access.check(ctx, 'admin', resource, undefined, 'lease.revoke-bulk');
+        }
+        filter = (lease) => sameIdentity(lease.identity, selector.identity);
+      } else {
+        resource = `tenant/${ctx.tenant}`;
+        await access.check(ctx, 'admin', resource, undefined, 'lease.revoke-bulk');
+        filter = () => true;
+      }
+      return committer.commit(ctx, async () => {
+        const now = clock();
+        const { kvs } = await store.range(keys.leases(ctx.tenant));
+        const leases = kvs
+          .map((kv) => parseRecord<LeaseRecord>(kv.value))
+          .filter((lease) => effectiveState(lease, now) === 'active' && filter(lease));
+        return {
+          ops: leases.flatMap((lease) => revokeOps(ctx.tenant, lease, now, 'bulk revocation')),
+          audit: [
+            {
+              action: 'lease.revoke-bulk',
+              resource,
+              outcome: 'allowed',
+              reason: `${leases.length} leases revoked`,
+            },
+          ],
+          result: { revoked: leases.length, leaseIds: leases.map((lease) => lease.id) },
+        };
+      });
+    },
+
+    async list(ctx: CallContext, query: ListLeasesInput): Promise<Lease[]> {
+      const admin = await access.isAdmin(ctx);
+      const now = clock();
+      const { kvs } = await store.range(keys.leases(ctx.tenant));
+      const leases = kvs
+        .map((kv) => parseRecord<LeaseRecord>(kv.value))
+        .filter(visibleTo(ctx, admin))
+        .filter((lease) => !query.state || effectiveState(lease, now) === query.state)
+        .filter((lease) => !query.credentialName || lease.credentialName === query.credentialName)
+        .filter((lease) => !query.identityType || lease.identity.type === query.identityType)
+        .filter((lease) => !query.identityName || lease.identity.name === query.identityName)
+        .slice(0, query.limit)
+        .map((lease) => toLease(lease, now));
+      await committer.record(ctx, {
+        action: 'lease.list',
+        resource: 'leases',
+        outcome: 'allowed',
+        reason: `${leases.length} listed`,
+      });
+      return leases;
+    },
+
+    /**
+     * Streams changes of the leases the caller may see. An `expired` event is sent when an
+     * active lease reaches its expiry (no store write happens then).
+     */
+    async watch(ctx: CallContext, onEvent: (event: LeaseEvent) => void): Promise<{ close(): Promise<void> }> {
+      const admin = await access.isAdmin(ctx);
+      const visible = visibleTo(ctx, admin);
+      const timers = new Map<string, NodeJS.Timeout>();
+      const scheduleExpiry = (lease: LeaseRecord) => {
+        clearTimeout(timers.get(lease.id));
+        if (lease.state !== 'active') return timers.delete(lease.id);
+        const delay = Math.max(0, Date.parse(lease.expiresAt) - clock().getTime());
+        const timer = setTimeout(
+          () => {
+            timers.delete(lease.id);
+            onEvent({ type: 'expired', lease: withoutValue(toLease(lease, clock())) });
+          },
+          Math.min(delay, 2_147_000_000),
+        );
+        timer.unref();
+        timers.set(lease.id, timer);
+      };
+      const watcher = await store.watch(keys.leases(ctx.tenant), 0, (event) => {
+        if (event.type !== 'put' || !event.value) return;
+        const lease = parseRecord<LeaseRecord>(event.value);
+        if (!visible(lease)) return;
+        const type = lease.state === 'revoked' ? 'revoked' : lease.renewCount > 0 ? 'renewed' : 'issued';
+        scheduleExpiry(lease);
+        onEvent({ type, lease: withoutValue(toLease(lease, clock())) });
+      });
+      return {
+        close: async () => {
+          for (const timer of timers.values()) clearTimeout(timer);
+          await watcher.close();
+        },
+      };
+    },
+  };
+}
+
+const withoutValue = ({ value: _value, ...lease }: Lease) => lease;
+
+export type LeaseService = ReturnType<typeof createLeaseService>;

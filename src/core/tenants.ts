@@ -1,0 +1,98 @@
+import type { CreatedToken } from '../contract/auth.js';
+import { conflict, notFound } from '../lib/errors.js';
+import { type CallContext, systemContext } from './context.js';
+import type { CoreDeps } from './deps.js';
+import { parseRecord } from './deps.js';
+import { keys } from './keys.js';
+import { ROOT_POLICY } from './policy-engine.js';
+import type { TokenService } from './tokens.js';
+
+export interface TenantRecord {
+  id: string;
+  createdAt: string;
+  description?: string;
+}
+
+export function createTenantService(deps: CoreDeps & { tokens: TokenService }) {
+  const { store, keyring, committer, clock, config } = deps;
+  const known = new Set<string>();
+
+  async function create(ctx: CallContext, id: string, description?: string): Promise<TenantRecord> {
+    const key = keys.tenant(id);
+    const record: TenantRecord = {
+      id,
+      createdAt: clock().toISOString(),
+      ...(description ? { description } : {}),
+    };
+    await keyring.ensureTenantKey(id);
+    const tenantCtx = { ...ctx, tenant: id };
+    await committer.commit(tenantCtx, async () => {
+      if (await store.get(key)) throw conflict(`tenant "${id}" already exists`);
+      return {
+        compare: [{ key, modRevision: 0 }],
+        ops: [{ type: 'put', key, value: JSON.stringify(record) }],
+        audit: [{ action: 'tenant.create', resource: `tenant/${id}`, outcome: 'allowed' }],
+        result: undefined,
+      };
+    });
+    known.add(id);
+    return record;
+  }
+
+  return {
+    create,
+
+    /** Creates the tenant and an admin token for it (POST /v1/sys/tenants). */
+    async createWithAdmin(
+      ctx: CallContext,
+      id: string,
+      description?: string,
+    ): Promise<{ tenant: TenantRecord; adminToken: CreatedToken }> {
+      const tenant = await create(ctx, id, description);
+      const adminToken = await deps.tokens.mint({ ...ctx, tenant: id }, id, {
+        identity: { type: 'human', name: 'admin' },
+        policies: [ROOT_POLICY],
+        ttlMs: 24 * 3_600_000,
+      });
+      return { tenant, adminToken };
+    },
+
+    async list(): Promise<TenantRecord[]> {
+      const { kvs } = await store.range(keys.tenants());
+      return kvs.map((kv) => parseRecord<TenantRecord>(kv.value));
+    },
+
+    async exists(id: string): Promise<boolean> {
+      if (known.has(id)) return true;
+      const found = (await store.get(keys.tenant(id))) !== undefined;
+      if (found) known.add(id);
+      return found;
+    },
+
+    /** Idempotently creates a tenant (operator: one per namespace; dev: on first use). */
+    async ensure(
+      id: string,
+      ctx: CallContext = systemContext(id, { type: 'workload', name: 'vault-system' }),
+    ) {
+      if (known.has(id) || (await store.get(keys.tenant(id)))) {
+        known.add(id);
+        return;
+      }
+      try {
+        await create(ctx, id);
+      } catch (err) {
+        if (!(err instanceof Error && 'code' in err && err.code === 'conflict')) throw err;
+        known.add(id);
+      }
+    },
+
+    /** Resolves the tenant a request acts in, creating it for system tokens in dev mode. */
+    async require(ctx: CallContext) {
+      if (await this.exists(ctx.tenant)) return;
+      if (ctx.principal.system && config.autoCreateTenants) return this.ensure(ctx.tenant, ctx);
+      throw notFound(`tenant "${ctx.tenant}" does not exist`);
+    },
+  };
+}
+
+export type TenantService = ReturnType<typeof createTenantService>;

@@ -1,0 +1,175 @@
+import { createHash, randomBytes } from 'node:crypto';
+import type { z } from 'zod';
+import type { CreatedToken, createTokenRequest, TokenInfo } from '../contract/auth.js';
+import type { Identity } from '../contract/common.js';
+import type { IdentityRecord } from '../contract/policies.js';
+import { durationMs } from '../lib/duration.js';
+import { notFound, unauthenticated } from '../lib/errors.js';
+import type { Access } from './access.js';
+import { type CallContext, formatIdentity, type Principal, sameIdentity } from './context.js';
+import { type CoreDeps, parseRecord } from './deps.js';
+import { keys } from './keys.js';
+
+export type CreateTokenInput = z.output<typeof createTokenRequest>;
+
+/** Tokens carry a recognizable prefix so secret scanners can find leaked ones. */
+export const TOKEN_PREFIX = 'vlt_';
+
+interface TokenRecord extends TokenInfo {
+  hash: string;
+}
+
+const hashToken = (token: string) => createHash('sha256').update(token).digest('hex');
+const resourceOf = (accessor: string) => `token/${accessor}`;
+
+/**
+ * Tokens are 256 random bits, stored only as their SHA-256 (lookups go by hash, so no
+ * comparison of secret material happens in this process). The accessor is a separate
+ * random id that can look a token up or revoke it without knowing it.
+ */
+export function createTokenService(deps: CoreDeps & { access: Access }) {
+  const { store, committer, access, clock } = deps;
+
+  async function mint(
+    ctx: CallContext | undefined,
+    tenant: string,
+    input: { identity: Identity; policies: string[]; ttlMs: number; displayName?: string; system?: boolean },
+    extraOps: { audit: boolean } = { audit: true },
+  ): Promise<CreatedToken> {
+    const token = `${TOKEN_PREFIX}${randomBytes(32).toString('base64url')}`;
+    const accessor = `acc_${randomBytes(12).toString('base64url')}`;
+    const now = clock();
+    const info: TokenInfo = {
+      accessor,
+      tenant,
+      identity: input.identity,
+      policies: input.policies,
+      ...(input.displayName ? { displayName: input.displayName } : {}),
+      issuedAt: now.toISOString(),
+      expiresAt: new Date(now.getTime() + input.ttlMs).toISOString(),
+      ...(ctx ? { createdBy: ctx.principal.identity } : {}),
+      ...(input.system ? { system: true } : {}),
+    };
+    const hash = hashToken(token);
+    const ops = [
+      { type: 'put' as const, key: keys.token(hash), value: JSON.stringify({ ...info, hash }) },
+      { type: 'put' as const, key: keys.accessor(accessor), value: JSON.stringify({ hash, tenant }) },
+    ];
+    if (ctx && extraOps.audit) {
+      await committer.commit(ctx, async () => ({
+        ops,
+        audit: [
+          {
+            action: 'token.create',
+            resource: resourceOf(accessor),
+            outcome: 'allowed',
+            actingFor: input.identity,
+            reason: `policies: ${input.policies.join(', ') || 'none'}`,
+          },
+        ],
+        result: undefined,
+      }));
+    } else {
+      await store.txn({ success: ops });
+    }
+    return { ...info, token };
+  }
+
+  async function byAccessor(ctx: CallContext, accessor: string, action: string) {
+    const kv = await store.get(keys.accessor(accessor));
+    const ref = kv ? parseRecord<{ hash: string; tenant: string }>(kv.value) : undefined;
+    const record = ref && ref.tenant === ctx.tenant ? await store.get(keys.token(ref.hash)) : undefined;
+    if (!record) {
+      await committer.record(ctx, {
+        action,
+        resource: resourceOf(accessor),
+        outcome: 'error',
+        reason: 'not found',
+      });
+      throw notFound(`no token with accessor "${accessor}" in tenant "${ctx.tenant}"`);
+    }
+    return parseRecord<TokenRecord>(record.value);
+  }
+
+  return {
+    mint,
+
+    /** Resolves a bearer token to a principal, or throws 401 with a reason that leaks nothing. */
+    async authenticate(token: string): Promise<Principal> {
+      if (!token.startsWith(TOKEN_PREFIX) || token.length > 128)
+        throw unauthenticated('the token is malformed');
+      const kv = await store.get(keys.token(hashToken(token)));
+      if (!kv) throw unauthenticated('the token is unknown or was revoked; log in again');
+      const record = parseRecord<TokenRecord>(kv.value);
+      if (Date.parse(record.expiresAt) <= clock().getTime()) {
+        throw unauthenticated(`the token expired at ${record.expiresAt}; log in again`);
+      }
+      const identityKv = await store.get(
+        keys.identity(record.tenant, record.identity.type, record.identity.name),
+      );
+      const identityPolicies = identityKv ? parseRecord<IdentityRecord>(identityKv.value).policies : [];
+      return {
+        tenant: record.tenant,
+        identity: record.identity,
+        policies: [...new Set([...record.policies, ...identityPolicies])],
+        system: record.system === true,
+        accessor: record.accessor,
+      };
+    },
+
+    async create(ctx: CallContext, input: CreateTokenInput): Promise<CreatedToken> {
+      const resource = `identity/${formatIdentity(input.identity)}`;
+      if (
+        !sameIdentity(input.identity, ctx.principal.identity) ||
+        input.policies.some((p) => !ctx.principal.policies.includes(p))
+      ) {
+        // Minting for someone else, or with policies the caller does not hold, is administration.
+        await access.check(ctx, 'admin', resource, undefined, 'token.create');
+      }
+      return mint(ctx, ctx.tenant, {
+        identity: input.identity,
+        policies: input.policies,
+        ttlMs: durationMs(input.ttl),
+        ...(input.displayName ? { displayName: input.displayName } : {}),
+      });
+    },
+
+    async lookup(ctx: CallContext, accessor: string): Promise<TokenInfo> {
+      const record = await byAccessor(ctx, accessor, 'token.lookup');
+      if (record.accessor !== ctx.principal.accessor) {
+        await access.check(ctx, 'admin', resourceOf(accessor), undefined, 'token.lookup');
+      }
+      await committer.record(ctx, {
+        action: 'token.lookup',
+        resource: resourceOf(accessor),
+        outcome: 'allowed',
+      });
+      const { hash: _hash, ...info } = record;
+      return info;
+    },
+
+    async revoke(ctx: CallContext, accessor: string): Promise<void> {
+      const record = await byAccessor(ctx, accessor, 'token.revoke');
+      if (record.accessor !== ctx.principal.accessor) {
+        await access.check(ctx, 'admin', resourceOf(accessor), undefined, 'token.revoke');
+      }
+      await committer.commit(ctx, async () => ({
+        ops: [
+          { type: 'delete', key: keys.token(record.hash) },
+          { type: 'delete', key: keys.accessor(accessor) },
+        ],
+        audit: [
+          {
+            action: 'token.revoke',
+            resource: resourceOf(accessor),
+            outcome: 'allowed',
+            actingFor: record.identity,
+          },
+        ],
+        result: undefined,
+      }));
+    },
+  };
+}
+
+export type TokenService = ReturnType<typeof createTokenService>;
