@@ -1,0 +1,109 @@
+/**
+ * A resumable walk over every record under some store prefixes, in key order, one page at a
+ * time. After each page the position is handed to `save` (which persists it), so a walk that
+ * stopped (a crash, an abort, a failing progress callback) continues from its last saved page.
+ *
+ * A walk has two passes. `rewrap` visits everything once; `sweep` then visits everything again
+ * from the start, to catch records that requests in flight at the start of a rotation wrote
+ * with the old key after the first pass had gone by. Visits must be idempotent: a page that
+ * was being visited when the walk stopped is visited again on resume.
+ */
+import type { KeyValue, Store } from '../store/store.js';
+import type { Cursor } from './key-records.js';
+
+export interface RotationProgress {
+  /** Records visited in the first pass so far (including ones that needed no change). */
+  done: number;
+  total: number;
+}
+
+export interface RotationOptions {
+  /** Called after every page is saved. If it throws, the rotation stops there and can be resumed. */
+  onProgress?: (progress: RotationProgress) => void | Promise<void>;
+  /** Stops the rotation after the current page; it can be resumed later. */
+  signal?: AbortSignal;
+}
+
+export interface WalkState {
+  phase: 'rewrap' | 'sweep';
+  cursor: Cursor;
+}
+
+export const startState = (): WalkState => ({ phase: 'rewrap', cursor: { prefix: 0, after: null } });
+
+export async function walk(args: {
+  store: Store;
+  prefixes: string[];
+  state: WalkState;
+  pageSize: number;
+  visit: (kv: KeyValue) => Promise<void>;
+  save: (state: WalkState) => Promise<void>;
+  options: RotationOptions;
+}): Promise<void> {
+  const { store, prefixes, pageSize, options } = args;
+  let { phase, cursor } = args.state;
+  const counts = await count(store, prefixes, cursor, pageSize);
+  let done = phase === 'rewrap' ? counts.before : counts.total;
+  const report = async () =>
+    options.onProgress?.({ done: Math.min(done, counts.total), total: counts.total });
+  await report();
+
+  for (;;) {
+    options.signal?.throwIfAborted();
+    const prefix = prefixes[cursor.prefix];
+    if (prefix === undefined) {
+      if (phase === 'sweep') return;
+      phase = 'sweep';
+      cursor = { prefix: 0, after: null };
+      await args.save({ phase, cursor });
+      continue;
+    }
+    const page = await store.range(prefix, {
+      limit: pageSize,
+      ...(cursor.after ? { startAfter: cursor.after } : {}),
+    });
+    for (const kv of page.kvs) {
+      await args.visit(kv);
+      if (phase === 'rewrap') done++;
+    }
+    const last = page.kvs.at(-1);
+    cursor =
+      page.more && last
+        ? { prefix: cursor.prefix, after: last.key }
+        : { prefix: cursor.prefix + 1, after: null };
+    await args.save({ phase, cursor });
+    if (phase === 'rewrap' && page.kvs.length > 0) await report();
+  }
+}
+
+/** How many records there are, and how many come before the cursor (for resumed progress). */
+async function count(
+  store: Store,
+  prefixes: string[],
+  cursor: Cursor,
+  pageSize: number,
+): Promise<{ total: number; before: number }> {
+  let total = 0;
+  let before = 0;
+  for (const [index, prefix] of prefixes.entries()) {
+    let after: string | undefined;
+    for (;;) {
+      const page = await store.range(prefix, {
+        limit: Math.max(pageSize, 500),
+        ...(after ? { startAfter: after } : {}),
+      });
+      for (const kv of page.kvs) {
+        total++;
+        const passed =
+          index < cursor.prefix ||
+          (index === cursor.prefix &&
+            cursor.after !== null &&
+            Buffer.compare(Buffer.from(kv.key), Buffer.from(cursor.after)) <= 0);
+        if (passed) before++;
+      }
+      after = page.kvs.at(-1)?.key;
+      if (!page.more || after === undefined) break;
+    }
+  }
+  return { total, before };
+}
