@@ -83,20 +83,57 @@ GO
     done)
 }
 
-build_helm() {
-  GOBIN="$ASSETS/.helm-bin" go install -trimpath \
-    -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=v$HELM_VERSION" \
-    "helm.sh/helm/v3/cmd/helm@v$HELM_VERSION" >&2
-  mv "$ASSETS/.helm-bin/helm" "$ASSETS/helm"
+# helm's own Makefile stamps the Kubernetes version of its client-go into the binary; without
+# it `helm template` and `helm lint` assume Kubernetes 1.20 (.Capabilities.KubeVersion).
+helm_kube_minor() {
+  local gomod
+  gomod=$(go mod download -json "helm.sh/helm/v3@v$HELM_VERSION" | sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",*$/\1/p')
+  sed -n 's/^[[:space:]]*k8s.io\/client-go v0\.\([0-9][0-9]*\)\..*/\1/p' "$gomod" | head -n 1
 }
 
-have() { [ -x "$ASSETS/$1" ] || [ -n "${2:-}" ]; }
+build_helm() {
+  local minor ld="-s -w -X helm.sh/helm/v3/internal/version.version=v$HELM_VERSION"
+  minor=$(helm_kube_minor)
+  [ -n "$minor" ] || { log "cannot find helm's client-go version"; exit 1; }
+  for p in helm.sh/helm/v3/pkg/chartutil helm.sh/helm/v3/pkg/lint/rules; do
+    ld="$ld -X $p.k8sVersionMajor=1 -X $p.k8sVersionMinor=$minor"
+  done
+  rm -rf "$ASSETS/.helm-bin"
+  GOBIN="$ASSETS/.helm-bin" go install -trimpath -ldflags "$ld" "helm.sh/helm/v3/cmd/helm@v$HELM_VERSION" >&2
+  mv "$ASSETS/.helm-bin/helm" "$ASSETS/helm"
+  rm -rf "$ASSETS/.helm-bin"
+  echo "1.$minor" >"$ASSETS/.helm-kube-version"
+}
+
+# A binary counts as present when the cache has it or the user named an executable of their own.
+have() { [ -x "$ASSETS/$1" ] || { [ -n "${2:-}" ] && [ -x "$2" ]; }; }
+
+# Fast path: everything is there, nothing to lock or build.
+if have etcd "${TEST_ASSET_ETCD:-${KUBEBUILDER_ASSETS:+$KUBEBUILDER_ASSETS/etcd}}" &&
+  have kube-apiserver "${TEST_ASSET_KUBE_APISERVER:-${KUBEBUILDER_ASSETS:+$KUBEBUILDER_ASSETS/kube-apiserver}}" &&
+  have kubectl "${TEST_ASSET_KUBECTL:-${KUBEBUILDER_ASSETS:+$KUBEBUILDER_ASSETS/kubectl}}" &&
+  { [ -n "${TEST_ASSET_HELM:-}" ] || { have helm && [ -f "$ASSETS/.helm-kube-version" ]; }; }; then
+  echo "$ASSETS"
+  exit 0
+fi
+
+command -v go >/dev/null || { log "building the test binaries needs Go 1.24+ (https://go.dev/dl/), or set KUBEBUILDER_ASSETS / TEST_ASSET_*"; exit 1; }
+
+# Two test runs starting at once must not build into the same directories.
+exec 9>"$CACHE/.build.lock"
+if command -v flock >/dev/null; then
+  flock 9 || true
+fi
 
 have etcd "${TEST_ASSET_ETCD:-${KUBEBUILDER_ASSETS:+$KUBEBUILDER_ASSETS/etcd}}" || { log "building etcd v$ETCD_VERSION"; build_etcd; }
 missing=()
 have kube-apiserver "${TEST_ASSET_KUBE_APISERVER:-${KUBEBUILDER_ASSETS:+$KUBEBUILDER_ASSETS/kube-apiserver}}" || missing+=(kube-apiserver)
 have kubectl "${TEST_ASSET_KUBECTL:-${KUBEBUILDER_ASSETS:+$KUBEBUILDER_ASSETS/kubectl}}" || missing+=(kubectl)
 [ ${#missing[@]} -eq 0 ] || build_kube "${missing[@]}"
-have helm "${TEST_ASSET_HELM:-}" || { log "building helm v$HELM_VERSION"; build_helm; }
+# A helm built before the version stamp was added (no .helm-kube-version) is rebuilt.
+if [ -z "${TEST_ASSET_HELM:-}" ] && ! { have helm && [ -f "$ASSETS/.helm-kube-version" ]; }; then
+  log "building helm v$HELM_VERSION"
+  build_helm
+fi
 log "assets ready in $ASSETS"
 echo "$ASSETS"

@@ -39,7 +39,9 @@ describe('the control-plane harness', () => {
     expect(readFileSync(cp.kubeconfigPath, 'utf8')).toContain(cp.server);
     const whoami = await cp.kubectl(['auth', 'whoami', '-o', 'json']);
     expect(whoami.code, whoami.stderr).toBe(0);
-    const info = JSON.parse(whoami.stdout) as { status: { userInfo: { username: string; groups: string[] } } };
+    const info = JSON.parse(whoami.stdout) as {
+      status: { userInfo: { username: string; groups: string[] } };
+    };
     expect(info.status.userInfo.username).toBe('vault-test-admin');
     expect(info.status.userInfo.groups).toContain('system:masters');
   });
@@ -53,7 +55,9 @@ describe('the control-plane harness', () => {
       body: { spec: { audiences: ['vault'], expirationSeconds: 600 } },
     });
     const asServiceAccount = cp.kubeConfigForToken(status!.token).makeApiClient(CoreV1Api);
-    await expect(asServiceAccount.listNamespacedSecret({ namespace: 'rbac' })).rejects.toMatchObject({ code: 403 });
+    await expect(asServiceAccount.listNamespacedSecret({ namespace: 'rbac' })).rejects.toMatchObject({
+      code: 403,
+    });
   });
 
   it('reports a failing kubectl command by its exit code, not by throwing', async () => {

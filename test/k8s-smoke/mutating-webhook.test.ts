@@ -29,7 +29,13 @@ function startWebhook(cert: { certPem: string; keyPem: string }) {
       const pod = review.request.object;
       seen.push(pod.metadata?.name ?? review.request.name ?? '');
       const patch = pod.metadata?.annotations
-        ? [{ op: 'add', path: `/metadata/annotations/${mutatedAnnotation.replace('/', '~1')}`, value: 'true' }]
+        ? [
+            {
+              op: 'add',
+              path: `/metadata/annotations/${mutatedAnnotation.replace('/', '~1')}`,
+              value: 'true',
+            },
+          ]
         : [{ op: 'add', path: '/metadata/annotations', value: { [mutatedAnnotation]: 'true' } }];
       res.writeHead(200, { 'content-type': 'application/json' }).end(
         JSON.stringify({
@@ -47,13 +53,18 @@ function startWebhook(cert: { certPem: string; keyPem: string }) {
   });
   return new Promise<{ server: Server; port: number; seen: string[] }>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve({ server, port: (server.address() as AddressInfo).port, seen }));
+    server.listen(0, '127.0.0.1', () =>
+      resolve({ server, port: (server.address() as AddressInfo).port, seen }),
+    );
   });
 }
 
 const pod = (name: string, labels?: Record<string, string>): V1Pod => ({
   metadata: { name, labels },
-  spec: { automountServiceAccountToken: false, containers: [{ name: 'app', image: 'registry.invalid/app:1' }] },
+  spec: {
+    automountServiceAccountToken: false,
+    containers: [{ name: 'app', image: 'registry.invalid/app:1' }],
+  },
 });
 
 describe('a MutatingWebhookConfiguration served from 127.0.0.1', () => {
@@ -65,7 +76,9 @@ describe('a MutatingWebhookConfiguration served from 127.0.0.1', () => {
     cp = await startControlPlane();
     core = cp.kubeConfig().makeApiClient(CoreV1Api);
     await cp.createNamespace(namespace);
-    webhook = await startWebhook(await cp.issueCertificate({ commonName: 'webhook', ipAddresses: ['127.0.0.1'] }));
+    webhook = await startWebhook(
+      await cp.issueCertificate({ commonName: 'webhook', ipAddresses: ['127.0.0.1'] }),
+    );
 
     await cp
       .kubeConfig()

@@ -1,4 +1,9 @@
-import { AuthenticationV1Api, CoreV1Api, type V1Pod, type V1TokenReviewStatus } from '@kubernetes/client-node';
+import {
+  AuthenticationV1Api,
+  CoreV1Api,
+  type V1Pod,
+  type V1TokenReviewStatus,
+} from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ControlPlane, startControlPlane } from '../support/control-plane.js';
 
@@ -15,7 +20,11 @@ const podFor = (name: string, serviceAccountName?: string): V1Pod => ({
   },
 });
 
-async function eventually<T>(read: () => Promise<T>, done: (value: T) => boolean, timeoutMs = 30_000): Promise<T> {
+async function eventually<T>(
+  read: () => Promise<T>,
+  done: (value: T) => boolean,
+  timeoutMs = 30_000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await read();
@@ -37,7 +46,12 @@ describe('ServiceAccount tokens: TokenRequest and TokenReview', () => {
         spec: {
           audiences: [audience],
           expirationSeconds: 600,
-          boundObjectRef: pod && { apiVersion: 'v1', kind: 'Pod', name: pod.metadata!.name, uid: pod.metadata!.uid },
+          boundObjectRef: pod && {
+            apiVersion: 'v1',
+            kind: 'Pod',
+            name: pod.metadata!.name,
+            uid: pod.metadata!.uid,
+          },
         },
       },
     });
