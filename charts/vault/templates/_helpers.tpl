@@ -1,0 +1,136 @@
+{{/* Names. */}}
+{{- define "vault.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "vault.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 40 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 40 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 40 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Component names stay under 63 characters: the full name is capped at 40. */}}
+{{- define "vault.server.name" -}}{{ include "vault.fullname" . }}-server{{- end -}}
+{{- define "vault.controller.name" -}}{{ include "vault.fullname" . }}-controller{{- end -}}
+{{- define "vault.webhook.name" -}}{{ include "vault.fullname" . }}-webhook{{- end -}}
+{{- define "vault.etcd.name" -}}{{ include "vault.fullname" . }}-etcd{{- end -}}
+{{- define "vault.rootKey.secretName" -}}
+{{- default (printf "%s-root-key" (include "vault.fullname" .)) .Values.rootKey.existingSecret -}}
+{{- end -}}
+{{- define "vault.etcd.tlsSecretName" -}}{{ include "vault.fullname" . }}-etcd-tls{{- end -}}
+{{- define "vault.webhook.tlsSecretName" -}}{{ include "vault.fullname" . }}-webhook-tls{{- end -}}
+{{/* Cluster-scoped objects carry the namespace so that two releases of the same name in
+     different namespaces do not collide. */}}
+{{- define "vault.clusterName" -}}{{ include "vault.fullname" . }}-{{ .Release.Namespace }}{{- end -}}
+
+{{/* Labels. */}}
+{{- define "vault.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "vault.name" .root }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{- define "vault.labels" -}}
+{{ include "vault.selectorLabels" . }}
+app.kubernetes.io/version: {{ .root.Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .root.Release.Service }}
+app.kubernetes.io/part-of: vault
+helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version | replace "+" "_" }}
+{{- with .root.Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{/* The image every role runs. */}}
+{{- define "vault.image" -}}
+{{- $tag := default .Chart.AppVersion .Values.image.tag -}}
+{{- if .Values.image.digest -}}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" .Values.image.repository $tag -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "vault.agentImage" -}}
+{{- $repo := default .Values.image.repository .Values.webhook.agent.repository -}}
+{{- $tag := default (default .Chart.AppVersion .Values.image.tag) .Values.webhook.agent.tag -}}
+{{- if and .Values.image.digest (not .Values.webhook.agent.repository) (not .Values.webhook.agent.tag) -}}
+{{- printf "%s@%s" $repo .Values.image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" $repo $tag -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The API server's in-cluster address, for the controller and the injected agents. */}}
+{{- define "vault.server.address" -}}
+{{- printf "%s://%s.%s.svc:%v" (ternary "https" "http" .Values.server.tls.enabled) (include "vault.fullname" .) .Release.Namespace .Values.server.service.port -}}
+{{- end -}}
+
+{{/* A preferred anti-affinity on the component's own pods, unless the user set affinity. */}}
+{{- define "vault.affinity" -}}
+{{- if .affinity -}}
+{{ toYaml .affinity }}
+{{- else -}}
+podAntiAffinity:
+  preferredDuringSchedulingIgnoredDuringExecution:
+    - weight: 100
+      podAffinityTerm:
+        topologyKey: kubernetes.io/hostname
+        labelSelector:
+          matchLabels:
+            {{- include "vault.selectorLabels" . | nindent 12 }}
+{{- end -}}
+{{- end -}}
+
+{{/* Shared pod-spec fields: pull secrets, security context, scheduling. */}}
+{{- define "vault.podCommon" -}}
+{{- with .root.Values.imagePullSecrets }}
+imagePullSecrets:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+securityContext:
+  {{- toYaml .root.Values.podSecurityContext | nindent 2 }}
+{{- with .values.nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .values.tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+affinity:
+  {{- include "vault.affinity" (dict "root" .root "component" .component "affinity" .values.affinity) | nindent 2 }}
+{{- end -}}
+
+{{/* The bundled etcd's client URLs. */}}
+{{- define "vault.etcd.endpoints" -}}
+{{- $name := include "vault.etcd.name" . -}}
+{{- $urls := list -}}
+{{- range $i := until (int .Values.etcd.replicas) -}}
+{{- $urls = append $urls (printf "https://%s-%d.%s.%s.svc:2379" $name $i $name $.Release.Namespace) -}}
+{{- end -}}
+{{- join "," $urls -}}
+{{- end -}}
+
+{{/* Values the schema cannot express; fail with a message that says what to change. */}}
+{{- define "vault.validate" -}}
+{{- if and (eq .Values.storage.type "external") (empty .Values.storage.external.endpoints) -}}
+{{- fail "storage.type is external, so set storage.external.endpoints to your etcd client URLs" -}}
+{{- end -}}
+{{- if and (eq .Values.storage.type "external") .Values.storage.external.tls.enabled (empty .Values.storage.external.tls.existingSecret) -}}
+{{- fail "storage.external.tls.enabled is true, so set storage.external.tls.existingSecret to a Secret with the etcd CA, client certificate and key (or set storage.external.tls.enabled=false)" -}}
+{{- end -}}
+{{- if and .Values.server.tls.enabled (empty .Values.server.tls.existingSecret) -}}
+{{- fail "server.tls.enabled is true, so set server.tls.existingSecret to a kubernetes.io/tls Secret" -}}
+{{- end -}}
+{{- if and .Values.controller.enabled (gt (int .Values.controller.replicas) 1) (not .Values.controller.leaderElection.enabled) -}}
+{{- fail "controller.replicas > 1 needs controller.leaderElection.enabled=true (two leaders would reconcile the same objects)" -}}
+{{- end -}}
+{{- end -}}
