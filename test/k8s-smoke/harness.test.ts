@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { request } from 'node:http';
+import { createServer, request } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CoreV1Api, VersionApi } from '@kubernetes/client-node';
@@ -89,6 +90,20 @@ describe('a control plane that cannot start', () => {
       expect(readFileSync(join(workDir, 'pids'), 'utf8').trim()).toBe('');
     } finally {
       await rm(workDir, { recursive: true, force: true });
+    }
+  });
+
+  it('gives up on a port that stays taken, after retrying', async () => {
+    const squatter = createServer();
+    await new Promise<void>((resolve) => squatter.listen(0, '127.0.0.1', resolve));
+    const { port } = squatter.address() as AddressInfo;
+    try {
+      // The flag comes after the harness's own --secure-port, so every attempt hits the squatter.
+      await expect(startControlPlane({ apiserverFlags: [`--secure-port=${port}`] })).rejects.toThrow(
+        /kube-apiserver exited[\s\S]*address already in use/,
+      );
+    } finally {
+      squatter.close();
     }
   });
 });

@@ -12,7 +12,15 @@
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
-import { appendFileSync, closeSync, existsSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  closeSync,
+  existsSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
@@ -144,7 +152,8 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
   }
 }
 
-class PortInUseError extends Error {}
+/** A bind failure: the port was free when probed but taken by the time the process bound it. */
+class PortInUseError extends ControlPlaneStartError {}
 
 async function startOnce(
   assets: Assets,
@@ -154,6 +163,8 @@ async function startOnce(
   options: ControlPlaneOptions,
 ): Promise<ControlPlane> {
   const [clientPort, peerPort, securePort] = await freePorts(3);
+  // A failed attempt's data dir remembers its peer URL; every attempt starts from scratch.
+  rmSync(join(workDir, 'etcd-data'), { recursive: true, force: true });
   const etcdEndpoint = `http://127.0.0.1:${clientPort}`;
   const etcdLog = join(workDir, 'etcd.log');
   const etcd = running.spawn(
@@ -222,20 +233,22 @@ async function startOnce(
   const toolHome = join(workDir, 'home');
   await mkdir(toolHome, { recursive: true });
 
-  const tool = (binary: string) => (args: string[], opts: CommandOptions = {}) =>
-    runCommand(binary, args, {
-      ...opts,
-      env: {
-        ...withoutPrefix(withoutPrefix(process.env, 'HELM_'), 'KUBECTL_'),
-        // kubectl's discovery cache and helm's repositories stay inside the work directory.
-        HOME: toolHome,
-        KUBECONFIG: kubeconfigPath,
-        HELM_CACHE_HOME: join(toolHome, '.cache', 'helm'),
-        HELM_CONFIG_HOME: join(toolHome, '.config', 'helm'),
-        HELM_DATA_HOME: join(toolHome, '.local', 'share', 'helm'),
-        ...opts.env,
-      },
-    });
+  const tool =
+    (binary: string) =>
+    (args: string[], opts: CommandOptions = {}) =>
+      runCommand(binary, args, {
+        ...opts,
+        env: {
+          ...withoutPrefix(withoutPrefix(process.env, 'HELM_'), 'KUBECTL_'),
+          // kubectl's discovery cache and helm's repositories stay inside the work directory.
+          HOME: toolHome,
+          KUBECONFIG: kubeconfigPath,
+          HELM_CACHE_HOME: join(toolHome, '.cache', 'helm'),
+          HELM_CONFIG_HOME: join(toolHome, '.config', 'helm'),
+          HELM_DATA_HOME: join(toolHome, '.local', 'share', 'helm'),
+          ...opts.env,
+        },
+      });
 
   const kubeConfig = (): KubeConfig => {
     const kc = new KubeConfig();
@@ -312,7 +325,8 @@ function trackRun(workDir: string, ownsDir: boolean): RunningSet {
 
   return {
     spawn(binary, args, logPath, env) {
-      const log = openSync(logPath, 'a');
+      // Truncated per attempt, so a retry's failure is judged by its own log.
+      const log = openSync(logPath, 'w');
       // Detached: a Ctrl-C in the terminal reaches the test process, which stops these in
       // order, instead of killing them behind its back.
       const child = spawn(binary, args, { stdio: ['ignore', log, log], detached: true, env });
@@ -413,10 +427,10 @@ async function waitFor(
   while (Date.now() < deadline) {
     if (child.exitCode !== null || child.signalCode !== null) {
       const log = tail(logPath, 40);
-      if (/address already in use/.test(log)) throw new PortInUseError(`${name}: port taken`);
-      throw new ControlPlaneStartError(
-        `${name} exited (${child.exitCode ?? child.signalCode}) before it was ready; last lines of its log:\n${log}`,
-      );
+      const message = `${name} exited (${child.exitCode ?? child.signalCode}) before it was ready; last lines of its log:\n${log}`;
+      throw /address already in use/.test(log)
+        ? new PortInUseError(message)
+        : new ControlPlaneStartError(message);
     }
     try {
       if (await ready()) return;
@@ -502,7 +516,9 @@ async function createPki(workDir: string): Promise<Pki> {
   await writeFile(files.caCert, caPem);
 
   const sa = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  await writeFile(files.saPrivateKey, sa.privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
+  await writeFile(files.saPrivateKey, sa.privateKey.export({ type: 'pkcs8', format: 'pem' }), {
+    mode: 0o600,
+  });
   await writeFile(files.saPublicKey, sa.publicKey.export({ type: 'spki', format: 'pem' }));
 
   const partial = { caPem, caKeyPem, files };
@@ -512,7 +528,11 @@ async function createPki(workDir: string): Promise<Pki> {
       dnsNames: ['localhost', 'kubernetes', 'kubernetes.default', 'kubernetes.default.svc'],
       ipAddresses: ['127.0.0.1', '10.0.0.1'],
     }),
-    issueCertificate(partial, { commonName: 'vault-test-admin', organizations: ['system:masters'], usage: 'client' }),
+    issueCertificate(partial, {
+      commonName: 'vault-test-admin',
+      organizations: ['system:masters'],
+      usage: 'client',
+    }),
   ]);
   await writeFile(files.servingCert, serving.certPem);
   await writeFile(files.servingKey, serving.keyPem, { mode: 0o600 });
@@ -578,7 +598,10 @@ function newKeyPem(): string {
   return privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
 }
 
-function opensslConfig(subject: Pick<CertificateRequest, 'commonName' | 'organizations'>, ext: string[]): string {
+function opensslConfig(
+  subject: Pick<CertificateRequest, 'commonName' | 'organizations'>,
+  ext: string[],
+): string {
   const dn = (subject.organizations ?? []).map((o, i) => `${i}.O = ${o}`);
   return [
     '[req]',
@@ -595,8 +618,12 @@ function opensslConfig(subject: Pick<CertificateRequest, 'commonName' | 'organiz
 }
 
 async function openssl(args: string[], input: string): Promise<string> {
-  const result = await runCommand('openssl', args, { input, env: { ...process.env, OPENSSL_CONF: '/dev/null' } });
-  if (result.code !== 0) throw new ControlPlaneStartError(`openssl ${args[0]} failed: ${result.stderr.trim()}`);
+  const result = await runCommand('openssl', args, {
+    input,
+    env: { ...process.env, OPENSSL_CONF: '/dev/null' },
+  });
+  if (result.code !== 0)
+    throw new ControlPlaneStartError(`openssl ${args[0]} failed: ${result.stderr.trim()}`);
   return result.stdout;
 }
 
@@ -611,7 +638,9 @@ function adminKubeconfig(server: string, pki: Pki): string {
         user: { 'client-certificate-data': b64(pki.adminCertPem), 'client-key-data': b64(pki.adminKeyPem) },
       },
     ],
-    contexts: [{ name: 'vault-test', context: { cluster: 'vault-test', user: 'admin', namespace: 'default' } }],
+    contexts: [
+      { name: 'vault-test', context: { cluster: 'vault-test', user: 'admin', namespace: 'default' } },
+    ],
     'current-context': 'vault-test',
   });
 }
@@ -628,7 +657,12 @@ function runCommand(
     const child = execFile(
       binary,
       args,
-      { env: options.env, timeout: options.timeoutMs ?? 120_000, maxBuffer: 64 * 1024 * 1024, encoding: 'utf8' },
+      {
+        env: options.env,
+        timeout: options.timeoutMs ?? 120_000,
+        maxBuffer: 64 * 1024 * 1024,
+        encoding: 'utf8',
+      },
       (err, stdout, stderr) => {
         const code = err ? (typeof err.code === 'number' ? err.code : -1) : 0;
         resolve({ stdout, stderr: err && code === -1 ? `${stderr}${err.message}` : stderr, code });
