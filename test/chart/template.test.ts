@@ -1,0 +1,518 @@
+/**
+ * The chart rendered offline (`helm lint`, `helm template`) over a matrix of values, parsed
+ * and checked object by object; and the values schema refusing bad values readably.
+ */
+import { X509Certificate } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { restrictedViolations } from './pod-security.js';
+import {
+  chartDir,
+  find,
+  helm,
+  type K8sObject,
+  podTemplate,
+  rbacRules,
+  render,
+  valueFlags,
+  workloadKinds,
+} from './support.js';
+
+const externalEtcd = {
+  'storage.type': 'external',
+  'storage.external.endpoints': ['https://etcd-a.db.svc:2379', 'https://etcd-b.db.svc:2379'],
+  'storage.external.tls.existingSecret': 'etcd-client',
+};
+const certManager = { 'webhook.certManager.enabled': true };
+const oneReplica = {
+  'server.replicas': 1,
+  'controller.replicas': 1,
+  'webhook.replicas': 1,
+  'etcd.replicas': 1,
+};
+
+const matrix: Array<{ name: string; values: Record<string, unknown> }> = [
+  { name: 'defaults', values: {} },
+  { name: 'external etcd', values: externalEtcd },
+  { name: 'cert-manager', values: certManager },
+  { name: 'one replica', values: oneReplica },
+];
+
+const b64 = (text: string) => Buffer.from(text, 'base64');
+
+describe('helm lint', () => {
+  it.each(matrix)('passes with --strict for $name', async ({ values }) => {
+    const lint = await helm(['lint', '--strict', chartDir, ...valueFlags(values)]);
+    expect(lint.code, lint.stdout + lint.stderr).toBe(0);
+    expect(lint.stdout).toContain('1 chart(s) linted, 0 chart(s) failed');
+  });
+
+  it('fails for values the schema refuses', async () => {
+    const lint = await helm(['lint', chartDir, ...valueFlags({ 'server.replicas': 0 })]);
+    expect(lint.code).not.toBe(0);
+    expect(lint.stdout + lint.stderr).toContain("at '/server/replicas': minimum: got 0, want 1");
+  });
+});
+
+describe.each(matrix)('helm template: $name', ({ values }) => {
+  let objects: K8sObject[];
+  const rendered = async () => {
+    objects ??= await render(values);
+    return objects;
+  };
+
+  it('renders the API server, controller and webhook with their ServiceAccounts', async () => {
+    const objs = await rendered();
+    const server = find(objs, 'Deployment', 'vault-server');
+    expect(server.spec.replicas).toBe(values['server.replicas'] ?? 2);
+    expect(podTemplate(server).spec.containers[0].args.slice(0, 1)).toEqual(['server']);
+    expect(find(objs, 'Service', 'vault').spec.ports[0]).toMatchObject({ port: 8200, targetPort: 'http' });
+
+    const controller = find(objs, 'Deployment', 'vault-controller');
+    expect(controller.spec.replicas).toBe(values['controller.replicas'] ?? 2);
+    expect(podTemplate(controller).spec.containers[0].args).toEqual(
+      expect.arrayContaining(['operator', 'run', '--leader-elect=true']),
+    );
+    const webhook = find(objs, 'Deployment', 'vault-webhook');
+    expect(podTemplate(webhook).spec.containers[0].args[0]).toBe('webhook');
+    find(objs, 'Service', 'vault-webhook');
+
+    for (const workload of objs.filter((o) => workloadKinds.includes(o.kind))) {
+      const sa = podTemplate(workload).spec.serviceAccountName;
+      expect(sa, `${workload.metadata.name} names its ServiceAccount`).toBeTruthy();
+      find(objs, 'ServiceAccount', sa);
+    }
+  });
+
+  it('gives every pod template the restricted security context', async () => {
+    const workloads = (await rendered()).filter((o) => workloadKinds.includes(o.kind));
+    expect(workloads.length).toBeGreaterThanOrEqual(3);
+    for (const workload of workloads) {
+      expect(restrictedViolations(podTemplate(workload).spec), workload.metadata.name).toEqual([]);
+    }
+  });
+
+  it('spreads every workload with a preferred pod anti-affinity on its own pods', async () => {
+    for (const workload of (await rendered()).filter((o) => workloadKinds.includes(o.kind))) {
+      const template = podTemplate(workload);
+      const terms = template.spec.affinity?.podAntiAffinity?.preferredDuringSchedulingIgnoredDuringExecution;
+      expect(terms, workload.metadata.name).toHaveLength(1);
+      expect(terms[0].podAffinityTerm.topologyKey).toBe('kubernetes.io/hostname');
+      const selector: Record<string, string> = terms[0].podAffinityTerm.labelSelector.matchLabels;
+      for (const [key, value] of Object.entries(selector))
+        expect(template.metadata.labels?.[key]).toBe(value);
+    }
+  });
+
+  it('has a PodDisruptionBudget for each workload with more than one replica, and none otherwise', async () => {
+    const objs = await rendered();
+    const pdbs = objs.filter((o) => o.kind === 'PodDisruptionBudget');
+    for (const workload of objs.filter((o) => workloadKinds.includes(o.kind))) {
+      const labels = podTemplate(workload).metadata.labels ?? {};
+      const covering = pdbs.filter((pdb) =>
+        Object.entries(pdb.spec.selector.matchLabels as Record<string, string>).every(
+          ([k, v]) => labels[k] === v,
+        ),
+      );
+      if (workload.spec.replicas > 1) {
+        expect(covering, workload.metadata.name).toHaveLength(1);
+        expect(covering[0]?.spec.minAvailable).toBeGreaterThanOrEqual(1);
+        expect(covering[0]?.spec.minAvailable).toBeLessThan(workload.spec.replicas);
+      } else {
+        expect(covering, workload.metadata.name).toHaveLength(0);
+      }
+    }
+  });
+
+  it('grants no wildcard in any Role or ClusterRole', async () => {
+    const rules = rbacRules(await rendered());
+    expect(rules.length).toBeGreaterThan(0);
+    for (const { owner, rule } of rules) {
+      for (const list of [rule.verbs, rule.resources ?? [], rule.apiGroups ?? [], rule.resourceNames ?? []]) {
+        expect(
+          list.filter((item) => item.includes('*')),
+          owner,
+        ).toEqual([]);
+      }
+      expect(rule.nonResourceURLs, owner).toBeUndefined();
+    }
+  });
+
+  it('binds every role to a ServiceAccount the chart creates', async () => {
+    const objs = await rendered();
+    for (const binding of objs.filter((o) => o.kind === 'RoleBinding' || o.kind === 'ClusterRoleBinding')) {
+      find(objs, binding.roleRef.kind, binding.roleRef.name);
+      for (const subject of binding.subjects) {
+        expect(subject.kind).toBe('ServiceAccount');
+        expect(subject.namespace).toBe('vault');
+        find(objs, 'ServiceAccount', subject.name);
+      }
+    }
+  });
+
+  it('selects pods with every Service', async () => {
+    const objs = await rendered();
+    const podLabels = objs
+      .filter((o) => workloadKinds.includes(o.kind))
+      .map((w) => podTemplate(w).metadata.labels);
+    for (const service of objs.filter((o) => o.kind === 'Service')) {
+      const selector = Object.entries(service.spec.selector as Record<string, string>);
+      expect(
+        podLabels.some((labels) => selector.every(([k, v]) => labels?.[k] === v)),
+        `Service ${service.metadata.name} selects a workload`,
+      ).toBe(true);
+    }
+  });
+
+  it('registers an opt-in, fail-closed mutating webhook that skips the release namespace', async () => {
+    const config = find(await rendered(), 'MutatingWebhookConfiguration', 'vault-vault');
+    expect(config.webhooks).toHaveLength(1);
+    const [hook] = config.webhooks;
+    expect(hook).toMatchObject({
+      objectSelector: { matchLabels: { 'vault.ghoststack.io/inject': 'true' } },
+      failurePolicy: 'Fail',
+      reinvocationPolicy: 'IfNeeded',
+      timeoutSeconds: 10,
+      sideEffects: 'None',
+      admissionReviewVersions: ['v1'],
+      clientConfig: { service: { name: 'vault-webhook', namespace: 'vault' } },
+      rules: [{ operations: ['CREATE'], resources: ['pods'], apiGroups: [''], apiVersions: ['v1'] }],
+    });
+    expect(hook.namespaceSelector.matchExpressions).toEqual([
+      {
+        key: 'kubernetes.io/metadata.name',
+        operator: 'NotIn',
+        values: ['vault', 'kube-system', 'kube-public', 'kube-node-lease'],
+      },
+    ]);
+  });
+
+  it('reads the root key from a generated Secret that helm keeps', async () => {
+    const objs = await rendered();
+    const secret = find(objs, 'Secret', 'vault-root-key');
+    expect(secret.metadata.annotations?.['helm.sh/resource-policy']).toBe('keep');
+    // Secret data is base64 of the key text, which is itself base64 of 32 random bytes.
+    expect(b64(b64(secret.data['root-key']).toString('utf8'))).toHaveLength(32);
+    const env = podTemplate(find(objs, 'Deployment', 'vault-server')).spec.containers[0].env;
+    expect(env).toContainEqual({
+      name: 'VAULT_ROOT_KEY',
+      valueFrom: { secretKeyRef: { name: 'vault-root-key', key: 'root-key' } },
+    });
+  });
+});
+
+describe('helm template: storage', () => {
+  it('bundles a 3-member etcd with TLS, persistent volumes and a quorum-keeping budget', async () => {
+    const objs = await render();
+    const etcd = find(objs, 'StatefulSet', 'vault-etcd');
+    expect(etcd.spec).toMatchObject({
+      replicas: 3,
+      serviceName: 'vault-etcd',
+      podManagementPolicy: 'Parallel',
+    });
+    expect(etcd.spec.volumeClaimTemplates[0].spec.resources.requests.storage).toBe('8Gi');
+    const args: string[] = podTemplate(etcd).spec.containers[0].args;
+    expect(args).toEqual(
+      expect.arrayContaining([
+        '--client-cert-auth=true',
+        '--peer-client-cert-auth=true',
+        '--listen-client-urls=https://0.0.0.0:2379',
+        '--initial-cluster=' +
+          [0, 1, 2].map((i) => `vault-etcd-${i}=https://vault-etcd-${i}.vault-etcd.vault.svc:2380`).join(','),
+      ]),
+    );
+    expect(podTemplate(etcd).spec.containers[0].image).toMatch(/^registry\.k8s\.io\/etcd:3\.6\./);
+    expect(find(objs, 'Service', 'vault-etcd').spec).toMatchObject({
+      clusterIP: 'None',
+      publishNotReadyAddresses: true,
+    });
+    expect(find(objs, 'PodDisruptionBudget', 'vault-etcd').spec.minAvailable).toBe(2);
+
+    const serverArgs: string[] = podTemplate(find(objs, 'Deployment', 'vault-server')).spec.containers[0]
+      .args;
+    expect(serverArgs).toContain(
+      '--etcd-endpoints=' +
+        [0, 1, 2].map((i) => `https://vault-etcd-${i}.vault-etcd.vault.svc:2379`).join(','),
+    );
+    expect(serverArgs).toContain('--etcd-cert-file=/etc/vault/etcd/tls.crt');
+  });
+
+  it('generates member and client certificates from one CA, valid for every member', async () => {
+    const objs = await render();
+    const member = find(objs, 'Secret', 'vault-etcd-tls').data;
+    const client = find(objs, 'Secret', 'vault-etcd-client-tls').data;
+    const ca = new X509Certificate(b64(member['ca.crt']));
+    expect(b64(client['ca.crt']).equals(b64(member['ca.crt']))).toBe(true);
+    const serving = new X509Certificate(b64(member['tls.crt']));
+    const clientCert = new X509Certificate(b64(client['tls.crt']));
+    expect(serving.verify(ca.publicKey)).toBe(true);
+    expect(clientCert.verify(ca.publicKey)).toBe(true);
+    for (let i = 0; i < 3; i++)
+      expect(serving.checkHost(`vault-etcd-${i}.vault-etcd.vault.svc`)).toBeTruthy();
+    expect(serving.checkHost('vault-etcd-0.vault-etcd.other.svc')).toBeUndefined();
+    expect(serving.checkIP('127.0.0.1')).toBe('127.0.0.1');
+    expect(clientCert.subject).toContain('CN=vault-server');
+  });
+
+  it('talks to external etcd with client certificates from the named Secret and bundles nothing', async () => {
+    const objs = await render(externalEtcd);
+    expect(objs.filter((o) => o.kind === 'StatefulSet')).toEqual([]);
+    expect(objs.filter((o) => o.metadata.name.includes('etcd'))).toEqual([]);
+    const spec = podTemplate(find(objs, 'Deployment', 'vault-server')).spec;
+    expect(spec.containers[0].args).toEqual(
+      expect.arrayContaining([
+        '--store=etcd',
+        '--etcd-endpoints=https://etcd-a.db.svc:2379,https://etcd-b.db.svc:2379',
+        '--etcd-ca-file=/etc/vault/etcd/ca.crt',
+        '--etcd-cert-file=/etc/vault/etcd/tls.crt',
+        '--etcd-key-file=/etc/vault/etcd/tls.key',
+      ]),
+    );
+    expect(spec.volumes).toContainEqual({
+      name: 'etcd-client-tls',
+      secret: { secretName: 'etcd-client', defaultMode: 0o440 },
+    });
+  });
+
+  it('talks to external etcd without TLS only when told to', async () => {
+    const objs = await render({
+      'storage.type': 'external',
+      'storage.external.endpoints': ['http://etcd.db.svc:2379'],
+      'storage.external.tls.enabled': false,
+    });
+    const spec = podTemplate(find(objs, 'Deployment', 'vault-server')).spec;
+    expect(spec.containers[0].args.filter((a: string) => a.startsWith('--etcd-ca-file'))).toEqual([]);
+    expect(spec.volumes.map((v: { name: string }) => v.name)).toEqual(['tmp']);
+  });
+});
+
+describe('helm template: webhook TLS', () => {
+  it('leaves the certificate to the webhook by default: an empty Secret it may write, by name', async () => {
+    const objs = await render();
+    const secret = find(objs, 'Secret', 'vault-webhook-tls');
+    expect(secret.data).toBeUndefined();
+    const role = find(objs, 'Role', 'vault-webhook');
+    expect(role.rules).toEqual([
+      expect.objectContaining({ resources: ['secrets'], resourceNames: ['vault-webhook-tls'] }),
+    ]);
+    const clusterRole = find(objs, 'ClusterRole', 'vault-vault-webhook');
+    expect(clusterRole.rules).toEqual([
+      expect.objectContaining({
+        resources: ['mutatingwebhookconfigurations'],
+        resourceNames: ['vault-vault'],
+      }),
+    ]);
+    const config = find(objs, 'MutatingWebhookConfiguration', 'vault-vault');
+    expect(config.metadata.annotations?.['cert-manager.io/inject-ca-from']).toBeUndefined();
+  });
+
+  it('uses cert-manager when asked: a CA chain, a serving Certificate and the cainjector annotation', async () => {
+    const objs = await render(certManager);
+    const cert = find(objs, 'Certificate', 'vault-webhook');
+    expect(cert.spec).toMatchObject({
+      secretName: 'vault-webhook-tls',
+      dnsNames: ['vault-webhook.vault.svc', 'vault-webhook.vault.svc.cluster.local'],
+      issuerRef: { name: 'vault-webhook-ca', kind: 'Issuer' },
+    });
+    expect(find(objs, 'Certificate', 'vault-webhook-ca').spec.isCA).toBe(true);
+    expect(find(objs, 'Issuer', 'vault-webhook-selfsigned').spec).toEqual({ selfSigned: {} });
+    expect(find(objs, 'Issuer', 'vault-webhook-ca').spec).toEqual({ ca: { secretName: 'vault-webhook-ca' } });
+    const config = find(objs, 'MutatingWebhookConfiguration', 'vault-vault');
+    expect(config.metadata.annotations?.['cert-manager.io/inject-ca-from']).toBe('vault/vault-webhook');
+    // cert-manager owns the Secret; the webhook only reads it from a volume.
+    expect(objs.filter((o) => o.kind === 'Secret' && o.metadata.name === 'vault-webhook-tls')).toEqual([]);
+    expect(objs.filter((o) => o.metadata.name.endsWith('-webhook') && o.kind.endsWith('Role'))).toEqual([]);
+    const spec = podTemplate(find(objs, 'Deployment', 'vault-webhook')).spec;
+    expect(spec.volumes).toContainEqual({
+      name: 'webhook-tls',
+      secret: { secretName: 'vault-webhook-tls', defaultMode: 0o440 },
+    });
+    expect(spec.containers[0].args).toContain('--tls-cert-file=/etc/vault/webhook-tls/tls.crt');
+  });
+
+  it('uses a given issuer instead of creating one', async () => {
+    const objs = await render({
+      ...certManager,
+      'webhook.certManager.issuerRef': { name: 'corp-ca', kind: 'ClusterIssuer', group: 'cert-manager.io' },
+    });
+    expect(objs.filter((o) => o.kind === 'Issuer')).toEqual([]);
+    expect(find(objs, 'Certificate', 'vault-webhook').spec.issuerRef).toEqual({
+      name: 'corp-ca',
+      kind: 'ClusterIssuer',
+      group: 'cert-manager.io',
+    });
+  });
+});
+
+describe('helm template: options', () => {
+  it('uses an existing root key Secret and generates none', async () => {
+    const objs = await render({ 'rootKey.existingSecret': 'my-root-key', 'rootKey.secretKey': 'key' });
+    expect(objs.filter((o) => o.kind === 'Secret' && o.metadata.name.includes('root-key'))).toEqual([]);
+    const env = podTemplate(find(objs, 'Deployment', 'vault-server')).spec.containers[0].env;
+    expect(env).toContainEqual({
+      name: 'VAULT_ROOT_KEY',
+      valueFrom: { secretKeyRef: { name: 'my-root-key', key: 'key' } },
+    });
+  });
+
+  it('applies image, resources, nodeSelector, tolerations and affinity', async () => {
+    const affinity = {
+      nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [] } },
+    };
+    const objs = await render({
+      'image.repository': 'registry.example/vault',
+      'image.tag': '9.9.9',
+      'server.resources': { requests: { cpu: '1' } },
+      'server.nodeSelector': { pool: 'secure' },
+      'server.tolerations': [{ key: 'dedicated', operator: 'Exists' }],
+      'server.affinity': affinity,
+    });
+    const spec = podTemplate(find(objs, 'Deployment', 'vault-server')).spec;
+    expect(spec.containers[0].image).toBe('registry.example/vault:9.9.9');
+    // helm merges maps with the defaults.
+    expect(spec.containers[0].resources).toEqual({
+      requests: { cpu: '1', memory: '128Mi' },
+      limits: { memory: '256Mi' },
+    });
+    expect(spec.nodeSelector).toEqual({ pool: 'secure' });
+    expect(spec.tolerations).toEqual([{ key: 'dedicated', operator: 'Exists' }]);
+    expect(spec.affinity).toEqual(affinity);
+    const webhookArgs: string[] = podTemplate(find(objs, 'Deployment', 'vault-webhook')).spec.containers[0]
+      .args;
+    expect(webhookArgs).toContain('--agent-image=registry.example/vault:9.9.9');
+  });
+
+  it('pins the image by digest when one is given', async () => {
+    const digest = `sha256:${'ab'.repeat(32)}`;
+    const objs = await render({ 'image.digest': digest });
+    expect(podTemplate(find(objs, 'Deployment', 'vault-server')).spec.containers[0].image).toBe(
+      `ghcr.io/ghoststack/vault@${digest}`,
+    );
+  });
+
+  it('renders NetworkPolicies that keep etcd to the API server and its peers', async () => {
+    const objs = await render({ 'networkPolicy.enabled': true });
+    const policy = find(objs, 'NetworkPolicy', 'vault-etcd');
+    const client = policy.spec.ingress.find(
+      (rule: { ports: Array<{ port: number }> }) => rule.ports[0]?.port === 2379,
+    );
+    expect(
+      client.from.map(
+        (peer: { podSelector: { matchLabels: Record<string, string> } }) =>
+          peer.podSelector.matchLabels['app.kubernetes.io/component'],
+      ),
+    ).toEqual(['server', 'etcd']);
+    find(objs, 'NetworkPolicy', 'vault-server');
+    find(objs, 'NetworkPolicy', 'vault-webhook');
+    find(objs, 'NetworkPolicy', 'vault-controller');
+    expect((await render()).filter((o) => o.kind === 'NetworkPolicy')).toEqual([]);
+  });
+
+  it('renders ServiceMonitors for every component with metrics when asked', async () => {
+    const objs = await render({
+      'serviceMonitor.enabled': true,
+      'serviceMonitor.labels': { release: 'prom' },
+    });
+    const monitors = objs.filter((o) => o.kind === 'ServiceMonitor');
+    expect(monitors.map((m) => m.metadata.name).sort()).toEqual([
+      'vault-controller',
+      'vault-server',
+      'vault-webhook',
+    ]);
+    for (const monitor of monitors) {
+      expect(monitor.metadata.labels?.release).toBe('prom');
+      const selector = Object.entries(monitor.spec.selector.matchLabels as Record<string, string>);
+      const services = objs.filter(
+        (o) => o.kind === 'Service' && selector.every(([k, v]) => o.metadata.labels?.[k] === v),
+      );
+      expect(services, monitor.metadata.name).toHaveLength(1);
+      expect(services[0]?.spec.ports.map((p: { name: string }) => p.name)).toContain(
+        monitor.spec.endpoints[0].port,
+      );
+    }
+    expect((await render()).filter((o) => o.kind === 'ServiceMonitor')).toEqual([]);
+  });
+
+  it('runs the controller alone without leader election only with one replica', async () => {
+    const objs = await render({ 'controller.replicas': 1, 'controller.leaderElection.enabled': false });
+    expect(podTemplate(find(objs, 'Deployment', 'vault-controller')).spec.containers[0].args).toContain(
+      '--leader-elect=false',
+    );
+  });
+});
+
+describe('values that the chart refuses', () => {
+  const cases: Array<{ name: string; values: Record<string, unknown>; message: string }> = [
+    {
+      name: 'zero API replicas',
+      values: { 'server.replicas': 0 },
+      message: "at '/server/replicas': minimum: got 0, want 1",
+    },
+    {
+      name: 'a misspelled key',
+      values: { 'server.replica': 3 },
+      message: "at '/server': additional properties 'replica' not allowed",
+    },
+    {
+      name: 'an unknown storage type',
+      values: { 'storage.type': 'postgres' },
+      message: "at '/storage/type': value must be one of 'bundled', 'external'",
+    },
+    {
+      name: 'an even etcd member count',
+      values: { 'etcd.replicas': 2 },
+      message: "at '/etcd/replicas': value must be one of 1, 3, 5",
+    },
+    {
+      name: 'a webhook timeout over 30 s',
+      values: { 'webhook.timeoutSeconds': 31 },
+      message: "at '/webhook/timeoutSeconds': maximum: got 31, want 30",
+    },
+    {
+      name: 'an unknown failure policy',
+      values: { 'webhook.failurePolicy': 'Retry' },
+      message: "at '/webhook/failurePolicy': value must be one of 'Fail', 'Ignore'",
+    },
+    {
+      name: 'a replica count given as text',
+      values: { 'controller.replicas': 'two' },
+      message: "at '/controller/replicas': got string, want integer",
+    },
+    {
+      name: 'external storage without endpoints',
+      values: { 'storage.type': 'external' },
+      message: "at '/storage/external/endpoints': minItems: got 0, want 1",
+    },
+    {
+      name: 'an endpoint that is not a URL',
+      values: { 'storage.type': 'external', 'storage.external.endpoints': ['etcd:2379'] },
+      message: "at '/storage/external/endpoints/0'",
+    },
+    {
+      name: 'external TLS without its Secret',
+      values: { 'storage.type': 'external', 'storage.external.endpoints': ['https://etcd:2379'] },
+      message: 'set storage.external.tls.existingSecret',
+    },
+    {
+      name: 'API TLS without its Secret',
+      values: { 'server.tls.enabled': true },
+      message: 'server.tls.enabled is true, so set server.tls.existingSecret',
+    },
+    {
+      name: 'two controllers without leader election',
+      values: { 'controller.leaderElection.enabled': false },
+      message: 'controller.replicas > 1 needs controller.leaderElection.enabled=true',
+    },
+    {
+      name: 'a lease duration that is not a duration',
+      values: { 'controller.leaderElection.leaseDuration': 'fifteen seconds' },
+      message: "at '/controller/leaderElection/leaseDuration'",
+    },
+  ];
+
+  it.each(cases)('refuses $name with a message naming the value', async ({ values, message }) => {
+    const result = await helm(['template', 'vault', chartDir, ...valueFlags(values)]);
+    expect(result.code).not.toBe(0);
+    expect(result.stdout).toBe('');
+    expect(result.stderr).toContain(message);
+  });
+});
