@@ -210,8 +210,8 @@ async function startOnce(
       `--api-audiences=${apiAudiences.join(',')}`,
       '--authorization-mode=RBAC',
       '--allow-privileged=true',
-      // Both only cost startup time here: no kubelet reads the endpoints, and priority and
-      // fairness would bootstrap its configuration objects before /readyz turns ok.
+      // Neither is needed here and both add work at startup: no kubelet reads the endpoints,
+      // and priority and fairness bootstraps its configuration objects before /readyz is ok.
       '--endpoint-reconciler-type=none',
       '--enable-priority-and-fairness=false',
       '--profiling=false',
