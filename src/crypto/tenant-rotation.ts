@@ -147,12 +147,12 @@ export async function runTenantRotation(
       const record = parseJsonObject(kv.value);
       if (!record || record.sealed === undefined) return;
       const parsed = sealedValueSchema.safeParse(record.sealed);
-      if (parsed.success && parsed.data.tenantKeyVersion === rotation.to) return;
+      // Another tenant's value under an overlapping prefix ("/hmac/acme" and "/hmac/acme2") is not ours.
+      if (parsed.success && (parsed.data.tenant !== tenant || parsed.data.tenantKeyVersion === rotation.to))
+        return;
       let sealed: typeof record.sealed;
       try {
         if (!parsed.success) throw new CryptoError('decrypt_failed', 'malformed sealed value');
-        if (parsed.data.tenant !== tenant)
-          throw new CryptoError('decrypt_failed', 'sealed for another tenant');
         const fromKey = await tenantKeys.key(tenant, parsed.data.tenantKeyVersion);
         sealed = rewrapDataKey(fromKey, toKey, rotation.to, parsed.data);
       } catch (err) {
