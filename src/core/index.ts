@@ -54,6 +54,7 @@ export function createVaultCore(options: VaultCoreDeps) {
   return {
     store: options.store,
     committer,
+    access,
     tenants: createTenantService({ ...deps, tokens }),
     tokens,
     credentials,

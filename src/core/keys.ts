@@ -7,7 +7,7 @@ export const keys = {
   tenants: () => `${root}/tenants/`,
   token: (hash: string) => `${root}/tokens/${hash}`,
   accessor: (accessor: string) => `${root}/accessors/${accessor}`,
-  hmacKey: (tenant: string) => `${root}/keys/hmac/${tenant}`,
+  hmacKey: (tenant: string) => `${root}/t/${tenant}/hmac-key`,
 
   tenantPrefix: (tenant: string) => `${root}/t/${tenant}/`,
   credential: (tenant: string, name: string) => `${root}/t/${tenant}/credentials/${name}`,
@@ -26,4 +26,5 @@ export const keys = {
   auditRecords: (tenant: string) => `${root}/t/${tenant}/audit/`,
 };
 
-export const sealedValuePrefix = (tenant: string) => `${root}/t/${tenant}/values/`;
+/** Records holding sealed values (a top-level `sealed` field), re-wrapped by tenant key rotation. */
+export const sealedPrefixes = (tenant: string) => [`${root}/t/${tenant}/values/`, `${root}/t/${tenant}/hmac-key`];

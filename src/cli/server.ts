@@ -1,0 +1,116 @@
+import type { Command } from 'commander';
+import { createLogger } from '../lib/logger.js';
+import { ConfigError, parseServerConfig, type ServerConfig } from '../server/config.js';
+import { startVault } from '../server/vault-process.js';
+
+const list = (value: string | undefined) =>
+  value
+    ?.split(',')
+    .map((item) => item.trim())
+    .filter(Boolean);
+
+const defined = <T extends Record<string, unknown>>(object: T) =>
+  Object.fromEntries(Object.entries(object).filter(([, value]) => value !== undefined)) as Partial<T>;
+
+/** Flags shared by every role that opens the store (server, operator). */
+export function addStoreOptions(command: Command): Command {
+  return command
+    .option('--store <kind>', 'embedded or etcd (env VAULT_STORE)')
+    .option('--data-dir <dir>', 'embedded store directory (env VAULT_DATA_DIR)')
+    .option('--etcd-endpoints <urls>', 'comma-separated etcd URLs (env VAULT_ETCD_ENDPOINTS)')
+    .option('--etcd-ca-file <file>', 'CA of the etcd servers (env VAULT_ETCD_CA_FILE)')
+    .option('--etcd-cert-file <file>', 'etcd client certificate (env VAULT_ETCD_CERT_FILE)')
+    .option('--etcd-key-file <file>', 'etcd client key (env VAULT_ETCD_KEY_FILE)')
+    .option('--etcd-username <name>', 'etcd user; the password comes from VAULT_ETCD_PASSWORD')
+    .option('--etcd-prefix <prefix>', 'namespace for every key in etcd')
+    .option('--root-key-file <file>', 'root key file, 32 bytes, mode 0600 (or VAULT_ROOT_KEY)')
+    .option('--previous-root-key-file <file...>', 'old root keys accepted while a root rotation completes')
+    .option('--log-level <level>', 'trace, debug, info, warn, error (env VAULT_LOG_LEVEL)');
+}
+
+/** Reads flags and VAULT_* variables into the raw input of the config schema. */
+export function storeConfigInput(options: Record<string, unknown>, env: NodeJS.ProcessEnv): Record<string, unknown> {
+  return defined({
+    store: options.store ?? env.VAULT_STORE ?? (options.etcdEndpoints || env.VAULT_ETCD_ENDPOINTS ? 'etcd' : 'embedded'),
+    dataDir: options.dataDir ?? env.VAULT_DATA_DIR,
+    etcdEndpoints: list((options.etcdEndpoints as string | undefined) ?? env.VAULT_ETCD_ENDPOINTS),
+    etcdCaFile: options.etcdCaFile ?? env.VAULT_ETCD_CA_FILE,
+    etcdCertFile: options.etcdCertFile ?? env.VAULT_ETCD_CERT_FILE,
+    etcdKeyFile: options.etcdKeyFile ?? env.VAULT_ETCD_KEY_FILE,
+    etcdUsername: options.etcdUsername ?? env.VAULT_ETCD_USERNAME,
+    etcdPassword: env.VAULT_ETCD_PASSWORD,
+    etcdPrefix: options.etcdPrefix ?? env.VAULT_ETCD_PREFIX,
+    rootKeyFile: options.rootKeyFile ?? env.VAULT_ROOT_KEY_FILE,
+    rootKey: env.VAULT_ROOT_KEY,
+    previousRootKeyFiles: options.previousRootKeyFile,
+    logLevel: options.logLevel ?? env.VAULT_LOG_LEVEL,
+  });
+}
+
+/** Parses or prints every problem and exits 2 (only entry points may exit). */
+export function configOrExit(input: Record<string, unknown>): ServerConfig {
+  try {
+    return parseServerConfig(input);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`vault: ${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+}
+
+export function register(program: Command): void {
+  addStoreOptions(
+    program
+      .command('server')
+      .description('Run the Vault API for production: etcd or embedded store, a root key you provide, TLS'),
+  )
+    .option('--listen <host:port>', 'address to listen on (env VAULT_LISTEN)', undefined)
+    .option('--tls-cert-file <file>', 'serve HTTPS with this certificate (env VAULT_TLS_CERT_FILE)')
+    .option('--tls-key-file <file>', 'key of the TLS certificate (env VAULT_TLS_KEY_FILE)')
+    .option('--audit-log <target>', '"stdout", "none" or a file for JSON-lines audit records')
+    .option('--max-lease-ttl <duration>', 'no lease outlives this (default 24h)')
+    .option('--body-limit-bytes <n>', 'largest accepted request body')
+    .option('--kubernetes-auth', 'enable Kubernetes login (TokenReview)')
+    .option('--kubernetes-audience <aud>', 'audience projected tokens must carry (default vault)')
+    .option('--kubeconfig <file>', 'kubeconfig for TokenReview (default: in-cluster)')
+    .action(async (options: Record<string, unknown>) => {
+      const env = process.env;
+      const config = configOrExit({
+        ...storeConfigInput(options, env),
+        ...defined({
+          listen: options.listen ?? env.VAULT_LISTEN,
+          tlsCertFile: options.tlsCertFile ?? env.VAULT_TLS_CERT_FILE,
+          tlsKeyFile: options.tlsKeyFile ?? env.VAULT_TLS_KEY_FILE,
+          auditLog: options.auditLog ?? env.VAULT_AUDIT_LOG,
+          maxLeaseTtl: options.maxLeaseTtl ?? env.VAULT_MAX_LEASE_TTL,
+          bodyLimitBytes: options.bodyLimitBytes,
+          kubernetesAuth: options.kubernetesAuth === true || env.VAULT_KUBERNETES_AUTH === 'true' ? true : undefined,
+          kubernetesAudience: options.kubernetesAudience,
+          kubeconfig: options.kubeconfig ?? env.KUBECONFIG,
+        }),
+      });
+      const logger = createLogger({ level: config.logLevel, name: 'vault-server', destination: process.stderr });
+      const vault = await startVault(config, logger);
+      onShutdown(() => vault.close());
+    });
+}
+
+/** Closes cleanly on SIGINT/SIGTERM, then exits 0. */
+export function onShutdown(close: () => Promise<void>): void {
+  let closing = false;
+  const stop = () => {
+    if (closing) return;
+    closing = true;
+    close().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        process.stderr.write(`vault: shutdown failed: ${(err as Error).message}\n`);
+        process.exit(1);
+      },
+    );
+  };
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+}

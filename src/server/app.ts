@@ -1,0 +1,95 @@
+import { randomUUID } from 'node:crypto';
+import express, { type Express } from 'express';
+import type { VaultCore } from '../core/index.js';
+import type { Keyring } from '../crypto/keyring.js';
+import type { Clock } from '../lib/clock.js';
+import { systemClock } from '../lib/clock.js';
+import { notFound } from '../lib/errors.js';
+import type { Logger } from '../lib/logger.js';
+import { authenticate } from './context.js';
+import { errorHandler, toVaultError } from './errors.js';
+import { type KubernetesLoginConfig, kubernetesLogin } from './kubernetes-login.js';
+import { createServerMetrics, type ServerMetrics } from './metrics.js';
+import { openApiDocument } from './openapi.js';
+import { createFailureLimiter } from './rate-limit.js';
+import { apiRoutes } from './routes.js';
+
+export interface AppConfig {
+  /** Largest accepted request body (bytes). */
+  bodyLimitBytes: number;
+  /** Failed authentications per source address per minute before 429. */
+  authFailuresPerMinute: number;
+  version: string;
+  kubernetes?: KubernetesLoginConfig;
+}
+
+export const defaultAppConfig: AppConfig = { bodyLimitBytes: 128 * 1024, authFailuresPerMinute: 20, version: '0.1.0' };
+
+export interface AppDeps {
+  core: VaultCore;
+  keyring: Keyring;
+  logger: Logger;
+  metrics?: ServerMetrics;
+  clock?: Clock;
+  config?: Partial<AppConfig>;
+}
+
+/** The HTTP API: express, one router per group, errors mapped in one place. */
+export function createApp(deps: AppDeps): { app: Express; metrics: ServerMetrics } {
+  const config = { ...defaultAppConfig, ...deps.config };
+  const metrics = deps.metrics ?? createServerMetrics();
+  const limiter = createFailureLimiter({ limit: config.authFailuresPerMinute, windowMs: 60_000, clock: deps.clock ?? systemClock });
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('trust proxy', false);
+  app.set('query parser', 'simple');
+
+  app.use((req, res, next) => {
+    const incoming = req.get('x-request-id');
+    const requestId = incoming && /^[A-Za-z0-9._-]{1,64}$/.test(incoming) ? incoming : randomUUID();
+    res.locals.requestId = requestId;
+    res.setHeader('x-request-id', requestId);
+    const log = deps.logger.child({ requestId });
+    res.locals.log = log;
+    const started = process.hrtime.bigint();
+    res.on('finish', () => {
+      const route = (req.route?.path ? `${req.baseUrl}${req.route.path}` : 'unmatched') as string;
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      metrics.requests.inc({ route, method: req.method, code: String(res.statusCode) });
+      metrics.duration.observe({ route, method: req.method }, seconds);
+      log.debug({ method: req.method, route, status: res.statusCode, ms: Math.round(seconds * 1000) }, 'request');
+    });
+    next();
+  });
+
+  app.get('/healthz', (_req, res) => {
+    res.json({ status: 'ok' });
+  });
+  app.get('/readyz', async (_req, res) => {
+    try {
+      await deps.core.store.ping();
+      res.json({ status: 'ready' });
+    } catch (err) {
+      const error = toVaultError(err);
+      res.status(503).json({ status: 'unavailable', reason: error.message });
+    }
+  });
+  app.get('/metrics', async (_req, res) => {
+    res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+  });
+  const openapi = openApiDocument(config.version);
+  app.get('/v1/openapi.json', (_req, res) => {
+    res.json(openapi);
+  });
+
+  app.use(express.json({ limit: config.bodyLimitBytes, strict: true, type: ['application/json', 'application/*+json'] }));
+  if (config.kubernetes) {
+    app.post('/v1/auth/kubernetes/login', kubernetesLogin({ core: deps.core, config: config.kubernetes, limiter }));
+  }
+  app.use('/v1', authenticate({ core: deps.core, limiter, metrics }), apiRoutes({ core: deps.core, keyring: deps.keyring, metrics }));
+  app.use((req, _res) => {
+    throw notFound(`no route ${req.method} ${req.path}; see /v1/openapi.json`);
+  });
+  app.use(errorHandler);
+  return { app, metrics };
+}

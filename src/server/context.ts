@@ -1,0 +1,81 @@
+import type { NextFunction, Request, RequestHandler, Response } from 'express';
+import type { z } from 'zod';
+import { tenantId } from '../contract/common.js';
+import type { CallContext, VaultCore } from '../core/index.js';
+import { permissionDenied, unauthenticated, VaultError } from '../lib/errors.js';
+import type { Logger } from '../lib/logger.js';
+import type { FailureLimiter } from './rate-limit.js';
+import type { ServerMetrics } from './metrics.js';
+
+declare module 'express-serve-static-core' {
+  interface Locals {
+    requestId: string;
+    ctx?: CallContext;
+    log?: Logger;
+  }
+}
+
+export const callContext = (res: Response): CallContext => {
+  if (!res.locals.ctx) throw unauthenticated('send Authorization: Bearer <token>');
+  return res.locals.ctx;
+};
+
+export const sourceOf = (req: Request) => req.ip ?? req.socket.remoteAddress ?? 'unknown';
+
+/**
+ * Resolves the bearer token to a call context. Failures are counted per source address;
+ * past the limit, further attempts get 429 before any token is checked.
+ */
+export function authenticate(deps: { core: VaultCore; limiter: FailureLimiter; metrics: ServerMetrics }): RequestHandler {
+  return async (req: Request, res: Response, next: NextFunction) => {
+    const source = sourceOf(req);
+    const wait = deps.limiter.blocked(source);
+    if (wait !== undefined) {
+      throw new VaultError('rate_limited', `too many failed authentications; retry in ${wait}s`, {
+        retryAfterSeconds: wait,
+      });
+    }
+    const header = req.get('authorization') ?? '';
+    const match = /^Bearer\s+(\S+)$/i.exec(header);
+    try {
+      if (!match) throw unauthenticated('send Authorization: Bearer <token>');
+      const principal = await deps.core.tokens.authenticate(match[1]!);
+      const requested = req.get('x-vault-tenant');
+      let tenant = principal.tenant;
+      if (requested !== undefined && requested !== principal.tenant) {
+        if (!principal.system) {
+          throw permissionDenied(`this token belongs to tenant "${principal.tenant}", not "${requested}"`);
+        }
+        const parsed = tenantId.safeParse(requested);
+        if (!parsed.success) throw new VaultError('bad_request', `X-Vault-Tenant: ${parsed.error.issues[0]?.message}`);
+        tenant = parsed.data;
+      }
+      const ctx: CallContext = { principal, tenant, requestId: res.locals.requestId, source };
+      await deps.core.tenants.require(ctx);
+      res.locals.ctx = ctx;
+      next();
+    } catch (err) {
+      if (err instanceof VaultError && err.code === 'unauthenticated') {
+        deps.limiter.fail(source);
+        deps.metrics.authFailures.inc({ reason: match ? 'bad_token' : 'missing_token' });
+      }
+      throw err;
+    }
+  };
+}
+
+/** Parses with a schema; a failure becomes a 400 naming the field and what to fix. */
+export function parse<S extends z.ZodType>(schema: S, input: unknown, where: string): z.output<S> {
+  const result = schema.safeParse(input ?? (where === 'body' ? undefined : {}));
+  if (result.success) return result.data;
+  const messages = result.error.issues.map((issue) => {
+    const path = issue.path.join('.');
+    const text =
+      issue.code === 'unrecognized_keys'
+        ? `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}; remove ${issue.keys.length > 1 ? 'them' : 'it'}`
+        : issue.message;
+    return path ? `${path}: ${text}` : text;
+  });
+  const prefix = where === 'body' && input === undefined ? 'send a JSON body; ' : '';
+  throw new VaultError('bad_request', `${prefix}invalid ${where}: ${messages.join('; ')}`, { where });
+}

@@ -1,0 +1,35 @@
+import { Counter, collectDefaultMetrics, Histogram, Registry } from 'prom-client';
+
+/** Prometheus metrics of the API process. Labels carry routes and codes, never values. */
+export function createServerMetrics() {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const requests = new Counter({
+    name: 'vault_http_requests_total',
+    help: 'HTTP requests by route template, method and status code',
+    labelNames: ['route', 'method', 'code'] as const,
+    registers: [registry],
+  });
+  const duration = new Histogram({
+    name: 'vault_http_request_duration_seconds',
+    help: 'HTTP request latency by route template',
+    labelNames: ['route', 'method'] as const,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [registry],
+  });
+  const leases = new Counter({
+    name: 'vault_leases_total',
+    help: 'Lease decisions: issued, renewed, revoked, denied, read, expired (read after expiry)',
+    labelNames: ['event'] as const,
+    registers: [registry],
+  });
+  const authFailures = new Counter({
+    name: 'vault_auth_failures_total',
+    help: 'Failed authentications by reason',
+    labelNames: ['reason'] as const,
+    registers: [registry],
+  });
+  return { registry, requests, duration, leases, authFailures };
+}
+
+export type ServerMetrics = ReturnType<typeof createServerMetrics>;

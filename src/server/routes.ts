@@ -1,0 +1,218 @@
+import { Router } from 'express';
+import { z } from 'zod';
+import * as auth from '../contract/auth.js';
+import { identityName, identityType, resourceName } from '../contract/common.js';
+import * as credentials from '../contract/credentials.js';
+import * as leases from '../contract/leases.js';
+import * as audit from '../contract/audit.js';
+import * as policies from '../contract/policies.js';
+import type { VaultCore } from '../core/index.js';
+import type { Keyring } from '../crypto/keyring.js';
+import { badRequest, permissionDenied } from '../lib/errors.js';
+import { callContext, parse } from './context.js';
+import type { ServerMetrics } from './metrics.js';
+
+const nameParam = z.object({ name: resourceName });
+const idParam = z.object({ id: z.string().regex(/^lease_[A-Za-z0-9_-]{10,64}$/, 'a lease id looks like "lease_..."') });
+const accessorParam = z.object({ accessor: z.string().regex(/^acc_[A-Za-z0-9_-]{8,64}$/, 'an accessor looks like "acc_..."') });
+const identityParams = z.object({ type: identityType, name: identityName });
+
+/** Routers of the authenticated v1 API, one per group. */
+export function apiRoutes(deps: { core: VaultCore; keyring: Keyring; metrics: ServerMetrics }) {
+  const { core, metrics } = deps;
+  const router = Router();
+
+  // auth
+  router.get('/auth/whoami', async (_req, res) => {
+    const ctx = callContext(res);
+    if (!ctx.principal.accessor) throw badRequest('this call has no token');
+    res.json(await core.tokens.lookup(ctx, ctx.principal.accessor));
+  });
+  router.post('/auth/tokens', async (req, res) => {
+    res.status(201).json(await core.tokens.create(callContext(res), parse(auth.createTokenRequest, req.body, 'body')));
+  });
+  router.get('/auth/tokens/:accessor', async (req, res) => {
+    const { accessor } = parse(accessorParam, req.params, 'path');
+    res.json(await core.tokens.lookup(callContext(res), accessor));
+  });
+  router.delete('/auth/tokens/:accessor', async (req, res) => {
+    const { accessor } = parse(accessorParam, req.params, 'path');
+    await core.tokens.revoke(callContext(res), accessor);
+    res.json({ ok: true });
+  });
+
+  // sys: tenants and keys
+  router.get('/sys/tenants', async (_req, res) => {
+    if (!callContext(res).principal.system) throw permissionDenied('listing tenants needs a system token');
+    res.json({ tenants: await core.tenants.list() });
+  });
+  router.post('/sys/tenants', async (req, res) => {
+    const ctx = callContext(res);
+    if (!ctx.principal.system) throw permissionDenied('creating tenants needs a system token');
+    const body = parse(auth.createTenantRequest, req.body, 'body');
+    res.status(201).json(await core.tenants.createWithAdmin(ctx, body.id, body.description));
+  });
+  router.get('/sys/keys', async (_req, res) => {
+    const ctx = callContext(res);
+    if (!ctx.principal.system && !(await core.access.isAdmin(ctx))) throw permissionDenied('key status needs admin');
+    const status = await deps.keyring.status();
+    res.json({ ...status, tenants: status.tenants.filter((t) => ctx.principal.system || t.tenant === ctx.tenant) });
+  });
+  router.post('/sys/keys/rotate', async (_req, res) => {
+    const ctx = callContext(res);
+    await core.access.check(ctx, 'admin', `tenant/${ctx.tenant}`, undefined, 'key.rotate-tenant');
+    const result = await deps.keyring.rotateTenantKey(ctx.tenant);
+    await core.committer.record(ctx, { action: 'key.rotate-tenant', resource: `tenant/${ctx.tenant}`, outcome: 'allowed' });
+    res.json(result);
+  });
+
+  // identities and policies
+  router.get('/identities', async (_req, res) => {
+    res.json({ identities: await core.identities.list(callContext(res)) });
+  });
+  router.put('/identities/:type/:name', async (req, res) => {
+    const { type, name } = parse(identityParams, req.params, 'path');
+    res.json(await core.identities.put(callContext(res), type, name, parse(policies.identityBody, req.body, 'body')));
+  });
+  router.get('/identities/:type/:name', async (req, res) => {
+    const { type, name } = parse(identityParams, req.params, 'path');
+    res.json(await core.identities.get(callContext(res), type, name));
+  });
+  router.delete('/identities/:type/:name', async (req, res) => {
+    const { type, name } = parse(identityParams, req.params, 'path');
+    await core.identities.delete(callContext(res), type, name);
+    res.json({ ok: true });
+  });
+  router.get('/policies', async (_req, res) => {
+    res.json({ policies: await core.policies.list(callContext(res)) });
+  });
+  router.put('/policies/:name', async (req, res) => {
+    const { name } = parse(nameParam, req.params, 'path');
+    res.json(await core.policies.put(callContext(res), name, parse(policies.policyBody, req.body, 'body')));
+  });
+  router.get('/policies/:name', async (req, res) => {
+    const { name } = parse(nameParam, req.params, 'path');
+    res.json(await core.policies.get(callContext(res), name));
+  });
+  router.delete('/policies/:name', async (req, res) => {
+    const { name } = parse(nameParam, req.params, 'path');
+    await core.policies.delete(callContext(res), name);
+    res.json({ ok: true });
+  });
+
+  // credentials
+  router.post('/credentials', async (req, res) => {
+    const body = parse(credentials.createCredentialRequest, req.body, 'body');
+    res.status(201).json(await core.credentials.create(callContext(res), body));
+  });
+  router.get('/credentials', async (req, res) => {
+    const query = parse(credentials.listCredentialsQuery, req.query, 'query');
+    res.json({ credentials: await core.credentials.list(callContext(res), query) });
+  });
+  router.get('/credentials/:name', async (req, res) => {
+    const { name } = parse(nameParam, req.params, 'path');
+    res.json(await core.credentials.get(callContext(res), name));
+  });
+  router.patch('/credentials/:name', async (req, res) => {
+    const { name } = parse(nameParam, req.params, 'path');
+    res.json(await core.credentials.update(callContext(res), name, parse(credentials.updateCredentialRequest, req.body, 'body')));
+  });
+  router.post('/credentials/:name/versions', async (req, res) => {
+    const { name } = parse(nameParam, req.params, 'path');
+    const body = parse(credentials.putVersionRequest, req.body, 'body');
+    res.status(201).json(await core.credentials.addVersion(callContext(res), name, body, 'credential.put-version'));
+  });
+  router.post('/credentials/:name/rotate', async (req, res) => {
+    const { name } = parse(nameParam, req.params, 'path');
+    const body = parse(credentials.rotateRequest, req.body ?? {}, 'body');
+    res.json(
+      await core.credentials.addVersion(
+        callContext(res),
+        name,
+        {
+          ...(body.value !== undefined ? { value: body.value } : {}),
+          ...(body.generate ? { generate: body.generate } : {}),
+          revokeOldLeases: body.revokeOldLeases,
+        },
+        'credential.rotate',
+      ),
+    );
+  });
+  router.delete('/credentials/:name', async (req, res) => {
+    const { name } = parse(nameParam, req.params, 'path');
+    res.json(await core.credentials.delete(callContext(res), name));
+  });
+
+  // leases
+  router.post('/leases', async (req, res) => {
+    const body = parse(leases.createLeaseRequest, req.body, 'body');
+    try {
+      const lease = await core.leases.create(callContext(res), body);
+      metrics.leases.inc({ event: 'issued' });
+      res.status(201).json(lease);
+    } catch (err) {
+      metrics.leases.inc({ event: 'denied' });
+      throw err;
+    }
+  });
+  router.get('/leases', async (req, res) => {
+    res.json({ leases: await core.leases.list(callContext(res), parse(leases.listLeasesQuery, req.query, 'query')) });
+  });
+  router.get('/leases/events', async (req, res) => {
+    const ctx = callContext(res);
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' });
+    res.write(': connected\n\n');
+    const watcher = await core.leases.watch(ctx, (event) => {
+      res.write(`event: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`);
+    });
+    const heartbeat = setInterval(() => res.write(': heartbeat\n\n'), 15_000);
+    req.on('close', () => {
+      clearInterval(heartbeat);
+      void watcher.close();
+    });
+  });
+  router.post('/leases/revoke', async (req, res) => {
+    const result = await core.leases.bulkRevoke(callContext(res), parse(leases.bulkRevokeRequest, req.body, 'body'));
+    metrics.leases.inc({ event: 'revoked' }, result.revoked);
+    res.json(result);
+  });
+  router.get('/leases/:id', async (req, res) => {
+    const { id } = parse(idParam, req.params, 'path');
+    res.json(await core.leases.get(callContext(res), id));
+  });
+  router.get('/leases/:id/value', async (req, res) => {
+    const { id } = parse(idParam, req.params, 'path');
+    res.json(await core.leases.read(callContext(res), id));
+  });
+  router.post('/leases/:id/reveal', async (req, res) => {
+    const { id } = parse(idParam, req.params, 'path');
+    res.json(await core.leases.read(callContext(res), id, 'lease.reveal'));
+  });
+  router.post('/leases/:id/renew', async (req, res) => {
+    const { id } = parse(idParam, req.params, 'path');
+    const body = parse(leases.renewLeaseRequest, req.body ?? {}, 'body');
+    const lease = await core.leases.renew(callContext(res), id, body);
+    metrics.leases.inc({ event: 'renewed' });
+    res.json(lease);
+  });
+  router.post('/leases/:id/revoke', async (req, res) => {
+    const { id } = parse(idParam, req.params, 'path');
+    const lease = await core.leases.revoke(callContext(res), id);
+    metrics.leases.inc({ event: 'revoked' });
+    res.json(lease);
+  });
+
+  // audit
+  router.get('/audit', async (req, res) => {
+    res.json({ records: await core.audit.query(callContext(res), parse(audit.auditQuery, req.query, 'query')) });
+  });
+  router.get('/audit/verify', async (_req, res) => {
+    res.json(await core.audit.verify(callContext(res)));
+  });
+  router.post('/audit/lookup', async (req, res) => {
+    const { value } = parse(audit.valueLookupRequest, req.body, 'body');
+    res.json(await core.audit.lookupValue(callContext(res), value));
+  });
+
+  return router;
+}

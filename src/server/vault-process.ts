@@ -1,0 +1,123 @@
+import { readFile } from 'node:fs/promises';
+import { createServer as createHttpServer, type Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { type AuditSink, createVaultCore, jsonLinesAuditSink, nullAuditSink, type VaultCore } from '../core/index.js';
+import { sealedPrefixes } from '../core/keys.js';
+import { createKeyring, type Keyring } from '../crypto/keyring.js';
+import { type RootKeyProvider, rootKeyFromEnv, rootKeyFromFile } from '../crypto/root-key.js';
+import { durationMs } from '../lib/duration.js';
+import type { Logger } from '../lib/logger.js';
+import { openStore } from '../store/index.js';
+import type { Store } from '../store/store.js';
+import { createApp } from './app.js';
+import type { ServerConfig } from './config.js';
+import { kubernetesTokenReviewer } from './token-review.js';
+
+export interface VaultProcess {
+  url: string;
+  store: Store;
+  keyring: Keyring;
+  core: VaultCore;
+  close(): Promise<void>;
+}
+
+export async function loadRootKeys(config: ServerConfig): Promise<RootKeyProvider[]> {
+  const active = config.rootKeyFile ? await rootKeyFromFile(config.rootKeyFile) : rootKeyFromEnv(config.rootKey!);
+  const previous = await Promise.all(config.previousRootKeyFiles.map((file) => rootKeyFromFile(file)));
+  return [active, ...previous];
+}
+
+export async function openConfiguredStore(config: ServerConfig, logger: Logger): Promise<Store> {
+  if (config.store === 'embedded') return openStore({ kind: 'embedded', path: config.dataDir!, logger });
+  return openStore({
+    kind: 'etcd',
+    endpoints: config.etcdEndpoints,
+    ...(config.etcdCaFile || config.etcdCertFile
+      ? {
+          tls: {
+            ...(config.etcdCaFile ? { ca: config.etcdCaFile } : {}),
+            ...(config.etcdCertFile ? { cert: config.etcdCertFile, key: config.etcdKeyFile! } : {}),
+          },
+        }
+      : {}),
+    ...(config.etcdUsername ? { username: config.etcdUsername, password: config.etcdPassword ?? '' } : {}),
+    ...(config.etcdPrefix ? { prefix: config.etcdPrefix } : {}),
+    logger,
+  });
+}
+
+/** Store, keyring and core, as every role (server, operator) builds them. */
+export async function openVault(config: ServerConfig, logger: Logger, auditSink: AuditSink = nullAuditSink) {
+  const store = await openConfiguredStore(config, logger);
+  try {
+    const keyring = createKeyring({ store, roots: await loadRootKeys(config), sealedPrefixes, logger });
+    const resumed = await keyring.resumeRotations();
+    for (const failed of resumed.failed) logger.warn({ rotation: failed.rotation }, `rotation not resumed: ${failed.message}`);
+    const core = createVaultCore({
+      store,
+      keyring,
+      logger,
+      auditSink,
+      config: { maxLeaseTtlMs: durationMs(config.maxLeaseTtl), autoCreateTenants: config.autoCreateTenants },
+    });
+    return { store, keyring, core };
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
+}
+
+/** Builds everything from a parsed configuration and listens. */
+export async function startVault(config: ServerConfig, logger: Logger): Promise<VaultProcess> {
+  const auditSink =
+    config.auditLog === 'none'
+      ? nullAuditSink
+      : jsonLinesAuditSink(config.auditLog === 'stdout' ? process.stdout : { file: config.auditLog });
+  const { store, keyring, core } = await openVault(config, logger, auditSink);
+  const kubernetes = config.kubernetesAuth
+    ? {
+        reviewer: await kubernetesTokenReviewer(config.kubeconfig ? { kubeconfigPath: config.kubeconfig } : {}),
+        audience: config.kubernetesAudience,
+        maxTokenTtlMs: 3_600_000,
+      }
+    : undefined;
+  const { app } = createApp({
+    core,
+    keyring,
+    logger,
+    config: {
+      bodyLimitBytes: config.bodyLimitBytes,
+      authFailuresPerMinute: config.authFailuresPerMinute,
+      ...(kubernetes ? { kubernetes } : {}),
+    },
+  });
+  const server: Server = config.tlsCertFile
+    ? createHttpsServer({ cert: await readFile(config.tlsCertFile), key: await readFile(config.tlsKeyFile!) }, app)
+    : createHttpServer(app);
+  server.headersTimeout = 30_000;
+  server.requestTimeout = 60_000;
+  const separator = config.listen.lastIndexOf(':');
+  const host = config.listen.slice(0, separator).replace(/^\[|\]$/g, '');
+  const port = Number(config.listen.slice(separator + 1));
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve());
+  });
+  const address = server.address() as AddressInfo;
+  const shownHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  const url = `${config.tlsCertFile ? 'https' : 'http'}://${shownHost}:${address.port}`;
+  logger.info({ url, store: config.store }, 'vault listening');
+  return {
+    url,
+    store,
+    keyring,
+    core,
+    async close() {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await auditSink.close();
+      await store.close();
+    },
+  };
+}
