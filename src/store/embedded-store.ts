@@ -1,0 +1,402 @@
+/**
+ * The embedded store: etcd's KV semantics on one SQLite file, for `vault dev` and
+ * single-node installs. Every transaction is one SQLite transaction in WAL mode with
+ * synchronous=FULL, so a transaction that returned survives kill -9 and power loss. A
+ * change log table keeps the last `historyRevisions` revisions of events for watches.
+ */
+import { chmodSync, closeSync, mkdirSync, openSync } from 'node:fs';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { StoreUnavailableError, VaultError } from '../lib/errors.js';
+import { type Logger, silentLogger } from '../lib/logger.js';
+import { StoreClosedError, WatchCompactedError } from './errors.js';
+import { prefixEnd, rangeStart, utf8 } from './keys.js';
+import type {
+  KeyValue,
+  Op,
+  RangeOptions,
+  RangeResult,
+  Store,
+  Txn,
+  TxnResult,
+  WatchEvent,
+  Watcher,
+} from './store.js';
+import { validateTxn } from './validate-txn.js';
+
+export interface EmbeddedStoreOptions {
+  /** The data directory (created with mode 0700); the database is `store.db` inside it. */
+  path: string;
+  logger?: Logger;
+  /** How many revisions of change history watches can replay (default 10,000). */
+  historyRevisions?: number;
+}
+
+export const embeddedStoreFile = 'store.db';
+
+const schemaVersion = 1;
+const defaultHistoryRevisions = 10_000;
+/** Compact in batches, so the delete runs once per this many revisions, not on every commit. */
+const maxCompactionBatch = 1_000;
+
+interface KvRow {
+  key: Buffer;
+  value: string;
+  create_revision: number;
+  mod_revision: number;
+  version: number;
+}
+
+interface EventRow {
+  revision: number;
+  key: Buffer;
+  value: string | null;
+}
+
+interface LiveWatch {
+  prefix: string;
+  fromRevision: number;
+  queue: WatchEvent[];
+  scheduled: boolean;
+  closed: boolean;
+  onEvent: (event: WatchEvent) => void;
+}
+
+export async function openEmbeddedStore(options: EmbeddedStoreOptions): Promise<Store> {
+  const logger = options.logger ?? silentLogger;
+  const historyRevisions = Math.max(1, options.historyRevisions ?? defaultHistoryRevisions);
+  const compactionBatch = Math.min(maxCompactionBatch, Math.ceil(historyRevisions / 10));
+  const file = join(options.path, embeddedStoreFile);
+  mkdirSync(options.path, { recursive: true, mode: 0o700 });
+  chmodSync(options.path, 0o700);
+  // SQLite gives its -wal and -shm files the mode of the database file.
+  closeSync(openSync(file, 'a', 0o600));
+  chmodSync(file, 0o600);
+
+  const db = openExclusive(file, options.path);
+  const statements = prepare(db);
+
+  let revision = statements.getMeta.get('revision')?.value ?? 1;
+  let compactRevision = statements.getMeta.get('compact_revision')?.value ?? 0;
+  let closed = false;
+  const watches = new Set<LiveWatch>();
+
+  logger.debug({ path: options.path, revision, compactRevision }, 'embedded store opened');
+
+  const toKeyValue = (row: KvRow): KeyValue => ({
+    key: row.key.toString('utf8'),
+    value: row.value,
+    createRevision: row.create_revision,
+    modRevision: row.mod_revision,
+    version: row.version,
+  });
+
+  const assertOpen = () => {
+    if (closed) throw new StoreClosedError('embedded');
+  };
+
+  const keysUnder = (prefix: string): Buffer[] => {
+    const start = utf8(prefix);
+    const end = prefixEnd(start);
+    const rows = end ? statements.keysBounded.all(start, end) : statements.keysFrom.all(start);
+    return rows.map((row) => row.key);
+  };
+
+  const applyOps = (ops: Op[], next: number): WatchEvent[] => {
+    const events: WatchEvent[] = [];
+    const remove = (key: Buffer) => {
+      if (statements.deleteKey.run(key).changes > 0) {
+        events.push({ type: 'delete', key: key.toString('utf8'), modRevision: next });
+      }
+    };
+    for (const op of ops) {
+      if (op.type === 'put') {
+        const key = utf8(op.key);
+        const current = statements.getKv.get(key);
+        if (current) statements.updateKv.run(op.value, next, key);
+        else statements.insertKv.run(key, op.value, next, next);
+        events.push({ type: 'put', key: op.key, value: op.value, modRevision: next });
+      } else if (op.type === 'delete') {
+        remove(utf8(op.key));
+      } else {
+        for (const key of keysUnder(op.prefix)) remove(key);
+      }
+    }
+    return events;
+  };
+
+  const commit = db.transaction((txn: Txn) => {
+    const succeeded = (txn.compare ?? []).every(
+      (compare) => (statements.getKv.get(utf8(compare.key))?.mod_revision ?? 0) === compare.modRevision,
+    );
+    const next = revision + 1;
+    const events = applyOps(succeeded ? txn.success : (txn.failure ?? []), next);
+    if (events.length === 0) return { succeeded, events, revision, compactRevision };
+    statements.setMeta.run('revision', next);
+    events.forEach((event, seq) => {
+      statements.insertEvent.run(next, seq, utf8(event.key), event.value ?? null);
+    });
+    let compactTo = compactRevision;
+    if (next - compactRevision > historyRevisions + compactionBatch) {
+      compactTo = next - historyRevisions;
+      statements.compactEvents.run(compactTo);
+      statements.setMeta.run('compact_revision', compactTo);
+    }
+    return { succeeded, events, revision: next, compactRevision: compactTo };
+  });
+
+  const schedule = (watch: LiveWatch) => {
+    if (watch.scheduled || watch.closed) return;
+    watch.scheduled = true;
+    setImmediate(() => {
+      watch.scheduled = false;
+      while (!watch.closed && watch.queue.length > 0) {
+        const event = watch.queue.shift()!;
+        try {
+          watch.onEvent(event);
+        } catch (err) {
+          logger.error({ err, prefix: watch.prefix }, 'a watch callback threw; the watch continues');
+        }
+      }
+    });
+  };
+
+  const publish = (events: WatchEvent[]) => {
+    for (const watch of watches) {
+      const matching = events.filter(
+        (e) => e.key.startsWith(watch.prefix) && e.modRevision >= watch.fromRevision,
+      );
+      if (matching.length === 0) continue;
+      watch.queue.push(...matching);
+      schedule(watch);
+    }
+  };
+
+  const store: Store = {
+    kind: 'embedded',
+
+    async get(key) {
+      assertOpen();
+      return guard(() => {
+        const row = statements.getKv.get(utf8(key));
+        return row ? toKeyValue(row) : undefined;
+      });
+    },
+
+    async range(prefix: string, rangeOptions: RangeOptions = {}): Promise<RangeResult> {
+      assertOpen();
+      return guard(() => {
+        const limit = rangeOptions.limit && rangeOptions.limit > 0 ? rangeOptions.limit : -1;
+        const prefixBytes = utf8(prefix);
+        const start = rangeStart(
+          prefixBytes,
+          rangeOptions.startAfter === undefined ? undefined : utf8(rangeOptions.startAfter),
+        );
+        const end = prefixEnd(prefixBytes);
+        // One row beyond the limit tells whether there are more.
+        const fetch = limit > 0 ? limit + 1 : -1;
+        const rows = end
+          ? statements.rangeBounded.all(start, end, fetch)
+          : statements.rangeFrom.all(start, fetch);
+        const more = limit > 0 && rows.length > limit;
+        return { kvs: (more ? rows.slice(0, limit) : rows).map(toKeyValue), revision, more };
+      });
+    },
+
+    async txn(txn) {
+      assertOpen();
+      validateTxn(txn);
+      const result = guard(() => commit.immediate(txn));
+      revision = result.revision;
+      if (result.compactRevision !== compactRevision) {
+        compactRevision = result.compactRevision;
+        logger.debug({ compactRevision }, 'embedded store compacted its change history');
+      }
+      if (result.events.length > 0) publish(result.events);
+      return { succeeded: result.succeeded, revision: result.revision } satisfies TxnResult;
+    },
+
+    async watch(prefix, fromRevision, onEvent) {
+      assertOpen();
+      if (fromRevision > 0 && fromRevision <= compactRevision) {
+        throw new WatchCompactedError(fromRevision, compactRevision);
+      }
+      const watch: LiveWatch = {
+        prefix,
+        fromRevision: fromRevision > 0 ? fromRevision : revision + 1,
+        queue: [],
+        scheduled: false,
+        closed: false,
+        onEvent,
+      };
+      if (watch.fromRevision <= revision) {
+        // Replay and registration happen in one synchronous step: no commit can fall between.
+        const start = utf8(prefix);
+        const end = prefixEnd(start);
+        const rows = guard(() =>
+          end
+            ? statements.eventsBounded.all(watch.fromRevision, start, end)
+            : statements.eventsFrom.all(watch.fromRevision, start),
+        );
+        watch.queue.push(
+          ...rows.map(
+            (row): WatchEvent =>
+              row.value === null
+                ? { type: 'delete', key: row.key.toString('utf8'), modRevision: row.revision }
+                : { type: 'put', key: row.key.toString('utf8'), value: row.value, modRevision: row.revision },
+          ),
+        );
+      }
+      watches.add(watch);
+      schedule(watch);
+      return {
+        async close() {
+          watch.closed = true;
+          watch.queue.length = 0;
+          watches.delete(watch);
+        },
+      } satisfies Watcher;
+    },
+
+    async ping() {
+      assertOpen();
+      guard(() => statements.ping.get());
+    },
+
+    async close() {
+      if (closed) return;
+      closed = true;
+      for (const watch of watches) {
+        watch.closed = true;
+        watch.queue.length = 0;
+      }
+      watches.clear();
+      db.close();
+      logger.debug({ path: options.path, revision }, 'embedded store closed');
+    },
+  };
+  return store;
+}
+
+/**
+ * Opens the database and takes SQLite's exclusive lock for the life of the connection: the
+ * operating system holds it, so it is released when the process dies, even by kill -9, and a
+ * second process (or a second open in this one) fails at once with a clear error.
+ */
+function openExclusive(file: string, dir: string): Database.Database {
+  const db = new Database(file, { timeout: 0 });
+  try {
+    db.pragma('locking_mode = EXCLUSIVE');
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = FULL');
+    // Deleted values are overwritten on disk, not left in free pages.
+    db.pragma('secure_delete = ON');
+    // The first write takes the exclusive lock; this empty one takes it now.
+    db.exec('BEGIN EXCLUSIVE; COMMIT;');
+    migrate(db);
+    return db;
+  } catch (err) {
+    db.close();
+    if (isSqliteError(err) && (err.code === 'SQLITE_BUSY' || err.code === 'SQLITE_LOCKED')) {
+      throw new VaultError(
+        'conflict',
+        `the data directory ${dir} is in use by another vault process (the embedded store allows one ` +
+          'process at a time); stop that process or use another data directory',
+      );
+    }
+    throw err;
+  }
+}
+
+function migrate(db: Database.Database): void {
+  db.exec(`
+    CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+    CREATE TABLE IF NOT EXISTS kv (
+      key BLOB PRIMARY KEY,
+      value TEXT NOT NULL,
+      create_revision INTEGER NOT NULL,
+      mod_revision INTEGER NOT NULL,
+      version INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE IF NOT EXISTS events (
+      revision INTEGER NOT NULL,
+      seq INTEGER NOT NULL,
+      key BLOB NOT NULL,
+      value TEXT,
+      PRIMARY KEY (revision, seq)
+    ) WITHOUT ROWID;
+  `);
+  const row = db.prepare<[], { value: number }>("SELECT value FROM meta WHERE name = 'schema_version'").get();
+  if (!row) {
+    db.prepare("INSERT INTO meta (name, value) VALUES ('schema_version', ?)").run(schemaVersion);
+  } else if (row.value !== schemaVersion) {
+    throw new VaultError(
+      'internal',
+      `the embedded store has schema version ${row.value}, this build reads ${schemaVersion}; use a matching vault`,
+    );
+  }
+}
+
+function prepare(db: Database.Database) {
+  const kvColumns = 'key, value, create_revision, mod_revision, version';
+  return {
+    ping: db.prepare('SELECT 1'),
+    getMeta: db.prepare<[string], { value: number }>('SELECT value FROM meta WHERE name = ?'),
+    setMeta: db.prepare<[string, number]>(
+      'INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = excluded.value',
+    ),
+    getKv: db.prepare<[Buffer], KvRow>(`SELECT ${kvColumns} FROM kv WHERE key = ?`),
+    insertKv: db.prepare<[Buffer, string, number, number]>(
+      'INSERT INTO kv (key, value, create_revision, mod_revision, version) VALUES (?, ?, ?, ?, 1)',
+    ),
+    updateKv: db.prepare<[string, number, Buffer]>(
+      'UPDATE kv SET value = ?, mod_revision = ?, version = version + 1 WHERE key = ?',
+    ),
+    deleteKey: db.prepare<[Buffer]>('DELETE FROM kv WHERE key = ?'),
+    keysBounded: db.prepare<[Buffer, Buffer], { key: Buffer }>(
+      'SELECT key FROM kv WHERE key >= ? AND key < ? ORDER BY key',
+    ),
+    keysFrom: db.prepare<[Buffer], { key: Buffer }>('SELECT key FROM kv WHERE key >= ? ORDER BY key'),
+    rangeBounded: db.prepare<[Buffer, Buffer, number], KvRow>(
+      `SELECT ${kvColumns} FROM kv WHERE key >= ? AND key < ? ORDER BY key LIMIT ?`,
+    ),
+    rangeFrom: db.prepare<[Buffer, number], KvRow>(
+      `SELECT ${kvColumns} FROM kv WHERE key >= ? ORDER BY key LIMIT ?`,
+    ),
+    insertEvent: db.prepare<[number, number, Buffer, string | null]>(
+      'INSERT INTO events (revision, seq, key, value) VALUES (?, ?, ?, ?)',
+    ),
+    eventsBounded: db.prepare<[number, Buffer, Buffer], EventRow>(
+      'SELECT revision, key, value FROM events WHERE revision >= ? AND key >= ? AND key < ? ORDER BY revision, seq',
+    ),
+    eventsFrom: db.prepare<[number, Buffer], EventRow>(
+      'SELECT revision, key, value FROM events WHERE revision >= ? AND key >= ? ORDER BY revision, seq',
+    ),
+    compactEvents: db.prepare<[number]>('DELETE FROM events WHERE revision <= ?'),
+  };
+}
+
+interface SqliteError extends Error {
+  code: string;
+}
+
+const isSqliteError = (err: unknown): err is SqliteError =>
+  err instanceof Database.SqliteError && typeof (err as SqliteError).code === 'string';
+
+/** Disk and I/O failures are "the store is unavailable"; anything else is a bug and rethrown. */
+function guard<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    if (
+      isSqliteError(err) &&
+      /^SQLITE_(BUSY|LOCKED|FULL|IOERR|CANTOPEN|READONLY|CORRUPT|NOTADB)/.test(err.code)
+    ) {
+      throw new StoreUnavailableError(
+        `the embedded store failed (${err.code}); check the data directory's disk`,
+        err,
+      );
+    }
+    throw err;
+  }
+}

@@ -1,0 +1,227 @@
+/**
+ * The etcd store: the Store interface on a real etcd v3 cluster through the `etcd3` client.
+ * Every call is one gRPC round trip with a short deadline, so a dead etcd fails fast with
+ * StoreUnavailableError instead of hanging; the client reconnects by itself when etcd returns.
+ * Nothing here retries a transaction: a retried write whose first attempt did land would turn
+ * into a false conflict, so the caller decides.
+ */
+import { readFileSync } from 'node:fs';
+import { Etcd3, type IOptions, type IRequestOp } from 'etcd3';
+import { badRequest } from '../lib/errors.js';
+import { type Logger, silentLogger } from '../lib/logger.js';
+import { StoreClosedError } from './errors.js';
+import { describeEndpoints, toStoreError } from './etcd-errors.js';
+import { createEtcdWatch } from './etcd-watch.js';
+import { prefixEnd, rangeStart, utf8 } from './keys.js';
+import type { KeyValue, Op, RangeResult, Store, TxnResult, Watcher } from './store.js';
+import { validateTxn } from './validate-txn.js';
+
+export interface EtcdTlsOptions {
+  /** CA certificate that signed etcd's serving certificate: PEM text or a path to a PEM file. */
+  ca?: string;
+  /** Client certificate for etcd's --client-cert-auth: PEM text or a path. Needs `key`. */
+  cert?: string;
+  /** The client certificate's private key: PEM text or a path. */
+  key?: string;
+}
+
+export interface EtcdStoreOptions {
+  /** Client URLs, e.g. `https://etcd-0:2379`. Use `https://` when etcd serves TLS. */
+  endpoints: string[];
+  tls?: EtcdTlsOptions;
+  username?: string;
+  password?: string;
+  /** Namespaces every key (e.g. `vault/`); results come back without it. */
+  prefix?: string;
+  logger?: Logger;
+  /** Deadline for each call, in milliseconds (default 3000). */
+  timeoutMs?: number;
+}
+
+const defaultTimeoutMs = 3_000;
+
+/** Runs a call once, as is: no retries and no circuit breaker (see the file comment). */
+const passthroughPolicy = {
+  execute: <T>(fn: (context: { signal: AbortSignal }) => PromiseLike<T> | T) =>
+    Promise.resolve().then(() => fn({ signal: new AbortController().signal })),
+  onSuccess: () => ({ dispose() {} }),
+  onFailure: () => ({ dispose() {} }),
+} as unknown as NonNullable<NonNullable<IOptions['faultHandling']>['global']>;
+
+/** PEM text is used as is; anything else is read as a file path. */
+export function readPem(value: string, what: string): Buffer {
+  if (value.includes('-----BEGIN')) return Buffer.from(value);
+  try {
+    return readFileSync(value);
+  } catch (err) {
+    throw badRequest(
+      `cannot read the etcd TLS ${what} file ${value}: ${(err as NodeJS.ErrnoException).code}`,
+    );
+  }
+}
+
+export function etcdClientOptions(options: EtcdStoreOptions): IOptions {
+  if (options.endpoints.length === 0) throw badRequest('the etcd store needs at least one endpoint');
+  if ((options.username === undefined) !== (options.password === undefined)) {
+    throw badRequest('etcd auth needs both a username and a password');
+  }
+  const tls = options.tls;
+  if (tls && (tls.cert === undefined) !== (tls.key === undefined)) {
+    throw badRequest('an etcd client certificate needs both cert and key');
+  }
+  const timeoutMs = options.timeoutMs ?? defaultTimeoutMs;
+  return {
+    hosts: options.endpoints,
+    ...(tls && {
+      credentials: {
+        // grpc-js falls back to the system roots when no CA is given.
+        rootCertificate: (tls.ca ? readPem(tls.ca, 'CA') : null) as Buffer,
+        ...(tls.cert && { certChain: readPem(tls.cert, 'certificate') }),
+        ...(tls.key && { privateKey: readPem(tls.key, 'key') }),
+      },
+    }),
+    ...(options.username !== undefined && {
+      auth: { username: options.username, password: options.password! },
+    }),
+    dialTimeout: timeoutMs,
+    defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + timeoutMs }),
+    faultHandling: { global: passthroughPolicy, host: () => passthroughPolicy },
+    grpcOptions: {
+      // Reconnect quickly once etcd is back, and notice a silent peer.
+      'grpc.initial_reconnect_backoff_ms': 200,
+      'grpc.max_reconnect_backoff_ms': 2_000,
+      'grpc.keepalive_time_ms': 10_000,
+      'grpc.keepalive_timeout_ms': Math.max(timeoutMs, 1_000),
+      'grpc.use_local_subchannel_pool': 1,
+    },
+  };
+}
+
+export async function openEtcdStore(options: EtcdStoreOptions): Promise<Store> {
+  const logger = options.logger ?? silentLogger;
+  const timeoutMs = options.timeoutMs ?? defaultTimeoutMs;
+  const endpoints = describeEndpoints(options.endpoints);
+  const client = new Etcd3(etcdClientOptions(options));
+  const namespace = utf8(options.prefix ?? '');
+  const watchers = new Set<Watcher>();
+  let closed = false;
+
+  const fail = (what: string) => (err: unknown) => {
+    throw toStoreError(err, { what, endpoints, timeoutMs });
+  };
+  const assertOpen = () => {
+    if (closed) throw new StoreClosedError('etcd');
+  };
+  const full = (key: string) => (namespace.length === 0 ? utf8(key) : Buffer.concat([namespace, utf8(key)]));
+  /** etcd has no empty key: "all keys" is the range from \0 to \0. */
+  const span = (prefix: string) => {
+    const start = full(prefix);
+    return {
+      key: start.length > 0 ? start : Buffer.from([0]),
+      rangeEnd: prefixEnd(start) ?? Buffer.from([0]),
+    };
+  };
+  const toKeyValue = (kv: {
+    key: Buffer;
+    value: Buffer;
+    create_revision: string;
+    mod_revision: string;
+    version: string;
+  }): KeyValue => ({
+    key: kv.key.subarray(namespace.length).toString('utf8'),
+    value: kv.value.toString('utf8'),
+    createRevision: Number(kv.create_revision),
+    modRevision: Number(kv.mod_revision),
+    version: Number(kv.version),
+  });
+  const toRequestOp = (op: Op): IRequestOp => {
+    if (op.type === 'put') return { request_put: { key: full(op.key), value: utf8(op.value) } };
+    if (op.type === 'delete') return { request_delete_range: { key: full(op.key) } };
+    const { key, rangeEnd } = span(op.prefix);
+    return { request_delete_range: { key, range_end: rangeEnd } };
+  };
+
+  const store: Store = {
+    kind: 'etcd',
+
+    async get(key) {
+      assertOpen();
+      const res = await client.kv.range({ key: full(key) }).catch(fail('read'));
+      const kv = res.kvs[0];
+      return kv ? toKeyValue(kv) : undefined;
+    },
+
+    async range(prefix, rangeOptions = {}): Promise<RangeResult> {
+      assertOpen();
+      const { key, rangeEnd } = span(prefix);
+      const start =
+        rangeOptions.startAfter === undefined ? key : rangeStart(key, full(rangeOptions.startAfter));
+      const limit = rangeOptions.limit && rangeOptions.limit > 0 ? rangeOptions.limit : 0;
+      const res = await client.kv.range({ key: start, range_end: rangeEnd, limit }).catch(fail('range read'));
+      return { kvs: res.kvs.map(toKeyValue), revision: Number(res.header.revision), more: res.more };
+    },
+
+    async txn(txn): Promise<TxnResult> {
+      assertOpen();
+      validateTxn(txn);
+      const res = await client.kv
+        .txn({
+          compare: (txn.compare ?? []).map((compare) => ({
+            key: full(compare.key),
+            target: 'Mod',
+            result: 'Equal',
+            // A missing key compares as mod revision 0, which is how "must not exist" is spelled.
+            mod_revision: compare.modRevision,
+          })),
+          success: txn.success.map(toRequestOp),
+          failure: (txn.failure ?? []).map(toRequestOp),
+        })
+        .catch(fail('transaction'));
+      return { succeeded: res.succeeded, revision: Number(res.header.revision) };
+    },
+
+    async watch(prefix, fromRevision, onEvent) {
+      assertOpen();
+      const { key, rangeEnd } = span(prefix);
+      let watcher: Watcher | undefined;
+      watcher = await createEtcdWatch({
+        client,
+        key,
+        rangeEnd,
+        fromRevision,
+        stripPrefix: namespace.length,
+        onEvent,
+        logger,
+        timeoutMs,
+        toError: (err) => toStoreError(err, { what: 'watch', endpoints, timeoutMs }),
+        onClosed: () => watcher && watchers.delete(watcher),
+      });
+      watchers.add(watcher);
+      return watcher;
+    },
+
+    async ping() {
+      assertOpen();
+      const { key, rangeEnd } = span('');
+      await client.kv
+        .range({ key, range_end: rangeEnd, limit: 1, count_only: true })
+        .catch(fail('health check'));
+    },
+
+    async close() {
+      if (closed) return;
+      closed = true;
+      await Promise.all([...watchers].map((watcher) => watcher.close()));
+      client.close();
+    },
+  };
+
+  try {
+    await store.ping();
+  } catch (err) {
+    client.close();
+    throw err;
+  }
+  logger.debug({ endpoints, prefix: options.prefix ?? '' }, 'etcd store connected');
+  return store;
+}

@@ -1,0 +1,42 @@
+import { badRequest } from '../lib/errors.js';
+import type { Txn } from './store.js';
+
+/**
+ * Rejects transactions etcd would reject, so both stores fail the same way and before any
+ * write: empty keys, negative revisions, and a branch that writes one key twice (two puts,
+ * or a put under a delete).
+ */
+export function validateTxn(txn: Txn): void {
+  for (const compare of txn.compare ?? []) {
+    if (compare.key === '') throw badRequest('a transaction compare needs a non-empty key');
+    if (!Number.isSafeInteger(compare.modRevision) || compare.modRevision < 0) {
+      throw badRequest(`a compare revision must be a whole number >= 0, got ${compare.modRevision}`);
+    }
+  }
+  validateBranch(txn.success);
+  if (txn.failure) validateBranch(txn.failure);
+}
+
+function validateBranch(ops: Txn['success']): void {
+  const puts = new Set<string>();
+  const deletes: string[] = [];
+  const prefixes: string[] = [];
+  for (const op of ops) {
+    if (op.type === 'put') {
+      if (op.key === '') throw badRequest('a put needs a non-empty key');
+      if (typeof op.value !== 'string') throw badRequest(`the value put at "${op.key}" must be a string`);
+      if (puts.has(op.key)) throw badRequest(`a transaction may not put "${op.key}" twice`);
+      puts.add(op.key);
+    } else if (op.type === 'delete') {
+      if (op.key === '') throw badRequest('a delete needs a non-empty key');
+      deletes.push(op.key);
+    } else {
+      prefixes.push(op.prefix);
+    }
+  }
+  for (const key of puts) {
+    if (deletes.includes(key) || prefixes.some((prefix) => key.startsWith(prefix))) {
+      throw badRequest(`a transaction may not both put and delete "${key}"`);
+    }
+  }
+}
