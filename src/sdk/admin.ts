@@ -1,0 +1,225 @@
+/** The smaller API groups: audit, tokens, policies, identities, tenants and keys. */
+import { type Http, seg } from './http.js';
+import {
+  arr,
+  obj,
+  parseAuditRecord,
+  parseAuditVerify,
+  parseCreatedToken,
+  parseIdentityRecord,
+  parsePolicy,
+  parseTenant,
+  parseTokenInfo,
+  parseValueLookup,
+} from './parse.js';
+import type {
+  AuditQuery,
+  AuditRecord,
+  AuditVerifyResult,
+  CreatedToken,
+  CreateTokenInput,
+  IdentityInput,
+  IdentityRecord,
+  IdentityType,
+  Policy,
+  PolicyBody,
+  Tenant,
+  TokenInfo,
+  ValueLookupResult,
+} from './types.js';
+
+type Options = { signal?: AbortSignal };
+const okResult = () => undefined;
+const iso = (value: Date | string | undefined) => (value instanceof Date ? value.toISOString() : value);
+
+/** The audit log: every decision, hash-chained per tenant. */
+export class AuditApi {
+  readonly #http: Http;
+
+  /** @internal Use `vault.audit`. */
+  constructor(http: Http) {
+    this.#http = http;
+  }
+
+  /** Audit records matching the filters, oldest first. Use `afterSeq` to page or tail. */
+  query(query: AuditQuery = {}, options: Options = {}): Promise<AuditRecord[]> {
+    return this.#http.json(
+      'get',
+      '/v1/audit',
+      (body) => arr(obj(body, 'response'), 'records', 'response', parseAuditRecord),
+      { query: { ...query, since: iso(query.since), until: iso(query.until) }, ...options },
+    );
+  }
+
+  /** Verifies the tenant's hash chain; `ok: false` names the first broken record. */
+  verify(options: Options = {}): Promise<AuditVerifyResult> {
+    return this.#http.json('get', '/v1/audit/verify', parseAuditVerify, options);
+  }
+
+  /** Whether a (leaked) value was ever issued by a lease, found by keyed HMAC; the value is not stored. */
+  lookup(value: string, options: Options = {}): Promise<ValueLookupResult> {
+    return this.#http.json('post', '/v1/audit/lookup', parseValueLookup, { body: { value }, ...options });
+  }
+}
+
+/** Tokens: create them for identities, look them up and revoke them by accessor. */
+export class TokensApi {
+  readonly #http: Http;
+
+  /** @internal Use `vault.tokens`. */
+  constructor(http: Http) {
+    this.#http = http;
+  }
+
+  /** Creates a token for an identity; the secret `token` field is returned only now. */
+  create(input: CreateTokenInput, options: Options = {}): Promise<CreatedToken> {
+    return this.#http.json('post', '/v1/auth/tokens', parseCreatedToken, { body: input, ...options });
+  }
+
+  /** Looks a token up by accessor. */
+  lookup(accessor: string, options: Options = {}): Promise<TokenInfo> {
+    return this.#http.json('get', `/v1/auth/tokens/${seg(accessor)}`, parseTokenInfo, options);
+  }
+
+  /** Revokes a token by accessor. */
+  async revoke(accessor: string, options: Options = {}): Promise<void> {
+    await this.#http.json('delete', `/v1/auth/tokens/${seg(accessor)}`, okResult, options);
+  }
+}
+
+/** Policies: what identities may do with which credentials (default deny). */
+export class PoliciesApi {
+  readonly #http: Http;
+
+  /** @internal Use `vault.policies`. */
+  constructor(http: Http) {
+    this.#http = http;
+  }
+
+  /** Every policy of the tenant. */
+  list(options: Options = {}): Promise<Policy[]> {
+    return this.#http.json(
+      'get',
+      '/v1/policies',
+      (body) => arr(obj(body, 'response'), 'policies', 'response', parsePolicy),
+      options,
+    );
+  }
+
+  /** One policy. */
+  get(name: string, options: Options = {}): Promise<Policy> {
+    return this.#http.json('get', `/v1/policies/${seg(name)}`, parsePolicy, options);
+  }
+
+  /** Creates or replaces a policy. */
+  put(name: string, body: PolicyBody, options: Options = {}): Promise<Policy> {
+    return this.#http.json('put', `/v1/policies/${seg(name)}`, parsePolicy, { body, ...options });
+  }
+
+  /** Deletes a policy. */
+  async delete(name: string, options: Options = {}): Promise<void> {
+    await this.#http.json('delete', `/v1/policies/${seg(name)}`, okResult, options);
+  }
+}
+
+/** Identities: people, agents and workloads, with the policies their tokens carry. */
+export class IdentitiesApi {
+  readonly #http: Http;
+
+  /** @internal Use `vault.identities`. */
+  constructor(http: Http) {
+    this.#http = http;
+  }
+
+  /** Every identity of the tenant. */
+  list(options: Options = {}): Promise<IdentityRecord[]> {
+    return this.#http.json(
+      'get',
+      '/v1/identities',
+      (body) => arr(obj(body, 'response'), 'identities', 'response', parseIdentityRecord),
+      options,
+    );
+  }
+
+  /** One identity. */
+  get(type: IdentityType, name: string, options: Options = {}): Promise<IdentityRecord> {
+    return this.#http.json('get', `/v1/identities/${seg(type)}/${seg(name)}`, parseIdentityRecord, options);
+  }
+
+  /** Creates or updates an identity. */
+  put(
+    type: IdentityType,
+    name: string,
+    input: IdentityInput = {},
+    options: Options = {},
+  ): Promise<IdentityRecord> {
+    return this.#http.json('put', `/v1/identities/${seg(type)}/${seg(name)}`, parseIdentityRecord, {
+      body: input,
+      ...options,
+    });
+  }
+
+  /** Deletes an identity. */
+  async delete(type: IdentityType, name: string, options: Options = {}): Promise<void> {
+    await this.#http.json('delete', `/v1/identities/${seg(type)}/${seg(name)}`, okResult, options);
+  }
+}
+
+/** Tenants (system tokens only). */
+export class TenantsApi {
+  readonly #http: Http;
+
+  /** @internal Use `vault.tenants`. */
+  constructor(http: Http) {
+    this.#http = http;
+  }
+
+  /** Every tenant. */
+  list(options: Options = {}): Promise<Tenant[]> {
+    return this.#http.json(
+      'get',
+      '/v1/sys/tenants',
+      (body) => arr(obj(body, 'response'), 'tenants', 'response', parseTenant),
+      options,
+    );
+  }
+
+  /** Creates a tenant and returns it with its first admin token. */
+  create(
+    input: { id: string; description?: string },
+    options: Options = {},
+  ): Promise<{ tenant: Tenant; adminToken: CreatedToken }> {
+    return this.#http.json(
+      'post',
+      '/v1/sys/tenants',
+      (body) => {
+        const o = obj(body, 'response');
+        return {
+          tenant: parseTenant(o.tenant, 'response.tenant'),
+          adminToken: parseCreatedToken(o.adminToken, 'response.adminToken'),
+        };
+      },
+      { body: input, ...options },
+    );
+  }
+}
+
+/** The tenant's key hierarchy. */
+export class KeysApi {
+  readonly #http: Http;
+
+  /** @internal Use `vault.keys`. */
+  constructor(http: Http) {
+    this.#http = http;
+  }
+
+  /** Key status (versions, rotation progress) as the server reports it. */
+  status(options: Options = {}): Promise<Record<string, unknown>> {
+    return this.#http.json('get', '/v1/sys/keys', (body) => obj(body, 'response'), options);
+  }
+
+  /** Rotates the tenant key, re-wrapping every data key. */
+  rotate(options: Options = {}): Promise<Record<string, unknown>> {
+    return this.#http.json('post', '/v1/sys/keys/rotate', (body) => obj(body, 'response'), options);
+  }
+}

@@ -1,0 +1,85 @@
+import { type Http, seg } from './http.js';
+import { arr, obj, parseBulkRevoke, parseCredential } from './parse.js';
+import type {
+  BulkRevokeResult,
+  CreateCredentialInput,
+  Credential,
+  ListCredentialsQuery,
+  RotateCredentialInput,
+  UpdateCredentialInput,
+} from './types.js';
+
+/** Credentials: create, list and manage secrets. Values go in; they only come out through leases. */
+export class CredentialsApi {
+  readonly #http: Http;
+
+  /** @internal Use `vault.credentials`. */
+  constructor(http: Http) {
+    this.#http = http;
+  }
+
+  /** Creates a credential (version 1) from a value or a generate spec. Needs the `create` action. */
+  create(input: CreateCredentialInput, options: { signal?: AbortSignal } = {}): Promise<Credential> {
+    return this.#http.json('post', '/v1/credentials', parseCredential, { body: input, ...options });
+  }
+
+  /** Lists credentials the caller may list (metadata only, never values). */
+  async list(
+    query: ListCredentialsQuery = {},
+    options: { signal?: AbortSignal } = {},
+  ): Promise<Credential[]> {
+    const labels = query.labels
+      ? Object.entries(query.labels)
+          .map(([key, value]) => `${key}=${value}`)
+          .join(',')
+      : undefined;
+    return this.#http.json(
+      'get',
+      '/v1/credentials',
+      (body) => arr(obj(body, 'response'), 'credentials', 'response', parseCredential),
+      { query: { prefix: query.prefix, labels }, ...options },
+    );
+  }
+
+  /** A credential's metadata and versions. */
+  get(name: string, options: { signal?: AbortSignal } = {}): Promise<Credential> {
+    return this.#http.json('get', `/v1/credentials/${seg(name)}`, parseCredential, options);
+  }
+
+  /** Replaces a credential's labels and/or lease defaults. */
+  update(
+    name: string,
+    input: UpdateCredentialInput,
+    options: { signal?: AbortSignal } = {},
+  ): Promise<Credential> {
+    return this.#http.json('patch', `/v1/credentials/${seg(name)}`, parseCredential, {
+      body: input,
+      ...options,
+    });
+  }
+
+  /** Stores a new version with the given value; it becomes the current version. */
+  putVersion(name: string, value: string, options: { signal?: AbortSignal } = {}): Promise<Credential> {
+    return this.#http.json('post', `/v1/credentials/${seg(name)}/versions`, parseCredential, {
+      body: { value },
+      ...options,
+    });
+  }
+
+  /** Rotates: a new version from a given value, a generate spec, or the server's default generation. */
+  rotate(
+    name: string,
+    input: RotateCredentialInput = {},
+    options: { signal?: AbortSignal } = {},
+  ): Promise<Credential> {
+    return this.#http.json('post', `/v1/credentials/${seg(name)}/rotate`, parseCredential, {
+      body: input,
+      ...options,
+    });
+  }
+
+  /** Deletes a credential and revokes its leases; returns the revoked lease ids. */
+  delete(name: string, options: { signal?: AbortSignal } = {}): Promise<BulkRevokeResult> {
+    return this.#http.json('delete', `/v1/credentials/${seg(name)}`, parseBulkRevoke, options);
+  }
+}

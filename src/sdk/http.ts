@@ -1,0 +1,112 @@
+/**
+ * The one place the SDK talks HTTP: bearer auth, the tenant header, JSON bodies, query
+ * strings, timeouts, and turning error responses into typed errors.
+ */
+import { errorFromResponse, VaultConnectionError } from './errors.js';
+import { ResponseShapeError } from './parse.js';
+
+export type FetchLike = typeof globalThis.fetch;
+
+export interface HttpConfig {
+  addr: string;
+  token: string | undefined;
+  tenant: string | undefined;
+  fetch: FetchLike;
+  timeoutMs: number;
+}
+
+export interface RequestOptions {
+  body?: unknown;
+  query?: Record<string, string | number | boolean | undefined>;
+  signal?: AbortSignal;
+  /** Leave the response body unread (streams). */
+  raw?: boolean;
+}
+
+export interface Http {
+  readonly addr: string;
+  readonly tenant: string | undefined;
+  json<T>(method: string, path: string, decode: (value: unknown) => T, options?: RequestOptions): Promise<T>;
+  stream(path: string, options?: RequestOptions): Promise<Response>;
+}
+
+/** Encodes one path segment (names may contain ".", ":" and "@"). */
+export const seg = (value: string | number): string => encodeURIComponent(String(value));
+
+export function createHttp(config: HttpConfig): Http {
+  const base = config.addr.replace(/\/+$/, '');
+
+  async function send(method: string, path: string, options: RequestOptions): Promise<Response> {
+    const url = new URL(base + path);
+    for (const [key, value] of Object.entries(options.query ?? {})) {
+      if (value !== undefined) url.searchParams.set(key, String(value));
+    }
+    const headers: Record<string, string> = {
+      accept: options.raw ? 'text/event-stream' : 'application/json',
+    };
+    if (config.token) headers.authorization = `Bearer ${config.token}`;
+    if (config.tenant) headers['x-vault-tenant'] = config.tenant;
+    if (options.body !== undefined) headers['content-type'] = 'application/json';
+    const signals = [options.signal];
+    if (!options.raw) signals.push(AbortSignal.timeout(config.timeoutMs));
+    const present = signals.filter((s): s is AbortSignal => s !== undefined);
+    const signal = present.length > 1 ? AbortSignal.any(present) : present[0];
+
+    let response: Response;
+    try {
+      response = await config.fetch(url, {
+        method: method.toUpperCase(),
+        headers,
+        ...(options.body !== undefined && { body: JSON.stringify(options.body) }),
+        ...(signal && { signal }),
+      });
+    } catch (err) {
+      if (options.signal?.aborted) throw err;
+      const reason = err instanceof Error && err.name === 'TimeoutError' ? 'timed out' : 'failed';
+      throw new VaultConnectionError(
+        `the request to ${base} ${reason}: is the Vault server running there? (set VAULT_ADDR or the addr option)`,
+        base,
+        err,
+      );
+    }
+    if (response.ok) return response;
+
+    const text = await response.text().catch(() => '');
+    let body: unknown;
+    try {
+      body = JSON.parse(text);
+    } catch {
+      body = undefined;
+    }
+    const retryAfter = Number(response.headers.get('retry-after'));
+    const requestId = response.headers.get('x-request-id');
+    throw errorFromResponse(response.status, body, {
+      ...(requestId && { requestId }),
+      ...(Number.isFinite(retryAfter) && retryAfter > 0 && { retryAfterSeconds: retryAfter }),
+    });
+  }
+
+  return {
+    addr: base,
+    tenant: config.tenant,
+    async json(method, path, decode, options = {}) {
+      const response = await send(method, path, options);
+      const text = await response.text();
+      try {
+        return decode(text === '' ? {} : JSON.parse(text));
+      } catch (err) {
+        if (err instanceof ResponseShapeError || err instanceof SyntaxError) {
+          throw new VaultConnectionError(
+            `${err.message} (${method.toUpperCase()} ${path}); is ${base} a Vault server of a compatible version?`,
+            base,
+            err,
+          );
+        }
+        throw err;
+      }
+    },
+    stream(path, options = {}) {
+      return send('get', path, { ...options, raw: true });
+    },
+  };
+}

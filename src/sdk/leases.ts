@@ -1,0 +1,103 @@
+import { type Http, seg } from './http.js';
+import { type KeepAliveOptions, keepLeaseAlive, type LeaseKeepAlive } from './keep-alive.js';
+import { arr, obj, parseBulkRevoke, parseLease } from './parse.js';
+import { readLeaseEvents } from './sse.js';
+import type {
+  BulkRevokeInput,
+  BulkRevokeResult,
+  CreateLeaseInput,
+  Lease,
+  LeaseEvent,
+  ListLeasesQuery,
+} from './types.js';
+
+type Options = { signal?: AbortSignal };
+
+/** Leases: time-limited, audited grants of a credential's value to one identity. */
+export class LeasesApi {
+  readonly #http: Http;
+
+  /** @internal Use `vault.leases`. */
+  constructor(http: Http) {
+    this.#http = http;
+  }
+
+  /**
+   * Leases a credential and returns the lease with its `value`. `identity` is who the lease is
+   * for (defaults to the caller); the caller's policy decides whether it may act for them.
+   */
+  create(input: CreateLeaseInput, options: Options = {}): Promise<Lease> {
+    return this.#http.json('post', '/v1/leases', parseLease, { body: input, ...options });
+  }
+
+  /** A lease's current state (no value). */
+  get(id: string, options: Options = {}): Promise<Lease> {
+    return this.#http.json('get', `/v1/leases/${seg(id)}`, parseLease, options);
+  }
+
+  /**
+   * Reads the value through an active lease. Throws {@link LeaseExpiredError} or
+   * {@link LeaseRevokedError} when the lease is no longer active.
+   */
+  read(id: string, options: Options = {}): Promise<Lease> {
+    return this.#http.json('get', `/v1/leases/${seg(id)}/value`, parseLease, options);
+  }
+
+  /** Reveals the value for display to a person or model; needs the `reveal` action. */
+  reveal(id: string, options: Options = {}): Promise<Lease> {
+    return this.#http.json('post', `/v1/leases/${seg(id)}/reveal`, parseLease, options);
+  }
+
+  /**
+   * Renews a lease by `increment` from now (default: its original TTL). The grant is capped by
+   * the lease's max TTL: check `expiresAt` and `grantedTtlSeconds` for what was granted.
+   */
+  renew(id: string, input: { increment?: string } = {}, options: Options = {}): Promise<Lease> {
+    return this.#http.json('post', `/v1/leases/${seg(id)}/renew`, parseLease, { body: input, ...options });
+  }
+
+  /** Revokes a lease; reading through it fails from now on. */
+  revoke(id: string, options: Options = {}): Promise<Lease> {
+    return this.#http.json('post', `/v1/leases/${seg(id)}/revoke`, parseLease, options);
+  }
+
+  /** Revokes every active lease of a credential, of an identity, or of the whole tenant (`{ all: true }`). */
+  revokeBulk(input: BulkRevokeInput, options: Options = {}): Promise<BulkRevokeResult> {
+    return this.#http.json('post', '/v1/leases/revoke', parseBulkRevoke, { body: input, ...options });
+  }
+
+  /** Lists leases the caller may see (never with values). */
+  list(query: ListLeasesQuery = {}, options: Options = {}): Promise<Lease[]> {
+    return this.#http.json(
+      'get',
+      '/v1/leases',
+      (body) => arr(obj(body, 'response'), 'leases', 'response', parseLease),
+      { query: { ...query }, ...options },
+    );
+  }
+
+  /**
+   * Streams the caller's lease changes (issued, renewed, revoked, expired) as they happen.
+   * Stop by breaking out of the loop or aborting `signal`.
+   *
+   * @example
+   * for await (const event of vault.leases.events()) if (event.type === 'revoked') wipe(event.lease.id);
+   */
+  async *events(options: Options = {}): AsyncGenerator<LeaseEvent, void, undefined> {
+    const response = await this.#http.stream('/v1/leases/events', options);
+    yield* readLeaseEvents(response, options.signal);
+  }
+
+  /**
+   * Keeps a lease alive: renews it in the background at about two thirds of its remaining time,
+   * and ends (calling `onEnd`) when it is revoked, expires, or reaches its max TTL, or on
+   * `stop()`. Transient errors (server unreachable, 429, 503) are retried until the lease runs out.
+   */
+  keepAlive(lease: Lease, options: KeepAliveOptions = {}): LeaseKeepAlive {
+    return keepLeaseAlive(
+      lease,
+      (increment) => this.renew(lease.id, increment ? { increment } : {}),
+      options,
+    );
+  }
+}

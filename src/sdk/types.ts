@@ -1,0 +1,385 @@
+/**
+ * The SDK's public data types. They mirror the zod schemas in src/contract (a compile-time
+ * test keeps them equal, field for field) but are written out here so the published package
+ * carries no dependency on zod. Timestamps arrive as ISO strings and are exposed as `Date`s.
+ */
+
+/** Who acts or is acted for. */
+export type IdentityType = 'human' | 'agent' | 'workload';
+
+/** An identity: a person, an AI agent, or a Kubernetes workload (`system:serviceaccount:NS:NAME`). */
+export interface Identity {
+  /** The kind of identity. */
+  type: IdentityType;
+  /** Its name, unique within the type and tenant. */
+  name: string;
+}
+
+/** The kinds of credential Vault stores. */
+export type CredentialType = 'api-key' | 'password' | 'database-url' | 'ssh-key' | 'certificate' | 'generic';
+
+/** How a value is generated when none is given. */
+export interface GenerateSpec {
+  /** Number of characters, 8 to 4096 (default 32). */
+  length?: number;
+  /** Characters to draw from (default `alphanumeric`). */
+  alphabet?: 'alphanumeric' | 'hex' | 'base64url' | 'printable';
+}
+
+/** Lease TTL defaults of a credential, as duration strings such as `"15m"`. */
+export interface LeaseDefaults {
+  /** TTL of a lease that asks for none. */
+  defaultTtl?: string;
+  /** The longest lease this credential grants. */
+  maxTtl?: string;
+}
+
+/** One stored version of a credential (never its value). */
+export interface CredentialVersion {
+  /** The version number, from 1. */
+  version: number;
+  /** When the version was stored. */
+  createdAt: Date;
+  /** Keyed HMAC fingerprint of the value; equal fingerprints mean equal values. */
+  fingerprint: string;
+}
+
+/** A credential's metadata; the value is only ever handed out through a lease. */
+export interface Credential {
+  /** Unique name within the tenant. */
+  name: string;
+  /** The kind of secret. */
+  type: CredentialType;
+  /** Labels, used by policies and for listing. */
+  metadata: Record<string, string>;
+  /** Lease TTL defaults, when set. */
+  leases?: LeaseDefaults;
+  /** The version new leases get. */
+  currentVersion: number;
+  /** Every stored version. */
+  versions: CredentialVersion[];
+  /** When the credential was created. */
+  createdAt: Date;
+  /** When the credential last changed. */
+  updatedAt: Date;
+}
+
+/** Input of {@link CredentialsApi.create}: give `value`, or `generate` to let Vault generate one. */
+export interface CreateCredentialInput {
+  /** 1-253 letters, digits, `.`, `_` or `-`. */
+  name: string;
+  /** The kind of secret. */
+  type: CredentialType;
+  /** The secret value (UTF-8 text up to 64 KiB). */
+  value?: string;
+  /** Generate the value instead of giving it. */
+  generate?: GenerateSpec;
+  /** Labels such as `{ environment: 'production' }`. */
+  metadata?: Record<string, string>;
+  /** Lease TTL defaults. */
+  leases?: LeaseDefaults;
+}
+
+/** Input of {@link CredentialsApi.update}. */
+export interface UpdateCredentialInput {
+  /** Replaces the labels. */
+  metadata?: Record<string, string>;
+  /** Replaces the lease TTL defaults. */
+  leases?: LeaseDefaults;
+}
+
+/** Input of {@link CredentialsApi.rotate}: a given value, a generated one, or the server's default generation. */
+export interface RotateCredentialInput {
+  /** The new value. */
+  value?: string;
+  /** Generate the new value. */
+  generate?: GenerateSpec;
+  /** Revoke the leases of older versions now instead of letting them run out. */
+  revokeOldLeases?: boolean;
+}
+
+/** Filters of {@link CredentialsApi.list}. */
+export interface ListCredentialsQuery {
+  /** Only names starting with this. */
+  prefix?: string;
+  /** Only credentials carrying all these labels. */
+  labels?: Record<string, string>;
+}
+
+/** The state of a lease. Only `active` leases give out values. */
+export type LeaseState = 'active' | 'expired' | 'revoked';
+
+/** A time-limited grant of one credential version to one identity. */
+export interface Lease {
+  /** The lease id. */
+  id: string;
+  /** The tenant it belongs to. */
+  tenant: string;
+  /** The leased credential. */
+  credentialName: string;
+  /** The leased version. */
+  version: number;
+  /** Who the lease is for. */
+  identity: Identity;
+  /** Who asked for it. */
+  issuedBy: Identity;
+  /** When it was issued. */
+  issuedAt: Date;
+  /** When it ends unless renewed. */
+  expiresAt: Date;
+  /** Renewals never extend it past this. */
+  maxExpiresAt: Date;
+  /** Whether it may be renewed. */
+  renewable: boolean;
+  /** How many times it was renewed. */
+  renewCount: number;
+  /** Its state when this object was fetched. */
+  state: LeaseState;
+  /** When it was revoked, if it was. */
+  revokedAt?: Date;
+  /** Why it was revoked, if it was. */
+  revokeReason?: string;
+  /** The secret value: only on create, read and reveal. */
+  value?: string;
+  /** On renew: the seconds actually granted, which may be less than asked for (max TTL). */
+  grantedTtlSeconds?: number;
+}
+
+/** Input of {@link LeasesApi.create}. */
+export interface CreateLeaseInput {
+  /** The credential to lease. */
+  credentialName: string;
+  /** How long, e.g. `"15m"`; defaults to the credential's default TTL, else 15 minutes. */
+  ttl?: string;
+  /** Who the lease is for; defaults to the caller. */
+  identity?: Identity;
+  /** Whether it may be renewed (default true). */
+  renewable?: boolean;
+  /** Renewals never extend it past issue time + maxTtl (also capped by policy). */
+  maxTtl?: string;
+  /** A specific version; defaults to the current one. */
+  version?: number;
+}
+
+/** Filters of {@link LeasesApi.list}. */
+export interface ListLeasesQuery {
+  /** Only leases in this state. */
+  state?: LeaseState;
+  /** Only leases of this credential. */
+  credentialName?: string;
+  /** Only leases for identities of this type. */
+  identityType?: IdentityType;
+  /** Only leases for identities of this name. */
+  identityName?: string;
+  /** At most this many (1-1000, default 100). */
+  limit?: number;
+}
+
+/** What {@link LeasesApi.revokeBulk} revokes: a credential's leases, an identity's, or the whole tenant's. */
+export type BulkRevokeInput = { credentialName: string } | { identity: Identity } | { all: true };
+
+/** The result of a bulk revocation. */
+export interface BulkRevokeResult {
+  /** How many leases were revoked. */
+  revoked: number;
+  /** Their ids. */
+  leaseIds: string[];
+}
+
+/** One change of a lease, from {@link LeasesApi.events}. */
+export interface LeaseEvent {
+  /** What happened. */
+  type: 'issued' | 'renewed' | 'revoked' | 'expired';
+  /** The lease after the change (never with a value). */
+  lease: Omit<Lease, 'value'>;
+}
+
+/** What a token is and may do. */
+export interface TokenInfo {
+  /** Non-secret id to look the token up or revoke it. */
+  accessor: string;
+  /** Its tenant. */
+  tenant: string;
+  /** The identity it authenticates. */
+  identity: Identity;
+  /** Names of its policies. */
+  policies: string[];
+  /** A human label. */
+  displayName?: string;
+  /** When it was issued. */
+  issuedAt: Date;
+  /** When it stops working. */
+  expiresAt: Date;
+  /** Who created it. */
+  createdBy?: Identity;
+  /** Whether it is a system token (may address any tenant). */
+  system?: boolean;
+}
+
+/** A newly created token: the secret `token` is shown only once. */
+export interface CreatedToken extends TokenInfo {
+  /** The bearer secret. */
+  token: string;
+}
+
+/** Input of {@link TokensApi.create}. */
+export interface CreateTokenInput {
+  /** The identity the token authenticates. */
+  identity: Identity;
+  /** Policies it carries. */
+  policies?: string[];
+  /** How long it lives (default `"1h"`). */
+  ttl?: string;
+  /** A human label. */
+  displayName?: string;
+}
+
+/** An action a policy rule grants. */
+export type PolicyAction =
+  | 'list'
+  | 'read-metadata'
+  | 'lease'
+  | 'reveal'
+  | 'create'
+  | 'rotate'
+  | 'delete'
+  | 'admin';
+
+/** One rule of a policy. */
+export interface PolicyRule {
+  /** Credential name globs (`"stripe-*"`); omitted means every credential. */
+  credentials?: string[];
+  /** Labels a credential must carry for the rule to apply. */
+  labels?: Record<string, string>;
+  /** What the rule grants. */
+  actions: PolicyAction[];
+  /** The longest lease it grants. */
+  maxTtl?: string;
+}
+
+/** The editable part of a policy. */
+export interface PolicyBody {
+  /** What the policy is for. */
+  description?: string;
+  /** Its rules; anything not granted is denied. */
+  rules: PolicyRule[];
+  /** Identities a token with this policy may act for (name is a glob). */
+  actFor?: Identity[];
+}
+
+/** A stored policy. */
+export interface Policy extends PolicyBody {
+  /** Its name. */
+  name: string;
+  /** When it was created. */
+  createdAt: Date;
+  /** When it last changed. */
+  updatedAt: Date;
+}
+
+/** A stored identity with its policies. */
+export interface IdentityRecord extends Identity {
+  /** Policies every token of this identity carries. */
+  policies: string[];
+  /** Labels. */
+  metadata?: Record<string, string>;
+  /** When it was created. */
+  createdAt: Date;
+  /** When it last changed. */
+  updatedAt: Date;
+}
+
+/** Input of {@link IdentitiesApi.put}. */
+export interface IdentityInput {
+  /** Policies every token of this identity carries. */
+  policies?: string[];
+  /** Labels. */
+  metadata?: Record<string, string>;
+}
+
+/** A tenant. */
+export interface Tenant {
+  /** Its id: a DNS label. */
+  id: string;
+  /** When it was created. */
+  createdAt: Date;
+  /** What it is for. */
+  description?: string;
+}
+
+/** The outcome of an audited decision. */
+export type AuditOutcome = 'allowed' | 'denied' | 'error';
+
+/** One audit record. */
+export interface AuditRecord {
+  /** Its position in the tenant's chain. */
+  seq: number;
+  /** When the decision was made. */
+  time: Date;
+  /** The request it belongs to. */
+  requestId: string;
+  /** The tenant. */
+  tenant: string;
+  /** The authenticated identity. */
+  actor: Identity;
+  /** The identity it acted for, when different. */
+  actingFor?: Identity;
+  /** What was attempted, e.g. `lease.create`. */
+  action: string;
+  /** What it was attempted on. */
+  resource: string;
+  /** Allowed, denied or error. */
+  outcome: AuditOutcome;
+  /** Why, when denied or failed. */
+  reason?: string;
+  /** The source address. */
+  source?: string;
+  /** Keyed HMAC of an issued value (never the value). */
+  valueHmac?: string;
+  /** Hash of the previous record. */
+  prevHash: string;
+  /** Hash of this record. */
+  hash: string;
+}
+
+/** Filters of {@link AuditApi.query}. */
+export interface AuditQuery {
+  /** Only this action. */
+  action?: string;
+  /** Only this outcome. */
+  outcome?: AuditOutcome;
+  /** Only records whose actor or acted-for identity has this name. */
+  identityName?: string;
+  /** Only this resource. */
+  resource?: string;
+  /** Only records at or after this time. */
+  since?: Date | string;
+  /** Only records before this time. */
+  until?: Date | string;
+  /** Only records after this sequence number (for tailing). */
+  afterSeq?: number;
+  /** At most this many (1-1000, default 100). */
+  limit?: number;
+}
+
+/** The result of verifying the audit hash chain. */
+export interface AuditVerifyResult {
+  /** Whether the chain is intact. */
+  ok: boolean;
+  /** How many records were checked. */
+  records: number;
+  /** The last sequence number. */
+  headSeq: number;
+  /** The first broken record, if any. */
+  brokenAt?: number;
+  /** What is wrong, if anything. */
+  reason?: string;
+}
+
+/** The result of {@link AuditApi.lookup}. */
+export interface ValueLookupResult {
+  /** Whether the value was ever issued through a lease. */
+  issued: boolean;
+  /** The records of its issuance. */
+  records: AuditRecord[];
+}
