@@ -296,6 +296,7 @@ describe('helm template: webhook TLS', () => {
     ]);
     const clusterRole = find(objs, 'ClusterRole', 'vault-vault-webhook');
     expect(clusterRole.rules).toEqual([
+      { apiGroups: ['vault.ghoststack.io'], resources: ['vaultleases'], verbs: ['get'] },
       expect.objectContaining({
         resources: ['mutatingwebhookconfigurations'],
         resourceNames: ['vault-vault'],
@@ -320,7 +321,10 @@ describe('helm template: webhook TLS', () => {
     expect(config.metadata.annotations?.['cert-manager.io/inject-ca-from']).toBe('vault/vault-webhook');
     // cert-manager owns the Secret; the webhook only reads it from a volume.
     expect(objs.filter((o) => o.kind === 'Secret' && o.metadata.name === 'vault-webhook-tls')).toEqual([]);
-    expect(objs.filter((o) => o.metadata.name.endsWith('-webhook') && o.kind.endsWith('Role'))).toEqual([]);
+    expect(objs.filter((o) => o.kind === 'Role' && o.metadata.name === 'vault-webhook')).toEqual([]);
+    expect(find(objs, 'ClusterRole', 'vault-vault-webhook').rules).toEqual([
+      { apiGroups: ['vault.ghoststack.io'], resources: ['vaultleases'], verbs: ['get'] },
+    ]);
     const spec = podTemplate(find(objs, 'Deployment', 'vault-webhook')).spec;
     expect(spec.volumes).toContainEqual({
       name: 'webhook-tls',
@@ -389,7 +393,7 @@ describe('helm template: options', () => {
     );
   });
 
-  it('renders NetworkPolicies that keep etcd to the API server and its peers', async () => {
+  it('renders NetworkPolicies that keep etcd to the API server, the controller and its peers', async () => {
     const objs = await render({ 'networkPolicy.enabled': true });
     const policy = find(objs, 'NetworkPolicy', 'vault-etcd');
     const client = policy.spec.ingress.find(
@@ -400,7 +404,7 @@ describe('helm template: options', () => {
         (peer: { podSelector: { matchLabels: Record<string, string> } }) =>
           peer.podSelector.matchLabels['app.kubernetes.io/component'],
       ),
-    ).toEqual(['server', 'etcd']);
+    ).toEqual(['server', 'controller', 'etcd']);
     find(objs, 'NetworkPolicy', 'vault-server');
     find(objs, 'NetworkPolicy', 'vault-webhook');
     find(objs, 'NetworkPolicy', 'vault-controller');

@@ -134,3 +134,59 @@ affinity:
 {{- fail "controller.replicas > 1 needs controller.leaderElection.enabled=true (two leaders would reconcile the same objects)" -}}
 {{- end -}}
 {{- end -}}
+
+{{/* Store flags, shared by every role that opens the store (the API server and the
+     controller, which calls the core in-process). */}}
+{{- define "vault.storeArgs" -}}
+- --store=etcd
+{{- if eq .Values.storage.type "bundled" }}
+- --etcd-endpoints={{ include "vault.etcd.endpoints" . }}
+- --etcd-ca-file=/etc/vault/etcd/ca.crt
+- --etcd-cert-file=/etc/vault/etcd/tls.crt
+- --etcd-key-file=/etc/vault/etcd/tls.key
+{{- else }}
+- --etcd-endpoints={{ join "," .Values.storage.external.endpoints }}
+{{- if .Values.storage.external.tls.enabled }}
+- --etcd-ca-file=/etc/vault/etcd/{{ .Values.storage.external.tls.caKey }}
+- --etcd-cert-file=/etc/vault/etcd/{{ .Values.storage.external.tls.certKey }}
+- --etcd-key-file=/etc/vault/etcd/{{ .Values.storage.external.tls.keyKey }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{- define "vault.storeEnv" -}}
+{{- /* An environment variable, not a file: a Secret volume under fsGroup is group-readable,
+       which the root-key file check rightly refuses. */ -}}
+- name: VAULT_ROOT_KEY
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "vault.rootKey.secretName" . }}
+      key: {{ .Values.rootKey.secretKey }}
+{{- end -}}
+
+{{- define "vault.storeMounts" -}}
+{{- if or (eq .Values.storage.type "bundled") .Values.storage.external.tls.enabled }}
+- name: etcd-client-tls
+  mountPath: /etc/vault/etcd
+  readOnly: true
+{{- end }}
+{{- end -}}
+
+{{- define "vault.storeVolumes" -}}
+{{- if eq .Values.storage.type "bundled" }}
+- name: etcd-client-tls
+  secret:
+    secretName: {{ include "vault.etcd.name" . }}-client-tls
+    defaultMode: 288 # 0440
+{{- else if .Values.storage.external.tls.enabled }}
+- name: etcd-client-tls
+  secret:
+    secretName: {{ .Values.storage.external.tls.existingSecret }}
+    defaultMode: 288 # 0440
+{{- end }}
+{{- end -}}
+
+{{/* Changes that must roll the pods that open the store. */}}
+{{- define "vault.storeChecksum" -}}
+{{- printf "%s|%s|%s" (include "vault.rootKey.secretName" .) (include "vault.etcd.endpoints" .) (toJson .Values.storage) | sha256sum | trunc 16 -}}
+{{- end -}}
