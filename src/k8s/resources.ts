@@ -1,0 +1,348 @@
+/**
+ * The v1alpha1 custom resources, as zod schemas. These are the source of truth: the
+ * controller parses every object it reads with them, and src/k8s/generate-crds.ts turns them
+ * into the CRD YAML in crds/ (a test fails when the two differ). Rules a structural schema
+ * cannot express are CEL rules attached with `.meta({ 'x-kubernetes-validations': ... })`,
+ * so they travel with the schema they guard.
+ */
+import { z } from 'zod';
+import { credentialTypes } from '../contract/credentials.js';
+import { parseDuration } from '../lib/duration.js';
+
+export const group = 'vault.ghoststack.io';
+export const version = 'v1alpha1';
+export const apiVersion = `${group}/${version}`;
+
+/** Finalizer on both kinds: the controller revokes in Vault before the object goes away. */
+export const finalizer = `${group}/revoke`;
+
+type CelRule = { rule: string; message: string; fieldPath?: string; reason?: string };
+const cel = (...rules: CelRule[]) => ({ 'x-kubernetes-validations': rules });
+
+/**
+ * Durations in Kubernetes resources use Go's units (ms, s, m, h) so that CEL's `duration()`
+ * can compare them in the API server; "48h" instead of "2d". The Vault API accepts the same.
+ */
+const kubeDurationPattern = '^([0-9]+(ms|s|m|h))+$';
+export const kubeDurationHelp = 'a duration like "90s", "15m" or "1h30m" (units ms, s, m, h)';
+
+export const kubeDuration = z
+  .string()
+  .max(32)
+  .superRefine((value, ctx) => {
+    const parsed = parseDuration(value);
+    if (!new RegExp(kubeDurationPattern).test(value)) {
+      ctx.addIssue({ code: 'custom', message: `"${value}" is not ${kubeDurationHelp}` });
+    } else if ('error' in parsed) ctx.addIssue({ code: 'custom', message: parsed.error });
+  })
+  .meta({
+    ...cel({
+      rule: `self.matches('${kubeDurationPattern}') && duration(self) > duration('0s')`,
+      message: `must be ${kubeDurationHelp}, greater than zero`,
+    }),
+  });
+
+const objectName = z
+  .string()
+  .min(1)
+  .max(253)
+  .regex(
+    /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/,
+    'a Kubernetes object name (lowercase letters, digits, "-", ".")',
+  );
+
+const condition = z.object({
+  type: z.string().max(316),
+  status: z.enum(['True', 'False', 'Unknown']),
+  reason: z.string().max(1024),
+  message: z.string().max(32_768),
+  lastTransitionTime: z.string(),
+  observedGeneration: z.number().int().min(0).optional(),
+});
+export type Condition = z.infer<typeof condition>;
+
+const conditions = z
+  .array(condition)
+  .max(8)
+  .meta({ 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['type'] });
+
+// ---------------------------------------------------------------------------------------
+// VaultCredential
+
+export const credentialSource = z
+  .strictObject({
+    secretRef: z
+      .strictObject({
+        name: objectName.describe('A Secret in the same namespace.'),
+        key: z
+          .string()
+          .min(1)
+          .max(253)
+          .regex(/^[-._a-zA-Z0-9]+$/, 'a Secret data key')
+          .describe('The key in the Secret whose value is imported.'),
+      })
+      .optional()
+      .describe('Import the value from a Secret key; every change of that key becomes a new version.'),
+    generate: z
+      .strictObject({
+        length: z.number().int().min(8).max(4096).default(32),
+        alphabet: z.enum(['alphanumeric', 'hex', 'base64url', 'printable']).default('alphanumeric'),
+      })
+      .optional()
+      .describe('Generate a random value (and a fresh one at every rotation).'),
+    external: z
+      .strictObject({})
+      .optional()
+      .describe(
+        'The credential and its value are managed through the Vault API; this resource grants access.',
+      ),
+  })
+  .describe('Where the value comes from: exactly one of secretRef, generate, external.')
+  .meta(
+    cel({
+      rule: '[has(self.secretRef), has(self.generate), has(self.external)].filter(x, x).size() == 1',
+      message: 'spec.source must set exactly one of secretRef, generate or external',
+    }),
+  );
+
+export const credentialAccess = z
+  .strictObject({
+    serviceAccounts: z
+      .array(objectName)
+      .max(64)
+      .optional()
+      .describe('ServiceAccounts of this namespace that may lease the credential.'),
+    agents: z
+      .array(
+        z
+          .string()
+          .min(1)
+          .max(253)
+          .regex(/^[A-Za-z0-9@._:-]+$/, 'an agent identity name'),
+      )
+      .max(64)
+      .optional()
+      .describe('Agent identities of the tenant that may lease the credential.'),
+    defaultTtl: kubeDuration.optional().describe('TTL of a lease that asks for none.'),
+    maxTtl: kubeDuration.optional().describe('The longest lease (including renewals) this grants.'),
+  })
+  .meta(
+    cel({
+      rule: '!has(self.defaultTtl) || !has(self.maxTtl) || duration(self.defaultTtl) <= duration(self.maxTtl)',
+      message: 'spec.access.defaultTtl must not exceed spec.access.maxTtl',
+    }),
+  );
+
+export const vaultCredentialSpec = z
+  .strictObject({
+    type: z
+      .enum(credentialTypes)
+      .describe('The credential type.')
+      .meta(cel({ rule: 'self == oldSelf', message: 'spec.type is immutable' })),
+    metadata: z
+      .record(z.string().regex(/^[A-Za-z0-9]([A-Za-z0-9._/-]{0,61}[A-Za-z0-9])?$/), z.string().max(253))
+      .optional()
+      .describe('Labels stored with the credential in Vault (policies can match them).'),
+    source: credentialSource,
+    access: credentialAccess.optional(),
+    rotation: z
+      .strictObject({
+        interval: kubeDuration.optional().describe('Rotate a generated value this often.'),
+      })
+      .optional(),
+  })
+  .meta(
+    cel({
+      rule: '!has(self.rotation) || !has(self.rotation.interval) || has(self.source.generate)',
+      message:
+        'spec.rotation.interval needs spec.source.generate (other sources change when their value does)',
+    }),
+  );
+export type VaultCredentialSpec = z.output<typeof vaultCredentialSpec>;
+
+export const credentialPhases = ['Pending', 'Ready', 'Failed'] as const;
+
+export const vaultCredentialStatus = z.object({
+  phase: z.enum(credentialPhases).optional(),
+  version: z.number().int().min(0).optional().describe('The current version in Vault.'),
+  fingerprint: z.string().max(128).optional().describe('HMAC of the current value (never the value).'),
+  rotatedAt: z.string().optional().describe('When the current version was created.'),
+  secretResourceVersion: z.string().max(64).optional().describe('The Secret resourceVersion last imported.'),
+  policy: z.string().max(253).optional().describe('The Vault policy that carries spec.access.'),
+  identities: z
+    .array(z.string().max(300))
+    .max(128)
+    .optional()
+    .describe('Vault identities the policy is attached to ("type:name").'),
+  observedGeneration: z.number().int().min(0).optional(),
+  conditions: conditions.optional(),
+});
+export type VaultCredentialStatus = z.infer<typeof vaultCredentialStatus>;
+
+// ---------------------------------------------------------------------------------------
+// VaultLease
+
+export const leasePhases = ['Pending', 'Active', 'Expired', 'Revoked', 'Denied', 'Failed'] as const;
+export type LeasePhase = (typeof leasePhases)[number];
+
+export const vaultLeaseSpec = z
+  .strictObject({
+    credentialRef: z
+      .strictObject({ name: z.string().min(1).max(253).describe('The credential name in Vault.') })
+      .describe('The credential to lease (usually a VaultCredential of this namespace).'),
+    ttl: kubeDuration.optional().describe("The lease TTL; defaults to the credential's default TTL."),
+    identity: z
+      .strictObject({
+        type: z.enum(['human', 'agent', 'workload']),
+        name: z
+          .string()
+          .min(1)
+          .max(253)
+          .regex(/^[A-Za-z0-9@._:-]+$/),
+      })
+      .optional()
+      .describe('The identity the lease is for.'),
+    serviceAccountName: objectName
+      .optional()
+      .describe('Shorthand for the workload identity system:serviceaccount:<namespace>:<name>.'),
+    renewal: z
+      .strictObject({
+        enabled: z.boolean().default(false),
+        maxTtl: kubeDuration.optional().describe('Renew until the lease is this old; then it expires.'),
+        renewBefore: kubeDuration
+          .optional()
+          .describe('Renew this long before expiry; default a third of the TTL.'),
+      })
+      .optional(),
+    onExpiry: z
+      .enum(['wipe', 'keep', 'restart'])
+      .default('wipe')
+      .describe('What consumers do at expiry: wipe the files, keep them, or restart the owning workload.'),
+  })
+  .meta(
+    cel(
+      {
+        rule: 'has(self.identity) != has(self.serviceAccountName)',
+        message: 'spec must set exactly one of identity or serviceAccountName',
+      },
+      {
+        rule: '!has(self.ttl) || !has(self.renewal) || !has(self.renewal.maxTtl) || duration(self.ttl) <= duration(self.renewal.maxTtl)',
+        message: 'spec.ttl must not exceed spec.renewal.maxTtl',
+      },
+      {
+        rule: '!has(self.ttl) || !has(self.renewal) || !has(self.renewal.renewBefore) || duration(self.renewal.renewBefore) < duration(self.ttl)',
+        message: 'spec.renewal.renewBefore must be shorter than spec.ttl',
+      },
+    ),
+  );
+export type VaultLeaseSpec = z.output<typeof vaultLeaseSpec>;
+
+export const vaultLeaseStatus = z.object({
+  phase: z.enum(leasePhases).optional(),
+  leaseId: z.string().max(128).optional(),
+  identity: z.string().max(300).optional().describe('The identity the lease is for, as "type:name".'),
+  version: z.number().int().min(0).optional().describe('The credential version leased.'),
+  issuedAt: z.string().optional(),
+  expiresAt: z.string().optional(),
+  maxExpiresAt: z.string().optional(),
+  ttlSeconds: z
+    .number()
+    .int()
+    .min(0)
+    .optional()
+    .describe('The TTL granted at issue (each renewal extends by it).'),
+  renewCount: z.number().int().min(0).optional(),
+  observedGeneration: z.number().int().min(0).optional(),
+  conditions: conditions.optional(),
+});
+export type VaultLeaseStatus = z.infer<typeof vaultLeaseStatus>;
+
+// ---------------------------------------------------------------------------------------
+// Objects as read from the API server.
+
+export interface ObjectMeta {
+  name: string;
+  namespace: string;
+  uid: string;
+  generation?: number;
+  resourceVersion?: string;
+  creationTimestamp?: string;
+  deletionTimestamp?: string;
+  finalizers?: string[];
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+  ownerReferences?: Array<{
+    apiVersion: string;
+    kind: string;
+    name: string;
+    uid: string;
+    controller?: boolean;
+  }>;
+}
+
+export interface VaultCredentialObject {
+  apiVersion: string;
+  kind: 'VaultCredential';
+  metadata: ObjectMeta;
+  spec: VaultCredentialSpec;
+  status?: VaultCredentialStatus;
+}
+
+export interface VaultLeaseObject {
+  apiVersion: string;
+  kind: 'VaultLease';
+  metadata: ObjectMeta;
+  spec: VaultLeaseSpec;
+  status?: VaultLeaseStatus;
+}
+
+export type ParseResult<T> = { ok: true; value: T } | { ok: false; message: string };
+
+const issuesText = (error: z.ZodError) =>
+  error.issues
+    .map((issue) => `${issue.path.length ? `spec.${issue.path.join('.')}: ` : ''}${issue.message}`)
+    .join('; ');
+
+/** Parses an object's spec and status; a spec the CRD let through but zod refuses is reported, not thrown. */
+function parseObject<S, T>(
+  raw: { metadata?: unknown; spec?: unknown; status?: unknown },
+  spec: z.ZodType<S>,
+  status: z.ZodType<T>,
+): ParseResult<{ spec: S; status: T | undefined }> {
+  const parsedSpec = spec.safeParse(raw.spec ?? {});
+  if (!parsedSpec.success) return { ok: false, message: issuesText(parsedSpec.error) };
+  const parsedStatus = status.safeParse(raw.status ?? {});
+  // A status we cannot read is treated as empty: the controller rebuilds it.
+  return {
+    ok: true,
+    value: { spec: parsedSpec.data, status: parsedStatus.success ? parsedStatus.data : undefined },
+  };
+}
+
+export function parseVaultCredential(raw: KubeObject): ParseResult<VaultCredentialObject> {
+  const parsed = parseObject(raw, vaultCredentialSpec, vaultCredentialStatus);
+  if (!parsed.ok) return parsed;
+  return {
+    ok: true,
+    value: { apiVersion, kind: 'VaultCredential', metadata: raw.metadata as ObjectMeta, ...parsed.value },
+  };
+}
+
+export function parseVaultLease(raw: KubeObject): ParseResult<VaultLeaseObject> {
+  const parsed = parseObject(raw, vaultLeaseSpec, vaultLeaseStatus);
+  if (!parsed.ok) return parsed;
+  return {
+    ok: true,
+    value: { apiVersion, kind: 'VaultLease', metadata: raw.metadata as ObjectMeta, ...parsed.value },
+  };
+}
+
+/** The untyped shape of anything read from the API server. */
+export interface KubeObject {
+  apiVersion?: string;
+  kind?: string;
+  metadata: ObjectMeta;
+  spec?: unknown;
+  status?: unknown;
+  [field: string]: unknown;
+}

@@ -1,0 +1,304 @@
+/**
+ * Reconciles one VaultCredential: the credential in Vault (created from a Secret key, a
+ * generator, or left to the API), its lease defaults and labels, and its access rules as a
+ * Vault policy attached to the named ServiceAccounts and agents. Deletion (finalizer)
+ * revokes the credential's leases. Every Vault write happens only when Vault differs from
+ * the spec, and the status is written only when it changes.
+ */
+import type { Identity } from '../contract/common.js';
+import type { Credential } from '../contract/credentials.js';
+import type { PolicyBody } from '../contract/policies.js';
+import { resourceTypes } from '../k8s/api-client.js';
+import {
+  finalizer,
+  group,
+  type VaultCredentialObject,
+  type VaultCredentialStatus,
+} from '../k8s/resources.js';
+import { durationMs } from '../lib/duration.js';
+import { readyCondition, sameJson, statusPatch } from './conditions.js';
+import {
+  addFinalizer,
+  type ReconcileOutcome,
+  type ReconcilerDeps,
+  removeFinalizer,
+} from './lease-reconciler.js';
+import { formatIdentity, serviceAccountIdentity, tenantForNamespace } from './tenancy.js';
+
+/** Vault label naming the VaultCredential (by uid) that owns a credential. */
+export const ownerLabel = `${group}/owner`;
+
+export const policyName = (credentialName: string) => `k8s-vaultcredential-${credentialName}`;
+
+/** A Secret's value under `key` (decoded) and its resourceVersion, or why it is unusable. */
+export type SecretLookup = (
+  namespace: string,
+  name: string,
+  key: string,
+) => { value: string; resourceVersion: string } | { missing: 'secret' | 'key' | 'empty' };
+
+const owned = (obj: VaultCredentialObject) => obj.spec.source.external === undefined;
+
+export function vaultMetadata(obj: VaultCredentialObject): Record<string, string> {
+  return { ...(obj.spec.metadata ?? {}), ...(owned(obj) ? { [ownerLabel]: obj.metadata.uid } : {}) };
+}
+
+export function leaseDefaults(obj: VaultCredentialObject): { defaultTtl?: string; maxTtl?: string } {
+  const access = obj.spec.access;
+  return {
+    ...(access?.defaultTtl ? { defaultTtl: access.defaultTtl } : {}),
+    ...(access?.maxTtl ? { maxTtl: access.maxTtl } : {}),
+  };
+}
+
+export function accessIdentities(obj: VaultCredentialObject): Identity[] {
+  const access = obj.spec.access;
+  return [
+    ...(access?.serviceAccounts ?? []).map((sa) => serviceAccountIdentity(obj.metadata.namespace, sa)),
+    ...(access?.agents ?? []).map((name): Identity => ({ type: 'agent', name })),
+  ];
+}
+
+export function desiredPolicy(obj: VaultCredentialObject, credentialName: string): PolicyBody | undefined {
+  if (accessIdentities(obj).length === 0) return undefined;
+  const maxTtl = obj.spec.access?.maxTtl;
+  return {
+    description: `Managed by VaultCredential ${obj.metadata.namespace}/${obj.metadata.name}; do not edit.`,
+    rules: [
+      { credentials: [credentialName], actions: ['read-metadata', 'lease'], ...(maxTtl ? { maxTtl } : {}) },
+    ],
+  };
+}
+
+const parseIdentity = (text: string): Identity => {
+  const colon = text.indexOf(':');
+  return { type: text.slice(0, colon) as Identity['type'], name: text.slice(colon + 1) };
+};
+
+/** When a generated credential is due for rotation (ms since epoch), if it rotates. */
+export function rotationDue(obj: VaultCredentialObject, credential: Credential): number | undefined {
+  const interval = obj.spec.rotation?.interval;
+  if (!interval || !obj.spec.source.generate) return undefined;
+  const current = credential.versions.find((v) => v.version === credential.currentVersion);
+  return current ? Date.parse(current.createdAt) + durationMs(interval) : undefined;
+}
+
+const samePolicy = (a: PolicyBody | undefined, b: PolicyBody) =>
+  a !== undefined && sameJson(JSON.parse(JSON.stringify(a)), JSON.parse(JSON.stringify(b)));
+
+export function createCredentialReconciler(deps: ReconcilerDeps & { secret: SecretLookup }) {
+  const { client, vault, clock } = deps;
+  const type = resourceTypes.vaultCredentials;
+
+  async function writeStatus(
+    obj: VaultCredentialObject,
+    desired: VaultCredentialStatus,
+    note?: [string, string],
+  ) {
+    if (sameJson(obj.status ?? {}, desired)) return;
+    await client.mergePatch(
+      type,
+      obj.metadata.namespace,
+      obj.metadata.name,
+      { status: statusPatch(obj.status, desired) },
+      { subresource: 'status' },
+    );
+    const ready = desired.conditions?.find((c) => c.type === 'Ready');
+    const before = obj.status?.conditions?.find((c) => c.type === 'Ready');
+    if (note) await deps.events.record(obj, 'Normal', note[0], note[1]);
+    else if (ready && (ready.reason !== before?.reason || ready.status !== before?.status)) {
+      await deps.events.record(
+        obj,
+        ready.status === 'True' ? 'Normal' : 'Warning',
+        ready.reason,
+        ready.message,
+      );
+    }
+  }
+
+  function notReady(
+    obj: VaultCredentialObject,
+    reason: string,
+    message: string,
+    phase: 'Pending' | 'Failed',
+  ) {
+    const status: VaultCredentialStatus = {
+      ...obj.status,
+      phase,
+      observedGeneration: obj.metadata.generation,
+      conditions: readyCondition(
+        obj.status?.conditions,
+        { status: 'False', reason, message },
+        obj.metadata.generation,
+        clock(),
+      ),
+    };
+    return status;
+  }
+
+  async function finalize(obj: VaultCredentialObject) {
+    const tenant = tenantForNamespace(obj.metadata.namespace);
+    const name = obj.metadata.name;
+    const existing = await vault.getCredential(tenant, name);
+    if (existing && owned(obj) && existing.metadata[ownerLabel] === obj.metadata.uid) {
+      const { revoked } = await vault.deleteCredential(tenant, name);
+      deps.logger.info({ tenant, credential: name, revoked }, 'deleted credential and revoked its leases');
+    } else if (existing) {
+      await vault.revokeLeasesOf(tenant, name);
+    }
+    const identities = new Set([
+      ...(obj.status?.identities ?? []),
+      ...accessIdentities(obj).map(formatIdentity),
+    ]);
+    for (const id of identities) await vault.detachPolicy(tenant, parseIdentity(id), policyName(name));
+    await vault.deletePolicy(tenant, policyName(name));
+    await removeFinalizer(client, type, obj);
+  }
+
+  return async function reconcile(initial: VaultCredentialObject): Promise<ReconcileOutcome> {
+    let obj = initial;
+    const meta = obj.metadata;
+    const hasFinalizer = meta.finalizers?.includes(finalizer) ?? false;
+    if (meta.deletionTimestamp) {
+      if (hasFinalizer) await finalize(obj);
+      return {};
+    }
+    if (!hasFinalizer) obj = { ...obj, metadata: (await addFinalizer(client, type, obj)).metadata };
+
+    const tenant = tenantForNamespace(meta.namespace);
+    const name = meta.name;
+    const source = obj.spec.source;
+    await vault.ensureTenant(tenant);
+    let credential = await vault.getCredential(tenant, name);
+    let note: [string, string] | undefined;
+    let secretResourceVersion = obj.status?.secretResourceVersion;
+
+    if (credential && owned(obj) && credential.metadata[ownerLabel] !== obj.metadata.uid) {
+      await writeStatus(
+        obj,
+        notReady(
+          obj,
+          'AlreadyExists',
+          `credential "${name}" already exists in tenant "${tenant}" and is not managed by this VaultCredential; ` +
+            'use spec.source.external to grant access to it, or delete it first',
+          'Failed',
+        ),
+      );
+      return {};
+    }
+
+    if (source.secretRef) {
+      const found = deps.secret(meta.namespace, source.secretRef.name, source.secretRef.key);
+      if ('missing' in found) {
+        const what =
+          found.missing === 'secret'
+            ? `Secret "${source.secretRef.name}" does not exist`
+            : `Secret "${source.secretRef.name}" has no ${found.missing === 'empty' ? 'value under' : 'key'} "${source.secretRef.key}"`;
+        await writeStatus(obj, notReady(obj, 'SecretNotFound', what, 'Pending'));
+        return {};
+      }
+      if (!credential) {
+        credential = await vault.createCredential(tenant, {
+          name,
+          type: obj.spec.type,
+          metadata: vaultMetadata(obj),
+          leases: leaseDefaults(obj),
+          value: found.value,
+        });
+        note = ['Created', `created credential "${name}" version 1 from Secret ${source.secretRef.name}`];
+      } else if (found.resourceVersion !== secretResourceVersion) {
+        const current = credential.versions.find((v) => v.version === credential?.currentVersion);
+        if (current?.fingerprint !== (await vault.fingerprint(tenant, found.value))) {
+          credential = await vault.putVersion(tenant, name, found.value);
+          note = [
+            'NewVersion',
+            `imported version ${credential.currentVersion} from Secret ${source.secretRef.name}`,
+          ];
+        }
+      }
+      secretResourceVersion = found.resourceVersion;
+    } else if (source.generate) {
+      if (!credential) {
+        credential = await vault.createCredential(tenant, {
+          name,
+          type: obj.spec.type,
+          metadata: vaultMetadata(obj),
+          leases: leaseDefaults(obj),
+          generate: source.generate,
+        });
+        note = ['Created', `created credential "${name}" with a generated value`];
+      } else {
+        const due = rotationDue(obj, credential);
+        if (due !== undefined && clock().getTime() >= due) {
+          credential = await vault.rotate(tenant, name, source.generate);
+          note = ['Rotated', `rotated credential "${name}" to version ${credential.currentVersion}`];
+        }
+      }
+    } else if (!credential) {
+      await writeStatus(
+        obj,
+        notReady(
+          obj,
+          'CredentialNotFound',
+          `credential "${name}" does not exist in tenant "${tenant}"; create it through the API (vault credentials create)`,
+          'Pending',
+        ),
+      );
+      return { requeueAfterMs: 60_000 };
+    }
+
+    // Labels and lease defaults follow the spec (for external credentials, only when the spec sets them).
+    const wantMetadata = owned(obj)
+      ? vaultMetadata(obj)
+      : { ...credential.metadata, ...(obj.spec.metadata ?? {}) };
+    const wantLeases = leaseDefaults(obj);
+    const leasesSet = Object.keys(wantLeases).length > 0 || owned(obj);
+    if (
+      !sameJson(credential.metadata, wantMetadata) ||
+      (leasesSet && !sameJson(credential.leases ?? {}, wantLeases))
+    ) {
+      credential = await vault.updateCredential(tenant, name, {
+        metadata: wantMetadata,
+        leases: leasesSet ? wantLeases : (credential.leases ?? {}),
+      });
+    }
+
+    // Access: one policy per credential, attached to exactly the identities the spec names.
+    const policy = desiredPolicy(obj, name);
+    const wanted = accessIdentities(obj);
+    const wantedIds = new Set(wanted.map(formatIdentity));
+    if (policy) {
+      if (!samePolicy(await vault.getPolicy(tenant, policyName(name)), policy)) {
+        await vault.putPolicy(tenant, policyName(name), policy);
+      }
+      for (const who of wanted) await vault.attachPolicy(tenant, who, policyName(name));
+    }
+    for (const id of obj.status?.identities ?? []) {
+      if (!wantedIds.has(id)) await vault.detachPolicy(tenant, parseIdentity(id), policyName(name));
+    }
+    if (!policy && obj.status?.policy) await vault.deletePolicy(tenant, policyName(name));
+
+    const current = credential.versions.find((v) => v.version === credential?.currentVersion);
+    const status: VaultCredentialStatus = {
+      phase: 'Ready',
+      version: credential.currentVersion,
+      ...(current ? { fingerprint: current.fingerprint, rotatedAt: current.createdAt } : {}),
+      ...(source.secretRef ? { secretResourceVersion } : {}),
+      ...(policy ? { policy: policyName(name), identities: [...wantedIds].sort() } : {}),
+      observedGeneration: obj.metadata.generation,
+      conditions: readyCondition(
+        obj.status?.conditions,
+        {
+          status: 'True',
+          reason: 'Synced',
+          message: `credential "${name}" is at version ${credential.currentVersion} in tenant "${tenant}"`,
+        },
+        obj.metadata.generation,
+        clock(),
+      ),
+    };
+    await writeStatus(obj, status, note);
+    const due = rotationDue(obj, credential);
+    return due === undefined ? {} : { requeueAfterMs: Math.max(0, due - clock().getTime()) };
+  };
+}

@@ -1,0 +1,429 @@
+/**
+ * The controller: informers for VaultCredentials, VaultLeases and Secrets feed a keyed work
+ * queue; while this replica leads (a coordination.k8s.io Lease), workers take keys and run
+ * the reconciler of their kind. Status-only updates do not requeue (they are our own
+ * writes), and after each write the worker waits for the informer to deliver that
+ * resourceVersion before it reconciles the object again, so a stale cache can never cause a
+ * second lease to be issued.
+ */
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import type { KubeConfig } from '@kubernetes/client-node';
+import { createKubeClient, type KubeClient, type ResourceType, resourceTypes } from '../k8s/api-client.js';
+import { createInformer, type Informer } from '../k8s/informer.js';
+import {
+  credentialPhases,
+  type KubeObject,
+  leasePhases,
+  parseVaultCredential,
+  parseVaultLease,
+  type VaultCredentialObject,
+  type VaultLeaseObject,
+} from '../k8s/resources.js';
+import type { Clock } from '../lib/clock.js';
+import { systemClock } from '../lib/clock.js';
+import type { Logger } from '../lib/logger.js';
+import { silentLogger } from '../lib/logger.js';
+import { readyCondition, sameJson, statusPatch } from './conditions.js';
+import { createCredentialReconciler, type SecretLookup } from './credential-reconciler.js';
+import { createEventRecorder } from './events.js';
+import { createLeaderElector, type LeaderElector } from './leader-election.js';
+import { createLeaseReconciler, type ReconcileOutcome } from './lease-reconciler.js';
+import { createOperatorMetrics, type OperatorMetrics } from './metrics.js';
+import type { VaultPort } from './vault-port.js';
+import { createWorkQueue, type WorkQueue } from './work-queue.js';
+
+export interface OperatorOptions {
+  kubeConfig: KubeConfig;
+  vault: VaultPort;
+  clock?: Clock;
+  logger?: Logger;
+  metrics?: OperatorMetrics;
+  /** Concurrent reconciles; default 4. */
+  workers?: number;
+  /** Informer resync period; default 10 min. */
+  resyncMs?: number;
+  leaderElection?: {
+    enabled?: boolean;
+    namespace?: string;
+    name?: string;
+    leaseDurationMs?: number;
+    renewDeadlineMs?: number;
+    retryPeriodMs?: number;
+  };
+  /** This replica's name in the leader Lease and in events; default hostname plus a random suffix. */
+  identity?: string;
+  /** Backoff of failing reconciles. */
+  retry?: { baseDelayMs?: number; maxDelayMs?: number };
+}
+
+export interface Operator {
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  readonly isLeader: boolean;
+  readonly identity: string;
+  readonly metrics: OperatorMetrics;
+  /** Resolves once the queue is empty and no reconcile is running (tests and the benchmark). */
+  idle(): Promise<void>;
+}
+
+type Kind = 'VaultLease' | 'VaultCredential';
+const keyOf = (kind: Kind, ns: string, name: string) => `${kind}/${ns}/${name}`;
+const parseKey = (key: string) => {
+  const [kind, ns, name] = key.split('/') as [Kind, string, string];
+  return { kind, ns, name };
+};
+const kindOfType = (type: ResourceType): Kind | undefined =>
+  type === resourceTypes.vaultLeases
+    ? 'VaultLease'
+    : type === resourceTypes.vaultCredentials
+      ? 'VaultCredential'
+      : undefined;
+
+/** Does an update change anything a reconcile depends on (not just status)? */
+const specChanged = (a: KubeObject, b: KubeObject) =>
+  a.metadata.generation !== b.metadata.generation ||
+  a.metadata.deletionTimestamp !== b.metadata.deletionTimestamp ||
+  !sameJson(a.metadata.finalizers ?? [], b.metadata.finalizers ?? []);
+
+export function createOperator(options: OperatorOptions): Operator {
+  const clock = options.clock ?? systemClock;
+  const logger = options.logger ?? silentLogger;
+  const metrics = options.metrics ?? createOperatorMetrics();
+  const identity = options.identity ?? `${hostname()}-${randomBytes(4).toString('hex')}`;
+  const workers = options.workers ?? 4;
+  const election = {
+    enabled: true,
+    namespace: 'vault-system',
+    name: 'vault-operator',
+    ...options.leaderElection,
+  };
+
+  let client: KubeClient;
+  let informers: {
+    leases: Informer<KubeObject>;
+    credentials: Informer<KubeObject>;
+    secrets: Informer<KubeObject>;
+  };
+  let elector: LeaderElector | undefined;
+  let queue: WorkQueue | undefined;
+  let running: Promise<void>[] = [];
+  let active = 0;
+  let leading = false;
+  let gaugeTimer: NodeJS.Timeout | undefined;
+  const idleWaiters: Array<() => void> = [];
+  /** key → the resourceVersion our last write produced, until the informer delivers it. */
+  const expectations = new Map<string, { rv: string; at: number }>();
+
+  function enqueue(kind: Kind, obj: KubeObject) {
+    queue?.add(keyOf(kind, obj.metadata.namespace, obj.metadata.name));
+  }
+
+  function satisfy(kind: Kind, obj: KubeObject): boolean {
+    const key = keyOf(kind, obj.metadata.namespace, obj.metadata.name);
+    const expected = expectations.get(key);
+    if (expected && expected.rv === obj.metadata.resourceVersion) {
+      expectations.delete(key);
+      return true;
+    }
+    return false;
+  }
+
+  function watchKind(kind: Kind, informer: Informer<KubeObject>, onAny?: (obj: KubeObject) => void) {
+    informer.addHandlers({
+      onAdd: (obj) => {
+        satisfy(kind, obj);
+        enqueue(kind, obj);
+        onAny?.(obj);
+      },
+      onUpdate: (obj, old) => {
+        const caughtUp = satisfy(kind, obj);
+        if (specChanged(obj, old) || caughtUp) enqueue(kind, obj);
+        onAny?.(obj);
+      },
+      onDelete: (obj) => expectations.delete(keyOf(kind, obj.metadata.namespace, obj.metadata.name)),
+      onResync: (obj) => enqueue(kind, obj),
+    });
+  }
+
+  /** Dependent VaultLeases wait for their credential: a credential change gives them another look. */
+  function enqueueDependentLeases(credential: KubeObject) {
+    for (const lease of informers.leases.list(credential.metadata.namespace)) {
+      const spec = lease.spec as { credentialRef?: { name?: string } } | undefined;
+      const phase = (lease.status as { phase?: string } | undefined)?.phase;
+      if (spec?.credentialRef?.name === credential.metadata.name && phase !== 'Active')
+        enqueue('VaultLease', lease);
+    }
+  }
+
+  function enqueueCredentialsOfSecret(secret: KubeObject) {
+    for (const cred of informers.credentials.list(secret.metadata.namespace)) {
+      const ref = (cred.spec as { source?: { secretRef?: { name?: string } } } | undefined)?.source
+        ?.secretRef;
+      if (ref?.name === secret.metadata.name) enqueue('VaultCredential', cred);
+    }
+  }
+
+  const secretLookup: SecretLookup = (namespace, name, key) => {
+    const secret = informers.secrets.get(namespace, name) as
+      | (KubeObject & { data?: Record<string, string> })
+      | undefined;
+    if (!secret) return { missing: 'secret' };
+    const encoded = secret.data?.[key];
+    if (encoded === undefined) return { missing: 'key' };
+    const value = Buffer.from(encoded, 'base64').toString('utf8');
+    if (value.length === 0) return { missing: 'empty' };
+    return { value, resourceVersion: secret.metadata.resourceVersion ?? '' };
+  };
+
+  function trackingClient(): KubeClient {
+    const remember = (type: ResourceType, ns: string | undefined, name: string, result: KubeObject) => {
+      const kind = kindOfType(type);
+      const rv = result?.metadata?.resourceVersion;
+      if (kind && ns && rv) expectations.set(keyOf(kind, ns, name), { rv, at: Date.now() });
+      return result;
+    };
+    return {
+      ...client,
+      mergePatch: async <T>(
+        type: ResourceType,
+        ns: string | undefined,
+        name: string,
+        patch: unknown,
+        o?: { subresource?: 'status' },
+      ) => remember(type, ns, name, await client.mergePatch<KubeObject>(type, ns, name, patch, o)) as T,
+      jsonPatch: async <T>(type: ResourceType, ns: string | undefined, name: string, ops: unknown[]) =>
+        remember(type, ns, name, await client.jsonPatch<KubeObject>(type, ns, name, ops)) as T,
+    };
+  }
+
+  async function restartOwner(obj: VaultLeaseObject) {
+    const owner = obj.metadata.ownerReferences?.find(
+      (ref) => ref.apiVersion === 'apps/v1' && ['Deployment', 'StatefulSet', 'DaemonSet'].includes(ref.kind),
+    );
+    if (!owner) return;
+    const plural = `${owner.kind.toLowerCase()}s`;
+    const type: ResourceType = { group: 'apps', version: 'v1', plural, namespaced: true };
+    try {
+      await client.mergePatch(type, obj.metadata.namespace, owner.name, {
+        spec: {
+          template: {
+            metadata: { annotations: { 'vault.ghoststack.io/restartedAt': clock().toISOString() } },
+          },
+        },
+      });
+    } catch (err) {
+      logger.warn({ err: String(err), owner: owner.name }, 'could not restart the owning workload');
+    }
+  }
+
+  async function reportInvalid(kind: Kind, raw: KubeObject, message: string) {
+    const type = kind === 'VaultLease' ? resourceTypes.vaultLeases : resourceTypes.vaultCredentials;
+    const status = (raw.status ?? {}) as { conditions?: never; phase?: string };
+    const desired = {
+      ...status,
+      phase: 'Failed',
+      observedGeneration: raw.metadata.generation,
+      conditions: readyCondition(
+        status.conditions,
+        { status: 'False', reason: 'InvalidSpec', message },
+        raw.metadata.generation,
+        clock(),
+      ),
+    };
+    if (sameJson(status, desired)) return;
+    await trackingClient().mergePatch(
+      type,
+      raw.metadata.namespace,
+      raw.metadata.name,
+      {
+        status: statusPatch(status, desired),
+      },
+      { subresource: 'status' },
+    );
+  }
+
+  async function reconcileKey(key: string, reconcilers: Reconcilers): Promise<ReconcileOutcome> {
+    const { kind, ns, name } = parseKey(key);
+    const expected = expectations.get(key);
+    if (expected) {
+      // Our last write has not reached the cache yet: its arrival requeues the key.
+      if (Date.now() - expected.at < 30_000) return {};
+      expectations.delete(key);
+    }
+    const informer = kind === 'VaultLease' ? informers.leases : informers.credentials;
+    const raw = informer.get(ns, name);
+    if (!raw) return {};
+    if (kind === 'VaultLease') {
+      const parsed = parseVaultLease(raw);
+      if (!parsed.ok) {
+        await reportInvalid(kind, raw, parsed.message);
+        return {};
+      }
+      return reconcilers.lease(parsed.value);
+    }
+    const parsed = parseVaultCredential(raw);
+    if (!parsed.ok) {
+      await reportInvalid(kind, raw, parsed.message);
+      return {};
+    }
+    return reconcilers.credential(parsed.value);
+  }
+
+  interface Reconcilers {
+    lease(obj: VaultLeaseObject): Promise<ReconcileOutcome>;
+    credential(obj: VaultCredentialObject): Promise<ReconcileOutcome>;
+  }
+
+  async function worker(q: WorkQueue, reconcilers: Reconcilers) {
+    for (;;) {
+      const key = await q.get();
+      if (key === undefined) return;
+      active++;
+      const kind = parseKey(key).kind;
+      const end = metrics.reconcileDuration.startTimer({ kind });
+      try {
+        const outcome = await reconcileKey(key, reconcilers);
+        q.forget(key);
+        if (outcome.requeueAfterMs !== undefined) q.addAfter(key, outcome.requeueAfterMs);
+        end({ result: 'ok' });
+      } catch (err) {
+        end({ result: 'error' });
+        metrics.reconcileErrors.inc({ kind });
+        logger.warn(
+          { key, err: err instanceof Error ? err.message : String(err), failures: q.failures(key) + 1 },
+          'reconcile failed',
+        );
+        q.addRateLimited(key);
+      } finally {
+        active--;
+        q.done(key);
+        if (active === 0 && q.depth === 0) for (const resolve of idleWaiters.splice(0)) resolve();
+      }
+    }
+  }
+
+  function startWorkers() {
+    const q = createWorkQueue(options.retry);
+    queue = q;
+    const kubeClient = trackingClient();
+    const events = createEventRecorder({
+      client,
+      controller: 'vault.ghoststack.io/operator',
+      instance: identity,
+      clock,
+      logger,
+    });
+    const deps = { client: kubeClient, vault: options.vault, events, clock, logger };
+    const reconcilers: Reconcilers = {
+      lease: createLeaseReconciler({ ...deps, onExpiredRestart: restartOwner }),
+      credential: createCredentialReconciler({ ...deps, secret: secretLookup }),
+    };
+    // Credentials first: leases depend on them.
+    for (const obj of informers.credentials.list()) enqueue('VaultCredential', obj);
+    for (const obj of informers.leases.list()) enqueue('VaultLease', obj);
+    running = Array.from({ length: workers }, () => worker(q, reconcilers));
+  }
+
+  async function stopWorkers() {
+    queue?.shutdown();
+    queue = undefined;
+    await Promise.all(running);
+    running = [];
+  }
+
+  function refreshGauges() {
+    const count = (
+      list: KubeObject[],
+      phases: readonly string[],
+      gauge: OperatorMetrics['leasesByPhase'],
+    ) => {
+      const counts = Object.fromEntries(phases.map((p) => [p, 0])) as Record<string, number>;
+      for (const obj of list) {
+        const phase = (obj.status as { phase?: string } | undefined)?.phase ?? 'Pending';
+        counts[phase] = (counts[phase] ?? 0) + 1;
+      }
+      for (const [phase, n] of Object.entries(counts)) gauge.set({ phase }, n);
+    };
+    count(informers.leases.list(), leasePhases, metrics.leasesByPhase);
+    count(informers.credentials.list(), credentialPhases, metrics.credentialsByPhase);
+    metrics.queueDepth.set(queue?.depth ?? 0);
+    metrics.queueScheduled.set(queue?.scheduled ?? 0);
+  }
+
+  return {
+    identity,
+    metrics,
+    get isLeader() {
+      return leading;
+    },
+    async start() {
+      client = await createKubeClient(options.kubeConfig);
+      client.onRequest = (verb, type, code) =>
+        metrics.apiRequests.inc({ verb, resource: type.plural, code: String(code) });
+      const make = (type: ResourceType) =>
+        createInformer<KubeObject>({
+          client,
+          type,
+          resyncMs: options.resyncMs,
+          logger,
+          onError: () => metrics.informerErrors.inc({ resource: type.plural }),
+        });
+      informers = {
+        leases: make(resourceTypes.vaultLeases),
+        credentials: make(resourceTypes.vaultCredentials),
+        secrets: make(resourceTypes.secrets),
+      };
+      watchKind('VaultLease', informers.leases);
+      watchKind('VaultCredential', informers.credentials, enqueueDependentLeases);
+      informers.secrets.addHandlers({
+        onAdd: enqueueCredentialsOfSecret,
+        onUpdate: enqueueCredentialsOfSecret,
+        onDelete: enqueueCredentialsOfSecret,
+      });
+      await Promise.all([informers.leases.start(), informers.credentials.start(), informers.secrets.start()]);
+      gaugeTimer = setInterval(refreshGauges, 5_000);
+      gaugeTimer.unref();
+
+      const becomeLeader = () => {
+        leading = true;
+        metrics.isLeader.set(1);
+        startWorkers();
+      };
+      if (!election.enabled) {
+        becomeLeader();
+        return;
+      }
+      elector = createLeaderElector({
+        client,
+        namespace: election.namespace,
+        name: election.name,
+        identity,
+        leaseDurationMs: election.leaseDurationMs,
+        renewDeadlineMs: election.renewDeadlineMs,
+        retryPeriodMs: election.retryPeriodMs,
+        clock,
+        logger,
+        onStartedLeading: becomeLeader,
+        onStoppedLeading: () => {
+          leading = false;
+          metrics.isLeader.set(0);
+          void stopWorkers();
+        },
+      });
+      void elector.run();
+    },
+    async stop() {
+      if (gaugeTimer) clearInterval(gaugeTimer);
+      await stopWorkers();
+      await elector?.stop();
+      leading = false;
+      await Promise.all(Object.values(informers ?? {}).map((informer) => informer.stop()));
+      client?.close();
+    },
+    idle() {
+      if (active === 0 && (queue?.depth ?? 0) === 0) return Promise.resolve();
+      return new Promise((resolve) => idleWaiters.push(resolve));
+    },
+  };
+}

@@ -1,0 +1,16 @@
+/**
+ * How Kubernetes names map to Vault: a namespace is a tenant (same DNS-label rules, so every
+ * namespace name is a valid tenant id), and a ServiceAccount is the workload identity
+ * `system:serviceaccount:<namespace>:<name>`, the username Kubernetes itself gives it (and the
+ * one `vault` Kubernetes login maps a projected token to).
+ */
+import type { Identity } from '../contract/common.js';
+
+export const tenantForNamespace = (namespace: string): string => namespace;
+
+export const serviceAccountIdentity = (namespace: string, name: string): Identity => ({
+  type: 'workload',
+  name: `system:serviceaccount:${namespace}:${name}`,
+});
+
+export const formatIdentity = (identity: Identity): string => `${identity.type}:${identity.name}`;
