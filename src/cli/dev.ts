@@ -47,7 +47,12 @@ export function register(program: Command): void {
       await vault.core.tenants.ensure(options.tenant, systemContext(options.tenant, identity));
       const tokenFile = resolve(dataDir, 'dev-token');
       let token = existsSync(tokenFile) ? (await readFile(tokenFile, 'utf8')).trim() : '';
-      const valid = token ? await vault.core.tokens.authenticate(token).then(() => true, () => false) : false;
+      const valid = token
+        ? await vault.core.tokens.authenticate(token).then(
+            () => true,
+            () => false,
+          )
+        : false;
       if (!valid) {
         const minted = await vault.core.tokens.mint(systemContext(options.tenant, identity), options.tenant, {
           identity,

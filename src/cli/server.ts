@@ -29,9 +29,15 @@ export function addStoreOptions(command: Command): Command {
 }
 
 /** Reads flags and VAULT_* variables into the raw input of the config schema. */
-export function storeConfigInput(options: Record<string, unknown>, env: NodeJS.ProcessEnv): Record<string, unknown> {
+export function storeConfigInput(
+  options: Record<string, unknown>,
+  env: NodeJS.ProcessEnv,
+): Record<string, unknown> {
   return defined({
-    store: options.store ?? env.VAULT_STORE ?? (options.etcdEndpoints || env.VAULT_ETCD_ENDPOINTS ? 'etcd' : 'embedded'),
+    store:
+      options.store ??
+      env.VAULT_STORE ??
+      (options.etcdEndpoints || env.VAULT_ETCD_ENDPOINTS ? 'etcd' : 'embedded'),
     dataDir: options.dataDir ?? env.VAULT_DATA_DIR,
     etcdEndpoints: list((options.etcdEndpoints as string | undefined) ?? env.VAULT_ETCD_ENDPOINTS),
     etcdCaFile: options.etcdCaFile ?? env.VAULT_ETCD_CA_FILE,
@@ -86,12 +92,17 @@ export function register(program: Command): void {
           auditLog: options.auditLog ?? env.VAULT_AUDIT_LOG,
           maxLeaseTtl: options.maxLeaseTtl ?? env.VAULT_MAX_LEASE_TTL,
           bodyLimitBytes: options.bodyLimitBytes,
-          kubernetesAuth: options.kubernetesAuth === true || env.VAULT_KUBERNETES_AUTH === 'true' ? true : undefined,
+          kubernetesAuth:
+            options.kubernetesAuth === true || env.VAULT_KUBERNETES_AUTH === 'true' ? true : undefined,
           kubernetesAudience: options.kubernetesAudience,
           kubeconfig: options.kubeconfig ?? env.KUBECONFIG,
         }),
       });
-      const logger = createLogger({ level: config.logLevel, name: 'vault-server', destination: process.stderr });
+      const logger = createLogger({
+        level: config.logLevel,
+        name: 'vault-server',
+        destination: process.stderr,
+      });
       const vault = await startVault(config, logger);
       onShutdown(() => vault.close());
     });

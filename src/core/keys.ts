@@ -27,4 +27,7 @@ export const keys = {
 };
 
 /** Records holding sealed values (a top-level `sealed` field), re-wrapped by tenant key rotation. */
-export const sealedPrefixes = (tenant: string) => [`${root}/t/${tenant}/values/`, `${root}/t/${tenant}/hmac-key`];
+export const sealedPrefixes = (tenant: string) => [
+  `${root}/t/${tenant}/values/`,
+  `${root}/t/${tenant}/hmac-key`,
+];

@@ -23,7 +23,11 @@ export interface AppConfig {
   kubernetes?: KubernetesLoginConfig;
 }
 
-export const defaultAppConfig: AppConfig = { bodyLimitBytes: 128 * 1024, authFailuresPerMinute: 20, version: '0.1.0' };
+export const defaultAppConfig: AppConfig = {
+  bodyLimitBytes: 128 * 1024,
+  authFailuresPerMinute: 20,
+  version: '0.1.0',
+};
 
 export interface AppDeps {
   core: VaultCore;
@@ -38,7 +42,11 @@ export interface AppDeps {
 export function createApp(deps: AppDeps): { app: Express; metrics: ServerMetrics } {
   const config = { ...defaultAppConfig, ...deps.config };
   const metrics = deps.metrics ?? createServerMetrics();
-  const limiter = createFailureLimiter({ limit: config.authFailuresPerMinute, windowMs: 60_000, clock: deps.clock ?? systemClock });
+  const limiter = createFailureLimiter({
+    limit: config.authFailuresPerMinute,
+    windowMs: 60_000,
+    clock: deps.clock ?? systemClock,
+  });
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', false);
@@ -57,7 +65,10 @@ export function createApp(deps: AppDeps): { app: Express; metrics: ServerMetrics
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
       metrics.requests.inc({ route, method: req.method, code: String(res.statusCode) });
       metrics.duration.observe({ route, method: req.method }, seconds);
-      log.debug({ method: req.method, route, status: res.statusCode, ms: Math.round(seconds * 1000) }, 'request');
+      log.debug(
+        { method: req.method, route, status: res.statusCode, ms: Math.round(seconds * 1000) },
+        'request',
+      );
     });
     next();
   });
@@ -82,11 +93,24 @@ export function createApp(deps: AppDeps): { app: Express; metrics: ServerMetrics
     res.json(openapi);
   });
 
-  app.use(express.json({ limit: config.bodyLimitBytes, strict: true, type: ['application/json', 'application/*+json'] }));
+  app.use(
+    express.json({
+      limit: config.bodyLimitBytes,
+      strict: true,
+      type: ['application/json', 'application/*+json'],
+    }),
+  );
   if (config.kubernetes) {
-    app.post('/v1/auth/kubernetes/login', kubernetesLogin({ core: deps.core, config: config.kubernetes, limiter }));
+    app.post(
+      '/v1/auth/kubernetes/login',
+      kubernetesLogin({ core: deps.core, config: config.kubernetes, limiter }),
+    );
   }
-  app.use('/v1', authenticate({ core: deps.core, limiter, metrics }), apiRoutes({ core: deps.core, keyring: deps.keyring, metrics }));
+  app.use(
+    '/v1',
+    authenticate({ core: deps.core, limiter, metrics }),
+    apiRoutes({ core: deps.core, keyring: deps.keyring, metrics }),
+  );
   app.use((req, _res) => {
     throw notFound(`no route ${req.method} ${req.path}; see /v1/openapi.json`);
   });

@@ -3,14 +3,19 @@ import { durationHelp, parseDuration } from '../lib/duration.js';
 
 const listen = z
   .string()
-  .regex(/^(\[[0-9a-fA-F:]+\]|[0-9.]+|localhost|[A-Za-z0-9.-]+):\d{1,5}$/, 'listen must look like 127.0.0.1:8200');
+  .regex(
+    /^(\[[0-9a-fA-F:]+\]|[0-9.]+|localhost|[A-Za-z0-9.-]+):\d{1,5}$/,
+    'listen must look like 127.0.0.1:8200',
+  );
 
 /** Every setting of `vault server` (and `vault dev`), parsed once from flags and environment. */
 export const serverConfigSchema = z
   .object({
     store: z.enum(['embedded', 'etcd']),
     dataDir: z.string().optional(),
-    etcdEndpoints: z.array(z.url({ message: 'each etcd endpoint is a URL like https://etcd-0:2379' })).default([]),
+    etcdEndpoints: z
+      .array(z.url({ message: 'each etcd endpoint is a URL like https://etcd-0:2379' }))
+      .default([]),
     etcdCaFile: z.string().optional(),
     etcdCertFile: z.string().optional(),
     etcdKeyFile: z.string().optional(),
@@ -26,7 +31,12 @@ export const serverConfigSchema = z
     tlsKeyFile: z.string().optional(),
     auditLog: z.string().default('stdout'),
     logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
-    bodyLimitBytes: z.coerce.number().int().min(1024).max(16 * 1024 * 1024).default(128 * 1024),
+    bodyLimitBytes: z.coerce
+      .number()
+      .int()
+      .min(1024)
+      .max(16 * 1024 * 1024)
+      .default(128 * 1024),
     authFailuresPerMinute: z.coerce.number().int().min(1).default(20),
     maxLeaseTtl: z.string().default('24h'),
     kubernetesAuth: z.boolean().default(false),
@@ -35,8 +45,10 @@ export const serverConfigSchema = z
     autoCreateTenants: z.boolean().default(false),
   })
   .superRefine((config, ctx) => {
-    const problem = (path: string, message: string) => ctx.addIssue({ code: 'custom', path: [path], message });
-    if (config.store === 'embedded' && !config.dataDir) problem('dataDir', '--store embedded needs --data-dir DIR');
+    const problem = (path: string, message: string) =>
+      ctx.addIssue({ code: 'custom', path: [path], message });
+    if (config.store === 'embedded' && !config.dataDir)
+      problem('dataDir', '--store embedded needs --data-dir DIR');
     if (config.store === 'etcd' && config.etcdEndpoints.length === 0) {
       problem('etcdEndpoints', '--store etcd needs --etcd-endpoints https://host:2379[,...]');
     }
@@ -47,9 +59,13 @@ export const serverConfigSchema = z
       problem('tlsCertFile', '--tls-cert-file and --tls-key-file go together');
     }
     if (!config.rootKeyFile && !config.rootKey) {
-      problem('rootKeyFile', 'a root key is required: --root-key-file FILE (32 bytes, mode 0600) or VAULT_ROOT_KEY');
+      problem(
+        'rootKeyFile',
+        'a root key is required: --root-key-file FILE (32 bytes, mode 0600) or VAULT_ROOT_KEY',
+      );
     }
-    if (config.rootKeyFile && config.rootKey) problem('rootKey', 'give the root key once: --root-key-file or VAULT_ROOT_KEY');
+    if (config.rootKeyFile && config.rootKey)
+      problem('rootKey', 'give the root key once: --root-key-file or VAULT_ROOT_KEY');
     const ttl = parseDuration(config.maxLeaseTtl);
     if ('error' in ttl) problem('maxLeaseTtl', `--max-lease-ttl must be ${durationHelp}`);
     const host = config.listen.slice(0, config.listen.lastIndexOf(':'));
@@ -68,7 +84,9 @@ export type ServerConfig = z.output<typeof serverConfigSchema>;
 export function parseServerConfig(input: unknown): ServerConfig {
   const result = serverConfigSchema.safeParse(input);
   if (result.success) return Object.freeze(result.data) as ServerConfig;
-  const lines = result.error.issues.map((issue) => `  - ${issue.path.join('.') || 'config'}: ${issue.message}`);
+  const lines = result.error.issues.map(
+    (issue) => `  - ${issue.path.join('.') || 'config'}: ${issue.message}`,
+  );
   throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
 }
 

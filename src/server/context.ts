@@ -4,8 +4,8 @@ import { tenantId } from '../contract/common.js';
 import type { CallContext, VaultCore } from '../core/index.js';
 import { permissionDenied, unauthenticated, VaultError } from '../lib/errors.js';
 import type { Logger } from '../lib/logger.js';
-import type { FailureLimiter } from './rate-limit.js';
 import type { ServerMetrics } from './metrics.js';
+import type { FailureLimiter } from './rate-limit.js';
 
 declare module 'express-serve-static-core' {
   interface Locals {
@@ -26,7 +26,11 @@ export const sourceOf = (req: Request) => req.ip ?? req.socket.remoteAddress ?? 
  * Resolves the bearer token to a call context. Failures are counted per source address;
  * past the limit, further attempts get 429 before any token is checked.
  */
-export function authenticate(deps: { core: VaultCore; limiter: FailureLimiter; metrics: ServerMetrics }): RequestHandler {
+export function authenticate(deps: {
+  core: VaultCore;
+  limiter: FailureLimiter;
+  metrics: ServerMetrics;
+}): RequestHandler {
   return async (req: Request, res: Response, next: NextFunction) => {
     const source = sourceOf(req);
     const wait = deps.limiter.blocked(source);
@@ -47,7 +51,8 @@ export function authenticate(deps: { core: VaultCore; limiter: FailureLimiter; m
           throw permissionDenied(`this token belongs to tenant "${principal.tenant}", not "${requested}"`);
         }
         const parsed = tenantId.safeParse(requested);
-        if (!parsed.success) throw new VaultError('bad_request', `X-Vault-Tenant: ${parsed.error.issues[0]?.message}`);
+        if (!parsed.success)
+          throw new VaultError('bad_request', `X-Vault-Tenant: ${parsed.error.issues[0]?.message}`);
         tenant = parsed.data;
       }
       const ctx: CallContext = { principal, tenant, requestId: res.locals.requestId, source };

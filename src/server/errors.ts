@@ -27,12 +27,18 @@ export function toVaultError(err: unknown): VaultError {
   }
   if (type === 'entity.too.large') {
     const limit = (err as { limit?: number }).limit;
-    return new VaultError('payload_too_large', `the request body is larger than ${limit ?? 'the limit of'} bytes; send less`);
+    return new VaultError(
+      'payload_too_large',
+      `the request body is larger than ${limit ?? 'the limit of'} bytes; send less`,
+    );
   }
   if (type === 'encoding.unsupported' || type === 'charset.unsupported') {
     return new VaultError('bad_request', 'the request body must be UTF-8 JSON');
   }
-  return new VaultError('internal', 'an internal error occurred; the request id identifies it in the server log');
+  return new VaultError(
+    'internal',
+    'an internal error occurred; the request id identifies it in the server log',
+  );
 }
 
 /** The one place errors become HTTP responses. */
@@ -58,4 +64,6 @@ export const errorHandler: ErrorRequestHandler = (err, _req, res, _next) => {
 
 /** Error objects may carry request bodies (express attaches `body` to parse errors). */
 const sanitize = (err: unknown) =>
-  err instanceof Error ? { name: err.name, message: err.message, stack: err.stack } : { message: 'non-error thrown' };
+  err instanceof Error
+    ? { name: err.name, message: err.message, stack: err.stack }
+    : { message: 'non-error thrown' };

@@ -15,26 +15,36 @@ export interface KubernetesLoginConfig {
   maxTokenTtlMs: number;
 }
 
-const serviceAccountUser = /^system:serviceaccount:([a-z0-9]([-a-z0-9]*[a-z0-9])?):([a-z0-9]([-.a-z0-9]*[a-z0-9])?)$/;
+const serviceAccountUser =
+  /^system:serviceaccount:([a-z0-9]([-a-z0-9]*[a-z0-9])?):([a-z0-9]([-.a-z0-9]*[a-z0-9])?)$/;
 
 /**
  * Exchanges a projected ServiceAccount token for a Vault token: TokenReview with Vault's
  * audience (which also fails once the pod the token is bound to is gone), then the workload
  * identity `system:serviceaccount:NS:NAME` in the namespace's tenant.
  */
-export function kubernetesLogin(deps: { core: VaultCore; config: KubernetesLoginConfig; limiter: FailureLimiter }) {
+export function kubernetesLogin(deps: {
+  core: VaultCore;
+  config: KubernetesLoginConfig;
+  limiter: FailureLimiter;
+}) {
   return async (req: Request, res: Response) => {
     const source = sourceOf(req);
     const wait = deps.limiter.blocked(source);
     if (wait !== undefined) {
-      throw new VaultError('rate_limited', `too many failed logins; retry in ${wait}s`, { retryAfterSeconds: wait });
+      throw new VaultError('rate_limited', `too many failed logins; retry in ${wait}s`, {
+        retryAfterSeconds: wait,
+      });
     }
     const body = parse(kubernetesLoginRequest, req.body, 'body');
     let review: Awaited<ReturnType<TokenReviewer['review']>>;
     try {
       review = await deps.config.reviewer.review(body.jwt, [deps.config.audience]);
     } catch {
-      throw new VaultError('store_unavailable', 'the Kubernetes API could not review the token; retry shortly');
+      throw new VaultError(
+        'store_unavailable',
+        'the Kubernetes API could not review the token; retry shortly',
+      );
     }
     const match = review.username ? serviceAccountUser.exec(review.username) : null;
     if (!review.authenticated || !match || !(review.audiences ?? []).includes(deps.config.audience)) {
@@ -47,7 +57,10 @@ export function kubernetesLogin(deps: { core: VaultCore; config: KubernetesLogin
     const tenant = namespace!;
     const identity = { type: 'workload' as const, name: review.username! };
     await deps.core.tenants.ensure(tenant);
-    const ttlMs = Math.min(body.ttl ? durationMs(body.ttl) : deps.config.maxTokenTtlMs, deps.config.maxTokenTtlMs);
+    const ttlMs = Math.min(
+      body.ttl ? durationMs(body.ttl) : deps.config.maxTokenTtlMs,
+      deps.config.maxTokenTtlMs,
+    );
     const ctx = { ...systemContext(tenant, identity, res.locals.requestId), source };
     const pod = review.extra?.['authentication.kubernetes.io/pod-name']?.[0];
     const token = await deps.core.tokens.mint(ctx, tenant, {

@@ -17,9 +17,17 @@ export function openApiDocument(version: string) {
       schema: { type: 'string' },
     }));
     if (spec.query) {
-      const query = toSchema(spec.query, 'input') as { properties?: Record<string, unknown>; required?: string[] };
+      const query = toSchema(spec.query, 'input') as {
+        properties?: Record<string, unknown>;
+        required?: string[];
+      };
       for (const [name, schema] of Object.entries(query.properties ?? {})) {
-        parameters.push({ name, in: 'query', required: query.required?.includes(name) ?? false, schema: schema as never });
+        parameters.push({
+          name,
+          in: 'query',
+          required: query.required?.includes(name) ?? false,
+          schema: schema as never,
+        });
       }
     }
     const status = String(spec.status ?? 200);
@@ -30,7 +38,12 @@ export function openApiDocument(version: string) {
       ...(spec.auth === 'none' ? { security: [] } : {}),
       ...(parameters.length ? { parameters } : {}),
       ...(spec.body
-        ? { requestBody: { required: true, content: { 'application/json': { schema: toSchema(spec.body, 'input') } } } }
+        ? {
+            requestBody: {
+              required: true,
+              content: { 'application/json': { schema: toSchema(spec.body, 'input') } },
+            },
+          }
         : {}),
       responses: {
         [status]: {
@@ -41,13 +54,20 @@ export function openApiDocument(version: string) {
               ? { content: { 'text/event-stream': { schema: { type: 'string' } } } }
               : {}),
         },
-        default: { description: 'Error', content: { 'application/json': { schema: toSchema(errorBody, 'output') } } },
+        default: {
+          description: 'Error',
+          content: { 'application/json': { schema: toSchema(errorBody, 'output') } },
+        },
       },
     };
   }
   return {
     openapi: '3.1.0',
-    info: { title: 'Vault API', version, description: 'Credentials handed out as audited, time-limited leases.' },
+    info: {
+      title: 'Vault API',
+      version,
+      description: 'Credentials handed out as audited, time-limited leases.',
+    },
     servers: [{ url: '/' }],
     components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
     security: [{ bearer: [] }],

@@ -4,7 +4,12 @@ import type { Clock } from '../lib/clock.js';
  * A fixed-window counter per key (source address): after `limit` failures within
  * `windowMs`, `blocked` answers with the seconds to wait. Bounded in memory.
  */
-export function createFailureLimiter(options: { limit: number; windowMs: number; clock: Clock; maxKeys?: number }) {
+export function createFailureLimiter(options: {
+  limit: number;
+  windowMs: number;
+  clock: Clock;
+  maxKeys?: number;
+}) {
   const windows = new Map<string, { start: number; count: number }>();
   const maxKeys = options.maxKeys ?? 10_000;
   const current = (key: string) => {

@@ -1,10 +1,10 @@
 import { Router } from 'express';
 import { z } from 'zod';
+import * as audit from '../contract/audit.js';
 import * as auth from '../contract/auth.js';
 import { identityName, identityType, resourceName } from '../contract/common.js';
 import * as credentials from '../contract/credentials.js';
 import * as leases from '../contract/leases.js';
-import * as audit from '../contract/audit.js';
 import * as policies from '../contract/policies.js';
 import type { VaultCore } from '../core/index.js';
 import type { Keyring } from '../crypto/keyring.js';
@@ -13,8 +13,12 @@ import { callContext, parse } from './context.js';
 import type { ServerMetrics } from './metrics.js';
 
 const nameParam = z.object({ name: resourceName });
-const idParam = z.object({ id: z.string().regex(/^lease_[A-Za-z0-9_-]{10,64}$/, 'a lease id looks like "lease_..."') });
-const accessorParam = z.object({ accessor: z.string().regex(/^acc_[A-Za-z0-9_-]{8,64}$/, 'an accessor looks like "acc_..."') });
+const idParam = z.object({
+  id: z.string().regex(/^lease_[A-Za-z0-9_-]{10,64}$/, 'a lease id looks like "lease_..."'),
+});
+const accessorParam = z.object({
+  accessor: z.string().regex(/^acc_[A-Za-z0-9_-]{8,64}$/, 'an accessor looks like "acc_..."'),
+});
 const identityParams = z.object({ type: identityType, name: identityName });
 
 /** Routers of the authenticated v1 API, one per group. */
@@ -29,7 +33,9 @@ export function apiRoutes(deps: { core: VaultCore; keyring: Keyring; metrics: Se
     res.json(await core.tokens.lookup(ctx, ctx.principal.accessor));
   });
   router.post('/auth/tokens', async (req, res) => {
-    res.status(201).json(await core.tokens.create(callContext(res), parse(auth.createTokenRequest, req.body, 'body')));
+    res
+      .status(201)
+      .json(await core.tokens.create(callContext(res), parse(auth.createTokenRequest, req.body, 'body')));
   });
   router.get('/auth/tokens/:accessor', async (req, res) => {
     const { accessor } = parse(accessorParam, req.params, 'path');
@@ -54,15 +60,23 @@ export function apiRoutes(deps: { core: VaultCore; keyring: Keyring; metrics: Se
   });
   router.get('/sys/keys', async (_req, res) => {
     const ctx = callContext(res);
-    if (!ctx.principal.system && !(await core.access.isAdmin(ctx))) throw permissionDenied('key status needs admin');
+    if (!ctx.principal.system && !(await core.access.isAdmin(ctx)))
+      throw permissionDenied('key status needs admin');
     const status = await deps.keyring.status();
-    res.json({ ...status, tenants: status.tenants.filter((t) => ctx.principal.system || t.tenant === ctx.tenant) });
+    res.json({
+      ...status,
+      tenants: status.tenants.filter((t) => ctx.principal.system || t.tenant === ctx.tenant),
+    });
   });
   router.post('/sys/keys/rotate', async (_req, res) => {
     const ctx = callContext(res);
     await core.access.check(ctx, 'admin', `tenant/${ctx.tenant}`, undefined, 'key.rotate-tenant');
     const result = await deps.keyring.rotateTenantKey(ctx.tenant);
-    await core.committer.record(ctx, { action: 'key.rotate-tenant', resource: `tenant/${ctx.tenant}`, outcome: 'allowed' });
+    await core.committer.record(ctx, {
+      action: 'key.rotate-tenant',
+      resource: `tenant/${ctx.tenant}`,
+      outcome: 'allowed',
+    });
     res.json(result);
   });
 
@@ -72,7 +86,9 @@ export function apiRoutes(deps: { core: VaultCore; keyring: Keyring; metrics: Se
   });
   router.put('/identities/:type/:name', async (req, res) => {
     const { type, name } = parse(identityParams, req.params, 'path');
-    res.json(await core.identities.put(callContext(res), type, name, parse(policies.identityBody, req.body, 'body')));
+    res.json(
+      await core.identities.put(callContext(res), type, name, parse(policies.identityBody, req.body, 'body')),
+    );
   });
   router.get('/identities/:type/:name', async (req, res) => {
     const { type, name } = parse(identityParams, req.params, 'path');
@@ -115,12 +131,20 @@ export function apiRoutes(deps: { core: VaultCore; keyring: Keyring; metrics: Se
   });
   router.patch('/credentials/:name', async (req, res) => {
     const { name } = parse(nameParam, req.params, 'path');
-    res.json(await core.credentials.update(callContext(res), name, parse(credentials.updateCredentialRequest, req.body, 'body')));
+    res.json(
+      await core.credentials.update(
+        callContext(res),
+        name,
+        parse(credentials.updateCredentialRequest, req.body, 'body'),
+      ),
+    );
   });
   router.post('/credentials/:name/versions', async (req, res) => {
     const { name } = parse(nameParam, req.params, 'path');
     const body = parse(credentials.putVersionRequest, req.body, 'body');
-    res.status(201).json(await core.credentials.addVersion(callContext(res), name, body, 'credential.put-version'));
+    res
+      .status(201)
+      .json(await core.credentials.addVersion(callContext(res), name, body, 'credential.put-version'));
   });
   router.post('/credentials/:name/rotate', async (req, res) => {
     const { name } = parse(nameParam, req.params, 'path');
@@ -156,11 +180,17 @@ export function apiRoutes(deps: { core: VaultCore; keyring: Keyring; metrics: Se
     }
   });
   router.get('/leases', async (req, res) => {
-    res.json({ leases: await core.leases.list(callContext(res), parse(leases.listLeasesQuery, req.query, 'query')) });
+    res.json({
+      leases: await core.leases.list(callContext(res), parse(leases.listLeasesQuery, req.query, 'query')),
+    });
   });
   router.get('/leases/events', async (req, res) => {
     const ctx = callContext(res);
-    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' });
+    res.writeHead(200, {
+      'content-type': 'text/event-stream',
+      'cache-control': 'no-store',
+      connection: 'keep-alive',
+    });
     res.write(': connected\n\n');
     const watcher = await core.leases.watch(ctx, (event) => {
       res.write(`event: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`);
@@ -172,7 +202,10 @@ export function apiRoutes(deps: { core: VaultCore; keyring: Keyring; metrics: Se
     });
   });
   router.post('/leases/revoke', async (req, res) => {
-    const result = await core.leases.bulkRevoke(callContext(res), parse(leases.bulkRevokeRequest, req.body, 'body'));
+    const result = await core.leases.bulkRevoke(
+      callContext(res),
+      parse(leases.bulkRevokeRequest, req.body, 'body'),
+    );
     metrics.leases.inc({ event: 'revoked' }, result.revoked);
     res.json(result);
   });
@@ -204,7 +237,9 @@ export function apiRoutes(deps: { core: VaultCore; keyring: Keyring; metrics: Se
 
   // audit
   router.get('/audit', async (req, res) => {
-    res.json({ records: await core.audit.query(callContext(res), parse(audit.auditQuery, req.query, 'query')) });
+    res.json({
+      records: await core.audit.query(callContext(res), parse(audit.auditQuery, req.query, 'query')),
+    });
   });
   router.get('/audit/verify', async (_req, res) => {
     res.json(await core.audit.verify(callContext(res)));

@@ -12,7 +12,9 @@ export interface TokenReviewResult {
 }
 
 /** A TokenReviewer on @kubernetes/client-node (loaded lazily: standalone servers never need it). */
-export async function kubernetesTokenReviewer(options: { kubeconfigPath?: string } = {}): Promise<TokenReviewer> {
+export async function kubernetesTokenReviewer(
+  options: { kubeconfigPath?: string } = {},
+): Promise<TokenReviewer> {
   const k8s = await import('@kubernetes/client-node');
   const kc = new k8s.KubeConfig();
   if (options.kubeconfigPath) kc.loadFromFile(options.kubeconfigPath);

@@ -2,7 +2,13 @@ import { readFile } from 'node:fs/promises';
 import { createServer as createHttpServer, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { type AuditSink, createVaultCore, jsonLinesAuditSink, nullAuditSink, type VaultCore } from '../core/index.js';
+import {
+  type AuditSink,
+  createVaultCore,
+  jsonLinesAuditSink,
+  nullAuditSink,
+  type VaultCore,
+} from '../core/index.js';
 import { sealedPrefixes } from '../core/keys.js';
 import { createKeyring, type Keyring } from '../crypto/keyring.js';
 import { type RootKeyProvider, rootKeyFromEnv, rootKeyFromFile } from '../crypto/root-key.js';
@@ -23,7 +29,9 @@ export interface VaultProcess {
 }
 
 export async function loadRootKeys(config: ServerConfig): Promise<RootKeyProvider[]> {
-  const active = config.rootKeyFile ? await rootKeyFromFile(config.rootKeyFile) : rootKeyFromEnv(config.rootKey!);
+  const active = config.rootKeyFile
+    ? await rootKeyFromFile(config.rootKeyFile)
+    : rootKeyFromEnv(config.rootKey!);
   const previous = await Promise.all(config.previousRootKeyFiles.map((file) => rootKeyFromFile(file)));
   return [active, ...previous];
 }
@@ -53,7 +61,8 @@ export async function openVault(config: ServerConfig, logger: Logger, auditSink:
   try {
     const keyring = createKeyring({ store, roots: await loadRootKeys(config), sealedPrefixes, logger });
     const resumed = await keyring.resumeRotations();
-    for (const failed of resumed.failed) logger.warn({ rotation: failed.rotation }, `rotation not resumed: ${failed.message}`);
+    for (const failed of resumed.failed)
+      logger.warn({ rotation: failed.rotation }, `rotation not resumed: ${failed.message}`);
     const core = createVaultCore({
       store,
       keyring,
@@ -77,7 +86,9 @@ export async function startVault(config: ServerConfig, logger: Logger): Promise<
   const { store, keyring, core } = await openVault(config, logger, auditSink);
   const kubernetes = config.kubernetesAuth
     ? {
-        reviewer: await kubernetesTokenReviewer(config.kubeconfig ? { kubeconfigPath: config.kubeconfig } : {}),
+        reviewer: await kubernetesTokenReviewer(
+          config.kubeconfig ? { kubeconfigPath: config.kubeconfig } : {},
+        ),
         audience: config.kubernetesAudience,
         maxTokenTtlMs: 3_600_000,
       }
@@ -93,7 +104,10 @@ export async function startVault(config: ServerConfig, logger: Logger): Promise<
     },
   });
   const server: Server = config.tlsCertFile
-    ? createHttpsServer({ cert: await readFile(config.tlsCertFile), key: await readFile(config.tlsKeyFile!) }, app)
+    ? createHttpsServer(
+        { cert: await readFile(config.tlsCertFile), key: await readFile(config.tlsKeyFile!) },
+        app,
+      )
     : createHttpServer(app);
   server.headersTimeout = 30_000;
   server.requestTimeout = 60_000;

@@ -1,0 +1,181 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestVault, type TestVault } from '../support/test-vault.js';
+
+describe('authentication and authorization', () => {
+  let vault: TestVault;
+  let agentToken: string;
+  let humanToken: string;
+
+  beforeAll(async () => {
+    vault = await startTestVault();
+    await vault.call('POST', '/v1/credentials', {
+      body: { name: 'openai-key', type: 'api-key', value: 'sk-agent-visible', metadata: { team: 'ml' } },
+    });
+    await vault.call('POST', '/v1/credentials', {
+      body: { name: 'prod-db', type: 'database-url', value: 'postgres://prod', metadata: { team: 'core' } },
+    });
+    await vault.call('PUT', '/v1/policies/ml-agents', {
+      body: {
+        rules: [{ labels: { team: 'ml' }, actions: ['list', 'read-metadata', 'lease'], maxTtl: '30m' }],
+      },
+    });
+    await vault.call('PUT', '/v1/policies/ml-lead', {
+      body: {
+        rules: [{ credentials: ['openai-*'], actions: ['list', 'lease', 'reveal'] }],
+        actFor: [{ type: 'agent', name: 'claude-*' }],
+      },
+    });
+    agentToken = await vault.tokenFor({ type: 'agent', name: 'claude-code' }, ['ml-agents']);
+    humanToken = await vault.tokenFor({ type: 'human', name: 'ada' }, ['ml-lead']);
+  });
+  afterAll(() => vault.close());
+
+  it('answers 401 without a token, with a bad one, and with a revoked one', async () => {
+    const none = await vault.call('GET', '/v1/credentials', { token: null });
+    expect(none.status).toBe(401);
+    expect(none.body.error.message).toContain('Authorization: Bearer');
+    expect((await vault.call('GET', '/v1/credentials', { token: 'vlt_not-a-real-token' })).status).toBe(401);
+    const temp = await vault.call('POST', '/v1/auth/tokens', {
+      body: { identity: { type: 'agent', name: 'temp' }, ttl: '5m' },
+    });
+    expect((await vault.call('GET', '/v1/auth/whoami', { token: temp.body.token })).status).toBe(200);
+    expect((await vault.call('DELETE', `/v1/auth/tokens/${temp.body.accessor}`)).status).toBe(200);
+    expect((await vault.call('GET', '/v1/auth/whoami', { token: temp.body.token })).status).toBe(401);
+  });
+
+  it('stores tokens only as hashes', async () => {
+    const { kvs } = await vault.store.range('/vault/');
+    const everything = kvs.map((kv) => kv.key + kv.value).join('\n');
+    expect(everything).not.toContain(agentToken);
+    expect(everything).not.toContain(agentToken.slice(4));
+  });
+
+  it('lets an agent lease what its policy grants, capped by the rule', async () => {
+    const lease = await vault.call('POST', '/v1/leases', {
+      token: agentToken,
+      body: { credentialName: 'openai-key', ttl: '10m' },
+    });
+    expect(lease.status).toBe(201);
+    expect(lease.body.identity).toEqual({ type: 'agent', name: 'claude-code' });
+    const long = await vault.call('POST', '/v1/leases', {
+      token: agentToken,
+      body: { credentialName: 'openai-key', ttl: '1h' },
+    });
+    expect(long.status).toBe(400);
+    expect(long.body.error.message).toContain('your policy');
+  });
+
+  it('denies by default: other credentials, admin routes, and listing shows only what is granted', async () => {
+    const denied = await vault.call('POST', '/v1/leases', {
+      token: agentToken,
+      body: { credentialName: 'prod-db', ttl: '1m' },
+    });
+    expect(denied.status).toBe(403);
+    expect(denied.body.error.message).toContain('grants "lease"');
+    expect(
+      (await vault.call('PUT', '/v1/policies/mine', { token: agentToken, body: { rules: [] } })).status,
+    ).toBe(403);
+    expect((await vault.call('GET', '/v1/audit', { token: agentToken })).status).toBe(403);
+    const list = await vault.call('GET', '/v1/credentials', { token: agentToken });
+    expect(list.body.credentials.map((c: { name: string }) => c.name)).toEqual(['openai-key']);
+    const reveal = await vault.call('POST', '/v1/credentials', {
+      token: agentToken,
+      body: { name: 'x', type: 'generic', value: 'y' },
+    });
+    expect(reveal.status).toBe(403);
+  });
+
+  it('an agent acts only for itself', async () => {
+    const other = await vault.call('POST', '/v1/leases', {
+      token: agentToken,
+      body: { credentialName: 'openai-key', ttl: '1m', identity: { type: 'agent', name: 'someone-else' } },
+    });
+    expect(other.status).toBe(403);
+    expect(other.body.error.message).toContain('acts only for itself');
+  });
+
+  it('a human acts for the agents its policy names, and the audit record carries both', async () => {
+    const lease = await vault.call('POST', '/v1/leases', {
+      token: humanToken,
+      body: { credentialName: 'openai-key', ttl: '5m', identity: { type: 'agent', name: 'claude-review' } },
+    });
+    expect(lease.status).toBe(201);
+    const notNamed = await vault.call('POST', '/v1/leases', {
+      token: humanToken,
+      body: { credentialName: 'openai-key', ttl: '5m', identity: { type: 'agent', name: 'other-bot' } },
+    });
+    expect(notNamed.status).toBe(403);
+    const records = await vault.call('GET', `/v1/audit?resource=lease/${lease.body.id}`);
+    expect(records.body.records[0]).toMatchObject({
+      action: 'lease.create',
+      actor: { type: 'human', name: 'ada' },
+      actingFor: { type: 'agent', name: 'claude-review' },
+      outcome: 'allowed',
+    });
+  });
+
+  it("refuses another identity's lease with 403 and audits the denial", async () => {
+    const adaLease = await vault.call('POST', '/v1/leases', {
+      token: humanToken,
+      body: { credentialName: 'openai-key', ttl: '5m' },
+    });
+    const stolen = await vault.call('GET', `/v1/leases/${adaLease.body.id}/value`, { token: agentToken });
+    expect(stolen.status).toBe(403);
+    expect(stolen.text).not.toContain('sk-agent-visible');
+    const denials = await vault.call('GET', '/v1/audit?outcome=denied&identityName=claude-code');
+    expect(
+      denials.body.records.some((r: { resource: string }) => r.resource === `lease/${adaLease.body.id}`),
+    ).toBe(true);
+  });
+
+  it('reveal needs the reveal action: off for the agent, on for the lead', async () => {
+    const agentLease = await vault.call('POST', '/v1/leases', {
+      token: agentToken,
+      body: { credentialName: 'openai-key', ttl: '5m' },
+    });
+    const agentReveal = await vault.call('POST', `/v1/leases/${agentLease.body.id}/reveal`, {
+      token: agentToken,
+    });
+    expect(agentReveal.status).toBe(403);
+    const adaLease = await vault.call('POST', '/v1/leases', {
+      token: humanToken,
+      body: { credentialName: 'openai-key', ttl: '5m' },
+    });
+    const adaReveal = await vault.call('POST', `/v1/leases/${adaLease.body.id}/reveal`, {
+      token: humanToken,
+    });
+    expect(adaReveal.status).toBe(200);
+    expect(adaReveal.body.value).toBe('sk-agent-visible');
+  });
+
+  it('a token cannot mint tokens with more policies than it holds', async () => {
+    const escalate = await vault.call('POST', '/v1/auth/tokens', {
+      token: agentToken,
+      body: { identity: { type: 'agent', name: 'claude-code' }, policies: ['ml-lead'] },
+    });
+    expect(escalate.status).toBe(403);
+    const same = await vault.call('POST', '/v1/auth/tokens', {
+      token: agentToken,
+      body: { identity: { type: 'agent', name: 'claude-code' }, policies: ['ml-agents'], ttl: '5m' },
+    });
+    expect(same.status).toBe(201);
+  });
+
+  it('rate-limits failed authentication per source with 429 and Retry-After', async () => {
+    const limited = await startTestVault({ authFailuresPerMinute: 3 });
+    try {
+      let last = 0;
+      for (let i = 0; i < 4; i++)
+        last = (await limited.call('GET', '/v1/credentials', { token: 'vlt_wrong' })).status;
+      expect(last).toBe(429);
+      const response = await fetch(`${limited.url}/v1/credentials`, {
+        headers: { authorization: 'Bearer vlt_wrong' },
+      });
+      expect(response.headers.get('retry-after')).toMatch(/^\d+$/);
+      // Even the right token waits until the window passes: guessing gains nothing.
+      expect((await limited.call('GET', '/v1/credentials')).status).toBe(429);
+    } finally {
+      await limited.close();
+    }
+  });
+});
