@@ -63,9 +63,13 @@ export function apiRoutes(deps: { core: VaultCore; keyring: Keyring; metrics: Se
     if (!ctx.principal.system && !(await core.access.isAdmin(ctx)))
       throw permissionDenied('key status needs admin');
     const status = await deps.keyring.status();
+    const mine = <T extends { tenant: string }>(items: T[]) =>
+      items.filter((item) => ctx.principal.system || item.tenant === ctx.tenant);
     res.json({
       ...status,
-      tenants: status.tenants.filter((t) => ctx.principal.system || t.tenant === ctx.tenant),
+      tenants: mine(status.tenants),
+      rotations: { root: ctx.principal.system ? status.rotations.root : null, tenants: mine(status.rotations.tenants) },
+      shredded: mine(status.shredded),
     });
   });
   router.post('/sys/keys/rotate', async (_req, res) => {
