@@ -4,7 +4,7 @@
  * synchronous=FULL, so a transaction that returned survives kill -9 and power loss. A
  * change log table keeps the last `historyRevisions` revisions of events for watches.
  */
-import { chmodSync, closeSync, mkdirSync, openSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { StoreUnavailableError, VaultError } from '../lib/errors.js';
@@ -22,7 +22,7 @@ import type {
   WatchEvent,
   Watcher,
 } from './store.js';
-import { validateTxn } from './validate-txn.js';
+import { assertKey, validateTxn } from './validate-txn.js';
 
 export interface EmbeddedStoreOptions {
   /** The data directory (created with mode 0700); the database is `store.db` inside it. */
@@ -69,9 +69,11 @@ export async function openEmbeddedStore(options: EmbeddedStoreOptions): Promise<
   const file = join(options.path, embeddedStoreFile);
   mkdirSync(options.path, { recursive: true, mode: 0o700 });
   chmodSync(options.path, 0o700);
-  // SQLite gives its -wal and -shm files the mode of the database file.
-  closeSync(openSync(file, 'a', 0o600));
-  chmodSync(file, 0o600);
+  // SQLite gives its -wal file the mode of the database file. An existing file is only
+  // chmod-ed, never opened here: closing any descriptor of a file drops every POSIX lock this
+  // process holds on it, which would silently release another connection's exclusive lock.
+  if (existsSync(file)) chmodSync(file, 0o600);
+  else closeSync(openSync(file, 'wx', 0o600));
 
   const db = openExclusive(file, options.path);
   const statements = prepare(db);
@@ -177,6 +179,7 @@ export async function openEmbeddedStore(options: EmbeddedStoreOptions): Promise<
 
     async get(key) {
       assertOpen();
+      assertKey(key);
       return guard(() => {
         const row = statements.getKv.get(utf8(key));
         return row ? toKeyValue(row) : undefined;

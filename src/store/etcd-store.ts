@@ -14,7 +14,7 @@ import { describeEndpoints, toStoreError } from './etcd-errors.js';
 import { createEtcdWatch } from './etcd-watch.js';
 import { prefixEnd, rangeStart, utf8 } from './keys.js';
 import type { KeyValue, Op, RangeResult, Store, TxnResult, Watcher } from './store.js';
-import { validateTxn } from './validate-txn.js';
+import { assertKey, validateTxn } from './validate-txn.js';
 
 export interface EtcdTlsOptions {
   /** CA certificate that signed etcd's serving certificate: PEM text or a path to a PEM file. */
@@ -146,6 +146,7 @@ export async function openEtcdStore(options: EtcdStoreOptions): Promise<Store> {
 
     async get(key) {
       assertOpen();
+      assertKey(key);
       const res = await client.kv.range({ key: full(key) }).catch(fail('read'));
       const kv = res.kvs[0];
       return kv ? toKeyValue(kv) : undefined;

@@ -40,3 +40,7 @@ function validateBranch(ops: Txn['success']): void {
     }
   }
 }
+
+export function assertKey(key: string): void {
+  if (key === '') throw badRequest('a store key must not be empty');
+}

@@ -51,6 +51,7 @@ export function describeStoreContract(name: string, open: () => Promise<OpenedSt
 
     it('get returns undefined for a missing key and the stored value with its revisions', async () => {
       expect(await store.get('missing')).toBeUndefined();
+      await expect(store.get('')).rejects.toThrow(/must not be empty/);
       const first = await store.txn({ success: [put('a/1', 'one')] });
       expect(first.succeeded).toBe(true);
       expect(await store.get('a/1')).toEqual({
