@@ -1,0 +1,509 @@
+/**
+ * The chart on a real control plane (kube-apiserver on etcd, no kubelet and no controllers):
+ * install, upgrade, uninstall and reinstall; the rendered pods admitted under the restricted
+ * Pod Security Standard; and the chart's RBAC checked with tokens of its own ServiceAccounts.
+ */
+import {
+  AppsV1Api,
+  AuthorizationV1Api,
+  CoreV1Api,
+  CustomObjectsApi,
+  type V1Pod,
+  type V1PodTemplateSpec,
+} from '@kubernetes/client-node';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type ControlPlane, startControlPlane } from '../support/control-plane.js';
+import { chartDir, type K8sObject, parseManifests, valueFlags } from './support.js';
+
+const ns = 'vault';
+const release = 'vault';
+
+describe('the chart on a real control plane', () => {
+  let cp: ControlPlane;
+  let core: CoreV1Api;
+  let apps: AppsV1Api;
+
+  const helmOk = async (args: string[]) => {
+    const result = await cp.helm(args);
+    expect(result.code, `helm ${args.join(' ')}\n${result.stderr}`).toBe(0);
+    return result.stdout;
+  };
+  const secretData = async (name: string) =>
+    (await core.readNamespacedSecret({ name, namespace: ns })).data ?? {};
+  const tokenFor = async (serviceAccount: string) => {
+    const response = await core.createNamespacedServiceAccountToken({
+      name: serviceAccount,
+      namespace: ns,
+      body: { spec: { expirationSeconds: 600, audiences: [] } },
+    });
+    return response.status!.token;
+  };
+
+  beforeAll(async () => {
+    cp = await startControlPlane();
+    core = cp.kubeConfig().makeApiClient(CoreV1Api);
+    apps = cp.kubeConfig().makeApiClient(AppsV1Api);
+    await cp.createNamespace(ns, {
+      'pod-security.kubernetes.io/enforce': 'restricted',
+      'pod-security.kubernetes.io/enforce-version': 'latest',
+    });
+  });
+  afterAll(() => cp?.stop());
+
+  it('installs: CRDs established, workloads, services, RBAC and the webhook registered', async () => {
+    const notes = await helmOk(['install', release, chartDir, '--namespace', ns, '--timeout', '120s']);
+    expect(notes).toContain('STATUS: deployed');
+    expect(notes).toContain(`kubectl -n ${ns} get secret vault-root-key`);
+
+    for (const crd of ['vaultcredentials', 'vaultleases']) {
+      const waited = await cp.kubectl([
+        'wait',
+        '--for=condition=Established',
+        `crd/${crd}.vault.ghoststack.io`,
+        '--timeout=60s',
+      ]);
+      expect(waited.code, waited.stderr).toBe(0);
+    }
+    const deployments = await apps.listNamespacedDeployment({ namespace: ns });
+    expect(deployments.items.map((d) => [d.metadata!.name, d.spec!.replicas]).sort()).toEqual([
+      ['vault-controller', 2],
+      ['vault-server', 2],
+      ['vault-webhook', 2],
+    ]);
+    const etcd = await apps.readNamespacedStatefulSet({ name: 'vault-etcd', namespace: ns });
+    expect(etcd.spec!.replicas).toBe(3);
+    expect(etcd.spec!.persistentVolumeClaimRetentionPolicy).toEqual({
+      whenDeleted: 'Retain',
+      whenScaled: 'Retain',
+    });
+
+    const services = await core.listNamespacedService({ namespace: ns });
+    expect(services.items.map((s) => s.metadata!.name).sort()).toEqual([
+      'vault',
+      'vault-controller-metrics',
+      'vault-etcd',
+      'vault-webhook',
+    ]);
+    const secrets = await core.listNamespacedSecret({ namespace: ns });
+    expect(
+      secrets.items
+        .map((s) => s.metadata!.name!)
+        .filter((name) => !name.startsWith('sh.helm.release'))
+        .sort(),
+    ).toEqual(['vault-etcd-client-tls', 'vault-etcd-tls', 'vault-root-key', 'vault-webhook-tls']);
+    const pdbs = await cp.kubectl(['get', 'pdb', '-n', ns, '-o', 'name']);
+    expect(pdbs.stdout.trim().split('\n').sort()).toEqual([
+      'poddisruptionbudget.policy/vault-controller',
+      'poddisruptionbudget.policy/vault-etcd',
+      'poddisruptionbudget.policy/vault-server',
+      'poddisruptionbudget.policy/vault-webhook',
+    ]);
+
+    const mwc = await cp.kubectl(['get', 'mutatingwebhookconfiguration', 'vault-vault', '-o', 'json']);
+    expect(mwc.code, mwc.stderr).toBe(0);
+    const [hook] = JSON.parse(mwc.stdout).webhooks;
+    expect(hook).toMatchObject({
+      failurePolicy: 'Fail',
+      reinvocationPolicy: 'IfNeeded',
+      sideEffects: 'None',
+      timeoutSeconds: 10,
+      objectSelector: { matchLabels: { 'vault.ghoststack.io/inject': 'true' } },
+    });
+  });
+
+  it('leaves pods that did not opt in alone, even with no webhook running', async () => {
+    await cp.createNamespace('apps');
+    await core.createNamespacedPod({ namespace: 'apps', body: plainPod('not-opted-in') });
+    // An opted-in pod is refused while the webhook is down (failurePolicy Fail).
+    const optedIn = plainPod('opted-in');
+    optedIn.metadata!.labels = { 'vault.ghoststack.io/inject': 'true' };
+    await expect(core.createNamespacedPod({ namespace: 'apps', body: optedIn })).rejects.toMatchObject({
+      body: expect.stringContaining('inject.vault.ghoststack.io'),
+    });
+  });
+
+  it('upgrades, keeping the root key, the etcd certificates and what the webhook wrote', async () => {
+    const rootKey = await secretData('vault-root-key');
+    const etcdTls = await secretData('vault-etcd-tls');
+    const clientTls = await secretData('vault-etcd-client-tls');
+    // What the running webhook would have done: fill its Secret and publish its CA bundle.
+    const webhookState = { 'ca.crt': Buffer.from('ca').toString('base64') };
+    const filled = await cp.kubectl([
+      'patch',
+      'secret',
+      'vault-webhook-tls',
+      '-n',
+      ns,
+      '--type=merge',
+      '-p',
+      JSON.stringify({ data: webhookState }),
+    ]);
+    expect(filled.code, filled.stderr).toBe(0);
+    const caBundle = Buffer.from('-----BEGIN CERTIFICATE-----\nplaceholder\n').toString('base64');
+    const patched = await cp.kubectl([
+      'patch',
+      'mutatingwebhookconfiguration',
+      'vault-vault',
+      '--type=json',
+      '-p',
+      JSON.stringify([{ op: 'add', path: '/webhooks/0/clientConfig/caBundle', value: caBundle }]),
+    ]);
+    expect(patched.code, patched.stderr).toBe(0);
+
+    await helmOk([
+      'upgrade',
+      release,
+      chartDir,
+      '--namespace',
+      ns,
+      ...valueFlags({ 'server.replicas': 3, 'networkPolicy.enabled': true }),
+    ]);
+
+    const server = await apps.readNamespacedDeployment({ name: 'vault-server', namespace: ns });
+    expect(server.spec!.replicas).toBe(3);
+    const policies = await cp.kubectl(['get', 'networkpolicy', '-n', ns, '-o', 'name']);
+    expect(policies.stdout).toContain('networkpolicy.networking.k8s.io/vault-etcd');
+    expect(await secretData('vault-root-key')).toEqual(rootKey);
+    expect(await secretData('vault-etcd-tls')).toEqual(etcdTls);
+    expect(await secretData('vault-etcd-client-tls')).toEqual(clientTls);
+    expect(await secretData('vault-webhook-tls')).toEqual(webhookState);
+    const mwc = JSON.parse(
+      (await cp.kubectl(['get', 'mutatingwebhookconfiguration', 'vault-vault', '-o', 'json'])).stdout,
+    );
+    expect(mwc.webhooks[0].clientConfig.caBundle).toBe(caBundle);
+
+    const history = JSON.parse(await helmOk(['history', release, '--namespace', ns, '-o', 'json']));
+    expect(history.map((h: { revision: number; status: string }) => [h.revision, h.status])).toEqual([
+      [1, 'superseded'],
+      [2, 'deployed'],
+    ]);
+  });
+
+  it('refuses invalid values at install with the schema message', async () => {
+    const result = await cp.helm([
+      'install',
+      'broken',
+      chartDir,
+      '--namespace',
+      ns,
+      ...valueFlags({ 'webhook.failurePolicy': 'Sometimes' }),
+    ]);
+    expect(result.code).not.toBe(0);
+    expect(result.stderr).toContain("at '/webhook/failurePolicy': value must be one of 'Fail', 'Ignore'");
+    const list = JSON.parse(await helmOk(['list', '--namespace', ns, '-o', 'json']));
+    expect(list.map((r: { name: string }) => r.name)).toEqual([release]);
+  });
+
+  describe('restricted Pod Security Standard', () => {
+    it('is enforced in the release namespace (a plain pod is refused)', async () => {
+      await expect(
+        core.createNamespacedPod({ namespace: ns, body: plainPod('too-loose') }),
+      ).rejects.toMatchObject({
+        body: expect.stringContaining('violates PodSecurity \\"restricted:latest\\"'),
+      });
+    });
+
+    it('admits a pod from every workload the chart installed', async () => {
+      const templates: Array<{ name: string; template: V1PodTemplateSpec; claims: string[] }> = [];
+      for (const d of (await apps.listNamespacedDeployment({ namespace: ns })).items) {
+        templates.push({ name: d.metadata!.name!, template: d.spec!.template, claims: [] });
+      }
+      for (const s of (await apps.listNamespacedStatefulSet({ namespace: ns })).items) {
+        const claims = (s.spec!.volumeClaimTemplates ?? []).map((c) => c.metadata!.name!);
+        templates.push({ name: s.metadata!.name!, template: s.spec!.template, claims });
+      }
+      expect(templates.map((t) => t.name).sort()).toEqual([
+        'vault-controller',
+        'vault-etcd',
+        'vault-server',
+        'vault-webhook',
+      ]);
+      for (const { name, template, claims } of templates) {
+        const spec = structuredClone(template.spec!);
+        // The StatefulSet controller would add one volume per claim template.
+        spec.volumes = [
+          ...(spec.volumes ?? []),
+          ...claims.map((claim) => ({
+            name: claim,
+            persistentVolumeClaim: { claimName: `${claim}-${name}-0` },
+          })),
+        ];
+        const pod: V1Pod = { metadata: { name: `${name}-admitted`, labels: { test: 'pss' } }, spec };
+        const created = await core
+          .createNamespacedPod({ namespace: ns, body: pod })
+          .catch((err: { body?: string }) => {
+            throw new Error(`pod of ${name} was refused: ${err.body ?? err}`);
+          });
+        expect(created.status?.phase).toBe('Pending');
+      }
+      await core.deleteCollectionNamespacedPod({ namespace: ns, labelSelector: 'test=pss' });
+    });
+  });
+
+  describe('RBAC, checked with tokens of the chart ServiceAccounts', () => {
+    type Check = {
+      verb: string;
+      group?: string;
+      resource: string;
+      subresource?: string;
+      namespace?: string;
+      name?: string;
+    };
+    const can = async (token: string, check: Check) => {
+      const authz = cp.kubeConfigForToken(token).makeApiClient(AuthorizationV1Api);
+      const review = await authz.createSelfSubjectAccessReview({
+        body: {
+          spec: {
+            resourceAttributes: {
+              verb: check.verb,
+              group: check.group ?? '',
+              resource: check.resource,
+              subresource: check.subresource,
+              namespace: check.namespace,
+              name: check.name,
+            },
+          },
+        },
+      });
+      return review.status?.allowed === true;
+    };
+    const describeCheck = (c: Check) =>
+      `${c.verb} ${c.group ? `${c.group}/` : ''}${c.resource}${c.subresource ? `/${c.subresource}` : ''}` +
+      `${c.name ? ` ${c.name}` : ''} in ${c.namespace ?? 'all namespaces'}`;
+    const expectAll = async (token: string, checks: Check[], allowed: boolean) => {
+      const wrong: string[] = [];
+      for (const check of checks) if ((await can(token, check)) !== allowed) wrong.push(describeCheck(check));
+      expect(wrong, allowed ? 'denied but needed' : 'allowed but not needed').toEqual([]);
+    };
+
+    /** What the controller does (src/operator): informers, status and finalizer patches, events, leader election, restarts. */
+    const controllerNeeds: Check[] = [
+      ...['vaultcredentials', 'vaultleases'].flatMap((resource) =>
+        ['get', 'list', 'watch', 'patch'].map((verb) => ({ verb, group: 'vault.ghoststack.io', resource })),
+      ),
+      ...['vaultcredentials', 'vaultleases'].map((resource) => ({
+        verb: 'patch',
+        group: 'vault.ghoststack.io',
+        resource,
+        subresource: 'status',
+        namespace: 'apps',
+      })),
+      { verb: 'list', resource: 'secrets' },
+      { verb: 'watch', resource: 'secrets' },
+      { verb: 'create', group: 'events.k8s.io', resource: 'events', namespace: 'apps' },
+      { verb: 'patch', group: 'apps', resource: 'deployments', namespace: 'apps' },
+      { verb: 'create', group: 'coordination.k8s.io', resource: 'leases', namespace: ns },
+      {
+        verb: 'get',
+        group: 'coordination.k8s.io',
+        resource: 'leases',
+        namespace: ns,
+        name: 'vault-controller',
+      },
+      {
+        verb: 'update',
+        group: 'coordination.k8s.io',
+        resource: 'leases',
+        namespace: ns,
+        name: 'vault-controller',
+      },
+    ];
+
+    it('lets the controller do what it does', async () => {
+      await expectAll(await tokenFor('vault-controller'), controllerNeeds, true);
+    });
+
+    it('gives the controller nothing more: no Secret writes, no other Leases, no RBAC', async () => {
+      await expectAll(
+        await tokenFor('vault-controller'),
+        [
+          { verb: 'create', resource: 'secrets', namespace: 'apps' },
+          { verb: 'update', resource: 'secrets', namespace: 'apps' },
+          { verb: 'delete', resource: 'secrets', namespace: 'apps' },
+          { verb: 'delete', group: 'vault.ghoststack.io', resource: 'vaultleases', namespace: 'apps' },
+          {
+            verb: 'update',
+            group: 'coordination.k8s.io',
+            resource: 'leases',
+            namespace: ns,
+            name: 'someone-else',
+          },
+          {
+            verb: 'update',
+            group: 'coordination.k8s.io',
+            resource: 'leases',
+            namespace: 'kube-system',
+            name: 'vault-controller',
+          },
+          { verb: 'create', group: 'rbac.authorization.k8s.io', resource: 'clusterrolebindings' },
+          { verb: 'create', resource: 'pods', namespace: 'apps' },
+          {
+            verb: 'create',
+            resource: 'serviceaccounts',
+            subresource: 'token',
+            namespace: ns,
+            name: 'vault-server',
+          },
+        ],
+        false,
+      );
+    });
+
+    it('lets the webhook keep its own certificate and caBundle, and nothing else', async () => {
+      const token = await tokenFor('vault-webhook');
+      await expectAll(
+        token,
+        [
+          { verb: 'get', resource: 'secrets', namespace: ns, name: 'vault-webhook-tls' },
+          { verb: 'update', resource: 'secrets', namespace: ns, name: 'vault-webhook-tls' },
+          {
+            verb: 'get',
+            group: 'admissionregistration.k8s.io',
+            resource: 'mutatingwebhookconfigurations',
+            name: 'vault-vault',
+          },
+          {
+            verb: 'patch',
+            group: 'admissionregistration.k8s.io',
+            resource: 'mutatingwebhookconfigurations',
+            name: 'vault-vault',
+          },
+          {
+            verb: 'get',
+            group: 'vault.ghoststack.io',
+            resource: 'vaultleases',
+            namespace: 'apps',
+            name: 'db',
+          },
+        ],
+        true,
+      );
+      await expectAll(
+        token,
+        [
+          { verb: 'get', resource: 'secrets', namespace: ns, name: 'vault-root-key' },
+          { verb: 'create', resource: 'secrets', namespace: ns },
+          { verb: 'list', resource: 'secrets', namespace: ns },
+          {
+            verb: 'patch',
+            group: 'admissionregistration.k8s.io',
+            resource: 'mutatingwebhookconfigurations',
+            name: 'other',
+          },
+          {
+            verb: 'create',
+            group: 'admissionregistration.k8s.io',
+            resource: 'mutatingwebhookconfigurations',
+          },
+          { verb: 'list', group: 'vault.ghoststack.io', resource: 'vaultleases' },
+        ],
+        false,
+      );
+    });
+
+    it('lets the API server review tokens and nothing else', async () => {
+      const token = await tokenFor('vault-server');
+      await expectAll(
+        token,
+        [{ verb: 'create', group: 'authentication.k8s.io', resource: 'tokenreviews' }],
+        true,
+      );
+      await expectAll(
+        token,
+        [
+          { verb: 'get', resource: 'secrets', namespace: ns, name: 'vault-root-key' },
+          { verb: 'list', group: 'vault.ghoststack.io', resource: 'vaultleases' },
+          { verb: 'create', group: 'authorization.k8s.io', resource: 'subjectaccessreviews' },
+        ],
+        false,
+      );
+    });
+
+    it('lets a controller with the chart token write status on a real VaultLease', async () => {
+      const custom = cp.kubeConfig().makeApiClient(CustomObjectsApi);
+      const ref = {
+        group: 'vault.ghoststack.io',
+        version: 'v1alpha1',
+        namespace: 'apps',
+        plural: 'vaultleases',
+      };
+      await custom.createNamespacedCustomObject({
+        ...ref,
+        body: {
+          apiVersion: 'vault.ghoststack.io/v1alpha1',
+          kind: 'VaultLease',
+          metadata: { name: 'db' },
+          spec: { credentialRef: { name: 'db-password' }, ttl: '15m', serviceAccountName: 'app' },
+        },
+      });
+      const asController = cp
+        .kubeConfigForToken(await tokenFor('vault-controller'))
+        .makeApiClient(CustomObjectsApi);
+      const listed = (await asController.listClusterCustomObject({
+        ...ref,
+        namespace: undefined,
+      } as never)) as {
+        items: K8sObject[];
+      };
+      expect(listed.items.map((i) => i.metadata.name)).toEqual(['db']);
+      await asController.patchNamespacedCustomObjectStatus({
+        ...ref,
+        name: 'db',
+        body: [{ op: 'add', path: '/status', value: { phase: 'Pending' } }],
+      });
+      const got = (await custom.getNamespacedCustomObject({ ...ref, name: 'db' })) as K8sObject;
+      expect(got.status).toEqual({ phase: 'Pending' });
+    });
+  });
+
+  it('uninstalls, keeping the CRDs and the root key; a reinstall reuses the key', async () => {
+    const rootKey = await secretData('vault-root-key');
+    await helmOk(['uninstall', release, '--namespace', ns, '--wait', '--timeout', '120s']);
+
+    expect((await apps.listNamespacedDeployment({ namespace: ns })).items).toEqual([]);
+    expect((await apps.listNamespacedStatefulSet({ namespace: ns })).items).toEqual([]);
+    const mwc = await cp.kubectl(['get', 'mutatingwebhookconfiguration', 'vault-vault']);
+    expect(mwc.code).not.toBe(0);
+    const crds = await cp.kubectl(['get', 'crd', '-o', 'name']);
+    expect(crds.stdout).toContain('vaultleases.vault.ghoststack.io');
+    expect(crds.stdout).toContain('vaultcredentials.vault.ghoststack.io');
+    // The VaultLease created above survives with its CRD.
+    const lease = await cp.kubectl(['get', 'vaultlease', 'db', '-n', 'apps']);
+    expect(lease.code, lease.stderr).toBe(0);
+    expect(await secretData('vault-root-key')).toEqual(rootKey);
+
+    await helmOk(['install', release, chartDir, '--namespace', ns]);
+    expect(await secretData('vault-root-key')).toEqual(rootKey);
+  });
+
+  it('installs a second release in another namespace beside the first, with one replica and external etcd', async () => {
+    await cp.createNamespace('vault-two', { 'pod-security.kubernetes.io/enforce': 'restricted' });
+    await helmOk([
+      'install',
+      'second',
+      chartDir,
+      '--namespace',
+      'vault-two',
+      ...valueFlags({
+        'server.replicas': 1,
+        'controller.replicas': 1,
+        'webhook.replicas': 1,
+        'storage.type': 'external',
+        'storage.external.endpoints': ['https://etcd.db.svc:2379'],
+        'storage.external.tls.existingSecret': 'etcd-client',
+      }),
+    ]);
+    const manifest = parseManifests(await helmOk(['get', 'manifest', 'second', '--namespace', 'vault-two']));
+    expect(manifest.filter((o) => o.kind === 'PodDisruptionBudget')).toEqual([]);
+    expect(manifest.filter((o) => o.kind === 'StatefulSet')).toEqual([]);
+    const configs = await cp.kubectl(['get', 'mutatingwebhookconfiguration', '-o', 'name']);
+    expect(configs.stdout.trim().split('\n').sort()).toEqual([
+      'mutatingwebhookconfiguration.admissionregistration.k8s.io/second-vault-vault-two',
+      'mutatingwebhookconfiguration.admissionregistration.k8s.io/vault-vault',
+    ]);
+  });
+});
+
+function plainPod(name: string): V1Pod {
+  return { metadata: { name }, spec: { containers: [{ name: 'app', image: 'busybox' }] } };
+}
