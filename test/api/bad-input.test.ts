@@ -55,7 +55,9 @@ describe('bad input on every route', () => {
 
   it.each(bodyRoutes)('%s: wrong types → 400', async (_name, spec) => {
     const before = await snapshot();
-    const result = await vault.call(spec.method.toUpperCase(), pathOf(spec.path), { body: ['not', 'an', 'object'] });
+    const result = await vault.call(spec.method.toUpperCase(), pathOf(spec.path), {
+      body: ['not', 'an', 'object'],
+    });
     expect(result.status).toBe(400);
     expect(result.body.error.code).toBe('bad_request');
     expect(await snapshot()).toBe(before);
@@ -89,8 +91,18 @@ describe('bad input on every route', () => {
     ['POST', '/v1/credentials', { name: 'a b', type: 'api-key', value: 'v' }, 'name'],
     ['POST', '/v1/credentials', { name: 'ok', type: 'spaceship', value: 'v' }, 'type'],
     ['POST', '/v1/credentials', { name: 'ok', type: 'api-key', value: '' }, 'value'],
-    ['POST', '/v1/credentials', { name: 'ok', type: 'api-key', value: 'v', generate: { length: 12 } }, 'either'],
-    ['POST', '/v1/leases', { credentialName: 'api', identity: { type: 'robot', name: 'r2' } }, 'identity.type'],
+    [
+      'POST',
+      '/v1/credentials',
+      { name: 'ok', type: 'api-key', value: 'v', generate: { length: 12 } },
+      'either',
+    ],
+    [
+      'POST',
+      '/v1/leases',
+      { credentialName: 'api', identity: { type: 'robot', name: 'r2' } },
+      'identity.type',
+    ],
     ['POST', '/v1/leases', { credentialName: 'api', ttl: 15 }, 'ttl'],
     ['POST', '/v1/leases', { credentialName: 'api', ttl: '10m', maxTtl: '5m' }, 'maxTtl'],
     ['PUT', '/v1/policies/p', { rules: [{ actions: ['fly'] }] }, 'rules.0.actions.0'],
@@ -126,7 +138,9 @@ describe('bad input on every route', () => {
     expect(result.status).toBe(200);
     expect(result.body.openapi).toBe('3.1.0');
     const createLease = result.body.paths['/v1/leases'].post;
-    expect(createLease.requestBody.content['application/json'].schema.properties.credentialName).toBeDefined();
+    expect(
+      createLease.requestBody.content['application/json'].schema.properties.credentialName,
+    ).toBeDefined();
     expect(createLease.requestBody.content['application/json'].schema.additionalProperties).toBe(false);
     for (const spec of Object.values(routes)) {
       expect(result.body.paths[spec.path.replace(/:([A-Za-z]+)/g, '{$1}')][spec.method]).toBeDefined();

@@ -1,0 +1,96 @@
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { startTestVault, type TestVault } from '../support/test-vault.js';
+
+describe('the audit chain', () => {
+  let vault: TestVault;
+  let saved: Array<{ key: string; value: string }>;
+
+  beforeAll(async () => {
+    vault = await startTestVault();
+    await vault.call('POST', '/v1/credentials', { body: { name: 'k', type: 'generic', value: 'v1' } });
+    for (let i = 0; i < 5; i++)
+      await vault.call('POST', '/v1/leases', { body: { credentialName: 'k', ttl: '1m' } });
+    const { kvs } = await vault.store.range(`/vault/t/${vault.tenant}/audit`);
+    saved = kvs.map(({ key, value }) => ({ key, value }));
+  });
+  afterAll(() => vault.close());
+
+  // Each case damages the records behind the API's back; put them back afterwards.
+  beforeEach(async () => {
+    await vault.store.txn({ success: [{ type: 'deletePrefix', prefix: `/vault/t/${vault.tenant}/audit/` }] });
+    await vault.store.txn({ success: saved.map(({ key, value }) => ({ type: 'put' as const, key, value })) });
+    vault.core.committer.forget();
+  });
+
+  const recordKey = (seq: number) => `/vault/t/${vault.tenant}/audit/${String(seq).padStart(16, '0')}`;
+  const verify = async () => (await vault.call('GET', '/v1/audit/verify')).body;
+
+  it('records every decision and verifies intact', async () => {
+    const result = await verify();
+    expect(result.ok).toBe(true);
+    expect(result.records).toBeGreaterThanOrEqual(7);
+    const records = (await vault.call('GET', '/v1/audit?action=lease.create')).body.records;
+    expect(records).toHaveLength(5);
+    for (const record of records) {
+      expect(record).toMatchObject({
+        tenant: vault.tenant,
+        outcome: 'allowed',
+        actor: { type: 'human', name: 'root' },
+      });
+      expect(record.requestId).toBeTruthy();
+      expect(record.source).toBeTruthy();
+      expect(record.valueHmac).toMatch(/^hmac-sha256:/);
+    }
+  });
+
+  it('detects an edited record', async () => {
+    const kv = await vault.store.get(recordKey(3));
+    const edited = { ...JSON.parse(kv!.value), outcome: 'denied' };
+    await vault.store.txn({ success: [{ type: 'put', key: recordKey(3), value: JSON.stringify(edited) }] });
+    const result = await verify();
+    expect(result.ok).toBe(false);
+    expect(result.brokenAt).toBe(3);
+    expect(result.reason).toContain('modified');
+  });
+
+  it('detects a removed record', async () => {
+    await vault.store.txn({ success: [{ type: 'delete', key: recordKey(4) }] });
+    const result = await verify();
+    expect(result.ok).toBe(false);
+    expect(result.reason).toContain('removed or reordered');
+  });
+
+  it('detects reordered records', async () => {
+    const a = await vault.store.get(recordKey(2));
+    const b = await vault.store.get(recordKey(3));
+    await vault.store.txn({
+      success: [
+        { type: 'put', key: recordKey(2), value: b!.value },
+        { type: 'put', key: recordKey(3), value: a!.value },
+      ],
+    });
+    expect((await verify()).ok).toBe(false);
+  });
+
+  it('detects the newest records cut off', async () => {
+    const { kvs } = await vault.store.range(`/vault/t/${vault.tenant}/audit/`);
+    await vault.store.txn({ success: [{ type: 'delete', key: kvs.at(-1)!.key }] });
+    const result = await verify();
+    expect(result.ok).toBe(false);
+    expect(result.reason).toContain('newest records are missing');
+  });
+
+  it('fails closed: when the audit record cannot be written, the change does not happen', async () => {
+    const other = await startTestVault();
+    try {
+      await other.store.close();
+      const result = await other.call('POST', '/v1/credentials', {
+        body: { name: 'n', type: 'generic', value: 'v' },
+      });
+      expect(result.status).toBeGreaterThanOrEqual(500);
+      expect(result.text).not.toContain('"name":"n"');
+    } finally {
+      await other.close().catch(() => undefined);
+    }
+  });
+});
