@@ -44,7 +44,8 @@ export interface LeaderElector {
   run(): Promise<void>;
   /** One acquire-or-renew attempt; true when this replica holds the Lease afterwards. */
   tryAcquireOrRenew(): Promise<boolean>;
-  stop(): Promise<void>;
+  /** Stops campaigning; releases the Lease unless `release` is false (a simulated crash). */
+  stop(release?: boolean): Promise<void>;
   readonly isLeader: boolean;
   readonly leader: string | undefined;
 }
@@ -209,11 +210,11 @@ export function createLeaderElector(options: LeaderElectionOptions): LeaderElect
       loop = run();
       return loop;
     },
-    async stop() {
+    async stop(releaseLease = true) {
       stopped = true;
       wake?.();
       await loop;
-      await release();
+      if (releaseLease) await release();
       setLeading(false);
     },
   };

@@ -59,7 +59,8 @@ export interface OperatorOptions {
 
 export interface Operator {
   start(): Promise<void>;
-  stop(): Promise<void>;
+  /** Stops everything; `abandon` skips releasing the leader Lease, as a crash would. */
+  stop(options?: { abandon?: boolean }): Promise<void>;
   readonly isLeader: boolean;
   readonly identity: string;
   readonly metrics: OperatorMetrics;
@@ -413,10 +414,10 @@ export function createOperator(options: OperatorOptions): Operator {
       });
       void elector.run();
     },
-    async stop() {
+    async stop(stopOptions = {}) {
       if (gaugeTimer) clearInterval(gaugeTimer);
       await stopWorkers();
-      await elector?.stop();
+      await elector?.stop(!stopOptions.abandon);
       leading = false;
       await Promise.all(Object.values(informers ?? {}).map((informer) => informer.stop()));
       client?.close();
