@@ -63,6 +63,31 @@ export interface StartEtcdOptions {
 const live = new Set<ChildProcess>();
 const tempDirs = new Set<string>();
 
+/**
+ * If this process dies without running exit handlers (SIGKILL, a killed test worker), a
+ * detached shell loop kills the etcd it was watching and removes its directory.
+ */
+const watchdogScript = `
+while kill -0 "$1" 2>/dev/null; do
+  kill -0 "$2" 2>/dev/null || exit 0
+  sleep 1
+done
+kill -9 "$2" 2>/dev/null
+rm -rf "$3"
+`;
+
+function startWatchdog(etcdPid: number, dir: string): void {
+  const watchdog = spawn(
+    'sh',
+    ['-c', watchdogScript, 'etcd-watchdog', String(process.pid), String(etcdPid), dir],
+    {
+      detached: true,
+      stdio: 'ignore',
+    },
+  );
+  watchdog.unref();
+}
+
 process.once('exit', () => {
   for (const child of live) child.kill('SIGKILL');
   for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
@@ -172,6 +197,7 @@ export async function startEtcd(options: StartEtcdOptions = {}): Promise<EtcdPro
     const proc = spawn(binary, args, { stdio: ['ignore', 'ignore', 'pipe'] });
     child = proc;
     live.add(proc);
+    if (proc.pid !== undefined) startWatchdog(proc.pid, baseDir);
     proc.stderr?.on('data', (chunk: Buffer) => {
       stderr = (stderr + chunk.toString()).slice(-4000);
     });
