@@ -38,8 +38,9 @@ const MAX_ATTEMPTS = 8;
  * compare-and-swap on the chain head across processes), so audit records are never lost,
  * duplicated or reordered, and a change without its audit record never happens.
  */
-export function createCommitter(deps: { store: Store; clock: Clock; sink: AuditSink }) {
+export function createCommitter(deps: { store: Store; clock: Clock; sink: AuditSink; enabled?: boolean }) {
   const { store, clock, sink } = deps;
+  const enabled = deps.enabled ?? true;
   const queues = new Map<string, Promise<unknown>>();
   const heads = new Map<string, Head>();
 
@@ -93,7 +94,7 @@ export function createCommitter(deps: { store: Store; clock: Clock; sink: AuditS
       for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
         const head = heads.get(ctx.tenant) ?? (await loadHead(ctx.tenant));
         const mutation = await build();
-        const { records, seq, hash } = buildRecords(ctx, head, mutation.audit);
+        const { records, seq, hash } = buildRecords(ctx, head, enabled ? mutation.audit : []);
         const ops: Op[] = [...mutation.ops];
         for (const record of records) {
           ops.push({

@@ -20,12 +20,18 @@ export interface CoreConfig {
   maxLeaseTtlMs: number;
   /** A system token may address a tenant that does not exist yet (vault dev). */
   autoCreateTenants: boolean;
+  /**
+   * Write audit records. Only the benchmark turns this off, to measure what auditing
+   * costs; no flag or setting of the server exposes it.
+   */
+  audit: boolean;
 }
 
 export const defaultCoreConfig: CoreConfig = {
   defaultLeaseTtlMs: 15 * 60_000,
   maxLeaseTtlMs: 24 * 3_600_000,
   autoCreateTenants: false,
+  audit: true,
 };
 
 export interface CoreDeps {
