@@ -21,6 +21,8 @@ export interface RequestOptions {
   signal?: AbortSignal;
   /** Leave the response body unread (streams). */
   raw?: boolean;
+  /** Send no tenant header (whoami describes the token, whichever tenant it addresses). */
+  noTenant?: boolean;
 }
 
 export interface Http {
@@ -45,7 +47,7 @@ export function createHttp(config: HttpConfig): Http {
       accept: options.raw ? 'text/event-stream' : 'application/json',
     };
     if (config.token) headers.authorization = `Bearer ${config.token}`;
-    if (config.tenant) headers['x-vault-tenant'] = config.tenant;
+    if (config.tenant && !options.noTenant) headers['x-vault-tenant'] = config.tenant;
     if (options.body !== undefined) headers['content-type'] = 'application/json';
     const signals = [options.signal];
     if (!options.raw) signals.push(AbortSignal.timeout(config.timeoutMs));

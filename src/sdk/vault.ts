@@ -106,7 +106,7 @@ export class Vault {
       fetch: options.fetch ?? globalThis.fetch.bind(globalThis),
       timeoutMs: options.timeoutMs ?? 30_000,
     });
-    const self = await http.json('get', '/v1/auth/whoami', parseTokenInfo);
+    const self = await http.json('get', '/v1/auth/whoami', parseTokenInfo, { noTenant: true });
     return new Vault(http, self);
   }
 
@@ -130,6 +130,6 @@ export class Vault {
 
   /** The calling token as the server sees it now. */
   whoami(options: { signal?: AbortSignal } = {}): Promise<TokenInfo> {
-    return this.#http.json('get', '/v1/auth/whoami', parseTokenInfo, options);
+    return this.#http.json('get', '/v1/auth/whoami', parseTokenInfo, { ...options, noTenant: true });
   }
 }
