@@ -30,30 +30,38 @@ interface Head {
   modRevision: number;
 }
 
+interface Pending {
+  ctx: CallContext;
+  build: () => Promise<Mutation<unknown>>;
+  resolve: (value: unknown) => void;
+  reject: (error: unknown) => void;
+  attempts: number;
+  /** After a failed group commit, retried alone so one stale read cannot sink the others. */
+  solo: boolean;
+}
+
 const MAX_ATTEMPTS = 8;
+/** etcd refuses transactions of more than 128 operations by default. */
+const MAX_OPS = 120;
+const MAX_GROUP = 64;
 
 /**
  * Commits each state change together with its audit records in one store transaction,
- * chained per tenant. Writes of one tenant are serialized in this process (and guarded by
- * compare-and-swap on the chain head across processes), so audit records are never lost,
- * duplicated or reordered, and a change without its audit record never happens.
+ * chained per tenant, so a change without its audit record never happens and records are
+ * never lost, duplicated or reordered.
+ *
+ * Writes of one tenant go through one queue in this process. Whatever queued up while the
+ * previous transaction was in flight is built concurrently (reads in parallel) and committed
+ * as one transaction (group commit), unless two changes touch the same key, in which case
+ * the later one waits for the next round and re-reads. Across processes, compare-and-swap on
+ * the chain head and on each change's own records keeps this correct; a lost race retries.
  */
 export function createCommitter(deps: { store: Store; clock: Clock; sink: AuditSink; enabled?: boolean }) {
   const { store, clock, sink } = deps;
   const enabled = deps.enabled ?? true;
-  const queues = new Map<string, Promise<unknown>>();
+  const queues = new Map<string, Pending[]>();
+  const running = new Set<string>();
   const heads = new Map<string, Head>();
-
-  const serialize = <T>(tenant: string, task: () => Promise<T>): Promise<T> => {
-    const previous = queues.get(tenant) ?? Promise.resolve();
-    const next = previous.then(task, task);
-    const settled = next.catch(() => undefined);
-    queues.set(tenant, settled);
-    void settled.then(() => {
-      if (queues.get(tenant) === settled) queues.delete(tenant);
-    });
-    return next;
-  };
 
   const loadHead = async (tenant: string): Promise<Head> => {
     const kv = await store.get(keys.auditHead(tenant));
@@ -62,10 +70,9 @@ export function createCommitter(deps: { store: Store; clock: Clock; sink: AuditS
     return { ...parsed, modRevision: kv.modRevision };
   };
 
-  const buildRecords = (ctx: CallContext, head: Head, inputs: AuditInput[]) => {
-    const time = clock().toISOString();
+  const chain = (ctx: CallContext, previous: { seq: number; hash: string }, inputs: AuditInput[], time: string) => {
     const records: AuditRecord[] = [];
-    let { seq, hash } = head;
+    let { seq, hash } = previous;
     for (const input of inputs) {
       seq += 1;
       const unsigned = {
@@ -89,45 +96,137 @@ export function createCommitter(deps: { store: Store; clock: Clock; sink: AuditS
     return { records, seq, hash };
   };
 
-  async function commit<T>(ctx: CallContext, build: () => Promise<Mutation<T>>): Promise<T> {
-    return serialize(ctx.tenant, async () => {
-      for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
-        const head = heads.get(ctx.tenant) ?? (await loadHead(ctx.tenant));
-        const mutation = await build();
-        const { records, seq, hash } = buildRecords(ctx, head, enabled ? mutation.audit : []);
-        const ops: Op[] = [...mutation.ops];
-        for (const record of records) {
-          ops.push({
-            type: 'put',
-            key: keys.auditRecord(ctx.tenant, record.seq),
-            value: JSON.stringify(record),
-          });
-        }
-        if (records.length > 0) {
-          ops.push({ type: 'put', key: keys.auditHead(ctx.tenant), value: JSON.stringify({ seq, hash }) });
-        }
-        let result: { succeeded: boolean; revision: number };
-        try {
-          result = await store.txn({
-            compare: [
-              ...(mutation.compare ?? []),
-              { key: keys.auditHead(ctx.tenant), modRevision: head.modRevision },
-            ],
-            success: ops,
-          });
-        } catch (err) {
-          heads.delete(ctx.tenant);
-          throw err;
-        }
-        if (result.succeeded) {
-          if (records.length > 0) heads.set(ctx.tenant, { seq, hash, modRevision: result.revision });
-          for (const record of records) sink.write(record);
-          return mutation.result;
-        }
-        // Someone else (another replica, or a concurrent change of a compared record) won.
-        heads.delete(ctx.tenant);
+  /** Keys a mutation reads (compares) and writes; a prefix delete conflicts with everything. */
+  const footprint = (mutation: Mutation<unknown>) => {
+    const writes = new Set<string>();
+    let exclusive = false;
+    for (const op of mutation.ops) {
+      if (op.type === 'deletePrefix') exclusive = true;
+      else writes.add(op.key);
+    }
+    const reads = new Set((mutation.compare ?? []).map((c) => c.key));
+    return { reads, writes, exclusive };
+  };
+
+  async function runRound(tenant: string, queue: Pending[]): Promise<void> {
+    const candidates = queue.splice(0, queue[0]?.solo ? 1 : MAX_GROUP);
+    const built = await Promise.allSettled(candidates.map((pending) => pending.build()));
+    const head = heads.get(tenant) ?? (await loadHead(tenant));
+
+    const accepted: Array<{ pending: Pending; mutation: Mutation<unknown> }> = [];
+    const deferred: Pending[] = [];
+    const written = new Set<string>();
+    let opCount = 0;
+    let closed = false;
+    built.forEach((outcome, i) => {
+      const pending = candidates[i]!;
+      if (outcome.status === 'rejected') return pending.reject(outcome.reason);
+      const mutation = outcome.value;
+      const { reads, writes, exclusive } = footprint(mutation);
+      const size = mutation.ops.length + mutation.audit.length;
+      const clash = [...reads, ...writes].some((key) => written.has(key));
+      if (closed || clash || (exclusive && accepted.length > 0) || (accepted.length > 0 && opCount + size > MAX_OPS)) {
+        deferred.push(pending);
+        return;
       }
-      throw new VaultError('conflict', 'the record changed concurrently too many times; retry the request');
+      accepted.push({ pending, mutation });
+      for (const key of writes) written.add(key);
+      opCount += size;
+      if (exclusive) closed = true;
+    });
+    queue.unshift(...deferred);
+    if (accepted.length === 0) return;
+
+    const time = clock().toISOString();
+    const ops: Op[] = [];
+    const compare = new Map<string, number>();
+    let conflicting = false;
+    let tip = { seq: head.seq, hash: head.hash };
+    const allRecords: AuditRecord[] = [];
+    for (const { pending, mutation } of accepted) {
+      for (const c of mutation.compare ?? []) {
+        const known = compare.get(c.key);
+        if (known !== undefined && known !== c.modRevision) conflicting = true;
+        compare.set(c.key, c.modRevision);
+      }
+      ops.push(...mutation.ops);
+      const { records, seq, hash } = chain(pending.ctx, tip, enabled ? mutation.audit : [], time);
+      allRecords.push(...records);
+      tip = { seq, hash };
+    }
+    for (const record of allRecords) {
+      ops.push({ type: 'put', key: keys.auditRecord(tenant, record.seq), value: JSON.stringify(record) });
+    }
+    if (allRecords.length > 0) {
+      ops.push({ type: 'put', key: keys.auditHead(tenant), value: JSON.stringify(tip) });
+    }
+    compare.set(keys.auditHead(tenant), head.modRevision);
+
+    let result: { succeeded: boolean; revision: number } = { succeeded: false, revision: 0 };
+    if (!conflicting) {
+      try {
+        result = await store.txn({
+          compare: [...compare].map(([key, modRevision]) => ({ key, modRevision })),
+          success: ops,
+        });
+      } catch (err) {
+        heads.delete(tenant);
+        for (const { pending } of accepted) pending.reject(err);
+        return;
+      }
+    }
+    if (result.succeeded) {
+      if (allRecords.length > 0) heads.set(tenant, { ...tip, modRevision: result.revision });
+      for (const record of allRecords) sink.write(record);
+      for (const { pending, mutation } of accepted) pending.resolve(mutation.result);
+      return;
+    }
+    // Another writer (a replica, or a change to a compared record) won: re-read and retry.
+    heads.delete(tenant);
+    const retry: Pending[] = [];
+    for (const { pending } of accepted) {
+      pending.attempts += 1;
+      pending.solo = accepted.length > 1 || pending.solo;
+      if (pending.attempts >= MAX_ATTEMPTS) {
+        pending.reject(new VaultError('conflict', 'the record changed concurrently too many times; retry the request'));
+      } else retry.push(pending);
+    }
+    queue.unshift(...retry);
+  }
+
+  async function drain(tenant: string): Promise<void> {
+    const queue = queues.get(tenant)!;
+    try {
+      while (queue.length > 0) await runRound(tenant, queue);
+    } catch (err) {
+      // A failure outside any single change (e.g. reading the chain head): fail what is queued.
+      heads.delete(tenant);
+      for (const pending of queue.splice(0)) pending.reject(err);
+    } finally {
+      running.delete(tenant);
+      queues.delete(tenant);
+    }
+  }
+
+  function commit<T>(ctx: CallContext, build: () => Promise<Mutation<T>>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      let queue = queues.get(ctx.tenant);
+      if (!queue) {
+        queue = [];
+        queues.set(ctx.tenant, queue);
+      }
+      queue.push({
+        ctx,
+        build: build as () => Promise<Mutation<unknown>>,
+        resolve: resolve as (value: unknown) => void,
+        reject,
+        attempts: 0,
+        solo: false,
+      });
+      if (!running.has(ctx.tenant)) {
+        running.add(ctx.tenant);
+        void drain(ctx.tenant);
+      }
     });
   }
 
