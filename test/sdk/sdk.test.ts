@@ -1,0 +1,208 @@
+/** The SDK against a real `vault dev`: every API group, typed errors, keep-alive and events. */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  BadRequestError,
+  ConflictError,
+  LeaseRevokedError,
+  NotFoundError,
+  PermissionDeniedError,
+  UnauthenticatedError,
+  Vault,
+} from '../../src/sdk/index.js';
+import type { LeaseEvent } from '../../src/sdk/types.js';
+import { startVaultDev, type VaultDev } from '../support/vault-dev.js';
+
+const until = async (check: () => boolean, what: string, timeoutMs = 15_000) => {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+};
+
+describe('SDK against vault dev', () => {
+  let dev: VaultDev;
+  let vault: Vault;
+
+  beforeAll(async () => {
+    dev = await startVaultDev();
+    vault = await Vault.connect({ addr: dev.addr, token: dev.token, tenant: dev.tenant });
+  });
+  afterAll(() => dev?.stop());
+
+  it('connects, validating the token; a bad token is an UnauthenticatedError', async () => {
+    expect(vault.tenant).toBe(dev.tenant);
+    expect(vault.self.identity).toEqual({ type: 'human', name: 'dev-root' });
+    expect(vault.self.expiresAt).toBeInstanceOf(Date);
+    const err = await Vault.connect({ addr: dev.addr, token: 'vlt_not-a-real-token' }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(UnauthenticatedError);
+    expect((err as UnauthenticatedError).status).toBe(401);
+    expect((err as UnauthenticatedError).requestId).toBeTruthy();
+  });
+
+  it('manages credentials: create, list, get, update, putVersion, rotate, delete', async () => {
+    const created = await vault.credentials.create({
+      name: 'sdk-db',
+      type: 'database-url',
+      value: 'postgres://u:p@db/app',
+      metadata: { env: 'test' },
+    });
+    expect(created).toMatchObject({ name: 'sdk-db', currentVersion: 1, metadata: { env: 'test' } });
+    expect(created.createdAt).toBeInstanceOf(Date);
+    expect(JSON.stringify(created)).not.toContain('postgres://');
+
+    await expect(vault.credentials.create({ name: 'sdk-db', type: 'generic', value: 'x' })).rejects.toBeInstanceOf(
+      ConflictError,
+    );
+    await expect(vault.credentials.create({ name: '-bad name-', type: 'generic', value: 'x' })).rejects.toBeInstanceOf(
+      BadRequestError,
+    );
+    await expect(vault.credentials.get('sdk-missing')).rejects.toBeInstanceOf(NotFoundError);
+
+    expect((await vault.credentials.list({ labels: { env: 'test' } })).map((c) => c.name)).toContain('sdk-db');
+    expect(await vault.credentials.list({ prefix: 'nothing-' })).toEqual([]);
+
+    const updated = await vault.credentials.update('sdk-db', { metadata: { env: 'staging' } });
+    expect(updated.metadata).toEqual({ env: 'staging' });
+    const v2 = await vault.credentials.putVersion('sdk-db', 'postgres://u:p2@db/app');
+    expect(v2.currentVersion).toBe(2);
+    const v3 = await vault.credentials.rotate('sdk-db', { generate: { length: 40, alphabet: 'hex' } });
+    expect(v3.currentVersion).toBe(3);
+    expect(v3.versions.map((v) => v.version)).toEqual([1, 2, 3]);
+    const lease = await vault.leases.create({ credentialName: 'sdk-db' });
+    expect(lease.value).toMatch(/^[0-9a-f]{40}$/);
+
+    const deleted = await vault.credentials.delete('sdk-db');
+    expect(deleted.leaseIds).toContain(lease.id);
+    await expect(vault.leases.read(lease.id)).rejects.toBeInstanceOf(LeaseRevokedError);
+  });
+
+  it('leases: create, get, read, renew, list, revoke, with Dates and typed 410s', async () => {
+    await vault.credentials.create({ name: 'sdk-api', type: 'api-key', value: 'sk_test_sdk' });
+    const lease = await vault.leases.create({
+      credentialName: 'sdk-api',
+      ttl: '10m',
+      identity: { type: 'agent', name: 'claude-code' },
+    });
+    expect(lease.value).toBe('sk_test_sdk');
+    expect(lease.expiresAt).toBeInstanceOf(Date);
+    expect(lease.expiresAt.getTime() - lease.issuedAt.getTime()).toBe(10 * 60_000);
+    expect(lease.identity).toEqual({ type: 'agent', name: 'claude-code' });
+    expect(lease.issuedBy).toEqual({ type: 'human', name: 'dev-root' });
+
+    const got = await vault.leases.get(lease.id);
+    expect(got.value).toBeUndefined();
+    expect(got.state).toBe('active');
+    expect((await vault.leases.read(lease.id)).value).toBe('sk_test_sdk');
+
+    const renewed = await vault.leases.renew(lease.id, { increment: '20m' });
+    expect(renewed.renewCount).toBe(1);
+    expect(renewed.expiresAt.getTime()).toBeGreaterThan(lease.expiresAt.getTime());
+
+    const listed = await vault.leases.list({ credentialName: 'sdk-api', state: 'active' });
+    expect(listed.map((l) => l.id)).toContain(lease.id);
+    expect(listed.every((l) => l.value === undefined)).toBe(true);
+
+    const revoked = await vault.leases.revoke(lease.id);
+    expect(revoked.state).toBe('revoked');
+    expect(revoked.revokedAt).toBeInstanceOf(Date);
+    const err = await vault.leases.read(lease.id).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(LeaseRevokedError);
+    expect((err as LeaseRevokedError).status).toBe(410);
+    await expect(vault.leases.get('lease_doesnotexist0000')).rejects.toBeInstanceOf(NotFoundError);
+
+    const a = await vault.leases.create({ credentialName: 'sdk-api' });
+    const b = await vault.leases.create({ credentialName: 'sdk-api' });
+    const bulk = await vault.leases.revokeBulk({ credentialName: 'sdk-api' });
+    expect(bulk.leaseIds.sort()).toEqual([a.id, b.id].sort());
+  });
+
+  it('keepAlive renews in the background and stops at the max TTL', async () => {
+    await vault.credentials.create({ name: 'sdk-keep', type: 'generic', value: 'kept' });
+    const lease = await vault.leases.create({ credentialName: 'sdk-keep', ttl: '2s', maxTtl: '5s' });
+    const renewals: Date[] = [];
+    const keeper = vault.leases.keepAlive(lease, { onRenew: (l) => renewals.push(l.expiresAt) });
+    const end = await keeper.done;
+    expect(end.reason).toBe('max-ttl');
+    expect(renewals.length).toBeGreaterThanOrEqual(1);
+    expect(end.lease.value).toBe('kept');
+    expect(Date.now()).toBeGreaterThanOrEqual(lease.maxExpiresAt.getTime() - 50);
+  });
+
+  it('keepAlive stops when the lease is revoked, and on stop()', async () => {
+    const lease = await vault.leases.create({ credentialName: 'sdk-keep', ttl: '1s', maxTtl: '1m' });
+    const keeper = vault.leases.keepAlive(lease);
+    await vault.leases.revoke(lease.id);
+    expect((await keeper.done).reason).toBe('revoked');
+
+    const other = await vault.leases.create({ credentialName: 'sdk-keep', ttl: '1m' });
+    const ends: string[] = [];
+    const stopped = vault.leases.keepAlive(other, { onEnd: (e) => ends.push(e.reason) });
+    stopped.stop();
+    expect((await stopped.done).reason).toBe('stopped');
+    expect(ends).toEqual(['stopped']);
+  });
+
+  it('streams lease events', async () => {
+    const controller = new AbortController();
+    const events: LeaseEvent[] = [];
+    const reading = (async () => {
+      for await (const event of vault.leases.events({ signal: controller.signal })) events.push(event);
+    })().catch(() => undefined);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const lease = await vault.leases.create({ credentialName: 'sdk-keep', ttl: '1m' });
+    await vault.leases.revoke(lease.id);
+    await until(() => events.some((e) => e.type === 'revoked' && e.lease.id === lease.id), 'the revoked event');
+    expect(events.find((e) => e.lease.id === lease.id)?.type).toBe('issued');
+    expect(events.every((e) => !('value' in e.lease))).toBe(true);
+    expect(events[0]!.lease.expiresAt).toBeInstanceOf(Date);
+    controller.abort();
+    await reading;
+  });
+
+  it('audit: query, verify and look a value up', async () => {
+    const records = await vault.audit.query({ action: 'lease.create', limit: 5 });
+    expect(records.length).toBeGreaterThan(0);
+    expect(records[0]!.time).toBeInstanceOf(Date);
+    const verified = await vault.audit.verify();
+    expect(verified.ok).toBe(true);
+    expect(verified.records).toBeGreaterThan(0);
+    expect((await vault.audit.lookup('sk_test_sdk')).issued).toBe(true);
+    expect((await vault.audit.lookup('never-issued-value')).issued).toBe(false);
+  });
+
+  it('tokens, policies and identities; an agent without a policy is denied', async () => {
+    const policy = await vault.policies.put('sdk-agent', {
+      description: 'lease sdk-api',
+      rules: [{ credentials: ['sdk-api'], actions: ['list', 'read-metadata', 'lease'] }],
+    });
+    expect(policy.createdAt).toBeInstanceOf(Date);
+    expect((await vault.policies.list()).map((p) => p.name)).toContain('sdk-agent');
+    expect((await vault.policies.get('sdk-agent')).rules[0]!.actions).toContain('lease');
+
+    const identity = await vault.identities.put('agent', 'sdk-bot', { policies: ['sdk-agent'] });
+    expect(identity.policies).toEqual(['sdk-agent']);
+    expect((await vault.identities.get('agent', 'sdk-bot')).name).toBe('sdk-bot');
+    expect((await vault.identities.list()).some((i) => i.name === 'sdk-bot')).toBe(true);
+
+    const bare = await vault.tokens.create({ identity: { type: 'agent', name: 'sdk-nobody' }, ttl: '5m' });
+    const nobody = await Vault.connect({ addr: dev.addr, token: bare.token });
+    await expect(nobody.leases.create({ credentialName: 'sdk-api' })).rejects.toBeInstanceOf(PermissionDeniedError);
+
+    const created = await vault.tokens.create({ identity: { type: 'agent', name: 'sdk-bot' }, ttl: '5m' });
+    expect(created.token).toBeTruthy();
+    const bot = await Vault.connect({ addr: dev.addr, token: created.token });
+    expect(bot.self.identity).toEqual({ type: 'agent', name: 'sdk-bot' });
+    const lease = await bot.leases.create({ credentialName: 'sdk-api', ttl: '1m' });
+    expect(lease.value).toBe('sk_test_sdk');
+    await expect(bot.leases.reveal(lease.id)).rejects.toBeInstanceOf(PermissionDeniedError);
+
+    expect((await vault.tokens.lookup(created.accessor)).identity.name).toBe('sdk-bot');
+    await vault.tokens.revoke(created.accessor);
+    await expect(bot.whoami()).rejects.toBeInstanceOf(UnauthenticatedError);
+
+    await vault.identities.delete('agent', 'sdk-bot');
+    await vault.policies.delete('sdk-agent');
+    await expect(vault.policies.get('sdk-agent')).rejects.toBeInstanceOf(NotFoundError);
+  });
+});
