@@ -6,7 +6,7 @@ import { ROOT_POLICY, systemContext } from '../core/index.js';
 import { generateRootKeyFile } from '../crypto/root-key.js';
 import { createLogger } from '../lib/logger.js';
 import { startVault } from '../server/vault-process.js';
-import { configOrExit, onShutdown } from './server.js';
+import { configOrExit, exitOnStartupError, onShutdown } from './server.js';
 
 const DEV_TOKEN_TTL_MS = 30 * 24 * 3_600_000;
 
@@ -40,7 +40,7 @@ export function register(program: Command): void {
         autoCreateTenants: true,
       });
       const logger = createLogger({ level: config.logLevel, name: 'vault-dev', destination: process.stderr });
-      const vault = await startVault(config, logger);
+      const vault = await startVault(config, logger).catch(exitOnStartupError('vault dev'));
       onShutdown(() => vault.close());
 
       const identity = { type: 'human' as const, name: 'dev-root' };

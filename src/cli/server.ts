@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { isVaultError } from '../lib/errors.js';
 import { createLogger } from '../lib/logger.js';
 import { ConfigError, parseServerConfig, type ServerConfig } from '../server/config.js';
 import { startVault } from '../server/vault-process.js';
@@ -106,6 +107,20 @@ export function register(program: Command): void {
       const vault = await startVault(config, logger);
       onShutdown(() => vault.close());
     });
+}
+
+/**
+ * A process that cannot start says why in one line and exits: 2 when the configuration or
+ * a key file is wrong (fix and retry), 1 otherwise (e.g. the store is unreachable).
+ */
+export function exitOnStartupError(name: string) {
+  return (err: unknown): never => {
+    const known = isVaultError(err);
+    const message = err instanceof Error ? err.message : String(err);
+    process.stderr.write(`${name}: cannot start: ${message}\n`);
+    if (!known) process.stderr.write(`${(err as Error)?.stack ?? ''}\n`);
+    process.exit(known && err.code === 'bad_request' ? 2 : 1);
+  };
 }
 
 /** Closes cleanly on SIGINT/SIGTERM, then exits 0. */
