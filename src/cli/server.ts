@@ -104,7 +104,7 @@ export function register(program: Command): void {
         name: 'vault-server',
         destination: process.stderr,
       });
-      const vault = await startVault(config, logger);
+      const vault = await startVault(config, logger).catch(exitOnStartupError('vault server'));
       onShutdown(() => vault.close());
     });
 }
