@@ -1,0 +1,105 @@
+import { randomBytes } from 'node:crypto';
+import { type FileHandle, open, rename, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { FileFormat } from '../webhook/annotations.js';
+
+/**
+ * Where secret files live: one directory (a tmpfs in a pod). A write is atomic (a temporary
+ * file in the same directory, fsync, rename), so a reader sees the old file or the new one and
+ * never a partial one. A wipe overwrites the content with zeros in place, syncs, then unlinks,
+ * so no copy of the value stays in the file's pages; a replaced file is zeroed the same way.
+ */
+
+export interface FileSink {
+  readonly directory: string;
+  write(name: string, content: string, mode: number): Promise<void>;
+  /** Zeroes and removes the file; false when there was none. */
+  wipe(name: string): Promise<boolean>;
+}
+
+export function createFileSink(directory: string): FileSink {
+  const path = (name: string) => {
+    if (name.includes('/') || name === '.' || name === '..') throw new RangeError(`"${name}" is not a file name`);
+    return join(directory, name);
+  };
+
+  return {
+    directory,
+    async write(name, content, mode) {
+      const target = path(name);
+      const temp = join(directory, `.${name}.tmp-${randomBytes(6).toString('hex')}`);
+      const data = Buffer.from(content, 'utf8');
+      const handle = await open(temp, 'wx', mode);
+      try {
+        // The mode given to open() is masked by the umask; set it exactly.
+        await handle.chmod(mode);
+        await handle.writeFile(data);
+        await handle.sync();
+      } catch (err) {
+        await handle.close();
+        await unlink(temp).catch(() => {});
+        throw err;
+      } finally {
+        data.fill(0);
+      }
+      await handle.close();
+      // Keep hold of the file being replaced so its old content can be zeroed after the swap.
+      const previous = await open(target, 'r+').catch(() => undefined);
+      try {
+        await rename(temp, target);
+        await syncDirectory(directory);
+        if (previous) await zero(previous);
+      } finally {
+        await previous?.close();
+      }
+    },
+    async wipe(name) {
+      const target = path(name);
+      const handle = await open(target, 'r+').catch((err: NodeJS.ErrnoException) => {
+        if (err.code === 'ENOENT') return undefined;
+        throw err;
+      });
+      if (!handle) return false;
+      try {
+        await zero(handle);
+      } finally {
+        await handle.close();
+      }
+      await unlink(target).catch((err: NodeJS.ErrnoException) => {
+        if (err.code !== 'ENOENT') throw err;
+      });
+      await syncDirectory(directory);
+      return true;
+    },
+  };
+}
+
+async function zero(handle: FileHandle): Promise<void> {
+  const { size } = await handle.stat();
+  if (size > 0) await handle.write(Buffer.alloc(size), 0, size, 0);
+  await handle.sync();
+}
+
+async function syncDirectory(directory: string): Promise<void> {
+  const dir = await open(directory, 'r');
+  try {
+    await dir.sync();
+  } catch {
+    // Some file systems refuse fsync on a directory; the rename is still atomic.
+  } finally {
+    await dir.close();
+  }
+}
+
+/** The file's content for a value in a format. */
+export function render(format: FileFormat, envName: string, value: string): string {
+  switch (format) {
+    case 'raw':
+      return value;
+    case 'env':
+      // Single quotes keep every character literal in sh and dotenv; a quote is closed, escaped, reopened.
+      return `${envName}='${value.replaceAll("'", "'\\''")}'\n`;
+    case 'json':
+      return `${JSON.stringify({ [envName]: value })}\n`;
+  }
+}

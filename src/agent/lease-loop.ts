@@ -1,0 +1,373 @@
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import type { Clock } from '../lib/clock.js';
+import type { Logger } from '../lib/logger.js';
+import type { Lease, LeaseEvent } from '../sdk/index.js';
+import { defaultEnvName } from '../webhook/annotations.js';
+import type { AgentFile } from './config.js';
+import { type FileSink, render } from './file-sink.js';
+
+/**
+ * The agent's core: for each file, get a lease, write the file, keep the lease alive, and wipe
+ * the file the moment the lease ends. Revocations arrive on the lease event stream; expiry is a
+ * timer at `expiresAt` on the injected clock, so a lost event cannot leave a file behind.
+ *
+ * - `credential` files: the agent owns the lease. It renews at about two thirds of the
+ *   remaining time (with jitter), and near the max TTL leases again (if policy allows) before
+ *   revoking the old lease. On SIGTERM it revokes them.
+ * - `lease` files: the operator owns the lease (a VaultLease). The agent reads its value,
+ *   follows its renewals through events, and never renews or revokes it.
+ *
+ * After a revocation a file stays wiped: a revoked lease is a decision, not a fault. After an
+ * expiry the agent tries to lease again (with backoff), which policy may refuse.
+ */
+
+/** The part of the SDK the loop uses. */
+export interface LeaseApi {
+  create(input: { credentialName: string; ttl?: string; maxTtl?: string; renewable?: boolean }): Promise<Lease>;
+  read(id: string): Promise<Lease>;
+  renew(id: string): Promise<Lease>;
+  revoke(id: string): Promise<unknown>;
+  events(signal: AbortSignal): AsyncIterable<LeaseEvent>;
+}
+
+/** Finds the Vault lease id of a VaultLease object (its `status.leaseId`). */
+export type LeaseResolver = (vaultLeaseName: string) => Promise<string | undefined>;
+
+export interface LeaseLoopDeps {
+  files: AgentFile[];
+  sink: FileSink;
+  api: LeaseApi;
+  resolveLease?: LeaseResolver;
+  clock: Clock;
+  logger: Logger;
+  registry: Registry;
+  /** A factor in [0.9, 1.1) applied to renewal delays; injected for tests. */
+  jitter?: () => number;
+  /** Retry backoff bounds. */
+  retryMinMs?: number;
+  retryMaxMs?: number;
+}
+
+type EndReason = 'revoked' | 'expired';
+
+interface FileState {
+  file: AgentFile;
+  lease: Omit<Lease, 'value'> | undefined;
+  written: boolean;
+  ended: EndReason | undefined;
+  timers: Set<NodeJS.Timeout>;
+  retryMs: number;
+  /** Bumped whenever the file's lease changes, so stale timers and calls do nothing. */
+  generation: number;
+}
+
+export interface LeaseLoop {
+  /** Resolves once every file has been written once (or rejects on stop). */
+  readonly allWritten: Promise<void>;
+  /** Every file currently present. */
+  ready(): boolean;
+  /** Has every file been written at least once? */
+  started(): boolean;
+  start(): void;
+  /**
+   * Wipes every file and revokes the agent's own leases. `--once` passes both false: the
+   * files stay for the app and the leases run out on their own.
+   */
+  stop(options?: { revoke?: boolean; wipe?: boolean }): Promise<void>;
+  leaseIds(): Record<string, string | undefined>;
+}
+
+const maxTimerMs = 2_000_000_000;
+
+export function createLeaseLoop(deps: LeaseLoopDeps): LeaseLoop {
+  const { sink, api, clock, logger } = deps;
+  const jitter = deps.jitter ?? (() => 0.9 + Math.random() * 0.2);
+  const retryMinMs = deps.retryMinMs ?? 1_000;
+  const retryMaxMs = deps.retryMaxMs ?? 30_000;
+  const metrics = agentMetrics(deps.registry);
+  const states = new Map<string, FileState>(
+    deps.files.map((file) => [
+      file.name,
+      { file, lease: undefined, written: false, ended: undefined, timers: new Set(), retryMs: retryMinMs, generation: 0 },
+    ]),
+  );
+  const abort = new AbortController();
+  let stopped = false;
+  let resolveAll!: () => void;
+  let rejectAll!: (err: Error) => void;
+  const allWritten = new Promise<void>((resolve, reject) => {
+    resolveAll = resolve;
+    rejectAll = reject;
+  });
+  allWritten.catch(() => {});
+
+  const later = (state: FileState, atMs: number, work: () => Promise<void> | void) => {
+    const generation = state.generation;
+    const delay = Math.max(0, atMs - clock().getTime());
+    const timer = setTimeout(
+      () => {
+        state.timers.delete(timer);
+        if (stopped || state.generation !== generation) return;
+        // Long waits are re-armed rather than overflowing setTimeout.
+        if (delay > maxTimerMs) later(state, atMs, work);
+        else void Promise.resolve(work()).catch((err) => logger.error({ err, file: state.file.name }, 'agent step failed'));
+      },
+      Math.min(delay, maxTimerMs),
+    );
+    state.timers.add(timer);
+  };
+  const clearTimers = (state: FileState) => {
+    for (const timer of state.timers) clearTimeout(timer);
+    state.timers.clear();
+  };
+  const retry = (state: FileState, work: () => Promise<void>) => {
+    const wait = state.retryMs;
+    state.retryMs = Math.min(state.retryMs * 2, retryMaxMs);
+    later(state, clock().getTime() + wait, work);
+  };
+  const log = (state: FileState) => logger.child({ file: state.file.name });
+
+  async function write(state: FileState, lease: Lease): Promise<void> {
+    const file = state.file;
+    const content = render(file.format, file.envName ?? defaultEnvName(file.name), lease.value ?? '');
+    await sink.write(file.name, content, file.mode);
+    state.written = true;
+    state.ended = undefined;
+    metrics.writes.inc();
+    updateGauge();
+    if ([...states.values()].every((s) => s.written)) resolveAll();
+  }
+
+  /** Adopts a new lease for the file: remember it (without its value) and arm its timers. */
+  function track(state: FileState, lease: Lease): void {
+    const { value: _value, ...withoutValue } = lease;
+    state.generation++;
+    clearTimers(state);
+    state.lease = withoutValue;
+    state.retryMs = retryMinMs;
+    schedule(state);
+  }
+
+  function schedule(state: FileState): void {
+    const lease = state.lease;
+    if (!lease) return;
+    const generation = state.generation;
+    later(state, lease.expiresAt.getTime(), () => {
+      if (state.generation === generation) return end(state, 'expired', lease.expiresAt);
+    });
+    if (state.file.lease !== undefined) return; // the operator renews VaultLeases
+    const now = clock().getTime();
+    const remaining = lease.expiresAt.getTime() - now;
+    const at = now + (remaining * 2 * jitter()) / 3;
+    const canRenew = lease.renewable && lease.expiresAt.getTime() < lease.maxExpiresAt.getTime();
+    later(state, at, canRenew ? () => renew(state) : () => reLease(state));
+  }
+
+  async function acquire(state: FileState): Promise<void> {
+    if (stopped) return;
+    const file = state.file;
+    try {
+      let lease: Lease;
+      if (file.credential !== undefined) {
+        lease = await api.create({
+          credentialName: file.credential,
+          ...(file.ttl ? { ttl: file.ttl } : {}),
+          ...(file.maxTtl ? { maxTtl: file.maxTtl } : {}),
+          renewable: true,
+        });
+      } else {
+        const id = await deps.resolveLease?.(file.lease!);
+        if (!id) {
+          log(state).info({ vaultLease: file.lease }, 'the VaultLease has no active lease yet; waiting');
+          retry(state, () => acquire(state));
+          return;
+        }
+        lease = await api.read(id);
+      }
+      if (stopped) {
+        if (file.credential !== undefined) await api.revoke(lease.id).catch(() => {});
+        return;
+      }
+      await write(state, lease);
+      track(state, lease);
+      log(state).info({ leaseId: lease.id, expiresAt: lease.expiresAt.toISOString() }, 'file written');
+    } catch (err) {
+      log(state).warn({ err: describe(err) }, 'could not lease; retrying');
+      metrics.failures.inc({ step: 'lease' });
+      retry(state, () => acquire(state));
+    }
+  }
+
+  async function renew(state: FileState): Promise<void> {
+    const lease = state.lease;
+    if (!lease || stopped) return;
+    const generation = state.generation;
+    try {
+      const renewed = await api.renew(lease.id);
+      if (state.generation !== generation || stopped) return;
+      metrics.renewals.inc({ outcome: 'ok' });
+      track(state, renewed);
+    } catch (err) {
+      if (state.generation !== generation) return;
+      const code = (err as { code?: string }).code;
+      if (code === 'lease_revoked') return end(state, 'revoked', clock());
+      if (code === 'lease_expired') return end(state, 'expired', lease.expiresAt);
+      metrics.renewals.inc({ outcome: 'error' });
+      log(state).warn({ err: describe(err) }, 'renewal failed; retrying before expiry');
+      retry(state, () => renew(state));
+    }
+  }
+
+  /** At the max TTL: a new lease first, then the old one is revoked. */
+  async function reLease(state: FileState): Promise<void> {
+    const old = state.lease;
+    if (!old || stopped) return;
+    const generation = state.generation;
+    try {
+      const fresh = await api.create({
+        credentialName: state.file.credential!,
+        ...(state.file.ttl ? { ttl: state.file.ttl } : {}),
+        ...(state.file.maxTtl ? { maxTtl: state.file.maxTtl } : {}),
+        renewable: true,
+      });
+      if (state.generation !== generation || stopped) {
+        await api.revoke(fresh.id).catch(() => {});
+        return;
+      }
+      await write(state, fresh);
+      track(state, fresh);
+      metrics.renewals.inc({ outcome: 'released' });
+      log(state).info({ leaseId: fresh.id, previous: old.id }, 'leased again at the max TTL');
+      await api.revoke(old.id).catch((err) => log(state).warn({ err: describe(err) }, 'revoking the previous lease failed'));
+    } catch (err) {
+      metrics.renewals.inc({ outcome: 'error' });
+      log(state).warn({ err: describe(err) }, 'leasing again failed; the file is wiped at expiry unless a retry succeeds');
+      retry(state, () => reLease(state));
+    }
+  }
+
+  async function end(state: FileState, reason: EndReason, since: Date): Promise<void> {
+    if (state.ended || stopped) return;
+    state.generation++;
+    clearTimers(state);
+    state.ended = reason;
+    const leaseId = state.lease?.id;
+    await sink.wipe(state.file.name);
+    metrics.wipes.inc({ reason });
+    metrics.wipeLatency.observe({ reason }, Math.max(0, clock().getTime() - since.getTime()) / 1000);
+    updateGauge();
+    log(state).warn({ leaseId, reason }, 'lease ended; file wiped');
+    if (reason === 'expired' || state.file.lease !== undefined) {
+      // An expired lease may be replaced (policy permitting); a VaultLease may get a new lease from the operator.
+      state.lease = undefined;
+      retry(state, () => acquire(state));
+    }
+  }
+
+  function onEvent(event: LeaseEvent): void {
+    for (const state of states.values()) {
+      if (state.lease?.id !== event.lease.id) continue;
+      if (event.type === 'revoked') void end(state, 'revoked', event.lease.revokedAt ?? clock());
+      else if (event.type === 'expired') void end(state, 'expired', event.lease.expiresAt);
+      else if (event.type === 'renewed' && state.file.lease !== undefined) {
+        state.generation++;
+        clearTimers(state);
+        state.lease = event.lease;
+        schedule(state);
+      }
+    }
+  }
+
+  async function followEvents(): Promise<void> {
+    let backoff = retryMinMs;
+    while (!stopped) {
+      try {
+        for await (const event of api.events(abort.signal)) {
+          backoff = retryMinMs;
+          onEvent(event);
+        }
+      } catch (err) {
+        if (stopped) return;
+        logger.warn({ err: describe(err) }, 'lease event stream failed; reconnecting');
+      }
+      if (stopped) return;
+      await new Promise((resolve) => setTimeout(resolve, backoff));
+      backoff = Math.min(backoff * 2, retryMaxMs);
+      // Anything missed while disconnected: the expiry timers and renewals still catch it.
+    }
+  }
+
+  function updateGauge(): void {
+    metrics.files.set([...states.values()].filter((s) => s.written && !s.ended).length);
+  }
+
+  return {
+    allWritten,
+    ready: () => [...states.values()].every((s) => s.written && !s.ended),
+    started: () => [...states.values()].every((s) => s.written),
+    start() {
+      void followEvents();
+      for (const state of states.values()) void acquire(state);
+    },
+    async stop(options = {}) {
+      if (stopped) return;
+      stopped = true;
+      abort.abort();
+      rejectAll(new Error('the agent stopped'));
+      const revoke = options.revoke ?? true;
+      const wipe = options.wipe ?? true;
+      await Promise.all(
+        [...states.values()].map(async (state) => {
+          state.generation++;
+          clearTimers(state);
+          if (wipe) await sink.wipe(state.file.name).catch((err) => logger.error({ err, file: state.file.name }, 'wipe failed'));
+          if (revoke && state.lease && state.file.credential !== undefined) {
+            await api.revoke(state.lease.id).catch((err) => logger.warn({ err: describe(err) }, 'revoke failed'));
+          }
+        }),
+      );
+      updateGauge();
+    },
+    leaseIds: () => Object.fromEntries([...states].map(([name, s]) => [name, s.lease?.id])),
+  };
+}
+
+/** An error as a loggable object without anything a server might have echoed back. */
+function describe(err: unknown): { name?: string; code?: string; message: string } {
+  if (err instanceof Error) return { name: err.name, code: (err as { code?: string }).code, message: err.message };
+  return { message: String(err) };
+}
+
+export function agentMetrics(registry: Registry) {
+  const get = <T>(name: string, make: () => T): T => (registry.getSingleMetric(name) as T | undefined) ?? make();
+  return {
+    files: get('vault_agent_files', () => new Gauge({ name: 'vault_agent_files', help: 'Files currently written', registers: [registry] })),
+    writes: get('vault_agent_file_writes_total', () =>
+      new Counter({ name: 'vault_agent_file_writes_total', help: 'Files written (atomically)', registers: [registry] }),
+    ),
+    renewals: get('vault_agent_renewals_total', () =>
+      new Counter({
+        name: 'vault_agent_renewals_total',
+        help: 'Renewals by outcome (ok, released = leased again at max TTL, error)',
+        labelNames: ['outcome'],
+        registers: [registry],
+      }),
+    ),
+    failures: get('vault_agent_failures_total', () =>
+      new Counter({ name: 'vault_agent_failures_total', help: 'Failed steps', labelNames: ['step'], registers: [registry] }),
+    ),
+    wipes: get('vault_agent_wipes_total', () =>
+      new Counter({ name: 'vault_agent_wipes_total', help: 'Files wiped, by reason', labelNames: ['reason'], registers: [registry] }),
+    ),
+    wipeLatency: get('vault_agent_wipe_latency_seconds', () =>
+      new Histogram({
+        name: 'vault_agent_wipe_latency_seconds',
+        help: 'From the end of a lease (revocation time or expiresAt) to the file being wiped',
+        labelNames: ['reason'],
+        buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+        registers: [registry],
+      }),
+    ),
+  };
+}
+

@@ -1,0 +1,179 @@
+import { readFile } from 'node:fs/promises';
+import { KubeConfig } from '@kubernetes/client-node';
+import { Registry } from 'prom-client';
+import { createKubeClient, isStatus, resourceTypes } from '../k8s/api-client.js';
+import type { Clock } from '../lib/clock.js';
+import type { Logger } from '../lib/logger.js';
+import { type CreatedToken, Vault } from '../sdk/index.js';
+import type { AgentConfig } from './config.js';
+import { createFileSink } from './file-sink.js';
+import { type HealthServer, startHealthServer } from './health.js';
+import { createLeaseLoop, type LeaseApi, type LeaseLoop, type LeaseResolver } from './lease-loop.js';
+
+/**
+ * Wires the agent together: log in, start the health endpoint, run the lease loop. The CLI
+ * (src/cli/agent.ts) parses flags and the environment and calls this once.
+ */
+
+export interface AgentOptions {
+  config: AgentConfig;
+  addr: string;
+  tenant?: string;
+  /** A Vault token; without it the agent logs in with the projected token at `config.tokenPath`. */
+  token?: string;
+  /** For `lease-<file>` files: where to read VaultLease objects (default: in-cluster). */
+  kubeConfig?: KubeConfig;
+  healthHost: string;
+  clock: Clock;
+  logger: Logger;
+  registry?: Registry;
+}
+
+export interface RunningAgent {
+  loop: LeaseLoop;
+  health: HealthServer;
+  /** Wipes every file, revokes the agent's leases (unless told not to) and closes everything. */
+  stop(options?: { revoke?: boolean; wipe?: boolean }): Promise<void>;
+}
+
+export class LoginError extends Error {
+  constructor(message: string, cause?: unknown) {
+    super(message);
+    this.name = 'LoginError';
+    if (cause !== undefined) this.cause = cause;
+  }
+}
+
+export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
+  const { config, logger, clock } = options;
+  const registry = options.registry ?? new Registry();
+  const session = await login(options);
+  const closeKube: (() => void)[] = [];
+
+  const api: LeaseApi = {
+    create: (input) => session.vault().leases.create(input),
+    read: (id) => session.vault().leases.read(id),
+    renew: (id) => session.vault().leases.renew(id),
+    revoke: (id) => session.vault().leases.revoke(id),
+    events: (signal) => session.vault().leases.events({ signal }),
+  };
+
+  let resolveLease: LeaseResolver | undefined;
+  if (config.files.some((f) => f.lease !== undefined)) {
+    const namespace = config.namespace;
+    if (!namespace) throw new LoginError('files come from VaultLeases, but the configuration names no namespace');
+    const kc = options.kubeConfig ?? inCluster();
+    const client = await createKubeClient(kc);
+    closeKube.push(() => client.close());
+    resolveLease = async (name) => {
+      try {
+        const object = await client.get<{ status?: { phase?: string; leaseId?: string } }>(
+          resourceTypes.vaultLeases,
+          namespace,
+          name,
+        );
+        return object.status?.phase === 'Active' ? object.status.leaseId : undefined;
+      } catch (err) {
+        if (isStatus(err, 404)) return undefined;
+        throw err;
+      }
+    };
+  }
+
+  const loop = createLeaseLoop({
+    files: config.files,
+    sink: createFileSink(config.directory),
+    api,
+    resolveLease,
+    clock,
+    logger,
+    registry,
+  });
+  const health = await startHealthServer({
+    started: loop.started,
+    ready: loop.ready,
+    registry,
+    host: options.healthHost,
+    port: config.healthPort,
+  });
+  loop.start();
+  logger.info(
+    { files: config.files.map((f) => f.name), directory: config.directory, healthPort: health.port },
+    'agent started',
+  );
+
+  return {
+    loop,
+    health,
+    async stop(stopOptions = {}) {
+      await loop.stop(stopOptions);
+      session.close();
+      for (const close of closeKube) close();
+      await health.close();
+    },
+  };
+}
+
+function inCluster(): KubeConfig {
+  const kc = new KubeConfig();
+  kc.loadFromCluster();
+  return kc;
+}
+
+/**
+ * A Vault session: a token given outright, or one from Kubernetes login that is renewed by
+ * logging in again (with the kubelet-rotated projected token) at two thirds of its TTL.
+ */
+async function login(options: AgentOptions) {
+  const connect = async (token: string) => {
+    try {
+      return await Vault.connect({ addr: options.addr, token, tenant: options.tenant });
+    } catch (err) {
+      throw new LoginError(`cannot log in to Vault at ${options.addr}: ${(err as Error).message}`, err);
+    }
+  };
+  if (options.token) {
+    const vault = await connect(options.token);
+    return { vault: () => vault, close: () => {} };
+  }
+  const tokenPath = options.config.tokenPath;
+  if (!tokenPath) throw new LoginError('no VAULT_TOKEN and no token file to log in with');
+
+  const kubernetesLogin = async (): Promise<CreatedToken> => {
+    let jwt: string;
+    try {
+      jwt = (await readFile(tokenPath, 'utf8')).trim();
+    } catch (err) {
+      throw new LoginError(`cannot read the ServiceAccount token at ${tokenPath}: ${(err as Error).message}`, err);
+    }
+    try {
+      return await Vault.loginKubernetes({ jwt }, { addr: options.addr, tenant: options.tenant });
+    } catch (err) {
+      throw new LoginError(`Kubernetes login to Vault at ${options.addr} failed: ${(err as Error).message}`, err);
+    }
+  };
+
+  let created = await kubernetesLogin();
+  let vault = await connect(created.token);
+  let timer: NodeJS.Timeout | undefined;
+  const scheduleRelogin = () => {
+    const remaining = created.expiresAt.getTime() - options.clock().getTime();
+    timer = setTimeout(
+      async () => {
+        try {
+          created = await kubernetesLogin();
+          vault = await connect(created.token);
+          options.logger.info({ expiresAt: created.expiresAt }, 'logged in again');
+          scheduleRelogin();
+        } catch (err) {
+          options.logger.error({ err: (err as Error).message }, 'logging in again failed; retrying in 10s');
+          timer = setTimeout(scheduleRelogin, 10_000);
+        }
+      },
+      Math.min(Math.max((remaining * 2) / 3, 1_000), 2_000_000_000),
+    );
+    timer.unref();
+  };
+  scheduleRelogin();
+  return { vault: () => vault, close: () => clearTimeout(timer) };
+}
