@@ -1,0 +1,118 @@
+/**
+ * Use credentials without showing them: lease each one, run a command with the values as
+ * environment variables, scrub every value (and the caller's own Vault token) from the output,
+ * then revoke the leases taken for the run. Shared by the MCP tool and `vault run`.
+ */
+import { type RunScrubbedResult, runScrubbed } from '../lib/run-scrubbed.js';
+import type { Secret } from '../lib/scrub.js';
+import type { Vault } from '../sdk/index.js';
+
+/** One credential to inject: by name (leased for the run) or through an existing lease. */
+export type CredentialUse = { credential: string; env?: string } | { leaseId: string; env?: string };
+
+export interface RunWithCredentialsOptions {
+  uses: CredentialUse[];
+  file: string;
+  args: string[];
+  /** The environment the command inherits; Vault's own variables are removed from it. */
+  baseEnv: Record<string, string | undefined>;
+  /** The caller's token, scrubbed from the output too. */
+  callerToken?: string;
+  cwd?: string;
+  timeoutMs?: number;
+  maxOutputChars?: number;
+  inheritStdin?: boolean;
+  detached?: boolean;
+  onStdout?: (text: string) => void;
+  onStderr?: (text: string) => void;
+  signal?: AbortSignal;
+}
+
+export interface Injected {
+  env: string;
+  credential: string;
+  version: number;
+  leaseId: string;
+  /** Leased for this run (and revoked after it). */
+  temporary: boolean;
+}
+
+export interface RunWithCredentialsResult extends RunScrubbedResult {
+  injected: Injected[];
+}
+
+const envNamePattern = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const vaultVariables = ['VAULT_TOKEN', 'VAULT_TOKEN_FILE'];
+
+/** `stripe-api-key` → `STRIPE_API_KEY`. */
+export function envNameFor(credential: string): string {
+  const name = credential.toUpperCase().replace(/[^A-Z0-9_]/g, '_');
+  return /^[0-9]/.test(name) ? `_${name}` : name;
+}
+
+export async function runWithCredentials(
+  vault: Vault,
+  options: RunWithCredentialsOptions,
+): Promise<RunWithCredentialsResult> {
+  const names = options.uses.map(
+    (use) => use.env ?? ('credential' in use ? envNameFor(use.credential) : undefined),
+  );
+  names.forEach((name, index) => {
+    if (name === undefined) throw new RangeError(`credential ${index + 1}: give "env" when using a lease id`);
+    if (!envNamePattern.test(name))
+      throw new RangeError(`"${name}" is not a valid environment variable name`);
+  });
+  if (new Set(names).size !== names.length)
+    throw new RangeError('two credentials use the same variable name');
+
+  // Ad hoc leases last a little longer than the run may take; they are revoked right after it.
+  const ttl = `${Math.ceil((options.timeoutMs ?? 3_600_000) / 1000) + 60}s`;
+  const injected: Injected[] = [];
+  const secrets: Secret[] = [];
+  const env: Record<string, string> = {};
+  for (const [key, value] of Object.entries(options.baseEnv)) {
+    if (value !== undefined && !vaultVariables.includes(key)) env[key] = value;
+  }
+  if (options.callerToken) secrets.push({ name: 'VAULT_TOKEN', value: options.callerToken });
+
+  try {
+    for (const [index, use] of options.uses.entries()) {
+      const envName = names[index]!;
+      const lease =
+        'credential' in use
+          ? await vault.leases.create({ credentialName: use.credential, ttl, renewable: false })
+          : await vault.leases.read(use.leaseId);
+      injected.push({
+        env: envName,
+        credential: lease.credentialName,
+        version: lease.version,
+        leaseId: lease.id,
+        temporary: 'credential' in use,
+      });
+      if (lease.value === undefined) throw new Error(`the server returned no value for lease ${lease.id}`);
+      env[envName] = lease.value;
+      secrets.push({ name: envName, value: lease.value });
+    }
+    const result = await runScrubbed({
+      file: options.file,
+      args: options.args,
+      env,
+      secrets,
+      ...(options.cwd !== undefined && { cwd: options.cwd }),
+      ...(options.timeoutMs !== undefined && { timeoutMs: options.timeoutMs }),
+      ...(options.maxOutputChars !== undefined && { maxOutputChars: options.maxOutputChars }),
+      ...(options.inheritStdin !== undefined && { inheritStdin: options.inheritStdin }),
+      ...(options.detached !== undefined && { detached: options.detached }),
+      ...(options.onStdout && { onStdout: options.onStdout }),
+      ...(options.onStderr && { onStderr: options.onStderr }),
+      ...(options.signal && { signal: options.signal }),
+    });
+    return { ...result, injected };
+  } finally {
+    await Promise.all(
+      injected
+        .filter((use) => use.temporary)
+        .map((use) => vault.leases.revoke(use.leaseId).catch(() => undefined)),
+    );
+  }
+}

@@ -1,0 +1,38 @@
+import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
+import { type ConnectOptions, Vault } from '../sdk/index.js';
+import { createVaultMcpServer } from './server.js';
+import type { ToolLimits } from './tools.js';
+
+/** Connects on first use and again after a failure, so a bad token is reported per tool call. */
+export function lazyVault(options: ConnectOptions): () => Promise<Vault> {
+  let pending: Promise<Vault> | undefined;
+  return () => {
+    pending ??= Vault.connect(options).catch((err: unknown) => {
+      pending = undefined;
+      throw err;
+    });
+    return pending;
+  };
+}
+
+/** Serves one agent over stdio (how Claude Code runs MCP servers) until stdin closes. */
+export async function serveStdio(options: {
+  connect: ConnectOptions;
+  env: Record<string, string | undefined>;
+  cwd: string;
+  limits?: ToolLimits;
+}): Promise<void> {
+  const server = createVaultMcpServer({
+    vault: lazyVault(options.connect),
+    token: options.connect.token ?? '',
+    env: options.env,
+    cwd: options.cwd,
+    ...(options.limits && { limits: options.limits }),
+  });
+  const transport = new StdioServerTransport();
+  const closed = new Promise<void>((resolve) => {
+    transport.onclose = resolve;
+  });
+  await server.connect(transport);
+  await closed;
+}
