@@ -19,7 +19,8 @@ export interface FileSink {
 
 export function createFileSink(directory: string): FileSink {
   const path = (name: string) => {
-    if (name.includes('/') || name === '.' || name === '..') throw new RangeError(`"${name}" is not a file name`);
+    if (name.includes('/') || name === '.' || name === '..')
+      throw new RangeError(`"${name}" is not a file name`);
     return join(directory, name);
   };
 

@@ -23,7 +23,12 @@ import { type FileSink, render } from './file-sink.js';
 
 /** The part of the SDK the loop uses. */
 export interface LeaseApi {
-  create(input: { credentialName: string; ttl?: string; maxTtl?: string; renewable?: boolean }): Promise<Lease>;
+  create(input: {
+    credentialName: string;
+    ttl?: string;
+    maxTtl?: string;
+    renewable?: boolean;
+  }): Promise<Lease>;
   read(id: string): Promise<Lease>;
   renew(id: string): Promise<Lease>;
   revoke(id: string): Promise<unknown>;
@@ -88,7 +93,15 @@ export function createLeaseLoop(deps: LeaseLoopDeps): LeaseLoop {
   const states = new Map<string, FileState>(
     deps.files.map((file) => [
       file.name,
-      { file, lease: undefined, written: false, ended: undefined, timers: new Set(), retryMs: retryMinMs, generation: 0 },
+      {
+        file,
+        lease: undefined,
+        written: false,
+        ended: undefined,
+        timers: new Set(),
+        retryMs: retryMinMs,
+        generation: 0,
+      },
     ]),
   );
   const abort = new AbortController();
@@ -110,7 +123,10 @@ export function createLeaseLoop(deps: LeaseLoopDeps): LeaseLoop {
         if (stopped || state.generation !== generation) return;
         // Long waits are re-armed rather than overflowing setTimeout.
         if (delay > maxTimerMs) later(state, atMs, work);
-        else void Promise.resolve(work()).catch((err) => logger.error({ err, file: state.file.name }, 'agent step failed'));
+        else
+          void Promise.resolve(work()).catch((err) =>
+            logger.error({ err, file: state.file.name }, 'agent step failed'),
+          );
       },
       Math.min(delay, maxTimerMs),
     );
@@ -135,8 +151,11 @@ export function createLeaseLoop(deps: LeaseLoopDeps): LeaseLoop {
     state.ended = undefined;
     metrics.writes.inc();
     updateGauge();
-    if ([...states.values()].every((s) => s.written)) resolveAll();
   }
+
+  const checkAllWritten = () => {
+    if ([...states.values()].every((s) => s.written)) resolveAll();
+  };
 
   /** Adopts a new lease for the file: remember it (without its value) and arm its timers. */
   function track(state: FileState, lease: Lease): void {
@@ -190,6 +209,7 @@ export function createLeaseLoop(deps: LeaseLoopDeps): LeaseLoop {
       }
       await write(state, lease);
       track(state, lease);
+      checkAllWritten();
       log(state).info({ leaseId: lease.id, expiresAt: lease.expiresAt.toISOString() }, 'file written');
     } catch (err) {
       log(state).warn({ err: describe(err) }, 'could not lease; retrying');
@@ -238,10 +258,15 @@ export function createLeaseLoop(deps: LeaseLoopDeps): LeaseLoop {
       track(state, fresh);
       metrics.renewals.inc({ outcome: 'released' });
       log(state).info({ leaseId: fresh.id, previous: old.id }, 'leased again at the max TTL');
-      await api.revoke(old.id).catch((err) => log(state).warn({ err: describe(err) }, 'revoking the previous lease failed'));
+      await api
+        .revoke(old.id)
+        .catch((err) => log(state).warn({ err: describe(err) }, 'revoking the previous lease failed'));
     } catch (err) {
       metrics.renewals.inc({ outcome: 'error' });
-      log(state).warn({ err: describe(err) }, 'leasing again failed; the file is wiped at expiry unless a retry succeeds');
+      log(state).warn(
+        { err: describe(err) },
+        'leasing again failed; the file is wiped at expiry unless a retry succeeds',
+      );
       retry(state, () => reLease(state));
     }
   }
@@ -320,9 +345,14 @@ export function createLeaseLoop(deps: LeaseLoopDeps): LeaseLoop {
         [...states.values()].map(async (state) => {
           state.generation++;
           clearTimers(state);
-          if (wipe) await sink.wipe(state.file.name).catch((err) => logger.error({ err, file: state.file.name }, 'wipe failed'));
+          if (wipe)
+            await sink
+              .wipe(state.file.name)
+              .catch((err) => logger.error({ err, file: state.file.name }, 'wipe failed'));
           if (revoke && state.lease && state.file.credential !== undefined) {
-            await api.revoke(state.lease.id).catch((err) => logger.warn({ err: describe(err) }, 'revoke failed'));
+            await api
+              .revoke(state.lease.id)
+              .catch((err) => logger.warn({ err: describe(err) }, 'revoke failed'));
           }
         }),
       );
@@ -334,40 +364,68 @@ export function createLeaseLoop(deps: LeaseLoopDeps): LeaseLoop {
 
 /** An error as a loggable object without anything a server might have echoed back. */
 function describe(err: unknown): { name?: string; code?: string; message: string } {
-  if (err instanceof Error) return { name: err.name, code: (err as { code?: string }).code, message: err.message };
+  if (err instanceof Error)
+    return { name: err.name, code: (err as { code?: string }).code, message: err.message };
   return { message: String(err) };
 }
 
 export function agentMetrics(registry: Registry) {
-  const get = <T>(name: string, make: () => T): T => (registry.getSingleMetric(name) as T | undefined) ?? make();
+  const get = <T>(name: string, make: () => T): T =>
+    (registry.getSingleMetric(name) as T | undefined) ?? make();
   return {
-    files: get('vault_agent_files', () => new Gauge({ name: 'vault_agent_files', help: 'Files currently written', registers: [registry] })),
-    writes: get('vault_agent_file_writes_total', () =>
-      new Counter({ name: 'vault_agent_file_writes_total', help: 'Files written (atomically)', registers: [registry] }),
+    files: get(
+      'vault_agent_files',
+      () => new Gauge({ name: 'vault_agent_files', help: 'Files currently written', registers: [registry] }),
     ),
-    renewals: get('vault_agent_renewals_total', () =>
-      new Counter({
-        name: 'vault_agent_renewals_total',
-        help: 'Renewals by outcome (ok, released = leased again at max TTL, error)',
-        labelNames: ['outcome'],
-        registers: [registry],
-      }),
+    writes: get(
+      'vault_agent_file_writes_total',
+      () =>
+        new Counter({
+          name: 'vault_agent_file_writes_total',
+          help: 'Files written (atomically)',
+          registers: [registry],
+        }),
     ),
-    failures: get('vault_agent_failures_total', () =>
-      new Counter({ name: 'vault_agent_failures_total', help: 'Failed steps', labelNames: ['step'], registers: [registry] }),
+    renewals: get(
+      'vault_agent_renewals_total',
+      () =>
+        new Counter({
+          name: 'vault_agent_renewals_total',
+          help: 'Renewals by outcome (ok, released = leased again at max TTL, error)',
+          labelNames: ['outcome'],
+          registers: [registry],
+        }),
     ),
-    wipes: get('vault_agent_wipes_total', () =>
-      new Counter({ name: 'vault_agent_wipes_total', help: 'Files wiped, by reason', labelNames: ['reason'], registers: [registry] }),
+    failures: get(
+      'vault_agent_failures_total',
+      () =>
+        new Counter({
+          name: 'vault_agent_failures_total',
+          help: 'Failed steps',
+          labelNames: ['step'],
+          registers: [registry],
+        }),
     ),
-    wipeLatency: get('vault_agent_wipe_latency_seconds', () =>
-      new Histogram({
-        name: 'vault_agent_wipe_latency_seconds',
-        help: 'From the end of a lease (revocation time or expiresAt) to the file being wiped',
-        labelNames: ['reason'],
-        buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
-        registers: [registry],
-      }),
+    wipes: get(
+      'vault_agent_wipes_total',
+      () =>
+        new Counter({
+          name: 'vault_agent_wipes_total',
+          help: 'Files wiped, by reason',
+          labelNames: ['reason'],
+          registers: [registry],
+        }),
+    ),
+    wipeLatency: get(
+      'vault_agent_wipe_latency_seconds',
+      () =>
+        new Histogram({
+          name: 'vault_agent_wipe_latency_seconds',
+          help: 'From the end of a lease (revocation time or expiresAt) to the file being wiped',
+          labelNames: ['reason'],
+          buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+          registers: [registry],
+        }),
     ),
   };
 }
-

@@ -61,7 +61,8 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   let resolveLease: LeaseResolver | undefined;
   if (config.files.some((f) => f.lease !== undefined)) {
     const namespace = config.namespace;
-    if (!namespace) throw new LoginError('files come from VaultLeases, but the configuration names no namespace');
+    if (!namespace)
+      throw new LoginError('files come from VaultLeases, but the configuration names no namespace');
     const kc = options.kubeConfig ?? inCluster();
     const client = await createKubeClient(kc);
     closeKube.push(() => client.close());
@@ -144,12 +145,18 @@ async function login(options: AgentOptions) {
     try {
       jwt = (await readFile(tokenPath, 'utf8')).trim();
     } catch (err) {
-      throw new LoginError(`cannot read the ServiceAccount token at ${tokenPath}: ${(err as Error).message}`, err);
+      throw new LoginError(
+        `cannot read the ServiceAccount token at ${tokenPath}: ${(err as Error).message}`,
+        err,
+      );
     }
     try {
       return await Vault.loginKubernetes({ jwt }, { addr: options.addr, tenant: options.tenant });
     } catch (err) {
-      throw new LoginError(`Kubernetes login to Vault at ${options.addr} failed: ${(err as Error).message}`, err);
+      throw new LoginError(
+        `Kubernetes login to Vault at ${options.addr} failed: ${(err as Error).message}`,
+        err,
+      );
     }
   };
 

@@ -36,7 +36,10 @@ export function register(program: Command): void {
     .option('--log-level <level>', 'debug, info, warn or error (default: $VAULT_LOG_LEVEL or info)')
     .action(async (flags: AgentFlags) => {
       const env = process.env;
-      const logger = createLogger({ name: 'vault-agent', level: flags.logLevel ?? env.VAULT_LOG_LEVEL ?? 'info' });
+      const logger = createLogger({
+        name: 'vault-agent',
+        level: flags.logLevel ?? env.VAULT_LOG_LEVEL ?? 'info',
+      });
       const config = parseConfig(flags, env);
       if ('error' in config) {
         logger.fatal(config.error);
@@ -64,7 +67,9 @@ export function register(program: Command): void {
         });
       } catch (err) {
         // One clear line; the cause's message is already part of it.
-        logger.fatal(err instanceof LoginError ? err.message : `the agent could not start: ${(err as Error).message}`);
+        logger.fatal(
+          err instanceof LoginError ? err.message : `the agent could not start: ${(err as Error).message}`,
+        );
         process.exitCode = 1;
         return;
       }

@@ -1,0 +1,217 @@
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Registry } from 'prom-client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type AgentFileInput, agentFile } from '../../src/agent/config.js';
+import { createFileSink } from '../../src/agent/file-sink.js';
+import { createLeaseLoop, type LeaseApi, type LeaseLoop } from '../../src/agent/lease-loop.js';
+import { systemClock } from '../../src/lib/clock.js';
+import { silentLogger } from '../../src/lib/logger.js';
+import { Vault } from '../../src/sdk/index.js';
+import { startVaultDev, type VaultDev } from '../support/vault-dev.js';
+
+/** The lease loop against a real `vault dev`: real leases, real renewals, real revocations. */
+
+let dev: VaultDev;
+let admin: Vault;
+let dir: string;
+const loops: LeaseLoop[] = [];
+
+const apiFor = (vault: Vault): LeaseApi => ({
+  create: (input) => vault.leases.create(input),
+  read: (id) => vault.leases.read(id),
+  renew: (id) => vault.leases.renew(id),
+  revoke: (id) => vault.leases.revoke(id),
+  events: (signal) => vault.leases.events({ signal }),
+});
+
+async function until<T>(
+  what: string,
+  probe: () => T | Promise<T>,
+  timeoutMs = 20_000,
+): Promise<NonNullable<T>> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value) return value as NonNullable<T>;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+function startLoop(vault: Vault, files: AgentFileInput[], sub: string, registry = new Registry()) {
+  const directory = join(dir, sub);
+  mkdirSync(directory);
+  const loop = createLeaseLoop({
+    files: files.map((f) => agentFile.parse(f)),
+    sink: createFileSink(directory),
+    api: apiFor(vault),
+    clock: systemClock,
+    logger: silentLogger,
+    registry,
+    retryMinMs: 200,
+    retryMaxMs: 1_000,
+  });
+  loops.push(loop);
+  loop.start();
+  return { loop, directory, registry };
+}
+
+beforeAll(async () => {
+  dev = await startVaultDev();
+  admin = await Vault.connect({ addr: dev.addr, token: dev.token, tenant: dev.tenant });
+  dir = mkdtempSync(join(tmpdir(), 'vault-agent-loop-'));
+  for (const [name, value] of [
+    ['db-url', 'postgres://app:s3cret@db/app'],
+    ['api-key', "sk_live_it's"],
+    ['short', 'short-lived'],
+  ] as const) {
+    await admin.credentials.create({ name, type: 'generic', value });
+  }
+});
+afterAll(async () => {
+  for (const loop of loops) await loop.stop().catch(() => {});
+  await dev?.stop();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+describe('the lease loop', () => {
+  it('writes every file in its format and mode, and reports when all are written', async () => {
+    const { loop, directory } = startLoop(
+      admin,
+      [
+        { name: 'db.env', credential: 'db-url', format: 'env', envName: 'DATABASE_URL' },
+        { name: 'key.json', credential: 'api-key', format: 'json', mode: '0440' },
+        { name: 'raw', credential: 'db-url' },
+      ],
+      'formats',
+    );
+    await loop.allWritten;
+    expect(loop.ready()).toBe(true);
+    expect(readFileSync(join(directory, 'db.env'), 'utf8')).toBe(
+      "DATABASE_URL='postgres://app:s3cret@db/app'\n",
+    );
+    expect(JSON.parse(readFileSync(join(directory, 'key.json'), 'utf8'))).toEqual({
+      KEY_JSON: "sk_live_it's",
+    });
+    expect(readFileSync(join(directory, 'raw'), 'utf8')).toBe('postgres://app:s3cret@db/app');
+    expect(statSync(join(directory, 'raw')).mode & 0o777).toBe(0o400);
+    expect(statSync(join(directory, 'key.json')).mode & 0o777).toBe(0o440);
+    await loop.stop();
+  });
+
+  it('renews at about two thirds of the TTL', async () => {
+    const { loop } = startLoop(admin, [{ name: 'renewed', credential: 'db-url', ttl: '3s' }], 'renew');
+    await loop.allWritten;
+    const id = loop.leaseIds().renewed!;
+    const lease = await until('a renewal', async () => {
+      const current = await admin.leases.get(id);
+      return current.renewCount >= 1 ? current : undefined;
+    });
+    expect(lease.state).toBe('active');
+    expect(loop.leaseIds().renewed).toBe(id);
+    await loop.stop();
+  });
+
+  it('wipes the file within a second of a revocation, and does not lease it again', async () => {
+    const { loop, directory, registry } = startLoop(
+      admin,
+      [{ name: 'revoked', credential: 'db-url', ttl: '1h' }],
+      'revoke',
+    );
+    await loop.allWritten;
+    const id = loop.leaseIds().revoked!;
+    // Give the event stream a moment to be connected before revoking.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const started = Date.now();
+    await admin.leases.revoke(id);
+    await until('the wipe', () => !existsSync(join(directory, 'revoked')), 10_000);
+    const elapsed = Date.now() - started;
+    expect(loop.ready()).toBe(false);
+    const metrics = await registry.metrics();
+    expect(metrics).toMatch(/vault_agent_wipes_total\{reason="revoked"\} 1/);
+    // Generous on a loaded machine; the benchmark measures the real latency.
+    expect(elapsed).toBeLessThan(5_000);
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    expect(existsSync(join(directory, 'revoked'))).toBe(false);
+    await loop.stop();
+  });
+
+  it('leases again when the max TTL is reached, then revokes the old lease', async () => {
+    const { loop, directory } = startLoop(
+      admin,
+      [{ name: 'rolled', credential: 'short', ttl: '2s', maxTtl: '2s' }],
+      'release',
+    );
+    await loop.allWritten;
+    const first = loop.leaseIds().rolled!;
+    const second = await until('a new lease', () => {
+      const id = loop.leaseIds().rolled;
+      return id !== first ? id : undefined;
+    });
+    expect(second).toBeTruthy();
+    expect(readFileSync(join(directory, 'rolled'), 'utf8')).toBe('short-lived');
+    const old = await until('the old lease revoked', async () => {
+      const lease = await admin.leases.get(first);
+      return lease.state !== 'active' ? lease : undefined;
+    });
+    expect(old.state).toBe('revoked');
+    await loop.stop();
+  });
+
+  it('wipes at expiry when policy no longer allows a new lease', async () => {
+    await admin.policies.put('agent-expiry', { rules: [{ credentials: ['short'], actions: ['lease'] }] });
+    const created = await admin.tokens.create({
+      identity: { type: 'agent', name: 'expiry-test' },
+      policies: ['agent-expiry'],
+      ttl: '1h',
+    });
+    const agent = await Vault.connect({ addr: dev.addr, token: created.token, tenant: dev.tenant });
+    const { loop, directory } = startLoop(
+      agent,
+      [{ name: 'ends', credential: 'short', ttl: '2s', maxTtl: '2s' }],
+      'expiry',
+    );
+    await loop.allWritten;
+    // Take the permission away: the re-lease at max TTL is denied, so the lease runs out.
+    await admin.policies.put('agent-expiry', { rules: [{ credentials: ['nothing-*'], actions: ['lease'] }] });
+    const id = loop.leaseIds().ends!;
+    const lease = await admin.leases.get(id);
+    await until('the wipe at expiry', () => !existsSync(join(directory, 'ends')), 15_000);
+    expect(Date.now()).toBeGreaterThanOrEqual(lease.expiresAt.getTime() - 50);
+    await loop.stop();
+  });
+
+  it('on stop wipes every file and revokes its leases', async () => {
+    const { loop, directory } = startLoop(
+      admin,
+      [
+        { name: 'one', credential: 'db-url' },
+        { name: 'two', credential: 'api-key' },
+      ],
+      'stop',
+    );
+    await loop.allWritten;
+    const ids = Object.values(loop.leaseIds()) as string[];
+    await loop.stop();
+    expect(existsSync(join(directory, 'one'))).toBe(false);
+    expect(existsSync(join(directory, 'two'))).toBe(false);
+    for (const id of ids) expect((await admin.leases.get(id)).state).toBe('revoked');
+  });
+
+  it('keeps retrying a credential that does not exist, and never reports it written', async () => {
+    const { loop, directory, registry } = startLoop(
+      admin,
+      [{ name: 'ghost', credential: 'no-such-credential' }],
+      'missing',
+    );
+    await until('a failed attempt', async () =>
+      /vault_agent_failures_total\{step="lease"\} [2-9]/.test(await registry.metrics()),
+    );
+    expect(loop.started()).toBe(false);
+    expect(existsSync(join(directory, 'ghost'))).toBe(false);
+    await loop.stop();
+    await expect(loop.allWritten).rejects.toThrow('stopped');
+  });
+});
