@@ -226,3 +226,12 @@ export function defaultEnvName(file: string): string {
   const name = file.toUpperCase().replace(/[^A-Z0-9_]/g, '_');
   return /^[0-9]/.test(name) ? `_${name}` : name;
 }
+
+/** The README table, generated from `annotationTable` (docs/readme/injection.md embeds it). */
+export function annotationTableMarkdown(): string {
+  const cell = (text: string) => text.replaceAll('|', '\\|');
+  const rows = annotationTable.map(
+    (row) => `| \`${row.key}\` | ${row.kind} | \`${cell(row.example)}\` | ${cell(row.default)} | ${cell(row.description)} |`,
+  );
+  return ['| key | kind | example | default | meaning |', '|---|---|---|---|---|', ...rows].join('\n');
+}
