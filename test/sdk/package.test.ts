@@ -33,7 +33,12 @@ const npm = (args: string[], cwd: string) =>
   execFileSync('npm', args, {
     cwd,
     encoding: 'utf8',
-    env: { ...process.env, npm_config_audit: 'false', npm_config_fund: 'false', npm_config_update_notifier: 'false' },
+    env: {
+      ...process.env,
+      npm_config_audit: 'false',
+      npm_config_fund: 'false',
+      npm_config_update_notifier: 'false',
+    },
   });
 
 describe('@ghoststack/vault-sdk as a package', () => {
@@ -70,19 +75,28 @@ describe('@ghoststack/vault-sdk as a package', () => {
     expect(listing).toContain('package/dist/index.js');
     expect(listing).toContain('package/dist/index.d.ts');
     expect(listing.filter((f) => /\.test\.|\.ts$/.test(f) && !f.endsWith('.d.ts'))).toEqual([]);
-    const manifest = JSON.parse(execFileSync('tar', ['-xzOf', tarball, 'package/package.json'], { encoding: 'utf8' }));
+    const manifest = JSON.parse(
+      execFileSync('tar', ['-xzOf', tarball, 'package/package.json'], { encoding: 'utf8' }),
+    );
     expect(manifest.name).toBe('@ghoststack/vault-sdk');
     expect(manifest.dependencies ?? {}).toEqual({});
-    const code = execFileSync('tar', ['-xzOf', tarball, '--wildcards', 'package/dist/*.js'], { encoding: 'utf8' });
+    const code = execFileSync('tar', ['-xzOf', tarball, '--wildcards', 'package/dist/*.js'], {
+      encoding: 'utf8',
+    });
     expect(code).not.toMatch(/from ['"](zod|node:)/);
   });
 
   it('installs alone and runs the seed example verbatim against vault dev', async () => {
     const project = join(work, 'consumer');
     execFileSync('mkdir', ['-p', project]);
-    writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'consumer', private: true, type: 'module' }));
+    writeFileSync(
+      join(project, 'package.json'),
+      JSON.stringify({ name: 'consumer', private: true, type: 'module' }),
+    );
     npm(['install', '--offline', '--no-package-lock', tarball], project);
-    expect(readdirSync(join(project, 'node_modules')).filter((f) => !f.startsWith('.'))).toEqual(['@ghoststack']);
+    expect(readdirSync(join(project, 'node_modules')).filter((f) => !f.startsWith('.'))).toEqual([
+      '@ghoststack',
+    ]);
 
     writeFileSync(join(project, 'example.mjs'), seedExample + report);
     const before = Date.now();
@@ -103,7 +117,10 @@ describe('@ghoststack/vault-sdk as a package', () => {
 
   it('type-checks the example in TypeScript against the published declarations', () => {
     const project = join(work, 'consumer');
-    writeFileSync(join(project, 'example.ts'), `${seedExample}const when: Date = lease.expiresAt;\nexport { when };\n`);
+    writeFileSync(
+      join(project, 'example.ts'),
+      `${seedExample}const when: Date = lease.expiresAt;\nexport { when };\n`,
+    );
     writeFileSync(
       join(project, 'tsconfig.json'),
       JSON.stringify({

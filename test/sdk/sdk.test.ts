@@ -34,7 +34,9 @@ describe('SDK against vault dev', () => {
     expect(vault.tenant).toBe(dev.tenant);
     expect(vault.self.identity).toEqual({ type: 'human', name: 'dev-root' });
     expect(vault.self.expiresAt).toBeInstanceOf(Date);
-    const err = await Vault.connect({ addr: dev.addr, token: 'vlt_not-a-real-token' }).catch((e: unknown) => e);
+    const err = await Vault.connect({ addr: dev.addr, token: 'vlt_not-a-real-token' }).catch(
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(UnauthenticatedError);
     expect((err as UnauthenticatedError).status).toBe(401);
     expect((err as UnauthenticatedError).requestId).toBeTruthy();
@@ -51,15 +53,17 @@ describe('SDK against vault dev', () => {
     expect(created.createdAt).toBeInstanceOf(Date);
     expect(JSON.stringify(created)).not.toContain('postgres://');
 
-    await expect(vault.credentials.create({ name: 'sdk-db', type: 'generic', value: 'x' })).rejects.toBeInstanceOf(
-      ConflictError,
-    );
-    await expect(vault.credentials.create({ name: '-bad name-', type: 'generic', value: 'x' })).rejects.toBeInstanceOf(
-      BadRequestError,
-    );
+    await expect(
+      vault.credentials.create({ name: 'sdk-db', type: 'generic', value: 'x' }),
+    ).rejects.toBeInstanceOf(ConflictError);
+    await expect(
+      vault.credentials.create({ name: '-bad name-', type: 'generic', value: 'x' }),
+    ).rejects.toBeInstanceOf(BadRequestError);
     await expect(vault.credentials.get('sdk-missing')).rejects.toBeInstanceOf(NotFoundError);
 
-    expect((await vault.credentials.list({ labels: { env: 'test' } })).map((c) => c.name)).toContain('sdk-db');
+    expect((await vault.credentials.list({ labels: { env: 'test' } })).map((c) => c.name)).toContain(
+      'sdk-db',
+    );
     expect(await vault.credentials.list({ prefix: 'nothing-' })).toEqual([]);
 
     const updated = await vault.credentials.update('sdk-db', { metadata: { env: 'staging' } });
@@ -152,7 +156,10 @@ describe('SDK against vault dev', () => {
     await new Promise((resolve) => setTimeout(resolve, 300));
     const lease = await vault.leases.create({ credentialName: 'sdk-keep', ttl: '1m' });
     await vault.leases.revoke(lease.id);
-    await until(() => events.some((e) => e.type === 'revoked' && e.lease.id === lease.id), 'the revoked event');
+    await until(
+      () => events.some((e) => e.type === 'revoked' && e.lease.id === lease.id),
+      'the revoked event',
+    );
     expect(events.find((e) => e.lease.id === lease.id)?.type).toBe('issued');
     expect(events.every((e) => !('value' in e.lease))).toBe(true);
     expect(events[0]!.lease.expiresAt).toBeInstanceOf(Date);
@@ -187,7 +194,9 @@ describe('SDK against vault dev', () => {
 
     const bare = await vault.tokens.create({ identity: { type: 'agent', name: 'sdk-nobody' }, ttl: '5m' });
     const nobody = await Vault.connect({ addr: dev.addr, token: bare.token });
-    await expect(nobody.leases.create({ credentialName: 'sdk-api' })).rejects.toBeInstanceOf(PermissionDeniedError);
+    await expect(nobody.leases.create({ credentialName: 'sdk-api' })).rejects.toBeInstanceOf(
+      PermissionDeniedError,
+    );
 
     const created = await vault.tokens.create({ identity: { type: 'agent', name: 'sdk-bot' }, ttl: '5m' });
     expect(created.token).toBeTruthy();
