@@ -231,7 +231,8 @@ export function defaultEnvName(file: string): string {
 export function annotationTableMarkdown(): string {
   const cell = (text: string) => text.replaceAll('|', '\\|');
   const rows = annotationTable.map(
-    (row) => `| \`${row.key}\` | ${row.kind} | \`${cell(row.example)}\` | ${cell(row.default)} | ${cell(row.description)} |`,
+    (row) =>
+      `| \`${row.key}\` | ${row.kind} | \`${cell(row.example)}\` | ${cell(row.default)} | ${cell(row.description)} |`,
   );
   return ['| key | kind | example | default | meaning |', '|---|---|---|---|---|', ...rows].join('\n');
 }
