@@ -4,19 +4,37 @@
  */
 import { Command } from 'commander';
 import { VaultApiError } from '../sdk/index.js';
-import { register as registerAgent } from './agent.js';
 import { register as registerAudit } from './audit.js';
 import { register as registerCredentials } from './credentials.js';
-import { register as registerDev } from './dev.js';
 import { exitCodeFor, exitCodeTable, hintFor, UsageError } from './exit-codes.js';
 import { register as registerLease } from './lease.js';
 import { register as registerLogin } from './login.js';
 import { register as registerMcp } from './mcp.js';
-import { register as registerOperator } from './operator.js';
 import { register as registerPolicies } from './policies.js';
 import { register as registerRun } from './run.js';
-import { register as registerServer } from './server.js';
 import { register as registerTokens } from './tokens.js';
+
+type Register = (program: Command) => void;
+type Group = { names: string[] } & ({ register: Register } | { load: () => Promise<{ register: Register }> });
+
+/**
+ * In help order. The server-side groups (server, store, Kubernetes client) take seconds to
+ * load, so they are imported only when their command runs, or for help and unknown commands.
+ */
+const groups: Group[] = [
+  { names: ['dev'], load: () => import('./dev.js') },
+  { names: ['server'], load: () => import('./server.js') },
+  { names: ['login', 'logout', 'whoami'], register: registerLogin },
+  { names: ['credentials', 'creds'], register: registerCredentials },
+  { names: ['lease', 'leases'], register: registerLease },
+  { names: ['run'], register: registerRun },
+  { names: ['audit'], register: registerAudit },
+  { names: ['tokens', 'token'], register: registerTokens },
+  { names: ['policies', 'policy', 'identities', 'identity'], register: registerPolicies },
+  { names: ['mcp'], register: registerMcp },
+  { names: ['agent'], load: () => import('./agent.js') },
+  { names: ['operator'], load: () => import('./operator.js') },
+];
 
 const program = new Command('vault')
   .description('Vault: credentials for people and AI agents, handed out as audited, time-limited leases')
@@ -30,21 +48,11 @@ const program = new Command('vault')
       .join('\n')}\n  \`vault run\` exits with the exit code of its command.`,
   );
 
-for (const register of [
-  registerDev,
-  registerServer,
-  registerLogin,
-  registerCredentials,
-  registerLease,
-  registerRun,
-  registerAudit,
-  registerTokens,
-  registerPolicies,
-  registerMcp,
-  registerAgent,
-  registerOperator,
-]) {
-  register(program);
+const command = process.argv.slice(2).find((arg) => !arg.startsWith('-'));
+const known = groups.some((group) => command !== undefined && group.names.includes(command));
+for (const group of groups) {
+  if ('register' in group) group.register(program);
+  else if (!known || group.names.includes(command!)) (await group.load()).register(program);
 }
 
 try {

@@ -181,6 +181,7 @@ describe('vault MCP server', () => {
     const result = await call(stdio, 'run_with_credentials', {
       command:
         'echo "raw=$MCP_STRIPE"; printf %s "$MCP_STRIPE" | base64; echo "url=$(node -e \'process.stdout.write(encodeURIComponent(process.env.MCP_STRIPE))\')"; ' +
+        // biome-ignore lint/suspicious/noTemplateCurlyInString: a shell parameter expansion
         'echo "err=$MCP_STRIPE" >&2; echo "tokenfile=${VAULT_TOKEN_FILE:-unset}"; test "$MCP_STRIPE" = \'' +
         secret +
         "' && exit 3",
