@@ -3,6 +3,11 @@
  * install, upgrade, uninstall and reinstall; the rendered pods admitted under the restricted
  * Pod Security Standard; and the chart's RBAC checked with tokens of its own ServiceAccounts.
  */
+
+import { readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import {
   AppsV1Api,
   AuthorizationV1Api,
@@ -12,8 +17,20 @@ import {
   type V1PodTemplateSpec,
 } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createLogger } from '../../src/lib/logger.js';
+import { createOperator } from '../../src/operator/manager.js';
+import { createCorePort } from '../../src/operator/vault-port.js';
+import { parseServerConfig } from '../../src/server/config.js';
+import { openVault } from '../../src/server/vault-process.js';
 import { type ControlPlane, startControlPlane } from '../support/control-plane.js';
-import { chartDir, type K8sObject, parseManifests, valueFlags } from './support.js';
+import {
+  chartDir,
+  type K8sObject,
+  type PolicyRule,
+  parseManifests,
+  repoRoot,
+  valueFlags,
+} from './support.js';
 
 const ns = 'vault';
 const release = 'vault';
@@ -276,41 +293,45 @@ describe('the chart on a real control plane', () => {
       expect(wrong, allowed ? 'denied but needed' : 'allowed but not needed').toEqual([]);
     };
 
-    /** What the controller does (src/operator): informers, status and finalizer patches, events, leader election, restarts. */
-    const controllerNeeds: Check[] = [
-      ...['vaultcredentials', 'vaultleases'].flatMap((resource) =>
-        ['get', 'list', 'watch', 'patch'].map((verb) => ({ verb, group: 'vault.ghoststack.io', resource })),
-      ),
-      ...['vaultcredentials', 'vaultleases'].map((resource) => ({
-        verb: 'patch',
-        group: 'vault.ghoststack.io',
-        resource,
-        subresource: 'status',
-        namespace: 'apps',
-      })),
-      { verb: 'list', resource: 'secrets' },
-      { verb: 'watch', resource: 'secrets' },
-      { verb: 'create', group: 'events.k8s.io', resource: 'events', namespace: 'apps' },
-      { verb: 'patch', group: 'apps', resource: 'deployments', namespace: 'apps' },
-      { verb: 'create', group: 'coordination.k8s.io', resource: 'leases', namespace: ns },
-      {
-        verb: 'get',
-        group: 'coordination.k8s.io',
-        resource: 'leases',
-        namespace: ns,
-        name: 'vault-controller',
-      },
-      {
-        verb: 'update',
-        group: 'coordination.k8s.io',
-        resource: 'leases',
-        namespace: ns,
-        name: 'vault-controller',
-      },
-    ];
+    /**
+     * What the controller needs, read from deploy/rbac/operator.yaml (the operator's own
+     * suite runs the controller with exactly those rights): every verb on every resource,
+     * in an application namespace and, for reads, across all of them; the leader-election
+     * Lease under the chart's name, in the release namespace.
+     */
+    const controllerNeeds = (): Check[] => {
+      const reference = parseManifests(
+        readFileSync(join(repoRoot, 'deploy', 'rbac', 'operator.yaml'), 'utf8'),
+      );
+      const checks: Check[] = [];
+      for (const role of reference.filter((o) => o.kind === 'ClusterRole' || o.kind === 'Role')) {
+        for (const rule of role.rules as PolicyRule[]) {
+          for (const group of rule.apiGroups ?? ['']) {
+            for (const qualified of rule.resources ?? []) {
+              const [resource, subresource] = qualified.split('/') as [string, string | undefined];
+              for (const verb of rule.verbs) {
+                const base = { verb, group, resource, subresource };
+                if (role.kind === 'Role') {
+                  const names = (rule.resourceNames ?? [undefined]).map((n) =>
+                    n === 'vault-operator' ? 'vault-controller' : n,
+                  );
+                  for (const name of names) checks.push({ ...base, namespace: ns, name });
+                } else {
+                  checks.push({ ...base, namespace: 'apps' });
+                  if (['get', 'list', 'watch'].includes(verb)) checks.push(base);
+                }
+              }
+            }
+          }
+        }
+      }
+      return checks;
+    };
 
     it('lets the controller do what it does', async () => {
-      await expectAll(await tokenFor('vault-controller'), controllerNeeds, true);
+      const needs = controllerNeeds();
+      expect(needs.length).toBeGreaterThan(10);
+      await expectAll(await tokenFor('vault-controller'), needs, true);
     });
 
     it('gives the controller nothing more: no Secret writes, no other Leases, no RBAC', async () => {
@@ -419,41 +440,95 @@ describe('the chart on a real control plane', () => {
       );
     });
 
-    it('lets a controller with the chart token write status on a real VaultLease', async () => {
-      const custom = cp.kubeConfig().makeApiClient(CustomObjectsApi);
-      const ref = {
-        group: 'vault.ghoststack.io',
-        version: 'v1alpha1',
-        namespace: 'apps',
-        plural: 'vaultleases',
-      };
-      await custom.createNamespacedCustomObject({
-        ...ref,
-        body: {
-          apiVersion: 'vault.ghoststack.io/v1alpha1',
-          kind: 'VaultLease',
-          metadata: { name: 'db' },
-          spec: { credentialRef: { name: 'db-password' }, ttl: '15m', serviceAccountName: 'app' },
+    it('is enough for the real controller: it reconciles a VaultLease as the chart ServiceAccount', async () => {
+      await cp.kubectl(['create', 'serviceaccount', 'app', '-n', 'apps']);
+      const applied = await cp.kubectl(['apply', '-n', 'apps', '-f', '-'], { input: demoObjects });
+      expect(applied.code, applied.stderr).toBe(0);
+
+      // The controller as the chart runs it: the store opened with the root key the chart
+      // generated, the Kubernetes API reached with a token of the chart's ServiceAccount.
+      const dataDir = await mkdtemp(join(tmpdir(), 'vault-chart-operator-'));
+      const rootKey = Buffer.from((await secretData('vault-root-key'))['root-key']!, 'base64').toString(
+        'utf8',
+      );
+      const config = parseServerConfig({ store: 'embedded', dataDir, rootKey, logLevel: 'warn' });
+      let logs = '';
+      const logger = createLogger({
+        level: 'debug',
+        destination: {
+          write: (line: string) => {
+            logs += line;
+          },
         },
       });
-      const asController = cp
-        .kubeConfigForToken(await tokenFor('vault-controller'))
-        .makeApiClient(CustomObjectsApi);
-      const listed = (await asController.listClusterCustomObject({
-        ...ref,
-        namespace: undefined,
-      } as never)) as {
-        items: K8sObject[];
-      };
-      expect(listed.items.map((i) => i.metadata.name)).toEqual(['db']);
-      await asController.patchNamespacedCustomObjectStatus({
-        ...ref,
-        name: 'db',
-        body: [{ op: 'add', path: '/status', value: { phase: 'Pending' } }],
+      const { store, core } = await openVault(config, logger);
+      const operator = createOperator({
+        kubeConfig: cp.kubeConfigForToken(await tokenFor('vault-controller')),
+        vault: createCorePort(core),
+        logger,
+        identity: 'vault-controller-0',
+        leaderElection: {
+          namespace: ns,
+          name: 'vault-controller',
+          leaseDurationMs: 3_000,
+          renewDeadlineMs: 2_000,
+          retryPeriodMs: 500,
+        },
+        retry: { baseDelayMs: 100, maxDelayMs: 2_000 },
       });
-      const got = (await custom.getNamespacedCustomObject({ ...ref, name: 'db' })) as K8sObject;
-      expect(got.status).toEqual({ phase: 'Pending' });
-    });
+      try {
+        await operator.start();
+        const custom = cp.kubeConfig().makeApiClient(CustomObjectsApi);
+        const ref = { group: 'vault.ghoststack.io', version: 'v1alpha1', namespace: 'apps' };
+        const phase = async (plural: string, name: string) =>
+          ((await custom.getNamespacedCustomObject({ ...ref, plural, name })) as K8sObject).status?.phase;
+        await eventually(
+          'the VaultCredential to be Ready',
+          async () => (await phase('vaultcredentials', 'db-password')) === 'Ready',
+        );
+        await eventually(
+          'the VaultLease to be Active',
+          async () => (await phase('vaultleases', 'db')) === 'Active',
+        );
+
+        const lease = (await custom.getNamespacedCustomObject({
+          ...ref,
+          plural: 'vaultleases',
+          name: 'db',
+        })) as K8sObject;
+        expect(lease.status.identity).toBe('workload:system:serviceaccount:apps:app');
+        expect(lease.metadata.finalizers).toContain('vault.ghoststack.io/revoke');
+        const leader = await cp.kubectl([
+          'get',
+          'lease',
+          'vault-controller',
+          '-n',
+          ns,
+          '-o',
+          'jsonpath={.spec.holderIdentity}',
+        ]);
+        expect(leader.stdout).toBe('vault-controller-0');
+        const events = await cp.kubectl(['get', 'events.events.k8s.io', '-n', 'apps', '-o', 'name']);
+        expect(events.stdout.trim()).not.toBe('');
+
+        // Deleting it revokes in Vault, then the controller lets it go (finalizer).
+        const deleted = await cp.kubectl(['delete', 'vaultlease', 'db', '-n', 'apps', '--wait=false']);
+        expect(deleted.code, deleted.stderr).toBe(0);
+        await eventually('the VaultLease to be gone', async () => {
+          const got = await cp.kubectl(['get', 'vaultlease', 'db', '-n', 'apps']);
+          return got.code !== 0 && got.stderr.includes('NotFound');
+        }).catch(async (err) => {
+          const obj = await cp.kubectl(['get', 'vaultlease', 'db', '-n', 'apps', '-o', 'yaml']);
+          throw new Error(
+            `${err.message}\n${obj.stdout}\ncontroller log:\n${logs.split('\n').slice(-30).join('\n')}`,
+          );
+        });
+      } finally {
+        await operator.stop();
+        await store.close();
+        await rm(dataDir, { recursive: true, force: true });
+      }
+    }, 120_000);
   });
 
   it('uninstalls, keeping the CRDs and the root key; a reinstall reuses the key', async () => {
@@ -467,9 +542,9 @@ describe('the chart on a real control plane', () => {
     const crds = await cp.kubectl(['get', 'crd', '-o', 'name']);
     expect(crds.stdout).toContain('vaultleases.vault.ghoststack.io');
     expect(crds.stdout).toContain('vaultcredentials.vault.ghoststack.io');
-    // The VaultLease created above survives with its CRD.
-    const lease = await cp.kubectl(['get', 'vaultlease', 'db', '-n', 'apps']);
-    expect(lease.code, lease.stderr).toBe(0);
+    // Custom resources survive with their CRDs.
+    const credential = await cp.kubectl(['get', 'vaultcredential', 'db-password', '-n', 'apps']);
+    expect(credential.code, credential.stderr).toBe(0);
     expect(await secretData('vault-root-key')).toEqual(rootKey);
 
     await helmOk(['install', release, chartDir, '--namespace', ns]);
@@ -503,6 +578,39 @@ describe('the chart on a real control plane', () => {
     ]);
   });
 });
+
+const demoObjects = `
+apiVersion: vault.ghoststack.io/v1alpha1
+kind: VaultCredential
+metadata: {name: db-password}
+spec:
+  type: password
+  source: {generate: {length: 24}}
+  access: {serviceAccounts: [app], defaultTtl: 15m, maxTtl: 1h}
+---
+apiVersion: vault.ghoststack.io/v1alpha1
+kind: VaultLease
+metadata: {name: db}
+spec:
+  credentialRef: {name: db-password}
+  serviceAccountName: app
+  ttl: 10m
+`;
+
+/** Polls until `check` is true; fails with what it was waiting for. */
+async function eventually(what: string, check: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      if (await check()) return;
+    } catch (err) {
+      last = err;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+}
 
 function plainPod(name: string): V1Pod {
   return { metadata: { name }, spec: { containers: [{ name: 'app', image: 'busybox' }] } };

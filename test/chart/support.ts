@@ -123,3 +123,17 @@ export function rbacRules(objects: K8sObject[]): Array<{ owner: string; rule: Po
       ((o.rules ?? []) as PolicyRule[]).map((rule) => ({ owner: `${o.kind}/${o.metadata.name}`, rule })),
     );
 }
+
+/** A rule with its lists sorted, so that two spellings of the same grant compare equal. */
+export function normalizeRule(rule: PolicyRule, renames: Record<string, string> = {}): PolicyRule {
+  const sorted = (list?: string[]) =>
+    list ? [...list].map((item) => renames[item] ?? item).sort() : undefined;
+  return Object.fromEntries(
+    Object.entries({
+      apiGroups: sorted(rule.apiGroups),
+      resources: sorted(rule.resources),
+      resourceNames: sorted(rule.resourceNames),
+      verbs: sorted(rule.verbs) ?? [],
+    }).filter(([, value]) => value !== undefined),
+  ) as unknown as PolicyRule;
+}

@@ -3,6 +3,8 @@
  * and checked object by object; and the values schema refusing bad values readably.
  */
 import { X509Certificate } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { restrictedViolations } from './pod-security.js';
 import {
@@ -10,9 +12,13 @@ import {
   find,
   helm,
   type K8sObject,
+  normalizeRule,
+  type PolicyRule,
+  parseManifests,
   podTemplate,
   rbacRules,
   render,
+  repoRoot,
   valueFlags,
   workloadKinds,
 } from './support.js';
@@ -70,7 +76,7 @@ describe.each(matrix)('helm template: $name', ({ values }) => {
     const controller = find(objs, 'Deployment', 'vault-controller');
     expect(controller.spec.replicas).toBe(values['controller.replicas'] ?? 2);
     expect(podTemplate(controller).spec.containers[0].args).toEqual(
-      expect.arrayContaining(['operator', 'run', '--leader-elect=true']),
+      expect.arrayContaining(['operator', 'run', '--leader-election-name=vault-controller']),
     );
     const webhook = find(objs, 'Deployment', 'vault-webhook');
     expect(podTemplate(webhook).spec.containers[0].args[0]).toBe('webhook');
@@ -197,6 +203,30 @@ describe.each(matrix)('helm template: $name', ({ values }) => {
       name: 'VAULT_ROOT_KEY',
       valueFrom: { secretKeyRef: { name: 'vault-root-key', key: 'root-key' } },
     });
+  });
+});
+
+describe('helm template: controller RBAC', () => {
+  const reference = parseManifests(readFileSync(join(repoRoot, 'deploy', 'rbac', 'operator.yaml'), 'utf8'));
+  const rulesOf = (obj: K8sObject, renames: Record<string, string> = {}) =>
+    (obj.rules as PolicyRule[]).map((rule) => normalizeRule(rule, renames));
+
+  it('grants exactly what deploy/rbac/operator.yaml grants, cluster-wide', async () => {
+    const reference_ = reference.find((o) => o.kind === 'ClusterRole')!;
+    const chart = find(await render(), 'ClusterRole', 'vault-vault-controller');
+    expect(rulesOf(chart)).toEqual(rulesOf(reference_));
+  });
+
+  it('grants exactly what deploy/rbac/operator.yaml grants for leader election, on its own Lease', async () => {
+    const reference_ = reference.find((o) => o.kind === 'Role')!;
+    const objs = await render();
+    const chart = find(objs, 'Role', 'vault-controller-leader-election');
+    expect(chart.metadata.namespace).toBe('vault');
+    // The reference names its Lease vault-operator; the chart names it after the release.
+    expect(rulesOf(chart)).toEqual(rulesOf(reference_, { 'vault-operator': 'vault-controller' }));
+    const args: string[] = podTemplate(find(objs, 'Deployment', 'vault-controller')).spec.containers[0].args;
+    expect(args).toContain('--leader-election-name=vault-controller');
+    expect(args).toContain('--leader-election-namespace=vault');
   });
 });
 
@@ -439,7 +469,7 @@ describe('helm template: options', () => {
   it('runs the controller alone without leader election only with one replica', async () => {
     const objs = await render({ 'controller.replicas': 1, 'controller.leaderElection.enabled': false });
     expect(podTemplate(find(objs, 'Deployment', 'vault-controller')).spec.containers[0].args).toContain(
-      '--leader-elect=false',
+      '--no-leader-elect',
     );
   });
 });
@@ -507,9 +537,9 @@ describe('values that the chart refuses', () => {
       message: 'controller.replicas > 1 needs controller.leaderElection.enabled=true',
     },
     {
-      name: 'a lease duration that is not a duration',
-      values: { 'controller.leaderElection.leaseDuration': 'fifteen seconds' },
-      message: "at '/controller/leaderElection/leaseDuration'",
+      name: 'a resync period that is not a duration',
+      values: { 'controller.resync': 'ten minutes' },
+      message: "at '/controller/resync'",
     },
   ];
 
