@@ -115,6 +115,33 @@ export function createOperator(options: OperatorOptions): Operator {
   const idleWaiters: Array<() => void> = [];
   /** key → the resourceVersion our last write produced, until the informer delivers it. */
   const expectations = new Map<string, { rv: string; at: number }>();
+  /** key → the last resourceVersions the informer delivered (a watch event can beat the write's response). */
+  const seen = new Map<string, string[]>();
+
+  /** `namespace/leaseId` → VaultLease key, so that a change made in Vault reaches its object. */
+  const byLeaseId = new Map<string, string>();
+  const tenantWatches = new Map<string, Promise<{ close(): Promise<void> } | undefined>>();
+
+  function indexLease(obj: KubeObject) {
+    const ns = obj.metadata.namespace;
+    const leaseId = (obj.status as { leaseId?: string } | undefined)?.leaseId;
+    if (leaseId) byLeaseId.set(`${ns}/${leaseId}`, keyOf('VaultLease', ns, obj.metadata.name));
+    if (tenantWatches.has(ns)) return;
+    tenantWatches.set(
+      ns,
+      options.vault
+        .watchLeases(ns, (event) => {
+          if (event.type !== 'revoked' && event.type !== 'renewed') return;
+          const key = byLeaseId.get(`${ns}/${event.leaseId}`);
+          if (key) queue?.add(key);
+        })
+        .catch((err: unknown) => {
+          logger.warn({ tenant: ns, err: String(err) }, 'could not watch the tenant leases');
+          tenantWatches.delete(ns);
+          return undefined;
+        }),
+    );
+  }
 
   function enqueue(kind: Kind, obj: KubeObject) {
     queue?.add(keyOf(kind, obj.metadata.namespace, obj.metadata.name));
@@ -122,6 +149,9 @@ export function createOperator(options: OperatorOptions): Operator {
 
   function satisfy(kind: Kind, obj: KubeObject): boolean {
     const key = keyOf(kind, obj.metadata.namespace, obj.metadata.name);
+    const rvs = seen.get(key) ?? [];
+    rvs.push(obj.metadata.resourceVersion ?? '');
+    seen.set(key, rvs.slice(-4));
     const expected = expectations.get(key);
     if (expected && expected.rv === obj.metadata.resourceVersion) {
       expectations.delete(key);
@@ -142,7 +172,11 @@ export function createOperator(options: OperatorOptions): Operator {
         if (specChanged(obj, old) || caughtUp) enqueue(kind, obj);
         onAny?.(obj);
       },
-      onDelete: (obj) => expectations.delete(keyOf(kind, obj.metadata.namespace, obj.metadata.name)),
+      onDelete: (obj) => {
+        const key = keyOf(kind, obj.metadata.namespace, obj.metadata.name);
+        expectations.delete(key);
+        seen.delete(key);
+      },
       onResync: (obj) => enqueue(kind, obj),
     });
   }
@@ -181,7 +215,10 @@ export function createOperator(options: OperatorOptions): Operator {
     const remember = (type: ResourceType, ns: string | undefined, name: string, result: KubeObject) => {
       const kind = kindOfType(type);
       const rv = result?.metadata?.resourceVersion;
-      if (kind && ns && rv) expectations.set(keyOf(kind, ns, name), { rv, at: Date.now() });
+      if (kind && ns && rv) {
+        const key = keyOf(kind, ns, name);
+        if (!seen.get(key)?.includes(rv)) expectations.set(key, { rv, at: Date.now() });
+      }
       return result;
     };
     return {
@@ -249,7 +286,7 @@ export function createOperator(options: OperatorOptions): Operator {
     const expected = expectations.get(key);
     if (expected) {
       // Our last write has not reached the cache yet: its arrival requeues the key.
-      if (Date.now() - expected.at < 30_000) return {};
+      if (Date.now() - expected.at < 10_000) return { requeueAfterMs: 10_000 };
       expectations.delete(key);
     }
     const informer = kind === 'VaultLease' ? informers.leases : informers.credentials;
@@ -375,7 +412,7 @@ export function createOperator(options: OperatorOptions): Operator {
         credentials: make(resourceTypes.vaultCredentials),
         secrets: make(resourceTypes.secrets),
       };
-      watchKind('VaultLease', informers.leases);
+      watchKind('VaultLease', informers.leases, indexLease);
       watchKind('VaultCredential', informers.credentials, enqueueDependentLeases);
       informers.secrets.addHandlers({
         onAdd: enqueueCredentialsOfSecret,
@@ -420,6 +457,8 @@ export function createOperator(options: OperatorOptions): Operator {
       await elector?.stop(!stopOptions.abandon);
       leading = false;
       await Promise.all(Object.values(informers ?? {}).map((informer) => informer.stop()));
+      for (const watch of tenantWatches.values()) await (await watch)?.close();
+      tenantWatches.clear();
       client?.close();
     },
     idle() {

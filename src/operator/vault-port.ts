@@ -64,6 +64,11 @@ export interface VaultPort {
   getLease(tenant: string, id: string): Promise<LeaseInfo | undefined>;
   renewLease(tenant: string, id: string, increment?: string): Promise<LeaseInfo>;
   revokeLease(tenant: string, id: string, reason: string): Promise<void>;
+  /** Changes of the tenant's leases made anywhere (API, CLI, another VaultCredential's deletion). */
+  watchLeases(
+    tenant: string,
+    onEvent: (event: { type: 'issued' | 'renewed' | 'revoked' | 'expired'; leaseId: string }) => void,
+  ): Promise<{ close(): Promise<void> }>;
 }
 
 export const operatorIdentity: Identity = { type: 'workload', name: 'vault-operator' };
@@ -226,6 +231,8 @@ export function createCorePort(core: VaultCore, identity: Identity = operatorIde
     async renewLease(tenant, id, increment) {
       return stripValue(await core.leases.renew(ctx(tenant), id, increment ? { increment } : {}));
     },
+    watchLeases: (tenant, onEvent) =>
+      core.leases.watch(ctx(tenant), (event) => onEvent({ type: event.type, leaseId: event.lease.id })),
     async revokeLease(tenant, id, reason) {
       try {
         await core.leases.revoke(ctx(tenant), id, reason);

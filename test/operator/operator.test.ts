@@ -1,3 +1,4 @@
+import { writeFileSync } from 'node:fs';
 /**
  * The operator against a real kube-apiserver and a real Vault store: examples applied with
  * kubectl become Active, deletion revokes in Vault, the API server rejects invalid manifests
@@ -24,10 +25,16 @@ const getLease = (ns: string, name: string) => env.admin.get<Obj>(resourceTypes.
 const getCred = (ns: string, name: string) => env.admin.get<Obj>(resourceTypes.vaultCredentials, ns, name);
 
 async function phaseOf(ns: string, name: string, phase: string, kind: 'lease' | 'cred' = 'lease') {
-  return eventually(`${kind} ${ns}/${name} to be ${phase}`, async () => {
-    const obj = kind === 'lease' ? await getLease(ns, name) : await getCred(ns, name);
-    return obj.status?.phase === phase ? obj : undefined;
-  });
+  let last: Obj | undefined;
+  try {
+    return await eventually(`${kind} ${ns}/${name} to be ${phase}`, async () => {
+      last = kind === 'lease' ? await getLease(ns, name) : await getCred(ns, name);
+      return last.status?.phase === phase ? last : undefined;
+    });
+  } catch (err) {
+    const logs = env.logs().split('\n').slice(-15).join('\n');
+    throw new Error(`${(err as Error).message}\nlast status: ${JSON.stringify(last?.status)}\n${logs}`);
+  }
 }
 
 async function gone(ns: string, name: string, kind: 'lease' | 'cred' = 'lease') {
@@ -53,10 +60,11 @@ beforeAll(async () => {
 }, 180_000);
 
 afterAll(async () => {
+  if (env && process.env.OPERATOR_TEST_LOG) writeFileSync(process.env.OPERATOR_TEST_LOG, env.logs());
   await env?.close();
 });
 
-describe('vault operator on a real control plane', () => {
+describe('vault operator on a real control plane', { timeout: 90_000 }, () => {
   it('makes the examples Active, follows Secret changes, and never writes the value', async () => {
     const ns = 'shop';
     await env.cp.createNamespace(ns);
