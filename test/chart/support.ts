@@ -21,6 +21,7 @@ export interface K8sObject {
     namespace?: string;
     labels?: Record<string, string>;
     annotations?: Record<string, string>;
+    finalizers?: string[];
   };
   // biome-ignore lint/suspicious/noExplicitAny: rendered manifests are arbitrary YAML
   [field: string]: any;
