@@ -84,12 +84,12 @@ export function exitCodeFor(err: unknown): number {
 /** How to fix it, for people. */
 export function hintFor(err: unknown): string | undefined {
   if (err instanceof VaultConnectionError) {
-    return `start a server (\`eval "$(vault dev)"\`) or point VAULT_ADDR / --addr at yours (now ${err.addr})`;
+    return `start a server (\`vault dev\`) or point VAULT_ADDR / --addr at yours (now ${err.addr})`;
   }
   if (!(err instanceof VaultApiError)) return undefined;
   switch (err.code) {
     case 'unauthenticated':
-      return 'log in with `vault login`, or set VAULT_TOKEN (for a local server: eval "$(vault dev)")';
+      return 'log in with `vault login`, or set VAULT_TOKEN (for a local server: run `vault dev` and load the export lines it prints)';
     case 'permission_denied':
       return "your token's policies do not allow this: ask an admin to grant it (`vault policies put`, `vault identities put`)";
     case 'not_found':

@@ -43,7 +43,7 @@ const program = new Command('vault')
   .showHelpAfterError('(run with --help for usage)')
   .addHelpText(
     'after',
-    `\nConnection: VAULT_ADDR (default http://127.0.0.1:8200), VAULT_TOKEN or VAULT_TOKEN_FILE\n(else the token stored by \`vault login\`), VAULT_TENANT. Start locally with: eval "$(vault dev)"\n\nExit codes:\n${exitCodeTable
+    `\nConnection: VAULT_ADDR (default http://127.0.0.1:8200), VAULT_TOKEN or VAULT_TOKEN_FILE\n(else the token stored by \`vault login\`), VAULT_TENANT. Start locally with: vault dev > vault.env & sleep 5; . ./vault.env\n\nExit codes:\n${exitCodeTable
       .map(([code, meaning]) => `  ${String(code).padStart(2)}  ${meaning}`)
       .join('\n')}\n  \`vault run\` exits with the exit code of its command.`,
   );

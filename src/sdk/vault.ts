@@ -97,7 +97,7 @@ export class Vault {
     const resolved = resolveConnectOptions(options);
     if (!resolved.token) {
       throw new UnauthenticatedError(
-        'no token: pass the token option or set VAULT_TOKEN (for a local server, run `eval "$(vault dev)"`)',
+        'no token: pass the token option or set VAULT_TOKEN (for a local server, run `vault dev` and load the export lines it prints)',
         { status: 0 },
       );
     }
