@@ -70,7 +70,8 @@ export function register(program: Command): void {
           `${createdKey ? 'Created the' : 'Using the'} root key at ${rootKeyFile}.`,
           'Dev mode keeps the root key on disk beside the data it protects and prints a root token:',
           'never use it for real secrets. For production run `vault server` with etcd and a root key',
-          'you keep elsewhere. Load the settings into your shell with: eval "$(vault dev ...)"',
+          'you keep elsewhere. Paste the export lines below into another shell, or run',
+          '`vault dev > vault.env & sleep 5; . ./vault.env` to load them.',
           '',
         ].join('\n'),
       );

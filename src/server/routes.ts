@@ -30,7 +30,8 @@ export function apiRoutes(deps: { core: VaultCore; keyring: Keyring; metrics: Se
   router.get('/auth/whoami', async (_req, res) => {
     const ctx = callContext(res);
     if (!ctx.principal.accessor) throw badRequest('this call has no token');
-    res.json(await core.tokens.lookup(ctx, ctx.principal.accessor));
+    // A system token addressing another tenant still lives in its own.
+    res.json(await core.tokens.lookup({ ...ctx, tenant: ctx.principal.tenant }, ctx.principal.accessor));
   });
   router.post('/auth/tokens', async (req, res) => {
     res

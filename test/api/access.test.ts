@@ -43,6 +43,13 @@ describe('authentication and authorization', () => {
     expect((await vault.call('GET', '/v1/auth/whoami', { token: temp.body.token })).status).toBe(401);
   });
 
+  it('whoami answers for a system token addressing another tenant', async () => {
+    await vault.call('POST', '/v1/sys/tenants', { body: { id: 'elsewhere' } });
+    const me = await vault.call('GET', '/v1/auth/whoami', { tenant: 'elsewhere' });
+    expect(me.status).toBe(200);
+    expect(me.body).toMatchObject({ tenant: vault.tenant, system: true });
+  });
+
   it('stores tokens only as hashes', async () => {
     const { kvs } = await vault.store.range('/vault/');
     const everything = kvs.map((kv) => kv.key + kv.value).join('\n');
