@@ -10,6 +10,8 @@ export const auditRecord = z.object({
   tenant: z.string(),
   actor: identity,
   actingFor: identity.optional(),
+  /** Who minted the caller's token, when that is someone else (the human behind an agent). */
+  delegatedBy: identity.optional(),
   action: z.string(),
   resource: z.string(),
   outcome: z.enum(auditOutcomes),

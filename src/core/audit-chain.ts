@@ -24,6 +24,7 @@ export function hashRecord(record: UnsignedRecord): string {
     record.reason ?? null,
     record.source ?? null,
     record.valueHmac ?? null,
+    record.delegatedBy ? identityKey(record.delegatedBy) : null,
     record.prevHash,
   ];
   return createHash('sha256').update(JSON.stringify(canonical)).digest('hex');

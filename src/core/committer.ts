@@ -70,7 +70,12 @@ export function createCommitter(deps: { store: Store; clock: Clock; sink: AuditS
     return { ...parsed, modRevision: kv.modRevision };
   };
 
-  const chain = (ctx: CallContext, previous: { seq: number; hash: string }, inputs: AuditInput[], time: string) => {
+  const chain = (
+    ctx: CallContext,
+    previous: { seq: number; hash: string },
+    inputs: AuditInput[],
+    time: string,
+  ) => {
     const records: AuditRecord[] = [];
     let { seq, hash } = previous;
     for (const input of inputs) {
@@ -82,6 +87,7 @@ export function createCommitter(deps: { store: Store; clock: Clock; sink: AuditS
         tenant: ctx.tenant,
         actor: ctx.principal.identity,
         ...(input.actingFor ? { actingFor: input.actingFor } : {}),
+        ...(ctx.principal.delegatedBy ? { delegatedBy: ctx.principal.delegatedBy } : {}),
         action: input.action,
         resource: input.resource,
         outcome: input.outcome,
@@ -125,7 +131,12 @@ export function createCommitter(deps: { store: Store; clock: Clock; sink: AuditS
       const { reads, writes, exclusive } = footprint(mutation);
       const size = mutation.ops.length + mutation.audit.length;
       const clash = [...reads, ...writes].some((key) => written.has(key));
-      if (closed || clash || (exclusive && accepted.length > 0) || (accepted.length > 0 && opCount + size > MAX_OPS)) {
+      if (
+        closed ||
+        clash ||
+        (exclusive && accepted.length > 0) ||
+        (accepted.length > 0 && opCount + size > MAX_OPS)
+      ) {
         deferred.push(pending);
         return;
       }
@@ -188,7 +199,9 @@ export function createCommitter(deps: { store: Store; clock: Clock; sink: AuditS
       pending.attempts += 1;
       pending.solo = accepted.length > 1 || pending.solo;
       if (pending.attempts >= MAX_ATTEMPTS) {
-        pending.reject(new VaultError('conflict', 'the record changed concurrently too many times; retry the request'));
+        pending.reject(
+          new VaultError('conflict', 'the record changed concurrently too many times; retry the request'),
+        );
       } else retry.push(pending);
     }
     queue.unshift(...retry);

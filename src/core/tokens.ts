@@ -114,6 +114,9 @@ export function createTokenService(deps: CoreDeps & { access: Access }) {
         policies: [...new Set([...record.policies, ...identityPolicies])],
         system: record.system === true,
         accessor: record.accessor,
+        ...(record.createdBy && !sameIdentity(record.createdBy, record.identity)
+          ? { delegatedBy: record.createdBy }
+          : {}),
       };
     },
 

@@ -92,6 +92,25 @@ describe('authentication and authorization', () => {
     expect(reveal.status).toBe(403);
   });
 
+  it('audits an agent’s calls as the agent, with the human who minted its token', async () => {
+    const minted = await vault.call('POST', '/v1/auth/tokens', {
+      token: humanToken,
+      body: { identity: { type: 'human', name: 'ada' }, policies: ['ml-lead'], ttl: '5m' },
+    });
+    expect(minted.status).toBe(201);
+    await vault.call('POST', '/v1/leases', {
+      token: agentToken,
+      body: { credentialName: 'openai-key', ttl: '1m' },
+    });
+    const records = (await vault.call('GET', '/v1/audit?action=lease.create&identityName=claude-code')).body
+      .records;
+    expect(records.at(-1)).toMatchObject({
+      actor: { type: 'agent', name: 'claude-code' },
+      delegatedBy: { type: 'human', name: 'root' },
+    });
+    expect((await vault.call('GET', '/v1/audit/verify')).body.ok).toBe(true);
+  });
+
   it('an agent acts only for itself', async () => {
     const other = await vault.call('POST', '/v1/leases', {
       token: agentToken,

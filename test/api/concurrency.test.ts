@@ -12,7 +12,9 @@ describe('concurrent changes (group commit)', () => {
 
   it('issues 100 leases at once, each with its own audit record, and the chain verifies', async () => {
     const results = await Promise.all(
-      Array.from({ length: 100 }, () => vault.call('POST', '/v1/leases', { body: { credentialName: 'hot', ttl: '5m' } })),
+      Array.from({ length: 100 }, () =>
+        vault.call('POST', '/v1/leases', { body: { credentialName: 'hot', ttl: '5m' } }),
+      ),
     );
     expect(results.map((r) => r.status)).toEqual(Array(100).fill(201));
     const ids = new Set(results.map((r) => r.body.id));
