@@ -22,6 +22,7 @@ import { createOperator } from '../../src/operator/manager.js';
 import { createCorePort } from '../../src/operator/vault-port.js';
 import { parseServerConfig } from '../../src/server/config.js';
 import { openVault } from '../../src/server/vault-process.js';
+import { runWebhook } from '../../src/webhook/run.js';
 import { type ControlPlane, startControlPlane } from '../support/control-plane.js';
 import {
   chartDir,
@@ -143,8 +144,12 @@ describe('the chart on a real control plane', () => {
     const rootKey = await secretData('vault-root-key');
     const etcdTls = await secretData('vault-etcd-tls');
     const clientTls = await secretData('vault-etcd-client-tls');
-    // What the running webhook would have done: fill its Secret and publish its CA bundle.
-    const webhookState = { 'ca.crt': Buffer.from('ca').toString('base64') };
+    // What the running webhook would have done by now: rotate (its Secret changes) and publish
+    // a new CA bundle.
+    const rotated = {
+      ...(await secretData('vault-webhook-tls')),
+      'previous-ca.crt': Buffer.from('old').toString('base64'),
+    };
     const filled = await cp.kubectl([
       'patch',
       'secret',
@@ -153,7 +158,7 @@ describe('the chart on a real control plane', () => {
       ns,
       '--type=merge',
       '-p',
-      JSON.stringify({ data: webhookState }),
+      JSON.stringify({ data: rotated }),
     ]);
     expect(filled.code, filled.stderr).toBe(0);
     const caBundle = Buffer.from('-----BEGIN CERTIFICATE-----\nplaceholder\n').toString('base64');
@@ -183,7 +188,7 @@ describe('the chart on a real control plane', () => {
     expect(await secretData('vault-root-key')).toEqual(rootKey);
     expect(await secretData('vault-etcd-tls')).toEqual(etcdTls);
     expect(await secretData('vault-etcd-client-tls')).toEqual(clientTls);
-    expect(await secretData('vault-webhook-tls')).toEqual(webhookState);
+    expect(await secretData('vault-webhook-tls')).toEqual(rotated);
     const mwc = JSON.parse(
       (await cp.kubectl(['get', 'mutatingwebhookconfiguration', 'vault-vault', '-o', 'json'])).stdout,
     );
@@ -529,6 +534,55 @@ describe('the chart on a real control plane', () => {
         await rm(dataDir, { recursive: true, force: true });
       }
     }, 120_000);
+
+    it('is enough for the real webhook: it keeps its certificate in the chart Secret and publishes the caBundle', async () => {
+      let logs = '';
+      const logger = createLogger({
+        level: 'debug',
+        destination: {
+          write: (line: string) => {
+            logs += line;
+          },
+        },
+      });
+      const started = runWebhook({
+        kubeConfig: cp.kubeConfigForToken(await tokenFor('vault-webhook')),
+        namespace: ns,
+        host: '127.0.0.1',
+        port: 0,
+        mutate: {
+          agentImage: 'ghcr.io/ghoststack/vault:0.1.0',
+          agentImagePullPolicy: 'IfNotPresent',
+          vaultAddr: 'http://vault.vault.svc:8200',
+          resources: { cpuRequest: '10m', cpuLimit: '200m', memoryRequest: '48Mi', memoryLimit: '128Mi' },
+          tokenAudience: 'vault',
+          tokenExpirationSeconds: 600,
+          healthPort: 8099,
+        },
+        // The names the chart passes (templates/webhook-deployment.yaml).
+        configurationName: 'vault-vault',
+        certSecret: 'vault-webhook-tls',
+        dnsNames: ['vault-webhook.vault.svc', 'vault-webhook.vault.svc.cluster.local'],
+        ipAddresses: [],
+        checkLeases: true,
+        clock: () => new Date(),
+        logger,
+      });
+      const webhook = await started.catch((err: Error) => {
+        throw new Error(`the webhook did not start as the chart ServiceAccount: ${err.message}\n${logs}`);
+      });
+      try {
+        const data = await secretData('vault-webhook-tls');
+        expect(Object.keys(data)).toEqual(expect.arrayContaining(['ca.crt', 'tls.crt', 'tls.key']));
+        const mwc = JSON.parse(
+          (await cp.kubectl(['get', 'mutatingwebhookconfiguration', 'vault-vault', '-o', 'json'])).stdout,
+        );
+        const bundle = Buffer.from(mwc.webhooks[0].clientConfig.caBundle, 'base64').toString('utf8');
+        expect(bundle).toContain(Buffer.from(data['ca.crt']!, 'base64').toString('utf8').trim());
+      } finally {
+        await webhook.stop();
+      }
+    });
   });
 
   it('uninstalls, keeping the CRDs and the root key; a reinstall reuses the key', async () => {

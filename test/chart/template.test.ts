@@ -316,14 +316,37 @@ describe('helm template: storage', () => {
 });
 
 describe('helm template: webhook TLS', () => {
-  it('leaves the certificate to the webhook by default: an empty Secret it may write, by name', async () => {
+  it('seeds the self-managed certificate and caBundle, and lets the webhook rewrite only its own', async () => {
     const objs = await render();
-    const secret = find(objs, 'Secret', 'vault-webhook-tls');
-    expect(secret.data).toBeUndefined();
+    const data = find(objs, 'Secret', 'vault-webhook-tls').data;
+    const ca = new X509Certificate(b64(data['ca.crt']));
+    const serving = new X509Certificate(b64(data['tls.crt']));
+    expect(ca.ca).toBe(true);
+    expect(serving.verify(ca.publicKey)).toBe(true);
+    // The names the webhook's rotation checks (its --service-name in the release namespace).
+    expect(serving.subjectAltName).toBe(
+      'DNS:vault-webhook.vault.svc, DNS:vault-webhook.vault.svc.cluster.local',
+    );
+    expect(b64(data['ca.key']).toString()).toContain('PRIVATE KEY');
+    const config = find(objs, 'MutatingWebhookConfiguration', 'vault-vault');
+    expect(config.webhooks[0].clientConfig.caBundle).toBe(data['ca.crt']);
+    expect(config.metadata.annotations?.['cert-manager.io/inject-ca-from']).toBeUndefined();
+
+    const args: string[] = podTemplate(find(objs, 'Deployment', 'vault-webhook')).spec.containers[0].args;
+    expect(args).toEqual(
+      expect.arrayContaining([
+        '--cert-secret=vault-webhook-tls',
+        '--configuration-name=vault-vault',
+        '--service-name=vault-webhook',
+        '--namespace=vault',
+        '--vault-addr=http://vault.vault.svc:8200',
+      ]),
+    );
     const role = find(objs, 'Role', 'vault-webhook');
     expect(role.rules).toEqual([
       expect.objectContaining({ resources: ['secrets'], resourceNames: ['vault-webhook-tls'] }),
     ]);
+    expect(role.rules[0].verbs).not.toContain('create');
     const clusterRole = find(objs, 'ClusterRole', 'vault-vault-webhook');
     expect(clusterRole.rules).toEqual([
       { apiGroups: ['vault.ghoststack.io'], resources: ['vaultleases'], verbs: ['get'] },
@@ -332,8 +355,6 @@ describe('helm template: webhook TLS', () => {
         resourceNames: ['vault-vault'],
       }),
     ]);
-    const config = find(objs, 'MutatingWebhookConfiguration', 'vault-vault');
-    expect(config.metadata.annotations?.['cert-manager.io/inject-ca-from']).toBeUndefined();
   });
 
   it('uses cert-manager when asked: a CA chain, a serving Certificate and the cainjector annotation', async () => {
