@@ -1,7 +1,6 @@
 import { readFile } from 'node:fs/promises';
-import { KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
 import { Registry } from 'prom-client';
-import { createKubeClient, isStatus, resourceTypes } from '../k8s/api-client.js';
 import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/logger.js';
 import { type CreatedToken, Vault } from '../sdk/index.js';
@@ -63,7 +62,9 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     const namespace = config.namespace;
     if (!namespace)
       throw new LoginError('files come from VaultLeases, but the configuration names no namespace');
-    const kc = options.kubeConfig ?? inCluster();
+    // Loaded only when needed: the Kubernetes client is most of the agent's memory otherwise.
+    const { createKubeClient, isStatus, resourceTypes } = await import('../k8s/api-client.js');
+    const kc = options.kubeConfig ?? (await inCluster());
     const client = await createKubeClient(kc);
     closeKube.push(() => client.close());
     resolveLease = async (name) => {
@@ -115,7 +116,8 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   };
 }
 
-function inCluster(): KubeConfig {
+async function inCluster(): Promise<KubeConfig> {
+  const { KubeConfig } = await import('@kubernetes/client-node');
   const kc = new KubeConfig();
   kc.loadFromCluster();
   return kc;

@@ -4,7 +4,7 @@
  * `VAULT_TOKEN` or the projected ServiceAccount token, and keeps the files until SIGTERM.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
 import type { Command } from 'commander';
 import { type AgentConfig, agentConfig, agentConfigEnv } from '../agent/config.js';
 import { LoginError, startAgent } from '../agent/run.js';
@@ -49,6 +49,7 @@ export function register(program: Command): void {
       const kubeconfigPath = flags.kubeconfig ?? env.KUBECONFIG;
       let kubeConfig: KubeConfig | undefined;
       if (kubeconfigPath) {
+        const { KubeConfig } = await import('@kubernetes/client-node');
         kubeConfig = new KubeConfig();
         kubeConfig.loadFromFile(kubeconfigPath);
       }

@@ -1,12 +1,12 @@
 /**
  * The `vault agent` and `vault webhook` commands on their own, for tests that run them as
- * processes (src/cli/main.ts assembles the same register functions for users).
+ * processes (src/cli/main.ts assembles the same register functions for users). Only the
+ * command that runs is loaded, as in main.ts, so the agent's memory is measured alone.
  */
 import { Command } from 'commander';
-import { register as registerAgent } from '../../src/cli/agent.js';
-import { register as registerWebhook } from '../../src/cli/webhook.js';
 
 const program = new Command('vault');
-registerAgent(program);
-registerWebhook(program);
+const command = process.argv[2];
+if (command === 'agent') (await import('../../src/cli/agent.js')).register(program);
+else (await import('../../src/cli/webhook.js')).register(program);
 await program.parseAsync(process.argv);
