@@ -126,7 +126,10 @@ export function createCommitter(deps: { store: Store; clock: Clock; sink: AuditS
     let closed = false;
     built.forEach((outcome, i) => {
       const pending = candidates[i]!;
-      if (outcome.status === 'rejected') return pending.reject(outcome.reason);
+      if (outcome.status === 'rejected') {
+        pending.reject(outcome.reason);
+        return;
+      }
       const mutation = outcome.value;
       const { reads, writes, exclusive } = footprint(mutation);
       const size = mutation.ops.length + mutation.audit.length;

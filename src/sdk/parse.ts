@@ -274,6 +274,7 @@ export function parseAuditRecord(value: unknown, path = 'record'): AuditRecord {
     },
     {
       actingFor: optIdentity(o, 'actingFor', path),
+      delegatedBy: optIdentity(o, 'delegatedBy', path),
       reason: optStr(o, 'reason', path),
       source: optStr(o, 'source', path),
       valueHmac: optStr(o, 'valueHmac', path),

@@ -324,6 +324,8 @@ export interface AuditRecord {
   actor: Identity;
   /** The identity it acted for, when different. */
   actingFor?: Identity;
+  /** Who minted the caller's token, when someone else did (the human behind an agent). */
+  delegatedBy?: Identity;
   /** What was attempted, e.g. `lease.create`. */
   action: string;
   /** What it was attempted on. */

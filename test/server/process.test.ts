@@ -76,9 +76,9 @@ describe('vault dev', () => {
       headers,
       body: JSON.stringify({ credentialName: 'kept', ttl: '1m' }),
     });
-    expect((await lease.json()).value).toBe('survives-restart');
+    expect(((await lease.json()) as { value: string }).value).toBe('survives-restart');
     const verify = await fetch(`${second.env.VAULT_ADDR}/v1/audit/verify`, { headers });
-    expect((await verify.json()).ok).toBe(true);
+    expect(((await verify.json()) as { ok: boolean }).ok).toBe(true);
     expect(await stop(second.child)).toBe(0);
   });
 });

@@ -38,6 +38,7 @@ export interface TestVault {
     method: string,
     path: string,
     options?: CallOptions,
+    // biome-ignore lint/suspicious/noExplicitAny: tests assert on response JSON of every shape
   ): Promise<{ status: number; body: any; text: string }>;
   /** A token for `identity` in the tenant with the given policies (created by the root token). */
   tokenFor(

@@ -19,7 +19,8 @@ export interface VaultDev {
   /** Everything the server wrote to stderr so far (for failure messages). */
   stderr(): string;
   /** SIGTERM, wait for exit, remove the data directory. */
-  stop(): Promise<void>;
+  /** Stops it; the data directory is removed unless `keepData` (then it goes at process exit). */
+  stop(options?: { keepData?: boolean }): Promise<void>;
 }
 
 export const repoRoot = resolve(import.meta.dirname, '../..');
@@ -32,8 +33,10 @@ process.once('exit', () => {
   for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
 });
 
-export async function startVaultDev(options: { startTimeoutMs?: number } = {}): Promise<VaultDev> {
-  const dataDir = mkdtempSync(join(tmpdir(), 'vault-dev-test-'));
+export async function startVaultDev(
+  options: { startTimeoutMs?: number; dataDir?: string } = {},
+): Promise<VaultDev> {
+  const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'vault-dev-test-'));
   dirs.add(dataDir);
   const child = spawn(process.execPath, [vaultBin, 'dev', '--data-dir', dataDir, '--port', '0'], {
     cwd: repoRoot,
@@ -76,7 +79,7 @@ export async function startVaultDev(options: { startTimeoutMs?: number } = {}): 
     tenant: exports.VAULT_TENANT!,
     dataDir,
     stderr: () => stderr,
-    async stop() {
+    async stop(stopOptions: { keepData?: boolean } = {}) {
       if (child.exitCode === null && child.signalCode === null) {
         child.kill('SIGTERM');
         const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
@@ -84,6 +87,7 @@ export async function startVaultDev(options: { startTimeoutMs?: number } = {}): 
         clearTimeout(timer);
       }
       live.delete(child);
+      if (stopOptions.keepData) return;
       rmSync(dataDir, { recursive: true, force: true });
       dirs.delete(dataDir);
     },
