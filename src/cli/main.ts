@@ -34,6 +34,7 @@ const groups: Group[] = [
   { names: ['mcp'], register: registerMcp },
   { names: ['agent'], load: () => import('./agent.js') },
   { names: ['operator'], load: () => import('./operator.js') },
+  { names: ['webhook'], load: () => import('./webhook.js') },
 ];
 
 const program = new Command('vault')

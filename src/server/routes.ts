@@ -69,7 +69,10 @@ export function apiRoutes(deps: { core: VaultCore; keyring: Keyring; metrics: Se
     res.json({
       ...status,
       tenants: mine(status.tenants),
-      rotations: { root: ctx.principal.system ? status.rotations.root : null, tenants: mine(status.rotations.tenants) },
+      rotations: {
+        root: ctx.principal.system ? status.rotations.root : null,
+        tenants: mine(status.rotations.tenants),
+      },
       shredded: mine(status.shredded),
     });
   });

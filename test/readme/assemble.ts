@@ -32,8 +32,13 @@ const order = [
 
 export async function assembleReadme(): Promise<string> {
   const files = (await readdir(sectionsDir)).filter((name) => name.endsWith('.md'));
-  const ordered = [...order.filter((name) => files.includes(name)), ...files.filter((name) => !order.includes(name)).sort()];
-  const parts = await Promise.all(ordered.map(async (name) => (await readFile(join(sectionsDir, name), 'utf8')).trim()));
+  const ordered = [
+    ...order.filter((name) => files.includes(name)),
+    ...files.filter((name) => !order.includes(name)).sort(),
+  ];
+  const parts = await Promise.all(
+    ordered.map(async (name) => (await readFile(join(sectionsDir, name), 'utf8')).trim()),
+  );
   return `${parts.join('\n\n')}\n\n<!-- Generated from docs/readme/*.md by \`npm run readme\`; edit those files. -->\n`;
 }
 

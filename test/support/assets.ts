@@ -29,7 +29,10 @@ export function resolveAssets(): Assets {
   };
   let dir: string | undefined;
   const built = (file: string): string => {
-    dir ??= execFileSync('bash', [buildScript], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim();
+    dir ??= execFileSync('bash', [buildScript], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'inherit'],
+    }).trim();
     return join(dir, file);
   };
   cached = {
