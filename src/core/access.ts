@@ -10,13 +10,25 @@ import { type CredentialRef, type Decision, decide, mayActFor } from './policy-e
  * Authorization with its audit trail: a denial is written to the audit chain before the
  * caller sees 403 (if that write fails, the caller sees the store error instead).
  */
-export function createAccess(deps: Pick<CoreDeps, 'store' | 'committer'>) {
-  async function policiesOf(ctx: CallContext): Promise<Map<string, PolicyBody>> {
+export function createAccess(deps: Pick<CoreDeps, 'committer' | 'records'>) {
+  // One request asks several questions; its policies are read once.
+  const perCall = new WeakMap<CallContext, Promise<Map<string, PolicyBody>>>();
+
+  function policiesOf(ctx: CallContext): Promise<Map<string, PolicyBody>> {
+    let found = perCall.get(ctx);
+    if (!found) {
+      found = loadPolicies(ctx);
+      perCall.set(ctx, found);
+    }
+    return found;
+  }
+
+  async function loadPolicies(ctx: CallContext): Promise<Map<string, PolicyBody>> {
     const found = new Map<string, PolicyBody>();
     if (ctx.principal.system) return found;
     await Promise.all(
       ctx.principal.policies.map(async (name) => {
-        const kv = await deps.store.get(keys.policy(ctx.tenant, name));
+        const kv = await deps.records.get(keys.policy(ctx.tenant, name));
         if (kv) found.set(name, parseRecord<PolicyBody>(kv.value));
       }),
     );

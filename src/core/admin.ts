@@ -9,7 +9,7 @@ import { keys } from './keys.js';
 
 /** Policies and identities: administration of a tenant, every change audited. */
 export function createAdminService(deps: CoreDeps & { access: Access }) {
-  const { store, committer, access, clock } = deps;
+  const { store, committer, access, clock, records } = deps;
 
   async function put<T extends { createdAt: string }>(
     ctx: CallContext,
@@ -19,30 +19,38 @@ export function createAdminService(deps: CoreDeps & { access: Access }) {
     build: (existing: T | undefined, now: string) => T,
   ): Promise<T> {
     await access.check(ctx, 'admin', resource, undefined, action);
-    return committer.commit(ctx, async () => {
-      const kv = await store.get(key);
-      const record = build(kv ? parseRecord<T>(kv.value) : undefined, clock().toISOString());
-      return {
-        compare: [{ key, modRevision: kv?.modRevision ?? 0 }],
-        ops: [{ type: 'put', key, value: JSON.stringify(record) }],
-        audit: [{ action, resource, outcome: 'allowed' }],
-        result: record,
-      };
-    });
+    try {
+      return await committer.commit(ctx, async () => {
+        const kv = await store.get(key);
+        const record = build(kv ? parseRecord<T>(kv.value) : undefined, clock().toISOString());
+        return {
+          compare: [{ key, modRevision: kv?.modRevision ?? 0 }],
+          ops: [{ type: 'put', key, value: JSON.stringify(record) }],
+          audit: [{ action, resource, outcome: 'allowed' }],
+          result: record,
+        };
+      });
+    } finally {
+      records.invalidate(key);
+    }
   }
 
   async function remove(ctx: CallContext, key: string, resource: string, action: string, what: string) {
     await access.check(ctx, 'admin', resource, undefined, action);
-    await committer.commit(ctx, async () => {
-      const kv = await store.get(key);
-      if (!kv) throw notFound(`${what} does not exist in tenant "${ctx.tenant}"`);
-      return {
-        compare: [{ key, modRevision: kv.modRevision }],
-        ops: [{ type: 'delete', key }],
-        audit: [{ action, resource, outcome: 'allowed' }],
-        result: undefined,
-      };
-    });
+    try {
+      await committer.commit(ctx, async () => {
+        const kv = await store.get(key);
+        if (!kv) throw notFound(`${what} does not exist in tenant "${ctx.tenant}"`);
+        return {
+          compare: [{ key, modRevision: kv.modRevision }],
+          ops: [{ type: 'delete', key }],
+          audit: [{ action, resource, outcome: 'allowed' }],
+          result: undefined,
+        };
+      });
+    } finally {
+      records.invalidate(key);
+    }
   }
 
   async function read<T>(

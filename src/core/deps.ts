@@ -2,6 +2,7 @@ import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/logger.js';
 import type { Store } from '../store/store.js';
 import type { Committer } from './committer.js';
+import type { RecordCache, SealedCache } from './record-cache.js';
 
 /**
  * What the core needs of the keyring (src/crypto/keyring.ts): sealed values are opaque
@@ -25,6 +26,8 @@ export interface CoreConfig {
    * costs; no flag or setting of the server exposes it.
    */
   audit: boolean;
+  /** How long token, identity and policy records are cached (another replica's change shows within it). */
+  recordCacheTtlMs: number;
 }
 
 export const defaultCoreConfig: CoreConfig = {
@@ -32,6 +35,7 @@ export const defaultCoreConfig: CoreConfig = {
   maxLeaseTtlMs: 24 * 3_600_000,
   autoCreateTenants: false,
   audit: true,
+  recordCacheTtlMs: 1000,
 };
 
 export interface CoreDeps {
@@ -41,6 +45,8 @@ export interface CoreDeps {
   logger: Logger;
   committer: Committer;
   config: CoreConfig;
+  records: RecordCache;
+  sealed: SealedCache;
 }
 
 export const parseRecord = <T>(value: string): T => JSON.parse(value) as T;

@@ -9,6 +9,7 @@ import { createCommitter } from './committer.js';
 import { createCredentialService } from './credentials.js';
 import { type CoreConfig, type CoreDeps, defaultCoreConfig, type KeyringPort } from './deps.js';
 import { createFingerprints } from './fingerprints.js';
+import { createRecordCache, createSealedCache } from './record-cache.js';
 import { createLeaseService } from './leases.js';
 import { createTenantService } from './tenants.js';
 import { createTokenService } from './tokens.js';
@@ -32,10 +33,12 @@ export interface VaultCoreDeps {
 /** The Vault core: every service, wired to one store, keyring and audit chain. No HTTP, no k8s. */
 export function createVaultCore(options: VaultCoreDeps) {
   const clock = options.clock ?? systemClock;
+  const config = { ...defaultCoreConfig, ...options.config };
   const committer = createCommitter({
     store: options.store,
     clock,
     sink: options.auditSink ?? nullAuditSink,
+    enabled: config.audit,
   });
   const deps: CoreDeps = {
     store: options.store,
@@ -43,7 +46,9 @@ export function createVaultCore(options: VaultCoreDeps) {
     clock,
     logger: options.logger ?? silentLogger,
     committer,
-    config: { ...defaultCoreConfig, ...options.config },
+    config,
+    records: createRecordCache(options.store, config.recordCacheTtlMs),
+    sealed: createSealedCache(options.store),
   };
   const access = createAccess(deps);
   const fingerprints = createFingerprints(deps);

@@ -83,8 +83,19 @@ export function createLeaseService(
     throw new VaultError(state === 'revoked' ? 'lease_revoked' : 'lease_expired', reason);
   }
 
-  async function openValue(ctx: CallContext, lease: LeaseRecord): Promise<string> {
-    const kv = await store.get(keys.value(ctx.tenant, lease.credentialName, lease.version));
+  /**
+   * `credentialCreatedAt` lets the immutable sealed record come from the cache: it tells a
+   * credential deleted and created again under the same name from the one that was cached.
+   */
+  async function openValue(
+    ctx: CallContext,
+    lease: LeaseRecord,
+    credentialCreatedAt?: string,
+  ): Promise<string> {
+    const key = keys.value(ctx.tenant, lease.credentialName, lease.version);
+    const kv = credentialCreatedAt
+      ? await deps.sealed.get(`${key}#${credentialCreatedAt}`, key)
+      : await store.get(key);
     if (!kv)
       throw new VaultError('lease_revoked', `version ${lease.version} of "${lease.credentialName}" is gone`);
     const { sealed } = parseRecord<{ sealed: never }>(kv.value);
@@ -127,13 +138,17 @@ export function createLeaseService(
     async create(ctx: CallContext, input: CreateLeaseInput): Promise<Lease> {
       const target: Identity = input.identity ?? ctx.principal.identity;
       const resource = `credential/${input.credentialName}`;
-      const { credential } = await credentials.mustLoad(ctx, input.credentialName, 'lease.create');
+      const loaded = await credentials.mustLoad(ctx, input.credentialName, 'lease.create');
+      const { credential } = loaded;
       const decision = await access.check(ctx, 'lease', resource, credential, 'lease.create');
       await access.checkActFor(ctx, target, 'lease.create', resource);
       const { ttlMs, maxTtlMs } = ttlLimits(ctx, credential, input, decision.maxTtlMs);
 
+      // The first attempt reuses the record read above: the commit compares its revision.
+      let reuse: typeof loaded | undefined = loaded;
       return committer.commit(ctx, async () => {
-        const current = await credentials.load(ctx, input.credentialName);
+        const current = reuse ?? (await credentials.load(ctx, input.credentialName));
+        reuse = undefined;
         if (!current) throw notFound(`credential "${input.credentialName}" was deleted`);
         const version = input.version ?? current.credential.currentVersion;
         if (!current.credential.versions.some((v) => v.version === version)) {
@@ -155,7 +170,7 @@ export function createLeaseService(
           renewCount: 0,
           state: 'active',
         };
-        const value = await openValue(ctx, lease);
+        const value = await openValue(ctx, lease, current.credential.createdAt);
         const valueHmac = await fingerprints.of(ctx.tenant, value);
         return {
           compare: [

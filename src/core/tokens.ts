@@ -28,7 +28,7 @@ const resourceOf = (accessor: string) => `token/${accessor}`;
  * random id that can look a token up or revoke it without knowing it.
  */
 export function createTokenService(deps: CoreDeps & { access: Access }) {
-  const { store, committer, access, clock } = deps;
+  const { store, committer, access, clock, records } = deps;
 
   async function mint(
     ctx: CallContext | undefined,
@@ -98,13 +98,13 @@ export function createTokenService(deps: CoreDeps & { access: Access }) {
     async authenticate(token: string): Promise<Principal> {
       if (!token.startsWith(TOKEN_PREFIX) || token.length > 128)
         throw unauthenticated('the token is malformed');
-      const kv = await store.get(keys.token(hashToken(token)));
+      const kv = await records.get(keys.token(hashToken(token)));
       if (!kv) throw unauthenticated('the token is unknown or was revoked; log in again');
       const record = parseRecord<TokenRecord>(kv.value);
       if (Date.parse(record.expiresAt) <= clock().getTime()) {
         throw unauthenticated(`the token expired at ${record.expiresAt}; log in again`);
       }
-      const identityKv = await store.get(
+      const identityKv = await records.get(
         keys.identity(record.tenant, record.identity.type, record.identity.name),
       );
       const identityPolicies = identityKv ? parseRecord<IdentityRecord>(identityKv.value).policies : [];
@@ -156,21 +156,25 @@ export function createTokenService(deps: CoreDeps & { access: Access }) {
       if (record.accessor !== ctx.principal.accessor) {
         await access.check(ctx, 'admin', resourceOf(accessor), undefined, 'token.revoke');
       }
-      await committer.commit(ctx, async () => ({
-        ops: [
-          { type: 'delete', key: keys.token(record.hash) },
-          { type: 'delete', key: keys.accessor(accessor) },
-        ],
-        audit: [
-          {
-            action: 'token.revoke',
-            resource: resourceOf(accessor),
-            outcome: 'allowed',
-            actingFor: record.identity,
-          },
-        ],
-        result: undefined,
-      }));
+      try {
+        await committer.commit(ctx, async () => ({
+          ops: [
+            { type: 'delete', key: keys.token(record.hash) },
+            { type: 'delete', key: keys.accessor(accessor) },
+          ],
+          audit: [
+            {
+              action: 'token.revoke',
+              resource: resourceOf(accessor),
+              outcome: 'allowed',
+              actingFor: record.identity,
+            },
+          ],
+          result: undefined,
+        }));
+      } finally {
+        records.invalidate(keys.token(record.hash));
+      }
     },
   };
 }

@@ -179,6 +179,15 @@ describe('credentials and leases over HTTP', () => {
     expect((await vault.call('GET', '/v1/credentials/db-url')).status).toBe(404);
   });
 
+  it('a credential deleted and created again under its name leases the new value, never the cached old one', async () => {
+    await vault.call('POST', '/v1/credentials', { body: { name: 'reborn', type: 'generic', value: 'first-life' } });
+    expect((await vault.call('POST', '/v1/leases', { body: { credentialName: 'reborn' } })).body.value).toBe('first-life');
+    await vault.call('DELETE', '/v1/credentials/reborn');
+    clock.advance(5);
+    await vault.call('POST', '/v1/credentials', { body: { name: 'reborn', type: 'generic', value: 'second-life' } });
+    expect((await vault.call('POST', '/v1/leases', { body: { credentialName: 'reborn' } })).body.value).toBe('second-life');
+  });
+
   it('lists leases with filters', async () => {
     const active = await vault.call('GET', '/v1/leases?state=active&credentialName=stripe-api-key');
     expect(active.status).toBe(200);
