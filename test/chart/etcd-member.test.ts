@@ -4,110 +4,39 @@
  * certificates the chart generated. The API server's client certificate gets in; one from
  * another CA does not; the probes' endpoints answer.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Etcd3 } from 'etcd3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { resolveAssets } from '../support/assets.js';
-import { find, podTemplate, render } from './support.js';
-
-const b64 = (text: string) => Buffer.from(text, 'base64');
-
-async function freePorts(count: number): Promise<number[]> {
-  const servers = Array.from({ length: count }, () => createServer());
-  const ports = await Promise.all(
-    servers.map(
-      (server) =>
-        new Promise<number>((resolve, reject) => {
-          server.once('error', reject);
-          server.listen(0, '127.0.0.1', () => {
-            const address = server.address();
-            resolve(typeof address === 'object' && address ? address.port : 0);
-          });
-        }),
-    ),
-  );
-  await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
-  return ports;
-}
+import { b64, type LocalEtcd, startChartEtcd } from './local-run.js';
+import { find, render } from './support.js';
 
 describe('the bundled etcd, run with the chart command line and certificates', () => {
   const dir = mkdtempSync(join(tmpdir(), 'vault-chart-etcd-'));
-  let etcd: ChildProcess | undefined;
-  let log = '';
+  let etcd: LocalEtcd | undefined;
   let client: { ca: Buffer; cert: Buffer; key: Buffer };
-  let clientUrl = '';
-  let metricsUrl = '';
 
   beforeAll(async () => {
     const objects = await render({ 'etcd.replicas': 1 });
-    const member = find(objects, 'Secret', 'vault-etcd-tls').data;
-    const clientData = find(objects, 'Secret', 'vault-etcd-client-tls').data;
-    client = {
-      ca: b64(clientData['ca.crt']),
-      cert: b64(clientData['tls.crt']),
-      key: b64(clientData['tls.key']),
-    };
-    for (const file of ['ca.crt', 'tls.crt', 'tls.key'])
-      writeFileSync(join(dir, file), b64(member[file]), { mode: 0o600 });
-
-    const container = podTemplate(find(objects, 'StatefulSet', 'vault-etcd')).spec.containers[0];
-    const [clientPort, peerPort, metricsPort] = await freePorts(3);
-    clientUrl = `https://127.0.0.1:${clientPort}`;
-    metricsUrl = `http://127.0.0.1:${metricsPort}`;
-    const args = (container.args as string[]).map((arg) =>
-      arg
-        .replaceAll('$(POD_NAME).vault-etcd.vault.svc', '127.0.0.1')
-        .replaceAll('vault-etcd-0.vault-etcd.vault.svc', '127.0.0.1')
-        .replaceAll('$(POD_NAME)', 'vault-etcd-0')
-        .replaceAll('0.0.0.0', '127.0.0.1')
-        .replaceAll(':2379', `:${clientPort}`)
-        .replaceAll(':2380', `:${peerPort}`)
-        .replaceAll(':2381', `:${metricsPort}`)
-        .replaceAll('/etc/etcd/tls', dir)
-        .replaceAll('/var/lib/etcd', join(dir, 'var')),
-    );
-    expect(args.join(' ')).not.toMatch(/svc|\/etc\/etcd|\/var\/lib/);
-    etcd = spawn(resolveAssets().etcd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    etcd.stdout?.on('data', (chunk) => {
-      log += chunk;
-    });
-    etcd.stderr?.on('data', (chunk) => {
-      log += chunk;
-    });
-    const deadline = Date.now() + 60_000;
-    for (;;) {
-      if (etcd.exitCode !== null) throw new Error(`etcd exited (${etcd.exitCode}):\n${log.slice(-3000)}`);
-      const ready = await fetch(`${metricsUrl}/readyz`).then(
-        (res) => res.ok,
-        () => false,
-      );
-      if (ready) break;
-      if (Date.now() > deadline) throw new Error(`etcd never became ready:\n${log.slice(-3000)}`);
-      await new Promise((resolve) => setTimeout(resolve, 200));
-    }
+    const data = find(objects, 'Secret', 'vault-etcd-client-tls').data;
+    client = { ca: b64(data['ca.crt']), cert: b64(data['tls.crt']), key: b64(data['tls.key']) };
+    etcd = await startChartEtcd(objects, dir);
   });
 
   afterAll(async () => {
-    if (etcd && etcd.exitCode === null) {
-      const exited = new Promise((resolve) => etcd!.once('exit', resolve));
-      etcd.kill('SIGTERM');
-      await exited;
-    }
+    await etcd?.process.stop();
     rmSync(dir, { recursive: true, force: true });
   });
 
   it('answers the liveness and readiness probes on the metrics port', async () => {
-    expect((await fetch(`${metricsUrl}/livez`)).status).toBe(200);
-    expect((await fetch(`${metricsUrl}/readyz`)).status).toBe(200);
+    expect((await fetch(`${etcd!.metricsUrl}/livez`)).status).toBe(200);
+    expect((await fetch(`${etcd!.metricsUrl}/readyz`)).status).toBe(200);
   });
 
   it('serves the API server with its client certificate over TLS', async () => {
     const etcd3 = new Etcd3({
-      hosts: [clientUrl],
+      hosts: [etcd!.clientUrl],
       credentials: { rootCertificate: client.ca, certChain: client.cert, privateKey: client.key },
     });
     try {
@@ -119,16 +48,14 @@ describe('the bundled etcd, run with the chart command line and certificates', (
   });
 
   it('refuses a client certificate from another CA', async () => {
-    const other = await render({ 'etcd.replicas': 1 });
-    const foreign = find(other, 'Secret', 'vault-etcd-client-tls').data;
+    const foreign = find(await render({ 'etcd.replicas': 1 }), 'Secret', 'vault-etcd-client-tls').data;
     const etcd3 = new Etcd3({
-      hosts: [clientUrl],
+      hosts: [etcd!.clientUrl],
       credentials: {
         rootCertificate: client.ca,
         certChain: b64(foreign['tls.crt']),
         privateKey: b64(foreign['tls.key']),
       },
-      dialTimeout: 3_000,
     });
     try {
       const error = await etcd3
