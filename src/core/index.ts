@@ -9,8 +9,8 @@ import { createCommitter } from './committer.js';
 import { createCredentialService } from './credentials.js';
 import { type CoreConfig, type CoreDeps, defaultCoreConfig, type KeyringPort } from './deps.js';
 import { createFingerprints } from './fingerprints.js';
-import { createRecordCache, createSealedCache } from './record-cache.js';
 import { createLeaseService } from './leases.js';
+import { createRecordCache, createSealedCache } from './record-cache.js';
 import { createTenantService } from './tenants.js';
 import { createTokenService } from './tokens.js';
 

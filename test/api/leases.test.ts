@@ -180,12 +180,20 @@ describe('credentials and leases over HTTP', () => {
   });
 
   it('a credential deleted and created again under its name leases the new value, never the cached old one', async () => {
-    await vault.call('POST', '/v1/credentials', { body: { name: 'reborn', type: 'generic', value: 'first-life' } });
-    expect((await vault.call('POST', '/v1/leases', { body: { credentialName: 'reborn' } })).body.value).toBe('first-life');
+    await vault.call('POST', '/v1/credentials', {
+      body: { name: 'reborn', type: 'generic', value: 'first-life' },
+    });
+    expect((await vault.call('POST', '/v1/leases', { body: { credentialName: 'reborn' } })).body.value).toBe(
+      'first-life',
+    );
     await vault.call('DELETE', '/v1/credentials/reborn');
     clock.advance(5);
-    await vault.call('POST', '/v1/credentials', { body: { name: 'reborn', type: 'generic', value: 'second-life' } });
-    expect((await vault.call('POST', '/v1/leases', { body: { credentialName: 'reborn' } })).body.value).toBe('second-life');
+    await vault.call('POST', '/v1/credentials', {
+      body: { name: 'reborn', type: 'generic', value: 'second-life' },
+    });
+    expect((await vault.call('POST', '/v1/leases', { body: { credentialName: 'reborn' } })).body.value).toBe(
+      'second-life',
+    );
   });
 
   it('lists leases with filters', async () => {
