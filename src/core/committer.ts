@@ -18,6 +18,11 @@ export interface AuditInput {
 }
 
 export interface Mutation<T> {
+  /**
+   * Set by changes whose build scanned a range (e.g. "every lease of this credential"):
+   * they are committed alone, so nothing committed beside them escapes their scan.
+   */
+  exclusive?: boolean;
   compare?: Compare[];
   ops: Op[];
   audit: AuditInput[];
@@ -105,7 +110,7 @@ export function createCommitter(deps: { store: Store; clock: Clock; sink: AuditS
   /** Keys a mutation reads (compares) and writes; a prefix delete conflicts with everything. */
   const footprint = (mutation: Mutation<unknown>) => {
     const writes = new Set<string>();
-    let exclusive = false;
+    let exclusive = mutation.exclusive === true;
     for (const op of mutation.ops) {
       if (op.type === 'deletePrefix') exclusive = true;
       else writes.add(op.key);
@@ -115,13 +120,16 @@ export function createCommitter(deps: { store: Store; clock: Clock; sink: AuditS
   };
 
   async function runRound(tenant: string, queue: Pending[]): Promise<void> {
+    // Read the head before taking changes off the queue: if this fails, drain() fails
+    // everything still queued, and nothing is left waiting forever.
+    const head = heads.get(tenant) ?? (await loadHead(tenant));
     const candidates = queue.splice(0, queue[0]?.solo ? 1 : MAX_GROUP);
     const built = await Promise.allSettled(candidates.map((pending) => pending.build()));
-    const head = heads.get(tenant) ?? (await loadHead(tenant));
 
     const accepted: Array<{ pending: Pending; mutation: Mutation<unknown> }> = [];
     const deferred: Pending[] = [];
     const written = new Set<string>();
+    const compared = new Set<string>();
     let opCount = 0;
     let closed = false;
     built.forEach((outcome, i) => {
@@ -133,7 +141,10 @@ export function createCommitter(deps: { store: Store; clock: Clock; sink: AuditS
       const mutation = outcome.value;
       const { reads, writes, exclusive } = footprint(mutation);
       const size = mutation.ops.length + mutation.audit.length;
-      const clash = [...reads, ...writes].some((key) => written.has(key));
+      // Built from the same snapshot, two changes may share a group only if neither writes
+      // what the other read or wrote.
+      const clash =
+        [...reads, ...writes].some((key) => written.has(key)) || [...writes].some((key) => compared.has(key));
       if (
         closed ||
         clash ||
@@ -145,6 +156,7 @@ export function createCommitter(deps: { store: Store; clock: Clock; sink: AuditS
       }
       accepted.push({ pending, mutation });
       for (const key of writes) written.add(key);
+      for (const key of reads) compared.add(key);
       opCount += size;
       if (exclusive) closed = true;
     });

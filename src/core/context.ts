@@ -9,6 +9,8 @@ export interface Principal {
   /** System principals act with full rights in any tenant (dev root token, the operator). */
   system: boolean;
   accessor?: string;
+  /** When the token ends; tokens it mints end no later. */
+  expiresAt?: string;
   /** Who minted this token, when that is someone else: the human behind an agent. */
   delegatedBy?: Identity;
 }

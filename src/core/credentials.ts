@@ -14,8 +14,7 @@ import { type CoreDeps, parseRecord } from './deps.js';
 import type { Fingerprints } from './fingerprints.js';
 import { generateValue } from './generate.js';
 import { keys } from './keys.js';
-import type { LeaseRecord } from './lease-record.js';
-import { revokeOps } from './lease-record.js';
+import type { LeaseRevoker } from './lease-revoker.js';
 import { decide } from './policy-engine.js';
 
 export type CreateCredentialInput = z.output<typeof createCredentialRequest>;
@@ -23,8 +22,10 @@ export type RotateInput = z.output<typeof rotateRequest>;
 
 const resourceOf = (name: string) => `credential/${name}`;
 
-export function createCredentialService(deps: CoreDeps & { access: Access; fingerprints: Fingerprints }) {
-  const { store, keyring, committer, access, fingerprints, clock } = deps;
+export function createCredentialService(
+  deps: CoreDeps & { access: Access; fingerprints: Fingerprints; revokeWhere: LeaseRevoker },
+) {
+  const { store, keyring, committer, access, fingerprints, clock, revokeWhere } = deps;
 
   async function load(ctx: CallContext, name: string) {
     const kv = await store.get(keys.credential(ctx.tenant, name));
@@ -145,10 +146,26 @@ export function createCredentialService(deps: CoreDeps & { access: Access; finge
     },
 
     async update(ctx: CallContext, name: string, input: z.output<typeof updateCredentialRequest>) {
-      const { credential } = await mustLoad(ctx, name, 'credential.update');
-      await access.check(ctx, 'create', resourceOf(name), credential, 'credential.update');
+      const loaded = await mustLoad(ctx, name, 'credential.update');
+      // Labels and lease limits decide which rules apply to a credential: changing them is
+      // administration, over the credential as it is and as it will be.
+      await access.check(ctx, 'admin', resourceOf(name), loaded.credential, 'credential.update');
+      if (input.metadata) {
+        await access.check(
+          ctx,
+          'admin',
+          resourceOf(name),
+          { name, metadata: input.metadata },
+          'credential.update',
+        );
+      }
+      let reuse: typeof loaded | undefined = loaded;
       return committer.commit(ctx, async () => {
-        const current = await mustLoad(ctx, name, 'credential.update', false);
+        // The commit compares the revision checked above; a retry means it changed, so
+        // the caller must ask again rather than update a record nobody authorized.
+        const current = reuse;
+        reuse = undefined;
+        if (!current) throw conflict(`credential "${name}" changed while it was being updated; retry`);
         const next: Credential = {
           ...current.credential,
           ...(input.metadata ? { metadata: input.metadata } : {}),
@@ -175,7 +192,7 @@ export function createCredentialService(deps: CoreDeps & { access: Access; finge
       const { credential } = await mustLoad(ctx, name, action);
       await access.check(ctx, 'rotate', resourceOf(name), credential, action);
       const value = resolveValue(input);
-      return committer.commit(ctx, async () => {
+      const next = await committer.commit(ctx, async () => {
         const current = await mustLoad(ctx, name, action, false);
         const version = current.credential.currentVersion + 1;
         const { op, fingerprint } = await sealVersion(ctx, name, version, value);
@@ -187,64 +204,54 @@ export function createCredentialService(deps: CoreDeps & { access: Access; finge
           updatedAt: now,
         };
         const key = keys.credential(ctx.tenant, name);
-        const ops: Op[] = [op, { type: 'put', key, value: JSON.stringify(next) }];
-        let revoked = 0;
-        if (input.revokeOldLeases) {
-          const leases = await activeLeasesOf(ctx, (lease) => lease.credentialName === name);
-          ops.push(...leases.flatMap((lease) => revokeOps(ctx.tenant, lease, clock(), 'credential rotated')));
-          revoked = leases.length;
-        }
         return {
           compare: [{ key, modRevision: current.modRevision }],
-          ops,
-          audit: [
-            {
-              action,
-              resource: resourceOf(name),
-              outcome: 'allowed',
-              reason: `version ${version}${revoked ? `; ${revoked} older leases revoked` : ''}`,
-            },
-          ],
+          ops: [op, { type: 'put', key, value: JSON.stringify(next) }],
+          audit: [{ action, resource: resourceOf(name), outcome: 'allowed', reason: `version ${version}` }],
           result: next,
         };
       });
+      if (input.revokeOldLeases) {
+        // After the new version is committed, no new lease can take an old one (a lease
+        // commit compares the credential's revision), so this scan misses none.
+        await revokeWhere(
+          ctx,
+          (lease) => lease.credentialName === name && lease.version < next.currentVersion,
+          {
+            action: 'lease.revoke-bulk',
+            resource: resourceOf(name),
+            reason: `credential rotated to version ${next.currentVersion}`,
+          },
+        );
+      }
+      return next;
     },
 
     async delete(ctx: CallContext, name: string) {
       const { credential } = await mustLoad(ctx, name, 'credential.delete');
       await access.check(ctx, 'delete', resourceOf(name), credential, 'credential.delete');
-      return committer.commit(ctx, async () => {
+      await committer.commit(ctx, async () => {
         const current = await mustLoad(ctx, name, 'credential.delete', false);
-        const leases = await activeLeasesOf(ctx, (lease) => lease.credentialName === name);
         const key = keys.credential(ctx.tenant, name);
         return {
           compare: [{ key, modRevision: current.modRevision }],
           ops: [
-            ...leases.flatMap((lease) => revokeOps(ctx.tenant, lease, clock(), 'credential deleted')),
             { type: 'deletePrefix', prefix: keys.values(ctx.tenant, name) },
             { type: 'delete', key },
           ],
-          audit: [
-            {
-              action: 'credential.delete',
-              resource: resourceOf(name),
-              outcome: 'allowed',
-              reason: `${leases.length} leases revoked`,
-            },
-          ],
-          result: { revoked: leases.length, leaseIds: leases.map((lease) => lease.id) },
+          audit: [{ action: 'credential.delete', resource: resourceOf(name), outcome: 'allowed' }],
+          result: undefined,
         };
+      });
+      // The values are gone, so its leases already read as revoked; now mark them so. A
+      // lease committed before the delete is found here; one after it cannot exist.
+      return revokeWhere(ctx, (lease) => lease.credentialName === name, {
+        action: 'lease.revoke-bulk',
+        resource: resourceOf(name),
+        reason: 'credential deleted',
       });
     },
   };
-
-  async function activeLeasesOf(ctx: CallContext, filter: (lease: LeaseRecord) => boolean) {
-    const now = clock().getTime();
-    const { kvs } = await store.range(keys.leases(ctx.tenant));
-    return kvs
-      .map((kv) => parseRecord<LeaseRecord>(kv.value))
-      .filter((lease) => lease.state === 'active' && Date.parse(lease.expiresAt) > now && filter(lease));
-  }
 }
 
 export type CredentialService = ReturnType<typeof createCredentialService>;

@@ -1,20 +1,30 @@
-/** Shell-style globs over names: "*" matches any run of characters, "?" one character. */
+/**
+ * Shell-style globs over names: "*" matches any run of characters, "?" one character.
+ * Matched greedily with backtracking to the last star only, so the time is linear in
+ * pattern × name (no regular expression, no catastrophic backtracking).
+ */
 export function globMatch(pattern: string, name: string): boolean {
-  const cached = cache.get(pattern);
-  const regex = cached ?? compile(pattern);
-  if (!cached) {
-    if (cache.size > 1000) cache.clear();
-    cache.set(pattern, regex);
+  let p = 0;
+  let n = 0;
+  let star = -1;
+  let resume = 0;
+  while (n < name.length) {
+    const ch = pattern[p];
+    if (ch === '?' || (ch !== undefined && ch !== '*' && ch === name[n])) {
+      p += 1;
+      n += 1;
+    } else if (ch === '*') {
+      star = p;
+      resume = n;
+      p += 1;
+    } else if (star >= 0) {
+      p = star + 1;
+      resume += 1;
+      n = resume;
+    } else {
+      return false;
+    }
   }
-  return regex.test(name);
-}
-
-const cache = new Map<string, RegExp>();
-
-function compile(pattern: string): RegExp {
-  const body = pattern
-    .split('')
-    .map((ch) => (ch === '*' ? '.*' : ch === '?' ? '.' : ch.replace(/[.+^${}()|[\]\\/-]/g, '\\$&')))
-    .join('');
-  return new RegExp(`^${body}$`);
+  while (pattern[p] === '*') p += 1;
+  return p === pattern.length;
 }

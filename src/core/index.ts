@@ -9,6 +9,7 @@ import { createCommitter } from './committer.js';
 import { createCredentialService } from './credentials.js';
 import { type CoreConfig, type CoreDeps, defaultCoreConfig, type KeyringPort } from './deps.js';
 import { createFingerprints } from './fingerprints.js';
+import { createLeaseRevoker } from './lease-revoker.js';
 import { createLeaseService } from './leases.js';
 import { createRecordCache, createSealedCache } from './record-cache.js';
 import { createTenantService } from './tenants.js';
@@ -53,8 +54,9 @@ export function createVaultCore(options: VaultCoreDeps) {
   const access = createAccess(deps);
   const fingerprints = createFingerprints(deps);
   const tokens = createTokenService({ ...deps, access });
-  const credentials = createCredentialService({ ...deps, access, fingerprints });
-  const leases = createLeaseService({ ...deps, access, fingerprints, credentials });
+  const revokeWhere = createLeaseRevoker(deps);
+  const credentials = createCredentialService({ ...deps, access, fingerprints, revokeWhere });
+  const leases = createLeaseService({ ...deps, access, fingerprints, credentials, revokeWhere });
   const admin = createAdminService({ ...deps, access });
   return {
     store: options.store,

@@ -7,6 +7,9 @@ export const keys = {
   tenants: () => `${root}/tenants/`,
   token: (hash: string) => `${root}/tokens/${hash}`,
   accessor: (accessor: string) => `${root}/accessors/${accessor}`,
+  /** Tokens minted with a token: revoking the parent revokes them. */
+  tokenChild: (parent: string, child: string) => `${root}/token-children/${parent}/${child}`,
+  tokenChildren: (parent: string) => `${root}/token-children/${parent}/`,
   hmacKey: (tenant: string) => `${root}/t/${tenant}/hmac-key`,
 
   tenantPrefix: (tenant: string) => `${root}/t/${tenant}/`,

@@ -18,6 +18,7 @@ import { type CoreDeps, parseRecord } from './deps.js';
 import type { Fingerprints } from './fingerprints.js';
 import { keys } from './keys.js';
 import { effectiveState, type LeaseRecord, revokeOps, toLease } from './lease-record.js';
+import type { LeaseRevoker } from './lease-revoker.js';
 
 export type CreateLeaseInput = z.output<typeof createLeaseRequest>;
 export type ListLeasesInput = z.output<typeof listLeasesQuery>;
@@ -27,7 +28,12 @@ const resourceOf = (id: string) => `lease/${id}`;
 const newLeaseId = () => `lease_${randomBytes(16).toString('base64url')}`;
 
 export function createLeaseService(
-  deps: CoreDeps & { access: Access; fingerprints: Fingerprints; credentials: CredentialService },
+  deps: CoreDeps & {
+    access: Access;
+    fingerprints: Fingerprints;
+    credentials: CredentialService;
+    revokeWhere: LeaseRevoker;
+  },
 ) {
   const { store, keyring, committer, access, fingerprints, credentials, clock, config } = deps;
 
@@ -323,24 +329,10 @@ export function createLeaseService(
         await access.check(ctx, 'admin', resource, undefined, 'lease.revoke-bulk');
         filter = () => true;
       }
-      return committer.commit(ctx, async () => {
-        const now = clock();
-        const { kvs } = await store.range(keys.leases(ctx.tenant));
-        const leases = kvs
-          .map((kv) => parseRecord<LeaseRecord>(kv.value))
-          .filter((lease) => effectiveState(lease, now) === 'active' && filter(lease));
-        return {
-          ops: leases.flatMap((lease) => revokeOps(ctx.tenant, lease, now, 'bulk revocation')),
-          audit: [
-            {
-              action: 'lease.revoke-bulk',
-              resource,
-              outcome: 'allowed',
-              reason: `${leases.length} leases revoked`,
-            },
-          ],
-          result: { revoked: leases.length, leaseIds: leases.map((lease) => lease.id) },
-        };
+      return deps.revokeWhere(ctx, filter, {
+        action: 'lease.revoke-bulk',
+        resource,
+        reason: 'bulk revocation',
       });
     },
 

@@ -39,8 +39,14 @@ export function decide(
     if (!policy) continue;
     for (const rule of policy.rules) {
       if (!rule.actions.includes(action) && !rule.actions.includes('admin')) continue;
-      if (credential && !ruleMatches(rule, credential)) continue;
-      if (!credential && rule.credentials && action !== 'admin' && action !== 'list') continue;
+      if (credential) {
+        if (!ruleMatches(rule, credential)) continue;
+      } else if (action !== 'list' && (rule.credentials || rule.labels)) {
+        // A rule scoped to some credentials never answers a tenant-wide question: "admin"
+        // over "app-*" administers those credentials, not the tenant. (A listing is
+        // filtered credential by credential afterwards, so scoped rules may start one.)
+        continue;
+      }
       allowed = true;
       if (rule.maxTtl) maxTtlMs = Math.max(maxTtlMs ?? 0, durationMs(rule.maxTtl));
       else uncapped = true;

@@ -15,6 +15,9 @@ export type CreateTokenInput = z.output<typeof createTokenRequest>;
 /** Tokens carry a recognizable prefix so secret scanners can find leaked ones. */
 export const TOKEN_PREFIX = 'vlt_';
 
+/** No token lives longer than this (30 days). */
+export const MAX_TOKEN_TTL_MS = 30 * 24 * 3_600_000;
+
 interface TokenRecord extends TokenInfo {
   hash: string;
 }
@@ -51,9 +54,13 @@ export function createTokenService(deps: CoreDeps & { access: Access }) {
       ...(input.system ? { system: true } : {}),
     };
     const hash = hashToken(token);
+    const parent = ctx?.principal.accessor;
     const ops = [
       { type: 'put' as const, key: keys.token(hash), value: JSON.stringify({ ...info, hash }) },
       { type: 'put' as const, key: keys.accessor(accessor), value: JSON.stringify({ hash, tenant }) },
+      ...(parent
+        ? [{ type: 'put' as const, key: keys.tokenChild(parent, accessor), value: JSON.stringify({ hash }) }]
+        : []),
     ];
     if (ctx && extraOps.audit) {
       await committer.commit(ctx, async () => ({
@@ -114,6 +121,7 @@ export function createTokenService(deps: CoreDeps & { access: Access }) {
         policies: [...new Set([...record.policies, ...identityPolicies])],
         system: record.system === true,
         accessor: record.accessor,
+        expiresAt: record.expiresAt,
         ...(record.createdBy && !sameIdentity(record.createdBy, record.identity)
           ? { delegatedBy: record.createdBy }
           : {}),
@@ -129,10 +137,17 @@ export function createTokenService(deps: CoreDeps & { access: Access }) {
         // Minting for someone else, or with policies the caller does not hold, is administration.
         await access.check(ctx, 'admin', resource, undefined, 'token.create');
       }
+      // A token never outlives the token that minted it, nor the server's maximum.
+      const now = clock().getTime();
+      const parentLeft = ctx.principal.expiresAt
+        ? Date.parse(ctx.principal.expiresAt) - now
+        : MAX_TOKEN_TTL_MS;
+      const ttlMs = Math.min(durationMs(input.ttl), parentLeft, MAX_TOKEN_TTL_MS);
+      if (ttlMs <= 0) throw unauthenticated('the calling token has expired');
       return mint(ctx, ctx.tenant, {
         identity: input.identity,
         policies: input.policies,
-        ttlMs: durationMs(input.ttl),
+        ttlMs,
         ...(input.displayName ? { displayName: input.displayName } : {}),
       });
     },
@@ -156,24 +171,39 @@ export function createTokenService(deps: CoreDeps & { access: Access }) {
       if (record.accessor !== ctx.principal.accessor) {
         await access.check(ctx, 'admin', resourceOf(accessor), undefined, 'token.revoke');
       }
+      // The token and every token minted from it, transitively, in chunks etcd accepts.
+      const doomed: Array<{ accessor: string; hash: string }> = [{ accessor, hash: record.hash }];
+      for (let i = 0; i < doomed.length; i++) {
+        const { kvs } = await store.range(keys.tokenChildren(doomed[i]!.accessor));
+        for (const kv of kvs) {
+          doomed.push({
+            accessor: kv.key.slice(kv.key.lastIndexOf('/') + 1),
+            hash: parseRecord<{ hash: string }>(kv.value).hash,
+          });
+        }
+      }
       try {
-        await committer.commit(ctx, async () => ({
-          ops: [
-            { type: 'delete', key: keys.token(record.hash) },
-            { type: 'delete', key: keys.accessor(accessor) },
-          ],
-          audit: [
-            {
+        for (let start = 0; start < doomed.length; start += 30) {
+          const chunk = doomed.slice(start, start + 30);
+          await committer.commit(ctx, async () => ({
+            ops: chunk.flatMap((t) => [
+              { type: 'delete' as const, key: keys.token(t.hash) },
+              { type: 'delete' as const, key: keys.accessor(t.accessor) },
+              { type: 'deletePrefix' as const, prefix: keys.tokenChildren(t.accessor) },
+            ]),
+            audit: chunk.map((t) => ({
               action: 'token.revoke',
-              resource: resourceOf(accessor),
-              outcome: 'allowed',
-              actingFor: record.identity,
-            },
-          ],
-          result: undefined,
-        }));
+              resource: resourceOf(t.accessor),
+              outcome: 'allowed' as const,
+              ...(t.accessor === accessor
+                ? { actingFor: record.identity }
+                : { reason: `minted by ${accessor}` }),
+            })),
+            result: undefined,
+          }));
+        }
       } finally {
-        records.invalidate(keys.token(record.hash));
+        for (const t of doomed) records.invalidate(keys.token(t.hash));
       }
     },
   };

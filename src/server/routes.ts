@@ -8,9 +8,13 @@ import * as leases from '../contract/leases.js';
 import * as policies from '../contract/policies.js';
 import type { VaultCore } from '../core/index.js';
 import type { Keyring } from '../crypto/keyring.js';
-import { badRequest, permissionDenied } from '../lib/errors.js';
+import { badRequest, permissionDenied, VaultError } from '../lib/errors.js';
 import { callContext, parse } from './context.js';
 import type { ServerMetrics } from './metrics.js';
+
+/** Server-sent event streams one API process serves at once. */
+const MAX_EVENT_STREAMS = 2048;
+const EVENT_HEARTBEAT_MS = 15_000;
 
 const nameParam = z.object({ name: resourceName });
 const idParam = z.object({
@@ -192,22 +196,50 @@ export function apiRoutes(deps: { core: VaultCore; keyring: Keyring; metrics: Se
       leases: await core.leases.list(callContext(res), parse(leases.listLeasesQuery, req.query, 'query')),
     });
   });
+  let openStreams = 0;
   router.get('/leases/events', async (req, res) => {
     const ctx = callContext(res);
+    if (openStreams >= MAX_EVENT_STREAMS) {
+      throw new VaultError('rate_limited', 'too many open event streams on this server; retry later', {
+        retryAfterSeconds: 5,
+      });
+    }
+    openStreams += 1;
+    let closed = false;
+    let watcher: { close(): Promise<void> } | undefined;
+    let heartbeat: NodeJS.Timeout | undefined;
+    const close = () => {
+      if (closed) return;
+      closed = true;
+      openStreams -= 1;
+      clearInterval(heartbeat);
+      void watcher?.close();
+      res.end();
+    };
+    // Registered before any await, so a client gone early leaks nothing.
+    req.on('close', close);
     res.writeHead(200, {
       'content-type': 'text/event-stream',
       'cache-control': 'no-store',
       connection: 'keep-alive',
     });
     res.write(': connected\n\n');
-    const watcher = await core.leases.watch(ctx, (event) => {
-      res.write(`event: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`);
+    watcher = await core.leases.watch(ctx, (event) => {
+      if (!closed) res.write(`event: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`);
     });
-    const heartbeat = setInterval(() => res.write(': heartbeat\n\n'), 15_000);
-    req.on('close', () => {
-      clearInterval(heartbeat);
-      void watcher.close();
-    });
+    if (closed) return void watcher.close();
+    const token = /^Bearer\s+(\S+)$/i.exec(req.get('authorization') ?? '')?.[1];
+    // The stream lives only as long as its token: checked again at every heartbeat.
+    heartbeat = setInterval(() => {
+      const check = token ? core.tokens.authenticate(token) : Promise.reject(new Error('no token'));
+      check.then(
+        () => res.write(': heartbeat\n\n'),
+        () => {
+          res.write('event: end\ndata: {"reason":"the token expired or was revoked"}\n\n');
+          close();
+        },
+      );
+    }, EVENT_HEARTBEAT_MS);
   });
   router.post('/leases/revoke', async (req, res) => {
     const result = await core.leases.bulkRevoke(

@@ -187,6 +187,74 @@ describe('authentication and authorization', () => {
     expect(same.status).toBe(201);
   });
 
+  it('an admin rule scoped to some credentials does not administer the tenant', async () => {
+    await vault.call('PUT', '/v1/policies/app-admin', {
+      body: { rules: [{ credentials: ['app-*'], actions: ['admin'] }] },
+    });
+    const scoped = await vault.tokenFor({ type: 'human', name: 'bob' }, ['app-admin']);
+    const escalate = await vault.call('POST', '/v1/auth/tokens', {
+      token: scoped,
+      body: { identity: { type: 'human', name: 'mallory' }, policies: ['root'] },
+    });
+    expect(escalate.status).toBe(403);
+    expect((await vault.call('GET', '/v1/audit', { token: scoped })).status).toBe(403);
+    expect((await vault.call('PUT', '/v1/policies/x', { token: scoped, body: { rules: [] } })).status).toBe(
+      403,
+    );
+    const own = await vault.call('POST', '/v1/credentials', {
+      token: scoped,
+      body: { name: 'app-web', type: 'generic', value: 'v' },
+    });
+    expect(own.status).toBe(201);
+  });
+
+  it('relabelling a credential is checked against the new labels too', async () => {
+    await vault.call('POST', '/v1/credentials', {
+      body: { name: 'team-a-prod', type: 'generic', value: 'SUPERSECRET', metadata: { team: 'a' } },
+    });
+    await vault.call('PUT', '/v1/policies/bob', {
+      body: {
+        rules: [
+          { labels: { team: 'a' }, actions: ['create'] },
+          { labels: { sandbox: 'true' }, actions: ['lease'] },
+        ],
+      },
+    });
+    const bob = await vault.tokenFor({ type: 'human', name: 'bob2' }, ['bob']);
+    const relabel = await vault.call('PATCH', '/v1/credentials/team-a-prod', {
+      token: bob,
+      body: { metadata: { team: 'a', sandbox: 'true' } },
+    });
+    expect(relabel.status).toBe(403);
+    const lease = await vault.call('POST', '/v1/leases', {
+      token: bob,
+      body: { credentialName: 'team-a-prod' },
+    });
+    expect(lease.status).toBe(403);
+    expect(lease.text).not.toContain('SUPERSECRET');
+  });
+
+  it('a token mints tokens that end no later than itself and die with it', async () => {
+    const parent = await vault.call('POST', '/v1/auth/tokens', {
+      body: { identity: { type: 'agent', name: 'minter' }, ttl: '10m' },
+    });
+    const child = await vault.call('POST', '/v1/auth/tokens', {
+      token: parent.body.token,
+      body: { identity: { type: 'agent', name: 'minter' }, ttl: '36500d' },
+    });
+    expect(child.status).toBe(201);
+    expect(Date.parse(child.body.expiresAt)).toBeLessThanOrEqual(Date.parse(parent.body.expiresAt));
+    const grandchild = await vault.call('POST', '/v1/auth/tokens', {
+      token: child.body.token,
+      body: { identity: { type: 'agent', name: 'minter' }, ttl: '5m' },
+    });
+    expect(grandchild.status).toBe(201);
+    expect((await vault.call('DELETE', `/v1/auth/tokens/${parent.body.accessor}`)).status).toBe(200);
+    for (const token of [parent.body.token, child.body.token, grandchild.body.token]) {
+      expect((await vault.call('GET', '/v1/auth/whoami', { token })).status).toBe(401);
+    }
+  });
+
   it('rate-limits failed authentication per source with 429 and Retry-After', async () => {
     const limited = await startTestVault({ authFailuresPerMinute: 3 });
     try {

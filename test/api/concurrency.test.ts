@@ -35,6 +35,42 @@ describe('concurrent changes (group commit)', () => {
     expect((await vault.call('GET', '/v1/audit/verify')).body.ok).toBe(true);
   });
 
+  it('a rotation that revokes old leases leaves none active on the old version, whatever raced it', async () => {
+    await vault.call('POST', '/v1/credentials', {
+      body: { name: 'rotating', type: 'generic', value: 'old' },
+    });
+    const creates = Array.from({ length: 30 }, () =>
+      vault.call('POST', '/v1/leases', { body: { credentialName: 'rotating', ttl: '5m' } }),
+    );
+    const rotate = vault.call('POST', '/v1/credentials/rotating/rotate', { body: { revokeOldLeases: true } });
+    const more = Array.from({ length: 30 }, () =>
+      vault.call('POST', '/v1/leases', { body: { credentialName: 'rotating', ttl: '5m' } }),
+    );
+    await Promise.all([...creates, rotate, ...more]);
+    const active = (await vault.call('GET', '/v1/leases?state=active&credentialName=rotating&limit=1000'))
+      .body.leases;
+    expect(active.length).toBeGreaterThan(0);
+    for (const lease of active) expect(lease.version).toBe(2);
+    expect((await vault.call('GET', '/v1/audit/verify')).body.ok).toBe(true);
+  });
+
+  it('revokes more leases than one transaction may hold', async () => {
+    await vault.call('POST', '/v1/credentials', { body: { name: 'popular', type: 'generic', value: 'v' } });
+    for (let i = 0; i < 3; i++) {
+      await Promise.all(
+        Array.from({ length: 50 }, () =>
+          vault.call('POST', '/v1/leases', { body: { credentialName: 'popular', ttl: '5m' } }),
+        ),
+      );
+    }
+    const deleted = await vault.call('DELETE', '/v1/credentials/popular');
+    expect(deleted.status).toBe(200);
+    expect(deleted.body.revoked).toBe(150);
+    const active = (await vault.call('GET', '/v1/leases?state=active&credentialName=popular&limit=1000')).body
+      .leases;
+    expect(active).toEqual([]);
+  });
+
   it('a create racing a delete of the same credential never leaves a lease on a deleted credential', async () => {
     await vault.call('POST', '/v1/credentials', { body: { name: 'doomed', type: 'generic', value: 'v' } });
     const [created, deleted] = await Promise.all([

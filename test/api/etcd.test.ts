@@ -40,6 +40,23 @@ describe('the API on a real etcd', () => {
     }
   });
 
+  it('revokes more leases than etcd allows operations in one transaction', async () => {
+    await vault.call('POST', '/v1/credentials', { body: { name: 'crowded', type: 'generic', value: 'v' } });
+    for (let i = 0; i < 3; i++) {
+      await Promise.all(
+        Array.from({ length: 45 }, () =>
+          vault.call('POST', '/v1/leases', { body: { credentialName: 'crowded', ttl: '5m' } }),
+        ),
+      );
+    }
+    const revoked = await vault.call('POST', '/v1/leases/revoke', { body: { credentialName: 'crowded' } });
+    expect(revoked.status).toBe(200);
+    expect(revoked.body.revoked).toBe(135);
+    expect(
+      (await vault.call('GET', '/v1/leases?state=active&credentialName=crowded&limit=1000')).body.leases,
+    ).toEqual([]);
+  });
+
   it('answers 503 while etcd is down, writes nothing half-way, and recovers without a restart', async () => {
     const before = (await vault.call('GET', '/v1/audit/verify')).body;
     expect(before.ok).toBe(true);
