@@ -9,6 +9,7 @@ import type {
 import { badRequest, conflict, notFound } from '../lib/errors.js';
 import type { Op } from '../store/store.js';
 import type { Access } from './access.js';
+import type { Mutation } from './committer.js';
 import type { CallContext } from './context.js';
 import { type CoreDeps, parseRecord } from './deps.js';
 import type { Fingerprints } from './fingerprints.js';
@@ -27,8 +28,13 @@ export function createCredentialService(
 ) {
   const { store, keyring, committer, access, fingerprints, clock, revokeWhere } = deps;
 
-  async function load(ctx: CallContext, name: string) {
-    const kv = await store.get(keys.credential(ctx.tenant, name));
+  /**
+   * `cached` serves the record from the 1 s record cache: for callers whose commit compares
+   * its revision (a stale read then fails the compare and is read again), and for metadata.
+   */
+  async function load(ctx: CallContext, name: string, cached = false) {
+    const key = keys.credential(ctx.tenant, name);
+    const kv = cached ? await deps.records.get(key) : await store.get(key);
     return kv ? { credential: parseRecord<Credential>(kv.value), modRevision: kv.modRevision } : undefined;
   }
 
@@ -36,8 +42,8 @@ export function createCredentialService(
    * Loads a credential or fails with 404. Outside a commit the miss is audited; inside one
    * (`audit: false`) it cannot be, since the tenant's writes are serialized.
    */
-  async function mustLoad(ctx: CallContext, name: string, action: string, audit = true) {
-    const found = await load(ctx, name);
+  async function mustLoad(ctx: CallContext, name: string, action: string, audit = true, cached = false) {
+    const found = await load(ctx, name, cached);
     if (!found) {
       if (audit) {
         await committer.record(ctx, {
@@ -61,6 +67,15 @@ export function createCredentialService(
       value: JSON.stringify({ sealed }),
     };
     return { op, fingerprint };
+  }
+
+  /** Commits a change of credential `name`, then drops it from the record cache. */
+  async function commitFor<T>(ctx: CallContext, name: string, build: () => Promise<Mutation<T>>): Promise<T> {
+    try {
+      return await committer.commit(ctx, build);
+    } finally {
+      deps.records.invalidate(keys.credential(ctx.tenant, name));
+    }
   }
 
   const resolveValue = (input: {
@@ -95,7 +110,7 @@ export function createCredentialService(
         updatedAt: now,
       };
       const key = keys.credential(ctx.tenant, input.name);
-      return committer.commit(ctx, async () => {
+      return commitFor(ctx, input.name, async () => {
         if (await store.get(key)) {
           throw conflict(`credential "${input.name}" already exists; put a new version or rotate it instead`);
         }
@@ -135,7 +150,7 @@ export function createCredentialService(
     },
 
     async get(ctx: CallContext, name: string): Promise<Credential> {
-      const { credential } = await mustLoad(ctx, name, 'credential.read-metadata');
+      const { credential } = await mustLoad(ctx, name, 'credential.read-metadata', true, true);
       await access.check(ctx, 'read-metadata', resourceOf(name), credential, 'credential.read-metadata');
       await committer.record(ctx, {
         action: 'credential.read-metadata',
@@ -160,7 +175,7 @@ export function createCredentialService(
         );
       }
       let reuse: typeof loaded | undefined = loaded;
-      return committer.commit(ctx, async () => {
+      return commitFor(ctx, name, async () => {
         // The commit compares the revision checked above; a retry means it changed, so
         // the caller must ask again rather than update a record nobody authorized.
         const current = reuse;
@@ -192,7 +207,7 @@ export function createCredentialService(
       const { credential } = await mustLoad(ctx, name, action);
       await access.check(ctx, 'rotate', resourceOf(name), credential, action);
       const value = resolveValue(input);
-      const next = await committer.commit(ctx, async () => {
+      const next = await commitFor(ctx, name, async () => {
         const current = await mustLoad(ctx, name, action, false);
         const version = current.credential.currentVersion + 1;
         const { op, fingerprint } = await sealVersion(ctx, name, version, value);
@@ -230,7 +245,7 @@ export function createCredentialService(
     async delete(ctx: CallContext, name: string) {
       const { credential } = await mustLoad(ctx, name, 'credential.delete');
       await access.check(ctx, 'delete', resourceOf(name), credential, 'credential.delete');
-      await committer.commit(ctx, async () => {
+      await commitFor(ctx, name, async () => {
         const current = await mustLoad(ctx, name, 'credential.delete', false);
         const key = keys.credential(ctx.tenant, name);
         return {

@@ -10,7 +10,7 @@ import type {
   listLeasesQuery,
 } from '../contract/leases.js';
 import { durationMs, formatDuration } from '../lib/duration.js';
-import { badRequest, conflict, notFound, VaultError } from '../lib/errors.js';
+import { badRequest, conflict, notFound, permissionDenied, VaultError } from '../lib/errors.js';
 import type { Access } from './access.js';
 import { type CallContext, formatIdentity, sameIdentity } from './context.js';
 import type { CredentialService } from './credentials.js';
@@ -19,6 +19,7 @@ import type { Fingerprints } from './fingerprints.js';
 import { keys } from './keys.js';
 import { effectiveState, type LeaseRecord, revokeOps, toLease } from './lease-record.js';
 import type { LeaseRevoker } from './lease-revoker.js';
+import { decide } from './policy-engine.js';
 
 export type CreateLeaseInput = z.output<typeof createLeaseRequest>;
 export type ListLeasesInput = z.output<typeof listLeasesQuery>;
@@ -144,18 +145,27 @@ export function createLeaseService(
     async create(ctx: CallContext, input: CreateLeaseInput): Promise<Lease> {
       const target: Identity = input.identity ?? ctx.principal.identity;
       const resource = `credential/${input.credentialName}`;
-      const loaded = await credentials.mustLoad(ctx, input.credentialName, 'lease.create');
-      const { credential } = loaded;
-      const decision = await access.check(ctx, 'lease', resource, credential, 'lease.create');
+      const loaded = await credentials.mustLoad(ctx, input.credentialName, 'lease.create', true, true);
+      const decision = await access.check(ctx, 'lease', resource, loaded.credential, 'lease.create');
       await access.checkActFor(ctx, target, 'lease.create', resource);
-      const { ttlMs, maxTtlMs } = ttlLimits(ctx, credential, input, decision.maxTtlMs);
+      let { ttlMs, maxTtlMs } = ttlLimits(ctx, loaded.credential, input, decision.maxTtlMs);
 
-      // The first attempt reuses the record read above: the commit compares its revision.
+      // The first attempt uses the record read above (perhaps from the cache): the commit
+      // compares its revision. A retry reads it afresh and decides again on what it finds.
       let reuse: typeof loaded | undefined = loaded;
-      return committer.commit(ctx, async () => {
+      let refused: string | undefined;
+      const issued = committer.commit(ctx, async () => {
         const current = reuse ?? (await credentials.load(ctx, input.credentialName));
-        reuse = undefined;
         if (!current) throw notFound(`credential "${input.credentialName}" was deleted`);
+        if (!reuse) {
+          const again = decide(ctx.principal, await access.policiesOf(ctx), 'lease', current.credential);
+          if (!again.allowed) {
+            refused = again.reason;
+            throw permissionDenied(again.reason);
+          }
+          ({ ttlMs, maxTtlMs } = ttlLimits(ctx, current.credential, input, again.maxTtlMs));
+        }
+        reuse = undefined;
         const version = input.version ?? current.credential.currentVersion;
         if (!current.credential.versions.some((v) => v.version === version)) {
           throw notFound(`credential "${input.credentialName}" has no version ${version}`);
@@ -196,6 +206,13 @@ export function createLeaseService(
           result: { ...toLease(lease, now), value },
         };
       });
+      try {
+        return await issued;
+      } catch (err) {
+        // A denial found on a retry is audited like any other (outside the commit queue).
+        if (refused) throw await access.deny(ctx, 'lease.create', resource, refused, target);
+        throw err;
+      }
     },
 
     async get(ctx: CallContext, id: string): Promise<Lease> {
