@@ -349,7 +349,8 @@ export function createLeaseLoop(deps: LeaseLoopDeps): LeaseLoop {
             await sink
               .wipe(state.file.name)
               .catch((err) => logger.error({ err, file: state.file.name }, 'wipe failed'));
-          if (revoke && state.lease && state.file.credential !== undefined) {
+          // A lease that was revoked already needs no second call.
+          if (revoke && state.lease && state.file.credential !== undefined && state.ended !== 'revoked') {
             await api
               .revoke(state.lease.id)
               .catch((err) => logger.warn({ err: describe(err) }, 'revoke failed'));
