@@ -5,6 +5,8 @@
  * restarts, backs off exponentially (with jitter) on failures, and replays the cache to its
  * handlers on a resync period so that missed timers and external state get another look.
  */
+
+import { interruptibleSleep } from '../lib/interruptible-sleep.js';
 import type { Logger } from '../lib/logger.js';
 import { silentLogger } from '../lib/logger.js';
 import { isStatus, type KubeClient, type ResourceType } from './api-client.js';
@@ -54,7 +56,6 @@ export function createInformer<T extends KubeObject>(options: InformerOptions): 
   let synced = false;
   let resourceVersion = '';
   let abortWatch: (() => void) | undefined;
-  let wake: (() => void) | undefined;
   let resyncTimer: NodeJS.Timeout | undefined;
   let loop: Promise<void> | undefined;
   let resolveSynced: () => void = () => {};
@@ -99,14 +100,7 @@ export function createInformer<T extends KubeObject>(options: InformerOptions): 
     for (const [key, old] of cache) if (!seen.has(key)) remove(old);
   }
 
-  const sleep = (ms: number) =>
-    new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, ms);
-      wake = () => {
-        clearTimeout(timer);
-        resolve();
-      };
-    });
+  const { sleep, wake } = interruptibleSleep();
 
   async function run() {
     let needList = true;
@@ -196,7 +190,7 @@ export function createInformer<T extends KubeObject>(options: InformerOptions): 
       stopped = true;
       if (resyncTimer) clearInterval(resyncTimer);
       abortWatch?.();
-      wake?.();
+      wake();
       await loop;
     },
     get: (namespace, name) => cache.get(`${namespace}/${name}`),

@@ -3,14 +3,18 @@
  * environment variables, scrub every value (and the caller's own Vault token) from the output,
  * then revoke the leases taken for the run. Shared by the MCP tool and `vault run`.
  */
-import { type RunScrubbedResult, runScrubbed } from '../lib/run-scrubbed.js';
+import { type RunScrubbedOptions, type RunScrubbedResult, runScrubbed } from '../lib/run-scrubbed.js';
 import type { Secret } from '../lib/scrub.js';
 import type { Vault } from '../sdk/index.js';
 
 /** One credential to inject: by name (leased for the run) or through an existing lease. */
 export type CredentialUse = { credential: string; env?: string } | { leaseId: string; env?: string };
 
-export interface RunWithCredentialsOptions {
+export interface RunWithCredentialsOptions
+  extends Pick<
+    RunScrubbedOptions,
+    'cwd' | 'timeoutMs' | 'maxOutputChars' | 'inheritStdin' | 'detached' | 'onStdout' | 'onStderr' | 'signal'
+  > {
   uses: CredentialUse[];
   file: string;
   args: string[];
@@ -18,14 +22,6 @@ export interface RunWithCredentialsOptions {
   baseEnv: Record<string, string | undefined>;
   /** The caller's token, scrubbed from the output too. */
   callerToken?: string;
-  cwd?: string;
-  timeoutMs?: number;
-  maxOutputChars?: number;
-  inheritStdin?: boolean;
-  detached?: boolean;
-  onStdout?: (text: string) => void;
-  onStderr?: (text: string) => void;
-  signal?: AbortSignal;
 }
 
 export interface Injected {

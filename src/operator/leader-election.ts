@@ -10,6 +10,7 @@
 import { isStatus, type KubeClient, resourceTypes } from '../k8s/api-client.js';
 import type { Clock } from '../lib/clock.js';
 import { systemClock } from '../lib/clock.js';
+import { interruptibleSleep } from '../lib/interruptible-sleep.js';
 import type { Logger } from '../lib/logger.js';
 import { silentLogger } from '../lib/logger.js';
 
@@ -68,7 +69,6 @@ export function createLeaderElector(options: LeaderElectionOptions): LeaderElect
   let lastRenew = 0;
   let stopped = false;
   let currentLeader: string | undefined;
-  let wake: (() => void) | undefined;
   let loop: Promise<void> | undefined;
 
   function setLeading(value: boolean) {
@@ -144,14 +144,7 @@ export function createLeaderElector(options: LeaderElectionOptions): LeaderElect
     if (identity) options.onNewLeader?.(identity);
   }
 
-  const sleep = (ms: number) =>
-    new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, ms);
-      wake = () => {
-        clearTimeout(timer);
-        resolve();
-      };
-    });
+  const { sleep, wake } = interruptibleSleep();
 
   async function run() {
     while (!stopped) {
@@ -212,7 +205,7 @@ export function createLeaderElector(options: LeaderElectionOptions): LeaderElect
     },
     async stop(releaseLease = true) {
       stopped = true;
-      wake?.();
+      wake();
       await loop;
       if (releaseLease) await release();
       setLeading(false);
