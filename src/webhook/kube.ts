@@ -40,21 +40,30 @@ export function createSecretCertStore(client: KubeClient, namespace: string, nam
         data: stateToSecretData(state),
       };
       const full = { apiVersion: 'v1', kind: 'Secret', ...body };
-      if (version) await client.replace(resourceTypes.secrets, namespace, name, full);
-      else {
-        try {
-          await client.create(resourceTypes.secrets, namespace, full);
-        } catch (err) {
-          // An empty or unreadable Secret already exists (created by the chart): take it over.
-          if (!isStatus(err, 409)) throw err;
-          const existing = await client.get<SecretObject>(resourceTypes.secrets, namespace, name);
-          if (stateFromSecretData(existing.data)) throw err;
-          await client.replace(resourceTypes.secrets, namespace, name, {
-            ...full,
-            metadata: { ...full.metadata, resourceVersion: existing.metadata.resourceVersion },
-          });
-        }
+      if (version) {
+        await client.replace(resourceTypes.secrets, namespace, name, full);
+        return;
       }
+      // An empty Secret may exist (the chart creates it so the webhook needs no `create`
+      // on Secrets, which would let it mint tokens): take it over; create only if absent.
+      let existing: SecretObject | undefined;
+      try {
+        existing = await client.get<SecretObject>(resourceTypes.secrets, namespace, name);
+      } catch (err) {
+        if (!isStatus(err, 404)) throw err;
+      }
+      if (!existing) {
+        await client.create(resourceTypes.secrets, namespace, full);
+        return;
+      }
+      if (stateFromSecretData(existing.data)) {
+        // Another replica stored certificates since we looked: keep them, reload and retry.
+        throw new Error(`Secret ${namespace}/${name} was filled by someone else meanwhile; retrying with it`);
+      }
+      await client.replace(resourceTypes.secrets, namespace, name, {
+        ...full,
+        metadata: { ...full.metadata, resourceVersion: existing.metadata.resourceVersion },
+      });
     },
   };
 }
