@@ -7,6 +7,7 @@ import { type CreatedToken, Vault } from '../sdk/index.js';
 import type { AgentConfig } from './config.js';
 import { createFileSink } from './file-sink.js';
 import { type HealthServer, startHealthServer } from './health.js';
+import { createNodeFetch, type NodeFetch } from './http-fetch.js';
 import { createLeaseLoop, type LeaseApi, type LeaseLoop, type LeaseResolver } from './lease-loop.js';
 
 /**
@@ -128,16 +129,26 @@ async function inCluster(): Promise<KubeConfig> {
  * logging in again (with the kubelet-rotated projected token) at two thirds of its TTL.
  */
 async function login(options: AgentOptions) {
+  const http = createNodeFetch();
+  try {
+    return await session(options, http);
+  } catch (err) {
+    http.close();
+    throw err;
+  }
+}
+
+async function session(options: AgentOptions, http: NodeFetch) {
   const connect = async (token: string) => {
     try {
-      return await Vault.connect({ addr: options.addr, token, tenant: options.tenant });
+      return await Vault.connect({ addr: options.addr, token, tenant: options.tenant, fetch: http.fetch });
     } catch (err) {
       throw new LoginError(`cannot log in to Vault at ${options.addr}: ${(err as Error).message}`, err);
     }
   };
   if (options.token) {
     const vault = await connect(options.token);
-    return { vault: () => vault, close: () => {} };
+    return { vault: () => vault, close: () => http.close() };
   }
   const tokenPath = options.config.tokenPath;
   if (!tokenPath) throw new LoginError('no VAULT_TOKEN and no token file to log in with');
@@ -153,7 +164,10 @@ async function login(options: AgentOptions) {
       );
     }
     try {
-      return await Vault.loginKubernetes({ jwt }, { addr: options.addr, tenant: options.tenant });
+      return await Vault.loginKubernetes(
+        { jwt },
+        { addr: options.addr, tenant: options.tenant, fetch: http.fetch },
+      );
     } catch (err) {
       throw new LoginError(
         `Kubernetes login to Vault at ${options.addr} failed: ${(err as Error).message}`,
@@ -184,5 +198,11 @@ async function login(options: AgentOptions) {
     timer.unref();
   };
   scheduleRelogin();
-  return { vault: () => vault, close: () => clearTimeout(timer) };
+  return {
+    vault: () => vault,
+    close: () => {
+      clearTimeout(timer);
+      http.close();
+    },
+  };
 }

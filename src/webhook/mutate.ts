@@ -153,11 +153,14 @@ export function mutate(pod: V1Pod, config: MutateConfig): MutateResult {
 
   // The agent.
   const native = supportsNativeSidecars(config.serverVersion);
-  const serviceAccountMount = spec.files.some((f) => f.lease !== undefined)
-    ? [...appContainers, ...appInits]
-        .flatMap((c) => c.volumeMounts ?? [])
-        .find((m) => m.mountPath === serviceAccountMountPath)
-    : undefined;
+  // The agent needs the Kubernetes API token only for VaultLease files, but the ServiceAccount
+  // admission plugin, which runs again after this patch, mounts it into every container that
+  // lacks it. Mounting it here keeps the patch complete, so the API server does not call the
+  // webhook a second time (reinvocationPolicy IfNeeded) for every pod. Pods that want no API
+  // token anywhere set `automountServiceAccountToken: false`.
+  const serviceAccountMount = [...appContainers, ...appInits]
+    .flatMap((c) => c.volumeMounts ?? [])
+    .find((m) => m.mountPath === serviceAccountMountPath);
   const agent = (mode: 'native' | 'init' | 'sidecar') =>
     agentContainer(pod, spec, config, mode, serviceAccountMount);
   const hasInit = (name: string) => (podSpec.initContainers ?? []).some((c) => c.name === name);

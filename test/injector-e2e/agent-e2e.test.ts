@@ -185,6 +185,21 @@ function startAgent(pod: V1Pod, extraEnv: NodeJS.ProcessEnv = {}): ChildProcess 
   );
 }
 
+/** How often the API server has called the injector for CREATE so far (its own metric). */
+async function webhookCalls(): Promise<number> {
+  const metrics = await cp.kubectl(['get', '--raw', '/metrics']);
+  const line = metrics.stdout
+    .split('\n')
+    .find(
+      (l) =>
+        l.startsWith('apiserver_admission_webhook_admission_duration_seconds_count{') &&
+        l.includes('name="inject.vault.ghoststack.io"') &&
+        l.includes('operation="CREATE"') &&
+        l.includes('rejected="false"'),
+    );
+  return Number(line?.split(' ').pop() ?? 0);
+}
+
 const healthPort = () => Number(/"healthPort":(\d+)/.exec(agentOutput)?.[1] ?? 0);
 const fileIn = (name: string) => join(secretsDir, name);
 
@@ -293,7 +308,11 @@ afterAll(async () => {
 
 describe('the agent the webhook injects, run against the real API server and vault server', () => {
   it('is in the stored pod, and logs in with the pod-bound token to write every file (mode 0400)', async () => {
+    const callsBefore = await webhookCalls();
     await core.createNamespacedPod({ namespace: ns, body: podBody() });
+    // One call: the patch already holds what the ServiceAccount plugin would add on its second
+    // pass (the API token mount), so the API server has no reason to reinvoke the webhook.
+    expect((await webhookCalls()) - callsBefore).toBe(1);
     stored = await core.readNamespacedPod({ name: podName, namespace: ns });
     const container = agentContainer(stored);
     expect(container.restartPolicy).toBe('Always');
