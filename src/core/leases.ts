@@ -375,6 +375,19 @@ export function createLeaseService(
       return leases;
     },
 
+    /** Leases of every tenant by effective state, for the `vault_leases` gauge. */
+    async countByState(): Promise<Record<'active' | 'expired' | 'revoked', number>> {
+      const counts = { active: 0, expired: 0, revoked: 0 };
+      const now = clock();
+      const tenants = await store.range(keys.tenants());
+      for (const tenant of tenants.kvs) {
+        const id = tenant.key.slice(keys.tenants().length);
+        const { kvs } = await store.range(keys.leases(id));
+        for (const kv of kvs) counts[effectiveState(parseRecord<LeaseRecord>(kv.value), now)] += 1;
+      }
+      return counts;
+    },
+
     /**
      * Streams changes of the leases the caller may see. An `expired` event is sent when an
      * active lease reaches its expiry (no store write happens then).

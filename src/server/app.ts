@@ -41,7 +41,7 @@ export interface AppDeps {
 /** The HTTP API: express, one router per group, errors mapped in one place. */
 export function createApp(deps: AppDeps): { app: Express; metrics: ServerMetrics } {
   const config = { ...defaultAppConfig, ...deps.config };
-  const metrics = deps.metrics ?? createServerMetrics();
+  const metrics = deps.metrics ?? createServerMetrics({ leaseStates: () => deps.core.leases.countByState() });
   const limiter = createFailureLimiter({
     limit: config.authFailuresPerMinute,
     windowMs: 60_000,

@@ -1,8 +1,22 @@
-import { Counter, collectDefaultMetrics, Histogram, Registry } from 'prom-client';
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 
 /** Prometheus metrics of the API process. Labels carry routes and codes, never values. */
-export function createServerMetrics() {
+export function createServerMetrics(options: { leaseStates?: () => Promise<Record<string, number>> } = {}) {
   const registry = new Registry();
+  // Counted from the store when scraped, at most every 10 s (a scan of every tenant's leases).
+  let cached: { at: number; counts: Record<string, number> } | undefined;
+  new Gauge({
+    name: 'vault_leases',
+    help: 'Leases by effective state (active, expired, revoked), all tenants',
+    labelNames: ['state'] as const,
+    registers: [registry],
+    async collect() {
+      if (!options.leaseStates) return;
+      if (!cached || Date.now() - cached.at > 10_000)
+        cached = { at: Date.now(), counts: await options.leaseStates() };
+      for (const [state, count] of Object.entries(cached.counts)) this.set({ state }, count);
+    },
+  });
   collectDefaultMetrics({ register: registry });
   const requests = new Counter({
     name: 'vault_http_requests_total',

@@ -206,6 +206,19 @@ describe('credentials and leases over HTTP', () => {
     }
   });
 
+  it('exports leases by state and lease events as Prometheus metrics, without values', async () => {
+    const metrics = await vault.call('GET', '/metrics', { token: null });
+    expect(metrics.status).toBe(200);
+    expect(metrics.text).toMatch(/vault_leases\{state="active"\} [1-9]/);
+    expect(metrics.text).toMatch(/vault_leases\{state="revoked"\} [1-9]/);
+    expect(metrics.text).toMatch(/vault_leases\{state="expired"\} [1-9]/);
+    expect(metrics.text).toMatch(/vault_leases_total\{event="issued"\} [1-9]/);
+    expect(metrics.text).toMatch(
+      /vault_http_requests_total\{route="\/v1\/leases",method="POST",code="201"\}/,
+    );
+    expect(metrics.text).not.toContain('sk_live');
+  });
+
   it('streams lease changes to the caller as server-sent events', async () => {
     const controller = new AbortController();
     const response = await fetch(`${vault.url}/v1/leases/events`, {
