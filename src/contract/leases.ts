@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { duration, identity, identityName, identityType, resourceName } from './common.js';
+import { duration, identity, identityName, identityType, labels, resourceName } from './common.js';
 
 export const leaseStates = ['active', 'expired', 'revoked'] as const;
 export const leaseState = z.enum(leaseStates);
@@ -16,6 +16,8 @@ export const createLeaseRequest = z.strictObject({
   maxTtl: duration.optional(),
   /** A specific version; defaults to the current one. */
   version: z.number().int().positive().optional(),
+  /** Labels to find the lease by later (e.g. the Kubernetes object it was issued for). */
+  labels: labels.optional(),
 });
 export type CreateLeaseRequest = z.input<typeof createLeaseRequest>;
 
@@ -39,6 +41,7 @@ export const lease = z.object({
   state: leaseState,
   revokedAt: z.string().optional(),
   revokeReason: z.string().optional(),
+  labels: z.record(z.string(), z.string()).optional(),
   /** Only on create, read and reveal responses. */
   value: z.string().optional(),
   /** On renew: the seconds actually granted, which may be less than asked (max TTL). */
@@ -51,6 +54,8 @@ export const listLeasesQuery = z.strictObject({
   credentialName: resourceName.optional(),
   identityType: identityType.optional(),
   identityName: identityName.optional(),
+  /** "key=value" label selectors, comma-separated. */
+  labels: z.string().max(2048).optional(),
   limit: z.coerce.number().int().min(1).max(1000).default(100),
 });
 

@@ -17,6 +17,7 @@ import { generateValue } from './generate.js';
 import { keys } from './keys.js';
 import type { LeaseRevoker } from './lease-revoker.js';
 import { decide } from './policy-engine.js';
+import { parseSelectors } from './selectors.js';
 
 export type CreateCredentialInput = z.output<typeof createCredentialRequest>;
 export type RotateInput = z.output<typeof rotateRequest>;
@@ -125,15 +126,7 @@ export function createCredentialService(
 
     async list(ctx: CallContext, query: z.output<typeof listCredentialsQuery>): Promise<Credential[]> {
       await access.check(ctx, 'list', 'credentials', undefined, 'credential.list');
-      const selectors = (query.labels ?? '')
-        .split(',')
-        .filter(Boolean)
-        .map((pair) => {
-          const [key, ...rest] = pair.split('=');
-          if (!key || rest.length === 0)
-            throw badRequest(`label selector "${pair}" must look like key=value`);
-          return [key.trim(), rest.join('=').trim()] as const;
-        });
+      const selectors = parseSelectors(query.labels);
       const { kvs } = await store.range(keys.credentials(ctx.tenant) + (query.prefix ?? ''));
       const policies = await access.policiesOf(ctx);
       const visible = kvs

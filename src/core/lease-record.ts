@@ -20,6 +20,7 @@ export interface LeaseRecord {
   state: 'active' | 'revoked';
   revokedAt?: string;
   revokeReason?: string;
+  labels?: Record<string, string>;
 }
 
 /** The state a reader sees: an active lease past its expiry is expired, by the server clock. */

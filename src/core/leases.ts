@@ -20,6 +20,7 @@ import { keys } from './keys.js';
 import { effectiveState, type LeaseRecord, revokeOps, toLease } from './lease-record.js';
 import type { LeaseRevoker } from './lease-revoker.js';
 import { decide } from './policy-engine.js';
+import { parseSelectors } from './selectors.js';
 
 export type CreateLeaseInput = z.output<typeof createLeaseRequest>;
 export type ListLeasesInput = z.output<typeof listLeasesQuery>;
@@ -185,6 +186,7 @@ export function createLeaseService(
           renewable: input.renewable,
           renewCount: 0,
           state: 'active',
+          ...(input.labels ? { labels: input.labels } : {}),
         };
         const value = await openValue(ctx, lease, current.credential.createdAt);
         const valueHmac = await fingerprints.of(ctx.tenant, value);
@@ -354,6 +356,7 @@ export function createLeaseService(
     },
 
     async list(ctx: CallContext, query: ListLeasesInput): Promise<Lease[]> {
+      const selectors = parseSelectors(query.labels);
       const admin = await access.isAdmin(ctx);
       const now = clock();
       const { kvs } = await store.range(keys.leases(ctx.tenant));
@@ -364,6 +367,7 @@ export function createLeaseService(
         .filter((lease) => !query.credentialName || lease.credentialName === query.credentialName)
         .filter((lease) => !query.identityType || lease.identity.type === query.identityType)
         .filter((lease) => !query.identityName || lease.identity.name === query.identityName)
+        .filter((lease) => selectors.every(([key, value]) => lease.labels?.[key] === value))
         .slice(0, query.limit)
         .map((lease) => toLease(lease, now));
       await committer.record(ctx, {

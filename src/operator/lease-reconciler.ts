@@ -118,8 +118,15 @@ export function createLeaseReconciler(
         await vault.revokeLease(tenant, step.revokeFirst, `VaultLease ${obj.metadata.name} changed`);
       }
       await vault.ensureTenant(tenant);
+      // A lease issued before a crash, whose id never reached the status, is adopted
+      // rather than issued again.
+      const uid = obj.metadata.uid;
+      const orphan = !obj.status?.leaseId && uid ? await vault.findLeaseFor(tenant, uid) : undefined;
       try {
-        lease = await vault.issueLease(tenant, step.request);
+        lease =
+          orphan?.credentialName === step.request.credentialName
+            ? orphan
+            : await vault.issueLease(tenant, { ...step.request, ...(uid ? { owner: uid } : {}) });
         status = leaseStatus({ ...obj, status: { ...obj.status, leaseId: undefined } }, lease, clock());
       } catch (err) {
         const refusal = refusalOf(err);

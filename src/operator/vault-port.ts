@@ -35,7 +35,12 @@ export interface IssueLeaseInput {
   ttl?: string;
   maxTtl?: string;
   renewable: boolean;
+  /** UID of the VaultLease it is for: kept as a lease label so a crash cannot orphan it. */
+  owner?: string;
 }
+
+/** The lease label naming the VaultLease (by UID) a lease was issued for. */
+export const ownerLabel = 'vault.ghoststack.io/vaultlease-uid';
 
 export interface VaultPort {
   ensureTenant(tenant: string): Promise<void>;
@@ -62,6 +67,8 @@ export interface VaultPort {
   /** Issues a lease acting as `input.identity`; throws VaultError permission_denied when its policies refuse. */
   issueLease(tenant: string, input: IssueLeaseInput): Promise<LeaseInfo>;
   getLease(tenant: string, id: string): Promise<LeaseInfo | undefined>;
+  /** The active lease issued for the VaultLease with this UID, if one exists. */
+  findLeaseFor(tenant: string, owner: string): Promise<LeaseInfo | undefined>;
   renewLease(tenant: string, id: string, increment?: string): Promise<LeaseInfo>;
   revokeLease(tenant: string, id: string, reason: string): Promise<void>;
   /** Changes of the tenant's leases made anywhere (API, CLI, another VaultCredential's deletion). */
@@ -216,9 +223,18 @@ export function createCorePort(core: VaultCore, identity: Identity = operatorIde
         renewable: input.renewable,
         ...(input.ttl ? { ttl: input.ttl } : {}),
         ...(input.maxTtl ? { maxTtl: input.maxTtl } : {}),
+        ...(input.owner ? { labels: { [ownerLabel]: input.owner } } : {}),
       });
       // The value is dropped here: it never leaves the port.
       return stripValue(lease);
+    },
+    async findLeaseFor(tenant, owner) {
+      const found = await core.leases.list(ctx(tenant), {
+        state: 'active',
+        labels: `${ownerLabel}=${owner}`,
+        limit: 1,
+      });
+      return found[0] ? stripValue(found[0]) : undefined;
     },
     async getLease(tenant, id) {
       try {

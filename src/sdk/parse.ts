@@ -166,6 +166,7 @@ export function parseLease(value: unknown, path = 'lease'): Lease {
     {
       revokedAt: optDate(o, 'revokedAt', path),
       revokeReason: optStr(o, 'revokeReason', path),
+      labels: labels(o, 'labels', path),
       value: optStr(o, 'value', path),
       grantedTtlSeconds: typeof o.grantedTtlSeconds === 'number' ? o.grantedTtlSeconds : undefined,
     },

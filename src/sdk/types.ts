@@ -139,6 +139,8 @@ export interface Lease {
   revokedAt?: Date;
   /** Why it was revoked, if it was. */
   revokeReason?: string;
+  /** Labels given at creation, to find the lease by. */
+  labels?: Record<string, string>;
   /** The secret value: only on create, read and reveal. */
   value?: string;
   /** On renew: the seconds actually granted, which may be less than asked for (max TTL). */
@@ -159,6 +161,8 @@ export interface CreateLeaseInput {
   maxTtl?: string;
   /** A specific version; defaults to the current one. */
   version?: number;
+  /** Labels to find the lease by later. */
+  labels?: Record<string, string>;
 }
 
 /** Filters of {@link LeasesApi.list}. */
@@ -171,6 +175,8 @@ export interface ListLeasesQuery {
   identityType?: IdentityType;
   /** Only leases for identities of this name. */
   identityName?: string;
+  /** Only leases carrying these labels: `"key=value,key2=value2"`. */
+  labels?: string;
   /** At most this many (1-1000, default 100). */
   limit?: number;
 }

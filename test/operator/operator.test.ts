@@ -337,6 +337,57 @@ ${leases}`,
     expect(after.map((l) => l.id).sort()).toEqual(before.map((l) => l.id).sort());
   });
 
+  it('adopts a lease issued before a crash whose id never reached the status', async () => {
+    const ns = 'orphan';
+    await env.cp.createNamespace(ns);
+    await apply(
+      ns,
+      `apiVersion: vault.ghoststack.io/v1alpha1
+kind: VaultCredential
+metadata: {name: c}
+spec: {type: generic, source: {generate: {}}, access: {serviceAccounts: [app]}}
+---
+apiVersion: vault.ghoststack.io/v1alpha1
+kind: VaultLease
+metadata: {name: l}
+spec: {credentialRef: {name: c}, serviceAccountName: app, ttl: 1h}`,
+    );
+    await phaseOf(ns, 'l', 'Active');
+    await operator.idle();
+    const [issued] = await env.core.leases.list(ctx(ns), { state: 'active', limit: 100 });
+    expect(issued).toBeDefined();
+
+    // The crash: the lease exists in Vault, but its id is not in the status.
+    await operator.stop({ abandon: true });
+    const cleared = await env.cp.kubectl([
+      'patch',
+      'vaultlease',
+      'l',
+      '-n',
+      ns,
+      '--subresource=status',
+      '--type=merge',
+      '-p',
+      '{"status":{"leaseId":null}}',
+    ]);
+    expect(cleared.code).toBe(0);
+    operator = await env.startOperator();
+    const adopted = await eventually(
+      'the lease to be adopted',
+      async () => {
+        const obj = await env.admin.get<{ status?: { leaseId?: string } }>(
+          resourceTypes.vaultLeases,
+          ns,
+          'l',
+        );
+        return obj.status?.leaseId;
+      },
+      30_000,
+    );
+    expect(adopted).toBe(issued!.id);
+    expect(await env.core.leases.list(ctx(ns), { state: 'active', limit: 100 })).toHaveLength(1);
+  });
+
   it('runs one leader among two controllers and fails over when it stops', async () => {
     const second = await env.startOperator();
     await new Promise((resolve) => setTimeout(resolve, 1_500));
