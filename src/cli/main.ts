@@ -9,7 +9,6 @@ import { register as registerCredentials } from './credentials.js';
 import { exitCodeFor, exitCodeTable, hintFor, UsageError } from './exit-codes.js';
 import { register as registerLease } from './lease.js';
 import { register as registerLogin } from './login.js';
-import { register as registerMcp } from './mcp.js';
 import { register as registerPolicies } from './policies.js';
 import { register as registerRun } from './run.js';
 import { register as registerTokens } from './tokens.js';
@@ -31,7 +30,7 @@ const groups: Group[] = [
   { names: ['audit'], register: registerAudit },
   { names: ['tokens', 'token'], register: registerTokens },
   { names: ['policies', 'policy', 'identities', 'identity'], register: registerPolicies },
-  { names: ['mcp'], register: registerMcp },
+  { names: ['mcp'], load: () => import('./mcp.js') },
   { names: ['agent'], load: () => import('./agent.js') },
   { names: ['operator'], load: () => import('./operator.js') },
   { names: ['webhook'], load: () => import('./webhook.js') },
