@@ -26,7 +26,8 @@ import { applyRotation, caBundle, defaultRotationPolicy } from '../../src/webhoo
 import { agentNodeOptions, defaultMutateConfig } from '../../src/webhook/mutate.js';
 import { startWebhookServer } from '../../src/webhook/server.js';
 import { startControlPlane } from '../support/control-plane.js';
-import { repoRoot, startVaultDev, vaultBin } from '../support/vault-dev.js';
+import { repoRoot, startVaultDev } from '../support/vault-dev.js';
+import { startWebhookProcess } from '../support/webhook-process.js';
 import { loadPod } from '../webhook/support.js';
 
 const quantile = (values: number[], q: number) => {
@@ -90,36 +91,7 @@ async function webhookLatency(count: number) {
 async function podCreateLatency(count: number) {
   const { CoreV1Api } = await import('@kubernetes/client-node');
   const cp = await startControlPlane();
-  let output = '';
-  const webhook = spawn(
-    process.execPath,
-    [
-      vaultBin,
-      'webhook',
-      '--listen',
-      '127.0.0.1:0',
-      '--namespace',
-      'vault-system',
-      '--agent-image',
-      'vault:bench',
-      '--vault-addr',
-      'http://vault.vault-system.svc:8200',
-      '--ip-address',
-      '127.0.0.1',
-      '--install',
-      '--kubeconfig',
-      cp.kubeconfigPath,
-      '--log-level',
-      'warn',
-    ],
-    { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, VAULT_ADDR: '' } },
-  );
-  webhook.stdout.setEncoding('utf8').on('data', (chunk: string) => {
-    output += chunk;
-  });
-  webhook.stderr.setEncoding('utf8').on('data', (chunk: string) => {
-    output += chunk;
-  });
+  const webhook = await startWebhookProcess({ kubeconfigPath: cp.kubeconfigPath, agentImage: 'vault:bench' });
   try {
     const ns = 'bench';
     await cp.createNamespace(ns);
@@ -142,13 +114,8 @@ async function podCreateLatency(count: number) {
         containers: [{ name: 'app', image: 'registry.invalid/app:1' }],
       },
     });
-    const deadline = Date.now() + 90_000;
-    while (!/webhook listening on https:/.test(output)) {
-      if (webhook.exitCode !== null || Date.now() > deadline)
-        throw new Error(`the webhook did not start:\n${output}`);
-      await sleep(100);
-    }
     // The API server picks the configuration up from its informer: wait until it calls the webhook.
+    const deadline = Date.now() + 90_000;
     let sample: V1Pod;
     for (;;) {
       sample = await core.createNamespacedPod({ namespace: ns, dryRun: 'All', body: pod('probe', true) });
@@ -193,10 +160,7 @@ async function podCreateLatency(count: number) {
       preInjected: summary(samples.preInjected),
     };
   } finally {
-    webhook.kill('SIGTERM');
-    await new Promise((resolve) =>
-      webhook.exitCode !== null ? resolve(undefined) : webhook.once('exit', resolve),
-    );
+    await webhook.stop();
     await cp.stop();
   }
 }

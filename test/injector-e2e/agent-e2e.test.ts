@@ -24,6 +24,7 @@ import { openVault } from '../../src/server/vault-process.js';
 import { type ServerProcess, startServer } from '../crash/vault-server.js';
 import { type ControlPlane, startControlPlane } from '../support/control-plane.js';
 import { repoRoot, vaultBin } from '../support/vault-dev.js';
+import { startWebhookProcess, type WebhookProcess } from '../support/webhook-process.js';
 
 const ns = 'payments';
 const serviceAccount = 'payments';
@@ -50,7 +51,7 @@ let secretsDir: string;
 let tmpfs = false;
 let server: ServerProcess;
 let admin: Vault;
-let webhook: ChildProcess | undefined;
+let webhook: WebhookProcess | undefined;
 let agent: ChildProcess | undefined;
 let agentOutput = '';
 let stored: V1Pod;
@@ -253,40 +254,13 @@ beforeAll(async () => {
   await admin.policies.put('payments-app', accessRules(true));
   await admin.identities.put('workload', workload, { policies: ['payments-app'] });
 
-  let webhookOutput = '';
-  webhook = spawnCollecting(
-    [
-      'webhook',
-      '--listen',
-      '127.0.0.1:0',
-      '--namespace',
-      webhookNs,
-      '--agent-image',
-      'ghcr.io/ghoststack/vault:e2e',
-      '--vault-addr',
-      server.url,
-      '--ip-address',
-      '127.0.0.1',
-      '--install',
-      '--kubeconfig',
-      cp.kubeconfigPath,
-      '--log-level',
-      'warn',
-    ],
-    { ...process.env, VAULT_ADDR: '', VAULT_TOKEN: '' },
-    (chunk) => {
-      webhookOutput += chunk;
-    },
-  );
-  const hook = webhook;
-  await until(
-    'the webhook to listen',
-    () => /webhook listening on https:/.test(webhookOutput) || hook.exitCode !== null,
-    90_000,
-  ).catch((err: Error) => {
-    throw new Error(`${err.message}\nwebhook output:\n${webhookOutput}`);
+  webhook = await startWebhookProcess({
+    kubeconfigPath: cp.kubeconfigPath,
+    namespace: webhookNs,
+    agentImage: 'ghcr.io/ghoststack/vault:e2e',
+    vaultAddr: server.url,
+    startTimeoutMs: 90_000,
   });
-  if (hook.exitCode !== null) throw new Error(`the webhook exited:\n${webhookOutput}`);
   await until(
     'the webhook configuration to take effect',
     async () => {
@@ -299,7 +273,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await stop(agent);
-  await stop(webhook);
+  await webhook?.stop();
   await server?.stop();
   await cp?.stop();
   if (tmpfs) execFileSync('umount', [secretsDir]);

@@ -1,4 +1,3 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -6,6 +5,7 @@ import { AdmissionregistrationV1Api, CoreV1Api, CustomObjectsApi, type V1Pod } f
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ControlPlane, startControlPlane } from '../support/control-plane.js';
 import { repoRoot } from '../support/vault-dev.js';
+import { startWebhookProcess, type WebhookProcess } from '../support/webhook-process.js';
 
 /**
  * The injector end to end on a real kube-apiserver: `vault webhook` runs as a process on
@@ -13,14 +13,12 @@ import { repoRoot } from '../support/vault-dev.js';
  * the API server calls it for labelled pods only.
  */
 
-const entry = join(repoRoot, 'test/injector-e2e/cli-entry.ts');
 const ns = 'shop';
 const webhookNs = 'vault-system';
 
 let cp: ControlPlane;
 let core: CoreV1Api;
-let webhook: ChildProcess | undefined;
-let webhookOutput = '';
+let webhookProcess: WebhookProcess | undefined;
 
 const pod = (name: string, opts: { label?: boolean; annotations?: Record<string, string> } = {}): V1Pod => ({
   metadata: {
@@ -34,55 +32,11 @@ const pod = (name: string, opts: { label?: boolean; annotations?: Record<string,
 });
 
 async function startWebhook(): Promise<void> {
-  webhookOutput = '';
-  const child = spawn(
-    process.execPath,
-    [
-      '--import',
-      'tsx',
-      entry,
-      'webhook',
-      '--listen',
-      '127.0.0.1:0',
-      '--namespace',
-      webhookNs,
-      '--agent-image',
-      'ghcr.io/ghoststack/vault:test',
-      '--vault-addr',
-      'http://vault.vault-system.svc:8200',
-      '--ip-address',
-      '127.0.0.1',
-      '--install',
-      '--kubeconfig',
-      cp.kubeconfigPath,
-      '--log-level',
-      'warn',
-    ],
-    { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, VAULT_ADDR: '' } },
-  );
-  webhook = child;
-  child.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
-    webhookOutput += chunk;
-  });
-  child.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
-    webhookOutput += chunk;
-  });
-  await until(
-    'the webhook to listen',
-    () => /webhook listening on https:/.test(webhookOutput) || child.exitCode !== null,
-    60_000,
-  );
-  if (child.exitCode !== null) throw new Error(`the webhook exited:\n${webhookOutput}`);
+  webhookProcess = await startWebhookProcess({ kubeconfigPath: cp.kubeconfigPath, namespace: webhookNs });
 }
 
 async function stopWebhook(): Promise<void> {
-  const child = webhook;
-  if (!child || child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-  await exited;
-  clearTimeout(timer);
+  await webhookProcess?.stop();
 }
 
 async function until(
@@ -92,7 +46,8 @@ async function until(
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await probe())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}\n${webhookOutput}`);
+    if (Date.now() > deadline)
+      throw new Error(`timed out waiting for ${what}\n${webhookProcess?.output() ?? ''}`);
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
 }
