@@ -28,7 +28,7 @@ import {
 } from './key-records.js';
 import type { RootKeyProvider } from './root-key.js';
 import { MAX_CAS_ATTEMPTS, type RootSet, type TenantKeys } from './tenant-keys.js';
-import { type RotationOptions, startState, type WalkState, walk } from './walker.js';
+import { type RotationOptions, rewriteRecord, startState, type WalkState, walk } from './walker.js';
 
 export interface RootRotationResult {
   from: string;
@@ -103,36 +103,20 @@ export async function runRootRotation(
   if (resumed) logger.info({ from: rotation.from, to: rotation.to }, 'resuming root key rotation');
 
   const visit = async (first: KeyValue) => {
-    let kv: KeyValue | undefined = first;
-    for (let attempt = 0; kv && attempt < MAX_CAS_ATTEMPTS; attempt++) {
+    const wrote = await rewriteRecord(store, first, async (kv) => {
       const path = parseTenantKeyPath(kv.key);
-      if (!path || !/^\d+$/.test(path.leaf)) return;
+      if (!path || !/^\d+$/.test(path.leaf)) return undefined;
       const record = parseRecord(tenantKeyRecordSchema, kv.key, kv.value)!;
-      if (record.rootKeyId === newRoot.id) return;
+      if (record.rootKeyId === newRoot.id) return undefined;
       const key = await tenantKeys.unwrapRecord(path.tenant, record);
-      let wrapped: string;
       try {
-        wrapped = await newRoot.wrap(key, tenantKeyAad(path.tenant, record.version));
+        const wrapped = await newRoot.wrap(key, tenantKeyAad(path.tenant, record.version));
+        return JSON.stringify({ ...record, wrapped, rootKeyId: newRoot.id });
       } finally {
         key.fill(0);
       }
-      const result = await store.txn({
-        compare: [{ key: kv.key, modRevision: kv.modRevision }],
-        success: [
-          { type: 'put', key: kv.key, value: JSON.stringify({ ...record, wrapped, rootKeyId: newRoot.id }) },
-        ],
-      });
-      if (result.succeeded) {
-        rewrapped++;
-        return;
-      }
-      kv = await store.get(kv.key);
-    }
-    if (kv)
-      throw new CryptoError(
-        'rotation_conflict',
-        `record ${kv.key} kept changing during the rotation; run it again`,
-      );
+    });
+    if (wrote) rewrapped++;
   };
 
   const save = async (state: WalkState) => {

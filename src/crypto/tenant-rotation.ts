@@ -43,7 +43,7 @@ import {
   tenantRotationRecordSchema,
 } from './key-records.js';
 import { MAX_CAS_ATTEMPTS, type TenantKeys } from './tenant-keys.js';
-import { type RotationOptions, startState, type WalkState, walk } from './walker.js';
+import { type RotationOptions, rewriteRecord, startState, type WalkState, walk } from './walker.js';
 
 export interface TenantRotationResult {
   tenant: string;
@@ -142,42 +142,27 @@ export async function runTenantRotation(
   if (resumed) logger.info({ tenant, from: rotation.from, to: rotation.to }, 'resuming tenant key rotation');
 
   const visit = async (first: KeyValue) => {
-    let kv: KeyValue | undefined = first;
-    for (let attempt = 0; kv && attempt < MAX_CAS_ATTEMPTS; attempt++) {
+    const wrote = await rewriteRecord(store, first, async (kv) => {
       const record = parseJsonObject(kv.value);
-      if (!record || record.sealed === undefined) return;
+      if (!record || record.sealed === undefined) return undefined;
       const parsed = sealedValueSchema.safeParse(record.sealed);
       // Another tenant's value under an overlapping prefix ("/hmac/acme" and "/hmac/acme2") is not ours.
       if (parsed.success && (parsed.data.tenant !== tenant || parsed.data.tenantKeyVersion === rotation.to))
-        return;
-      let sealed: typeof record.sealed;
+        return undefined;
       try {
         if (!parsed.success) throw new CryptoError('decrypt_failed', 'malformed sealed value');
         const fromKey = await tenantKeys.key(tenant, parsed.data.tenantKeyVersion);
-        sealed = rewrapDataKey(fromKey, toKey, rotation.to, parsed.data);
+        return JSON.stringify({ ...record, sealed: rewrapDataKey(fromKey, toKey, rotation.to, parsed.data) });
       } catch (err) {
         // A value that cannot be opened now never could be; skip it rather than block the rotation.
         if (!isCryptoError(err, 'decrypt_failed') && !isCryptoError(err, 'key_destroyed')) throw err;
         if (!unreadable.has(kv.key))
           logger.warn({ tenant, record: kv.key }, 'sealed value cannot be opened; left as is');
         unreadable.add(kv.key);
-        return;
+        return undefined;
       }
-      const result = await store.txn({
-        compare: [{ key: kv.key, modRevision: kv.modRevision }],
-        success: [{ type: 'put', key: kv.key, value: JSON.stringify({ ...record, sealed }) }],
-      });
-      if (result.succeeded) {
-        rewrapped++;
-        return;
-      }
-      kv = await store.get(kv.key);
-    }
-    if (kv)
-      throw new CryptoError(
-        'rotation_conflict',
-        `record ${kv.key} kept changing during the rotation; run it again`,
-      );
+    });
+    if (wrote) rewrapped++;
   };
 
   const save = async (state: WalkState) => {

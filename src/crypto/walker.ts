@@ -9,7 +9,9 @@
  * was being visited when the walk stopped is visited again on resume.
  */
 import type { KeyValue, Store } from '../store/store.js';
+import { CryptoError } from './errors.js';
 import type { Cursor } from './key-records.js';
+import { MAX_CAS_ATTEMPTS } from './tenant-keys.js';
 
 export interface RotationProgress {
   /** Records visited in the first pass so far (including ones that needed no change). */
@@ -106,4 +108,33 @@ async function count(
     }
   }
   return { total, before };
+}
+
+/**
+ * Rewrites one record with compare-and-swap, re-reading it when someone else changed it
+ * meanwhile. `next` returns the new value, or undefined when the record needs nothing.
+ * Resolves true when it wrote; a record that keeps changing fails the rotation (rerun it).
+ */
+export async function rewriteRecord(
+  store: Store,
+  first: KeyValue,
+  next: (kv: KeyValue) => Promise<string | undefined>,
+): Promise<boolean> {
+  let kv: KeyValue | undefined = first;
+  for (let attempt = 0; kv && attempt < MAX_CAS_ATTEMPTS; attempt++) {
+    const value = await next(kv);
+    if (value === undefined) return false;
+    const result = await store.txn({
+      compare: [{ key: kv.key, modRevision: kv.modRevision }],
+      success: [{ type: 'put', key: kv.key, value }],
+    });
+    if (result.succeeded) return true;
+    kv = await store.get(kv.key);
+  }
+  if (kv)
+    throw new CryptoError(
+      'rotation_conflict',
+      `record ${kv.key} kept changing during the rotation; run it again`,
+    );
+  return false;
 }
