@@ -396,7 +396,11 @@ export function createLeaseService(
      * Streams changes of the leases the caller may see. An `expired` event is sent when an
      * active lease reaches its expiry (no store write happens then).
      */
-    async watch(ctx: CallContext, onEvent: (event: LeaseEvent) => void): Promise<{ close(): Promise<void> }> {
+    async watch(
+      ctx: CallContext,
+      onEvent: (event: LeaseEvent) => void,
+      onEnd?: (err: Error) => void,
+    ): Promise<{ close(): Promise<void> }> {
       const admin = await access.isAdmin(ctx);
       const visible = visibleTo(ctx, admin);
       const timers = new Map<string, NodeJS.Timeout>();
@@ -414,14 +418,19 @@ export function createLeaseService(
         timer.unref();
         timers.set(lease.id, timer);
       };
-      const watcher = await store.watch(keys.leases(ctx.tenant), 0, (event) => {
-        if (event.type !== 'put' || !event.value) return;
-        const lease = parseRecord<LeaseRecord>(event.value);
-        if (!visible(lease)) return;
-        const type = lease.state === 'revoked' ? 'revoked' : lease.renewCount > 0 ? 'renewed' : 'issued';
-        scheduleExpiry(lease);
-        onEvent({ type, lease: withoutValue(toLease(lease, clock())) });
-      });
+      const watcher = await store.watch(
+        keys.leases(ctx.tenant),
+        0,
+        (event) => {
+          if (event.type !== 'put' || !event.value) return;
+          const lease = parseRecord<LeaseRecord>(event.value);
+          if (!visible(lease)) return;
+          const type = lease.state === 'revoked' ? 'revoked' : lease.renewCount > 0 ? 'renewed' : 'issued';
+          scheduleExpiry(lease);
+          onEvent({ type, lease: withoutValue(toLease(lease, clock())) });
+        },
+        onEnd ? { onError: onEnd } : {},
+      );
       return {
         close: async () => {
           for (const timer of timers.values()) clearTimeout(timer);

@@ -224,9 +224,18 @@ export function apiRoutes(deps: { core: VaultCore; keyring: Keyring; metrics: Se
       connection: 'keep-alive',
     });
     res.write(': connected\n\n');
-    watcher = await core.leases.watch(ctx, (event) => {
-      if (!closed) res.write(`event: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`);
-    });
+    watcher = await core.leases.watch(
+      ctx,
+      (event) => {
+        if (!closed) res.write(`event: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`);
+      },
+      () => {
+        // The store could not keep following changes: end, and let the client reconnect.
+        if (!closed)
+          res.write('event: end\ndata: {"reason":"the event stream was interrupted; reconnect"}\n\n');
+        close();
+      },
+    );
     if (closed) return void watcher.close();
     const token = /^Bearer\s+(\S+)$/i.exec(req.get('authorization') ?? '')?.[1];
     // The stream lives only as long as its token: checked again at every heartbeat.

@@ -181,7 +181,7 @@ export async function openEtcdStore(options: EtcdStoreOptions): Promise<Store> {
       return { succeeded: res.succeeded, revision: Number(res.header.revision) };
     },
 
-    async watch(prefix, fromRevision, onEvent) {
+    async watch(prefix, fromRevision, onEvent, options) {
       assertOpen();
       const { key, rangeEnd } = span(prefix);
       let watcher: Watcher | undefined;
@@ -196,6 +196,7 @@ export async function openEtcdStore(options: EtcdStoreOptions): Promise<Store> {
         timeoutMs,
         toError: (err) => toStoreError(err, { what: 'watch', endpoints, timeoutMs }),
         onClosed: () => watcher && watchers.delete(watcher),
+        ...(options?.onError ? { onError: options.onError } : {}),
       });
       watchers.add(watcher);
       return watcher;

@@ -23,6 +23,7 @@ export interface EtcdWatchDeps {
   timeoutMs: number;
   toError: (err: unknown) => Error;
   onClosed: () => void;
+  onError?: (err: Error) => void;
 }
 
 const minBackoffMs = 100;
@@ -77,6 +78,7 @@ export async function createEtcdWatch(deps: EtcdWatchDeps): Promise<Watcher> {
     if (err instanceof WatchCompactedError) {
       logger.error({ err }, 'etcd watch stopped: the history it needs was compacted');
       stop();
+      deps.onError?.(err);
       return;
     }
     logger.warn({ reason: (err as Error).message, next }, 'etcd watch lost; reconnecting');

@@ -64,6 +64,14 @@ export interface WatchEvent {
   modRevision: number;
 }
 
+export interface WatchOptions {
+  /**
+   * Called once if the watch ends by itself after it was established (its history was
+   * compacted while it was disconnected): the caller re-reads and watches again.
+   */
+  onError?: (err: Error) => void;
+}
+
 export interface Watcher {
   close(): Promise<void>;
 }
@@ -77,7 +85,12 @@ export interface Store {
    * Calls `onEvent` for every change under `prefix` with modRevision >= `fromRevision`
    * (0 means "from now"), in revision order, then for every later change until closed.
    */
-  watch(prefix: string, fromRevision: number, onEvent: (event: WatchEvent) => void): Promise<Watcher>;
+  watch(
+    prefix: string,
+    fromRevision: number,
+    onEvent: (event: WatchEvent) => void,
+    options?: WatchOptions,
+  ): Promise<Watcher>;
   /** Resolves when the store answers; rejects with StoreUnavailableError when it does not. */
   ping(): Promise<void>;
   close(): Promise<void>;
