@@ -214,29 +214,35 @@ export function apiRoutes(deps: { core: VaultCore; keyring: Keyring; metrics: Se
       openStreams -= 1;
       clearInterval(heartbeat);
       void watcher?.close();
-      res.end();
+      if (res.headersSent) res.end();
     };
     // Registered before any await, so a client gone early leaks nothing.
-    req.on('close', close);
+    res.on('close', close);
+    try {
+      watcher = await core.leases.watch(
+        ctx,
+        (event) => {
+          if (!closed) res.write(`event: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`);
+        },
+        () => {
+          // The store could not keep following changes: end, and let the client reconnect.
+          if (!closed)
+            res.write('event: end\ndata: {"reason":"the event stream was interrupted; reconnect"}\n\n');
+          close();
+        },
+      );
+    } catch (err) {
+      close();
+      throw err;
+    }
+    if (closed) return void watcher.close();
+    // Headers go out once the watch is live: a client whose request returned misses nothing.
     res.writeHead(200, {
       'content-type': 'text/event-stream',
       'cache-control': 'no-store',
       connection: 'keep-alive',
     });
     res.write(': connected\n\n');
-    watcher = await core.leases.watch(
-      ctx,
-      (event) => {
-        if (!closed) res.write(`event: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`);
-      },
-      () => {
-        // The store could not keep following changes: end, and let the client reconnect.
-        if (!closed)
-          res.write('event: end\ndata: {"reason":"the event stream was interrupted; reconnect"}\n\n');
-        close();
-      },
-    );
-    if (closed) return void watcher.close();
     const token = /^Bearer\s+(\S+)$/i.exec(req.get('authorization') ?? '')?.[1];
     // The stream lives only as long as its token: checked again at every heartbeat.
     heartbeat = setInterval(() => {

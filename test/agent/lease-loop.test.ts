@@ -123,13 +123,17 @@ describe('the lease loop', () => {
     await loop.allWritten;
     const id = loop.leaseIds().revoked!;
     // Give the event stream a moment to be connected before revoking.
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
     const started = Date.now();
     await admin.leases.revoke(id);
     await until('the wipe', () => !existsSync(join(directory, 'revoked')), 10_000);
     const elapsed = Date.now() - started;
     expect(loop.ready()).toBe(false);
-    const metrics = await registry.metrics();
+    // The counter moves just after the unlink the loop above saw: wait for it, too.
+    const metrics = await until('the wipe to be counted', async () => {
+      const text = await registry.metrics();
+      return /vault_agent_wipes_total\{reason="revoked"\} 1/.test(text) ? text : undefined;
+    });
     expect(metrics).toMatch(/vault_agent_wipes_total\{reason="revoked"\} 1/);
     // Generous on a loaded machine; the benchmark measures the real latency.
     expect(elapsed).toBeLessThan(5_000);
