@@ -78,6 +78,7 @@ export function register(program: Command): void {
     .option('--tls-key-file <file>', 'key of the TLS certificate (env VAULT_TLS_KEY_FILE)')
     .option('--audit-log <target>', '"stdout", "none" or a file for JSON-lines audit records')
     .option('--max-lease-ttl <duration>', 'no lease outlives this (default 24h)')
+    .option('--lease-retention <duration>', 'keep records of ended leases this long (default 24h)')
     .option('--body-limit-bytes <n>', 'largest accepted request body')
     .option('--kubernetes-auth', 'enable Kubernetes login (TokenReview)')
     .option('--kubernetes-audience <aud>', 'audience projected tokens must carry (default vault)')
@@ -92,6 +93,7 @@ export function register(program: Command): void {
           tlsKeyFile: options.tlsKeyFile ?? env.VAULT_TLS_KEY_FILE,
           auditLog: options.auditLog ?? env.VAULT_AUDIT_LOG,
           maxLeaseTtl: options.maxLeaseTtl ?? env.VAULT_MAX_LEASE_TTL,
+          leaseRetention: options.leaseRetention ?? env.VAULT_LEASE_RETENTION,
           bodyLimitBytes: options.bodyLimitBytes,
           kubernetesAuth:
             options.kubernetesAuth === true || env.VAULT_KUBERNETES_AUTH === 'true' ? true : undefined,

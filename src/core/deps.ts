@@ -28,6 +28,8 @@ export interface CoreConfig {
   audit: boolean;
   /** How long token, identity and policy records are cached (another replica's change shows within it). */
   recordCacheTtlMs: number;
+  /** How long a lease record is kept after the lease ended (expired or revoked). */
+  leaseRetentionMs: number;
 }
 
 export const defaultCoreConfig: CoreConfig = {
@@ -36,6 +38,7 @@ export const defaultCoreConfig: CoreConfig = {
   autoCreateTenants: false,
   audit: true,
   recordCacheTtlMs: 1000,
+  leaseRetentionMs: 24 * 3_600_000,
 };
 
 export interface CoreDeps {

@@ -36,7 +36,15 @@ export function createTokenService(deps: CoreDeps & { access: Access }) {
   async function mint(
     ctx: CallContext | undefined,
     tenant: string,
-    input: { identity: Identity; policies: string[]; ttlMs: number; displayName?: string; system?: boolean },
+    input: {
+      identity: Identity;
+      policies: string[];
+      ttlMs: number;
+      /** Ends no later than this (the minting token's own expiry). */
+      notAfter?: string;
+      displayName?: string;
+      system?: boolean;
+    },
     extraOps: { audit: boolean } = { audit: true },
   ): Promise<CreatedToken> {
     const token = `${TOKEN_PREFIX}${randomBytes(32).toString('base64url')}`;
@@ -49,7 +57,12 @@ export function createTokenService(deps: CoreDeps & { access: Access }) {
       policies: input.policies,
       ...(input.displayName ? { displayName: input.displayName } : {}),
       issuedAt: now.toISOString(),
-      expiresAt: new Date(now.getTime() + input.ttlMs).toISOString(),
+      expiresAt: new Date(
+        Math.min(
+          now.getTime() + input.ttlMs,
+          input.notAfter ? Date.parse(input.notAfter) : Number.POSITIVE_INFINITY,
+        ),
+      ).toISOString(),
       ...(ctx ? { createdBy: ctx.principal.identity } : {}),
       ...(input.system ? { system: true } : {}),
     };
@@ -138,15 +151,14 @@ export function createTokenService(deps: CoreDeps & { access: Access }) {
         await access.check(ctx, 'admin', resource, undefined, 'token.create');
       }
       // A token never outlives the token that minted it, nor the server's maximum.
-      const now = clock().getTime();
-      const parentLeft = ctx.principal.expiresAt
-        ? Date.parse(ctx.principal.expiresAt) - now
-        : MAX_TOKEN_TTL_MS;
-      const ttlMs = Math.min(durationMs(input.ttl), parentLeft, MAX_TOKEN_TTL_MS);
-      if (ttlMs <= 0) throw unauthenticated('the calling token has expired');
+      const parentEnd = ctx.principal.expiresAt;
+      if (parentEnd && Date.parse(parentEnd) <= clock().getTime())
+        throw unauthenticated('the calling token has expired');
+      const ttlMs = Math.min(durationMs(input.ttl), MAX_TOKEN_TTL_MS);
       return mint(ctx, ctx.tenant, {
         identity: input.identity,
         policies: input.policies,
+        ...(parentEnd ? { notAfter: parentEnd } : {}),
         ttlMs,
         ...(input.displayName ? { displayName: input.displayName } : {}),
       });

@@ -39,6 +39,7 @@ export const serverConfigSchema = z
       .default(128 * 1024),
     authFailuresPerMinute: z.coerce.number().int().min(1).default(20),
     maxLeaseTtl: z.string().default('24h'),
+    leaseRetention: z.string().default('24h'),
     kubernetesAuth: z.boolean().default(false),
     kubernetesAudience: z.string().default('vault'),
     kubeconfig: z.string().optional(),
@@ -68,6 +69,9 @@ export const serverConfigSchema = z
       problem('rootKey', 'give the root key once: --root-key-file or VAULT_ROOT_KEY');
     const ttl = parseDuration(config.maxLeaseTtl);
     if ('error' in ttl) problem('maxLeaseTtl', `--max-lease-ttl must be ${durationHelp}`);
+    if ('error' in parseDuration(config.leaseRetention)) {
+      problem('leaseRetention', `--lease-retention must be ${durationHelp}`);
+    }
     const host = config.listen.slice(0, config.listen.lastIndexOf(':'));
     const loopback = ['127.0.0.1', 'localhost', '[::1]'].includes(host);
     if (!loopback && !config.tlsCertFile && process.env.VAULT_ALLOW_PLAINTEXT !== 'true') {

@@ -20,6 +20,8 @@ import { createApp } from './app.js';
 import type { ServerConfig } from './config.js';
 import { kubernetesTokenReviewer } from './token-review.js';
 
+const PURGE_INTERVAL_MS = 10 * 60_000;
+
 export interface VaultProcess {
   url: string;
   store: Store;
@@ -68,7 +70,11 @@ export async function openVault(config: ServerConfig, logger: Logger, auditSink:
       keyring,
       logger,
       auditSink,
-      config: { maxLeaseTtlMs: durationMs(config.maxLeaseTtl), autoCreateTenants: config.autoCreateTenants },
+      config: {
+        maxLeaseTtlMs: durationMs(config.maxLeaseTtl),
+        leaseRetentionMs: durationMs(config.leaseRetention),
+        autoCreateTenants: config.autoCreateTenants,
+      },
     });
     return { store, keyring, core };
   } catch (err) {
@@ -122,12 +128,21 @@ export async function startVault(config: ServerConfig, logger: Logger): Promise<
   const shownHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   const url = `${config.tlsCertFile ? 'https' : 'http'}://${shownHost}:${address.port}`;
   logger.info({ url, store: config.store }, 'vault listening');
+  // Lease records past their retention are deleted in the background (any replica may).
+  const purge = () =>
+    core.purger.purgeAll().then(
+      (purged) => purged > 0 && logger.info({ purged }, 'old lease records deleted'),
+      (err: unknown) => logger.warn({ err: (err as Error).message }, 'lease purge failed; retrying later'),
+    );
+  const purgeTimer = setInterval(purge, PURGE_INTERVAL_MS);
+  purgeTimer.unref();
   return {
     url,
     store,
     keyring,
     core,
     async close() {
+      clearInterval(purgeTimer);
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await auditSink.close();

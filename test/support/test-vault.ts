@@ -104,7 +104,8 @@ export async function startTestVault(
   const root = await core.tokens.mint(systemContext(tenant, admin), tenant, {
     identity: admin,
     policies: [ROOT_POLICY],
-    ttlMs: 3_600_000,
+    // Long enough for tests that move the clock by days.
+    ttlMs: 30 * 24 * 3_600_000,
     system: true,
   });
 
