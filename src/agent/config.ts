@@ -94,3 +94,11 @@ export type AgentConfigInput = z.input<typeof agentConfig>;
 
 /** The env var the webhook sets on the agent container. */
 export const agentConfigEnv = 'VAULT_AGENT_CONFIG';
+
+/**
+ * The Vault API's CA bundle as PEM text. The webhook sets it on the agent container (a CA
+ * certificate is public, and an env var needs no volume in the pod's namespace);
+ * `VAULT_CACERT` (a file) is the same for agents run by hand.
+ */
+export const agentCaPemEnv = 'VAULT_CACERT_PEM';
+export const agentCaFileEnv = 'VAULT_CACERT';

@@ -15,15 +15,25 @@ export interface NodeFetch {
   close(): void;
 }
 
-export function createNodeFetch(): NodeFetch {
+export interface NodeFetchOptions {
+  /** PEM CA bundle trusted for https addresses instead of Node's built-in roots. */
+  ca?: string;
+}
+
+export function createNodeFetch(options: NodeFetchOptions = {}): NodeFetch {
   const agents = new Map<string, HttpAgent>();
 
   const agentFor = async (protocol: string): Promise<HttpAgent> => {
     let agent = agents.get(protocol);
     if (!agent) {
       // TLS is loaded only for an https address.
-      const { Agent } = protocol === 'https:' ? await import('node:https') : await import('node:http');
-      agent = new Agent({ keepAlive: true });
+      if (protocol === 'https:') {
+        const { Agent } = await import('node:https');
+        agent = new Agent({ keepAlive: true, ...(options.ca ? { ca: options.ca } : {}) });
+      } else {
+        const { Agent } = await import('node:http');
+        agent = new Agent({ keepAlive: true });
+      }
       agents.set(protocol, agent);
     }
     return agent;

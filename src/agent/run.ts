@@ -21,6 +21,8 @@ export interface AgentOptions {
   tenant?: string;
   /** A Vault token; without it the agent logs in with the projected token at `config.tokenPath`. */
   token?: string;
+  /** PEM CA bundle the agent trusts for an https `addr` (instead of Node's built-in roots). */
+  caPem?: string;
   /** For `lease-<file>` files: where to read VaultLease objects (default: in-cluster). */
   kubeConfig?: KubeConfig;
   healthHost: string;
@@ -129,7 +131,7 @@ async function inCluster(): Promise<KubeConfig> {
  * logging in again (with the kubelet-rotated projected token) at two thirds of its TTL.
  */
 async function login(options: AgentOptions) {
-  const http = createNodeFetch();
+  const http = createNodeFetch(options.caPem ? { ca: options.caPem } : {});
   try {
     return await session(options, http);
   } catch (err) {
@@ -143,7 +145,7 @@ async function session(options: AgentOptions, http: NodeFetch) {
     try {
       return await Vault.connect({ addr: options.addr, token, tenant: options.tenant, fetch: http.fetch });
     } catch (err) {
-      throw new LoginError(`cannot log in to Vault at ${options.addr}: ${(err as Error).message}`, err);
+      throw new LoginError(`cannot log in to Vault at ${options.addr}: ${reason(err)}`, err);
     }
   };
   if (options.token) {
@@ -169,10 +171,7 @@ async function session(options: AgentOptions, http: NodeFetch) {
         { addr: options.addr, tenant: options.tenant, fetch: http.fetch },
       );
     } catch (err) {
-      throw new LoginError(
-        `Kubernetes login to Vault at ${options.addr} failed: ${(err as Error).message}`,
-        err,
-      );
+      throw new LoginError(`Kubernetes login to Vault at ${options.addr} failed: ${reason(err)}`, err);
     }
   };
 
@@ -205,4 +204,20 @@ async function session(options: AgentOptions, http: NodeFetch) {
       http.close();
     },
   };
+}
+
+/**
+ * The error's message and, when it wraps a connection error, that error too: the SDK's
+ * "is the server running?" hides a certificate Node refused, which is the usual mistake with
+ * https and a private CA.
+ */
+function reason(err: unknown): string {
+  const message = (err as Error).message;
+  const cause = (err as { cause?: unknown }).cause;
+  if (!(cause instanceof Error)) return message;
+  const code = (cause as NodeJS.ErrnoException).code;
+  const certificate = typeof code === 'string' && /CERT|SELF_SIGNED|UNABLE_TO|ALTNAME/.test(code);
+  return `${message} (${code ? `${code}: ` : ''}${cause.message}${
+    certificate ? "; give the API certificate's CA with --vault-ca-file or VAULT_CACERT" : ''
+  })`;
 }

@@ -6,8 +6,15 @@
 import { existsSync, readFileSync } from 'node:fs';
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Command } from 'commander';
-import { type AgentConfig, agentConfig, agentConfigEnv } from '../agent/config.js';
+import {
+  type AgentConfig,
+  agentCaFileEnv,
+  agentCaPemEnv,
+  agentConfig,
+  agentConfigEnv,
+} from '../agent/config.js';
 import { LoginError, startAgent } from '../agent/run.js';
+import { parseCaBundle, readCaBundle } from '../lib/ca-bundle.js';
 import { systemClock } from '../lib/clock.js';
 import { createLogger } from '../lib/logger.js';
 
@@ -19,6 +26,7 @@ interface AgentFlags {
   healthHost: string;
   healthPort?: string;
   kubeconfig?: string;
+  vaultCaFile?: string;
   logLevel?: string;
 }
 
@@ -33,6 +41,10 @@ export function register(program: Command): void {
     .option('--health-host <host>', 'address of /healthz, /readyz and /metrics', '0.0.0.0')
     .option('--health-port <port>', 'port of /healthz, /readyz and /metrics (overrides the config; 0 = any)')
     .option('--kubeconfig <path>', 'for VaultLease look-ups (default: in-cluster, or $KUBECONFIG)')
+    .option(
+      '--vault-ca-file <file>',
+      `PEM CA bundle to trust for an https VAULT_ADDR (default: $${agentCaFileEnv}, or the PEM in $${agentCaPemEnv})`,
+    )
     .option('--log-level <level>', 'debug, info, warn or error (default: $VAULT_LOG_LEVEL or info)')
     .action(async (flags: AgentFlags) => {
       const env = process.env;
@@ -46,6 +58,15 @@ export function register(program: Command): void {
         process.exitCode = 2;
         return;
       }
+      const ca = await caBundle(flags, env);
+      if (ca && 'error' in ca) {
+        logger.fatal(ca.error);
+        process.exitCode = 2;
+        return;
+      }
+      const addr = env.VAULT_ADDR || 'http://127.0.0.1:8200';
+      if (ca && !addr.startsWith('https:'))
+        logger.warn({ addr }, 'a CA bundle is given but VAULT_ADDR is not https; it is not used');
       const kubeconfigPath = flags.kubeconfig ?? env.KUBECONFIG;
       let kubeConfig: KubeConfig | undefined;
       if (kubeconfigPath) {
@@ -58,9 +79,10 @@ export function register(program: Command): void {
       try {
         agent = await startAgent({
           config: config.value,
-          addr: env.VAULT_ADDR || 'http://127.0.0.1:8200',
+          addr,
           tenant: env.VAULT_TENANT || undefined,
           token: env.VAULT_TOKEN || undefined,
+          ...(ca ? { caPem: ca.pem } : {}),
           kubeConfig,
           healthHost: flags.healthHost,
           clock: systemClock,
@@ -99,6 +121,22 @@ export function register(program: Command): void {
       });
       logger.info('stopped');
     });
+}
+
+/** The CA to trust: a file (flag or env) wins over PEM text in the env; none means Node's roots. */
+async function caBundle(
+  flags: AgentFlags,
+  env: NodeJS.ProcessEnv,
+): Promise<{ pem: string } | { error: string } | undefined> {
+  const file = flags.vaultCaFile ?? (env[agentCaFileEnv] || undefined);
+  if (file) {
+    const read = await readCaBundle(file);
+    const origin = flags.vaultCaFile ? '--vault-ca-file' : `$${agentCaFileEnv}`;
+    return 'error' in read ? { error: `${origin}: ${read.error}` } : read;
+  }
+  const pem = env[agentCaPemEnv];
+  if (pem) return parseCaBundle(pem, `$${agentCaPemEnv}`);
+  return undefined;
 }
 
 function parseConfig(flags: AgentFlags, env: NodeJS.ProcessEnv): { value: AgentConfig } | { error: string } {

@@ -5,6 +5,7 @@
 import { KubeConfig } from '@kubernetes/client-node';
 import type { Command } from 'commander';
 import { z } from 'zod';
+import { readCaBundle } from '../lib/ca-bundle.js';
 import { systemClock } from '../lib/clock.js';
 import { createLogger } from '../lib/logger.js';
 import { defaultConfigurationName } from '../webhook/configuration.js';
@@ -22,6 +23,7 @@ const webhookConfigSchema = z
     agentImage: z.string().min(1, 'the agent image is needed: --agent-image or $VAULT_AGENT_IMAGE'),
     agentImagePullPolicy: z.enum(['Always', 'IfNotPresent', 'Never']),
     vaultAddr: z.url('the Vault address pods use is needed: --vault-addr or $VAULT_ADDR'),
+    vaultCaFile: z.string().min(1).optional(),
     configurationName: z.string().min(1),
     serviceName: z.string().min(1),
     certSecret: z.string().min(1),
@@ -44,6 +46,10 @@ const webhookConfigSchema = z
   })
   .refine((c) => (c.tlsCertFile === undefined) === (c.tlsKeyFile === undefined), {
     message: '--tls-cert-file and --tls-key-file go together',
+  })
+  .refine((c) => c.vaultCaFile === undefined || c.vaultAddr.startsWith('https:'), {
+    message: '--vault-ca-file is for an https --vault-addr',
+    path: ['vaultCaFile'],
   });
 
 const collect = (value: string, previous: string[]) => [...previous, value];
@@ -59,6 +65,10 @@ export function register(program: Command): void {
     .option('--agent-image <image>', 'the image of the injected agent (default $VAULT_AGENT_IMAGE)')
     .option('--agent-image-pull-policy <policy>', 'Always, IfNotPresent or Never', 'IfNotPresent')
     .option('--vault-addr <url>', 'the Vault address as pods reach it (default $VAULT_ADDR)')
+    .option(
+      '--vault-ca-file <file>',
+      "PEM CA bundle of the Vault API's certificate, read at start and given to injected agents as $VAULT_CACERT_PEM (default $VAULT_CACERT)",
+    )
     .option(
       '--configuration-name <name>',
       'the MutatingWebhookConfiguration whose caBundle is kept current',
@@ -99,6 +109,7 @@ export function register(program: Command): void {
         agentImage: flags.agentImage ?? env.VAULT_AGENT_IMAGE ?? '',
         agentImagePullPolicy: flags.agentImagePullPolicy,
         vaultAddr: flags.vaultAddr ?? env.VAULT_ADDR ?? '',
+        vaultCaFile: flags.vaultCaFile ?? (env.VAULT_CACERT || undefined),
         configurationName: flags.configurationName,
         serviceName: flags.serviceName,
         certSecret: flags.certSecret,
@@ -127,6 +138,16 @@ export function register(program: Command): void {
         return;
       }
       const c = parsed.data;
+      let vaultCaPem: string | undefined;
+      if (c.vaultCaFile) {
+        const ca = await readCaBundle(c.vaultCaFile);
+        if ('error' in ca) {
+          process.stderr.write(`vault webhook: --vault-ca-file: ${ca.error}\n`);
+          process.exitCode = 2;
+          return;
+        }
+        vaultCaPem = ca.pem;
+      }
       const logger = createLogger({ name: 'vault-webhook', level: c.logLevel });
       const kubeConfig = new KubeConfig();
       if (c.kubeconfig) kubeConfig.loadFromFile(c.kubeconfig);
@@ -147,6 +168,7 @@ export function register(program: Command): void {
             agentImage: c.agentImage,
             agentImagePullPolicy: c.agentImagePullPolicy,
             vaultAddr: c.vaultAddr,
+            ...(vaultCaPem ? { vaultCaPem } : {}),
             resources: c.resources,
             tokenAudience: 'vault',
             tokenExpirationSeconds: 600,

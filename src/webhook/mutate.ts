@@ -1,5 +1,5 @@
 import type { V1Container, V1EnvVar, V1Pod, V1Volume, V1VolumeMount } from '@kubernetes/client-node';
-import { type AgentConfigInput, agentConfigEnv } from '../agent/config.js';
+import { type AgentConfigInput, agentCaPemEnv, agentConfigEnv } from '../agent/config.js';
 import { defaults, injectLabel, injectLabelValue, podAnnotations, statusInjected } from './annotations.js';
 import { type InjectionSpec, parseInjectionSpec } from './injection-spec.js';
 
@@ -30,6 +30,11 @@ export interface MutateConfig {
   agentImagePullPolicy: 'Always' | 'IfNotPresent' | 'Never';
   /** The Vault API address as seen from pods. */
   vaultAddr: string;
+  /**
+   * The PEM CA bundle agents trust for an https `vaultAddr`, passed in their environment
+   * (public, and needs no object in the pod's namespace). Undefined: Node's built-in roots.
+   */
+  vaultCaPem?: string;
   /** The cluster's version: native sidecars need 1.29 or later. */
   serverVersion: { major: number; minor: number };
   resources: AgentResources;
@@ -253,6 +258,7 @@ function agentContainer(
   };
   const env: V1EnvVar[] = [
     { name: 'VAULT_ADDR', value: config.vaultAddr },
+    ...(config.vaultCaPem ? [{ name: agentCaPemEnv, value: config.vaultCaPem }] : []),
     { name: agentConfigEnv, value: JSON.stringify(agentConfig) },
     { name: 'VAULT_LOG_LEVEL', value: spec.logLevel },
     // A small young generation and a bounded heap keep the agent's resident memory low.

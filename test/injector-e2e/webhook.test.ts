@@ -1,8 +1,10 @@
 import { X509Certificate } from 'node:crypto';
-import { readdirSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AdmissionregistrationV1Api, CoreV1Api, CustomObjectsApi, type V1Pod } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { issueCa } from '../../src/webhook/certs.js';
 import { type ControlPlane, startControlPlane } from '../support/control-plane.js';
 import { repoRoot } from '../support/vault-dev.js';
 import { startWebhookProcess, type WebhookProcess } from '../support/webhook-process.js';
@@ -10,7 +12,8 @@ import { startWebhookProcess, type WebhookProcess } from '../support/webhook-pro
 /**
  * The injector end to end on a real kube-apiserver: `vault webhook` runs as a process on
  * 127.0.0.1, installs its MutatingWebhookConfiguration (clientConfig.url) with its own CA, and
- * the API server calls it for labelled pods only.
+ * the API server calls it for labelled pods only. Agents are pointed at an https Vault address
+ * and given its CA (`--vault-ca-file`, passed on as VAULT_CACERT_PEM).
  */
 
 const ns = 'shop';
@@ -19,6 +22,10 @@ const webhookNs = 'vault-system';
 let cp: ControlPlane;
 let core: CoreV1Api;
 let webhookProcess: WebhookProcess | undefined;
+const dir = mkdtempSync(join(tmpdir(), 'vault-webhook-e2e-'));
+const vaultCaFile = join(dir, 'vault-ca.crt');
+let vaultCaPem: string;
+const vaultAddr = 'https://vault.vault-system.svc:8200';
 
 const pod = (name: string, opts: { label?: boolean; annotations?: Record<string, string> } = {}): V1Pod => ({
   metadata: {
@@ -32,7 +39,12 @@ const pod = (name: string, opts: { label?: boolean; annotations?: Record<string,
 });
 
 async function startWebhook(): Promise<void> {
-  webhookProcess = await startWebhookProcess({ kubeconfigPath: cp.kubeconfigPath, namespace: webhookNs });
+  webhookProcess = await startWebhookProcess({
+    kubeconfigPath: cp.kubeconfigPath,
+    namespace: webhookNs,
+    vaultAddr,
+    extraArgs: ['--vault-ca-file', vaultCaFile],
+  });
 }
 
 async function stopWebhook(): Promise<void> {
@@ -62,6 +74,8 @@ const refusal = async (promise: Promise<unknown>): Promise<string> => {
 };
 
 beforeAll(async () => {
+  vaultCaPem = (await issueCa(30)).certPem;
+  writeFileSync(vaultCaFile, vaultCaPem);
   cp = await startControlPlane();
   core = cp.kubeConfig().makeApiClient(CoreV1Api);
   await cp.createNamespace(ns);
@@ -88,6 +102,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await stopWebhook();
   await cp?.stop();
+  rmSync(dir, { recursive: true, force: true });
 });
 
 describe('the injector on a real API server', () => {
@@ -100,6 +115,9 @@ describe('the injector on a real API server', () => {
     expect(agent?.startupProbe?.httpGet?.path).toBe('/healthz');
     expect(agent?.securityContext?.runAsUser).toBe(1000);
     expect(agent?.securityContext?.capabilities?.drop).toEqual(['ALL']);
+    const env = Object.fromEntries((agent?.env ?? []).map((e) => [e.name, e.value]));
+    expect(env.VAULT_ADDR).toBe(vaultAddr);
+    expect(env.VAULT_CACERT_PEM).toBe(vaultCaPem);
     const volumes = Object.fromEntries((stored.spec?.volumes ?? []).map((v) => [v.name, v]));
     expect(volumes['vault-secrets']?.emptyDir?.medium).toBe('Memory');
     const token = volumes['vault-token']?.projected?.sources?.[0]?.serviceAccountToken;
@@ -111,6 +129,25 @@ describe('the injector on a real API server', () => {
       readOnly: true,
     });
     expect(stored.metadata?.annotations?.['vault.ghoststack.io/status']).toBe('injected');
+  });
+
+  it('does not start with a Vault CA file that is missing or not PEM, and says which', async () => {
+    const start = (caFile: string) =>
+      startWebhookProcess({
+        kubeconfigPath: cp.kubeconfigPath,
+        namespace: webhookNs,
+        vaultAddr,
+        extraArgs: ['--vault-ca-file', caFile],
+      });
+    const missing = join(dir, 'missing.crt');
+    await expect(start(missing)).rejects.toThrow(
+      `vault webhook: --vault-ca-file: cannot read the CA file ${missing}: no such file`,
+    );
+    const notPem = join(dir, 'not-pem.crt');
+    writeFileSync(notPem, 'not a certificate\n');
+    await expect(start(notPem)).rejects.toThrow(
+      `vault webhook: --vault-ca-file: the CA file ${notPem} is not a PEM CA bundle`,
+    );
   });
 
   it('refuses a labelled pod with a bad annotation, naming it', async () => {

@@ -222,6 +222,55 @@ describe('mutate: clusters older than 1.29', () => {
   });
 });
 
+describe("mutate: the Vault API's CA for the agent", () => {
+  const caPem = '-----BEGIN CERTIFICATE-----\nMIIBtest\n-----END CERTIFICATE-----\n';
+  const envOf = (c: V1Container | undefined) => (c?.env ?? []).map((e) => e.name);
+  const caOf = (c: V1Container | undefined) => c?.env?.find((e) => e.name === 'VAULT_CACERT_PEM')?.value;
+
+  const cases: Array<{ name: string; cfg: MutateConfig; agents: string[]; ca: string | undefined }> = [
+    { name: 'no CA configured (Node roots)', cfg: config, agents: ['vault-agent'], ca: undefined },
+    {
+      name: 'a CA, native sidecar',
+      cfg: { ...config, vaultCaPem: caPem },
+      agents: ['vault-agent'],
+      ca: caPem,
+    },
+    {
+      name: 'a CA, init container and sidecar before 1.29',
+      cfg: { ...legacy, vaultCaPem: caPem },
+      agents: ['vault-agent-init', 'vault-agent'],
+      ca: caPem,
+    },
+    {
+      name: 'an empty CA is no CA',
+      cfg: { ...config, vaultCaPem: '' },
+      agents: ['vault-agent'],
+      ca: undefined,
+    },
+  ];
+
+  for (const { name, cfg, agents, ca } of cases) {
+    it(`${name}: every agent container ${ca ? 'gets' : 'lacks'} VAULT_CACERT_PEM, and reinvocation adds nothing`, () => {
+      const pod = injected(loadPod('full'), cfg);
+      for (const agentName of agents) {
+        const agent = container(pod, agentName);
+        expect(agent, agentName).toBeDefined();
+        expect(caOf(agent)).toBe(ca);
+        // Beside the address it belongs to; nothing else in the environment changes.
+        const expected = ['VAULT_ADDR', ...(ca ? ['VAULT_CACERT_PEM'] : []), agentConfigEnv];
+        expect(envOf(agent).slice(0, expected.length)).toEqual(expected);
+      }
+      const apps = [...(pod.spec?.initContainers ?? []), ...(pod.spec?.containers ?? [])].filter(
+        (c) => !agents.includes(c.name),
+      );
+      expect(apps.map((c) => c.name)).toEqual(['migrate', 'api', 'worker']);
+      for (const app of apps)
+        expect(app.env?.some((e) => e.name === 'VAULT_CACERT_PEM') ?? false).toBe(false);
+      expect(mutate(pod, cfg)).toEqual({ allowed: true, patch: [] });
+    });
+  }
+});
+
 describe('mutate: pods that are left alone or refused', () => {
   it('leaves a pod without the label untouched, annotations or not', () => {
     expect(mutate(loadPod('unlabelled'), config)).toEqual({ allowed: true, patch: [] });
