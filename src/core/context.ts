@@ -9,6 +9,11 @@ export interface Principal {
   /** System principals act with full rights in any tenant (dev root token, the operator). */
   system: boolean;
   accessor?: string;
+  /** The token's own policies (without its identity's), the most it may hand on. */
+  tokenPolicies?: string[];
+  /** The token's record and revision: a token minted with it commits only while it exists. */
+  tokenKey?: string;
+  tokenRevision?: number;
   /** When the token ends; tokens it mints end no later. */
   expiresAt?: string;
   /** Who minted this token, when that is someone else: the human behind an agent. */

@@ -36,7 +36,13 @@ export function createCredentialService(
   async function load(ctx: CallContext, name: string, cached = false) {
     const key = keys.credential(ctx.tenant, name);
     const kv = cached ? await deps.records.get(key) : await store.get(key);
-    return kv ? { credential: parseRecord<Credential>(kv.value), modRevision: kv.modRevision } : undefined;
+    return kv
+      ? {
+          credential: parseRecord<Credential>(kv.value),
+          modRevision: kv.modRevision,
+          createRevision: kv.createRevision,
+        }
+      : undefined;
   }
 
   /**

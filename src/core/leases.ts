@@ -92,18 +92,13 @@ export function createLeaseService(
   }
 
   /**
-   * `credentialCreatedAt` lets the immutable sealed record come from the cache: it tells a
-   * credential deleted and created again under the same name from the one that was cached.
+   * `incarnation` (the credential record's create revision, never reused by the store) lets
+   * the immutable sealed record come from the cache: it tells a credential deleted and
+   * created again under the same name from the one that was cached.
    */
-  async function openValue(
-    ctx: CallContext,
-    lease: LeaseRecord,
-    credentialCreatedAt?: string,
-  ): Promise<string> {
+  async function openValue(ctx: CallContext, lease: LeaseRecord, incarnation?: number): Promise<string> {
     const key = keys.value(ctx.tenant, lease.credentialName, lease.version);
-    const kv = credentialCreatedAt
-      ? await deps.sealed.get(`${key}#${credentialCreatedAt}`, key)
-      : await store.get(key);
+    const kv = incarnation ? await deps.sealed.get(`${key}#${incarnation}`, key) : await store.get(key);
     if (!kv)
       throw new VaultError('lease_revoked', `version ${lease.version} of "${lease.credentialName}" is gone`);
     const { sealed } = parseRecord<{ sealed: never }>(kv.value);
@@ -188,7 +183,7 @@ export function createLeaseService(
           state: 'active',
           ...(input.labels ? { labels: input.labels } : {}),
         };
-        const value = await openValue(ctx, lease, current.credential.createdAt);
+        const value = await openValue(ctx, lease, current.createRevision);
         const valueHmac = await fingerprints.of(ctx.tenant, value);
         return {
           compare: [

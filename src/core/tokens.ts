@@ -76,19 +76,26 @@ export function createTokenService(deps: CoreDeps & { access: Access }) {
         : []),
     ];
     if (ctx && extraOps.audit) {
-      await committer.commit(ctx, async () => ({
-        ops,
-        audit: [
-          {
-            action: 'token.create',
-            resource: resourceOf(accessor),
-            outcome: 'allowed',
-            actingFor: input.identity,
-            reason: `policies: ${input.policies.join(', ') || 'none'}`,
-          },
-        ],
-        result: undefined,
-      }));
+      const { tokenKey, tokenRevision } = ctx.principal;
+      await committer.commit(ctx, async () => {
+        // Only while the minting token still exists: a revocation racing this (or seen late
+        // through another replica's cache) fails it rather than leave an orphan child.
+        if (tokenKey && !(await store.get(tokenKey))) throw unauthenticated('the calling token was revoked');
+        return {
+          ...(tokenKey && tokenRevision ? { compare: [{ key: tokenKey, modRevision: tokenRevision }] } : {}),
+          ops,
+          audit: [
+            {
+              action: 'token.create',
+              resource: resourceOf(accessor),
+              outcome: 'allowed',
+              actingFor: input.identity,
+              reason: `policies: ${input.policies.join(', ') || 'none'}`,
+            },
+          ],
+          result: undefined,
+        };
+      });
     } else {
       await store.txn({ success: ops });
     }
@@ -134,6 +141,9 @@ export function createTokenService(deps: CoreDeps & { access: Access }) {
         policies: [...new Set([...record.policies, ...identityPolicies])],
         system: record.system === true,
         accessor: record.accessor,
+        tokenPolicies: record.policies,
+        tokenKey: kv.key,
+        tokenRevision: kv.modRevision,
         expiresAt: record.expiresAt,
         ...(record.createdBy && !sameIdentity(record.createdBy, record.identity)
           ? { delegatedBy: record.createdBy }
@@ -145,7 +155,7 @@ export function createTokenService(deps: CoreDeps & { access: Access }) {
       const resource = `identity/${formatIdentity(input.identity)}`;
       if (
         !sameIdentity(input.identity, ctx.principal.identity) ||
-        input.policies.some((p) => !ctx.principal.policies.includes(p))
+        input.policies.some((p) => !(ctx.principal.tokenPolicies ?? ctx.principal.policies).includes(p))
       ) {
         // Minting for someone else, or with policies the caller does not hold, is administration.
         await access.check(ctx, 'admin', resource, undefined, 'token.create');

@@ -255,6 +255,44 @@ describe('authentication and authorization', () => {
     }
   });
 
+  it('a token hands on only its own policies, not its identity’s, and only while it exists', async () => {
+    await vault.call('PUT', '/v1/policies/lister-only', { body: { rules: [{ actions: ['list'] }] } });
+    await vault.call('PUT', '/v1/identities/agent/shifty', { body: { policies: ['lister-only'] } });
+    const token = await vault.tokenFor({ type: 'agent', name: 'shifty' });
+    const frozen = await vault.call('POST', '/v1/auth/tokens', {
+      token,
+      body: { identity: { type: 'agent', name: 'shifty' }, policies: ['lister-only'], ttl: '5m' },
+    });
+    expect(frozen.status).toBe(403);
+    const plain = await vault.call('POST', '/v1/auth/tokens', {
+      token,
+      body: { identity: { type: 'agent', name: 'shifty' }, ttl: '5m' },
+    });
+    expect(plain.status).toBe(201);
+    const me = await vault.call('GET', '/v1/auth/whoami', { token });
+    await vault.call('DELETE', `/v1/auth/tokens/${me.body.accessor}`);
+    // Whatever a cache elsewhere still believes, the store says the minting token is gone.
+    const { mint } = vault.core.tokens;
+    await expect(
+      mint(
+        {
+          principal: {
+            tenant: vault.tenant,
+            identity: { type: 'agent', name: 'shifty' },
+            policies: [],
+            system: false,
+            tokenKey: '/vault/tokens/gone',
+            tokenRevision: 5,
+          },
+          tenant: vault.tenant,
+          requestId: 'r',
+        },
+        vault.tenant,
+        { identity: { type: 'agent', name: 'shifty' }, policies: [], ttlMs: 60_000 },
+      ),
+    ).rejects.toMatchObject({ code: 'unauthenticated' });
+  });
+
   it('rate-limits failed authentication per source with 429 and Retry-After', async () => {
     const limited = await startTestVault({ authFailuresPerMinute: 3 });
     try {
