@@ -79,3 +79,26 @@ describe('scrubber', () => {
     expect(stream.end()).toBe('');
   });
 });
+
+describe('encodings other programs write', () => {
+  const value = "p@ss(w0rd)!*'~ é/x";
+  const scrub = createScrubber([{ name: 'PW', value }]);
+  it.each([
+    ['URLSearchParams form encoding', new URLSearchParams({ v: value }).toString().slice(2)],
+    [
+      "RFC 3986 strict (curl --data-urlencode, Python quote(safe=''))",
+      encodeURIComponent(value).replace(
+        /[!'()*]/g,
+        (ch) => `%${ch.charCodeAt(0).toString(16).toUpperCase()}`,
+      ),
+    ],
+    ['JSON with \\u escapes (Python ensure_ascii)', "p@ss(w0rd)!*'~ \\u00e9/x"],
+    ['JSON with \\/ (PHP)', "p@ss(w0rd)!*'~ é\\/x"],
+    ['hex', Buffer.from(value).toString('hex')],
+    ['HEX', Buffer.from(value).toString('hex').toUpperCase()],
+  ])('%s', (_name, encoded) => {
+    const out = scrub.scrub(`before ${encoded} after`);
+    expect(out).not.toContain(encoded);
+    expect(out.startsWith('before ')).toBe(true);
+  });
+});

@@ -68,9 +68,30 @@ export function valueForms(value: string): string[] {
   const bytes = Buffer.from(value, 'utf8');
   add(value);
   add(JSON.stringify(value).slice(1, -1));
-  add(encodeURIComponent(value));
-  add(encodeURIComponent(value).replaceAll('%20', '+'));
-  add(encodeURIComponent(value).replace(/%[0-9A-F]{2}/g, (hex) => hex.toLowerCase()));
+  // Percent-encodings: JavaScript's, the stricter RFC 3986 one (curl --data-urlencode,
+  // Python's quote(safe='')), form encoding (+ for spaces), each in upper and lower case hex.
+  const strict = encodeURIComponent(value).replace(
+    /[!'()*]/g,
+    (ch) => `%${ch.charCodeAt(0).toString(16).toUpperCase()}`,
+  );
+  for (const encoded of [
+    encodeURIComponent(value),
+    strict,
+    new URLSearchParams({ v: value }).toString().slice(2),
+  ]) {
+    add(encoded);
+    add(encoded.replaceAll('%20', '+'));
+    add(encoded.replace(/%[0-9A-F]{2}/g, (hex) => hex.toLowerCase()));
+  }
+  // JSON as other languages write it: \uXXXX for non-ASCII (Python) and \/ (PHP).
+  const jsonAscii = JSON.stringify(value)
+    .slice(1, -1)
+    .replace(/[\u007f-\uffff]/g, (ch) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  add(jsonAscii);
+  add(jsonAscii.replaceAll('/', '\\/'));
+  add(JSON.stringify(value).slice(1, -1).replaceAll('/', '\\/'));
+  add(bytes.toString('hex'));
+  add(bytes.toString('hex').toUpperCase());
   const b64 = bytes.toString('base64');
   add(b64);
   add(b64.replace(/=+$/, ''));
