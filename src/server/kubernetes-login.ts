@@ -57,9 +57,12 @@ export function kubernetesLogin(deps: {
     const tenant = namespace!;
     const identity = { type: 'workload' as const, name: review.username! };
     await deps.core.tenants.ensure(tenant);
+    // Never longer than the projected token itself (TokenReview has checked it is genuine).
+    const jwtLeftMs = jwtExpiry(body.jwt) - Date.now();
     const ttlMs = Math.min(
       body.ttl ? durationMs(body.ttl) : deps.config.maxTokenTtlMs,
       deps.config.maxTokenTtlMs,
+      Math.max(jwtLeftMs, 1000),
     );
     const ctx = { ...systemContext(tenant, identity, res.locals.requestId), source };
     const pod = review.extra?.['authentication.kubernetes.io/pod-name']?.[0];
@@ -71,4 +74,16 @@ export function kubernetesLogin(deps: {
     });
     res.json(token);
   };
+}
+
+/** The `exp` of a JWT in milliseconds, or +∞ when it has none (read only after TokenReview). */
+function jwtExpiry(jwt: string): number {
+  try {
+    const payload = JSON.parse(Buffer.from(jwt.split('.')[1] ?? '', 'base64url').toString('utf8')) as {
+      exp?: unknown;
+    };
+    return typeof payload.exp === 'number' ? payload.exp * 1000 : Number.POSITIVE_INFINITY;
+  } catch {
+    return Number.POSITIVE_INFINITY;
+  }
 }

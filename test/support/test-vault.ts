@@ -19,6 +19,7 @@ import { localRootKey } from '../../src/crypto/root-key.js';
 import type { Clock } from '../../src/lib/clock.js';
 import { createLogger } from '../../src/lib/logger.js';
 import { createApp } from '../../src/server/app.js';
+import type { KubernetesLoginConfig } from '../../src/server/kubernetes-login.js';
 import { openEmbeddedStore } from '../../src/store/embedded-store.js';
 import type { Store } from '../../src/store/store.js';
 
@@ -62,7 +63,13 @@ export interface CallOptions {
  * listening on 127.0.0.1 with real HTTP. Logs go to a buffer so tests can scan them.
  */
 export async function startTestVault(
-  options: { store?: Store; clock?: Clock; bodyLimitBytes?: number; authFailuresPerMinute?: number } = {},
+  options: {
+    store?: Store;
+    clock?: Clock;
+    bodyLimitBytes?: number;
+    authFailuresPerMinute?: number;
+    kubernetes?: KubernetesLoginConfig;
+  } = {},
 ): Promise<TestVault> {
   const dataDir = options.store ? undefined : await mkdtemp(join(tmpdir(), 'vault-test-'));
   const store = options.store ?? (await openEmbeddedStore({ path: dataDir! }));
@@ -91,6 +98,7 @@ export async function startTestVault(
     logger,
     ...(options.clock ? { clock: options.clock } : {}),
     config: {
+      ...(options.kubernetes ? { kubernetes: options.kubernetes } : {}),
       authFailuresPerMinute: options.authFailuresPerMinute ?? 1000,
       ...(options.bodyLimitBytes ? { bodyLimitBytes: options.bodyLimitBytes } : {}),
     },
