@@ -6,6 +6,7 @@ import type {
   rotateRequest,
   updateCredentialRequest,
 } from '../contract/credentials.js';
+import type { Action } from '../contract/policies.js';
 import { badRequest, conflict, notFound } from '../lib/errors.js';
 import type { Op } from '../store/store.js';
 import type { Access } from './access.js';
@@ -80,9 +81,20 @@ export function createCredentialService(
   async function commitFor<T>(ctx: CallContext, name: string, build: () => Promise<Mutation<T>>): Promise<T> {
     try {
       return await committer.commit(ctx, build);
+    } catch (err) {
+      // A refusal found on the fresh record inside the commit is audited here, outside it.
+      if (err instanceof RecheckDenied)
+        throw await access.deny(ctx, err.action, resourceOf(name), err.message);
+      throw err;
     } finally {
       deps.records.invalidate(keys.credential(ctx.tenant, name));
     }
+  }
+
+  /** Decides again on the record the commit compares (its labels may have changed since). */
+  async function recheck(ctx: CallContext, action: Action, auditAction: string, credential: Credential) {
+    const decision = decide(ctx.principal, await access.policiesOf(ctx), action, credential);
+    if (!decision.allowed) throw new RecheckDenied(auditAction, decision.reason);
   }
 
   const resolveValue = (input: {
@@ -208,6 +220,7 @@ export function createCredentialService(
       const value = resolveValue(input);
       const next = await commitFor(ctx, name, async () => {
         const current = await mustLoad(ctx, name, action, false);
+        await recheck(ctx, 'rotate', action, current.credential);
         const version = current.credential.currentVersion + 1;
         const { op, fingerprint } = await sealVersion(ctx, name, version, value);
         const now = clock().toISOString();
@@ -246,6 +259,7 @@ export function createCredentialService(
       await access.check(ctx, 'delete', resourceOf(name), credential, 'credential.delete');
       await commitFor(ctx, name, async () => {
         const current = await mustLoad(ctx, name, 'credential.delete', false);
+        await recheck(ctx, 'delete', 'credential.delete', current.credential);
         const key = keys.credential(ctx.tenant, name);
         return {
           compare: [{ key, modRevision: current.modRevision }],
@@ -269,3 +283,12 @@ export function createCredentialService(
 }
 
 export type CredentialService = ReturnType<typeof createCredentialService>;
+
+class RecheckDenied extends Error {
+  constructor(
+    readonly action: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
