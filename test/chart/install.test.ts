@@ -108,7 +108,13 @@ describe('the chart on a real control plane', () => {
         .map((s) => s.metadata!.name!)
         .filter((name) => !name.startsWith('sh.helm.release'))
         .sort(),
-    ).toEqual(['vault-etcd-client-tls', 'vault-etcd-tls', 'vault-root-key', 'vault-webhook-tls']);
+    ).toEqual([
+      'vault-etcd-client-tls',
+      'vault-etcd-tls',
+      'vault-root-key',
+      'vault-server-tls',
+      'vault-webhook-tls',
+    ]);
     const pdbs = await cp.kubectl(['get', 'pdb', '-n', ns, '-o', 'name']);
     expect(pdbs.stdout.trim().split('\n').sort()).toEqual([
       'poddisruptionbudget.policy/vault-controller',
@@ -140,10 +146,11 @@ describe('the chart on a real control plane', () => {
     });
   });
 
-  it('upgrades, keeping the root key, the etcd certificates and what the webhook wrote', async () => {
+  it('upgrades, keeping the root key, the etcd and API certificates and what the webhook wrote', async () => {
     const rootKey = await secretData('vault-root-key');
     const etcdTls = await secretData('vault-etcd-tls');
     const clientTls = await secretData('vault-etcd-client-tls');
+    const serverTls = await secretData('vault-server-tls');
     // What the running webhook would have done by now: rotate (its Secret changes) and publish
     // a new CA bundle.
     const rotated = {
@@ -188,6 +195,8 @@ describe('the chart on a real control plane', () => {
     expect(await secretData('vault-root-key')).toEqual(rootKey);
     expect(await secretData('vault-etcd-tls')).toEqual(etcdTls);
     expect(await secretData('vault-etcd-client-tls')).toEqual(clientTls);
+    // Injected agents trust this CA: an upgrade must not replace it.
+    expect(await secretData('vault-server-tls')).toEqual(serverTls);
     expect(await secretData('vault-webhook-tls')).toEqual(rotated);
     const mwc = JSON.parse(
       (await cp.kubectl(['get', 'mutatingwebhookconfiguration', 'vault-vault', '-o', 'json'])).stdout,

@@ -6,7 +6,7 @@
  * its chart ServiceAccount. A flag the binary does not take, a missing permission or a
  * certificate that does not fit fails here rather than in someone's cluster.
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -38,12 +38,46 @@ import {
 const ns = 'vault';
 const vaultCli = join(repoRoot, 'bin', 'vault.js');
 
+/**
+ * One HTTPS request that trusts only `ca` and checks the certificate against `servername`
+ * (the in-cluster name the chart gives out), while connecting to 127.0.0.1.
+ */
+function httpsCall(
+  url: string,
+  options: { ca: Buffer; servername: string; method?: string; body?: unknown },
+): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const body = options.body === undefined ? undefined : JSON.stringify(options.body);
+    const req = request(
+      url,
+      {
+        method: options.method ?? 'GET',
+        ca: options.ca,
+        servername: options.servername,
+        timeout: 5_000,
+        headers: body === undefined ? {} : { 'content-type': 'application/json' },
+      },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8').on('data', (chunk: string) => {
+          text += chunk;
+        });
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error('timed out')));
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
 describe('the chart command lines, run as local processes', () => {
   const dir = mkdtempSync(join(tmpdir(), 'vault-chart-run-'));
   let cp: ControlPlane;
   let core: CoreV1Api;
   let objects: K8sObject[];
   let etcd: LocalEtcd | undefined;
+  let apiUrl: string | undefined;
   const running: LocalProcess[] = [];
 
   const tokenFor = async (namespace: string, serviceAccount: string, audiences: string[] = []) => {
@@ -99,6 +133,12 @@ describe('the chart command lines, run as local processes', () => {
     etcd = await startChartEtcd(objects, join(dir, 'etcd'));
     mkdirSync(join(dir, 'etcd-client'));
     writeSecretFiles(find(objects, 'Secret', 'vault-etcd-client-tls'), join(dir, 'etcd-client'));
+    // The API's certificate as the server mounts it, and its CA alone as the webhook does.
+    const serverTls = find(objects, 'Secret', 'vault-server-tls');
+    mkdirSync(join(dir, 'server-tls'));
+    writeSecretFiles(serverTls, join(dir, 'server-tls'));
+    mkdirSync(join(dir, 'server-ca'));
+    writeFileSync(join(dir, 'server-ca', 'ca.crt'), b64(serverTls.data['ca.crt']));
   }, 180_000);
 
   afterAll(async () => {
@@ -113,32 +153,48 @@ describe('the chart command lines, run as local processes', () => {
     ['/etc/vault/etcd', join(dir, 'etcd-client')],
   ];
 
-  it('vault server starts, is ready, and logs in a workload through TokenReview', async () => {
+  it('vault server starts on HTTPS with the generated certificate, is ready, and logs in a workload through TokenReview', async () => {
     const [port] = await freePorts(1);
     const server = await run(
       'vault-server',
-      [...storeReplacements(), ['0.0.0.0:8200', `127.0.0.1:${port}`]],
+      [
+        ...storeReplacements(),
+        ['0.0.0.0:8200', `127.0.0.1:${port}`],
+        ['/etc/vault/tls', join(dir, 'server-tls')],
+      ],
       {
         KUBECONFIG: await kubeconfigFor('vault-server'),
       },
     );
-    const url = `http://127.0.0.1:${port}`;
+    // No VAULT_ALLOW_PLAINTEXT: on 0.0.0.0 in the pod, the server would refuse to start without TLS.
+    const serverEnv = podTemplate(find(objects, 'Deployment', 'vault-server')).spec.containers[0].env;
+    expect(serverEnv.map((e: { name: string }) => e.name)).not.toContain('VAULT_ALLOW_PLAINTEXT');
+    const url = `https://127.0.0.1:${port}`;
+    const ca = b64(find(objects, 'Secret', 'vault-server-tls').data['ca.crt']);
+    // The name injected agents use (the webhook's --vault-addr).
+    const trusted = { ca, servername: 'vault.vault.svc' };
     await waitUntil(
-      'the API server to be ready',
-      async () => (await fetch(`${url}/readyz`)).ok,
+      'the API server to be ready over HTTPS',
+      async () => (await httpsCall(`${url}/readyz`, trusted).catch(() => ({ status: 0 }))).status === 200,
       [server],
       90_000,
     );
-    expect((await fetch(`${url}/healthz`)).status).toBe(200);
+    expect((await httpsCall(`${url}/healthz`, trusted)).status).toBe(200);
+    // Plain HTTP is not served, and the certificate fits only the Service's names.
+    await expect(fetch(`http://127.0.0.1:${port}/healthz`)).rejects.toThrow();
+    await expect(httpsCall(`${url}/healthz`, { ca, servername: 'vault.elsewhere.svc' })).rejects.toThrow(
+      /does not match|altnames/i,
+    );
+    apiUrl = url;
 
     await cp.createNamespace('apps');
     const jwt = await tokenFor('apps', 'default', ['vault']);
-    const login = await fetch(`${url}/v1/auth/kubernetes/login`, {
+    const login = await httpsCall(`${url}/v1/auth/kubernetes/login`, {
+      ...trusted,
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ jwt }),
+      body: { jwt },
     });
-    expect(login.status, await login.clone().text()).toBe(200);
+    expect(login.status, login.text).toBe(200);
   }, 120_000);
 
   it('vault operator run starts, leads, and reconciles as the chart ServiceAccount', async () => {
@@ -191,11 +247,18 @@ describe('the chart command lines, run as local processes', () => {
     expect(metrics).toMatch(/^# HELP /m);
   }, 120_000);
 
-  it('vault webhook starts with the seeded certificate and serves it', async () => {
+  it('vault webhook starts with the seeded certificate and the API CA, and serves it', async () => {
     const [port] = await freePorts(1);
-    const webhook = await run('vault-webhook', [['0.0.0.0:8443', `127.0.0.1:${port}`]], {
-      KUBECONFIG: await kubeconfigFor('vault-webhook'),
-    });
+    const webhook = await run(
+      'vault-webhook',
+      [
+        ['0.0.0.0:8443', `127.0.0.1:${port}`],
+        ['/etc/vault/server-ca', join(dir, 'server-ca')],
+      ],
+      {
+        KUBECONFIG: await kubeconfigFor('vault-webhook'),
+      },
+    );
     const ca = b64(find(objects, 'Secret', 'vault-webhook-tls').data['ca.crt']);
     const healthz = () =>
       new Promise<number>((resolve, reject) => {
@@ -222,5 +285,84 @@ describe('the chart command lines, run as local processes', () => {
       [webhook],
       90_000,
     );
+
+    // An opted-in pod in `apps` (whose default ServiceAccount may lease `token`, from the
+    // controller test): the agent the webhook builds gets the https address and the API CA,
+    // and with exactly that environment leases over HTTPS from the chart's server.
+    const review = await httpsCall(`https://127.0.0.1:${port}/mutate`, {
+      ca,
+      servername: 'vault-webhook.vault.svc',
+      method: 'POST',
+      body: {
+        apiVersion: 'admission.k8s.io/v1',
+        kind: 'AdmissionReview',
+        request: {
+          uid: 'e1b7c1de-0000-4000-8000-000000000001',
+          kind: { group: '', version: 'v1', kind: 'Pod' },
+          resource: { group: '', version: 'v1', resource: 'pods' },
+          namespace: 'apps',
+          operation: 'CREATE',
+          userInfo: { username: 'test' },
+          object: {
+            apiVersion: 'v1',
+            kind: 'Pod',
+            metadata: {
+              name: 'app',
+              namespace: 'apps',
+              labels: { 'vault.ghoststack.io/inject': 'true' },
+              annotations: { 'vault.ghoststack.io/credential-token': 'token' },
+            },
+            spec: { containers: [{ name: 'app', image: 'registry.invalid/app:1' }] },
+          },
+        },
+      },
+    });
+    expect(review.status, review.text).toBe(200);
+    const response = JSON.parse(review.text).response;
+    expect(response.allowed, review.text).toBe(true);
+    const patch = JSON.parse(Buffer.from(response.patch, 'base64').toString('utf8')) as Array<{
+      path: string;
+      value: unknown;
+    }>;
+    const added = patch.find((op) => op.path === '/spec/initContainers');
+    if (!added) throw new Error(`no agent in the patch: ${JSON.stringify(patch)}`);
+    const agent = (added.value as K8sObject[])[0]!;
+    const agentEnv = containerEnv(agent, objects, { 'metadata.name': 'app', 'metadata.namespace': 'apps' });
+    expect(agentEnv.VAULT_ADDR).toBe('https://vault.vault.svc:8200');
+    expect(agentEnv.VAULT_CACERT_PEM?.trim()).toBe(
+      b64(find(objects, 'Secret', 'vault-server-tls').data['ca.crt'])
+        .toString('utf8')
+        .trim(),
+    );
+
+    if (!apiUrl) throw new Error('the server test did not start the API');
+    const tokenFile = join(dir, 'app-token');
+    writeFileSync(tokenFile, await tokenFor('apps', 'default', ['vault']), { mode: 0o600 });
+    mkdirSync(join(dir, 'app-secrets'));
+    const agentProcess = startProcess(
+      process.execPath,
+      [
+        vaultCli,
+        ...agent.args,
+        '--once',
+        '--token-file',
+        tokenFile,
+        '--directory',
+        join(dir, 'app-secrets'),
+        '--health-host',
+        '127.0.0.1',
+        '--health-port',
+        '0',
+      ],
+      // Only the address is local; the certificate is checked against 127.0.0.1, which it names.
+      { PATH: process.env.PATH, HOME: dir, ...agentEnv, VAULT_ADDR: apiUrl },
+    );
+    running.push(agentProcess);
+    const code = await new Promise<number | null>((resolve) => {
+      if (agentProcess.child.exitCode !== null) resolve(agentProcess.child.exitCode);
+      else agentProcess.child.once('exit', (exitCode) => resolve(exitCode));
+    });
+    expect(code, agentProcess.output()).toBe(0);
+    expect(readFileSync(join(dir, 'app-secrets', 'token'), 'utf8')).toHaveLength(40);
   }, 120_000);
 });

@@ -311,7 +311,122 @@ describe('helm template: storage', () => {
     });
     const spec = podTemplate(find(objs, 'Deployment', 'vault-server')).spec;
     expect(spec.containers[0].args.filter((a: string) => a.startsWith('--etcd-ca-file'))).toEqual([]);
-    expect(spec.volumes.map((v: { name: string }) => v.name)).toEqual(['tmp']);
+    expect(spec.volumes.map((v: { name: string }) => v.name)).toEqual(['tmp', 'server-tls']);
+  });
+});
+
+describe('helm template: API server TLS', () => {
+  const serverOf = (objs: K8sObject[]) => podTemplate(find(objs, 'Deployment', 'vault-server')).spec;
+  const webhookOf = (objs: K8sObject[]) => podTemplate(find(objs, 'Deployment', 'vault-webhook')).spec;
+  const envNames = (container: { env?: Array<{ name: string }> }) => (container.env ?? []).map((e) => e.name);
+
+  it('by default generates a CA and a certificate for the API Service names and serves HTTPS', async () => {
+    const objs = await render();
+    const secret = find(objs, 'Secret', 'vault-server-tls');
+    expect(secret.type).toBe('kubernetes.io/tls');
+    const ca = new X509Certificate(b64(secret.data['ca.crt']));
+    const serving = new X509Certificate(b64(secret.data['tls.crt']));
+    expect(ca.ca).toBe(true);
+    expect(serving.ca).toBe(false);
+    expect(serving.verify(ca.publicKey)).toBe(true);
+    expect(serving.checkIssued(ca)).toBe(true);
+    for (const host of [
+      'vault',
+      'vault.vault',
+      'vault.vault.svc',
+      'vault.vault.svc.cluster.local',
+      'localhost',
+    ])
+      expect(serving.checkHost(host), host).toBe(host);
+    expect(serving.checkIP('127.0.0.1')).toBe('127.0.0.1');
+    expect(serving.checkHost('vault.other.svc')).toBeUndefined();
+    expect(b64(secret.data['tls.key']).toString()).toContain('PRIVATE KEY');
+    expect(Date.parse(serving.validTo) - Date.now()).toBeGreaterThan(3600 * 86_400_000);
+
+    const server = serverOf(objs);
+    const container = server.containers[0];
+    expect(container.args).toEqual(
+      expect.arrayContaining([
+        '--tls-cert-file=/etc/vault/tls/tls.crt',
+        '--tls-key-file=/etc/vault/tls/tls.key',
+      ]),
+    );
+    expect(envNames(container)).not.toContain('VAULT_ALLOW_PLAINTEXT');
+    expect(container.volumeMounts).toContainEqual({
+      name: 'server-tls',
+      mountPath: '/etc/vault/tls',
+      readOnly: true,
+    });
+    expect(server.volumes).toContainEqual({
+      name: 'server-tls',
+      secret: { secretName: 'vault-server-tls', defaultMode: 0o440 },
+    });
+    for (const probe of ['startupProbe', 'livenessProbe', 'readinessProbe'])
+      expect(container[probe].httpGet.scheme, probe).toBe('HTTPS');
+  });
+
+  it('gives the webhook only the CA certificate, which it passes to agents with the https address', async () => {
+    const objs = await render();
+    const webhook = webhookOf(objs);
+    const container = webhook.containers[0];
+    expect(container.args).toEqual(
+      expect.arrayContaining([
+        '--vault-addr=https://vault.vault.svc:8200',
+        '--vault-ca-file=/etc/vault/server-ca/ca.crt',
+      ]),
+    );
+    expect(container.volumeMounts).toContainEqual({
+      name: 'server-ca',
+      mountPath: '/etc/vault/server-ca',
+      readOnly: true,
+    });
+    // The key stays out of the webhook: only ca.crt is projected.
+    expect(webhook.volumes).toContainEqual({
+      name: 'server-ca',
+      secret: {
+        secretName: 'vault-server-tls',
+        items: [{ key: 'ca.crt', path: 'ca.crt' }],
+        defaultMode: 0o440,
+      },
+    });
+  });
+
+  it('uses an existing Secret instead of generating one, for the server and the webhook', async () => {
+    const objs = await render({ 'server.tls.existingSecret': 'corp-vault-tls' });
+    expect(objs.filter((o) => o.kind === 'Secret' && o.metadata.name === 'vault-server-tls')).toEqual([]);
+    expect(serverOf(objs).volumes).toContainEqual({
+      name: 'server-tls',
+      secret: { secretName: 'corp-vault-tls', defaultMode: 0o440 },
+    });
+    expect(webhookOf(objs).volumes).toContainEqual(
+      expect.objectContaining({
+        name: 'server-ca',
+        secret: expect.objectContaining({ secretName: 'corp-vault-tls' }),
+      }),
+    );
+  });
+
+  it('with server.tls.enabled=false serves plain HTTP as before, and agents get no CA', async () => {
+    const objs = await render({ 'server.tls.enabled': false });
+    expect(objs.filter((o) => o.kind === 'Secret' && o.metadata.name === 'vault-server-tls')).toEqual([]);
+    const container = serverOf(objs).containers[0];
+    expect(container.args.filter((a: string) => a.startsWith('--tls-'))).toEqual([]);
+    expect(container.env).toContainEqual({ name: 'VAULT_ALLOW_PLAINTEXT', value: 'true' });
+    expect(container.readinessProbe.httpGet.scheme).toBe('HTTP');
+    expect(serverOf(objs).volumes.map((v: { name: string }) => v.name)).not.toContain('server-tls');
+    const webhook = webhookOf(objs);
+    expect(webhook.containers[0].args).toContain('--vault-addr=http://vault.vault.svc:8200');
+    expect(webhook.containers[0].args.filter((a: string) => a.startsWith('--vault-ca-file'))).toEqual([]);
+    expect(webhook.volumes.map((v: { name: string }) => v.name)).not.toContain('server-ca');
+  });
+
+  it('names the certificate after the release and namespace', async () => {
+    const objs = await render({}, { release: 'secrets', namespace: 'platform' });
+    const secret = find(objs, 'Secret', 'secrets-vault-server-tls');
+    const serving = new X509Certificate(b64(secret.data['tls.crt']));
+    expect(serving.checkHost('secrets-vault.platform.svc')).toBe('secrets-vault.platform.svc');
+    const webhook = podTemplate(find(objs, 'Deployment', 'secrets-vault-webhook')).spec;
+    expect(webhook.containers[0].args).toContain('--vault-addr=https://secrets-vault.platform.svc:8200');
   });
 });
 
@@ -339,7 +454,7 @@ describe('helm template: webhook TLS', () => {
         '--configuration-name=vault-vault',
         '--service-name=vault-webhook',
         '--namespace=vault',
-        '--vault-addr=http://vault.vault.svc:8200',
+        '--vault-addr=https://vault.vault.svc:8200',
       ]),
     );
     const role = find(objs, 'Role', 'vault-webhook');
@@ -548,9 +663,9 @@ describe('values that the chart refuses', () => {
       message: 'set storage.external.tls.existingSecret',
     },
     {
-      name: 'API TLS without its Secret',
-      values: { 'server.tls.enabled': true },
-      message: 'server.tls.enabled is true, so set server.tls.existingSecret',
+      name: 'a certificate lifetime of zero days',
+      values: { 'server.tls.validityDays': 0 },
+      message: "at '/server/tls/validityDays': minimum: got 0, want 1",
     },
     {
       name: 'two controllers without leader election',

@@ -25,6 +25,9 @@
 {{- default (printf "%s-root-key" (include "vault.fullname" .)) .Values.rootKey.existingSecret -}}
 {{- end -}}
 {{- define "vault.etcd.tlsSecretName" -}}{{ include "vault.fullname" . }}-etcd-tls{{- end -}}
+{{- define "vault.server.tlsSecretName" -}}
+{{- default (printf "%s-server-tls" (include "vault.fullname" .)) .Values.server.tls.existingSecret -}}
+{{- end -}}
 {{- define "vault.webhook.tlsSecretName" -}}{{ include "vault.fullname" . }}-webhook-tls{{- end -}}
 {{/* Cluster-scoped objects carry the namespace so that two releases of the same name in
      different namespaces do not collide. */}}
@@ -126,9 +129,6 @@ affinity:
 {{- end -}}
 {{- if and (eq .Values.storage.type "external") .Values.storage.external.tls.enabled (empty .Values.storage.external.tls.existingSecret) -}}
 {{- fail "storage.external.tls.enabled is true, so set storage.external.tls.existingSecret to a Secret with the etcd CA, client certificate and key (or set storage.external.tls.enabled=false)" -}}
-{{- end -}}
-{{- if and .Values.server.tls.enabled (empty .Values.server.tls.existingSecret) -}}
-{{- fail "server.tls.enabled is true, so set server.tls.existingSecret to a kubernetes.io/tls Secret" -}}
 {{- end -}}
 {{- if and .Values.controller.enabled (gt (int .Values.controller.replicas) 1) (not .Values.controller.leaderElection.enabled) -}}
 {{- fail "controller.replicas > 1 needs controller.leaderElection.enabled=true (two leaders would reconcile the same objects)" -}}
