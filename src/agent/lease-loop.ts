@@ -106,6 +106,19 @@ export function createLeaseLoop(deps: LeaseLoopDeps): LeaseLoop {
   );
   const abort = new AbortController();
   let stopped = false;
+  // Lease-and-write work under way: stop() waits for it, so no file lands after the wipe.
+  const inflight = new Set<Promise<void>>();
+  const guard = (work: () => Promise<void>): Promise<void> => {
+    const running = work().finally(() => inflight.delete(running));
+    inflight.add(running);
+    return running;
+  };
+  /** After a write that finished once stop() had begun: undo it here. */
+  let onStop = { wipe: true, revoke: true };
+  const undo = async (state: FileState, lease: Lease) => {
+    if (onStop.wipe) await sink.wipe(state.file.name).catch(() => {});
+    if (onStop.revoke && state.file.credential !== undefined) await api.revoke(lease.id).catch(() => {});
+  };
   let resolveAll!: () => void;
   let rejectAll!: (err: Error) => void;
   const allWritten = new Promise<void>((resolve, reject) => {
@@ -182,7 +195,11 @@ export function createLeaseLoop(deps: LeaseLoopDeps): LeaseLoop {
     later(state, at, canRenew ? () => renew(state) : () => reLease(state));
   }
 
-  async function acquire(state: FileState): Promise<void> {
+  function acquire(state: FileState): Promise<void> {
+    return guard(() => acquireOnce(state));
+  }
+
+  async function acquireOnce(state: FileState): Promise<void> {
     if (stopped) return;
     const file = state.file;
     try {
@@ -208,6 +225,7 @@ export function createLeaseLoop(deps: LeaseLoopDeps): LeaseLoop {
         return;
       }
       await write(state, lease);
+      if (stopped) return await undo(state, lease);
       track(state, lease);
       checkAllWritten();
       log(state).info({ leaseId: lease.id, expiresAt: lease.expiresAt.toISOString() }, 'file written');
@@ -239,7 +257,11 @@ export function createLeaseLoop(deps: LeaseLoopDeps): LeaseLoop {
   }
 
   /** At the max TTL: a new lease first, then the old one is revoked. */
-  async function reLease(state: FileState): Promise<void> {
+  function reLease(state: FileState): Promise<void> {
+    return guard(() => reLeaseOnce(state));
+  }
+
+  async function reLeaseOnce(state: FileState): Promise<void> {
     const old = state.lease;
     if (!old || stopped) return;
     const generation = state.generation;
@@ -255,6 +277,7 @@ export function createLeaseLoop(deps: LeaseLoopDeps): LeaseLoop {
         return;
       }
       await write(state, fresh);
+      if (stopped) return await undo(state, fresh);
       track(state, fresh);
       metrics.renewals.inc({ outcome: 'released' });
       log(state).info({ leaseId: fresh.id, previous: old.id }, 'leased again at the max TTL');
@@ -341,6 +364,13 @@ export function createLeaseLoop(deps: LeaseLoopDeps): LeaseLoop {
       rejectAll(new Error('the agent stopped'));
       const revoke = options.revoke ?? true;
       const wipe = options.wipe ?? true;
+      onStop = { wipe, revoke };
+      // Let a lease-and-write under way finish (it undoes itself once it sees `stopped`),
+      // but never wait past a few seconds for a server that does not answer.
+      await Promise.race([
+        Promise.allSettled([...inflight]),
+        new Promise((resolve) => setTimeout(resolve, 5_000).unref()),
+      ]);
       await Promise.all(
         [...states.values()].map(async (state) => {
           state.generation++;

@@ -219,3 +219,45 @@ describe('the lease loop', () => {
     await expect(loop.allWritten).rejects.toThrow('stopped');
   });
 });
+
+describe('stopping while a file is being written', () => {
+  it('leaves no file and no active lease behind', async () => {
+    const directory = join(dir, 'slow');
+    mkdirSync(directory);
+    const real = createFileSink(directory);
+    let writing: () => void = () => {};
+    const started = new Promise<void>((resolve) => {
+      writing = resolve;
+    });
+    const slow = {
+      ...real,
+      write: async (...args: Parameters<typeof real.write>) => {
+        writing();
+        await new Promise((resolve) => setTimeout(resolve, 500));
+        return real.write(...args);
+      },
+    };
+    const loop = createLeaseLoop({
+      files: [agentFile.parse({ name: 'slow', credential: 'db-url', ttl: '1h' })],
+      sink: slow,
+      api: apiFor(admin),
+      clock: systemClock,
+      logger: silentLogger,
+      registry: new Registry(),
+      retryMinMs: 200,
+      retryMaxMs: 1_000,
+    });
+    const activeIds = async () =>
+      (await admin.leases.list({ state: 'active', credentialName: 'db-url', limit: 1000 }))
+        .map((l) => l.id)
+        .sort();
+    const before = await activeIds();
+    loop.start();
+    await started;
+    await loop.stop();
+    // Longer than the write takes: nothing may land after stop() returned.
+    await new Promise((resolve) => setTimeout(resolve, 800));
+    expect(existsSync(join(directory, 'slow'))).toBe(false);
+    expect(await activeIds()).toEqual(before);
+  });
+});
