@@ -202,6 +202,8 @@ export function createLeaseLoop(deps: LeaseLoopDeps): LeaseLoop {
   async function acquireOnce(state: FileState): Promise<void> {
     if (stopped) return;
     const file = state.file;
+    // A lease taken for a file that then could not be written is given back at once.
+    let taken: Lease | undefined;
     try {
       let lease: Lease;
       if (file.credential !== undefined) {
@@ -211,6 +213,7 @@ export function createLeaseLoop(deps: LeaseLoopDeps): LeaseLoop {
           ...(file.maxTtl ? { maxTtl: file.maxTtl } : {}),
           renewable: true,
         });
+        taken = lease;
       } else {
         const id = await deps.resolveLease?.(file.lease!);
         if (!id) {
@@ -230,6 +233,7 @@ export function createLeaseLoop(deps: LeaseLoopDeps): LeaseLoop {
       checkAllWritten();
       log(state).info({ leaseId: lease.id, expiresAt: lease.expiresAt.toISOString() }, 'file written');
     } catch (err) {
+      if (taken && state.lease?.id !== taken.id) await api.revoke(taken.id).catch(() => {});
       log(state).warn({ err: describe(err) }, 'could not lease; retrying');
       metrics.failures.inc({ step: 'lease' });
       retry(state, () => acquire(state));

@@ -37,7 +37,12 @@ function show(credential: Credential, options: CommonOptions, verb?: string) {
     ['type', credential.type],
     ['labels', formatLabels(credential.metadata) || '-'],
     ['version', String(credential.currentVersion)],
-    ['versions', credential.versions.map((v) => `${v.version} (${v.fingerprint.slice(0, 12)})`).join(', ')],
+    [
+      'versions',
+      credential.versions
+        .map((v) => `${v.version} (${v.fingerprint.replace(/^hmac-sha256:/, '').slice(0, 12)})`)
+        .join(', '),
+    ],
     ['default ttl', credential.leases?.defaultTtl],
     ['max ttl', credential.leases?.maxTtl],
     ['updated', `${credential.updatedAt.toISOString()} (${relativeTime(credential.updatedAt)})`],

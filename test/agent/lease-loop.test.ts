@@ -261,3 +261,27 @@ describe('stopping while a file is being written', () => {
     expect(await activeIds()).toEqual(before);
   });
 });
+
+describe('a file that cannot be written', () => {
+  it('gives each lease back instead of piling them up while it retries', async () => {
+    const activeIds = async () =>
+      (await admin.leases.list({ state: 'active', credentialName: 'api-key', limit: 1000 }))
+        .map((l) => l.id)
+        .sort();
+    const before = await activeIds();
+    const loop = createLeaseLoop({
+      files: [agentFile.parse({ name: 'nowhere', credential: 'api-key', ttl: '1h' })],
+      sink: createFileSink(join(dir, 'does-not-exist')),
+      api: apiFor(admin),
+      clock: systemClock,
+      logger: silentLogger,
+      registry: new Registry(),
+      retryMinMs: 100,
+      retryMaxMs: 200,
+    });
+    loop.start();
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    await loop.stop();
+    expect(await activeIds()).toEqual(before);
+  });
+});
