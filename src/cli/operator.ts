@@ -14,6 +14,7 @@ import { createOperator } from '../operator/manager.js';
 import { createOperatorMetrics } from '../operator/metrics.js';
 import { createCorePort } from '../operator/vault-port.js';
 import { openVault } from '../server/vault-process.js';
+import { registerBootstrapCommands } from './operator-bootstrap.js';
 import { registerKeyCommands } from './operator-keys.js';
 import { addStoreOptions, configOrExit, onShutdown, storeConfigInput } from './server.js';
 
@@ -104,6 +105,7 @@ function serveMetrics(listen: string, render: () => Promise<string>, ready: () =
 
 export function register(program: Command): void {
   registerKeyCommands(operatorGroup(program));
+  registerBootstrapCommands(operatorGroup(program));
   addStoreOptions(
     operatorGroup(program)
       .command('run')

@@ -65,6 +65,46 @@ describe('vault operator key commands', () => {
     }
   });
 
+  it('mints a first root token for a server that has none, audited', async () => {
+    const { stdout, stderr } = await vault(
+      'operator',
+      'root-token',
+      '--tenant',
+      'prod',
+      '--name',
+      'ops-alice',
+      '--ttl',
+      '10m',
+      ...store(),
+      '--root-key-file',
+      join(dataDir, 'root.key'),
+    );
+    const token = stdout.trim();
+    expect(token).toMatch(/^vlt_/);
+    expect(stderr).toContain('tenant prod');
+    expect(stderr).not.toContain(token);
+    const dev = await startVaultDev({ dataDir });
+    try {
+      const headers = { authorization: `Bearer ${token}`, 'x-vault-tenant': 'prod' };
+      const me = (await (await fetch(`${dev.addr}/v1/auth/whoami`, { headers })).json()) as Record<
+        string,
+        unknown
+      >;
+      expect(me).toMatchObject({
+        tenant: 'prod',
+        system: true,
+        identity: { type: 'human', name: 'ops-alice' },
+      });
+      expect(Date.parse(String(me.expiresAt))).toBeLessThanOrEqual(Date.now() + 10 * 60_000);
+      const audit = (await (await fetch(`${dev.addr}/v1/audit?action=token.create`, { headers })).json()) as {
+        records: Array<{ actor: { name: string } }>;
+      };
+      expect(audit.records.map((r) => r.actor.name)).toContain('ops-alice');
+    } finally {
+      await dev.stop({ keepData: true });
+    }
+  });
+
   it('rotates the root key: afterwards only the new root opens the tenant keys', async () => {
     const newKey = join(keysDir, 'new-root.key');
     await generateRootKeyFile(newKey);
