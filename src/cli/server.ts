@@ -118,9 +118,14 @@ export function register(program: Command): void {
 export function exitOnStartupError(name: string) {
   return (err: unknown): never => {
     const known = isVaultError(err);
-    const message = err instanceof Error ? err.message : String(err);
+    // A system error (a port in use, a missing file) is explained by its message alone.
+    const system = typeof (err as NodeJS.ErrnoException | undefined)?.code === 'string';
+    let message = err instanceof Error ? err.message : String(err);
+    if ((err as NodeJS.ErrnoException | undefined)?.code === 'EADDRINUSE') {
+      message = `${message}: another process listens there; stop it or choose another port`;
+    }
     process.stderr.write(`${name}: cannot start: ${message}\n`);
-    if (!known) process.stderr.write(`${(err as Error)?.stack ?? ''}\n`);
+    if (!known && !system) process.stderr.write(`${(err as Error)?.stack ?? ''}\n`);
     process.exit(known && err.code === 'bad_request' ? 2 : 1);
   };
 }

@@ -1,5 +1,6 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -80,6 +81,35 @@ describe('vault dev', () => {
     const verify = await fetch(`${second.env.VAULT_ADDR}/v1/audit/verify`, { headers });
     expect(((await verify.json()) as { ok: boolean }).ok).toBe(true);
     expect(await stop(second.child)).toBe(0);
+  });
+});
+
+describe('vault dev on a port that is taken', () => {
+  it('says so in one line and exits 1', async () => {
+    const blocker = await new Promise<import('node:net').Server>((resolve) => {
+      const server = createNetServer().listen(0, '127.0.0.1', () => resolve(server));
+    });
+    const port = (blocker.address() as { port: number }).port;
+    const dataDir = await mkdtemp(join(tmpdir(), 'vault-dev-busy-'));
+    try {
+      const failed = await run(process.execPath, [
+        vaultBin,
+        'dev',
+        '--data-dir',
+        dataDir,
+        '--port',
+        String(port),
+      ]).then(
+        () => undefined,
+        (err: { code: number; stderr: string }) => err,
+      );
+      expect(failed?.code).toBe(1);
+      expect(failed?.stderr).toContain('another process listens there');
+      expect(failed?.stderr).not.toContain('    at ');
+    } finally {
+      blocker.close();
+      await rm(dataDir, { recursive: true, force: true });
+    }
   });
 });
 
