@@ -16,7 +16,7 @@ import { createCorePort } from '../operator/vault-port.js';
 import { openVault } from '../server/vault-process.js';
 import { registerBootstrapCommands } from './operator-bootstrap.js';
 import { registerKeyCommands } from './operator-keys.js';
-import { addStoreOptions, configOrExit, onShutdown, storeConfigInput } from './server.js';
+import { addStoreOptions, configOrExit, exitOnStartupError, onShutdown, storeConfigInput } from './server.js';
 
 /** The `vault operator` command group, created once. */
 export function operatorGroup(program: Command): Command {
@@ -138,7 +138,7 @@ export function register(program: Command): void {
       if (run.kubeconfig) kubeConfig.loadFromFile(run.kubeconfig);
       else kubeConfig.loadFromDefault();
 
-      const { store, core } = await openVault(config, logger);
+      const { store, core } = await openVault(config, logger).catch(exitOnStartupError('vault operator'));
       const metrics = createOperatorMetrics({ defaultMetrics: true });
       const operator = createOperator({
         kubeConfig,
@@ -162,7 +162,15 @@ export function register(program: Command): void {
             () => started,
           )
         : undefined;
-      await operator.start();
+      try {
+        await operator.start();
+      } catch (err) {
+        // Nothing may keep a process alive that cannot reconcile: close, say why, exit.
+        await operator.stop().catch(() => {});
+        metricsServer?.close();
+        await store.close().catch(() => {});
+        exitOnStartupError('vault operator')(err);
+      }
       started = true;
       logger.info({ identity: operator.identity, leaderElection: run.leaderElect }, 'vault operator started');
       onShutdown(async () => {
