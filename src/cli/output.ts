@@ -33,7 +33,8 @@ export function printFields(fields: [string, string | undefined][]): void {
 
 /** "in 14m59s", "3m ago". */
 export function relativeTime(date: Date, now = Date.now()): string {
-  const delta = date.getTime() - now;
+  // Whole seconds: people read "in 14m59s", not "in 14m59s989ms".
+  const delta = Math.round((date.getTime() - now) / 1000) * 1000;
   return delta >= 0 ? `in ${formatDuration(Math.max(delta, 1000))}` : `${formatDuration(-delta)} ago`;
 }
 
