@@ -96,6 +96,16 @@ export async function runWebhook(options: WebhookRunOptions): Promise<RunningWeb
     }
   };
 
+  const serve = () =>
+    startWebhookServer({
+      config,
+      logger,
+      registry,
+      certificate: certificate!,
+      host: options.host,
+      port: options.port,
+      ...(options.checkLeases ? { missingLeases: createLeaseChecker(client) } : {}),
+    });
   if (options.tlsFiles) {
     const files = options.tlsFiles;
     const load = async () =>
@@ -132,29 +142,13 @@ export async function runWebhook(options: WebhookRunOptions): Promise<RunningWeb
       if (result.actions.length > 0) logger.info({ actions: result.actions }, 'webhook certificate rotated');
     };
     // The first bundle goes into the configuration when it is installed.
-    const started = await startWebhookServer({
-      config,
-      logger,
-      registry,
-      certificate: certificate!,
-      host: options.host,
-      port: options.port,
-      ...(options.checkLeases ? { missingLeases: createLeaseChecker(client) } : {}),
-    });
+    const started = await serve();
     server = started;
     await install(publishedBundle, started.url);
     return finish(started);
   }
 
-  server = await startWebhookServer({
-    config,
-    logger,
-    registry,
-    certificate: certificate!,
-    host: options.host,
-    port: options.port,
-    ...(options.checkLeases ? { missingLeases: createLeaseChecker(client) } : {}),
-  });
+  server = await serve();
   await install(undefined, server.url);
   return finish(server);
 
