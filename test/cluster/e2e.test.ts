@@ -1,0 +1,403 @@
+/**
+ * The product on a real cluster, as a platform team and its workloads use it: the chart
+ * installed unmodified with the image built from the Dockerfile, real pods whose apps run as
+ * a non-root uid other than the agent's, revocations observed from inside the running pod.
+ * The scenarios run in order on one cluster (starting it and installing take minutes).
+ */
+import { spawn } from 'node:child_process';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { valueFlags } from '../chart/support.js';
+import { type Cluster, clusterUnavailable, startCluster } from '../support/cluster.js';
+import {
+  apply,
+  execIn,
+  installValues,
+  percentile,
+  readyPod,
+  release,
+  until,
+  VaultApi,
+  vaultNamespace,
+} from './support.js';
+
+const unavailable = clusterUnavailable();
+const chartDir = new URL('../../charts/vault', import.meta.url).pathname;
+const app = 'shop';
+const appUid = 20000;
+const minute = 60_000;
+
+/** An opted-in workload: the app container runs as `appUid`, as a real image's USER would. */
+function deployment(name: string, annotations: Record<string, string>, extraPodSpec: object = {}) {
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: { name, namespace: app },
+    spec: {
+      replicas: 1,
+      selector: { matchLabels: { app: name } },
+      template: {
+        metadata: { labels: { app: name, 'vault.ghoststack.io/inject': 'true' }, annotations },
+        spec: {
+          serviceAccountName: 'billing',
+          securityContext: {
+            runAsNonRoot: true,
+            fsGroup: appUid,
+            seccompProfile: { type: 'RuntimeDefault' },
+          },
+          terminationGracePeriodSeconds: 10,
+          containers: [
+            {
+              name: 'app',
+              image: 'docker.io/local/busybox:1',
+              imagePullPolicy: 'Never',
+              command: ['sleep', '36000'],
+              securityContext: {
+                runAsUser: appUid,
+                runAsGroup: appUid,
+                allowPrivilegeEscalation: false,
+                capabilities: { drop: ['ALL'] },
+              },
+            },
+          ],
+          ...extraPodSpec,
+        },
+      },
+    },
+  };
+}
+
+function generatedCredential(name: string) {
+  return {
+    apiVersion: 'vault.ghoststack.io/v1alpha1',
+    kind: 'VaultCredential',
+    metadata: { name, namespace: app },
+    spec: {
+      type: 'password',
+      source: { generate: { length: 32 } },
+      access: { serviceAccounts: ['billing'], defaultTtl: '15m', maxTtl: '1h' },
+    },
+  };
+}
+
+describe.skipIf(unavailable)('on a real cluster', () => {
+  let cluster: Cluster;
+  let api: VaultApi;
+  let installOutput = '';
+
+  const phaseOf = async (kind: string, name: string) =>
+    (await cluster.k(['-n', app, 'get', kind, name, '-o', 'jsonpath={.status.phase}'])).trim();
+
+  /** The active lease ids of a credential in the app's tenant. */
+  const activeLeases = async (credentialName: string): Promise<string[]> => {
+    const body = await api.ok('GET', `/v1/leases?credentialName=${credentialName}&state=active`);
+    return (body.leases ?? body.items ?? body).map((l: { id: string }) => l.id);
+  };
+
+  beforeAll(async () => {
+    cluster = await startCluster();
+    await cluster.k(['create', 'namespace', vaultNamespace]);
+    const result = await cluster.helm(
+      [
+        'install',
+        release,
+        chartDir,
+        '-n',
+        vaultNamespace,
+        ...valueFlags(installValues),
+        '--wait',
+        '--timeout',
+        '10m',
+      ],
+      { timeoutMs: 11 * minute },
+    );
+    installOutput = result.stdout + result.stderr;
+    if (result.code !== 0) {
+      const pods = await cluster.kubectl(['get', 'pods', '-A', '-o', 'wide']);
+      const events = await cluster.kubectl(['get', 'events', '-A', '--sort-by=.lastTimestamp']);
+      throw new Error(
+        `helm install failed:\n${installOutput}\n${pods.stdout}\n${events.stdout.slice(-4000)}\n${cluster.log('kubelet', 40)}`,
+      );
+    }
+    api = await VaultApi.open(cluster);
+  }, 100 * minute);
+
+  afterAll(async () => {
+    api?.close();
+    await cluster?.stop();
+  }, 5 * minute);
+
+  it('1. helm install: server, controller, webhook and a 3-member etcd Ready; NOTES give the first token', async () => {
+    const workloads = JSON.parse(
+      await cluster.k(['-n', vaultNamespace, 'get', 'deploy,statefulset', '-o', 'json']),
+    );
+    const readiness = Object.fromEntries(
+      workloads.items.map((w: any) => [
+        `${w.kind}/${w.metadata.name}`,
+        `${w.status.readyReplicas}/${w.spec.replicas}`,
+      ]),
+    );
+    expect(readiness).toEqual({
+      [`Deployment/${release}-server`]: '2/2',
+      [`Deployment/${release}-controller`]: '2/2',
+      [`Deployment/${release}-webhook`]: '2/2',
+      [`StatefulSet/${release}-etcd`]: '3/3',
+    });
+
+    // The documented first-token path, run as NOTES print it, from outside the cluster.
+    expect(installOutput).toContain('vault operator root-token');
+    const token = (
+      await cluster.k(
+        [
+          '-n',
+          vaultNamespace,
+          'exec',
+          `deploy/${release}-server`,
+          '--',
+          'vault',
+          'operator',
+          'root-token',
+          '--tenant',
+          app,
+          '--name',
+          'platform@example.com',
+          '--ttl',
+          '1h',
+        ],
+        { timeoutMs: 2 * minute },
+      )
+    ).trim();
+    expect(token).toMatch(/^\S{20,}$/);
+    api.token = token;
+    api.tenant = app;
+    const whoami = await api.ok('GET', '/v1/auth/whoami');
+    expect(whoami.identity).toEqual({ type: 'human', name: 'platform@example.com' });
+  });
+
+  it('2. VaultCredential and VaultLease go Active; an opted-in Deployment reads both file forms as another uid', async () => {
+    await cluster.k(['create', 'namespace', app]);
+    await apply(cluster, [
+      { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'billing', namespace: app } },
+      ...['db', 'c1', 'c2', 'c3', 'c4', 'c5'].map(generatedCredential),
+      {
+        apiVersion: 'vault.ghoststack.io/v1alpha1',
+        kind: 'VaultLease',
+        metadata: { name: 'db-lease', namespace: app },
+        spec: { credentialRef: { name: 'db' }, serviceAccountName: 'billing', ttl: '10m' },
+      },
+    ]);
+    for (const name of ['db', 'c1', 'c2', 'c3', 'c4', 'c5']) {
+      await until(
+        `VaultCredential ${name} Ready`,
+        2 * minute,
+        async () => (await phaseOf('vaultcredential', name)) === 'Ready',
+      );
+    }
+    await until(
+      'VaultLease db-lease Active',
+      2 * minute,
+      async () => (await phaseOf('vaultlease', 'db-lease')) === 'Active',
+    );
+
+    // Whatever the chart and docs provide for the lease-<file> form.
+    await apply(cluster, [
+      {
+        apiVersion: 'rbac.authorization.k8s.io/v1',
+        kind: 'RoleBinding',
+        metadata: { name: 'billing-reads-vaultleases', namespace: app },
+        roleRef: {
+          apiGroup: 'rbac.authorization.k8s.io',
+          kind: 'ClusterRole',
+          name: `${release}-vaultlease-reader`,
+        },
+        subjects: [{ kind: 'ServiceAccount', name: 'billing', namespace: app }],
+      },
+    ]);
+    await apply(cluster, [
+      deployment('billing', {
+        'vault.ghoststack.io/credential-db': 'db',
+        'vault.ghoststack.io/lease-db-lease': 'db-lease',
+        ...Object.fromEntries(
+          ['c1', 'c2', 'c3', 'c4', 'c5'].map((c) => [`vault.ghoststack.io/credential-${c}`, c]),
+        ),
+      }),
+    ]);
+    const pod = await readyPod(cluster, app, 'app=billing', 4 * minute);
+    const listing = await execIn(cluster, app, pod, 'app', 'id -u; ls -ln /vault/secrets');
+    expect(listing.split('\n')[0]).toBe(String(appUid));
+
+    const fromFile = await execIn(cluster, app, pod, 'app', 'cat /vault/secrets/db');
+    const fromLease = await execIn(cluster, app, pod, 'app', 'cat /vault/secrets/db-lease');
+    // The same credential, read by the platform team through its own lease.
+    const adminLease = await api.ok('POST', '/v1/leases', { credentialName: 'db', ttl: '1m' });
+    expect(fromFile).toBe(adminLease.value);
+    expect(fromLease).toBe(adminLease.value);
+    await api.ok('POST', `/v1/leases/${adminLease.id}/revoke`);
+    // The files are on the pod's tmpfs, not in the app's writable layer.
+    expect(
+      await execIn(cluster, app, pod, 'app', 'awk \'$2 == "/vault/secrets" {print $3, $4}\' /proc/mounts'),
+    ).toMatch(/^tmpfs ro[,\s]/);
+  });
+
+  it('3. a revoked or expired lease: the file is gone inside the running pod within 1 s; the agent stays up and leases nothing again', async () => {
+    const pod = await readyPod(cluster, app, 'app=billing');
+    const restartsBefore = await agentRestarts(pod);
+    const samples: Record<string, number> = {};
+
+    const timeGone = async (file: string, act: () => Promise<void>) => {
+      const watcher = watchFileGone(pod, `/vault/secrets/${file}`);
+      await watcher.started;
+      const t0 = Date.now();
+      await act();
+      const goneAtMs = await watcher.gone;
+      samples[file] = goneAtMs - t0;
+    };
+
+    for (const c of ['c1', 'c2', 'c3']) {
+      const [leaseId] = await activeLeases(c);
+      expect(leaseId).toBeDefined();
+      await timeGone(c, async () => {
+        await api.ok('POST', `/v1/leases/${leaseId}/revoke`);
+      });
+    }
+    await timeGone('c4', async () => {
+      await api.ok('DELETE', '/v1/credentials/c4');
+    });
+    await timeGone('db-lease', async () => {
+      await cluster.k(['-n', app, 'delete', 'vaultlease', 'db-lease', '--wait=false']);
+    });
+    const p99 = percentile(Object.values(samples), 99);
+    process.stdout.write(
+      `revocation → file gone inside the pod (ms): ${JSON.stringify(samples)}; p99 ${p99}\n`,
+    );
+    expect(p99).toBeLessThan(1000);
+
+    // Nothing comes back: no new lease of a revoked credential, no restart of the agent.
+    await new Promise((r) => setTimeout(r, 5000));
+    expect(await activeLeases('c1')).toEqual([]);
+    const files = await execIn(cluster, app, pod, 'app', 'ls /vault/secrets');
+    expect(files.split('\n').filter(Boolean).sort()).toEqual(['c5', 'db']);
+    expect(await agentRestarts(pod)).toBe(restartsBefore);
+
+    // Expiry: a VaultLease with a short TTL and no renewal.
+    await apply(cluster, [
+      {
+        apiVersion: 'vault.ghoststack.io/v1alpha1',
+        kind: 'VaultLease',
+        metadata: { name: 'short', namespace: app },
+        spec: { credentialRef: { name: 'c5' }, serviceAccountName: 'billing', ttl: '20s' },
+      },
+    ]);
+    await until(
+      'VaultLease short Active',
+      minute,
+      async () => (await phaseOf('vaultlease', 'short')) === 'Active',
+    );
+    await cluster.k([
+      '-n',
+      app,
+      'patch',
+      'deploy',
+      'billing',
+      '--type',
+      'merge',
+      '-p',
+      JSON.stringify({
+        spec: { template: { metadata: { annotations: { 'vault.ghoststack.io/lease-short': 'short' } } } },
+      }),
+    ]);
+    await until('the rollout with the short lease', 3 * minute, async () => {
+      const name = await readyPod(cluster, app, 'app=billing');
+      return name !== pod && (await execIn(cluster, app, name, 'app', 'ls /vault/secrets')).includes('short')
+        ? name
+        : undefined;
+    });
+    const next = await readyPod(cluster, app, 'app=billing');
+    const expiresAt = Date.parse(
+      (
+        await cluster.k(['-n', app, 'get', 'vaultlease', 'short', '-o', 'jsonpath={.status.expiresAt}'])
+      ).trim(),
+    );
+    const watcher = watchFileGone(next, '/vault/secrets/short');
+    await watcher.started;
+    const gone = await watcher.gone;
+    process.stdout.write(`expiry → file gone inside the pod: ${gone - expiresAt} ms after expiresAt\n`);
+    expect(gone - expiresAt).toBeLessThan(1000);
+  });
+
+  /** Restarts of the injected agent container of a pod. */
+  async function agentRestarts(pod: string): Promise<number> {
+    const status = JSON.parse(await cluster.k(['-n', app, 'get', 'pod', pod, '-o', 'json'])).status;
+    const all = [...(status.initContainerStatuses ?? []), ...(status.containerStatuses ?? [])];
+    const agent = all.find((c: any) => c.name === 'vault-agent');
+    if (!agent) throw new Error(`no vault-agent container in ${pod}`);
+    return agent.restartCount;
+  }
+
+  /**
+   * Watches a file from inside the app container: resolves `started` once the watch runs, and
+   * `gone` with the pod's own clock (ms) at the moment the file disappeared.
+   */
+  function watchFileGone(pod: string, path: string) {
+    const child = spawn(
+      'kubectl',
+      [
+        '--kubeconfig',
+        cluster.kubeconfigPath,
+        '-n',
+        app,
+        'exec',
+        pod,
+        '-c',
+        'app',
+        '--',
+        'sh',
+        '-c',
+        `test -e ${path} || { echo missing; exit 1; }; echo watching; while [ -e ${path} ]; do usleep 2000; done; date +%s%N`,
+      ],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env, PATH: `${kubectlDir()}:${process.env.PATH}` },
+      },
+    );
+    let out = '';
+    let resolveStarted: () => void;
+    let rejectStarted: (err: Error) => void;
+    const started = new Promise<void>((resolve, reject) => {
+      resolveStarted = resolve;
+      rejectStarted = reject;
+    });
+    const gone = new Promise<number>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        child.kill();
+        reject(new Error(`${path} still there after 60 s`));
+      }, 60_000);
+      child.stdout.on('data', (chunk: Buffer) => {
+        out += chunk.toString();
+        if (out.includes('watching')) resolveStarted();
+        const match = /(\d{16,})/.exec(out);
+        if (match) {
+          clearTimeout(timer);
+          resolve(Number(BigInt(match[1] as string) / 1_000_000n));
+        }
+      });
+      child.stderr.on('data', (chunk: Buffer) => {
+        out += chunk.toString();
+      });
+      child.on('exit', (code) => {
+        if (code !== 0) {
+          clearTimeout(timer);
+          const err = new Error(`watching ${path} in ${pod}: exit ${code}: ${out}`);
+          rejectStarted(err);
+          reject(err);
+        }
+      });
+    });
+    gone.catch(() => {});
+    return { started, gone };
+  }
+});
+
+function kubectlDir(): string {
+  const bin = process.env.TEST_ASSET_KUBECTL ?? '';
+  return bin.slice(0, bin.lastIndexOf('/'));
+}
