@@ -1,5 +1,8 @@
+import { readFileSync } from 'node:fs';
 import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
+import { systemClock } from '../lib/clock.js';
 import { type ConnectOptions, Vault } from '../sdk/index.js';
+import { brokerSettingsFrom } from './broker-tool.js';
 import { createVaultMcpServer } from './server.js';
 import type { ToolLimits } from './tools.js';
 
@@ -22,10 +25,21 @@ export async function serveStdio(options: {
   cwd: string;
   limits?: ToolLimits;
 }): Promise<void> {
+  // The broker's token file is named only to this process: commands never see the variable.
+  const broker = brokerSettingsFrom(options.env, (path) => readFileSync(path, 'utf8'));
+  const { VAULT_BROKER_TOKEN_FILE: _brokerFile, ...env } = options.env;
   const server = createVaultMcpServer({
     vault: lazyVault(options.connect),
     token: options.connect.token ?? '',
-    env: options.env,
+    env,
+    ...(broker && {
+      broker: {
+        brokerVault: lazyVault({ ...options.connect, token: broker.token }),
+        allowOtherHosts: broker.allowOtherHosts,
+        ...(broker.upstreamCa && { upstreamCa: broker.upstreamCa }),
+        clock: systemClock,
+      },
+    }),
     cwd: options.cwd,
     ...(options.limits && { limits: options.limits }),
   });
