@@ -193,12 +193,10 @@ export async function startBroker(options: StartBrokerOptions): Promise<Broker> 
   }
 }
 
-/** Variables that would hand the agent's command a token, or route around the broker. */
+/** Variables that would hand the agent's command a token, or route around the broker (and every VAULT_BROKER_*). */
 const removedFromChild = [
   'VAULT_TOKEN',
   'VAULT_TOKEN_FILE',
-  'VAULT_BROKER_TOKEN',
-  'VAULT_BROKER_TOKEN_FILE',
   'NO_PROXY',
   'no_proxy',
   'ALL_PROXY',
@@ -216,7 +214,8 @@ export function childEnvironment(
 ): Record<string, string> {
   const env: Record<string, string> = {};
   for (const [key, value] of Object.entries(base)) {
-    if (value !== undefined && !removedFromChild.includes(key)) env[key] = value;
+    if (value !== undefined && !removedFromChild.includes(key) && !key.startsWith('VAULT_BROKER_'))
+      env[key] = value;
   }
   for (const c of broker.credentials) env[c.env] = c.placeholder;
   for (const name of ['HTTPS_PROXY', 'https_proxy', 'HTTP_PROXY', 'http_proxy']) env[name] = broker.proxyUrl;

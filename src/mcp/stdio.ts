@@ -25,9 +25,11 @@ export async function serveStdio(options: {
   cwd: string;
   limits?: ToolLimits;
 }): Promise<void> {
-  // The broker's token file is named only to this process: commands never see the variable.
+  // The broker's settings (its token file above all) are for this process: commands never see them.
   const broker = brokerSettingsFrom(options.env, (path) => readFileSync(path, 'utf8'));
-  const { VAULT_BROKER_TOKEN_FILE: _brokerFile, ...env } = options.env;
+  const env = Object.fromEntries(
+    Object.entries(options.env).filter(([key]) => !key.startsWith('VAULT_BROKER_')),
+  );
   const server = createVaultMcpServer({
     vault: lazyVault(options.connect),
     token: options.connect.token ?? '',

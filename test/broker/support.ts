@@ -135,3 +135,52 @@ export function viaProxy(options: {
     connectReq.end();
   });
 }
+
+/**
+ * A TLS connection through the proxy, opened (CONNECT and handshake done) before it is used:
+ * `head()` then sends one request on it and resolves with the response head, so a test can
+ * time the broker's decision alone.
+ */
+export function openTunnel(options: {
+  proxyPort: number;
+  proxyAuth: string;
+  host: string;
+  port: number;
+  caPem: string;
+}): Promise<{ head(path: string, headers: Record<string, string>): Promise<string>; close(): void }> {
+  return new Promise((resolve, reject) => {
+    const connectReq = httpRequest({
+      host: '127.0.0.1',
+      port: options.proxyPort,
+      method: 'CONNECT',
+      path: `${options.host}:${options.port}`,
+      headers: { 'proxy-authorization': `Basic ${Buffer.from(options.proxyAuth).toString('base64')}` },
+    });
+    connectReq.once('error', reject);
+    connectReq.once('connect', (_res, socket) => {
+      const tls = tlsConnect({ socket, servername: options.host, ca: options.caPem }, () =>
+        resolve({
+          head: (path, headers) =>
+            new Promise((done) => {
+              let text = '';
+              const onData = (chunk: Buffer) => {
+                text += chunk.toString('latin1');
+                const end = text.indexOf('\r\n\r\n');
+                if (end < 0) return;
+                tls.off('data', onData);
+                done(text.slice(0, end));
+              };
+              tls.on('data', onData);
+              const lines = Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`);
+              tls.write(
+                `GET ${path} HTTP/1.1\r\nHost: ${options.host}:${options.port}\r\n${lines.join('')}\r\n`,
+              );
+            }),
+          close: () => tls.destroy(),
+        }),
+      );
+      tls.once('error', reject);
+    });
+    connectReq.end();
+  });
+}
