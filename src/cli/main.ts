@@ -27,6 +27,7 @@ const groups: Group[] = [
   { names: ['credentials', 'creds'], register: registerCredentials },
   { names: ['lease', 'leases'], register: registerLease },
   { names: ['run'], register: registerRun },
+  { names: ['broker'], load: () => import('./broker.js') },
   { names: ['audit'], register: registerAudit },
   { names: ['tokens', 'token'], register: registerTokens },
   { names: ['policies', 'policy', 'identities', 'identity'], register: registerPolicies },

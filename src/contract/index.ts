@@ -1,5 +1,6 @@
 export * from './audit.js';
 export * from './auth.js';
+export * from './broker.js';
 export * from './common.js';
 export * from './credentials.js';
 export * from './leases.js';

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import * as audit from './audit.js';
 import * as auth from './auth.js';
+import * as broker from './broker.js';
 import * as credentials from './credentials.js';
 import * as leases from './leases.js';
 import * as policies from './policies.js';
@@ -270,6 +271,15 @@ export const routes = {
     summary: 'Renew (capped by max TTL; returns what was granted)',
     auth: 'token',
     body: leases.renewLeaseRequest,
+    response: leases.lease,
+  },
+  recordLeaseUse: {
+    method: 'post',
+    path: '/v1/leases/:id/use',
+    summary:
+      'Record one brokered request (lease.use); for "allowed" the lease must be active (410) and the host named by the credential (403)',
+    auth: 'token',
+    body: broker.leaseUseRequest,
     response: leases.lease,
   },
   revokeLease: {

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { z } from 'zod';
+import { hostAllowed, type LeaseUseRequest, parseHosts } from '../contract/broker.js';
 import type { Identity } from '../contract/common.js';
 import type { Credential } from '../contract/credentials.js';
 import type {
@@ -250,6 +251,59 @@ export function createLeaseService(
         valueHmac: await fingerprints.of(ctx.tenant, value),
       });
       return { ...toLease(lease, clock()), value };
+    },
+
+    /**
+     * One request a broker put (or refused to put) this lease's value on. Only the lease's
+     * issuer (the broker that leased it for the agent) or an admin reports uses. An allowed
+     * use is checked here too, not only in the broker: the lease must be active and the host
+     * one the credential names. The record is the agent's (actingFor); it never holds a value.
+     */
+    async recordUse(ctx: CallContext, id: string, use: LeaseUseRequest): Promise<Lease> {
+      const found = await load(ctx, id);
+      if (!found) throw notFound(`lease "${id}" does not exist in tenant "${ctx.tenant}"`);
+      const { lease } = found;
+      if (!sameIdentity(ctx.principal.identity, lease.issuedBy) && !(await access.isAdmin(ctx))) {
+        throw await access.deny(
+          ctx,
+          'lease.use',
+          resourceOf(id),
+          `only the issuer of lease "${id}" (${formatIdentity(lease.issuedBy)}) reports its uses`,
+          lease.identity,
+        );
+      }
+      const request = `${use.method} ${use.host}:${use.port}${use.path}`;
+      const what = `${lease.credentialName} v${lease.version}: ${request}`;
+      if (use.outcome === 'denied') {
+        await committer.record(ctx, {
+          action: 'lease.use',
+          resource: resourceOf(id),
+          outcome: 'denied',
+          reason: `${what}${use.reason ? ` (${use.reason})` : ''}`,
+          actingFor: lease.identity,
+        });
+        return toLease(lease, clock());
+      }
+      await requireActive(ctx, lease, 'lease.use');
+      const credential = (await credentials.load(ctx, lease.credentialName))?.credential;
+      const hosts = parseHosts(credential?.metadata.hosts);
+      if ('error' in hosts || !hostAllowed(hosts.hosts, use)) {
+        throw await access.deny(
+          ctx,
+          'lease.use',
+          resourceOf(id),
+          `${what}: credential "${lease.credentialName}" does not name ${use.host}:${use.port} in metadata.hosts`,
+          lease.identity,
+        );
+      }
+      await committer.record(ctx, {
+        action: 'lease.use',
+        resource: resourceOf(id),
+        outcome: 'allowed',
+        reason: what,
+        actingFor: lease.identity,
+      });
+      return toLease(lease, clock());
     },
 
     async renew(ctx: CallContext, id: string, input: { increment?: string | undefined }): Promise<Lease> {

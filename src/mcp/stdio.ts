@@ -1,5 +1,8 @@
+import { readFileSync } from 'node:fs';
 import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
+import { systemClock } from '../lib/clock.js';
 import { type ConnectOptions, Vault } from '../sdk/index.js';
+import { brokerSettingsFrom } from './broker-tool.js';
 import { createVaultMcpServer } from './server.js';
 import type { ToolLimits } from './tools.js';
 
@@ -22,10 +25,23 @@ export async function serveStdio(options: {
   cwd: string;
   limits?: ToolLimits;
 }): Promise<void> {
+  // The broker's settings (its token file above all) are for this process: commands never see them.
+  const broker = brokerSettingsFrom(options.env, (path) => readFileSync(path, 'utf8'));
+  const env = Object.fromEntries(
+    Object.entries(options.env).filter(([key]) => !key.startsWith('VAULT_BROKER_')),
+  );
   const server = createVaultMcpServer({
     vault: lazyVault(options.connect),
     token: options.connect.token ?? '',
-    env: options.env,
+    env,
+    ...(broker && {
+      broker: {
+        brokerVault: lazyVault({ ...options.connect, token: broker.token }),
+        allowOtherHosts: broker.allowOtherHosts,
+        ...(broker.upstreamCa && { upstreamCa: broker.upstreamCa }),
+        clock: systemClock,
+      },
+    }),
     cwd: options.cwd,
     ...(options.limits && { limits: options.limits }),
   });

@@ -8,6 +8,7 @@ import type {
   CreateLeaseInput,
   Lease,
   LeaseEvent,
+  LeaseUse,
   ListLeasesQuery,
 } from './types.js';
 
@@ -54,6 +55,16 @@ export class LeasesApi {
    */
   renew(id: string, input: { increment?: string } = {}, options: Options = {}): Promise<Lease> {
     return this.#http.json('post', `/v1/leases/${seg(id)}/renew`, parseLease, { body: input, ...options });
+  }
+
+  /**
+   * Reports one brokered request on a lease you issued (`lease.use` in the audit). For
+   * `outcome: 'allowed'` the server refuses with {@link LeaseRevokedError} or
+   * {@link LeaseExpiredError} once the lease is no longer active, and with
+   * {@link PermissionDeniedError} when the credential does not name the host.
+   */
+  recordUse(id: string, use: LeaseUse, options: Options = {}): Promise<Lease> {
+    return this.#http.json('post', `/v1/leases/${seg(id)}/use`, parseLease, { body: use, ...options });
   }
 
   /** Revokes a lease; reading through it fails from now on. */

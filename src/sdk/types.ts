@@ -165,6 +165,19 @@ export interface CreateLeaseInput {
   labels?: Record<string, string>;
 }
 
+/** One brokered request, reported with {@link LeasesApi.recordUse}: never a value or a query string. */
+export interface LeaseUse {
+  host: string;
+  port: number;
+  /** Upper case, e.g. `"POST"`. */
+  method: string;
+  /** The path without its query string. */
+  path: string;
+  /** `allowed`: the value is about to be sent; `denied`: the broker refused the request. */
+  outcome: 'allowed' | 'denied';
+  reason?: string;
+}
+
 /** Filters of {@link LeasesApi.list}. */
 export interface ListLeasesQuery {
   /** Only leases in this state. */

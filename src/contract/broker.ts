@@ -1,0 +1,61 @@
+import { z } from 'zod';
+
+/**
+ * The broker's contract with credentials and with the API, in one place: the metadata keys a
+ * credential carries to be brokered, how its host list reads, and the `lease.use` record the
+ * broker posts for every request it puts a value on. Pure: the server checks the same host
+ * list the broker enforces, so a broker bug cannot widen where a value goes.
+ */
+
+export const brokerMetadata = {
+  /** Comma-separated `host` or `host:port` (port 443 when omitted) the value may be sent to. */
+  hosts: 'hosts',
+  /** `true`: the placeholder is also replaced in request bodies (JSON, form posts). */
+  body: 'broker.body',
+} as const;
+
+export interface HostPort {
+  host: string;
+  port: number;
+}
+
+const hostPattern = /^(?=.{1,253}$)[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/;
+
+/** `"api.stripe.com, uploads.stripe.com:8443"` → host/port pairs; malformed entries are errors. */
+export function parseHosts(text: string | undefined): { hosts: HostPort[] } | { error: string } {
+  const hosts: HostPort[] = [];
+  for (const entry of (text ?? '').split(',').map((s) => s.trim().toLowerCase())) {
+    if (entry === '') continue;
+    const parsed = parseHostPort(entry, 443);
+    if (!parsed) return { error: `"${entry}" in metadata.hosts is not a host name or host:port` };
+    hosts.push(parsed);
+  }
+  return { hosts };
+}
+
+/** `host[:port]` with `fallbackPort` when none is given; undefined when malformed. */
+export function parseHostPort(text: string, fallbackPort: number): HostPort | undefined {
+  const match = /^([^:]+)(?::(\d{1,5}))?$/.exec(text.trim().toLowerCase());
+  if (!match || !hostPattern.test(match[1]!)) return undefined;
+  const port = match[2] === undefined ? fallbackPort : Number(match[2]);
+  if (port < 1 || port > 65_535) return undefined;
+  return { host: match[1]!, port };
+}
+
+export const hostAllowed = (hosts: readonly HostPort[], target: HostPort) =>
+  hosts.some((h) => h.host === target.host.toLowerCase() && h.port === target.port);
+
+export const brokersBody = (metadata: Record<string, string>) => metadata[brokerMetadata.body] === 'true';
+
+/** One brokered request, as the broker reports it: never a value, never a query string. */
+export const leaseUseRequest = z.strictObject({
+  host: z.string().min(1).max(253),
+  port: z.number().int().min(1).max(65_535),
+  method: z.string().regex(/^[A-Z]{1,16}$/, 'an HTTP method in upper case'),
+  /** The request path without its query string (which may carry data the agent chose). */
+  path: z.string().min(1).max(1024),
+  /** `allowed`: the broker is about to send the value (the lease must be active, the host named). */
+  outcome: z.enum(['allowed', 'denied']),
+  reason: z.string().max(512).optional(),
+});
+export type LeaseUseRequest = z.infer<typeof leaseUseRequest>;
