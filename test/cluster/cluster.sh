@@ -35,7 +35,8 @@ die() { log "FAIL: $*"; log "logs in $RUN/logs"; exit 1; }
 
 assets() {
   ASSETS=$(bash "$ROOT/test/assets/build.sh")
-  NODE_ASSETS=$(bash "$ROOT/test/assets/build-node.sh")
+  # VAULT_NODE_ASSETS names a directory laid out as build-node.sh makes it, used as it is.
+  NODE_ASSETS=${VAULT_NODE_ASSETS:-$(bash "$ROOT/test/assets/build-node.sh")}
   BIN=$NODE_ASSETS/bin CNIBIN=$NODE_ASSETS/cni IMAGES=$NODE_ASSETS/images
   KUBECTL=${TEST_ASSET_KUBECTL:-$ASSETS/kubectl}
   export PATH="$BIN:$PATH"
@@ -396,6 +397,9 @@ up() {
   in_ns ip link add "$BRIDGE" type bridge
   in_ns ip addr add "$GW/24" dev "$BRIDGE"
   in_ns ip link set "$BRIDGE" up
+  # The node's own route to Service addresses (a real node's default route): the API server
+  # calls webhooks by ClusterIP, and kube-proxy rewrites those connections after routing.
+  in_ns ip route add "$SERVICE_CIDR" dev "$BRIDGE"
   # In this namespace only: the node routes between pods and Service addresses.
   in_ns sh -c 'echo 1 > /proc/sys/net/ipv4/ip_forward'
   in_ns mkdir -p /run/containerd
