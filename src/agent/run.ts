@@ -87,7 +87,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
 
   const loop = createLeaseLoop({
     files: config.files,
-    sink: createFileSink(config.directory),
+    sink: createFileSink(config.directory, { logger }),
     api,
     resolveLease,
     clock,
