@@ -24,6 +24,8 @@ export interface FileSink {
 }
 
 export interface FileSinkOptions {
+  /** Files are given this group (a group the process is in, like the pod's fsGroup). */
+  group?: number;
   /** Told when a file could be removed but not zeroed first. */
   logger?: Pick<Logger, 'warn'>;
 }
@@ -43,7 +45,9 @@ export function createFileSink(directory: string, options: FileSinkOptions = {})
       const data = Buffer.from(content, 'utf8');
       const handle = await open(temp, 'wx', mode);
       try {
-        // The mode given to open() is masked by the umask; set it exactly.
+        // Before any content: the group first (a chown may clear mode bits), then the mode,
+        // which open() masked with the umask, exactly.
+        if (options.group !== undefined) await handle.chown(-1, options.group);
         await handle.chmod(mode);
         await handle.writeFile(data);
         await handle.sync();

@@ -30,6 +30,8 @@ export interface AdmissionResponse {
   /** base64 of the JSON Patch. */
   patch?: string;
   status?: { code: number; message: string };
+  /** Shown by kubectl and clients as "Warning: ..."; the pod is still admitted. */
+  warnings?: string[];
 }
 
 export interface AdmissionDeps {
@@ -84,6 +86,7 @@ export async function admit(
         allowed: true,
         patchType: 'JSONPatch',
         patch: Buffer.from(JSON.stringify(result.patch)).toString('base64'),
+        ...(result.warnings ? { warnings: result.warnings } : {}),
       },
       outcome: 'patched',
     };

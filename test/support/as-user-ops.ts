@@ -19,8 +19,17 @@ const outcome = async <T>(work: () => Promise<T>): Promise<Outcome<T>> => {
   }
 };
 
-export const sinkWrite = (directory: string, name: string, content: string, mode: number) =>
-  outcome(() => createFileSink(directory).write(name, content, mode));
+/** `group` arrives as null when the caller had none (JSON has no undefined in arrays). */
+export const sinkWrite = (
+  directory: string,
+  name: string,
+  content: string,
+  mode: number,
+  group?: number | null,
+) =>
+  outcome(() =>
+    createFileSink(directory, typeof group === 'number' ? { group } : {}).write(name, content, mode),
+  );
 
 export const sinkWipe = (directory: string, name: string) =>
   outcome(() => createFileSink(directory).wipe(name));

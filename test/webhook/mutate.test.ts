@@ -1,4 +1,4 @@
-import type { V1Container, V1Pod } from '@kubernetes/client-node';
+import type { V1Container, V1Pod, V1PodSecurityContext } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
 import { agentConfig, agentConfigEnv } from '../../src/agent/config.js';
 import { defaultMutateConfig, type MutateConfig, mutate } from '../../src/webhook/mutate.js';
@@ -363,5 +363,106 @@ describe('mutate: pods that are left alone or refused', () => {
     expect(second.allowed).toBe(false);
     if (!second.allowed)
       expect(second.message).toContain('container "app" already mounts "cfg" at "/vault/secrets"');
+  });
+});
+
+describe('mutate: who can read the files (agent uid, file group and mode, admission warnings)', () => {
+  /** `basic` with a pod securityContext and per-container users. */
+  const podWith = (
+    security: V1PodSecurityContext | undefined,
+    containerUsers: (number | undefined)[] = [undefined],
+    annotations: Record<string, string> = {},
+  ): V1Pod => {
+    const pod = loadPod('basic');
+    pod.spec!.securityContext = security;
+    pod.spec!.containers = containerUsers.map((uid, i) => ({
+      name: i === 0 ? 'app' : `app${i}`,
+      image: 'registry.example/shop:1.0',
+      ...(uid === undefined ? {} : { securityContext: { runAsUser: uid } }),
+    }));
+    Object.assign(pod.metadata!.annotations!, annotations);
+    return pod;
+  };
+  const outcome = (pod: V1Pod) => {
+    const result = mutate(pod, config);
+    if (!result.allowed) throw new Error(result.message);
+    const out = applyPatch(pod, result.patch);
+    const agent = container(out, 'vault-agent');
+    const files = agentConfigOf(agent);
+    return {
+      uid: agent?.securityContext?.runAsUser,
+      gid: agent?.securityContext?.runAsGroup,
+      group: files.group,
+      modes: files.files.map((f) => f.mode),
+      warnings: result.warnings ?? [],
+    };
+  };
+
+  it("without runAsUser or fsGroup: 0400 files of uid 65532, and a warning that the app's image user may not read them", () => {
+    const { uid, group, modes, warnings } = outcome(podWith(undefined));
+    expect([uid, group, modes]).toEqual([65532, undefined, [0o400]]);
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toContain('container "app"');
+    expect(warnings[0]).toContain('stripe-key');
+    expect(warnings[0]).toContain('fsGroup');
+    expect(warnings[0]!.length).toBeLessThanOrEqual(256);
+  });
+
+  it('with an fsGroup: group-readable 0440 files in that group, no warning', () => {
+    expect(outcome(podWith({ fsGroup: 2000 }))).toEqual({
+      uid: 65532,
+      gid: 65532,
+      group: 2000,
+      modes: [0o440],
+      warnings: [],
+    });
+  });
+
+  it('with an fsGroup but an explicit mode 0400: a warning, the mode is kept', () => {
+    const { modes, warnings } = outcome(
+      podWith({ fsGroup: 2000 }, [undefined], { 'vault.ghoststack.io/mode-stripe-key': '0400' }),
+    );
+    expect(modes).toEqual([0o400]);
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toContain('mode 0400');
+  });
+
+  it('every app container declares the same runAsUser: the agent runs as it, 0400, no warning', () => {
+    expect(outcome(podWith(undefined, [1001, 1001]))).toMatchObject({
+      uid: 1001,
+      modes: [0o400],
+      warnings: [],
+    });
+  });
+
+  it('app containers of different users without an fsGroup: a warning for the one that cannot read', () => {
+    const { uid, warnings } = outcome(podWith({ runAsUser: 1000 }, [undefined, 2000]));
+    expect(uid).toBe(1000);
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toContain('container "app1" runs as uid 2000');
+  });
+
+  it('app containers of different users with an fsGroup: 0440 in the fsGroup, no warning', () => {
+    expect(outcome(podWith({ runAsUser: 1000, fsGroup: 3000 }, [undefined, 2000]))).toMatchObject({
+      uid: 1000,
+      group: 3000,
+      modes: [0o440],
+      warnings: [],
+    });
+  });
+
+  it('a world-readable mode needs no warning', () => {
+    const { warnings } = outcome(
+      podWith(undefined, [undefined], { 'vault.ghoststack.io/mode-stripe-key': '0444' }),
+    );
+    expect(warnings).toEqual([]);
+  });
+
+  it('warns only on the first pass, not on reinvocation', () => {
+    const pod = podWith(undefined);
+    const first = mutate(pod, config);
+    if (!first.allowed) throw new Error(first.message);
+    expect(first.warnings?.length).toBe(1);
+    expect(mutate(applyPatch(pod, first.patch), config)).toEqual({ allowed: true, patch: [] });
   });
 });
