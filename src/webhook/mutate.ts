@@ -57,6 +57,7 @@ export interface MutateConfig {
 export const names = {
   secretsVolume: 'vault-secrets',
   tokenVolume: 'vault-token',
+  kubeApiVolume: 'vault-kube-api',
   agent: 'vault-agent',
   agentInit: 'vault-agent-init',
   tokenDir: '/var/run/secrets/vault.ghoststack.io',
@@ -117,8 +118,21 @@ export function mutate(pod: V1Pod, config: MutateConfig): MutateResult {
     }
   }
 
+  // The agent reads VaultLeases with the pod's ServiceAccount, through the Kubernetes API
+  // token the ServiceAccount admission plugin mounts into app containers. A pod that turned
+  // that off (automountServiceAccountToken: false) gets the same projection for the agent
+  // alone, so its app containers still hold no API token.
+  const serviceAccountMount = [...appContainers, ...appInits]
+    .flatMap((c) => c.volumeMounts ?? [])
+    .find((m) => m.mountPath === serviceAccountMountPath);
+  const ownApiToken = spec.files.some((f) => f.lease !== undefined) && !serviceAccountMount;
+
   // Volumes.
-  const wantedVolumes: V1Volume[] = [secretsVolume(), tokenVolume(config)];
+  const wantedVolumes: V1Volume[] = [
+    secretsVolume(),
+    tokenVolume(config),
+    ...(ownApiToken ? [kubeApiVolume()] : []),
+  ];
   const missingVolumes: V1Volume[] = [];
   for (const wanted of wantedVolumes) {
     const existing = podSpec.volumes?.find((v) => v.name === wanted.name);
@@ -172,15 +186,15 @@ export function mutate(pod: V1Pod, config: MutateConfig): MutateResult {
   // lacks it. Mounting it here keeps the patch complete, so the API server does not call the
   // webhook a second time (reinvocationPolicy IfNeeded) for every pod. Pods that want no API
   // token anywhere set `automountServiceAccountToken: false`.
-  const serviceAccountMount = [...appContainers, ...appInits]
-    .flatMap((c) => c.volumeMounts ?? [])
-    .find((m) => m.mountPath === serviceAccountMountPath);
+  const agentApiMount: V1VolumeMount | undefined =
+    serviceAccountMount ??
+    (ownApiToken ? { name: names.kubeApiVolume, mountPath: serviceAccountMountPath } : undefined);
   const mounted = [...appInits, ...appContainers].filter(
     (c) => !spec.containers || spec.containers.includes(c.name),
   );
   const access = decideFileAccess(pod, spec, mounted);
   const agent = (mode: 'native' | 'init' | 'sidecar') =>
-    agentContainer(pod, spec, access, config, mode, serviceAccountMount);
+    agentContainer(pod, spec, access, config, mode, agentApiMount);
   const hasInit = (name: string) => (podSpec.initContainers ?? []).some((c) => c.name === name);
   const hasContainer = (name: string) => podSpec.containers.some((c) => c.name === name);
   const prependInit = (container: V1Container) =>
@@ -237,6 +251,20 @@ function tokenVolume(config: MutateConfig): V1Volume {
             path: names.tokenFile,
           },
         },
+      ],
+    },
+  };
+}
+
+/** What the ServiceAccount admission plugin projects as `kube-api-access-*`, for the agent only. */
+function kubeApiVolume(): V1Volume {
+  return {
+    name: names.kubeApiVolume,
+    projected: {
+      sources: [
+        { serviceAccountToken: { path: 'token', expirationSeconds: 3607 } },
+        { configMap: { name: 'kube-root-ca.crt', items: [{ key: 'ca.crt', path: 'ca.crt' }] } },
+        { downwardAPI: { items: [{ path: 'namespace', fieldRef: { fieldPath: 'metadata.namespace' } }] } },
       ],
     },
   };

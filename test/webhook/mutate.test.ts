@@ -466,3 +466,39 @@ describe('mutate: who can read the files (agent uid, file group and mode, admiss
     expect(mutate(applyPatch(pod, first.patch), config)).toEqual({ allowed: true, patch: [] });
   });
 });
+
+describe('mutate: lease-<file> files without the pod API token (automountServiceAccountToken: false)', () => {
+  const apiPath = '/var/run/secrets/kubernetes.io/serviceaccount';
+  const leased = (annotations: Record<string, string>) => {
+    const pod = loadPod('basic');
+    pod.metadata!.annotations = annotations;
+    pod.spec!.automountServiceAccountToken = false;
+    pod.spec!.securityContext = { fsGroup: 2000 };
+    return pod;
+  };
+
+  it('gives the agent alone a projected API token, the cluster CA and the namespace', () => {
+    const pod = injected(leased({ 'vault.ghoststack.io/lease-tls.key': 'payments-tls' }));
+    const agent = container(pod, 'vault-agent');
+    const mount = agent?.volumeMounts?.find((m) => m.mountPath === apiPath);
+    expect(mount).toEqual({ name: 'vault-kube-api', mountPath: apiPath, readOnly: true });
+    expect(pod.spec?.volumes?.find((v) => v.name === 'vault-kube-api')).toEqual({
+      name: 'vault-kube-api',
+      projected: {
+        sources: [
+          { serviceAccountToken: { path: 'token', expirationSeconds: 3607 } },
+          { configMap: { name: 'kube-root-ca.crt', items: [{ key: 'ca.crt', path: 'ca.crt' }] } },
+          { downwardAPI: { items: [{ path: 'namespace', fieldRef: { fieldPath: 'metadata.namespace' } }] } },
+        ],
+      },
+    });
+    expect(container(pod, 'app')?.volumeMounts?.map((m) => m.mountPath)).toEqual(['/vault/secrets']);
+    expect(mutate(pod, config)).toEqual({ allowed: true, patch: [] });
+  });
+
+  it('adds nothing of the kind for credential files, which need no Kubernetes API', () => {
+    const pod = injected(leased({ 'vault.ghoststack.io/credential-db': 'db-url' }));
+    expect(pod.spec?.volumes?.map((v) => v.name)).toEqual(['vault-secrets', 'vault-token']);
+    expect(container(pod, 'vault-agent')?.volumeMounts?.some((m) => m.mountPath === apiPath)).toBe(false);
+  });
+});
