@@ -80,6 +80,11 @@ export const agentConfig = z
     healthPort: z.number().int().min(0).max(65535).default(8099),
     /** Where VaultLease objects live (the pod's namespace). */
     namespace: objectName.optional(),
+    /**
+     * The group files are given (the pod's fsGroup, which the kubelet adds to every
+     * container's groups), so a group-readable mode lets an app of another uid read them.
+     */
+    group: z.number().int().min(0).max(2_147_483_647).optional(),
   })
   .superRefine((config, ctx) => {
     const seen = new Set<string>();

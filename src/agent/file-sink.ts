@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { type FileHandle, open, rename, unlink } from 'node:fs/promises';
+import { chmod, type FileHandle, open, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { Logger } from '../lib/logger.js';
 import type { FileFormat } from '../webhook/annotations.js';
 
 /**
@@ -8,6 +9,11 @@ import type { FileFormat } from '../webhook/annotations.js';
  * file in the same directory, fsync, rename), so a reader sees the old file or the new one and
  * never a partial one. A wipe overwrites the content with zeros in place, syncs, then unlinks,
  * so no copy of the value stays in the file's pages; a replaced file is zeroed the same way.
+ *
+ * In a pod the agent is non-root with every capability dropped, so it cannot open its own
+ * 0400 files for writing: it first gives itself write permission (an owner may chmod). When
+ * even that fails (a file someone else owns), the file is still unlinked: removing the name
+ * matters more than zeroing, and a wipe must never stop the agent.
  */
 
 export interface FileSink {
@@ -17,7 +23,14 @@ export interface FileSink {
   wipe(name: string): Promise<boolean>;
 }
 
-export function createFileSink(directory: string): FileSink {
+export interface FileSinkOptions {
+  /** Files are given this group (a group the process is in, like the pod's fsGroup). */
+  group?: number;
+  /** Told when a file could be removed but not zeroed first. */
+  logger?: Pick<Logger, 'warn'>;
+}
+
+export function createFileSink(directory: string, options: FileSinkOptions = {}): FileSink {
   const path = (name: string) => {
     if (name.includes('/') || name === '.' || name === '..')
       throw new RangeError(`"${name}" is not a file name`);
@@ -32,7 +45,9 @@ export function createFileSink(directory: string): FileSink {
       const data = Buffer.from(content, 'utf8');
       const handle = await open(temp, 'wx', mode);
       try {
-        // The mode given to open() is masked by the umask; set it exactly.
+        // Before any content: the group first (a chown may clear mode bits), then the mode,
+        // which open() masked with the umask, exactly.
+        if (options.group !== undefined) await handle.chown(-1, options.group);
         await handle.chmod(mode);
         await handle.writeFile(data);
         await handle.sync();
@@ -45,7 +60,7 @@ export function createFileSink(directory: string): FileSink {
       }
       await handle.close();
       // Keep hold of the file being replaced so its old content can be zeroed after the swap.
-      const previous = await open(target, 'r+').catch(() => undefined);
+      const previous = await openForZeroing(target).catch(() => undefined);
       try {
         await rename(temp, target);
         await syncDirectory(directory);
@@ -56,23 +71,44 @@ export function createFileSink(directory: string): FileSink {
     },
     async wipe(name) {
       const target = path(name);
-      const handle = await open(target, 'r+').catch((err: NodeJS.ErrnoException) => {
-        if (err.code === 'ENOENT') return undefined;
-        throw err;
-      });
-      if (!handle) return false;
       try {
-        await zero(handle);
-      } finally {
-        await handle.close();
+        const handle = await openForZeroing(target);
+        try {
+          await zero(handle);
+        } finally {
+          await handle.close();
+        }
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+        options.logger?.warn(
+          { file: name, code: (err as NodeJS.ErrnoException).code },
+          'could not zero the file before removing it',
+        );
       }
-      await unlink(target).catch((err: NodeJS.ErrnoException) => {
-        if (err.code !== 'ENOENT') throw err;
-      });
+      try {
+        await unlink(target);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+        throw err;
+      }
       await syncDirectory(directory);
       return true;
     },
   };
+}
+
+/** Opens a file to overwrite it; a read-only file its owner may write after a chmod u+w. */
+async function openForZeroing(target: string): Promise<FileHandle> {
+  try {
+    return await open(target, 'r+');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== 'EACCES' && code !== 'EPERM') throw err;
+  }
+  // The file is about to be zeroed and removed (or replaced): write permission for its owner
+  // exposes nothing.
+  await chmod(target, 0o600);
+  return await open(target, 'r+');
 }
 
 async function zero(handle: FileHandle): Promise<void> {

@@ -304,7 +304,15 @@ export function createLeaseLoop(deps: LeaseLoopDeps): LeaseLoop {
     clearTimers(state);
     state.ended = reason;
     const leaseId = state.lease?.id;
-    await sink.wipe(state.file.name);
+    try {
+      await sink.wipe(state.file.name);
+    } catch (err) {
+      // The agent stays up: it keeps its other files, and a crash-restart would lease again.
+      metrics.failures.inc({ step: 'wipe' });
+      log(state).error({ leaseId, reason, err: describe(err) }, 'wiping the file failed');
+      updateGauge();
+      return;
+    }
     metrics.wipes.inc({ reason });
     metrics.wipeLatency.observe({ reason }, Math.max(0, clock().getTime() - since.getTime()) / 1000);
     updateGauge();

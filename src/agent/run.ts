@@ -87,7 +87,10 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
 
   const loop = createLeaseLoop({
     files: config.files,
-    sink: createFileSink(config.directory),
+    sink: createFileSink(config.directory, {
+      logger,
+      ...(config.group === undefined ? {} : { group: config.group }),
+    }),
     api,
     resolveLease,
     clock,

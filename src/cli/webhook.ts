@@ -34,6 +34,7 @@ const webhookConfigSchema = z
     install: z.boolean(),
     installUrl: z.url().optional(),
     checkLeases: z.boolean(),
+    leaseReaderRole: z.string().min(1),
     kubeconfig: z.string().optional(),
     healthPort: z.coerce.number().int().min(1).max(65535),
     resources: z.object({
@@ -93,7 +94,15 @@ export function register(program: Command): void {
     .option('--tls-key-file <path>', 'the key of --tls-cert-file')
     .option('--install', 'create or update the MutatingWebhookConfiguration itself')
     .option('--install-url <url>', 'with --install: the URL the API server calls (default: the Service)')
-    .option('--no-check-leases', 'do not refuse pods naming VaultLeases that do not exist')
+    .option(
+      '--no-check-leases',
+      'do not refuse pods naming VaultLeases that do not exist or that their ServiceAccount cannot read',
+    )
+    .option(
+      '--lease-reader-role <name>',
+      'the ClusterRole a refusal tells users to bind for lease-<file> files (the chart ships it)',
+      'vault-vaultlease-reader',
+    )
     .option('--kubeconfig <path>', 'default: in-cluster, or $KUBECONFIG')
     .option('--agent-health-port <port>', "the agent's /healthz port inside pods", '8099')
     .option('--agent-cpu-request <q>', 'default agent CPU request', '10m')
@@ -120,6 +129,7 @@ export function register(program: Command): void {
         install: flags.install === true,
         installUrl: flags.installUrl,
         checkLeases: flags.checkLeases !== false,
+        leaseReaderRole: flags.leaseReaderRole,
         kubeconfig: flags.kubeconfig ?? env.KUBECONFIG,
         healthPort: flags.agentHealthPort,
         resources: {
@@ -189,6 +199,7 @@ export function register(program: Command): void {
               }
             : {}),
           checkLeases: c.checkLeases,
+          leaseReaderRole: c.leaseReaderRole,
           clock: systemClock,
           logger,
         });

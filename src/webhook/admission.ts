@@ -30,6 +30,8 @@ export interface AdmissionResponse {
   /** base64 of the JSON Patch. */
   patch?: string;
   status?: { code: number; message: string };
+  /** Shown by kubectl and clients as "Warning: ..."; the pod is still admitted. */
+  warnings?: string[];
 }
 
 export interface AdmissionDeps {
@@ -39,6 +41,15 @@ export interface AdmissionDeps {
    * the annotations' syntax is checked, and a missing VaultLease shows up in the agent's log.
    */
   missingLeases?: (namespace: string, names: string[]) => Promise<string[]>;
+  /**
+   * Which of these VaultLeases the ServiceAccount may not read, and the ClusterRole that
+   * grants it. The agent reads them with the pod's ServiceAccount; without `get` it would
+   * retry forever and the app never start, so the pod is refused with what to bind.
+   */
+  leaseReaders?: {
+    canGet: (namespace: string, serviceAccount: string, names: string[]) => Promise<string[]>;
+    role: string;
+  };
 }
 
 export type Outcome = 'patched' | 'unchanged' | 'refused' | 'error';
@@ -60,6 +71,8 @@ export async function admit(
     if (!result.allowed) return { response: refusal(uid, 403, result.message), outcome: 'refused' };
     if (result.patch.length === 0) return { response: { uid, allowed: true }, outcome: 'unchanged' };
 
+    const namespace = pod.metadata.namespace ?? '';
+    const serviceAccount = pod.spec?.serviceAccountName || 'default';
     if (deps.missingLeases) {
       const leaseNames = Object.entries(pod.metadata.annotations ?? {})
         .filter(([key]) => key.startsWith(fileAnnotationPrefixes.lease))
@@ -77,6 +90,21 @@ export async function admit(
           outcome: 'refused',
         };
       }
+      const denied =
+        leaseNames.length > 0 && deps.leaseReaders
+          ? await deps.leaseReaders.canGet(namespace, serviceAccount, leaseNames)
+          : [];
+      if (denied.length > 0) {
+        const list = denied.map((n) => `"${n}"`).join(', ');
+        return {
+          response: refusal(
+            uid,
+            403,
+            `vault injector: ServiceAccount "${serviceAccount}" cannot read VaultLease ${list} in namespace "${namespace}", which its agent reads for lease-<file> files; allow it with: kubectl create rolebinding ${serviceAccount}-vaultlease-reader --namespace=${namespace} --clusterrole=${deps.leaseReaders!.role} --serviceaccount=${namespace}:${serviceAccount}`,
+          ),
+          outcome: 'refused',
+        };
+      }
     }
     return {
       response: {
@@ -84,6 +112,7 @@ export async function admit(
         allowed: true,
         patchType: 'JSONPatch',
         patch: Buffer.from(JSON.stringify(result.patch)).toString('base64'),
+        ...(result.warnings ? { warnings: result.warnings } : {}),
       },
       outcome: 'patched',
     };

@@ -23,7 +23,7 @@ export const fileAnnotationPrefixes = {
   lease: `${prefix}lease-`,
   /** `format-<file>: raw|env|json`: how the value is written (default `raw`). */
   format: `${prefix}format-`,
-  /** `mode-<file>: 0400`: octal file mode (default `0400`; at most `0777`). */
+  /** `mode-<file>: 0400`: octal file mode (default `0400`, or `0440` with an fsGroup; at most `0777`). */
   mode: `${prefix}mode-`,
   /** `ttl-<file>: 15m`: lease TTL asked for (credential files only; default: the credential's). */
   ttl: `${prefix}ttl-`,
@@ -41,9 +41,9 @@ export const podAnnotations = {
   mountPath: `${prefix}mount-path`,
   /** Comma-separated container names that get the mount; default: every app and init container. */
   containers: `${prefix}containers`,
-  /** The agent's uid; default: the pod's or first app container's `runAsUser`, else 65532. */
+  /** The agent's uid; default: the `runAsUser` every mounting container shares, else the pod's, else 65532. */
   agentRunAsUser: `${prefix}agent-run-as-user`,
-  /** The agent's gid; default: the pod's or first app container's `runAsGroup`, else the uid. */
+  /** The agent's gid; default: the pod's `runAsGroup`, else the one every mounting container shares, else the uid. */
   agentRunAsGroup: `${prefix}agent-run-as-group`,
   agentCpuRequest: `${prefix}agent-cpu-request`,
   agentCpuLimit: `${prefix}agent-cpu-limit`,
@@ -115,8 +115,9 @@ export const annotationTable: readonly AnnotationDoc[] = [
     key: `${fileAnnotationPrefixes.mode}<file>`,
     kind: 'annotation',
     example: '0440',
-    default: '0400',
-    description: 'Octal file mode, at most `0777`. The file is owned by the agent uid.',
+    default: '0400; 0440 when the pod has an `fsGroup` and a container runs as another uid',
+    description:
+      'Octal file mode, at most `0777`. The file is owned by the agent uid and, when the pod sets `fsGroup`, by that group.',
   },
   {
     key: `${fileAnnotationPrefixes.ttl}<file>`,
@@ -158,14 +159,15 @@ export const annotationTable: readonly AnnotationDoc[] = [
     key: podAnnotations.agentRunAsUser,
     kind: 'annotation',
     example: '1000',
-    default: "the pod's or first container's `runAsUser`, else 65532",
-    description: 'The agent uid, which owns the files: match the app so that mode 0400 lets it read them.',
+    default: "the `runAsUser` every mounting container has, else the pod's, else 65532",
+    description:
+      'The agent uid, which owns the files. When the webhook cannot tell that the app can read them (no shared `runAsUser`, no `fsGroup`), it admits the pod with a warning.',
   },
   {
     key: podAnnotations.agentRunAsGroup,
     kind: 'annotation',
     example: '1000',
-    default: "the pod's or first container's `runAsGroup`, else the uid",
+    default: "the pod's `runAsGroup`, else the one every mounting container has, else the uid",
     description: 'The agent gid (use with a `0440` mode to share files with a group).',
   },
   {

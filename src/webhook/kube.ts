@@ -90,6 +90,47 @@ export function createCaBundlePublisher(client: KubeClient, configurationName: s
 
 export { mutatingWebhookConfigurations };
 
+const subjectAccessReviews: ResourceType = {
+  group: 'authorization.k8s.io',
+  version: 'v1',
+  plural: 'subjectaccessreviews',
+  namespaced: false,
+};
+
+/**
+ * Which of the named VaultLeases a ServiceAccount may not `get` (what its agent does), asked
+ * of the API server with a SubjectAccessReview so every authorizer (RBAC, webhooks) answers.
+ */
+export function createLeaseAccessChecker(client: KubeClient) {
+  return async (namespace: string, serviceAccount: string, names: string[]): Promise<string[]> => {
+    const denied: string[] = [];
+    for (const name of names) {
+      const review = await client.create<{ status?: { allowed?: boolean } }>(
+        subjectAccessReviews,
+        undefined,
+        {
+          apiVersion: 'authorization.k8s.io/v1',
+          kind: 'SubjectAccessReview',
+          spec: {
+            user: `system:serviceaccount:${namespace}:${serviceAccount}`,
+            groups: ['system:serviceaccounts', `system:serviceaccounts:${namespace}`, 'system:authenticated'],
+            resourceAttributes: {
+              namespace,
+              verb: 'get',
+              group: resourceTypes.vaultLeases.group,
+              version: resourceTypes.vaultLeases.version,
+              resource: resourceTypes.vaultLeases.plural,
+              name,
+            },
+          },
+        },
+      );
+      if (review.status?.allowed !== true) denied.push(name);
+    }
+    return denied;
+  };
+}
+
 /** Which of the named VaultLeases do not exist in the namespace. */
 export function createLeaseChecker(client: KubeClient) {
   return async (namespace: string, names: string[]): Promise<string[]> => {

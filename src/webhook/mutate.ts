@@ -1,6 +1,7 @@
 import type { V1Container, V1EnvVar, V1Pod, V1Volume, V1VolumeMount } from '@kubernetes/client-node';
 import { type AgentConfigInput, agentCaPemEnv, agentConfigEnv } from '../agent/config.js';
-import { defaults, injectLabel, injectLabelValue, podAnnotations, statusInjected } from './annotations.js';
+import { injectLabel, injectLabelValue, podAnnotations, statusInjected } from './annotations.js';
+import { decideFileAccess, type FileAccess } from './file-access.js';
 import { type InjectionSpec, parseInjectionSpec } from './injection-spec.js';
 
 /**
@@ -16,7 +17,14 @@ export interface JsonPatchOp {
   value?: unknown;
 }
 
-export type MutateResult = { allowed: true; patch: JsonPatchOp[] } | { allowed: false; message: string };
+export type MutateResult =
+  | {
+      allowed: true;
+      patch: JsonPatchOp[];
+      /** For the user (AdmissionReview `warnings`): the pod is admitted, but may not work as meant. */
+      warnings?: string[];
+    }
+  | { allowed: false; message: string };
 
 export interface AgentResources {
   cpuRequest: string;
@@ -49,6 +57,7 @@ export interface MutateConfig {
 export const names = {
   secretsVolume: 'vault-secrets',
   tokenVolume: 'vault-token',
+  kubeApiVolume: 'vault-kube-api',
   agent: 'vault-agent',
   agentInit: 'vault-agent-init',
   tokenDir: '/var/run/secrets/vault.ghoststack.io',
@@ -93,6 +102,7 @@ export function mutate(pod: V1Pod, config: MutateConfig): MutateResult {
   if (!podSpec) return refuse('the pod has no spec');
 
   const problems: string[] = [];
+  const warnings: string[] = [];
   const patch: JsonPatchOp[] = [];
   const isOurs = (c: V1Container) => c.name === names.agent || c.name === names.agentInit;
   const appContainers = podSpec.containers.filter((c) => !isOurs(c));
@@ -108,8 +118,21 @@ export function mutate(pod: V1Pod, config: MutateConfig): MutateResult {
     }
   }
 
+  // The agent reads VaultLeases with the pod's ServiceAccount, through the Kubernetes API
+  // token the ServiceAccount admission plugin mounts into app containers. A pod that turned
+  // that off (automountServiceAccountToken: false) gets the same projection for the agent
+  // alone, so its app containers still hold no API token.
+  const serviceAccountMount = [...appContainers, ...appInits]
+    .flatMap((c) => c.volumeMounts ?? [])
+    .find((m) => m.mountPath === serviceAccountMountPath);
+  const ownApiToken = spec.files.some((f) => f.lease !== undefined) && !serviceAccountMount;
+
   // Volumes.
-  const wantedVolumes: V1Volume[] = [secretsVolume(), tokenVolume(config)];
+  const wantedVolumes: V1Volume[] = [
+    secretsVolume(),
+    tokenVolume(config),
+    ...(ownApiToken ? [kubeApiVolume()] : []),
+  ];
   const missingVolumes: V1Volume[] = [];
   for (const wanted of wantedVolumes) {
     const existing = podSpec.volumes?.find((v) => v.name === wanted.name);
@@ -163,11 +186,15 @@ export function mutate(pod: V1Pod, config: MutateConfig): MutateResult {
   // lacks it. Mounting it here keeps the patch complete, so the API server does not call the
   // webhook a second time (reinvocationPolicy IfNeeded) for every pod. Pods that want no API
   // token anywhere set `automountServiceAccountToken: false`.
-  const serviceAccountMount = [...appContainers, ...appInits]
-    .flatMap((c) => c.volumeMounts ?? [])
-    .find((m) => m.mountPath === serviceAccountMountPath);
+  const agentApiMount: V1VolumeMount | undefined =
+    serviceAccountMount ??
+    (ownApiToken ? { name: names.kubeApiVolume, mountPath: serviceAccountMountPath } : undefined);
+  const mounted = [...appInits, ...appContainers].filter(
+    (c) => !spec.containers || spec.containers.includes(c.name),
+  );
+  const access = decideFileAccess(pod, spec, mounted);
   const agent = (mode: 'native' | 'init' | 'sidecar') =>
-    agentContainer(pod, spec, config, mode, serviceAccountMount);
+    agentContainer(pod, spec, access, config, mode, agentApiMount);
   const hasInit = (name: string) => (podSpec.initContainers ?? []).some((c) => c.name === name);
   const hasContainer = (name: string) => podSpec.containers.some((c) => c.name === name);
   const prependInit = (container: V1Container) =>
@@ -189,6 +216,8 @@ export function mutate(pod: V1Pod, config: MutateConfig): MutateResult {
 
   const annotations = pod.metadata?.annotations;
   if (annotations?.[podAnnotations.status] !== statusInjected) {
+    // Said once, on the first pass; a reinvocation repeats nothing.
+    if (access.warnings.length > 0) warnings.push(...access.warnings);
     patch.push(
       annotations
         ? {
@@ -199,7 +228,7 @@ export function mutate(pod: V1Pod, config: MutateConfig): MutateResult {
         : { op: 'add', path: '/metadata/annotations', value: { [podAnnotations.status]: statusInjected } },
     );
   }
-  return { allowed: true, patch };
+  return warnings.length > 0 ? { allowed: true, patch, warnings } : { allowed: true, patch };
 }
 
 function refuse(message: string): MutateResult {
@@ -227,6 +256,20 @@ function tokenVolume(config: MutateConfig): V1Volume {
   };
 }
 
+/** What the ServiceAccount admission plugin projects as `kube-api-access-*`, for the agent only. */
+function kubeApiVolume(): V1Volume {
+  return {
+    name: names.kubeApiVolume,
+    projected: {
+      sources: [
+        { serviceAccountToken: { path: 'token', expirationSeconds: 3607 } },
+        { configMap: { name: 'kube-root-ca.crt', items: [{ key: 'ca.crt', path: 'ca.crt' }] } },
+        { downwardAPI: { items: [{ path: 'namespace', fieldRef: { fieldPath: 'metadata.namespace' } }] } },
+      ],
+    },
+  };
+}
+
 /** Ours if it has the same kind of source; the API server adds defaults (defaultMode) in between. */
 function sameVolumeSource(existing: V1Volume, wanted: V1Volume): boolean {
   if (wanted.emptyDir) return existing.emptyDir?.medium === 'Memory';
@@ -238,23 +281,19 @@ function sameVolumeSource(existing: V1Volume, wanted: V1Volume): boolean {
 function agentContainer(
   pod: V1Pod,
   spec: InjectionSpec,
+  access: FileAccess,
   config: MutateConfig,
   mode: 'native' | 'init' | 'sidecar',
   serviceAccountMount: V1VolumeMount | undefined,
 ): V1Container {
-  const podSecurity = pod.spec?.securityContext;
-  const firstApp = pod.spec?.containers.find((c) => c.name !== names.agent)?.securityContext;
-  const nonZero = (id: number | undefined) => (id !== undefined && id > 0 ? id : undefined);
-  const runAsUser =
-    spec.runAsUser ?? nonZero(podSecurity?.runAsUser) ?? nonZero(firstApp?.runAsUser) ?? defaults.runAsUser;
-  const runAsGroup = spec.runAsGroup ?? podSecurity?.runAsGroup ?? firstApp?.runAsGroup ?? runAsUser;
-
+  const { runAsUser, runAsGroup } = access;
   const agentConfig: AgentConfigInput = {
-    files: spec.files,
+    files: access.files,
     directory: spec.mountPath,
     tokenPath: `${names.tokenDir}/${names.tokenFile}`,
     healthPort: config.healthPort,
     namespace: pod.metadata?.namespace,
+    ...(access.group === undefined ? {} : { group: access.group }),
   };
   const env: V1EnvVar[] = [
     { name: 'VAULT_ADDR', value: config.vaultAddr },

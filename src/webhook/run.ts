@@ -8,6 +8,7 @@ import { createCertRotator, defaultRotationPolicy, type KeyPairPem } from './cer
 import { webhookConfiguration } from './configuration.js';
 import {
   createCaBundlePublisher,
+  createLeaseAccessChecker,
   createLeaseChecker,
   createSecretCertStore,
   mutatingWebhookConfigurations,
@@ -37,6 +38,8 @@ export interface WebhookRunOptions {
   /** Create or update the configuration itself, pointing at this URL or Service. */
   install?: { url?: string; service?: { name: string; namespace: string; port?: number } };
   checkLeases: boolean;
+  /** The ClusterRole that grants `get` on VaultLeases, named in refusals (default `vault-vaultlease-reader`). */
+  leaseReaderRole?: string;
   clock: Clock;
   logger: Logger;
   rotationCheckMs?: number;
@@ -104,7 +107,15 @@ export async function runWebhook(options: WebhookRunOptions): Promise<RunningWeb
       certificate: certificate!,
       host: options.host,
       port: options.port,
-      ...(options.checkLeases ? { missingLeases: createLeaseChecker(client) } : {}),
+      ...(options.checkLeases
+        ? {
+            missingLeases: createLeaseChecker(client),
+            leaseReaders: {
+              canGet: createLeaseAccessChecker(client),
+              role: options.leaseReaderRole ?? 'vault-vaultlease-reader',
+            },
+          }
+        : {}),
     });
   if (options.tlsFiles) {
     const files = options.tlsFiles;

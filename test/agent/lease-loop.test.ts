@@ -1,13 +1,14 @@
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type AgentFileInput, agentFile } from '../../src/agent/config.js';
-import { createFileSink } from '../../src/agent/file-sink.js';
+import { createFileSink, type FileSink } from '../../src/agent/file-sink.js';
 import { createLeaseLoop, type LeaseApi, type LeaseLoop } from '../../src/agent/lease-loop.js';
 import { systemClock } from '../../src/lib/clock.js';
-import { silentLogger } from '../../src/lib/logger.js';
+import { createLogger, silentLogger } from '../../src/lib/logger.js';
 import { Vault } from '../../src/sdk/index.js';
 import { startVaultDev, type VaultDev } from '../support/vault-dev.js';
 
@@ -140,6 +141,57 @@ describe('the lease loop', () => {
     await new Promise((resolve) => setTimeout(resolve, 600));
     expect(existsSync(join(directory, 'revoked'))).toBe(false);
     await loop.stop();
+  });
+
+  it('survives a wipe that fails on revocation: logs it, stays up, keeps its other files', async () => {
+    const directory = join(dir, 'wipe-fails');
+    mkdirSync(directory);
+    const real = createFileSink(directory);
+    const sink: FileSink = {
+      directory,
+      write: (name, content, mode) => real.write(name, content, mode),
+      wipe: async (name) => {
+        if (name === 'broken') throw Object.assign(new Error('EIO: i/o error, unlink'), { code: 'EIO' });
+        return real.wipe(name);
+      },
+    };
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown) => unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    const stream = new PassThrough();
+    let logged = '';
+    stream.on('data', (chunk: Buffer) => {
+      logged += chunk.toString();
+    });
+    const loop = createLeaseLoop({
+      files: [
+        agentFile.parse({ name: 'broken', credential: 'db-url', ttl: '1h' }),
+        agentFile.parse({ name: 'kept', credential: 'api-key', ttl: '1h' }),
+      ],
+      sink,
+      api: apiFor(admin),
+      clock: systemClock,
+      logger: createLogger({ destination: stream, level: 'warn' }),
+      registry: new Registry(),
+      retryMinMs: 200,
+      retryMaxMs: 1_000,
+    });
+    loops.push(loop);
+    try {
+      loop.start();
+      await loop.allWritten;
+      await new Promise((resolve) => setTimeout(resolve, 1_500));
+      await admin.leases.revoke(loop.leaseIds().broken!);
+      await until('the failed wipe to be logged', () => logged.includes('wiping the file failed'));
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(unhandled).toEqual([]);
+      expect(logged).not.toContain('postgres://');
+      expect(loop.ready()).toBe(false);
+      expect(readFileSync(join(directory, 'kept'), 'utf8')).toBe("sk_live_it's");
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+      await loop.stop();
+    }
   });
 
   it('leases again when the max TTL is reached, then revokes the old lease', async () => {

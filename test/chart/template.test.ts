@@ -470,6 +470,7 @@ describe('helm template: webhook TLS', () => {
     const clusterRole = find(objs, 'ClusterRole', 'vault-vault-webhook');
     expect(clusterRole.rules).toEqual([
       { apiGroups: ['vault.ghoststack.io'], resources: ['vaultleases'], verbs: ['get'] },
+      { apiGroups: ['authorization.k8s.io'], resources: ['subjectaccessreviews'], verbs: ['create'] },
       expect.objectContaining({
         resources: ['mutatingwebhookconfigurations'],
         resourceNames: ['vault-vault'],
@@ -495,6 +496,7 @@ describe('helm template: webhook TLS', () => {
     expect(objs.filter((o) => o.kind === 'Role' && o.metadata.name === 'vault-webhook')).toEqual([]);
     expect(find(objs, 'ClusterRole', 'vault-vault-webhook').rules).toEqual([
       { apiGroups: ['vault.ghoststack.io'], resources: ['vaultleases'], verbs: ['get'] },
+      { apiGroups: ['authorization.k8s.io'], resources: ['subjectaccessreviews'], verbs: ['create'] },
     ]);
     const spec = podTemplate(find(objs, 'Deployment', 'vault-webhook')).spec;
     expect(spec.volumes).toContainEqual({
@@ -502,6 +504,17 @@ describe('helm template: webhook TLS', () => {
       secret: { secretName: 'vault-webhook-tls', defaultMode: 0o440 },
     });
     expect(spec.containers[0].args).toContain('--tls-cert-file=/etc/vault/webhook-tls/tls.crt');
+  });
+
+  it('ships an unbound ClusterRole to read VaultLeases, and names it to the webhook', async () => {
+    const objs = await render();
+    expect(find(objs, 'ClusterRole', 'vault-vault-vaultlease-reader').rules).toEqual([
+      { apiGroups: ['vault.ghoststack.io'], resources: ['vaultleases'], verbs: ['get'] },
+    ]);
+    const bindings = objs.filter((o) => o.kind.endsWith('Binding'));
+    expect(bindings.filter((b) => b.roleRef?.name === 'vault-vault-vaultlease-reader')).toEqual([]);
+    const args = podTemplate(find(objs, 'Deployment', 'vault-webhook')).spec.containers[0].args;
+    expect(args).toContain('--lease-reader-role=vault-vault-vaultlease-reader');
   });
 
   it('uses a given issuer instead of creating one', async () => {

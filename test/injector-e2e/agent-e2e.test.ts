@@ -4,12 +4,23 @@
  * `vault webhook` run as processes; a labelled, annotated pod is created through the webhook;
  * the test mints that pod's token with TokenRequest (bound to the pod, audience vault) and
  * runs `vault agent` with exactly the arguments and environment the webhook put into the
- * stored pod, on a real tmpfs (root) or a temporary directory. The workload's access is a
+ * stored pod, as the uid and gid of the agent container's securityContext (non-root, no
+ * capabilities, as the kubelet runs it), on a tmpfs directory shaped like the emptyDir. The workload's access is a
  * policy on its identity, set through the API (the operator's VaultCredential access rules
  * produce the same records; test/operator covers that translation).
  */
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { type ChildProcess, spawn } from 'node:child_process';
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CoreV1Api, type V1Container, type V1Pod } from '@kubernetes/client-node';
@@ -22,6 +33,7 @@ import { type Lease, UnauthenticatedError, Vault } from '../../src/sdk/index.js'
 import { parseServerConfig } from '../../src/server/config.js';
 import { openVault } from '../../src/server/vault-process.js';
 import { type ServerProcess, startServer } from '../crash/vault-server.js';
+import { podVolume } from '../support/as-user.js';
 import { type ControlPlane, startControlPlane } from '../support/control-plane.js';
 import { repoRoot, vaultBin } from '../support/vault-dev.js';
 import { startWebhookProcess, type WebhookProcess } from '../support/webhook-process.js';
@@ -48,7 +60,6 @@ let cp: ControlPlane;
 let core: CoreV1Api;
 let base: string;
 let secretsDir: string;
-let tmpfs = false;
 let server: ServerProcess;
 let admin: Vault;
 let webhook: WebhookProcess | undefined;
@@ -92,11 +103,17 @@ async function bootstrapRootToken(configInput: Record<string, unknown>): Promise
   }
 }
 
-function spawnCollecting(args: string[], env: NodeJS.ProcessEnv, onOutput: (chunk: string) => void) {
+function spawnCollecting(
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  onOutput: (chunk: string) => void,
+  user: { uid: number; gid: number },
+) {
   const child = spawn(process.execPath, [vaultBin, ...args], {
     cwd: repoRoot,
     stdio: ['ignore', 'pipe', 'pipe'],
     env,
+    ...user,
   });
   child.stdout?.setEncoding('utf8').on('data', onOutput);
   child.stderr?.setEncoding('utf8').on('data', onOutput);
@@ -163,9 +180,20 @@ function agentEnv(pod: V1Pod, container: V1Container): NodeJS.ProcessEnv {
   return env;
 }
 
+/** The uid and gid the kubelet would run the agent container as. */
+function agentUser(container: V1Container): { uid: number; gid: number } {
+  const { runAsUser, runAsGroup, runAsNonRoot, capabilities } = container.securityContext ?? {};
+  if (!runAsUser || runAsNonRoot !== true || !capabilities?.drop?.includes('ALL'))
+    throw new Error('the agent container is not non-root with every capability dropped');
+  return { uid: runAsUser, gid: runAsGroup ?? runAsUser };
+}
+
 function startAgent(pod: V1Pod, extraEnv: NodeJS.ProcessEnv = {}): ChildProcess {
   agentOutput = '';
   const container = agentContainer(pod);
+  const user = agentUser(container);
+  // The kubelet makes the projected token readable by the container's user.
+  chownSync(tokenFile, user.uid, user.gid);
   // The container's own arguments; the overrides stand for the kubelet's mounts and ports.
   return spawnCollecting(
     [
@@ -183,6 +211,7 @@ function startAgent(pod: V1Pod, extraEnv: NodeJS.ProcessEnv = {}): ChildProcess 
     (chunk) => {
       agentOutput += chunk;
     },
+    user,
   );
 }
 
@@ -213,16 +242,9 @@ async function activeLease(credentialName: string): Promise<Lease | undefined> {
 
 beforeAll(async () => {
   base = mkdtempSync(join(tmpdir(), 'vault-agent-e2e-'));
-  secretsDir = join(base, 'secrets');
-  execFileSync('mkdir', ['-m', '0700', secretsDir]);
-  try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=8m,mode=0700', 'tmpfs', secretsDir], {
-      stdio: 'ignore',
-    });
-    tmpfs = true;
-  } catch {
-    tmpfs = false;
-  }
+  // The agent runs as another uid: it may traverse to its token, nothing more.
+  chmodSync(base, 0o711);
+  secretsDir = podVolume();
   tokenFile = join(base, 'token');
 
   cp = await startControlPlane();
@@ -276,7 +298,7 @@ afterAll(async () => {
   await webhook?.stop();
   await server?.stop();
   await cp?.stop();
-  if (tmpfs) execFileSync('umount', [secretsDir]);
+  if (secretsDir) rmSync(secretsDir, { recursive: true, force: true });
   if (base) rmSync(base, { recursive: true, force: true });
 });
 
@@ -320,12 +342,10 @@ describe('the agent the webhook injects, run against the real API server and vau
       () => ['db.env', 'stripe.json', 'signing.key'].every((f) => existsSync(fileIn(f))),
       60_000,
     );
-    if (tmpfs) {
-      const mount = readFileSync('/proc/mounts', 'utf8')
-        .split('\n')
-        .find((line) => line.split(' ')[1] === secretsDir);
-      expect(mount?.split(' ')[2]).toBe('tmpfs');
-    }
+    const mount = readFileSync('/proc/mounts', 'utf8')
+      .split('\n')
+      .find((line) => line.split(' ')[1] === '/dev/shm');
+    expect(mount?.split(' ')[2]).toBe('tmpfs');
     expect(readFileSync(fileIn('db.env'), 'utf8')).toBe(
       "DATABASE_URL='postgres://payments:s3cr'\\''et@db.payments:5432/payments'\n",
     );
@@ -336,7 +356,8 @@ describe('the agent the webhook injects, run against the real API server and vau
     for (const name of ['db.env', 'stripe.json', 'signing.key']) {
       const stat = statSync(fileIn(name));
       expect(stat.mode & 0o777, name).toBe(0o400);
-      expect(stat.uid, name).toBe(process.getuid?.());
+      // Owned by the pod's runAsUser (the agent runs as it), not by root.
+      expect(stat.uid, name).toBe(1000);
     }
     // No temporary file is left next to them.
     expect(readdirSync(secretsDir).sort()).toEqual(['db.env', 'signing.key', 'stripe.json']);

@@ -160,7 +160,7 @@ describe('the injector on a real API server', () => {
     expect(message).toContain('unknown annotation \\"vault.ghoststack.io/credentials-db\\"');
   });
 
-  it('refuses a pod naming a VaultLease that does not exist, and admits it once it does', async () => {
+  it('refuses a pod naming a VaultLease that does not exist or that its ServiceAccount cannot read, and admits it once both hold', async () => {
     const body = () => pod('leased', { annotations: { 'vault.ghoststack.io/lease-tls.key': 'shop-tls' } });
     const message = await refusal(core.createNamespacedPod({ namespace: ns, body: body() }));
     expect(message).toContain('VaultLease \\"shop-tls\\" does not exist');
@@ -179,6 +179,26 @@ describe('the injector on a real API server', () => {
           spec: { credentialRef: { name: 'shop-tls' }, serviceAccountName: 'default' },
         },
       });
+    // It exists, but the pod's ServiceAccount may not read it (its agent would retry forever).
+    const unreadable = await refusal(core.createNamespacedPod({ namespace: ns, body: body() }));
+    expect(unreadable).toContain('ServiceAccount \\"default\\" cannot read VaultLease \\"shop-tls\\"');
+    const role = await cp.kubectl([
+      'create',
+      'clusterrole',
+      'vault-vaultlease-reader',
+      '--verb=get',
+      '--resource=vaultleases.vault.ghoststack.io',
+    ]);
+    expect(role.code, role.stderr).toBe(0);
+    const binding = await cp.kubectl([
+      'create',
+      'rolebinding',
+      'default-vaultlease-reader',
+      `--namespace=${ns}`,
+      '--clusterrole=vault-vaultlease-reader',
+      `--serviceaccount=${ns}:default`,
+    ]);
+    expect(binding.code, binding.stderr).toBe(0);
     const created = await core.createNamespacedPod({ namespace: ns, body: body() });
     expect(created.spec?.initContainers?.[0]?.name).toBe('vault-agent');
   });

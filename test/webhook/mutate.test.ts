@@ -1,4 +1,4 @@
-import type { V1Container, V1Pod } from '@kubernetes/client-node';
+import type { V1Container, V1Pod, V1PodSecurityContext } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
 import { agentConfig, agentConfigEnv } from '../../src/agent/config.js';
 import { defaultMutateConfig, type MutateConfig, mutate } from '../../src/webhook/mutate.js';
@@ -363,5 +363,142 @@ describe('mutate: pods that are left alone or refused', () => {
     expect(second.allowed).toBe(false);
     if (!second.allowed)
       expect(second.message).toContain('container "app" already mounts "cfg" at "/vault/secrets"');
+  });
+});
+
+describe('mutate: who can read the files (agent uid, file group and mode, admission warnings)', () => {
+  /** `basic` with a pod securityContext and per-container users. */
+  const podWith = (
+    security: V1PodSecurityContext | undefined,
+    containerUsers: (number | undefined)[] = [undefined],
+    annotations: Record<string, string> = {},
+  ): V1Pod => {
+    const pod = loadPod('basic');
+    pod.spec!.securityContext = security;
+    pod.spec!.containers = containerUsers.map((uid, i) => ({
+      name: i === 0 ? 'app' : `app${i}`,
+      image: 'registry.example/shop:1.0',
+      ...(uid === undefined ? {} : { securityContext: { runAsUser: uid } }),
+    }));
+    Object.assign(pod.metadata!.annotations!, annotations);
+    return pod;
+  };
+  const outcome = (pod: V1Pod) => {
+    const result = mutate(pod, config);
+    if (!result.allowed) throw new Error(result.message);
+    const out = applyPatch(pod, result.patch);
+    const agent = container(out, 'vault-agent');
+    const files = agentConfigOf(agent);
+    return {
+      uid: agent?.securityContext?.runAsUser,
+      gid: agent?.securityContext?.runAsGroup,
+      group: files.group,
+      modes: files.files.map((f) => f.mode),
+      warnings: result.warnings ?? [],
+    };
+  };
+
+  it("without runAsUser or fsGroup: 0400 files of uid 65532, and a warning that the app's image user may not read them", () => {
+    const { uid, group, modes, warnings } = outcome(podWith(undefined));
+    expect([uid, group, modes]).toEqual([65532, undefined, [0o400]]);
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toContain('container "app"');
+    expect(warnings[0]).toContain('stripe-key');
+    expect(warnings[0]).toContain('fsGroup');
+    expect(warnings[0]!.length).toBeLessThanOrEqual(256);
+  });
+
+  it('with an fsGroup: group-readable 0440 files in that group, no warning', () => {
+    expect(outcome(podWith({ fsGroup: 2000 }))).toEqual({
+      uid: 65532,
+      gid: 65532,
+      group: 2000,
+      modes: [0o440],
+      warnings: [],
+    });
+  });
+
+  it('with an fsGroup but an explicit mode 0400: a warning, the mode is kept', () => {
+    const { modes, warnings } = outcome(
+      podWith({ fsGroup: 2000 }, [undefined], { 'vault.ghoststack.io/mode-stripe-key': '0400' }),
+    );
+    expect(modes).toEqual([0o400]);
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toContain('mode 0400');
+  });
+
+  it('every app container declares the same runAsUser: the agent runs as it, 0400, no warning', () => {
+    expect(outcome(podWith(undefined, [1001, 1001]))).toMatchObject({
+      uid: 1001,
+      modes: [0o400],
+      warnings: [],
+    });
+  });
+
+  it('app containers of different users without an fsGroup: a warning for the one that cannot read', () => {
+    const { uid, warnings } = outcome(podWith({ runAsUser: 1000 }, [undefined, 2000]));
+    expect(uid).toBe(1000);
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toContain('container "app1" runs as uid 2000');
+  });
+
+  it('app containers of different users with an fsGroup: 0440 in the fsGroup, no warning', () => {
+    expect(outcome(podWith({ runAsUser: 1000, fsGroup: 3000 }, [undefined, 2000]))).toMatchObject({
+      uid: 1000,
+      group: 3000,
+      modes: [0o440],
+      warnings: [],
+    });
+  });
+
+  it('a world-readable mode needs no warning', () => {
+    const { warnings } = outcome(
+      podWith(undefined, [undefined], { 'vault.ghoststack.io/mode-stripe-key': '0444' }),
+    );
+    expect(warnings).toEqual([]);
+  });
+
+  it('warns only on the first pass, not on reinvocation', () => {
+    const pod = podWith(undefined);
+    const first = mutate(pod, config);
+    if (!first.allowed) throw new Error(first.message);
+    expect(first.warnings?.length).toBe(1);
+    expect(mutate(applyPatch(pod, first.patch), config)).toEqual({ allowed: true, patch: [] });
+  });
+});
+
+describe('mutate: lease-<file> files without the pod API token (automountServiceAccountToken: false)', () => {
+  const apiPath = '/var/run/secrets/kubernetes.io/serviceaccount';
+  const leased = (annotations: Record<string, string>) => {
+    const pod = loadPod('basic');
+    pod.metadata!.annotations = annotations;
+    pod.spec!.automountServiceAccountToken = false;
+    pod.spec!.securityContext = { fsGroup: 2000 };
+    return pod;
+  };
+
+  it('gives the agent alone a projected API token, the cluster CA and the namespace', () => {
+    const pod = injected(leased({ 'vault.ghoststack.io/lease-tls.key': 'payments-tls' }));
+    const agent = container(pod, 'vault-agent');
+    const mount = agent?.volumeMounts?.find((m) => m.mountPath === apiPath);
+    expect(mount).toEqual({ name: 'vault-kube-api', mountPath: apiPath, readOnly: true });
+    expect(pod.spec?.volumes?.find((v) => v.name === 'vault-kube-api')).toEqual({
+      name: 'vault-kube-api',
+      projected: {
+        sources: [
+          { serviceAccountToken: { path: 'token', expirationSeconds: 3607 } },
+          { configMap: { name: 'kube-root-ca.crt', items: [{ key: 'ca.crt', path: 'ca.crt' }] } },
+          { downwardAPI: { items: [{ path: 'namespace', fieldRef: { fieldPath: 'metadata.namespace' } }] } },
+        ],
+      },
+    });
+    expect(container(pod, 'app')?.volumeMounts?.map((m) => m.mountPath)).toEqual(['/vault/secrets']);
+    expect(mutate(pod, config)).toEqual({ allowed: true, patch: [] });
+  });
+
+  it('adds nothing of the kind for credential files, which need no Kubernetes API', () => {
+    const pod = injected(leased({ 'vault.ghoststack.io/credential-db': 'db-url' }));
+    expect(pod.spec?.volumes?.map((v) => v.name)).toEqual(['vault-secrets', 'vault-token']);
+    expect(container(pod, 'vault-agent')?.volumeMounts?.some((m) => m.mountPath === apiPath)).toBe(false);
   });
 });

@@ -100,6 +100,16 @@ describe('the webhook HTTPS server', () => {
     // The namespace came from the request, not the object.
     const env = agent.value[0].env.find((e: { name: string }) => e.name === 'VAULT_AGENT_CONFIG');
     expect(JSON.parse(env.value).namespace).toBe('shop');
+    // No runAsUser and no fsGroup: admitted, with a warning kubectl shows.
+    expect(body.response.warnings).toEqual([expect.stringContaining('container "app" (uid from its image)')]);
+  });
+
+  it('returns no warning when the pod sets an fsGroup', async () => {
+    const pod = loadPod('basic');
+    pod.spec!.securityContext = { fsGroup: 2000 };
+    const body = JSON.parse((await call(server, ca, 'POST', '/mutate', review(pod))).body);
+    expect(body.response.allowed).toBe(true);
+    expect(body.response.warnings).toBeUndefined();
   });
 
   it('refuses bad annotations with a 403 status that says which annotation', async () => {
