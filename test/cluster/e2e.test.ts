@@ -95,7 +95,9 @@ describe.skipIf(unavailable)('on a real cluster', () => {
 
   beforeAll(async () => {
     cluster = await startCluster();
+    // The README's install, step by step.
     await cluster.k(['create', 'namespace', vaultNamespace]);
+    await cluster.k(['label', 'namespace', vaultNamespace, 'pod-security.kubernetes.io/enforce=restricted']);
     const result = await cluster.helm(
       [
         'install',
@@ -198,19 +200,14 @@ describe.skipIf(unavailable)('on a real cluster', () => {
       async () => (await phaseOf('vaultlease', 'db-lease')) === 'Active',
     );
 
-    // Whatever the chart and docs provide for the lease-<file> form.
-    await apply(cluster, [
-      {
-        apiVersion: 'rbac.authorization.k8s.io/v1',
-        kind: 'RoleBinding',
-        metadata: { name: 'billing-reads-vaultleases', namespace: app },
-        roleRef: {
-          apiGroup: 'rbac.authorization.k8s.io',
-          kind: 'ClusterRole',
-          name: `${release}-vaultlease-reader`,
-        },
-        subjects: [{ kind: 'ServiceAccount', name: 'billing', namespace: app }],
-      },
+    // The lease-<file> form: the RoleBinding the docs give (and the webhook's refusal names).
+    await cluster.k([
+      'create',
+      'rolebinding',
+      'billing-vaultlease-reader',
+      `--namespace=${app}`,
+      `--clusterrole=${release}-${vaultNamespace}-vaultlease-reader`,
+      `--serviceaccount=${app}:billing`,
     ]);
     await apply(cluster, [
       deployment('billing', {
@@ -322,6 +319,204 @@ describe.skipIf(unavailable)('on a real cluster', () => {
     const gone = await watcher.gone;
     process.stdout.write(`expiry → file gone inside the pod: ${gone - expiresAt} ms after expiresAt\n`);
     expect(gone - expiresAt).toBeLessThan(1000);
+  });
+
+  it('4. a Job with the injected native sidecar completes; deleting a pod revokes its leases, audited as the workload', async () => {
+    await apply(cluster, [
+      {
+        apiVersion: 'batch/v1',
+        kind: 'Job',
+        metadata: { name: 'reader', namespace: app },
+        spec: {
+          backoffLimit: 0,
+          template: {
+            ...deployment('reader', { 'vault.ghoststack.io/credential-db': 'db' }).spec.template,
+            spec: {
+              ...deployment('reader', {}).spec.template.spec,
+              restartPolicy: 'Never',
+              containers: [
+                {
+                  ...deployment('reader', {}).spec.template.spec.containers[0],
+                  command: ['sh', '-c', 'test -s /vault/secrets/db && echo read'],
+                },
+              ],
+            },
+          },
+        },
+      },
+    ]);
+    await cluster.k(['-n', app, 'wait', '--for=condition=Complete', 'job/reader', '--timeout=180s'], {
+      timeoutMs: 4 * minute,
+    });
+    expect((await cluster.k(['-n', app, 'logs', 'job/reader', '-c', 'app'])).trim()).toBe('read');
+
+    // SIGTERM path: the running billing pod is deleted; its agent revokes what it holds.
+    const pod = await readyPod(cluster, app, 'app=billing');
+    const held = await activeLeases('db');
+    expect(held.length).toBeGreaterThan(0);
+    const since = new Date().toISOString();
+    await cluster.k(['-n', app, 'delete', 'pod', pod, '--wait=true'], { timeoutMs: 2 * minute });
+    const identity = `system:serviceaccount:${app}:billing`;
+    const revokes = await until('revocations audited as the workload', minute, async () => {
+      const body = await api.ok(
+        'GET',
+        `/v1/audit?action=lease.revoke&identityName=${encodeURIComponent(identity)}&since=${since}&limit=100`,
+      );
+      const records = (body.records ?? body) as {
+        actor: { name: string };
+        outcome: string;
+        resource: string;
+      }[];
+      return records.length > 0 ? records : undefined;
+    });
+    expect(revokes.every((r) => r.actor.name === identity && r.outcome === 'allowed')).toBe(true);
+  });
+
+  it('5. the webhook down refuses opted-in pods only; a killed controller leader hands over without double issuance; a killed etcd member loses nothing', async () => {
+    const pod = (name: string, inject: boolean) => ({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: {
+        name,
+        namespace: app,
+        labels: inject ? { 'vault.ghoststack.io/inject': 'true' } : {},
+        annotations: inject ? { 'vault.ghoststack.io/credential-db': 'db' } : {},
+      },
+      spec: deployment(name, {}).spec.template.spec,
+    });
+    const webhook = ['-n', vaultNamespace, 'scale', `deploy/${release}-webhook`];
+    await cluster.k([...webhook, '--replicas=0']);
+    await until('webhook pods gone', 2 * minute, async () => {
+      const out = await cluster.k([
+        '-n',
+        vaultNamespace,
+        'get',
+        'endpointslices',
+        '-l',
+        `kubernetes.io/service-name=${release}-webhook`,
+        '-o',
+        'json',
+      ]);
+      return JSON.parse(out).items.every((s: { endpoints?: unknown[] }) => !s.endpoints?.length);
+    });
+    const refused = await cluster.kubectl(['apply', '-f', '-'], {
+      input: JSON.stringify(pod('opted-in', true)),
+    });
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toMatch(/inject\.vault\.ghoststack\.io/);
+    await apply(cluster, [pod('plain', false)]);
+    await cluster.k([...webhook, '--replicas=2']);
+    await cluster.k(
+      ['-n', vaultNamespace, 'rollout', 'status', `deploy/${release}-webhook`, '--timeout=180s'],
+      {
+        timeoutMs: 4 * minute,
+      },
+    );
+    await until('injection works again', 2 * minute, async () => {
+      const result = await cluster.kubectl(['apply', '-f', '-'], {
+        input: JSON.stringify(pod('opted-in', true)),
+      });
+      return result.code === 0;
+    });
+    const injected = JSON.parse(await cluster.k(['-n', app, 'get', 'pod', 'opted-in', '-o', 'json']));
+    expect(injected.spec.initContainers.map((c: { name: string }) => c.name)).toContain('vault-agent');
+
+    // The controller leader is killed; the standby takes over and issues each lease once.
+    const leaseObject = [
+      '-n',
+      vaultNamespace,
+      'get',
+      'lease',
+      `${release}-controller`,
+      '-o',
+      'jsonpath={.spec.holderIdentity}',
+    ];
+    const leader = (await cluster.k(leaseObject)).trim();
+    expect(leader).not.toBe('');
+    await cluster.k(['-n', vaultNamespace, 'delete', 'pod', leader, '--grace-period=0', '--force']);
+    await apply(cluster, [
+      {
+        apiVersion: 'vault.ghoststack.io/v1alpha1',
+        kind: 'VaultLease',
+        metadata: { name: 'during-failover', namespace: app },
+        spec: { credentialRef: { name: 'c5' }, serviceAccountName: 'billing', ttl: '10m' },
+      },
+    ]);
+    await until(
+      'VaultLease during-failover Active',
+      2 * minute,
+      async () => (await phaseOf('vaultlease', 'during-failover')) === 'Active',
+    );
+    const newLeader = (await cluster.k(leaseObject)).trim();
+    expect(newLeader).not.toBe(leader);
+    const uid = (
+      await cluster.k(['-n', app, 'get', 'vaultlease', 'during-failover', '-o', 'jsonpath={.metadata.uid}'])
+    ).trim();
+    const issued = await api.ok(
+      'GET',
+      `/v1/leases?labels=${encodeURIComponent(`vault.ghoststack.io/vaultlease-uid=${uid}`)}`,
+    );
+    expect((issued.leases ?? issued).length).toBe(1);
+
+    // One etcd member killed under load: every request succeeds, at most after retries, and
+    // every lease a client was given exists afterwards.
+    const ids: string[] = [];
+    const failures: string[] = [];
+    let retries = 0;
+    const createWithRetry = async () => {
+      for (let attempt = 0; attempt < 20; attempt++) {
+        const res = await api
+          .call('POST', '/v1/leases', { credentialName: 'c5', ttl: '5m' })
+          .catch((err: Error) => ({
+            status: 0,
+            body: err.message,
+          }));
+        if (res.status === 201 || res.status === 200) return ids.push(res.body.id);
+        if (res.status === 503 || res.status === 0) {
+          retries++;
+          await new Promise((r) => setTimeout(r, 250));
+          continue;
+        }
+        return failures.push(`${res.status} ${JSON.stringify(res.body)}`);
+      }
+      failures.push('gave up after 20 attempts');
+    };
+    const load = (async () => {
+      for (let i = 0; i < 40; i++)
+        await Promise.all([createWithRetry(), createWithRetry(), createWithRetry()]);
+    })();
+    await new Promise((r) => setTimeout(r, 2000));
+    await cluster.k([
+      '-n',
+      vaultNamespace,
+      'delete',
+      'pod',
+      `${release}-etcd-1`,
+      '--grace-period=0',
+      '--force',
+    ]);
+    await load;
+    process.stdout.write(`etcd member killed under load: ${ids.length} leases, ${retries} retried errors\n`);
+    expect(failures).toEqual([]);
+    expect(ids.length).toBe(120);
+    for (const id of ids) expect((await api.call('GET', `/v1/leases/${id}`)).status).toBe(200);
+  });
+
+  it('6. a namespace under the restricted Pod Security Standard runs an injected pod', async () => {
+    const ns = 'strict';
+    await apply(cluster, [
+      {
+        apiVersion: 'v1',
+        kind: 'Namespace',
+        metadata: { name: ns, labels: { 'pod-security.kubernetes.io/enforce': 'restricted' } },
+      },
+      { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'billing', namespace: ns } },
+      { ...generatedCredential('db'), metadata: { name: 'db', namespace: ns } },
+    ]);
+    const workload = deployment('strict-app', { 'vault.ghoststack.io/credential-db': 'db' });
+    await apply(cluster, [{ ...workload, metadata: { name: 'strict-app', namespace: ns } }]);
+    const pod = await readyPod(cluster, ns, 'app=strict-app', 4 * minute);
+    expect((await execIn(cluster, ns, pod, 'app', 'wc -c < /vault/secrets/db')).trim()).toBe('32');
   });
 
   /** Restarts of the injected agent container of a pod. */
