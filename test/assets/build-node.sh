@@ -63,12 +63,23 @@ build_coredns() {
   CGO_ENABLED=0 GOBIN="$BIN" timed go install -trimpath -ldflags "-s -w" "github.com/coredns/coredns@v$COREDNS_VERSION" >&2
 }
 
+# BuildKit's go.mod has `exclude` directives, which `go install module@version` refuses; so it
+# is built as a dependency of a small module that repeats them (as etcd is in build.sh).
 build_buildkit() {
   [ -x "$BIN/buildkitd" ] && [ -x "$BIN/buildctl" ] && return
   log "building BuildKit v$BUILDKIT_VERSION (buildkitd, buildctl)"
-  local m=github.com/moby/buildkit
-  CGO_ENABLED=0 GOBIN="$BIN" timed go install -trimpath -ldflags "-s -w -X $m/version.Version=v$BUILDKIT_VERSION" \
-    "$m/cmd/buildkitd@v$BUILDKIT_VERSION" "$m/cmd/buildctl@v$BUILDKIT_VERSION" >&2
+  local dir="$CACHE/src/buildkit-$BUILDKIT_VERSION" m=github.com/moby/buildkit c
+  mkdir -p "$dir"
+  printf 'module vault-test-assets/buildkit\n\ngo 1.24\n\nrequire %s v%s\n\nexclude (\n\tgithub.com/davecgh/go-spew v1.1.2-0.20180830191138-d8f796af33cc\n\tgithub.com/pmezard/go-difflib v1.0.1-0.20181226105442-5d4384ee4fb2\n)\n' \
+    "$m" "$BUILDKIT_VERSION" >"$dir/go.mod"
+  printf '//go:build tools\n\n// Package tools pins the BuildKit commands this module builds.\npackage tools\n\nimport (\n\t_ "%s/cmd/buildctl"\n\t_ "%s/cmd/buildkitd"\n)\n' \
+    "$m" "$m" >"$dir/tools.go"
+  (cd "$dir" && go mod tidy -e >&2 &&
+    for c in buildkitd buildctl; do
+      CGO_ENABLED=0 timed go build -tags tools -trimpath -ldflags "-s -w -X $m/version.Version=v$BUILDKIT_VERSION" \
+        -o "$BIN/$c.tmp" "$m/cmd/$c" >&2
+      mv "$BIN/$c.tmp" "$BIN/$c"
+    done)
 }
 
 # The same recipe as build.sh (k8s.io/kubernetes as a dependency, staging modules replaced by
