@@ -233,6 +233,12 @@ export const vaultLeaseSpec = z
         rule: '!has(self.ttl) || !has(self.renewal) || !has(self.renewal.renewBefore) || duration(self.renewal.renewBefore) < duration(self.ttl)',
         message: 'spec.renewal.renewBefore must be shorter than spec.ttl',
       },
+      // Without spec.ttl the TTL is the credential's default, which only the controller knows:
+      // it renews at a third of the TTL when renewBefore is not shorter (RenewBeforeAdjusted).
+      {
+        rule: '!has(self.renewal) || !has(self.renewal.renewBefore) || !has(self.renewal.maxTtl) || duration(self.renewal.renewBefore) < duration(self.renewal.maxTtl)',
+        message: 'spec.renewal.renewBefore must be shorter than spec.renewal.maxTtl',
+      },
     ),
   );
 export type VaultLeaseSpec = z.output<typeof vaultLeaseSpec>;

@@ -1,0 +1,160 @@
+/**
+ * The controller's guards, on a real control plane with the controller under its
+ * least-privilege RBAC (deploy/rbac/operator.yaml, which the chart's RBAC is tested equal
+ * to) and a real Vault store: no renewal hot loop, no import of a Secret that did not
+ * consent, no cache of unrelated Secrets, one validation with the API, a re-created
+ * VaultLease that is not held back by its predecessor, and a finalizer that cannot run says
+ * why.
+ */
+import { writeFileSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { systemContext } from '../../src/core/index.js';
+import { resourceTypes } from '../../src/k8s/api-client.js';
+import type { KubeObject } from '../../src/k8s/resources.js';
+import { VaultError } from '../../src/lib/errors.js';
+import type { Operator } from '../../src/operator/manager.js';
+import { createCorePort, type VaultPort } from '../../src/operator/vault-port.js';
+import { eventually, type OperatorEnv, setupOperatorEnv } from './support.js';
+
+let env: OperatorEnv;
+let operator: Operator;
+/** Vault as the controller sees it: the real core, unless a test makes revocation fail. */
+const outage = { revoke: false };
+
+const admin = { type: 'human' as const, name: 'test-admin' };
+const ctx = (ns: string) => systemContext(ns, admin);
+
+// biome-ignore lint/suspicious/noExplicitAny: test assertions read arbitrary status fields
+type Obj = KubeObject & { status?: Record<string, any> };
+type Kind = 'lease' | 'cred';
+const typeOf = (kind: Kind) =>
+  kind === 'lease' ? resourceTypes.vaultLeases : resourceTypes.vaultCredentials;
+const get = (kind: Kind, ns: string, name: string) => env.admin.get<Obj>(typeOf(kind), ns, name);
+const ready = (obj: Obj) => obj.status?.conditions?.find((c: { type: string }) => c.type === 'Ready');
+
+async function until(kind: Kind, ns: string, name: string, test: (obj: Obj) => boolean, what: string) {
+  let last: Obj | undefined;
+  try {
+    return await eventually(`${kind} ${ns}/${name} ${what}`, async () => {
+      last = await get(kind, ns, name);
+      return test(last) ? last : undefined;
+    });
+  } catch (err) {
+    const logs = env.logs().split('\n').slice(-10).join('\n');
+    throw new Error(`${(err as Error).message}\nlast status: ${JSON.stringify(last?.status)}\n${logs}`);
+  }
+}
+const phaseOf = (kind: Kind, ns: string, name: string, phase: string) =>
+  until(kind, ns, name, (o) => o.status?.phase === phase, `to be ${phase}`);
+
+async function gone(kind: Kind, ns: string, name: string) {
+  return eventually(`${kind} ${ns}/${name} to be gone`, async () => {
+    try {
+      await get(kind, ns, name);
+      return undefined;
+    } catch (err) {
+      return (err as { statusCode?: number }).statusCode === 404 ? true : undefined;
+    }
+  });
+}
+
+async function apply(ns: string, yaml: string, as?: string) {
+  return env.cp.kubectl(['apply', '-n', ns, ...(as ? [`--as=${as}`] : []), '-f', '-'], { input: yaml });
+}
+async function mustApply(ns: string, yaml: string) {
+  const result = await apply(ns, yaml);
+  expect(result.code, result.stderr).toBe(0);
+}
+
+/** Every change the API server records for one kind in a namespace, from now on. */
+async function recordChanges(type: (typeof resourceTypes)[keyof typeof resourceTypes], ns: string) {
+  const changes: string[] = [];
+  const rv = (await env.admin.list(type, { namespace: ns })).resourceVersion;
+  const handle = await env.admin.watch(type, { namespace: ns, resourceVersion: rv }, (event) => {
+    if (event.type !== 'BOOKMARK') changes.push(`${event.type} ${event.object.metadata.name}`);
+  });
+  return { changes, stop: () => handle.abort() };
+}
+
+function withOutage(port: VaultPort): VaultPort {
+  return {
+    ...port,
+    async revokeLease(tenant, id, reason) {
+      if (outage.revoke) throw new VaultError('store_unavailable', 'the store is unavailable (test outage)');
+      return port.revokeLease(tenant, id, reason);
+    },
+  };
+}
+
+beforeAll(async () => {
+  env = await setupOperatorEnv();
+  operator = await env.startOperator({ vault: withOutage(createCorePort(env.core)) });
+  await eventually('a leader', async () => (operator.isLeader ? true : undefined));
+}, 180_000);
+
+afterAll(async () => {
+  if (env && process.env.OPERATOR_TEST_LOG) writeFileSync(process.env.OPERATOR_TEST_LOG, env.logs());
+  await env?.close();
+});
+
+describe('controller guards on a real control plane', { timeout: 90_000 }, () => {
+  it('renews at a third of the TTL when renewBefore is not shorter than the default TTL', async () => {
+    const ns = 'hot-loop';
+    await env.cp.createNamespace(ns);
+    await mustApply(
+      ns,
+      `apiVersion: vault.ghoststack.io/v1alpha1
+kind: VaultCredential
+metadata: {name: c}
+spec: {type: generic, source: {generate: {}}, access: {agents: [bot], defaultTtl: 3s, maxTtl: 1m}}
+---
+apiVersion: vault.ghoststack.io/v1alpha1
+kind: VaultLease
+metadata: {name: l}
+spec:
+  credentialRef: {name: c}
+  identity: {type: agent, name: bot}
+  renewal: {enabled: true, maxTtl: 40s, renewBefore: 5s}`,
+    );
+    const active = await phaseOf('lease', ns, 'l', 'Active');
+    const adjusted = active.status?.conditions?.find(
+      (c: { type: string }) => c.type === 'RenewBeforeAdjusted',
+    );
+    expect(adjusted?.reason).toBe('RenewBeforeNotShorterThanTtl');
+    expect(adjusted?.message).toContain(
+      'spec.renewal.renewBefore (5s) is not shorter than the lease TTL (3s',
+    );
+
+    const leases = await recordChanges(resourceTypes.vaultLeases, ns);
+    const events = await recordChanges(
+      { group: 'events.k8s.io', version: 'v1', plural: 'events', namespaced: true },
+      ns,
+    );
+    const before = (await get('lease', ns, 'l')).status?.renewCount ?? 0;
+    await new Promise((resolve) => setTimeout(resolve, 8_000));
+    leases.stop();
+    events.stop();
+    const after = await get('lease', ns, 'l');
+    const renewals = (after.status?.renewCount ?? 0) - before;
+    // A 3 s TTL renewed 1 s before expiry: a renewal every ~2 s, so about 4 in 8 s.
+    expect(renewals).toBeGreaterThanOrEqual(2);
+    expect(renewals).toBeLessThanOrEqual(6);
+    expect(leases.changes.length).toBeLessThanOrEqual(8);
+    expect(events.changes.length).toBeLessThanOrEqual(8);
+    expect(after.status?.phase).toBe('Active');
+
+    // Where CEL can see both durations, the API server refuses the combination outright.
+    const refused = await apply(
+      ns,
+      `apiVersion: vault.ghoststack.io/v1alpha1
+kind: VaultLease
+metadata: {name: refused}
+spec:
+  credentialRef: {name: c}
+  identity: {type: agent, name: bot}
+  renewal: {enabled: true, maxTtl: 10s, renewBefore: 10s}`,
+    );
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toContain('spec.renewal.renewBefore must be shorter than spec.renewal.maxTtl');
+  });
+});
