@@ -13,6 +13,7 @@ import { createKubeClient, type KubeClient, type ResourceType, resourceTypes } f
 import { createInformer, type Informer } from '../k8s/informer.js';
 import {
   credentialPhases,
+  finalizer,
   type KubeObject,
   leasePhases,
   parseVaultCredential,
@@ -113,8 +114,12 @@ export function createOperator(options: OperatorOptions): Operator {
   let leading = false;
   let gaugeTimer: NodeJS.Timeout | undefined;
   const idleWaiters: Array<() => void> = [];
-  /** key → the resourceVersion our last write produced, until the informer delivers it. */
-  const expectations = new Map<string, { rv: string; at: number }>();
+  /**
+   * key → the resourceVersion our last write produced (and the uid of the object written),
+   * until the informer delivers it. The uid tells a re-created object of the same name from
+   * the one written: a finalizer removal's response can arrive after the deletion it caused.
+   */
+  const expectations = new Map<string, { uid: string; rv: string; at: number }>();
   /** key → the last resourceVersions the informer delivered (a watch event can beat the write's response). */
   const seen = new Map<string, string[]>();
 
@@ -153,6 +158,7 @@ export function createOperator(options: OperatorOptions): Operator {
     rvs.push(obj.metadata.resourceVersion ?? '');
     seen.set(key, rvs.slice(-4));
     const expected = expectations.get(key);
+    if (expected && expected.uid !== obj.metadata.uid) expectations.delete(key);
     if (expected && expected.rv === obj.metadata.resourceVersion) {
       expectations.delete(key);
       return true;
@@ -215,9 +221,10 @@ export function createOperator(options: OperatorOptions): Operator {
     const remember = (type: ResourceType, ns: string | undefined, name: string, result: KubeObject) => {
       const kind = kindOfType(type);
       const rv = result?.metadata?.resourceVersion;
-      if (kind && ns && rv) {
+      const uid = result?.metadata?.uid;
+      if (kind && ns && rv && uid) {
         const key = keyOf(kind, ns, name);
-        if (!seen.get(key)?.includes(rv)) expectations.set(key, { rv, at: Date.now() });
+        if (!seen.get(key)?.includes(rv)) expectations.set(key, { uid, rv, at: Date.now() });
       }
       return result;
     };
@@ -281,31 +288,79 @@ export function createOperator(options: OperatorOptions): Operator {
     );
   }
 
+  /**
+   * A finalizer that cannot run keeps the object: the Ready condition says why and what to
+   * do, and the reconcile is retried with backoff.
+   */
+  async function reportFinalizerFailure(kind: Kind, raw: KubeObject, err: unknown) {
+    const type = kind === 'VaultLease' ? resourceTypes.vaultLeases : resourceTypes.vaultCredentials;
+    const what = kind === 'VaultLease' ? 'the lease' : 'the credential and its leases';
+    const cause = err instanceof Error ? err.message : String(err);
+    const message =
+      `could not revoke ${what} in Vault before deletion: ${cause}. The controller retries with backoff; ` +
+      `if Vault cannot be reached again, removing the finalizer ${finalizer} lets the object go ` +
+      'without revoking (the lease then stays valid in Vault until it expires)';
+    const status = (raw.status ?? {}) as { conditions?: never };
+    const desired = {
+      ...status,
+      conditions: readyCondition(
+        status.conditions,
+        { status: 'False', reason: 'FinalizerFailed', message },
+        raw.metadata.generation,
+        clock(),
+      ),
+    };
+    if (sameJson(status, desired)) return;
+    try {
+      await trackingClient().mergePatch(
+        type,
+        raw.metadata.namespace,
+        raw.metadata.name,
+        { status: statusPatch(status, desired) },
+        { subresource: 'status' },
+      );
+    } catch (patchErr) {
+      logger.warn(
+        { kind, object: `${raw.metadata.namespace}/${raw.metadata.name}`, err: String(patchErr) },
+        'could not record the finalizer failure',
+      );
+    }
+  }
+
   async function reconcileKey(key: string, reconcilers: Reconcilers): Promise<ReconcileOutcome> {
     const { kind, ns, name } = parseKey(key);
-    const expected = expectations.get(key);
-    if (expected) {
-      // Our last write has not reached the cache yet: its arrival requeues the key.
-      if (Date.now() - expected.at < 10_000) return { requeueAfterMs: 10_000 };
-      expectations.delete(key);
-    }
     const informer = kind === 'VaultLease' ? informers.leases : informers.credentials;
     const raw = informer.get(ns, name);
+    const expected = expectations.get(key);
+    if (expected) {
+      // Our last write has not reached the cache yet: its arrival requeues the key. An
+      // expectation about another object of this name (deleted, re-created) is moot.
+      const fresh = raw !== undefined && raw.metadata.uid === expected.uid;
+      if (fresh && Date.now() - expected.at < 10_000) return { requeueAfterMs: 10_000 };
+      expectations.delete(key);
+    }
     if (!raw) return {};
-    if (kind === 'VaultLease') {
-      const parsed = parseVaultLease(raw);
+    try {
+      if (kind === 'VaultLease') {
+        const parsed = parseVaultLease(raw);
+        if (!parsed.ok) {
+          await reportInvalid(kind, raw, parsed.message);
+          return {};
+        }
+        return await reconcilers.lease(parsed.value);
+      }
+      const parsed = parseVaultCredential(raw);
       if (!parsed.ok) {
         await reportInvalid(kind, raw, parsed.message);
         return {};
       }
-      return reconcilers.lease(parsed.value);
+      return await reconcilers.credential(parsed.value);
+    } catch (err) {
+      if (raw.metadata.deletionTimestamp && raw.metadata.finalizers?.includes(finalizer)) {
+        await reportFinalizerFailure(kind, raw, err);
+      }
+      throw err;
     }
-    const parsed = parseVaultCredential(raw);
-    if (!parsed.ok) {
-      await reportInvalid(kind, raw, parsed.message);
-      return {};
-    }
-    return reconcilers.credential(parsed.value);
   }
 
   interface Reconcilers {
@@ -328,8 +383,15 @@ export function createOperator(options: OperatorOptions): Operator {
       } catch (err) {
         end({ result: 'error' });
         metrics.reconcileErrors.inc({ kind });
+        const { ns, name } = parseKey(key);
+        // The object's namespace/name, not `key`: the logger redacts every field called key.
         logger.warn(
-          { key, err: err instanceof Error ? err.message : String(err), failures: q.failures(key) + 1 },
+          {
+            kind,
+            object: `${ns}/${name}`,
+            err: err instanceof Error ? err.message : String(err),
+            failures: q.failures(key) + 1,
+          },
           'reconcile failed',
         );
         q.addRateLimited(key);

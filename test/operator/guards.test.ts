@@ -157,4 +157,76 @@ spec:
     expect(refused.code).not.toBe(0);
     expect(refused.stderr).toContain('spec.renewal.renewBefore must be shorter than spec.renewal.maxTtl');
   });
+
+  it('makes a VaultLease re-created under the same name Active at once', async () => {
+    const ns = 'recreate';
+    await env.cp.createNamespace(ns);
+    await mustApply(
+      ns,
+      `apiVersion: vault.ghoststack.io/v1alpha1
+kind: VaultCredential
+metadata: {name: c}
+spec: {type: generic, source: {generate: {}}, access: {agents: [bot]}}`,
+    );
+    await phaseOf('cred', ns, 'c', 'Ready');
+    const lease = `apiVersion: vault.ghoststack.io/v1alpha1
+kind: VaultLease
+metadata: {name: again}
+spec: {credentialRef: {name: c}, identity: {type: agent, name: bot}, ttl: 10m}`;
+    const waits: number[] = [];
+    for (let round = 0; round < 3; round++) {
+      const started = Date.now();
+      await mustApply(ns, lease);
+      await phaseOf('lease', ns, 'again', 'Active');
+      waits.push(Date.now() - started);
+      const del = await env.cp.kubectl(['delete', 'vaultlease', 'again', '-n', ns, '--wait=false']);
+      expect(del.code, del.stderr).toBe(0);
+      await gone('lease', ns, 'again');
+    }
+    expect(Math.max(...waits), `time to Active per round: ${waits.join(', ')} ms`).toBeLessThan(4_000);
+  });
+
+  it('says on the object why its finalizer cannot run, and logs which object', async () => {
+    const ns = 'stuck';
+    await env.cp.createNamespace(ns);
+    await mustApply(
+      ns,
+      `apiVersion: vault.ghoststack.io/v1alpha1
+kind: VaultCredential
+metadata: {name: c}
+spec: {type: generic, source: {generate: {}}, access: {agents: [bot]}}
+---
+apiVersion: vault.ghoststack.io/v1alpha1
+kind: VaultLease
+metadata: {name: held}
+spec: {credentialRef: {name: c}, identity: {type: agent, name: bot}, ttl: 10m}`,
+    );
+    const active = await phaseOf('lease', ns, 'held', 'Active');
+    outage.revoke = true;
+    try {
+      const del = await env.cp.kubectl(['delete', 'vaultlease', 'held', '-n', ns, '--wait=false']);
+      expect(del.code, del.stderr).toBe(0);
+      const stuck = await until(
+        'lease',
+        ns,
+        'held',
+        (o) => ready(o)?.reason === 'FinalizerFailed',
+        'to say why it cannot be deleted',
+      );
+      expect(ready(stuck)?.status).toBe('False');
+      expect(ready(stuck)?.message).toContain('could not revoke');
+      expect(ready(stuck)?.message).toContain('the store is unavailable');
+      expect(ready(stuck)?.message).toContain('vault.ghoststack.io/revoke');
+      const line = env
+        .logs()
+        .split('\n')
+        .find((l) => l.includes('reconcile failed') && l.includes('stuck/held'));
+      expect(line, 'a log line naming the object').toBeDefined();
+      expect(line).not.toContain('[redacted]');
+    } finally {
+      outage.revoke = false;
+    }
+    await gone('lease', ns, 'held');
+    expect((await env.core.leases.get(ctx(ns), active.status?.leaseId)).state).toBe('revoked');
+  });
 });
