@@ -10,6 +10,7 @@ import type { Credential } from '../contract/credentials.js';
 import type { PolicyBody } from '../contract/policies.js';
 import { resourceTypes } from '../k8s/api-client.js';
 import {
+  credentialPolicyPrefix,
   finalizer,
   group,
   type VaultCredentialObject,
@@ -28,7 +29,7 @@ import { formatIdentity, serviceAccountIdentity, tenantForNamespace } from './te
 /** Vault label naming the VaultCredential (by uid) that owns a credential. */
 export const ownerLabel = `${group}/owner`;
 
-export const policyName = (credentialName: string) => `k8s-vaultcredential-${credentialName}`;
+export const policyName = (credentialName: string) => `${credentialPolicyPrefix}${credentialName}`;
 
 /** A Secret's value under `key` (decoded) and its resourceVersion, or why it is unusable. */
 export type SecretLookup = (

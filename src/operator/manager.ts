@@ -32,6 +32,7 @@ import { createLeaderElector, type LeaderElector } from './leader-election.js';
 import { createLeaseReconciler, type ReconcileOutcome } from './lease-reconciler.js';
 import { createOperatorMetrics, type OperatorMetrics } from './metrics.js';
 import type { VaultPort } from './vault-port.js';
+import { credentialRequestProblems, leaseRequestProblems } from './vault-requests.js';
 import { createWorkQueue, type WorkQueue } from './work-queue.js';
 
 export interface OperatorOptions {
@@ -347,11 +348,21 @@ export function createOperator(options: OperatorOptions): Operator {
           await reportInvalid(kind, raw, parsed.message);
           return {};
         }
+        const invalid = raw.metadata.deletionTimestamp ? undefined : leaseRequestProblems(parsed.value);
+        if (invalid) {
+          await reportInvalid(kind, raw, invalid);
+          return {};
+        }
         return await reconcilers.lease(parsed.value);
       }
       const parsed = parseVaultCredential(raw);
       if (!parsed.ok) {
         await reportInvalid(kind, raw, parsed.message);
+        return {};
+      }
+      const invalid = raw.metadata.deletionTimestamp ? undefined : credentialRequestProblems(parsed.value);
+      if (invalid) {
+        await reportInvalid(kind, raw, invalid);
         return {};
       }
       return await reconcilers.credential(parsed.value);

@@ -158,6 +158,75 @@ spec:
     expect(refused.stderr).toContain('spec.renewal.renewBefore must be shorter than spec.renewal.maxTtl');
   });
 
+  it('refuses at the API server what the Vault API would refuse', async () => {
+    const ns = 'bounds';
+    await env.cp.createNamespace(ns);
+    // 31 labels and the owner label the controller adds make Vault's limit of 32.
+    const labels = Object.fromEntries(Array.from({ length: 32 }, (_, i) => [`label-${i}`, 'v']));
+    const tooManyLabels = await apply(
+      ns,
+      JSON.stringify({
+        apiVersion: 'vault.ghoststack.io/v1alpha1',
+        kind: 'VaultCredential',
+        metadata: { name: 'many-labels' },
+        spec: { type: 'generic', metadata: labels, source: { generate: {} } },
+      }),
+    );
+    expect(tooManyLabels.code).not.toBe(0);
+    expect(tooManyLabels.stderr).toMatch(/spec\.metadata: Too many: 32: must have at most 31 items/);
+
+    const longName = `n${'a'.repeat(232)}`; // 233 characters: the longest a policy name allows
+    for (const [name, ok] of [
+      [longName, true],
+      [`${longName}b`, false],
+    ] as const) {
+      const result = await apply(
+        ns,
+        `apiVersion: vault.ghoststack.io/v1alpha1
+kind: VaultCredential
+metadata: {name: ${name}}
+spec: {type: generic, source: {generate: {}}, access: {agents: [bot]}}`,
+      );
+      if (ok) expect(result.code, result.stderr).toBe(0);
+      else {
+        expect(result.code).not.toBe(0);
+        expect(result.stderr).toContain('a VaultCredential name is at most 233 characters');
+      }
+    }
+    const longest = await phaseOf('cred', ns, longName, 'Ready');
+    expect(longest.status?.policy).toBe(`k8s-vaultcredential-${longName}`);
+  });
+
+  it('refuses with a condition, and creates nothing in Vault, what the API would refuse', async () => {
+    // The identity name system:serviceaccount:<namespace>:<name> depends on the namespace,
+    // which CEL cannot see: the controller validates it with the API's schemas.
+    const ns = `long-${'n'.repeat(58)}`;
+    const sa = `sa-${'s'.repeat(197)}`;
+    await env.cp.createNamespace(ns);
+    await mustApply(
+      ns,
+      `apiVersion: vault.ghoststack.io/v1alpha1
+kind: VaultCredential
+metadata: {name: c}
+spec: {type: generic, source: {generate: {}}, access: {serviceAccounts: [${sa}]}}
+---
+apiVersion: vault.ghoststack.io/v1alpha1
+kind: VaultLease
+metadata: {name: l}
+spec: {credentialRef: {name: c}, serviceAccountName: ${sa}, ttl: 5m}`,
+    );
+    const cred = await phaseOf('cred', ns, 'c', 'Failed');
+    expect(ready(cred)?.reason).toBe('InvalidSpec');
+    expect(ready(cred)?.message).toContain('spec.access.serviceAccounts[0]');
+    expect(ready(cred)?.message).toContain('an identity name is at most 253 characters');
+    const lease = await phaseOf('lease', ns, 'l', 'Failed');
+    expect(ready(lease)?.reason).toBe('InvalidSpec');
+    expect(ready(lease)?.message).toContain('spec.serviceAccountName');
+    await expect(env.core.credentials.get(ctx(ns), 'c')).rejects.toMatchObject({ code: 'not_found' });
+    expect(await env.core.leases.list(ctx(ns), { limit: 10 }).catch(() => [])).toEqual([]);
+    expect(await env.core.identities.list(ctx(ns)).catch(() => [])).toEqual([]);
+  });
+
   it('makes a VaultLease re-created under the same name Active at once', async () => {
     const ns = 'recreate';
     await env.cp.createNamespace(ns);
