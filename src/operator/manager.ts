@@ -25,6 +25,7 @@ import type { Clock } from '../lib/clock.js';
 import { systemClock } from '../lib/clock.js';
 import type { Logger } from '../lib/logger.js';
 import { silentLogger } from '../lib/logger.js';
+import { importersOf, secretImportLabel, secretImportLabelValue } from '../webhook/annotations.js';
 import { readyCondition, sameJson, statusPatch } from './conditions.js';
 import { createCredentialReconciler, type SecretLookup } from './credential-reconciler.js';
 import { createEventRecorder } from './events.js';
@@ -206,11 +207,14 @@ export function createOperator(options: OperatorOptions): Operator {
     }
   }
 
-  const secretLookup: SecretLookup = (namespace, name, key) => {
+  const secretLookup: SecretLookup = (namespace, name, key, importer) => {
+    // Only Secrets labelled for import are in this cache: any other is invisible here.
     const secret = informers.secrets.get(namespace, name) as
       | (KubeObject & { data?: Record<string, string> })
       | undefined;
-    if (!secret) return { missing: 'secret' };
+    if (!secret) return { refused: 'not-importable' };
+    const importers = importersOf(secret.metadata.annotations);
+    if (!importers.includes(importer)) return { refused: 'not-named', importers };
     const encoded = secret.data?.[key];
     if (encoded === undefined) return { missing: 'key' };
     const value = Buffer.from(encoded, 'base64').toString('utf8');
@@ -458,6 +462,14 @@ export function createOperator(options: OperatorOptions): Operator {
     };
     count(informers.leases.list(), leasePhases, metrics.leasesByPhase);
     count(informers.credentials.list(), credentialPhases, metrics.credentialsByPhase);
+    const caches = {
+      vaultleases: informers.leases,
+      vaultcredentials: informers.credentials,
+      secrets: informers.secrets,
+    };
+    for (const [resource, informer] of Object.entries(caches)) {
+      metrics.informerObjects.set({ resource }, informer.list().length);
+    }
     metrics.queueDepth.set(queue?.depth ?? 0);
     metrics.queueScheduled.set(queue?.scheduled ?? 0);
   }
@@ -472,10 +484,11 @@ export function createOperator(options: OperatorOptions): Operator {
       client = await createKubeClient(options.kubeConfig);
       client.onRequest = (verb, type, code) =>
         metrics.apiRequests.inc({ verb, resource: type.plural, code: String(code) });
-      const make = (type: ResourceType) =>
+      const make = (type: ResourceType, labelSelector?: string) =>
         createInformer<KubeObject>({
           client,
           type,
+          labelSelector,
           resyncMs: options.resyncMs,
           logger,
           onError: () => metrics.informerErrors.inc({ resource: type.plural }),
@@ -483,7 +496,7 @@ export function createOperator(options: OperatorOptions): Operator {
       informers = {
         leases: make(resourceTypes.vaultLeases),
         credentials: make(resourceTypes.vaultCredentials),
-        secrets: make(resourceTypes.secrets),
+        secrets: make(resourceTypes.secrets, `${secretImportLabel}=${secretImportLabelValue}`),
       };
       watchKind('VaultLease', informers.leases, indexLease);
       watchKind('VaultCredential', informers.credentials, enqueueDependentLeases);

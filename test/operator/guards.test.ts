@@ -158,6 +158,153 @@ spec:
     expect(refused.stderr).toContain('spec.renewal.renewBefore must be shorter than spec.renewal.maxTtl');
   });
 
+  it('imports a Secret only when the Secret consents, whatever its creator may do', async () => {
+    const ns = 'deputy';
+    const canary = 'deputy-canary-9f3c2e1a7b';
+    await env.cp.createNamespace(ns);
+    // A developer who may manage VaultCredentials, but not read Secrets.
+    await mustApply(
+      ns,
+      `apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: vaultcredential-editor}
+rules:
+  - apiGroups: [vault.ghoststack.io]
+    resources: [vaultcredentials]
+    verbs: [get, list, watch, create, update, patch, delete]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: dev}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: vaultcredential-editor}
+subjects: [{kind: User, name: dev}]
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: db-root}
+stringData: {password: ${canary}}`,
+    );
+    const canRead = await env.cp.kubectl(['auth', 'can-i', 'get', 'secrets', '-n', ns, '--as=dev']);
+    expect(canRead.stdout.trim()).toBe('no');
+    const created = await apply(
+      ns,
+      `apiVersion: vault.ghoststack.io/v1alpha1
+kind: VaultCredential
+metadata: {name: stolen}
+spec: {type: password, source: {secretRef: {name: db-root, key: password}}, access: {agents: [dev-bot]}}`,
+      'dev',
+    );
+    expect(created.code, created.stderr).toBe(0);
+
+    const refused = await phaseOf('cred', ns, 'stolen', 'Failed');
+    expect(ready(refused)?.reason).toBe('SecretNotImportable');
+    expect(ready(refused)?.message).toContain('vault.ghoststack.io/import');
+    expect(ready(refused)?.message).toContain('"stolen"');
+    await expect(env.core.credentials.get(ctx(ns), 'stolen')).rejects.toMatchObject({ code: 'not_found' });
+
+    // Consent for another VaultCredential is not consent for this one.
+    const label = await env.cp.kubectl([
+      'label',
+      'secret',
+      'db-root',
+      '-n',
+      ns,
+      'vault.ghoststack.io/import=true',
+    ]);
+    expect(label.code, label.stderr).toBe(0);
+    const other = await env.cp.kubectl([
+      'annotate',
+      'secret',
+      'db-root',
+      '-n',
+      ns,
+      'vault.ghoststack.io/import-for=billing-db, reports',
+    ]);
+    expect(other.code, other.stderr).toBe(0);
+    const notNamed = await until(
+      'cred',
+      ns,
+      'stolen',
+      (o) => ready(o)?.reason === 'ImportNotAllowed',
+      'to be refused by the annotation',
+    );
+    expect(notNamed.status?.phase).toBe('Failed');
+    expect(ready(notNamed)?.message).toContain('billing-db, reports');
+    await expect(env.core.credentials.get(ctx(ns), 'stolen')).rejects.toMatchObject({ code: 'not_found' });
+
+    // The Secret's owner names it: now it is imported.
+    const consent = await env.cp.kubectl([
+      'annotate',
+      'secret',
+      'db-root',
+      '-n',
+      ns,
+      '--overwrite',
+      'vault.ghoststack.io/import-for=reports,stolen',
+    ]);
+    expect(consent.code, consent.stderr).toBe(0);
+    const imported = await phaseOf('cred', ns, 'stolen', 'Ready');
+    expect(imported.status?.version).toBe(1);
+    expect((await env.core.credentials.get(ctx(ns), 'stolen')).currentVersion).toBe(1);
+
+    // No value in any object, event or log line.
+    const dump = await env.cp.kubectl([
+      'get',
+      'vaultcredentials,events.events.k8s.io',
+      '-n',
+      ns,
+      '-o',
+      'json',
+    ]);
+    expect(dump.stdout).toContain('SecretNotImportable');
+    expect(dump.stdout).not.toContain(canary);
+    expect(env.logs()).not.toContain(canary);
+  });
+
+  it('caches only the Secrets that consent to an import, not every Secret of the cluster', async () => {
+    const ns = 'crowded';
+    await env.cp.createNamespace(ns);
+    const filler = 'x'.repeat(64 * 1024);
+    const unrelated = Array.from(
+      { length: 40 },
+      (_, i) => `---
+apiVersion: v1
+kind: Secret
+metadata: {name: unrelated-${i}}
+stringData: {blob: ${filler}}`,
+    ).join('\n');
+    await mustApply(
+      ns,
+      `${unrelated}
+---
+apiVersion: v1
+kind: Secret
+metadata:
+  name: wanted
+  labels: {vault.ghoststack.io/import: "true"}
+  annotations: {vault.ghoststack.io/import-for: api-key}
+stringData: {key: crowded-value-5d1e}
+---
+apiVersion: vault.ghoststack.io/v1alpha1
+kind: VaultCredential
+metadata: {name: api-key}
+spec: {type: api-key, source: {secretRef: {name: wanted, key: key}}}`,
+    );
+    await phaseOf('cred', ns, 'api-key', 'Ready');
+    const consenting = await env.admin.list(resourceTypes.secrets, {
+      labelSelector: 'vault.ghoststack.io/import=true',
+    });
+    const all = await env.admin.list(resourceTypes.secrets);
+    expect(all.items.length).toBeGreaterThanOrEqual(41);
+    const cached = await eventually('the informer gauges', async () => {
+      const text = await operator.metrics.registry.metrics();
+      const match = text.match(/vault_operator_informer_objects\{resource="secrets"\} (\d+)/);
+      return match && Number(match[1]) === consenting.items.length ? Number(match[1]) : undefined;
+    });
+    // None of the 40 unrelated Secrets is held by the controller.
+    expect(all.items.length - cached).toBeGreaterThanOrEqual(40);
+  });
+
   it('refuses at the API server what the Vault API would refuse', async () => {
     const ns = 'bounds';
     await env.cp.createNamespace(ns);
