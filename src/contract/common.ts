@@ -35,12 +35,15 @@ export const duration = z.string().superRefine((value, ctx) => {
   if ('error' in parsed) ctx.addIssue({ code: 'custom', message: parsed.error });
 });
 
+/** The most labels a credential, lease or identity carries. */
+export const maxLabels = 32;
+
 export const labels = z
   .record(
     z.string().regex(/^[A-Za-z0-9]([A-Za-z0-9._/-]{0,61}[A-Za-z0-9])?$/, 'a label key is like "environment"'),
     z.string().max(253, 'a label value is at most 253 characters'),
   )
-  .refine((value) => Object.keys(value).length <= 32, 'at most 32 labels');
+  .refine((value) => Object.keys(value).length <= maxLabels, `at most ${maxLabels} labels`);
 
 /** A secret value as sent over the API: UTF-8 text up to 64 KiB. */
 export const secretValue = z

@@ -7,6 +7,7 @@
 import { z } from 'zod';
 import {
   group,
+  vaultCredentialObjectRules,
   vaultCredentialSpec,
   vaultCredentialStatus,
   vaultLeaseSpec,
@@ -69,6 +70,7 @@ function crd(
   status: z.ZodType,
   description: string,
   columns: Array<Record<string, unknown>>,
+  rules: Record<string, unknown> = {},
 ) {
   return {
     apiVersion: 'apiextensions.k8s.io/v1',
@@ -93,6 +95,7 @@ function crd(
               type: 'object',
               description,
               required: ['spec'],
+              ...rules,
               properties: {
                 apiVersion: { type: 'string' },
                 kind: { type: 'string' },
@@ -126,6 +129,7 @@ export const vaultCredentialCrd = () =>
       { name: 'Fingerprint', type: 'string', jsonPath: '.status.fingerprint', priority: 1 },
       { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
     ],
+    vaultCredentialObjectRules,
   );
 
 export const vaultLeaseCrd = () =>

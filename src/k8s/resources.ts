@@ -6,6 +6,7 @@
  * so they travel with the schema they guard.
  */
 import { z } from 'zod';
+import { labels, maxLabels, resourceName } from '../contract/common.js';
 import { credentialTypes } from '../contract/credentials.js';
 import { parseDuration } from '../lib/duration.js';
 
@@ -133,14 +134,32 @@ export const credentialAccess = z
     }),
   );
 
+/** spec.metadata leaves room for the owner label the controller adds in Vault. */
+const maxSpecLabels = maxLabels - 1;
+
+/** The Vault policy that carries a VaultCredential's spec.access is named this plus its name. */
+export const credentialPolicyPrefix = 'k8s-vaultcredential-';
+/** The longest VaultCredential name whose policy name Vault accepts (253 characters). */
+export const maxCredentialName = 253 - credentialPolicyPrefix.length;
+
+/** Rules on the whole VaultCredential object (CEL at the root sees metadata.name). */
+export const vaultCredentialObjectRules = cel({
+  rule: `size(self.metadata.name) <= ${maxCredentialName}`,
+  message: `a VaultCredential name is at most ${maxCredentialName} characters (its Vault policy is ${credentialPolicyPrefix}<name>)`,
+});
+
 export const vaultCredentialSpec = z
   .strictObject({
     type: z
       .enum(credentialTypes)
       .describe('The credential type.')
       .meta(cel({ rule: 'self == oldSelf', message: 'spec.type is immutable' })),
-    metadata: z
-      .record(z.string().regex(/^[A-Za-z0-9]([A-Za-z0-9._/-]{0,61}[A-Za-z0-9])?$/), z.string().max(253))
+    metadata: labels
+      .refine(
+        (value) => Object.keys(value).length <= maxSpecLabels,
+        `at most ${maxSpecLabels} labels (Vault allows ${maxLabels}; the controller adds ${group}/owner)`,
+      )
+      .meta({ maxProperties: maxSpecLabels })
       .optional()
       .describe('Labels stored with the credential in Vault (policies can match them).'),
     source: credentialSource,
@@ -188,7 +207,7 @@ export type LeasePhase = (typeof leasePhases)[number];
 export const vaultLeaseSpec = z
   .strictObject({
     credentialRef: z
-      .strictObject({ name: z.string().min(1).max(253).describe('The credential name in Vault.') })
+      .strictObject({ name: resourceName.max(253).describe('The credential name in Vault.') })
       .describe('The credential to lease (usually a VaultCredential of this namespace).'),
     ttl: kubeDuration.optional().describe("The lease TTL; defaults to the credential's default TTL."),
     identity: z
@@ -232,6 +251,12 @@ export const vaultLeaseSpec = z
       {
         rule: '!has(self.ttl) || !has(self.renewal) || !has(self.renewal.renewBefore) || duration(self.renewal.renewBefore) < duration(self.ttl)',
         message: 'spec.renewal.renewBefore must be shorter than spec.ttl',
+      },
+      // Without spec.ttl the TTL is the credential's default, which only the controller knows:
+      // it renews at a third of the TTL when renewBefore is not shorter (RenewBeforeAdjusted).
+      {
+        rule: '!has(self.renewal) || !has(self.renewal.renewBefore) || !has(self.renewal.maxTtl) || duration(self.renewal.renewBefore) < duration(self.renewal.maxTtl)',
+        message: 'spec.renewal.renewBefore must be shorter than spec.renewal.maxTtl',
       },
     ),
   );

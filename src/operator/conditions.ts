@@ -17,14 +17,29 @@ export function readyCondition(
   generation: number | undefined,
   now: Date,
 ): Condition[] {
-  const old = previous?.find((c) => c.type === 'Ready');
-  const others = (previous ?? []).filter((c) => c.type !== 'Ready');
+  return setCondition(previous, 'Ready', input, generation, now);
+}
+
+/**
+ * Sets the condition `type` (last in the list), or removes it when `input` is undefined;
+ * lastTransitionTime moves only when its status does.
+ */
+export function setCondition(
+  previous: Condition[] | undefined,
+  type: string,
+  input: ReadyInput | undefined,
+  generation: number | undefined,
+  now: Date,
+): Condition[] {
+  const old = previous?.find((c) => c.type === type);
+  const others = (previous ?? []).filter((c) => c.type !== type);
+  if (!input) return others;
   const lastTransitionTime =
     old && old.status === input.status ? old.lastTransitionTime : now.toISOString().replace(/\.\d{3}Z$/, 'Z');
   return [
     ...others,
     {
-      type: 'Ready',
+      type,
       status: input.status,
       reason: input.reason,
       message: input.message,

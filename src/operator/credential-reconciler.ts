@@ -10,12 +10,18 @@ import type { Credential } from '../contract/credentials.js';
 import type { PolicyBody } from '../contract/policies.js';
 import { resourceTypes } from '../k8s/api-client.js';
 import {
+  credentialPolicyPrefix,
   finalizer,
   group,
   type VaultCredentialObject,
   type VaultCredentialStatus,
 } from '../k8s/resources.js';
 import { durationMs } from '../lib/duration.js';
+import {
+  secretImportForAnnotation,
+  secretImportLabel,
+  secretImportLabelValue,
+} from '../webhook/annotations.js';
 import { readyCondition, sameJson, statusPatch } from './conditions.js';
 import {
   addFinalizer,
@@ -28,14 +34,23 @@ import { formatIdentity, serviceAccountIdentity, tenantForNamespace } from './te
 /** Vault label naming the VaultCredential (by uid) that owns a credential. */
 export const ownerLabel = `${group}/owner`;
 
-export const policyName = (credentialName: string) => `k8s-vaultcredential-${credentialName}`;
+export const policyName = (credentialName: string) => `${credentialPolicyPrefix}${credentialName}`;
 
-/** A Secret's value under `key` (decoded) and its resourceVersion, or why it is unusable. */
+/**
+ * A Secret's value under `key` (decoded) and its resourceVersion, or why it is unusable: it
+ * has not consented to imports (or does not exist: the two look alike to the controller), it
+ * names other VaultCredentials than `importer`, or the key is missing or empty.
+ */
 export type SecretLookup = (
   namespace: string,
   name: string,
   key: string,
-) => { value: string; resourceVersion: string } | { missing: 'secret' | 'key' | 'empty' };
+  importer: string,
+) =>
+  | { value: string; resourceVersion: string }
+  | { missing: 'key' | 'empty' }
+  | { refused: 'not-importable' }
+  | { refused: 'not-named'; importers: string[] };
 
 const owned = (obj: VaultCredentialObject) => obj.spec.source.external === undefined;
 
@@ -188,12 +203,27 @@ export function createCredentialReconciler(deps: ReconcilerDeps & { secret: Secr
     }
 
     if (source.secretRef) {
-      const found = deps.secret(meta.namespace, source.secretRef.name, source.secretRef.key);
+      const secretName = source.secretRef.name;
+      const found = deps.secret(meta.namespace, secretName, source.secretRef.key, name);
+      if ('refused' in found) {
+        const [reason, message] =
+          found.refused === 'not-importable'
+            ? [
+                'SecretNotImportable',
+                `Secret "${secretName}" does not exist or does not consent to being imported: whoever may read it ` +
+                  `adds the label ${secretImportLabel}: "${secretImportLabelValue}" and the annotation ` +
+                  `${secretImportForAnnotation}: "${name}" (comma-separated VaultCredential names)`,
+              ]
+            : [
+                'ImportNotAllowed',
+                `Secret "${secretName}" may be imported only by the VaultCredentials its annotation ` +
+                  `${secretImportForAnnotation} names (${found.importers.join(', ').slice(0, 512) || 'none'}), not by "${name}"`,
+              ];
+        await writeStatus(obj, notReady(obj, reason, message, 'Failed'));
+        return {};
+      }
       if ('missing' in found) {
-        const what =
-          found.missing === 'secret'
-            ? `Secret "${source.secretRef.name}" does not exist`
-            : `Secret "${source.secretRef.name}" has no ${found.missing === 'empty' ? 'value under' : 'key'} "${source.secretRef.key}"`;
+        const what = `Secret "${secretName}" has no ${found.missing === 'empty' ? 'value under' : 'key'} "${source.secretRef.key}"`;
         await writeStatus(obj, notReady(obj, 'SecretNotFound', what, 'Pending'));
         return {};
       }

@@ -87,6 +87,45 @@ describe('decideLease', () => {
     expect(decideLease(settled, { lease: atMax }, at(170)).kind).toBe('observe');
   });
 
+  it('never renews in a loop when renewBefore is not shorter than the granted TTL', () => {
+    // spec.ttl omitted: the lease gets the credential's default TTL (60s), shorter than renewBefore.
+    const spec = {
+      ...object().spec,
+      ttl: undefined,
+      renewal: { enabled: true, maxTtl: '600s', renewBefore: '90s' },
+    };
+    const obj = object({ spec });
+    const renewable = lease({ renewable: true, maxExpiresAt: at(600).toISOString() });
+    const settled = { ...obj, status: leaseStatus(obj, renewable, t0) };
+    // A third of the granted TTL, as if renewBefore were unset; not at once.
+    expect(decideLease(settled, { lease: renewable }, at(1)).kind).toBe('observe');
+    expect(decideLease(settled, { lease: renewable }, at(39)).kind).toBe('observe');
+    expect(decideLease(settled, { lease: renewable }, at(40)).kind).toBe('renew');
+    // Right after a renewal (expiry moved by one TTL) nothing is due.
+    const renewed = lease({
+      renewable: true,
+      expiresAt: at(100).toISOString(),
+      maxExpiresAt: at(600).toISOString(),
+      renewCount: 1,
+    });
+    const afterRenewal = { ...obj, status: leaseStatus(settled, renewed, at(40)) };
+    expect(decideLease(afterRenewal, { lease: renewed }, at(41)).kind).toBe('observe');
+    expect(nextLeaseCheck(afterRenewal, afterRenewal.status, renewed, at(41))).toBe(39_000);
+    // The status says so, with what to change.
+    const adjusted = settled.status.conditions?.find((c) => c.type === 'RenewBeforeAdjusted');
+    expect(adjusted).toMatchObject({ status: 'True', reason: 'RenewBeforeNotShorterThanTtl' });
+    expect(adjusted?.message).toContain('spec.renewal.renewBefore (1m30s)');
+    expect(adjusted?.message).toContain('1m');
+    expect(leaseEvents(undefined, settled.status)).toContainEqual(
+      expect.objectContaining({ type: 'Warning', reason: 'RenewBeforeNotShorterThanTtl' }),
+    );
+    // A valid renewBefore leaves no such condition.
+    const valid = object({ spec: { ...spec, renewal: { ...spec.renewal, renewBefore: '10s' } } });
+    const fine = leaseStatus(valid, renewable, t0);
+    expect(fine.conditions?.map((c) => c.type)).toEqual(['Ready']);
+    expect(decideLease({ ...valid, status: fine }, { lease: renewable }, at(50)).kind).toBe('renew');
+  });
+
   it('re-issues (revoking the old lease) when the spec changes, and revokes on deletion', () => {
     const status = leaseStatus(object(), lease(), t0);
     const changed = object({ metadata: { ...object().metadata, generation: 2 }, status });

@@ -7,7 +7,7 @@
 import type { Identity } from '../contract/common.js';
 import { finalizer, type VaultLeaseObject, type VaultLeaseStatus } from '../k8s/resources.js';
 import { durationMs, formatDuration } from '../lib/duration.js';
-import { readyCondition } from './conditions.js';
+import { readyCondition, setCondition } from './conditions.js';
 import { formatIdentity, serviceAccountIdentity } from './tenancy.js';
 import type { IssueLeaseInput, LeaseInfo } from './vault-port.js';
 
@@ -78,18 +78,55 @@ export function effectivePhase(lease: LeaseInfo, now: Date): 'Active' | 'Expired
   return 'Active';
 }
 
+/** The TTL Vault granted at issue (each renewal extends by about as much). */
+function grantedTtlMs(obj: VaultLeaseObject, lease: LeaseInfo): number {
+  const recorded = obj.status?.leaseId === lease.id ? obj.status.ttlSeconds : undefined;
+  const seconds = recorded ?? Math.round((Date.parse(lease.expiresAt) - Date.parse(lease.issuedAt)) / 1000);
+  return seconds * 1000;
+}
+
+/**
+ * How long before expiry to renew. A renewBefore that is not shorter than the granted TTL
+ * (spec.ttl omitted and the credential's default shorter, or a policy capping the TTL) would
+ * make every renewal due at once, a hot loop: it is replaced by the default, a third of the
+ * TTL, and `adjusted` says so for the status.
+ */
+export function renewBefore(
+  obj: VaultLeaseObject,
+  lease: LeaseInfo,
+): { ms: number; adjusted?: { asked: number; ttl: number } } {
+  const ttlMs = grantedTtlMs(obj, lease);
+  const fallback = Math.floor(ttlMs / 3);
+  const asked = obj.spec.renewal?.renewBefore;
+  if (!asked) return { ms: fallback };
+  const askedMs = durationMs(asked);
+  return askedMs < ttlMs ? { ms: askedMs } : { ms: fallback, adjusted: { asked: askedMs, ttl: ttlMs } };
+}
+
 /** When the lease should be renewed, or undefined when it will not be (disabled or at its max). */
 export function renewalTime(obj: VaultLeaseObject, lease: LeaseInfo): number | undefined {
   if (!obj.spec.renewal?.enabled || !lease.renewable) return undefined;
   const expiresAt = Date.parse(lease.expiresAt);
   if (expiresAt >= Date.parse(lease.maxExpiresAt)) return undefined;
-  const ttlMs = obj.spec.ttl
-    ? durationMs(obj.spec.ttl)
-    : (obj.status?.ttlSeconds ?? Math.round((expiresAt - Date.parse(lease.issuedAt)) / 1000)) * 1000;
-  const before = obj.spec.renewal.renewBefore
-    ? durationMs(obj.spec.renewal.renewBefore)
-    : Math.floor(ttlMs / 3);
-  return expiresAt - before;
+  return expiresAt - renewBefore(obj, lease).ms;
+}
+
+export const renewBeforeCondition = 'RenewBeforeAdjusted';
+
+/** The RenewBeforeAdjusted condition when renewBefore had to be replaced, else undefined. */
+function renewBeforeAdjusted(obj: VaultLeaseObject, lease: LeaseInfo) {
+  if (!obj.spec.renewal?.enabled) return undefined;
+  const { ms, adjusted } = renewBefore(obj, lease);
+  if (!adjusted) return undefined;
+  const ttlSource = obj.spec.ttl ? 'as granted' : "the credential's default TTL";
+  return {
+    status: 'True' as const,
+    reason: 'RenewBeforeNotShorterThanTtl',
+    message:
+      `spec.renewal.renewBefore (${formatDuration(adjusted.asked)}) is not shorter than the lease TTL ` +
+      `(${formatDuration(adjusted.ttl)}, ${ttlSource}); renewing ${formatDuration(ms)} before expiry instead. ` +
+      'Set spec.ttl, or a renewBefore shorter than the TTL.',
+  };
 }
 
 /** The status that describes a Vault lease. */
@@ -128,7 +165,18 @@ export function leaseStatus(obj: VaultLeaseObject, lease: LeaseInfo, now: Date):
     ttlSeconds,
     renewCount: lease.renewCount,
     observedGeneration: obj.metadata.generation,
-    conditions: readyCondition(obj.status?.conditions, ready, obj.metadata.generation, now),
+    conditions: readyCondition(
+      setCondition(
+        obj.status?.conditions,
+        renewBeforeCondition,
+        phase === 'Active' ? renewBeforeAdjusted(obj, lease) : undefined,
+        obj.metadata.generation,
+        now,
+      ),
+      ready,
+      obj.metadata.generation,
+      now,
+    ),
   };
 }
 
@@ -139,7 +187,7 @@ export function missingLeaseStatus(obj: VaultLeaseObject, now: Date): VaultLease
     ...status,
     phase: 'Revoked',
     conditions: readyCondition(
-      status.conditions,
+      setCondition(status.conditions, renewBeforeCondition, undefined, undefined, now),
       {
         status: 'False',
         reason: 'LeaseNotFound',
@@ -171,7 +219,7 @@ export function refusedStatus(obj: VaultLeaseObject, refusal: Refusal, now: Date
     identity: formatIdentity(leaseIdentity(obj)),
     observedGeneration: obj.metadata.generation,
     conditions: readyCondition(
-      obj.status?.conditions,
+      setCondition(obj.status?.conditions, renewBeforeCondition, undefined, undefined, now),
       { status: 'False', reason: refusal.reason, message: refusal.message },
       obj.metadata.generation,
       now,
@@ -211,6 +259,10 @@ export function leaseEvents(
   after: VaultLeaseStatus,
 ): Array<{ type: 'Normal' | 'Warning'; reason: string; note: string }> {
   const events: Array<{ type: 'Normal' | 'Warning'; reason: string; note: string }> = [];
+  const adjusted = after.conditions?.find((c) => c.type === renewBeforeCondition);
+  if (adjusted && !before?.conditions?.some((c) => c.type === renewBeforeCondition)) {
+    events.push({ type: 'Warning', reason: adjusted.reason, note: adjusted.message });
+  }
   const ready = after.conditions?.find((c) => c.type === 'Ready');
   const leaseChanged = after.leaseId !== undefined && after.leaseId !== before?.leaseId;
   if (after.phase === 'Active' && leaseChanged) {

@@ -13,6 +13,7 @@ import { createKubeClient, type KubeClient, type ResourceType, resourceTypes } f
 import { createInformer, type Informer } from '../k8s/informer.js';
 import {
   credentialPhases,
+  finalizer,
   type KubeObject,
   leasePhases,
   parseVaultCredential,
@@ -24,6 +25,7 @@ import type { Clock } from '../lib/clock.js';
 import { systemClock } from '../lib/clock.js';
 import type { Logger } from '../lib/logger.js';
 import { silentLogger } from '../lib/logger.js';
+import { importersOf, secretImportLabel, secretImportLabelValue } from '../webhook/annotations.js';
 import { readyCondition, sameJson, statusPatch } from './conditions.js';
 import { createCredentialReconciler, type SecretLookup } from './credential-reconciler.js';
 import { createEventRecorder } from './events.js';
@@ -31,6 +33,7 @@ import { createLeaderElector, type LeaderElector } from './leader-election.js';
 import { createLeaseReconciler, type ReconcileOutcome } from './lease-reconciler.js';
 import { createOperatorMetrics, type OperatorMetrics } from './metrics.js';
 import type { VaultPort } from './vault-port.js';
+import { credentialRequestProblems, leaseRequestProblems } from './vault-requests.js';
 import { createWorkQueue, type WorkQueue } from './work-queue.js';
 
 export interface OperatorOptions {
@@ -113,8 +116,12 @@ export function createOperator(options: OperatorOptions): Operator {
   let leading = false;
   let gaugeTimer: NodeJS.Timeout | undefined;
   const idleWaiters: Array<() => void> = [];
-  /** key → the resourceVersion our last write produced, until the informer delivers it. */
-  const expectations = new Map<string, { rv: string; at: number }>();
+  /**
+   * key → the resourceVersion our last write produced (and the uid of the object written),
+   * until the informer delivers it. The uid tells a re-created object of the same name from
+   * the one written: a finalizer removal's response can arrive after the deletion it caused.
+   */
+  const expectations = new Map<string, { uid: string; rv: string; at: number }>();
   /** key → the last resourceVersions the informer delivered (a watch event can beat the write's response). */
   const seen = new Map<string, string[]>();
 
@@ -153,6 +160,7 @@ export function createOperator(options: OperatorOptions): Operator {
     rvs.push(obj.metadata.resourceVersion ?? '');
     seen.set(key, rvs.slice(-4));
     const expected = expectations.get(key);
+    if (expected && expected.uid !== obj.metadata.uid) expectations.delete(key);
     if (expected && expected.rv === obj.metadata.resourceVersion) {
       expectations.delete(key);
       return true;
@@ -199,11 +207,14 @@ export function createOperator(options: OperatorOptions): Operator {
     }
   }
 
-  const secretLookup: SecretLookup = (namespace, name, key) => {
+  const secretLookup: SecretLookup = (namespace, name, key, importer) => {
+    // Only Secrets labelled for import are in this cache: any other is invisible here.
     const secret = informers.secrets.get(namespace, name) as
       | (KubeObject & { data?: Record<string, string> })
       | undefined;
-    if (!secret) return { missing: 'secret' };
+    if (!secret) return { refused: 'not-importable' };
+    const importers = importersOf(secret.metadata.annotations);
+    if (!importers.includes(importer)) return { refused: 'not-named', importers };
     const encoded = secret.data?.[key];
     if (encoded === undefined) return { missing: 'key' };
     const value = Buffer.from(encoded, 'base64').toString('utf8');
@@ -215,9 +226,10 @@ export function createOperator(options: OperatorOptions): Operator {
     const remember = (type: ResourceType, ns: string | undefined, name: string, result: KubeObject) => {
       const kind = kindOfType(type);
       const rv = result?.metadata?.resourceVersion;
-      if (kind && ns && rv) {
+      const uid = result?.metadata?.uid;
+      if (kind && ns && rv && uid) {
         const key = keyOf(kind, ns, name);
-        if (!seen.get(key)?.includes(rv)) expectations.set(key, { rv, at: Date.now() });
+        if (!seen.get(key)?.includes(rv)) expectations.set(key, { uid, rv, at: Date.now() });
       }
       return result;
     };
@@ -281,31 +293,89 @@ export function createOperator(options: OperatorOptions): Operator {
     );
   }
 
+  /**
+   * A finalizer that cannot run keeps the object: the Ready condition says why and what to
+   * do, and the reconcile is retried with backoff.
+   */
+  async function reportFinalizerFailure(kind: Kind, raw: KubeObject, err: unknown) {
+    const type = kind === 'VaultLease' ? resourceTypes.vaultLeases : resourceTypes.vaultCredentials;
+    const what = kind === 'VaultLease' ? 'the lease' : 'the credential and its leases';
+    const cause = err instanceof Error ? err.message : String(err);
+    const message =
+      `could not revoke ${what} in Vault before deletion: ${cause}. The controller retries with backoff; ` +
+      `if Vault cannot be reached again, removing the finalizer ${finalizer} lets the object go ` +
+      'without revoking (the lease then stays valid in Vault until it expires)';
+    const status = (raw.status ?? {}) as { conditions?: never };
+    const desired = {
+      ...status,
+      conditions: readyCondition(
+        status.conditions,
+        { status: 'False', reason: 'FinalizerFailed', message },
+        raw.metadata.generation,
+        clock(),
+      ),
+    };
+    if (sameJson(status, desired)) return;
+    try {
+      await trackingClient().mergePatch(
+        type,
+        raw.metadata.namespace,
+        raw.metadata.name,
+        { status: statusPatch(status, desired) },
+        { subresource: 'status' },
+      );
+    } catch (patchErr) {
+      logger.warn(
+        { kind, object: `${raw.metadata.namespace}/${raw.metadata.name}`, err: String(patchErr) },
+        'could not record the finalizer failure',
+      );
+    }
+  }
+
   async function reconcileKey(key: string, reconcilers: Reconcilers): Promise<ReconcileOutcome> {
     const { kind, ns, name } = parseKey(key);
-    const expected = expectations.get(key);
-    if (expected) {
-      // Our last write has not reached the cache yet: its arrival requeues the key.
-      if (Date.now() - expected.at < 10_000) return { requeueAfterMs: 10_000 };
-      expectations.delete(key);
-    }
     const informer = kind === 'VaultLease' ? informers.leases : informers.credentials;
     const raw = informer.get(ns, name);
+    const expected = expectations.get(key);
+    if (expected) {
+      // Our last write has not reached the cache yet: its arrival requeues the key. An
+      // expectation about another object of this name (deleted, re-created) is moot.
+      const fresh = raw !== undefined && raw.metadata.uid === expected.uid;
+      if (fresh && Date.now() - expected.at < 10_000) return { requeueAfterMs: 10_000 };
+      expectations.delete(key);
+    }
     if (!raw) return {};
-    if (kind === 'VaultLease') {
-      const parsed = parseVaultLease(raw);
+    try {
+      if (kind === 'VaultLease') {
+        const parsed = parseVaultLease(raw);
+        if (!parsed.ok) {
+          await reportInvalid(kind, raw, parsed.message);
+          return {};
+        }
+        const invalid = raw.metadata.deletionTimestamp ? undefined : leaseRequestProblems(parsed.value);
+        if (invalid) {
+          await reportInvalid(kind, raw, invalid);
+          return {};
+        }
+        return await reconcilers.lease(parsed.value);
+      }
+      const parsed = parseVaultCredential(raw);
       if (!parsed.ok) {
         await reportInvalid(kind, raw, parsed.message);
         return {};
       }
-      return reconcilers.lease(parsed.value);
+      const invalid = raw.metadata.deletionTimestamp ? undefined : credentialRequestProblems(parsed.value);
+      if (invalid) {
+        await reportInvalid(kind, raw, invalid);
+        return {};
+      }
+      return await reconcilers.credential(parsed.value);
+    } catch (err) {
+      if (raw.metadata.deletionTimestamp && raw.metadata.finalizers?.includes(finalizer)) {
+        await reportFinalizerFailure(kind, raw, err);
+      }
+      throw err;
     }
-    const parsed = parseVaultCredential(raw);
-    if (!parsed.ok) {
-      await reportInvalid(kind, raw, parsed.message);
-      return {};
-    }
-    return reconcilers.credential(parsed.value);
   }
 
   interface Reconcilers {
@@ -328,8 +398,15 @@ export function createOperator(options: OperatorOptions): Operator {
       } catch (err) {
         end({ result: 'error' });
         metrics.reconcileErrors.inc({ kind });
+        const { ns, name } = parseKey(key);
+        // The object's namespace/name, not `key`: the logger redacts every field called key.
         logger.warn(
-          { key, err: err instanceof Error ? err.message : String(err), failures: q.failures(key) + 1 },
+          {
+            kind,
+            object: `${ns}/${name}`,
+            err: err instanceof Error ? err.message : String(err),
+            failures: q.failures(key) + 1,
+          },
           'reconcile failed',
         );
         q.addRateLimited(key);
@@ -385,6 +462,14 @@ export function createOperator(options: OperatorOptions): Operator {
     };
     count(informers.leases.list(), leasePhases, metrics.leasesByPhase);
     count(informers.credentials.list(), credentialPhases, metrics.credentialsByPhase);
+    const caches = {
+      vaultleases: informers.leases,
+      vaultcredentials: informers.credentials,
+      secrets: informers.secrets,
+    };
+    for (const [resource, informer] of Object.entries(caches)) {
+      metrics.informerObjects.set({ resource }, informer.list().length);
+    }
     metrics.queueDepth.set(queue?.depth ?? 0);
     metrics.queueScheduled.set(queue?.scheduled ?? 0);
   }
@@ -399,10 +484,11 @@ export function createOperator(options: OperatorOptions): Operator {
       client = await createKubeClient(options.kubeConfig);
       client.onRequest = (verb, type, code) =>
         metrics.apiRequests.inc({ verb, resource: type.plural, code: String(code) });
-      const make = (type: ResourceType) =>
+      const make = (type: ResourceType, labelSelector?: string) =>
         createInformer<KubeObject>({
           client,
           type,
+          labelSelector,
           resyncMs: options.resyncMs,
           logger,
           onError: () => metrics.informerErrors.inc({ resource: type.plural }),
@@ -410,7 +496,7 @@ export function createOperator(options: OperatorOptions): Operator {
       informers = {
         leases: make(resourceTypes.vaultLeases),
         credentials: make(resourceTypes.vaultCredentials),
-        secrets: make(resourceTypes.secrets),
+        secrets: make(resourceTypes.secrets, `${secretImportLabel}=${secretImportLabelValue}`),
       };
       watchKind('VaultLease', informers.leases, indexLease);
       watchKind('VaultCredential', informers.credentials, enqueueDependentLeases);

@@ -55,6 +55,12 @@ export function createOperatorMetrics(options: { defaultMetrics?: boolean } = {}
       help: '1 while this replica holds the leader lease.',
       registers: [registry],
     }),
+    informerObjects: new Gauge({
+      name: 'vault_operator_informer_objects',
+      help: 'Objects held in the informer caches, by resource (Secrets: only those labelled for import).',
+      labelNames: ['resource'] as const,
+      registers: [registry],
+    }),
     informerErrors: new Counter({
       name: 'vault_operator_informer_errors_total',
       help: 'Failed list or watch calls (retried with backoff), by resource.',

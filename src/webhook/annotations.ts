@@ -57,6 +57,25 @@ export const podAnnotations = {
 
 export const statusInjected = 'injected';
 
+/**
+ * On a Secret: its consent to be imported by VaultCredentials (`spec.source.secretRef`). The
+ * controller watches only Secrets with this label (so it never lists or caches the others),
+ * and imports one only into a VaultCredential that the annotation names: whoever may create
+ * a VaultCredential cannot use the controller to read a Secret they may not read.
+ */
+export const secretImportLabel = `${prefix}import`;
+export const secretImportLabelValue = 'true';
+/** On a Secret: comma-separated names of the VaultCredentials (same namespace) that may import it. */
+export const secretImportForAnnotation = `${prefix}import-for`;
+
+/** The VaultCredential names a Secret's annotation allows (empty when it names none). */
+export function importersOf(annotations: Record<string, string> | undefined): string[] {
+  return (annotations?.[secretImportForAnnotation] ?? '')
+    .split(',')
+    .map((name) => name.trim())
+    .filter((name) => name.length > 0);
+}
+
 export const fileFormats = ['raw', 'env', 'json'] as const;
 export type FileFormat = (typeof fileFormats)[number];
 
@@ -204,6 +223,22 @@ export const annotationTable: readonly AnnotationDoc[] = [
     example: 'debug',
     default: defaults.logLevel,
     description: "The agent's log level: `debug`, `info`, `warn` or `error`.",
+  },
+  {
+    key: secretImportLabel,
+    kind: 'label',
+    example: `"${secretImportLabelValue}"`,
+    default: '(none: the Secret cannot be imported)',
+    description:
+      'On a **Secret**: it may be imported by a VaultCredential `spec.source.secretRef`. The controller watches only Secrets with this label.',
+  },
+  {
+    key: secretImportForAnnotation,
+    kind: 'annotation',
+    example: 'stripe-api-key,reports',
+    default: '(none: no VaultCredential may import it)',
+    description:
+      'On a **Secret**: the VaultCredentials of its namespace that may import it (comma-separated names). Set by whoever may read the Secret.',
   },
   {
     key: podAnnotations.status,

@@ -6,6 +6,8 @@ import {
   fileAnnotationPrefixes,
   injectLabel,
   podAnnotations,
+  secretImportForAnnotation,
+  secretImportLabel,
 } from '../../src/webhook/annotations.js';
 
 const docPath = new URL('../../docs/readme/injection.md', import.meta.url);
@@ -18,6 +20,8 @@ describe('the annotation contract and its documentation', () => {
       injectLabel,
       ...Object.values(fileAnnotationPrefixes).map((p) => `${p}<file>`),
       ...Object.values(podAnnotations),
+      secretImportLabel,
+      secretImportForAnnotation,
     ].sort();
     expect(annotationTable.map((row) => row.key).sort()).toEqual(keys);
   });
