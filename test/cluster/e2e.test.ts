@@ -281,7 +281,7 @@ describe.skipIf(unavailable)('on a real cluster', () => {
         apiVersion: 'vault.ghoststack.io/v1alpha1',
         kind: 'VaultLease',
         metadata: { name: 'short', namespace: app },
-        spec: { credentialRef: { name: 'c5' }, serviceAccountName: 'billing', ttl: '20s' },
+        spec: { credentialRef: { name: 'c5' }, serviceAccountName: 'billing', ttl: '60s' },
       },
     ]);
     await until(
@@ -289,6 +289,8 @@ describe.skipIf(unavailable)('on a real cluster', () => {
       minute,
       async () => (await phaseOf('vaultlease', 'short')) === 'Active',
     );
+    // A new rollout that names only what still exists (a pod naming a deleted VaultLease or
+    // credential would rightly never start).
     await cluster.k([
       '-n',
       app,
@@ -296,11 +298,15 @@ describe.skipIf(unavailable)('on a real cluster', () => {
       'deploy',
       'billing',
       '--type',
-      'merge',
+      'json',
       '-p',
-      JSON.stringify({
-        spec: { template: { metadata: { annotations: { 'vault.ghoststack.io/lease-short': 'short' } } } },
-      }),
+      JSON.stringify([
+        {
+          op: 'replace',
+          path: '/spec/template/metadata/annotations',
+          value: { 'vault.ghoststack.io/credential-db': 'db', 'vault.ghoststack.io/lease-short': 'short' },
+        },
+      ]),
     ]);
     await until('the rollout with the short lease', 3 * minute, async () => {
       const name = await readyPod(cluster, app, 'app=billing');
