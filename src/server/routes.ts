@@ -276,6 +276,11 @@ export function apiRoutes(deps: { core: VaultCore; keyring: Keyring; metrics: Se
     const { id } = parse(idParam, req.params, 'path');
     res.json(await core.leases.read(callContext(res), id, 'lease.reveal'));
   });
+  router.post('/leases/:id/use', async (req, res) => {
+    const { id } = parse(idParam, req.params, 'path');
+    const body = parse(leases.useLeaseRequest, req.body ?? {}, 'body');
+    res.json(await core.leases.use(callContext(res), id, body));
+  });
   router.post('/leases/:id/renew', async (req, res) => {
     const { id } = parse(idParam, req.params, 'path');
     const body = parse(leases.renewLeaseRequest, req.body ?? {}, 'body');
