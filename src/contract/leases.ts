@@ -26,6 +26,36 @@ export const renewLeaseRequest = z.strictObject({
   increment: duration.optional(),
 });
 
+/**
+ * Why a value is taken through a lease for use (a runner or the broker), for the audit record.
+ * The path is cut at "?" so a query string (which may carry a value) never reaches the audit.
+ */
+export const useLeaseRequest = z.strictObject({
+  /** Who uses it and how: "vault run", "run_with_credentials", "broker". */
+  purpose: z
+    .string()
+    .min(1)
+    .max(128)
+    .regex(/^[\w .:/@-]+$/, 'letters, digits and " .:/@-_"')
+    .optional(),
+  /** For brokered requests: the upstream host, method and path. */
+  host: z
+    .string()
+    .max(253)
+    .regex(/^[A-Za-z0-9.-]+(:\d{1,5})?$/, 'a host name, optionally with :port')
+    .optional(),
+  method: z
+    .string()
+    .regex(/^[A-Z]{1,16}$/, 'an HTTP method in upper case')
+    .optional(),
+  path: z
+    .string()
+    .max(512)
+    .transform((path) => path.split('?')[0]!)
+    .optional(),
+});
+export type UseLeaseRequest = z.input<typeof useLeaseRequest>;
+
 export const lease = z.object({
   id: z.string(),
   tenant: z.string(),
@@ -42,7 +72,7 @@ export const lease = z.object({
   revokedAt: z.string().optional(),
   revokeReason: z.string().optional(),
   labels: z.record(z.string(), z.string()).optional(),
-  /** Only on create, read and reveal responses. */
+  /** Only on create (unless the caller is an agent without `reveal`), read, reveal and use responses. */
   value: z.string().optional(),
   /** On renew: the seconds actually granted, which may be less than asked (max TTL). */
   grantedTtlSeconds: z.number().optional(),

@@ -216,7 +216,7 @@ export const routes = {
   createLease: {
     method: 'post',
     path: '/v1/leases',
-    summary: 'Lease a credential (returns the value)',
+    summary: 'Lease a credential (returns the value, except to an agent without reveal)',
     auth: 'token',
     body: leases.createLeaseRequest,
     response: leases.lease,
@@ -254,7 +254,7 @@ export const routes = {
   readLease: {
     method: 'get',
     path: '/v1/leases/:id/value',
-    summary: 'Read the value through an active lease (410 when not active)',
+    summary: 'Read the value through an active lease (agents need reveal; 410 when not active)',
     auth: 'token',
     response: leases.lease,
   },
@@ -263,6 +263,14 @@ export const routes = {
     path: '/v1/leases/:id/reveal',
     summary: 'Reveal the value for display (needs the reveal action)',
     auth: 'token',
+    response: leases.lease,
+  },
+  useLease: {
+    method: 'post',
+    path: '/v1/leases/:id/use',
+    summary: 'Take the value to use it (a runner or broker, for the holder); audited as lease.use',
+    auth: 'token',
+    body: leases.useLeaseRequest,
     response: leases.lease,
   },
   renewLease: {

@@ -9,6 +9,7 @@ import type {
   Lease,
   LeaseEvent,
   listLeasesQuery,
+  useLeaseRequest,
 } from '../contract/leases.js';
 import { durationMs, formatDuration } from '../lib/duration.js';
 import { badRequest, conflict, notFound, permissionDenied, VaultError } from '../lib/errors.js';
@@ -20,12 +21,13 @@ import type { Fingerprints } from './fingerprints.js';
 import { keys } from './keys.js';
 import { effectiveState, type LeaseRecord, revokeOps, toLease } from './lease-record.js';
 import type { LeaseRevoker } from './lease-revoker.js';
-import { decide } from './policy-engine.js';
+import { type CredentialRef, decide, mayActFor } from './policy-engine.js';
 import { parseSelectors } from './selectors.js';
 
 export type CreateLeaseInput = z.output<typeof createLeaseRequest>;
 export type ListLeasesInput = z.output<typeof listLeasesQuery>;
 export type BulkRevokeInput = z.output<typeof bulkRevokeRequest>;
+export type UseLeaseInput = z.output<typeof useLeaseRequest>;
 
 const resourceOf = (id: string) => `lease/${id}`;
 const newLeaseId = () => `lease_${randomBytes(16).toString('base64url')}`;
@@ -45,8 +47,11 @@ export function createLeaseService(
     return kv ? { lease: parseRecord<LeaseRecord>(kv.value), modRevision: kv.modRevision } : undefined;
   }
 
-  /** Loads a lease the caller may see: its holder, its issuer or a tenant admin. */
-  async function loadVisible(ctx: CallContext, id: string, action: string) {
+  /**
+   * Loads a lease the caller may see: its holder, its issuer or a tenant admin; with
+   * `actingFor`, also whoever may act for its holder (a broker or runner using it for them).
+   */
+  async function loadVisible(ctx: CallContext, id: string, action: string, actingFor = false) {
     const found = await load(ctx, id);
     if (!found) {
       await committer.record(ctx, {
@@ -62,7 +67,8 @@ export function createLeaseService(
     if (
       !sameIdentity(caller, lease.identity) &&
       !sameIdentity(caller, lease.issuedBy) &&
-      !(await access.isAdmin(ctx))
+      !(await access.isAdmin(ctx)) &&
+      !(actingFor && mayActFor(ctx.principal, await access.policiesOf(ctx), lease.identity).allowed)
     ) {
       throw await access.deny(
         ctx,
@@ -90,6 +96,26 @@ export function createLeaseService(
       actingFor: lease.identity,
     });
     throw new VaultError(state === 'revoked' ? 'lease_revoked' : 'lease_expired', reason);
+  }
+
+  /**
+   * A lease is a right to use a credential; reading its value is the separate `reveal` right.
+   * Agents get a value only where their policy grants `reveal`; people, workloads and system
+   * callers that may lease it get it (the seed SDK example: a human leasing for an agent).
+   */
+  async function mayReadValue(ctx: CallContext, credential: CredentialRef): Promise<boolean> {
+    if (ctx.principal.identity.type !== 'agent') return true;
+    return decide(ctx.principal, await access.policiesOf(ctx), 'reveal', credential).allowed;
+  }
+
+  const noRevealReason = (ctx: CallContext, leaseId: string, credentialName: string) =>
+    `${formatIdentity(ctx.principal.identity)} may use lease "${leaseId}" but not read its value: ` +
+    `no policy grants "reveal" on credential "${credentialName}"; use the credential through ` +
+    'run_with_credentials, `vault run` or the broker, or ask for a "reveal" grant';
+
+  async function credentialRef(ctx: CallContext, name: string): Promise<CredentialRef> {
+    const credential = (await credentials.load(ctx, name))?.credential;
+    return { name, metadata: credential?.metadata ?? {} };
   }
 
   /**
@@ -146,6 +172,7 @@ export function createLeaseService(
       const decision = await access.check(ctx, 'lease', resource, loaded.credential, 'lease.create');
       await access.checkActFor(ctx, target, 'lease.create', resource);
       let { ttlMs, maxTtlMs } = ttlLimits(ctx, loaded.credential, input, decision.maxTtlMs);
+      const withValue = await mayReadValue(ctx, loaded.credential);
 
       // The first attempt uses the record read above (perhaps from the cache): the commit
       // compares its revision. A retry reads it afresh and decides again on what it finds.
@@ -196,12 +223,12 @@ export function createLeaseService(
               action: 'lease.create',
               resource: resourceOf(lease.id),
               outcome: 'allowed',
-              reason: `${input.credentialName} v${version} for ${formatDuration(ttlMs)}`,
+              reason: `${input.credentialName} v${version} for ${formatDuration(ttlMs)}${withValue ? '' : ' (handle only: no reveal)'}`,
               actingFor: target,
               valueHmac,
             },
           ],
-          result: { ...toLease(lease, now), value },
+          result: withValue ? { ...toLease(lease, now), value } : toLease(lease, now),
         };
       });
       try {
@@ -232,13 +259,20 @@ export function createLeaseService(
     ): Promise<Lease> {
       const { lease } = await loadVisible(ctx, id, action);
       if (action === 'lease.reveal') {
-        const credential = (await credentials.load(ctx, lease.credentialName))?.credential;
         await access.check(
           ctx,
           'reveal',
           `credential/${lease.credentialName}`,
-          { name: lease.credentialName, metadata: credential?.metadata ?? {} },
+          await credentialRef(ctx, lease.credentialName),
           action,
+        );
+      } else if (!(await mayReadValue(ctx, await credentialRef(ctx, lease.credentialName)))) {
+        throw await access.deny(
+          ctx,
+          action,
+          resourceOf(id),
+          noRevealReason(ctx, id, lease.credentialName),
+          lease.identity,
         );
       }
       await requireActive(ctx, lease, action);
@@ -304,6 +338,37 @@ export function createLeaseService(
         actingFor: lease.identity,
       });
       return toLease(lease, clock());
+    },
+
+    /**
+     * The value for *using* the lease, not for showing it: a runner injecting it into a
+     * scrubbed command, or a broker putting it on the wire. Open to the holder (a lease is a
+     * right to use) and to whoever may act for the holder, as long as the caller's own policy
+     * still grants `lease` on the credential. Audited as `lease.use` with its purpose.
+     */
+    async use(ctx: CallContext, id: string, input: UseLeaseInput = {}): Promise<Lease> {
+      const { lease } = await loadVisible(ctx, id, 'lease.use', true);
+      await access.check(
+        ctx,
+        'lease',
+        `credential/${lease.credentialName}`,
+        await credentialRef(ctx, lease.credentialName),
+        'lease.use',
+      );
+      await requireActive(ctx, lease, 'lease.use');
+      const value = await openValue(ctx, lease);
+      const target = input.host
+        ? ` ${input.method ?? 'request'} ${input.host}${input.path ?? ''}`.trimEnd()
+        : '';
+      await committer.record(ctx, {
+        action: 'lease.use',
+        resource: resourceOf(id),
+        outcome: 'allowed',
+        reason: `${input.purpose ?? 'use'}${target}`,
+        actingFor: lease.identity,
+        valueHmac: await fingerprints.of(ctx.tenant, value),
+      });
+      return { ...toLease(lease, clock()), value };
     },
 
     async renew(ctx: CallContext, id: string, input: { increment?: string | undefined }): Promise<Lease> {

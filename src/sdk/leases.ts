@@ -10,6 +10,7 @@ import type {
   LeaseEvent,
   LeaseUse,
   ListLeasesQuery,
+  UseLeaseInput,
 } from './types.js';
 
 type Options = { signal?: AbortSignal };
@@ -24,8 +25,10 @@ export class LeasesApi {
   }
 
   /**
-   * Leases a credential and returns the lease with its `value`. `identity` is who the lease is
-   * for (defaults to the caller); the caller's policy decides whether it may act for them.
+   * Leases a credential and returns the lease, with its `value` unless the caller is an agent
+   * without the `reveal` action (then the lease is a handle: use it through {@link use}, a
+   * runner or the broker). `identity` is who the lease is for (defaults to the caller); the
+   * caller's policy decides whether it may act for them.
    */
   create(input: CreateLeaseInput, options: Options = {}): Promise<Lease> {
     return this.#http.json('post', '/v1/leases', parseLease, { body: input, ...options });
@@ -37,11 +40,21 @@ export class LeasesApi {
   }
 
   /**
-   * Reads the value through an active lease. Throws {@link LeaseExpiredError} or
+   * Reads the value through an active lease; an agent needs the `reveal` action
+   * ({@link PermissionDeniedError} otherwise). Throws {@link LeaseExpiredError} or
    * {@link LeaseRevokedError} when the lease is no longer active.
    */
   read(id: string, options: Options = {}): Promise<Lease> {
     return this.#http.json('get', `/v1/leases/${seg(id)}/value`, parseLease, options);
+  }
+
+  /**
+   * Takes the value to *use* it (inject it into a command, put it on the wire), audited as
+   * `lease.use` with `input` as the reason. Open to the lease holder and to a runner or broker
+   * that may act for the holder and may lease the credential itself.
+   */
+  use(id: string, input: UseLeaseInput = {}, options: Options = {}): Promise<Lease> {
+    return this.#http.json('post', `/v1/leases/${seg(id)}/use`, parseLease, { body: input, ...options });
   }
 
   /** Reveals the value for display to a person or model; needs the `reveal` action. */

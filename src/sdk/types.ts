@@ -141,7 +141,10 @@ export interface Lease {
   revokeReason?: string;
   /** Labels given at creation, to find the lease by. */
   labels?: Record<string, string>;
-  /** The secret value: only on create, read and reveal. */
+  /**
+   * The secret value: on read, reveal and use, and on create unless the caller is an agent
+   * whose policy does not grant `reveal` (then the lease is a handle to use, not to read).
+   */
   value?: string;
   /** On renew: the seconds actually granted, which may be less than asked for (max TTL). */
   grantedTtlSeconds?: number;
@@ -176,6 +179,21 @@ export interface LeaseUse {
   /** `allowed`: the value is about to be sent; `denied`: the broker refused the request. */
   outcome: 'allowed' | 'denied';
   reason?: string;
+}
+
+/**
+ * Input of {@link LeasesApi.use}: why the value is taken, for the audit record (a runner or
+ * the broker). A query string in `path` is cut off before it is stored.
+ */
+export interface UseLeaseInput {
+  /** Who uses it and how: `"vault run"`, `"run_with_credentials"`, `"broker"`. */
+  purpose?: string;
+  /** For brokered requests: the upstream host (`api.stripe.com`, optionally `:port`). */
+  host?: string;
+  /** For brokered requests: the HTTP method, upper case. */
+  method?: string;
+  /** For brokered requests: the request path. */
+  path?: string;
 }
 
 /** Filters of {@link LeasesApi.list}. */

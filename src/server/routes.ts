@@ -279,8 +279,14 @@ export function apiRoutes(deps: { core: VaultCore; keyring: Keyring; metrics: Se
   });
   router.post('/leases/:id/use', async (req, res) => {
     const { id } = parse(idParam, req.params, 'path');
-    const body = parse(leaseUseRequest, req.body, 'body');
-    res.json(await core.leases.recordUse(callContext(res), id, body));
+    // Both branches' bodies, until they are unified: the broker's report carries `outcome`.
+    if (req.body && typeof req.body === 'object' && 'outcome' in req.body) {
+      const body = parse(leaseUseRequest, req.body, 'body');
+      res.json(await core.leases.recordUse(callContext(res), id, body));
+      return;
+    }
+    const body = parse(leases.useLeaseRequest, req.body ?? {}, 'body');
+    res.json(await core.leases.use(callContext(res), id, body));
   });
   router.post('/leases/:id/renew', async (req, res) => {
     const { id } = parse(idParam, req.params, 'path');
