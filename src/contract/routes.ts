@@ -1,7 +1,6 @@
 import { z } from 'zod';
 import * as audit from './audit.js';
 import * as auth from './auth.js';
-import * as broker from './broker.js';
 import * as credentials from './credentials.js';
 import * as leases from './leases.js';
 import * as policies from './policies.js';
@@ -268,7 +267,8 @@ export const routes = {
   useLease: {
     method: 'post',
     path: '/v1/leases/:id/use',
-    summary: 'Take the value to use it (a runner or broker, for the holder); audited as lease.use',
+    summary:
+      'Use the value (a runner, or the broker per request): returns it for outcome "allowed" (410 when the lease is not active, 403 when host is not in the credential\'s metadata.hosts); outcome "denied" only records; audited as lease.use',
     auth: 'token',
     body: leases.useLeaseRequest,
     response: leases.lease,
@@ -279,15 +279,6 @@ export const routes = {
     summary: 'Renew (capped by max TTL; returns what was granted)',
     auth: 'token',
     body: leases.renewLeaseRequest,
-    response: leases.lease,
-  },
-  recordLeaseUse: {
-    method: 'post',
-    path: '/v1/leases/:id/use',
-    summary:
-      'Record one brokered request (lease.use); for "allowed" the lease must be active (410) and the host named by the credential (403)',
-    auth: 'token',
-    body: broker.leaseUseRequest,
     response: leases.lease,
   },
   revokeLease: {

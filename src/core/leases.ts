@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { z } from 'zod';
-import { hostAllowed, type LeaseUseRequest, parseHosts } from '../contract/broker.js';
+import { hostAllowed, parseHostPort, parseHosts } from '../contract/broker.js';
 import type { Identity } from '../contract/common.js';
 import type { Credential } from '../contract/credentials.js';
 import type {
@@ -288,83 +288,59 @@ export function createLeaseService(
     },
 
     /**
-     * One request a broker put (or refused to put) this lease's value on. Only the lease's
-     * issuer (the broker that leased it for the agent) or an admin reports uses. An allowed
-     * use is checked here too, not only in the broker: the lease must be active and the host
-     * one the credential names. The record is the agent's (actingFor); it never holds a value.
+     * One use of the lease's value, not a showing of it: a runner injecting it into a scrubbed
+     * command, or the broker putting it on the wire (one call per request, which is also its
+     * per-request lease check). Open to the holder (a lease is a right to use), its issuer,
+     * whoever may act for the holder, and admins. An allowed use needs the caller's own `lease`
+     * grant on the credential and an active lease, and with a `host` the credential must name
+     * it in `metadata.hosts` (checked here, so a broker bug cannot widen where a value goes);
+     * it returns the value. A denied use is only recorded. Audited as `lease.use` for the
+     * holder: "<purpose> <METHOD> <host[:port]><path>", never a query string or a value.
      */
-    async recordUse(ctx: CallContext, id: string, use: LeaseUseRequest): Promise<Lease> {
-      const found = await load(ctx, id);
-      if (!found) throw notFound(`lease "${id}" does not exist in tenant "${ctx.tenant}"`);
-      const { lease } = found;
-      if (!sameIdentity(ctx.principal.identity, lease.issuedBy) && !(await access.isAdmin(ctx))) {
-        throw await access.deny(
-          ctx,
-          'lease.use',
-          resourceOf(id),
-          `only the issuer of lease "${id}" (${formatIdentity(lease.issuedBy)}) reports its uses`,
-          lease.identity,
-        );
-      }
-      const request = `${use.method} ${use.host}:${use.port}${use.path}`;
-      const what = `${lease.credentialName} v${lease.version}: ${request}`;
-      if (use.outcome === 'denied') {
+    async use(ctx: CallContext, id: string, input: UseLeaseInput = {}): Promise<Lease> {
+      const { lease } = await loadVisible(ctx, id, 'lease.use', true);
+      const host = input.host === undefined ? undefined : input.host.toLowerCase();
+      const target =
+        host === undefined ? undefined : input.port === undefined ? host : `${host}:${input.port}`;
+      const request = [
+        input.purpose ?? 'use',
+        input.method,
+        target !== undefined || input.path !== undefined ? `${target ?? ''}${input.path ?? ''}` : undefined,
+      ]
+        .filter((part) => part !== undefined)
+        .join(' ');
+      if (input.outcome === 'denied') {
         await committer.record(ctx, {
           action: 'lease.use',
           resource: resourceOf(id),
           outcome: 'denied',
-          reason: `${what}${use.reason ? ` (${use.reason})` : ''}`,
+          reason: `${request}${input.reason ? ` (${input.reason})` : ''}`,
           actingFor: lease.identity,
         });
         return toLease(lease, clock());
       }
+      const ref = await credentialRef(ctx, lease.credentialName);
+      await access.check(ctx, 'lease', `credential/${lease.credentialName}`, ref, 'lease.use');
       await requireActive(ctx, lease, 'lease.use');
-      const credential = (await credentials.load(ctx, lease.credentialName))?.credential;
-      const hosts = parseHosts(credential?.metadata.hosts);
-      if ('error' in hosts || !hostAllowed(hosts.hosts, use)) {
-        throw await access.deny(
-          ctx,
-          'lease.use',
-          resourceOf(id),
-          `${what}: credential "${lease.credentialName}" does not name ${use.host}:${use.port} in metadata.hosts`,
-          lease.identity,
-        );
+      if (host !== undefined) {
+        const wanted = parseHostPort(host, input.port ?? 443);
+        const hosts = parseHosts(ref.metadata.hosts);
+        if (!wanted || 'error' in hosts || !hostAllowed(hosts.hosts, wanted)) {
+          throw await access.deny(
+            ctx,
+            'lease.use',
+            resourceOf(id),
+            `${request}: credential "${lease.credentialName}" does not name ${target} in metadata.hosts`,
+            lease.identity,
+          );
+        }
       }
-      await committer.record(ctx, {
-        action: 'lease.use',
-        resource: resourceOf(id),
-        outcome: 'allowed',
-        reason: what,
-        actingFor: lease.identity,
-      });
-      return toLease(lease, clock());
-    },
-
-    /**
-     * The value for *using* the lease, not for showing it: a runner injecting it into a
-     * scrubbed command, or a broker putting it on the wire. Open to the holder (a lease is a
-     * right to use) and to whoever may act for the holder, as long as the caller's own policy
-     * still grants `lease` on the credential. Audited as `lease.use` with its purpose.
-     */
-    async use(ctx: CallContext, id: string, input: UseLeaseInput = {}): Promise<Lease> {
-      const { lease } = await loadVisible(ctx, id, 'lease.use', true);
-      await access.check(
-        ctx,
-        'lease',
-        `credential/${lease.credentialName}`,
-        await credentialRef(ctx, lease.credentialName),
-        'lease.use',
-      );
-      await requireActive(ctx, lease, 'lease.use');
       const value = await openValue(ctx, lease);
-      const target = input.host
-        ? ` ${input.method ?? 'request'} ${input.host}${input.path ?? ''}`.trimEnd()
-        : '';
       await committer.record(ctx, {
         action: 'lease.use',
         resource: resourceOf(id),
         outcome: 'allowed',
-        reason: `${input.purpose ?? 'use'}${target}`,
+        reason: request,
         actingFor: lease.identity,
         valueHmac: await fingerprints.of(ctx.tenant, value),
       });

@@ -8,7 +8,6 @@ import type {
   CreateLeaseInput,
   Lease,
   LeaseEvent,
-  LeaseUse,
   ListLeasesQuery,
   UseLeaseInput,
 } from './types.js';
@@ -50,8 +49,11 @@ export class LeasesApi {
 
   /**
    * Takes the value to *use* it (inject it into a command, put it on the wire), audited as
-   * `lease.use` with `input` as the reason. Open to the lease holder and to a runner or broker
-   * that may act for the holder and may lease the credential itself.
+   * `lease.use` with `input` as the reason. Open to the lease holder, its issuer, a runner or
+   * broker that may act for the holder, and admins; the caller needs `lease` on the credential.
+   * Throws {@link LeaseRevokedError} or {@link LeaseExpiredError} once the lease is no longer
+   * active, and {@link PermissionDeniedError} when `host` is not in the credential's
+   * `metadata.hosts`. With `outcome: 'denied'` it only records a refused attempt (no value).
    */
   use(id: string, input: UseLeaseInput = {}, options: Options = {}): Promise<Lease> {
     return this.#http.json('post', `/v1/leases/${seg(id)}/use`, parseLease, { body: input, ...options });
@@ -68,16 +70,6 @@ export class LeasesApi {
    */
   renew(id: string, input: { increment?: string } = {}, options: Options = {}): Promise<Lease> {
     return this.#http.json('post', `/v1/leases/${seg(id)}/renew`, parseLease, { body: input, ...options });
-  }
-
-  /**
-   * Reports one brokered request on a lease you issued (`lease.use` in the audit). For
-   * `outcome: 'allowed'` the server refuses with {@link LeaseRevokedError} or
-   * {@link LeaseExpiredError} once the lease is no longer active, and with
-   * {@link PermissionDeniedError} when the credential does not name the host.
-   */
-  recordUse(id: string, use: LeaseUse, options: Options = {}): Promise<Lease> {
-    return this.#http.json('post', `/v1/leases/${seg(id)}/use`, parseLease, { body: use, ...options });
   }
 
   /** Revokes a lease; reading through it fails from now on. */

@@ -168,32 +168,31 @@ export interface CreateLeaseInput {
   labels?: Record<string, string>;
 }
 
-/** One brokered request, reported with {@link LeasesApi.recordUse}: never a value or a query string. */
-export interface LeaseUse {
-  host: string;
-  port: number;
-  /** Upper case, e.g. `"POST"`. */
-  method: string;
-  /** The path without its query string. */
-  path: string;
-  /** `allowed`: the value is about to be sent; `denied`: the broker refused the request. */
-  outcome: 'allowed' | 'denied';
-  reason?: string;
-}
-
 /**
- * Input of {@link LeasesApi.use}: why the value is taken, for the audit record (a runner or
- * the broker). A query string in `path` is cut off before it is stored.
+ * Input of {@link LeasesApi.use}: one use of a lease's value, for the audit record (a runner,
+ * or the broker per request). A query string in `path` is cut off before it is stored.
  */
 export interface UseLeaseInput {
   /** Who uses it and how: `"vault run"`, `"run_with_credentials"`, `"broker"`. */
   purpose?: string;
-  /** For brokered requests: the upstream host (`api.stripe.com`, optionally `:port`). */
+  /**
+   * For brokered requests: the upstream host (`api.stripe.com`, optionally `:port`; 443 when
+   * none). The server refuses an allowed use unless the credential's `metadata.hosts` names it.
+   */
   host?: string;
+  /** The upstream port, when not given in `host`. */
+  port?: number;
   /** For brokered requests: the HTTP method, upper case. */
   method?: string;
   /** For brokered requests: the request path. */
   path?: string;
+  /**
+   * `allowed` (default): the value is about to be used and is returned; `denied`: a refused
+   * attempt, only recorded (no value).
+   */
+  outcome?: 'allowed' | 'denied';
+  /** Why a use was denied; never a value. */
+  reason?: string;
 }
 
 /** Filters of {@link LeasesApi.list}. */

@@ -2,7 +2,6 @@ import { Router } from 'express';
 import { z } from 'zod';
 import * as audit from '../contract/audit.js';
 import * as auth from '../contract/auth.js';
-import { leaseUseRequest } from '../contract/broker.js';
 import { identityName, identityType, resourceName } from '../contract/common.js';
 import * as credentials from '../contract/credentials.js';
 import * as leases from '../contract/leases.js';
@@ -279,12 +278,6 @@ export function apiRoutes(deps: { core: VaultCore; keyring: Keyring; metrics: Se
   });
   router.post('/leases/:id/use', async (req, res) => {
     const { id } = parse(idParam, req.params, 'path');
-    // Both branches' bodies, until they are unified: the broker's report carries `outcome`.
-    if (req.body && typeof req.body === 'object' && 'outcome' in req.body) {
-      const body = parse(leaseUseRequest, req.body, 'body');
-      res.json(await core.leases.recordUse(callContext(res), id, body));
-      return;
-    }
     const body = parse(leases.useLeaseRequest, req.body ?? {}, 'body');
     res.json(await core.leases.use(callContext(res), id, body));
   });

@@ -18,7 +18,10 @@ describe('capabilities mean what they say', () => {
 
   beforeAll(async () => {
     vault = await startTestVault();
-    await vault.call('POST', '/v1/credentials', { body: { name: 'stripe-key', type: 'api-key', value } });
+    // The broker's uses name a host, which the server checks against metadata.hosts.
+    await vault.call('POST', '/v1/credentials', {
+      body: { name: 'stripe-key', type: 'api-key', value, metadata: { hosts: 'api.stripe.com' } },
+    });
     await vault.call('POST', '/v1/credentials', {
       body: { name: 'db-url', type: 'generic', value: 'pg://x' },
     });
@@ -151,6 +154,46 @@ describe('capabilities mean what they say', () => {
     const gone = await vault.call('POST', `/v1/leases/${body.id}/use`, { token: broker, body: {} });
     expect(gone.status).toBe(410);
     expect(gone.text).not.toContain(value);
+  });
+
+  it('use with a host: 403 unless the credential names host:port; outcome "denied" only records', async () => {
+    const { body } = await lease(agent);
+    const use = (token: string, input: Record<string, unknown>) =>
+      vault.call('POST', `/v1/leases/${body.id}/use`, { token, body: { purpose: 'broker', ...input } });
+    for (const input of [
+      { host: 'evil.test', port: 443, method: 'GET', path: '/' },
+      { host: 'api.stripe.com', port: 8443, method: 'GET', path: '/' },
+      { host: 'api.stripe.com:8443', method: 'GET', path: '/' },
+    ]) {
+      const refused = await use(broker, input);
+      expect(refused.status).toBe(403);
+      expect(refused.body.error.message).toMatch(/does not name .* in metadata\.hosts/);
+      expect(refused.text).not.toContain(value);
+    }
+    const named = await use(broker, { host: 'api.stripe.com', port: 443, method: 'GET', path: '/v1/x' });
+    expect(named.status).toBe(200);
+    expect(named.body.value).toBe(value);
+    const denied = await use(broker, {
+      host: 'evil.test',
+      port: 443,
+      method: 'GET',
+      path: '/steal?key=abc',
+      outcome: 'denied',
+      reason: 'host not allowed',
+    });
+    expect(denied.status).toBe(200);
+    expect(denied.body).not.toHaveProperty('value');
+    const records = (await audit('lease.use')).filter((r) => r.resource === `lease/${body.id}`);
+    expect(records.map((r) => [r.outcome, r.reason])).toEqual(
+      expect.arrayContaining([
+        ['allowed', 'broker GET api.stripe.com:443/v1/x'],
+        ['denied', 'broker GET evil.test:443/steal (host not allowed)'],
+      ]),
+    );
+    expect(JSON.stringify(records)).not.toContain('key=abc');
+    // A port given twice, or without a host, is bad input.
+    expect((await use(broker, { host: 'api.stripe.com:443', port: 443 })).status).toBe(400);
+    expect((await use(broker, { port: 443 })).status).toBe(400);
   });
 
   it('use answers bad input with 400', async () => {

@@ -43,7 +43,6 @@ describe('SDK types match the contract schemas', () => {
     same<sdk.CreateLeaseInput, z.input<typeof contract.createLeaseRequest>>(true);
     same<sdk.UseLeaseInput, z.input<typeof contract.useLeaseRequest>>(true);
     same<sdk.BulkRevokeInput, z.input<typeof contract.bulkRevokeRequest>>(true);
-    same<sdk.LeaseUse, z.input<typeof contract.leaseUseRequest>>(true);
     same<sdk.CreateTokenInput, z.input<typeof contract.createTokenRequest>>(true);
     same<sdk.PolicyBody, z.input<typeof contract.policyBody>>(true);
     same<sdk.IdentityInput, z.input<typeof contract.identityBody>>(true);
