@@ -80,6 +80,10 @@ export function register(program: Command): void {
     .option('--max-lease-ttl <duration>', 'no lease outlives this (default 24h)')
     .option('--lease-retention <duration>', 'keep records of ended leases this long (default 24h)')
     .option('--body-limit-bytes <n>', 'largest accepted request body')
+    .option(
+      '--trusted-proxy <addresses>',
+      'comma-separated proxy addresses/CIDRs whose X-Forwarded-For is believed (env VAULT_TRUSTED_PROXIES)',
+    )
     .option('--kubernetes-auth', 'enable Kubernetes login (TokenReview)')
     .option('--kubernetes-audience <aud>', 'audience projected tokens must carry (default vault)')
     .option('--kubeconfig <file>', 'kubeconfig for TokenReview (default: in-cluster)')
@@ -95,6 +99,7 @@ export function register(program: Command): void {
           maxLeaseTtl: options.maxLeaseTtl ?? env.VAULT_MAX_LEASE_TTL,
           leaseRetention: options.leaseRetention ?? env.VAULT_LEASE_RETENTION,
           bodyLimitBytes: options.bodyLimitBytes,
+          trustedProxies: list((options.trustedProxy as string | undefined) ?? env.VAULT_TRUSTED_PROXIES),
           kubernetesAuth:
             options.kubernetesAuth === true || env.VAULT_KUBERNETES_AUTH === 'true' ? true : undefined,
           kubernetesAudience: options.kubernetesAudience,

@@ -68,6 +68,7 @@ export async function startTestVault(
     clock?: Clock;
     bodyLimitBytes?: number;
     authFailuresPerMinute?: number;
+    trustedProxies?: string[];
     kubernetes?: KubernetesLoginConfig;
   } = {},
 ): Promise<TestVault> {
@@ -100,6 +101,7 @@ export async function startTestVault(
     config: {
       ...(options.kubernetes ? { kubernetes: options.kubernetes } : {}),
       authFailuresPerMinute: options.authFailuresPerMinute ?? 1000,
+      ...(options.trustedProxies ? { trustedProxies: options.trustedProxies } : {}),
       ...(options.bodyLimitBytes ? { bodyLimitBytes: options.bodyLimitBytes } : {}),
     },
   });
