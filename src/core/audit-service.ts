@@ -196,10 +196,11 @@ export function createAuditService(deps: AuditServiceDeps) {
 
   /** Records committed since each tenant's last checkpoint in this process. */
   const since = new Map<string, number>();
-  const background = (tenant: string) => {
+  const background = (tenant: string): Promise<void> => {
     since.delete(tenant);
-    checkpoint(tenant).catch((err: unknown) =>
-      logger.warn({ tenant, err: (err as Error).message }, 'audit checkpoint not signed'),
+    return checkpoint(tenant).then(
+      () => undefined,
+      (err: unknown) => logger.warn({ tenant, err: (err as Error).message }, 'audit checkpoint not signed'),
     );
   };
 
@@ -210,12 +211,12 @@ export function createAuditService(deps: AuditServiceDeps) {
     noteCommitted(tenant: string, seq: number, every: number) {
       const first = since.get(tenant) ?? seq;
       if (!since.has(tenant)) since.set(tenant, first);
-      if (seq - first + 1 >= every) background(tenant);
+      if (seq - first + 1 >= every) void background(tenant);
     },
 
     /** Checkpoints every tenant with records since its last checkpoint (run on a timer). */
-    checkpointDue() {
-      for (const tenant of [...since.keys()]) background(tenant);
+    async checkpointDue(): Promise<void> {
+      await Promise.all([...since.keys()].map(background));
     },
 
     async query(ctx: CallContext, query: z.output<typeof auditQuery>): Promise<AuditRecord[]> {
