@@ -1,6 +1,7 @@
 import type { AuditRecord } from '../contract/audit.js';
 import { storedAuditRecord } from '../contract/audit.js';
 import type { Identity } from '../contract/common.js';
+import { CryptoError } from '../crypto/errors.js';
 import type { Clock } from '../lib/clock.js';
 import { VaultError } from '../lib/errors.js';
 import type { Compare, Op, Store } from '../store/store.js';
@@ -99,7 +100,16 @@ export function createCommitter(deps: {
   const loadHead = async (tenant: string): Promise<Head> => {
     integrity.assertIntact(tenant);
     const tamper = (reason: string) => integrity.report(tenant, reason);
-    const [kv, tenantKeys] = await Promise.all([store.get(keys.auditHead(tenant)), auditKeys.load(tenant)]);
+    const [kv, tenantKeys] = await Promise.all([
+      store.get(keys.auditHead(tenant)),
+      auditKeys.load(tenant).catch((err: unknown) => {
+        // A key that is there but does not open under this tenant was replaced or damaged.
+        if (err instanceof CryptoError && err.reason !== 'root_key_unavailable') {
+          throw tamper(`the audit key does not open (${err.message})`);
+        }
+        throw err;
+      }),
+    ]);
     if (!kv) {
       const first = await store.range(keys.auditRecords(tenant), { limit: 1 });
       if (first.kvs.length > 0) throw tamper('the chain head is missing while records exist');
