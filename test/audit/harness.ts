@@ -18,13 +18,13 @@ import type { Store } from '../../src/store/store.js';
 export interface RunningVault {
   url: string;
   core: VaultCore;
-  // biome-ignore lint/suspicious/noExplicitAny: tests assert on JSON of every shape
   call(
     method: string,
     path: string,
     token: string,
     body?: unknown,
     tenant?: string,
+    // biome-ignore lint/suspicious/noExplicitAny: tests assert on JSON of every shape
   ): Promise<{ status: number; body: any }>;
   close(): Promise<void>;
 }
