@@ -69,7 +69,7 @@ export function createAuditFollower(deps: AuditFollowerDeps): AuditFollower {
   let timer: NodeJS.Timeout | undefined;
   let closed = false;
 
-  const position = (tenant: string) => (cursor.tenants[tenant] ??= { seq: 0, checkpointSeq: 0 });
+  const position = (tenant: string) => ({ ...(cursor.tenants[tenant] ?? { seq: 0, checkpointSeq: 0 }) });
 
   async function allTenants(): Promise<string[]> {
     const found = new Set(Object.keys(cursor.tenants));
@@ -84,12 +84,16 @@ export function createAuditFollower(deps: AuditFollowerDeps): AuditFollower {
     return [...found];
   }
 
-  /** Lines for the tenant's records after the cursor, from what was handed over or from the store. */
-  async function followTenant(tenant: string): Promise<string[]> {
+  /**
+   * Lines for the tenant's records after the cursor, from what was handed over or from the
+   * store, and the position after them (the cursor moves only once they are written).
+   */
+  async function followTenant(
+    tenant: string,
+  ): Promise<{ lines: string[]; at: StreamCursor['tenants'][string] }> {
     const at = position(tenant);
     const lines: string[] = [];
     const given = (handed.get(tenant) ?? []).filter((record) => record.seq > at.seq);
-    handed.delete(tenant);
     if (given.length > 0 && given[0]!.seq === at.seq + 1 && given.every((r, i) => r.seq === at.seq + 1 + i)) {
       for (const record of given) lines.push(JSON.stringify(record));
       at.seq = given.at(-1)!.seq;
@@ -111,9 +115,8 @@ export function createAuditFollower(deps: AuditFollowerDeps): AuditFollower {
     if (checkpoint && checkpoint.seq <= at.seq && checkpoint.seq > at.checkpointSeq) {
       lines.push(JSON.stringify({ checkpoint }));
       at.checkpointSeq = checkpoint.seq;
-      checkpoints.delete(tenant);
     }
-    return lines;
+    return { lines, at };
   }
 
   async function storedCheckpoint(tenant: string): Promise<AuditCheckpoint | undefined> {
@@ -129,11 +132,25 @@ export function createAuditFollower(deps: AuditFollowerDeps): AuditFollower {
 
   async function pass(tenants: string[]): Promise<void> {
     const lines: string[] = [];
-    for (const tenant of tenants) lines.push(...(await followTenant(tenant)));
-    if (lines.length === 0) return;
-    await output.write(lines);
-    await output.sync();
-    await deps.cursor.save(cursor);
+    const moved: Array<[string, StreamCursor['tenants'][string]]> = [];
+    for (const tenant of tenants) {
+      const followed = await followTenant(tenant);
+      lines.push(...followed.lines);
+      moved.push([tenant, followed.at]);
+    }
+    if (lines.length > 0) {
+      await output.write(lines);
+      await output.sync();
+    }
+    for (const [tenant, at] of moved) {
+      cursor.tenants[tenant] = at;
+      const rest = (handed.get(tenant) ?? []).filter((record) => record.seq > at.seq);
+      if (rest.length > 0) handed.set(tenant, rest);
+      else handed.delete(tenant);
+      const checkpoint = checkpoints.get(tenant);
+      if (checkpoint && checkpoint.seq <= at.checkpointSeq) checkpoints.delete(tenant);
+    }
+    if (lines.length > 0) await deps.cursor.save(cursor);
   }
 
   /** Passes run one at a time; a failed one (store down) is retried by the next. */
