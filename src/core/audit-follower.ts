@@ -90,15 +90,19 @@ export function createAuditFollower(deps: AuditFollowerDeps): AuditFollower {
    */
   async function followTenant(
     tenant: string,
+    full: boolean,
   ): Promise<{ lines: string[]; at: StreamCursor['tenants'][string] }> {
     const at = position(tenant);
     const lines: string[] = [];
     const given = (handed.get(tenant) ?? []).filter((record) => record.seq > at.seq);
-    if (given.length > 0 && given[0]!.seq === at.seq + 1 && given.every((r, i) => r.seq === at.seq + 1 + i)) {
+    const contiguous = given.length > 0 && given.every((r, i) => r.seq === at.seq + 1 + i);
+    if (contiguous) {
       for (const record of given) lines.push(JSON.stringify(record));
       at.seq = given.at(-1)!.seq;
     }
-    // Whatever else is committed (other processes, late commits) comes from the store.
+    // The common case (this process's own commits, in order) reads nothing back; anything
+    // else (other processes, late commits, a gap) comes from the store.
+    if (contiguous && !full) return { lines, at: withCheckpoint(at, lines, checkpoints.get(tenant)) };
     let startAfter = keys.auditRecord(tenant, at.seq);
     for (;;) {
       const page = await store.range(keys.auditRecords(tenant), { limit: PAGE, startAfter });
@@ -111,12 +115,21 @@ export function createAuditFollower(deps: AuditFollowerDeps): AuditFollower {
       if (!page.more || page.kvs.length === 0) break;
       startAfter = page.kvs.at(-1)!.key;
     }
-    const checkpoint = checkpoints.get(tenant) ?? (await storedCheckpoint(tenant));
+    const checkpoint = checkpoints.get(tenant) ?? (full ? await storedCheckpoint(tenant) : undefined);
+    return { lines, at: withCheckpoint(at, lines, checkpoint) };
+  }
+
+  /** A checkpoint goes out once the records it covers are in the stream. */
+  function withCheckpoint(
+    at: StreamCursor['tenants'][string],
+    lines: string[],
+    checkpoint: AuditCheckpoint | undefined,
+  ) {
     if (checkpoint && checkpoint.seq <= at.seq && checkpoint.seq > at.checkpointSeq) {
       lines.push(JSON.stringify({ checkpoint }));
       at.checkpointSeq = checkpoint.seq;
     }
-    return { lines, at };
+    return at;
   }
 
   async function storedCheckpoint(tenant: string): Promise<AuditCheckpoint | undefined> {
@@ -130,11 +143,11 @@ export function createAuditFollower(deps: AuditFollowerDeps): AuditFollower {
     }
   }
 
-  async function pass(tenants: string[]): Promise<void> {
+  async function pass(tenants: string[], full: boolean): Promise<void> {
     const lines: string[] = [];
     const moved: Array<[string, StreamCursor['tenants'][string]]> = [];
     for (const tenant of tenants) {
-      const followed = await followTenant(tenant);
+      const followed = await followTenant(tenant, full);
       lines.push(...followed.lines);
       moved.push([tenant, followed.at]);
     }
@@ -162,7 +175,7 @@ export function createAuditFollower(deps: AuditFollowerDeps): AuditFollower {
     return next;
   };
 
-  const fullPass = () => enqueue(async () => pass(await allTenants()));
+  const fullPass = () => enqueue(async () => pass(await allTenants(), true));
 
   const wake = () => {
     if (scheduled || closed) return;
@@ -171,7 +184,7 @@ export function createAuditFollower(deps: AuditFollowerDeps): AuditFollower {
       scheduled = false;
       const tenants = [...woken];
       woken.clear();
-      void enqueue(() => pass(tenants));
+      void enqueue(() => pass(tenants, false));
     });
   };
 
