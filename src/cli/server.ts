@@ -77,6 +77,14 @@ export function register(program: Command): void {
     .option('--tls-cert-file <file>', 'serve HTTPS with this certificate (env VAULT_TLS_CERT_FILE)')
     .option('--tls-key-file <file>', 'key of the TLS certificate (env VAULT_TLS_KEY_FILE)')
     .option('--audit-log <target>', '"stdout", "none" or a file for JSON-lines audit records')
+    .option(
+      '--audit-cursor <file>',
+      'where the audit stream keeps its position (default: FILE.cursor beside a file log)',
+    )
+    .option(
+      '--audit-checkpoint-interval <duration>',
+      'sign a checkpoint of each changed tenant this often (default 1m)',
+    )
     .option('--max-lease-ttl <duration>', 'no lease outlives this (default 24h)')
     .option('--lease-retention <duration>', 'keep records of ended leases this long (default 24h)')
     .option('--body-limit-bytes <n>', 'largest accepted request body')
@@ -96,6 +104,8 @@ export function register(program: Command): void {
           tlsCertFile: options.tlsCertFile ?? env.VAULT_TLS_CERT_FILE,
           tlsKeyFile: options.tlsKeyFile ?? env.VAULT_TLS_KEY_FILE,
           auditLog: options.auditLog ?? env.VAULT_AUDIT_LOG,
+          auditCursor: options.auditCursor ?? env.VAULT_AUDIT_CURSOR,
+          auditCheckpointInterval: options.auditCheckpointInterval ?? env.VAULT_AUDIT_CHECKPOINT_INTERVAL,
           maxLeaseTtl: options.maxLeaseTtl ?? env.VAULT_MAX_LEASE_TTL,
           leaseRetention: options.leaseRetention ?? env.VAULT_LEASE_RETENTION,
           bodyLimitBytes: options.bodyLimitBytes,

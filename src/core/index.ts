@@ -3,7 +3,9 @@ import { type Logger, silentLogger } from '../lib/logger.js';
 import type { Store } from '../store/store.js';
 import { createAccess } from './access.js';
 import { createAdminService } from './admin.js';
-import { createAuditService } from './audit-service.js';
+import { createAuditIntegrity } from './audit-integrity.js';
+import { createAuditKeys } from './audit-keys.js';
+import { type AuditService, createAuditService } from './audit-service.js';
 import { type AuditSink, nullAuditSink } from './audit-sink.js';
 import { createCommitter } from './committer.js';
 import { createCredentialService } from './credentials.js';
@@ -36,17 +38,25 @@ export interface VaultCoreDeps {
 export function createVaultCore(options: VaultCoreDeps) {
   const clock = options.clock ?? systemClock;
   const config = { ...defaultCoreConfig, ...options.config };
+  const logger = options.logger ?? silentLogger;
+  const sink = options.auditSink ?? nullAuditSink;
+  const auditKeys = createAuditKeys({ store: options.store, keyring: options.keyring });
+  const integrity = createAuditIntegrity({ clock, logger });
+  let audit: AuditService | undefined;
   const committer = createCommitter({
     store: options.store,
     clock,
-    sink: options.auditSink ?? nullAuditSink,
+    sink,
+    auditKeys,
+    integrity,
+    onCommitted: (tenant, seq) => audit?.noteCommitted(tenant, seq, config.auditCheckpointEvery),
     enabled: config.audit,
   });
   const deps: CoreDeps = {
     store: options.store,
     keyring: options.keyring,
     clock,
-    logger: options.logger ?? silentLogger,
+    logger,
     committer,
     config,
     records: createRecordCache(options.store, config.recordCacheTtlMs),
@@ -59,6 +69,7 @@ export function createVaultCore(options: VaultCoreDeps) {
   const credentials = createCredentialService({ ...deps, access, fingerprints, revokeWhere });
   const leases = createLeaseService({ ...deps, access, fingerprints, credentials, revokeWhere });
   const admin = createAdminService({ ...deps, access });
+  audit = createAuditService({ ...deps, access, fingerprints, auditKeys, integrity, sink });
   return {
     store: options.store,
     committer,
@@ -69,7 +80,9 @@ export function createVaultCore(options: VaultCoreDeps) {
     leases,
     policies: admin.policies,
     identities: admin.identities,
-    audit: createAuditService({ ...deps, access, fingerprints }),
+    audit,
+    /** Tenants whose audit chain failed an integrity check (their writes are stopped). */
+    auditIntegrity: integrity,
     fingerprints,
     purger: createLeasePurger(deps),
   };

@@ -27,10 +27,15 @@ export const keys = {
   auditHead: (tenant: string) => `${root}/t/${tenant}/audit-head`,
   auditRecord: (tenant: string, seq: number) => `${root}/t/${tenant}/audit/${String(seq).padStart(16, '0')}`,
   auditRecords: (tenant: string) => `${root}/t/${tenant}/audit/`,
+  /** The tenant's audit HMAC and checkpoint signing keys, sealed (audit-keys.ts). */
+  auditKeys: (tenant: string) => `${root}/t/${tenant}/audit-keys`,
+  /** The latest checkpoint this store has seen signed: a convenience, never trusted by verification. */
+  auditCheckpoint: (tenant: string) => `${root}/t/${tenant}/audit-checkpoint`,
 };
 
 /** Records holding sealed values (a top-level `sealed` field), re-wrapped by tenant key rotation. */
 export const sealedPrefixes = (tenant: string) => [
   `${root}/t/${tenant}/values/`,
   `${root}/t/${tenant}/hmac-key`,
+  `${root}/t/${tenant}/audit-keys`,
 ];

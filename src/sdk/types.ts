@@ -350,6 +350,8 @@ export type AuditOutcome = 'allowed' | 'denied' | 'error';
 export interface AuditRecord {
   /** Its position in the tenant's chain. */
   seq: number;
+  /** 2 when linked by the tenant's keyed HMAC (absent on records from before `audit.rekey`). */
+  v?: 2;
   /** When the decision was made. */
   time: Date;
   /** The request it belongs to. */
@@ -412,6 +414,33 @@ export interface AuditVerifyResult {
   brokenAt?: number;
   /** What is wrong, if anything. */
   reason?: string;
+  /** When intact: a checkpoint of the verified head, signed now; keep it for the next verification. */
+  checkpoint?: AuditCheckpoint;
+}
+
+/**
+ * A signed statement of a tenant's audit chain: `seq` records ending in `hash` at `time`.
+ * Keep it outside the Vault; a later verification against it detects a history that was
+ * rewritten, cut off or rolled back.
+ */
+export interface AuditCheckpoint {
+  tenant: string;
+  seq: number;
+  hash: string;
+  time: string;
+  /** First 16 hex digits of SHA-256 of the raw Ed25519 public key. */
+  keyId: string;
+  /** Ed25519, base64. */
+  signature: string;
+}
+
+/** The key that signs a tenant's checkpoints. */
+export interface AuditPublicKey {
+  tenant: string;
+  algorithm: 'Ed25519';
+  keyId: string;
+  /** SPKI PEM. */
+  publicKey: string;
 }
 
 /** The result of {@link AuditApi.lookup}. */

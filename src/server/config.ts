@@ -31,6 +31,10 @@ export const serverConfigSchema = z
     tlsCertFile: z.string().optional(),
     tlsKeyFile: z.string().optional(),
     auditLog: z.string().default('stdout'),
+    /** Where the stream's cursor is kept; default FILE.cursor next to a file audit log, none for stdout. */
+    auditCursor: z.string().optional(),
+    /** Tenants with new records get a signed checkpoint this often (and every 1000 records). */
+    auditCheckpointInterval: z.string().default('1m'),
     logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
     bodyLimitBytes: z.coerce
       .number()
@@ -81,6 +85,9 @@ export const serverConfigSchema = z
       problem('rootKey', 'give the root key once: --root-key-file or VAULT_ROOT_KEY');
     const ttl = parseDuration(config.maxLeaseTtl);
     if ('error' in ttl) problem('maxLeaseTtl', `--max-lease-ttl must be ${durationHelp}`);
+    if ('error' in parseDuration(config.auditCheckpointInterval)) {
+      problem('auditCheckpointInterval', `--audit-checkpoint-interval must be ${durationHelp}`);
+    }
     if ('error' in parseDuration(config.leaseRetention)) {
       problem('leaseRetention', `--lease-retention must be ${durationHelp}`);
     }
