@@ -79,6 +79,10 @@ export function register(program: Command): void {
     .option('--audit-log <target>', '"stdout", "none" or a file for JSON-lines audit records')
     .option('--max-lease-ttl <duration>', 'no lease outlives this (default 24h)')
     .option('--lease-retention <duration>', 'keep records of ended leases this long (default 24h)')
+    .option(
+      '--dynamic-issue-grace <duration>',
+      'a dynamic account whose lease is not committed this long after it was created is removed (default 60s)',
+    )
     .option('--body-limit-bytes <n>', 'largest accepted request body')
     .option('--kubernetes-auth', 'enable Kubernetes login (TokenReview)')
     .option('--kubernetes-audience <aud>', 'audience projected tokens must carry (default vault)')
@@ -94,6 +98,7 @@ export function register(program: Command): void {
           auditLog: options.auditLog ?? env.VAULT_AUDIT_LOG,
           maxLeaseTtl: options.maxLeaseTtl ?? env.VAULT_MAX_LEASE_TTL,
           leaseRetention: options.leaseRetention ?? env.VAULT_LEASE_RETENTION,
+          dynamicIssueGrace: options.dynamicIssueGrace ?? env.VAULT_DYNAMIC_ISSUE_GRACE,
           bodyLimitBytes: options.bodyLimitBytes,
           kubernetesAuth:
             options.kubernetesAuth === true || env.VAULT_KUBERNETES_AUTH === 'true' ? true : undefined,

@@ -25,6 +25,7 @@ export {
   RateLimitedError,
   StoreUnavailableError,
   UnauthenticatedError,
+  UpstreamFailedError,
   VaultApiError,
   type VaultApiErrorInit,
   VaultConnectionError,

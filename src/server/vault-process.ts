@@ -12,12 +12,15 @@ import {
 import { sealedPrefixes } from '../core/keys.js';
 import { createKeyring, type Keyring } from '../crypto/keyring.js';
 import { type RootKeyProvider, rootKeyFromEnv, rootKeyFromFile } from '../crypto/root-key.js';
+import { createPostgresEngine } from '../engines/postgres.js';
+import { createRedisEngine } from '../engines/redis.js';
 import { durationMs } from '../lib/duration.js';
 import type { Logger } from '../lib/logger.js';
 import { openStore } from '../store/index.js';
 import type { Store } from '../store/store.js';
 import { createApp } from './app.js';
 import type { ServerConfig } from './config.js';
+import { createServerMetrics, type ServerMetrics } from './metrics.js';
 import { kubernetesTokenReviewer } from './token-review.js';
 
 const PURGE_INTERVAL_MS = 10 * 60_000;
@@ -58,7 +61,12 @@ export async function openConfiguredStore(config: ServerConfig, logger: Logger):
 }
 
 /** Store, keyring and core, as every role (server, operator) builds them. */
-export async function openVault(config: ServerConfig, logger: Logger, auditSink: AuditSink = nullAuditSink) {
+export async function openVault(
+  config: ServerConfig,
+  logger: Logger,
+  auditSink: AuditSink = nullAuditSink,
+  metrics?: ServerMetrics,
+) {
   const store = await openConfiguredStore(config, logger);
   try {
     const keyring = createKeyring({ store, roots: await loadRootKeys(config), sealedPrefixes, logger });
@@ -70,6 +78,15 @@ export async function openVault(config: ServerConfig, logger: Logger, auditSink:
       keyring,
       logger,
       auditSink,
+      engines: { postgres: createPostgresEngine(), redis: createRedisEngine() },
+      dynamic: { issueGraceMs: durationMs(config.dynamicIssueGrace) },
+      ...(metrics
+        ? {
+            dynamicObserver: {
+              revocation: (engine, outcome) => metrics.dynamicRevocations.inc({ engine, outcome }),
+            },
+          }
+        : {}),
       config: {
         maxLeaseTtlMs: durationMs(config.maxLeaseTtl),
         leaseRetentionMs: durationMs(config.leaseRetention),
@@ -89,7 +106,10 @@ export async function startVault(config: ServerConfig, logger: Logger): Promise<
     config.auditLog === 'none'
       ? nullAuditSink
       : jsonLinesAuditSink(config.auditLog === 'stdout' ? process.stdout : { file: config.auditLog });
-  const { store, keyring, core } = await openVault(config, logger, auditSink);
+  let leaseStates: (() => Promise<Record<string, number>>) | undefined;
+  const metrics = createServerMetrics({ leaseStates: () => leaseStates?.() ?? Promise.resolve({}) });
+  const { store, keyring, core } = await openVault(config, logger, auditSink, metrics);
+  leaseStates = () => core.leases.countByState();
   const kubernetes = config.kubernetesAuth
     ? {
         reviewer: await kubernetesTokenReviewer(
@@ -103,6 +123,7 @@ export async function startVault(config: ServerConfig, logger: Logger): Promise<
     core,
     keyring,
     logger,
+    metrics,
     config: {
       bodyLimitBytes: config.bodyLimitBytes,
       authFailuresPerMinute: config.authFailuresPerMinute,
@@ -136,6 +157,9 @@ export async function startVault(config: ServerConfig, logger: Logger): Promise<
     );
   const purgeTimer = setInterval(purge, PURGE_INTERVAL_MS);
   purgeTimer.unref();
+  // Reconciles upstream accounts on start (a crash may have left one without its lease),
+  // then removes each at its lease's end and retries failures.
+  void core.dynamic.start();
   return {
     url,
     store,
@@ -143,6 +167,8 @@ export async function startVault(config: ServerConfig, logger: Logger): Promise<
     core,
     async close() {
       clearInterval(purgeTimer);
+      await core.dynamic.stop();
+      await core.dynamic.closeEngines();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await auditSink.close();
