@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import type { AuditRecord } from '../../src/contract/audit.js';
+import type { DynamicConfig } from '../../src/core/dynamic-accounts.js';
 import {
   createVaultCore,
   jsonLinesAuditSink,
@@ -16,6 +17,7 @@ import {
 import { sealedPrefixes } from '../../src/core/keys.js';
 import { createKeyring } from '../../src/crypto/keyring.js';
 import { localRootKey } from '../../src/crypto/root-key.js';
+import type { EngineRegistry } from '../../src/engines/engine.js';
 import type { Clock } from '../../src/lib/clock.js';
 import { createLogger } from '../../src/lib/logger.js';
 import { createApp } from '../../src/server/app.js';
@@ -69,6 +71,8 @@ export async function startTestVault(
     bodyLimitBytes?: number;
     authFailuresPerMinute?: number;
     kubernetes?: KubernetesLoginConfig;
+    engines?: EngineRegistry;
+    dynamic?: Partial<DynamicConfig>;
   } = {},
 ): Promise<TestVault> {
   const dataDir = options.store ? undefined : await mkdtemp(join(tmpdir(), 'vault-test-'));
@@ -91,7 +95,10 @@ export async function startTestVault(
     logger,
     auditSink: jsonLinesAuditSink(auditStream),
     ...(options.clock ? { clock: options.clock } : {}),
+    ...(options.engines ? { engines: options.engines } : {}),
+    ...(options.dynamic ? { dynamic: options.dynamic } : {}),
   });
+  if (options.engines) void core.dynamic.start();
   const { app } = createApp({
     core,
     keyring,
@@ -164,6 +171,8 @@ export async function startTestVault(
       return result.body.token as string;
     },
     async close() {
+      await core.dynamic.stop();
+      await core.dynamic.closeEngines();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       if (!options.store) {
