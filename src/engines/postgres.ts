@@ -52,6 +52,27 @@ function parseUrl(connection: string): URL {
   }
 }
 
+/**
+ * Concurrent GRANTs on one object race on its catalog row ("tuple concurrently updated") and
+ * deadlocks or serialization failures can occur; the whole transaction rolled back, so it is
+ * simply run again.
+ */
+async function retryConcurrent<T>(run: () => Promise<T>, attempts = 8): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await run();
+    } catch (err) {
+      const code = (err as { code?: unknown }).code;
+      const transient =
+        code === '40001' ||
+        code === '40P01' ||
+        (code === 'XX000' && /concurrently/.test((err as Error).message));
+      if (!transient || attempt >= attempts) throw err;
+      await new Promise((resolve) => setTimeout(resolve, Math.random() * 5 * attempt));
+    }
+  }
+}
+
 export interface PostgresEngineOptions {
   /** Connections kept per admin connection. */
   poolSize?: number;
@@ -124,21 +145,22 @@ export function createPostgresEngine(options: PostgresEngineOptions = {}): Dynam
       await withClient(
         connection,
         `creating role for ${account.username}`,
-        async (client) => {
-          await client.query('BEGIN');
-          try {
-            await client.query(
-              `CREATE ROLE ${role} WITH LOGIN NOINHERIT PASSWORD ${quoteLiteral(scramVerifier(password))} VALID UNTIL ${quoteLiteral(account.expiresAt.toISOString())}`,
-            );
-            // The extended protocol runs exactly one statement per text: a template cannot smuggle a second.
-            for (const text of statements)
-              await client.query({ text, queryMode: 'extended' } as pg.QueryConfig);
-            await client.query('COMMIT');
-          } catch (err) {
-            await client.query('ROLLBACK').catch(() => {});
-            throw err;
-          }
-        },
+        (client) =>
+          retryConcurrent(async () => {
+            await client.query('BEGIN');
+            try {
+              await client.query(
+                `CREATE ROLE ${role} WITH LOGIN NOINHERIT PASSWORD ${quoteLiteral(scramVerifier(password))} VALID UNTIL ${quoteLiteral(account.expiresAt.toISOString())}`,
+              );
+              // The extended protocol runs exactly one statement per text: a template cannot smuggle a second.
+              for (const text of statements)
+                await client.query({ text, queryMode: 'extended' } as pg.QueryConfig);
+              await client.query('COMMIT');
+            } catch (err) {
+              await client.query('ROLLBACK').catch(() => {});
+              throw err;
+            }
+          }),
         [password],
       );
       return leaseUrl(connection, account.username, password);
