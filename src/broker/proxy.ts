@@ -20,12 +20,20 @@ import { type AddressInfo, connect, type Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
 import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
 import { type HostPort, parseHostPort } from '../contract/broker.js';
-import { type Logger, silentLogger } from '../lib/logger.js';
+import type { Logger } from '../lib/logger.js';
 import type { UseRefusal, UseReporter } from './audit.js';
 import type { BrokerPki } from './ca.js';
 import { type Brokered, decideConnect, decideRequest } from './decide.js';
 import { placeholdersIn, type Reversal, swapBody, swapHeaders } from './placeholders.js';
 import { createStripper, stripText } from './strip.js';
+
+/**
+ * What the proxy logs with: a pino `Logger` fits. Kept to the two levels it uses, with a
+ * silent default that needs no pino, so the MCP package (which ships the broker) runs with
+ * only its declared dependencies.
+ */
+export type BrokerLogger = Pick<Logger, 'warn' | 'debug'>;
+const quiet: BrokerLogger = { warn: () => undefined, debug: () => undefined };
 
 export interface UpstreamOptions {
   /** Extra CAs to trust for upstreams (tests); the system roots are used otherwise. */
@@ -47,7 +55,7 @@ export interface ProxyOptions {
   upstream?: UpstreamOptions;
   /** Request bodies the broker reads to swap placeholders in (default 1 MiB). */
   maxBodyBytes?: number;
-  logger?: Logger;
+  logger?: BrokerLogger;
 }
 
 export interface RunningProxy {
@@ -80,7 +88,7 @@ class Refusal extends Error {
 }
 
 export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
-  const logger = options.logger ?? silentLogger;
+  const logger: BrokerLogger = options.logger ?? quiet;
   const maxBodyBytes = options.maxBodyBytes ?? 1_048_576;
   const expectedAuth = digest(`vault:${options.proxyPassword}`);
   const placeholders = options.credentials.map((c) => c.placeholder);

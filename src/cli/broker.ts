@@ -3,7 +3,8 @@
  * the credential broker. The command gets a placeholder per credential and HTTPS_PROXY; the
  * broker puts the value on the wire only to the hosts the credential names. The broker leases
  * with its own token (--token-file, $VAULT_BROKER_TOKEN_FILE, else your usual token), which
- * never reaches the command. Exits with the command's exit code.
+ * never reaches the command, and refuses an agent's, a system or a root-policy token. Exits
+ * with the command's exit code.
  */
 import { readFileSync } from 'node:fs';
 import { constants } from 'node:os';
@@ -12,6 +13,7 @@ import type { BrokerUse } from '../broker/broker.js';
 import { runBrokered } from '../broker/run.js';
 import { systemClock } from '../lib/clock.js';
 import { durationMs } from '../lib/duration.js';
+import { requireBrokerToken, ServingIdentityError } from '../mcp/serving-identity.js';
 import { Vault } from '../sdk/index.js';
 import { type CommonOptions, collect, connectOptions, parseIdentity } from './context.js';
 import { UsageError } from './exit-codes.js';
@@ -77,6 +79,12 @@ export function register(program: Command): void {
       const tokenFile = options.tokenFile ?? process.env.VAULT_BROKER_TOKEN_FILE;
       const token = tokenFile ? readToken(tokenFile) : connection.token;
       const vault = await Vault.connect({ ...connection, ...(token !== undefined && { token }) });
+      try {
+        requireBrokerToken(vault.self, 'vault broker');
+      } catch (err) {
+        if (err instanceof ServingIdentityError) throw new UsageError(err.message);
+        throw err;
+      }
       const agent = options.for ? parseIdentity(options.for, '--for') : vault.self.identity;
       const [file, ...args] = argv as [string, ...string[]];
       const stop = new AbortController();

@@ -37,7 +37,10 @@ function storedSettings(file: string): { addr?: string; tenant?: string } {
   }
 }
 
-export function connectOptions(options: CommonOptions) {
+export function connectOptions(
+  options: CommonOptions,
+  token: { ambientToken?: boolean; tokenFile?: string } = {},
+) {
   const paths = loginPaths();
   return connectionFrom({
     env: process.env,
@@ -46,7 +49,9 @@ export function connectOptions(options: CommonOptions) {
     explicit: {
       ...(options.addr !== undefined && { addr: options.addr }),
       ...(options.tenant !== undefined && { tenant: options.tenant }),
+      ...(token.tokenFile !== undefined && { tokenFile: token.tokenFile }),
     },
+    ...(token.ambientToken !== undefined && { ambientToken: token.ambientToken }),
   });
 }
 

@@ -1,10 +1,8 @@
 /** `vault mcp init` and `vault mcp serve`: the same as `npx @ghoststack/vault-mcp init|serve`. */
 import type { Command } from 'commander';
 import { configDir } from '../lib/config-dir.js';
-import { connectionFrom } from '../mcp/connection.js';
-import { serveHttp } from '../mcp/http.js';
 import { describeInit, initProject } from '../mcp/init.js';
-import { serveStdio } from '../mcp/stdio.js';
+import { ServeError, type ServeFlags, serve, serveFlagHelp } from '../mcp/serve-command.js';
 import { type CommonOptions, collect, connect, withCommon } from './context.js';
 import { UsageError } from './exit-codes.js';
 import { printJson } from './output.js';
@@ -67,46 +65,38 @@ export function register(program: Command): void {
 
   group
     .command('serve')
-    .description("Serve the agent's tools over stdio (default) or Streamable HTTP")
+    .description("Serve the agent's tools over stdio (default) or Streamable HTTP, as the agent")
     .option(
       '--http',
-      'serve Streamable HTTP at http://HOST:PORT/mcp (each request brings its Vault token as bearer)',
+      'serve Streamable HTTP at http://HOST:PORT/mcp (each request brings its agent token as bearer)',
     )
     .option('--port <n>', 'HTTP port (0 picks a free one)', '8300')
     .option('--host <host>', 'HTTP listen address', '127.0.0.1')
     .option('--addr <url>', 'server address (default $VAULT_ADDR)')
     .option('--tenant <id>', 'tenant (default $VAULT_TENANT)')
-    .action(
-      async (options: { http?: boolean; port: string; host: string; addr?: string; tenant?: string }) => {
-        const connect = connectionFrom({
-          env: process.env,
-          explicit: {
-            ...(options.addr && { addr: options.addr }),
-            ...(options.tenant && { tenant: options.tenant }),
-          },
-        });
-        if (!options.http) {
-          await serveStdio({ connect, env: process.env, cwd: process.cwd() });
-          return;
-        }
-        const port = Number(options.port);
-        if (!Number.isInteger(port) || port < 0 || port > 65_535)
-          throw new UsageError(`--port must be a port number, not "${options.port}"`);
-        const server = await serveHttp({
-          host: options.host,
-          port,
-          ...(connect.addr !== undefined && { addr: connect.addr }),
-          ...(connect.tenant !== undefined && { tenant: connect.tenant }),
+    .option('--token-file <path>', serveFlagHelp.tokenFile)
+    .option('--token-from-env', serveFlagHelp.tokenFromEnv)
+    .option('--allow-run-on-host', serveFlagHelp.allowRunOnHost)
+    .option('--tls-cert <file>', serveFlagHelp.tls)
+    .option('--tls-key <file>', 'the key of --tls-cert')
+    .option('--allowed-host <name>', serveFlagHelp.allowedHost, collect)
+    .option('--allowed-origin <origin>', serveFlagHelp.allowedOrigin, collect)
+    .action(async (options: ServeFlags) => {
+      try {
+        await serve(options, {
           env: process.env,
           cwd: process.cwd(),
+          announce: (line) => process.stdout.write(`vault mcp ${line}\n`),
           onError: (err) => process.stderr.write(`vault mcp: ${(err as Error).message}\n`),
+          stopped: () =>
+            new Promise<void>((resolve) => {
+              process.once('SIGINT', resolve);
+              process.once('SIGTERM', resolve);
+            }),
         });
-        process.stdout.write(`vault mcp listening on ${server.url}\n`);
-        await new Promise<void>((resolve) => {
-          process.once('SIGINT', resolve);
-          process.once('SIGTERM', resolve);
-        });
-        await server.close();
-      },
-    );
+      } catch (err) {
+        if (err instanceof ServeError) throw new UsageError(err.message);
+        throw err;
+      }
+    });
 }

@@ -6,8 +6,10 @@
 import { constants } from 'node:os';
 import type { Command } from 'commander';
 import { durationMs } from '../lib/duration.js';
+import { missingTokenMessage } from '../mcp/connection.js';
 import { type CredentialUse, runWithCredentials } from '../mcp/run-with-credentials.js';
-import { type CommonOptions, collect, connect, connectOptions } from './context.js';
+import { Vault } from '../sdk/index.js';
+import { type CommonOptions, collect, connectOptions } from './context.js';
 import { UsageError } from './exit-codes.js';
 
 function parseUses(credentials: string[] = [], leases: string[] = []): CredentialUse[] {
@@ -37,7 +39,12 @@ export function register(program: Command): void {
       collect,
     )
     .option('--lease <id=ENV>', 'use a lease you hold (repeatable)', collect)
-    .option('--timeout <duration>', 'kill the command after this long')
+    .option('--timeout <duration>', 'kill the command after this long (its leases end then too)')
+    .option('--token-file <path>', 'the token to run with (default $VAULT_TOKEN_FILE, else `vault login`)')
+    .option(
+      '--token-from-env',
+      'use $VAULT_TOKEN (ignored otherwise: an inherited VAULT_TOKEN is usually not meant for this run)',
+    )
     .option('--addr <url>', 'server address (default $VAULT_ADDR)')
     .option('--tenant <id>', 'tenant (default $VAULT_TENANT)')
     .argument('<command...>', 'the command and its arguments, after --')
@@ -49,7 +56,13 @@ export function register(program: Command): void {
     .action(
       async (
         argv: string[],
-        options: CommonOptions & { credential?: string[]; lease?: string[]; timeout?: string },
+        options: CommonOptions & {
+          credential?: string[];
+          lease?: string[];
+          timeout?: string;
+          tokenFile?: string;
+          tokenFromEnv?: boolean;
+        },
       ) => {
         const uses = parseUses(options.credential, options.lease);
         let timeoutMs: number | undefined;
@@ -61,7 +74,12 @@ export function register(program: Command): void {
           }
         }
         const [file, ...args] = argv as [string, ...string[]];
-        const vault = await connect(options);
+        const connection = connectOptions(options, {
+          ambientToken: options.tokenFromEnv ?? false,
+          ...(options.tokenFile !== undefined && { tokenFile: options.tokenFile }),
+        });
+        if (!connection.token) throw new UsageError(missingTokenMessage('vault run', connection));
+        const vault = await Vault.connect(connection);
         const stop = new AbortController();
         // Ctrl-C reaches the command itself (same process group); wait for it to exit, then revoke.
         const onInt = () => undefined;
@@ -69,13 +87,13 @@ export function register(program: Command): void {
         process.on('SIGINT', onInt);
         process.on('SIGTERM', onTerm);
         try {
-          const token = connectOptions(options).token;
           const result = await runWithCredentials(vault, {
             uses,
             file,
             args,
             baseEnv: process.env,
-            ...(token && { callerToken: token }),
+            callerToken: connection.token,
+            purpose: 'vault run',
             ...(timeoutMs !== undefined && { timeoutMs }),
             inheritStdin: true,
             onStdout: (text) => process.stdout.write(text),

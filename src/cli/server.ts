@@ -84,6 +84,10 @@ export function register(program: Command): void {
       'a dynamic account whose lease is not committed this long after it was created is removed (default 60s)',
     )
     .option('--body-limit-bytes <n>', 'largest accepted request body')
+    .option(
+      '--trusted-proxy <addresses>',
+      'comma-separated proxy addresses/CIDRs whose X-Forwarded-For is believed (env VAULT_TRUSTED_PROXIES)',
+    )
     .option('--kubernetes-auth', 'enable Kubernetes login (TokenReview)')
     .option('--kubernetes-audience <aud>', 'audience projected tokens must carry (default vault)')
     .option('--kubeconfig <file>', 'kubeconfig for TokenReview (default: in-cluster)')
@@ -100,6 +104,7 @@ export function register(program: Command): void {
           leaseRetention: options.leaseRetention ?? env.VAULT_LEASE_RETENTION,
           dynamicIssueGrace: options.dynamicIssueGrace ?? env.VAULT_DYNAMIC_ISSUE_GRACE,
           bodyLimitBytes: options.bodyLimitBytes,
+          trustedProxies: list((options.trustedProxy as string | undefined) ?? env.VAULT_TRUSTED_PROXIES),
           kubernetesAuth:
             options.kubernetesAuth === true || env.VAULT_KUBERNETES_AUTH === 'true' ? true : undefined,
           kubernetesAudience: options.kubernetesAudience,

@@ -1,10 +1,8 @@
-import { z } from 'zod';
-
 /**
  * The broker's contract with credentials and with the API, in one place: the metadata keys a
- * credential carries to be brokered, how its host list reads, and the `lease.use` record the
- * broker posts for every request it puts a value on. Pure: the server checks the same host
- * list the broker enforces, so a broker bug cannot widen where a value goes.
+ * credential carries to be brokered and how its host list reads. Pure: the server checks the
+ * same host list the broker enforces (on `POST /v1/leases/:id/use` with a host, see
+ * `useLeaseRequest` in leases.ts), so a broker bug cannot widen where a value goes.
  */
 
 export const brokerMetadata = {
@@ -46,16 +44,3 @@ export const hostAllowed = (hosts: readonly HostPort[], target: HostPort) =>
   hosts.some((h) => h.host === target.host.toLowerCase() && h.port === target.port);
 
 export const brokersBody = (metadata: Record<string, string>) => metadata[brokerMetadata.body] === 'true';
-
-/** One brokered request, as the broker reports it: never a value, never a query string. */
-export const leaseUseRequest = z.strictObject({
-  host: z.string().min(1).max(253),
-  port: z.number().int().min(1).max(65_535),
-  method: z.string().regex(/^[A-Z]{1,16}$/, 'an HTTP method in upper case'),
-  /** The request path without its query string (which may carry data the agent chose). */
-  path: z.string().min(1).max(1024),
-  /** `allowed`: the broker is about to send the value (the lease must be active, the host named). */
-  outcome: z.enum(['allowed', 'denied']),
-  reason: z.string().max(512).optional(),
-});
-export type LeaseUseRequest = z.infer<typeof leaseUseRequest>;

@@ -26,6 +26,56 @@ export const renewLeaseRequest = z.strictObject({
   increment: duration.optional(),
 });
 
+/**
+ * `POST /v1/leases/:id/use`: one use of a lease's value, by a runner (`vault run`,
+ * `run_with_credentials`) or the credential broker (one call per request it puts the value
+ * on). With `host`, the server checks that the credential's `metadata.hosts` names it. The
+ * path is cut at "?" so a query string (which may carry a value) never reaches the audit.
+ */
+export const useLeaseRequest = z
+  .strictObject({
+    /** Who uses it and how: "vault run", "run_with_credentials", "broker". */
+    purpose: z
+      .string()
+      .min(1)
+      .max(128)
+      .regex(/^[\w .:/@-]+$/, 'letters, digits and " .:/@-_"')
+      .optional(),
+    /** For brokered requests: the upstream host, optionally with `:port` (443 when none). */
+    host: z
+      .string()
+      .max(253)
+      .regex(/^[A-Za-z0-9.-]+(:\d{1,5})?$/, 'a host name, optionally with :port')
+      .optional(),
+    /** The upstream port, when not given in `host`. */
+    port: z.number().int().min(1).max(65_535).optional(),
+    method: z
+      .string()
+      .regex(/^[A-Z]{1,16}$/, 'an HTTP method in upper case')
+      .optional(),
+    path: z
+      .string()
+      .max(1024)
+      .transform((path) => path.split('?')[0]!)
+      .optional(),
+    /**
+     * `allowed` (default): the value is about to be used; the lease must be active, and it is
+     * returned. `denied`: a refused attempt, only recorded; no value is returned.
+     */
+    outcome: z.enum(['allowed', 'denied']).optional(),
+    /** Why a use was denied (for the audit record; never a value). */
+    reason: z.string().max(512).optional(),
+  })
+  .refine((use) => use.port === undefined || use.host !== undefined, {
+    message: 'port goes with host',
+    path: ['port'],
+  })
+  .refine((use) => use.port === undefined || !use.host?.includes(':'), {
+    message: 'give the port in host or in port, not both',
+    path: ['port'],
+  });
+export type UseLeaseRequest = z.input<typeof useLeaseRequest>;
+
 export const lease = z.object({
   id: z.string(),
   tenant: z.string(),
@@ -44,7 +94,7 @@ export const lease = z.object({
   labels: z.record(z.string(), z.string()).optional(),
   /** A dynamic credential's lease: the upstream account issued for this lease alone. */
   dynamic: z.object({ engine: z.string(), username: z.string() }).optional(),
-  /** Only on create, read and reveal responses. */
+  /** Only on create (unless the caller is an agent without `reveal`), read, reveal and use responses. */
   value: z.string().optional(),
   /** On renew: the seconds actually granted, which may be less than asked (max TTL). */
   grantedTtlSeconds: z.number().optional(),

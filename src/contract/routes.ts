@@ -1,7 +1,6 @@
 import { z } from 'zod';
 import * as audit from './audit.js';
 import * as auth from './auth.js';
-import * as broker from './broker.js';
 import * as credentials from './credentials.js';
 import * as leases from './leases.js';
 import * as policies from './policies.js';
@@ -216,7 +215,7 @@ export const routes = {
   createLease: {
     method: 'post',
     path: '/v1/leases',
-    summary: 'Lease a credential (returns the value)',
+    summary: 'Lease a credential (returns the value, except to an agent without reveal)',
     auth: 'token',
     body: leases.createLeaseRequest,
     response: leases.lease,
@@ -254,7 +253,7 @@ export const routes = {
   readLease: {
     method: 'get',
     path: '/v1/leases/:id/value',
-    summary: 'Read the value through an active lease (410 when not active)',
+    summary: 'Read the value through an active lease (agents need reveal; 410 when not active)',
     auth: 'token',
     response: leases.lease,
   },
@@ -265,21 +264,21 @@ export const routes = {
     auth: 'token',
     response: leases.lease,
   },
+  useLease: {
+    method: 'post',
+    path: '/v1/leases/:id/use',
+    summary:
+      'Use the value (a runner, or the broker per request): returns it for outcome "allowed" (410 when the lease is not active, 403 when host is not in the credential\'s metadata.hosts); outcome "denied" only records; audited as lease.use',
+    auth: 'token',
+    body: leases.useLeaseRequest,
+    response: leases.lease,
+  },
   renewLease: {
     method: 'post',
     path: '/v1/leases/:id/renew',
     summary: 'Renew (capped by max TTL; returns what was granted)',
     auth: 'token',
     body: leases.renewLeaseRequest,
-    response: leases.lease,
-  },
-  recordLeaseUse: {
-    method: 'post',
-    path: '/v1/leases/:id/use',
-    summary:
-      'Record one brokered request (lease.use); for "allowed" the lease must be active (410) and the host named by the credential (403)',
-    auth: 'token',
-    body: broker.leaseUseRequest,
     response: leases.lease,
   },
   revokeLease: {

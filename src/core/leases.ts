@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { z } from 'zod';
-import { hostAllowed, type LeaseUseRequest, parseHosts } from '../contract/broker.js';
+import { hostAllowed, parseHostPort, parseHosts } from '../contract/broker.js';
 import type { Identity } from '../contract/common.js';
 import type { Credential } from '../contract/credentials.js';
 import type {
@@ -9,6 +9,7 @@ import type {
   Lease,
   LeaseEvent,
   listLeasesQuery,
+  useLeaseRequest,
 } from '../contract/leases.js';
 import { durationMs, formatDuration } from '../lib/duration.js';
 import { badRequest, conflict, notFound, permissionDenied, VaultError } from '../lib/errors.js';
@@ -21,12 +22,13 @@ import type { Fingerprints } from './fingerprints.js';
 import { keys } from './keys.js';
 import { effectiveState, type LeaseRecord, revokeOps, toLease } from './lease-record.js';
 import type { LeaseRevoker } from './lease-revoker.js';
-import { decide } from './policy-engine.js';
+import { type CredentialRef, decide, mayActFor } from './policy-engine.js';
 import { parseSelectors } from './selectors.js';
 
 export type CreateLeaseInput = z.output<typeof createLeaseRequest>;
 export type ListLeasesInput = z.output<typeof listLeasesQuery>;
 export type BulkRevokeInput = z.output<typeof bulkRevokeRequest>;
+export type UseLeaseInput = z.output<typeof useLeaseRequest>;
 
 const resourceOf = (id: string) => `lease/${id}`;
 const newLeaseId = () => `lease_${randomBytes(16).toString('base64url')}`;
@@ -48,8 +50,11 @@ export function createLeaseService(
     return kv ? { lease: parseRecord<LeaseRecord>(kv.value), modRevision: kv.modRevision } : undefined;
   }
 
-  /** Loads a lease the caller may see: its holder, its issuer or a tenant admin. */
-  async function loadVisible(ctx: CallContext, id: string, action: string) {
+  /**
+   * Loads a lease the caller may see: its holder, its issuer or a tenant admin; with
+   * `actingFor`, also whoever may act for its holder (a broker or runner using it for them).
+   */
+  async function loadVisible(ctx: CallContext, id: string, action: string, actingFor = false) {
     const found = await load(ctx, id);
     if (!found) {
       await committer.record(ctx, {
@@ -65,7 +70,8 @@ export function createLeaseService(
     if (
       !sameIdentity(caller, lease.identity) &&
       !sameIdentity(caller, lease.issuedBy) &&
-      !(await access.isAdmin(ctx))
+      !(await access.isAdmin(ctx)) &&
+      !(actingFor && mayActFor(ctx.principal, await access.policiesOf(ctx), lease.identity).allowed)
     ) {
       throw await access.deny(
         ctx,
@@ -93,6 +99,26 @@ export function createLeaseService(
       actingFor: lease.identity,
     });
     throw new VaultError(state === 'revoked' ? 'lease_revoked' : 'lease_expired', reason);
+  }
+
+  /**
+   * A lease is a right to use a credential; reading its value is the separate `reveal` right.
+   * Agents get a value only where their policy grants `reveal`; people, workloads and system
+   * callers that may lease it get it (the seed SDK example: a human leasing for an agent).
+   */
+  async function mayReadValue(ctx: CallContext, credential: CredentialRef): Promise<boolean> {
+    if (ctx.principal.identity.type !== 'agent') return true;
+    return decide(ctx.principal, await access.policiesOf(ctx), 'reveal', credential).allowed;
+  }
+
+  const noRevealReason = (ctx: CallContext, leaseId: string, credentialName: string) =>
+    `${formatIdentity(ctx.principal.identity)} may use lease "${leaseId}" but not read its value: ` +
+    `no policy grants "reveal" on credential "${credentialName}"; use the credential through ` +
+    'run_with_credentials, `vault run` or the broker, or ask for a "reveal" grant';
+
+  async function credentialRef(ctx: CallContext, name: string): Promise<CredentialRef> {
+    const credential = (await credentials.load(ctx, name))?.credential;
+    return { name, metadata: credential?.metadata ?? {} };
   }
 
   /**
@@ -154,6 +180,7 @@ export function createLeaseService(
     target: Identity,
     ttlMs: number,
     maxTtlMs: number,
+    withValue: boolean,
   ): Promise<Lease> {
     const credential = loaded.credential;
     const id = newLeaseId();
@@ -212,12 +239,12 @@ export function createLeaseService(
               action: 'lease.create',
               resource: resourceOf(id),
               outcome: 'allowed',
-              reason: `${credential.name} v${lease.version} for ${formatDuration(ttlMs)} as ${issued.dynamic.engine} account ${issued.dynamic.username}`,
+              reason: `${credential.name} v${lease.version} for ${formatDuration(ttlMs)} as ${issued.dynamic.engine} account ${issued.dynamic.username}${withValue ? '' : ' (handle only: no reveal)'}`,
               actingFor: target,
               valueHmac,
             },
           ],
-          result: { ...toLease(lease, now), value: issued.value },
+          result: withValue ? { ...toLease(lease, now), value: issued.value } : toLease(lease, now),
         };
       });
       committed = true;
@@ -240,10 +267,11 @@ export function createLeaseService(
       const decision = await access.check(ctx, 'lease', resource, loaded.credential, 'lease.create');
       await access.checkActFor(ctx, target, 'lease.create', resource);
       let { ttlMs, maxTtlMs } = ttlLimits(ctx, loaded.credential, input, decision.maxTtlMs);
+      const withValue = await mayReadValue(ctx, loaded.credential);
       if (loaded.credential.dynamic) {
         if (input.version !== undefined && input.version !== loaded.credential.currentVersion)
           throw badRequest('a dynamic credential issues from its current version only', { field: 'version' });
-        return createDynamic(ctx, input, loaded, target, ttlMs, maxTtlMs);
+        return createDynamic(ctx, input, loaded, target, ttlMs, maxTtlMs, withValue);
       }
 
       // The first attempt uses the record read above (perhaps from the cache): the commit
@@ -295,12 +323,12 @@ export function createLeaseService(
               action: 'lease.create',
               resource: resourceOf(lease.id),
               outcome: 'allowed',
-              reason: `${input.credentialName} v${version} for ${formatDuration(ttlMs)}`,
+              reason: `${input.credentialName} v${version} for ${formatDuration(ttlMs)}${withValue ? '' : ' (handle only: no reveal)'}`,
               actingFor: target,
               valueHmac,
             },
           ],
-          result: { ...toLease(lease, now), value },
+          result: withValue ? { ...toLease(lease, now), value } : toLease(lease, now),
         };
       });
       try {
@@ -331,13 +359,20 @@ export function createLeaseService(
     ): Promise<Lease> {
       const { lease } = await loadVisible(ctx, id, action);
       if (action === 'lease.reveal') {
-        const credential = (await credentials.load(ctx, lease.credentialName))?.credential;
         await access.check(
           ctx,
           'reveal',
           `credential/${lease.credentialName}`,
-          { name: lease.credentialName, metadata: credential?.metadata ?? {} },
+          await credentialRef(ctx, lease.credentialName),
           action,
+        );
+      } else if (!(await mayReadValue(ctx, await credentialRef(ctx, lease.credentialName)))) {
+        throw await access.deny(
+          ctx,
+          action,
+          resourceOf(id),
+          noRevealReason(ctx, id, lease.credentialName),
+          lease.identity,
         );
       }
       await requireActive(ctx, lease, action);
@@ -353,56 +388,63 @@ export function createLeaseService(
     },
 
     /**
-     * One request a broker put (or refused to put) this lease's value on. Only the lease's
-     * issuer (the broker that leased it for the agent) or an admin reports uses. An allowed
-     * use is checked here too, not only in the broker: the lease must be active and the host
-     * one the credential names. The record is the agent's (actingFor); it never holds a value.
+     * One use of the lease's value, not a showing of it: a runner injecting it into a scrubbed
+     * command, or the broker putting it on the wire (one call per request, which is also its
+     * per-request lease check). Open to the holder (a lease is a right to use), its issuer,
+     * whoever may act for the holder, and admins. An allowed use needs the caller's own `lease`
+     * grant on the credential and an active lease, and with a `host` the credential must name
+     * it in `metadata.hosts` (checked here, so a broker bug cannot widen where a value goes);
+     * it returns the value. A denied use is only recorded. Audited as `lease.use` for the
+     * holder: "<purpose> <METHOD> <host[:port]><path>", never a query string or a value.
      */
-    async recordUse(ctx: CallContext, id: string, use: LeaseUseRequest): Promise<Lease> {
-      const found = await load(ctx, id);
-      if (!found) throw notFound(`lease "${id}" does not exist in tenant "${ctx.tenant}"`);
-      const { lease } = found;
-      if (!sameIdentity(ctx.principal.identity, lease.issuedBy) && !(await access.isAdmin(ctx))) {
-        throw await access.deny(
-          ctx,
-          'lease.use',
-          resourceOf(id),
-          `only the issuer of lease "${id}" (${formatIdentity(lease.issuedBy)}) reports its uses`,
-          lease.identity,
-        );
-      }
-      const request = `${use.method} ${use.host}:${use.port}${use.path}`;
-      const what = `${lease.credentialName} v${lease.version}: ${request}`;
-      if (use.outcome === 'denied') {
+    async use(ctx: CallContext, id: string, input: UseLeaseInput = {}): Promise<Lease> {
+      const { lease } = await loadVisible(ctx, id, 'lease.use', true);
+      const host = input.host === undefined ? undefined : input.host.toLowerCase();
+      const target =
+        host === undefined ? undefined : input.port === undefined ? host : `${host}:${input.port}`;
+      const request = [
+        input.purpose ?? 'use',
+        input.method,
+        target !== undefined || input.path !== undefined ? `${target ?? ''}${input.path ?? ''}` : undefined,
+      ]
+        .filter((part) => part !== undefined)
+        .join(' ');
+      if (input.outcome === 'denied') {
         await committer.record(ctx, {
           action: 'lease.use',
           resource: resourceOf(id),
           outcome: 'denied',
-          reason: `${what}${use.reason ? ` (${use.reason})` : ''}`,
+          reason: `${request}${input.reason ? ` (${input.reason})` : ''}`,
           actingFor: lease.identity,
         });
         return toLease(lease, clock());
       }
+      const ref = await credentialRef(ctx, lease.credentialName);
+      await access.check(ctx, 'lease', `credential/${lease.credentialName}`, ref, 'lease.use');
       await requireActive(ctx, lease, 'lease.use');
-      const credential = (await credentials.load(ctx, lease.credentialName))?.credential;
-      const hosts = parseHosts(credential?.metadata.hosts);
-      if ('error' in hosts || !hostAllowed(hosts.hosts, use)) {
-        throw await access.deny(
-          ctx,
-          'lease.use',
-          resourceOf(id),
-          `${what}: credential "${lease.credentialName}" does not name ${use.host}:${use.port} in metadata.hosts`,
-          lease.identity,
-        );
+      if (host !== undefined) {
+        const wanted = parseHostPort(host, input.port ?? 443);
+        const hosts = parseHosts(ref.metadata.hosts);
+        if (!wanted || 'error' in hosts || !hostAllowed(hosts.hosts, wanted)) {
+          throw await access.deny(
+            ctx,
+            'lease.use',
+            resourceOf(id),
+            `${request}: credential "${lease.credentialName}" does not name ${target} in metadata.hosts`,
+            lease.identity,
+          );
+        }
       }
+      const value = await openValue(ctx, lease);
       await committer.record(ctx, {
         action: 'lease.use',
         resource: resourceOf(id),
         outcome: 'allowed',
-        reason: what,
+        reason: request,
         actingFor: lease.identity,
+        valueHmac: await fingerprints.of(ctx.tenant, value),
       });
-      return toLease(lease, clock());
+      return { ...toLease(lease, clock()), value };
     },
 
     async renew(ctx: CallContext, id: string, input: { increment?: string | undefined }): Promise<Lease> {

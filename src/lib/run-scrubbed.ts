@@ -46,6 +46,16 @@ export interface RunScrubbedResult {
 const killGraceMs = 2_000;
 
 export function runScrubbed(options: RunScrubbedOptions): Promise<RunScrubbedResult> {
+  // Node would refuse such a variable with an error that quotes the whole value.
+  for (const [name, value] of Object.entries(options.env)) {
+    if (value.includes('\0')) {
+      return Promise.reject(
+        new RangeError(
+          `the value for ${name} contains a NUL byte, which an environment variable cannot hold`,
+        ),
+      );
+    }
+  }
   const scrubber = createScrubber(options.secrets);
   const started = Date.now();
   const max = options.maxOutputChars ?? Number.POSITIVE_INFINITY;

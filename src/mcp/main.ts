@@ -7,21 +7,24 @@ import { parseArgs } from 'node:util';
 import { configDir } from '../lib/config-dir.js';
 import { Vault } from '../sdk/index.js';
 import { connectionFrom } from './connection.js';
-import { serveHttp } from './http.js';
 import { describeInit, initProject } from './init.js';
+import { ServeError, serve } from './serve-command.js';
 import { mcpServerVersion } from './server.js';
-import { serveStdio } from './stdio.js';
 
 const usage = `Usage:
-  vault-mcp [serve]                       serve one agent over stdio (Claude Code starts it this way)
-  vault-mcp serve --http [--port N] [--host H]
+  vault-mcp [serve] [--token-file F] [--token-from-env]
+                                          serve one agent over stdio (Claude Code starts it this way)
+  vault-mcp serve --http [--port N] [--host H] [--tls-cert F --tls-key F] [--allow-run-on-host]
+                  [--allowed-host NAME]... [--allowed-origin ORIGIN]...
                                           serve Streamable HTTP at http://H:N/mcp; each request
-                                          authenticates with its agent's Vault token as bearer
+                                          authenticates with its agent's Vault token as bearer;
+                                          run_with_credentials only with --allow-run-on-host
   vault-mcp init [--name NAME] [--ttl 8h] [--policy P]... [--dir DIR] [--command "CMD ARGS"]
                                           write .mcp.json for Claude Code and mint an agent token
 
-Environment: VAULT_ADDR (default http://127.0.0.1:8200), VAULT_TENANT, and VAULT_TOKEN or
-VAULT_TOKEN_FILE (the agent's token when serving; your own token for init).`;
+Environment: VAULT_ADDR (default http://127.0.0.1:8200), VAULT_TENANT; VAULT_TOKEN_FILE (the
+agent's token when serving; VAULT_TOKEN only with --token-from-env, and never a person's, root
+or system token), VAULT_TOKEN or VAULT_TOKEN_FILE (your own token for init).`;
 
 const write = (text: string) => process.stderr.write(`${text}\n`);
 
@@ -38,6 +41,13 @@ async function main(argv: string[]): Promise<number> {
       policy: { type: 'string', multiple: true },
       dir: { type: 'string' },
       command: { type: 'string' },
+      'token-file': { type: 'string' },
+      'token-from-env': { type: 'boolean' },
+      'allow-run-on-host': { type: 'boolean' },
+      'tls-cert': { type: 'string' },
+      'tls-key': { type: 'string' },
+      'allowed-host': { type: 'string', multiple: true },
+      'allowed-origin': { type: 'string', multiple: true },
       help: { type: 'boolean', short: 'h' },
       version: { type: 'boolean' },
     },
@@ -73,33 +83,39 @@ async function main(argv: string[]): Promise<number> {
     write(`unknown command "${command}"\n\n${usage}`);
     return 1;
   }
-  if (values.http) {
-    const port = Number(values.port ?? '8300');
-    if (!Number.isInteger(port) || port < 0 || port > 65_535) {
-      write(`--port must be a port number, not "${values.port}"`);
+  try {
+    await serve(
+      {
+        ...(values.http !== undefined && { http: values.http }),
+        ...(values.port !== undefined && { port: values.port }),
+        ...(values.host !== undefined && { host: values.host }),
+        ...(values['token-file'] !== undefined && { tokenFile: values['token-file'] }),
+        ...(values['token-from-env'] !== undefined && { tokenFromEnv: values['token-from-env'] }),
+        ...(values['allow-run-on-host'] !== undefined && { allowRunOnHost: values['allow-run-on-host'] }),
+        ...(values['tls-cert'] !== undefined && { tlsCert: values['tls-cert'] }),
+        ...(values['tls-key'] !== undefined && { tlsKey: values['tls-key'] }),
+        ...(values['allowed-host'] !== undefined && { allowedHost: values['allowed-host'] }),
+        ...(values['allowed-origin'] !== undefined && { allowedOrigin: values['allowed-origin'] }),
+      },
+      {
+        env,
+        cwd: process.cwd(),
+        announce: (line) => process.stdout.write(`vault-mcp ${line}\n`),
+        onError: (err) => write(`vault-mcp: ${(err as Error).message}`),
+        stopped: () =>
+          new Promise<void>((resolve) => {
+            process.once('SIGINT', resolve);
+            process.once('SIGTERM', resolve);
+          }),
+      },
+    );
+  } catch (err) {
+    if (err instanceof ServeError) {
+      write(`vault-mcp: ${err.message}`);
       return 1;
     }
-    const server = await serveHttp({
-      host: values.host ?? '127.0.0.1',
-      port,
-      ...(connect.addr !== undefined && { addr: connect.addr }),
-      ...(connect.tenant !== undefined && { tenant: connect.tenant }),
-      env,
-      cwd: process.cwd(),
-      onError: (err) => write(`vault-mcp: ${(err as Error).message}`),
-    });
-    process.stdout.write(`vault-mcp listening on ${server.url}\n`);
-    await new Promise<void>((resolve) => {
-      process.once('SIGINT', resolve);
-      process.once('SIGTERM', resolve);
-    });
-    await server.close();
-    return 0;
+    throw err;
   }
-  if (!connect.token) {
-    write('vault-mcp: no token; set VAULT_TOKEN_FILE or VAULT_TOKEN (run `vault mcp init` in your project)');
-  }
-  await serveStdio({ connect, env, cwd: process.cwd() });
   return 0;
 }
 

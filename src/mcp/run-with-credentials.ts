@@ -5,7 +5,7 @@
  */
 import { type RunScrubbedOptions, type RunScrubbedResult, runScrubbed } from '../lib/run-scrubbed.js';
 import type { Secret } from '../lib/scrub.js';
-import type { Vault } from '../sdk/index.js';
+import type { LeaseKeepAlive, Vault } from '../sdk/index.js';
 
 /** One credential to inject: by name (leased for the run) or through an existing lease. */
 export type CredentialUse = { credential: string; env?: string } | { leaseId: string; env?: string };
@@ -22,6 +22,8 @@ export interface RunWithCredentialsOptions
   baseEnv: Record<string, string | undefined>;
   /** The caller's token, scrubbed from the output too. */
   callerToken?: string;
+  /** Who runs it, for the audit record of each use (`vault run`, `run_with_credentials`). */
+  purpose: string;
 }
 
 export interface Injected {
@@ -61,9 +63,12 @@ export async function runWithCredentials(
   if (new Set(names).size !== names.length)
     throw new RangeError('two credentials use the same variable name');
 
-  // Ad hoc leases last a little longer than the run may take; they are revoked right after it.
-  const ttl = `${Math.ceil((options.timeoutMs ?? 3_600_000) / 1000) + 60}s`;
+  // Ad hoc leases end when the run is killed (its timeout). Without a timeout they take the
+  // credential's default TTL (else the server's, 15m) and are renewed while the command runs,
+  // so a policy's maxTtl (the README's 1h) is never asked for more than it grants.
+  const ttl = options.timeoutMs !== undefined ? `${Math.ceil(options.timeoutMs / 1000)}s` : undefined;
   const injected: Injected[] = [];
+  const keepAlives: LeaseKeepAlive[] = [];
   const secrets: Secret[] = [];
   const env: Record<string, string> = {};
   for (const [key, value] of Object.entries(options.baseEnv)) {
@@ -74,17 +79,38 @@ export async function runWithCredentials(
   try {
     for (const [index, use] of options.uses.entries()) {
       const envName = names[index]!;
-      const lease =
-        'credential' in use
-          ? await vault.leases.create({ credentialName: use.credential, ttl, renewable: false })
-          : await vault.leases.read(use.leaseId);
-      injected.push({
-        env: envName,
-        credential: lease.credentialName,
-        version: lease.version,
-        leaseId: lease.id,
-        temporary: 'credential' in use,
-      });
+      let leaseId: string;
+      if ('credential' in use) {
+        const lease = await vault.leases.create({
+          credentialName: use.credential,
+          renewable: ttl === undefined,
+          ...(ttl !== undefined && { ttl }),
+        });
+        leaseId = lease.id;
+        // Recorded before its value is fetched, so that it is revoked even if that fails.
+        injected.push({
+          env: envName,
+          credential: use.credential,
+          version: lease.version,
+          leaseId,
+          temporary: true,
+        });
+        if (ttl === undefined) keepAlives.push(vault.leases.keepAlive(lease));
+      } else {
+        leaseId = use.leaseId;
+      }
+      // A lease is a right to use: the value comes through `use` (audited with its purpose),
+      // which needs no `reveal` grant, and goes only into the command's environment.
+      const lease = await vault.leases.use(leaseId, { purpose: options.purpose });
+      if (!('credential' in use)) {
+        injected.push({
+          env: envName,
+          credential: lease.credentialName,
+          version: lease.version,
+          leaseId,
+          temporary: false,
+        });
+      }
       if (lease.value === undefined) throw new Error(`the server returned no value for lease ${lease.id}`);
       env[envName] = lease.value;
       secrets.push({ name: envName, value: lease.value });
@@ -105,6 +131,7 @@ export async function runWithCredentials(
     });
     return { ...result, injected };
   } finally {
+    for (const keepAlive of keepAlives) keepAlive.stop();
     await Promise.all(
       injected
         .filter((use) => use.temporary)

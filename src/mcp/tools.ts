@@ -28,6 +28,11 @@ export interface ToolDeps {
   env: Record<string, string | undefined>;
   cwd?: string;
   limits?: ToolLimits;
+  /**
+   * Offer run_with_credentials, which runs commands on this host (default true). Off for
+   * Streamable HTTP unless the operator says so: a remote agent would get a shell here.
+   */
+  runCommands?: boolean;
 }
 
 const credentialMetadata = (credential: Credential) => ({
@@ -191,6 +196,54 @@ export function registerVaultTools(server: McpServer, deps: ToolDeps): void {
     }),
   );
 
+  if (deps.runCommands !== false) registerRunTool(server, deps, limits);
+
+  server.registerTool(
+    'reveal_credential',
+    {
+      title: 'Reveal a credential value',
+      description:
+        'Show a credential value to you. Only works where the user policy grants the "reveal" action (off by ' +
+        'default for agents); every reveal is audited. Prefer run_with_credentials, which uses the value ' +
+        'without showing it. Give leaseId (a lease you hold) or credential (leased briefly for this).',
+      inputSchema: {
+        leaseId: leaseId.optional(),
+        credential: resourceName
+          .optional()
+          .describe('A credential name; a 1-minute lease is taken to reveal it.'),
+      },
+      annotations: { readOnlyHint: true, openWorldHint: false },
+    },
+    guarded(async ({ leaseId: id, credential }) => {
+      if ((id === undefined) === (credential === undefined)) {
+        throw new RangeError('give exactly one of leaseId or credential');
+      }
+      const vault = await deps.vault();
+      let target = id;
+      let temporary = false;
+      if (target === undefined) {
+        const lease = await vault.leases.create({ credentialName: credential!, ttl: '1m', renewable: false });
+        target = lease.id;
+        temporary = true;
+      }
+      try {
+        const lease = await vault.leases.reveal(target);
+        return {
+          credential: lease.credentialName,
+          version: lease.version,
+          leaseId: lease.id,
+          value: lease.value,
+          expiresAt: lease.expiresAt.toISOString(),
+        };
+      } finally {
+        if (temporary) await vault.leases.revoke(target).catch(() => undefined);
+      }
+    }),
+  );
+}
+
+/** run_with_credentials: commands on this host, with values injected and scrubbed. */
+function registerRunTool(server: McpServer, deps: ToolDeps, limits: ToolLimits): void {
   server.registerTool(
     'run_with_credentials',
     {
@@ -244,6 +297,7 @@ export function registerVaultTools(server: McpServer, deps: ToolDeps): void {
         args: ['-c', command],
         baseEnv: deps.env,
         callerToken: deps.token,
+        purpose: 'run_with_credentials',
         ...(workDir !== undefined && { cwd: workDir }),
         timeoutMs: (timeoutSeconds ?? 60) * 1000,
         maxOutputChars: limits.maxOutputChars,
@@ -266,49 +320,6 @@ export function registerVaultTools(server: McpServer, deps: ToolDeps): void {
         })),
         durationMs: result.durationMs,
       };
-    }),
-  );
-
-  server.registerTool(
-    'reveal_credential',
-    {
-      title: 'Reveal a credential value',
-      description:
-        'Show a credential value to you. Only works where the user policy grants the "reveal" action (off by ' +
-        'default for agents); every reveal is audited. Prefer run_with_credentials, which uses the value ' +
-        'without showing it. Give leaseId (a lease you hold) or credential (leased briefly for this).',
-      inputSchema: {
-        leaseId: leaseId.optional(),
-        credential: resourceName
-          .optional()
-          .describe('A credential name; a 1-minute lease is taken to reveal it.'),
-      },
-      annotations: { readOnlyHint: true, openWorldHint: false },
-    },
-    guarded(async ({ leaseId: id, credential }) => {
-      if ((id === undefined) === (credential === undefined)) {
-        throw new RangeError('give exactly one of leaseId or credential');
-      }
-      const vault = await deps.vault();
-      let target = id;
-      let temporary = false;
-      if (target === undefined) {
-        const lease = await vault.leases.create({ credentialName: credential!, ttl: '1m', renewable: false });
-        target = lease.id;
-        temporary = true;
-      }
-      try {
-        const lease = await vault.leases.reveal(target);
-        return {
-          credential: lease.credentialName,
-          version: lease.version,
-          leaseId: lease.id,
-          value: lease.value,
-          expiresAt: lease.expiresAt.toISOString(),
-        };
-      } finally {
-        if (temporary) await vault.leases.revoke(target).catch(() => undefined);
-      }
     }),
   );
 }

@@ -8,8 +8,8 @@ import type {
   CreateLeaseInput,
   Lease,
   LeaseEvent,
-  LeaseUse,
   ListLeasesQuery,
+  UseLeaseInput,
 } from './types.js';
 
 type Options = { signal?: AbortSignal };
@@ -24,8 +24,10 @@ export class LeasesApi {
   }
 
   /**
-   * Leases a credential and returns the lease with its `value`. `identity` is who the lease is
-   * for (defaults to the caller); the caller's policy decides whether it may act for them.
+   * Leases a credential and returns the lease, with its `value` unless the caller is an agent
+   * without the `reveal` action (then the lease is a handle: use it through {@link use}, a
+   * runner or the broker). `identity` is who the lease is for (defaults to the caller); the
+   * caller's policy decides whether it may act for them.
    */
   create(input: CreateLeaseInput, options: Options = {}): Promise<Lease> {
     return this.#http.json('post', '/v1/leases', parseLease, { body: input, ...options });
@@ -37,11 +39,24 @@ export class LeasesApi {
   }
 
   /**
-   * Reads the value through an active lease. Throws {@link LeaseExpiredError} or
+   * Reads the value through an active lease; an agent needs the `reveal` action
+   * ({@link PermissionDeniedError} otherwise). Throws {@link LeaseExpiredError} or
    * {@link LeaseRevokedError} when the lease is no longer active.
    */
   read(id: string, options: Options = {}): Promise<Lease> {
     return this.#http.json('get', `/v1/leases/${seg(id)}/value`, parseLease, options);
+  }
+
+  /**
+   * Takes the value to *use* it (inject it into a command, put it on the wire), audited as
+   * `lease.use` with `input` as the reason. Open to the lease holder, its issuer, a runner or
+   * broker that may act for the holder, and admins; the caller needs `lease` on the credential.
+   * Throws {@link LeaseRevokedError} or {@link LeaseExpiredError} once the lease is no longer
+   * active, and {@link PermissionDeniedError} when `host` is not in the credential's
+   * `metadata.hosts`. With `outcome: 'denied'` it only records a refused attempt (no value).
+   */
+  use(id: string, input: UseLeaseInput = {}, options: Options = {}): Promise<Lease> {
+    return this.#http.json('post', `/v1/leases/${seg(id)}/use`, parseLease, { body: input, ...options });
   }
 
   /** Reveals the value for display to a person or model; needs the `reveal` action. */
@@ -55,16 +70,6 @@ export class LeasesApi {
    */
   renew(id: string, input: { increment?: string } = {}, options: Options = {}): Promise<Lease> {
     return this.#http.json('post', `/v1/leases/${seg(id)}/renew`, parseLease, { body: input, ...options });
-  }
-
-  /**
-   * Reports one brokered request on a lease you issued (`lease.use` in the audit). For
-   * `outcome: 'allowed'` the server refuses with {@link LeaseRevokedError} or
-   * {@link LeaseExpiredError} once the lease is no longer active, and with
-   * {@link PermissionDeniedError} when the credential does not name the host.
-   */
-  recordUse(id: string, use: LeaseUse, options: Options = {}): Promise<Lease> {
-    return this.#http.json('post', `/v1/leases/${seg(id)}/use`, parseLease, { body: use, ...options });
   }
 
   /** Revokes a lease; reading through it fails from now on. */

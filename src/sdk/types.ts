@@ -159,7 +159,10 @@ export interface Lease {
   labels?: Record<string, string>;
   /** A dynamic credential's lease: the upstream account issued for it alone. */
   dynamic?: { engine: string; username: string };
-  /** The secret value: only on create, read and reveal. */
+  /**
+   * The secret value: on read, reveal and use, and on create unless the caller is an agent
+   * whose policy does not grant `reveal` (then the lease is a handle to use, not to read).
+   */
   value?: string;
   /** On renew: the seconds actually granted, which may be less than asked for (max TTL). */
   grantedTtlSeconds?: number;
@@ -183,16 +186,30 @@ export interface CreateLeaseInput {
   labels?: Record<string, string>;
 }
 
-/** One brokered request, reported with {@link LeasesApi.recordUse}: never a value or a query string. */
-export interface LeaseUse {
-  host: string;
-  port: number;
-  /** Upper case, e.g. `"POST"`. */
-  method: string;
-  /** The path without its query string. */
-  path: string;
-  /** `allowed`: the value is about to be sent; `denied`: the broker refused the request. */
-  outcome: 'allowed' | 'denied';
+/**
+ * Input of {@link LeasesApi.use}: one use of a lease's value, for the audit record (a runner,
+ * or the broker per request). A query string in `path` is cut off before it is stored.
+ */
+export interface UseLeaseInput {
+  /** Who uses it and how: `"vault run"`, `"run_with_credentials"`, `"broker"`. */
+  purpose?: string;
+  /**
+   * For brokered requests: the upstream host (`api.stripe.com`, optionally `:port`; 443 when
+   * none). The server refuses an allowed use unless the credential's `metadata.hosts` names it.
+   */
+  host?: string;
+  /** The upstream port, when not given in `host`. */
+  port?: number;
+  /** For brokered requests: the HTTP method, upper case. */
+  method?: string;
+  /** For brokered requests: the request path. */
+  path?: string;
+  /**
+   * `allowed` (default): the value is about to be used and is returned; `denied`: a refused
+   * attempt, only recorded (no value).
+   */
+  outcome?: 'allowed' | 'denied';
+  /** Why a use was denied; never a value. */
   reason?: string;
 }
 

@@ -11,14 +11,19 @@ import { errorHandler, toVaultError } from './errors.js';
 import { type KubernetesLoginConfig, kubernetesLogin } from './kubernetes-login.js';
 import { createServerMetrics, type ServerMetrics } from './metrics.js';
 import { openApiDocument } from './openapi.js';
-import { createFailureLimiter } from './rate-limit.js';
+import { createAuthLimiter } from './rate-limit.js';
 import { apiRoutes } from './routes.js';
 
 export interface AppConfig {
   /** Largest accepted request body (bytes). */
   bodyLimitBytes: number;
-  /** Failed authentications per source address per minute before 429. */
+  /** Failed authentications per source address and token prefix per minute before 429. */
   authFailuresPerMinute: number;
+  /**
+   * Addresses or CIDRs of reverse proxies whose X-Forwarded-For is believed (the audit's source
+   * address and the rate limiter's key); from anyone else the header is ignored.
+   */
+  trustedProxies: string[];
   version: string;
   kubernetes?: KubernetesLoginConfig;
 }
@@ -26,6 +31,7 @@ export interface AppConfig {
 export const defaultAppConfig: AppConfig = {
   bodyLimitBytes: 128 * 1024,
   authFailuresPerMinute: 20,
+  trustedProxies: [],
   version: '0.1.0',
 };
 
@@ -42,14 +48,14 @@ export interface AppDeps {
 export function createApp(deps: AppDeps): { app: Express; metrics: ServerMetrics } {
   const config = { ...defaultAppConfig, ...deps.config };
   const metrics = deps.metrics ?? createServerMetrics({ leaseStates: () => deps.core.leases.countByState() });
-  const limiter = createFailureLimiter({
+  const limiter = createAuthLimiter({
     limit: config.authFailuresPerMinute,
     windowMs: 60_000,
     clock: deps.clock ?? systemClock,
   });
   const app = express();
   app.disable('x-powered-by');
-  app.set('trust proxy', false);
+  app.set('trust proxy', config.trustedProxies.length > 0 ? config.trustedProxies : false);
   app.set('query parser', 'simple');
 
   app.use((req, res, next) => {

@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { z } from 'zod';
 import { durationHelp, parseDuration } from '../lib/duration.js';
 
@@ -38,6 +39,17 @@ export const serverConfigSchema = z
       .max(16 * 1024 * 1024)
       .default(128 * 1024),
     authFailuresPerMinute: z.coerce.number().int().min(1).default(20),
+    /** Reverse proxies whose X-Forwarded-For is believed: addresses or CIDRs. */
+    trustedProxies: z
+      .array(
+        z.string().refine((entry) => {
+          const [address, bits, ...rest] = entry.split('/');
+          const family = isIP(address ?? '');
+          if (family === 0 || rest.length > 0) return false;
+          return bits === undefined || (/^\d{1,3}$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128));
+        }, 'each trusted proxy is an IP address or CIDR, like 10.0.0.5 or 10.0.0.0/8'),
+      )
+      .default([]),
     maxLeaseTtl: z.string().default('24h'),
     leaseRetention: z.string().default('24h'),
     /** How long a dynamic lease's issue may take before another replica removes its account. */

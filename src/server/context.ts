@@ -5,7 +5,7 @@ import type { CallContext, VaultCore } from '../core/index.js';
 import { permissionDenied, unauthenticated, VaultError } from '../lib/errors.js';
 import type { Logger } from '../lib/logger.js';
 import type { ServerMetrics } from './metrics.js';
-import type { FailureLimiter } from './rate-limit.js';
+import type { AuthLimiter } from './rate-limit.js';
 
 declare module 'express-serve-static-core' {
   interface Locals {
@@ -23,22 +23,17 @@ export const callContext = (res: Response): CallContext => {
 export const sourceOf = (req: Request) => req.ip ?? req.socket.remoteAddress ?? 'unknown';
 
 /**
- * Resolves the bearer token to a call context. Failures are counted per source address;
- * past the limit, further attempts get 429 before any token is checked.
+ * Resolves the bearer token to a call context. Failures are counted by source address and
+ * token prefix; past the limit a wrong token gets 429 instead of 401. A valid token is always
+ * served, so nobody can lock other clients of an address (every local one) out.
  */
 export function authenticate(deps: {
   core: VaultCore;
-  limiter: FailureLimiter;
+  limiter: AuthLimiter;
   metrics: ServerMetrics;
 }): RequestHandler {
   return async (req: Request, res: Response, next: NextFunction) => {
     const source = sourceOf(req);
-    const wait = deps.limiter.blocked(source);
-    if (wait !== undefined) {
-      throw new VaultError('rate_limited', `too many failed authentications; retry in ${wait}s`, {
-        retryAfterSeconds: wait,
-      });
-    }
     const header = req.get('authorization') ?? '';
     const match = /^Bearer\s+(\S+)$/i.exec(header);
     try {
@@ -61,8 +56,14 @@ export function authenticate(deps: {
       next();
     } catch (err) {
       if (err instanceof VaultError && err.code === 'unauthenticated') {
-        deps.limiter.fail(source);
+        const wait = deps.limiter.blocked(source, match?.[1]);
+        deps.limiter.fail(source, match?.[1]);
         deps.metrics.authFailures.inc({ reason: match ? 'bad_token' : 'missing_token' });
+        if (wait !== undefined) {
+          throw new VaultError('rate_limited', `too many failed authentications; retry in ${wait}s`, {
+            retryAfterSeconds: wait,
+          });
+        }
       }
       throw err;
     }

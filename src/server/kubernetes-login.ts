@@ -4,7 +4,7 @@ import { systemContext, type VaultCore } from '../core/index.js';
 import { durationMs } from '../lib/duration.js';
 import { unauthenticated, VaultError } from '../lib/errors.js';
 import { parse, sourceOf } from './context.js';
-import type { FailureLimiter } from './rate-limit.js';
+import type { AuthLimiter } from './rate-limit.js';
 import type { TokenReviewer } from './token-review.js';
 
 export interface KubernetesLoginConfig {
@@ -26,17 +26,12 @@ const serviceAccountUser =
 export function kubernetesLogin(deps: {
   core: VaultCore;
   config: KubernetesLoginConfig;
-  limiter: FailureLimiter;
+  limiter: AuthLimiter;
 }) {
   return async (req: Request, res: Response) => {
     const source = sourceOf(req);
-    const wait = deps.limiter.blocked(source);
-    if (wait !== undefined) {
-      throw new VaultError('rate_limited', `too many failed logins; retry in ${wait}s`, {
-        retryAfterSeconds: wait,
-      });
-    }
     const body = parse(kubernetesLoginRequest, req.body, 'body');
+    // Counted per source and JWT prefix; a genuine token is always reviewed (no lockout).
     let review: Awaited<ReturnType<TokenReviewer['review']>>;
     try {
       review = await deps.config.reviewer.review(body.jwt, [deps.config.audience]);
@@ -48,7 +43,13 @@ export function kubernetesLogin(deps: {
     }
     const match = review.username ? serviceAccountUser.exec(review.username) : null;
     if (!review.authenticated || !match || !(review.audiences ?? []).includes(deps.config.audience)) {
-      deps.limiter.fail(source);
+      const wait = deps.limiter.blocked(source, body.jwt);
+      deps.limiter.fail(source, body.jwt);
+      if (wait !== undefined) {
+        throw new VaultError('rate_limited', `too many failed logins; retry in ${wait}s`, {
+          retryAfterSeconds: wait,
+        });
+      }
       throw unauthenticated(
         `the Kubernetes token was not accepted (${review.error ? 'rejected by TokenReview' : 'wrong audience or not a ServiceAccount'}); project a ServiceAccount token with audience "${deps.config.audience}"`,
       );

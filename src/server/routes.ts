@@ -2,7 +2,6 @@ import { Router } from 'express';
 import { z } from 'zod';
 import * as audit from '../contract/audit.js';
 import * as auth from '../contract/auth.js';
-import { leaseUseRequest } from '../contract/broker.js';
 import { identityName, identityType, resourceName } from '../contract/common.js';
 import * as credentials from '../contract/credentials.js';
 import * as leases from '../contract/leases.js';
@@ -279,8 +278,8 @@ export function apiRoutes(deps: { core: VaultCore; keyring: Keyring; metrics: Se
   });
   router.post('/leases/:id/use', async (req, res) => {
     const { id } = parse(idParam, req.params, 'path');
-    const body = parse(leaseUseRequest, req.body, 'body');
-    res.json(await core.leases.recordUse(callContext(res), id, body));
+    const body = parse(leases.useLeaseRequest, req.body ?? {}, 'body');
+    res.json(await core.leases.use(callContext(res), id, body));
   });
   router.post('/leases/:id/renew', async (req, res) => {
     const { id } = parse(idParam, req.params, 'path');

@@ -127,6 +127,7 @@ export async function startVault(config: ServerConfig, logger: Logger): Promise<
     config: {
       bodyLimitBytes: config.bodyLimitBytes,
       authFailuresPerMinute: config.authFailuresPerMinute,
+      trustedProxies: config.trustedProxies,
       ...(kubernetes ? { kubernetes } : {}),
     },
   });

@@ -293,21 +293,65 @@ describe('authentication and authorization', () => {
     ).rejects.toMatchObject({ code: 'unauthenticated' });
   });
 
-  it('rate-limits failed authentication per source with 429 and Retry-After', async () => {
+  it('rate-limits failed authentication with 429 and Retry-After, yet never refuses a valid token', async () => {
     const limited = await startTestVault({ authFailuresPerMinute: 3 });
     try {
-      let last = 0;
-      for (let i = 0; i < 4; i++)
-        last = (await limited.call('GET', '/v1/credentials', { token: 'vlt_wrong' })).status;
-      expect(last).toBe(429);
+      const statuses: number[] = [];
+      // A flood of bad tokens from 127.0.0.1, the address every local client shares.
+      for (let i = 0; i < 40; i++)
+        statuses.push((await limited.call('GET', '/v1/credentials', { token: `vlt_wrong${i % 4}` })).status);
+      expect(statuses.slice(0, 3)).toEqual([401, 401, 401]);
+      expect(statuses.at(-1)).toBe(429);
       const response = await fetch(`${limited.url}/v1/credentials`, {
-        headers: { authorization: 'Bearer vlt_wrong' },
+        headers: { authorization: 'Bearer vlt_wrong0' },
       });
+      expect(response.status).toBe(429);
       expect(response.headers.get('retry-after')).toMatch(/^\d+$/);
-      // Even the right token waits until the window passes: guessing gains nothing.
-      expect((await limited.call('GET', '/v1/credentials')).status).toBe(429);
+      // The flood locks nobody out: the right token, and another client's, still work.
+      expect((await limited.call('GET', '/v1/credentials')).status).toBe(200);
+      const agent = await limited.tokenFor({ type: 'agent', name: 'local-agent' });
+      expect((await limited.call('GET', '/v1/auth/whoami', { token: agent })).status).toBe(200);
+      // Spoofed X-Forwarded-For from an untrusted client changes nothing.
+      const spoofed = await fetch(`${limited.url}/v1/credentials`, {
+        headers: { authorization: 'Bearer vlt_wrong0', 'x-forwarded-for': '203.0.113.9' },
+      });
+      expect(spoofed.status).toBe(429);
     } finally {
       await limited.close();
+    }
+  });
+
+  it('believes X-Forwarded-For only from a configured trusted proxy (audit source, limiter key)', async () => {
+    const behind = await startTestVault({ authFailuresPerMinute: 2, trustedProxies: ['127.0.0.1'] });
+    const direct = await startTestVault();
+    try {
+      for (const [vault, expected] of [
+        [behind, '203.0.113.7'],
+        [direct, '127.0.0.1'],
+      ] as const) {
+        await fetch(`${vault.url}/v1/credentials`, {
+          method: 'POST',
+          headers: {
+            authorization: `Bearer ${vault.rootToken}`,
+            'content-type': 'application/json',
+            'x-forwarded-for': '203.0.113.7',
+          },
+          body: JSON.stringify({ name: 'xff', type: 'generic', value: 'v-xff-123' }),
+        });
+        const records = (await vault.call('GET', '/v1/audit?action=credential.create')).body.records;
+        expect(records.at(-1).source).toMatch(new RegExp(`${expected.replaceAll('.', '\\.')}$`));
+      }
+      // Behind the proxy, one client's failures do not count against another client's.
+      const bad = (ip: string) =>
+        fetch(`${behind.url}/v1/credentials`, {
+          headers: { authorization: 'Bearer vlt_bad', 'x-forwarded-for': ip },
+        }).then((r) => r.status);
+      for (let i = 0; i < 3; i++) await bad('198.51.100.1');
+      expect(await bad('198.51.100.1')).toBe(429);
+      expect(await bad('198.51.100.2')).toBe(401);
+    } finally {
+      await behind.close();
+      await direct.close();
     }
   });
 });

@@ -43,6 +43,22 @@ describe('a canary secret never leaks', () => {
     await record('POST', '/v1/audit/lookup', { body: { value: canary } });
     const agent = await vault.tokenFor({ type: 'agent', name: 'bot' });
     await record('POST', '/v1/leases', { token: agent, body: { credentialName: 'canary', ttl: '1m' } });
+    // An agent that may lease but not reveal: its handle, its denied read and reveal.
+    await vault.call('PUT', '/v1/policies/canary-use', {
+      body: { rules: [{ credentials: ['canary'], actions: ['lease'] }] },
+    });
+    const user = await vault.tokenFor({ type: 'agent', name: 'canary-user' }, ['canary-use']);
+    const handle = await record('POST', '/v1/leases', {
+      token: user,
+      body: { credentialName: 'canary', ttl: '1m' },
+    });
+    expect(handle.status).toBe(201);
+    await record('GET', `/v1/leases/${handle.body.id}/value`, { token: user });
+    await record('POST', `/v1/leases/${handle.body.id}/reveal`, { token: user });
+    await record('POST', `/v1/leases/${handle.body.id}/use`, {
+      token: user,
+      body: { purpose: 'x', method: 'get' },
+    });
     const lease = await vault.call('POST', '/v1/leases', { body: { credentialName: 'canary', ttl: '5m' } });
     expect(lease.body.value).toBe(canary);
     await vault.call('GET', `/v1/leases/${lease.body.id}/value`);

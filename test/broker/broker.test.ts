@@ -121,7 +121,7 @@ describe('vault broker', () => {
     const last = records.at(-1)!;
     expect(last.actor).toEqual({ type: 'workload', name: 'vault-broker' });
     expect(last.actingFor).toEqual(agent);
-    expect(last.reason).toBe(`stripe-api-key v1: GET ${stripe()}/v1/charges`);
+    expect(last.reason).toBe(`broker GET ${stripe()}/v1/charges`);
     expect(JSON.stringify(vault.auditLines())).not.toContain(value);
     expect(vault.output()).not.toContain(value);
   });
@@ -169,7 +169,7 @@ describe('vault broker', () => {
     expect(result.stdout).toMatch(/CONNECT tunnel failed, response 403|403/);
     const denied = useRecords().filter((r) => r.outcome === 'denied' && r.reason?.includes('/steal'));
     expect(denied).toHaveLength(1);
-    expect(denied[0]!.reason).toContain(`stripe-api-key v1: GET ${other()}/steal`);
+    expect(denied[0]!.reason).toContain(`broker GET ${other()}/steal`);
     expect(denied[0]!.actingFor).toEqual(agent);
     expect(useRecords().some((r) => r.outcome === 'denied' && r.reason?.includes('/plain'))).toBe(true);
   });
@@ -307,7 +307,7 @@ describe('vault broker', () => {
     await expect(brokered([{ credential: 'db-url' }])).rejects.toThrow(/names no hosts.*vault run/);
   });
 
-  it('the use endpoint checks the host itself and is only for the lease issuer', async () => {
+  it('the use endpoint checks the host itself, and the caller needs its own lease grant', async () => {
     const broker = await brokered([{ credential: 'stripe-api-key' }]);
     try {
       const id = broker.credentials[0]!.leaseId;

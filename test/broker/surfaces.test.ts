@@ -113,6 +113,31 @@ describe('vault broker surfaces', () => {
     expect(upstream.received.slice(before)[0]!.headers.authorization).toBe(`Bearer ${value}`);
   });
 
+  it("vault broker refuses an agent's token as its own: the broker needs an identity that acts for the agent", async () => {
+    const child = spawn(
+      process.execPath,
+      [vaultBin, 'broker', '--credential', 'local-api-key', '--for', 'agent:claude-code', '--', 'true'],
+      {
+        cwd: repoRoot,
+        env: {
+          PATH: process.env.PATH,
+          HOME: work,
+          VAULT_ADDR: dev.addr,
+          VAULT_TENANT: dev.tenant,
+          VAULT_BROKER_TOKEN_FILE: agentTokenFile,
+        },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (c: string) => {
+      stderr += c;
+    });
+    const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+    expect(code).not.toBe(0);
+    expect(stderr).toMatch(/refuses to run with an agent's token \(agent "claude-code"\)/);
+  });
+
   it('run_with_broker over MCP stdio: same, and the broker token never reaches the command', async () => {
     const client = new Client({ name: 'broker-test', version: '1.0.0' });
     await client.connect(

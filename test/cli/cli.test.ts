@@ -150,6 +150,7 @@ describe('vault CLI', () => {
   it('run: injects a credential, scrubs it from the output, exits with the command’s code', async () => {
     const run = await vault([
       'run',
+      '--token-from-env',
       '--credential',
       'cli-api=API_KEY',
       '--',
@@ -160,9 +161,39 @@ describe('vault CLI', () => {
     expect(run.code).toBe(4);
     expect(run.stdout).toBe('key=[REDACTED:API_KEY]\n');
     expect(run.stderr).toBe('[REDACTED:API_KEY]\n');
-    expect((await vault(['run', '--', 'true'])).code).toBe(exitCodes.usage);
-    const missing = await vault(['run', '--credential', 'cli-nope', '--', 'true']);
+    expect((await vault(['run', '--token-from-env', '--', 'true'])).code).toBe(exitCodes.usage);
+    const missing = await vault(['run', '--token-from-env', '--credential', 'cli-nope', '--', 'true']);
     expect(missing.code).toBe(exitCodes.notFound);
+  });
+
+  it('run: ignores an inherited VAULT_TOKEN unless --token-from-env, and says so', async () => {
+    const run = await vault(['run', '--credential', 'cli-api', '--', 'true']);
+    expect(run.code).toBe(exitCodes.usage);
+    expect(run.stderr).toMatch(/VAULT_TOKEN is set but not used.*--token-from-env/s);
+    expect(run.stderr).not.toContain(dev.token);
+  });
+
+  it('run: an agent token with the README policy (lease, maxTtl 1h) works without --timeout', async () => {
+    const admin = await Vault.connect({ addr: dev.addr, token: dev.token });
+    await admin.policies.put('cli-run-agent', {
+      rules: [{ credentials: ['cli-api'], actions: ['list', 'read-metadata', 'lease'], maxTtl: '1h' }],
+    });
+    const { token } = await admin.tokens.create({
+      identity: { type: 'agent', name: 'cli-runner' },
+      policies: ['cli-run-agent'],
+      ttl: '1h',
+    });
+    const tokenFile = join(work, 'cli-runner.token');
+    writeFileSync(tokenFile, `${token}\n`, { mode: 0o600 });
+    const run = await vault(['run', '--credential', 'cli-api=K', '--', 'sh', '-c', 'echo "k=$K"'], {
+      env: { VAULT_TOKEN_FILE: tokenFile },
+    });
+    expect(run.stderr).toBe('');
+    expect(run.code).toBe(0);
+    expect(run.stdout).toBe('k=[REDACTED:K]\n');
+    // The agent holds no reveal: the value reached the command through lease.use, not a read.
+    const used = await admin.audit.query({ identityName: 'cli-runner', action: 'lease.use' });
+    expect(used.at(-1)).toMatchObject({ outcome: 'allowed', reason: 'vault run' });
   });
 
   it('audit: verify and tail', async () => {

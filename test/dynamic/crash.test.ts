@@ -113,7 +113,7 @@ describe.skipIf(!postgresAvailable() || !process.env.TEST_ASSET_ETCD)(
       const list = await fetch(`${second.url}/v1/leases`, {
         headers: { authorization: `Bearer ${auth.token}`, 'x-vault-tenant': auth.tenant },
       });
-      expect((await list.json()).leases).toEqual([]);
+      expect(((await list.json()) as { leases: unknown[] }).leases).toEqual([]);
       await second.stop();
     }, 120_000);
   },

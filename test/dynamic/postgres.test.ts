@@ -208,7 +208,7 @@ describe.skipIf(!available)('dynamic PostgreSQL credentials', () => {
   }, 30_000);
 
   it('SQL injection through names, metadata, identities and statements is refused or inert', async () => {
-    const before = (await db.query('SELECT count(*)::int AS n FROM pg_roles')).rows[0].n as number;
+    const before = (await db.query('SELECT count(*)::int AS n FROM pg_roles')).rows[0]!.n as number;
     // Identity names, labels and metadata never reach SQL: the role name is the lease id.
     const evil = `x"; DROP TABLE public.orders; --`;
     const a = await lease({
@@ -271,8 +271,8 @@ describe.skipIf(!available)('dynamic PostgreSQL credentials', () => {
     expect(refused.status).toBe(502);
     expect(refused.text).toMatch(/multiple commands|cannot insert multiple commands/);
     expect(refused.text).not.toContain(db.adminPassword);
-    expect((await db.query('SELECT count(*)::int AS n FROM public.orders')).rows[0].n).toBe(1);
-    const after = (await db.query('SELECT count(*)::int AS n FROM pg_roles')).rows[0].n as number;
+    expect((await db.query('SELECT count(*)::int AS n FROM public.orders')).rows[0]!.n).toBe(1);
+    const after = (await db.query('SELECT count(*)::int AS n FROM pg_roles')).rows[0]!.n as number;
     expect(after).toBe(before + 2);
     // A connection that is not PostgreSQL is refused without echoing it.
     const notPg = await vault.call('POST', '/v1/credentials', {

@@ -73,7 +73,8 @@ describe('vault MCP server', () => {
     tokens.revealer = await mint('revealer', ['mcp-reveal']);
     tokens.nobody = await mint('nobody', []);
 
-    // As Claude Code runs it: the token in a file named by VAULT_TOKEN_FILE, not in argv or env.
+    // As Claude Code runs it: the token in a file named by VAULT_TOKEN_FILE, not in argv or env;
+    // the user's own (root) VAULT_TOKEN is inherited from the shell and must be ignored.
     const tokenFile = join(work, 'agent.token');
     writeFileSync(tokenFile, `${tokens.agent}\n`, { mode: 0o600 });
     stdio = new Client({ name: 'test', version: '1' });
@@ -88,6 +89,7 @@ describe('vault MCP server', () => {
           VAULT_ADDR: dev.addr,
           VAULT_TENANT: dev.tenant,
           VAULT_TOKEN_FILE: tokenFile,
+          VAULT_TOKEN: dev.token,
         },
         stderr: 'pipe',
       }),
@@ -244,18 +246,25 @@ describe('vault MCP server', () => {
     expect(text(outside)).toMatch(/^permission_denied: .*\n.*policy/s);
   });
 
-  it('over Streamable HTTP: each request is made as the agent whose token it carries', async () => {
+  it('acts as the agent from VAULT_TOKEN_FILE, never as the inherited root VAULT_TOKEN', async () => {
+    const mine = json(await call(stdio, 'list_my_leases'));
+    expect(mine.identity).toEqual({ type: 'agent', name: 'claude-code' });
+    const outside = await call(stdio, 'request_lease', { credential: 'private-db' });
+    expect(text(outside)).toMatch(/^permission_denied: /);
+  });
+
+  it('over Streamable HTTP: each request is made as the agent whose token it carries, and runs nothing here', async () => {
     const agent = await httpClient(tokens.agent);
-    expect((await agent.listTools()).tools).toHaveLength(7);
+    const names = (await agent.listTools()).tools.map((t) => t.name);
+    expect(names).toHaveLength(6);
+    expect(names).not.toContain('run_with_credentials');
     const listed = json(await call(agent, 'list_credentials'));
     expect(listed.credentials.map((c: { name: string }) => c.name)).toContain('mcp-stripe');
-    const ran = json(
-      await call(agent, 'run_with_credentials', {
-        command: 'echo "$MCP_STRIPE"',
-        credentials: [{ credential: 'mcp-stripe' }],
-      }),
-    );
-    expect(ran.stdout).toBe('[REDACTED:MCP_STRIPE]\n');
+    const ran = await call(agent, 'run_with_credentials', {
+      command: 'echo "$MCP_STRIPE"',
+      credentials: [{ credential: 'mcp-stripe' }],
+    });
+    expect(ran.isError).toBe(true);
     await agent.close();
 
     const nobody = await httpClient(tokens.nobody);

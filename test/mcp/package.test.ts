@@ -51,14 +51,31 @@ describe('@ghoststack/vault-mcp as a package', () => {
     expect(manifest.name).toBe('@ghoststack/vault-mcp');
     expect(manifest.bin).toEqual({ 'vault-mcp': 'dist/mcp/main.js' });
     expect(Object.keys(manifest.dependencies).sort()).toEqual(['@modelcontextprotocol/sdk', 'zod']);
-    expect(readdirSync(join(installed, 'dist')).sort()).toEqual(['contract', 'lib', 'mcp', 'sdk']);
+    // broker (and the certificate helpers it shares with webhook): run_with_broker ships with the server.
+    expect(readdirSync(join(installed, 'dist')).sort()).toEqual([
+      'broker',
+      'contract',
+      'lib',
+      'mcp',
+      'sdk',
+      'webhook',
+    ]);
   });
 
   it('the bin serves tools over stdio under plain node', async () => {
     const admin = await Vault.connect({ addr: dev.addr, token: dev.token });
     await admin.credentials.create({ name: 'pkg-key', type: 'api-key', value: 'pkg-secret-value-123' });
     const tokenFile = join(work, 'agent.token');
-    writeFileSync(tokenFile, dev.token, { mode: 0o600 });
+    // The server refuses a root token: it serves with an agent's own token.
+    await admin.policies.put('pkg-agent', {
+      rules: [{ credentials: ['pkg-*'], actions: ['list', 'lease'] }],
+    });
+    const agent = await admin.tokens.create({
+      identity: { type: 'agent', name: 'pkg-agent' },
+      policies: ['pkg-agent'],
+      ttl: '10m',
+    });
+    writeFileSync(tokenFile, agent.token, { mode: 0o600 });
     const client = new Client({ name: 'test', version: '1' });
     await client.connect(
       new StdioClientTransport({

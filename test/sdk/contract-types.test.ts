@@ -41,8 +41,8 @@ describe('SDK types match the contract schemas', () => {
     same<sdk.UpdateCredentialInput, z.input<typeof contract.updateCredentialRequest>>(true);
     same<sdk.RotateCredentialInput, z.input<typeof contract.rotateRequest>>(true);
     same<sdk.CreateLeaseInput, z.input<typeof contract.createLeaseRequest>>(true);
+    same<sdk.UseLeaseInput, z.input<typeof contract.useLeaseRequest>>(true);
     same<sdk.BulkRevokeInput, z.input<typeof contract.bulkRevokeRequest>>(true);
-    same<sdk.LeaseUse, z.input<typeof contract.leaseUseRequest>>(true);
     same<sdk.CreateTokenInput, z.input<typeof contract.createTokenRequest>>(true);
     same<sdk.PolicyBody, z.input<typeof contract.policyBody>>(true);
     same<sdk.IdentityInput, z.input<typeof contract.identityBody>>(true);

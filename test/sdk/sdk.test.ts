@@ -203,8 +203,12 @@ describe('SDK against vault dev', () => {
     const bot = await Vault.connect({ addr: dev.addr, token: created.token });
     expect(bot.self.identity).toEqual({ type: 'agent', name: 'sdk-bot' });
     const lease = await bot.leases.create({ credentialName: 'sdk-api', ttl: '1m' });
-    expect(lease.value).toBe('sk_test_sdk');
+    // An agent without `reveal` gets a handle; it may still *use* the lease (audited as lease.use).
+    expect(lease.value).toBeUndefined();
     await expect(bot.leases.reveal(lease.id)).rejects.toBeInstanceOf(PermissionDeniedError);
+    expect((await bot.leases.use(lease.id, { purpose: 'sdk test' })).value).toBe('sk_test_sdk');
+    const denied = await bot.leases.use(lease.id, { purpose: 'sdk test', outcome: 'denied', reason: 'x' });
+    expect(denied.value).toBeUndefined();
 
     expect((await vault.tokens.lookup(created.accessor)).identity.name).toBe('sdk-bot');
     await vault.tokens.revoke(created.accessor);

@@ -44,7 +44,10 @@ export interface Cluster {
 }
 
 async function sh(args: string[], timeoutMs: number): Promise<void> {
-  const result = await runCommand('bash', [script, ...args], { timeoutMs, env: process.env });
+  const env = Object.fromEntries(
+    Object.entries(process.env).filter((e): e is [string, string] => e[1] !== undefined),
+  );
+  const result = await runCommand('bash', [script, ...args], { timeoutMs, env });
   if (result.code !== 0) {
     throw new Error(`cluster.sh ${args.join(' ')} failed (${result.code}):\n${result.stderr.slice(-6000)}`);
   }
@@ -76,6 +79,7 @@ export async function startCluster(): Promise<Cluster> {
   const forwards = new Set<ChildProcess>();
   const kubectl = (args: string[], options: CommandOptions = {}) =>
     runCommand(assets.kubectl, args, { ...options, env: env(options.env) });
+
   return {
     runDir,
     kubeconfigPath,

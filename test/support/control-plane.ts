@@ -651,7 +651,7 @@ function adminKubeconfig(server: string, pki: Pki): string {
 export function runCommand(
   binary: string,
   args: string[],
-  options: CommandOptions & { env?: NodeJS.ProcessEnv },
+  options: Omit<CommandOptions, 'env'> & { env?: NodeJS.ProcessEnv },
 ): Promise<CommandResult> {
   return new Promise((resolve) => {
     const child = execFile(

@@ -70,6 +70,7 @@ export async function startTestVault(
     clock?: Clock;
     bodyLimitBytes?: number;
     authFailuresPerMinute?: number;
+    trustedProxies?: string[];
     kubernetes?: KubernetesLoginConfig;
     engines?: EngineRegistry;
     dynamic?: Partial<DynamicConfig>;
@@ -107,6 +108,7 @@ export async function startTestVault(
     config: {
       ...(options.kubernetes ? { kubernetes: options.kubernetes } : {}),
       authFailuresPerMinute: options.authFailuresPerMinute ?? 1000,
+      ...(options.trustedProxies ? { trustedProxies: options.trustedProxies } : {}),
       ...(options.bodyLimitBytes ? { bodyLimitBytes: options.bodyLimitBytes } : {}),
     },
   });
