@@ -87,6 +87,10 @@ export function register(program: Command): void {
     )
     .option('--max-lease-ttl <duration>', 'no lease outlives this (default 24h)')
     .option('--lease-retention <duration>', 'keep records of ended leases this long (default 24h)')
+    .option(
+      '--dynamic-issue-grace <duration>',
+      'a dynamic account whose lease is not committed this long after it was created is removed (default 60s)',
+    )
     .option('--body-limit-bytes <n>', 'largest accepted request body')
     .option(
       '--trusted-proxy <addresses>',
@@ -108,6 +112,7 @@ export function register(program: Command): void {
           auditCheckpointInterval: options.auditCheckpointInterval ?? env.VAULT_AUDIT_CHECKPOINT_INTERVAL,
           maxLeaseTtl: options.maxLeaseTtl ?? env.VAULT_MAX_LEASE_TTL,
           leaseRetention: options.leaseRetention ?? env.VAULT_LEASE_RETENTION,
+          dynamicIssueGrace: options.dynamicIssueGrace ?? env.VAULT_DYNAMIC_ISSUE_GRACE,
           bodyLimitBytes: options.bodyLimitBytes,
           trustedProxies: list((options.trustedProxy as string | undefined) ?? env.VAULT_TRUSTED_PROXIES),
           kubernetesAuth:

@@ -1,3 +1,4 @@
+import type { EngineRegistry } from '../engines/engine.js';
 import { type Clock, systemClock } from '../lib/clock.js';
 import { type Logger, silentLogger } from '../lib/logger.js';
 import type { Store } from '../store/store.js';
@@ -10,6 +11,7 @@ import { type AuditSink, nullAuditSink } from './audit-sink.js';
 import { createCommitter } from './committer.js';
 import { createCredentialService } from './credentials.js';
 import { type CoreConfig, type CoreDeps, defaultCoreConfig, type KeyringPort } from './deps.js';
+import { createDynamicAccounts, type DynamicConfig, type DynamicObserver } from './dynamic-accounts.js';
 import { createFingerprints } from './fingerprints.js';
 import { createLeasePurger } from './lease-purger.js';
 import { createLeaseRevoker } from './lease-revoker.js';
@@ -32,6 +34,10 @@ export interface VaultCoreDeps {
   logger?: Logger;
   auditSink?: AuditSink;
   config?: Partial<CoreConfig>;
+  /** Dynamic secrets engines this server runs (none: dynamic credentials are refused). */
+  engines?: EngineRegistry;
+  dynamic?: Partial<DynamicConfig>;
+  dynamicObserver?: DynamicObserver;
 }
 
 /** The Vault core: every service, wired to one store, keyring and audit chain. No HTTP, no k8s. */
@@ -65,9 +71,19 @@ export function createVaultCore(options: VaultCoreDeps) {
   const access = createAccess(deps);
   const fingerprints = createFingerprints(deps);
   const tokens = createTokenService({ ...deps, access });
-  const revokeWhere = createLeaseRevoker(deps);
-  const credentials = createCredentialService({ ...deps, access, fingerprints, revokeWhere });
-  const leases = createLeaseService({ ...deps, access, fingerprints, credentials, revokeWhere });
+  const dynamic = createDynamicAccounts({
+    store: deps.store,
+    committer,
+    keyring: deps.keyring,
+    clock,
+    logger: deps.logger,
+    engines: options.engines ?? {},
+    ...(options.dynamic ? { config: options.dynamic } : {}),
+    ...(options.dynamicObserver ? { observer: options.dynamicObserver } : {}),
+  });
+  const revokeWhere = createLeaseRevoker({ ...deps, afterRevoke: () => void dynamic.kick() });
+  const credentials = createCredentialService({ ...deps, access, fingerprints, revokeWhere, dynamic });
+  const leases = createLeaseService({ ...deps, access, fingerprints, credentials, revokeWhere, dynamic });
   const admin = createAdminService({ ...deps, access });
   audit = createAuditService({ ...deps, access, fingerprints, auditKeys, integrity, sink });
   return {
@@ -85,6 +101,7 @@ export function createVaultCore(options: VaultCoreDeps) {
     auditIntegrity: integrity,
     fingerprints,
     purger: createLeasePurger(deps),
+    dynamic,
   };
 }
 

@@ -20,6 +20,11 @@ export const keys = {
   values: (tenant: string, name: string) => `${root}/t/${tenant}/values/${name}/`,
   lease: (tenant: string, id: string) => `${root}/t/${tenant}/leases/${id}`,
   leases: (tenant: string) => `${root}/t/${tenant}/leases/`,
+  /** A dynamic lease's own value (its upstream credential), sealed. */
+  leaseValue: (tenant: string, id: string) => `${root}/t/${tenant}/lease-values/${id}`,
+  /** Upstream accounts issued for dynamic leases, until the engine has removed them. */
+  dynamicAccount: (tenant: string, leaseId: string) => `${root}/t/${tenant}/dynamic-accounts/${leaseId}`,
+  dynamicAccounts: (tenant: string) => `${root}/t/${tenant}/dynamic-accounts/`,
   policy: (tenant: string, name: string) => `${root}/t/${tenant}/policies/${name}`,
   policies: (tenant: string) => `${root}/t/${tenant}/policies/`,
   identity: (tenant: string, type: string, name: string) => `${root}/t/${tenant}/identities/${type}/${name}`,
@@ -36,6 +41,7 @@ export const keys = {
 /** Records holding sealed values (a top-level `sealed` field), re-wrapped by tenant key rotation. */
 export const sealedPrefixes = (tenant: string) => [
   `${root}/t/${tenant}/values/`,
+  `${root}/t/${tenant}/lease-values/`,
   `${root}/t/${tenant}/hmac-key`,
   `${root}/t/${tenant}/audit-keys`,
 ];

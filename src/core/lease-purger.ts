@@ -4,7 +4,7 @@ import { keys } from './keys.js';
 import { effectiveState, type LeaseRecord } from './lease-record.js';
 
 /** Records per transaction: etcd accepts at most 128 operations in one. */
-const CHUNK = 100;
+const CHUNK = 50;
 
 export const purgerIdentity = { type: 'workload' as const, name: 'vault-lease-purger' };
 
@@ -41,7 +41,17 @@ export function createLeasePurger(deps: Pick<CoreDeps, 'store' | 'committer' | '
         return {
           exclusive: true,
           compare: old.map((kv) => ({ key: kv.key, modRevision: kv.modRevision })),
-          ops: old.map((kv) => ({ type: 'delete' as const, key: kv.key })),
+          ops: old.flatMap((kv) => [
+            { type: 'delete' as const, key: kv.key },
+            ...(parseRecord<LeaseRecord>(kv.value).dynamic
+              ? [
+                  {
+                    type: 'delete' as const,
+                    key: keys.leaseValue(tenant, parseRecord<LeaseRecord>(kv.value).id),
+                  },
+                ]
+              : []),
+          ]),
           audit:
             old.length > 0
               ? [

@@ -21,6 +21,8 @@ export interface LeaseRecord {
   revokedAt?: string;
   revokeReason?: string;
   labels?: Record<string, string>;
+  /** Set for a dynamic credential's lease: its own upstream account. */
+  dynamic?: { engine: string; username: string };
 }
 
 /** The state a reader sees: an active lease past its expiry is expired, by the server clock. */
@@ -41,5 +43,8 @@ export function revokeOps(tenant: string, lease: LeaseRecord, now: Date, reason:
     revokedAt: now.toISOString(),
     revokeReason: reason,
   };
-  return [{ type: 'put', key: keys.lease(tenant, lease.id), value: JSON.stringify(revoked) }];
+  const ops: Op[] = [{ type: 'put', key: keys.lease(tenant, lease.id), value: JSON.stringify(revoked) }];
+  // A dynamic lease's value is its own; it is never read again once the lease is revoked.
+  if (lease.dynamic) ops.push({ type: 'delete', key: keys.leaseValue(tenant, lease.id) });
+  return ops;
 }

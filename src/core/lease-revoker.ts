@@ -12,7 +12,9 @@ const CHUNK = 100;
  * call — also through other replicas — are all found. Idempotent: rerunning it after a
  * crash finishes the job.
  */
-export function createLeaseRevoker(deps: Pick<CoreDeps, 'store' | 'committer' | 'clock'>) {
+export function createLeaseRevoker(
+  deps: Pick<CoreDeps, 'store' | 'committer' | 'clock'> & { afterRevoke?: () => void },
+) {
   const { store, committer, clock } = deps;
   return async function revokeWhere(
     ctx: CallContext,
@@ -47,6 +49,8 @@ export function createLeaseRevoker(deps: Pick<CoreDeps, 'store' | 'committer' | 
         };
       });
       leaseIds.push(...chunk);
+      // Dynamic leases among them: their upstream accounts go now.
+      if (chunk.length > 0) deps.afterRevoke?.();
       if (chunk.length < CHUNK) return { revoked: leaseIds.length, leaseIds };
     }
   };

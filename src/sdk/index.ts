@@ -26,6 +26,7 @@ export {
   RateLimitedError,
   StoreUnavailableError,
   UnauthenticatedError,
+  UpstreamFailedError,
   VaultApiError,
   type VaultApiErrorInit,
   VaultConnectionError,

@@ -54,6 +54,8 @@ export interface Credential {
   metadata: Record<string, string>;
   /** Lease TTL defaults, when set. */
   leases?: LeaseDefaults;
+  /** Set on a dynamic credential: the engine that issues each lease its own upstream account. */
+  dynamic?: DynamicSpec;
   /** The version new leases get. */
   currentVersion: number;
   /** Every stored version. */
@@ -78,7 +80,21 @@ export interface CreateCredentialInput {
   metadata?: Record<string, string>;
   /** Lease TTL defaults. */
   leases?: LeaseDefaults;
+  /**
+   * Makes it dynamic: `value` is then the engine's admin connection URL (never returned), and
+   * each lease gets its own account that the upstream system refuses once the lease ends.
+   */
+  dynamic?: DynamicSpec;
 }
+
+/**
+ * A dynamic credential's engine. PostgreSQL runs each creation statement alone, with
+ * `{{name}}` as the lease's role (a quoted identifier); Redis gives each lease's ACL user
+ * these rules.
+ */
+export type DynamicSpec =
+  | { engine: 'postgres'; creationStatements: string[] }
+  | { engine: 'redis'; aclRules: string[] };
 
 /** Input of {@link CredentialsApi.update}. */
 export interface UpdateCredentialInput {
@@ -141,6 +157,8 @@ export interface Lease {
   revokeReason?: string;
   /** Labels given at creation, to find the lease by. */
   labels?: Record<string, string>;
+  /** A dynamic credential's lease: the upstream account issued for it alone. */
+  dynamic?: { engine: string; username: string };
   /**
    * The secret value: on read, reveal and use, and on create unless the caller is an agent
    * whose policy does not grant `reveal` (then the lease is a handle to use, not to read).

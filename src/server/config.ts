@@ -56,6 +56,8 @@ export const serverConfigSchema = z
       .default([]),
     maxLeaseTtl: z.string().default('24h'),
     leaseRetention: z.string().default('24h'),
+    /** How long a dynamic lease's issue may take before another replica removes its account. */
+    dynamicIssueGrace: z.string().default('60s'),
     kubernetesAuth: z.boolean().default(false),
     kubernetesAudience: z.string().default('vault'),
     kubeconfig: z.string().optional(),
@@ -90,6 +92,9 @@ export const serverConfigSchema = z
     }
     if ('error' in parseDuration(config.leaseRetention)) {
       problem('leaseRetention', `--lease-retention must be ${durationHelp}`);
+    }
+    if ('error' in parseDuration(config.dynamicIssueGrace)) {
+      problem('dynamicIssueGrace', `--dynamic-issue-grace must be ${durationHelp}`);
     }
     const host = config.listen.slice(0, config.listen.lastIndexOf(':'));
     const loopback = ['127.0.0.1', 'localhost', '[::1]'].includes(host);

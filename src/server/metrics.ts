@@ -55,7 +55,13 @@ export function createServerMetrics(
     labelNames: ['reason'] as const,
     registers: [registry],
   });
-  return { registry, requests, duration, leases, authFailures };
+  const dynamicRevocations = new Counter({
+    name: 'vault_dynamic_revocations_total',
+    help: "Removals of dynamic leases' upstream accounts by engine and outcome (removed, failed: retried with backoff)",
+    labelNames: ['engine', 'outcome'] as const,
+    registers: [registry],
+  });
+  return { registry, requests, duration, leases, authFailures, dynamicRevocations };
 }
 
 export type ServerMetrics = ReturnType<typeof createServerMetrics>;

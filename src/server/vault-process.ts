@@ -7,6 +7,8 @@ import { type AuditSink, createVaultCore, nullAuditSink, type VaultCore } from '
 import { sealedPrefixes } from '../core/keys.js';
 import { createKeyring, type Keyring } from '../crypto/keyring.js';
 import { type RootKeyProvider, rootKeyFromEnv, rootKeyFromFile } from '../crypto/root-key.js';
+import { createPostgresEngine } from '../engines/postgres.js';
+import { createRedisEngine } from '../engines/redis.js';
 import { durationMs } from '../lib/duration.js';
 import type { Logger } from '../lib/logger.js';
 import { openStore } from '../store/index.js';
@@ -19,6 +21,7 @@ import {
   writableStreamOutput,
 } from './audit-stream.js';
 import type { ServerConfig } from './config.js';
+import { createServerMetrics, type ServerMetrics } from './metrics.js';
 import { kubernetesTokenReviewer } from './token-review.js';
 
 const PURGE_INTERVAL_MS = 10 * 60_000;
@@ -63,6 +66,7 @@ export async function openVault(
   config: ServerConfig,
   logger: Logger,
   sink: AuditSink | ((store: Store) => AuditSink) = nullAuditSink,
+  metrics?: ServerMetrics,
 ) {
   const store = await openConfiguredStore(config, logger);
   const auditSink = typeof sink === 'function' ? sink(store) : sink;
@@ -76,6 +80,15 @@ export async function openVault(
       keyring,
       logger,
       auditSink,
+      engines: { postgres: createPostgresEngine(), redis: createRedisEngine() },
+      dynamic: { issueGraceMs: durationMs(config.dynamicIssueGrace) },
+      ...(metrics
+        ? {
+            dynamicObserver: {
+              revocation: (engine, outcome) => metrics.dynamicRevocations.inc({ engine, outcome }),
+            },
+          }
+        : {}),
       config: {
         maxLeaseTtlMs: durationMs(config.maxLeaseTtl),
         leaseRetentionMs: durationMs(config.leaseRetention),
@@ -100,18 +113,31 @@ export async function startVault(config: ServerConfig, logger: Logger): Promise<
         : writableStreamOutput(process.stdout);
   const cursorFile = config.auditCursor ?? (toFile ? `${config.auditLog}.cursor` : undefined);
   let stream: AuditFollower | undefined;
-  const { store, keyring, core } = await openVault(config, logger, (opened) => {
-    if (!output) return nullAuditSink;
-    stream = createAuditFollower({
-      store: opened,
-      output,
-      cursor: cursorFile ? fileCursorStore(cursorFile) : memoryCursorStore(),
-      logger: logger.child({ component: 'audit-stream' }),
-      // Without a cursor file (stdout), a restart starts at the heads: say so in the docs.
-      startAt: cursorFile ? 'beginning' : 'heads',
-    });
-    return stream;
+  let leaseStates: (() => Promise<Record<string, number>>) | undefined;
+  let auditTampered: (() => string[]) | undefined;
+  const metrics = createServerMetrics({
+    leaseStates: () => leaseStates?.() ?? Promise.resolve({}),
+    auditTampered: () => auditTampered?.() ?? [],
   });
+  const { store, keyring, core } = await openVault(
+    config,
+    logger,
+    (opened) => {
+      if (!output) return nullAuditSink;
+      stream = createAuditFollower({
+        store: opened,
+        output,
+        cursor: cursorFile ? fileCursorStore(cursorFile) : memoryCursorStore(),
+        logger: logger.child({ component: 'audit-stream' }),
+        // Without a cursor file (stdout), a restart starts at the heads: say so in the docs.
+        startAt: cursorFile ? 'beginning' : 'heads',
+      });
+      return stream;
+    },
+    metrics,
+  );
+  leaseStates = () => core.leases.countByState();
+  auditTampered = () => core.auditIntegrity.list().map((t) => t.tenant);
   await stream?.start();
   const checkpointTimer = setInterval(
     () => void core.audit.checkpointDue(),
@@ -131,6 +157,7 @@ export async function startVault(config: ServerConfig, logger: Logger): Promise<
     core,
     keyring,
     logger,
+    metrics,
     config: {
       bodyLimitBytes: config.bodyLimitBytes,
       authFailuresPerMinute: config.authFailuresPerMinute,
@@ -165,6 +192,9 @@ export async function startVault(config: ServerConfig, logger: Logger): Promise<
     );
   const purgeTimer = setInterval(purge, PURGE_INTERVAL_MS);
   purgeTimer.unref();
+  // Reconciles upstream accounts on start (a crash may have left one without its lease),
+  // then removes each at its lease's end and retries failures.
+  void core.dynamic.start();
   return {
     url,
     store,
@@ -173,6 +203,8 @@ export async function startVault(config: ServerConfig, logger: Logger): Promise<
     async close() {
       clearInterval(purgeTimer);
       clearInterval(checkpointTimer);
+      await core.dynamic.stop();
+      await core.dynamic.closeEngines();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       // A last checkpoint of what this process wrote, then the stream catches up to it.
