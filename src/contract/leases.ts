@@ -107,7 +107,12 @@ export const listLeasesQuery = z.strictObject({
   /** "key=value" label selectors, comma-separated. */
   labels: z.string().max(2048).optional(),
   limit: z.coerce.number().int().min(1).max(1000).default(100),
+  /** The `continue` token of the previous page, with the same filters. */
+  continue: z.string().min(1).max(4096).optional(),
 });
+
+/** A page of leases; `continue` is present while more may follow. */
+export const leasePage = z.object({ leases: z.array(lease), continue: z.string().optional() });
 
 export const bulkRevokeRequest = z.union([
   z.strictObject({ credentialName: resourceName }),

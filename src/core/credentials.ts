@@ -243,7 +243,7 @@ export function createCredentialService(
         // commit compares the credential's revision), so this scan misses none.
         await revokeWhere(
           ctx,
-          (lease) => lease.credentialName === name && lease.version < next.currentVersion,
+          { credentialName: name, belowVersion: next.currentVersion },
           {
             action: 'lease.revoke-bulk',
             resource: resourceOf(name),
@@ -273,11 +273,15 @@ export function createCredentialService(
       });
       // The values are gone, so its leases already read as revoked; now mark them so. A
       // lease committed before the delete is found here; one after it cannot exist.
-      return revokeWhere(ctx, (lease) => lease.credentialName === name, {
-        action: 'lease.revoke-bulk',
-        resource: resourceOf(name),
-        reason: 'credential deleted',
-      });
+      return revokeWhere(
+        ctx,
+        { credentialName: name },
+        {
+          action: 'lease.revoke-bulk',
+          resource: resourceOf(name),
+          reason: 'credential deleted',
+        },
+      );
     },
   };
 }

@@ -9,6 +9,7 @@ import { createCommitter } from './committer.js';
 import { createCredentialService } from './credentials.js';
 import { type CoreConfig, type CoreDeps, defaultCoreConfig, type KeyringPort } from './deps.js';
 import { createFingerprints } from './fingerprints.js';
+import { createLeaseIndexBackfill } from './lease-index-backfill.js';
 import { createLeasePurger } from './lease-purger.js';
 import { createLeaseRevoker } from './lease-revoker.js';
 import { createLeaseService } from './leases.js';
@@ -72,6 +73,7 @@ export function createVaultCore(options: VaultCoreDeps) {
     audit: createAuditService({ ...deps, access, fingerprints }),
     fingerprints,
     purger: createLeasePurger(deps),
+    leaseIndex: createLeaseIndexBackfill(deps),
   };
 }
 

@@ -20,6 +20,10 @@ export const keys = {
   values: (tenant: string, name: string) => `${root}/t/${tenant}/values/${name}/`,
   lease: (tenant: string, id: string) => `${root}/t/${tenant}/leases/${id}`,
   leases: (tenant: string) => `${root}/t/${tenant}/leases/`,
+  /** Secondary keys of leases (see lease-index.ts), written in the lease's own transactions. */
+  leaseIndex: (tenant: string) => `${root}/t/${tenant}/lease-idx/`,
+  /** How far the backfill of a tenant's lease index got (existing stores). */
+  leaseIndexState: (tenant: string) => `${root}/t/${tenant}/lease-idx-state`,
   policy: (tenant: string, name: string) => `${root}/t/${tenant}/policies/${name}`,
   policies: (tenant: string) => `${root}/t/${tenant}/policies/`,
   identity: (tenant: string, type: string, name: string) => `${root}/t/${tenant}/identities/${type}/${name}`,

@@ -1,7 +1,7 @@
 import type { Identity } from '../contract/common.js';
 import type { Lease, LeaseState } from '../contract/leases.js';
 import type { Op } from '../store/store.js';
-import { keys } from './keys.js';
+import { leaseWriteOps } from './lease-index.js';
 
 /** A lease as stored. `state` is what was written; expiry is derived at read time. */
 export interface LeaseRecord {
@@ -41,5 +41,5 @@ export function revokeOps(tenant: string, lease: LeaseRecord, now: Date, reason:
     revokedAt: now.toISOString(),
     revokeReason: reason,
   };
-  return [{ type: 'put', key: keys.lease(tenant, lease.id), value: JSON.stringify(revoked) }];
+  return leaseWriteOps(tenant, lease, revoked);
 }

@@ -19,6 +19,7 @@ import type { CredentialService } from './credentials.js';
 import { type CoreDeps, parseRecord } from './deps.js';
 import type { Fingerprints } from './fingerprints.js';
 import { keys } from './keys.js';
+import { leaseIndex, leaseWriteOps, parseEntry } from './lease-index.js';
 import { effectiveState, type LeaseRecord, revokeOps, toLease } from './lease-record.js';
 import type { LeaseRevoker } from './lease-revoker.js';
 import { type CredentialRef, decide, mayActFor } from './policy-engine.js';
@@ -217,7 +218,7 @@ export function createLeaseService(
           compare: [
             { key: keys.credential(ctx.tenant, input.credentialName), modRevision: current.modRevision },
           ],
-          ops: [{ type: 'put', key: keys.lease(ctx.tenant, lease.id), value: JSON.stringify(lease) }],
+          ops: leaseWriteOps(ctx.tenant, undefined, lease),
           audit: [
             {
               action: 'lease.create',
@@ -375,7 +376,7 @@ export function createLeaseService(
         const grantedTtlSeconds = Math.max(0, Math.floor((expiresAt - now.getTime()) / 1000));
         return {
           compare: [{ key: keys.lease(ctx.tenant, id), modRevision }],
-          ops: [{ type: 'put', key: keys.lease(ctx.tenant, id), value: JSON.stringify(renewed) }],
+          ops: leaseWriteOps(ctx.tenant, lease, renewed),
           audit: [
             {
               action: 'lease.renew',
@@ -420,66 +421,131 @@ export function createLeaseService(
     },
 
     async bulkRevoke(ctx: CallContext, selector: BulkRevokeInput) {
-      let filter: (lease: LeaseRecord) => boolean;
       let resource: string;
       if ('credentialName' in selector) {
         resource = `credential/${selector.credentialName}`;
         const { credential } = await credentials.mustLoad(ctx, selector.credentialName, 'lease.revoke-bulk');
         await access.check(ctx, 'rotate', resource, credential, 'lease.revoke-bulk');
-        filter = (lease) => lease.credentialName === selector.credentialName;
       } else if ('identity' in selector) {
         resource = `identity/${formatIdentity(selector.identity)}`;
         if (!sameIdentity(selector.identity, ctx.principal.identity)) {
           await access.check(ctx, 'admin', resource, undefined, 'lease.revoke-bulk');
         }
-        filter = (lease) => sameIdentity(lease.identity, selector.identity);
       } else {
         resource = `tenant/${ctx.tenant}`;
         await access.check(ctx, 'admin', resource, undefined, 'lease.revoke-bulk');
-        filter = () => true;
       }
-      return deps.revokeWhere(ctx, filter, {
+      return deps.revokeWhere(ctx, selector, {
         action: 'lease.revoke-bulk',
         resource,
         reason: 'bulk revocation',
       });
     },
 
-    async list(ctx: CallContext, query: ListLeasesInput): Promise<Lease[]> {
+    /**
+     * One page of the leases the caller may see, in key order, walking the credential or
+     * identity index when the query names one, else the records. A page reads at most
+     * LIST_SCAN_BUDGET keys, so it may hold fewer than `limit` leases (even none) and still
+     * carry a `continue` token; no token means the walk is complete.
+     */
+    async list(ctx: CallContext, query: ListLeasesInput): Promise<{ leases: Lease[]; continue?: string }> {
       const selectors = parseSelectors(query.labels);
       const admin = await access.isAdmin(ctx);
       const now = clock();
-      const { kvs } = await store.range(keys.leases(ctx.tenant));
-      const leases = kvs
-        .map((kv) => parseRecord<LeaseRecord>(kv.value))
-        .filter(visibleTo(ctx, admin))
-        .filter((lease) => !query.state || effectiveState(lease, now) === query.state)
-        .filter((lease) => !query.credentialName || lease.credentialName === query.credentialName)
-        .filter((lease) => !query.identityType || lease.identity.type === query.identityType)
-        .filter((lease) => !query.identityName || lease.identity.name === query.identityName)
-        .filter((lease) => selectors.every(([key, value]) => lease.labels?.[key] === value))
-        .slice(0, query.limit)
-        .map((lease) => toLease(lease, now));
+      const visible = visibleTo(ctx, admin);
+      const wanted = (lease: LeaseRecord) =>
+        visible(lease) &&
+        (!query.state || effectiveState(lease, now) === query.state) &&
+        (!query.credentialName || lease.credentialName === query.credentialName) &&
+        (!query.identityType || lease.identity.type === query.identityType) &&
+        (!query.identityName || lease.identity.name === query.identityName) &&
+        selectors.every(([key, value]) => lease.labels?.[key] === value);
+      const indexed = query.credentialName
+        ? leaseIndex.byCredential(ctx.tenant, query.credentialName)
+        : query.identityType && query.identityName
+          ? leaseIndex.byIdentity(ctx.tenant, { type: query.identityType, name: query.identityName })
+          : undefined;
+      const prefix = indexed ?? keys.leases(ctx.tenant);
+      // Skips index entries whose lease cannot be in the requested state without reading it.
+      const mayMatch = (value: string) => {
+        if (!query.state) return true;
+        const entry = parseEntry(value);
+        if (entry.s === 'revoked') return query.state === 'revoked';
+        return query.state === (entry.e > now.getTime() ? 'active' : 'expired');
+      };
+
+      const leases: Lease[] = [];
+      let after = query.continue === undefined ? undefined : prefix + decodeContinue(query.continue);
+      let scanned = 0;
+      let complete = false;
+      page: while (scanned < LIST_SCAN_BUDGET) {
+        const { kvs, more } = await store.range(prefix, {
+          limit: query.limit,
+          ...(after !== undefined ? { startAfter: after } : {}),
+        });
+        scanned += kvs.length;
+        const records = indexed
+          ? await Promise.all(
+              kvs.map(async (kv) =>
+                mayMatch(kv.value)
+                  ? (await store.get(keys.lease(ctx.tenant, leaseIndex.idOf(kv.key))))?.value
+                  : undefined,
+              ),
+            )
+          : kvs.map((kv) => kv.value);
+        for (const [i, kv] of kvs.entries()) {
+          after = kv.key;
+          const value = records[i];
+          const lease = value === undefined ? undefined : parseRecord<LeaseRecord>(value);
+          if (lease && wanted(lease)) leases.push(toLease(lease, now));
+          if (leases.length === query.limit) {
+            complete = !more && i === kvs.length - 1;
+            break page;
+          }
+        }
+        if (!more) {
+          complete = true;
+          break;
+        }
+      }
       await committer.record(ctx, {
         action: 'lease.list',
         resource: 'leases',
         outcome: 'allowed',
         reason: `${leases.length} listed`,
       });
-      return leases;
+      return complete || after === undefined
+        ? { leases }
+        : { leases, continue: encodeContinue(after.slice(prefix.length)) };
     },
 
-    /** Leases of every tenant by effective state, for the `vault_leases` gauge. */
+    /**
+     * Leases of every tenant by effective state, for the `vault_leases` gauge: three counts
+     * of index keys per tenant (etcd counts without sending them), never a read of records.
+     */
     async countByState(): Promise<Record<'active' | 'expired' | 'revoked', number>> {
       const counts = { active: 0, expired: 0, revoked: 0 };
       const now = clock();
-      const tenants = await store.range(keys.tenants());
-      for (const tenant of tenants.kvs) {
-        const id = tenant.key.slice(keys.tenants().length);
-        const { kvs } = await store.range(keys.leases(id));
-        for (const kv of kvs) counts[effectiveState(parseRecord<LeaseRecord>(kv.value), now)] += 1;
+      let after: string | undefined;
+      for (;;) {
+        const page = await store.range(keys.tenants(), {
+          limit: 500,
+          ...(after !== undefined ? { startAfter: after } : {}),
+        });
+        for (const tenant of page.kvs) {
+          const id = tenant.key.slice(keys.tenants().length);
+          const [unrevoked, active, revoked] = await Promise.all([
+            store.count(leaseIndex.expiry(id)),
+            store.count(leaseIndex.expiry(id), { startAfter: leaseIndex.expiryAfter(id, now) }),
+            store.count(leaseIndex.revoked(id)),
+          ]);
+          counts.active += active;
+          counts.expired += unrevoked - active;
+          counts.revoked += revoked;
+          after = tenant.key;
+        }
+        if (!page.more) return counts;
       }
-      return counts;
     },
 
     /**
@@ -529,6 +595,27 @@ export function createLeaseService(
       };
     },
   };
+}
+
+/** Keys one list request may read before it answers with what it found and a token. */
+const LIST_SCAN_BUDGET = 10_000;
+
+/** A continuation token: opaque to clients, the key to resume after (relative to the walk). */
+const encodeContinue = (after: string) => Buffer.from(JSON.stringify({ v: 1, after })).toString('base64url');
+
+function decodeContinue(token: string): string {
+  try {
+    const parsed = JSON.parse(Buffer.from(token, 'base64url').toString('utf8')) as {
+      v?: unknown;
+      after?: unknown;
+    };
+    if (parsed.v === 1 && typeof parsed.after === 'string' && parsed.after !== '') return parsed.after;
+  } catch {
+    // reported below
+  }
+  throw badRequest('continue is not a token this server issued; start the list again without it', {
+    field: 'continue',
+  });
 }
 
 const withoutValue = ({ value: _value, ...lease }: Lease) => lease;

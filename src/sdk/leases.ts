@@ -8,6 +8,7 @@ import type {
   CreateLeaseInput,
   Lease,
   LeaseEvent,
+  LeasePage,
   ListLeasesQuery,
   UseLeaseInput,
 } from './types.js';
@@ -82,14 +83,48 @@ export class LeasesApi {
     return this.#http.json('post', '/v1/leases/revoke', parseBulkRevoke, { body: input, ...options });
   }
 
-  /** Lists leases the caller may see (never with values). */
-  list(query: ListLeasesQuery = {}, options: Options = {}): Promise<Lease[]> {
+  /**
+   * One page of the leases the caller may see (never with values). A page may hold fewer
+   * than `limit` leases (the server bounds the work of one request); `continue` is present
+   * while more may follow: pass it back, with the same filters, for the next page.
+   */
+  page(query: ListLeasesQuery = {}, options: Options = {}): Promise<LeasePage> {
     return this.#http.json(
       'get',
       '/v1/leases',
-      (body) => arr(obj(body, 'response'), 'leases', 'response', parseLease),
+      (body) => {
+        const page = obj(body, 'response');
+        const leases = arr(page, 'leases', 'response', parseLease);
+        return typeof page.continue === 'string' ? { leases, continue: page.continue } : { leases };
+      },
       { query: { ...query }, ...options },
     );
+  }
+
+  /** Up to `limit` (default 100) leases the caller may see, following pages as needed. */
+  async list(query: ListLeasesQuery = {}, options: Options = {}): Promise<Lease[]> {
+    const limit = query.limit ?? 100;
+    const leases: Lease[] = [];
+    let next = query.continue;
+    do {
+      const page = await this.page(
+        { ...query, limit: limit - leases.length, ...(next ? { continue: next } : {}) },
+        options,
+      );
+      leases.push(...page.leases);
+      next = page.continue;
+    } while (next && leases.length < limit);
+    return leases;
+  }
+
+  /** Every lease the caller may see, page by page. */
+  async *all(query: Omit<ListLeasesQuery, 'continue'> = {}, options: Options = {}): AsyncGenerator<Lease> {
+    let next: string | undefined;
+    do {
+      const page = await this.page({ ...query, ...(next ? { continue: next } : {}) }, options);
+      yield* page.leases;
+      next = page.continue;
+    } while (next);
   }
 
   /**

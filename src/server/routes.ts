@@ -192,9 +192,7 @@ export function apiRoutes(deps: { core: VaultCore; keyring: Keyring; metrics: Se
     }
   });
   router.get('/leases', async (req, res) => {
-    res.json({
-      leases: await core.leases.list(callContext(res), parse(leases.listLeasesQuery, req.query, 'query')),
-    });
+    res.json(await core.leases.list(callContext(res), parse(leases.listLeasesQuery, req.query, 'query')));
   });
   let openStreams = 0;
   router.get('/leases/events', async (req, res) => {

@@ -76,6 +76,8 @@ export async function openVault(config: ServerConfig, logger: Logger, auditSink:
         autoCreateTenants: config.autoCreateTenants,
       },
     });
+    // Stores written by earlier versions: index their leases before serving (resumable).
+    await core.leaseIndex.backfillAll();
     return { store, keyring, core };
   } catch (err) {
     await store.close();
