@@ -21,6 +21,14 @@ export const createLeaseRequest = z.strictObject({
 });
 export type CreateLeaseRequest = z.input<typeof createLeaseRequest>;
 
+/** `Idempotency-Key`: a retry with the same key (and caller) returns the first attempt's lease. */
+export const createLeaseHeaders = z.object({
+  'idempotency-key': z
+    .string()
+    .regex(/^[A-Za-z0-9._:-]{1,128}$/, '1-128 letters, digits and "._:-"')
+    .optional(),
+});
+
 export const renewLeaseRequest = z.strictObject({
   /** How long from now; defaults to the lease's original TTL. */
   increment: duration.optional(),

@@ -22,6 +22,8 @@ export const keys = {
   leases: (tenant: string) => `${root}/t/${tenant}/leases/`,
   /** Secondary keys of leases (see lease-index.ts), written in the lease's own transactions. */
   leaseIndex: (tenant: string) => `${root}/t/${tenant}/lease-idx/`,
+  /** A lease creation's Idempotency-Key (hashed with the caller): the lease it issued. */
+  leaseIdempotency: (tenant: string, hash: string) => `${root}/t/${tenant}/lease-idem/${hash}`,
   /** How far the backfill of a tenant's lease index got (existing stores). */
   leaseIndexState: (tenant: string) => `${root}/t/${tenant}/lease-idx-state`,
   policy: (tenant: string, name: string) => `${root}/t/${tenant}/policies/${name}`,

@@ -94,6 +94,9 @@ export function leaseDeleteOps(tenant: string, lease: LeaseRecord): Op[] {
   return [
     { type: 'delete', key: keys.lease(tenant, lease.id) },
     ...indexKeys(tenant, lease).map((key) => ({ type: 'delete' as const, key })),
+    ...(lease.idempotency
+      ? [{ type: 'delete' as const, key: keys.leaseIdempotency(tenant, lease.idempotency) }]
+      : []),
   ];
 }
 

@@ -21,6 +21,8 @@ export interface LeaseRecord {
   revokedAt?: string;
   revokeReason?: string;
   labels?: Record<string, string>;
+  /** The hash naming its Idempotency-Key record, deleted with it. */
+  idempotency?: string;
 }
 
 /** The state a reader sees: an active lease past its expiry is expired, by the server clock. */
@@ -30,7 +32,7 @@ export function effectiveState(lease: LeaseRecord, now: Date): LeaseState {
 }
 
 export function toLease(lease: LeaseRecord, now: Date): Lease {
-  const { ttlMs: _ttl, ...rest } = lease;
+  const { ttlMs: _ttl, idempotency: _idempotency, ...rest } = lease;
   return { ...rest, state: effectiveState(lease, now) };
 }
 

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { z } from 'zod';
 import { hostAllowed, parseHostPort, parseHosts } from '../contract/broker.js';
 import type { Identity } from '../contract/common.js';
@@ -160,13 +160,56 @@ export function createLeaseService(
     return { ttlMs, maxTtlMs };
   }
 
+  /** The answer to a retried creation: the lease its first attempt issued, audited as a replay. */
+  async function replay(
+    ctx: CallContext,
+    input: CreateLeaseInput,
+    earlier: { key: string; value: string; modRevision: number },
+    withValue: boolean,
+  ) {
+    const { leaseId } = parseRecord<{ leaseId: string }>(earlier.value);
+    const found = await load(ctx, leaseId);
+    if (!found) throw notFound(`the lease this Idempotency-Key issued ("${leaseId}") no longer exists`);
+    const { lease } = found;
+    if (lease.credentialName !== input.credentialName) {
+      throw conflict('this Idempotency-Key was used for another request; use a new key for a new lease');
+    }
+    const now = clock();
+    const value =
+      withValue && effectiveState(lease, now) === 'active' ? await openValue(ctx, lease) : undefined;
+    return {
+      compare: [{ key: earlier.key, modRevision: earlier.modRevision }],
+      ops: [],
+      audit: [
+        {
+          action: 'lease.create',
+          resource: resourceOf(lease.id),
+          outcome: 'allowed' as const,
+          reason: 'replayed for a retry with the same Idempotency-Key: no new lease issued',
+          actingFor: lease.identity,
+        },
+      ],
+      result: value === undefined ? toLease(lease, now) : { ...toLease(lease, now), value },
+    };
+  }
+
   const visibleTo = (ctx: CallContext, admin: boolean) => (lease: LeaseRecord) =>
     admin ||
     sameIdentity(lease.identity, ctx.principal.identity) ||
     sameIdentity(lease.issuedBy, ctx.principal.identity);
 
   return {
-    async create(ctx: CallContext, input: CreateLeaseInput): Promise<Lease> {
+    /**
+     * With `idempotencyKey`, a retry of the same request (same caller, same key) returns the
+     * lease the first attempt issued instead of issuing another: the key's record is written
+     * in the lease's transaction, so a first attempt whose outcome was unknown either issued
+     * the lease (and the retry finds it) or did not (and the retry issues it).
+     */
+    async create(
+      ctx: CallContext,
+      input: CreateLeaseInput,
+      options: { idempotencyKey?: string } = {},
+    ): Promise<Lease> {
       const target: Identity = input.identity ?? ctx.principal.identity;
       const resource = `credential/${input.credentialName}`;
       const loaded = await credentials.mustLoad(ctx, input.credentialName, 'lease.create', true, true);
@@ -179,7 +222,16 @@ export function createLeaseService(
       // compares its revision. A retry reads it afresh and decides again on what it finds.
       let reuse: typeof loaded | undefined = loaded;
       let refused: string | undefined;
+      const idempotency =
+        options.idempotencyKey === undefined
+          ? undefined
+          : createHash('sha256')
+              .update(`${formatIdentity(ctx.principal.identity)}\0${options.idempotencyKey}`)
+              .digest('base64url');
+      const idempotencyKey = idempotency && keys.leaseIdempotency(ctx.tenant, idempotency);
       const issued = committer.commit(ctx, async () => {
+        const earlier = idempotencyKey ? await store.get(idempotencyKey) : undefined;
+        if (earlier) return replay(ctx, input, earlier, withValue);
         const current = reuse ?? (await credentials.load(ctx, input.credentialName));
         if (!current) throw notFound(`credential "${input.credentialName}" was deleted`);
         if (!reuse) {
@@ -211,14 +263,21 @@ export function createLeaseService(
           renewCount: 0,
           state: 'active',
           ...(input.labels ? { labels: input.labels } : {}),
+          ...(idempotency ? { idempotency } : {}),
         };
         const value = await openValue(ctx, lease, current.createRevision);
         const valueHmac = await fingerprints.of(ctx.tenant, value);
         return {
           compare: [
             { key: keys.credential(ctx.tenant, input.credentialName), modRevision: current.modRevision },
+            ...(idempotencyKey ? [{ key: idempotencyKey, modRevision: 0 }] : []),
           ],
-          ops: leaseWriteOps(ctx.tenant, undefined, lease),
+          ops: [
+            ...leaseWriteOps(ctx.tenant, undefined, lease),
+            ...(idempotencyKey
+              ? [{ type: 'put' as const, key: idempotencyKey, value: JSON.stringify({ leaseId: lease.id }) }]
+              : []),
+          ],
           audit: [
             {
               action: 'lease.create',

@@ -16,6 +16,7 @@ export type VaultErrorCode =
   | 'rate_limited'
   | 'internal'
   | 'store_unavailable'
+  | 'outcome_unknown'
   | 'audit_unavailable';
 
 /** Fields of a {@link VaultApiError}. */
@@ -154,6 +155,18 @@ export class StoreUnavailableError extends VaultApiError {
   }
 }
 
+/**
+ * 503: the server's store did not answer a write in time: it may or may not have been
+ * applied. `leases.create` retries these itself with the same Idempotency-Key.
+ */
+export class OutcomeUnknownError extends VaultApiError {
+  /** @param message what is wrong @param init response fields */
+  constructor(message: string, init: VaultApiErrorInit) {
+    super('outcome_unknown', message, init);
+    this.name = 'OutcomeUnknownError';
+  }
+}
+
 /** 503: the audit log cannot be written, so the server refused to act (fail closed); retry later. */
 export class AuditUnavailableError extends VaultApiError {
   /** @param message what is wrong @param init response fields */
@@ -190,6 +203,7 @@ const classes: Record<VaultErrorCode, ErrorClass> = {
   rate_limited: RateLimitedError,
   internal: InternalError,
   store_unavailable: StoreUnavailableError,
+  outcome_unknown: OutcomeUnknownError,
   audit_unavailable: AuditUnavailableError,
 };
 

@@ -20,6 +20,7 @@ export {
   LeaseExpiredError,
   LeaseRevokedError,
   NotFoundError,
+  OutcomeUnknownError,
   PayloadTooLargeError,
   PermissionDeniedError,
   RateLimitedError,

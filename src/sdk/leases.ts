@@ -1,4 +1,9 @@
+import { OutcomeUnknownError, StoreUnavailableError } from './errors.js';
 import { type Http, seg } from './http.js';
+
+/** Attempts of a lease creation whose outcome was unknown (same Idempotency-Key each time). */
+const CREATE_ATTEMPTS = 4;
+
 import { type KeepAliveOptions, keepLeaseAlive, type LeaseKeepAlive } from './keep-alive.js';
 import { arr, obj, parseBulkRevoke, parseLease } from './parse.js';
 import { readLeaseEvents } from './sse.js';
@@ -30,8 +35,23 @@ export class LeasesApi {
    * runner or the broker). `identity` is who the lease is for (defaults to the caller); the
    * caller's policy decides whether it may act for them.
    */
-  create(input: CreateLeaseInput, options: Options = {}): Promise<Lease> {
-    return this.#http.json('post', '/v1/leases', parseLease, { body: input, ...options });
+  async create(input: CreateLeaseInput, options: Options & { idempotencyKey?: string } = {}): Promise<Lease> {
+    const { idempotencyKey = globalThis.crypto.randomUUID(), ...rest } = options;
+    // Every attempt carries the same Idempotency-Key, so retrying a write whose outcome is
+    // unknown (the server's store timed out), or a 503, never issues a second lease.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.#http.json('post', '/v1/leases', parseLease, {
+          body: input,
+          headers: { 'idempotency-key': idempotencyKey },
+          ...rest,
+        });
+      } catch (err) {
+        const retriable = err instanceof OutcomeUnknownError || err instanceof StoreUnavailableError;
+        if (!retriable || attempt >= CREATE_ATTEMPTS || rest.signal?.aborted) throw err;
+        await new Promise((resolve) => setTimeout(resolve, 250 * 2 ** (attempt - 1)));
+      }
+    }
   }
 
   /** A lease's current state (no value). */

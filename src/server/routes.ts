@@ -182,8 +182,13 @@ export function apiRoutes(deps: { core: VaultCore; keyring: Keyring; metrics: Se
   // leases
   router.post('/leases', async (req, res) => {
     const body = parse(leases.createLeaseRequest, req.body, 'body');
+    const { 'idempotency-key': idempotencyKey } = parse(leases.createLeaseHeaders, req.headers, 'header');
     try {
-      const lease = await core.leases.create(callContext(res), body);
+      const lease = await core.leases.create(
+        callContext(res),
+        body,
+        idempotencyKey ? { idempotencyKey } : {},
+      );
       metrics.leases.inc({ event: 'issued' });
       res.status(201).json(lease);
     } catch (err) {
