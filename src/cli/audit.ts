@@ -1,7 +1,11 @@
-/** `vault audit tail|verify`. */
+/** `vault audit tail|verify|checkpoint|public-key|export`. */
+import { once } from 'node:events';
+import { createWriteStream, type WriteStream } from 'node:fs';
+import { readFile, writeFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { durationMs } from '../lib/duration.js';
-import type { AuditOutcome, AuditRecord } from '../sdk/index.js';
+import type { AuditCheckpoint, AuditOutcome, AuditRecord } from '../sdk/index.js';
+import { parseAuditCheckpoint } from '../sdk/parse.js';
 import { type CommonOptions, connect, positiveInt, withCommon } from './context.js';
 import { ExitError, exitCodes, UsageError } from './exit-codes.js';
 import { printJson, printTable } from './output.js';
@@ -96,18 +100,138 @@ export function register(program: Command): void {
   );
 
   withCommon(
-    group.command('verify').description('Verify the hash chain of the audit log (exit 9 if broken)'),
+    group
+      .command('verify')
+      .description(
+        'Verify the audit chain (exit 9 if broken); with --since-checkpoint, that it extends a checkpoint you kept',
+      )
+      .option(
+        '--since-checkpoint <file>',
+        'a checkpoint (JSON) or an export/stream file (its last checkpoint is used)',
+      )
+      .option(
+        '--public-key <file>',
+        "the tenant's audit public key (PEM) you pinned; default: ask the server",
+      )
+      .option('--save-checkpoint <file>', 'write the new checkpoint of the verified head here'),
+  ).action(
+    async (
+      options: CommonOptions & { sinceCheckpoint?: string; publicKey?: string; saveCheckpoint?: string },
+    ) => {
+      const vault = await connect(options);
+      const since = options.sinceCheckpoint
+        ? await readCheckpoint(options.sinceCheckpoint, vault.audit)
+        : undefined;
+      const publicKey = options.publicKey
+        ? await readFile(options.publicKey, 'utf8')
+        : since
+          ? (await vault.audit.publicKey()).publicKey
+          : undefined;
+      const result = await vault.audit.verify({
+        ...(since ? { since } : {}),
+        ...(publicKey ? { publicKey } : {}),
+      });
+      if (result.ok && result.checkpoint && options.saveCheckpoint) {
+        await writeFile(options.saveCheckpoint, `${JSON.stringify(result.checkpoint)}\n`, { mode: 0o644 });
+      }
+      if (options.json) printJson(result);
+      else if (result.ok)
+        process.stdout.write(
+          `Audit chain intact: ${result.records} records, head at ${result.headSeq}` +
+            (since ? `; it extends the checkpoint at ${since.seq} (${since.time}).\n` : '.\n'),
+        );
+      if (!result.ok) {
+        throw new ExitError(
+          exitCodes.auditBroken,
+          `audit chain broken${result.brokenAt ? ` at record ${result.brokenAt}` : ''}: ${result.reason ?? 'hash mismatch'}; ` +
+            'the log was edited, truncated, reordered or rolled back: keep the store for investigation',
+        );
+      }
+    },
+  );
+
+  withCommon(
+    group
+      .command('checkpoint')
+      .description('Sign a checkpoint of the chain now and print it (keep it outside the Vault)'),
   ).action(async (options: CommonOptions) => {
-    const result = await (await connect(options)).audit.verify();
-    if (options.json) printJson(result);
-    else if (result.ok)
-      process.stdout.write(`Audit chain intact: ${result.records} records, head at ${result.headSeq}.\n`);
-    if (!result.ok) {
-      throw new ExitError(
-        exitCodes.auditBroken,
-        `audit chain broken at record ${result.brokenAt ?? '?'}: ${result.reason ?? 'hash mismatch'}; ` +
-          'the log was edited, truncated or reordered: keep the data directory for investigation',
+    const checkpoint = await (await connect(options)).audit.checkpoint();
+    process.stdout.write(`${JSON.stringify(checkpoint)}\n`);
+  });
+
+  withCommon(
+    group
+      .command('public-key')
+      .description("Print the Ed25519 public key that signs this tenant's checkpoints (PEM)"),
+  ).action(async (options: CommonOptions) => {
+    const key = await (await connect(options)).audit.publicKey();
+    if (options.json) printJson(key);
+    else process.stdout.write(key.publicKey.endsWith('\n') ? key.publicKey : `${key.publicKey}\n`);
+  });
+
+  withCommon(
+    group
+      .command('export')
+      .description('Write the records and a checkpoint signed now as JSON lines (for a SIEM or an archive)')
+      .option('-o, --output <file>', 'write here instead of stdout')
+      .option('--after-seq <n>', 'only records after this sequence number', '0'),
+  ).action(async (options: CommonOptions & { output?: string; afterSeq: string }) => {
+    const vault = await connect(options);
+    // Checkpoint first: the export then holds exactly the records it covers.
+    const checkpoint = await vault.audit.checkpoint();
+    const out = options.output ? createWriteStream(options.output, { mode: 0o600 }) : process.stdout;
+    const write = async (line: string) => {
+      if (!out.write(`${line}\n`)) await once(out, 'drain');
+    };
+    let afterSeq = Number(options.afterSeq);
+    if (!Number.isInteger(afterSeq) || afterSeq < 0)
+      throw new UsageError('--after-seq must be a whole number >= 0');
+    let count = 0;
+    while (afterSeq < checkpoint.seq) {
+      const page = await vault.audit.query({ afterSeq, limit: 1000 });
+      if (page.length === 0) break;
+      for (const record of page) {
+        if (record.seq > checkpoint.seq) break;
+        await write(JSON.stringify(recordJson(record)));
+        count += 1;
+      }
+      afterSeq = page.at(-1)!.seq;
+    }
+    await write(JSON.stringify({ checkpoint }));
+    if (options.output) {
+      (out as WriteStream).end();
+      await once(out, 'finish');
+      process.stderr.write(
+        `Exported ${count} records and a checkpoint at ${checkpoint.seq} to ${options.output}.\n`,
       );
     }
   });
+}
+
+/** A checkpoint file, or the last checkpoint line of an export or stream file. */
+async function readCheckpoint(
+  file: string,
+  audit: { publicKey(): Promise<{ tenant: string }> },
+): Promise<AuditCheckpoint> {
+  const text = await readFile(file, 'utf8');
+  const found: AuditCheckpoint[] = [];
+  for (const line of text.split('\n')) {
+    if (!line.trim()) continue;
+    let value: unknown;
+    try {
+      value = JSON.parse(line);
+    } catch {
+      continue;
+    }
+    const candidate = (value as { checkpoint?: unknown }).checkpoint ?? value;
+    try {
+      found.push(parseAuditCheckpoint(candidate));
+    } catch {
+      // a record line
+    }
+  }
+  if (found.length === 0) throw new UsageError(`${file} holds no audit checkpoint`);
+  const { tenant } = await audit.publicKey().catch(() => ({ tenant: found.at(-1)!.tenant }));
+  const mine = found.filter((checkpoint) => checkpoint.tenant === tenant);
+  return (mine.length > 0 ? mine : found).reduce((a, b) => (b.seq >= a.seq ? b : a));
 }

@@ -77,8 +77,20 @@ export function register(program: Command): void {
     .option('--tls-cert-file <file>', 'serve HTTPS with this certificate (env VAULT_TLS_CERT_FILE)')
     .option('--tls-key-file <file>', 'key of the TLS certificate (env VAULT_TLS_KEY_FILE)')
     .option('--audit-log <target>', '"stdout", "none" or a file for JSON-lines audit records')
+    .option(
+      '--audit-cursor <file>',
+      'where the audit stream keeps its position (default: FILE.cursor beside a file log)',
+    )
+    .option(
+      '--audit-checkpoint-interval <duration>',
+      'sign a checkpoint of each changed tenant this often (default 1m)',
+    )
     .option('--max-lease-ttl <duration>', 'no lease outlives this (default 24h)')
     .option('--lease-retention <duration>', 'keep records of ended leases this long (default 24h)')
+    .option(
+      '--dynamic-issue-grace <duration>',
+      'a dynamic account whose lease is not committed this long after it was created is removed (default 60s)',
+    )
     .option('--body-limit-bytes <n>', 'largest accepted request body')
     .option(
       '--trusted-proxy <addresses>',
@@ -96,8 +108,11 @@ export function register(program: Command): void {
           tlsCertFile: options.tlsCertFile ?? env.VAULT_TLS_CERT_FILE,
           tlsKeyFile: options.tlsKeyFile ?? env.VAULT_TLS_KEY_FILE,
           auditLog: options.auditLog ?? env.VAULT_AUDIT_LOG,
+          auditCursor: options.auditCursor ?? env.VAULT_AUDIT_CURSOR,
+          auditCheckpointInterval: options.auditCheckpointInterval ?? env.VAULT_AUDIT_CHECKPOINT_INTERVAL,
           maxLeaseTtl: options.maxLeaseTtl ?? env.VAULT_MAX_LEASE_TTL,
           leaseRetention: options.leaseRetention ?? env.VAULT_LEASE_RETENTION,
+          dynamicIssueGrace: options.dynamicIssueGrace ?? env.VAULT_DYNAMIC_ISSUE_GRACE,
           bodyLimitBytes: options.bodyLimitBytes,
           trustedProxies: list((options.trustedProxy as string | undefined) ?? env.VAULT_TRUSTED_PROXIES),
           kubernetesAuth:

@@ -3,8 +3,10 @@ import { identity } from './common.js';
 
 export const auditOutcomes = ['allowed', 'denied', 'error'] as const;
 
-export const auditRecord = z.object({
+const auditRecordShape = {
   seq: z.number().int(),
+  /** 2 for records linked by the tenant's keyed HMAC; absent on unkeyed records from before `audit.rekey`. */
+  v: z.literal(2).optional(),
   time: z.string(),
   requestId: z.string(),
   tenant: z.string(),
@@ -21,8 +23,38 @@ export const auditRecord = z.object({
   valueHmac: z.string().optional(),
   prevHash: z.string(),
   hash: z.string(),
-});
+};
+
+/** An audit record as served: fields nobody hashed are dropped, never passed on. */
+export const auditRecord = z.object(auditRecordShape);
 export type AuditRecord = z.infer<typeof auditRecord>;
+/** An audit record as verified: any field the hash does not cover makes it malformed. */
+export const storedAuditRecord = z.strictObject(auditRecordShape);
+
+/**
+ * A signed statement "tenant T's audit chain had `seq` records ending in `hash` at `time`".
+ * Whoever keeps one outside the store can later prove the log still extends it.
+ */
+export const auditCheckpoint = z.strictObject({
+  tenant: z.string().min(1).max(253),
+  seq: z.number().int().min(0),
+  hash: z.string().regex(/^[0-9a-f]{64}$/),
+  time: z.string(),
+  /** The first 16 hex digits of SHA-256 of the raw Ed25519 public key. */
+  keyId: z.string().regex(/^[0-9a-f]{16}$/),
+  /** Ed25519 over checkpointMessage(...), base64. */
+  signature: z.string().min(1).max(200),
+});
+export type AuditCheckpoint = z.infer<typeof auditCheckpoint>;
+
+export const auditPublicKey = z.object({
+  tenant: z.string(),
+  algorithm: z.literal('Ed25519'),
+  keyId: z.string(),
+  /** SPKI PEM (`openssl pkey -pubin` reads it). */
+  publicKey: z.string(),
+});
+export type AuditPublicKey = z.infer<typeof auditPublicKey>;
 
 export const auditQuery = z.strictObject({
   action: z.string().max(64).optional(),
@@ -35,12 +67,19 @@ export const auditQuery = z.strictObject({
   limit: z.coerce.number().int().min(1).max(1000).default(100),
 });
 
+export const auditVerifyRequest = z.strictObject({
+  /** An earlier checkpoint: the log must still extend it (same record at its seq, nothing cut). */
+  since: auditCheckpoint.optional(),
+});
+
 export const auditVerifyResult = z.object({
   ok: z.boolean(),
   records: z.number().int(),
   headSeq: z.number().int(),
   brokenAt: z.number().int().optional(),
   reason: z.string().optional(),
+  /** A checkpoint of the head just verified, signed now: keep it to check the next verification against. */
+  checkpoint: auditCheckpoint.optional(),
 });
 export type AuditVerifyResult = z.infer<typeof auditVerifyResult>;
 

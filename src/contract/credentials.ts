@@ -24,13 +24,63 @@ export const leaseDefaults = z.strictObject({
   maxTtl: duration.optional(),
 });
 
+/** The only placeholder a dynamic credential's statements or rules may use. */
+export const usernamePlaceholder = '{{name}}';
+
+/** Rejects templates with any `{{...}}` other than `{{name}}`, so nothing else is ever spliced in. */
+const template = (what: string) =>
+  z
+    .string()
+    .min(1)
+    .max(4096)
+    .refine((text) => (text.match(/\{\{[^}]*\}\}/g) ?? []).every((p) => p === usernamePlaceholder), {
+      message: `${what} may use only the placeholder ${usernamePlaceholder}`,
+    });
+
+/**
+ * PostgreSQL: per lease, a LOGIN role `VALID UNTIL` the lease's end; then each creation
+ * statement runs alone (extended protocol: one statement each) with `{{name}}` replaced by
+ * the role as a quoted identifier. The statements are the credential author's, never a
+ * lease requester's; nothing from a lease request reaches SQL.
+ */
+export const postgresEngineConfig = z.strictObject({
+  engine: z.literal('postgres'),
+  creationStatements: z.array(template('a creation statement')).min(1).max(32),
+});
+
+/** Redis: per lease, an ACL user with a generated password and these ACL rules. */
+export const redisEngineConfig = z.strictObject({
+  engine: z.literal('redis'),
+  aclRules: z
+    .array(
+      z
+        .string()
+        .min(1)
+        .max(512)
+        .regex(/^[^\s>#<]+$/, 'an ACL rule is one token without spaces and without password rules (>, <, #)'),
+    )
+    .min(1)
+    .max(64),
+});
+
+/**
+ * A dynamic credential: its value (each version) is the engine's admin connection, which is
+ * never returned; each lease gets its own upstream credential that dies with the lease.
+ */
+export const dynamicSpec = z.discriminatedUnion('engine', [postgresEngineConfig, redisEngineConfig]);
+export type DynamicSpec = z.infer<typeof dynamicSpec>;
+export const dynamicEngines = ['postgres', 'redis'] as const;
+export type DynamicEngineName = (typeof dynamicEngines)[number];
+
 export const createCredentialRequest = z.strictObject({
   name: resourceName,
   type: credentialType,
+  /** For a dynamic credential: the engine's admin connection URL. */
   value: secretValue.optional(),
   generate: generateSpec.optional(),
   metadata: labels.optional(),
   leases: leaseDefaults.optional(),
+  dynamic: dynamicSpec.optional(),
 });
 export type CreateCredentialRequest = z.input<typeof createCredentialRequest>;
 
@@ -60,6 +110,7 @@ export const credential = z.object({
   type: credentialType,
   metadata: z.record(z.string(), z.string()),
   leases: z.object({ defaultTtl: z.string().optional(), maxTtl: z.string().optional() }).optional(),
+  dynamic: dynamicSpec.optional(),
   currentVersion: z.number().int(),
   versions: z.array(credentialVersion),
   createdAt: z.string(),

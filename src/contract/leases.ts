@@ -100,6 +100,8 @@ export const lease = z.object({
   revokedAt: z.string().optional(),
   revokeReason: z.string().optional(),
   labels: z.record(z.string(), z.string()).optional(),
+  /** A dynamic credential's lease: the upstream account issued for this lease alone. */
+  dynamic: z.object({ engine: z.string(), username: z.string() }).optional(),
   /** Only on create (unless the caller is an agent without `reveal`), read, reveal and use responses. */
   value: z.string().optional(),
   /** On renew: the seconds actually granted, which may be less than asked (max TTL). */

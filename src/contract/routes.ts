@@ -304,6 +304,28 @@ export const routes = {
     auth: 'token',
     response: audit.auditVerifyResult,
   },
+  verifyAuditSince: {
+    method: 'post',
+    path: '/v1/audit/verify',
+    summary: 'Verify the chain and that it still extends an earlier checkpoint',
+    auth: 'token',
+    body: audit.auditVerifyRequest,
+    response: audit.auditVerifyResult,
+  },
+  createAuditCheckpoint: {
+    method: 'post',
+    path: '/v1/audit/checkpoints',
+    summary: 'Sign a checkpoint of the chain now',
+    auth: 'token',
+    response: z.object({ checkpoint: audit.auditCheckpoint.nullable() }),
+  },
+  auditPublicKey: {
+    method: 'get',
+    path: '/v1/audit/public-key',
+    summary: "The Ed25519 key that signs the tenant's checkpoints",
+    auth: 'token',
+    response: audit.auditPublicKey,
+  },
   lookupValue: {
     method: 'post',
     path: '/v1/audit/lookup',

@@ -1,33 +1,224 @@
 import type { z } from 'zod';
-import type { AuditRecord, AuditVerifyResult, auditQuery } from '../contract/audit.js';
+import {
+  type AuditCheckpoint,
+  type AuditPublicKey,
+  type AuditRecord,
+  type AuditVerifyResult,
+  auditCheckpoint,
+  type auditQuery,
+  auditRecord,
+} from '../contract/audit.js';
+import { isVaultError } from '../lib/errors.js';
 import type { Store } from '../store/store.js';
 import type { Access } from './access.js';
-import { verifyChain } from './audit-chain.js';
+import { type ChainHead, createChainCheck, type VerifyOutcome } from './audit-chain.js';
+import { checkpointSignedBy, signCheckpoint } from './audit-checkpoints.js';
+import type { AuditIntegrity } from './audit-integrity.js';
+import type { AuditKeyring, AuditKeys } from './audit-keys.js';
+import type { AuditSink } from './audit-sink.js';
 import type { CallContext } from './context.js';
-import { type CoreDeps, parseRecord } from './deps.js';
+import type { CoreDeps } from './deps.js';
 import type { Fingerprints } from './fingerprints.js';
 import { keys } from './keys.js';
 
 const PAGE = 1000;
 
-/** Reads the tenant's audit records in chain order, a page at a time. */
-export async function* auditRecords(store: Store, tenant: string, afterSeq = 0): AsyncGenerator<AuditRecord> {
+/** Raw records of the tenant in key order after `afterSeq`, a page at a time. */
+export async function* rawAuditRecords(store: Store, tenant: string, afterSeq = 0) {
   let startAfter = afterSeq > 0 ? keys.auditRecord(tenant, afterSeq) : undefined;
   for (;;) {
     const page = await store.range(keys.auditRecords(tenant), {
       limit: PAGE,
       ...(startAfter ? { startAfter } : {}),
     });
-    for (const kv of page.kvs) yield parseRecord<AuditRecord>(kv.value);
+    for (const kv of page.kvs) yield kv;
     if (!page.more || page.kvs.length === 0) return;
     startAfter = page.kvs.at(-1)!.key;
   }
 }
 
-export function createAuditService(deps: CoreDeps & { access: Access; fingerprints: Fingerprints }) {
-  const { store, access, committer, fingerprints } = deps;
+/**
+ * The tenant's audit records in chain order as served: a record that is not valid JSON or
+ * does not match the schema is skipped (verification names it), and fields the hash does
+ * not cover are dropped, so nothing unhashed is ever served.
+ */
+export async function* auditRecords(store: Store, tenant: string, afterSeq = 0): AsyncGenerator<AuditRecord> {
+  for await (const kv of rawAuditRecords(store, tenant, afterSeq)) {
+    let json: unknown;
+    try {
+      json = JSON.parse(kv.value);
+    } catch {
+      continue;
+    }
+    const parsed = auditRecord.safeParse(json);
+    if (parsed.success) yield parsed.data;
+  }
+}
+
+const recordHash = (value: string): string | undefined => {
+  try {
+    const hash = (JSON.parse(value) as { hash?: unknown }).hash;
+    return typeof hash === 'string' ? hash : undefined;
+  } catch {
+    return undefined;
+  }
+};
+
+/** Checks the tenant's stored chain against its key, its head and optionally a checkpoint. */
+export async function checkStoredChain(
+  store: Store,
+  tenant: string,
+  key: Buffer | undefined,
+  options: { since?: AuditCheckpoint; start?: ChainHead } = {},
+): Promise<{ outcome: VerifyOutcome; tip: ChainHead }> {
+  const check = createChainCheck({
+    tenant,
+    key,
+    recordKey: (seq) => keys.auditRecord(tenant, seq),
+    ...(options.since ? { since: options.since } : {}),
+    ...(options.start ? { start: options.start } : {}),
+  });
+  if (options.start && options.start.seq > 0) {
+    const at = await store.get(keys.auditRecord(tenant, options.start.seq));
+    if (!at || recordHash(at.value) !== options.start.hash) {
+      return {
+        outcome: {
+          ok: false,
+          records: options.start.seq,
+          brokenAt: options.start.seq,
+          reason: `record ${options.start.seq} differs from the last checkpoint: the history was rewritten`,
+        },
+        tip: options.start,
+      };
+    }
+  }
+  for await (const kv of rawAuditRecords(store, tenant, options.start?.seq ?? 0)) {
+    if (!check.push(kv)) break;
+  }
+  const head = await store.get(keys.auditHead(tenant));
+  return { outcome: check.finish(head?.value), tip: check.tip() };
+}
+
+export interface AuditServiceDeps extends CoreDeps {
+  access: Access;
+  fingerprints: Fingerprints;
+  auditKeys: AuditKeyring;
+  integrity: AuditIntegrity;
+  sink: AuditSink;
+}
+
+export function createAuditService(deps: AuditServiceDeps) {
+  const { store, access, committer, fingerprints, auditKeys, integrity, sink, clock, logger } = deps;
+  /** The newest checkpoint this process signed or verified, per tenant: never signs a shorter one. */
+  const latest = new Map<string, AuditCheckpoint>();
+  const signing = new Map<string, Promise<AuditCheckpoint | undefined>>();
+
+  const openKeys = async (tenant: string): Promise<AuditKeys | undefined> => auditKeys.load(tenant);
+
+  /** The stored latest checkpoint, if its signature verifies (the store is not trusted for it). */
+  async function storedCheckpoint(
+    tenant: string,
+    tenantKeys: AuditKeys,
+  ): Promise<AuditCheckpoint | undefined> {
+    const kv = await store.get(keys.auditCheckpoint(tenant));
+    let found: AuditCheckpoint | undefined;
+    if (kv) {
+      try {
+        const parsed = auditCheckpoint.safeParse(JSON.parse(kv.value));
+        if (
+          parsed.success &&
+          parsed.data.tenant === tenant &&
+          checkpointSignedBy(parsed.data, tenantKeys.publicKey)
+        ) {
+          found = parsed.data;
+        }
+      } catch {
+        // not a checkpoint: ignored, the chain is verified from record 1
+      }
+    }
+    const known = latest.get(tenant);
+    return known && (!found || known.seq > found.seq) ? known : found;
+  }
+
+  /**
+   * Verifies the chain since the last checkpoint and signs its head. A chain that fails is
+   * tampered: the tenant's writes stop and nothing is signed.
+   */
+  async function signNow(tenant: string): Promise<AuditCheckpoint | undefined> {
+    const tenantKeys = await openKeys(tenant);
+    if (!tenantKeys) return undefined;
+    const previous = await storedCheckpoint(tenant, tenantKeys);
+    const { outcome, tip } = await checkStoredChain(
+      store,
+      tenant,
+      tenantKeys.hmac,
+      previous ? { since: previous, start: { seq: previous.seq, hash: previous.hash } } : {},
+    );
+    if (!outcome.ok) throw integrity.report(tenant, outcome.reason ?? 'verification failed');
+    if (previous && tip.seq === previous.seq) return previous;
+    const checkpoint = signCheckpoint(tenantKeys, {
+      tenant,
+      seq: tip.seq,
+      hash: tip.hash,
+      time: clock().toISOString(),
+    });
+    latest.set(tenant, checkpoint);
+    await store.txn({
+      success: [{ type: 'put', key: keys.auditCheckpoint(tenant), value: JSON.stringify(checkpoint) }],
+    });
+    sink.checkpoint?.(checkpoint);
+    return checkpoint;
+  }
+
+  /** One signing at a time per tenant; callers arriving meanwhile share it. */
+  function checkpoint(tenant: string): Promise<AuditCheckpoint | undefined> {
+    const running = signing.get(tenant);
+    if (running) return running;
+    const started = signNow(tenant).finally(() => signing.delete(tenant));
+    signing.set(tenant, started);
+    return started;
+  }
+
+  /** Records the verification; a tampered chain cannot take the record, and the answer is still given. */
+  async function recordVerification(ctx: CallContext, outcome: VerifyOutcome, action: string) {
+    try {
+      await committer.record(ctx, {
+        action,
+        resource: 'audit',
+        outcome: 'allowed',
+        reason: outcome.ok ? `${outcome.records} records verified` : `chain broken at ${outcome.brokenAt}`,
+      });
+    } catch (err) {
+      if (!isVaultError(err) || err.code !== 'audit_unavailable') throw err;
+      logger.warn({ tenant: ctx.tenant }, 'audit verification not recorded: the chain is tampered');
+    }
+  }
+
+  /** Records committed since each tenant's last checkpoint in this process. */
+  const since = new Map<string, number>();
+  const background = (tenant: string): Promise<void> => {
+    since.delete(tenant);
+    return checkpoint(tenant).then(
+      () => undefined,
+      (err: unknown) => logger.warn({ tenant, err: (err as Error).message }, 'audit checkpoint not signed'),
+    );
+  };
 
   return {
+    checkpoint,
+
+    /** Counts committed records; every `every` records the tenant gets a checkpoint. */
+    noteCommitted(tenant: string, seq: number, every: number) {
+      const first = since.get(tenant) ?? seq;
+      if (!since.has(tenant)) since.set(tenant, first);
+      if (seq - first + 1 >= every) void background(tenant);
+    },
+
+    /** Checkpoints every tenant with records since its last checkpoint (run on a timer). */
+    async checkpointDue(): Promise<void> {
+      await Promise.all([...since.keys()].map(background));
+    },
+
     async query(ctx: CallContext, query: z.output<typeof auditQuery>): Promise<AuditRecord[]> {
       await access.check(ctx, 'admin', 'audit', undefined, 'audit.query');
       const since = query.since ? Date.parse(query.since) : undefined;
@@ -53,21 +244,80 @@ export function createAuditService(deps: CoreDeps & { access: Access; fingerprin
       return found;
     },
 
-    async verify(ctx: CallContext): Promise<AuditVerifyResult> {
+    /**
+     * Verifies the whole chain (and that it still extends `since`, a checkpoint kept outside
+     * the store); when intact, returns a checkpoint of the head signed now.
+     */
+    async verify(ctx: CallContext, since?: AuditCheckpoint): Promise<AuditVerifyResult> {
       await access.check(ctx, 'admin', 'audit', undefined, 'audit.verify');
-      const headKv = await store.get(keys.auditHead(ctx.tenant));
-      const head = headKv ? parseRecord<{ seq: number; hash: string }>(headKv.value) : undefined;
-      const records: AuditRecord[] = [];
-      for await (const record of auditRecords(store, ctx.tenant)) records.push(record);
-      const outcome = verifyChain(records, head);
+      const tenant = ctx.tenant;
+      let tenantKeys: AuditKeys | undefined;
+      let result: AuditVerifyResult;
+      try {
+        tenantKeys = await openKeys(tenant);
+      } catch {
+        tenantKeys = undefined;
+      }
+      if (since && since.tenant !== tenant) {
+        result = {
+          ok: false,
+          records: 0,
+          headSeq: 0,
+          reason: `the checkpoint is for tenant "${since.tenant}"`,
+        };
+      } else if (since && (!tenantKeys || !checkpointSignedBy(since, tenantKeys.publicKey))) {
+        result = {
+          ok: false,
+          records: 0,
+          headSeq: 0,
+          reason: tenantKeys
+            ? "the checkpoint's signature does not verify with this tenant's audit key"
+            : 'the tenant has no audit key, but the checkpoint was signed with one: the key was removed',
+        };
+      } else {
+        const { outcome, tip } = await checkStoredChain(
+          store,
+          tenant,
+          tenantKeys?.hmac,
+          since ? { since } : {},
+        );
+        result = { ...outcome, headSeq: tip.seq };
+        if (!outcome.ok) integrity.report(tenant, outcome.reason ?? 'verification failed');
+        else if (tenantKeys && tip.seq > 0) {
+          const signed = signCheckpoint(tenantKeys, {
+            tenant,
+            seq: tip.seq,
+            hash: tip.hash,
+            time: clock().toISOString(),
+          });
+          const known = latest.get(tenant);
+          if (!known || known.seq < signed.seq) latest.set(tenant, signed);
+          result.checkpoint = signed;
+        }
+      }
       // The verification itself is recorded after reading, so it does not verify itself.
+      await recordVerification(ctx, result, 'audit.verify');
+      return result;
+    },
+
+    /** Signs a checkpoint of the head now (after verifying the records since the last one). */
+    async createCheckpoint(ctx: CallContext): Promise<AuditCheckpoint | undefined> {
+      await access.check(ctx, 'admin', 'audit', undefined, 'audit.checkpoint');
+      const signed = await checkpoint(ctx.tenant);
       await committer.record(ctx, {
-        action: 'audit.verify',
+        action: 'audit.checkpoint',
         resource: 'audit',
         outcome: 'allowed',
-        reason: outcome.ok ? `${outcome.records} records verified` : `chain broken at ${outcome.brokenAt}`,
+        reason: signed ? `checkpoint at ${signed.seq}` : 'no keyed records yet',
       });
-      return { ...outcome, headSeq: head?.seq ?? 0 };
+      return signed;
+    },
+
+    /** The tenant's checkpoint verification key; public, so anyone holding a checkpoint can check it. */
+    async publicKey(tenant: string): Promise<AuditPublicKey | undefined> {
+      const tenantKeys = await openKeys(tenant).catch(() => undefined);
+      if (!tenantKeys) return undefined;
+      return { tenant, algorithm: 'Ed25519', keyId: tenantKeys.keyId, publicKey: tenantKeys.publicKeyPem };
     },
 
     /** Was this value ever issued? Compares keyed HMACs; the value itself is never stored. */
@@ -88,3 +338,5 @@ export function createAuditService(deps: CoreDeps & { access: Access; fingerprin
     },
   };
 }
+
+export type AuditService = ReturnType<typeof createAuditService>;

@@ -1,11 +1,13 @@
 import { once } from 'node:events';
 import { createWriteStream, type WriteStream } from 'node:fs';
 import type { Writable } from 'node:stream';
-import type { AuditRecord } from '../contract/audit.js';
+import type { AuditCheckpoint, AuditRecord } from '../contract/audit.js';
 
 /** Receives each committed audit record, e.g. to stream JSON lines to a SIEM. */
 export interface AuditSink {
   write(record: AuditRecord): void;
+  /** A signed checkpoint, written as a `{"checkpoint": {...}}` line. */
+  checkpoint?(checkpoint: AuditCheckpoint): void;
   close(): Promise<void>;
 }
 
@@ -18,6 +20,9 @@ export function jsonLinesAuditSink(target: Writable | { file: string }): AuditSi
   return {
     write: (record) => {
       stream.write(`${JSON.stringify(record)}\n`);
+    },
+    checkpoint: (checkpoint) => {
+      stream.write(`${JSON.stringify({ checkpoint })}\n`);
     },
     close: async () => {
       if ('file' in target) {

@@ -1,9 +1,13 @@
 import type { AuditRecord } from '../contract/audit.js';
+import { storedAuditRecord } from '../contract/audit.js';
 import type { Identity } from '../contract/common.js';
+import { CryptoError } from '../crypto/errors.js';
 import type { Clock } from '../lib/clock.js';
 import { VaultError } from '../lib/errors.js';
 import type { Compare, Op, Store } from '../store/store.js';
-import { GENESIS_HASH, hashRecord } from './audit-chain.js';
+import { GENESIS_HASH, keyedHash, legacyHash, parseHead, REKEY_ACTION } from './audit-chain.js';
+import type { AuditIntegrity } from './audit-integrity.js';
+import type { AuditKeyring, AuditKeys } from './audit-keys.js';
 import type { AuditSink } from './audit-sink.js';
 import type { CallContext } from './context.js';
 import { keys } from './keys.js';
@@ -33,6 +37,10 @@ interface Head {
   seq: number;
   hash: string;
   modRevision: number;
+  /** The tenant's HMAC key; undefined until the first keyed record is committed. */
+  key: Buffer | undefined;
+  /** An unkeyed chain from before keyed links: the next commit appends `audit.rekey`. */
+  rekey: boolean;
 }
 
 interface Pending {
@@ -46,6 +54,12 @@ interface Pending {
 }
 
 const MAX_ATTEMPTS = 8;
+const REKEY_ACTION_INPUT: AuditInput = {
+  action: REKEY_ACTION,
+  resource: 'audit',
+  outcome: 'allowed',
+  reason: 'keyed links start here; the unkeyed records before are pinned by this record',
+};
 /** etcd refuses transactions of more than 128 operations by default. */
 const MAX_OPS = 120;
 const MAX_GROUP = 64;
@@ -61,21 +75,78 @@ const MAX_GROUP = 64;
  * the later one waits for the next round and re-reads. Across processes, compare-and-swap on
  * the chain head and on each change's own records keeps this correct; a lost race retries.
  */
-export function createCommitter(deps: { store: Store; clock: Clock; sink: AuditSink; enabled?: boolean }) {
-  const { store, clock, sink } = deps;
+export function createCommitter(deps: {
+  store: Store;
+  clock: Clock;
+  sink: AuditSink;
+  auditKeys: AuditKeyring;
+  integrity: AuditIntegrity;
+  /** Told the new head after each commit that wrote records (the checkpointer counts them). */
+  onCommitted?: (tenant: string, seq: number) => void;
+  enabled?: boolean;
+}) {
+  const { store, clock, sink, auditKeys, integrity } = deps;
   const enabled = deps.enabled ?? true;
   const queues = new Map<string, Pending[]>();
   const running = new Set<string>();
   const heads = new Map<string, Head>();
 
+  /**
+   * Reads the head and checks it against the newest record before anything is appended to
+   * it: a missing head with records present, a head that is not the newest record, or a newest
+   * record whose link does not verify is tampering, and the tenant's writes stop (never a new
+   * chain over genuine records).
+   */
   const loadHead = async (tenant: string): Promise<Head> => {
-    const kv = await store.get(keys.auditHead(tenant));
-    if (!kv) return { seq: 0, hash: GENESIS_HASH, modRevision: 0 };
-    const parsed = JSON.parse(kv.value) as { seq: number; hash: string };
-    return { ...parsed, modRevision: kv.modRevision };
+    integrity.assertIntact(tenant);
+    const tamper = (reason: string) => integrity.report(tenant, reason);
+    const [kv, tenantKeys] = await Promise.all([
+      store.get(keys.auditHead(tenant)),
+      auditKeys.load(tenant).catch((err: unknown) => {
+        // A key that is there but does not open under this tenant was replaced or damaged.
+        if (err instanceof CryptoError && err.reason !== 'root_key_unavailable') {
+          throw tamper(`the audit key does not open (${err.message})`);
+        }
+        throw err;
+      }),
+    ]);
+    if (!kv) {
+      const first = await store.range(keys.auditRecords(tenant), { limit: 1 });
+      if (first.kvs.length > 0) throw tamper('the chain head is missing while records exist');
+      if (tenantKeys) throw tamper('the chain head and every record are gone while the audit key exists');
+      return { seq: 0, hash: GENESIS_HASH, modRevision: 0, key: undefined, rekey: false };
+    }
+    const head = parseHead(kv.value);
+    if (!head || head.seq < 1) throw tamper('the chain head is malformed');
+    const [newest, after] = await Promise.all([
+      store.get(keys.auditRecord(tenant, head.seq)),
+      store.get(keys.auditRecord(tenant, head.seq + 1)),
+    ]);
+    if (!newest) throw tamper(`the chain head names record ${head.seq}, which is gone`);
+    if (after) throw tamper(`record ${head.seq + 1} exists after the head: the head was rolled back`);
+    let parsed: ReturnType<typeof storedAuditRecord.safeParse>;
+    try {
+      parsed = storedAuditRecord.safeParse(JSON.parse(newest.value));
+    } catch {
+      throw tamper(`record ${head.seq} is not valid JSON`);
+    }
+    if (!parsed.success) throw tamper(`record ${head.seq} is malformed`);
+    const { hash, ...unsigned } = parsed.data;
+    if (hash !== head.hash || unsigned.seq !== head.seq || unsigned.tenant !== tenant) {
+      throw tamper(`the chain head does not match record ${head.seq}`);
+    }
+    if (unsigned.v === 2) {
+      if (!tenantKeys) throw tamper('the audit key is gone while the chain is keyed');
+      if (keyedHash(tenantKeys.hmac, unsigned) !== hash) throw tamper(`record ${head.seq} was modified`);
+      return { ...head, modRevision: kv.modRevision, key: tenantKeys.hmac, rekey: false };
+    }
+    if (tenantKeys) throw tamper(`record ${head.seq} is unkeyed although the tenant has an audit key`);
+    if (legacyHash(unsigned) !== hash) throw tamper(`record ${head.seq} was modified`);
+    return { ...head, modRevision: kv.modRevision, key: undefined, rekey: true };
   };
 
   const chain = (
+    key: Buffer,
     ctx: CallContext,
     previous: { seq: number; hash: string },
     inputs: AuditInput[],
@@ -87,6 +158,7 @@ export function createCommitter(deps: { store: Store; clock: Clock; sink: AuditS
       seq += 1;
       const unsigned = {
         seq,
+        v: 2 as const,
         time,
         requestId: ctx.requestId,
         tenant: ctx.tenant,
@@ -101,7 +173,7 @@ export function createCommitter(deps: { store: Store; clock: Clock; sink: AuditS
         ...(input.valueHmac ? { valueHmac: input.valueHmac } : {}),
         prevHash: hash,
       };
-      hash = hashRecord(unsigned);
+      hash = keyedHash(key, unsigned);
       records.push({ ...unsigned, hash });
     }
     return { records, seq, hash };
@@ -169,6 +241,27 @@ export function createCommitter(deps: { store: Store; clock: Clock; sink: AuditS
     let conflicting = false;
     let tip = { seq: head.seq, hash: head.hash };
     const allRecords: AuditRecord[] = [];
+    const writesRecords = enabled && accepted.some(({ mutation }) => mutation.audit.length > 0);
+    // The first keyed record of a tenant commits together with its (sealed) keys, create-only.
+    let created: { keys: AuditKeys; op: Op; compare: { key: string; modRevision: number } } | undefined;
+    let key = head.key;
+    if (writesRecords && !key) {
+      try {
+        created = await auditKeys.generate(tenant);
+      } catch (err) {
+        for (const { pending } of accepted) pending.reject(err);
+        return;
+      }
+      key = created.keys.hmac;
+      ops.push(created.op);
+      compare.set(created.compare.key, created.compare.modRevision);
+      if (head.rekey) {
+        const first = accepted[0]!.pending.ctx;
+        const rekey = chain(key, first, tip, [REKEY_ACTION_INPUT], time);
+        allRecords.push(...rekey.records);
+        tip = { seq: rekey.seq, hash: rekey.hash };
+      }
+    }
     for (const { pending, mutation } of accepted) {
       for (const c of mutation.compare ?? []) {
         const known = compare.get(c.key);
@@ -176,12 +269,15 @@ export function createCommitter(deps: { store: Store; clock: Clock; sink: AuditS
         compare.set(c.key, c.modRevision);
       }
       ops.push(...mutation.ops);
-      const { records, seq, hash } = chain(pending.ctx, tip, enabled ? mutation.audit : [], time);
+      const { records, seq, hash } = chain(key!, pending.ctx, tip, enabled ? mutation.audit : [], time);
       allRecords.push(...records);
       tip = { seq, hash };
     }
     for (const record of allRecords) {
-      ops.push({ type: 'put', key: keys.auditRecord(tenant, record.seq), value: JSON.stringify(record) });
+      // Create-only: a record is never overwritten, whatever the head says.
+      const recordKey = keys.auditRecord(tenant, record.seq);
+      ops.push({ type: 'put', key: recordKey, value: JSON.stringify(record) });
+      compare.set(recordKey, 0);
     }
     if (allRecords.length > 0) {
       ops.push({ type: 'put', key: keys.auditHead(tenant), value: JSON.stringify(tip) });
@@ -202,7 +298,11 @@ export function createCommitter(deps: { store: Store; clock: Clock; sink: AuditS
       }
     }
     if (result.succeeded) {
-      if (allRecords.length > 0) heads.set(tenant, { ...tip, modRevision: result.revision });
+      if (allRecords.length > 0) {
+        heads.set(tenant, { ...tip, modRevision: result.revision, key, rekey: false });
+        if (created) auditKeys.remember(tenant, created.keys);
+        deps.onCommitted?.(tenant, tip.seq);
+      }
       for (const record of allRecords) sink.write(record);
       for (const { pending, mutation } of accepted) pending.resolve(mutation.result);
       return;
@@ -262,8 +362,11 @@ export function createCommitter(deps: { store: Store; clock: Clock; sink: AuditS
   const record = (ctx: CallContext, ...audit: AuditInput[]) =>
     commit(ctx, async () => ({ ops: [], audit, result: undefined }));
 
-  /** Forgets cached chain heads (tests that edit the store behind our back). */
-  const forget = () => heads.clear();
+  /** Forgets cached chain heads and keys (tests that edit the store behind our back). */
+  const forget = () => {
+    heads.clear();
+    auditKeys.forget();
+  };
 
   return { commit, record, forget };
 }

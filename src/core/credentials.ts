@@ -13,6 +13,7 @@ import type { Access } from './access.js';
 import type { Mutation } from './committer.js';
 import type { CallContext } from './context.js';
 import { type CoreDeps, parseRecord } from './deps.js';
+import type { DynamicAccounts } from './dynamic-accounts.js';
 import type { Fingerprints } from './fingerprints.js';
 import { generateValue } from './generate.js';
 import { keys } from './keys.js';
@@ -26,7 +27,12 @@ export type RotateInput = z.output<typeof rotateRequest>;
 const resourceOf = (name: string) => `credential/${name}`;
 
 export function createCredentialService(
-  deps: CoreDeps & { access: Access; fingerprints: Fingerprints; revokeWhere: LeaseRevoker },
+  deps: CoreDeps & {
+    access: Access;
+    fingerprints: Fingerprints;
+    revokeWhere: LeaseRevoker;
+    dynamic: DynamicAccounts;
+  },
 ) {
   const { store, keyring, committer, access, fingerprints, clock, revokeWhere } = deps;
 
@@ -114,6 +120,13 @@ export function createCredentialService(
     async create(ctx: CallContext, input: CreateCredentialInput): Promise<Credential> {
       const metadata = input.metadata ?? {};
       await access.check(ctx, 'create', resourceOf(input.name), { name: input.name, metadata });
+      if (input.dynamic && (input.value === undefined || input.generate))
+        throw badRequest(
+          `a dynamic credential's value is the ${input.dynamic.engine} admin connection URL; give it as "value"`,
+          {
+            field: 'value',
+          },
+        );
       const value = resolveValue(input);
       await keyring.ensureTenantKey(ctx.tenant);
       const { op, fingerprint } = await sealVersion(ctx, input.name, 1, value);
@@ -123,6 +136,7 @@ export function createCredentialService(
         type: input.type,
         metadata,
         ...(input.leases ? { leases: input.leases } : {}),
+        ...(input.dynamic ? { dynamic: input.dynamic } : {}),
         currentVersion: 1,
         versions: [{ version: 1, createdAt: now, fingerprint }],
         createdAt: now,
@@ -217,7 +231,16 @@ export function createCredentialService(
     ): Promise<Credential> {
       const { credential } = await mustLoad(ctx, name, action);
       await access.check(ctx, 'rotate', resourceOf(name), credential, action);
-      const value = resolveValue(input);
+      if (credential.dynamic && input.generate)
+        throw badRequest(
+          'a dynamic credential rotates its admin password upstream; "generate" does not apply',
+        );
+      // Rotating a dynamic credential changes the engine's admin password upstream first; the
+      // new admin connection becomes the next version.
+      const value =
+        credential.dynamic && input.value === undefined
+          ? await deps.dynamic.rotateRoot(ctx, name)
+          : resolveValue(input);
       const next = await commitFor(ctx, name, async () => {
         const current = await mustLoad(ctx, name, action, false);
         await recheck(ctx, 'rotate', action, current.credential);
@@ -257,6 +280,24 @@ export function createCredentialService(
     async delete(ctx: CallContext, name: string) {
       const { credential } = await mustLoad(ctx, name, 'credential.delete');
       await access.check(ctx, 'delete', resourceOf(name), credential, 'credential.delete');
+      if (credential.dynamic) {
+        // Its admin connection goes with it: every upstream account must be gone first.
+        await revokeWhere(
+          ctx,
+          { credentialName: name },
+          {
+            action: 'lease.revoke-bulk',
+            resource: resourceOf(name),
+            reason: 'credential being deleted',
+          },
+        );
+        await deps.dynamic.kick();
+        const pending = await deps.dynamic.pendingOf(ctx.tenant, name);
+        if (pending > 0)
+          throw conflict(
+            `${pending} upstream accounts of "${name}" are not removed yet (the ${credential.dynamic.engine} server may be unreachable); retry once they are`,
+          );
+      }
       await commitFor(ctx, name, async () => {
         const current = await mustLoad(ctx, name, 'credential.delete', false);
         await recheck(ctx, 'delete', 'credential.delete', current.credential);

@@ -30,6 +30,8 @@ export interface CoreConfig {
   recordCacheTtlMs: number;
   /** How long a lease record is kept after the lease ended (expired or revoked). */
   leaseRetentionMs: number;
+  /** A tenant's audit chain gets a signed checkpoint every this many records (and on a timer, and on demand). */
+  auditCheckpointEvery: number;
 }
 
 export const defaultCoreConfig: CoreConfig = {
@@ -39,6 +41,7 @@ export const defaultCoreConfig: CoreConfig = {
   audit: true,
   recordCacheTtlMs: 1000,
   leaseRetentionMs: 24 * 3_600_000,
+  auditCheckpointEvery: 1000,
 };
 
 export interface CoreDeps {

@@ -1,13 +1,17 @@
+import type { EngineRegistry } from '../engines/engine.js';
 import { type Clock, systemClock } from '../lib/clock.js';
 import { type Logger, silentLogger } from '../lib/logger.js';
 import type { Store } from '../store/store.js';
 import { createAccess } from './access.js';
 import { createAdminService } from './admin.js';
-import { createAuditService } from './audit-service.js';
+import { createAuditIntegrity } from './audit-integrity.js';
+import { createAuditKeys } from './audit-keys.js';
+import { type AuditService, createAuditService } from './audit-service.js';
 import { type AuditSink, nullAuditSink } from './audit-sink.js';
 import { createCommitter } from './committer.js';
 import { createCredentialService } from './credentials.js';
 import { type CoreConfig, type CoreDeps, defaultCoreConfig, type KeyringPort } from './deps.js';
+import { createDynamicAccounts, type DynamicConfig, type DynamicObserver } from './dynamic-accounts.js';
 import { createFingerprints } from './fingerprints.js';
 import { createLeaseIndexBackfill } from './lease-index-backfill.js';
 import { createLeasePurger } from './lease-purger.js';
@@ -31,23 +35,35 @@ export interface VaultCoreDeps {
   logger?: Logger;
   auditSink?: AuditSink;
   config?: Partial<CoreConfig>;
+  /** Dynamic secrets engines this server runs (none: dynamic credentials are refused). */
+  engines?: EngineRegistry;
+  dynamic?: Partial<DynamicConfig>;
+  dynamicObserver?: DynamicObserver;
 }
 
 /** The Vault core: every service, wired to one store, keyring and audit chain. No HTTP, no k8s. */
 export function createVaultCore(options: VaultCoreDeps) {
   const clock = options.clock ?? systemClock;
   const config = { ...defaultCoreConfig, ...options.config };
+  const logger = options.logger ?? silentLogger;
+  const sink = options.auditSink ?? nullAuditSink;
+  const auditKeys = createAuditKeys({ store: options.store, keyring: options.keyring });
+  const integrity = createAuditIntegrity({ clock, logger });
+  let audit: AuditService | undefined;
   const committer = createCommitter({
     store: options.store,
     clock,
-    sink: options.auditSink ?? nullAuditSink,
+    sink,
+    auditKeys,
+    integrity,
+    onCommitted: (tenant, seq) => audit?.noteCommitted(tenant, seq, config.auditCheckpointEvery),
     enabled: config.audit,
   });
   const deps: CoreDeps = {
     store: options.store,
     keyring: options.keyring,
     clock,
-    logger: options.logger ?? silentLogger,
+    logger,
     committer,
     config,
     records: createRecordCache(options.store, config.recordCacheTtlMs),
@@ -56,10 +72,21 @@ export function createVaultCore(options: VaultCoreDeps) {
   const access = createAccess(deps);
   const fingerprints = createFingerprints(deps);
   const tokens = createTokenService({ ...deps, access });
-  const revokeWhere = createLeaseRevoker(deps);
-  const credentials = createCredentialService({ ...deps, access, fingerprints, revokeWhere });
-  const leases = createLeaseService({ ...deps, access, fingerprints, credentials, revokeWhere });
+  const dynamic = createDynamicAccounts({
+    store: deps.store,
+    committer,
+    keyring: deps.keyring,
+    clock,
+    logger: deps.logger,
+    engines: options.engines ?? {},
+    ...(options.dynamic ? { config: options.dynamic } : {}),
+    ...(options.dynamicObserver ? { observer: options.dynamicObserver } : {}),
+  });
+  const revokeWhere = createLeaseRevoker({ ...deps, afterRevoke: () => void dynamic.kick() });
+  const credentials = createCredentialService({ ...deps, access, fingerprints, revokeWhere, dynamic });
+  const leases = createLeaseService({ ...deps, access, fingerprints, credentials, revokeWhere, dynamic });
   const admin = createAdminService({ ...deps, access });
+  audit = createAuditService({ ...deps, access, fingerprints, auditKeys, integrity, sink });
   return {
     store: options.store,
     committer,
@@ -70,10 +97,13 @@ export function createVaultCore(options: VaultCoreDeps) {
     leases,
     policies: admin.policies,
     identities: admin.identities,
-    audit: createAuditService({ ...deps, access, fingerprints }),
+    audit,
+    /** Tenants whose audit chain failed an integrity check (their writes are stopped). */
+    auditIntegrity: integrity,
     fingerprints,
     purger: createLeasePurger(deps),
     leaseIndex: createLeaseIndexBackfill(deps),
+    dynamic,
   };
 }
 

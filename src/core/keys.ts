@@ -26,6 +26,11 @@ export const keys = {
   leaseIdempotency: (tenant: string, hash: string) => `${root}/t/${tenant}/lease-idem/${hash}`,
   /** How far the backfill of a tenant's lease index got (existing stores). */
   leaseIndexState: (tenant: string) => `${root}/t/${tenant}/lease-idx-state`,
+  /** A dynamic lease's own value (its upstream credential), sealed. */
+  leaseValue: (tenant: string, id: string) => `${root}/t/${tenant}/lease-values/${id}`,
+  /** Upstream accounts issued for dynamic leases, until the engine has removed them. */
+  dynamicAccount: (tenant: string, leaseId: string) => `${root}/t/${tenant}/dynamic-accounts/${leaseId}`,
+  dynamicAccounts: (tenant: string) => `${root}/t/${tenant}/dynamic-accounts/`,
   policy: (tenant: string, name: string) => `${root}/t/${tenant}/policies/${name}`,
   policies: (tenant: string) => `${root}/t/${tenant}/policies/`,
   identity: (tenant: string, type: string, name: string) => `${root}/t/${tenant}/identities/${type}/${name}`,
@@ -33,10 +38,16 @@ export const keys = {
   auditHead: (tenant: string) => `${root}/t/${tenant}/audit-head`,
   auditRecord: (tenant: string, seq: number) => `${root}/t/${tenant}/audit/${String(seq).padStart(16, '0')}`,
   auditRecords: (tenant: string) => `${root}/t/${tenant}/audit/`,
+  /** The tenant's audit HMAC and checkpoint signing keys, sealed (audit-keys.ts). */
+  auditKeys: (tenant: string) => `${root}/t/${tenant}/audit-keys`,
+  /** The latest checkpoint this store has seen signed: a convenience, never trusted by verification. */
+  auditCheckpoint: (tenant: string) => `${root}/t/${tenant}/audit-checkpoint`,
 };
 
 /** Records holding sealed values (a top-level `sealed` field), re-wrapped by tenant key rotation. */
 export const sealedPrefixes = (tenant: string) => [
   `${root}/t/${tenant}/values/`,
+  `${root}/t/${tenant}/lease-values/`,
   `${root}/t/${tenant}/hmac-key`,
+  `${root}/t/${tenant}/audit-keys`,
 ];

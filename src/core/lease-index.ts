@@ -97,8 +97,13 @@ export function leaseDeleteOps(tenant: string, lease: LeaseRecord): Op[] {
     ...(lease.idempotency
       ? [{ type: 'delete' as const, key: keys.leaseIdempotency(tenant, lease.idempotency) }]
       : []),
+    // A dynamic lease's own sealed value (already gone if it was revoked; deleting is harmless).
+    ...(lease.dynamic ? [{ type: 'delete' as const, key: keys.leaseValue(tenant, lease.id) }] : []),
   ];
 }
 
-/** Lease changes per transaction: five operations each, under etcd's 128 with the audit records. */
-export const LEASES_PER_TXN = 23;
+/**
+ * Lease changes per transaction: up to six operations each (five, and a dynamic lease's value
+ * deleted on revocation), under etcd's 128 with the audit record and chain head.
+ */
+export const LEASES_PER_TXN = 20;

@@ -4,8 +4,8 @@ import { keys } from './keys.js';
 import { leaseDeleteOps, leaseIndex, timeKey } from './lease-index.js';
 import type { LeaseRecord } from './lease-record.js';
 
-/** Records per transaction: up to five deletes each, under etcd's 128 operations with the audit. */
-const CHUNK = 24;
+/** Records per transaction: up to six deletes each, under etcd's 128 operations with the audit. */
+const CHUNK = 20;
 
 export const purgerIdentity = { type: 'workload' as const, name: 'vault-lease-purger' };
 

@@ -1,6 +1,7 @@
 import type { Identity } from '../contract/common.js';
 import type { Lease, LeaseState } from '../contract/leases.js';
 import type { Op } from '../store/store.js';
+import { keys } from './keys.js';
 import { leaseWriteOps } from './lease-index.js';
 
 /** A lease as stored. `state` is what was written; expiry is derived at read time. */
@@ -23,6 +24,8 @@ export interface LeaseRecord {
   labels?: Record<string, string>;
   /** The hash naming its Idempotency-Key record, deleted with it. */
   idempotency?: string;
+  /** Set for a dynamic credential's lease: its own upstream account. */
+  dynamic?: { engine: string; username: string };
 }
 
 /** The state a reader sees: an active lease past its expiry is expired, by the server clock. */
@@ -43,5 +46,8 @@ export function revokeOps(tenant: string, lease: LeaseRecord, now: Date, reason:
     revokedAt: now.toISOString(),
     revokeReason: reason,
   };
-  return leaseWriteOps(tenant, lease, revoked);
+  const ops = leaseWriteOps(tenant, lease, revoked);
+  // A dynamic lease's value is its own; it is never read again once the lease is revoked.
+  if (lease.dynamic) ops.push({ type: 'delete', key: keys.leaseValue(tenant, lease.id) });
+  return ops;
 }

@@ -57,7 +57,9 @@ export function selectionWalk(tenant: string, selection: RevokeSelection, now: D
  * entry alone and finishes the job. A lease committed before the call is in the index
  * (same transaction), so it is found.
  */
-export function createLeaseRevoker(deps: Pick<CoreDeps, 'store' | 'committer' | 'clock'>) {
+export function createLeaseRevoker(
+  deps: Pick<CoreDeps, 'store' | 'committer' | 'clock'> & { afterRevoke?: () => void },
+) {
   const { store, committer, clock } = deps;
   return async function revokeWhere(
     ctx: CallContext,
@@ -111,6 +113,8 @@ export function createLeaseRevoker(deps: Pick<CoreDeps, 'store' | 'committer' | 
         };
       });
       leaseIds.push(...chunk.ids);
+      // Dynamic leases among them: their upstream accounts go now.
+      if (chunk.ids.length > 0) deps.afterRevoke?.();
       cursor = chunk.after;
       if (chunk.done) return { revoked: leaseIds.length, leaseIds };
     }

@@ -17,6 +17,7 @@ import type { Access } from './access.js';
 import { type CallContext, formatIdentity, sameIdentity } from './context.js';
 import type { CredentialService } from './credentials.js';
 import { type CoreDeps, parseRecord } from './deps.js';
+import type { DynamicAccounts } from './dynamic-accounts.js';
 import type { Fingerprints } from './fingerprints.js';
 import { keys } from './keys.js';
 import { leaseIndex, leaseWriteOps, parseEntry } from './lease-index.js';
@@ -39,8 +40,10 @@ export function createLeaseService(
     fingerprints: Fingerprints;
     credentials: CredentialService;
     revokeWhere: LeaseRevoker;
+    dynamic: DynamicAccounts;
   },
 ) {
+  const { dynamic } = deps;
   const { store, keyring, committer, access, fingerprints, credentials, clock, config } = deps;
 
   async function load(ctx: CallContext, id: string) {
@@ -125,6 +128,12 @@ export function createLeaseService(
    * created again under the same name from the one that was cached.
    */
   async function openValue(ctx: CallContext, lease: LeaseRecord, incarnation?: number): Promise<string> {
+    if (lease.dynamic) {
+      const kv = await store.get(keys.leaseValue(ctx.tenant, lease.id));
+      if (!kv) throw new VaultError('lease_revoked', `the account of lease "${lease.id}" is gone`);
+      const { sealed } = parseRecord<{ sealed: never }>(kv.value);
+      return (await keyring.openValue(ctx.tenant, leaseValueRef(lease.id), 1, sealed)).toString('utf8');
+    }
     const key = keys.value(ctx.tenant, lease.credentialName, lease.version);
     const kv = incarnation ? await deps.sealed.get(`${key}#${incarnation}`, key) : await store.get(key);
     if (!kv)
@@ -193,6 +202,92 @@ export function createLeaseService(
     };
   }
 
+  /**
+   * A dynamic lease: the account is recorded and created upstream first (valid until the
+   * lease's end), then the lease commits with its value sealed beside it. If the commit does
+   * not happen, the account is removed by the sweep, also after a crash (on start).
+   */
+  async function createDynamic(
+    ctx: CallContext,
+    input: CreateLeaseInput,
+    loaded: NonNullable<Awaited<ReturnType<CredentialService['load']>>>,
+    target: Identity,
+    ttlMs: number,
+    maxTtlMs: number,
+    withValue: boolean,
+  ): Promise<Lease> {
+    const credential = loaded.credential;
+    const id = newLeaseId();
+    const now = clock();
+    const expiresAt = new Date(now.getTime() + ttlMs);
+    let issued: Awaited<ReturnType<DynamicAccounts['issue']>>;
+    try {
+      issued = await dynamic.issue(ctx, credential, id, expiresAt);
+    } catch (err) {
+      await committer.record(ctx, {
+        action: 'lease.create',
+        resource: `credential/${credential.name}`,
+        outcome: 'error',
+        reason: (err as Error).message,
+        actingFor: target,
+      });
+      throw err;
+    }
+    const lease: LeaseRecord = {
+      id,
+      tenant: ctx.tenant,
+      credentialName: credential.name,
+      version: credential.currentVersion,
+      identity: target,
+      issuedBy: ctx.principal.identity,
+      issuedAt: now.toISOString(),
+      expiresAt: expiresAt.toISOString(),
+      maxExpiresAt: new Date(now.getTime() + maxTtlMs).toISOString(),
+      ttlMs,
+      renewable: input.renewable,
+      renewCount: 0,
+      state: 'active',
+      ...(input.labels ? { labels: input.labels } : {}),
+      dynamic: issued.dynamic,
+    };
+    let committed = false;
+    try {
+      const sealed = await keyring.sealValue(
+        ctx.tenant,
+        leaseValueRef(id),
+        1,
+        Buffer.from(issued.value, 'utf8'),
+      );
+      const valueHmac = await fingerprints.of(ctx.tenant, issued.value);
+      const result = await committer.commit(ctx, async () => {
+        // The credential must still exist: a lease of a deleted credential would outlive it.
+        if (!(await store.get(keys.credential(ctx.tenant, credential.name))))
+          throw notFound(`credential "${credential.name}" was deleted`);
+        return {
+          ops: [
+            ...leaseWriteOps(ctx.tenant, undefined, lease),
+            { type: 'put', key: keys.leaseValue(ctx.tenant, id), value: JSON.stringify({ sealed }) },
+          ],
+          audit: [
+            {
+              action: 'lease.create',
+              resource: resourceOf(id),
+              outcome: 'allowed',
+              reason: `${credential.name} v${lease.version} for ${formatDuration(ttlMs)} as ${issued.dynamic.engine} account ${issued.dynamic.username}${withValue ? '' : ' (handle only: no reveal)'}`,
+              actingFor: target,
+              valueHmac,
+            },
+          ],
+          result: withValue ? { ...toLease(lease, now), value: issued.value } : toLease(lease, now),
+        };
+      });
+      committed = true;
+      return result;
+    } finally {
+      dynamic.settled(id, committed);
+    }
+  }
+
   const visibleTo = (ctx: CallContext, admin: boolean) => (lease: LeaseRecord) =>
     admin ||
     sameIdentity(lease.identity, ctx.principal.identity) ||
@@ -217,6 +312,11 @@ export function createLeaseService(
       await access.checkActFor(ctx, target, 'lease.create', resource);
       let { ttlMs, maxTtlMs } = ttlLimits(ctx, loaded.credential, input, decision.maxTtlMs);
       const withValue = await mayReadValue(ctx, loaded.credential);
+      if (loaded.credential.dynamic) {
+        if (input.version !== undefined && input.version !== loaded.credential.currentVersion)
+          throw badRequest('a dynamic credential issues from its current version only', { field: 'version' });
+        return createDynamic(ctx, input, loaded, target, ttlMs, maxTtlMs, withValue);
+      }
 
       // The first attempt uses the record read above (perhaps from the cache): the commit
       // compares its revision. A retry reads it afresh and decides again on what it finds.
@@ -408,7 +508,23 @@ export function createLeaseService(
     },
 
     async renew(ctx: CallContext, id: string, input: { increment?: string | undefined }): Promise<Lease> {
-      await loadVisible(ctx, id, 'lease.renew');
+      const visible = await loadVisible(ctx, id, 'lease.renew');
+      // Upstream first: a database that allows a little longer than the lease is corrected by
+      // revocation at the lease's end; one that refuses a renewed lease early is not.
+      let upstreamUntil: number | undefined;
+      if (
+        visible.lease.dynamic &&
+        effectiveState(visible.lease, clock()) === 'active' &&
+        visible.lease.renewable
+      ) {
+        const { lease } = visible;
+        const incrementMs = input.increment ? durationMs(input.increment) : lease.ttlMs;
+        upstreamUntil = Math.max(
+          Math.min(clock().getTime() + incrementMs, Date.parse(lease.maxExpiresAt)),
+          Date.parse(lease.expiresAt),
+        );
+        await dynamic.renew(ctx, lease, new Date(upstreamUntil));
+      }
       return committer.commit(ctx, async () => {
         const found = await load(ctx, id);
         if (!found) throw notFound(`lease "${id}" does not exist`);
@@ -426,7 +542,7 @@ export function createLeaseService(
         const incrementMs = input.increment ? durationMs(input.increment) : lease.ttlMs;
         const wanted = now.getTime() + incrementMs;
         const capped = Math.min(wanted, Date.parse(lease.maxExpiresAt));
-        const expiresAt = Math.max(capped, Date.parse(lease.expiresAt));
+        const expiresAt = upstreamUntil ?? Math.max(capped, Date.parse(lease.expiresAt));
         const renewed: LeaseRecord = {
           ...lease,
           expiresAt: new Date(expiresAt).toISOString(),
@@ -451,8 +567,8 @@ export function createLeaseService(
     },
 
     async revoke(ctx: CallContext, id: string, reason = 'revoked by request'): Promise<Lease> {
-      await loadVisible(ctx, id, 'lease.revoke');
-      return committer.commit(ctx, async () => {
+      const { lease: seen } = await loadVisible(ctx, id, 'lease.revoke');
+      const revoked = await committer.commit(ctx, async () => {
         const found = await load(ctx, id);
         if (!found) throw notFound(`lease "${id}" does not exist`);
         const { lease, modRevision } = found;
@@ -477,6 +593,9 @@ export function createLeaseService(
           ),
         };
       });
+      // The upstream account goes before the answer when it can; if not, the sweep retries.
+      if (seen.dynamic) await dynamic.revokeNow(ctx.tenant, id);
+      return revoked;
     },
 
     async bulkRevoke(ctx: CallContext, selector: BulkRevokeInput) {
@@ -676,6 +795,8 @@ function decodeContinue(token: string): string {
     field: 'continue',
   });
 }
+/** Where a dynamic lease's own value is bound (AAD): never a credential's name, which has no "/". */
+const leaseValueRef = (id: string) => `lease/${id}`;
 
 const withoutValue = ({ value: _value, ...lease }: Lease) => lease;
 

@@ -15,6 +15,8 @@ export const errorCodes = {
   payload_too_large: 413,
   rate_limited: 429,
   internal: 500,
+  /** A dynamic credential's upstream system refused or could not be reached. */
+  upstream_failed: 502,
   store_unavailable: 503,
   outcome_unknown: 503,
   audit_unavailable: 503,

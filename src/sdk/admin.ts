@@ -1,8 +1,12 @@
 /** The smaller API groups: audit, tokens, policies, identities, tenants and keys. */
+
+import { checkpointSignedBy } from './checkpoint.js';
 import { type Http, seg } from './http.js';
 import {
   arr,
   obj,
+  parseAuditCheckpoint,
+  parseAuditPublicKey,
   parseAuditRecord,
   parseAuditVerify,
   parseCreatedToken,
@@ -13,6 +17,8 @@ import {
   parseValueLookup,
 } from './parse.js';
 import type {
+  AuditCheckpoint,
+  AuditPublicKey,
   AuditQuery,
   AuditRecord,
   AuditVerifyResult,
@@ -51,9 +57,56 @@ export class AuditApi {
     );
   }
 
-  /** Verifies the tenant's hash chain; `ok: false` names the first broken record. */
-  verify(options: Options = {}): Promise<AuditVerifyResult> {
-    return this.#http.json('get', '/v1/audit/verify', parseAuditVerify, options);
+  /**
+   * Verifies the tenant's chain; `ok: false` names the first broken record. With `since` (a
+   * checkpoint you kept), it also proves the log still extends it: a rewritten, cut-off or
+   * rolled-back history fails. With `publicKey` (the SPKI PEM you pinned), both `since` and
+   * the returned checkpoint are checked here too, so a server that lies about them fails.
+   */
+  async verify(
+    check: { since?: AuditCheckpoint; publicKey?: string } = {},
+    options: Options = {},
+  ): Promise<AuditVerifyResult> {
+    const { since, publicKey } = check;
+    if (since && publicKey && !(await checkpointSignedBy(since, publicKey))) {
+      return {
+        ok: false,
+        records: 0,
+        headSeq: 0,
+        reason: 'the checkpoint is not signed by the pinned public key',
+      };
+    }
+    const result = since
+      ? await this.#http.json('post', '/v1/audit/verify', parseAuditVerify, { body: { since }, ...options })
+      : await this.#http.json('get', '/v1/audit/verify', parseAuditVerify, options);
+    if (!result.ok || !publicKey) return result;
+    const latest = result.checkpoint;
+    if (!latest || !(await checkpointSignedBy(latest, publicKey))) {
+      return {
+        ...result,
+        ok: false,
+        reason: 'the server returned no checkpoint signed by the pinned public key',
+      };
+    }
+    if (since && (latest.seq < since.seq || latest.tenant !== since.tenant)) {
+      return { ...result, ok: false, reason: 'the returned checkpoint does not extend the one given' };
+    }
+    return result;
+  }
+
+  /** Signs a checkpoint of the tenant's chain now (after verifying the records since the last one). */
+  checkpoint(options: Options = {}): Promise<AuditCheckpoint> {
+    return this.#http.json(
+      'post',
+      '/v1/audit/checkpoints',
+      (body) => parseAuditCheckpoint(obj(body, 'response').checkpoint, 'checkpoint'),
+      options,
+    );
+  }
+
+  /** The Ed25519 key that signs the tenant's checkpoints (also at /.well-known/vault/audit-keys/TENANT). */
+  publicKey(options: Options = {}): Promise<AuditPublicKey> {
+    return this.#http.json('get', '/v1/audit/public-key', parseAuditPublicKey, options);
   }
 
   /** Whether a (leaked) value was ever issued by a lease, found by keyed HMAC; the value is not stored. */

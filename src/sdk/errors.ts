@@ -15,6 +15,7 @@ export type VaultErrorCode =
   | 'payload_too_large'
   | 'rate_limited'
   | 'internal'
+  | 'upstream_failed'
   | 'store_unavailable'
   | 'outcome_unknown'
   | 'audit_unavailable';
@@ -146,6 +147,15 @@ export class InternalError extends VaultApiError {
   }
 }
 
+/** 502: a dynamic credential's upstream system (e.g. PostgreSQL) refused or could not be reached. */
+export class UpstreamFailedError extends VaultApiError {
+  /** @param message what is wrong @param init response fields */
+  constructor(message: string, init: VaultApiErrorInit) {
+    super('upstream_failed', message, init);
+    this.name = 'UpstreamFailedError';
+  }
+}
+
 /** 503: the server's store is unreachable; retry later. */
 export class StoreUnavailableError extends VaultApiError {
   /** @param message what is wrong @param init response fields */
@@ -202,6 +212,7 @@ const classes: Record<VaultErrorCode, ErrorClass> = {
   payload_too_large: PayloadTooLargeError,
   rate_limited: RateLimitedError,
   internal: InternalError,
+  upstream_failed: UpstreamFailedError,
   store_unavailable: StoreUnavailableError,
   outcome_unknown: OutcomeUnknownError,
   audit_unavailable: AuditUnavailableError,
@@ -216,6 +227,7 @@ const codeByStatus: Record<number, VaultErrorCode> = {
   410: 'lease_expired',
   413: 'payload_too_large',
   429: 'rate_limited',
+  502: 'upstream_failed',
   503: 'store_unavailable',
 };
 

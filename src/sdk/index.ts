@@ -11,6 +11,7 @@
  * @packageDocumentation
  */
 export type { AuditApi, IdentitiesApi, KeysApi, PoliciesApi, TenantsApi, TokensApi } from './admin.js';
+export { checkpointSignedBy } from './checkpoint.js';
 export type { CredentialsApi } from './credentials.js';
 export {
   AuditUnavailableError,
@@ -26,6 +27,7 @@ export {
   RateLimitedError,
   StoreUnavailableError,
   UnauthenticatedError,
+  UpstreamFailedError,
   VaultApiError,
   type VaultApiErrorInit,
   VaultConnectionError,

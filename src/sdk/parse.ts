@@ -4,6 +4,8 @@
  * server answered something that is not the Vault API.
  */
 import type {
+  AuditCheckpoint,
+  AuditPublicKey,
   AuditRecord,
   AuditVerifyResult,
   BulkRevokeResult,
@@ -274,6 +276,7 @@ export function parseAuditRecord(value: unknown, path = 'record'): AuditRecord {
       hash: str(o, 'hash', path),
     },
     {
+      v: o.v === 2 ? 2 : undefined,
       actingFor: optIdentity(o, 'actingFor', path),
       delegatedBy: optIdentity(o, 'delegatedBy', path),
       reason: optStr(o, 'reason', path),
@@ -290,8 +293,32 @@ export function parseAuditVerify(value: unknown, path = 'result'): AuditVerifyRe
     {
       brokenAt: typeof o.brokenAt === 'number' ? o.brokenAt : undefined,
       reason: optStr(o, 'reason', path),
+      checkpoint:
+        o.checkpoint === undefined ? undefined : parseAuditCheckpoint(o.checkpoint, `${path}.checkpoint`),
     },
   );
+}
+
+export function parseAuditCheckpoint(value: unknown, path = 'checkpoint'): AuditCheckpoint {
+  const o = obj(value, path);
+  return {
+    tenant: str(o, 'tenant', path),
+    seq: num(o, 'seq', path),
+    hash: str(o, 'hash', path),
+    time: str(o, 'time', path),
+    keyId: str(o, 'keyId', path),
+    signature: str(o, 'signature', path),
+  };
+}
+
+export function parseAuditPublicKey(value: unknown, path = 'key'): AuditPublicKey {
+  const o = obj(value, path);
+  return {
+    tenant: str(o, 'tenant', path),
+    algorithm: 'Ed25519',
+    keyId: str(o, 'keyId', path),
+    publicKey: str(o, 'publicKey', path),
+  };
 }
 
 export function parseValueLookup(value: unknown, path = 'result'): ValueLookupResult {

@@ -54,6 +54,8 @@ export interface Credential {
   metadata: Record<string, string>;
   /** Lease TTL defaults, when set. */
   leases?: LeaseDefaults;
+  /** Set on a dynamic credential: the engine that issues each lease its own upstream account. */
+  dynamic?: DynamicSpec;
   /** The version new leases get. */
   currentVersion: number;
   /** Every stored version. */
@@ -78,7 +80,21 @@ export interface CreateCredentialInput {
   metadata?: Record<string, string>;
   /** Lease TTL defaults. */
   leases?: LeaseDefaults;
+  /**
+   * Makes it dynamic: `value` is then the engine's admin connection URL (never returned), and
+   * each lease gets its own account that the upstream system refuses once the lease ends.
+   */
+  dynamic?: DynamicSpec;
 }
+
+/**
+ * A dynamic credential's engine. PostgreSQL runs each creation statement alone, with
+ * `{{name}}` as the lease's role (a quoted identifier); Redis gives each lease's ACL user
+ * these rules.
+ */
+export type DynamicSpec =
+  | { engine: 'postgres'; creationStatements: string[] }
+  | { engine: 'redis'; aclRules: string[] };
 
 /** Input of {@link CredentialsApi.update}. */
 export interface UpdateCredentialInput {
@@ -141,6 +157,8 @@ export interface Lease {
   revokeReason?: string;
   /** Labels given at creation, to find the lease by. */
   labels?: Record<string, string>;
+  /** A dynamic credential's lease: the upstream account issued for it alone. */
+  dynamic?: { engine: string; username: string };
   /**
    * The secret value: on read, reveal and use, and on create unless the caller is an agent
    * whose policy does not grant `reveal` (then the lease is a handle to use, not to read).
@@ -358,6 +376,8 @@ export type AuditOutcome = 'allowed' | 'denied' | 'error';
 export interface AuditRecord {
   /** Its position in the tenant's chain. */
   seq: number;
+  /** 2 when linked by the tenant's keyed HMAC (absent on records from before `audit.rekey`). */
+  v?: 2;
   /** When the decision was made. */
   time: Date;
   /** The request it belongs to. */
@@ -420,6 +440,33 @@ export interface AuditVerifyResult {
   brokenAt?: number;
   /** What is wrong, if anything. */
   reason?: string;
+  /** When intact: a checkpoint of the verified head, signed now; keep it for the next verification. */
+  checkpoint?: AuditCheckpoint;
+}
+
+/**
+ * A signed statement of a tenant's audit chain: `seq` records ending in `hash` at `time`.
+ * Keep it outside the Vault; a later verification against it detects a history that was
+ * rewritten, cut off or rolled back.
+ */
+export interface AuditCheckpoint {
+  tenant: string;
+  seq: number;
+  hash: string;
+  time: string;
+  /** First 16 hex digits of SHA-256 of the raw Ed25519 public key. */
+  keyId: string;
+  /** Ed25519, base64. */
+  signature: string;
+}
+
+/** The key that signs a tenant's checkpoints. */
+export interface AuditPublicKey {
+  tenant: string;
+  algorithm: 'Ed25519';
+  keyId: string;
+  /** SPKI PEM. */
+  publicKey: string;
 }
 
 /** The result of {@link AuditApi.lookup}. */

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import express, { type Express } from 'express';
+import { tenantId } from '../contract/common.js';
 import type { VaultCore } from '../core/index.js';
 import type { Keyring } from '../crypto/keyring.js';
 import type { Clock } from '../lib/clock.js';
@@ -47,7 +48,12 @@ export interface AppDeps {
 /** The HTTP API: express, one router per group, errors mapped in one place. */
 export function createApp(deps: AppDeps): { app: Express; metrics: ServerMetrics } {
   const config = { ...defaultAppConfig, ...deps.config };
-  const metrics = deps.metrics ?? createServerMetrics({ leaseStates: () => deps.core.leases.countByState() });
+  const metrics =
+    deps.metrics ??
+    createServerMetrics({
+      leaseStates: () => deps.core.leases.countByState(),
+      auditTampered: () => deps.core.auditIntegrity.list().map((t) => t.tenant),
+    });
   const limiter = createAuthLimiter({
     limit: config.authFailuresPerMinute,
     windowMs: 60_000,
@@ -83,6 +89,16 @@ export function createApp(deps: AppDeps): { app: Express; metrics: ServerMetrics
     res.json({ status: 'ok' });
   });
   app.get('/readyz', async (_req, res) => {
+    const tampered = deps.core.auditIntegrity.list();
+    if (tampered.length > 0) {
+      // Writes of these tenants are stopped; an operator has to look (logs name the reason).
+      res.status(503).json({
+        status: 'audit-tampered',
+        reason: `the audit chain of ${tampered.map((t) => `"${t.tenant}"`).join(', ')} failed its integrity check`,
+        audit: { tampered },
+      });
+      return;
+    }
     try {
       await deps.core.store.ping();
       res.json({ status: 'ready' });
@@ -90,6 +106,13 @@ export function createApp(deps: AppDeps): { app: Express; metrics: ServerMetrics
       const error = toVaultError(err);
       res.status(503).json({ status: 'unavailable', reason: error.message });
     }
+  });
+  // Public, so anyone holding a checkpoint can check its signature without a token.
+  app.get('/.well-known/vault/audit-keys/:tenant', async (req, res) => {
+    const tenant = tenantId.safeParse(req.params.tenant);
+    const key = tenant.success ? await deps.core.audit.publicKey(tenant.data) : undefined;
+    if (!key) throw notFound('no audit key for this tenant');
+    res.json(key);
   });
   app.get('/metrics', async (_req, res) => {
     res.type(metrics.registry.contentType).send(await metrics.registry.metrics());

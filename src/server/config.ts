@@ -31,6 +31,10 @@ export const serverConfigSchema = z
     tlsCertFile: z.string().optional(),
     tlsKeyFile: z.string().optional(),
     auditLog: z.string().default('stdout'),
+    /** Where the stream's cursor is kept; default FILE.cursor next to a file audit log, none for stdout. */
+    auditCursor: z.string().optional(),
+    /** Tenants with new records get a signed checkpoint this often (and every 1000 records). */
+    auditCheckpointInterval: z.string().default('1m'),
     logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
     bodyLimitBytes: z.coerce
       .number()
@@ -52,6 +56,8 @@ export const serverConfigSchema = z
       .default([]),
     maxLeaseTtl: z.string().default('24h'),
     leaseRetention: z.string().default('24h'),
+    /** How long a dynamic lease's issue may take before another replica removes its account. */
+    dynamicIssueGrace: z.string().default('60s'),
     kubernetesAuth: z.boolean().default(false),
     kubernetesAudience: z.string().default('vault'),
     kubeconfig: z.string().optional(),
@@ -81,8 +87,14 @@ export const serverConfigSchema = z
       problem('rootKey', 'give the root key once: --root-key-file or VAULT_ROOT_KEY');
     const ttl = parseDuration(config.maxLeaseTtl);
     if ('error' in ttl) problem('maxLeaseTtl', `--max-lease-ttl must be ${durationHelp}`);
+    if ('error' in parseDuration(config.auditCheckpointInterval)) {
+      problem('auditCheckpointInterval', `--audit-checkpoint-interval must be ${durationHelp}`);
+    }
     if ('error' in parseDuration(config.leaseRetention)) {
       problem('leaseRetention', `--lease-retention must be ${durationHelp}`);
+    }
+    if ('error' in parseDuration(config.dynamicIssueGrace)) {
+      problem('dynamicIssueGrace', `--dynamic-issue-grace must be ${durationHelp}`);
     }
     const host = config.listen.slice(0, config.listen.lastIndexOf(':'));
     const loopback = ['127.0.0.1', 'localhost', '[::1]'].includes(host);

@@ -1,8 +1,20 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 
 /** Prometheus metrics of the API process. Labels carry routes and codes, never values. */
-export function createServerMetrics(options: { leaseStates?: () => Promise<Record<string, number>> } = {}) {
+export function createServerMetrics(
+  options: { leaseStates?: () => Promise<Record<string, number>>; auditTampered?: () => string[] } = {},
+) {
   const registry = new Registry();
+  new Gauge({
+    name: 'vault_audit_tampered',
+    help: 'Tenants whose audit chain failed an integrity check (1 each): their writes are stopped',
+    labelNames: ['tenant'] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const tenant of options.auditTampered?.() ?? []) this.set({ tenant }, 1);
+    },
+  });
   // Counted from the store when scraped, at most every 10 s (a scan of every tenant's leases).
   let cached: { at: number; counts: Record<string, number> } | undefined;
   new Gauge({
@@ -43,7 +55,13 @@ export function createServerMetrics(options: { leaseStates?: () => Promise<Recor
     labelNames: ['reason'] as const,
     registers: [registry],
   });
-  return { registry, requests, duration, leases, authFailures };
+  const dynamicRevocations = new Counter({
+    name: 'vault_dynamic_revocations_total',
+    help: "Removals of dynamic leases' upstream accounts by engine and outcome (removed, failed: retried with backoff)",
+    labelNames: ['engine', 'outcome'] as const,
+    registers: [registry],
+  });
+  return { registry, requests, duration, leases, authFailures, dynamicRevocations };
 }
 
 export type ServerMetrics = ReturnType<typeof createServerMetrics>;

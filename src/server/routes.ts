@@ -8,7 +8,7 @@ import * as leases from '../contract/leases.js';
 import * as policies from '../contract/policies.js';
 import type { VaultCore } from '../core/index.js';
 import type { Keyring } from '../crypto/keyring.js';
-import { badRequest, permissionDenied, VaultError } from '../lib/errors.js';
+import { badRequest, notFound, permissionDenied, VaultError } from '../lib/errors.js';
 import { callContext, parse } from './context.js';
 import type { ServerMetrics } from './metrics.js';
 
@@ -306,6 +306,18 @@ export function apiRoutes(deps: { core: VaultCore; keyring: Keyring; metrics: Se
   });
   router.get('/audit/verify', async (_req, res) => {
     res.json(await core.audit.verify(callContext(res)));
+  });
+  router.post('/audit/verify', async (req, res) => {
+    const { since } = parse(audit.auditVerifyRequest, req.body ?? {}, 'body');
+    res.json(await core.audit.verify(callContext(res), since));
+  });
+  router.post('/audit/checkpoints', async (_req, res) => {
+    res.status(201).json({ checkpoint: (await core.audit.createCheckpoint(callContext(res))) ?? null });
+  });
+  router.get('/audit/public-key', async (_req, res) => {
+    const key = await core.audit.publicKey(callContext(res).tenant);
+    if (!key) throw notFound('this tenant has no audit key yet: it is created with its first audit record');
+    res.json(key);
   });
   router.post('/audit/lookup', async (req, res) => {
     const { value } = parse(audit.valueLookupRequest, req.body, 'body');

@@ -2,22 +2,26 @@ import { readFile } from 'node:fs/promises';
 import { createServer as createHttpServer, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import {
-  type AuditSink,
-  createVaultCore,
-  jsonLinesAuditSink,
-  nullAuditSink,
-  type VaultCore,
-} from '../core/index.js';
+import { type AuditFollower, createAuditFollower } from '../core/audit-follower.js';
+import { type AuditSink, createVaultCore, nullAuditSink, type VaultCore } from '../core/index.js';
 import { sealedPrefixes } from '../core/keys.js';
 import { createKeyring, type Keyring } from '../crypto/keyring.js';
 import { type RootKeyProvider, rootKeyFromEnv, rootKeyFromFile } from '../crypto/root-key.js';
+import { createPostgresEngine } from '../engines/postgres.js';
+import { createRedisEngine } from '../engines/redis.js';
 import { durationMs } from '../lib/duration.js';
 import type { Logger } from '../lib/logger.js';
 import { openStore } from '../store/index.js';
 import type { Store } from '../store/store.js';
 import { createApp } from './app.js';
+import {
+  fileCursorStore,
+  fileStreamOutput,
+  memoryCursorStore,
+  writableStreamOutput,
+} from './audit-stream.js';
 import type { ServerConfig } from './config.js';
+import { createServerMetrics, type ServerMetrics } from './metrics.js';
 import { kubernetesTokenReviewer } from './token-review.js';
 
 const PURGE_INTERVAL_MS = 10 * 60_000;
@@ -58,8 +62,14 @@ export async function openConfiguredStore(config: ServerConfig, logger: Logger):
 }
 
 /** Store, keyring and core, as every role (server, operator) builds them. */
-export async function openVault(config: ServerConfig, logger: Logger, auditSink: AuditSink = nullAuditSink) {
+export async function openVault(
+  config: ServerConfig,
+  logger: Logger,
+  sink: AuditSink | ((store: Store) => AuditSink) = nullAuditSink,
+  metrics?: ServerMetrics,
+) {
   const store = await openConfiguredStore(config, logger);
+  const auditSink = typeof sink === 'function' ? sink(store) : sink;
   try {
     const keyring = createKeyring({ store, roots: await loadRootKeys(config), sealedPrefixes, logger });
     const resumed = await keyring.resumeRotations();
@@ -70,6 +80,15 @@ export async function openVault(config: ServerConfig, logger: Logger, auditSink:
       keyring,
       logger,
       auditSink,
+      engines: { postgres: createPostgresEngine(), redis: createRedisEngine() },
+      dynamic: { issueGraceMs: durationMs(config.dynamicIssueGrace) },
+      ...(metrics
+        ? {
+            dynamicObserver: {
+              revocation: (engine, outcome) => metrics.dynamicRevocations.inc({ engine, outcome }),
+            },
+          }
+        : {}),
       config: {
         maxLeaseTtlMs: durationMs(config.maxLeaseTtl),
         leaseRetentionMs: durationMs(config.leaseRetention),
@@ -87,11 +106,46 @@ export async function openVault(config: ServerConfig, logger: Logger, auditSink:
 
 /** Builds everything from a parsed configuration and listens. */
 export async function startVault(config: ServerConfig, logger: Logger): Promise<VaultProcess> {
-  const auditSink =
+  const toFile = config.auditLog !== 'stdout' && config.auditLog !== 'none';
+  const output =
     config.auditLog === 'none'
-      ? nullAuditSink
-      : jsonLinesAuditSink(config.auditLog === 'stdout' ? process.stdout : { file: config.auditLog });
-  const { store, keyring, core } = await openVault(config, logger, auditSink);
+      ? undefined
+      : toFile
+        ? await fileStreamOutput(config.auditLog)
+        : writableStreamOutput(process.stdout);
+  const cursorFile = config.auditCursor ?? (toFile ? `${config.auditLog}.cursor` : undefined);
+  let stream: AuditFollower | undefined;
+  let leaseStates: (() => Promise<Record<string, number>>) | undefined;
+  let auditTampered: (() => string[]) | undefined;
+  const metrics = createServerMetrics({
+    leaseStates: () => leaseStates?.() ?? Promise.resolve({}),
+    auditTampered: () => auditTampered?.() ?? [],
+  });
+  const { store, keyring, core } = await openVault(
+    config,
+    logger,
+    (opened) => {
+      if (!output) return nullAuditSink;
+      stream = createAuditFollower({
+        store: opened,
+        output,
+        cursor: cursorFile ? fileCursorStore(cursorFile) : memoryCursorStore(),
+        logger: logger.child({ component: 'audit-stream' }),
+        // Without a cursor file (stdout), a restart starts at the heads: say so in the docs.
+        startAt: cursorFile ? 'beginning' : 'heads',
+      });
+      return stream;
+    },
+    metrics,
+  );
+  leaseStates = () => core.leases.countByState();
+  auditTampered = () => core.auditIntegrity.list().map((t) => t.tenant);
+  await stream?.start();
+  const checkpointTimer = setInterval(
+    () => void core.audit.checkpointDue(),
+    durationMs(config.auditCheckpointInterval),
+  );
+  checkpointTimer.unref();
   const kubernetes = config.kubernetesAuth
     ? {
         reviewer: await kubernetesTokenReviewer(
@@ -105,6 +159,7 @@ export async function startVault(config: ServerConfig, logger: Logger): Promise<
     core,
     keyring,
     logger,
+    metrics,
     config: {
       bodyLimitBytes: config.bodyLimitBytes,
       authFailuresPerMinute: config.authFailuresPerMinute,
@@ -139,6 +194,9 @@ export async function startVault(config: ServerConfig, logger: Logger): Promise<
     );
   const purgeTimer = setInterval(purge, PURGE_INTERVAL_MS);
   purgeTimer.unref();
+  // Reconciles upstream accounts on start (a crash may have left one without its lease),
+  // then removes each at its lease's end and retries failures.
+  void core.dynamic.start();
   return {
     url,
     store,
@@ -146,9 +204,14 @@ export async function startVault(config: ServerConfig, logger: Logger): Promise<
     core,
     async close() {
       clearInterval(purgeTimer);
+      clearInterval(checkpointTimer);
+      await core.dynamic.stop();
+      await core.dynamic.closeEngines();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
-      await auditSink.close();
+      // A last checkpoint of what this process wrote, then the stream catches up to it.
+      await core.audit.checkpointDue();
+      await stream?.close();
       await store.close();
     },
   };

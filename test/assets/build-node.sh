@@ -173,6 +173,14 @@ build_base_image() {
   mkdir -p "$root/usr/local/include" "$root/usr/local/etc"
   cp -a "$w/pkg/package/include/node" "$root/usr/local/include/node"
   printf 'nodedir=/usr/local\n' >"$root/usr/local/etc/npmrc"
+  # The CA certificates this machine adds to Debian's (an egress proxy that re-signs TLS, as
+  # in many companies): without them npm in the build cannot reach the registry.
+  if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
+    mkdir -p "$root/usr/local/share/ca-certificates"
+    cp /usr/local/share/ca-certificates/*.crt "$root/usr/local/share/ca-certificates/"
+    chroot "$root" update-ca-certificates >&2
+  fi
+  printf 'cafile=/etc/ssl/certs/ca-certificates.crt\n' >>"$root/usr/local/etc/npmrc"
   mkdir -p "$root/usr/local/lib/node_modules"
   (cd "$w/pkg" && npm pack --silent "npm@10" >/dev/null && mkdir npm && tar -xzf npm-10*.tgz -C npm)
   cp -a "$w/pkg/npm/package" "$root/usr/local/lib/node_modules/npm"

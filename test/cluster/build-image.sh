@@ -52,7 +52,7 @@ base_digest=$(sed -n 's/.*"digest":"\(sha256:[0-9a-f]*\)".*/\1/p' "$NODE_ASSETS/
 setsid unshare --mount --propagation private -- env PATH="$BIN:$PATH" "$BIN/buildkitd" \
   --root "$STATE" --addr "unix://$SOCK" \
   --oci-worker=true --containerd-worker=false --oci-worker-binary "$BIN/runc" \
-  --oci-worker-net host --oci-worker-snapshotter overlayfs --oci-cgroup-parent "$CGROUP" \
+  --oci-worker-net host --oci-worker-snapshotter overlayfs \
   >"$WORK/buildkitd.log" 2>&1 </dev/null &
 BKPID=$!
 for _ in $(seq 1 100); do
@@ -65,11 +65,11 @@ log "building $NAME from $ROOT/Dockerfile"
 s=$SECONDS
 if ! "$BIN/buildctl" --addr "unix://$SOCK" build --progress plain \
   --frontend dockerfile.v0 --local "context=$ROOT" --local "dockerfile=$ROOT" \
-  --opt cmdline= \
+  --opt cmdline= --opt "cgroup-parent=$CGROUP" \
   --oci-layout "base=$NODE_ASSETS/images/node-base" \
   --opt "context:node:22-bookworm-slim=oci-layout://base@$base_digest" \
   --output "type=docker,name=$NAME,dest=$OUT.tmp" 2>"$WORK/build.log"; then
-  tail -n 60 "$WORK/build.log" >&2
+  cp "$WORK/build.log" "$OUT.build.log"; tail -n 60 "$WORK/build.log" >&2
   tail -n 20 "$WORK/buildkitd.log" >&2
   exit 1
 fi

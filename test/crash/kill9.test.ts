@@ -3,8 +3,10 @@
  * the embedded store: every lease the server acknowledged with 201 must exist after a
  * restart, with its audit record, and the audit chain must still verify. Leases whose
  * requests were cut off may or may not exist, but none may exist without its audit record.
+ * The JSON-lines audit stream (--audit-log FILE) must hold every committed record after the
+ * restarted server caught up, including those written before the server first started.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -74,7 +76,31 @@ async function allAuditRecords(url: string, token: string) {
   }
 }
 
-async function checkAfterRestart(server: ServerProcess, auth: Bootstrap, burst: BurstResult) {
+/** Waits until the stream file holds every record seq the API lists, or returns what is missing. */
+async function missingFromStream(file: string, seqs: number[]): Promise<number[]> {
+  let missing: number[] = seqs;
+  for (let i = 0; i < 60; i++) {
+    const streamed = new Set(
+      readFileSync(file, 'utf8')
+        .split('\n')
+        .filter(Boolean)
+        .map((line) => JSON.parse(line) as { seq?: number; tenant?: string })
+        .filter((line) => line.tenant === 'crash' && typeof line.seq === 'number')
+        .map((line) => line.seq),
+    );
+    missing = seqs.filter((seq) => !streamed.has(seq));
+    if (missing.length === 0) return [];
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+  return missing;
+}
+
+async function checkAfterRestart(
+  server: ServerProcess,
+  auth: Bootstrap,
+  burst: BurstResult,
+  auditLog: string,
+) {
   // Every acknowledged lease survived, as issued.
   for (const id of burst.acknowledged) {
     const { status, body } = await getJson(`${server.url}/v1/leases/${id}`, auth.token);
@@ -104,6 +130,14 @@ async function checkAfterRestart(server: ServerProcess, auth: Bootstrap, burst: 
   for (const id of ids)
     expect(audited, `lease ${id} exists without an audit record`).toContain(`lease/${id}`);
   expect(audited.size).toBe(ids.length);
+
+  // The stream has every committed record: those the killed server never streamed and those
+  // written before any server ran (the bootstrap's token mint) included.
+  const missing = await missingFromStream(
+    auditLog,
+    records.map((record) => record.seq),
+  );
+  expect(missing, `records committed but never streamed: ${missing.join(', ')}`).toEqual([]);
 }
 
 function describeCrash(
@@ -114,6 +148,7 @@ function describeCrash(
     let base: string;
     let storeArgs: string[];
     let auth: Bootstrap;
+    let auditLog: string;
     const servers: ServerProcess[] = [];
 
     beforeAll(async () => {
@@ -121,7 +156,8 @@ function describeCrash(
       const rootKeyFile = join(base, 'root.key');
       await generateRootKeyFile(rootKeyFile);
       const store = await setup(base);
-      storeArgs = [...store.storeArgs, '--root-key-file', rootKeyFile, '--audit-log', 'none'];
+      auditLog = join(base, 'audit.log');
+      storeArgs = [...store.storeArgs, '--root-key-file', rootKeyFile, '--audit-log', auditLog];
       auth = await bootstrap({ ...store.configInput, rootKeyFile }, 'crash');
     });
 
@@ -144,7 +180,7 @@ function describeCrash(
 
       const second = await startServer(storeArgs);
       servers.push(second);
-      await checkAfterRestart(second, auth, burst);
+      await checkAfterRestart(second, auth, burst, auditLog);
 
       // The restarted server keeps issuing on the same chain.
       const res = await fetch(`${second.url}/v1/leases`, {

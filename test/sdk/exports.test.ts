@@ -23,6 +23,7 @@ describe('@ghoststack/vault-sdk exports', () => {
       'Vault',
       'VaultApiError',
       'VaultConnectionError',
+      'checkpointSignedBy',
       'defaultAddr',
       'resolveConnectOptions',
     ]);

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import type { AuditRecord } from '../../src/contract/audit.js';
+import type { DynamicConfig } from '../../src/core/dynamic-accounts.js';
 import {
   createVaultCore,
   jsonLinesAuditSink,
@@ -16,6 +17,7 @@ import {
 import { sealedPrefixes } from '../../src/core/keys.js';
 import { createKeyring } from '../../src/crypto/keyring.js';
 import { localRootKey } from '../../src/crypto/root-key.js';
+import type { EngineRegistry } from '../../src/engines/engine.js';
 import type { Clock } from '../../src/lib/clock.js';
 import { createLogger } from '../../src/lib/logger.js';
 import { createApp } from '../../src/server/app.js';
@@ -70,6 +72,8 @@ export async function startTestVault(
     authFailuresPerMinute?: number;
     trustedProxies?: string[];
     kubernetes?: KubernetesLoginConfig;
+    engines?: EngineRegistry;
+    dynamic?: Partial<DynamicConfig>;
   } = {},
 ): Promise<TestVault> {
   const dataDir = options.store ? undefined : await mkdtemp(join(tmpdir(), 'vault-test-'));
@@ -92,7 +96,10 @@ export async function startTestVault(
     logger,
     auditSink: jsonLinesAuditSink(auditStream),
     ...(options.clock ? { clock: options.clock } : {}),
+    ...(options.engines ? { engines: options.engines } : {}),
+    ...(options.dynamic ? { dynamic: options.dynamic } : {}),
   });
+  if (options.engines) void core.dynamic.start();
   const { app } = createApp({
     core,
     keyring,
@@ -166,6 +173,8 @@ export async function startTestVault(
       return result.body.token as string;
     },
     async close() {
+      await core.dynamic.stop();
+      await core.dynamic.closeEngines();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       if (!options.store) {

@@ -1,0 +1,323 @@
+import { randomUUID } from 'node:crypto';
+import type { Credential, DynamicSpec } from '../contract/credentials.js';
+import type { DynamicEngine, EngineRegistry } from '../engines/engine.js';
+import { EngineError } from '../engines/engine.js';
+import { VaultError } from '../lib/errors.js';
+import { type CallContext, systemContext } from './context.js';
+import { type CoreDeps, parseRecord } from './deps.js';
+import { type AccountRecord, backoffMs, decideAccount } from './dynamic-decision.js';
+import { keys } from './keys.js';
+import type { LeaseRecord } from './lease-record.js';
+
+export const revokerIdentity = { type: 'workload' as const, name: 'vault-dynamic-revoker' };
+
+/** What the server counts: upstream revocations by engine and outcome, and accounts waiting. */
+export interface DynamicObserver {
+  revocation(engine: string, outcome: 'removed' | 'failed'): void;
+}
+
+export interface DynamicConfig {
+  /** How long another process may take between recording an account and committing its lease. */
+  issueGraceMs: number;
+  /** The longest wait between sweeps (expiries and retries wake it sooner). */
+  sweepIntervalMs: number;
+  retryBaseMs: number;
+  retryMaxMs: number;
+}
+
+export const defaultDynamicConfig: DynamicConfig = {
+  issueGraceMs: 60_000,
+  sweepIntervalMs: 30_000,
+  retryBaseMs: 500,
+  retryMaxMs: 30_000,
+};
+
+const resourceOf = (leaseId: string) => `lease/${leaseId}`;
+
+/** Maps an engine failure to the one error the surfaces know; the message is already scrubbed. */
+export const upstreamError = (err: unknown, what: string) =>
+  new VaultError(
+    'upstream_failed',
+    `${what}: ${err instanceof EngineError ? err.message : 'the engine failed'}`,
+  );
+
+/**
+ * The upstream side of dynamic leases: issues an account for a lease (recording it first),
+ * extends it on renew, and removes it once its lease ended — at once on revoke, at expiry
+ * through a timer, and after a crash on start — retrying with backoff until the engine
+ * confirms, each outcome audited.
+ */
+export function createDynamicAccounts(
+  deps: Pick<CoreDeps, 'store' | 'committer' | 'keyring' | 'clock' | 'logger'> & {
+    engines: EngineRegistry;
+    config?: Partial<DynamicConfig>;
+    observer?: DynamicObserver;
+  },
+) {
+  const { store, committer, keyring, clock } = deps;
+  const config = { ...defaultDynamicConfig, ...deps.config };
+  const logger = deps.logger.child({ component: 'dynamic-accounts' });
+  const instance = randomUUID();
+  const issuing = new Set<string>();
+
+  function engineFor(spec: { engine: DynamicSpec['engine'] }): DynamicEngine {
+    const engine = deps.engines[spec.engine];
+    if (!engine)
+      throw new VaultError('bad_request', `the ${spec.engine} engine is not enabled on this server`);
+    return engine;
+  }
+
+  /** The credential's admin connection (its current version), or undefined once it was deleted. */
+  async function connectionOf(tenant: string, name: string) {
+    const kv = await store.get(keys.credential(tenant, name));
+    if (!kv) return undefined;
+    const credential = parseRecord<Credential>(kv.value);
+    const value = await store.get(keys.value(tenant, name, credential.currentVersion));
+    if (!value || !credential.dynamic) return undefined;
+    const { sealed } = parseRecord<{ sealed: never }>(value.value);
+    const plain = await keyring.openValue(tenant, name, credential.currentVersion, sealed);
+    return { credential, spec: credential.dynamic, connection: plain.toString('utf8') };
+  }
+
+  async function mustConnect(tenant: string, name: string) {
+    const found = await connectionOf(tenant, name);
+    if (!found) throw new VaultError('not_found', `dynamic credential "${name}" does not exist`);
+    return found;
+  }
+
+  // ---- the sweep ------------------------------------------------------------------------
+
+  let timer: NodeJS.Timeout | undefined;
+  let running: Promise<void> | undefined;
+  let again = false;
+  let stopped = true;
+
+  async function removeAccount(
+    tenant: string,
+    key: string,
+    account: AccountRecord,
+    lease: LeaseRecord | undefined,
+    reason: string,
+  ) {
+    const ctx = systemContext(tenant, revokerIdentity, `dynamic-${clock().getTime()}`);
+    const actingFor = lease?.identity;
+    let failure: string | undefined;
+    try {
+      const found = await connectionOf(tenant, account.credentialName);
+      if (!found)
+        throw new EngineError(
+          `credential "${account.credentialName}" is gone, and its admin connection with it`,
+        );
+      await engineFor({ engine: account.engine as DynamicSpec['engine'] }).revoke(
+        found.connection,
+        account.username,
+      );
+    } catch (err) {
+      failure = err instanceof EngineError ? err.message : `the engine failed (${(err as Error).name})`;
+    }
+    deps.observer?.revocation(account.engine, failure ? 'failed' : 'removed');
+    const attempts = (account.attempts ?? 0) + 1;
+    await committer.commit(ctx, async () => {
+      const kv = await store.get(key);
+      if (!kv) return { ops: [], audit: [], result: undefined };
+      const current = parseRecord<AccountRecord>(kv.value);
+      if (!failure) {
+        return {
+          compare: [{ key, modRevision: kv.modRevision }],
+          ops: [{ type: 'delete' as const, key }],
+          audit: [
+            {
+              action: 'lease.dynamic-revoke',
+              resource: resourceOf(account.leaseId),
+              outcome: 'allowed' as const,
+              reason: `${account.engine} account ${account.username} removed (${reason})${attempts > 1 ? ` after ${attempts} attempts` : ''}`,
+              ...(actingFor ? { actingFor } : {}),
+            },
+          ],
+          result: undefined,
+        };
+      }
+      const delay = backoffMs(attempts, config.retryBaseMs, config.retryMaxMs);
+      const next: AccountRecord = {
+        ...current,
+        attempts,
+        nextAttemptAt: new Date(clock().getTime() + delay).toISOString(),
+        lastError: failure,
+      };
+      return {
+        compare: [{ key, modRevision: kv.modRevision }],
+        ops: [{ type: 'put' as const, key, value: JSON.stringify(next) }],
+        audit: [
+          {
+            action: 'lease.dynamic-revoke',
+            resource: resourceOf(account.leaseId),
+            outcome: 'error' as const,
+            reason: `${account.engine} account ${account.username} not removed (${reason}), attempt ${attempts}, retrying in ${Math.round(delay / 100) / 10}s: ${failure}`,
+            ...(actingFor ? { actingFor } : {}),
+          },
+        ],
+        result: undefined,
+      };
+    });
+    if (failure)
+      logger.warn({ lease: account.leaseId, attempts }, `upstream revocation failed; retrying: ${failure}`);
+  }
+
+  /** Handles one tenant's accounts (or one account); returns when it next needs to look. */
+  async function sweepTenant(tenant: string, only?: string): Promise<number> {
+    const { kvs } = only
+      ? { kvs: [await store.get(keys.dynamicAccount(tenant, only))].filter((kv) => kv !== undefined) }
+      : await store.range(keys.dynamicAccounts(tenant));
+    let wake = Number.POSITIVE_INFINITY;
+    for (const kv of kvs) {
+      const account = parseRecord<AccountRecord>(kv.value);
+      const leaseKv = await store.get(keys.lease(tenant, account.leaseId));
+      const lease = leaseKv ? parseRecord<LeaseRecord>(leaseKv.value) : undefined;
+      const action = decideAccount(account, lease, {
+        now: clock(),
+        instance,
+        issuing,
+        issueGraceMs: config.issueGraceMs,
+      });
+      if (action.kind === 'revoke') {
+        await removeAccount(tenant, kv.key, account, lease, action.reason).catch((err: unknown) =>
+          logger.warn({ lease: account.leaseId }, `recording a revocation failed: ${(err as Error).message}`),
+        );
+        wake = Math.min(wake, clock().getTime() + config.retryBaseMs);
+      } else if (action.until !== undefined) wake = Math.min(wake, action.until);
+    }
+    return wake;
+  }
+
+  async function sweepAll(): Promise<number> {
+    const { kvs } = await store.range(keys.tenants());
+    let wake = clock().getTime() + config.sweepIntervalMs;
+    for (const kv of kvs) wake = Math.min(wake, await sweepTenant(kv.key.slice(keys.tenants().length)));
+    return wake;
+  }
+
+  function schedule(at: number) {
+    if (stopped) return;
+    clearTimeout(timer);
+    timer = setTimeout(() => void kick(), Math.max(10, Math.min(at - clock().getTime(), 2_147_000_000)));
+    timer.unref();
+  }
+
+  /** Runs a sweep now (or right after the one in progress). */
+  function kick(): Promise<void> {
+    if (running) {
+      again = true;
+      return running;
+    }
+    running = (async () => {
+      do {
+        again = false;
+        try {
+          schedule(await sweepAll());
+        } catch (err) {
+          logger.warn(`dynamic account sweep failed; retrying: ${(err as Error).message}`);
+          schedule(clock().getTime() + config.retryBaseMs * 4);
+        }
+      } while (again);
+    })().finally(() => {
+      running = undefined;
+    });
+    return running;
+  }
+
+  return {
+    /**
+     * Creates the account for a lease about to be committed. The caller commits the lease,
+     * then calls `settled` whatever happened; an account whose lease never came is removed.
+     */
+    async issue(ctx: CallContext, credential: Credential, leaseId: string, expiresAt: Date) {
+      const spec = credential.dynamic!;
+      const engine = engineFor(spec);
+      const username = engine.usernameFor(leaseId);
+      const account: AccountRecord = {
+        leaseId,
+        credentialName: credential.name,
+        engine: spec.engine,
+        username,
+        createdAt: clock().toISOString(),
+        owner: instance,
+      };
+      const key = keys.dynamicAccount(ctx.tenant, leaseId);
+      issuing.add(leaseId);
+      try {
+        await committer.commit(ctx, async () => ({
+          compare: [{ key, modRevision: 0 }],
+          ops: [{ type: 'put', key, value: JSON.stringify(account) }],
+          audit: [],
+          result: undefined,
+        }));
+        const { connection } = await mustConnect(ctx.tenant, credential.name);
+        const value = await engine.issue(connection, spec as never, { username, expiresAt });
+        return { value, dynamic: { engine: spec.engine, username } };
+      } catch (err) {
+        issuing.delete(leaseId);
+        void kick();
+        if (err instanceof VaultError) throw err;
+        throw upstreamError(err, `could not issue a ${spec.engine} account for "${credential.name}"`);
+      }
+    },
+
+    /** The lease was committed (or not): its account is now the sweep's to judge. */
+    settled(leaseId: string, committed: boolean) {
+      issuing.delete(leaseId);
+      if (!committed) void kick();
+    },
+
+    async renew(ctx: CallContext, lease: LeaseRecord, expiresAt: Date) {
+      const { connection, spec } = await mustConnect(ctx.tenant, lease.credentialName);
+      try {
+        await engineFor(spec).renew(connection, { username: lease.dynamic!.username, expiresAt });
+      } catch (err) {
+        throw upstreamError(err, `could not extend ${lease.dynamic!.username}`);
+      }
+    },
+
+    /** Removes the account of a lease just revoked, now; a failure is recorded and retried. */
+    async revokeNow(tenant: string, leaseId: string) {
+      try {
+        await sweepTenant(tenant, leaseId);
+      } finally {
+        void kick();
+      }
+    },
+
+    /** Changes the engine's admin password upstream; `undo` puts the old one back. */
+    async rotateRoot(ctx: CallContext, name: string) {
+      const { connection, spec } = await mustConnect(ctx.tenant, name);
+      try {
+        return await engineFor(spec).rotateRoot(connection);
+      } catch (err) {
+        throw upstreamError(err, `could not rotate the ${spec.engine} admin password of "${name}"`);
+      }
+    },
+
+    /** Accounts of one credential still waiting for removal. */
+    async pendingOf(tenant: string, name: string): Promise<number> {
+      const { kvs } = await store.range(keys.dynamicAccounts(tenant));
+      return kvs.filter((kv) => parseRecord<AccountRecord>(kv.value).credentialName === name).length;
+    },
+
+    /** Sweeps now (a reconcile on start) and keeps sweeping at expiries and retries. */
+    start() {
+      stopped = false;
+      return kick();
+    },
+    kick,
+    sweep: sweepAll,
+    async stop() {
+      stopped = true;
+      clearTimeout(timer);
+      await running?.catch(() => {});
+    },
+    async closeEngines() {
+      await Promise.all(Object.values(deps.engines).map((engine) => engine?.close()));
+    },
+  };
+}
+
+export type DynamicAccounts = ReturnType<typeof createDynamicAccounts>;

@@ -1,0 +1,17 @@
+import { createHash, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto';
+
+/** A password for an upstream account: 32 characters from 192 random bits, URL-safe. */
+export const randomPassword = (): string => randomBytes(24).toString('base64url');
+
+/**
+ * A SCRAM-SHA-256 verifier (RFC 7677, PostgreSQL's stored format), computed here so the
+ * plaintext password never reaches the database server, its statement log or its stats.
+ */
+export function scramVerifier(password: string, iterations = 4096): string {
+  const salt = randomBytes(16);
+  const salted = pbkdf2Sync(password, salt, iterations, 32, 'sha256');
+  const clientKey = createHmac('sha256', salted).update('Client Key').digest();
+  const storedKey = createHash('sha256').update(clientKey).digest();
+  const serverKey = createHmac('sha256', salted).update('Server Key').digest();
+  return `SCRAM-SHA-256$${iterations}:${salt.toString('base64')}$${storedKey.toString('base64')}:${serverKey.toString('base64')}`;
+}

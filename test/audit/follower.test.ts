@@ -1,0 +1,135 @@
+/**
+ * The follower's delivery contract on a real embedded store: lines are written before the
+ * cursor moves, so a crash between the two repeats lines on restart and never drops them; a
+ * stream without a cursor (stdout) starts at the heads.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type CursorStore, createAuditFollower, type StreamOutput } from '../../src/core/audit-follower.js';
+import { createVaultCore, systemContext, type VaultCore } from '../../src/core/index.js';
+import { sealedPrefixes } from '../../src/core/keys.js';
+import { createKeyring } from '../../src/crypto/keyring.js';
+import { localRootKey } from '../../src/crypto/root-key.js';
+import { silentLogger } from '../../src/lib/logger.js';
+import { memoryCursorStore } from '../../src/server/audit-stream.js';
+import { openEmbeddedStore } from '../../src/store/embedded-store.js';
+import type { Store } from '../../src/store/store.js';
+
+const memoryOutput = () => {
+  const lines: string[] = [];
+  const output: StreamOutput = {
+    write: async (batch) => {
+      lines.push(...batch);
+    },
+    sync: async () => {},
+    close: async () => {},
+  };
+  const seqs = () =>
+    lines
+      .map((line) => JSON.parse(line))
+      .filter((l) => l.tenant === 'acme')
+      .map((l) => l.seq as number);
+  return { output, lines, seqs };
+};
+
+describe('the audit stream follower', () => {
+  let dir: string;
+  let store: Store;
+  let core: VaultCore;
+  const ctx = systemContext('acme', { type: 'human', name: 'tester' });
+  const record = (n: number) =>
+    Promise.all(
+      Array.from({ length: n }, () =>
+        core.committer.record(ctx, { action: 'test.event', resource: 'x', outcome: 'allowed' }),
+      ),
+    );
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'vault-follower-'));
+    store = await openEmbeddedStore({ path: dir });
+    const keyring = createKeyring({ store, roots: [localRootKey(randomBytes(32))], sealedPrefixes });
+    core = createVaultCore({ store, keyring, config: { autoCreateTenants: true } });
+    await core.tenants.ensure('acme', ctx);
+  });
+  afterAll(async () => {
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('repeats, never drops, what was written when the cursor could not be saved', async () => {
+    await record(5);
+    const cursor = memoryCursorStore();
+    const first = memoryOutput();
+    let failSaves = true;
+    const flaky: CursorStore = {
+      load: () => cursor.load(),
+      save: async (c) => {
+        if (failSaves) throw new Error('disk full');
+        await cursor.save(c);
+      },
+    };
+    const a = createAuditFollower({
+      store,
+      output: first.output,
+      cursor: flaky,
+      logger: silentLogger,
+      startAt: 'beginning',
+    });
+    await a.start();
+    const written = first.seqs();
+    expect(written.length).toBeGreaterThanOrEqual(5);
+    expect(written).toEqual(written.map((_, i) => i + 1));
+    await a.close();
+
+    // "Restart": the cursor was never saved, so everything is written again, plus what came since.
+    await record(3);
+    failSaves = false;
+    const second = memoryOutput();
+    const b = createAuditFollower({
+      store,
+      output: second.output,
+      cursor: flaky,
+      logger: silentLogger,
+      startAt: 'beginning',
+    });
+    await b.start();
+    const all = second.seqs();
+    expect(all[0]).toBe(1);
+    expect(all).toEqual(all.map((_, i) => i + 1));
+    await b.close();
+
+    // With the cursor saved, a third run writes only what is new.
+    await record(2);
+    const third = memoryOutput();
+    const c = createAuditFollower({
+      store,
+      output: third.output,
+      cursor: flaky,
+      logger: silentLogger,
+      startAt: 'beginning',
+    });
+    await c.start();
+    expect(third.seqs()).toEqual([all.at(-1)! + 1, all.at(-1)! + 2]);
+    await c.close();
+  });
+
+  it('without a saved cursor and startAt heads, starts after the newest record', async () => {
+    const out = memoryOutput();
+    const follower = createAuditFollower({
+      store,
+      output: out.output,
+      cursor: memoryCursorStore(),
+      logger: silentLogger,
+      startAt: 'heads',
+    });
+    await follower.start();
+    expect(out.seqs()).toEqual([]);
+    await record(1);
+    await follower.catchUp();
+    expect(out.seqs()).toHaveLength(1);
+    await follower.close();
+  });
+});

@@ -1,0 +1,150 @@
+/**
+ * A real PostgreSQL server from Debian's packages, started by the test itself: `initdb` and
+ * `postgres` run as the unprivileged `postgres` system user (the server refuses root) in a
+ * temporary directory, listening on 127.0.0.1 on a free port, with a SCRAM-authenticated
+ * superuser. `stop()` and `start()` take the server down and up again on the same data.
+ */
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+
+export interface Postgres {
+  host: string;
+  port: number;
+  /** postgres://admin:...@127.0.0.1:PORT/postgres */
+  adminUrl: string;
+  adminPassword: string;
+  urlFor(user: string, password: string, database?: string): string;
+  /** Runs SQL as the admin on its own connection. */
+  query<R extends pg.QueryResultRow = pg.QueryResultRow>(
+    text: string,
+    values?: unknown[],
+  ): Promise<pg.QueryResult<R>>;
+  stop(): Promise<void>;
+  start(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export function postgresBinDir(): string | undefined {
+  const root = '/usr/lib/postgresql';
+  if (!existsSync(root)) return undefined;
+  const versions = readdirSync(root).sort((a, b) => Number(b) - Number(a));
+  for (const version of versions) {
+    const bin = join(root, version, 'bin');
+    if (existsSync(join(bin, 'postgres'))) return bin;
+  }
+  return undefined;
+}
+
+export const postgresAvailable = (): boolean => postgresBinDir() !== undefined && process.getuid?.() === 0;
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+function userIds(name: string): { uid: number; gid: number } {
+  const uid = Number(execFileSync('id', ['-u', name]).toString().trim());
+  const gid = Number(execFileSync('id', ['-g', name]).toString().trim());
+  return { uid, gid };
+}
+
+export async function startPostgres(options: { settings?: Record<string, string> } = {}): Promise<Postgres> {
+  const bin = postgresBinDir();
+  if (!bin) throw new Error('PostgreSQL is not installed: apt-get install -y postgresql');
+  const owner = userIds('postgres');
+  const base = mkdtempSync(join(tmpdir(), 'vault-pg-'));
+  chownSync(base, owner.uid, owner.gid);
+  const data = join(base, 'data');
+  const adminPassword = `admin-${Math.random().toString(36).slice(2)}`;
+  const pwfile = join(base, 'pw');
+  writeFileSync(pwfile, adminPassword, { mode: 0o600 });
+  chownSync(pwfile, owner.uid, owner.gid);
+  execFileSync(
+    join(bin, 'initdb'),
+    ['-D', data, '-U', 'admin', '--auth=scram-sha-256', `--pwfile=${pwfile}`, '--no-sync', '-E', 'UTF8'],
+    { ...owner, cwd: base, stdio: 'pipe' },
+  );
+  rmSync(pwfile);
+  const port = await freePort();
+  const settings = {
+    listen_addresses: '127.0.0.1',
+    port: String(port),
+    unix_socket_directories: base,
+    fsync: 'off',
+    max_connections: '200',
+    ...options.settings,
+  };
+  let child: ChildProcess | undefined;
+  let log = '';
+  const adminUrl = `postgres://admin:${encodeURIComponent(adminPassword)}@127.0.0.1:${port}/postgres`;
+
+  const start = async () => {
+    const args = ['-D', data, ...Object.entries(settings).flatMap(([k, v]) => ['-c', `${k}=${v}`])];
+    const proc = spawn(join(bin, 'postgres'), args, {
+      ...owner,
+      cwd: base,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    child = proc;
+    proc.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
+      log = (log + chunk).slice(-20_000);
+    });
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      const client = new pg.Client({ connectionString: adminUrl });
+      try {
+        await client.connect();
+        await client.end();
+        return;
+      } catch {
+        await client.end().catch(() => {});
+        if (proc.exitCode !== null || Date.now() > deadline)
+          throw new Error(`postgres did not start:\n${log}`);
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    }
+  };
+  const stop = async () => {
+    const proc = child;
+    child = undefined;
+    if (!proc || proc.exitCode !== null) return;
+    // SIGINT: "fast" shutdown, which ends client sessions instead of waiting for them.
+    const exited = new Promise((resolve) => proc.once('exit', resolve));
+    proc.kill('SIGINT');
+    await exited;
+  };
+  await start();
+  return {
+    host: '127.0.0.1',
+    port,
+    adminUrl,
+    adminPassword,
+    urlFor: (user, password, database = 'postgres') =>
+      `postgres://${encodeURIComponent(user)}:${encodeURIComponent(password)}@127.0.0.1:${port}/${database}`,
+    async query(text, values) {
+      const client = new pg.Client({ connectionString: adminUrl });
+      await client.connect();
+      try {
+        return await client.query(text, values);
+      } finally {
+        await client.end();
+      }
+    },
+    stop,
+    start,
+    async close() {
+      await stop();
+      rmSync(base, { recursive: true, force: true });
+    },
+  };
+}
