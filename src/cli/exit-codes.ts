@@ -102,6 +102,8 @@ export function hintFor(err: unknown): string | undefined {
     case 'store_unavailable':
     case 'audit_unavailable':
       return 'the server cannot reach its store or audit log; try again shortly';
+    case 'outcome_unknown':
+      return 'the server does not know whether the change was made; check (e.g. list) before repeating it';
     default:
       return undefined;
   }

@@ -152,21 +152,32 @@ export function register(program: Command): void {
       .option('--state <state>', `only ${states.join(', ')}`)
       .option('--credential <name>', 'only leases of this credential')
       .option('--identity <type:name>', 'only leases for this identity')
-      .option('--limit <n>', 'at most this many (default 100)'),
+      .option('--limit <n>', 'at most this many per page (default 100)')
+      .option('--continue <token>', 'the next page: the token the previous page printed'),
   ).action(
     async (
-      options: CommonOptions & { state?: string; credential?: string; identity?: string; limit?: string },
+      options: CommonOptions & {
+        state?: string;
+        credential?: string;
+        identity?: string;
+        limit?: string;
+        continue?: string;
+      },
     ) => {
       if (options.state && !states.includes(options.state as LeaseState))
         throw new UsageError(`--state must be one of ${states.join(', ')}`);
       const identity = options.identity ? parseIdentity(options.identity, '--identity') : undefined;
       const vault = await connect(options);
-      const leases = await vault.leases.list({
+      const page = await vault.leases.page({
         ...(options.state && { state: options.state as LeaseState }),
         ...(options.credential && { credentialName: options.credential }),
         ...(identity && { identityType: identity.type, identityName: identity.name }),
         ...(options.limit && { limit: positiveInt(options.limit, '--limit') }),
+        ...(options.continue && { continue: options.continue }),
       });
+      const { leases } = page;
+      // The token goes to stderr, so stdout stays one table or one JSON array per page.
+      if (page.continue) process.stderr.write(`more leases: add --continue ${page.continue}\n`);
       if (options.json) return printJson(leases.map((lease) => leaseJson(lease)));
       printTable(
         ['ID', 'CREDENTIAL', 'VERSION', 'FOR', 'STATE', 'EXPIRES'],

@@ -21,6 +21,14 @@ export const createLeaseRequest = z.strictObject({
 });
 export type CreateLeaseRequest = z.input<typeof createLeaseRequest>;
 
+/** `Idempotency-Key`: a retry with the same key (and caller) returns the first attempt's lease. */
+export const createLeaseHeaders = z.object({
+  'idempotency-key': z
+    .string()
+    .regex(/^[A-Za-z0-9._:-]{1,128}$/, '1-128 letters, digits and "._:-"')
+    .optional(),
+});
+
 export const renewLeaseRequest = z.strictObject({
   /** How long from now; defaults to the lease's original TTL. */
   increment: duration.optional(),
@@ -109,7 +117,12 @@ export const listLeasesQuery = z.strictObject({
   /** "key=value" label selectors, comma-separated. */
   labels: z.string().max(2048).optional(),
   limit: z.coerce.number().int().min(1).max(1000).default(100),
+  /** The `continue` token of the previous page, with the same filters. */
+  continue: z.string().min(1).max(4096).optional(),
 });
+
+/** A page of leases; `continue` is present while more may follow. */
+export const leasePage = z.object({ leases: z.array(lease), continue: z.string().optional() });
 
 export const bulkRevokeRequest = z.union([
   z.strictObject({ credentialName: resourceName }),

@@ -227,7 +227,7 @@ export const routes = {
     summary: 'List leases',
     auth: 'token',
     query: leases.listLeasesQuery,
-    response: z.object({ leases: z.array(leases.lease) }),
+    response: leases.leasePage,
   },
   leaseEvents: {
     method: 'get',

@@ -266,7 +266,7 @@ export function createCredentialService(
         // commit compares the credential's revision), so this scan misses none.
         await revokeWhere(
           ctx,
-          (lease) => lease.credentialName === name && lease.version < next.currentVersion,
+          { credentialName: name, belowVersion: next.currentVersion },
           {
             action: 'lease.revoke-bulk',
             resource: resourceOf(name),
@@ -282,11 +282,15 @@ export function createCredentialService(
       await access.check(ctx, 'delete', resourceOf(name), credential, 'credential.delete');
       if (credential.dynamic) {
         // Its admin connection goes with it: every upstream account must be gone first.
-        await revokeWhere(ctx, (lease) => lease.credentialName === name, {
-          action: 'lease.revoke-bulk',
-          resource: resourceOf(name),
-          reason: 'credential being deleted',
-        });
+        await revokeWhere(
+          ctx,
+          { credentialName: name },
+          {
+            action: 'lease.revoke-bulk',
+            resource: resourceOf(name),
+            reason: 'credential being deleted',
+          },
+        );
         await deps.dynamic.kick();
         const pending = await deps.dynamic.pendingOf(ctx.tenant, name);
         if (pending > 0)
@@ -310,11 +314,15 @@ export function createCredentialService(
       });
       // The values are gone, so its leases already read as revoked; now mark them so. A
       // lease committed before the delete is found here; one after it cannot exist.
-      return revokeWhere(ctx, (lease) => lease.credentialName === name, {
-        action: 'lease.revoke-bulk',
-        resource: resourceOf(name),
-        reason: 'credential deleted',
-      });
+      return revokeWhere(
+        ctx,
+        { credentialName: name },
+        {
+          action: 'lease.revoke-bulk',
+          resource: resourceOf(name),
+          reason: 'credential deleted',
+        },
+      );
     },
   };
 }

@@ -13,6 +13,7 @@ import { createCredentialService } from './credentials.js';
 import { type CoreConfig, type CoreDeps, defaultCoreConfig, type KeyringPort } from './deps.js';
 import { createDynamicAccounts, type DynamicConfig, type DynamicObserver } from './dynamic-accounts.js';
 import { createFingerprints } from './fingerprints.js';
+import { createLeaseIndexBackfill } from './lease-index-backfill.js';
 import { createLeasePurger } from './lease-purger.js';
 import { createLeaseRevoker } from './lease-revoker.js';
 import { createLeaseService } from './leases.js';
@@ -101,6 +102,7 @@ export function createVaultCore(options: VaultCoreDeps) {
     auditIntegrity: integrity,
     fingerprints,
     purger: createLeasePurger(deps),
+    leaseIndex: createLeaseIndexBackfill(deps),
     dynamic,
   };
 }

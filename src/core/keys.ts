@@ -20,6 +20,12 @@ export const keys = {
   values: (tenant: string, name: string) => `${root}/t/${tenant}/values/${name}/`,
   lease: (tenant: string, id: string) => `${root}/t/${tenant}/leases/${id}`,
   leases: (tenant: string) => `${root}/t/${tenant}/leases/`,
+  /** Secondary keys of leases (see lease-index.ts), written in the lease's own transactions. */
+  leaseIndex: (tenant: string) => `${root}/t/${tenant}/lease-idx/`,
+  /** A lease creation's Idempotency-Key (hashed with the caller): the lease it issued. */
+  leaseIdempotency: (tenant: string, hash: string) => `${root}/t/${tenant}/lease-idem/${hash}`,
+  /** How far the backfill of a tenant's lease index got (existing stores). */
+  leaseIndexState: (tenant: string) => `${root}/t/${tenant}/lease-idx-state`,
   /** A dynamic lease's own value (its upstream credential), sealed. */
   leaseValue: (tenant: string, id: string) => `${root}/t/${tenant}/lease-values/${id}`,
   /** Upstream accounts issued for dynamic leases, until the engine has removed them. */

@@ -1,84 +1,98 @@
 import { systemContext } from './context.js';
 import { type CoreDeps, parseRecord } from './deps.js';
 import { keys } from './keys.js';
-import { effectiveState, type LeaseRecord } from './lease-record.js';
+import { leaseDeleteOps, leaseIndex, timeKey } from './lease-index.js';
+import type { LeaseRecord } from './lease-record.js';
 
-/** Records per transaction: etcd accepts at most 128 operations in one. */
-const CHUNK = 50;
+/** Records per transaction: up to six deletes each, under etcd's 128 operations with the audit. */
+const CHUNK = 20;
 
 export const purgerIdentity = { type: 'workload' as const, name: 'vault-lease-purger' };
 
 /**
  * Lease records outlive their lease by `retentionMs` (so a holder still gets 410, and the
  * record can be looked up), then are deleted, a chunk per transaction with its audit
- * record; the audit trail of every lease stays. Idempotent and safe to run on every
- * replica at once: each delete compares the record's revision.
+ * record; the audit trail of every lease stays. Driven by the time-ordered index: the
+ * oldest `expiry/` and `revoked/` keys come first, so each round reads one small page and
+ * stops at the first key inside the retention. Idempotent and safe to run on every replica
+ * at once (each delete compares the record's revision); a crash loses nothing, the next run
+ * starts where the index now begins.
  */
 export function createLeasePurger(deps: Pick<CoreDeps, 'store' | 'committer' | 'clock' | 'config'>) {
   const { store, committer, clock, config } = deps;
 
-  const endedAt = (lease: LeaseRecord, now: Date): number | undefined => {
-    const state = effectiveState(lease, now);
-    if (state === 'revoked') return Date.parse(lease.revokedAt ?? lease.expiresAt);
-    if (state === 'expired') return Date.parse(lease.expiresAt);
-    return undefined;
-  };
-
-  async function purgeTenant(tenant: string): Promise<number> {
+  async function purgeIndex(tenant: string, prefix: string): Promise<number> {
     const ctx = systemContext(tenant, purgerIdentity, `purge-${clock().getTime()}`);
     let purged = 0;
     for (;;) {
-      const removed = await committer.commit(ctx, async () => {
-        const now = clock();
-        const cutoff = now.getTime() - config.leaseRetentionMs;
-        const { kvs } = await store.range(keys.leases(tenant));
-        const old = kvs
-          .filter((kv) => {
-            const ended = endedAt(parseRecord<LeaseRecord>(kv.value), now);
-            return ended !== undefined && ended < cutoff;
-          })
-          .slice(0, CHUNK);
+      const { removed, more } = await committer.commit(ctx, async () => {
+        const cutoff = clock().getTime() - config.leaseRetentionMs;
+        const page = await store.range(prefix, { limit: CHUNK });
+        const old = page.kvs.filter((kv) => leaseIndex.timeOf(kv.key) < cutoff);
+        const loaded = await Promise.all(
+          old.map(async (kv) => ({
+            kv,
+            record: await store.get(keys.lease(tenant, leaseIndex.idOf(kv.key))),
+          })),
+        );
+        const compare = [];
+        const ops = [];
+        let count = 0;
+        for (const { kv, record } of loaded) {
+          const lease = record ? parseRecord<LeaseRecord>(record.value) : undefined;
+          if (lease && record && timeKey(tenant, lease) === kv.key) {
+            compare.push({ key: record.key, modRevision: record.modRevision });
+            ops.push(...leaseDeleteOps(tenant, lease));
+            count += 1;
+          } else {
+            // A key whose record is gone or has moved on: a leftover, not a lease.
+            compare.push({ key: kv.key, modRevision: kv.modRevision });
+            ops.push({ type: 'delete' as const, key: kv.key });
+          }
+        }
         return {
-          exclusive: true,
-          compare: old.map((kv) => ({ key: kv.key, modRevision: kv.modRevision })),
-          ops: old.flatMap((kv) => [
-            { type: 'delete' as const, key: kv.key },
-            ...(parseRecord<LeaseRecord>(kv.value).dynamic
-              ? [
-                  {
-                    type: 'delete' as const,
-                    key: keys.leaseValue(tenant, parseRecord<LeaseRecord>(kv.value).id),
-                  },
-                ]
-              : []),
-          ]),
+          compare,
+          ops,
           audit:
-            old.length > 0
+            count > 0
               ? [
                   {
                     action: 'lease.purge',
                     resource: 'leases',
                     outcome: 'allowed' as const,
-                    reason: `${old.length} lease records ended more than the retention period ago deleted`,
+                    reason: `${count} lease records ended more than the retention period ago deleted`,
                   },
                 ]
               : [],
-          result: old.length,
+          result: { removed: count, more: old.length === page.kvs.length && page.more },
         };
       });
       purged += removed;
-      if (removed < CHUNK) return purged;
+      if (!more) return purged;
     }
   }
+
+  const purgeTenant = async (tenant: string): Promise<number> =>
+    (await purgeIndex(tenant, leaseIndex.expiry(tenant))) +
+    (await purgeIndex(tenant, leaseIndex.revoked(tenant)));
 
   return {
     purgeTenant,
     /** Every tenant; resolves with how many records went. */
     async purgeAll(): Promise<number> {
-      const { kvs } = await store.range(keys.tenants());
       let total = 0;
-      for (const kv of kvs) total += await purgeTenant(kv.key.slice(keys.tenants().length));
-      return total;
+      let after: string | undefined;
+      for (;;) {
+        const page = await store.range(keys.tenants(), {
+          limit: 500,
+          ...(after !== undefined ? { startAfter: after } : {}),
+        });
+        for (const kv of page.kvs) {
+          total += await purgeTenant(kv.key.slice(keys.tenants().length));
+          after = kv.key;
+        }
+        if (!page.more) return total;
+      }
     },
   };
 }

@@ -2,6 +2,7 @@ import type { Identity } from '../contract/common.js';
 import type { Lease, LeaseState } from '../contract/leases.js';
 import type { Op } from '../store/store.js';
 import { keys } from './keys.js';
+import { leaseWriteOps } from './lease-index.js';
 
 /** A lease as stored. `state` is what was written; expiry is derived at read time. */
 export interface LeaseRecord {
@@ -21,6 +22,8 @@ export interface LeaseRecord {
   revokedAt?: string;
   revokeReason?: string;
   labels?: Record<string, string>;
+  /** The hash naming its Idempotency-Key record, deleted with it. */
+  idempotency?: string;
   /** Set for a dynamic credential's lease: its own upstream account. */
   dynamic?: { engine: string; username: string };
 }
@@ -32,7 +35,7 @@ export function effectiveState(lease: LeaseRecord, now: Date): LeaseState {
 }
 
 export function toLease(lease: LeaseRecord, now: Date): Lease {
-  const { ttlMs: _ttl, ...rest } = lease;
+  const { ttlMs: _ttl, idempotency: _idempotency, ...rest } = lease;
   return { ...rest, state: effectiveState(lease, now) };
 }
 
@@ -43,7 +46,7 @@ export function revokeOps(tenant: string, lease: LeaseRecord, now: Date, reason:
     revokedAt: now.toISOString(),
     revokeReason: reason,
   };
-  const ops: Op[] = [{ type: 'put', key: keys.lease(tenant, lease.id), value: JSON.stringify(revoked) }];
+  const ops = leaseWriteOps(tenant, lease, revoked);
   // A dynamic lease's value is its own; it is never read again once the lease is revoked.
   if (lease.dynamic) ops.push({ type: 'delete', key: keys.leaseValue(tenant, lease.id) });
   return ops;

@@ -1,16 +1,61 @@
+import type { Identity } from '../contract/common.js';
 import type { CallContext } from './context.js';
 import { type CoreDeps, parseRecord } from './deps.js';
 import { keys } from './keys.js';
+import { type IndexEntry, LEASES_PER_TXN, leaseIndex, parseEntry } from './lease-index.js';
 import { effectiveState, type LeaseRecord, revokeOps } from './lease-record.js';
 
-/** Leases per transaction: etcd accepts at most 128 operations in one. */
-const CHUNK = 100;
+/** Index keys read per page while looking for leases to revoke (small keys: far below 4 MiB). */
+const INDEX_PAGE = 1000;
+
+/** Which leases a bulk revocation takes, as an index walk. */
+export type RevokeSelection =
+  | { credentialName: string; belowVersion?: number }
+  | { identity: Identity }
+  | { all: true };
+
+/** Pure: where to walk and what an index entry must say for its lease to be taken. */
+export function selectionWalk(tenant: string, selection: RevokeSelection, now: Date) {
+  const live = (entry: IndexEntry) => entry.s === 'active' && entry.e > now.getTime();
+  if ('credentialName' in selection) {
+    const below = selection.belowVersion;
+    return {
+      prefix: leaseIndex.byCredential(tenant, selection.credentialName),
+      startAfter: undefined,
+      take: (value: string) => {
+        const entry = parseEntry(value);
+        return live(entry) && (below === undefined || entry.v < below);
+      },
+      matches: (lease: LeaseRecord) =>
+        lease.credentialName === selection.credentialName && (below === undefined || lease.version < below),
+    };
+  }
+  if ('identity' in selection) {
+    const { type, name } = selection.identity;
+    return {
+      prefix: leaseIndex.byIdentity(tenant, selection.identity),
+      startAfter: undefined,
+      take: (value: string) => live(parseEntry(value)),
+      matches: (lease: LeaseRecord) => lease.identity.type === type && lease.identity.name === name,
+    };
+  }
+  // Every lease not revoked that expires after now.
+  return {
+    prefix: leaseIndex.expiry(tenant),
+    startAfter: leaseIndex.expiryAfter(tenant, now),
+    take: () => true,
+    matches: () => true,
+  };
+}
 
 /**
- * Revokes every active lease of the tenant that `filter` selects, a chunk per transaction
- * (each with its audit record), scanning afresh each time, so leases committed before the
- * call — also through other replicas — are all found. Idempotent: rerunning it after a
- * crash finishes the job.
+ * Revokes every active lease the selection names by walking its index a page at a time,
+ * LEASES_PER_TXN leases per transaction (each with its audit record), so no request reads
+ * more than a page and no transaction passes etcd's 128 operations. Each transaction
+ * compares the records it changes, so a lease renewed or revoked meanwhile is re-read.
+ * Resumable: after a crash, running it again skips what is already revoked by the index
+ * entry alone and finishes the job. A lease committed before the call is in the index
+ * (same transaction), so it is found.
  */
 export function createLeaseRevoker(
   deps: Pick<CoreDeps, 'store' | 'committer' | 'clock'> & { afterRevoke?: () => void },
@@ -18,18 +63,38 @@ export function createLeaseRevoker(
   const { store, committer, clock } = deps;
   return async function revokeWhere(
     ctx: CallContext,
-    filter: (lease: LeaseRecord) => boolean,
+    selection: RevokeSelection,
     audit: { action: string; resource: string; reason: string },
   ): Promise<{ revoked: number; leaseIds: string[] }> {
     const leaseIds: string[] = [];
+    const walk = selectionWalk(ctx.tenant, selection, clock());
+    let cursor = walk.startAfter;
     for (let round = 0; ; round++) {
       const chunk = await committer.commit(ctx, async () => {
         const now = clock();
-        const { kvs } = await store.range(keys.leases(ctx.tenant));
-        const found = kvs
+        const candidates: string[] = [];
+        let after = cursor;
+        let done = false;
+        scan: for (;;) {
+          const page = await store.range(walk.prefix, {
+            limit: INDEX_PAGE,
+            ...(after !== undefined ? { startAfter: after } : {}),
+          });
+          for (const kv of page.kvs) {
+            after = kv.key;
+            if (walk.take(kv.value)) candidates.push(leaseIndex.idOf(kv.key));
+            if (candidates.length === LEASES_PER_TXN) break scan;
+          }
+          if (!page.more) {
+            done = true;
+            break;
+          }
+        }
+        const loaded = await Promise.all(candidates.map((id) => store.get(keys.lease(ctx.tenant, id))));
+        const found = loaded
+          .filter((kv) => kv !== undefined)
           .map((kv) => ({ kv, lease: parseRecord<LeaseRecord>(kv.value) }))
-          .filter(({ lease }) => effectiveState(lease, now) === 'active' && filter(lease))
-          .slice(0, CHUNK);
+          .filter(({ lease }) => effectiveState(lease, now) === 'active' && walk.matches(lease));
         const records =
           found.length > 0 || round === 0
             ? [
@@ -41,17 +106,17 @@ export function createLeaseRevoker(
               ]
             : [];
         return {
-          exclusive: true,
           compare: found.map(({ kv }) => ({ key: kv.key, modRevision: kv.modRevision })),
           ops: found.flatMap(({ lease }) => revokeOps(ctx.tenant, lease, now, audit.reason)),
           audit: records,
-          result: found.map(({ lease }) => lease.id),
+          result: { ids: found.map(({ lease }) => lease.id), after, done },
         };
       });
-      leaseIds.push(...chunk);
+      leaseIds.push(...chunk.ids);
       // Dynamic leases among them: their upstream accounts go now.
-      if (chunk.length > 0) deps.afterRevoke?.();
-      if (chunk.length < CHUNK) return { revoked: leaseIds.length, leaseIds };
+      if (chunk.ids.length > 0) deps.afterRevoke?.();
+      cursor = chunk.after;
+      if (chunk.done) return { revoked: leaseIds.length, leaseIds };
     }
   };
 }

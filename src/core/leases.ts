@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { z } from 'zod';
 import { hostAllowed, parseHostPort, parseHosts } from '../contract/broker.js';
 import type { Identity } from '../contract/common.js';
@@ -20,6 +20,7 @@ import { type CoreDeps, parseRecord } from './deps.js';
 import type { DynamicAccounts } from './dynamic-accounts.js';
 import type { Fingerprints } from './fingerprints.js';
 import { keys } from './keys.js';
+import { leaseIndex, leaseWriteOps, parseEntry } from './lease-index.js';
 import { effectiveState, type LeaseRecord, revokeOps, toLease } from './lease-record.js';
 import type { LeaseRevoker } from './lease-revoker.js';
 import { type CredentialRef, decide, mayActFor } from './policy-engine.js';
@@ -168,6 +169,39 @@ export function createLeaseService(
     return { ttlMs, maxTtlMs };
   }
 
+  /** The answer to a retried creation: the lease its first attempt issued, audited as a replay. */
+  async function replay(
+    ctx: CallContext,
+    input: CreateLeaseInput,
+    earlier: { key: string; value: string; modRevision: number },
+    withValue: boolean,
+  ) {
+    const { leaseId } = parseRecord<{ leaseId: string }>(earlier.value);
+    const found = await load(ctx, leaseId);
+    if (!found) throw notFound(`the lease this Idempotency-Key issued ("${leaseId}") no longer exists`);
+    const { lease } = found;
+    if (lease.credentialName !== input.credentialName) {
+      throw conflict('this Idempotency-Key was used for another request; use a new key for a new lease');
+    }
+    const now = clock();
+    const value =
+      withValue && effectiveState(lease, now) === 'active' ? await openValue(ctx, lease) : undefined;
+    return {
+      compare: [{ key: earlier.key, modRevision: earlier.modRevision }],
+      ops: [],
+      audit: [
+        {
+          action: 'lease.create',
+          resource: resourceOf(lease.id),
+          outcome: 'allowed' as const,
+          reason: 'replayed for a retry with the same Idempotency-Key: no new lease issued',
+          actingFor: lease.identity,
+        },
+      ],
+      result: value === undefined ? toLease(lease, now) : { ...toLease(lease, now), value },
+    };
+  }
+
   /**
    * A dynamic lease: the account is recorded and created upstream first (valid until the
    * lease's end), then the lease commits with its value sealed beside it. If the commit does
@@ -231,7 +265,7 @@ export function createLeaseService(
           throw notFound(`credential "${credential.name}" was deleted`);
         return {
           ops: [
-            { type: 'put', key: keys.lease(ctx.tenant, id), value: JSON.stringify(lease) },
+            ...leaseWriteOps(ctx.tenant, undefined, lease),
             { type: 'put', key: keys.leaseValue(ctx.tenant, id), value: JSON.stringify({ sealed }) },
           ],
           audit: [
@@ -260,7 +294,17 @@ export function createLeaseService(
     sameIdentity(lease.issuedBy, ctx.principal.identity);
 
   return {
-    async create(ctx: CallContext, input: CreateLeaseInput): Promise<Lease> {
+    /**
+     * With `idempotencyKey`, a retry of the same request (same caller, same key) returns the
+     * lease the first attempt issued instead of issuing another: the key's record is written
+     * in the lease's transaction, so a first attempt whose outcome was unknown either issued
+     * the lease (and the retry finds it) or did not (and the retry issues it).
+     */
+    async create(
+      ctx: CallContext,
+      input: CreateLeaseInput,
+      options: { idempotencyKey?: string } = {},
+    ): Promise<Lease> {
       const target: Identity = input.identity ?? ctx.principal.identity;
       const resource = `credential/${input.credentialName}`;
       const loaded = await credentials.mustLoad(ctx, input.credentialName, 'lease.create', true, true);
@@ -278,7 +322,16 @@ export function createLeaseService(
       // compares its revision. A retry reads it afresh and decides again on what it finds.
       let reuse: typeof loaded | undefined = loaded;
       let refused: string | undefined;
+      const idempotency =
+        options.idempotencyKey === undefined
+          ? undefined
+          : createHash('sha256')
+              .update(`${formatIdentity(ctx.principal.identity)}\0${options.idempotencyKey}`)
+              .digest('base64url');
+      const idempotencyKey = idempotency && keys.leaseIdempotency(ctx.tenant, idempotency);
       const issued = committer.commit(ctx, async () => {
+        const earlier = idempotencyKey ? await store.get(idempotencyKey) : undefined;
+        if (earlier) return replay(ctx, input, earlier, withValue);
         const current = reuse ?? (await credentials.load(ctx, input.credentialName));
         if (!current) throw notFound(`credential "${input.credentialName}" was deleted`);
         if (!reuse) {
@@ -310,14 +363,21 @@ export function createLeaseService(
           renewCount: 0,
           state: 'active',
           ...(input.labels ? { labels: input.labels } : {}),
+          ...(idempotency ? { idempotency } : {}),
         };
         const value = await openValue(ctx, lease, current.createRevision);
         const valueHmac = await fingerprints.of(ctx.tenant, value);
         return {
           compare: [
             { key: keys.credential(ctx.tenant, input.credentialName), modRevision: current.modRevision },
+            ...(idempotencyKey ? [{ key: idempotencyKey, modRevision: 0 }] : []),
           ],
-          ops: [{ type: 'put', key: keys.lease(ctx.tenant, lease.id), value: JSON.stringify(lease) }],
+          ops: [
+            ...leaseWriteOps(ctx.tenant, undefined, lease),
+            ...(idempotencyKey
+              ? [{ type: 'put' as const, key: idempotencyKey, value: JSON.stringify({ leaseId: lease.id }) }]
+              : []),
+          ],
           audit: [
             {
               action: 'lease.create',
@@ -491,7 +551,7 @@ export function createLeaseService(
         const grantedTtlSeconds = Math.max(0, Math.floor((expiresAt - now.getTime()) / 1000));
         return {
           compare: [{ key: keys.lease(ctx.tenant, id), modRevision }],
-          ops: [{ type: 'put', key: keys.lease(ctx.tenant, id), value: JSON.stringify(renewed) }],
+          ops: leaseWriteOps(ctx.tenant, lease, renewed),
           audit: [
             {
               action: 'lease.renew',
@@ -539,66 +599,131 @@ export function createLeaseService(
     },
 
     async bulkRevoke(ctx: CallContext, selector: BulkRevokeInput) {
-      let filter: (lease: LeaseRecord) => boolean;
       let resource: string;
       if ('credentialName' in selector) {
         resource = `credential/${selector.credentialName}`;
         const { credential } = await credentials.mustLoad(ctx, selector.credentialName, 'lease.revoke-bulk');
         await access.check(ctx, 'rotate', resource, credential, 'lease.revoke-bulk');
-        filter = (lease) => lease.credentialName === selector.credentialName;
       } else if ('identity' in selector) {
         resource = `identity/${formatIdentity(selector.identity)}`;
         if (!sameIdentity(selector.identity, ctx.principal.identity)) {
           await access.check(ctx, 'admin', resource, undefined, 'lease.revoke-bulk');
         }
-        filter = (lease) => sameIdentity(lease.identity, selector.identity);
       } else {
         resource = `tenant/${ctx.tenant}`;
         await access.check(ctx, 'admin', resource, undefined, 'lease.revoke-bulk');
-        filter = () => true;
       }
-      return deps.revokeWhere(ctx, filter, {
+      return deps.revokeWhere(ctx, selector, {
         action: 'lease.revoke-bulk',
         resource,
         reason: 'bulk revocation',
       });
     },
 
-    async list(ctx: CallContext, query: ListLeasesInput): Promise<Lease[]> {
+    /**
+     * One page of the leases the caller may see, in key order, walking the credential or
+     * identity index when the query names one, else the records. A page reads at most
+     * LIST_SCAN_BUDGET keys, so it may hold fewer than `limit` leases (even none) and still
+     * carry a `continue` token; no token means the walk is complete.
+     */
+    async list(ctx: CallContext, query: ListLeasesInput): Promise<{ leases: Lease[]; continue?: string }> {
       const selectors = parseSelectors(query.labels);
       const admin = await access.isAdmin(ctx);
       const now = clock();
-      const { kvs } = await store.range(keys.leases(ctx.tenant));
-      const leases = kvs
-        .map((kv) => parseRecord<LeaseRecord>(kv.value))
-        .filter(visibleTo(ctx, admin))
-        .filter((lease) => !query.state || effectiveState(lease, now) === query.state)
-        .filter((lease) => !query.credentialName || lease.credentialName === query.credentialName)
-        .filter((lease) => !query.identityType || lease.identity.type === query.identityType)
-        .filter((lease) => !query.identityName || lease.identity.name === query.identityName)
-        .filter((lease) => selectors.every(([key, value]) => lease.labels?.[key] === value))
-        .slice(0, query.limit)
-        .map((lease) => toLease(lease, now));
+      const visible = visibleTo(ctx, admin);
+      const wanted = (lease: LeaseRecord) =>
+        visible(lease) &&
+        (!query.state || effectiveState(lease, now) === query.state) &&
+        (!query.credentialName || lease.credentialName === query.credentialName) &&
+        (!query.identityType || lease.identity.type === query.identityType) &&
+        (!query.identityName || lease.identity.name === query.identityName) &&
+        selectors.every(([key, value]) => lease.labels?.[key] === value);
+      const indexed = query.credentialName
+        ? leaseIndex.byCredential(ctx.tenant, query.credentialName)
+        : query.identityType && query.identityName
+          ? leaseIndex.byIdentity(ctx.tenant, { type: query.identityType, name: query.identityName })
+          : undefined;
+      const prefix = indexed ?? keys.leases(ctx.tenant);
+      // Skips index entries whose lease cannot be in the requested state without reading it.
+      const mayMatch = (value: string) => {
+        if (!query.state) return true;
+        const entry = parseEntry(value);
+        if (entry.s === 'revoked') return query.state === 'revoked';
+        return query.state === (entry.e > now.getTime() ? 'active' : 'expired');
+      };
+
+      const leases: Lease[] = [];
+      let after = query.continue === undefined ? undefined : prefix + decodeContinue(query.continue);
+      let scanned = 0;
+      let complete = false;
+      page: while (scanned < LIST_SCAN_BUDGET) {
+        const { kvs, more } = await store.range(prefix, {
+          limit: query.limit,
+          ...(after !== undefined ? { startAfter: after } : {}),
+        });
+        scanned += kvs.length;
+        const records = indexed
+          ? await Promise.all(
+              kvs.map(async (kv) =>
+                mayMatch(kv.value)
+                  ? (await store.get(keys.lease(ctx.tenant, leaseIndex.idOf(kv.key))))?.value
+                  : undefined,
+              ),
+            )
+          : kvs.map((kv) => kv.value);
+        for (const [i, kv] of kvs.entries()) {
+          after = kv.key;
+          const value = records[i];
+          const lease = value === undefined ? undefined : parseRecord<LeaseRecord>(value);
+          if (lease && wanted(lease)) leases.push(toLease(lease, now));
+          if (leases.length === query.limit) {
+            complete = !more && i === kvs.length - 1;
+            break page;
+          }
+        }
+        if (!more) {
+          complete = true;
+          break;
+        }
+      }
       await committer.record(ctx, {
         action: 'lease.list',
         resource: 'leases',
         outcome: 'allowed',
         reason: `${leases.length} listed`,
       });
-      return leases;
+      return complete || after === undefined
+        ? { leases }
+        : { leases, continue: encodeContinue(after.slice(prefix.length)) };
     },
 
-    /** Leases of every tenant by effective state, for the `vault_leases` gauge. */
+    /**
+     * Leases of every tenant by effective state, for the `vault_leases` gauge: three counts
+     * of index keys per tenant (etcd counts without sending them), never a read of records.
+     */
     async countByState(): Promise<Record<'active' | 'expired' | 'revoked', number>> {
       const counts = { active: 0, expired: 0, revoked: 0 };
       const now = clock();
-      const tenants = await store.range(keys.tenants());
-      for (const tenant of tenants.kvs) {
-        const id = tenant.key.slice(keys.tenants().length);
-        const { kvs } = await store.range(keys.leases(id));
-        for (const kv of kvs) counts[effectiveState(parseRecord<LeaseRecord>(kv.value), now)] += 1;
+      let after: string | undefined;
+      for (;;) {
+        const page = await store.range(keys.tenants(), {
+          limit: 500,
+          ...(after !== undefined ? { startAfter: after } : {}),
+        });
+        for (const tenant of page.kvs) {
+          const id = tenant.key.slice(keys.tenants().length);
+          const [unrevoked, active, revoked] = await Promise.all([
+            store.count(leaseIndex.expiry(id)),
+            store.count(leaseIndex.expiry(id), { startAfter: leaseIndex.expiryAfter(id, now) }),
+            store.count(leaseIndex.revoked(id)),
+          ]);
+          counts.active += active;
+          counts.expired += unrevoked - active;
+          counts.revoked += revoked;
+          after = tenant.key;
+        }
+        if (!page.more) return counts;
       }
-      return counts;
     },
 
     /**
@@ -650,6 +775,26 @@ export function createLeaseService(
   };
 }
 
+/** Keys one list request may read before it answers with what it found and a token. */
+const LIST_SCAN_BUDGET = 10_000;
+
+/** A continuation token: opaque to clients, the key to resume after (relative to the walk). */
+const encodeContinue = (after: string) => Buffer.from(JSON.stringify({ v: 1, after })).toString('base64url');
+
+function decodeContinue(token: string): string {
+  try {
+    const parsed = JSON.parse(Buffer.from(token, 'base64url').toString('utf8')) as {
+      v?: unknown;
+      after?: unknown;
+    };
+    if (parsed.v === 1 && typeof parsed.after === 'string' && parsed.after !== '') return parsed.after;
+  } catch {
+    // reported below
+  }
+  throw badRequest('continue is not a token this server issued; start the list again without it', {
+    field: 'continue',
+  });
+}
 /** Where a dynamic lease's own value is bound (AAD): never a credential's name, which has no "/". */
 const leaseValueRef = (id: string) => `lease/${id}`;
 

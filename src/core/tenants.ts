@@ -4,6 +4,7 @@ import { type CallContext, systemContext } from './context.js';
 import type { CoreDeps } from './deps.js';
 import { parseRecord } from './deps.js';
 import { keys } from './keys.js';
+import { leaseIndexComplete } from './lease-index-backfill.js';
 import { ROOT_POLICY } from './policy-engine.js';
 import type { TokenService } from './tokens.js';
 
@@ -30,7 +31,11 @@ export function createTenantService(deps: CoreDeps & { tokens: TokenService }) {
       if (await store.get(key)) throw conflict(`tenant "${id}" already exists`);
       return {
         compare: [{ key, modRevision: 0 }],
-        ops: [{ type: 'put', key, value: JSON.stringify(record) }],
+        ops: [
+          { type: 'put', key, value: JSON.stringify(record) },
+          // A new tenant's leases are indexed from the first: nothing to backfill.
+          { type: 'put', key: keys.leaseIndexState(id), value: JSON.stringify(leaseIndexComplete) },
+        ],
         audit: [{ action: 'tenant.create', resource: `tenant/${id}`, outcome: 'allowed' }],
         result: undefined,
       };

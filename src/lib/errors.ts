@@ -18,6 +18,7 @@ export const errorCodes = {
   /** A dynamic credential's upstream system refused or could not be reached. */
   upstream_failed: 502,
   store_unavailable: 503,
+  outcome_unknown: 503,
   audit_unavailable: 503,
 } as const;
 
@@ -50,6 +51,19 @@ export class StoreUnavailableError extends VaultError {
   constructor(message = 'the store is unavailable; retry once it is reachable again', cause?: unknown) {
     super('store_unavailable', message);
     this.name = 'StoreUnavailableError';
+    if (cause !== undefined) this.cause = cause;
+  }
+}
+
+/**
+ * A write was sent and its answer never came (the store timed out): it may or may not have
+ * been applied. Distinct from StoreUnavailableError, which means nothing was written. Retry
+ * with the same idempotency key, or look the result up.
+ */
+export class OutcomeUnknownError extends VaultError {
+  constructor(message: string, cause?: unknown) {
+    super('outcome_unknown', message);
+    this.name = 'OutcomeUnknownError';
     if (cause !== undefined) this.cause = cause;
   }
 }

@@ -16,6 +16,8 @@ const hints: Partial<Record<VaultErrorCode, string>> = {
     'The lease was revoked. Request a new one with request_lease only if that is still appropriate.',
   rate_limited: 'Too many requests; wait a little before trying again.',
   store_unavailable: 'The Vault server cannot reach its store right now; try again shortly.',
+  outcome_unknown:
+    'The Vault server does not know whether the change was made (its store timed out); check before repeating it.',
   audit_unavailable: 'The Vault server cannot write its audit log, so it refused to act; try again shortly.',
   bad_request: 'Fix the arguments as the message says.',
 };

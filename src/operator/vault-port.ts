@@ -229,12 +229,19 @@ export function createCorePort(core: VaultCore, identity: Identity = operatorIde
       return stripValue(lease);
     },
     async findLeaseFor(tenant, owner) {
-      const found = await core.leases.list(ctx(tenant), {
-        state: 'active',
-        labels: `${ownerLabel}=${owner}`,
-        limit: 1,
-      });
-      return found[0] ? stripValue(found[0]) : undefined;
+      // Pages until found: a page may be cut short by the server's scan budget.
+      let next: string | undefined;
+      do {
+        const page = await core.leases.list(ctx(tenant), {
+          state: 'active',
+          labels: `${ownerLabel}=${owner}`,
+          limit: 1,
+          ...(next ? { continue: next } : {}),
+        });
+        if (page.leases[0]) return stripValue(page.leases[0]);
+        next = page.continue;
+      } while (next);
+      return undefined;
     },
     async getLease(tenant, id) {
       try {

@@ -17,6 +17,7 @@ export type VaultErrorCode =
   | 'internal'
   | 'upstream_failed'
   | 'store_unavailable'
+  | 'outcome_unknown'
   | 'audit_unavailable';
 
 /** Fields of a {@link VaultApiError}. */
@@ -164,6 +165,18 @@ export class StoreUnavailableError extends VaultApiError {
   }
 }
 
+/**
+ * 503: the server's store did not answer a write in time: it may or may not have been
+ * applied. `leases.create` retries these itself with the same Idempotency-Key.
+ */
+export class OutcomeUnknownError extends VaultApiError {
+  /** @param message what is wrong @param init response fields */
+  constructor(message: string, init: VaultApiErrorInit) {
+    super('outcome_unknown', message, init);
+    this.name = 'OutcomeUnknownError';
+  }
+}
+
 /** 503: the audit log cannot be written, so the server refused to act (fail closed); retry later. */
 export class AuditUnavailableError extends VaultApiError {
   /** @param message what is wrong @param init response fields */
@@ -201,6 +214,7 @@ const classes: Record<VaultErrorCode, ErrorClass> = {
   internal: InternalError,
   upstream_failed: UpstreamFailedError,
   store_unavailable: StoreUnavailableError,
+  outcome_unknown: OutcomeUnknownError,
   audit_unavailable: AuditUnavailableError,
 };
 

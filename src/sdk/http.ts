@@ -21,6 +21,8 @@ export interface RequestOptions {
   signal?: AbortSignal;
   /** Leave the response body unread (streams). */
   raw?: boolean;
+  /** Extra request headers (Idempotency-Key). */
+  headers?: Record<string, string>;
   /** Send no tenant header (whoami describes the token, whichever tenant it addresses). */
   noTenant?: boolean;
 }
@@ -49,6 +51,7 @@ export function createHttp(config: HttpConfig): Http {
     if (config.token) headers.authorization = `Bearer ${config.token}`;
     if (config.tenant && !options.noTenant) headers['x-vault-tenant'] = config.tenant;
     if (options.body !== undefined) headers['content-type'] = 'application/json';
+    Object.assign(headers, options.headers);
     const signals = [options.signal];
     if (!options.raw) signals.push(AbortSignal.timeout(config.timeoutMs));
     const present = signals.filter((s): s is AbortSignal => s !== undefined);

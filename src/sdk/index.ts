@@ -21,6 +21,7 @@ export {
   LeaseExpiredError,
   LeaseRevokedError,
   NotFoundError,
+  OutcomeUnknownError,
   PayloadTooLargeError,
   PermissionDeniedError,
   RateLimitedError,

@@ -1,4 +1,9 @@
+import { OutcomeUnknownError, StoreUnavailableError } from './errors.js';
 import { type Http, seg } from './http.js';
+
+/** Attempts of a lease creation whose outcome was unknown (same Idempotency-Key each time). */
+const CREATE_ATTEMPTS = 4;
+
 import { type KeepAliveOptions, keepLeaseAlive, type LeaseKeepAlive } from './keep-alive.js';
 import { arr, obj, parseBulkRevoke, parseLease } from './parse.js';
 import { readLeaseEvents } from './sse.js';
@@ -8,6 +13,7 @@ import type {
   CreateLeaseInput,
   Lease,
   LeaseEvent,
+  LeasePage,
   ListLeasesQuery,
   UseLeaseInput,
 } from './types.js';
@@ -29,8 +35,23 @@ export class LeasesApi {
    * runner or the broker). `identity` is who the lease is for (defaults to the caller); the
    * caller's policy decides whether it may act for them.
    */
-  create(input: CreateLeaseInput, options: Options = {}): Promise<Lease> {
-    return this.#http.json('post', '/v1/leases', parseLease, { body: input, ...options });
+  async create(input: CreateLeaseInput, options: Options & { idempotencyKey?: string } = {}): Promise<Lease> {
+    const { idempotencyKey = globalThis.crypto.randomUUID(), ...rest } = options;
+    // Every attempt carries the same Idempotency-Key, so retrying a write whose outcome is
+    // unknown (the server's store timed out), or a 503, never issues a second lease.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.#http.json('post', '/v1/leases', parseLease, {
+          body: input,
+          headers: { 'idempotency-key': idempotencyKey },
+          ...rest,
+        });
+      } catch (err) {
+        const retriable = err instanceof OutcomeUnknownError || err instanceof StoreUnavailableError;
+        if (!retriable || attempt >= CREATE_ATTEMPTS || rest.signal?.aborted) throw err;
+        await new Promise((resolve) => setTimeout(resolve, 250 * 2 ** (attempt - 1)));
+      }
+    }
   }
 
   /** A lease's current state (no value). */
@@ -82,14 +103,48 @@ export class LeasesApi {
     return this.#http.json('post', '/v1/leases/revoke', parseBulkRevoke, { body: input, ...options });
   }
 
-  /** Lists leases the caller may see (never with values). */
-  list(query: ListLeasesQuery = {}, options: Options = {}): Promise<Lease[]> {
+  /**
+   * One page of the leases the caller may see (never with values). A page may hold fewer
+   * than `limit` leases (the server bounds the work of one request); `continue` is present
+   * while more may follow: pass it back, with the same filters, for the next page.
+   */
+  page(query: ListLeasesQuery = {}, options: Options = {}): Promise<LeasePage> {
     return this.#http.json(
       'get',
       '/v1/leases',
-      (body) => arr(obj(body, 'response'), 'leases', 'response', parseLease),
+      (body) => {
+        const page = obj(body, 'response');
+        const leases = arr(page, 'leases', 'response', parseLease);
+        return typeof page.continue === 'string' ? { leases, continue: page.continue } : { leases };
+      },
       { query: { ...query }, ...options },
     );
+  }
+
+  /** Up to `limit` (default 100) leases the caller may see, following pages as needed. */
+  async list(query: ListLeasesQuery = {}, options: Options = {}): Promise<Lease[]> {
+    const limit = query.limit ?? 100;
+    const leases: Lease[] = [];
+    let next = query.continue;
+    do {
+      const page = await this.page(
+        { ...query, limit: limit - leases.length, ...(next ? { continue: next } : {}) },
+        options,
+      );
+      leases.push(...page.leases);
+      next = page.continue;
+    } while (next && leases.length < limit);
+    return leases;
+  }
+
+  /** Every lease the caller may see, page by page. */
+  async *all(query: Omit<ListLeasesQuery, 'continue'> = {}, options: Options = {}): AsyncGenerator<Lease> {
+    let next: string | undefined;
+    do {
+      const page = await this.page({ ...query, ...(next ? { continue: next } : {}) }, options);
+      yield* page.leases;
+      next = page.continue;
+    } while (next);
   }
 
   /**

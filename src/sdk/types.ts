@@ -227,12 +227,20 @@ export interface ListLeasesQuery {
   labels?: string;
   /** At most this many (1-1000, default 100). */
   limit?: number;
+  /** The `continue` token of the previous page (`leases.page`), with the same filters. */
+  continue?: string;
 }
 
 /** What {@link LeasesApi.revokeBulk} revokes: a credential's leases, an identity's, or the whole tenant's. */
 export type BulkRevokeInput = { credentialName: string } | { identity: Identity } | { all: true };
 
 /** The result of a bulk revocation. */
+/** One page of `leases.page`; `continue` is present while more may follow. */
+export interface LeasePage {
+  leases: Lease[];
+  continue?: string;
+}
+
 export interface BulkRevokeResult {
   /** How many leases were revoked. */
   revoked: number;

@@ -182,8 +182,13 @@ export function apiRoutes(deps: { core: VaultCore; keyring: Keyring; metrics: Se
   // leases
   router.post('/leases', async (req, res) => {
     const body = parse(leases.createLeaseRequest, req.body, 'body');
+    const { 'idempotency-key': idempotencyKey } = parse(leases.createLeaseHeaders, req.headers, 'header');
     try {
-      const lease = await core.leases.create(callContext(res), body);
+      const lease = await core.leases.create(
+        callContext(res),
+        body,
+        idempotencyKey ? { idempotencyKey } : {},
+      );
       metrics.leases.inc({ event: 'issued' });
       res.status(201).json(lease);
     } catch (err) {
@@ -192,9 +197,7 @@ export function apiRoutes(deps: { core: VaultCore; keyring: Keyring; metrics: Se
     }
   });
   router.get('/leases', async (req, res) => {
-    res.json({
-      leases: await core.leases.list(callContext(res), parse(leases.listLeasesQuery, req.query, 'query')),
-    });
+    res.json(await core.leases.list(callContext(res), parse(leases.listLeasesQuery, req.query, 'query')));
   });
   let openStreams = 0;
   router.get('/leases/events', async (req, res) => {

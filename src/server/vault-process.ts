@@ -95,6 +95,8 @@ export async function openVault(
         autoCreateTenants: config.autoCreateTenants,
       },
     });
+    // Stores written by earlier versions: index their leases before serving (resumable).
+    await core.leaseIndex.backfillAll();
     return { store, keyring, core };
   } catch (err) {
     await store.close();

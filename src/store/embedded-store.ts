@@ -206,6 +206,20 @@ export async function openEmbeddedStore(options: EmbeddedStoreOptions): Promise<
       });
     },
 
+    async count(prefix: string, countOptions: Pick<RangeOptions, 'startAfter'> = {}): Promise<number> {
+      assertOpen();
+      return guard(() => {
+        const prefixBytes = utf8(prefix);
+        const start = rangeStart(
+          prefixBytes,
+          countOptions.startAfter === undefined ? undefined : utf8(countOptions.startAfter),
+        );
+        const end = prefixEnd(prefixBytes);
+        const row = end ? statements.countBounded.get(start, end) : statements.countFrom.get(start);
+        return row?.n ?? 0;
+      });
+    },
+
     async txn(txn) {
       assertOpen();
       validateTxn(txn);
@@ -363,6 +377,10 @@ function prepare(db: Database.Database) {
     rangeBounded: db.prepare<[Buffer, Buffer, number], KvRow>(
       `SELECT ${kvColumns} FROM kv WHERE key >= ? AND key < ? ORDER BY key LIMIT ?`,
     ),
+    countBounded: db.prepare<[Buffer, Buffer], { n: number }>(
+      'SELECT COUNT(*) AS n FROM kv WHERE key >= ? AND key < ?',
+    ),
+    countFrom: db.prepare<[Buffer], { n: number }>('SELECT COUNT(*) AS n FROM kv WHERE key >= ?'),
     rangeFrom: db.prepare<[Buffer, number], KvRow>(
       `SELECT ${kvColumns} FROM kv WHERE key >= ? ORDER BY key LIMIT ?`,
     ),

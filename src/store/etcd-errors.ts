@@ -7,7 +7,7 @@ import {
   GRPCGenericError,
   GRPCInvalidArgumentError,
 } from 'etcd3';
-import { StoreUnavailableError, VaultError } from '../lib/errors.js';
+import { OutcomeUnknownError, StoreUnavailableError, VaultError } from '../lib/errors.js';
 
 /**
  * Turns what the etcd client throws into the project's typed errors. Anything about reaching
@@ -40,6 +40,12 @@ export function toStoreError(err: unknown, context: { what: string; endpoints: s
   }
   if (err instanceof GRPCGenericError || err instanceof EtcdError || isGrpcStatusError(err)) {
     const timedOut = /deadline/i.test((err as Error).message);
+    if (timedOut && context.what === 'transaction') {
+      return new OutcomeUnknownError(
+        `${at} did not answer the transaction within ${context.timeoutMs} ms; it may or may not have been applied: retry with the same Idempotency-Key, or check before repeating it`,
+        err,
+      );
+    }
     const outcome =
       context.what === 'transaction' ? '; the transaction may or may not have been applied' : '';
     return new StoreUnavailableError(

@@ -162,6 +162,17 @@ export async function openEtcdStore(options: EtcdStoreOptions): Promise<Store> {
       return { kvs: res.kvs.map(toKeyValue), revision: Number(res.header.revision), more: res.more };
     },
 
+    async count(prefix, countOptions = {}): Promise<number> {
+      assertOpen();
+      const { key, rangeEnd } = span(prefix);
+      const start =
+        countOptions.startAfter === undefined ? key : rangeStart(key, full(countOptions.startAfter));
+      const res = await client.kv
+        .range({ key: start, range_end: rangeEnd, count_only: true })
+        .catch(fail('count'));
+      return Number(res.count);
+    },
+
     async txn(txn): Promise<TxnResult> {
       assertOpen();
       validateTxn(txn);

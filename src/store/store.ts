@@ -80,6 +80,11 @@ export interface Store {
   readonly kind: 'etcd' | 'embedded';
   get(key: string): Promise<KeyValue | undefined>;
   range(prefix: string, options?: RangeOptions): Promise<RangeResult>;
+  /**
+   * How many keys lie under `prefix` (after `startAfter` when given), without reading them:
+   * etcd's count-only range, so a count of a million keys is one small response.
+   */
+  count(prefix: string, options?: Pick<RangeOptions, 'startAfter'>): Promise<number>;
   txn(txn: Txn): Promise<TxnResult>;
   /**
    * Calls `onEvent` for every change under `prefix` with modRevision >= `fromRevision`

@@ -89,6 +89,7 @@ function withoutAuditRecords(store: Store, dropped: { ops: number }): Store {
     kind: store.kind,
     get: (key) => store.get(key),
     range: (prefix, options) => store.range(prefix, options),
+    count: (prefix, options) => store.count(prefix, options),
     watch: (prefix, from, onEvent) => store.watch(prefix, from, onEvent),
     ping: () => store.ping(),
     close: () => store.close(),
@@ -117,6 +118,10 @@ function countingStore(store: Store, counts: Record<string, number>): Store {
     range: (prefix, options) => {
       count(`range ${kindOf(prefix)}`);
       return store.range(prefix, options);
+    },
+    count: (prefix, options) => {
+      count(`count ${kindOf(prefix)}`);
+      return store.count(prefix, options);
     },
     txn: (txn) => {
       count('txn');

@@ -305,7 +305,7 @@ ${leases}`,
     for (let i = 0; i < 5; i++) await phaseOf(ns, `l${i}`, 'Active');
     await phaseOf(ns, 'c', 'Ready', 'cred');
     await operator.idle();
-    const before = await env.core.leases.list(ctx(ns), { limit: 100 });
+    const { leases: before } = await env.core.leases.list(ctx(ns), { limit: 100 });
     expect(before).toHaveLength(5);
 
     // Count every change to the namespace's objects from here on.
@@ -333,7 +333,7 @@ ${leases}`,
     await operator.idle();
     for (const watch of watches) watch.abort();
     expect(changes).toEqual([]);
-    const after = await env.core.leases.list(ctx(ns), { limit: 100 });
+    const { leases: after } = await env.core.leases.list(ctx(ns), { limit: 100 });
     expect(after.map((l) => l.id).sort()).toEqual(before.map((l) => l.id).sort());
   });
 
@@ -354,7 +354,9 @@ spec: {credentialRef: {name: c}, serviceAccountName: app, ttl: 1h}`,
     );
     await phaseOf(ns, 'l', 'Active');
     await operator.idle();
-    const [issued] = await env.core.leases.list(ctx(ns), { state: 'active', limit: 100 });
+    const {
+      leases: [issued],
+    } = await env.core.leases.list(ctx(ns), { state: 'active', limit: 100 });
     expect(issued).toBeDefined();
 
     // The crash: the lease exists in Vault, but its id is not in the status.

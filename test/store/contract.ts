@@ -133,6 +133,16 @@ export function describeStoreContract(name: string, open: () => Promise<OpenedSt
       expect((await store.range('page/', { startAfter: 'a', limit: 1 })).kvs[0]?.key).toBe(keys[0]);
     });
 
+    it('counts keys under a prefix, also after a key, without reading them', async () => {
+      await store.txn({
+        success: ['c/a', 'c/b', 'c/c', 'c/d', 'd/a'].map((key) => put(key, 'x'.repeat(100))),
+      });
+      expect(await store.count('c/')).toBe(4);
+      expect(await store.count('c/', { startAfter: 'c/b' })).toBe(2);
+      expect(await store.count('c/', { startAfter: 'c/' })).toBe(4);
+      expect(await store.count('e/')).toBe(0);
+    });
+
     it('create-if-absent succeeds once; a second create fails and writes nothing', async () => {
       const created = await store.txn({
         compare: [{ key: 'once', modRevision: 0 }],
