@@ -18,7 +18,8 @@ export function register(program: Command): void {
     .option('--port <n>', 'port on 127.0.0.1 (0 picks a free one)', '8200')
     .option('--tenant <id>', 'the tenant to create and print as VAULT_TENANT', 'dev')
     .option('--log-level <level>', 'log level of the server log on stderr', 'warn')
-    .action(async (options: { dataDir: string; port: string; tenant: string; logLevel: string }) => {
+    .option('--no-ui', 'do not serve the web console at /ui')
+    .action(async (options: { dataDir: string; port: string; tenant: string; logLevel: string; ui: boolean }) => {
       const dataDir = resolve(options.dataDir);
       await mkdir(dataDir, { recursive: true, mode: 0o700 });
       await chmod(dataDir, 0o700);
@@ -38,6 +39,7 @@ export function register(program: Command): void {
         auditLog: resolve(dataDir, 'audit.log'),
         logLevel: options.logLevel,
         autoCreateTenants: true,
+        ui: options.ui,
       });
       const logger = createLogger({ level: config.logLevel, name: 'vault-dev', destination: process.stderr });
       const vault = await startVault(config, logger).catch(exitOnStartupError('vault dev'));
@@ -67,6 +69,7 @@ export function register(program: Command): void {
       process.stderr.write(
         [
           `Vault dev server listening on ${vault.url} (embedded store in ${config.dataDir}).`,
+          ...(config.ui ? [`Web console: ${vault.url}/ui (log in with the VAULT_TOKEN below).`] : []),
           `${createdKey ? 'Created the' : 'Using the'} root key at ${rootKeyFile}.`,
           'Dev mode keeps the root key on disk beside the data it protects and prints a root token:',
           'never use it for real secrets. For production run `vault server` with etcd and a root key',
