@@ -242,10 +242,11 @@ describe.skipIf(!haveChromium)('web console (Chromium)', () => {
     for (const view of ['leases', 'credentials', 'audit', 'access']) {
       await page.locator(`a[href="#/${view}"]`).click();
       await page.waitForTimeout(300);
-      const overflow = (await page.evaluate(
-        'document.documentElement.scrollWidth - document.documentElement.clientWidth',
-      )) as number;
-      expect(overflow, `${view} scrolls sideways at 200%`).toBeLessThanOrEqual(0);
+      // Elements reaching past the right edge (inside a scrollable region is fine).
+      const overflowing = (await page.evaluate(`[...document.querySelectorAll('body *')]
+        .filter((e) => e.getBoundingClientRect().right > document.documentElement.clientWidth + 1 && !e.parentElement?.closest('.table-wrap'))
+        .map((e) => e.tagName + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right))`)) as string[];
+      expect(overflowing, `${view} scrolls sideways at 200%`).toEqual([]);
       expect(await axeSerious(), view).toEqual([]);
     }
     await screenshot('leases-dark-200');

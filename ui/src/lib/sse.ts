@@ -14,7 +14,8 @@ export function createSseParser(onMessage: (message: SseMessage) => void) {
   return (chunk: string) => {
     buffer += chunk;
     let newline = buffer.search(/\r\n|\r|\n/);
-    while (newline >= 0) {
+    // A "\r" at the end may be the first half of "\r\n": wait for the next chunk.
+    while (newline >= 0 && !(newline === buffer.length - 1 && buffer[newline] === '\r')) {
       const line = buffer.slice(0, newline);
       buffer = buffer.slice(newline + (buffer.startsWith('\r\n', newline) ? 2 : 1));
       if (line === '') {
@@ -51,7 +52,6 @@ export async function openEventStream(
   try {
     response = await fetch(url, {
       headers: { ...headers, accept: 'text/event-stream' },
-      cache: 'no-store',
       credentials: 'omit',
       signal,
     });
