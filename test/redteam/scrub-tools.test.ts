@@ -14,7 +14,12 @@ const run = async (value: string, command: string) => {
   const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', V: value };
   // The case is real: without the scrubber the value is readable in the output.
   const raw = execFileSync('/bin/bash', ['-c', command], { env }).toString();
-  const result = await runScrubbed({ file: '/bin/bash', args: ['-c', command], env, secrets: [{ name: 'V', value }] });
+  const result = await runScrubbed({
+    file: '/bin/bash',
+    args: ['-c', command],
+    env,
+    secrets: [{ name: 'V', value }],
+  });
   expect(result.exitCode, result.stderr).toBe(0);
   return { raw, out: result.stdout };
 };
