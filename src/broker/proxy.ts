@@ -107,6 +107,13 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     return timingSafeEqual(digest(Buffer.from(match[1]!, 'base64').toString('utf8')), expectedAuth);
   }
 
+  /** Each value still held, to be replaced by its placeholder in what comes back. */
+  const heldReversals = () =>
+    options.credentials.flatMap((c) => {
+      const value = options.valueOf(c.leaseId);
+      return value === undefined ? [] : [{ needle: value, replacement: c.placeholder }];
+    });
+
   const connectTarget = (target: HostPort) => options.upstream?.connectTo?.(target) ?? target;
 
   // --- requests inside TLS the broker terminated -------------------------------------------
@@ -131,6 +138,16 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
       );
     }
     const path = req.url ?? '/';
+    // Only origin-form ("/path"): an absolute-form target ("https://other/...") makes the
+    // upstream ignore Host and route by it (RFC 9112 §3.2.2), so a front serving several
+    // hosts would take the value to a host the credential does not name.
+    if (!path.startsWith('/') && !(path === '*' && req.method === 'OPTIONS')) {
+      throw new Refusal(
+        400,
+        'bad_request',
+        `inside a tunnel to ${target.host} the request target must be a path ("/..."), not "${path.slice(0, 100)}"`,
+      );
+    }
     const anyBody = options.credentials.some((c) => c.body);
     const body = anyBody ? await readBody(req, maxBodyBytes) : undefined;
     const seenSet = placeholdersIn(placeholders, {
@@ -175,8 +192,12 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     const pairs = swaps.map((s) => ({ placeholder: s.credential.placeholder, value: s.value! }));
     const forwarded = swapHeaders(forwardHeaders(req.headers), pairs);
     const headers = forwarded.headers as OutgoingHttpHeaders;
+    // Every value the broker holds is stripped from every response on a host it reads, not
+    // only the values this request carried: the host may hand back one it stored earlier
+    // (an echo of a previous request) to a request that carries no placeholder at all.
+    const reversals = [...forwarded.reversals, ...heldReversals()];
     // The broker must see plain bytes to strip an echoed value, so no compression.
-    if (pairs.length > 0) headers['accept-encoding'] = 'identity';
+    if (reversals.length > 0) headers['accept-encoding'] = 'identity';
     let outBody: Buffer | undefined;
     if (body) {
       const bodySwaps = pairs.filter((_, i) => swaps[i]!.credential.body);
@@ -197,7 +218,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     });
     const sent = new Promise<void>((resolve, reject) => {
       upstream.once('response', (response) => {
-        relayResponse(response, res, pairs.length > 0 ? forwarded.reversals : []);
+        relayResponse(response, res, reversals);
         response.once('end', resolve);
         response.once('error', reject);
       });

@@ -23,6 +23,8 @@ export interface RunBrokeredOptions
   args: string[];
   /** The environment the command inherits; Vault tokens and proxy bypasses are removed. */
   baseEnv: Record<string, string | undefined>;
+  /** More values to scrub from the output (the tokens of whoever runs it). */
+  scrub?: Array<{ name: string; value: string }>;
   /** Called once the broker listens and before the command starts (tests watch the process). */
   onStart?: (broker: Broker) => void;
 }
@@ -40,7 +42,7 @@ export async function runBrokered(options: RunBrokeredOptions): Promise<RunBroke
       file: options.file,
       args: options.args,
       env,
-      secrets: broker.secrets(),
+      secrets: [...broker.secrets(), ...(options.scrub ?? []).filter((s) => s.value !== '')],
       ...(options.cwd !== undefined && { cwd: options.cwd }),
       ...(options.timeoutMs !== undefined && { timeoutMs: options.timeoutMs }),
       ...(options.maxOutputChars !== undefined && { maxOutputChars: options.maxOutputChars }),

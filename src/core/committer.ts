@@ -98,6 +98,16 @@ export function createCommitter(deps: {
    * chain over genuine records).
    */
   const loadHead = async (tenant: string): Promise<Head> => {
+    // Another replica may commit between the reads below (its record and its head move in one
+    // transaction, but these are separate reads): what looks like tampering is read again,
+    // and only a state that a concurrent commit cannot explain is reported.
+    for (let attempt = 0; ; attempt++) {
+      const head = await readHead(tenant, attempt < 5);
+      if (head !== 'raced') return head;
+    }
+  };
+
+  const readHead = async (tenant: string, mayRetry: boolean): Promise<Head | 'raced'> => {
     integrity.assertIntact(tenant);
     const tamper = (reason: string) => integrity.report(tenant, reason);
     const [kv, tenantKeys] = await Promise.all([
@@ -112,8 +122,15 @@ export function createCommitter(deps: {
     ]);
     if (!kv) {
       const first = await store.range(keys.auditRecords(tenant), { limit: 1 });
-      if (first.kvs.length > 0) throw tamper('the chain head is missing while records exist');
-      if (tenantKeys) throw tamper('the chain head and every record are gone while the audit key exists');
+      if (first.kvs.length > 0) {
+        // The tenant's first commit (records, keys and head together) may have landed since.
+        if (mayRetry && (await store.get(keys.auditHead(tenant)))) return 'raced';
+        throw tamper('the chain head is missing while records exist');
+      }
+      if (tenantKeys) {
+        if (mayRetry && (await store.get(keys.auditHead(tenant)))) return 'raced';
+        throw tamper('the chain head and every record are gone while the audit key exists');
+      }
       return { seq: 0, hash: GENESIS_HASH, modRevision: 0, key: undefined, rekey: false };
     }
     const head = parseHead(kv.value);
@@ -123,7 +140,12 @@ export function createCommitter(deps: {
       store.get(keys.auditRecord(tenant, head.seq + 1)),
     ]);
     if (!newest) throw tamper(`the chain head names record ${head.seq}, which is gone`);
-    if (after) throw tamper(`record ${head.seq + 1} exists after the head: the head was rolled back`);
+    if (after) {
+      // Written after the head we read: a commit of another replica, not a rollback (a head
+      // rolled back was written after the record it no longer names).
+      if (mayRetry && after.modRevision > kv.modRevision) return 'raced';
+      throw tamper(`record ${head.seq + 1} exists after the head: the head was rolled back`);
+    }
     let parsed: ReturnType<typeof storedAuditRecord.safeParse>;
     try {
       parsed = storedAuditRecord.safeParse(JSON.parse(newest.value));

@@ -132,6 +132,8 @@ export function valueForms(value: string): string[] {
   // Shell quoting: bash `printf %q` (backslashes), and shlex.quote / single quotes around a "'".
   add(value.replace(/[ \t'"\\&$!*()[\]{};|<>?`#]/g, (ch) => `\\${ch}`).replace(/^~/, '\\~'));
   add(ansiCQuoted(bytes));
+  // Inside double quotes (bash `declare -p`, `set`): \ before " $ ` and \.
+  add(value.replace(/["$`\\]/g, (ch) => `\\${ch}`));
   add(value.replaceAll("'", `'"'"'`));
   add(value.replaceAll("'", `'\\''`));
   if (value.includes('\n')) {
@@ -153,10 +155,10 @@ const encodedLine = /^[A-Za-z0-9+/=_-]{4,}\r?$/;
 function dumpLineBytes(line: string): Buffer | undefined {
   const text = line.replace(/\r$/, '');
   // xxd: "00000000: 736b 5f6c 6976 655f  sk_live_"
-  let match = /^[0-9a-f]{8}: ((?:[0-9a-f]{2,4} )+) *.*$/.exec(text);
+  let match = /^[0-9a-f]{8}: ((?:[0-9a-f]{2,4} )+) *.*$/i.exec(text); // and `xxd -u`
   if (match) return Buffer.from(match[1]!.replaceAll(' ', ''), 'hex');
   // hexdump -C, od -A x -t x1z: "00000000  73 6b 5f 6c  |sk_l|"; od -t x1 / -An -tx1: bytes.
-  match = /^(?:[0-9a-f]{6,8})?((?:\s{1,2}[0-9a-f]{2})+)\s*(?:\s+[|>].*[|<])?$/.exec(text);
+  match = /^(?:[0-9a-f]{6,8})?((?:\s{1,2}[0-9a-f]{2})+)\s*(?:\s+[|>].*[|<])?$/i.exec(text);
   if (match && /\s/.test(match[1]!)) return Buffer.from(match[1]!.replace(/\s+/g, ''), 'hex');
   // hexdump, od -x: little-endian 16-bit words in hex.
   match = /^(?:[0-9a-f]{7,8})?((?: +[0-9a-f]{4})+)$/.exec(text);
@@ -175,8 +177,8 @@ function dumpLineBytes(line: string): Buffer | undefined {
       .map((w) => Number.parseInt(w, 8));
     return Buffer.concat(words.map((w) => Buffer.from([w & 0xff, w >> 8])));
   }
-  // od -c: four-column cells of characters, escapes and octal bytes.
-  match = /^[0-7]{7}((?: {3}.| {2}\\.| [0-7]{3})+)$/.exec(text);
+  // od -c (and od -An -c, without offsets): four-column cells of characters, escapes and octal bytes.
+  match = /^(?:[0-7]{7})?((?: {3}.| {2}\\.| [0-7]{3})+)$/.exec(text);
   if (match) {
     const escapes: Record<string, number> = {
       '\\0': 0,
@@ -202,7 +204,7 @@ function dumpLineBytes(line: string): Buffer | undefined {
 }
 
 /** Is a line an offset alone (the last line of od and hexdump)? */
-const offsetOnly = /^[0-9a-f]{7,8}:?\r?$/;
+const offsetOnly = /^[0-9a-f]{7,8}:?\r?$/i;
 
 interface Needle {
   name: string;
@@ -329,7 +331,7 @@ export function createScrubber(secrets: Secret[]): Scrubber {
     if (needles.length === 0) return text.length;
     const lines = text.split('\n');
     const last = lines.pop() ?? '';
-    if (last !== '' && !/^[A-Za-z0-9+/=_-]*$/.test(last) && !/^[0-9a-f]{7,8}[: ]/.test(last))
+    if (last !== '' && !/^[A-Za-z0-9+/=_-]*$/.test(last) && !/^[0-9a-f]{7,8}[: ]/i.test(last))
       return text.length;
     let start = text.length - last.length;
     for (let i = lines.length - 1; i >= 0; i--) {

@@ -24,6 +24,9 @@ export interface BrokerToolDeps {
   /** Extra CAs (PEM) to trust for upstreams. */
   upstreamCa?: string;
   env: Record<string, string | undefined>;
+  /** The agent's token and the broker's, scrubbed from the command's output. */
+  token: string;
+  otherTokens?: Array<{ name: string; value: string }>;
   cwd?: string;
   limits?: ToolLimits;
   clock: Clock;
@@ -88,6 +91,7 @@ export function registerBrokerTool(server: McpServer, deps: BrokerToolDeps): voi
           file: '/bin/sh',
           args: ['-c', command],
           baseEnv: deps.env,
+          scrub: [{ name: 'VAULT_TOKEN', value: deps.token }, ...(deps.otherTokens ?? [])],
           ...(workDir !== undefined && { cwd: workDir }),
           timeoutMs,
           maxOutputChars: limits.maxOutputChars,

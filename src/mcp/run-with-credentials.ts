@@ -22,6 +22,8 @@ export interface RunWithCredentialsOptions
   baseEnv: Record<string, string | undefined>;
   /** The caller's token, scrubbed from the output too. */
   callerToken?: string;
+  /** Other tokens the runner holds (the broker's), scrubbed from the output too. */
+  otherTokens?: Array<{ name: string; value: string }>;
   /** Who runs it, for the audit record of each use (`vault run`, `run_with_credentials`). */
   purpose: string;
 }
@@ -75,6 +77,7 @@ export async function runWithCredentials(
     if (value !== undefined && !vaultVariables.includes(key)) env[key] = value;
   }
   if (options.callerToken) secrets.push({ name: 'VAULT_TOKEN', value: options.callerToken });
+  for (const token of options.otherTokens ?? []) if (token.value) secrets.push(token);
 
   try {
     for (const [index, use] of options.uses.entries()) {

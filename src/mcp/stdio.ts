@@ -57,6 +57,7 @@ export async function serveStdio(options: {
   const server = createVaultMcpServer({
     vault,
     token: options.connect.token,
+    ...(broker && { otherTokens: [{ name: 'VAULT_BROKER_TOKEN', value: broker.token }] }),
     env,
     ...(broker &&
       brokerVault && {

@@ -24,6 +24,12 @@ export interface ToolDeps {
   vault: () => Promise<Vault>;
   /** The agent's token, scrubbed from command output. */
   token: string;
+  /**
+   * Other tokens this server holds (the broker's), scrubbed from command output too: commands
+   * run as this server's user, outside any sandbox the agent's own shell is in, and can read
+   * the files those tokens come from.
+   */
+  otherTokens?: Array<{ name: string; value: string }>;
   /** The environment commands inherit (minus Vault's own variables). */
   env: Record<string, string | undefined>;
   cwd?: string;
@@ -297,6 +303,7 @@ function registerRunTool(server: McpServer, deps: ToolDeps, limits: ToolLimits):
         args: ['-c', command],
         baseEnv: deps.env,
         callerToken: deps.token,
+        ...(deps.otherTokens && { otherTokens: deps.otherTokens }),
         purpose: 'run_with_credentials',
         ...(workDir !== undefined && { cwd: workDir }),
         timeoutMs: (timeoutSeconds ?? 60) * 1000,

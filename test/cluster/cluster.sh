@@ -68,12 +68,13 @@ kubectl_() { "$KUBECTL" --kubeconfig "$RUN/admin.kubeconfig" "$@"; }
 
 # The cgroup the caller runs in, per hierarchy (cgroup v1 hybrid): pods nest below the memory
 # cgroup of the tests, so their memory is charged where the tests' is. The kubelet takes one
-# path for every hierarchy, so the same relative path is made in each.
+# path for every hierarchy, so the same relative path is made in each; it is named after the
+# run directory, so two clusters can run side by side.
 cgroup_root() {
   local parent
   parent=$(awk -F: '$2 == "memory" {print $3}' /proc/self/cgroup)
   [ -n "$parent" ] || parent=$(awk -F: '$1 == "0" {print $3}' /proc/self/cgroup)
-  echo "${parent%/}/vault-e2e-node"
+  echo "${parent%/}/vault-e2e-$(basename "$RUN")"
 }
 
 make_pki() {

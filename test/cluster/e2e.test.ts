@@ -130,404 +130,433 @@ describe.skipIf(unavailable)('on a real cluster', () => {
     await cluster?.stop();
   }, 5 * minute);
 
-  it('1. helm install: server, controller, webhook and a 3-member etcd Ready; NOTES give the first token', async () => {
-    const workloads = JSON.parse(
-      await cluster.k(['-n', vaultNamespace, 'get', 'deploy,statefulset', '-o', 'json']),
-    );
-    const readiness = Object.fromEntries(
-      workloads.items.map((w: any) => [
-        `${w.kind}/${w.metadata.name}`,
-        `${w.status.readyReplicas}/${w.spec.replicas}`,
-      ]),
-    );
-    expect(readiness).toEqual({
-      [`Deployment/${release}-server`]: '2/2',
-      [`Deployment/${release}-controller`]: '2/2',
-      [`Deployment/${release}-webhook`]: '2/2',
-      [`StatefulSet/${release}-etcd`]: '3/3',
-    });
-
-    // The documented first-token path, run as NOTES print it, from outside the cluster.
-    expect(installOutput).toContain('vault operator root-token');
-    const token = (
-      await cluster.k(
-        [
-          '-n',
-          vaultNamespace,
-          'exec',
-          `deploy/${release}-server`,
-          '--',
-          'vault',
-          'operator',
-          'root-token',
-          '--tenant',
-          app,
-          '--name',
-          'platform@example.com',
-          '--ttl',
-          '1h',
-        ],
-        { timeoutMs: 2 * minute },
-      )
-    ).trim();
-    expect(token).toMatch(/^\S{20,}$/);
-    api.token = token;
-    api.tenant = app;
-    const whoami = await api.ok('GET', '/v1/auth/whoami');
-    expect(whoami.identity).toEqual({ type: 'human', name: 'platform@example.com' });
-  });
-
-  it('2. VaultCredential and VaultLease go Active; an opted-in Deployment reads both file forms as another uid', async () => {
-    await cluster.k(['create', 'namespace', app]);
-    await apply(cluster, [
-      { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'billing', namespace: app } },
-      ...['db', 'c1', 'c2', 'c3', 'c4', 'c5'].map(generatedCredential),
-      {
-        apiVersion: 'vault.ghoststack.io/v1alpha1',
-        kind: 'VaultLease',
-        metadata: { name: 'db-lease', namespace: app },
-        spec: { credentialRef: { name: 'db' }, serviceAccountName: 'billing', ttl: '10m' },
-      },
-    ]);
-    for (const name of ['db', 'c1', 'c2', 'c3', 'c4', 'c5']) {
-      await until(
-        `VaultCredential ${name} Ready`,
-        2 * minute,
-        async () => (await phaseOf('vaultcredential', name)) === 'Ready',
+  it(
+    '1. helm install: server, controller, webhook and a 3-member etcd Ready; NOTES give the first token',
+    async () => {
+      const workloads = JSON.parse(
+        await cluster.k(['-n', vaultNamespace, 'get', 'deploy,statefulset', '-o', 'json']),
       );
-    }
-    await until(
-      'VaultLease db-lease Active',
-      2 * minute,
-      async () => (await phaseOf('vaultlease', 'db-lease')) === 'Active',
-    );
-
-    // The lease-<file> form: the RoleBinding the docs give (and the webhook's refusal names).
-    await cluster.k([
-      'create',
-      'rolebinding',
-      'billing-vaultlease-reader',
-      `--namespace=${app}`,
-      `--clusterrole=${release}-${vaultNamespace}-vaultlease-reader`,
-      `--serviceaccount=${app}:billing`,
-    ]);
-    await apply(cluster, [
-      deployment('billing', {
-        'vault.ghoststack.io/credential-db': 'db',
-        'vault.ghoststack.io/lease-db-lease': 'db-lease',
-        ...Object.fromEntries(
-          ['c1', 'c2', 'c3', 'c4', 'c5'].map((c) => [`vault.ghoststack.io/credential-${c}`, c]),
-        ),
-      }),
-    ]);
-    const pod = await readyPod(cluster, app, 'app=billing', 4 * minute);
-    const listing = await execIn(cluster, app, pod, 'app', 'id -u; ls -ln /vault/secrets');
-    expect(listing.split('\n')[0]).toBe(String(appUid));
-
-    const fromFile = await execIn(cluster, app, pod, 'app', 'cat /vault/secrets/db');
-    const fromLease = await execIn(cluster, app, pod, 'app', 'cat /vault/secrets/db-lease');
-    // The same credential, read by the platform team through its own lease.
-    const adminLease = await api.ok('POST', '/v1/leases', { credentialName: 'db', ttl: '1m' });
-    expect(fromFile).toBe(adminLease.value);
-    expect(fromLease).toBe(adminLease.value);
-    await api.ok('POST', `/v1/leases/${adminLease.id}/revoke`);
-    // The files are on the pod's tmpfs, not in the app's writable layer.
-    expect(
-      await execIn(cluster, app, pod, 'app', 'awk \'$2 == "/vault/secrets" {print $3, $4}\' /proc/mounts'),
-    ).toMatch(/^tmpfs ro[,\s]/);
-  });
-
-  it('3. a revoked or expired lease: the file is gone inside the running pod within 1 s; the agent stays up and leases nothing again', async () => {
-    const pod = await readyPod(cluster, app, 'app=billing');
-    const restartsBefore = await agentRestarts(pod);
-    const samples: Record<string, number> = {};
-
-    const timeGone = async (file: string, act: () => Promise<void>) => {
-      const watcher = watchFileGone(pod, `/vault/secrets/${file}`);
-      await watcher.started;
-      const t0 = uptimeMs();
-      await act();
-      const goneAtMs = await watcher.gone;
-      samples[file] = goneAtMs - t0;
-    };
-
-    for (const c of ['c1', 'c2', 'c3']) {
-      const [leaseId] = await activeLeases(c);
-      expect(leaseId).toBeDefined();
-      await timeGone(c, async () => {
-        await api.ok('POST', `/v1/leases/${leaseId}/revoke`);
+      const readiness = Object.fromEntries(
+        workloads.items.map((w: any) => [
+          `${w.kind}/${w.metadata.name}`,
+          `${w.status.readyReplicas}/${w.spec.replicas}`,
+        ]),
+      );
+      expect(readiness).toEqual({
+        [`Deployment/${release}-server`]: '2/2',
+        [`Deployment/${release}-controller`]: '2/2',
+        [`Deployment/${release}-webhook`]: '2/2',
+        [`StatefulSet/${release}-etcd`]: '3/3',
       });
-    }
-    await timeGone('c4', async () => {
-      await api.ok('DELETE', '/v1/credentials/c4');
-    });
-    await timeGone('db-lease', async () => {
-      await cluster.k(['-n', app, 'delete', 'vaultlease', 'db-lease', '--wait=false']);
-    });
-    const p99 = percentile(Object.values(samples), 99);
-    process.stdout.write(
-      `revocation → file gone inside the pod (ms): ${JSON.stringify(samples)}; p99 ${p99}\n`,
-    );
-    expect(p99).toBeLessThan(1000);
 
-    // Nothing comes back: no new lease of a revoked credential, no restart of the agent.
-    await new Promise((r) => setTimeout(r, 5000));
-    expect(await activeLeases('c1')).toEqual([]);
-    const files = await execIn(cluster, app, pod, 'app', 'ls /vault/secrets');
-    expect(files.split('\n').filter(Boolean).sort()).toEqual(['c5', 'db']);
-    expect(await agentRestarts(pod)).toBe(restartsBefore);
+      // The documented first-token path, run as NOTES print it, from outside the cluster.
+      expect(installOutput).toContain('vault operator root-token');
+      const token = (
+        await cluster.k(
+          [
+            '-n',
+            vaultNamespace,
+            'exec',
+            `deploy/${release}-server`,
+            '--',
+            'vault',
+            'operator',
+            'root-token',
+            '--tenant',
+            app,
+            '--name',
+            'platform@example.com',
+            '--ttl',
+            '1h',
+          ],
+          { timeoutMs: 2 * minute },
+        )
+      ).trim();
+      expect(token).toMatch(/^\S{20,}$/);
+      api.token = token;
+      api.tenant = app;
+      const whoami = await api.ok('GET', '/v1/auth/whoami');
+      expect(whoami.identity).toEqual({ type: 'human', name: 'platform@example.com' });
+    },
+    3 * minute,
+  );
 
-    // Expiry: a VaultLease with a short TTL and no renewal.
-    await apply(cluster, [
-      {
-        apiVersion: 'vault.ghoststack.io/v1alpha1',
-        kind: 'VaultLease',
-        metadata: { name: 'short', namespace: app },
-        spec: { credentialRef: { name: 'c5' }, serviceAccountName: 'billing', ttl: '60s' },
-      },
-    ]);
-    await until(
-      'VaultLease short Active',
-      minute,
-      async () => (await phaseOf('vaultlease', 'short')) === 'Active',
-    );
-    // A new rollout that names only what still exists (a pod naming a deleted VaultLease or
-    // credential would rightly never start).
-    await cluster.k([
-      '-n',
-      app,
-      'patch',
-      'deploy',
-      'billing',
-      '--type',
-      'json',
-      '-p',
-      JSON.stringify([
+  it(
+    '2. VaultCredential and VaultLease go Active; an opted-in Deployment reads both file forms as another uid',
+    async () => {
+      await cluster.k(['create', 'namespace', app]);
+      await apply(cluster, [
+        { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'billing', namespace: app } },
+        ...['db', 'c1', 'c2', 'c3', 'c4', 'c5'].map(generatedCredential),
         {
-          op: 'replace',
-          path: '/spec/template/metadata/annotations',
-          value: { 'vault.ghoststack.io/credential-db': 'db', 'vault.ghoststack.io/lease-short': 'short' },
+          apiVersion: 'vault.ghoststack.io/v1alpha1',
+          kind: 'VaultLease',
+          metadata: { name: 'db-lease', namespace: app },
+          spec: { credentialRef: { name: 'db' }, serviceAccountName: 'billing', ttl: '10m' },
         },
-      ]),
-    ]);
-    await until('the rollout with the short lease', 3 * minute, async () => {
-      const name = await readyPod(cluster, app, 'app=billing');
-      return name !== pod && (await execIn(cluster, app, name, 'app', 'ls /vault/secrets')).includes('short')
-        ? name
-        : undefined;
-    });
-    const next = await readyPod(cluster, app, 'app=billing');
-    const expiresAt = Date.parse(
-      (
-        await cluster.k(['-n', app, 'get', 'vaultlease', 'short', '-o', 'jsonpath={.status.expiresAt}'])
-      ).trim(),
-    );
-    const watcher = watchFileGone(next, '/vault/secrets/short');
-    await watcher.started;
-    // expiresAt on the uptime clock of the pod's watch.
-    const expiresAtUptime = expiresAt - Date.now() + uptimeMs();
-    const gone = await watcher.gone;
-    process.stdout.write(`expiry → file gone inside the pod: ${gone - expiresAtUptime} ms after expiresAt\n`);
-    expect(gone - expiresAtUptime).toBeLessThan(1000);
-  });
+      ]);
+      for (const name of ['db', 'c1', 'c2', 'c3', 'c4', 'c5']) {
+        await until(
+          `VaultCredential ${name} Ready`,
+          2 * minute,
+          async () => (await phaseOf('vaultcredential', name)) === 'Ready',
+        );
+      }
+      await until(
+        'VaultLease db-lease Active',
+        2 * minute,
+        async () => (await phaseOf('vaultlease', 'db-lease')) === 'Active',
+      );
 
-  it('4. a Job with the injected native sidecar completes; deleting a pod revokes its leases, audited as the workload', async () => {
-    await apply(cluster, [
-      {
-        apiVersion: 'batch/v1',
-        kind: 'Job',
-        metadata: { name: 'reader', namespace: app },
-        spec: {
-          backoffLimit: 0,
-          template: {
-            ...deployment('reader', { 'vault.ghoststack.io/credential-db': 'db' }).spec.template,
-            spec: {
-              ...deployment('reader', {}).spec.template.spec,
-              restartPolicy: 'Never',
-              containers: [
-                {
-                  ...deployment('reader', {}).spec.template.spec.containers[0],
-                  command: ['sh', '-c', 'test -s /vault/secrets/db && echo read'],
-                },
-              ],
+      // The lease-<file> form: the RoleBinding the docs give (and the webhook's refusal names).
+      await cluster.k([
+        'create',
+        'rolebinding',
+        'billing-vaultlease-reader',
+        `--namespace=${app}`,
+        `--clusterrole=${release}-${vaultNamespace}-vaultlease-reader`,
+        `--serviceaccount=${app}:billing`,
+      ]);
+      await apply(cluster, [
+        deployment('billing', {
+          'vault.ghoststack.io/credential-db': 'db',
+          'vault.ghoststack.io/lease-db-lease': 'db-lease',
+          ...Object.fromEntries(
+            ['c1', 'c2', 'c3', 'c4', 'c5'].map((c) => [`vault.ghoststack.io/credential-${c}`, c]),
+          ),
+        }),
+      ]);
+      const pod = await readyPod(cluster, app, 'app=billing', 4 * minute);
+      const listing = await execIn(cluster, app, pod, 'app', 'id -u; ls -ln /vault/secrets');
+      expect(listing.split('\n')[0]).toBe(String(appUid));
+
+      const fromFile = await execIn(cluster, app, pod, 'app', 'cat /vault/secrets/db');
+      const fromLease = await execIn(cluster, app, pod, 'app', 'cat /vault/secrets/db-lease');
+      // The same credential, read by the platform team through its own lease.
+      const adminLease = await api.ok('POST', '/v1/leases', { credentialName: 'db', ttl: '1m' });
+      expect(fromFile).toBe(adminLease.value);
+      expect(fromLease).toBe(adminLease.value);
+      await api.ok('POST', `/v1/leases/${adminLease.id}/revoke`);
+      // The files are on the pod's tmpfs, not in the app's writable layer.
+      expect(
+        await execIn(cluster, app, pod, 'app', 'awk \'$2 == "/vault/secrets" {print $3, $4}\' /proc/mounts'),
+      ).toMatch(/^tmpfs ro[,\s]/);
+    },
+    6 * minute,
+  );
+
+  it(
+    '3. a revoked or expired lease: the file is gone inside the running pod within 1 s; the agent stays up and leases nothing again',
+    async () => {
+      const pod = await readyPod(cluster, app, 'app=billing');
+      const restartsBefore = await agentRestarts(pod);
+      const samples: Record<string, number> = {};
+
+      const timeGone = async (file: string, act: () => Promise<void>) => {
+        const watcher = watchFileGone(pod, `/vault/secrets/${file}`);
+        await watcher.started;
+        const t0 = uptimeMs();
+        await act();
+        const goneAtMs = await watcher.gone;
+        samples[file] = goneAtMs - t0;
+      };
+
+      for (const c of ['c1', 'c2', 'c3']) {
+        const [leaseId] = await activeLeases(c);
+        expect(leaseId).toBeDefined();
+        await timeGone(c, async () => {
+          await api.ok('POST', `/v1/leases/${leaseId}/revoke`);
+        });
+      }
+      await timeGone('c4', async () => {
+        await api.ok('DELETE', '/v1/credentials/c4');
+      });
+      await timeGone('db-lease', async () => {
+        await cluster.k(['-n', app, 'delete', 'vaultlease', 'db-lease', '--wait=false']);
+      });
+      const p99 = percentile(Object.values(samples), 99);
+      process.stdout.write(
+        `revocation → file gone inside the pod (ms): ${JSON.stringify(samples)}; p99 ${p99}\n`,
+      );
+      expect(p99).toBeLessThan(1000);
+
+      // Nothing comes back: no new lease of a revoked credential, no restart of the agent.
+      await new Promise((r) => setTimeout(r, 5000));
+      expect(await activeLeases('c1')).toEqual([]);
+      const files = await execIn(cluster, app, pod, 'app', 'ls /vault/secrets');
+      expect(files.split('\n').filter(Boolean).sort()).toEqual(['c5', 'db']);
+      expect(await agentRestarts(pod)).toBe(restartsBefore);
+
+      // Expiry: a VaultLease with a short TTL and no renewal.
+      await apply(cluster, [
+        {
+          apiVersion: 'vault.ghoststack.io/v1alpha1',
+          kind: 'VaultLease',
+          metadata: { name: 'short', namespace: app },
+          spec: { credentialRef: { name: 'c5' }, serviceAccountName: 'billing', ttl: '60s' },
+        },
+      ]);
+      await until(
+        'VaultLease short Active',
+        minute,
+        async () => (await phaseOf('vaultlease', 'short')) === 'Active',
+      );
+      // A new rollout that names only what still exists (a pod naming a deleted VaultLease or
+      // credential would rightly never start).
+      await cluster.k([
+        '-n',
+        app,
+        'patch',
+        'deploy',
+        'billing',
+        '--type',
+        'json',
+        '-p',
+        JSON.stringify([
+          {
+            op: 'replace',
+            path: '/spec/template/metadata/annotations',
+            value: { 'vault.ghoststack.io/credential-db': 'db', 'vault.ghoststack.io/lease-short': 'short' },
+          },
+        ]),
+      ]);
+      await until('the rollout with the short lease', 3 * minute, async () => {
+        const name = await readyPod(cluster, app, 'app=billing');
+        return name !== pod &&
+          (await execIn(cluster, app, name, 'app', 'ls /vault/secrets')).includes('short')
+          ? name
+          : undefined;
+      });
+      const next = await readyPod(cluster, app, 'app=billing');
+      const expiresAt = Date.parse(
+        (
+          await cluster.k(['-n', app, 'get', 'vaultlease', 'short', '-o', 'jsonpath={.status.expiresAt}'])
+        ).trim(),
+      );
+      const watcher = watchFileGone(next, '/vault/secrets/short');
+      await watcher.started;
+      // expiresAt on the uptime clock of the pod's watch.
+      const expiresAtUptime = expiresAt - Date.now() + uptimeMs();
+      const gone = await watcher.gone;
+      process.stdout.write(
+        `expiry → file gone inside the pod: ${gone - expiresAtUptime} ms after expiresAt\n`,
+      );
+      expect(gone - expiresAtUptime).toBeLessThan(1000);
+    },
+    8 * minute,
+  );
+
+  it(
+    '4. a Job with the injected native sidecar completes; deleting a pod revokes its leases, audited as the workload',
+    async () => {
+      await apply(cluster, [
+        {
+          apiVersion: 'batch/v1',
+          kind: 'Job',
+          metadata: { name: 'reader', namespace: app },
+          spec: {
+            backoffLimit: 0,
+            template: {
+              ...deployment('reader', { 'vault.ghoststack.io/credential-db': 'db' }).spec.template,
+              spec: {
+                ...deployment('reader', {}).spec.template.spec,
+                restartPolicy: 'Never',
+                containers: [
+                  {
+                    ...deployment('reader', {}).spec.template.spec.containers[0],
+                    command: ['sh', '-c', 'test -s /vault/secrets/db && echo read'],
+                  },
+                ],
+              },
             },
           },
         },
-      },
-    ]);
-    await cluster.k(['-n', app, 'wait', '--for=condition=Complete', 'job/reader', '--timeout=180s'], {
-      timeoutMs: 4 * minute,
-    });
-    expect((await cluster.k(['-n', app, 'logs', 'job/reader', '-c', 'app'])).trim()).toBe('read');
+      ]);
+      await cluster.k(['-n', app, 'wait', '--for=condition=Complete', 'job/reader', '--timeout=180s'], {
+        timeoutMs: 4 * minute,
+      });
+      expect((await cluster.k(['-n', app, 'logs', 'job/reader', '-c', 'app'])).trim()).toBe('read');
 
-    // SIGTERM path: the running billing pod is deleted; its agent revokes what it holds.
-    const pod = await readyPod(cluster, app, 'app=billing');
-    const held = await activeLeases('db');
-    expect(held.length).toBeGreaterThan(0);
-    const since = new Date().toISOString();
-    await cluster.k(['-n', app, 'delete', 'pod', pod, '--wait=true'], { timeoutMs: 2 * minute });
-    const identity = `system:serviceaccount:${app}:billing`;
-    const revokes = await until('revocations audited as the workload', minute, async () => {
-      const body = await api.ok(
-        'GET',
-        `/v1/audit?action=lease.revoke&identityName=${encodeURIComponent(identity)}&since=${since}&limit=100`,
+      // SIGTERM path: the running billing pod is deleted; its agent revokes what it holds.
+      const pod = await readyPod(cluster, app, 'app=billing');
+      const held = await activeLeases('db');
+      expect(held.length).toBeGreaterThan(0);
+      const since = new Date().toISOString();
+      await cluster.k(['-n', app, 'delete', 'pod', pod, '--wait=true'], { timeoutMs: 2 * minute });
+      const identity = `system:serviceaccount:${app}:billing`;
+      const revokes = await until('revocations audited as the workload', minute, async () => {
+        const body = await api.ok(
+          'GET',
+          `/v1/audit?action=lease.revoke&identityName=${encodeURIComponent(identity)}&since=${since}&limit=100`,
+        );
+        const records = (body.records ?? body) as {
+          actor: { name: string };
+          outcome: string;
+          resource: string;
+        }[];
+        return records.length > 0 ? records : undefined;
+      });
+      expect(revokes.every((r) => r.actor.name === identity && r.outcome === 'allowed')).toBe(true);
+    },
+    5 * minute,
+  );
+
+  it(
+    '5. the webhook down refuses opted-in pods only; a killed controller leader hands over without double issuance; a killed etcd member loses nothing',
+    async () => {
+      const pod = (name: string, inject: boolean) => ({
+        apiVersion: 'v1',
+        kind: 'Pod',
+        metadata: {
+          name,
+          namespace: app,
+          labels: inject ? { 'vault.ghoststack.io/inject': 'true' } : {},
+          annotations: inject ? { 'vault.ghoststack.io/credential-db': 'db' } : {},
+        },
+        spec: deployment(name, {}).spec.template.spec,
+      });
+      const webhook = ['-n', vaultNamespace, 'scale', `deploy/${release}-webhook`];
+      await cluster.k([...webhook, '--replicas=0']);
+      await until('webhook pods gone', 2 * minute, async () => {
+        const out = await cluster.k([
+          '-n',
+          vaultNamespace,
+          'get',
+          'endpointslices',
+          '-l',
+          `kubernetes.io/service-name=${release}-webhook`,
+          '-o',
+          'json',
+        ]);
+        return JSON.parse(out).items.every((s: { endpoints?: unknown[] }) => !s.endpoints?.length);
+      });
+      const refused = await cluster.kubectl(['apply', '-f', '-'], {
+        input: JSON.stringify(pod('opted-in', true)),
+      });
+      expect(refused.code).not.toBe(0);
+      expect(refused.stderr).toMatch(/inject\.vault\.ghoststack\.io/);
+      await apply(cluster, [pod('plain', false)]);
+      await cluster.k([...webhook, '--replicas=2']);
+      await cluster.k(
+        ['-n', vaultNamespace, 'rollout', 'status', `deploy/${release}-webhook`, '--timeout=180s'],
+        {
+          timeoutMs: 4 * minute,
+        },
       );
-      const records = (body.records ?? body) as {
-        actor: { name: string };
-        outcome: string;
-        resource: string;
-      }[];
-      return records.length > 0 ? records : undefined;
-    });
-    expect(revokes.every((r) => r.actor.name === identity && r.outcome === 'allowed')).toBe(true);
-  });
+      await until('injection works again', 2 * minute, async () => {
+        const result = await cluster.kubectl(['apply', '-f', '-'], {
+          input: JSON.stringify(pod('opted-in', true)),
+        });
+        return result.code === 0;
+      });
+      const injected = JSON.parse(await cluster.k(['-n', app, 'get', 'pod', 'opted-in', '-o', 'json']));
+      expect(injected.spec.initContainers.map((c: { name: string }) => c.name)).toContain('vault-agent');
 
-  it('5. the webhook down refuses opted-in pods only; a killed controller leader hands over without double issuance; a killed etcd member loses nothing', async () => {
-    const pod = (name: string, inject: boolean) => ({
-      apiVersion: 'v1',
-      kind: 'Pod',
-      metadata: {
-        name,
-        namespace: app,
-        labels: inject ? { 'vault.ghoststack.io/inject': 'true' } : {},
-        annotations: inject ? { 'vault.ghoststack.io/credential-db': 'db' } : {},
-      },
-      spec: deployment(name, {}).spec.template.spec,
-    });
-    const webhook = ['-n', vaultNamespace, 'scale', `deploy/${release}-webhook`];
-    await cluster.k([...webhook, '--replicas=0']);
-    await until('webhook pods gone', 2 * minute, async () => {
-      const out = await cluster.k([
+      // The controller leader is killed; the standby takes over and issues each lease once.
+      const leaseObject = [
         '-n',
         vaultNamespace,
         'get',
-        'endpointslices',
-        '-l',
-        `kubernetes.io/service-name=${release}-webhook`,
+        'lease',
+        `${release}-controller`,
         '-o',
-        'json',
+        'jsonpath={.spec.holderIdentity}',
+      ];
+      const leader = (await cluster.k(leaseObject)).trim();
+      expect(leader).not.toBe('');
+      await cluster.k(['-n', vaultNamespace, 'delete', 'pod', leader, '--grace-period=0', '--force']);
+      await apply(cluster, [
+        {
+          apiVersion: 'vault.ghoststack.io/v1alpha1',
+          kind: 'VaultLease',
+          metadata: { name: 'during-failover', namespace: app },
+          spec: { credentialRef: { name: 'c5' }, serviceAccountName: 'billing', ttl: '10m' },
+        },
       ]);
-      return JSON.parse(out).items.every((s: { endpoints?: unknown[] }) => !s.endpoints?.length);
-    });
-    const refused = await cluster.kubectl(['apply', '-f', '-'], {
-      input: JSON.stringify(pod('opted-in', true)),
-    });
-    expect(refused.code).not.toBe(0);
-    expect(refused.stderr).toMatch(/inject\.vault\.ghoststack\.io/);
-    await apply(cluster, [pod('plain', false)]);
-    await cluster.k([...webhook, '--replicas=2']);
-    await cluster.k(
-      ['-n', vaultNamespace, 'rollout', 'status', `deploy/${release}-webhook`, '--timeout=180s'],
-      {
-        timeoutMs: 4 * minute,
-      },
-    );
-    await until('injection works again', 2 * minute, async () => {
-      const result = await cluster.kubectl(['apply', '-f', '-'], {
-        input: JSON.stringify(pod('opted-in', true)),
-      });
-      return result.code === 0;
-    });
-    const injected = JSON.parse(await cluster.k(['-n', app, 'get', 'pod', 'opted-in', '-o', 'json']));
-    expect(injected.spec.initContainers.map((c: { name: string }) => c.name)).toContain('vault-agent');
+      await until(
+        'VaultLease during-failover Active',
+        2 * minute,
+        async () => (await phaseOf('vaultlease', 'during-failover')) === 'Active',
+      );
+      const newLeader = (await cluster.k(leaseObject)).trim();
+      expect(newLeader).not.toBe(leader);
+      const uid = (
+        await cluster.k(['-n', app, 'get', 'vaultlease', 'during-failover', '-o', 'jsonpath={.metadata.uid}'])
+      ).trim();
+      const issued = await api.ok(
+        'GET',
+        `/v1/leases?labels=${encodeURIComponent(`vault.ghoststack.io/vaultlease-uid=${uid}`)}`,
+      );
+      expect((issued.leases ?? issued).length).toBe(1);
 
-    // The controller leader is killed; the standby takes over and issues each lease once.
-    const leaseObject = [
-      '-n',
-      vaultNamespace,
-      'get',
-      'lease',
-      `${release}-controller`,
-      '-o',
-      'jsonpath={.spec.holderIdentity}',
-    ];
-    const leader = (await cluster.k(leaseObject)).trim();
-    expect(leader).not.toBe('');
-    await cluster.k(['-n', vaultNamespace, 'delete', 'pod', leader, '--grace-period=0', '--force']);
-    await apply(cluster, [
-      {
-        apiVersion: 'vault.ghoststack.io/v1alpha1',
-        kind: 'VaultLease',
-        metadata: { name: 'during-failover', namespace: app },
-        spec: { credentialRef: { name: 'c5' }, serviceAccountName: 'billing', ttl: '10m' },
-      },
-    ]);
-    await until(
-      'VaultLease during-failover Active',
-      2 * minute,
-      async () => (await phaseOf('vaultlease', 'during-failover')) === 'Active',
-    );
-    const newLeader = (await cluster.k(leaseObject)).trim();
-    expect(newLeader).not.toBe(leader);
-    const uid = (
-      await cluster.k(['-n', app, 'get', 'vaultlease', 'during-failover', '-o', 'jsonpath={.metadata.uid}'])
-    ).trim();
-    const issued = await api.ok(
-      'GET',
-      `/v1/leases?labels=${encodeURIComponent(`vault.ghoststack.io/vaultlease-uid=${uid}`)}`,
-    );
-    expect((issued.leases ?? issued).length).toBe(1);
-
-    // One etcd member killed under load: every request succeeds, at most after retries, and
-    // every lease a client was given exists afterwards.
-    const ids: string[] = [];
-    const failures: string[] = [];
-    let retries = 0;
-    const createWithRetry = async () => {
-      for (let attempt = 0; attempt < 20; attempt++) {
-        const res = await api
-          .call('POST', '/v1/leases', { credentialName: 'c5', ttl: '5m' })
-          .catch((err: Error) => ({
-            status: 0,
-            body: err.message,
-          }));
-        if (res.status === 201 || res.status === 200) return ids.push(res.body.id);
-        if (res.status === 503 || res.status === 0) {
-          retries++;
-          await new Promise((r) => setTimeout(r, 250));
-          continue;
+      // One etcd member killed under load: every request succeeds, at most after retries, and
+      // every lease a client was given exists afterwards.
+      const ids: string[] = [];
+      const failures: string[] = [];
+      let retries = 0;
+      const createWithRetry = async () => {
+        for (let attempt = 0; attempt < 20; attempt++) {
+          const res = await api
+            .call('POST', '/v1/leases', { credentialName: 'c5', ttl: '5m' })
+            .catch((err: Error) => ({
+              status: 0,
+              body: err.message,
+            }));
+          if (res.status === 201 || res.status === 200) return ids.push(res.body.id);
+          if (res.status === 503 || res.status === 0) {
+            retries++;
+            await new Promise((r) => setTimeout(r, 250));
+            continue;
+          }
+          return failures.push(`${res.status} ${JSON.stringify(res.body)}`);
         }
-        return failures.push(`${res.status} ${JSON.stringify(res.body)}`);
-      }
-      failures.push('gave up after 20 attempts');
-    };
-    const load = (async () => {
-      for (let i = 0; i < 40; i++)
-        await Promise.all([createWithRetry(), createWithRetry(), createWithRetry()]);
-    })();
-    await new Promise((r) => setTimeout(r, 2000));
-    await cluster.k([
-      '-n',
-      vaultNamespace,
-      'delete',
-      'pod',
-      `${release}-etcd-1`,
-      '--grace-period=0',
-      '--force',
-    ]);
-    await load;
-    process.stdout.write(`etcd member killed under load: ${ids.length} leases, ${retries} retried errors\n`);
-    expect(failures).toEqual([]);
-    expect(ids.length).toBe(120);
-    for (const id of ids) expect((await api.call('GET', `/v1/leases/${id}`)).status).toBe(200);
-  });
+        failures.push('gave up after 20 attempts');
+      };
+      const load = (async () => {
+        for (let i = 0; i < 40; i++)
+          await Promise.all([createWithRetry(), createWithRetry(), createWithRetry()]);
+      })();
+      await new Promise((r) => setTimeout(r, 2000));
+      await cluster.k([
+        '-n',
+        vaultNamespace,
+        'delete',
+        'pod',
+        `${release}-etcd-1`,
+        '--grace-period=0',
+        '--force',
+      ]);
+      await load;
+      process.stdout.write(
+        `etcd member killed under load: ${ids.length} leases, ${retries} retried errors\n`,
+      );
+      expect(failures).toEqual([]);
+      expect(ids.length).toBe(120);
+      for (const id of ids) expect((await api.call('GET', `/v1/leases/${id}`)).status).toBe(200);
+    },
+    10 * minute,
+  );
 
-  it('6. a namespace under the restricted Pod Security Standard runs an injected pod', async () => {
-    const ns = 'strict';
-    await apply(cluster, [
-      {
-        apiVersion: 'v1',
-        kind: 'Namespace',
-        metadata: { name: ns, labels: { 'pod-security.kubernetes.io/enforce': 'restricted' } },
-      },
-      { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'billing', namespace: ns } },
-      { ...generatedCredential('db'), metadata: { name: 'db', namespace: ns } },
-    ]);
-    const workload = deployment('strict-app', { 'vault.ghoststack.io/credential-db': 'db' });
-    await apply(cluster, [{ ...workload, metadata: { name: 'strict-app', namespace: ns } }]);
-    const pod = await readyPod(cluster, ns, 'app=strict-app', 4 * minute);
-    expect((await execIn(cluster, ns, pod, 'app', 'wc -c < /vault/secrets/db')).trim()).toBe('32');
-  });
+  it(
+    '6. a namespace under the restricted Pod Security Standard runs an injected pod',
+    async () => {
+      const ns = 'strict';
+      await apply(cluster, [
+        {
+          apiVersion: 'v1',
+          kind: 'Namespace',
+          metadata: { name: ns, labels: { 'pod-security.kubernetes.io/enforce': 'restricted' } },
+        },
+        { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'billing', namespace: ns } },
+        { ...generatedCredential('db'), metadata: { name: 'db', namespace: ns } },
+      ]);
+      const workload = deployment('strict-app', { 'vault.ghoststack.io/credential-db': 'db' });
+      await apply(cluster, [{ ...workload, metadata: { name: 'strict-app', namespace: ns } }]);
+      const pod = await readyPod(cluster, ns, 'app=strict-app', 4 * minute);
+      expect((await execIn(cluster, ns, pod, 'app', 'wc -c < /vault/secrets/db')).trim()).toBe('32');
+    },
+    5 * minute,
+  );
 
   /** Restarts of the injected agent container of a pod. */
   async function agentRestarts(pod: string): Promise<number> {
