@@ -370,7 +370,12 @@ spec: {credentialRef: {name: c}, serviceAccountName: ${sa}, ttl: 5m}`,
     expect(ready(lease)?.reason).toBe('InvalidSpec');
     expect(ready(lease)?.message).toContain('spec.serviceAccountName');
     await expect(env.core.credentials.get(ctx(ns), 'c')).rejects.toMatchObject({ code: 'not_found' });
-    expect(await env.core.leases.list(ctx(ns), { limit: 10 }).catch(() => [])).toEqual([]);
+    expect(
+      await env.core.leases
+        .list(ctx(ns), { limit: 10 })
+        .then((page) => page.leases)
+        .catch(() => []),
+    ).toEqual([]);
     expect(await env.core.identities.list(ctx(ns)).catch(() => [])).toEqual([]);
   });
 

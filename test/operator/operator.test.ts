@@ -232,7 +232,7 @@ spec: {credentialRef: {name: token}, serviceAccountName: intruder, ttl: 5m}`,
     expect(ready.reason).toBe('PermissionDenied');
     expect(ready.message).toContain('system:serviceaccount:denied:intruder');
     expect(denied.status?.leaseId).toBeUndefined();
-    const leases = await env.core.leases.list(ctx(ns), { limit: 100 });
+    const { leases } = await env.core.leases.list(ctx(ns), { limit: 100 });
     expect(leases).toHaveLength(0);
 
     await env.cp.kubectl([
@@ -387,7 +387,7 @@ spec: {credentialRef: {name: c}, serviceAccountName: app, ttl: 1h}`,
       30_000,
     );
     expect(adopted).toBe(issued!.id);
-    expect(await env.core.leases.list(ctx(ns), { state: 'active', limit: 100 })).toHaveLength(1);
+    expect((await env.core.leases.list(ctx(ns), { state: 'active', limit: 100 })).leases).toHaveLength(1);
   });
 
   it('runs one leader among two controllers and fails over when it stops', async () => {

@@ -5,7 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import { Etcd3 } from 'etcd3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { StoreUnavailableError } from '../../src/lib/errors.js';
+import { OutcomeUnknownError, StoreUnavailableError } from '../../src/lib/errors.js';
 import { WatchCompactedError } from '../../src/store/errors.js';
 import { openEtcdStore } from '../../src/store/etcd-store.js';
 import type { Store, WatchEvent } from '../../src/store/store.js';
@@ -98,8 +98,17 @@ describe('etcd store faults', () => {
     try {
       await store.txn({ success: [{ type: 'put', key: 'a', value: '1' }] });
       await etcd.pause();
-      const err = await expectUnavailable(store.txn({ success: [{ type: 'put', key: 'a', value: '2' }] }));
-      expect(err.message).toMatch(/within 1500 ms; the transaction may or may not have been applied/);
+      // A write that timed out may have been applied: outcome unknown, not "unavailable".
+      const started = Date.now();
+      const err = await store.txn({ success: [{ type: 'put', key: 'a', value: '2' }] }).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(err).toBeInstanceOf(OutcomeUnknownError);
+      expect(Date.now() - started).toBeLessThan(failFastBoundMs);
+      expect((err as Error).message).toMatch(
+        /within 1500 ms; the transaction may or may not have been applied/,
+      );
       await expectUnavailable(store.get('a'));
       await etcd.resume();
       await waitUntilAvailable(store);
