@@ -107,7 +107,7 @@ describe('etcd store faults', () => {
       expect(err).toBeInstanceOf(OutcomeUnknownError);
       expect(Date.now() - started).toBeLessThan(failFastBoundMs);
       expect((err as Error).message).toMatch(
-        /within 1500 ms; the transaction may or may not have been applied/,
+        /the transaction within 1500 ms; it may or may not have been applied/,
       );
       await expectUnavailable(store.get('a'));
       await etcd.resume();
