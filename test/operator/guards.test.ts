@@ -261,6 +261,59 @@ spec: {type: password, source: {secretRef: {name: db-root, key: password}}, acce
     expect(env.logs()).not.toContain(canary);
   });
 
+  it('manages an API-made credential (source.external) only when the credential consents', async () => {
+    const ns = 'external-consent';
+    await env.cp.createNamespace(ns);
+    await env.core.tenants.ensure(ns);
+    // Made through the API by the tenant's people; its labels decide other policies.
+    await env.core.credentials.create(ctx(ns), {
+      name: 'prod-db',
+      type: 'password',
+      value: 'api-made-secret-value',
+      metadata: { env: 'prod' },
+    });
+    const apiLease = await env.core.leases.create(ctx(ns), { credentialName: 'prod-db', ttl: '1h', renewable: true });
+    // Whoever may create VaultCredentials in the namespace, but has no right in Vault.
+    await mustApply(
+      ns,
+      `apiVersion: vault.ghoststack.io/v1alpha1
+kind: VaultCredential
+metadata: {name: prod-db}
+spec:
+  type: password
+  metadata: {env: dev}
+  source: {external: {}}
+  access: {serviceAccounts: [mallory], maxTtl: 1000h}`,
+    );
+    const refused = await phaseOf('cred', ns, 'prod-db', 'Failed');
+    expect(ready(refused)?.reason).toBe('ExternalNotAllowed');
+    expect(ready(refused)?.message).toContain('vault.ghoststack.io/external=true');
+    const untouched = await env.core.credentials.get(ctx(ns), 'prod-db');
+    expect(untouched.metadata).toEqual({ env: 'prod' });
+    expect(untouched.leases ?? {}).toEqual({});
+    await expect(env.core.policies.get(ctx(ns), 'k8s-vaultcredential-prod-db')).rejects.toMatchObject({
+      code: 'not_found',
+    });
+    // Deleting it revokes nobody's lease.
+    const del = await env.cp.kubectl(['delete', '-n', ns, 'vaultcredential', 'prod-db', '--wait=true']);
+    expect(del.code, del.stderr).toBe(0);
+    expect((await env.core.leases.get(ctx(ns), apiLease.id)).state).toBe('active');
+
+    // With the credential's consent, set through the API, the same object is Ready.
+    await env.core.credentials.update(ctx(ns), 'prod-db', {
+      metadata: { env: 'prod', 'vault.ghoststack.io/external': 'true' },
+    });
+    await mustApply(
+      ns,
+      `apiVersion: vault.ghoststack.io/v1alpha1
+kind: VaultCredential
+metadata: {name: prod-db}
+spec: {type: password, source: {external: {}}, access: {serviceAccounts: [billing]}}`,
+    );
+    const accepted = await phaseOf('cred', ns, 'prod-db', 'Ready');
+    expect(accepted.status?.identities).toEqual(['workload:system:serviceaccount:external-consent:billing']);
+  });
+
   it('caches only the Secrets that consent to an import, not every Secret of the cluster', async () => {
     const ns = 'crowded';
     await env.cp.createNamespace(ns);
