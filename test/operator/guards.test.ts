@@ -272,7 +272,11 @@ spec: {type: password, source: {secretRef: {name: db-root, key: password}}, acce
       value: 'api-made-secret-value',
       metadata: { env: 'prod' },
     });
-    const apiLease = await env.core.leases.create(ctx(ns), { credentialName: 'prod-db', ttl: '1h', renewable: true });
+    const apiLease = await env.core.leases.create(ctx(ns), {
+      credentialName: 'prod-db',
+      ttl: '1h',
+      renewable: true,
+    });
     // Whoever may create VaultCredentials in the namespace, but has no right in Vault.
     await mustApply(
       ns,
@@ -312,6 +316,60 @@ spec: {type: password, source: {external: {}}, access: {serviceAccounts: [billin
     );
     const accepted = await phaseOf('cred', ns, 'prod-db', 'Ready');
     expect(accepted.status?.identities).toEqual(['workload:system:serviceaccount:external-consent:billing']);
+  });
+
+  it('restarts on expiry only a workload that reads the VaultLease, not any its creator names', async () => {
+    const ns = 'restart-consent';
+    await env.cp.createNamespace(ns);
+    const deployment = (name: string, annotations: string) => `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: ${name}}
+spec:
+  selector: {matchLabels: {app: ${name}}}
+  template:
+    metadata: {labels: {app: ${name}}, annotations: {${annotations}}}
+    spec: {containers: [{name: app, image: registry.example/app:1}]}`;
+    await mustApply(ns, deployment('victim', 'team: payments'));
+    await mustApply(ns, deployment('reader', 'vault.ghoststack.io/lease-token: l-reader'));
+    const uid = async (name: string) =>
+      (
+        await env.admin.get<Obj>(
+          { group: 'apps', version: 'v1', plural: 'deployments', namespaced: true },
+          ns,
+          name,
+        )
+      ).metadata.uid;
+    const lease = async (name: string, owner: string) =>
+      mustApply(
+        ns,
+        `apiVersion: vault.ghoststack.io/v1alpha1
+kind: VaultCredential
+metadata: {name: c-${name}}
+spec: {type: generic, source: {generate: {}}, access: {agents: [bot], defaultTtl: 2s, maxTtl: 2s}}
+---
+apiVersion: vault.ghoststack.io/v1alpha1
+kind: VaultLease
+metadata:
+  name: ${name}
+  ownerReferences: [{apiVersion: apps/v1, kind: Deployment, name: ${owner}, uid: ${await uid(owner)}}]
+spec:
+  credentialRef: {name: c-${name}}
+  identity: {type: agent, name: bot}
+  ttl: 2s
+  onExpiry: restart`,
+      );
+    const restartedAt = async (name: string) =>
+      (
+        await env.admin.get<
+          Obj & { spec: { template: { metadata: { annotations?: Record<string, string> } } } }
+        >({ group: 'apps', version: 'v1', plural: 'deployments', namespaced: true }, ns, name)
+      ).spec.template.metadata.annotations?.['vault.ghoststack.io/restartedAt'];
+    await lease('l-victim', 'victim');
+    await lease('l-reader', 'reader');
+    await phaseOf('lease', ns, 'l-victim', 'Expired');
+    await phaseOf('lease', ns, 'l-reader', 'Expired');
+    await eventually('the reader restarted', async () => ((await restartedAt('reader')) ? true : undefined));
+    expect(await restartedAt('victim')).toBeUndefined();
   });
 
   it('caches only the Secrets that consent to an import, not every Secret of the cluster', async () => {
