@@ -99,6 +99,7 @@ export function register(program: Command): void {
     .option('--kubernetes-auth', 'enable Kubernetes login (TokenReview)')
     .option('--kubernetes-audience <aud>', 'audience projected tokens must carry (default vault)')
     .option('--kubeconfig <file>', 'kubeconfig for TokenReview (default: in-cluster)')
+    .option('--no-ui', 'do not serve the web console at /ui (env VAULT_UI=false)')
     .action(async (options: Record<string, unknown>) => {
       const env = process.env;
       const config = configOrExit({
@@ -119,6 +120,7 @@ export function register(program: Command): void {
             options.kubernetesAuth === true || env.VAULT_KUBERNETES_AUTH === 'true' ? true : undefined,
           kubernetesAudience: options.kubernetesAudience,
           kubeconfig: options.kubeconfig ?? env.KUBECONFIG,
+          ui: options.ui === false || env.VAULT_UI === 'false' ? false : undefined,
         }),
       });
       const logger = createLogger({

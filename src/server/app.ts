@@ -14,6 +14,7 @@ import { createServerMetrics, type ServerMetrics } from './metrics.js';
 import { openApiDocument } from './openapi.js';
 import { createAuthLimiter } from './rate-limit.js';
 import { apiRoutes } from './routes.js';
+import { uiRouter } from './ui.js';
 
 export interface AppConfig {
   /** Largest accepted request body (bytes). */
@@ -27,6 +28,8 @@ export interface AppConfig {
   trustedProxies: string[];
   version: string;
   kubernetes?: KubernetesLoginConfig;
+  /** The web console's built files, served at /ui; absent: no console. */
+  uiDir?: string;
 }
 
 export const defaultAppConfig: AppConfig = {
@@ -121,6 +124,8 @@ export function createApp(deps: AppDeps): { app: Express; metrics: ServerMetrics
   app.get('/v1/openapi.json', (_req, res) => {
     res.json(openapi);
   });
+
+  if (config.uiDir) app.use('/ui', uiRouter(config.uiDir));
 
   app.use(
     express.json({

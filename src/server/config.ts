@@ -62,6 +62,10 @@ export const serverConfigSchema = z
     kubernetesAudience: z.string().default('vault'),
     kubeconfig: z.string().optional(),
     autoCreateTenants: z.boolean().default(false),
+    /** Serve the web console at /ui. */
+    ui: z.boolean().default(true),
+    /** Where the built console is; default dist/ui of this installation. */
+    uiDir: z.string().optional(),
   })
   .superRefine((config, ctx) => {
     const problem = (path: string, message: string) =>

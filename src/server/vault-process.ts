@@ -23,6 +23,7 @@ import {
 import type { ServerConfig } from './config.js';
 import { createServerMetrics, type ServerMetrics } from './metrics.js';
 import { kubernetesTokenReviewer } from './token-review.js';
+import { defaultUiDir } from './ui.js';
 
 const PURGE_INTERVAL_MS = 10 * 60_000;
 
@@ -165,6 +166,7 @@ export async function startVault(config: ServerConfig, logger: Logger): Promise<
       authFailuresPerMinute: config.authFailuresPerMinute,
       trustedProxies: config.trustedProxies,
       ...(kubernetes ? { kubernetes } : {}),
+      ...(config.ui ? { uiDir: config.uiDir ?? defaultUiDir } : {}),
     },
   });
   const server: Server = config.tlsCertFile

@@ -18,6 +18,7 @@ const order = [
   '10-concepts.md',
   '20-api.md',
   '30-server.md',
+  'ui.md',
   'operator.md',
   'injection.md',
   'helm.md',
