@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { chmod, type FileHandle, open, rename, unlink } from 'node:fs/promises';
+import { chmod, type FileHandle, open, readdir, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../lib/logger.js';
 import type { FileFormat } from '../webhook/annotations.js';
@@ -21,6 +21,11 @@ export interface FileSink {
   write(name: string, content: string, mode: number): Promise<void>;
   /** Zeroes and removes the file; false when there was none. */
   wipe(name: string): Promise<boolean>;
+  /**
+   * Zeroes and removes what a previous agent left of the file: temporary files of a write a
+   * crash interrupted (they hold the value). Returns how many it removed.
+   */
+  sweepTemporaries(name: string): Promise<number>;
 }
 
 export interface FileSinkOptions {
@@ -37,7 +42,7 @@ export function createFileSink(directory: string, options: FileSinkOptions = {})
     return join(directory, name);
   };
 
-  return {
+  const sink: FileSink = {
     directory,
     async write(name, content, mode) {
       const target = path(name);
@@ -94,7 +99,18 @@ export function createFileSink(directory: string, options: FileSinkOptions = {})
       await syncDirectory(directory);
       return true;
     },
+    async sweepTemporaries(name) {
+      path(name);
+      const prefix = `.${name}.tmp-`;
+      let removed = 0;
+      for (const entry of await readdir(directory)) {
+        if (!entry.startsWith(prefix)) continue;
+        if (await sink.wipe(entry).catch(() => false)) removed++;
+      }
+      return removed;
+    },
   };
+  return sink;
 }
 
 /** Opens a file to overwrite it; a read-only file its owner may write after a chmod u+w. */

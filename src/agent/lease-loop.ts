@@ -64,6 +64,8 @@ interface FileState {
   retryMs: number;
   /** Bumped whenever the file's lease changes, so stale timers and calls do nothing. */
   generation: number;
+  /** A file a previous agent left has been wiped (or there was none). */
+  staleChecked?: boolean;
 }
 
 export interface LeaseLoop {
@@ -217,6 +219,7 @@ export function createLeaseLoop(deps: LeaseLoopDeps): LeaseLoop {
       } else {
         const id = await deps.resolveLease?.(file.lease!);
         if (!id) {
+          await wipeStale(state);
           log(state).info({ vaultLease: file.lease }, 'the VaultLease has no active lease yet; waiting');
           retry(state, () => acquire(state));
           return;
@@ -234,9 +237,30 @@ export function createLeaseLoop(deps: LeaseLoopDeps): LeaseLoop {
       log(state).info({ leaseId: lease.id, expiresAt: lease.expiresAt.toISOString() }, 'file written');
     } catch (err) {
       if (taken && state.lease?.id !== taken.id) await api.revoke(taken.id).catch(() => {});
+      await wipeStale(state);
       log(state).warn({ err: describe(err) }, 'could not lease; retrying');
       metrics.failures.inc({ step: 'lease' });
       retry(state, () => acquire(state));
+    }
+  }
+
+  /**
+   * A file this agent has not written is a previous agent's (a crash, an OOM kill, a restart
+   * of the native sidecar): its lease is unknown here and may have been revoked or have expired
+   * while no agent ran. It stays only until a new lease replaces it; when none can be had, it
+   * is wiped, so a revoked value never outlives the agent that held it.
+   */
+  async function wipeStale(state: FileState): Promise<void> {
+    if (state.written || state.staleChecked) return;
+    try {
+      if (await sink.wipe(state.file.name)) {
+        metrics.wipes.inc({ reason: 'stale' });
+        log(state).warn('a file left by a previous agent could not be renewed; wiped');
+      }
+      state.staleChecked = true;
+    } catch (err) {
+      metrics.failures.inc({ step: 'wipe' });
+      log(state).error({ err: describe(err) }, 'wiping a file left by a previous agent failed');
     }
   }
 
@@ -367,7 +391,16 @@ export function createLeaseLoop(deps: LeaseLoopDeps): LeaseLoop {
     started: () => [...states.values()].every((s) => s.written),
     start() {
       void followEvents();
-      for (const state of states.values()) void acquire(state);
+      for (const state of states.values()) {
+        // A write a previous agent's crash interrupted leaves a temporary file with the value.
+        void guard(() =>
+          sink.sweepTemporaries(state.file.name).then(
+            () => {},
+            (err) => log(state).error({ err: describe(err) }, 'removing leftover temporary files failed'),
+          ),
+        );
+        void acquire(state);
+      }
     },
     async stop(options = {}) {
       if (stopped) return;

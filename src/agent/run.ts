@@ -49,7 +49,22 @@ export class LoginError extends Error {
 export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   const { config, logger, clock } = options;
   const registry = options.registry ?? new Registry();
-  const session = await login(options);
+  const sink = createFileSink(config.directory, {
+    logger,
+    ...(config.group === undefined ? {} : { group: config.group }),
+  });
+  let session: Awaited<ReturnType<typeof login>>;
+  try {
+    session = await login(options);
+  } catch (err) {
+    // Files a previous agent left (a crash, an OOM kill) hold values whose leases nobody here
+    // can check or renew: without a session they are wiped, not left to outlive their leases.
+    for (const file of config.files) {
+      await sink.wipe(file.name).catch(() => {});
+      await sink.sweepTemporaries(file.name).catch(() => {});
+    }
+    throw err;
+  }
   const closeKube: (() => void)[] = [];
 
   const api: LeaseApi = {
@@ -87,10 +102,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
 
   const loop = createLeaseLoop({
     files: config.files,
-    sink: createFileSink(config.directory, {
-      logger,
-      ...(config.group === undefined ? {} : { group: config.group }),
-    }),
+    sink,
     api,
     resolveLease,
     clock,

@@ -54,6 +54,18 @@ export type SecretLookup = (
 
 const owned = (obj: VaultCredentialObject) => obj.spec.source.external === undefined;
 
+/**
+ * On a credential made through the API: its consent to be managed by the VaultCredential of
+ * the same name (`spec.source.external`), set through the API by whoever may write the
+ * credential. Without it, whoever may create a VaultCredential in the namespace could grant
+ * any ServiceAccount a lease on any credential of the tenant, relabel it (labels decide
+ * policies) or revoke every lease of it, none of which Vault lets them do.
+ */
+export const externalConsentLabel = `${group}/external`;
+export const externalConsentValue = 'true';
+const consents = (metadata: Record<string, string> | undefined) =>
+  metadata?.[externalConsentLabel] === externalConsentValue;
+
 export function vaultMetadata(obj: VaultCredentialObject): Record<string, string> {
   return { ...(obj.spec.metadata ?? {}), ...(owned(obj) ? { [ownerLabel]: obj.metadata.uid } : {}) };
 }
@@ -158,7 +170,7 @@ export function createCredentialReconciler(deps: ReconcilerDeps & { secret: Secr
     if (existing && owned(obj) && existing.metadata[ownerLabel] === obj.metadata.uid) {
       const { revoked } = await vault.deleteCredential(tenant, name);
       deps.logger.info({ tenant, credential: name, revoked }, 'deleted credential and revoked its leases');
-    } else if (existing) {
+    } else if (existing && !owned(obj) && consents(existing.metadata)) {
       await vault.revokeLeasesOf(tenant, name);
     }
     const identities = new Set([
@@ -264,6 +276,19 @@ export function createCredentialReconciler(deps: ReconcilerDeps & { secret: Secr
           note = ['Rotated', `rotated credential "${name}" to version ${credential.currentVersion}`];
         }
       }
+    } else if (credential && !consents(credential.metadata)) {
+      // Checked before anything is written: no relabelling, no policy, no lease defaults.
+      await writeStatus(
+        obj,
+        notReady(
+          obj,
+          'ExternalNotAllowed',
+          `credential "${name}" in tenant "${tenant}" does not consent to being managed by a VaultCredential: ` +
+            `whoever may update it through the API adds the label ${externalConsentLabel}=${externalConsentValue}`,
+          'Failed',
+        ),
+      );
+      return { requeueAfterMs: 60_000 };
     } else if (!credential) {
       await writeStatus(
         obj,
@@ -280,7 +305,11 @@ export function createCredentialReconciler(deps: ReconcilerDeps & { secret: Secr
     // Labels and lease defaults follow the spec (for external credentials, only when the spec sets them).
     const wantMetadata = owned(obj)
       ? vaultMetadata(obj)
-      : { ...credential.metadata, ...(obj.spec.metadata ?? {}) };
+      : {
+          ...credential.metadata,
+          ...(obj.spec.metadata ?? {}),
+          [externalConsentLabel]: externalConsentValue,
+        };
     const wantLeases = leaseDefaults(obj);
     const leasesSet = Object.keys(wantLeases).length > 0 || owned(obj);
     if (

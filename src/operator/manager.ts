@@ -25,7 +25,12 @@ import type { Clock } from '../lib/clock.js';
 import { systemClock } from '../lib/clock.js';
 import type { Logger } from '../lib/logger.js';
 import { silentLogger } from '../lib/logger.js';
-import { importersOf, secretImportLabel, secretImportLabelValue } from '../webhook/annotations.js';
+import {
+  fileAnnotationPrefixes,
+  importersOf,
+  secretImportLabel,
+  secretImportLabelValue,
+} from '../webhook/annotations.js';
 import { readyCondition, sameJson, statusPatch } from './conditions.js';
 import { createCredentialReconciler, type SecretLookup } from './credential-reconciler.js';
 import { createEventRecorder } from './events.js';
@@ -255,6 +260,23 @@ export function createOperator(options: OperatorOptions): Operator {
     const plural = `${owner.kind.toLowerCase()}s`;
     const type: ResourceType = { group: 'apps', version: 'v1', plural, namespaced: true };
     try {
+      // ownerReferences are written by whoever creates the VaultLease, who may have no right to
+      // restart that workload: restart it only when it is that object (uid) and its pod
+      // template reads this VaultLease (a lease-<file> annotation), which its editor wrote.
+      const workload = await client.get<
+        KubeObject & { spec?: { template?: { metadata?: KubeObject['metadata'] } } }
+      >(type, obj.metadata.namespace, owner.name);
+      const templateAnnotations = workload.spec?.template?.metadata?.annotations ?? {};
+      const usesLease = Object.entries(templateAnnotations).some(
+        ([key, value]) => key.startsWith(fileAnnotationPrefixes.lease) && value === obj.metadata.name,
+      );
+      if (workload.metadata.uid !== owner.uid || !usesLease) {
+        logger.warn(
+          { kind: 'VaultLease', object: `${obj.metadata.namespace}/${obj.metadata.name}`, owner: owner.name },
+          'not restarting the owner: it is not the referenced object, or its pod template does not read this VaultLease',
+        );
+        return;
+      }
       await client.mergePatch(type, obj.metadata.namespace, owner.name, {
         spec: {
           template: {

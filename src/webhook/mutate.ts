@@ -103,6 +103,15 @@ export function mutate(pod: V1Pod, config: MutateConfig): MutateResult {
 
   const problems: string[] = [];
   const warnings: string[] = [];
+  // In one process namespace every container sees the agent's processes, and an app container
+  // of the agent's uid (the usual case: the agent takes the app's uid so 0400 files are
+  // readable) may open /proc/<agent pid>/root and /proc/<agent pid>/environ: the projected
+  // Vault token and the Kubernetes API token, which are mounted into the agent alone.
+  if (podSpec.shareProcessNamespace) {
+    problems.push(
+      `"shareProcessNamespace: true" would let every container of the pod read the agent's tokens through /proc/<pid>/root; remove it or do not inject this pod`,
+    );
+  }
   const patch: JsonPatchOp[] = [];
   const isOurs = (c: V1Container) => c.name === names.agent || c.name === names.agentInit;
   const appContainers = podSpec.containers.filter((c) => !isOurs(c));

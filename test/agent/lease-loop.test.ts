@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -154,6 +154,7 @@ describe('the lease loop', () => {
         if (name === 'broken') throw Object.assign(new Error('EIO: i/o error, unlink'), { code: 'EIO' });
         return real.wipe(name);
       },
+      sweepTemporaries: (name) => real.sweepTemporaries(name),
     };
     const unhandled: unknown[] = [];
     const onUnhandled = (reason: unknown) => unhandled.push(reason);
@@ -269,6 +270,45 @@ describe('the lease loop', () => {
     expect(existsSync(join(directory, 'ghost'))).toBe(false);
     await loop.stop();
     await expect(loop.allWritten).rejects.toThrow('stopped');
+  });
+});
+
+describe('files a previous agent left behind (crash, OOM kill, sidecar restart)', () => {
+  it('wipes a leftover file whose lease cannot be had again, and leftover temporary files', async () => {
+    const directory = join(dir, 'stale');
+    mkdirSync(directory);
+    // What a SIGKILLed agent leaves: its files, and a write it did not finish.
+    writeFileSync(join(directory, 'gone'), 'revoked-value-of-a-dead-agent', { mode: 0o400 });
+    writeFileSync(join(directory, 'vlease'), 'value-of-a-deleted-vaultlease', { mode: 0o400 });
+    writeFileSync(join(directory, '.kept.tmp-0a1b2c3d4e5f'), 'half-written-value', { mode: 0o400 });
+    writeFileSync(join(directory, 'kept'), 'old-value', { mode: 0o400 });
+    const loop = createLeaseLoop({
+      files: [
+        agentFile.parse({ name: 'gone', credential: 'no-such-credential' }),
+        agentFile.parse({ name: 'vlease', lease: 'deleted-vaultlease' }),
+        agentFile.parse({ name: 'kept', credential: 'db-url', ttl: '1h' }),
+      ],
+      sink: createFileSink(directory),
+      api: apiFor(admin),
+      resolveLease: async () => undefined,
+      clock: systemClock,
+      logger: silentLogger,
+      registry: new Registry(),
+      retryMinMs: 200,
+      retryMaxMs: 1_000,
+    });
+    loops.push(loop);
+    loop.start();
+    await until(
+      'the leftover files wiped',
+      () => !existsSync(join(directory, 'gone')) && !existsSync(join(directory, 'vlease')),
+    );
+    await until(
+      'the kept file rewritten',
+      () => readFileSync(join(directory, 'kept'), 'utf8') === 'postgres://app:s3cret@db/app',
+    );
+    expect(existsSync(join(directory, '.kept.tmp-0a1b2c3d4e5f'))).toBe(false);
+    await loop.stop();
   });
 });
 

@@ -261,6 +261,117 @@ spec: {type: password, source: {secretRef: {name: db-root, key: password}}, acce
     expect(env.logs()).not.toContain(canary);
   });
 
+  it('manages an API-made credential (source.external) only when the credential consents', async () => {
+    const ns = 'external-consent';
+    await env.cp.createNamespace(ns);
+    await env.core.tenants.ensure(ns);
+    // Made through the API by the tenant's people; its labels decide other policies.
+    await env.core.credentials.create(ctx(ns), {
+      name: 'prod-db',
+      type: 'password',
+      value: 'api-made-secret-value',
+      metadata: { env: 'prod' },
+    });
+    const apiLease = await env.core.leases.create(ctx(ns), {
+      credentialName: 'prod-db',
+      ttl: '1h',
+      renewable: true,
+    });
+    // Whoever may create VaultCredentials in the namespace, but has no right in Vault.
+    await mustApply(
+      ns,
+      `apiVersion: vault.ghoststack.io/v1alpha1
+kind: VaultCredential
+metadata: {name: prod-db}
+spec:
+  type: password
+  metadata: {env: dev}
+  source: {external: {}}
+  access: {serviceAccounts: [mallory], maxTtl: 1000h}`,
+    );
+    const refused = await phaseOf('cred', ns, 'prod-db', 'Failed');
+    expect(ready(refused)?.reason).toBe('ExternalNotAllowed');
+    expect(ready(refused)?.message).toContain('vault.ghoststack.io/external=true');
+    const untouched = await env.core.credentials.get(ctx(ns), 'prod-db');
+    expect(untouched.metadata).toEqual({ env: 'prod' });
+    expect(untouched.leases ?? {}).toEqual({});
+    await expect(env.core.policies.get(ctx(ns), 'k8s-vaultcredential-prod-db')).rejects.toMatchObject({
+      code: 'not_found',
+    });
+    // Deleting it revokes nobody's lease.
+    const del = await env.cp.kubectl(['delete', '-n', ns, 'vaultcredential', 'prod-db', '--wait=true']);
+    expect(del.code, del.stderr).toBe(0);
+    expect((await env.core.leases.get(ctx(ns), apiLease.id)).state).toBe('active');
+
+    // With the credential's consent, set through the API, the same object is Ready.
+    await env.core.credentials.update(ctx(ns), 'prod-db', {
+      metadata: { env: 'prod', 'vault.ghoststack.io/external': 'true' },
+    });
+    await mustApply(
+      ns,
+      `apiVersion: vault.ghoststack.io/v1alpha1
+kind: VaultCredential
+metadata: {name: prod-db}
+spec: {type: password, source: {external: {}}, access: {serviceAccounts: [billing]}}`,
+    );
+    const accepted = await phaseOf('cred', ns, 'prod-db', 'Ready');
+    expect(accepted.status?.identities).toEqual(['workload:system:serviceaccount:external-consent:billing']);
+  });
+
+  it('restarts on expiry only a workload that reads the VaultLease, not any its creator names', async () => {
+    const ns = 'restart-consent';
+    await env.cp.createNamespace(ns);
+    const deployment = (name: string, annotations: string) => `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: ${name}}
+spec:
+  selector: {matchLabels: {app: ${name}}}
+  template:
+    metadata: {labels: {app: ${name}}, annotations: {${annotations}}}
+    spec: {containers: [{name: app, image: registry.example/app:1}]}`;
+    await mustApply(ns, deployment('victim', 'team: payments'));
+    await mustApply(ns, deployment('reader', 'vault.ghoststack.io/lease-token: l-reader'));
+    const uid = async (name: string) =>
+      (
+        await env.admin.get<Obj>(
+          { group: 'apps', version: 'v1', plural: 'deployments', namespaced: true },
+          ns,
+          name,
+        )
+      ).metadata.uid;
+    const lease = async (name: string, owner: string) =>
+      mustApply(
+        ns,
+        `apiVersion: vault.ghoststack.io/v1alpha1
+kind: VaultCredential
+metadata: {name: c-${name}}
+spec: {type: generic, source: {generate: {}}, access: {agents: [bot], defaultTtl: 2s, maxTtl: 2s}}
+---
+apiVersion: vault.ghoststack.io/v1alpha1
+kind: VaultLease
+metadata:
+  name: ${name}
+  ownerReferences: [{apiVersion: apps/v1, kind: Deployment, name: ${owner}, uid: ${await uid(owner)}}]
+spec:
+  credentialRef: {name: c-${name}}
+  identity: {type: agent, name: bot}
+  ttl: 2s
+  onExpiry: restart`,
+      );
+    const restartedAt = async (name: string) =>
+      (
+        await env.admin.get<
+          Obj & { spec: { template: { metadata: { annotations?: Record<string, string> } } } }
+        >({ group: 'apps', version: 'v1', plural: 'deployments', namespaced: true }, ns, name)
+      ).spec.template.metadata.annotations?.['vault.ghoststack.io/restartedAt'];
+    await lease('l-victim', 'victim');
+    await lease('l-reader', 'reader');
+    await phaseOf('lease', ns, 'l-victim', 'Expired');
+    await phaseOf('lease', ns, 'l-reader', 'Expired');
+    await eventually('the reader restarted', async () => ((await restartedAt('reader')) ? true : undefined));
+    expect(await restartedAt('victim')).toBeUndefined();
+  });
+
   it('caches only the Secrets that consent to an import, not every Secret of the cluster', async () => {
     const ns = 'crowded';
     await env.cp.createNamespace(ns);

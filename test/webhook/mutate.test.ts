@@ -366,6 +366,19 @@ describe('mutate: pods that are left alone or refused', () => {
   });
 });
 
+describe('mutate: a pod that shares its process namespace', () => {
+  it("is refused: its app containers could read the agent's tokens through /proc/<pid>/root", () => {
+    const pod = loadPod('basic');
+    pod.spec!.shareProcessNamespace = true;
+    const result = mutate(pod, config);
+    expect(result.allowed).toBe(false);
+    if (!result.allowed) expect(result.message).toContain('shareProcessNamespace');
+    // The default (false) and an explicit false are admitted.
+    pod.spec!.shareProcessNamespace = false;
+    expect(mutate(pod, config).allowed).toBe(true);
+  });
+});
+
 describe('mutate: who can read the files (agent uid, file group and mode, admission warnings)', () => {
   /** `basic` with a pod securityContext and per-container users. */
   const podWith = (
