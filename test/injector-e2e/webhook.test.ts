@@ -148,7 +148,7 @@ describe('the injector on a real API server', () => {
     await expect(start(notPem)).rejects.toThrow(
       `vault webhook: --vault-ca-file: the CA file ${notPem} is not a PEM CA bundle`,
     );
-  });
+  }, 120_000);
 
   it('refuses a labelled pod with a bad annotation, naming it', async () => {
     const message = await refusal(
