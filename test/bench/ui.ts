@@ -141,7 +141,7 @@ async function allRows(page: Page, timeoutMs = 120_000): Promise<void> {
   throw new Error('not every lease row appeared in time');
 }
 
-const sleep = (t: number) => new Promise((done) => setTimeout(done, t));
+const sleep = (t: number) => new Promise<void>((done) => setTimeout(done, t));
 const fmt = (n: number | null, unit = 'ms') => (n === null ? 'n/a' : `${n.toFixed(1)} ${unit}`);
 const ratio = (a: number | null, b: number | null) =>
   a === null || b === null || b === 0 ? 'n/a' : `${(a / b).toFixed(2)}×`;
