@@ -82,41 +82,13 @@ build_buildkit() {
     done)
 }
 
-# The same recipe as build.sh (k8s.io/kubernetes as a dependency, staging modules replaced by
-# the matching v0.X.Y tags), in a module of its own so the two builds never share a go.mod.
+# The same recipe as build.sh, in a module of its own so the two builds never share a go.mod.
+# shellcheck source=kube-module.sh
+. "$(dirname "$0")/kube-module.sh"
 build_kube() {
-  local cmds=(kubelet kube-scheduler kube-controller-manager kube-proxy) missing=() c
-  for c in "${cmds[@]}"; do [ -x "$BIN/$c" ] || missing+=("$c"); done
-  [ ${#missing[@]} -eq 0 ] && return
-  local dir="$CACHE/src/kubernetes-node-$K8S_VERSION" v="v0.${K8S_VERSION#1.}" m p
-  mkdir -p "$dir"
-  {
-    printf 'module vault-test-assets/kubernetes-node\n\ngo 1.24\n\nrequire k8s.io/kubernetes v%s\n\nreplace (\n' "$K8S_VERSION"
-    for m in api apiextensions-apiserver apimachinery apiserver cli-runtime client-go cloud-provider \
-      cluster-bootstrap code-generator component-base component-helpers controller-manager cri-api \
-      cri-client csi-translation-lib dynamic-resource-allocation endpointslice externaljwt kms \
-      kube-aggregator kube-controller-manager kube-proxy kube-scheduler kubectl kubelet metrics \
-      mount-utils pod-security-admission sample-apiserver sample-cli-plugin sample-controller; do
-      printf '\tk8s.io/%s => k8s.io/%s %s\n' "$m" "$m" "$v"
-    done
-    echo ")"
-  } >"$dir/go.mod"
-  {
-    printf '//go:build tools\n\n// Package tools pins the Kubernetes node commands this module builds.\npackage tools\n\nimport (\n'
-    for c in "${cmds[@]}"; do printf '\t_ "k8s.io/kubernetes/cmd/%s"\n' "$c"; done
-    echo ")"
-  } >"$dir/tools.go"
-  local ld="-s -w"
-  for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-    ld="$ld -X $p.gitVersion=v$K8S_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$(cut -d. -f2 <<<"$K8S_VERSION")"
-    ld="$ld -X $p.gitTreeState=clean -X $p.buildDate=2026-01-01T00:00:00Z"
-  done
-  (cd "$dir" && go mod tidy -e >&2 &&
-    for c in "${missing[@]}"; do
-      log "building $c v$K8S_VERSION"
-      CGO_ENABLED=0 timed go build -tags tools -trimpath -ldflags "$ld" -o "$BIN/$c.tmp" "k8s.io/kubernetes/cmd/$c" >&2
-      mv "$BIN/$c.tmp" "$BIN/$c"
-    done)
+  local missing=() c
+  for c in kubelet kube-scheduler kube-controller-manager kube-proxy; do [ -x "$BIN/$c" ] || missing+=("$c"); done
+  [ ${#missing[@]} -eq 0 ] || kube_build "$CACHE/src/kubernetes-node-$K8S_VERSION" vault-test-assets/kubernetes-node "$BIN" "${missing[@]}"
 }
 
 # shellcheck source=oci-image.sh

@@ -40,48 +40,9 @@ GO
   mv "$ASSETS/etcd.tmp" "$ASSETS/etcd"
 }
 
-build_kube() {
-  local dir="$CACHE/src/kubernetes-$K8S_VERSION" staging v="v0.${K8S_VERSION#1.}"
-  mkdir -p "$dir"
-  staging="api apiextensions-apiserver apimachinery apiserver cli-runtime client-go cloud-provider
-    cluster-bootstrap code-generator component-base component-helpers controller-manager cri-api
-    cri-client csi-translation-lib dynamic-resource-allocation endpointslice externaljwt kms
-    kube-aggregator kube-controller-manager kube-proxy kube-scheduler kubectl kubelet metrics
-    mount-utils pod-security-admission sample-apiserver sample-cli-plugin sample-controller"
-  {
-    echo "module vault-test-assets/kubernetes"
-    echo
-    echo "go 1.24"
-    echo
-    echo "require k8s.io/kubernetes v$K8S_VERSION"
-    echo
-    echo "replace ("
-    for m in $staging; do echo "	k8s.io/$m => k8s.io/$m $v"; done
-    echo ")"
-  } >"$dir/go.mod"
-  cat >"$dir/tools.go" <<'GO'
-//go:build tools
-
-// Package tools pins the Kubernetes commands this module builds.
-package tools
-
-import (
-	_ "k8s.io/kubernetes/cmd/kube-apiserver"
-	_ "k8s.io/kubernetes/cmd/kubectl"
-)
-GO
-  local ld="-s -w"
-  for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-    ld="$ld -X $p.gitVersion=v$K8S_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$(cut -d. -f2 <<<"$K8S_VERSION")"
-    ld="$ld -X $p.gitTreeState=clean -X $p.buildDate=2026-01-01T00:00:00Z"
-  done
-  (cd "$dir" && go mod tidy -e >&2 &&
-    for cmd in "$@"; do
-      log "building $cmd v$K8S_VERSION"
-      go build -tags tools -trimpath -ldflags "$ld" -o "$ASSETS/$cmd.tmp" "k8s.io/kubernetes/cmd/$cmd" >&2
-      mv "$ASSETS/$cmd.tmp" "$ASSETS/$cmd"
-    done)
-}
+# shellcheck source=kube-module.sh
+. "$(dirname "$0")/kube-module.sh"
+build_kube() { kube_build "$CACHE/src/kubernetes-$K8S_VERSION" vault-test-assets/kubernetes "$ASSETS" "$@"; }
 
 # helm's own Makefile stamps the Kubernetes version of its client-go into the binary; without
 # it `helm template` and `helm lint` assume Kubernetes 1.20 (.Capabilities.KubeVersion).

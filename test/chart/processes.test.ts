@@ -102,10 +102,17 @@ describe('the chart command lines, run as local processes', () => {
   ) => {
     const container = podTemplate(find(objects, 'Deployment', deployment)).spec.containers[0];
     const args = localize(container.args, replacements);
+    // Store settings (endpoints, certificate paths) come as environment variables.
+    const rendered = containerEnv(container, objects, {
+      'metadata.name': `${deployment}-0`,
+      'metadata.namespace': ns,
+    });
     const env = {
       PATH: process.env.PATH,
       HOME: dir,
-      ...containerEnv(container, objects, { 'metadata.name': `${deployment}-0`, 'metadata.namespace': ns }),
+      ...Object.fromEntries(
+        Object.entries(rendered).map(([name, value]) => [name, localize([value], replacements)[0] as string]),
+      ),
       ...extraEnv,
     };
     const started = startProcess(process.execPath, [vaultCli, ...args], env);
