@@ -1,8 +1,9 @@
-import { useEffect, useMemo, useState } from 'preact/hooks';
+import { Component } from 'preact';
+import { useCallback, useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { ConfirmDialog } from '../components/Confirm.js';
 import { useConfirm } from '../components/useConfirm.js';
 import { useLiveLeases } from '../components/useLiveLeases.js';
-import { useNow } from '../components/useNow.js';
+import { onSecond, useExpiryClock } from '../components/useNow.js';
 import type { Api } from '../lib/api.js';
 import {
   filterLeases,
@@ -18,7 +19,10 @@ const REVEAL_SHOWN_MS = 30_000;
 
 export function LeasesView({ api }: { api: Api }) {
   const { leases, stream, forget } = useLiveLeases(api);
-  const now = useNow(1000);
+  // The view itself re-renders when a lease expires, not every second: each row's TTL bar
+  // runs on its own (see Ttl), so a second's tick never re-renders a thousand rows.
+  const expiries = useMemo(() => [...leases.values()].map((l) => Date.parse(l.expiresAt)), [leases]);
+  const now = useExpiryClock(expiries);
   const [groupBy, setGroupBy] = useState<'identity' | 'credential'>('identity');
   const [filter, setFilter] = useState<LeaseFilter>({ text: '', identityType: '' });
   const [revealed, setRevealed] = useState<{ id: string; value: string }>();
@@ -102,6 +106,12 @@ export function LeasesView({ api }: { api: Api }) {
         if (answer.value !== undefined) setRevealed({ id: lease.id, value: answer.value });
       },
     });
+
+  // Stable handlers, so a row re-renders only when its own lease (or the grouping) changes.
+  const actions = useRef({ revokeOne, reveal });
+  actions.current = { revokeOne, reveal };
+  const onRevoke = useCallback((lease: Lease) => actions.current.revokeOne(lease), []);
+  const onReveal = useCallback((lease: Lease) => actions.current.reveal(lease), []);
 
   return (
     <section aria-labelledby="leases-title">
@@ -199,10 +209,9 @@ export function LeasesView({ api }: { api: Api }) {
               <LeaseRow
                 key={lease.id}
                 lease={lease}
-                now={now}
                 groupBy={groupBy}
-                onRevoke={() => revokeOne(lease)}
-                onReveal={() => reveal(lease)}
+                onRevoke={onRevoke}
+                onReveal={onReveal}
               />
             ))}
           </ul>
@@ -218,17 +227,32 @@ export function LeasesView({ api }: { api: Api }) {
   );
 }
 
-function LeaseRow(props: {
+interface LeaseRowProps {
   lease: Lease;
-  now: number;
   groupBy: 'identity' | 'credential';
-  onRevoke(): void;
-  onReveal(): void;
-}) {
-  const { lease, now } = props;
-  const issued = Date.parse(lease.issuedAt);
-  const total = Math.max(1, Date.parse(lease.expiresAt) - issued);
-  const left = Math.max(0, Date.parse(lease.expiresAt) - now);
+  onRevoke(lease: Lease): void;
+  onReveal(lease: Lease): void;
+}
+
+/** Re-renders only when its props change (leases are replaced, never mutated, on each event). */
+class LeaseRow extends Component<LeaseRowProps> {
+  override shouldComponentUpdate(next: LeaseRowProps): boolean {
+    const p = this.props;
+    return (
+      next.lease !== p.lease ||
+      next.groupBy !== p.groupBy ||
+      next.onRevoke !== p.onRevoke ||
+      next.onReveal !== p.onReveal
+    );
+  }
+
+  override render() {
+    return <LeaseRowBody {...this.props} />;
+  }
+}
+
+function LeaseRowBody(props: LeaseRowProps) {
+  const { lease } = props;
   const other = props.groupBy === 'identity' ? lease.credentialName : identityKey(lease.identity);
   const onBehalf =
     identityKey(lease.issuedBy) !== identityKey(lease.identity)
@@ -255,23 +279,59 @@ function LeaseRow(props: {
           </div>
         )}
       </div>
-      <div class="ttl">
-        <progress max={total} value={left} aria-label={`Time left for ${lease.id}`} />
-        <span class="small">{formatRemaining(left)}</span>
-      </div>
+      <Ttl lease={lease} />
       <div class="row-actions">
         <button
           type="button"
           class="secondary"
-          onClick={props.onReveal}
+          onClick={() => props.onReveal(lease)}
           aria-label={`Reveal value of ${lease.id}`}
         >
           Reveal
         </button>
-        <button type="button" class="danger" onClick={props.onRevoke} aria-label={`Revoke ${lease.id}`}>
+        <button
+          type="button"
+          class="danger"
+          onClick={() => props.onRevoke(lease)}
+          aria-label={`Revoke ${lease.id}`}
+        >
           Revoke
         </button>
       </div>
     </li>
+  );
+}
+
+/**
+ * A lease's TTL bar, ticking once a second on the shared clock while it is on screen (an
+ * off-screen bar catches up the moment it scrolls into view).
+ */
+function Ttl({ lease }: { lease: Lease }) {
+  const [now, setNow] = useState(Date.now);
+  const ref = useRef<HTMLDivElement>(null);
+  useEffect(() => {
+    let visible = true;
+    const observer =
+      typeof IntersectionObserver === 'function'
+        ? new IntersectionObserver((entries) => {
+            visible = entries.some((e) => e.isIntersecting);
+            if (visible) setNow(Date.now());
+          })
+        : undefined;
+    if (ref.current) observer?.observe(ref.current);
+    const stop = onSecond((t) => visible && setNow(t));
+    return () => {
+      stop();
+      observer?.disconnect();
+    };
+  }, []);
+  const issued = Date.parse(lease.issuedAt);
+  const total = Math.max(1, Date.parse(lease.expiresAt) - issued);
+  const left = Math.max(0, Date.parse(lease.expiresAt) - now);
+  return (
+    <div class="ttl" ref={ref}>
+      <progress max={total} value={left} aria-label={`Time left for ${lease.id}`} />
+      <span class="small">{formatRemaining(left)}</span>
+    </div>
   );
 }
