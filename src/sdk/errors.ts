@@ -227,7 +227,6 @@ const codeByStatus: Record<number, VaultErrorCode> = {
   410: 'lease_expired',
   413: 'payload_too_large',
   429: 'rate_limited',
-  502: 'upstream_failed',
   503: 'store_unavailable',
 };
 

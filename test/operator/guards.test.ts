@@ -225,7 +225,9 @@ spec: {type: password, source: {secretRef: {name: db-root, key: password}}, acce
       'cred',
       ns,
       'stolen',
-      (o) => ready(o)?.reason === 'ImportNotAllowed',
+      // The label lands before the annotation: wait for the refusal that has seen both.
+      (o) =>
+        ready(o)?.reason === 'ImportNotAllowed' && String(ready(o)?.message).includes('billing-db, reports'),
       'to be refused by the annotation',
     );
     expect(notNamed.status?.phase).toBe('Failed');
@@ -549,10 +551,14 @@ spec: {credentialRef: {name: c}, identity: {type: agent, name: bot}, ttl: 10m}`,
       expect(ready(stuck)?.message).toContain('could not revoke');
       expect(ready(stuck)?.message).toContain('the store is unavailable');
       expect(ready(stuck)?.message).toContain('vault.ghoststack.io/revoke');
-      const line = env
-        .logs()
-        .split('\n')
-        .find((l) => l.includes('reconcile failed') && l.includes('stuck/held'));
+      // The log line follows the status patch; on a busy machine, by a moment.
+      const findLine = () =>
+        env
+          .logs()
+          .split('\n')
+          .find((l) => l.includes('reconcile failed') && l.includes('stuck/held'));
+      for (let i = 0; i < 100 && !findLine(); i++) await new Promise((r) => setTimeout(r, 100));
+      const line = findLine();
       expect(line, 'a log line naming the object').toBeDefined();
       expect(line).not.toContain('[redacted]');
     } finally {
