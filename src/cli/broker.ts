@@ -7,7 +7,6 @@
  * with the command's exit code.
  */
 import { readFileSync } from 'node:fs';
-import { constants } from 'node:os';
 import type { Command } from 'commander';
 import type { BrokerUse } from '../broker/broker.js';
 import { runBrokered } from '../broker/run.js';
@@ -15,6 +14,7 @@ import { systemClock } from '../lib/clock.js';
 import { durationMs } from '../lib/duration.js';
 import { requireBrokerToken, ServingIdentityError } from '../mcp/serving-identity.js';
 import { Vault } from '../sdk/index.js';
+import { childExitCode, childStartError } from './child-process.js';
 import { type CommonOptions, collect, connectOptions, parseIdentity } from './context.js';
 import { UsageError } from './exit-codes.js';
 
@@ -109,13 +109,9 @@ export function register(program: Command): void {
           onStderr: (text) => process.stderr.write(text),
           signal: stop.signal,
         });
-        process.exitCode =
-          result.exitCode ?? 128 + (result.signal ? (constants.signals[result.signal] ?? 0) : 0);
+        process.exitCode = childExitCode(result);
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT')
-          throw new UsageError(`command not found: ${file}`);
-        if (err instanceof RangeError) throw new UsageError(err.message);
-        throw err;
+        throw childStartError(err, file);
       } finally {
         process.off('SIGINT', onInt);
         process.off('SIGTERM', onTerm);

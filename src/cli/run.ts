@@ -3,12 +3,12 @@
  * environment and its output scrubbed of them (the same injection as the MCP tool). Leases
  * taken for the run are revoked when it ends. Exits with the command's exit code.
  */
-import { constants } from 'node:os';
 import type { Command } from 'commander';
 import { durationMs } from '../lib/duration.js';
 import { missingTokenMessage } from '../mcp/connection.js';
 import { type CredentialUse, runWithCredentials } from '../mcp/run-with-credentials.js';
 import { Vault } from '../sdk/index.js';
+import { childExitCode, childStartError } from './child-process.js';
 import { type CommonOptions, collect, connectOptions } from './context.js';
 import { UsageError } from './exit-codes.js';
 
@@ -102,13 +102,9 @@ export function register(program: Command): void {
           });
           if (result.timedOut)
             process.stderr.write(`vault run: ${file} ran past --timeout ${options.timeout} and was killed\n`);
-          process.exitCode =
-            result.exitCode ?? 128 + (result.signal ? (constants.signals[result.signal] ?? 0) : 0);
+          process.exitCode = childExitCode(result);
         } catch (err) {
-          if ((err as NodeJS.ErrnoException).code === 'ENOENT')
-            throw new UsageError(`command not found: ${file}`);
-          if (err instanceof RangeError) throw new UsageError(err.message);
-          throw err;
+          throw childStartError(err, file);
         } finally {
           process.off('SIGINT', onInt);
           process.off('SIGTERM', onTerm);
