@@ -264,7 +264,7 @@ export function defaultEnvName(file: string): string {
   return /^[0-9]/.test(name) ? `_${name}` : name;
 }
 
-/** The README table, generated from `annotationTable` (docs/readme/injection.md embeds it). */
+/** The README table, generated from `annotationTable` (docs/kubernetes/injection.md embeds it). */
 export function annotationTableMarkdown(): string {
   const cell = (text: string) => text.replaceAll('|', '\\|');
   const rows = annotationTable.map(

@@ -1,5 +1,5 @@
 /**
- * The values table in docs/readme/helm.md documents every key of charts/vault/values.yaml,
+ * The values table in docs/platform/helm.md documents every key of charts/vault/values.yaml,
  * with the same defaults: a key added, renamed or re-defaulted without the README fails here.
  */
 import { readFileSync } from 'node:fs';
@@ -16,7 +16,7 @@ interface Row {
 
 function tableRows(markdown: string): Row[] {
   const section = markdown.split(/^### Values$/m)[1]?.split(/^#{2,3} /m)[0];
-  if (!section) throw new Error('docs/readme/helm.md has no "### Values" section');
+  if (!section) throw new Error('docs/platform/helm.md has no "### Values" section');
   return section
     .split('\n')
     .filter((line) => line.startsWith('| `'))
@@ -82,9 +82,9 @@ function compare(values: Record<string, unknown>, rows: Row[]): string[] {
   return problems;
 }
 
-describe('the values table in docs/readme/helm.md', () => {
+describe('the values table in docs/platform/helm.md', () => {
   const values = parse(readFileSync(join(chartDir, 'values.yaml'), 'utf8')) as Record<string, unknown>;
-  const rows = tableRows(readFileSync(join(repoRoot, 'docs', 'readme', 'helm.md'), 'utf8'));
+  const rows = tableRows(readFileSync(join(repoRoot, 'docs', 'platform', 'helm.md'), 'utf8'));
 
   it('documents every key of values.yaml with its default, and nothing else', () => {
     expect(rows.length).toBeGreaterThan(50);

@@ -2,41 +2,37 @@
  * README.md is assembled from the sections in docs/readme/, each kept beside the work it
  * documents; `npm run readme` writes it and a test fails when it is stale.
  */
-import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
-const sectionsDir = join(root, 'docs/readme');
+const sectionsDir = join(root, 'docs');
 
-/** Reading order; sections not listed follow in name order. */
+/** Reading order (interim, while the documentation site takes over). */
 const order = [
-  '00-intro.md',
-  'sdk.md',
-  'mcp.md',
-  'cli.md',
-  '10-concepts.md',
-  '20-api.md',
-  '30-server.md',
-  'ui.md',
-  'operator.md',
-  'injection.md',
-  'helm.md',
-  'docker.md',
-  '40-security.md',
-  'crypto.md',
-  'store.md',
-  'performance.md',
-  'control-plane.md',
-  '90-development.md',
+  'guide/introduction.md',
+  'guide/sdk.md',
+  'guide/claude-code.md',
+  'guide/cli.md',
+  'guide/concepts.md',
+  'guide/http-api.md',
+  'platform/server.md',
+  'guide/web-console.md',
+  'kubernetes/resources.md',
+  'kubernetes/injection.md',
+  'platform/helm.md',
+  'platform/container-image.md',
+  'security/index.md',
+  'security/encryption.md',
+  'platform/storage.md',
+  'development/benchmarks.md',
+  'development/control-plane.md',
+  'development/index.md',
 ];
 
 export async function assembleReadme(): Promise<string> {
-  const files = (await readdir(sectionsDir)).filter((name) => name.endsWith('.md'));
-  const ordered = [
-    ...order.filter((name) => files.includes(name)),
-    ...files.filter((name) => !order.includes(name)).sort(),
-  ];
+  const ordered = order;
   const parts = await Promise.all(
     ordered.map(async (name) => (await readFile(join(sectionsDir, name), 'utf8')).trim()),
   );
