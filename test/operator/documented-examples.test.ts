@@ -1,5 +1,5 @@
 /**
- * Every Kubernetes manifest the documentation shows (the YAML blocks of docs/**/*.md and
+ * Every Kubernetes manifest the documentation shows (the YAML blocks of every page in docs/ and
  * the files in examples/) is applied to a real API server with the CRDs installed: an
  * example that its own CRD's schema or CEL rules refuse fails here.
  */
@@ -71,7 +71,9 @@ describe('documented examples', { timeout: 90_000 }, () => {
 
   it('include the operator docs and every file of examples/', () => {
     const sources = manifests.map((m) => m.source);
-    expect(sources.filter((s) => s.startsWith('docs/kubernetes/resources.md')).length).toBeGreaterThanOrEqual(2);
+    expect(sources.filter((s) => s.startsWith('docs/kubernetes/resources.md')).length).toBeGreaterThanOrEqual(
+      2,
+    );
     expect(sources.filter((s) => s.startsWith('examples/'))).toHaveLength(
       readdirSync(repoFile('examples/')).filter((f) => /\.ya?ml$/.test(f)).length,
     );
