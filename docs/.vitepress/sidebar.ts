@@ -35,7 +35,11 @@ export const sidebar: DefaultTheme.SidebarItem[] = [
     text: 'Helm for platform teams',
     items: [
       { text: 'Install with Helm', link: '/platform/helm' },
+      { text: 'The first token', link: '/platform/helm#the-first-token' },
+      { text: 'TLS and private CAs', link: '/platform/helm#tls-and-private-cas' },
+      { text: 'Upgrade', link: '/platform/helm#upgrade' },
       { text: 'Backup and restore', link: '/platform/backup-restore' },
+      { text: 'Uninstall', link: '/platform/helm#uninstall-what-happens-to-leases-and-data' },
       { text: 'Running the server', link: '/platform/server' },
       { text: 'Storage', link: '/platform/storage' },
       { text: 'Container image', link: '/platform/container-image' },
@@ -60,6 +64,7 @@ export const sidebar: DefaultTheme.SidebarItem[] = [
     items: [
       { text: 'HTTP API', link: '/reference/http-api' },
       { text: 'CLI', link: '/reference/cli' },
+      { text: 'MCP tools', link: '/reference/mcp-tools' },
       { text: 'Custom resources', link: '/reference/crds' },
       { text: 'Helm values', link: '/reference/helm-values' },
       { text: 'Metrics', link: '/reference/metrics' },

@@ -13,6 +13,7 @@ import { cliPage } from './pages/cli.js';
 import { crdPage } from './pages/crds.js';
 import { helmValuesPage } from './pages/helm-values.js';
 import { httpApiPage, openApiJson } from './pages/http-api.js';
+import { mcpToolsPage } from './pages/mcp-tools.js';
 import { metricsPage } from './pages/metrics.js';
 
 export const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
@@ -31,6 +32,7 @@ export async function renderReference(): Promise<
     { file: 'docs/reference/http-api.md', content: httpApiPage(version) },
     { file: 'docs/public/openapi.json', content: openApiJson(version), committed: false },
     { file: 'docs/reference/cli.md', content: await cliPage() },
+    { file: 'docs/reference/mcp-tools.md', content: await mcpToolsPage() },
     { file: 'docs/reference/crds.md', content: crdPage() },
     { file: 'docs/reference/helm-values.md', content: helmValuesPage() },
     { file: 'docs/reference/metrics.md', content: metricsPage() },

@@ -108,11 +108,8 @@ function crd(
                   description: `The versioned schema of this object: ${group}/${version}.`,
                 },
                 kind: { type: 'string', description: `The kind of this object: ${names.kind}.` },
-                metadata: {
-                  type: 'object',
-                  description:
-                    "Standard object metadata (name, namespace, labels); the namespace is the object's Vault tenant.",
-                },
+                // The API server refuses anything on metadata but its type (not even a description).
+                metadata: { type: 'object' },
                 spec: { ...schemaOf(spec), description: specDescriptions[names.kind] },
                 status: {
                   ...schemaOf(status),

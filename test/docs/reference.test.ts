@@ -5,6 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { fullProgram } from '../../scripts/docs/pages/cli.js';
+import { listTools } from '../../scripts/docs/pages/mcp-tools.js';
 import { processes } from '../../scripts/docs/pages/metrics.js';
 import { renderReference, staleReference } from '../../scripts/docs/reference.js';
 import { openApiDocument } from '../../src/server/openapi.js';
@@ -37,6 +38,21 @@ describe('the generated reference pages', () => {
     expect(names).toEqual(expect.arrayContaining(['vault dev', 'vault lease create', 'vault operator run']));
     for (const name of names) expect(text).toContain(`\`${name}\``);
     expect(text).toContain('`--show-value`');
+  });
+
+  it('document every MCP tool an agent is offered, with its arguments', async () => {
+    const text = page('docs/reference/mcp-tools.md');
+    const tools = await listTools();
+    expect(tools.map((t) => t.name)).toEqual(
+      expect.arrayContaining(['run_with_credentials', 'run_with_broker']),
+    );
+    for (const tool of tools) {
+      expect(text).toContain(`## \`${tool.name}\``);
+      for (const argument of Object.keys((tool.inputSchema.properties as object) ?? {})) {
+        expect(text).toContain(`| \`${argument}\``);
+      }
+    }
+    expect(text).toContain('`credentials[].credential`');
   });
 
   it('document every metric of every process', () => {

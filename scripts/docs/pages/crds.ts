@@ -39,7 +39,16 @@ function crdSection(crd: Crd): string {
   const version = crd.spec.versions[0]!;
   const schema = version.schema.openAPIV3Schema;
   const { kind, plural, shortNames } = crd.spec.names;
-  const rows = flatten(schema);
+  // The API server allows nothing but a type on the root metadata, so its text is here.
+  const rows = flatten(schema).map((row) =>
+    row.path === 'metadata' && !row.description
+      ? {
+          ...row,
+          description:
+            "Standard object metadata (name, namespace, labels); the namespace is the object's Vault tenant.",
+        }
+      : row,
+  );
   const rules = rulesOf(schema);
   return [
     `## ${kind}`,
