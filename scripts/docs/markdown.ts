@@ -50,3 +50,28 @@ export function describeField(description: string, constraints: string[] = []): 
   };
   return [sentence(description), sentence(constraints.join('; '))].filter(Boolean).join(' ');
 }
+
+/** A table of schema fields; a `variant` column appears when the schema has unions. */
+export function fieldTable(
+  rows: Array<{
+    path: string;
+    type: string;
+    required: boolean;
+    description: string;
+    constraints: string[];
+    variant?: string;
+  }>,
+  first = 'field',
+): string {
+  const variants = rows.some((row) => row.variant);
+  return table(
+    [first, 'type', 'required', ...(variants ? ['variant'] : []), 'description'],
+    rows.map((row) => [
+      code(row.path),
+      code(row.type),
+      row.required ? 'yes' : '',
+      ...(variants ? [row.variant ? text(row.variant) : ''] : []),
+      text(describeField(row.description, row.constraints)),
+    ]),
+  );
+}

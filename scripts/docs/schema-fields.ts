@@ -11,6 +11,8 @@ export interface FieldRow {
   required: boolean;
   description: string;
   constraints: string[];
+  /** For a field of one variant of a union: which one, e.g. `engine: "postgres"`. */
+  variant?: string;
 }
 
 const unbounded = new Set([Number.MAX_SAFE_INTEGER, Number.MIN_SAFE_INTEGER]);
@@ -82,7 +84,7 @@ export interface FlattenOptions {
 /** Every field under `node`, depth first, in the schema's own order. */
 export function flatten(node: JsonSchema, prefix = '', options: FlattenOptions = {}): FieldRow[] {
   const rows: FieldRow[] = [];
-  const visit = (schema: JsonSchema, path: string, required: boolean) => {
+  const visit = (schema: JsonSchema, path: string, required: boolean, variant?: string) => {
     const resolved = typeof schema.$ref === 'string' ? (options.resolve?.(schema.$ref) ?? schema) : schema;
     const merged = { ...resolved, ...schema };
     if (path) {
@@ -92,24 +94,26 @@ export function flatten(node: JsonSchema, prefix = '', options: FlattenOptions =
         required,
         description: typeof merged.description === 'string' ? merged.description : '',
         constraints: constraintsOf(merged),
+        ...(variant && { variant }),
       });
     }
     if (path && options.leaf?.(schema, path)) return;
-    children(merged, path);
+    children(merged, path, variant);
   };
-  const children = (schema: JsonSchema, path: string) => {
+  const children = (schema: JsonSchema, path: string, variant?: string) => {
     const properties = asSchema(schema.properties);
     if (properties) {
       const needed = new Set((schema.required as string[] | undefined) ?? []);
       for (const [name, child] of Object.entries(properties)) {
-        visit(child as JsonSchema, path ? `${path}.${name}` : name, needed.has(name));
+        visit(child as JsonSchema, path ? `${path}.${name}` : name, needed.has(name), variant);
       }
     }
     const items = asSchema(schema.items);
-    if (items && (items.properties || items.oneOf || items.anyOf)) children(items, `${path}[]`);
+    if (items && (items.properties || items.oneOf || items.anyOf)) children(items, `${path}[]`, variant);
     const variants = (schema.oneOf ?? schema.anyOf) as JsonSchema[] | undefined;
-    variants?.forEach((variant, index) => {
-      children(variant, `${path}${path ? ' ' : ''}(${variantLabel(variant, index)})`);
+    variants?.forEach((one, index) => {
+      const label = variantLabel(one, index);
+      children(one, path, variant ? `${variant}; ${label}` : label);
     });
   };
   if (prefix) visit(node, prefix, true);

@@ -52,7 +52,7 @@ describe('the generated reference pages', () => {
         expect(text).toContain(`| \`${argument}\``);
       }
     }
-    expect(text).toContain('`credentials[].credential`');
+    expect(text).toContain('| `credentials[].leaseId` | `string` | yes | with leaseId, env |');
   });
 
   it('document every metric of every process', () => {

@@ -3,8 +3,8 @@
  * (itself generated from the zod schemas in src/contract/routes.ts).
  */
 import { openApiDocument } from '../../../src/server/openapi.js';
-import { code, describeField, generatedNotice, table, text } from '../markdown.js';
-import { type FieldRow, flatten, type JsonSchema } from '../schema-fields.js';
+import { code, describeField, fieldTable, generatedNotice, table, text } from '../markdown.js';
+import { flatten, type JsonSchema } from '../schema-fields.js';
 
 interface Operation {
   operationId: string;
@@ -26,18 +26,6 @@ const groups: Record<string, string> = {
 };
 
 const groupOf = (path: string) => path.split('/')[2] ?? '';
-
-function fieldTable(rows: FieldRow[]): string {
-  return table(
-    ['field', 'type', 'required', 'description'],
-    rows.map((row) => [
-      code(row.path),
-      code(row.type),
-      row.required ? 'yes' : '',
-      text(describeField(row.description, row.constraints)),
-    ]),
-  );
-}
 
 function operationSection(method: string, path: string, op: Operation): string {
   const parts = [`### ${text(op.summary)} {#${op.operationId}}`, '', code(`${method.toUpperCase()} ${path}`)];

@@ -6,7 +6,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import { systemClock } from '../../../src/lib/clock.js';
 import { createVaultMcpServer } from '../../../src/mcp/server.js';
-import { code, describeField, generatedNotice, table, text } from '../markdown.js';
+import { code, fieldTable, generatedNotice, text } from '../markdown.js';
 import { flatten, type JsonSchema } from '../schema-fields.js';
 
 /** Never called: listing tools does not connect to Vault. */
@@ -49,17 +49,7 @@ export async function mcpToolsPage(): Promise<string> {
       `**${text(tool.title ?? tool.name)}.** ${text(tool.description ?? '')}`,
       ...(marks.length ? ['', `Hints to the client: ${marks.join(', ')}.`] : []),
       '',
-      rows.length
-        ? table(
-            ['argument', 'type', 'required', 'description'],
-            rows.map((row) => [
-              code(row.path),
-              code(row.type),
-              row.required ? 'yes' : '',
-              text(describeField(row.description, row.constraints)),
-            ]),
-          )
-        : 'No arguments.',
+      rows.length ? fieldTable(rows, 'argument') : 'No arguments.',
     ].join('\n');
   });
   return [
