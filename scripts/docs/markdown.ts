@@ -37,7 +37,7 @@ export function table(header: string[], rows: string[][]): string {
 
 /** The first lines of every generated page: what it comes from and how to refresh it. */
 export function generatedNotice(source: string): string {
-  return `<!-- Generated from ${source} by \`npm run docs:reference\`; do not edit. -->`;
+  return `---\npageClass: reference-page\n---\n\n<!-- Generated from ${source} by \`npm run docs:reference\`; do not edit. -->`;
 }
 
 /** A description followed by its limits, as sentences: "The key. Max length 253; default `32`." */
