@@ -165,7 +165,10 @@ export function createAuditFollower(deps: AuditFollowerDeps): AuditFollower {
     } catch {
       reason = 'not valid JSON';
     }
-    logger.error({ tenant, seq, reason }, 'audit record in the store is malformed: streamed as malformed, run vault audit verify');
+    logger.error(
+      { tenant, seq, reason },
+      'audit record in the store is malformed: streamed as malformed, run vault audit verify',
+    );
     return JSON.stringify({ malformed: { tenant, seq, reason } });
   }
 

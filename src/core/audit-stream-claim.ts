@@ -73,7 +73,9 @@ export function storeCursorStore(options: StoreCursorOptions): ClaimedCursorStor
   const parse = (value: string): ClaimRecord => {
     const parsed = JSON.parse(value) as ClaimRecord;
     if (typeof parsed?.cursor?.tenants !== 'object' || parsed.cursor.tenants === null) {
-      throw new Error(`the audit stream cursor at ${key} is malformed; delete the key to replay the whole log`);
+      throw new Error(
+        `the audit stream cursor at ${key} is malformed; delete the key to replay the whole log`,
+      );
     }
     return parsed;
   };

@@ -117,7 +117,9 @@ export async function startVault(config: ServerConfig, logger: Logger): Promise<
         : writableStreamOutput(process.stdout);
   const streamName = auditStreamName(config.auditCursor);
   const cursorFile =
-    streamName === undefined ? (config.auditCursor ?? (toFile ? `${config.auditLog}.cursor` : undefined)) : undefined;
+    streamName === undefined
+      ? (config.auditCursor ?? (toFile ? `${config.auditLog}.cursor` : undefined))
+      : undefined;
   let stream: AuditFollower | undefined;
   let leaseStates: (() => Promise<Record<string, number>>) | undefined;
   let auditTampered: (() => string[]) | undefined;

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type CursorStore, createAuditFollower, type StreamOutput } from '../../src/core/audit-follower.js';
 import { createVaultCore, systemContext, type VaultCore } from '../../src/core/index.js';
-import { sealedPrefixes } from '../../src/core/keys.js';
+import { keys, sealedPrefixes } from '../../src/core/keys.js';
 import { createKeyring } from '../../src/crypto/keyring.js';
 import { localRootKey } from '../../src/crypto/root-key.js';
 import { silentLogger } from '../../src/lib/logger.js';
@@ -114,6 +114,40 @@ describe('the audit stream follower', () => {
     await c.start();
     expect(third.seqs()).toEqual([all.at(-1)! + 1, all.at(-1)! + 2]);
     await c.close();
+  });
+
+  it('copies records whole: one with an unhashed field, of another tenant or not JSON is named malformed, never copied', async () => {
+    const zeta = systemContext('zeta', { type: 'human', name: 'tester' });
+    await core.tenants.ensure('zeta', zeta);
+    for (let i = 0; i < 3; i++)
+      await core.committer.record(zeta, { action: 'test.event', resource: 'x', outcome: 'allowed' });
+    const at = async (seq: number) => JSON.parse((await store.get(keys.auditRecord('zeta', seq)))!.value);
+    const put = (seq: number, value: string) =>
+      store.txn({ success: [{ type: 'put', key: keys.auditRecord('zeta', seq), value }] });
+    await put(2, JSON.stringify({ ...(await at(2)), comment: 'approved by the CISO' }));
+    await put(3, JSON.stringify({ ...(await at(3)), tenant: 'acme' }));
+    await put(4, '{"seq":4,');
+
+    const out = memoryOutput();
+    const follower = createAuditFollower({
+      store,
+      output: out.output,
+      cursor: memoryCursorStore(),
+      logger: silentLogger,
+      startAt: 'beginning',
+    });
+    await follower.start();
+    await follower.close();
+    const zetaLines = out.lines
+      .map((line) => JSON.parse(line))
+      .filter((line) => line.tenant === 'zeta' || line.malformed?.tenant === 'zeta');
+    const first = await at(1);
+    expect(zetaLines[0]).toEqual(first);
+    expect(zetaLines.slice(1).map((line) => line.malformed?.seq)).toEqual([2, 3, 4]);
+    expect(zetaLines[1].malformed.reason).toMatch(/comment|unrecognized/i);
+    expect(zetaLines[2].malformed.reason).toContain('tenant "acme"');
+    expect(zetaLines[3].malformed.reason).toBe('not valid JSON');
+    expect(out.lines.join('\n')).not.toContain('approved by the CISO');
   });
 
   it('without a saved cursor and startAt heads, starts after the newest record', async () => {

@@ -47,7 +47,14 @@ afterAll(async () => {
   rmSync(base, { recursive: true, force: true });
 });
 
-const storeArgs = () => ['--store', 'etcd', '--etcd-endpoints', etcd.endpoint, '--root-key-file', rootKeyFile];
+const storeArgs = () => [
+  '--store',
+  'etcd',
+  '--etcd-endpoints',
+  etcd.endpoint,
+  '--root-key-file',
+  rootKeyFile,
+];
 
 /** `vault operator root-token`, run as an operator does (no server needed). */
 function rootToken(tenant: string): Promise<string> {
@@ -65,7 +72,9 @@ function rootToken(tenant: string): Promise<string> {
     child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
       err += chunk;
     });
-    child.once('exit', (code) => (code === 0 ? done(out.trim()) : fail(new Error(`root-token exited ${code}: ${err}`))));
+    child.once('exit', (code) =>
+      code === 0 ? done(out.trim()) : fail(new Error(`root-token exited ${code}: ${err}`)),
+    );
   });
 }
 
@@ -165,7 +174,10 @@ describe('the audit stream with several API replicas on one etcd', () => {
         const target = (index + i) % replicas.length;
         if (replicas[target] === first && killed) continue;
         try {
-          const res = await clients[target]!.request('POST', '/v1/leases', { credentialName: 'db', ttl: '1h' });
+          const res = await clients[target]!.request('POST', '/v1/leases', {
+            credentialName: 'db',
+            ttl: '1h',
+          });
           if (res.status === 201) acknowledged += 1;
         } catch {
           cutOff += 1;

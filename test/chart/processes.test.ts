@@ -12,6 +12,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CoreV1Api } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { keys } from '../../src/core/keys.js';
+import { openStore } from '../../src/store/index.js';
+import type { Store } from '../../src/store/store.js';
 import { type ControlPlane, startControlPlane } from '../support/control-plane.js';
 import {
   b64,
@@ -71,6 +74,33 @@ function httpsCall(
   });
 }
 
+/** `tenant/seq` of each audit record line in a process's output (logs are JSON lines too). */
+function auditLines(output: string): string[] {
+  const found: string[] = [];
+  for (const line of output.split('\n')) {
+    if (!line.startsWith('{"')) continue;
+    try {
+      const parsed = JSON.parse(line) as { tenant?: unknown; seq?: unknown; prevHash?: unknown };
+      if (typeof parsed.seq === 'number' && typeof parsed.prevHash === 'string')
+        found.push(`${parsed.tenant}/${parsed.seq}`);
+    } catch {
+      // a partial line
+    }
+  }
+  return found;
+}
+
+/** `tenant/seq` of every audit record in the store. */
+async function storedAuditRecords(store: Store): Promise<string[]> {
+  const tenants = (await store.range(keys.tenants())).kvs.map((kv) => kv.key.slice(keys.tenants().length));
+  const all: string[] = [];
+  for (const tenant of tenants) {
+    const page = await store.range(keys.auditRecords(tenant));
+    all.push(...page.kvs.map((kv) => `${tenant}/${JSON.parse(kv.value).seq}`));
+  }
+  return all;
+}
+
 describe('the chart command lines, run as local processes', () => {
   const dir = mkdtempSync(join(tmpdir(), 'vault-chart-run-'));
   let cp: ControlPlane;
@@ -78,6 +108,7 @@ describe('the chart command lines, run as local processes', () => {
   let objects: K8sObject[];
   let etcd: LocalEtcd | undefined;
   let apiUrl: string | undefined;
+  let firstServer: LocalProcess | undefined;
   const running: LocalProcess[] = [];
 
   const tokenFor = async (namespace: string, serviceAccount: string, audiences: string[] = []) => {
@@ -193,6 +224,7 @@ describe('the chart command lines, run as local processes', () => {
       /does not match|altnames/i,
     );
     apiUrl = url;
+    firstServer = server;
 
     await cp.createNamespace('apps');
     const jwt = await tokenFor('apps', 'default', ['vault']);
@@ -203,6 +235,74 @@ describe('the chart command lines, run as local processes', () => {
     });
     expect(login.status, login.text).toBe(200);
   }, 120_000);
+
+  it('streams every audit record to stdout of one replica at a time; kill -9 of the writer loses none', async () => {
+    expect(firstServer, 'the first API server runs').toBeDefined();
+    const [port] = await freePorts(1);
+    const second = await run(
+      'vault-server',
+      [
+        ...storeReplacements(),
+        ['0.0.0.0:8200', `127.0.0.1:${port}`],
+        ['/etc/vault/tls', join(dir, 'server-tls')],
+      ],
+      { KUBECONFIG: await kubeconfigFor('vault-server') },
+    );
+    const ca = b64(find(objects, 'Secret', 'vault-server-tls').data['ca.crt']);
+    const trusted = { ca, servername: 'vault.vault.svc' };
+    const url = `https://127.0.0.1:${port}`;
+    await waitUntil(
+      'the second API server to be ready',
+      async () => (await httpsCall(`${url}/readyz`, trusted)).status === 200,
+      [second],
+      90_000,
+    );
+    const store = await openStore({
+      kind: 'etcd',
+      endpoints: [etcd!.clientUrl],
+      tls: {
+        ca: join(dir, 'etcd-client', 'ca.crt'),
+        cert: join(dir, 'etcd-client', 'tls.crt'),
+        key: join(dir, 'etcd-client', 'tls.key'),
+      },
+    });
+    try {
+      const everyStored = () => storedAuditRecords(store);
+      const missingFrom = async (from: LocalProcess[]) => {
+        const have = new Set(from.flatMap((p) => auditLines(p.output())));
+        return (await everyStored()).filter((record) => !have.has(record));
+      };
+      // The first replica writes the stream (the workload's login, with the records before it).
+      await waitUntil(
+        'the stored records in the first replica stdout',
+        async () => (await missingFrom([firstServer!])).length === 0,
+        [firstServer!],
+      );
+      expect(auditLines(second.output())).toEqual([]);
+
+      firstServer!.child.kill('SIGKILL');
+      await new Promise((done) => firstServer!.child.once('exit', done));
+      // The later tests talk to the API through the replica that is left.
+      apiUrl = url;
+      const jwt = await tokenFor('apps', 'default', ['vault']);
+      const login = await httpsCall(`${url}/v1/auth/kubernetes/login`, {
+        ...trusted,
+        method: 'POST',
+        body: { jwt },
+      });
+      expect(login.status, login.text).toBe(200);
+      // The second replica takes the stream over (after server.audit.streamTtl) from the cursor in etcd.
+      await waitUntil(
+        'every stored record in a replica stdout after kill -9 of the writer',
+        async () =>
+          (await missingFrom([firstServer!, second])).length === 0 && auditLines(second.output()).length > 0,
+        [second],
+        60_000,
+      );
+    } finally {
+      await store.close();
+    }
+  }, 180_000);
 
   it('vault operator run starts, leads, and reconciles as the chart ServiceAccount', async () => {
     const [port] = await freePorts(1);

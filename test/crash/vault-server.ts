@@ -122,3 +122,34 @@ export async function startServer(args: string[], timeoutMs = 60_000): Promise<S
     stop: () => halt('SIGTERM'),
   };
 }
+
+/** `vault operator root-token --tenant TENANT STORE_ARGS`, as an operator runs it while no server does. */
+export function rootTokenCli(
+  storeArgs: string[],
+  tenant: string,
+): Promise<{ code: number | null; token: string; stderr: string }> {
+  return new Promise((done) => {
+    const child = spawn(
+      process.execPath,
+      [vaultBin, 'operator', 'root-token', '--tenant', tenant, ...storeArgs],
+      {
+        cwd: repoRoot,
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env, VAULT_ROOT_KEY: '' },
+      },
+    );
+    live.add(child);
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+      stdout += chunk;
+    });
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+      stderr += chunk;
+    });
+    child.once('exit', (code) => {
+      live.delete(child);
+      done({ code, token: stdout.trim(), stderr });
+    });
+  });
+}
