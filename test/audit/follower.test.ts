@@ -6,15 +6,16 @@
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { Writable } from 'node:stream';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type CursorStore, createAuditFollower, type StreamOutput } from '../../src/core/audit-follower.js';
 import { createVaultCore, systemContext, type VaultCore } from '../../src/core/index.js';
 import { keys, sealedPrefixes } from '../../src/core/keys.js';
-import { createKeyring } from '../../src/crypto/keyring.js';
+import { createKeyring, type Keyring } from '../../src/crypto/keyring.js';
 import { localRootKey } from '../../src/crypto/root-key.js';
 import { silentLogger } from '../../src/lib/logger.js';
-import { memoryCursorStore } from '../../src/server/audit-stream.js';
+import { memoryCursorStore, writableStreamOutput } from '../../src/server/audit-stream.js';
 import { openEmbeddedStore } from '../../src/store/embedded-store.js';
 import type { Store } from '../../src/store/store.js';
 
@@ -39,6 +40,7 @@ describe('the audit stream follower', () => {
   let dir: string;
   let store: Store;
   let core: VaultCore;
+  let keyring: Keyring;
   const ctx = systemContext('acme', { type: 'human', name: 'tester' });
   const record = (n: number) =>
     Promise.all(
@@ -50,7 +52,7 @@ describe('the audit stream follower', () => {
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'vault-follower-'));
     store = await openEmbeddedStore({ path: dir });
-    const keyring = createKeyring({ store, roots: [localRootKey(randomBytes(32))], sealedPrefixes });
+    keyring = createKeyring({ store, roots: [localRootKey(randomBytes(32))], sealedPrefixes });
     core = createVaultCore({ store, keyring, config: { autoCreateTenants: true } });
     await core.tenants.ensure('acme', ctx);
   });
@@ -148,6 +150,60 @@ describe('the audit stream follower', () => {
     expect(zetaLines[2].malformed.reason).toContain('tenant "acme"');
     expect(zetaLines[3].malformed.reason).toBe('not valid JSON');
     expect(out.lines.join('\n')).not.toContain('approved by the CISO');
+  });
+
+  it('waits for a slow output to drain before writing more (back-pressure), and loses nothing', async () => {
+    const highWaterMark = 512;
+    const received: string[] = [];
+    const slow = new Writable({
+      highWaterMark,
+      write(chunk: Buffer, _encoding, done) {
+        received.push(chunk.toString('utf8'));
+        setTimeout(done, 100);
+      },
+    });
+    const buffered: number[] = [];
+    const output = writableStreamOutput(slow);
+    const follower = createAuditFollower({
+      store,
+      output: {
+        ...output,
+        write: (lines) => {
+          buffered.push(slow.writableLength);
+          return output.write(lines);
+        },
+      },
+      cursor: memoryCursorStore(),
+      logger: silentLogger,
+      startAt: 'heads',
+    });
+    await follower.start();
+    // A core that hands its commits to the follower: each commit wakes it, so many small
+    // writes meet a slow sink while commits go on.
+    const streaming = createVaultCore({
+      store,
+      keyring,
+      auditSink: follower,
+      config: { autoCreateTenants: true },
+    });
+    for (let i = 0; i < 40; i++) {
+      await streaming.committer.record(ctx, { action: 'test.event', resource: 'x', outcome: 'allowed' });
+      // Requests arrive over time (the embedded store commits without yielding to I/O).
+      await new Promise((done) => setTimeout(done, 10));
+    }
+    await follower.catchUp();
+    await follower.close();
+    // Every write started with the previous ones drained below the high-water mark.
+    expect(Math.max(...buffered)).toBeLessThan(highWaterMark);
+    const seqs = received
+      .join('')
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => JSON.parse(line))
+      .filter((line) => line.tenant === 'acme')
+      .map((line) => line.seq as number);
+    expect(seqs).toHaveLength(40);
+    expect(seqs).toEqual(seqs.map((_, i) => seqs[0]! + i));
   });
 
   it('without a saved cursor and startAt heads, starts after the newest record', async () => {
