@@ -6,8 +6,8 @@
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { Writable } from 'node:stream';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type CursorStore, createAuditFollower, type StreamOutput } from '../../src/core/audit-follower.js';
 import { createVaultCore, systemContext, type VaultCore } from '../../src/core/index.js';

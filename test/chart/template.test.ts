@@ -622,7 +622,8 @@ describe('helm template: options', () => {
 
   it('streams audit records to stdout from a cursor in the store, one replica at a time', async () => {
     const args = async (values: Record<string, unknown> = {}) =>
-      podTemplate(find(await render(values), 'Deployment', 'vault-server')).spec.containers[0].args as string[];
+      podTemplate(find(await render(values), 'Deployment', 'vault-server')).spec.containers[0]
+        .args as string[];
     expect(await args()).toEqual(
       expect.arrayContaining([
         '--audit-log=stdout',
