@@ -69,6 +69,8 @@ export interface AuditFollowerDeps {
 }
 
 const PAGE = 1000;
+/** Records read back from the store per written batch (bounds memory and the time between saves). */
+const BATCH = 1000;
 
 export interface AuditFollower extends AuditSink {
   start(): Promise<void>;
@@ -117,7 +119,8 @@ export function createAuditFollower(deps: AuditFollowerDeps): AuditFollower {
   async function followTenant(
     tenant: string,
     full: boolean,
-  ): Promise<{ lines: string[]; at: StreamCursor['tenants'][string] }> {
+    budget: number,
+  ): Promise<{ lines: string[]; at: StreamCursor['tenants'][string]; more: boolean }> {
     const at = position(tenant);
     const lines: string[] = [];
     const given = (handed.get(tenant) ?? []).filter((record) => record.seq > at.seq);
@@ -128,27 +131,33 @@ export function createAuditFollower(deps: AuditFollowerDeps): AuditFollower {
     }
     // The common case (this process's own commits, in order) reads nothing back; anything
     // else (other processes, late commits, a gap) comes from the store.
-    if (contiguous && !full) return { lines, at: withCheckpoint(at, lines, checkpoints.get(tenant)) };
+    if (contiguous && !full) {
+      return { lines, at: withCheckpoint(at, lines, checkpoints.get(tenant)), more: false };
+    }
     let startAfter = keys.auditRecord(tenant, at.seq);
+    let more = false;
     for (;;) {
       const page = await store.range(keys.auditRecords(tenant), { limit: PAGE, startAfter });
-      let gap = false;
+      let stop = false;
       for (const kv of page.kvs) {
         const seq = Number(kv.key.slice(keys.auditRecords(tenant).length));
         if (seq !== at.seq + 1) {
-          gap = true;
+          stop = true;
           reportGap(tenant, at.seq + 1);
+          break;
+        }
+        if (lines.length >= budget) {
+          stop = more = true;
           break;
         }
         lines.push(streamLine(tenant, seq, kv.value));
         at.seq = seq;
       }
-      if (gap) break;
-      if (!page.more || page.kvs.length === 0) break;
+      if (stop || !page.more || page.kvs.length === 0) break;
       startAfter = page.kvs.at(-1)!.key;
     }
     const checkpoint = checkpoints.get(tenant) ?? (full ? await storedCheckpoint(tenant) : undefined);
-    return { lines, at: withCheckpoint(at, lines, checkpoint) };
+    return { lines, at: withCheckpoint(at, lines, checkpoint), more };
   }
 
   /** The record as a line, re-serialized from its validated fields, or a line naming it as malformed. */
@@ -206,18 +215,28 @@ export function createAuditFollower(deps: AuditFollowerDeps): AuditFollower {
     }
   }
 
-  async function pass(tenants: string[], full: boolean): Promise<void> {
+  /**
+   * Writes one batch (at most BATCH records read back from the store), then moves and saves
+   * the cursor; resolves whether records were left for another batch.
+   */
+  async function pass(tenants: string[], full: boolean): Promise<boolean> {
     if (!writing) {
       handed.clear();
       checkpoints.clear();
-      return;
+      return false;
     }
     const lines: string[] = [];
     const moved: Array<[string, StreamCursor['tenants'][string]]> = [];
+    let more = false;
     for (const tenant of tenants) {
-      const followed = await followTenant(tenant, full);
+      if (lines.length >= BATCH) {
+        more = true;
+        break;
+      }
+      const followed = await followTenant(tenant, full, BATCH - lines.length);
       lines.push(...followed.lines);
       moved.push([tenant, followed.at]);
+      more ||= followed.more;
     }
     if (lines.length > 0) {
       await output.write(lines);
@@ -239,13 +258,14 @@ export function createAuditFollower(deps: AuditFollowerDeps): AuditFollower {
         if (err instanceof StreamClaimLostError) {
           logger.warn('another process took over the audit stream; this one stands by');
           stepDown();
-          return;
+          return false;
         }
         throw err;
       }
       dirty = false;
       savedAt = performance.now();
     }
+    return more;
   }
 
   function stepDown() {
@@ -294,7 +314,8 @@ export function createAuditFollower(deps: AuditFollowerDeps): AuditFollower {
   const fullPass = () =>
     enqueue(async () => {
       await holdStream();
-      if (writing) await pass(await allTenants(), true);
+      // Batch after batch until caught up; each save also renews a claimed stream.
+      while (writing && (await pass(await allTenants(), true))) {}
     });
 
   const wake = () => {
@@ -304,7 +325,9 @@ export function createAuditFollower(deps: AuditFollowerDeps): AuditFollower {
       scheduled = false;
       const tenants = [...woken];
       woken.clear();
-      void enqueue(() => pass(tenants, false));
+      void enqueue(async () => {
+        await pass(tenants, false);
+      });
     });
   };
 

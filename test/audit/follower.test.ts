@@ -206,6 +206,34 @@ describe('the audit stream follower', () => {
     expect(seqs).toEqual(seqs.map((_, i) => seqs[0]! + i));
   });
 
+  it('replays a long history in bounded batches, saving the cursor after each', async () => {
+    await record(2100);
+    const out = memoryOutput();
+    const inner = memoryCursorStore();
+    const saved: number[] = [];
+    const follower = createAuditFollower({
+      store,
+      output: out.output,
+      cursor: {
+        load: () => inner.load(),
+        save: async (cursor) => {
+          saved.push(cursor.tenants.acme?.seq ?? 0);
+          await inner.save(cursor);
+        },
+      },
+      logger: silentLogger,
+      startAt: 'beginning',
+    });
+    await follower.start();
+    const seqs = out.seqs();
+    expect(seqs.length).toBeGreaterThanOrEqual(2100);
+    expect(seqs).toEqual(seqs.map((_, i) => i + 1));
+    // More than one save while replaying, none further apart than a batch of 1,000 lines.
+    expect(saved.length).toBeGreaterThanOrEqual(3);
+    expect(out.lines.length / saved.length).toBeLessThanOrEqual(1000);
+    await follower.close();
+  }, 60_000);
+
   it('without a saved cursor and startAt heads, starts after the newest record', async () => {
     const out = memoryOutput();
     const follower = createAuditFollower({
