@@ -130,9 +130,11 @@ describe('the chart command lines, run as local processes', () => {
     deployment: string,
     replacements: Array<[string, string]>,
     extraEnv: Record<string, string>,
+    /** Another command run with the container's environment (e.g. `operator root-token`). */
+    command?: string[],
   ) => {
     const container = podTemplate(find(objects, 'Deployment', deployment)).spec.containers[0];
-    const args = localize(container.args, replacements);
+    const args = command ?? localize(container.args, replacements);
     // Store settings (endpoints, certificate paths) come as environment variables.
     const rendered = containerEnv(container, objects, {
       'metadata.name': `${deployment}-0`,
@@ -236,27 +238,44 @@ describe('the chart command lines, run as local processes', () => {
     expect(login.status, login.text).toBe(200);
   }, 120_000);
 
-  it('streams every audit record to stdout of one replica at a time; kill -9 of the writer loses none', async () => {
+  it('streams every audit record to stdout of one replica at a time; kill -9 of the writer, or of all, loses none', async () => {
     expect(firstServer, 'the first API server runs').toBeDefined();
-    const [port] = await freePorts(1);
-    const second = await run(
-      'vault-server',
-      [
-        ...storeReplacements(),
-        ['0.0.0.0:8200', `127.0.0.1:${port}`],
-        ['/etc/vault/tls', join(dir, 'server-tls')],
-      ],
-      { KUBECONFIG: await kubeconfigFor('vault-server') },
-    );
     const ca = b64(find(objects, 'Secret', 'vault-server-tls').data['ca.crt']);
     const trusted = { ca, servername: 'vault.vault.svc' };
-    const url = `https://127.0.0.1:${port}`;
-    await waitUntil(
-      'the second API server to be ready',
-      async () => (await httpsCall(`${url}/readyz`, trusted)).status === 200,
-      [second],
-      90_000,
-    );
+    const replica = async () => {
+      const [port] = await freePorts(1);
+      const server = await run(
+        'vault-server',
+        [
+          ...storeReplacements(),
+          ['0.0.0.0:8200', `127.0.0.1:${port}`],
+          ['/etc/vault/tls', join(dir, 'server-tls')],
+        ],
+        { KUBECONFIG: await kubeconfigFor('vault-server') },
+      );
+      const url = `https://127.0.0.1:${port}`;
+      await waitUntil(
+        'an API replica to be ready',
+        async () => (await httpsCall(`${url}/readyz`, trusted)).status === 200,
+        [server],
+        90_000,
+      );
+      return { server, url };
+    };
+    const login = async (url: string) => {
+      const jwt = await tokenFor('apps', 'default', ['vault']);
+      const res = await httpsCall(`${url}/v1/auth/kubernetes/login`, {
+        ...trusted,
+        method: 'POST',
+        body: { jwt },
+      });
+      expect(res.status, res.text).toBe(200);
+    };
+    const kill = async (p: LocalProcess) => {
+      p.child.kill('SIGKILL');
+      if (p.child.exitCode === null && p.child.signalCode === null)
+        await new Promise((done) => p.child.once('exit', done));
+    };
     const store = await openStore({
       kind: 'etcd',
       endpoints: [etcd!.clientUrl],
@@ -267,42 +286,64 @@ describe('the chart command lines, run as local processes', () => {
       },
     });
     try {
-      const everyStored = () => storedAuditRecords(store);
-      const missingFrom = async (from: LocalProcess[]) => {
-        const have = new Set(from.flatMap((p) => auditLines(p.output())));
-        return (await everyStored()).filter((record) => !have.has(record));
+      const first = firstServer!;
+      const seen: LocalProcess[] = [first];
+      const missing = async () => {
+        const have = new Set(seen.flatMap((p) => auditLines(p.output())));
+        return (await storedAuditRecords(store)).filter((record) => !have.has(record));
       };
-      // The first replica writes the stream (the workload's login, with the records before it).
+      const second = await replica();
+      seen.push(second.server);
+      // A record committed through the writer: it streams it, the other replica writes nothing.
+      await login(apiUrl!);
       await waitUntil(
         'the stored records in the first replica stdout',
-        async () => (await missingFrom([firstServer!])).length === 0,
-        [firstServer!],
+        async () => (await missing()).length === 0,
+        [first],
       );
-      expect(auditLines(second.output())).toEqual([]);
+      await new Promise((done) => setTimeout(done, 3000));
+      expect(auditLines(first.output()).length).toBeGreaterThan(0);
+      expect(auditLines(second.server.output()), 'the standby replica wrote audit lines').toEqual([]);
 
-      firstServer!.child.kill('SIGKILL');
-      await new Promise((done) => firstServer!.child.once('exit', done));
-      // The later tests talk to the API through the replica that is left.
-      apiUrl = url;
-      const jwt = await tokenFor('apps', 'default', ['vault']);
-      const login = await httpsCall(`${url}/v1/auth/kubernetes/login`, {
-        ...trusted,
-        method: 'POST',
-        body: { jwt },
-      });
-      expect(login.status, login.text).toBe(200);
-      // The second replica takes the stream over (after server.audit.streamTtl) from the cursor in etcd.
+      // kill -9 of the writer: the other takes over (after server.audit.streamTtl) from the cursor in etcd.
+      await kill(first);
+      await login(second.url);
       await waitUntil(
         'every stored record in a replica stdout after kill -9 of the writer',
-        async () =>
-          (await missingFrom([firstServer!, second])).length === 0 && auditLines(second.output()).length > 0,
-        [second],
+        async () => (await missing()).length === 0 && auditLines(second.server.output()).length > 0,
+        [second.server],
         60_000,
       );
+
+      // Every replica gone; an operator mints a token meanwhile; the next replica to start streams it.
+      await kill(second.server);
+      const minted = await run('vault-server', storeReplacements(), {}, [
+        'operator',
+        'root-token',
+        '--tenant',
+        'chart-offline',
+      ]);
+      await new Promise((done) =>
+        minted.child.exitCode !== null ? done(undefined) : minted.child.once('exit', done),
+      );
+      expect(minted.child.exitCode, minted.output()).toBe(0);
+      const third = await replica();
+      seen.push(third.server);
+      await waitUntil(
+        'the records written while no replica ran in the restarted replica stdout',
+        async () => (await missing()).length === 0,
+        [third.server],
+        60_000,
+      );
+      expect(auditLines(third.server.output()).some((record) => record.startsWith('chart-offline/'))).toBe(
+        true,
+      );
+      // The later tests talk to the API through the replica that is left.
+      apiUrl = third.url;
     } finally {
       await store.close();
     }
-  }, 180_000);
+  }, 300_000);
 
   it('vault operator run starts, leads, and reconciles as the chart ServiceAccount', async () => {
     const [port] = await freePorts(1);
