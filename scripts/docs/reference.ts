@@ -6,7 +6,7 @@
  *
  * test/docs/reference.test.ts fails when a page is stale.
  */
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { cliPage } from './pages/cli.js';
@@ -61,8 +61,11 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   } else {
     for (const { file, content } of await renderReference()) {
       const path = join(repoRoot, file);
+      if (existsSync(path) && readFileSync(path, 'utf8') === content) continue;
+      // Written aside and renamed: a test reading the pages meanwhile never sees half a file.
       mkdirSync(dirname(path), { recursive: true });
-      writeFileSync(path, content);
+      writeFileSync(`${path}.${process.pid}.tmp`, content);
+      renameSync(`${path}.${process.pid}.tmp`, path);
       process.stderr.write(`wrote ${relative(process.cwd(), path)}\n`);
     }
   }
