@@ -4,7 +4,13 @@ import { createWriteStream, type WriteStream } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { durationMs } from '../lib/duration.js';
-import { type AuditCheckpoint, type AuditOutcome, type AuditRecord, type AuditVerifyResult, NotFoundError } from '../sdk/index.js';
+import {
+  type AuditCheckpoint,
+  type AuditOutcome,
+  type AuditRecord,
+  type AuditVerifyResult,
+  NotFoundError,
+} from '../sdk/index.js';
 import { parseAuditCheckpoint } from '../sdk/parse.js';
 import { type CommonOptions, connect, positiveInt, withCommon } from './context.js';
 import { ExitError, exitCodes, UsageError } from './exit-codes.js';
@@ -142,7 +148,7 @@ export function register(program: Command): void {
               records: 0,
               headSeq: 0,
               reason:
-                'the server has no audit key for this tenant, but the checkpoint was signed with one: the key was removed or the tenant\'s audit history wiped',
+                "the server has no audit key for this tenant, but the checkpoint was signed with one: the key was removed or the tenant's audit history wiped",
             }
           : await vault.audit.verify({
               ...(since ? { since } : {}),

@@ -31,8 +31,8 @@
  */
 import type { KeyObject } from 'node:crypto';
 import type { AuditCheckpoint, AuditRecord } from '../contract/audit.js';
-import { CryptoError } from '../crypto/errors.js';
 import { auditCheckpoint, storedAuditRecord } from '../contract/audit.js';
+import { CryptoError } from '../crypto/errors.js';
 import type { Logger } from '../lib/logger.js';
 import type { Store } from '../store/store.js';
 import { keyedHash, legacyHash, parseHead } from './audit-chain.js';
@@ -49,6 +49,8 @@ export interface StreamCursor {
    */
   tenants: Record<string, { seq: number; checkpointSeq: number; hash?: string }>;
 }
+
+type OpenedKeys = { hmac: Buffer; publicKey: KeyObject } | undefined | 'destroyed';
 
 /** What the follower needs to check links and signatures, and to report tampering. */
 export interface StreamChainCheck {
@@ -185,7 +187,7 @@ export function createAuditFollower(deps: AuditFollowerDeps): AuditFollower {
     const checkAt = at.hash !== undefined && at.seq > 0;
     let startAfter = checkAt ? keys.auditRecord(tenant, at.seq - 1) : keys.auditRecord(tenant, at.seq);
     let more = false;
-    let tenantKeys: Awaited<ReturnType<StreamChainCheck['keys']>> | null = null;
+    let tenantKeys: OpenedKeys | null = null;
     const keysOf = async () => {
       if (tenantKeys === null) tenantKeys = deps.chain ? await openKeys(tenant) : undefined;
       return tenantKeys;
@@ -241,16 +243,19 @@ export function createAuditFollower(deps: AuditFollowerDeps): AuditFollower {
       if (stop || !page.more || page.kvs.length === 0) break;
       startAfter = page.kvs.at(-1)?.key ?? keys.auditRecord(tenant, at.seq);
     }
-    const checkpoint =
-      checkpoints.get(tenant) ?? (full ? await storedCheckpoint(tenant, keysOf) : undefined);
+    const checkpoint = checkpoints.get(tenant) ?? (full ? await storedCheckpoint(tenant, keysOf) : undefined);
     return { lines, at: withCheckpoint(at, lines, checkpoint), more };
   }
 
-  /** The tenant's keys; a key record that does not open (replaced, damaged) counts as none. */
-  async function openKeys(tenant: string) {
+  /**
+   * The tenant's keys; a key record that does not open (replaced, damaged) counts as none.
+   * A crypto-shredded tenant's records can no longer be checked: they are copied unchecked.
+   */
+  async function openKeys(tenant: string): Promise<OpenedKeys> {
     try {
       return await deps.chain!.keys(tenant);
     } catch (err) {
+      if (err instanceof CryptoError && err.reason === 'key_destroyed') return 'destroyed';
       if (err instanceof CryptoError && err.reason !== 'root_key_unavailable') return undefined;
       throw err;
     }
@@ -285,13 +290,13 @@ export function createAuditFollower(deps: AuditFollowerDeps): AuditFollower {
   function linkProblem(
     record: AuditRecord,
     previous: string | undefined,
-    tenantKeys: { hmac: Buffer } | undefined,
+    tenantKeys: OpenedKeys,
   ): string | undefined {
     const { seq } = record;
     if (previous !== undefined && record.prevHash !== previous) {
       return `record ${seq} does not link to record ${seq - 1} already in the stream: the store was rolled back or rewritten`;
     }
-    if (!deps.chain) return undefined;
+    if (!deps.chain || tenantKeys === 'destroyed') return undefined;
     const { hash, ...unsigned } = record;
     if (record.v === 2) {
       if (!tenantKeys) return `record ${seq} is keyed but the tenant has no audit key: the key was removed`;
@@ -343,7 +348,7 @@ export function createAuditFollower(deps: AuditFollowerDeps): AuditFollower {
   /** The checkpoint another process stored, if it is this tenant's and its signature verifies. */
   async function storedCheckpoint(
     tenant: string,
-    keysOf: () => Promise<{ publicKey: KeyObject } | undefined>,
+    keysOf: () => Promise<OpenedKeys>,
   ): Promise<AuditCheckpoint | undefined> {
     const kv = await store.get(keys.auditCheckpoint(tenant));
     if (!kv) return undefined;
@@ -357,7 +362,9 @@ export function createAuditFollower(deps: AuditFollowerDeps): AuditFollower {
     }
     if (!deps.chain) return checkpoint;
     const tenantKeys = await keysOf();
-    if (tenantKeys && checkpointSignedBy(checkpoint, tenantKeys.publicKey)) return checkpoint;
+    if (tenantKeys && tenantKeys !== 'destroyed' && checkpointSignedBy(checkpoint, tenantKeys.publicKey)) {
+      return checkpoint;
+    }
     logger.error({ tenant }, 'the stored audit checkpoint is not signed by the tenant: not streamed');
     return undefined;
   }

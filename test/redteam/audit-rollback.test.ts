@@ -25,9 +25,11 @@ const auditRecordKey = (tenant: string, seq: number) =>
 function openStoreFile(dev: VaultDev) {
   const db = new Database(join(dev.dataDir, 'store', embeddedStoreFile));
   const get = (key: string): string | undefined =>
-    db.prepare<[Buffer], { value: string }>('SELECT value FROM kv WHERE key = ?').get(Buffer.from(key))?.value;
+    db.prepare<[Buffer], { value: string }>('SELECT value FROM kv WHERE key = ?').get(Buffer.from(key))
+      ?.value;
   const put = (key: string, value: string) => {
-    const revision = db.prepare<[], { value: number }>("SELECT value FROM meta WHERE name = 'revision'").get()!.value + 1;
+    const revision =
+      db.prepare<[], { value: number }>("SELECT value FROM meta WHERE name = 'revision'").get()!.value + 1;
     db.prepare("UPDATE meta SET value = ? WHERE name = 'revision'").run(revision);
     db.prepare(
       'INSERT INTO kv (key, value, create_revision, mod_revision, version) VALUES (?, ?, ?, ?, 1) ' +
@@ -88,7 +90,9 @@ async function restart(dev: VaultDev, between?: () => void): Promise<VaultDev> {
 describe('red team: audit history rolled back, forged or stripped of its key', () => {
   it('a rollback with the stream cursor, then writes past it: the stream file shows the fork to verify', async () => {
     let dev = await start();
-    expect((await call(dev, 'POST', '/v1/credentials', { name: 'db', type: 'password', value: 'x' })).status).toBe(201);
+    expect(
+      (await call(dev, 'POST', '/v1/credentials', { name: 'db', type: 'password', value: 'x' })).status,
+    ).toBe(201);
     await leases(dev, 3);
     // The attacker saves the store and the stream's cursor (both on the server's disk); the
     // stream file itself is the SIEM's copy, out of reach.
@@ -128,7 +132,9 @@ describe('red team: audit history rolled back, forged or stripped of its key', (
 
   it('a store rolled back under a stream whose cursor file is ahead: writes stop, /readyz and metrics name the tenant', async () => {
     let dev = await start();
-    expect((await call(dev, 'POST', '/v1/credentials', { name: 'db', type: 'password', value: 'x' })).status).toBe(201);
+    expect(
+      (await call(dev, 'POST', '/v1/credentials', { name: 'db', type: 'password', value: 'x' })).status,
+    ).toBe(201);
     await leases(dev, 2);
     const saved = join(dev.dataDir, '..', `${dev.dataDir.split('/').at(-1)}-store`);
     dev = await restart(dev, () => cpSync(join(dev.dataDir, 'store'), saved, { recursive: true }));
@@ -148,7 +154,9 @@ describe('red team: audit history rolled back, forged or stripped of its key', (
     expect(ready.status).toBe(503);
     expect(ready.text).toContain('audit-tampered');
     expect(ready.text).toContain('rolled back');
-    expect((await call(dev, 'GET', '/metrics')).text).toContain(`vault_audit_tampered{tenant="${dev.tenant}"} 1`);
+    expect((await call(dev, 'GET', '/metrics')).text).toContain(
+      `vault_audit_tampered{tenant="${dev.tenant}"} 1`,
+    );
     const lines = streamLines(dev);
     const tampered = lines.find((line) => line.tampered?.tenant === dev.tenant);
     expect(tampered?.tampered.reason).toMatch(/rolled back/);
@@ -159,7 +167,9 @@ describe('red team: audit history rolled back, forged or stripped of its key', (
 
   it('a forged record with a broken link is not copied to the stream as a record: the stream names it and writes stop', async () => {
     let dev = await start();
-    expect((await call(dev, 'POST', '/v1/credentials', { name: 'db', type: 'password', value: 'x' })).status).toBe(201);
+    expect(
+      (await call(dev, 'POST', '/v1/credentials', { name: 'db', type: 'password', value: 'x' })).status,
+    ).toBe(201);
     await leases(dev, 2);
     dev = await restart(dev, () => {
       const store = openStoreFile(dev);
@@ -188,7 +198,9 @@ describe('red team: audit history rolled back, forged or stripped of its key', (
 
   it('a forged checkpoint put in the store is not copied to the stream', async () => {
     let dev = await start();
-    expect((await call(dev, 'POST', '/v1/credentials', { name: 'db', type: 'password', value: 'x' })).status).toBe(201);
+    expect(
+      (await call(dev, 'POST', '/v1/credentials', { name: 'db', type: 'password', value: 'x' })).status,
+    ).toBe(201);
     const forgedSignature = Buffer.alloc(64, 7).toString('base64');
     dev = await restart(dev, () => {
       const store = openStoreFile(dev);
@@ -218,31 +230,37 @@ describe('red team: audit history rolled back, forged or stripped of its key', (
   it.each([
     ['removed', () => undefined],
     ['garbled', () => 'not json'],
-  ])('the audit key %s: verify --since-checkpoint exits 9 and says the key is gone', async (_name, replacement) => {
-    let dev = await start();
-    expect((await call(dev, 'POST', '/v1/credentials', { name: 'db', type: 'password', value: 'x' })).status).toBe(201);
-    const exported = join(dev.dataDir, 'export.jsonl');
-    expect((await cli(dev, 'audit', 'export', '-o', exported)).code).toBe(0);
-    const keyFile = join(dev.dataDir, 'audit-key.pem');
-    const publicKey = await cli(dev, 'audit', 'public-key');
-    await import('node:fs/promises').then((fs) => fs.writeFile(keyFile, publicKey.stdout));
-    dev = await restart(dev, () => {
-      const db = new Database(join(dev.dataDir, 'store', embeddedStoreFile));
-      const key = Buffer.from(`/vault/t/${dev.tenant}/audit-keys`);
-      const value = replacement();
-      if (value === undefined) db.prepare('DELETE FROM kv WHERE key = ?').run(key);
-      else db.prepare('UPDATE kv SET value = ? WHERE key = ?').run(value, key);
-      db.close();
-    });
-    // A write is refused as tampering (503, the tenant stopped), never an internal error.
-    const write = await call(dev, 'POST', '/v1/credentials', { name: 'db2', type: 'password', value: 'y' });
-    expect(write.status, write.text).toBe(503);
-    expect(JSON.parse(write.text).error.code).toBe('audit_unavailable');
-    // The tenant is now stopped; its own token still connects, so verify can name the problem.
-    for (const pinned of [[], ['--public-key', keyFile]]) {
-      const verified = await cli(dev, 'audit', 'verify', '--since-checkpoint', exported, ...pinned);
-      expect(verified.code, `${pinned.join(' ')}: ${verified.stderr}`).toBe(9);
-      expect(verified.stderr).toMatch(/audit key|no audit key|key was removed/);
-    }
-  }, 120_000);
+  ])(
+    'the audit key %s: verify --since-checkpoint exits 9 and says the key is gone',
+    async (_name, replacement) => {
+      let dev = await start();
+      expect(
+        (await call(dev, 'POST', '/v1/credentials', { name: 'db', type: 'password', value: 'x' })).status,
+      ).toBe(201);
+      const exported = join(dev.dataDir, 'export.jsonl');
+      expect((await cli(dev, 'audit', 'export', '-o', exported)).code).toBe(0);
+      const keyFile = join(dev.dataDir, 'audit-key.pem');
+      const publicKey = await cli(dev, 'audit', 'public-key');
+      await import('node:fs/promises').then((fs) => fs.writeFile(keyFile, publicKey.stdout));
+      dev = await restart(dev, () => {
+        const db = new Database(join(dev.dataDir, 'store', embeddedStoreFile));
+        const key = Buffer.from(`/vault/t/${dev.tenant}/audit-keys`);
+        const value = replacement();
+        if (value === undefined) db.prepare('DELETE FROM kv WHERE key = ?').run(key);
+        else db.prepare('UPDATE kv SET value = ? WHERE key = ?').run(value, key);
+        db.close();
+      });
+      // A write is refused as tampering (503, the tenant stopped), never an internal error.
+      const write = await call(dev, 'POST', '/v1/credentials', { name: 'db2', type: 'password', value: 'y' });
+      expect(write.status, write.text).toBe(503);
+      expect(JSON.parse(write.text).error.code).toBe('audit_unavailable');
+      // The tenant is now stopped; its own token still connects, so verify can name the problem.
+      for (const pinned of [[], ['--public-key', keyFile]]) {
+        const verified = await cli(dev, 'audit', 'verify', '--since-checkpoint', exported, ...pinned);
+        expect(verified.code, `${pinned.join(' ')}: ${verified.stderr}`).toBe(9);
+        expect(verified.stderr).toMatch(/audit key|no audit key|key was removed/);
+      }
+    },
+    120_000,
+  );
 });
