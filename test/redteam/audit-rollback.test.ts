@@ -14,6 +14,7 @@ import { copyFileSync, cpSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
+import { legacyHash } from '../../src/core/audit-chain.js';
 import { embeddedStoreFile } from '../../src/store/embedded-store.js';
 import { runCli } from '../audit/harness.js';
 import { startVaultDev, type VaultDev } from '../support/vault-dev.js';
@@ -225,6 +226,41 @@ describe('red team: audit history rolled back, forged or stripped of its key', (
     const lines = streamLines(dev);
     expect(lines.filter((line) => line.seq).length).toBeGreaterThanOrEqual(5);
     expect(JSON.stringify(lines)).not.toContain(forgedSignature);
+  }, 120_000);
+
+  it('a downgrade (audit key deleted, history rewritten as an unkeyed SHA-256 chain): the file-cursor stream stops the tenant, verify exits 9', async () => {
+    let dev = await start();
+    expect(
+      (await call(dev, 'POST', '/v1/credentials', { name: 'db', type: 'password', value: 'x' })).status,
+    ).toBe(201);
+    await leases(dev, 2);
+    const exported = join(dev.dataDir, 'export.jsonl');
+    expect((await cli(dev, 'audit', 'export', '-o', exported)).code).toBe(0);
+    dev = await restart(dev, () => {
+      const store = openStoreFile(dev);
+      const tenant = dev.tenant;
+      const head = JSON.parse(store.get(`/vault/t/${tenant}/audit-head`)!) as { seq: number };
+      let prevHash = '0'.repeat(64);
+      for (let seq = 1; seq <= head.seq; seq++) {
+        const { hash: _hash, v: _v, ...rest } = JSON.parse(store.get(auditRecordKey(tenant, seq))!);
+        const unsigned = { ...rest, prevHash };
+        prevHash = legacyHash(unsigned);
+        store.put(auditRecordKey(tenant, seq), JSON.stringify({ ...unsigned, hash: prevHash }));
+      }
+      store.put(`/vault/t/${tenant}/audit-head`, JSON.stringify({ seq: head.seq, hash: prevHash }));
+      store.close();
+      const db = new Database(join(dev.dataDir, 'store', embeddedStoreFile));
+      for (const key of ['audit-keys', 'audit-checkpoint']) {
+        db.prepare('DELETE FROM kv WHERE key = ?').run(Buffer.from(`/vault/t/${tenant}/${key}`));
+      }
+      db.close();
+    });
+    // Without the stream's memory this chain is a valid one from before keyed links.
+    const write = await call(dev, 'POST', '/v1/leases', { credentialName: 'db', ttl: '5m' });
+    expect(write.status, write.text).toBe(503);
+    expect((await call(dev, 'GET', '/readyz')).text).toContain('audit-tampered');
+    const verified = await cli(dev, 'audit', 'verify', '--since-checkpoint', exported);
+    expect(verified.code, verified.stderr).toBe(9);
   }, 120_000);
 
   it.each([
