@@ -52,7 +52,14 @@ export function exitCodeFor(err: unknown): number {
 /** How to fix it, for people. */
 export function hintFor(err: unknown): string | undefined {
   if (err instanceof VaultConnectionError) {
-    return `start a server (\`vault dev\`) or point VAULT_ADDR / --addr at yours (now ${err.addr})`;
+    switch (err.reason) {
+      case 'tls':
+        return 'for a private CA, set VAULT_CACERT to its certificate file (PEM); check the address with VAULT_ADDR / --addr';
+      case 'not-vault':
+        return `VAULT_ADDR / --addr (now ${err.addr}) must be this Vault's address, e.g. the one \`vault dev\` prints`;
+      default:
+        return `start a server (\`vault dev\`) or point VAULT_ADDR / --addr at yours (now ${err.addr})`;
+    }
   }
   if (!(err instanceof VaultApiError)) return undefined;
   switch (err.code) {

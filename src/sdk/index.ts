@@ -16,6 +16,7 @@ export type { CredentialsApi } from './credentials.js';
 export {
   AuditUnavailableError,
   BadRequestError,
+  type ConnectionFailure,
   ConflictError,
   InternalError,
   LeaseExpiredError,

@@ -1,8 +1,13 @@
+/// <reference types="node" />
+import { readFile } from 'node:fs/promises';
 import type { Agent as HttpAgent, IncomingMessage } from 'node:http';
 import { Readable } from 'node:stream';
-import type { FetchLike } from '../sdk/http.js';
+import type { FetchLike } from './http.js';
 
 /**
+ * Node only, and loaded only when needed (a CA to trust, or the agent): the SDK itself runs
+ * wherever `fetch` does.
+ *
  * The part of `fetch` the SDK uses (method, headers, a string body, a signal; status, headers,
  * `text()`, `json()` and a streamed `body`), on node:http and node:https. The agent uses it
  * instead of Node's fetch: undici compiles a WebAssembly HTTP parser and keeps its own pools,
@@ -100,4 +105,25 @@ export function createNodeFetch(options: NodeFetchOptions = {}): NodeFetch {
       agents.clear();
     },
   };
+}
+
+/**
+ * Reads the PEM file `VAULT_CACERT` names. A wrong file is one clear error at connect time
+ * instead of a TLS failure on the first request.
+ */
+export async function readCaFile(path: string): Promise<string> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new TypeError(
+      `cannot read the CA file ${path} (VAULT_CACERT): ${code === 'ENOENT' ? 'no such file' : (err as Error).message}`,
+    );
+  }
+  if (!text.includes('-----BEGIN CERTIFICATE-----'))
+    throw new TypeError(
+      `the CA file ${path} (VAULT_CACERT) is not PEM: it has no "-----BEGIN CERTIFICATE-----" block`,
+    );
+  return text;
 }
