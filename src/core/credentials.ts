@@ -1,3 +1,4 @@
+import { timingSafeEqual } from 'node:crypto';
 import type { z } from 'zod';
 import type {
   Credential,
@@ -144,8 +145,28 @@ export function createCredentialService(
       };
       const key = keys.credential(ctx.tenant, input.name);
       return commitFor(ctx, input.name, async () => {
-        if (await store.get(key)) {
-          throw conflict(`credential "${input.name}" already exists; put a new version or rotate it instead`);
+        const existing = await store.get(key);
+        if (existing) {
+          // Repeating a create exactly (a script or an example run twice) is not a conflict.
+          const current = JSON.parse(existing.value) as Credential;
+          if (!input.generate && sameCredential(current, credential)) {
+            return {
+              compare: [{ key, modRevision: existing.modRevision }],
+              ops: [],
+              audit: [
+                {
+                  action: 'credential.create',
+                  resource: resourceOf(input.name),
+                  outcome: 'allowed',
+                  reason: 'it exists with this type, metadata and value: unchanged',
+                },
+              ],
+              result: current,
+            };
+          }
+          throw conflict(
+            `credential "${input.name}" already exists with another value, type or metadata; put a new version or rotate it instead`,
+          );
         }
         return {
           compare: [{ key, modRevision: 0 }],
@@ -336,4 +357,32 @@ class RecheckDenied extends Error {
   ) {
     super(message);
   }
+}
+
+/**
+ * Whether `created` (a create's record, version 1) repeats `current` exactly: same type,
+ * metadata, lease settings and engine, and the current value has the same fingerprint (a
+ * keyed HMAC; the values themselves are never compared or decrypted here).
+ */
+function sameCredential(current: Credential, created: Credential): boolean {
+  const value = (c: Credential) => c.versions.find((v) => v.version === c.currentVersion)?.fingerprint ?? '';
+  const a = Buffer.from(value(current));
+  const b = Buffer.from(value(created));
+  return (
+    current.type === created.type &&
+    canonical(current.metadata) === canonical(created.metadata) &&
+    canonical(current.leases) === canonical(created.leases) &&
+    canonical(current.dynamic) === canonical(created.dynamic) &&
+    a.length === b.length &&
+    timingSafeEqual(a, b)
+  );
+}
+
+/** JSON with sorted keys, so that key order does not make two equal records differ. */
+function canonical(value: unknown): string {
+  return JSON.stringify(value ?? null, (_key, v: unknown) =>
+    v && typeof v === 'object' && !Array.isArray(v)
+      ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([x], [y]) => (x < y ? -1 : 1)))
+      : v,
+  );
 }

@@ -1,12 +1,10 @@
 /// <reference types="node" />
-import { readFile } from 'node:fs/promises';
 import type { Agent as HttpAgent, IncomingMessage } from 'node:http';
-import { Readable } from 'node:stream';
 import type { FetchLike } from './http.js';
 
 /**
- * Node only, and loaded only when needed (a CA to trust, or the agent): the SDK itself runs
- * wherever `fetch` does.
+ * Node only, and loaded only when needed (a CA to trust, or the agent), its node: modules too,
+ * so that no file of the SDK imports one statically: the SDK itself runs wherever `fetch` does.
  *
  * The part of `fetch` the SDK uses (method, headers, a string body, a signal; status, headers,
  * `text()`, `json()` and a streamed `body`), on node:http and node:https. The agent uses it
@@ -51,6 +49,8 @@ export function createNodeFetch(options: NodeFetchOptions = {}): NodeFetch {
     const signal = init.signal ?? undefined;
     signal?.throwIfAborted();
     const agent = await agentFor(url.protocol);
+    const { Readable } = await import('node:stream');
+    const toWeb = Readable.toWeb;
     const { request } = url.protocol === 'https:' ? await import('node:https') : await import('node:http');
     const body = init.body === undefined || init.body === null ? undefined : String(init.body);
     const headers: Record<string, string> = { ...(init.headers as Record<string, string> | undefined) };
@@ -91,7 +91,7 @@ export function createNodeFetch(options: NodeFetchOptions = {}): NodeFetch {
       text,
       json: async () => JSON.parse(await text()) as unknown,
       get body() {
-        stream ??= Readable.toWeb(res) as ReadableStream<Uint8Array>;
+        stream ??= toWeb(res) as ReadableStream<Uint8Array>;
         return stream;
       },
     };
@@ -112,6 +112,7 @@ export function createNodeFetch(options: NodeFetchOptions = {}): NodeFetch {
  * instead of a TLS failure on the first request.
  */
 export async function readCaFile(path: string): Promise<string> {
+  const { readFile } = await import('node:fs/promises');
   let text: string;
   try {
     text = await readFile(path, 'utf8');
