@@ -3,6 +3,9 @@
  * its own session (so a closed terminal or a killed parent does not take it down), waits until
  * it has written its env file, prints the export lines and returns 0; or, when the server
  * cannot start, prints why and returns 1. Its log goes to DATA_DIR/dev.log.
+ *
+ * When the env file already names a `vault dev` that is running and answers, it starts none
+ * and prints that file: quick starts and scripts can all begin with the same line.
  */
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, openSync, readFileSync } from 'node:fs';
@@ -15,6 +18,14 @@ const startTimeoutMs = 120_000;
 export const detachedEnv = 'VAULT_DEV_DETACHED';
 
 export async function detach(options: { envFile: string; dataDir: string }): Promise<number> {
+  const running = await runningServer(options.envFile);
+  if (running) {
+    process.stdout.write(running.text);
+    process.stderr.write(
+      `vault dev is already running (pid ${running.pid}, ${running.addr}); using it. Stop it with kill ${running.pid}.\n`,
+    );
+    return 0;
+  }
   mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
   const logFile = join(options.dataDir, 'dev.log');
   const log = openSync(logFile, 'w', 0o600);
@@ -50,4 +61,23 @@ export async function detach(options: { envFile: string; dataDir: string }): Pro
   const tail = readFileSync(logFile, 'utf8').trim().split('\n').slice(-5).join('\n');
   process.stderr.write(`vault dev: the background server ${why}:\n${tail}\n`);
   return 1;
+}
+
+/** The server an existing env file names, if that process lives and answers at its address. */
+async function runningServer(envFile: string): Promise<{ text: string; pid: number; addr: string } | undefined> {
+  if (!existsSync(envFile)) return undefined;
+  const text = readFileSync(envFile, 'utf8');
+  const pid = Number(/^export VAULT_DEV_PID=(\d+)$/m.exec(text)?.[1]);
+  const addr = /^export VAULT_ADDR=(\S+)$/m.exec(text)?.[1];
+  if (!pid || !addr) return undefined;
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return undefined;
+  }
+  const answers = await fetch(`${addr}/healthz`, { signal: AbortSignal.timeout(5_000) }).then(
+    (response) => response.ok,
+    () => false,
+  );
+  return answers ? { text, pid, addr } : undefined;
 }

@@ -63,7 +63,7 @@ beforeAll(async () => {
   await admin.credentials.create({ name: 'registry-key', type: 'api-key', value: 'sk_registry_1' });
   await admin.policies.put('registry-agent', { rules: [{ credentials: ['registry-*'], actions: ['list', 'lease'] }] });
   await admin.identities.put('agent', 'claude-code', { policies: ['registry-agent'] });
-}, 600_000);
+}, 1_800_000); // builds three packages when their sources changed; slow on a busy machine
 
 afterAll(async () => {
   await dev?.stop();
@@ -89,7 +89,7 @@ describe('published to a local registry', () => {
     expect(listed.tools).toContain('list_credentials');
     expect(listed.tools).toContain('run_with_credentials');
     expect(listed.credentials).toEqual(['registry-key']);
-  }, 300_000);
+  }, 600_000);
 
   it('npm install @ghoststack/vault-sdk and the seed example', async () => {
     const app = join(work, 'sdk-app');
@@ -118,7 +118,7 @@ console.log(JSON.stringify({ value: lease.value, inMs: lease.expiresAt.getTime()
     expect(printed.value).toBe('sk_live_...');
     expect(printed.inMs).toBeGreaterThan(14 * 60_000);
     expect(printed.inMs).toBeLessThanOrEqual(15 * 60_000);
-  }, 300_000);
+  }, 600_000);
 
   it('npm i -g @ghoststack/vault-cli: vault --version, vault dev, and vault mcp init without --command', async () => {
     const prefix = join(work, 'prefix');
@@ -156,5 +156,5 @@ console.log(JSON.stringify({ value: lease.value, inMs: lease.expiresAt.getTime()
     } finally {
       process.kill(Number(exported.VAULT_DEV_PID), 'SIGTERM');
     }
-  }, 600_000);
+  }, 1_200_000);
 });

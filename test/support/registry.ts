@@ -7,10 +7,11 @@
  * cached by an earlier run.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import { repoRoot } from './vault-dev.js';
 
 export interface LocalRegistry {
@@ -133,9 +134,69 @@ export async function startRegistry(): Promise<LocalRegistry> {
 }
 
 /**
- * Packs each of packages/NAME (its prepack builds it), gives it `version`, and publishes it.
- * Returns the version.
+ * The tarball of packages/NAME as `npm pack` makes it (its prepack builds it), cached under the
+ * temp directory by a hash of everything the build reads, so the test files that publish
+ * packages build each once per change of the sources, not once each.
  */
+export function packedTarball(name: PackageDir): string {
+  const hash = createHash('sha256');
+  for (const path of sourceFiles(name)) {
+    hash.update(relative(repoRoot, path)).update('\0').update(readFileSync(path)).update('\0');
+  }
+  const dir = join(tmpdir(), `vault-packed-${name}-${hash.digest('hex').slice(0, 16)}`);
+  const done = join(dir, 'tarball');
+  if (existsSync(done)) return readFileSync(done, 'utf8');
+  const lock = `${dir}.lock`;
+  const deadline = Date.now() + 30 * 60_000;
+  for (;;) {
+    try {
+      mkdirSync(lock);
+      break;
+    } catch {
+      if (existsSync(done)) return readFileSync(done, 'utf8');
+      if (Date.now() > deadline) throw new Error(`waited too long for another test to pack ${name} (${lock})`);
+      execFileSync('sleep', ['1']);
+    }
+  }
+  try {
+    mkdirSync(dir, { recursive: true });
+    const packed = JSON.parse(
+      execFileSync('npm', ['pack', '--json', '--pack-destination', dir], {
+        cwd: join(repoRoot, 'packages', name),
+        encoding: 'utf8',
+        env: { ...process.env, npm_config_foreground_scripts: 'false', npm_config_loglevel: 'error' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+        maxBuffer: 64 * 1024 * 1024,
+      }),
+    ) as { filename: string }[];
+    const tarball = join(dir, packed[0]!.filename);
+    writeFileSync(done, tarball);
+    return tarball;
+  } finally {
+    rmSync(lock, { recursive: true, force: true });
+  }
+}
+
+/** What a package's build reads: the sources, the console, and the package's own files. */
+function sourceFiles(name: PackageDir): string[] {
+  const files: string[] = [];
+  const walk = (dir: string) => {
+    for (const entry of readdirSync(dir, { withFileTypes: true })) {
+      if (entry.name === 'node_modules' || entry.name === 'dist') continue;
+      const path = join(dir, entry.name);
+      if (entry.isDirectory()) walk(path);
+      else files.push(path);
+    }
+  };
+  walk(join(repoRoot, 'src'));
+  if (name === 'cli') walk(join(repoRoot, 'ui'));
+  for (const file of ['package.json', 'tsconfig.json', 'README.md'])
+    files.push(join(repoRoot, 'packages', name, file));
+  files.push(join(repoRoot, 'tsconfig.json'));
+  return files.filter((file) => existsSync(file)).sort();
+}
+
+/** Publishes each of packages/NAME to the registry under `version`. Returns the version. */
 export function publishPackages(registry: LocalRegistry, names: PackageDir[]): string {
   const base = JSON.parse(readFileSync(join(repoRoot, 'packages/sdk/package.json'), 'utf8')).version as string;
   const version = `${base}-local.${Date.now()}`;
@@ -143,17 +204,9 @@ export function publishPackages(registry: LocalRegistry, names: PackageDir[]): s
   const env = { ...process.env, ...registry.env };
   try {
     for (const name of names) {
-      const packed = JSON.parse(
-        execFileSync('npm', ['pack', '--json', '--pack-destination', work], {
-          cwd: join(repoRoot, 'packages', name),
-          encoding: 'utf8',
-          env: { ...env, npm_config_foreground_scripts: 'false' },
-          stdio: ['ignore', 'pipe', 'pipe'],
-        }),
-      ) as { filename: string }[];
       const unpacked = join(work, name);
-      execFileSync('mkdir', ['-p', unpacked]);
-      execFileSync('tar', ['-xzf', join(work, packed[0]!.filename), '-C', unpacked]);
+      mkdirSync(unpacked);
+      execFileSync('tar', ['-xzf', packedTarball(name), '-C', unpacked]);
       const manifestPath = join(unpacked, 'package/package.json');
       const manifest = JSON.parse(readFileSync(manifestPath, 'utf8'));
       writeFileSync(manifestPath, `${JSON.stringify({ ...manifest, version }, null, 2)}\n`);
