@@ -4,10 +4,10 @@ import { Registry } from 'prom-client';
 import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/logger.js';
 import { type CreatedToken, Vault } from '../sdk/index.js';
+import { createNodeFetch, type NodeFetch } from '../sdk/node-fetch.js';
 import type { AgentConfig } from './config.js';
 import { createFileSink } from './file-sink.js';
 import { type HealthServer, startHealthServer } from './health.js';
-import { createNodeFetch, type NodeFetch } from '../sdk/node-fetch.js';
 import { createLeaseLoop, type LeaseApi, type LeaseLoop, type LeaseResolver } from './lease-loop.js';
 
 /**

@@ -85,7 +85,8 @@ export const commandGroups: CommandGroup[] = [
       {
         name: 'run',
         term: 'run [options] <command...>',
-        description: 'Run a command with credentials as environment variables, its output scrubbed of their values',
+        description:
+          'Run a command with credentials as environment variables, its output scrubbed of their values',
       },
     ],
     load: () => import('./run.js'),
@@ -142,7 +143,8 @@ export const commandGroups: CommandGroup[] = [
       {
         name: 'agent',
         term: 'agent [options]',
-        description: 'Run the sidecar: lease credentials, keep them as files, wipe them when their lease ends',
+        description:
+          'Run the sidecar: lease credentials, keep them as files, wipe them when their lease ends',
       },
     ],
     load: () => import('./agent.js'),

@@ -56,7 +56,8 @@ export async function detach(options: { envFile: string; dataDir: string }): Pro
     }
     await sleep(50);
   }
-  const why = exited === undefined ? `did not become ready in ${startTimeoutMs / 1000}s` : `exited (${exited})`;
+  const why =
+    exited === undefined ? `did not become ready in ${startTimeoutMs / 1000}s` : `exited (${exited})`;
   if (exited === undefined) child.kill('SIGTERM');
   const tail = readFileSync(logFile, 'utf8').trim().split('\n').slice(-5).join('\n');
   process.stderr.write(`vault dev: the background server ${why}:\n${tail}\n`);
@@ -64,7 +65,9 @@ export async function detach(options: { envFile: string; dataDir: string }): Pro
 }
 
 /** The server an existing env file names, if that process lives and answers at its address. */
-async function runningServer(envFile: string): Promise<{ text: string; pid: number; addr: string } | undefined> {
+async function runningServer(
+  envFile: string,
+): Promise<{ text: string; pid: number; addr: string } | undefined> {
   if (!existsSync(envFile)) return undefined;
   const text = readFileSync(envFile, 'utf8');
   const pid = Number(/^export VAULT_DEV_PID=(\d+)$/m.exec(text)?.[1]);

@@ -49,7 +49,9 @@ export function register(program: Command): void {
         const envFile = options.exportFile === undefined ? undefined : resolve(options.exportFile);
         if (options.detach) {
           if (!envFile) {
-            process.stderr.write('vault dev: --detach needs --export-file PATH (where the export lines go)\n');
+            process.stderr.write(
+              'vault dev: --detach needs --export-file PATH (where the export lines go)\n',
+            );
             process.exit(2);
           }
           process.exitCode = await detach({ envFile, dataDir: resolve(options.dataDir) });

@@ -5,8 +5,8 @@ import { sealedPrefixes } from '../core/keys.js';
 import { createKeyring } from '../crypto/keyring.js';
 import { rootKeyFromFile } from '../crypto/root-key.js';
 import { createLogger } from '../lib/logger.js';
-import { embeddedStoreFile } from '../store/embedded-store.js';
 import { loadRootKeys, openConfiguredStore } from '../server/vault-process.js';
+import { embeddedStoreFile } from '../store/embedded-store.js';
 import { createProgress } from './progress.js';
 import { addStoreOptions, configOrExit, exitOnStartupError, storeConfigInput } from './server.js';
 

@@ -154,7 +154,9 @@ export function describeInit(result: InitResult): string {
       `expiring ${result.token.expiresAt.toISOString()} (accessor ${result.token.accessor}).`,
     `Stored it in ${result.tokenFile} (mode 0600, outside the project; .mcp.json only names the file).`,
   ];
-  lines.push(`Claude Code starts the server with: ${[result.command.command, ...result.command.args].join(' ')}`);
+  lines.push(
+    `Claude Code starts the server with: ${[result.command.command, ...result.command.args].join(' ')}`,
+  );
   if (result.replacedAccessor)
     lines.push(`Revoked the token it replaces (accessor ${result.replacedAccessor}).`);
   if (result.token.policies.length === 0) {

@@ -30,7 +30,10 @@ export function connectionFailure(err: unknown, base: string): VaultConnectionEr
   const fail = (reason: ConnectionFailure, message: string) =>
     new VaultConnectionError(message, base, err, reason);
   if (err instanceof Error && err.name === 'TimeoutError')
-    return fail('timeout', `the request to ${base} timed out: is the Vault server running there and reachable?`);
+    return fail(
+      'timeout',
+      `the request to ${base} timed out: is the Vault server running there and reachable?`,
+    );
   const code = codeOf(err);
   const https = base.startsWith('https:');
   if (code && unknownAuthority.has(code))
@@ -44,7 +47,10 @@ export function connectionFailure(err: unknown, base: string): VaultConnectionEr
       `TLS: the certificate of ${base} is not valid for the host ${new URL(base).hostname} (${code}): use a host name the certificate lists in VAULT_ADDR`,
     );
   if (code === 'CERT_HAS_EXPIRED' || code === 'CERT_NOT_YET_VALID')
-    return fail('tls', `TLS: the certificate of ${base} ${code === 'CERT_HAS_EXPIRED' ? 'has expired' : 'is not valid yet'} (${code})`);
+    return fail(
+      'tls',
+      `TLS: the certificate of ${base} ${code === 'CERT_HAS_EXPIRED' ? 'has expired' : 'is not valid yet'} (${code})`,
+    );
   if (https && (code === 'EPROTO' || code === 'ERR_SSL_WRONG_VERSION_NUMBER' || /SSL|TLS/.test(code ?? '')))
     return fail(
       'tls',
@@ -62,7 +68,8 @@ export function connectionFailure(err: unknown, base: string): VaultConnectionEr
       'unreachable',
       `${base} closed the connection without an HTTP answer (${code}): if it serves HTTPS, use an https:// VAULT_ADDR`,
     );
-  const detail = code ?? (err instanceof Error ? (err.cause instanceof Error ? err.cause.message : err.message) : '');
+  const detail =
+    code ?? (err instanceof Error ? (err.cause instanceof Error ? err.cause.message : err.message) : '');
   return fail(
     'unreachable',
     `the request to ${base} failed${detail ? ` (${detail})` : ''}: is the Vault server running there? (set VAULT_ADDR or the addr option)`,
@@ -73,7 +80,9 @@ export function connectionFailure(err: unknown, base: string): VaultConnectionEr
 export function isVaultErrorBody(body: unknown): boolean {
   if (typeof body !== 'object' || body === null || !('error' in body)) return false;
   const error = (body as { error: unknown }).error;
-  return typeof error === 'object' && error !== null && typeof (error as { code?: unknown }).code === 'string';
+  return (
+    typeof error === 'object' && error !== null && typeof (error as { code?: unknown }).code === 'string'
+  );
 }
 
 /** HashiCorp Vault answers errors as `{"errors": [...]}`. */
@@ -93,7 +102,9 @@ export async function notVault(
   const health = looksLikeHashiCorp(answer.body) ? await probe().catch(() => undefined) : undefined;
   if (looksLikeHashiCorp(answer.body)) {
     const version =
-      typeof health === 'object' && health !== null && typeof (health as { version?: unknown }).version === 'string'
+      typeof health === 'object' &&
+      health !== null &&
+      typeof (health as { version?: unknown }).version === 'string'
         ? ` ${(health as { version: string }).version}`
         : '';
     what = `what looks like HashiCorp Vault${version} ({"errors": [...]})`;

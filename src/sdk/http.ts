@@ -84,7 +84,8 @@ export function createHttp(config: HttpConfig): Http {
     } catch {
       body = undefined;
     }
-    const foreign = !isVaultErrorBody(body) && (options.identify ? response.status < 500 : looksLikeHashiCorp(body));
+    const foreign =
+      !isVaultErrorBody(body) && (options.identify ? response.status < 500 : looksLikeHashiCorp(body));
     if (foreign) throw await notVault(base, answerOf(response, body), probeHealth);
     const retryAfter = Number(response.headers.get('retry-after'));
     const requestId = response.headers.get('x-request-id');

@@ -16,8 +16,8 @@ export type { CredentialsApi } from './credentials.js';
 export {
   AuditUnavailableError,
   BadRequestError,
-  type ConnectionFailure,
   ConflictError,
+  type ConnectionFailure,
   InternalError,
   LeaseExpiredError,
   LeaseRevokedError,

@@ -124,7 +124,10 @@ export class Vault {
       fetch: await fetchFor(options),
       timeoutMs: options.timeoutMs ?? 30_000,
     });
-    const self = await http.json('get', '/v1/auth/whoami', parseTokenInfo, { noTenant: true, identify: true });
+    const self = await http.json('get', '/v1/auth/whoami', parseTokenInfo, {
+      noTenant: true,
+      identify: true,
+    });
     return new Vault(http, self);
   }
 

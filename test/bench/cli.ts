@@ -29,7 +29,10 @@ function newestMtime(dir: string): number {
 
 if (!existsSync(bin) || statSync(bin).mtimeMs < newestMtime(join(repoRoot, 'src'))) {
   process.stderr.write('building packages/cli ...\n');
-  execFileSync('npm', ['run', '--silent', 'build'], { cwd: packageDir, stdio: ['ignore', 'ignore', 'inherit'] });
+  execFileSync('npm', ['run', '--silent', 'build'], {
+    cwd: packageDir,
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
 }
 
 const cases: { name: string; args: string[]; target?: number }[] = [

@@ -8,7 +8,7 @@
  *   (its field manager owns every field), so a server-side apply of changed CRDs must take
  *   those fields over, and the CRDs in the cluster must be the new ones afterwards.
  */
-import { cpSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -29,17 +29,21 @@ function documentedBlock(file: string, heading: string): string {
 async function runDocumented(cp: ControlPlane, script: string, cwd: string) {
   const assets = resolveAssets();
   const home = mkdtempSync(join(tmpdir(), 'vault-doc-kubectl-'));
-  const result = await runCommand('bash', ['--norc', '--noprofile', '-euo', 'pipefail', '-c', `cd '${cwd}'\n${script}`], {
-    timeoutMs: 180_000,
-    env: {
-      PATH: `${dirname(assets.kubectl)}:${dirname(assets.helm)}:${process.env.PATH}`,
-      HOME: home,
-      KUBECONFIG: cp.kubeconfigPath,
-      HELM_CACHE_HOME: join(home, 'cache'),
-      HELM_CONFIG_HOME: join(home, 'config'),
-      HELM_DATA_HOME: join(home, 'data'),
+  const result = await runCommand(
+    'bash',
+    ['--norc', '--noprofile', '-euo', 'pipefail', '-c', `cd '${cwd}'\n${script}`],
+    {
+      timeoutMs: 180_000,
+      env: {
+        PATH: `${dirname(assets.kubectl)}:${dirname(assets.helm)}:${process.env.PATH}`,
+        HOME: home,
+        KUBECONFIG: cp.kubeconfigPath,
+        HELM_CACHE_HOME: join(home, 'cache'),
+        HELM_CONFIG_HOME: join(home, 'config'),
+        HELM_DATA_HOME: join(home, 'data'),
+      },
     },
-  });
+  );
   rmSync(home, { recursive: true, force: true });
   return result;
 }
@@ -56,7 +60,15 @@ describe('kubectl apply -f crds/ -f deploy/rbac/operator.yaml', () => {
     expect(line).toBe('kubectl apply -f crds/ -f deploy/rbac/operator.yaml');
     const result = await runDocumented(cp, line, repoRoot);
     expect(result.code, result.stderr).toBe(0);
-    const sa = await cp.kubectl(['-n', 'vault-system', 'get', 'serviceaccount', 'vault-operator', '-o', 'name']);
+    const sa = await cp.kubectl([
+      '-n',
+      'vault-system',
+      'get',
+      'serviceaccount',
+      'vault-operator',
+      '-o',
+      'name',
+    ]);
     expect(sa.stdout.trim()).toBe('serviceaccount/vault-operator');
   }, 300_000);
 });
@@ -80,7 +92,13 @@ describe('the documented upgrade after a plain helm install', () => {
       writeFileSync(join(crdDir, file), text.replace(/description: /, 'description: (old) '));
     }
     await cp.createNamespace('vault-system');
-    const install = await cp.helm(['install', 'vault', join(oldChart, 'charts/vault'), '--namespace', 'vault-system']);
+    const install = await cp.helm([
+      'install',
+      'vault',
+      join(oldChart, 'charts/vault'),
+      '--namespace',
+      'vault-system',
+    ]);
     expect(install.code, install.stderr).toBe(0);
     const description = async () =>
       (

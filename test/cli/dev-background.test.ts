@@ -61,10 +61,22 @@ describe('vault dev --export-file / --detach', () => {
     expect(detached.stdout).toBe(readFileSync(envFile, 'utf8'));
     expect(statSync(envFile).mode & 0o777).toBe(0o600);
     // No sleep: the shell loads the file and the very next command reaches the server.
-    const whoami = await run('sh', ['-c', `. "${envFile}" && "${process.execPath}" "${vaultBin}" whoami --json`], {
-      env,
-    });
+    const whoami = await run(
+      'sh',
+      ['-c', `. "${envFile}" && "${process.execPath}" "${vaultBin}" whoami --json`],
+      {
+        env,
+      },
+    );
     expect(JSON.parse(whoami.stdout).identity).toEqual({ type: 'human', name: 'dev-root' });
+    // The same line again (a second quick start) reuses the running server.
+    const again = await run(
+      process.execPath,
+      [vaultBin, 'dev', '--port', '0', '--data-dir', join(dir, 'data'), '--export-file', envFile, '--detach'],
+      { cwd: repoRoot, env },
+    );
+    expect(again.stdout).toBe(detached.stdout);
+    expect(again.stderr).toContain(`vault dev is already running (pid ${pid}`);
     process.kill(pid, 'SIGTERM');
     await until('the server to stop', () => !alive(pid));
     expect(existsSync(envFile)).toBe(false);
@@ -78,7 +90,17 @@ describe('vault dev --export-file / --detach', () => {
     writeFileSync(envFile, 'export VAULT_ADDR=http://127.0.0.1:1\n');
     const failed = await run(
       process.execPath,
-      [vaultBin, 'dev', '--port', String(port), '--data-dir', join(work, 'busy'), '--export-file', envFile, '--detach'],
+      [
+        vaultBin,
+        'dev',
+        '--port',
+        String(port),
+        '--data-dir',
+        join(work, 'busy'),
+        '--export-file',
+        envFile,
+        '--detach',
+      ],
       { cwd: repoRoot, env },
     ).catch((err: { code: number; stderr: string }) => err);
     busy.close();
@@ -92,7 +114,18 @@ describe('vault dev --export-file / --detach', () => {
       const envFile = join(work, `npm-${signal}.env`);
       const npm = spawn(
         'npm',
-        ['run', '--silent', 'dev', '--', '--port', '0', '--data-dir', join(work, `npm-${signal}`), '--export-file', envFile],
+        [
+          'run',
+          '--silent',
+          'dev',
+          '--',
+          '--port',
+          '0',
+          '--data-dir',
+          join(work, `npm-${signal}`),
+          '--export-file',
+          envFile,
+        ],
         { cwd: repoRoot, env, stdio: 'ignore' },
       );
       await until('the export file', () => existsSync(envFile));

@@ -23,9 +23,7 @@ describe('vault --help', () => {
         term: help.subcommandTerm(command),
         description: command.description(),
       }));
-      expect(registered).toEqual(
-        group.commands.map((summary) => ({ aliases: [], ...summary })),
-      );
+      expect(registered).toEqual(group.commands.map((summary) => ({ aliases: [], ...summary })));
     }
   }, 60_000);
 

@@ -59,7 +59,11 @@ beforeAll(async () => {
   const dataDir = join(base, 'data');
   auth = await bootstrap({ store: 'embedded', dataDir, rootKeyFile }, 'tls');
   const ca = await issueCa(30);
-  const serving = await issueServing(ca, { dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'], servingValidityDays: 30 });
+  const serving = await issueServing(ca, {
+    dnsNames: ['localhost'],
+    ipAddresses: ['127.0.0.1'],
+    servingValidityDays: 30,
+  });
   caPem = ca.certPem;
   caFile = join(base, 'ca.crt');
   writeFileSync(caFile, ca.certPem);
@@ -87,7 +91,9 @@ describe('a private CA', () => {
   it('without VAULT_CACERT the CLI names the certificate problem and how to fix it (exit 8)', async () => {
     const run = await vault(['credentials', 'list'], env());
     expect(run.code).toBe(8);
-    expect(run.stderr).toContain('certificate signed by an unknown authority: set VAULT_CACERT to the CA file');
+    expect(run.stderr).toContain(
+      'certificate signed by an unknown authority: set VAULT_CACERT to the CA file',
+    );
     expect(run.stderr).not.toContain('is the Vault server running there');
     expect(run.stderr).toMatch(/hint: for a private CA, set VAULT_CACERT/);
   }, 60_000);
@@ -101,7 +107,9 @@ describe('a private CA', () => {
   it('a VAULT_CACERT that is missing or not PEM is one clear line', async () => {
     const missing = await vault(['whoami'], { ...env(), VAULT_CACERT: join(base, 'nope.crt') });
     expect(missing.code).not.toBe(0);
-    expect(missing.stderr).toContain(`cannot read the CA file ${join(base, 'nope.crt')} (VAULT_CACERT): no such file`);
+    expect(missing.stderr).toContain(
+      `cannot read the CA file ${join(base, 'nope.crt')} (VAULT_CACERT): no such file`,
+    );
     writeFileSync(join(base, 'junk.crt'), 'not a certificate');
     const junk = await vault(['whoami'], { ...env(), VAULT_CACERT: join(base, 'junk.crt') });
     expect(junk.stderr).toContain('(VAULT_CACERT) is not PEM');
@@ -117,7 +125,9 @@ describe('a private CA', () => {
     const saved = { cacert: process.env.VAULT_CACERT, extra: process.env.NODE_EXTRA_CA_CERTS };
     delete process.env.VAULT_CACERT;
     try {
-      const refused = await Vault.connect({ addr: server.url, token: auth.token }).catch((err: unknown) => err);
+      const refused = await Vault.connect({ addr: server.url, token: auth.token }).catch(
+        (err: unknown) => err,
+      );
       expect(refused).toBeInstanceOf(VaultConnectionError);
       expect((refused as VaultConnectionError).reason).toBe('tls');
       expect((refused as Error).message).toContain('set VAULT_CACERT');
@@ -138,7 +148,15 @@ describe('VAULT_ADDR answers, but it is not this Vault', () => {
     const addr = await fake((req, res) => {
       res.setHeader('content-type', 'application/json');
       if (req.url?.startsWith('/v1/sys/health')) {
-        res.end(JSON.stringify({ initialized: true, sealed: false, standby: false, version: '1.15.2', cluster_name: 'x' }));
+        res.end(
+          JSON.stringify({
+            initialized: true,
+            sealed: false,
+            standby: false,
+            version: '1.15.2',
+            cluster_name: 'x',
+          }),
+        );
         return;
       }
       res.statusCode = 403;

@@ -9,7 +9,15 @@
  * stopped at the end.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { createConnection } from 'node:net';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -46,7 +54,8 @@ function processesOf(marker: string): number[] {
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
     try {
-      if (readFileSync(`/proc/${entry}/environ`, 'latin1').split('\0').includes(marker)) pids.push(Number(entry));
+      if (readFileSync(`/proc/${entry}/environ`, 'latin1').split('\0').includes(marker))
+        pids.push(Number(entry));
     } catch {}
   }
   return pids;
@@ -54,12 +63,27 @@ function processesOf(marker: string): number[] {
 
 describe('runnable-blocks', () => {
   it('finds sh runnable blocks with their line, and nothing else', () => {
-    const text = ['# T', '```sh', 'no', '```', '', '```sh runnable', 'echo a', 'echo b', '```', '  ```sh runnable', '  echo c', '  ```'].join('\n');
+    const text = [
+      '# T',
+      '```sh',
+      'no',
+      '```',
+      '',
+      '```sh runnable',
+      'echo a',
+      'echo b',
+      '```',
+      '  ```sh runnable',
+      '  echo c',
+      '  ```',
+    ].join('\n');
     expect(runnableBlocks('x.md', text)).toEqual([
       { file: 'x.md', line: 6, code: 'echo a\necho b\n' },
       { file: 'x.md', line: 10, code: 'echo c\n' },
     ]);
-    expect(() => runnableBlocks('y.md', '```sh runnable\necho')).toThrow('y.md:1: a sh runnable block is never closed');
+    expect(() => runnableBlocks('y.md', '```sh runnable\necho')).toThrow(
+      'y.md:1: a sh runnable block is never closed',
+    );
   });
 });
 
@@ -101,7 +125,10 @@ describe('docs: sh runnable blocks, in order', () => {
   });
 
   it('every block runs as written', async () => {
-    expect(await portInUse(8200), 'port 8200 is taken: the quick starts run `vault dev` on its default port').toBe(false);
+    expect(
+      await portInUse(8200),
+      'port 8200 is taken: the quick starts run `vault dev` on its default port',
+    ).toBe(false);
     const env: Record<string, string> = {
       PATH: `${join(home, '.npm-global/bin')}:${join(repoRoot, 'bin')}:${process.env.PATH ?? '/usr/bin:/bin'}`,
       HOME: home,
@@ -141,6 +168,8 @@ describe('docs: sh runnable blocks, in order', () => {
       failedLine !== undefined && failedLine >= 1
         ? `${block.file}:${block.line + failedLine} (${block.code.split('\n')[failedLine - 1]?.trim()})`
         : `${block.file}:${block.line}`;
-    throw new Error(`${where}: the sh runnable block exited ${code ?? 'on a signal'}; its output ends:\n${output}`);
+    throw new Error(
+      `${where}: the sh runnable block exited ${code ?? 'on a signal'}; its output ends:\n${output}`,
+    );
   }
 });

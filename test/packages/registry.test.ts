@@ -9,7 +9,7 @@
  * - `npm i -g @ghoststack/vault-cli` into a temporary prefix: `vault --version`, `vault dev`
  *   from the installed package, and `vault mcp init` without `--command`.
  */
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -40,15 +40,30 @@ const userEnv = (home: string, extra: Record<string, string> = {}) => ({
   ...extra,
 });
 
-async function listTools(entry: { command: string; args: string[]; env: Record<string, string> }, cwd: string, env: Record<string, string>) {
+async function listTools(
+  entry: { command: string; args: string[]; env: Record<string, string> },
+  cwd: string,
+  env: Record<string, string>,
+) {
   const client = new Client({ name: 'claude-code-like', version: '1' });
   await client.connect(
-    new StdioClientTransport({ command: entry.command, args: entry.args, env: { ...env, ...entry.env }, cwd, stderr: 'pipe' }),
+    new StdioClientTransport({
+      command: entry.command,
+      args: entry.args,
+      env: { ...env, ...entry.env },
+      cwd,
+      stderr: 'pipe',
+    }),
   );
   try {
     const tools = (await client.listTools()).tools.map((tool) => tool.name);
-    const listed = (await client.callTool({ name: 'list_credentials', arguments: {} })) as { content: { text: string }[] };
-    return { tools, credentials: JSON.parse(listed.content[0]!.text).credentials.map((c: { name: string }) => c.name) };
+    const listed = (await client.callTool({ name: 'list_credentials', arguments: {} })) as {
+      content: { text: string }[];
+    };
+    return {
+      tools,
+      credentials: JSON.parse(listed.content[0]!.text).credentials.map((c: { name: string }) => c.name),
+    };
   } finally {
     await client.close();
   }
@@ -61,7 +76,9 @@ beforeAll(async () => {
   // What an agent may see: one credential and a policy bound to the agent identity.
   const admin = await Vault.connect({ addr: dev.addr, token: dev.token, tenant: dev.tenant });
   await admin.credentials.create({ name: 'registry-key', type: 'api-key', value: 'sk_registry_1' });
-  await admin.policies.put('registry-agent', { rules: [{ credentials: ['registry-*'], actions: ['list', 'lease'] }] });
+  await admin.policies.put('registry-agent', {
+    rules: [{ credentials: ['registry-*'], actions: ['list', 'lease'] }],
+  });
   await admin.identities.put('agent', 'claude-code', { policies: ['registry-agent'] });
 }, 1_800_000); // builds three packages when their sources changed; slow on a busy machine
 
@@ -96,11 +113,17 @@ describe('published to a local registry', () => {
     mkdirSync(app);
     const env = userEnv(join(work, 'sdk-home'), { VAULT_TENANT: '' });
     mkdirSync(env.HOME);
-    await run('sh', ['-c', 'npm init -y >/dev/null && npm pkg set type=module && npm install @ghoststack/vault-sdk'], {
-      cwd: app,
-      env,
-    });
-    const installed = JSON.parse(readFileSync(join(app, 'node_modules/@ghoststack/vault-sdk/package.json'), 'utf8'));
+    await run(
+      'sh',
+      ['-c', 'npm init -y >/dev/null && npm pkg set type=module && npm install @ghoststack/vault-sdk'],
+      {
+        cwd: app,
+        env,
+      },
+    );
+    const installed = JSON.parse(
+      readFileSync(join(app, 'node_modules/@ghoststack/vault-sdk/package.json'), 'utf8'),
+    );
     expect(installed.version).toBe(version);
     writeFileSync(
       join(app, 'example.mjs'),
@@ -130,7 +153,9 @@ console.log(JSON.stringify({ value: lease.value, inMs: lease.expiresAt.getTime()
     const withBin = { ...env, PATH: `${join(prefix, 'bin')}:${env.PATH}` };
     expect((await run('vault', ['--version'], { env: withBin })).stdout).toBe(`${version}\n`);
     // No TypeScript at run time: the package ships JavaScript and does not depend on tsx.
-    const manifest = JSON.parse(readFileSync(join(prefix, 'lib/node_modules/@ghoststack/vault-cli/package.json'), 'utf8'));
+    const manifest = JSON.parse(
+      readFileSync(join(prefix, 'lib/node_modules/@ghoststack/vault-cli/package.json'), 'utf8'),
+    );
     expect(Object.keys(manifest.dependencies)).not.toContain('tsx');
     expect(realpathSync(vault)).toMatch(/dist\/cli\/main\.js$/);
 
@@ -144,12 +169,19 @@ console.log(JSON.stringify({ value: lease.value, inMs: lease.expiresAt.getTime()
       [...readFileSync(envFile, 'utf8').matchAll(/^export (\w+)=(.*)$/gm)].map((m) => [m[1]!, m[2]!]),
     );
     try {
-      expect((await run('vault', ['whoami', '--json'], { env: { ...withBin, ...exported } })).stdout).toContain('dev-root');
+      expect(
+        (await run('vault', ['whoami', '--json'], { env: { ...withBin, ...exported } })).stdout,
+      ).toContain('dev-root');
       // ... and `vault mcp init` has Claude Code start this installed CLI.
       const project = join(work, 'cli-project');
       mkdirSync(project);
-      const init = await run('vault', ['mcp', 'init'], { cwd: project, env: { ...withBin, ...userEnv(home), VAULT_TENANT: dev.tenant } });
-      expect(init.stdout).toContain(`Claude Code starts the server with: ${process.execPath} ${vault} mcp serve`);
+      const init = await run('vault', ['mcp', 'init'], {
+        cwd: project,
+        env: { ...withBin, ...userEnv(home), VAULT_TENANT: dev.tenant },
+      });
+      expect(init.stdout).toContain(
+        `Claude Code starts the server with: ${process.execPath} ${vault} mcp serve`,
+      );
       const entry = JSON.parse(readFileSync(join(project, '.mcp.json'), 'utf8')).mcpServers.vault;
       const listed = await listTools(entry, project, { PATH: process.env.PATH ?? '', HOME: home });
       expect(listed.credentials).toEqual(['registry-key']);

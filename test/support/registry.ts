@@ -8,7 +8,15 @@
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
@@ -74,10 +82,14 @@ export async function startRegistry(): Promise<LocalRegistry> {
       '',
     ].join('\n'),
   );
-  const child = spawn(process.execPath, [bin, '--config', join(dir, 'config.yaml'), '--listen', `127.0.0.1:${port}`], {
-    cwd: dir,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    [bin, '--config', join(dir, 'config.yaml'), '--listen', `127.0.0.1:${port}`],
+    {
+      cwd: dir,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   live.add(child);
   let output = '';
   child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
@@ -154,7 +166,8 @@ export function packedTarball(name: PackageDir): string {
       break;
     } catch {
       if (existsSync(done)) return readFileSync(done, 'utf8');
-      if (Date.now() > deadline) throw new Error(`waited too long for another test to pack ${name} (${lock})`);
+      if (Date.now() > deadline)
+        throw new Error(`waited too long for another test to pack ${name} (${lock})`);
       execFileSync('sleep', ['1']);
     }
   }
@@ -198,7 +211,8 @@ function sourceFiles(name: PackageDir): string[] {
 
 /** Publishes each of packages/NAME to the registry under `version`. Returns the version. */
 export function publishPackages(registry: LocalRegistry, names: PackageDir[]): string {
-  const base = JSON.parse(readFileSync(join(repoRoot, 'packages/sdk/package.json'), 'utf8')).version as string;
+  const base = JSON.parse(readFileSync(join(repoRoot, 'packages/sdk/package.json'), 'utf8'))
+    .version as string;
   const version = `${base}-local.${Date.now()}`;
   const work = mkdtempSync(join(tmpdir(), 'vault-publish-'));
   const env = { ...process.env, ...registry.env };
