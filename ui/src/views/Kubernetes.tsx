@@ -1,6 +1,6 @@
-import { useMemo } from 'preact/hooks';
+import { useLayoutEffect, useMemo, useRef } from 'preact/hooks';
+import { onTtlTick } from '../components/ttlClock.js';
 import { useLiveLeases } from '../components/useLiveLeases.js';
-import { useNow } from '../components/useNow.js';
 import type { Api } from '../lib/api.js';
 import { formatRemaining } from '../lib/leases.js';
 import type { Lease } from '../lib/types.js';
@@ -16,11 +16,10 @@ const podLabel = (lease: Lease) =>
 
 /** Pods and service accounts holding leases, from workload identities and lease labels. */
 export function KubernetesView({ api }: { api: Api }) {
-  const { leases } = useLiveLeases(api);
-  const now = useNow(1000);
+  const { index, version } = useLiveLeases(api);
   const byNamespace = useMemo(() => {
     const out = new Map<string, Map<string, Lease[]>>();
-    for (const lease of leases.values()) {
+    for (const lease of index.values()) {
       const sa = lease.identity.type === 'workload' ? parseServiceAccount(lease.identity.name) : undefined;
       const namespace = sa?.namespace ?? lease.labels?.['vault.ghoststack.io/namespace'];
       if (!sa && !namespace && lease.identity.type !== 'workload') continue;
@@ -35,7 +34,7 @@ export function KubernetesView({ api }: { api: Api }) {
       out.set(ns, holders);
     }
     return [...out.entries()].sort(([a], [b]) => a.localeCompare(b));
-  }, [leases]);
+  }, [index, version]);
 
   return (
     <section aria-labelledby="k8s-title">
@@ -56,7 +55,7 @@ export function KubernetesView({ api }: { api: Api }) {
                   {held.map((lease) => (
                     <li key={lease.id} class="small">
                       {lease.credentialName} v{lease.version} · <code>{lease.id}</code> ·{' '}
-                      {formatRemaining(Date.parse(lease.expiresAt) - now)} left
+                      <Remaining expiresAt={lease.expiresAt} /> left
                     </li>
                   ))}
                 </ul>
@@ -67,4 +66,18 @@ export function KubernetesView({ api }: { api: Api }) {
       ))}
     </section>
   );
+}
+
+/** Time left, kept current by the shared one-second clock without re-rendering. */
+function Remaining({ expiresAt }: { expiresAt: string }) {
+  const ref = useRef<HTMLSpanElement>(null);
+  const expires = Date.parse(expiresAt);
+  useLayoutEffect(
+    () =>
+      onTtlTick(expires, (left) => {
+        if (ref.current) ref.current.textContent = formatRemaining(left);
+      }),
+    [expires],
+  );
+  return <span ref={ref} />;
 }
