@@ -7,6 +7,7 @@ import express from 'express';
 import { describe, expect, it } from 'vitest';
 import type { Lease } from '../../src/contract/leases.js';
 import { uiContentSecurityPolicy, uiRouter } from '../../src/server/ui.js';
+import { leasesByPod } from '../../ui/src/lib/kubernetes.js';
 import { LeaseIndex, listItems } from '../../ui/src/lib/lease-index.js';
 import { formatRemaining, leaseMatcher } from '../../ui/src/lib/leases.js';
 import { createSseParser, type SseMessage } from '../../ui/src/lib/sse.js';
@@ -165,6 +166,40 @@ describe('lease index', () => {
       formatRemaining(65_000),
       formatRemaining(3_720_000),
     ]).toEqual(['expired', '5s', '1m 05s', '1h 02m']);
+  });
+});
+
+describe('Kubernetes view', () => {
+  it('groups workload leases by namespace and pod label, else by ServiceAccount; others are left out', () => {
+    const workload = (id: string, sa: string, labels?: Record<string, string>): Lease => ({
+      ...lease(id, 'x'),
+      identity: { type: 'workload', name: sa },
+      ...(labels ? { labels } : {}),
+    });
+    const pod = (name: string, namespace: string) => ({
+      'vault.ghoststack.io/pod': name,
+      'vault.ghoststack.io/namespace': namespace,
+    });
+    const view = leasesByPod([
+      workload('l1', 'system:serviceaccount:payments:api', pod('api-2', 'payments')),
+      workload('l2', 'system:serviceaccount:payments:api', pod('api-1', 'payments')),
+      workload('l3', 'system:serviceaccount:payments:api'),
+      workload('l4', 'system:serviceaccount:billing:worker', pod('worker-0', 'billing')),
+      lease('l5', 'claude-code'),
+    ]);
+    expect(
+      view.map((n) => [n.namespace, n.holders.map((h) => [h.label, h.leases.map((l) => l.id)])]),
+    ).toEqual([
+      ['billing', [['pod worker-0', ['l4']]]],
+      [
+        'payments',
+        [
+          ['pod api-1', ['l2']],
+          ['pod api-2', ['l1']],
+          ['serviceaccount api', ['l3']],
+        ],
+      ],
+    ]);
   });
 });
 

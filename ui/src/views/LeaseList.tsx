@@ -7,8 +7,12 @@ import type { GroupBy, LeaseGroup, ListItem } from '../lib/lease-index.js';
 import { formatRemaining, identityKey } from '../lib/leases.js';
 import type { Lease } from '../lib/types.js';
 
-/** From this many lines on, only those near the viewport are in the DOM. */
-export const VIRTUAL_FROM = 150;
+/**
+ * From this many lines on, only those near the viewport are in the DOM. `?lines=all` in the
+ * page's address turns that off (the benchmark's baseline: every line rendered).
+ */
+const VIRTUAL_FROM =
+  new URLSearchParams(location.search).get('lines') === 'all' ? Number.POSITIVE_INFINITY : 150;
 
 const FOCUSABLE = 'a[href], button:not([disabled]), input, select, textarea, [tabindex]:not([tabindex="-1"])';
 
