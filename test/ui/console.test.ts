@@ -65,6 +65,11 @@ describe.skipIf(!haveChromium)('web console (Chromium)', () => {
     await page.locator(`a[href="#/${name}"]`).click();
     await page.locator('main h1').first().waitFor();
   };
+  /** Applies the audit filter and waits for its answer (the old list stays until then). */
+  async function applyAuditFilter() {
+    await page.getByRole('button', { name: 'Apply filter' }).click();
+    await page.locator('[data-testid="audit-records"][aria-busy="false"]').waitFor();
+  }
   const activeShown = () => page.getByTestId('lease-summary').getAttribute('data-active').then(Number);
   async function signIn(token: string) {
     await page.locator('#token').fill(token);
@@ -300,14 +305,14 @@ describe.skipIf(!haveChromium)('web console (Chromium)', () => {
         const e = document.activeElement;
         const line = e?.closest('[data-index]');
         const box = e?.getBoundingClientRect();
-        return { index: line ? Number(line.getAttribute('data-index')) : -1, tag: e?.tagName, visible: !!box && box.top >= 0 && box.bottom <= innerHeight };
-      })()`) as Promise<{ index: number; tag: string; visible: boolean }>;
+        return { index: line ? Number(line.getAttribute('data-index')) : -1, tag: e?.tagName, visible: !!box && box.top >= -1 && box.bottom <= innerHeight + 1, where: [box?.top, box?.bottom, scrollY, innerHeight].map(Math.round).join(' ') };
+      })()`) as Promise<{ index: number; tag: string; visible: boolean; where: string }>;
     let previous = (await focusedLine()).index;
     for (let i = 0; i < 2 * lastMounted + 10; i += 1) {
       await page.keyboard.press('Tab');
       const now = await focusedLine();
       expect(now.tag, `Tab ${i + 1}`).toBe('BUTTON');
-      expect(now.visible, `Tab ${i + 1}`).toBe(true);
+      expect(now.visible, `Tab ${i + 1}: top, bottom, scrollY, height ${now.where}`).toBe(true);
       expect(now.index - previous, `Tab ${i + 1}`).toBeGreaterThanOrEqual(0);
       expect(now.index - previous, `Tab ${i + 1}`).toBeLessThanOrEqual(1);
       previous = now.index;
@@ -428,16 +433,17 @@ describe.skipIf(!haveChromium)('web console (Chromium)', () => {
     // Acting-for chains: leases dev-root created for claude-code.
     await page.getByLabel('Credential').fill('stripe-key');
     await page.getByLabel('Action').fill('lease.create');
-    await page.getByRole('button', { name: 'Apply filter' }).click();
+    await applyAuditFilter();
     const created = page.getByTestId('audit-records').locator('li');
     await created.filter({ hasText: 'human/dev-root acting for agent/claude-code' }).first().waitFor();
+    // Only stripe-key's leases (their records name the lease; the reason names the credential).
     for (const text of await created.allTextContents()) {
       expect(text).toContain('lease.create');
-      expect(text).toContain('credential/stripe-key');
+      expect(text).toMatch(/lease\/lease_\S+ · allowed — stripe-key v1 for /);
     }
     await page.getByRole('button', { name: 'Clear' }).click();
     await page.getByLabel('Action').fill('lease.revoke');
-    await page.getByRole('button', { name: 'Apply filter' }).click();
+    await applyAuditFilter();
     const records = page.getByTestId('audit-records').locator('li');
     await expect.poll(() => records.count()).toBeGreaterThan(0);
     const actions = await page.getByTestId('audit-records').locator('li code').allTextContents();
@@ -472,6 +478,7 @@ describe.skipIf(!haveChromium)('web console (Chromium)', () => {
 
     await signIn(ann.token);
     await page.getByTestId('whoami').getByText('human/ann').waitFor();
+    await view('leases');
     await page.getByTestId('stream-state').getByText('Live').waitFor();
     const annVault = await Vault.connect({ addr: dev.addr, token: ann.token, tenant: dev.tenant });
     const lease = await annVault.leases.create({ credentialName: 'stripe-key', ttl: '5m' });
@@ -514,7 +521,7 @@ describe.skipIf(!haveChromium)('web console (Chromium)', () => {
     await view('audit');
     await page.getByLabel('Identity name').fill('ann');
     await page.getByLabel('Outcome').selectOption('denied');
-    await page.getByRole('button', { name: 'Apply filter' }).click();
+    await applyAuditFilter();
     const records = page.getByTestId('audit-records').locator('li');
     await records.filter({ hasText: 'lease.reveal' }).first().waitFor();
     for (const text of await records.allTextContents()) {

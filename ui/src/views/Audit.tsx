@@ -10,7 +10,7 @@ const MAX_PAGES = 20;
 
 interface AuditFilter {
   identityName: string;
-  /** Sugar for the resource prefix `credential/<name>`. */
+  /** The credential's own records and those of its leases. */
   credential: string;
   resource: string;
   action: string;
@@ -19,15 +19,38 @@ interface AuditFilter {
 
 const empty: AuditFilter = { identityName: '', credential: '', resource: '', action: '', outcome: '' };
 
-/** The newest records matching the filter (the API pages oldest first, by `afterSeq`). */
+/** Audit resources of a credential: itself and every lease of it the API still lists. */
+async function resourcesOf(api: Api, credentialName: string): Promise<Set<string>> {
+  const resources = new Set([`credential/${credentialName}`]);
+  let next: string | undefined;
+  do {
+    const page = await api.listLeases({ credentialName, limit: 1000, continue: next });
+    for (const lease of page.leases) resources.add(`lease/${lease.id}`);
+    next = page.continue;
+  } while (next && resources.size < MAX_PAGES * PAGE);
+  return resources;
+}
+
+/**
+ * The newest records matching the filter (the API pages oldest first, by `afterSeq`). A
+ * credential filter keeps the credential's own records and those of its leases (whose
+ * resource is the lease), so it is applied here to every page.
+ */
 async function newest(api: Api, filter: AuditFilter): Promise<{ records: AuditRecord[]; more: boolean }> {
+  const { credential, ...query } = filter;
+  const name = credential.trim();
+  const resources = name ? await resourcesOf(api, name) : undefined;
   let records: AuditRecord[] = [];
   let afterSeq: number | undefined;
   for (let page = 0; page < MAX_PAGES; page += 1) {
-    const { credential, ...query } = filter;
-    const resource = credential.trim() ? `credential/${credential.trim()}` : query.resource;
-    const answer = await api.queryAudit({ ...query, resource, afterSeq, limit: PAGE });
-    records = records.concat(answer.records).slice(-SHOWN - 1);
+    const answer = await api.queryAudit({
+      ...query,
+      resource: resources ? '' : query.resource,
+      afterSeq,
+      limit: PAGE,
+    });
+    const kept = resources ? answer.records.filter((r) => resources.has(r.resource)) : answer.records;
+    records = records.concat(kept).slice(-SHOWN - 1);
     if (answer.records.length < PAGE) break;
     afterSeq = answer.records.at(-1)!.seq;
   }
@@ -151,7 +174,7 @@ export function AuditView({ api }: { api: Api }) {
             : `Newest ${records.data.records.length} record${records.data.records.length === 1 ? '' : 's'}${records.data.more ? ' (older ones exist)' : ''}.`}
         </p>
       )}
-      <ol class="timeline" data-testid="audit-records">
+      <ol class="timeline" data-testid="audit-records" aria-busy={records.loading ? 'true' : 'false'}>
         {records.data?.records.map((record) => (
           <li key={record.seq} class={`outcome-${record.outcome}`}>
             <div class="when small muted">

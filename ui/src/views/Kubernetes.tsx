@@ -19,7 +19,12 @@ export function KubernetesView({ api }: { api: Api }) {
       </p>
       {byNamespace.length === 0 && <p class="empty">No workload holds a lease.</p>}
       {byNamespace.map(({ namespace, holders }) => (
-        <section key={namespace} class="group" aria-label={`Namespace ${namespace}`} data-namespace={namespace}>
+        <section
+          key={namespace}
+          class="group"
+          aria-label={`Namespace ${namespace}`}
+          data-namespace={namespace}
+        >
           <h2>Namespace {namespace}</h2>
           <ul class="plain cards">
             {holders.map(({ label, leases }) => (

@@ -125,6 +125,8 @@ export function LeaseList(props: { items: ListItem[]; groupBy: GroupBy; actions:
       onFocusIn={(e) => {
         const line = lineOf(e.target);
         focused.current = line ? items[Number(line.dataset.index)]?.key : undefined;
+        // The browser scrolls a focused element only until part of it shows: show all of it.
+        if (e.target instanceof Element) e.target.scrollIntoView({ block: 'nearest' });
       }}
       onFocusOut={(e) => {
         if (!(e.relatedTarget instanceof Node && box.current?.contains(e.relatedTarget)))
