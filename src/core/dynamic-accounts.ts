@@ -286,14 +286,32 @@ export function createDynamicAccounts(
       }
     },
 
-    /** Changes the engine's admin password upstream; `undo` puts the old one back. */
+    /**
+     * Changes the engine's admin password upstream; `undo` puts the old one back, for when the
+     * new one cannot be stored (else nobody would know the admin password any more).
+     */
     async rotateRoot(ctx: CallContext, name: string) {
       const { connection, spec } = await mustConnect(ctx.tenant, name);
+      const engine = engineFor(spec);
+      let rotated: string;
       try {
-        return await engineFor(spec).rotateRoot(connection);
+        rotated = await engine.rotateRoot(connection);
       } catch (err) {
         throw upstreamError(err, `could not rotate the ${spec.engine} admin password of "${name}"`);
       }
+      return {
+        connection: rotated,
+        undo: async () => {
+          try {
+            await engine.rotateRoot(rotated, connection);
+          } catch (err) {
+            logger.error(
+              { credential: name },
+              `the new ${spec.engine} admin password of "${name}" was not stored and the old one could not be put back: ${err instanceof EngineError ? err.message : 'the engine failed'}`,
+            );
+          }
+        },
+      };
     },
 
     /** Accounts of one credential still waiting for removal. */

@@ -206,9 +206,9 @@ export function createPostgresEngine(options: PostgresEngineOptions = {}): Dynam
       });
     },
 
-    async rotateRoot(connection) {
+    async rotateRoot(connection, restore) {
       const user = adminUser(connection);
-      const password = randomPassword();
+      const password = restore === undefined ? randomPassword() : decodeURIComponent(parseUrl(restore).password);
       await withClient(
         connection,
         `rotating the password of ${user}`,
