@@ -98,7 +98,7 @@ export function createDynamicAccounts(
     account: AccountRecord,
     lease: LeaseRecord | undefined,
     reason: string,
-  ) {
+  ): Promise<number | undefined> {
     const ctx = systemContext(tenant, revokerIdentity, `dynamic-${clock().getTime()}`);
     const actingFor = lease?.identity;
     let failure: string | undefined;
@@ -159,8 +159,9 @@ export function createDynamicAccounts(
         result: undefined,
       };
     });
-    if (failure)
-      logger.warn({ lease: account.leaseId, attempts }, `upstream revocation failed; retrying: ${failure}`);
+    if (!failure) return undefined;
+    logger.warn({ lease: account.leaseId, attempts }, `upstream revocation failed; retrying: ${failure}`);
+    return clock().getTime() + backoffMs(attempts, config.retryBaseMs, config.retryMaxMs);
   }
 
   /** Handles one tenant's accounts (or one account); returns when it next needs to look. */
@@ -180,10 +181,13 @@ export function createDynamicAccounts(
         issueGraceMs: config.issueGraceMs,
       });
       if (action.kind === 'revoke') {
-        await removeAccount(tenant, kv.key, account, lease, action.reason).catch((err: unknown) =>
-          logger.warn({ lease: account.leaseId }, `recording a revocation failed: ${(err as Error).message}`),
+        const retryAt = await removeAccount(tenant, kv.key, account, lease, action.reason).catch(
+          (err: unknown) => {
+            logger.warn({ lease: account.leaseId }, `recording a revocation failed: ${(err as Error).message}`);
+            return clock().getTime() + config.retryBaseMs;
+          },
         );
-        wake = Math.min(wake, clock().getTime() + config.retryBaseMs);
+        if (retryAt !== undefined) wake = Math.min(wake, retryAt);
       } else if (action.until !== undefined) wake = Math.min(wake, action.until);
     }
     return wake;
@@ -196,11 +200,23 @@ export function createDynamicAccounts(
     return wake;
   }
 
+  let scheduledAt = Number.POSITIVE_INFINITY;
+
   function schedule(at: number) {
     if (stopped) return;
     clearTimeout(timer);
-    timer = setTimeout(() => void kick(), Math.max(10, Math.min(at - clock().getTime(), 2_147_000_000)));
+    scheduledAt = at;
+    timer = setTimeout(() => {
+      scheduledAt = Number.POSITIVE_INFINITY;
+      void kick();
+    }, Math.max(10, Math.min(at - clock().getTime(), 2_147_000_000)));
     timer.unref();
+  }
+
+  /** Makes the next sweep come no later than `at` (a retry one account needs), without sweeping now. */
+  function wakeAt(at: number) {
+    if (at < scheduledAt && !running) schedule(at);
+    else if (at < scheduledAt) again = true;
   }
 
   /** Runs a sweep now (or right after the one in progress). */
@@ -279,10 +295,12 @@ export function createDynamicAccounts(
 
     /** Removes the account of a lease just revoked, now; a failure is recorded and retried. */
     async revokeNow(tenant: string, leaseId: string) {
+      // Only this lease's account: a full sweep per revocation would scan every live account.
       try {
-        await sweepTenant(tenant, leaseId);
-      } finally {
+        wakeAt(await sweepTenant(tenant, leaseId));
+      } catch (err) {
         void kick();
+        throw err;
       }
     },
 
