@@ -183,7 +183,10 @@ export function createDynamicAccounts(
       if (action.kind === 'revoke') {
         const retryAt = await removeAccount(tenant, kv.key, account, lease, action.reason).catch(
           (err: unknown) => {
-            logger.warn({ lease: account.leaseId }, `recording a revocation failed: ${(err as Error).message}`);
+            logger.warn(
+              { lease: account.leaseId },
+              `recording a revocation failed: ${(err as Error).message}`,
+            );
             return clock().getTime() + config.retryBaseMs;
           },
         );
@@ -206,10 +209,13 @@ export function createDynamicAccounts(
     if (stopped) return;
     clearTimeout(timer);
     scheduledAt = at;
-    timer = setTimeout(() => {
-      scheduledAt = Number.POSITIVE_INFINITY;
-      void kick();
-    }, Math.max(10, Math.min(at - clock().getTime(), 2_147_000_000)));
+    timer = setTimeout(
+      () => {
+        scheduledAt = Number.POSITIVE_INFINITY;
+        void kick();
+      },
+      Math.max(10, Math.min(at - clock().getTime(), 2_147_000_000)),
+    );
     timer.unref();
   }
 

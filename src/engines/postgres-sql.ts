@@ -29,17 +29,32 @@ export const createRoleSql = (username: string, verifier: string, expiresAt: Dat
   `CREATE ROLE ${quoteIdentifier(username)} WITH LOGIN NOINHERIT PASSWORD ${quoteLiteral(verifier)} VALID UNTIL ${quoteLiteral(expiresAt.toISOString())}`;
 
 /**
+ * Taken (until commit) by every transaction of ours that changes privileges: GRANTs and DROP
+ * OWNED on one object update its catalog row, and two transactions doing so at once fail
+ * ("tuple concurrently updated"). Waiting on this lock instead lets the costly part (CREATE
+ * ROLE checks each SCRAM verifier with one PBKDF2 run) go in parallel and only the cheap
+ * privilege changes one after another.
+ */
+export const aclLockSql = 'SELECT pg_advisory_xact_lock(8388916853364)';
+
+/**
  * One transaction dropping many roles: what they own goes to the admin, the privileges
  * granted to them go, then the roles. Every name is one we generated, quoted.
  */
 export function dropRolesSql(usernames: string[]): string {
   const roles = usernames.map(quoteIdentifier).join(', ');
-  return `BEGIN; REASSIGN OWNED BY ${roles} TO CURRENT_USER; DROP OWNED BY ${roles}; DROP ROLE ${roles}; COMMIT`;
+  return `BEGIN; ${aclLockSql}; REASSIGN OWNED BY ${roles} TO CURRENT_USER; DROP OWNED BY ${roles}; DROP ROLE ${roles}; COMMIT`;
 }
 
-/** Ends every session of these roles, by name and by oid (a role dropped mid-login keeps its oid). */
-export const terminateSql = `SELECT pg_terminate_backend(pid, 1000) FROM pg_stat_activity
-  WHERE pid <> pg_backend_pid() AND (usename = ANY($1::text[]) OR (usesysid IS NOT NULL AND usesysid::text = ANY($2::text[])))`;
+/**
+ * Ends every session of these roles, by name and by oid (a role dropped mid-login keeps its
+ * oid), and answers which of them still exist: a revocation counts only once the role is gone.
+ */
+export const terminateSql = `WITH ended AS (
+    SELECT pg_terminate_backend(pid, 1000) FROM pg_stat_activity
+     WHERE pid <> pg_backend_pid() AND (usename = ANY($1::text[]) OR (usesysid IS NOT NULL AND usesysid::text = ANY($2::text[])))
+  )
+  SELECT (SELECT count(*) FROM ended) AS ended, ARRAY(SELECT rolname::text FROM pg_roles WHERE rolname = ANY($1::text[])) AS remaining`;
 
 /**
  * Concurrent GRANTs on one object race on its catalog row ("tuple concurrently updated") and

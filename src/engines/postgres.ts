@@ -3,6 +3,7 @@ import { createBatcher, keyedBatchers, type Settled } from './batcher.js';
 import { type Account, type DynamicEngine, EngineError, engineError } from './engine.js';
 import { randomPassword, scramVerifier } from './password.js';
 import {
+  aclLockSql,
   createRoleSql,
   dropRolesSql,
   type PostgresSpec,
@@ -42,8 +43,11 @@ const adminUser = (connection: string): string => {
 const all = <O>(n: number, value: O): Settled<O>[] => Array.from({ length: n }, () => ({ ok: true, value }));
 
 export interface PostgresEngineOptions {
-  /** Connections kept per admin connection. */
+  /** Connections kept per admin connection (default 6). */
   poolSize?: number;
+  /** Issue (and revoke) transactions run at once per admin connection (default 4 and 2). */
+  issueConcurrency?: number;
+  revokeConcurrency?: number;
   connectTimeoutMs?: number;
   queryTimeoutMs?: number;
   /** Most leases created or dropped in one transaction. */
@@ -77,7 +81,7 @@ export function createPostgresEngine(options: PostgresEngineOptions = {}): Dynam
       parseUrl(connection);
       pool = new pg.Pool({
         connectionString: connection,
-        max: options.poolSize ?? 4,
+        max: options.poolSize ?? 6,
         idleTimeoutMillis: 10_000,
         connectionTimeoutMillis: options.connectTimeoutMs ?? 5_000,
         query_timeout: options.queryTimeoutMs ?? 15_000,
@@ -131,7 +135,7 @@ export function createPostgresEngine(options: PostgresEngineOptions = {}): Dynam
     await retryConcurrent(() =>
       inTransaction(client, async () => {
         await client.query(
-          `BEGIN; ${items.map((i) => createRoleSql(i.account.username, i.verifier, i.account.expiresAt)).join('; ')}`,
+          `BEGIN; ${items.map((i) => createRoleSql(i.account.username, i.verifier, i.account.expiresAt)).join('; ')}; ${aclLockSql}`,
         );
         // The extended protocol runs exactly one statement per text: a template cannot smuggle a second.
         for (const item of items)
@@ -175,7 +179,7 @@ export function createPostgresEngine(options: PostgresEngineOptions = {}): Dynam
           },
           items.map((i) => i.password),
         ),
-      { maxBatch, concurrency: 1 },
+      { maxBatch, concurrency: options.issueConcurrency ?? 4 },
     );
   });
 
@@ -215,7 +219,13 @@ export function createPostgresEngine(options: PostgresEngineOptions = {}): Dynam
             }
             // Sessions of a dropped role keep running until terminated; also after a crash between
             // the drop and this, which is why it runs when the role is already gone too.
-            await client.query(terminateSql, [unique, found.rows.map((row) => row.oid)]);
+            const after = await client.query<{ remaining: string[] }>(terminateSql, [
+              unique,
+              found.rows.map((row) => row.oid),
+            ]);
+            for (const username of after.rows[0]?.remaining ?? [])
+              if (!failed.has(username))
+                failed.set(username, new EngineError(`role ${username} still exists after it was dropped`));
             return usernames.map((username) =>
               failed.has(username)
                 ? { ok: false, error: failed.get(username) }
@@ -223,7 +233,7 @@ export function createPostgresEngine(options: PostgresEngineOptions = {}): Dynam
             );
           },
         ),
-      { maxBatch, concurrency: 1 },
+      { maxBatch, concurrency: options.revokeConcurrency ?? 2 },
     ),
   );
 

@@ -173,7 +173,7 @@ describe.skipIf(!postgresAvailable() || !canSwitchUser())('a database credential
     });
     const shown = await ok(['credentials', 'get', 'orders-db']);
     expect(shown.stdout).toMatch(/engine:\s+postgres \(one role per lease\)/);
-    expect(shown.stdout).toMatch(/statements:.*GRANT USAGE ON SCHEMA public TO \{\{name\}\}/);
+    expect(shown.stdout).toMatch(/statements:[\s\S]*GRANT USAGE ON SCHEMA public TO \{\{name\}\}/);
     expect(created.stdout + created.stderr + shown.stdout).not.toContain(vaultAdminPassword);
   });
 

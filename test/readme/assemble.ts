@@ -16,6 +16,7 @@ const order = [
   'mcp.md',
   'cli.md',
   '10-concepts.md',
+  'dynamic.md',
   '20-api.md',
   '30-server.md',
   'ui.md',
