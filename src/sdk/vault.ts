@@ -115,7 +115,7 @@ export class Vault {
    * needed). Connect with the returned `token` afterwards.
    */
   static loginKubernetes(
-    input: { jwt: string; ttl?: string },
+    input: { jwt: string; ttl?: string; cluster?: string },
     options: Omit<ConnectOptions, 'token'> = {},
   ): Promise<CreatedToken> {
     const resolved = resolveConnectOptions({ ...options, token: '' });
