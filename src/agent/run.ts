@@ -7,7 +7,7 @@ import { type CreatedToken, Vault } from '../sdk/index.js';
 import type { AgentConfig } from './config.js';
 import { createFileSink } from './file-sink.js';
 import { type HealthServer, startHealthServer } from './health.js';
-import { createNodeFetch, type NodeFetch } from './http-fetch.js';
+import { createNodeFetch, type NodeFetch } from '../lib/node-fetch.js';
 import { createLeaseLoop, type LeaseApi, type LeaseLoop, type LeaseResolver } from './lease-loop.js';
 
 /**
