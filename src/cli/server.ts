@@ -100,11 +100,11 @@ export function register(program: Command): void {
     .option('--kubernetes-audience <aud>', 'audience projected tokens must carry (default vault)')
     .option('--kubeconfig <file>', 'kubeconfig for TokenReview (default: in-cluster)')
     .option(
-      '--kubernetes-cluster <name[=kubeconfig]...>',
+      '--kubernetes-cluster <name=kubeconfig...>',
       'a named cluster whose ServiceAccounts may log in, tenants <name>.<namespace> (env VAULT_KUBERNETES_CLUSTERS, comma-separated)',
     )
     .option(
-      '--kubernetes-controller <[cluster=]namespace:sa...>',
+      '--kubernetes-controller <cluster=namespace:sa...>',
       "a cluster's controller ServiceAccount, which gets the controller role (env VAULT_KUBERNETES_CONTROLLERS)",
     )
     .option('--no-ui', 'do not serve the web console at /ui (env VAULT_UI=false)')

@@ -76,7 +76,15 @@ export async function setupOperatorEnv(): Promise<OperatorEnv> {
     cleanup.unshift(() => vault.close());
     const { store, core } = vault;
     const vaultToken = (
-      await must(['create', 'token', 'vault-operator', '-n', 'vault-system', '--audience=vault', '--duration=2h'])
+      await must([
+        'create',
+        'token',
+        'vault-operator',
+        '-n',
+        'vault-system',
+        '--audience=vault',
+        '--duration=2h',
+      ])
     ).trim();
     let output = '';
     const logger = createLogger({
