@@ -1,5 +1,6 @@
 import type { Agent as HttpAgent, IncomingMessage } from 'node:http';
 import { Readable } from 'node:stream';
+
 /** The fetch signature the SDK takes. */
 type FetchLike = typeof globalThis.fetch;
 

@@ -111,7 +111,12 @@ export function createApiPort(session: VaultSession, logger: Logger): VaultPort 
       on(tenant, async (vault) => {
         const found = await orUndefined(vault.policies.get(name));
         if (!found) return undefined;
-        const { name: _n, createdAt: _c, updatedAt: _u, ...body } = wire<PolicyBody & Record<string, unknown>>(found);
+        const {
+          name: _n,
+          createdAt: _c,
+          updatedAt: _u,
+          ...body
+        } = wire<PolicyBody & Record<string, unknown>>(found);
         return body as PolicyBody;
       }),
     putPolicy: (tenant, name, body) =>
@@ -123,7 +128,9 @@ export function createApiPort(session: VaultSession, logger: Logger): VaultPort 
         await orUndefined(vault.policies.delete(name));
       }),
     attachPolicy: (tenant, who, policy) =>
-      changePolicies(tenant, who, (policies) => (policies.includes(policy) ? policies : [...policies, policy])),
+      changePolicies(tenant, who, (policies) =>
+        policies.includes(policy) ? policies : [...policies, policy],
+      ),
     detachPolicy: (tenant, who, policy) =>
       changePolicies(tenant, who, (policies) => policies.filter((p) => p !== policy)),
     issueLease: (tenant, input) =>
@@ -180,10 +187,15 @@ export function createApiPort(session: VaultSession, logger: Logger): VaultPort 
           } catch (err) {
             if (stop.signal.aborted) return;
             failures++;
-            logger.debug({ tenant, err: err instanceof Error ? err.message : String(err) }, 'lease event stream ended');
+            logger.debug(
+              { tenant, err: err instanceof Error ? err.message : String(err) },
+              'lease event stream ended',
+            );
           }
           // A stream ends when the token is renewed or the server restarts: follow again.
-          await new Promise((resolve) => setTimeout(resolve, Math.min(30_000, 250 * 2 ** Math.min(failures, 7))));
+          await new Promise((resolve) =>
+            setTimeout(resolve, Math.min(30_000, 250 * 2 ** Math.min(failures, 7))),
+          );
         }
       };
       void follow();

@@ -69,4 +69,3 @@ export interface VaultPort {
     onEvent: (event: { type: 'issued' | 'renewed' | 'revoked' | 'expired'; leaseId: string }) => void,
   ): Promise<{ close(): Promise<void> }>;
 }
-

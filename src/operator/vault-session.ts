@@ -33,7 +33,8 @@ export class ControllerLoginError extends Error {
   override name = 'ControllerLoginError';
 }
 
-const isUnauthenticated = (err: unknown) => (err as { code?: string } | undefined)?.code === 'unauthenticated';
+const isUnauthenticated = (err: unknown) =>
+  (err as { code?: string } | undefined)?.code === 'unauthenticated';
 
 export async function openVaultSession(options: VaultSessionOptions): Promise<VaultSession> {
   const { clock, logger } = options;
@@ -83,7 +84,10 @@ export async function openVaultSession(options: VaultSessionOptions): Promise<Va
           schedule(untilRenewal());
         },
         (err: unknown) => {
-          logger.warn({ err: err instanceof Error ? err.message : String(err) }, 'Vault login failed; retrying');
+          logger.warn(
+            { err: err instanceof Error ? err.message : String(err) },
+            'Vault login failed; retrying',
+          );
           schedule(10_000);
           throw err;
         },

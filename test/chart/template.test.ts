@@ -258,6 +258,10 @@ describe('helm template: the controller is a client of the API', () => {
       ]),
     );
     expect(serverArgs).not.toContain('--kubernetes-auth');
+    // Injected agents log in naming the cluster too.
+    const webhookArgs: string[] = podTemplate(find(objs, 'Deployment', 'vault-webhook')).spec.containers[0]
+      .args;
+    expect(webhookArgs).toContain('--cluster-name=prod-eu');
   });
 });
 

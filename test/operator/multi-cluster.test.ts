@@ -7,7 +7,7 @@
  * controller works only there, and a stolen controller token cannot reach the other cluster.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -18,6 +18,9 @@ import { eventually, repoFile } from './support.js';
 const vaultCli = repoFile('bin/vault.js');
 const clusters = ['east', 'west'] as const;
 type Cluster = (typeof clusters)[number];
+
+// biome-ignore lint/suspicious/noExplicitAny: tests read response JSON of every shape
+type Json = Record<string, any>;
 
 const workload = (cluster: Cluster) => `
 apiVersion: v1
@@ -71,13 +74,13 @@ describe('one Vault for two clusters, each with its own controller', { timeout: 
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ jwt, cluster }),
     });
-    return { status: response.status, body: (await response.json()) as Record<string, any> };
+    return { status: response.status, body: (await response.json()) as Json };
   };
   const call = async (token: string, path: string, tenant?: string) => {
     const response = await fetch(`${addr}${path}`, {
       headers: { authorization: `Bearer ${token}`, ...(tenant ? { 'x-vault-tenant': tenant } : {}) },
     });
-    return { status: response.status, body: (await response.json()) as Record<string, any> };
+    return { status: response.status, body: (await response.json()) as Json };
   };
   const phase = async (cluster: Cluster, kind: string, name: string) =>
     (await planes[cluster].kubectl(['get', kind, name, '-n', 'shop', '-o', 'jsonpath={.status.phase}']))
@@ -276,6 +279,31 @@ describe('one Vault for two clusters, each with its own controller', { timeout: 
       'jsonpath={.status.leaseId}',
     ]);
     expect((await call(east.body.token, `/v1/leases/${leaseId}/value`, 'east.shop')).status).toBe(403);
+  });
+
+  it("lets an injected agent log in naming its cluster and write its own cluster's value", async () => {
+    const files = join(dir, 'agent-files');
+    mkdirSync(files, { mode: 0o700 });
+    writeFileSync(join(dir, 'billing.token'), await vaultJwt('east', 'shop', 'billing'), { mode: 0o600 });
+    // The environment the webhook gives an agent in cluster east (--cluster-name east).
+    const agent = startProcess(process.execPath, [vaultCli, 'agent', '--once'], {
+      PATH: process.env.PATH,
+      HOME: dir,
+      VAULT_ADDR: addr,
+      VAULT_KUBERNETES_CLUSTER: 'east',
+      KUBECONFIG: join(dir, 'east-admin.kubeconfig'),
+      VAULT_AGENT_CONFIG: JSON.stringify({
+        files: [{ name: 'stripe', lease: 'stripe-for-billing' }],
+        directory: files,
+        tokenPath: join(dir, 'billing.token'),
+        namespace: 'shop',
+        healthPort: 0,
+      }),
+    });
+    running.push(agent);
+    await waitUntil('the agent to exit', async () => agent.child.exitCode !== null, [], 60_000);
+    expect(agent.child.exitCode, agent.output()).toBe(0);
+    expect(readFileSync(join(files, 'stripe'), 'utf8')).toBe('sk_east_e0123456789');
   });
 
   it('revokes in Vault when a VaultLease is deleted in its cluster, leaving the other cluster alone', async () => {
