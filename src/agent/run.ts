@@ -3,12 +3,12 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import { Registry } from 'prom-client';
 import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/logger.js';
+import { createNodeFetch, type NodeFetch } from '../lib/node-fetch.js';
 import { type CreatedToken, Vault } from '../sdk/index.js';
 import { leaseLabels } from '../webhook/annotations.js';
 import type { AgentConfig } from './config.js';
 import { createFileSink } from './file-sink.js';
 import { type HealthServer, startHealthServer } from './health.js';
-import { createNodeFetch, type NodeFetch } from './http-fetch.js';
 import { createLeaseLoop, type LeaseApi, type LeaseLoop, type LeaseResolver } from './lease-loop.js';
 
 /**
@@ -20,6 +20,8 @@ export interface AgentOptions {
   config: AgentConfig;
   addr: string;
   tenant?: string;
+  /** The cluster the Kubernetes login names (tenant `<cluster>.<namespace>`), when Vault serves several. */
+  cluster?: string;
   /** A Vault token; without it the agent logs in with the projected token at `config.tokenPath`. */
   token?: string;
   /** PEM CA bundle the agent trusts for an https `addr` (instead of Node's built-in roots). */
@@ -192,7 +194,7 @@ async function session(options: AgentOptions, http: NodeFetch) {
     }
     try {
       return await Vault.loginKubernetes(
-        { jwt },
+        { jwt, ...(options.cluster ? { cluster: options.cluster } : {}) },
         { addr: options.addr, tenant: options.tenant, fetch: http.fetch },
       );
     } catch (err) {

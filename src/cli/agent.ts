@@ -10,6 +10,7 @@ import {
   type AgentConfig,
   agentCaFileEnv,
   agentCaPemEnv,
+  agentClusterEnv,
   agentConfig,
   agentConfigEnv,
 } from '../agent/config.js';
@@ -81,6 +82,7 @@ export function register(program: Command): void {
           config: config.value,
           addr,
           tenant: env.VAULT_TENANT || undefined,
+          cluster: env[agentClusterEnv] || undefined,
           token: env.VAULT_TOKEN || undefined,
           ...(ca ? { caPem: ca.pem } : {}),
           kubeConfig,

@@ -103,6 +103,14 @@ export function register(program: Command): void {
     .option('--kubernetes-auth', 'enable Kubernetes login (TokenReview)')
     .option('--kubernetes-audience <aud>', 'audience projected tokens must carry (default vault)')
     .option('--kubeconfig <file>', 'kubeconfig for TokenReview (default: in-cluster)')
+    .option(
+      '--kubernetes-cluster <name=kubeconfig...>',
+      'a named cluster whose ServiceAccounts may log in, tenants <name>.<namespace> (env VAULT_KUBERNETES_CLUSTERS, comma-separated)',
+    )
+    .option(
+      '--kubernetes-controller <cluster=namespace:sa...>',
+      "a cluster's controller ServiceAccount, which gets the controller role (env VAULT_KUBERNETES_CONTROLLERS)",
+    )
     .option('--no-ui', 'do not serve the web console at /ui (env VAULT_UI=false)')
     .action(async (options: Record<string, unknown>) => {
       const env = process.env;
@@ -125,6 +133,10 @@ export function register(program: Command): void {
             options.kubernetesAuth === true || env.VAULT_KUBERNETES_AUTH === 'true' ? true : undefined,
           kubernetesAudience: options.kubernetesAudience,
           kubeconfig: options.kubeconfig ?? env.KUBECONFIG,
+          kubernetesClusters:
+            (options.kubernetesCluster as string[] | undefined) ?? list(env.VAULT_KUBERNETES_CLUSTERS),
+          kubernetesControllers:
+            (options.kubernetesController as string[] | undefined) ?? list(env.VAULT_KUBERNETES_CONTROLLERS),
           ui: options.ui === false || env.VAULT_UI === 'false' ? false : undefined,
         }),
       });

@@ -226,7 +226,13 @@ export function createCredentialService(
     async addVersion(
       ctx: CallContext,
       name: string,
-      input: { value?: string; generate?: RotateInput['generate']; revokeOldLeases?: boolean },
+      input: {
+        value?: string;
+        generate?: RotateInput['generate'];
+        revokeOldLeases?: boolean;
+        /** Only when the value differs from the current version's (put-version). */
+        ifChanged?: boolean;
+      },
       action: 'credential.put-version' | 'credential.rotate',
     ): Promise<Credential> {
       const { credential } = await mustLoad(ctx, name, action);
@@ -245,6 +251,18 @@ export function createCredentialService(
       const next = await commitFor(ctx, name, async () => {
         const current = await mustLoad(ctx, name, action, false);
         await recheck(ctx, 'rotate', action, current.credential);
+        if (input.ifChanged) {
+          const latest = current.credential.versions.find(
+            (v) => v.version === current.credential.currentVersion,
+          );
+          if (latest && latest.fingerprint === (await fingerprints.of(ctx.tenant, value))) {
+            return {
+              ops: [],
+              audit: [{ action, resource: resourceOf(name), outcome: 'allowed', reason: 'unchanged' }],
+              result: current.credential,
+            };
+          }
+        }
         const version = current.credential.currentVersion + 1;
         const { op, fingerprint } = await sealVersion(ctx, name, version, value);
         const now = clock().toISOString();

@@ -221,8 +221,15 @@ export function parseTokenInfo(value: unknown, path = 'token'): TokenInfo {
       displayName: optStr(o, 'displayName', path),
       createdBy: optIdentity(o, 'createdBy', path),
       system: typeof o.system === 'boolean' ? o.system : undefined,
+      controllerOf: parseControllerOf(o.controllerOf, `${path}.controllerOf`),
     },
   );
+}
+
+function parseControllerOf(value: unknown, path: string): TokenInfo['controllerOf'] {
+  if (value === undefined) return undefined;
+  const o = obj(value, path);
+  return withOptional<NonNullable<TokenInfo['controllerOf']>>({}, { cluster: optStr(o, 'cluster', path) });
 }
 
 export function parseCreatedToken(value: unknown, path = 'token'): CreatedToken {

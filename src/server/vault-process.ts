@@ -22,6 +22,7 @@ import {
   writableStreamOutput,
 } from './audit-stream.js';
 import { auditStreamName, type ServerConfig } from './config.js';
+import type { KubernetesCluster, KubernetesLoginConfig } from './kubernetes-login.js';
 import { createServerMetrics, type ServerMetrics } from './metrics.js';
 import { kubernetesTokenReviewer } from './token-review.js';
 import { defaultUiDir } from './ui.js';
@@ -164,15 +165,7 @@ export async function startVault(config: ServerConfig, logger: Logger): Promise<
     durationMs(config.auditCheckpointInterval),
   );
   checkpointTimer.unref();
-  const kubernetes = config.kubernetesAuth
-    ? {
-        reviewer: await kubernetesTokenReviewer(
-          config.kubeconfig ? { kubeconfigPath: config.kubeconfig } : {},
-        ),
-        audience: config.kubernetesAudience,
-        maxTokenTtlMs: 3_600_000,
-      }
-    : undefined;
+  const kubernetes = await kubernetesLoginConfig(config);
   const { app } = createApp({
     core,
     keyring,
@@ -233,5 +226,36 @@ export async function startVault(config: ServerConfig, logger: Logger): Promise<
       await stream?.close();
       await store.close();
     },
+  };
+}
+
+/** Kubernetes login: the unnamed cluster (--kubernetes-auth) and every named one, with their controllers. */
+async function kubernetesLoginConfig(config: ServerConfig): Promise<KubernetesLoginConfig | undefined> {
+  if (!config.kubernetesAuth && config.kubernetesClusters.length === 0) return undefined;
+  const controllerOf = (cluster: string | undefined) =>
+    config.kubernetesControllers.find((c) => c.cluster === cluster)?.serviceAccount;
+  const clusters: Record<string, KubernetesCluster> = {};
+  for (const cluster of config.kubernetesClusters) {
+    const controller = controllerOf(cluster.name);
+    clusters[cluster.name] = {
+      reviewer: await kubernetesTokenReviewer(
+        cluster.kubeconfig ? { kubeconfigPath: cluster.kubeconfig } : {},
+      ),
+      ...(controller ? { controller } : {}),
+    };
+  }
+  const controller = controllerOf(undefined);
+  return {
+    ...(config.kubernetesAuth
+      ? {
+          reviewer: await kubernetesTokenReviewer(
+            config.kubeconfig ? { kubeconfigPath: config.kubeconfig } : {},
+          ),
+          ...(controller ? { controller } : {}),
+        }
+      : {}),
+    clusters,
+    audience: config.kubernetesAudience,
+    maxTokenTtlMs: 3_600_000,
   };
 }

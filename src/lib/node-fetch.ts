@@ -1,6 +1,8 @@
 import type { Agent as HttpAgent, IncomingMessage } from 'node:http';
 import { Readable } from 'node:stream';
-import type { FetchLike } from '../sdk/http.js';
+
+/** The fetch signature the SDK takes. */
+type FetchLike = typeof globalThis.fetch;
 
 /**
  * The part of `fetch` the SDK uses (method, headers, a string body, a signal; status, headers,
