@@ -79,7 +79,11 @@ export function register(program: Command): void {
     .option('--audit-log <target>', '"stdout", "none" or a file for JSON-lines audit records')
     .option(
       '--audit-cursor <file>',
-      'where the audit stream keeps its position (default: FILE.cursor beside a file log)',
+      'where the audit stream keeps its position: a file (default FILE.cursor beside a file log), or store[:NAME] (in the store; replicas with the same NAME take turns writing the stream)',
+    )
+    .option(
+      '--audit-stream-ttl <duration>',
+      'with --audit-cursor store: a writer silent this long is replaced by another replica (default 15s)',
     )
     .option(
       '--audit-checkpoint-interval <duration>',
@@ -99,6 +103,14 @@ export function register(program: Command): void {
     .option('--kubernetes-auth', 'enable Kubernetes login (TokenReview)')
     .option('--kubernetes-audience <aud>', 'audience projected tokens must carry (default vault)')
     .option('--kubeconfig <file>', 'kubeconfig for TokenReview (default: in-cluster)')
+    .option(
+      '--kubernetes-cluster <name=kubeconfig...>',
+      'a named cluster whose ServiceAccounts may log in, tenants <name>.<namespace> (env VAULT_KUBERNETES_CLUSTERS, comma-separated)',
+    )
+    .option(
+      '--kubernetes-controller <cluster=namespace:sa...>',
+      "a cluster's controller ServiceAccount, which gets the controller role (env VAULT_KUBERNETES_CONTROLLERS)",
+    )
     .option('--no-ui', 'do not serve the web console at /ui (env VAULT_UI=false)')
     .action(async (options: Record<string, unknown>) => {
       const env = process.env;
@@ -110,6 +122,7 @@ export function register(program: Command): void {
           tlsKeyFile: options.tlsKeyFile ?? env.VAULT_TLS_KEY_FILE,
           auditLog: options.auditLog ?? env.VAULT_AUDIT_LOG,
           auditCursor: options.auditCursor ?? env.VAULT_AUDIT_CURSOR,
+          auditStreamTtl: options.auditStreamTtl ?? env.VAULT_AUDIT_STREAM_TTL,
           auditCheckpointInterval: options.auditCheckpointInterval ?? env.VAULT_AUDIT_CHECKPOINT_INTERVAL,
           maxLeaseTtl: options.maxLeaseTtl ?? env.VAULT_MAX_LEASE_TTL,
           leaseRetention: options.leaseRetention ?? env.VAULT_LEASE_RETENTION,
@@ -120,6 +133,10 @@ export function register(program: Command): void {
             options.kubernetesAuth === true || env.VAULT_KUBERNETES_AUTH === 'true' ? true : undefined,
           kubernetesAudience: options.kubernetesAudience,
           kubeconfig: options.kubeconfig ?? env.KUBECONFIG,
+          kubernetesClusters:
+            (options.kubernetesCluster as string[] | undefined) ?? list(env.VAULT_KUBERNETES_CLUSTERS),
+          kubernetesControllers:
+            (options.kubernetesController as string[] | undefined) ?? list(env.VAULT_KUBERNETES_CONTROLLERS),
           ui: options.ui === false || env.VAULT_UI === 'false' ? false : undefined,
         }),
       });

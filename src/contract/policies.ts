@@ -1,6 +1,12 @@
 import { z } from 'zod';
 import { duration, identityName, identityType, labels, resourceName } from './common.js';
 
+/**
+ * Policies named with this prefix carry a VaultCredential's spec.access: the only policies a
+ * cluster's controller may write (core/controller-role.ts), one per credential.
+ */
+export const managedPolicyPrefix = 'k8s-vaultcredential-';
+
 export const actions = [
   'list',
   'read-metadata',

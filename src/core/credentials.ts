@@ -8,7 +8,7 @@ import type {
   updateCredentialRequest,
 } from '../contract/credentials.js';
 import type { Action } from '../contract/policies.js';
-import { badRequest, conflict, notFound } from '../lib/errors.js';
+import { badRequest, conflict, notFound, VaultError } from '../lib/errors.js';
 import type { Op } from '../store/store.js';
 import type { Access } from './access.js';
 import type { Mutation } from './committer.js';
@@ -247,7 +247,13 @@ export function createCredentialService(
     async addVersion(
       ctx: CallContext,
       name: string,
-      input: { value?: string; generate?: RotateInput['generate']; revokeOldLeases?: boolean },
+      input: {
+        value?: string;
+        generate?: RotateInput['generate'];
+        revokeOldLeases?: boolean;
+        /** Only when the value differs from the current version's (put-version). */
+        ifChanged?: boolean;
+      },
       action: 'credential.put-version' | 'credential.rotate',
     ): Promise<Credential> {
       const { credential } = await mustLoad(ctx, name, action);
@@ -258,13 +264,26 @@ export function createCredentialService(
         );
       // Rotating a dynamic credential changes the engine's admin password upstream first; the
       // new admin connection becomes the next version.
-      const value =
+      const rotated =
         credential.dynamic && input.value === undefined
           ? await deps.dynamic.rotateRoot(ctx, name)
-          : resolveValue(input);
+          : undefined;
+      const value = rotated ? rotated.connection : resolveValue(input);
       const next = await commitFor(ctx, name, async () => {
         const current = await mustLoad(ctx, name, action, false);
         await recheck(ctx, 'rotate', action, current.credential);
+        if (input.ifChanged) {
+          const latest = current.credential.versions.find(
+            (v) => v.version === current.credential.currentVersion,
+          );
+          if (latest && latest.fingerprint === (await fingerprints.of(ctx.tenant, value))) {
+            return {
+              ops: [],
+              audit: [{ action, resource: resourceOf(name), outcome: 'allowed', reason: 'unchanged' }],
+              result: current.credential,
+            };
+          }
+        }
         const version = current.credential.currentVersion + 1;
         const { op, fingerprint } = await sealVersion(ctx, name, version, value);
         const now = clock().toISOString();
@@ -281,6 +300,10 @@ export function createCredentialService(
           audit: [{ action, resource: resourceOf(name), outcome: 'allowed', reason: `version ${version}` }],
           result: next,
         };
+      }).catch(async (err: unknown) => {
+        // Not stored: put the old admin password back, unless the store may have kept the new one.
+        if (rotated && !(err instanceof VaultError && err.code === 'outcome_unknown')) await rotated.undo();
+        throw err;
       });
       if (input.revokeOldLeases) {
         // After the new version is committed, no new lease can take an old one (a lease

@@ -15,6 +15,7 @@ import { durationMs, formatDuration } from '../lib/duration.js';
 import { badRequest, conflict, notFound, permissionDenied, VaultError } from '../lib/errors.js';
 import type { Access } from './access.js';
 import { type CallContext, formatIdentity, sameIdentity } from './context.js';
+import { isController } from './controller-role.js';
 import type { CredentialService } from './credentials.js';
 import { type CoreDeps, parseRecord } from './deps.js';
 import type { DynamicAccounts } from './dynamic-accounts.js';
@@ -71,6 +72,7 @@ export function createLeaseService(
     if (
       !sameIdentity(caller, lease.identity) &&
       !sameIdentity(caller, lease.issuedBy) &&
+      !isController(ctx.principal) &&
       !(await access.isAdmin(ctx)) &&
       !(actingFor && mayActFor(ctx.principal, await access.policiesOf(ctx), lease.identity).allowed)
     ) {
@@ -108,6 +110,8 @@ export function createLeaseService(
    * callers that may lease it get it (the seed SDK example: a human leasing for an agent).
    */
   async function mayReadValue(ctx: CallContext, credential: CredentialRef): Promise<boolean> {
+    // A cluster's controller issues leases for workloads; their values are never its to see.
+    if (isController(ctx.principal)) return false;
     if (ctx.principal.identity.type !== 'agent') return true;
     return decide(ctx.principal, await access.policiesOf(ctx), 'reveal', credential).allowed;
   }
@@ -290,6 +294,7 @@ export function createLeaseService(
 
   const visibleTo = (ctx: CallContext, admin: boolean) => (lease: LeaseRecord) =>
     admin ||
+    isController(ctx.principal) ||
     sameIdentity(lease.identity, ctx.principal.identity) ||
     sameIdentity(lease.issuedBy, ctx.principal.identity);
 
@@ -308,8 +313,8 @@ export function createLeaseService(
       const target: Identity = input.identity ?? ctx.principal.identity;
       const resource = `credential/${input.credentialName}`;
       const loaded = await credentials.mustLoad(ctx, input.credentialName, 'lease.create', true, true);
-      const decision = await access.check(ctx, 'lease', resource, loaded.credential, 'lease.create');
       await access.checkActFor(ctx, target, 'lease.create', resource);
+      const decision = await access.checkLease(ctx, target, resource, loaded.credential);
       let { ttlMs, maxTtlMs } = ttlLimits(ctx, loaded.credential, input, decision.maxTtlMs);
       const withValue = await mayReadValue(ctx, loaded.credential);
       if (loaded.credential.dynamic) {
@@ -335,7 +340,7 @@ export function createLeaseService(
         const current = reuse ?? (await credentials.load(ctx, input.credentialName));
         if (!current) throw notFound(`credential "${input.credentialName}" was deleted`);
         if (!reuse) {
-          const again = decide(ctx.principal, await access.policiesOf(ctx), 'lease', current.credential);
+          const again = await access.leaseDecision(ctx, target, current.credential);
           if (!again.allowed) {
             refused = again.reason;
             throw permissionDenied(again.reason);

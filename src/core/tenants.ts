@@ -1,6 +1,7 @@
 import type { CreatedToken } from '../contract/auth.js';
 import { conflict, notFound } from '../lib/errors.js';
 import { type CallContext, systemContext } from './context.js';
+import { controllerActsIn } from './controller-role.js';
 import type { CoreDeps } from './deps.js';
 import { parseRecord } from './deps.js';
 import { keys } from './keys.js';
@@ -95,6 +96,8 @@ export function createTenantService(deps: CoreDeps & { tokens: TokenService }) {
     async require(ctx: CallContext) {
       if (await this.exists(ctx.tenant)) return;
       if (ctx.principal.system && config.autoCreateTenants) return this.ensure(ctx.tenant, ctx);
+      // A cluster's controller reaches a namespace's tenant before any of its workloads logs in.
+      if (controllerActsIn(ctx.principal, ctx.tenant)) return this.ensure(ctx.tenant, ctx);
       throw notFound(`tenant "${ctx.tenant}" does not exist`);
     },
   };

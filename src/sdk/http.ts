@@ -38,6 +38,8 @@ export interface Http {
   readonly tenant: string | undefined;
   json<T>(method: string, path: string, decode: (value: unknown) => T, options?: RequestOptions): Promise<T>;
   stream(path: string, options?: RequestOptions): Promise<Response>;
+  /** The same connection addressing another tenant. */
+  withTenant(tenant: string): Http;
 }
 
 /** Encodes one path segment (names may contain ".", ":" and "@"). */
@@ -125,6 +127,9 @@ export function createHttp(config: HttpConfig): Http {
     },
     stream(path, options = {}) {
       return send('get', path, { ...options, raw: true });
+    },
+    withTenant(tenant) {
+      return createHttp({ ...config, tenant });
     },
   };
 }

@@ -133,10 +133,11 @@ export class Vault {
 
   /**
    * Exchanges a projected Kubernetes ServiceAccount token for a Vault token (no Vault token
-   * needed). Connect with the returned `token` afterwards.
+   * needed). `cluster` names the cluster the token comes from when the server serves several
+   * (its tenant is then `<cluster>.<namespace>`). Connect with the returned `token` afterwards.
    */
   static async loginKubernetes(
-    input: { jwt: string; ttl?: string },
+    input: { jwt: string; ttl?: string; cluster?: string },
     options: Omit<ConnectOptions, 'token'> = {},
   ): Promise<CreatedToken> {
     const resolved = resolveConnectOptions({ ...options, token: '' });
@@ -147,6 +148,15 @@ export class Vault {
       timeoutMs: options.timeoutMs ?? 30_000,
     });
     return http.json('post', '/v1/auth/kubernetes/login', parseCreatedToken, { body: input });
+  }
+
+  /**
+   * The same token addressing another tenant, without another round trip. Only tokens that
+   * may act there are served: system tokens, and a cluster controller's in its cluster's
+   * tenants (`self.controllerOf`); others get 403.
+   */
+  withTenant(tenant: string): Vault {
+    return new Vault(this.#http.withTenant(tenant), this.self);
   }
 
   /** The calling token as the server sees it now. */

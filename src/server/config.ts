@@ -1,5 +1,6 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
+import { STREAM_NAME } from '../core/audit-stream-claim.js';
 import { durationHelp, parseDuration } from '../lib/duration.js';
 
 const listen = z
@@ -31,8 +32,14 @@ export const serverConfigSchema = z
     tlsCertFile: z.string().optional(),
     tlsKeyFile: z.string().optional(),
     auditLog: z.string().default('stdout'),
-    /** Where the stream's cursor is kept; default FILE.cursor next to a file audit log, none for stdout. */
+    /**
+     * Where the stream's cursor is kept: a file (default FILE.cursor next to a file audit
+     * log, none for stdout), or `store[:NAME]`, the store, shared by every replica with the
+     * same NAME, one of which writes the stream at a time.
+     */
     auditCursor: z.string().optional(),
+    /** With a store cursor: a writer that has not renewed its claim this long is replaced. */
+    auditStreamTtl: z.string().default('15s'),
     /** Tenants with new records get a signed checkpoint this often (and every 1000 records). */
     auditCheckpointInterval: z.string().default('1m'),
     logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
@@ -61,6 +68,49 @@ export const serverConfigSchema = z
     kubernetesAuth: z.boolean().default(false),
     kubernetesAudience: z.string().default('vault'),
     kubeconfig: z.string().optional(),
+    /**
+     * Named clusters whose ServiceAccounts may log in (`NAME` or `NAME=KUBECONFIG`; no
+     * kubeconfig: in-cluster): their namespaces are tenants `<NAME>.<namespace>`.
+     */
+    kubernetesClusters: z
+      .array(
+        z
+          .string()
+          .regex(
+            /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(=.*)?$/,
+            'each --kubernetes-cluster is NAME or NAME=KUBECONFIG, NAME a DNS label like "prod-eu"',
+          )
+          .transform((entry) => {
+            const eq = entry.indexOf('=');
+            return eq < 0
+              ? { name: entry }
+              : {
+                  name: entry.slice(0, eq),
+                  ...(eq < entry.length - 1 ? { kubeconfig: entry.slice(eq + 1) } : {}),
+                };
+          }),
+      )
+      .default([]),
+    /**
+     * Each cluster's controller ServiceAccount (`[CLUSTER=]NAMESPACE:NAME`; no CLUSTER: the
+     * unnamed cluster of --kubernetes-auth): its login gets the controller role.
+     */
+    kubernetesControllers: z
+      .array(
+        z
+          .string()
+          .regex(
+            /^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?=)?[a-z0-9]([-a-z0-9]*[a-z0-9])?:[a-z0-9]([-.a-z0-9]*[a-z0-9])?$/,
+            'each --kubernetes-controller is [CLUSTER=]NAMESPACE:SERVICEACCOUNT, like prod-eu=vault-system:vault-controller',
+          )
+          .transform((entry) => {
+            const eq = entry.indexOf('=');
+            return eq < 0
+              ? { serviceAccount: entry }
+              : { cluster: entry.slice(0, eq), serviceAccount: entry.slice(eq + 1) };
+          }),
+      )
+      .default([]),
     autoCreateTenants: z.boolean().default(false),
     /** Serve the web console at /ui. */
     ui: z.boolean().default(true),
@@ -94,11 +144,43 @@ export const serverConfigSchema = z
     if ('error' in parseDuration(config.auditCheckpointInterval)) {
       problem('auditCheckpointInterval', `--audit-checkpoint-interval must be ${durationHelp}`);
     }
+    const streamTtl = parseDuration(config.auditStreamTtl);
+    if ('error' in streamTtl || streamTtl.ms < 1000) {
+      problem('auditStreamTtl', `--audit-stream-ttl must be at least 1s, ${durationHelp}`);
+    }
+    const storeCursor = auditStreamName(config.auditCursor);
+    if (storeCursor !== undefined && !STREAM_NAME.test(storeCursor)) {
+      problem(
+        'auditCursor',
+        `--audit-cursor store:NAME needs a NAME of 1-63 letters, digits, ".", "_" or "-", got "${storeCursor}"`,
+      );
+    }
     if ('error' in parseDuration(config.leaseRetention)) {
       problem('leaseRetention', `--lease-retention must be ${durationHelp}`);
     }
     if ('error' in parseDuration(config.dynamicIssueGrace)) {
       problem('dynamicIssueGrace', `--dynamic-issue-grace must be ${durationHelp}`);
+    }
+    const clusterNames = config.kubernetesClusters.map((c) => c.name);
+    if (new Set(clusterNames).size !== clusterNames.length)
+      problem('kubernetesClusters', 'each --kubernetes-cluster name is given once');
+    const controlled = new Set<string>();
+    for (const controller of config.kubernetesControllers) {
+      const name = controller.cluster ?? '';
+      if (controlled.has(name)) problem('kubernetesControllers', `cluster "${name}" has two controllers`);
+      controlled.add(name);
+      if (controller.cluster !== undefined && !clusterNames.includes(controller.cluster)) {
+        problem(
+          'kubernetesControllers',
+          `--kubernetes-controller names cluster "${controller.cluster}", which no --kubernetes-cluster serves`,
+        );
+      }
+      if (controller.cluster === undefined && !config.kubernetesAuth) {
+        problem(
+          'kubernetesControllers',
+          `--kubernetes-controller ${controller.serviceAccount} is for the unnamed cluster: it needs --kubernetes-auth (or write CLUSTER=${controller.serviceAccount})`,
+        );
+      }
     }
     const host = config.listen.slice(0, config.listen.lastIndexOf(':'));
     const loopback = ['127.0.0.1', 'localhost', '[::1]'].includes(host);
@@ -111,6 +193,12 @@ export const serverConfigSchema = z
   });
 
 export type ServerConfig = z.output<typeof serverConfigSchema>;
+
+/** The stream name of a `store[:NAME]` cursor (`default` for plain `store`), else undefined (a file). */
+export function auditStreamName(auditCursor: string | undefined): string | undefined {
+  if (auditCursor === 'store') return 'default';
+  return auditCursor?.startsWith('store:') ? auditCursor.slice('store:'.length) : undefined;
+}
 
 /** Every problem at once, one per line, naming the flag. */
 export function parseServerConfig(input: unknown): ServerConfig {

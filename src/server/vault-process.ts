@@ -3,6 +3,7 @@ import { createServer as createHttpServer, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { type AuditFollower, createAuditFollower } from '../core/audit-follower.js';
+import { storeCursorStore } from '../core/audit-stream-claim.js';
 import { type AuditSink, createVaultCore, nullAuditSink, type VaultCore } from '../core/index.js';
 import { sealedPrefixes } from '../core/keys.js';
 import { createKeyring, type Keyring } from '../crypto/keyring.js';
@@ -20,7 +21,8 @@ import {
   memoryCursorStore,
   writableStreamOutput,
 } from './audit-stream.js';
-import type { ServerConfig } from './config.js';
+import { auditStreamName, type ServerConfig } from './config.js';
+import type { KubernetesCluster, KubernetesLoginConfig } from './kubernetes-login.js';
 import { createServerMetrics, type ServerMetrics } from './metrics.js';
 import { kubernetesTokenReviewer } from './token-review.js';
 import { defaultUiDir } from './ui.js';
@@ -114,7 +116,11 @@ export async function startVault(config: ServerConfig, logger: Logger): Promise<
       : toFile
         ? await fileStreamOutput(config.auditLog)
         : writableStreamOutput(process.stdout);
-  const cursorFile = config.auditCursor ?? (toFile ? `${config.auditLog}.cursor` : undefined);
+  const streamName = auditStreamName(config.auditCursor);
+  const cursorFile =
+    streamName === undefined
+      ? (config.auditCursor ?? (toFile ? `${config.auditLog}.cursor` : undefined))
+      : undefined;
   let stream: AuditFollower | undefined;
   let leaseStates: (() => Promise<Record<string, number>>) | undefined;
   let auditTampered: (() => string[]) | undefined;
@@ -127,13 +133,25 @@ export async function startVault(config: ServerConfig, logger: Logger): Promise<
     logger,
     (opened) => {
       if (!output) return nullAuditSink;
+      const cursor =
+        streamName !== undefined
+          ? storeCursorStore({
+              store: opened,
+              name: streamName,
+              ttlMs: durationMs(config.auditStreamTtl),
+            })
+          : cursorFile
+            ? fileCursorStore(cursorFile)
+            : memoryCursorStore();
       stream = createAuditFollower({
         store: opened,
         output,
-        cursor: cursorFile ? fileCursorStore(cursorFile) : memoryCursorStore(),
-        logger: logger.child({ component: 'audit-stream' }),
-        // Without a cursor file (stdout), a restart starts at the heads: say so in the docs.
-        startAt: cursorFile ? 'beginning' : 'heads',
+        cursor,
+        logger: logger.child({ component: 'audit-stream', ...(streamName ? { stream: streamName } : {}) }),
+        // Without a persisted cursor (stdout alone), a restart starts at the heads: say so in the docs.
+        startAt: streamName !== undefined || cursorFile ? 'beginning' : 'heads',
+        // A cursor in the store costs a store write: at most one a second (a crash repeats up to that).
+        ...(streamName !== undefined ? { saveEveryMs: 1000 } : {}),
       });
       return stream;
     },
@@ -147,15 +165,7 @@ export async function startVault(config: ServerConfig, logger: Logger): Promise<
     durationMs(config.auditCheckpointInterval),
   );
   checkpointTimer.unref();
-  const kubernetes = config.kubernetesAuth
-    ? {
-        reviewer: await kubernetesTokenReviewer(
-          config.kubeconfig ? { kubeconfigPath: config.kubeconfig } : {},
-        ),
-        audience: config.kubernetesAudience,
-        maxTokenTtlMs: 3_600_000,
-      }
-    : undefined;
+  const kubernetes = await kubernetesLoginConfig(config);
   const { app } = createApp({
     core,
     keyring,
@@ -216,5 +226,36 @@ export async function startVault(config: ServerConfig, logger: Logger): Promise<
       await stream?.close();
       await store.close();
     },
+  };
+}
+
+/** Kubernetes login: the unnamed cluster (--kubernetes-auth) and every named one, with their controllers. */
+async function kubernetesLoginConfig(config: ServerConfig): Promise<KubernetesLoginConfig | undefined> {
+  if (!config.kubernetesAuth && config.kubernetesClusters.length === 0) return undefined;
+  const controllerOf = (cluster: string | undefined) =>
+    config.kubernetesControllers.find((c) => c.cluster === cluster)?.serviceAccount;
+  const clusters: Record<string, KubernetesCluster> = {};
+  for (const cluster of config.kubernetesClusters) {
+    const controller = controllerOf(cluster.name);
+    clusters[cluster.name] = {
+      reviewer: await kubernetesTokenReviewer(
+        cluster.kubeconfig ? { kubeconfigPath: cluster.kubeconfig } : {},
+      ),
+      ...(controller ? { controller } : {}),
+    };
+  }
+  const controller = controllerOf(undefined);
+  return {
+    ...(config.kubernetesAuth
+      ? {
+          reviewer: await kubernetesTokenReviewer(
+            config.kubeconfig ? { kubeconfigPath: config.kubeconfig } : {},
+          ),
+          ...(controller ? { controller } : {}),
+        }
+      : {}),
+    clusters,
+    audience: config.kubernetesAudience,
+    maxTokenTtlMs: 3_600_000,
   };
 }

@@ -4,7 +4,7 @@
  *
  * - `kubectl apply -f crds/ -f deploy/rbac/operator.yaml` on a fresh cluster (the namespace it
  *   uses does not exist yet);
- * - the chart upgrade of docs/readme/helm.md after a plain `helm install`: helm created the CRDs
+ * - the chart upgrade of docs/platform/helm.md after a plain `helm install`: helm created the CRDs
  *   (its field manager owns every field), so a server-side apply of changed CRDs must take
  *   those fields over, and the CRDs in the cluster must be the new ones afterwards.
  */
@@ -54,7 +54,7 @@ describe('kubectl apply -f crds/ -f deploy/rbac/operator.yaml', () => {
 
   it('works on a fresh cluster: the namespace comes with the RBAC', async () => {
     cp = await startControlPlane();
-    const line = documentedBlock('docs/readme/operator.md', '## Kubernetes operator')
+    const line = documentedBlock('docs/kubernetes/resources.md', '# Kubernetes operator')
       .split('\n')
       .find((l) => l.startsWith('kubectl apply'))!;
     expect(line).toBe('kubectl apply -f crds/ -f deploy/rbac/operator.yaml');
@@ -112,7 +112,7 @@ describe('the documented upgrade after a plain helm install', () => {
       ).stdout;
     expect(await description()).toMatch(/^\(old\) /);
 
-    const upgrade = documentedBlock('docs/readme/helm.md', '### Upgrade');
+    const upgrade = documentedBlock('docs/platform/helm.md', '## Upgrade');
     expect(upgrade).toContain('kubectl apply --server-side');
     const result = await runDocumented(cp, upgrade, repoRoot);
     expect(result.code, `${upgrade}\n${result.stderr}`).toBe(0);

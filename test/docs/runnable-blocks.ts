@@ -1,7 +1,7 @@
 /**
  * The fenced code blocks of the docs that CI runs as written: those whose info string is
  * `sh runnable`. Files in path order (docs/ before README.md), blocks in file order; a block
- * of README.md that a docs file already has (README is assembled from docs/readme) runs once.
+ * of README.md that a docs file already has runs once.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';

@@ -117,9 +117,14 @@ describe('docs: sh runnable blocks, in order', () => {
     for (const dir of [home, state]) if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  it('the quick starts (laptop CLI, SDK, Claude Code) are marked runnable', () => {
+  it('the quick starts (Getting Started, CLI, SDK, Claude Code) are marked runnable', () => {
     const files = new Set(blocks.map((b) => b.file));
-    for (const file of ['docs/readme/cli.md', 'docs/readme/sdk.md', 'docs/readme/mcp.md']) {
+    for (const file of [
+      'docs/guide/getting-started.md',
+      'docs/guide/cli.md',
+      'docs/guide/sdk.md',
+      'docs/guide/claude-code.md',
+    ]) {
       expect(files, `${file} has no sh runnable block`).toContain(file);
     }
   });
