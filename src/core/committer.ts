@@ -142,8 +142,13 @@ export function createCommitter(deps: {
     if (!newest) throw tamper(`the chain head names record ${head.seq}, which is gone`);
     if (after) {
       // Written after the head we read: a commit of another replica, not a rollback (a head
-      // rolled back was written after the record it no longer names).
-      if (mayRetry && after.modRevision > kv.modRevision) return 'raced';
+      // rolled back was written after the record it no longer names). Lost too often, it is
+      // contention, and the request is refused for a retry: never a tamper report, which
+      // would stop the tenant's writes.
+      if (after.modRevision > kv.modRevision) {
+        if (mayRetry) return 'raced';
+        throw new VaultError('conflict', 'the audit chain changed concurrently too many times; retry the request');
+      }
       throw tamper(`record ${head.seq + 1} exists after the head: the head was rolled back`);
     }
     let parsed: ReturnType<typeof storedAuditRecord.safeParse>;
