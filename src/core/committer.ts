@@ -3,7 +3,7 @@ import { storedAuditRecord } from '../contract/audit.js';
 import type { Identity } from '../contract/common.js';
 import { CryptoError } from '../crypto/errors.js';
 import type { Clock } from '../lib/clock.js';
-import { VaultError } from '../lib/errors.js';
+import { unauthenticated, VaultError } from '../lib/errors.js';
 import type { Compare, Op, Store } from '../store/store.js';
 import { GENESIS_HASH, keyedHash, legacyHash, parseHead, REKEY_ACTION } from './audit-chain.js';
 import type { AuditIntegrity } from './audit-integrity.js';
@@ -81,6 +81,8 @@ export function createCommitter(deps: {
   sink: AuditSink;
   auditKeys: AuditKeyring;
   integrity: AuditIntegrity;
+  /** Told when a caller's token turned out to be revoked (to drop it from a cache). */
+  onTokenGone?: (tokenKey: string) => void;
   /** Told the new head after each commit that wrote records (the checkpointer counts them). */
   onCommitted?: (tenant: string, seq: number) => void;
   enabled?: boolean;
@@ -363,7 +365,32 @@ export function createCommitter(deps: {
     }
   }
 
-  function commit<T>(ctx: CallContext, build: () => Promise<Mutation<T>>): Promise<T> {
+  /**
+   * Commits only while the caller's token exists as authentication saw it. A replica may have
+   * authenticated from its record cache, and the token may have been revoked through another
+   * replica since: the compare makes that request fail instead of committing (every request
+   * that returns a value commits its audit record first), and its retry reads the token afresh.
+   */
+  function whileTokenLives<T>(ctx: CallContext, build: () => Promise<Mutation<T>>) {
+    const { tokenKey, tokenRevision } = ctx.principal;
+    if (!tokenKey || !tokenRevision) return build;
+    let retry = false;
+    return async (): Promise<Mutation<T>> => {
+      if (retry) {
+        const kv = await store.get(tokenKey);
+        if (kv?.modRevision !== tokenRevision) {
+          deps.onTokenGone?.(tokenKey);
+          throw unauthenticated('the token was revoked; log in again');
+        }
+      }
+      retry = true;
+      const mutation = await build();
+      return { ...mutation, compare: [...(mutation.compare ?? []), { key: tokenKey, modRevision: tokenRevision }] };
+    };
+  }
+
+  function commit<T>(ctx: CallContext, unguarded: () => Promise<Mutation<T>>): Promise<T> {
+    const build = whileTokenLives(ctx, unguarded);
     return new Promise<T>((resolve, reject) => {
       let queue = queues.get(ctx.tenant);
       if (!queue) {

@@ -13,7 +13,17 @@
  */
 import type { IOptions } from 'etcd3';
 
-type Policy = NonNullable<NonNullable<IOptions['faultHandling']>['global']>;
+export type EtcdFaultPolicy = NonNullable<NonNullable<IOptions['faultHandling']>['global']>;
+type Policy = EtcdFaultPolicy;
+
+export interface HostGuard {
+  /** The per-member policy the etcd3 client asks for each endpoint. */
+  host: (host: string) => EtcdFaultPolicy;
+  /** The policy around each call (across members). */
+  global: EtcdFaultPolicy;
+  /** Members skipped now. */
+  downHosts: () => string[];
+}
 
 export interface HostGuardOptions {
   /** First back-off after a failed connection to a member (default 500 ms). */
@@ -35,7 +45,7 @@ class MemberSkipped extends Error {
 
 const events = { onSuccess: () => ({ dispose() {} }), onFailure: () => ({ dispose() {} }) };
 
-export function createHostGuard(options: HostGuardOptions = {}) {
+export function createHostGuard(options: HostGuardOptions = {}): HostGuard {
   const minBackoffMs = options.minBackoffMs ?? 500;
   const maxBackoffMs = options.maxBackoffMs ?? 5_000;
   const now = options.now ?? Date.now;
@@ -83,7 +93,6 @@ export function createHostGuard(options: HostGuardOptions = {}) {
   return {
     host: hostPolicy,
     global: globalPolicy,
-    /** Members skipped now (for tests and logs). */
     downHosts: () => [...hosts].filter(isDown),
   };
 }
