@@ -98,7 +98,8 @@ export async function checkStoredChain(
   const head = await store.get(keys.auditHead(tenant));
   const headSeq = head ? parseHead(head.value)?.seq : undefined;
   for await (const kv of rawAuditRecords(store, tenant, options.start?.seq ?? 0)) {
-    if (head && headSeq !== undefined && check.tip().seq >= headSeq && kv.modRevision > head.modRevision) break;
+    if (head && headSeq !== undefined && check.tip().seq >= headSeq && kv.modRevision > head.modRevision)
+      break;
     if (!check.push(kv)) break;
   }
   return { outcome: check.finish(head?.value), tip: check.tip() };

@@ -149,7 +149,10 @@ export function createCommitter(deps: {
       // would stop the tenant's writes.
       if (after.modRevision > kv.modRevision) {
         if (mayRetry) return 'raced';
-        throw new VaultError('conflict', 'the audit chain changed concurrently too many times; retry the request');
+        throw new VaultError(
+          'conflict',
+          'the audit chain changed concurrently too many times; retry the request',
+        );
       }
       throw tamper(`record ${head.seq + 1} exists after the head: the head was rolled back`);
     }
@@ -385,7 +388,10 @@ export function createCommitter(deps: {
       }
       retry = true;
       const mutation = await build();
-      return { ...mutation, compare: [...(mutation.compare ?? []), { key: tokenKey, modRevision: tokenRevision }] };
+      return {
+        ...mutation,
+        compare: [...(mutation.compare ?? []), { key: tokenKey, modRevision: tokenRevision }],
+      };
     };
   }
 

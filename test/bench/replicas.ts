@@ -14,7 +14,7 @@
  *   BENCH_SECONDS=3 BENCH_ROUNDS=2 BENCH_CLIENTS=1,16,64 BENCH_TOPOLOGIES=1x1,3x1,1x3,3x3 npm run bench:replicas
  */
 import { mkdtempSync, rmSync } from 'node:fs';
-import { cpus, loadavg, totalmem, tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { generateRootKeyFile } from '../../src/crypto/root-key.js';
 import { type Bootstrap, bootstrap, type ServerProcess, startServer } from '../crash/vault-server.js';
@@ -64,7 +64,10 @@ async function setUp(members: number, replicas: number): Promise<Topology> {
   const proxy = replicas > 1 ? await startRoundRobinProxy(servers.map((s) => s.url)) : undefined;
   const url = proxy?.url ?? servers[0]!.url;
   const client = jsonClient(url, { token: auth.token });
-  const lease = await client.request('POST', '/v1/leases', { credentialName: auth.credentialName, ttl: '24h' });
+  const lease = await client.request('POST', '/v1/leases', {
+    credentialName: auth.credentialName,
+    ttl: '24h',
+  });
   client.close();
   if (lease.status !== 201) throw new Error(`${name}: lease creation answered ${lease.status}`);
   return {
@@ -125,7 +128,9 @@ function report() {
         .map((r, i) => (r.errors ? `${names[i]}: ${JSON.stringify(r.outcomes)}` : ''))
         .filter(Boolean)
         .join('; ');
-      console.log(`${(op === 'create' ? 'lease create' : 'value read').padEnd(14)}${pad(String(clients), 8)}${cells.join('')}  ${errors}`);
+      console.log(
+        `${(op === 'create' ? 'lease create' : 'value read').padEnd(14)}${pad(String(clients), 8)}${cells.join('')}  ${errors}`,
+      );
     }
   }
 }

@@ -87,7 +87,9 @@ describe('three API replicas on one etcd', () => {
       const kept = await createLease(b);
       const revoked = await createLease(c);
       const expiring = await createLease(b, '2s');
-      expect((await call(c, 'POST', `/v1/leases/${kept.id}/renew`, token, { increment: '2h' })).status).toBe(200);
+      expect((await call(c, 'POST', `/v1/leases/${kept.id}/renew`, token, { increment: '2h' })).status).toBe(
+        200,
+      );
       expect((await call(b, 'POST', `/v1/leases/${revoked.id}/revoke`, token, {})).status).toBe(200);
       await until(() => stream.of(expiring.id).includes('expired'));
       await until(() => stream.of(revoked.id).includes('revoked') && stream.of(kept.id).includes('renewed'));
@@ -105,7 +107,8 @@ describe('three API replicas on one etcd', () => {
       const [origin, ...others] = [...all.slice(round % 3), ...all.slice(0, round % 3)];
       const lease = await createLease(origin!);
       // Every replica has read it (and whatever it caches is warm)...
-      for (const url of all) expect((await call(url, 'GET', `/v1/leases/${lease.id}/value`, token)).status).toBe(200);
+      for (const url of all)
+        expect((await call(url, 'GET', `/v1/leases/${lease.id}/value`, token)).status).toBe(200);
       expect((await call(origin!, 'POST', `/v1/leases/${lease.id}/revoke`, token, {})).status).toBe(200);
       // ...and the next read anywhere, right after the revocation was answered, is refused.
       for (const url of others) {

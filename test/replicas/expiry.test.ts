@@ -42,7 +42,10 @@ describe.skipIf(!redisAvailable)('dynamic lease expiry across replicas', () => {
     // Two leases through each replica; the first replica is then killed before they end.
     for (const server of replicas.servers) {
       for (let i = 0; i < 2; i++) {
-        const res = await call(server.url, 'POST', '/v1/leases', token, { credentialName: 'cache', ttl: '3s' });
+        const res = await call(server.url, 'POST', '/v1/leases', token, {
+          credentialName: 'cache',
+          ttl: '3s',
+        });
         expect(res.status, JSON.stringify(res.body)).toBe(201);
         ids.push(res.body.id);
       }
@@ -54,7 +57,8 @@ describe.skipIf(!redisAvailable)('dynamic lease expiry across replicas', () => {
     // A replica that did not issue a lease learns of its account at its next sweep (every 30 s
     // at the latest), so a killed issuer delays the removal by at most that.
     const deadline = Date.now() + 60_000;
-    while ((await aclUsers()).some((user) => user.startsWith('vault_')) && Date.now() < deadline) await sleep(250);
+    while ((await aclUsers()).some((user) => user.startsWith('vault_')) && Date.now() < deadline)
+      await sleep(250);
     expect((await aclUsers()).filter((user) => user.startsWith('vault_'))).toEqual([]);
 
     // Let every surviving replica's timers and sweeps fire for the same leases.
@@ -64,7 +68,10 @@ describe.skipIf(!redisAvailable)('dynamic lease expiry across replicas', () => {
     );
     for (const id of ids) {
       const mine = removals.filter((record) => record.resource === `lease/${id}`);
-      expect(mine.map((record) => record.outcome), `lease ${id}`).toEqual(['allowed']);
+      expect(
+        mine.map((record) => record.outcome),
+        `lease ${id}`,
+      ).toEqual(['allowed']);
     }
     const verify = await call(survivor, 'GET', '/v1/audit/verify', token);
     expect(verify.body).toMatchObject({ ok: true });

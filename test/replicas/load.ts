@@ -35,7 +35,13 @@ export async function createLeasesUnderLoad(options: {
   /** Called once, this long after the start (the fault). */
   at?: Array<{ afterMs: number; run: () => Promise<void> }>;
 }): Promise<LoadOutcome> {
-  const outcome: LoadOutcome = { acknowledged: new Map(), unanswered: [], errors: {}, unexpected: [], retried: 0 };
+  const outcome: LoadOutcome = {
+    acknowledged: new Map(),
+    unanswered: [],
+    errors: {},
+    unexpected: [],
+    retried: 0,
+  };
   const started = Date.now();
   const stopAt = started + options.durationMs;
   const giveUpAt = stopAt + (options.retryForMs ?? 30_000);

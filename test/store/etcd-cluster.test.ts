@@ -16,7 +16,11 @@ let store: Store;
 
 beforeAll(async () => {
   cluster = await startEtcdCluster({ size: 3 });
-  store = await openEtcdStore({ endpoints: cluster.endpoints, prefix: `cluster/${randomUUID()}/`, timeoutMs: 3_000 });
+  store = await openEtcdStore({
+    endpoints: cluster.endpoints,
+    prefix: `cluster/${randomUUID()}/`,
+    timeoutMs: 3_000,
+  });
 });
 afterAll(async () => {
   await store?.close();
