@@ -49,11 +49,15 @@ interface Pending {
   resolve: (value: unknown) => void;
   reject: (error: unknown) => void;
   attempts: number;
+  /** Rounds lost to another writer's commit on the chain head (not to a changed record). */
+  headRaces: number;
   /** After a failed group commit, retried alone so one stale read cannot sink the others. */
   solo: boolean;
 }
 
 const MAX_ATTEMPTS = 8;
+/** Replicas writing one tenant take turns on its head: losing many rounds in a row is normal. */
+const MAX_HEAD_RACES = 64;
 const REKEY_ACTION_INPUT: AuditInput = {
   action: REKEY_ACTION,
   resource: 'audit',
@@ -339,19 +343,36 @@ export function createCommitter(deps: {
       for (const { pending, mutation } of accepted) pending.resolve(mutation.result);
       return;
     }
-    // Another writer (a replica, or a change to a compared record) won: re-read and retry.
+    // Another writer won. When it moved the chain head (another replica's commit: nothing in
+    // this group was wrong), the group is rebuilt on the new head and retried as a group,
+    // after a short random pause that lets the replicas fall out of step. Otherwise one of its
+    // compared records changed, and each change is retried alone, so one stale read cannot
+    // sink the others.
     heads.delete(tenant);
+    const headMoved =
+      !conflicting &&
+      (await store.get(keys.auditHead(tenant)).then(
+        (kv) => (kv?.modRevision ?? 0) !== head.modRevision,
+        () => false,
+      ));
     const retry: Pending[] = [];
     for (const { pending } of accepted) {
-      pending.attempts += 1;
-      pending.solo = accepted.length > 1 || pending.solo;
-      if (pending.attempts >= MAX_ATTEMPTS) {
+      if (headMoved) pending.headRaces += 1;
+      else {
+        pending.attempts += 1;
+        pending.solo = accepted.length > 1 || pending.solo;
+      }
+      if (pending.attempts >= MAX_ATTEMPTS || pending.headRaces >= MAX_HEAD_RACES) {
         pending.reject(
           new VaultError('conflict', 'the record changed concurrently too many times; retry the request'),
         );
       } else retry.push(pending);
     }
     queue.unshift(...retry);
+    if (headMoved && retry.length > 0) {
+      const races = Math.max(...retry.map((pending) => pending.headRaces));
+      await new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(races, 8)));
+    }
   }
 
   async function drain(tenant: string): Promise<void> {
@@ -409,6 +430,7 @@ export function createCommitter(deps: {
         resolve: resolve as (value: unknown) => void,
         reject,
         attempts: 0,
+        headRaces: 0,
         solo: false,
       });
       if (!running.has(ctx.tenant)) {

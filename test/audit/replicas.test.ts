@@ -108,4 +108,27 @@ describe('the audit chain with several replicas', () => {
     expect(outcomes.filter((outcome) => !outcome.ok)).toEqual([]);
     expect(verifier.auditIntegrity.list()).toEqual([]);
   }, 120_000);
+
+  it('takes turns on the head: three busy replicas of one tenant answer no "retry the request"', async () => {
+    const replicas = [await replica(), await replica(), await replica()];
+    const ctx = systemContext('turns', { type: 'human', name: 'admin' });
+    await replicas[0]!.tenants.ensure('turns', ctx);
+    // 64 writes in flight per replica at once, no client retries: losing a round to another
+    // replica's commit is not a conflict of the request's own records.
+    const results = await Promise.allSettled(
+      replicas.flatMap((core, r) =>
+        Array.from({ length: 3 * 64 }, (_, i) =>
+          core.credentials.create(ctx, {
+            name: `t${r}-${i}`,
+            type: 'generic',
+            value: 'v',
+            metadata: {},
+          } as never),
+        ),
+      ),
+    );
+    const refused = results.filter((r) => r.status === 'rejected').map((r) => String(r.reason));
+    expect(refused).toEqual([]);
+    expect((await replicas[1]!.audit.verify(ctx)).ok).toBe(true);
+  }, 120_000);
 });

@@ -146,4 +146,26 @@ describe('three API replicas on one etcd', () => {
       }
     }
   }, 60_000);
+
+  it('decides by a policy changed through another replica within the record cache TTL (1 s)', async () => {
+    const [a, b] = urls() as [string, string];
+    const rules = [{ credentials: [credentialName], actions: ['lease'], maxTtl: '1h' }];
+    expect((await call(a, 'PUT', '/v1/policies/leaser', token, { rules })).status).toBe(200);
+    const minted = await call(a, 'POST', '/v1/auth/tokens', token, {
+      identity: { type: 'human', name: 'bob' },
+      policies: ['leaser'],
+      ttl: '10m',
+    });
+    expect(minted.status, JSON.stringify(minted.body)).toBe(201);
+    const bob = minted.body.token as string;
+    // B caches the policy while serving bob...
+    expect((await call(b, 'POST', '/v1/leases', bob, { credentialName, ttl: '1h' })).status).toBe(201);
+    // ...the grant is withdrawn through A...
+    const none = [{ credentials: ['nothing-*'], actions: ['lease'], maxTtl: '1h' }];
+    expect((await call(a, 'PUT', '/v1/policies/leaser', token, { rules: none })).status).toBe(200);
+    // ...and once the TTL has passed, B decides on the new policy (A at once).
+    expect((await call(a, 'POST', '/v1/leases', bob, { credentialName, ttl: '1h' })).status).toBe(403);
+    await sleep(1_100);
+    expect((await call(b, 'POST', '/v1/leases', bob, { credentialName, ttl: '1h' })).status).toBe(403);
+  }, 60_000);
 });
