@@ -58,6 +58,8 @@ interface Pending {
 const MAX_ATTEMPTS = 8;
 /** Replicas writing one tenant take turns on its head: losing many rounds in a row is normal. */
 const MAX_HEAD_RACES = 64;
+/** Reads of the head that may find a record written after it (a concurrent commit) before giving up. */
+const MAX_HEAD_READS = 32;
 const REKEY_ACTION_INPUT: AuditInput = {
   action: REKEY_ACTION,
   resource: 'audit',
@@ -108,8 +110,10 @@ export function createCommitter(deps: {
     // transaction, but these are separate reads): what looks like tampering is read again,
     // and only a state that a concurrent commit cannot explain is reported.
     for (let attempt = 0; ; attempt++) {
-      const head = await readHead(tenant, attempt < 5);
+      const head = await readHead(tenant, attempt < MAX_HEAD_READS);
       if (head !== 'raced') return head;
+      // Busy replicas commit all the time: a short random pause lets a read fall between them.
+      await new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(attempt, 8)));
     }
   };
 

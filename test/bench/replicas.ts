@@ -7,11 +7,14 @@
  * at 1, 16 and 64 clients, side by side in one run: the topologies take turns within each
  * round, so background load falls on all of them alike. Every API replica is a real
  * `vault server` process (the CLI, --audit-log none); etcd members are real processes on
- * loopback; the client runs in a worker thread. One tenant, one credential: every replica
- * appends to the same audit chain. Not a test: it prints numbers and never fails on them.
+ * loopback; the client runs in a worker thread. Lease creation and value reads use one tenant
+ * and one credential, so every replica appends to the same audit chain; a third phase spreads
+ * lease creation over BENCH_TENANTS tenants (one chain each, caller i on tenant i mod N).
+ * Not a test: it prints numbers and never fails on them.
  *
  *   npm run bench:replicas
- *   BENCH_SECONDS=3 BENCH_ROUNDS=2 BENCH_CLIENTS=1,16,64 BENCH_TOPOLOGIES=1x1,3x1,1x3,3x3 npm run bench:replicas
+ *   BENCH_SECONDS=4 BENCH_ROUNDS=2 BENCH_CLIENTS=1,16,64 BENCH_TENANTS=16 \
+ *     BENCH_TOPOLOGIES=1x1,3x1,1x3,3x3 npm run bench:replicas
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
@@ -29,6 +32,8 @@ const seconds = Number(env.BENCH_SECONDS ?? 4);
 const rounds = Number(env.BENCH_ROUNDS ?? 2);
 const clientCounts = (env.BENCH_CLIENTS ?? '1,16,64').split(',').map(Number);
 const wanted = new Set((env.BENCH_TOPOLOGIES ?? '1x1,3x1,1x3,3x3').split(','));
+/** Tenants of the spread-out phase: caller i writes to tenant i mod N (separate audit chains). */
+const tenantCount = Number(env.BENCH_TENANTS ?? 16);
 
 interface Topology {
   name: string;
@@ -36,6 +41,8 @@ interface Topology {
   replicas: number;
   url: string;
   auth: Bootstrap;
+  /** A token of each of `tenantCount` tenants, each with the same credential. */
+  tenantTokens: string[];
   leaseId: string;
   servers: ServerProcess[];
   proxy?: RoundRobinProxy;
@@ -60,6 +67,11 @@ async function setUp(members: number, replicas: number): Promise<Topology> {
     ...['--store', 'etcd', '--etcd-endpoints', endpoints.join(','), '--etcd-prefix', prefix],
     ...['--root-key-file', rootKeyFile, '--audit-log', 'none'],
   ];
+  const tenantTokens = [];
+  for (let i = 0; i < tenantCount; i++) {
+    const config = { store: 'etcd', etcdEndpoints: endpoints, etcdPrefix: prefix, rootKeyFile };
+    tenantTokens.push((await bootstrap(config, `bench-${i}`)).token);
+  }
   const servers = await Promise.all(Array.from({ length: replicas }, () => startServer(args)));
   const proxy = replicas > 1 ? await startRoundRobinProxy(servers.map((s) => s.url)) : undefined;
   const url = proxy?.url ?? servers[0]!.url;
@@ -76,25 +88,32 @@ async function setUp(members: number, replicas: number): Promise<Topology> {
     replicas,
     url,
     auth,
+    tenantTokens,
     leaseId: (lease.body as { id: string }).id,
     servers,
     ...(proxy ? { proxy } : {}),
   };
 }
 
-type Op = 'create' | 'read';
+type Op = 'create' | 'tenants' | 'read';
+const ops: Op[] = ['create', 'tenants', 'read'];
+const label: Record<Op, string> = {
+  create: 'lease create',
+  tenants: `create, ${tenantCount}t`,
+  read: 'value read',
+};
 const results = new Map<string, LoadResult[]>();
 const key = (op: Op, clients: number, topology: string) => `${op}/${clients}/${topology}`;
 
 async function phase(topology: Topology, op: Op, clients: number): Promise<void> {
   const result = await runHttpLoad({
     url: topology.url,
-    token: topology.auth.token,
+    ...(op === 'tenants' ? { tokens: topology.tenantTokens } : { token: topology.auth.token }),
     concurrency: clients,
     maxOps: 200_000,
     maxMs: seconds * 1000,
     warmupOps: Math.max(clients, 20),
-    ...(op === 'create'
+    ...(op !== 'read'
       ? {
           method: 'POST',
           path: '/v1/leases',
@@ -114,7 +133,7 @@ function report() {
   const names = topologies.map((t) => t.name);
   const header = `${'operation'.padEnd(14)}${pad('clients', 8)}${names.map((n) => pad(`${n} /s`, 11) + pad('p99 ms', 8) + pad('×1x1', 7)).join('')}  errors`;
   console.log(`\n${header}\n${'-'.repeat(header.length)}`);
-  for (const op of ['create', 'read'] as Op[]) {
+  for (const op of ops) {
     for (const clients of clientCounts) {
       const merged = names.map((name) => mergeResults(results.get(key(op, clients, name)) ?? []));
       const baseline = merged[names.indexOf('1x1')]?.perSecond;
@@ -128,9 +147,7 @@ function report() {
         .map((r, i) => (r.errors ? `${names[i]}: ${JSON.stringify(r.outcomes)}` : ''))
         .filter(Boolean)
         .join('; ');
-      console.log(
-        `${(op === 'create' ? 'lease create' : 'value read').padEnd(14)}${pad(String(clients), 8)}${cells.join('')}  ${errors}`,
-      );
+      console.log(`${label[op].padEnd(14)}${pad(String(clients), 8)}${cells.join('')}  ${errors}`);
     }
   }
 }
@@ -147,7 +164,7 @@ try {
   const started = Date.now();
   for (let round = 1; round <= rounds; round++) {
     for (const clients of clientCounts) {
-      for (const op of ['create', 'read'] as Op[]) {
+      for (const op of ops) {
         // Rotate who goes first, so no topology always runs right after another's load.
         const order = topologies.map((_, i) => topologies[(i + round) % topologies.length]!);
         for (const topology of order) await phase(topology, op, clients);
@@ -157,7 +174,7 @@ try {
   }
   const [load1] = loadavg();
   console.log(
-    `\n${rounds} interleaved rounds of ${seconds} s per phase; one tenant, one credential, root token; ` +
+    `\n${rounds} interleaved rounds of ${seconds} s per phase; root tokens; ` +
       `${cpus().length} CPUs (${cpus()[0]?.model ?? 'unknown'}), ${(totalmem() / 2 ** 30).toFixed(0)} GiB, ` +
       `shared by the client, every vault server and etcd process and anything else running ` +
       `(load average ${load1!.toFixed(1)} at the end); node ${process.version}`,
