@@ -117,7 +117,7 @@ describe('the audit chain with several replicas', () => {
     // replica's commit is not a conflict of the request's own records.
     const results = await Promise.allSettled(
       replicas.flatMap((core, r) =>
-        Array.from({ length: 3 * 64 }, (_, i) =>
+        Array.from({ length: 2 * 64 }, (_, i) =>
           core.credentials.create(ctx, {
             name: `t${r}-${i}`,
             type: 'generic',
