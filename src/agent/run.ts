@@ -4,6 +4,7 @@ import { Registry } from 'prom-client';
 import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/logger.js';
 import { type CreatedToken, Vault } from '../sdk/index.js';
+import { leaseLabels } from '../webhook/annotations.js';
 import type { AgentConfig } from './config.js';
 import { createFileSink } from './file-sink.js';
 import { type HealthServer, startHealthServer } from './health.js';
@@ -29,6 +30,8 @@ export interface AgentOptions {
   clock: Clock;
   logger: Logger;
   registry?: Registry;
+  /** The agent's pod (the downward API's POD_NAME and POD_NAMESPACE): put on its leases as labels. */
+  pod?: { name?: string | undefined; namespace?: string | undefined };
 }
 
 export interface RunningAgent {
@@ -67,8 +70,15 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   }
   const closeKube: (() => void)[] = [];
 
+  const podName = options.pod?.name;
+  const podNamespace = options.pod?.namespace ?? config.namespace;
+  const labels = {
+    ...(podName ? { [leaseLabels.pod]: podName } : {}),
+    ...(podNamespace ? { [leaseLabels.namespace]: podNamespace } : {}),
+  };
   const api: LeaseApi = {
-    create: (input) => session.vault().leases.create(input),
+    create: (input) =>
+      session.vault().leases.create(Object.keys(labels).length > 0 ? { ...input, labels } : input),
     read: (id) => session.vault().leases.read(id),
     renew: (id) => session.vault().leases.renew(id),
     revoke: (id) => session.vault().leases.revoke(id),

@@ -85,6 +85,8 @@ export function register(program: Command): void {
           ...(ca ? { caPem: ca.pem } : {}),
           kubeConfig,
           healthHost: flags.healthHost,
+          // The webhook sets both from the downward API; the agent labels its leases with them.
+          pod: { name: env.POD_NAME || undefined, namespace: env.POD_NAMESPACE || undefined },
           clock: systemClock,
           logger,
         });

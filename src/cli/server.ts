@@ -79,7 +79,11 @@ export function register(program: Command): void {
     .option('--audit-log <target>', '"stdout", "none" or a file for JSON-lines audit records')
     .option(
       '--audit-cursor <file>',
-      'where the audit stream keeps its position (default: FILE.cursor beside a file log)',
+      'where the audit stream keeps its position: a file (default FILE.cursor beside a file log), or store[:NAME] (in the store; replicas with the same NAME take turns writing the stream)',
+    )
+    .option(
+      '--audit-stream-ttl <duration>',
+      'with --audit-cursor store: a writer silent this long is replaced by another replica (default 15s)',
     )
     .option(
       '--audit-checkpoint-interval <duration>',
@@ -110,6 +114,7 @@ export function register(program: Command): void {
           tlsKeyFile: options.tlsKeyFile ?? env.VAULT_TLS_KEY_FILE,
           auditLog: options.auditLog ?? env.VAULT_AUDIT_LOG,
           auditCursor: options.auditCursor ?? env.VAULT_AUDIT_CURSOR,
+          auditStreamTtl: options.auditStreamTtl ?? env.VAULT_AUDIT_STREAM_TTL,
           auditCheckpointInterval: options.auditCheckpointInterval ?? env.VAULT_AUDIT_CHECKPOINT_INTERVAL,
           maxLeaseTtl: options.maxLeaseTtl ?? env.VAULT_MAX_LEASE_TTL,
           leaseRetention: options.leaseRetention ?? env.VAULT_LEASE_RETENTION,

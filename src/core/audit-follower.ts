@@ -11,13 +11,22 @@
  * (and hands it the records, so the common case reads nothing back); a poll every `pollMs`
  * catches everything else. Writes wait for the output to drain (back-pressure) and the
  * committer never waits for the stream.
+ *
+ * Records are read back whole: a stored record that is not a valid record of its tenant at
+ * its position (an unhashed field added, another tenant's record, broken JSON) is never
+ * copied; a `{"malformed": {tenant, seq, reason}}` line names it instead.
+ *
+ * With a cursor shared by several processes (audit-stream-claim.ts), only the process
+ * holding the stream's claim writes; the others keep nothing and check the claim on every
+ * poll, taking over from the saved cursor when the writer is gone.
  */
 import type { AuditCheckpoint, AuditRecord } from '../contract/audit.js';
-import { auditCheckpoint } from '../contract/audit.js';
+import { auditCheckpoint, storedAuditRecord } from '../contract/audit.js';
 import type { Logger } from '../lib/logger.js';
 import type { Store } from '../store/store.js';
 import { parseHead } from './audit-chain.js';
 import type { AuditSink } from './audit-sink.js';
+import { StreamClaimLostError } from './audit-stream-claim.js';
 import { keys } from './keys.js';
 
 export interface StreamCursor {
@@ -37,6 +46,10 @@ export interface CursorStore {
   /** The saved cursor, or undefined when there is none yet. */
   load(): Promise<StreamCursor | undefined>;
   save(cursor: StreamCursor): Promise<void>;
+  /** A cursor shared by several processes: whether this one writes the stream now. */
+  claim?(): Promise<boolean>;
+  /** Hands the stream to another process at shutdown. */
+  release?(): Promise<void>;
 }
 
 export interface AuditFollowerDeps {
@@ -48,14 +61,23 @@ export interface AuditFollowerDeps {
   pollMs?: number;
   /** Without a saved cursor: replay every record ('beginning'), or start at today's heads. */
   startAt: 'beginning' | 'heads';
+  /**
+   * Saves the cursor at most this often between polls (a crash repeats at most this much);
+   * 0 saves after every batch. Every poll and close save what is pending.
+   */
+  saveEveryMs?: number;
 }
 
 const PAGE = 1000;
+/** Records read back from the store per written batch (bounds memory and the time between saves). */
+const BATCH = 1000;
 
 export interface AuditFollower extends AuditSink {
   start(): Promise<void>;
   /** Resolves once everything committed so far is in the stream (tests, shutdown). */
   catchUp(): Promise<void>;
+  /** Whether this process writes the stream now (false while another holds its claim). */
+  writing(): boolean;
 }
 
 export function createAuditFollower(deps: AuditFollowerDeps): AuditFollower {
@@ -68,6 +90,12 @@ export function createAuditFollower(deps: AuditFollowerDeps): AuditFollower {
   let scheduled = false;
   let timer: NodeJS.Timeout | undefined;
   let closed = false;
+  /** Whether this process writes the stream (always, unless the cursor is claimed). */
+  let writing = !deps.cursor.claim;
+  let dirty = false;
+  let savedAt = 0;
+  /** Positions already reported as a gap, so a stalled tenant is logged once. */
+  const reported = new Set<string>();
 
   const position = (tenant: string) => ({ ...(cursor.tenants[tenant] ?? { seq: 0, checkpointSeq: 0 }) });
 
@@ -91,7 +119,8 @@ export function createAuditFollower(deps: AuditFollowerDeps): AuditFollower {
   async function followTenant(
     tenant: string,
     full: boolean,
-  ): Promise<{ lines: string[]; at: StreamCursor['tenants'][string] }> {
+    budget: number,
+  ): Promise<{ lines: string[]; at: StreamCursor['tenants'][string]; more: boolean }> {
     const at = position(tenant);
     const lines: string[] = [];
     const given = (handed.get(tenant) ?? []).filter((record) => record.seq > at.seq);
@@ -102,21 +131,64 @@ export function createAuditFollower(deps: AuditFollowerDeps): AuditFollower {
     }
     // The common case (this process's own commits, in order) reads nothing back; anything
     // else (other processes, late commits, a gap) comes from the store.
-    if (contiguous && !full) return { lines, at: withCheckpoint(at, lines, checkpoints.get(tenant)) };
+    if (contiguous && !full) {
+      return { lines, at: withCheckpoint(at, lines, checkpoints.get(tenant)), more: false };
+    }
     let startAfter = keys.auditRecord(tenant, at.seq);
+    let more = false;
     for (;;) {
       const page = await store.range(keys.auditRecords(tenant), { limit: PAGE, startAfter });
+      let stop = false;
       for (const kv of page.kvs) {
         const seq = Number(kv.key.slice(keys.auditRecords(tenant).length));
-        if (seq !== at.seq + 1) break;
-        lines.push(kv.value);
+        if (seq !== at.seq + 1) {
+          stop = true;
+          reportGap(tenant, at.seq + 1);
+          break;
+        }
+        if (lines.length >= budget) {
+          stop = more = true;
+          break;
+        }
+        lines.push(streamLine(tenant, seq, kv.value));
         at.seq = seq;
       }
-      if (!page.more || page.kvs.length === 0) break;
+      if (stop || !page.more || page.kvs.length === 0) break;
       startAfter = page.kvs.at(-1)!.key;
     }
     const checkpoint = checkpoints.get(tenant) ?? (full ? await storedCheckpoint(tenant) : undefined);
-    return { lines, at: withCheckpoint(at, lines, checkpoint) };
+    return { lines, at: withCheckpoint(at, lines, checkpoint), more };
+  }
+
+  /** The record as a line, re-serialized from its validated fields, or a line naming it as malformed. */
+  function streamLine(tenant: string, seq: number, value: string): string {
+    let reason: string;
+    try {
+      const parsed = storedAuditRecord.safeParse(JSON.parse(value));
+      if (parsed.success && parsed.data.seq === seq && parsed.data.tenant === tenant) {
+        return JSON.stringify(parsed.data);
+      }
+      reason = parsed.success
+        ? `it names tenant "${parsed.data.tenant}" and seq ${parsed.data.seq}`
+        : `${parsed.error.issues[0]?.path.join('.') || 'record'}: ${parsed.error.issues[0]?.message ?? 'invalid'}`;
+    } catch {
+      reason = 'not valid JSON';
+    }
+    logger.error(
+      { tenant, seq, reason },
+      'audit record in the store is malformed: streamed as malformed, run vault audit verify',
+    );
+    return JSON.stringify({ malformed: { tenant, seq, reason } });
+  }
+
+  function reportGap(tenant: string, seq: number) {
+    const at = `${tenant}/${seq}`;
+    if (reported.has(at)) return;
+    reported.add(at);
+    logger.error(
+      { tenant, seq },
+      'audit record missing in the store while later ones exist: the stream waits here, run vault audit verify',
+    );
   }
 
   /** A checkpoint goes out once the records it covers are in the stream. */
@@ -143,13 +215,28 @@ export function createAuditFollower(deps: AuditFollowerDeps): AuditFollower {
     }
   }
 
-  async function pass(tenants: string[], full: boolean): Promise<void> {
+  /**
+   * Writes one batch (at most BATCH records read back from the store), then moves and saves
+   * the cursor; resolves whether records were left for another batch.
+   */
+  async function pass(tenants: string[], full: boolean): Promise<boolean> {
+    if (!writing) {
+      handed.clear();
+      checkpoints.clear();
+      return false;
+    }
     const lines: string[] = [];
     const moved: Array<[string, StreamCursor['tenants'][string]]> = [];
+    let more = false;
     for (const tenant of tenants) {
-      const followed = await followTenant(tenant, full);
+      if (lines.length >= BATCH) {
+        more = true;
+        break;
+      }
+      const followed = await followTenant(tenant, full, BATCH - lines.length);
       lines.push(...followed.lines);
       moved.push([tenant, followed.at]);
+      more ||= followed.more;
     }
     if (lines.length > 0) {
       await output.write(lines);
@@ -163,7 +250,56 @@ export function createAuditFollower(deps: AuditFollowerDeps): AuditFollower {
       const checkpoint = checkpoints.get(tenant);
       if (checkpoint && checkpoint.seq <= at.checkpointSeq) checkpoints.delete(tenant);
     }
-    if (lines.length > 0) await deps.cursor.save(cursor);
+    if (lines.length > 0) dirty = true;
+    if (dirty && (full || closed || performance.now() - savedAt >= (deps.saveEveryMs ?? 0))) {
+      try {
+        await deps.cursor.save(cursor);
+      } catch (err) {
+        if (err instanceof StreamClaimLostError) {
+          logger.warn('another process took over the audit stream; this one stands by');
+          stepDown();
+          return false;
+        }
+        throw err;
+      }
+      dirty = false;
+      savedAt = performance.now();
+    }
+    return more;
+  }
+
+  function stepDown() {
+    writing = false;
+    dirty = false;
+    handed.clear();
+    checkpoints.clear();
+  }
+
+  /** The saved cursor, or the starting position when there is none. */
+  async function adopt(): Promise<void> {
+    const saved = await deps.cursor.load();
+    cursor = saved ?? { tenants: {} };
+    if (!saved && deps.startAt === 'heads') {
+      for (const tenant of await allTenants()) {
+        const head = await store.get(keys.auditHead(tenant));
+        const seq = head ? (parseHead(head.value)?.seq ?? 0) : 0;
+        cursor.tenants[tenant] = { seq, checkpointSeq: 0 };
+      }
+    }
+  }
+
+  /** With a claimed cursor: renews or takes the claim, and starts or stops writing. */
+  async function holdStream(): Promise<void> {
+    if (!deps.cursor.claim) return;
+    const held = await deps.cursor.claim();
+    if (held && !writing) {
+      await adopt();
+      writing = true;
+      logger.info('this process now writes the audit stream');
+    } else if (!held && writing) {
+      logger.warn('another process took over the audit stream; this one stands by');
+      stepDown();
+    }
   }
 
   /** Passes run one at a time; a failed one (store down) is retried by the next. */
@@ -175,7 +311,12 @@ export function createAuditFollower(deps: AuditFollowerDeps): AuditFollower {
     return next;
   };
 
-  const fullPass = () => enqueue(async () => pass(await allTenants(), true));
+  const fullPass = () =>
+    enqueue(async () => {
+      await holdStream();
+      // Batch after batch until caught up; each save also renews a claimed stream.
+      while (writing && (await pass(await allTenants(), true))) {}
+    });
 
   const wake = () => {
     if (scheduled || closed) return;
@@ -184,26 +325,21 @@ export function createAuditFollower(deps: AuditFollowerDeps): AuditFollower {
       scheduled = false;
       const tenants = [...woken];
       woken.clear();
-      void enqueue(() => pass(tenants, false));
+      void enqueue(async () => {
+        await pass(tenants, false);
+      });
     });
   };
 
   return {
     async start() {
-      const saved = await deps.cursor.load();
-      if (saved) cursor = saved;
-      else if (deps.startAt === 'heads') {
-        for (const tenant of await allTenants()) {
-          const head = await store.get(keys.auditHead(tenant));
-          const seq = head ? (parseHead(head.value)?.seq ?? 0) : 0;
-          cursor.tenants[tenant] = { seq, checkpointSeq: 0 };
-        }
-      }
+      if (!deps.cursor.claim) await adopt();
       await fullPass();
       timer = setInterval(() => void fullPass(), deps.pollMs ?? 2000);
       timer.unref();
     },
     write(record) {
+      if (!writing) return;
       const list = handed.get(record.tenant) ?? [];
       list.push(record);
       handed.set(record.tenant, list);
@@ -211,15 +347,18 @@ export function createAuditFollower(deps: AuditFollowerDeps): AuditFollower {
       wake();
     },
     checkpoint(checkpoint) {
+      if (!writing) return;
       checkpoints.set(checkpoint.tenant, checkpoint);
       woken.add(checkpoint.tenant);
       wake();
     },
     catchUp: () => fullPass(),
+    writing: () => writing,
     async close() {
       closed = true;
       if (timer) clearInterval(timer);
       await fullPass();
+      if (writing) await deps.cursor.release?.();
       await output.close();
     },
   };

@@ -7,7 +7,7 @@ import type {
   updateCredentialRequest,
 } from '../contract/credentials.js';
 import type { Action } from '../contract/policies.js';
-import { badRequest, conflict, notFound } from '../lib/errors.js';
+import { badRequest, conflict, notFound, VaultError } from '../lib/errors.js';
 import type { Op } from '../store/store.js';
 import type { Access } from './access.js';
 import type { Mutation } from './committer.js';
@@ -237,10 +237,11 @@ export function createCredentialService(
         );
       // Rotating a dynamic credential changes the engine's admin password upstream first; the
       // new admin connection becomes the next version.
-      const value =
+      const rotated =
         credential.dynamic && input.value === undefined
           ? await deps.dynamic.rotateRoot(ctx, name)
-          : resolveValue(input);
+          : undefined;
+      const value = rotated ? rotated.connection : resolveValue(input);
       const next = await commitFor(ctx, name, async () => {
         const current = await mustLoad(ctx, name, action, false);
         await recheck(ctx, 'rotate', action, current.credential);
@@ -260,6 +261,10 @@ export function createCredentialService(
           audit: [{ action, resource: resourceOf(name), outcome: 'allowed', reason: `version ${version}` }],
           result: next,
         };
+      }).catch(async (err: unknown) => {
+        // Not stored: put the old admin password back, unless the store may have kept the new one.
+        if (rotated && !(err instanceof VaultError && err.code === 'outcome_unknown')) await rotated.undo();
+        throw err;
       });
       if (input.revokeOldLeases) {
         // After the new version is committed, no new lease can take an old one (a lease

@@ -42,6 +42,8 @@ export const keys = {
   auditKeys: (tenant: string) => `${root}/t/${tenant}/audit-keys`,
   /** The latest checkpoint this store has seen signed: a convenience, never trusted by verification. */
   auditCheckpoint: (tenant: string) => `${root}/t/${tenant}/audit-checkpoint`,
+  /** A named audit stream's cursor and the claim of its one writer (audit-stream-claim.ts). */
+  auditStream: (name: string) => `${root}/audit-streams/${name}`,
 };
 
 /** Records holding sealed values (a top-level `sealed` field), re-wrapped by tenant key rotation. */

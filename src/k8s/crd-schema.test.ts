@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { toStructural } from './crd-schema.js';
+import { crdFiles, toStructural } from './crd-schema.js';
 import { renderCrds } from './generate-crds.js';
 import { parseVaultLease, vaultCredentialSpec, vaultLeaseSpec } from './resources.js';
 
@@ -16,6 +16,24 @@ describe('CRDs generated from the zod schemas', () => {
     expect(text).not.toMatch(/additionalProperties: false/);
     expect(text).not.toMatch(/anyOf|oneOf|\$schema/);
     expect(() => toStructural({ anyOf: [] })).toThrow(/not structural/);
+  });
+
+  it('describe every field but metadata, so `kubectl explain` and the reference page explain each one', () => {
+    type Node = { description?: string; properties?: Record<string, Node>; items?: Node };
+    const undescribed = (node: Node, path: string): string[] => [
+      ...Object.entries(node.properties ?? {}).flatMap(([name, child]) => [
+        ...(child.description ? [] : [`${path}.${name}`]),
+        ...undescribed(child, `${path}.${name}`),
+      ]),
+      ...(node.items ? undescribed(node.items, `${path}[]`) : []),
+    ];
+    for (const { file, object } of crdFiles()) {
+      const root = object.spec.versions[0]!.schema.openAPIV3Schema as Node;
+      expect(root.description, file).toBeTruthy();
+      // The API server refuses a CRD whose root metadata carries more than its type.
+      expect(root.properties?.metadata).toEqual({ type: 'object' });
+      expect(undescribed(root, file)).toEqual([`${file}.metadata`]);
+    }
   });
 });
 

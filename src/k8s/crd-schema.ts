@@ -57,6 +57,12 @@ const schemaOf = (schema: z.ZodType): JsonSchema =>
     z.toJSONSchema(schema, { target: 'openapi-3.0', io: 'input', unrepresentable: 'throw' }) as JsonSchema,
   );
 
+const specDescriptions: Record<string, string> = {
+  VaultCredential: 'The desired credential: its type, where its value comes from, and who may lease it.',
+  VaultLease:
+    'The desired lease: which credential, for which identity, for how long, and what happens at expiry.',
+};
+
 interface KindNames {
   kind: string;
   plural: string;
@@ -97,11 +103,18 @@ function crd(
               required: ['spec'],
               ...rules,
               properties: {
-                apiVersion: { type: 'string' },
-                kind: { type: 'string' },
+                apiVersion: {
+                  type: 'string',
+                  description: `The versioned schema of this object: ${group}/${version}.`,
+                },
+                kind: { type: 'string', description: `The kind of this object: ${names.kind}.` },
+                // The API server refuses anything on metadata but its type (not even a description).
                 metadata: { type: 'object' },
-                spec: schemaOf(spec),
-                status: schemaOf(status),
+                spec: { ...schemaOf(spec), description: specDescriptions[names.kind] },
+                status: {
+                  ...schemaOf(status),
+                  description: 'What the controller observed and did; written by the controller only.',
+                },
               },
             },
           },

@@ -53,19 +53,32 @@ const objectName = z
   );
 
 const condition = z.object({
-  type: z.string().max(316),
-  status: z.enum(['True', 'False', 'Unknown']),
-  reason: z.string().max(1024),
-  message: z.string().max(32_768),
-  lastTransitionTime: z.string(),
-  observedGeneration: z.number().int().min(0).optional(),
+  type: z.string().max(316).describe('The condition, e.g. Ready or RenewBeforeAdjusted.'),
+  status: z.enum(['True', 'False', 'Unknown']).describe('Whether the condition holds.'),
+  reason: z.string().max(1024).describe('A CamelCase word for why, e.g. Synced, Denied, AlreadyExists.'),
+  message: z.string().max(32_768).describe('What happened and what to do about it, for people.'),
+  lastTransitionTime: z.string().describe('When status last changed (RFC 3339).'),
+  observedGeneration: z
+    .number()
+    .int()
+    .min(0)
+    .optional()
+    .describe('The metadata.generation this condition was computed from.'),
 });
 export type Condition = z.infer<typeof condition>;
 
 const conditions = z
   .array(condition)
   .max(8)
-  .meta({ 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['type'] });
+  .meta({ 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['type'] })
+  .describe('The latest observations of the object, one per type (Ready says why a phase was reached).');
+
+const observedGeneration = z
+  .number()
+  .int()
+  .min(0)
+  .optional()
+  .describe('The metadata.generation the controller last acted on; behind generation while it catches up.');
 
 // ---------------------------------------------------------------------------------------
 // VaultCredential
@@ -86,8 +99,11 @@ export const credentialSource = z
       .describe('Import the value from a Secret key; every change of that key becomes a new version.'),
     generate: z
       .strictObject({
-        length: z.number().int().min(8).max(4096).default(32),
-        alphabet: z.enum(['alphanumeric', 'hex', 'base64url', 'printable']).default('alphanumeric'),
+        length: z.number().int().min(8).max(4096).default(32).describe('Characters in the value.'),
+        alphabet: z
+          .enum(['alphanumeric', 'hex', 'base64url', 'printable'])
+          .default('alphanumeric')
+          .describe('The characters the value is drawn from.'),
       })
       .optional()
       .describe('Generate a random value (and a fresh one at every rotation).'),
@@ -127,6 +143,9 @@ export const credentialAccess = z
     defaultTtl: kubeDuration.optional().describe('TTL of a lease that asks for none.'),
     maxTtl: kubeDuration.optional().describe('The longest lease (including renewals) this grants.'),
   })
+  .describe(
+    'Who may lease the credential, and for how long: the controller writes it as a Vault policy attached to exactly these identities.',
+  )
   .meta(
     cel({
       rule: '!has(self.defaultTtl) || !has(self.maxTtl) || duration(self.defaultTtl) <= duration(self.maxTtl)',
@@ -168,7 +187,8 @@ export const vaultCredentialSpec = z
       .strictObject({
         interval: kubeDuration.optional().describe('Rotate a generated value this often.'),
       })
-      .optional(),
+      .optional()
+      .describe('Scheduled rotation (only with source.generate).'),
   })
   .meta(
     cel({
@@ -182,7 +202,12 @@ export type VaultCredentialSpec = z.output<typeof vaultCredentialSpec>;
 export const credentialPhases = ['Pending', 'Ready', 'Failed'] as const;
 
 export const vaultCredentialStatus = z.object({
-  phase: z.enum(credentialPhases).optional(),
+  phase: z
+    .enum(credentialPhases)
+    .optional()
+    .describe(
+      'Pending until the credential is in Vault, Ready when in line with the spec, Failed (see the Ready condition).',
+    ),
   version: z.number().int().min(0).optional().describe('The current version in Vault.'),
   fingerprint: z.string().max(128).optional().describe('HMAC of the current value (never the value).'),
   rotatedAt: z.string().optional().describe('When the current version was created.'),
@@ -193,7 +218,7 @@ export const vaultCredentialStatus = z.object({
     .max(128)
     .optional()
     .describe('Vault identities the policy is attached to ("type:name").'),
-  observedGeneration: z.number().int().min(0).optional(),
+  observedGeneration,
   conditions: conditions.optional(),
 });
 export type VaultCredentialStatus = z.infer<typeof vaultCredentialStatus>;
@@ -212,12 +237,15 @@ export const vaultLeaseSpec = z
     ttl: kubeDuration.optional().describe("The lease TTL; defaults to the credential's default TTL."),
     identity: z
       .strictObject({
-        type: z.enum(['human', 'agent', 'workload']),
+        type: z.enum(['human', 'agent', 'workload']).describe('The kind of identity.'),
         name: z
           .string()
           .min(1)
           .max(253)
-          .regex(/^[A-Za-z0-9@._:-]+$/),
+          .regex(/^[A-Za-z0-9@._:-]+$/)
+          .describe(
+            'Its name, e.g. claude-code, or system:serviceaccount:<namespace>:<name> for a workload.',
+          ),
       })
       .optional()
       .describe('The identity the lease is for.'),
@@ -226,13 +254,14 @@ export const vaultLeaseSpec = z
       .describe('Shorthand for the workload identity system:serviceaccount:<namespace>:<name>.'),
     renewal: z
       .strictObject({
-        enabled: z.boolean().default(false),
+        enabled: z.boolean().default(false).describe('Renew the lease before it expires.'),
         maxTtl: kubeDuration.optional().describe('Renew until the lease is this old; then it expires.'),
         renewBefore: kubeDuration
           .optional()
           .describe('Renew this long before expiry; default a third of the TTL.'),
       })
-      .optional(),
+      .optional()
+      .describe('Automatic renewal; without it the lease expires at its TTL.'),
     onExpiry: z
       .enum(['wipe', 'keep', 'restart'])
       .default('wipe')
@@ -263,21 +292,24 @@ export const vaultLeaseSpec = z
 export type VaultLeaseSpec = z.output<typeof vaultLeaseSpec>;
 
 export const vaultLeaseStatus = z.object({
-  phase: z.enum(leasePhases).optional(),
-  leaseId: z.string().max(128).optional(),
+  phase: z
+    .enum(leasePhases)
+    .optional()
+    .describe('Where the lease stands; Denied and Failed carry the reason in the Ready condition.'),
+  leaseId: z.string().max(128).optional().describe('The lease id in Vault.'),
   identity: z.string().max(300).optional().describe('The identity the lease is for, as "type:name".'),
   version: z.number().int().min(0).optional().describe('The credential version leased.'),
-  issuedAt: z.string().optional(),
-  expiresAt: z.string().optional(),
-  maxExpiresAt: z.string().optional(),
+  issuedAt: z.string().optional().describe('When the lease was issued (RFC 3339).'),
+  expiresAt: z.string().optional().describe('When the lease expires unless renewed (RFC 3339).'),
+  maxExpiresAt: z.string().optional().describe('The latest renewal can extend it to (RFC 3339).'),
   ttlSeconds: z
     .number()
     .int()
     .min(0)
     .optional()
     .describe('The TTL granted at issue (each renewal extends by it).'),
-  renewCount: z.number().int().min(0).optional(),
-  observedGeneration: z.number().int().min(0).optional(),
+  renewCount: z.number().int().min(0).optional().describe('Renewals so far.'),
+  observedGeneration,
   conditions: conditions.optional(),
 });
 export type VaultLeaseStatus = z.infer<typeof vaultLeaseStatus>;

@@ -1,5 +1,6 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
+import { STREAM_NAME } from '../core/audit-stream-claim.js';
 import { durationHelp, parseDuration } from '../lib/duration.js';
 
 const listen = z
@@ -31,8 +32,14 @@ export const serverConfigSchema = z
     tlsCertFile: z.string().optional(),
     tlsKeyFile: z.string().optional(),
     auditLog: z.string().default('stdout'),
-    /** Where the stream's cursor is kept; default FILE.cursor next to a file audit log, none for stdout. */
+    /**
+     * Where the stream's cursor is kept: a file (default FILE.cursor next to a file audit
+     * log, none for stdout), or `store[:NAME]`, the store, shared by every replica with the
+     * same NAME, one of which writes the stream at a time.
+     */
     auditCursor: z.string().optional(),
+    /** With a store cursor: a writer that has not renewed its claim this long is replaced. */
+    auditStreamTtl: z.string().default('15s'),
     /** Tenants with new records get a signed checkpoint this often (and every 1000 records). */
     auditCheckpointInterval: z.string().default('1m'),
     logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
@@ -94,6 +101,17 @@ export const serverConfigSchema = z
     if ('error' in parseDuration(config.auditCheckpointInterval)) {
       problem('auditCheckpointInterval', `--audit-checkpoint-interval must be ${durationHelp}`);
     }
+    const streamTtl = parseDuration(config.auditStreamTtl);
+    if ('error' in streamTtl || streamTtl.ms < 1000) {
+      problem('auditStreamTtl', `--audit-stream-ttl must be at least 1s, ${durationHelp}`);
+    }
+    const storeCursor = auditStreamName(config.auditCursor);
+    if (storeCursor !== undefined && !STREAM_NAME.test(storeCursor)) {
+      problem(
+        'auditCursor',
+        `--audit-cursor store:NAME needs a NAME of 1-63 letters, digits, ".", "_" or "-", got "${storeCursor}"`,
+      );
+    }
     if ('error' in parseDuration(config.leaseRetention)) {
       problem('leaseRetention', `--lease-retention must be ${durationHelp}`);
     }
@@ -111,6 +129,12 @@ export const serverConfigSchema = z
   });
 
 export type ServerConfig = z.output<typeof serverConfigSchema>;
+
+/** The stream name of a `store[:NAME]` cursor (`default` for plain `store`), else undefined (a file). */
+export function auditStreamName(auditCursor: string | undefined): string | undefined {
+  if (auditCursor === 'store') return 'default';
+  return auditCursor?.startsWith('store:') ? auditCursor.slice('store:'.length) : undefined;
+}
 
 /** Every problem at once, one per line, naming the flag. */
 export function parseServerConfig(input: unknown): ServerConfig {

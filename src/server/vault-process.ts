@@ -3,6 +3,7 @@ import { createServer as createHttpServer, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { type AuditFollower, createAuditFollower } from '../core/audit-follower.js';
+import { storeCursorStore } from '../core/audit-stream-claim.js';
 import { type AuditSink, createVaultCore, nullAuditSink, type VaultCore } from '../core/index.js';
 import { sealedPrefixes } from '../core/keys.js';
 import { createKeyring, type Keyring } from '../crypto/keyring.js';
@@ -20,7 +21,7 @@ import {
   memoryCursorStore,
   writableStreamOutput,
 } from './audit-stream.js';
-import type { ServerConfig } from './config.js';
+import { auditStreamName, type ServerConfig } from './config.js';
 import { createServerMetrics, type ServerMetrics } from './metrics.js';
 import { kubernetesTokenReviewer } from './token-review.js';
 import { defaultUiDir } from './ui.js';
@@ -114,7 +115,11 @@ export async function startVault(config: ServerConfig, logger: Logger): Promise<
       : toFile
         ? await fileStreamOutput(config.auditLog)
         : writableStreamOutput(process.stdout);
-  const cursorFile = config.auditCursor ?? (toFile ? `${config.auditLog}.cursor` : undefined);
+  const streamName = auditStreamName(config.auditCursor);
+  const cursorFile =
+    streamName === undefined
+      ? (config.auditCursor ?? (toFile ? `${config.auditLog}.cursor` : undefined))
+      : undefined;
   let stream: AuditFollower | undefined;
   let leaseStates: (() => Promise<Record<string, number>>) | undefined;
   let auditTampered: (() => string[]) | undefined;
@@ -127,13 +132,25 @@ export async function startVault(config: ServerConfig, logger: Logger): Promise<
     logger,
     (opened) => {
       if (!output) return nullAuditSink;
+      const cursor =
+        streamName !== undefined
+          ? storeCursorStore({
+              store: opened,
+              name: streamName,
+              ttlMs: durationMs(config.auditStreamTtl),
+            })
+          : cursorFile
+            ? fileCursorStore(cursorFile)
+            : memoryCursorStore();
       stream = createAuditFollower({
         store: opened,
         output,
-        cursor: cursorFile ? fileCursorStore(cursorFile) : memoryCursorStore(),
-        logger: logger.child({ component: 'audit-stream' }),
-        // Without a cursor file (stdout), a restart starts at the heads: say so in the docs.
-        startAt: cursorFile ? 'beginning' : 'heads',
+        cursor,
+        logger: logger.child({ component: 'audit-stream', ...(streamName ? { stream: streamName } : {}) }),
+        // Without a persisted cursor (stdout alone), a restart starts at the heads: say so in the docs.
+        startAt: streamName !== undefined || cursorFile ? 'beginning' : 'heads',
+        // A cursor in the store costs a store write: at most one a second (a crash repeats up to that).
+        ...(streamName !== undefined ? { saveEveryMs: 1000 } : {}),
       });
       return stream;
     },

@@ -7,14 +7,15 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type CursorStore, createAuditFollower, type StreamOutput } from '../../src/core/audit-follower.js';
 import { createVaultCore, systemContext, type VaultCore } from '../../src/core/index.js';
-import { sealedPrefixes } from '../../src/core/keys.js';
-import { createKeyring } from '../../src/crypto/keyring.js';
+import { keys, sealedPrefixes } from '../../src/core/keys.js';
+import { createKeyring, type Keyring } from '../../src/crypto/keyring.js';
 import { localRootKey } from '../../src/crypto/root-key.js';
 import { silentLogger } from '../../src/lib/logger.js';
-import { memoryCursorStore } from '../../src/server/audit-stream.js';
+import { memoryCursorStore, writableStreamOutput } from '../../src/server/audit-stream.js';
 import { openEmbeddedStore } from '../../src/store/embedded-store.js';
 import type { Store } from '../../src/store/store.js';
 
@@ -39,6 +40,7 @@ describe('the audit stream follower', () => {
   let dir: string;
   let store: Store;
   let core: VaultCore;
+  let keyring: Keyring;
   const ctx = systemContext('acme', { type: 'human', name: 'tester' });
   const record = (n: number) =>
     Promise.all(
@@ -50,7 +52,7 @@ describe('the audit stream follower', () => {
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'vault-follower-'));
     store = await openEmbeddedStore({ path: dir });
-    const keyring = createKeyring({ store, roots: [localRootKey(randomBytes(32))], sealedPrefixes });
+    keyring = createKeyring({ store, roots: [localRootKey(randomBytes(32))], sealedPrefixes });
     core = createVaultCore({ store, keyring, config: { autoCreateTenants: true } });
     await core.tenants.ensure('acme', ctx);
   });
@@ -115,6 +117,122 @@ describe('the audit stream follower', () => {
     expect(third.seqs()).toEqual([all.at(-1)! + 1, all.at(-1)! + 2]);
     await c.close();
   });
+
+  it('copies records whole: one with an unhashed field, of another tenant or not JSON is named malformed, never copied', async () => {
+    const zeta = systemContext('zeta', { type: 'human', name: 'tester' });
+    await core.tenants.ensure('zeta', zeta);
+    for (let i = 0; i < 3; i++)
+      await core.committer.record(zeta, { action: 'test.event', resource: 'x', outcome: 'allowed' });
+    const at = async (seq: number) => JSON.parse((await store.get(keys.auditRecord('zeta', seq)))!.value);
+    const put = (seq: number, value: string) =>
+      store.txn({ success: [{ type: 'put', key: keys.auditRecord('zeta', seq), value }] });
+    await put(2, JSON.stringify({ ...(await at(2)), comment: 'approved by the CISO' }));
+    await put(3, JSON.stringify({ ...(await at(3)), tenant: 'acme' }));
+    await put(4, '{"seq":4,');
+
+    const out = memoryOutput();
+    const follower = createAuditFollower({
+      store,
+      output: out.output,
+      cursor: memoryCursorStore(),
+      logger: silentLogger,
+      startAt: 'beginning',
+    });
+    await follower.start();
+    await follower.close();
+    const zetaLines = out.lines
+      .map((line) => JSON.parse(line))
+      .filter((line) => line.tenant === 'zeta' || line.malformed?.tenant === 'zeta');
+    const first = await at(1);
+    expect(zetaLines[0]).toEqual(first);
+    expect(zetaLines.slice(1).map((line) => line.malformed?.seq)).toEqual([2, 3, 4]);
+    expect(zetaLines[1].malformed.reason).toMatch(/comment|unrecognized/i);
+    expect(zetaLines[2].malformed.reason).toContain('tenant "acme"');
+    expect(zetaLines[3].malformed.reason).toBe('not valid JSON');
+    expect(out.lines.join('\n')).not.toContain('approved by the CISO');
+  });
+
+  it('waits for a slow output to drain before writing more (back-pressure), and loses nothing', async () => {
+    const highWaterMark = 512;
+    const received: string[] = [];
+    const slow = new Writable({
+      highWaterMark,
+      write(chunk: Buffer, _encoding, done) {
+        received.push(chunk.toString('utf8'));
+        setTimeout(done, 100);
+      },
+    });
+    const buffered: number[] = [];
+    const output = writableStreamOutput(slow);
+    const follower = createAuditFollower({
+      store,
+      output: {
+        ...output,
+        write: (lines) => {
+          buffered.push(slow.writableLength);
+          return output.write(lines);
+        },
+      },
+      cursor: memoryCursorStore(),
+      logger: silentLogger,
+      startAt: 'heads',
+    });
+    await follower.start();
+    // A core that hands its commits to the follower: each commit wakes it, so many small
+    // writes meet a slow sink while commits go on.
+    const streaming = createVaultCore({
+      store,
+      keyring,
+      auditSink: follower,
+      config: { autoCreateTenants: true },
+    });
+    for (let i = 0; i < 40; i++) {
+      await streaming.committer.record(ctx, { action: 'test.event', resource: 'x', outcome: 'allowed' });
+      // Requests arrive over time (the embedded store commits without yielding to I/O).
+      await new Promise((done) => setTimeout(done, 10));
+    }
+    await follower.catchUp();
+    await follower.close();
+    // Every write started with the previous ones drained below the high-water mark.
+    expect(Math.max(...buffered)).toBeLessThan(highWaterMark);
+    const seqs = received
+      .join('')
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => JSON.parse(line))
+      .filter((line) => line.tenant === 'acme')
+      .map((line) => line.seq as number);
+    expect(seqs).toHaveLength(40);
+    expect(seqs).toEqual(seqs.map((_, i) => seqs[0]! + i));
+  });
+
+  it('replays a long history in bounded batches, saving the cursor after each', async () => {
+    await record(2100);
+    const out = memoryOutput();
+    const inner = memoryCursorStore();
+    const saved: number[] = [];
+    const follower = createAuditFollower({
+      store,
+      output: out.output,
+      cursor: {
+        load: () => inner.load(),
+        save: async (cursor) => {
+          saved.push(cursor.tenants.acme?.seq ?? 0);
+          await inner.save(cursor);
+        },
+      },
+      logger: silentLogger,
+      startAt: 'beginning',
+    });
+    await follower.start();
+    const seqs = out.seqs();
+    expect(seqs.length).toBeGreaterThanOrEqual(2100);
+    expect(seqs).toEqual(seqs.map((_, i) => i + 1));
+    // More than one save while replaying, none further apart than a batch of 1,000 lines.
+    expect(saved.length).toBeGreaterThanOrEqual(3);
+    expect(out.lines.length / saved.length).toBeLessThanOrEqual(1000);
+    await follower.close();
+  }, 60_000);
 
   it('without a saved cursor and startAt heads, starts after the newest record', async () => {
     const out = memoryOutput();

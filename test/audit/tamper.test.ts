@@ -97,8 +97,9 @@ const forged = (seq: number, prevHash: string, v?: 2) => ({
 });
 
 /** The 28 tamperings of issue 12, then rollback and deletion between checkpoints. */
-const cases: Array<[string, (t: Tamper) => Promise<void>]> = [
-  ['edit a field of a record', async (t) => t.put(3, { ...(await t.get(3)), outcome: 'denied' })],
+/** Each case: a name, the tampering, and (where one record is hit) the position verify must name. */
+const cases: Array<[string, (t: Tamper) => Promise<void>, number?]> = [
+  ['edit a field of a record', async (t) => t.put(3, { ...(await t.get(3)), outcome: 'denied' }), 3],
   [
     'edit a record and re-hash it and everything after with plain SHA-256',
     async (t) => {
@@ -113,8 +114,8 @@ const cases: Array<[string, (t: Tamper) => Promise<void>]> = [
       await relink(t, 3, (r) => keyedHash(guessedKey, r));
     },
   ],
-  ['delete a record in the middle', async (t) => t.del(rk(5))],
-  ['delete the first record', async (t) => t.del(rk(1))],
+  ['delete a record in the middle', async (t) => t.del(rk(5)), 5],
+  ['delete the first record', async (t) => t.del(rk(1)), 1],
   ['delete the newest record (head left as it was)', async (t) => t.del(rk((await t.head()).seq))],
   [
     'delete the newest records together with the head',
@@ -152,6 +153,7 @@ const cases: Array<[string, (t: Tamper) => Promise<void>]> = [
       await t.put(2, b);
       await t.put(3, a);
     },
+    2,
   ],
   [
     'swap two records and their sequence numbers',
@@ -161,7 +163,7 @@ const cases: Array<[string, (t: Tamper) => Promise<void>]> = [
       await t.put(5, { ...a, seq: 5 });
     },
   ],
-  ['replay a record over the next one', async (t) => t.put(3, { ...(await t.get(2)), seq: 3 })],
+  ['replay a record over the next one', async (t) => t.put(3, { ...(await t.get(2)), seq: 3 }), 3],
   [
     'append a forged credential.delete with a correct SHA-256 hash',
     async (t) => {
@@ -212,21 +214,28 @@ const cases: Array<[string, (t: Tamper) => Promise<void>]> = [
       await t.setHead(await t.head(OTHER));
     },
   ],
-  ['change the tenant of a record', async (t) => t.put(2, { ...(await t.get(2)), tenant: OTHER })],
+  ['change the tenant of a record', async (t) => t.put(2, { ...(await t.get(2)), tenant: OTHER }), 2],
   [
     'add an unhashed field to a record',
     async (t) => t.put(2, { ...(await t.get(2)), comment: 'approved by the CISO' }),
+    2,
   ],
-  ['make a record invalid JSON', async (t) => t.putRaw(rk(4), '{"seq":4,')],
-  ['make a record JSON null', async (t) => t.putRaw(rk(4), 'null')],
+  ['make a record invalid JSON', async (t) => t.putRaw(rk(4), '{"seq":4,'), 4],
+  ['make a record JSON null', async (t) => t.putRaw(rk(4), 'null'), 4],
   ['make the head invalid JSON', async (t) => t.putRaw(keys.auditHead(TENANT), 'not json')],
-  ['give a record a string sequence number', async (t) => t.put(3, { ...(await t.get(3)), seq: '3' })],
+  ['make the head a JSON array', async (t) => t.putRaw(keys.auditHead(TENANT), '[1,2]')],
+  [
+    'delete one record between the two checkpoints (nothing renumbered)',
+    async (t) => t.del(rk(t.earlier.seq + 2)),
+  ],
+  ['give a record a string sequence number', async (t) => t.put(3, { ...(await t.get(3)), seq: '3' }), 3],
   [
     'remove the link of a record',
     async (t) => {
       const { prevHash: _drop, ...rest } = await t.get(3);
       await t.put(3, rest);
     },
+    3,
   ],
   ['delete the audit key', async (t) => t.del(keys.auditKeys(TENANT))],
   [
@@ -371,11 +380,15 @@ function describeTamper(name: string, makeBackend: () => Promise<Backend>) {
 
     it.each(cases)(
       'detects: %s',
-      async (_name, tamper) => {
+      async (_name, tamper, position) => {
         const { verified, served } = await verifyAfter(tamper);
         expect(verified.status, JSON.stringify(verified.body)).toBe(200);
         expect(verified.body.ok, JSON.stringify(verified.body)).toBe(false);
         expect(verified.body.reason).toBeTruthy();
+        if (position !== undefined) {
+          expect(verified.body.brokenAt, JSON.stringify(verified.body)).toBe(position);
+          expect(verified.body.reason).toContain(`record ${position}`);
+        }
         expect(verified.body.checkpoint).toBeUndefined();
         expect(served.status).toBe(200);
         expect(JSON.stringify(served.body)).not.toContain('approved by the CISO');

@@ -12,6 +12,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CoreV1Api } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { keys } from '../../src/core/keys.js';
+import { openStore } from '../../src/store/index.js';
+import type { Store } from '../../src/store/store.js';
 import { type ControlPlane, startControlPlane } from '../support/control-plane.js';
 import {
   b64,
@@ -71,6 +74,33 @@ function httpsCall(
   });
 }
 
+/** `tenant/seq` of each audit record line in a process's output (logs are JSON lines too). */
+function auditLines(output: string): string[] {
+  const found: string[] = [];
+  for (const line of output.split('\n')) {
+    if (!line.startsWith('{"')) continue;
+    try {
+      const parsed = JSON.parse(line) as { tenant?: unknown; seq?: unknown; prevHash?: unknown };
+      if (typeof parsed.seq === 'number' && typeof parsed.prevHash === 'string')
+        found.push(`${parsed.tenant}/${parsed.seq}`);
+    } catch {
+      // a partial line
+    }
+  }
+  return found;
+}
+
+/** `tenant/seq` of every audit record in the store. */
+async function storedAuditRecords(store: Store): Promise<string[]> {
+  const tenants = (await store.range(keys.tenants())).kvs.map((kv) => kv.key.slice(keys.tenants().length));
+  const all: string[] = [];
+  for (const tenant of tenants) {
+    const page = await store.range(keys.auditRecords(tenant));
+    all.push(...page.kvs.map((kv) => `${tenant}/${JSON.parse(kv.value).seq}`));
+  }
+  return all;
+}
+
 describe('the chart command lines, run as local processes', () => {
   const dir = mkdtempSync(join(tmpdir(), 'vault-chart-run-'));
   let cp: ControlPlane;
@@ -78,6 +108,7 @@ describe('the chart command lines, run as local processes', () => {
   let objects: K8sObject[];
   let etcd: LocalEtcd | undefined;
   let apiUrl: string | undefined;
+  let firstServer: LocalProcess | undefined;
   const running: LocalProcess[] = [];
 
   const tokenFor = async (namespace: string, serviceAccount: string, audiences: string[] = []) => {
@@ -99,9 +130,11 @@ describe('the chart command lines, run as local processes', () => {
     deployment: string,
     replacements: Array<[string, string]>,
     extraEnv: Record<string, string>,
+    /** Another command run with the container's environment (e.g. `operator root-token`). */
+    command?: string[],
   ) => {
     const container = podTemplate(find(objects, 'Deployment', deployment)).spec.containers[0];
-    const args = localize(container.args, replacements);
+    const args = command ?? localize(container.args, replacements);
     // Store settings (endpoints, certificate paths) come as environment variables.
     const rendered = containerEnv(container, objects, {
       'metadata.name': `${deployment}-0`,
@@ -193,6 +226,7 @@ describe('the chart command lines, run as local processes', () => {
       /does not match|altnames/i,
     );
     apiUrl = url;
+    firstServer = server;
 
     await cp.createNamespace('apps');
     const jwt = await tokenFor('apps', 'default', ['vault']);
@@ -203,6 +237,113 @@ describe('the chart command lines, run as local processes', () => {
     });
     expect(login.status, login.text).toBe(200);
   }, 120_000);
+
+  it('streams every audit record to stdout of one replica at a time; kill -9 of the writer, or of all, loses none', async () => {
+    expect(firstServer, 'the first API server runs').toBeDefined();
+    const ca = b64(find(objects, 'Secret', 'vault-server-tls').data['ca.crt']);
+    const trusted = { ca, servername: 'vault.vault.svc' };
+    const replica = async () => {
+      const [port] = await freePorts(1);
+      const server = await run(
+        'vault-server',
+        [
+          ...storeReplacements(),
+          ['0.0.0.0:8200', `127.0.0.1:${port}`],
+          ['/etc/vault/tls', join(dir, 'server-tls')],
+        ],
+        { KUBECONFIG: await kubeconfigFor('vault-server') },
+      );
+      const url = `https://127.0.0.1:${port}`;
+      await waitUntil(
+        'an API replica to be ready',
+        async () => (await httpsCall(`${url}/readyz`, trusted)).status === 200,
+        [server],
+        90_000,
+      );
+      return { server, url };
+    };
+    const login = async (url: string) => {
+      const jwt = await tokenFor('apps', 'default', ['vault']);
+      const res = await httpsCall(`${url}/v1/auth/kubernetes/login`, {
+        ...trusted,
+        method: 'POST',
+        body: { jwt },
+      });
+      expect(res.status, res.text).toBe(200);
+    };
+    const kill = async (p: LocalProcess) => {
+      p.child.kill('SIGKILL');
+      if (p.child.exitCode === null && p.child.signalCode === null)
+        await new Promise((done) => p.child.once('exit', done));
+    };
+    const store = await openStore({
+      kind: 'etcd',
+      endpoints: [etcd!.clientUrl],
+      tls: {
+        ca: join(dir, 'etcd-client', 'ca.crt'),
+        cert: join(dir, 'etcd-client', 'tls.crt'),
+        key: join(dir, 'etcd-client', 'tls.key'),
+      },
+    });
+    try {
+      const first = firstServer!;
+      const seen: LocalProcess[] = [first];
+      const missing = async () => {
+        const have = new Set(seen.flatMap((p) => auditLines(p.output())));
+        return (await storedAuditRecords(store)).filter((record) => !have.has(record));
+      };
+      const second = await replica();
+      seen.push(second.server);
+      // A record committed through the writer: it streams it, the other replica writes nothing.
+      await login(apiUrl!);
+      await waitUntil(
+        'the stored records in the first replica stdout',
+        async () => (await missing()).length === 0,
+        [first],
+      );
+      await new Promise((done) => setTimeout(done, 3000));
+      expect(auditLines(first.output()).length).toBeGreaterThan(0);
+      expect(auditLines(second.server.output()), 'the standby replica wrote audit lines').toEqual([]);
+
+      // kill -9 of the writer: the other takes over (after server.audit.streamTtl) from the cursor in etcd.
+      await kill(first);
+      await login(second.url);
+      await waitUntil(
+        'every stored record in a replica stdout after kill -9 of the writer',
+        async () => (await missing()).length === 0 && auditLines(second.server.output()).length > 0,
+        [second.server],
+        60_000,
+      );
+
+      // Every replica gone; an operator mints a token meanwhile; the next replica to start streams it.
+      await kill(second.server);
+      const minted = await run('vault-server', storeReplacements(), {}, [
+        'operator',
+        'root-token',
+        '--tenant',
+        'chart-offline',
+      ]);
+      await new Promise((done) =>
+        minted.child.exitCode !== null ? done(undefined) : minted.child.once('exit', done),
+      );
+      expect(minted.child.exitCode, minted.output()).toBe(0);
+      const third = await replica();
+      seen.push(third.server);
+      await waitUntil(
+        'the records written while no replica ran in the restarted replica stdout',
+        async () => (await missing()).length === 0,
+        [third.server],
+        60_000,
+      );
+      expect(auditLines(third.server.output()).some((record) => record.startsWith('chart-offline/'))).toBe(
+        true,
+      );
+      // The later tests talk to the API through the replica that is left.
+      apiUrl = third.url;
+    } finally {
+      await store.close();
+    }
+  }, 300_000);
 
   it('vault operator run starts, leads, and reconciles as the chart ServiceAccount', async () => {
     const [port] = await freePorts(1);

@@ -620,6 +620,24 @@ describe('helm template: options', () => {
     expect((await render()).filter((o) => o.kind === 'ServiceMonitor')).toEqual([]);
   });
 
+  it('streams audit records to stdout from a cursor in the store, one replica at a time', async () => {
+    const args = async (values: Record<string, unknown> = {}) =>
+      podTemplate(find(await render(values), 'Deployment', 'vault-server')).spec.containers[0]
+        .args as string[];
+    expect(await args()).toEqual(
+      expect.arrayContaining([
+        '--audit-log=stdout',
+        '--audit-cursor=store:default',
+        '--audit-stream-ttl=15s',
+        '--audit-checkpoint-interval=1m',
+      ]),
+    );
+    const off = await args({ 'server.audit.log': 'none', 'server.audit.checkpointInterval': '5m' });
+    expect(off).toContain('--audit-log=none');
+    expect(off).toContain('--audit-checkpoint-interval=5m');
+    expect(off.some((arg) => arg.startsWith('--audit-cursor'))).toBe(false);
+  });
+
   it('runs the controller alone without leader election only with one replica', async () => {
     const objs = await render({ 'controller.replicas': 1, 'controller.leaderElection.enabled': false });
     expect(podTemplate(find(objs, 'Deployment', 'vault-controller')).spec.containers[0].args).toContain(
@@ -689,6 +707,16 @@ describe('values that the chart refuses', () => {
       name: 'two controllers without leader election',
       values: { 'controller.leaderElection.enabled': false },
       message: 'controller.replicas > 1 needs controller.leaderElection.enabled=true',
+    },
+    {
+      name: 'an audit stream name with a slash',
+      values: { 'server.audit.streamName': 'a/b' },
+      message: "at '/server/audit/streamName'",
+    },
+    {
+      name: 'an audit stream sent to a file (no volume for it)',
+      values: { 'server.audit.log': '/var/log/audit.jsonl' },
+      message: "at '/server/audit/log': value must be one of 'stdout', 'none'",
     },
     {
       name: 'a resync period that is not a duration',

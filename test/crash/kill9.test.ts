@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateRootKeyFile } from '../../src/crypto/root-key.js';
 import { jsonClient } from '../bench/http-client.js';
 import { type EtcdProcess, startEtcd } from '../support/etcd.js';
-import { type Bootstrap, bootstrap, type ServerProcess, startServer } from './vault-server.js';
+import { type Bootstrap, bootstrap, rootTokenCli, type ServerProcess, startServer } from './vault-server.js';
 
 const BURST = 300;
 const CONCURRENCY = 8;
@@ -131,8 +131,12 @@ async function checkAfterRestart(
     expect(audited, `lease ${id} exists without an audit record`).toContain(`lease/${id}`);
   expect(audited.size).toBe(ids.length);
 
-  // The stream has every committed record: those the killed server never streamed and those
-  // written before any server ran (the bootstrap's token mint) included.
+  // The stream has every committed record: those the killed server never streamed, those
+  // written before any server ran (the bootstrap's token mint) and while none ran
+  // (`vault operator root-token`) included.
+  // The token minted while no server ran is recorded after every lease of the burst.
+  const lastLease = Math.max(...records.filter((r) => r.action === 'lease.create').map((r) => r.seq));
+  expect(records.some((record) => record.action === 'token.create' && record.seq > lastLease)).toBe(true);
   const missing = await missingFromStream(
     auditLog,
     records.map((record) => record.seq),
@@ -177,6 +181,11 @@ function describeCrash(
       expect(burst.acknowledged.length).toBeGreaterThanOrEqual(KILL_AFTER);
       // The kill landed mid-burst: some requests were cut off rather than all completing.
       expect(burst.acknowledged.length).toBeLessThan(BURST);
+
+      // While no server runs, an operator mints a token in the store: its records must reach
+      // the stream when the server starts again.
+      const minted = await rootTokenCli(storeArgs.slice(0, storeArgs.indexOf('--audit-log')), 'crash');
+      expect(minted.code, minted.stderr).toBe(0);
 
       const second = await startServer(storeArgs);
       servers.push(second);

@@ -56,6 +56,8 @@ export interface ServerProcess {
   url: string;
   pid: number;
   output(): string;
+  /** Everything it wrote to stdout (the audit stream with --audit-log stdout), whole. */
+  stdout(): string;
   /** SIGKILL, as a crash would; resolves once the process is gone. */
   kill(): Promise<void>;
   /** SIGTERM and wait (SIGKILL after 10 s). */
@@ -71,10 +73,14 @@ export async function startServer(args: string[], timeoutMs = 60_000): Promise<S
   );
   live.add(child);
   let output = '';
+  let stdout = '';
   const collect = (chunk: string) => {
     output = (output + chunk).slice(-20_000);
   };
-  child.stdout.setEncoding('utf8').on('data', collect);
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+    stdout += chunk;
+    collect(chunk);
+  });
   child.stderr.setEncoding('utf8').on('data', collect);
   const exited = new Promise<void>((done) =>
     child.once('exit', () => {
@@ -111,7 +117,39 @@ export async function startServer(args: string[], timeoutMs = 60_000): Promise<S
     url,
     pid: child.pid!,
     output: () => output,
+    stdout: () => stdout,
     kill: () => halt('SIGKILL'),
     stop: () => halt('SIGTERM'),
   };
+}
+
+/** `vault operator root-token --tenant TENANT STORE_ARGS`, as an operator runs it while no server does. */
+export function rootTokenCli(
+  storeArgs: string[],
+  tenant: string,
+): Promise<{ code: number | null; token: string; stderr: string }> {
+  return new Promise((done) => {
+    const child = spawn(
+      process.execPath,
+      [vaultBin, 'operator', 'root-token', '--tenant', tenant, ...storeArgs],
+      {
+        cwd: repoRoot,
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env, VAULT_ROOT_KEY: '' },
+      },
+    );
+    live.add(child);
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+      stdout += chunk;
+    });
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+      stderr += chunk;
+    });
+    child.once('exit', (code) => {
+      live.delete(child);
+      done({ code, token: stdout.trim(), stderr });
+    });
+  });
 }

@@ -1,5 +1,5 @@
 /**
- * Every Kubernetes manifest the documentation shows (the YAML blocks of docs/readme/*.md and
+ * Every Kubernetes manifest the documentation shows (the YAML blocks of every page in docs/ and
  * the files in examples/) is applied to a real API server with the CRDs installed: an
  * example that its own CRD's schema or CEL rules refuse fails here.
  */
@@ -36,12 +36,15 @@ function manifest(source: string, yaml: string): Manifest | undefined {
 
 function documented(): Manifest[] {
   const found: Manifest[] = [];
-  const docDir = repoFile('docs/readme/');
-  for (const file of readdirSync(docDir).filter((f) => f.endsWith('.md'))) {
+  const docDir = repoFile('docs/');
+  const pages = readdirSync(docDir, { recursive: true, encoding: 'utf8' })
+    .filter((f) => f.endsWith('.md') && !f.startsWith('.vitepress'))
+    .sort();
+  for (const file of pages) {
     const text = readFileSync(`${docDir}${file}`, 'utf8');
     let index = 0;
     for (const block of text.matchAll(/```yaml\n([\s\S]*?)```/g)) {
-      const m = manifest(`docs/readme/${file} (yaml block ${++index})`, block[1] ?? '');
+      const m = manifest(`docs/${file} (yaml block ${++index})`, block[1] ?? '');
       if (m) found.push(m);
     }
   }
@@ -68,7 +71,9 @@ describe('documented examples', { timeout: 90_000 }, () => {
 
   it('include the operator docs and every file of examples/', () => {
     const sources = manifests.map((m) => m.source);
-    expect(sources.filter((s) => s.startsWith('docs/readme/operator.md')).length).toBeGreaterThanOrEqual(2);
+    expect(sources.filter((s) => s.startsWith('docs/kubernetes/resources.md')).length).toBeGreaterThanOrEqual(
+      2,
+    );
     expect(sources.filter((s) => s.startsWith('examples/'))).toHaveLength(
       readdirSync(repoFile('examples/')).filter((f) => /\.ya?ml$/.test(f)).length,
     );

@@ -157,6 +157,24 @@ describe('vault server flags', () => {
     expect(bad.stderr).toContain('--max-lease-ttl must be');
   });
 
+  it('rejects an audit stream name that is not a plain name and a time-to-live under a second', async () => {
+    const { code, stderr } = await fails([
+      '--store',
+      'embedded',
+      '--data-dir',
+      'd',
+      '--root-key-file',
+      'k',
+      '--audit-cursor',
+      'store:../other',
+      '--audit-stream-ttl',
+      '500ms',
+    ]);
+    expect(code).toBe(2);
+    expect(stderr).toContain('--audit-cursor store:NAME needs a NAME');
+    expect(stderr).toContain('--audit-stream-ttl must be at least 1s');
+  });
+
   it('refuses a root key file readable by others, saying how to fix it', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'vault-key-'));
     try {

@@ -10,7 +10,7 @@ import {
   secretImportLabel,
 } from '../../src/webhook/annotations.js';
 
-const docPath = new URL('../../docs/readme/injection.md', import.meta.url);
+const docPath = new URL('../../docs/kubernetes/injection.md', import.meta.url);
 const begin = '<!-- annotation-table:begin (generated from src/webhook/annotations.ts) -->';
 const end = '<!-- annotation-table:end -->';
 
@@ -26,7 +26,7 @@ describe('the annotation contract and its documentation', () => {
     expect(annotationTable.map((row) => row.key).sort()).toEqual(keys);
   });
 
-  it('has the generated table in docs/readme/injection.md (UPDATE_DOCS=1 regenerates it)', () => {
+  it('has the generated table in docs/kubernetes/injection.md (UPDATE_DOCS=1 regenerates it)', () => {
     const doc = readFileSync(docPath, 'utf8');
     const start = doc.indexOf(begin);
     const stop = doc.indexOf(end);
