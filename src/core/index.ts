@@ -50,12 +50,14 @@ export function createVaultCore(options: VaultCoreDeps) {
   const auditKeys = createAuditKeys({ store: options.store, keyring: options.keyring });
   const integrity = createAuditIntegrity({ clock, logger });
   let audit: AuditService | undefined;
+  const records = createRecordCache(options.store, config.recordCacheTtlMs);
   const committer = createCommitter({
     store: options.store,
     clock,
     sink,
     auditKeys,
     integrity,
+    onTokenGone: (key) => records.invalidate(key),
     onCommitted: (tenant, seq) => audit?.noteCommitted(tenant, seq, config.auditCheckpointEvery),
     enabled: config.audit,
   });
@@ -66,7 +68,7 @@ export function createVaultCore(options: VaultCoreDeps) {
     logger,
     committer,
     config,
-    records: createRecordCache(options.store, config.recordCacheTtlMs),
+    records,
     sealed: createSealedCache(options.store),
   };
   const access = createAccess(deps);

@@ -219,7 +219,11 @@ export function createTokenService(deps: CoreDeps & { access: Access }) {
         }
       }
       try {
-        for (let start = 0; start < doomed.length; start += 30) {
+        // Descendants first, the token itself last: a caller revoking its own token commits
+        // only while that token exists (committer.ts), and a failure part-way leaves the token
+        // to revoke again rather than orphans.
+        const starts = Array.from({ length: Math.ceil(doomed.length / 30) }, (_, i) => i * 30).reverse();
+        for (const start of starts) {
           const chunk = doomed.slice(start, start + 30);
           await committer.commit(ctx, async () => ({
             ops: chunk.flatMap((t) => [
