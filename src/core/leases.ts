@@ -29,6 +29,7 @@ import { parseSelectors } from './selectors.js';
 export type CreateLeaseInput = z.output<typeof createLeaseRequest>;
 export type ListLeasesInput = z.output<typeof listLeasesQuery>;
 export type BulkRevokeInput = z.output<typeof bulkRevokeRequest>;
+export type LeaseStateCounts = Record<'active' | 'expired' | 'revoked', number>;
 export type UseLeaseInput = z.output<typeof useLeaseRequest>;
 
 const resourceOf = (id: string) => `lease/${id}`;
@@ -701,8 +702,14 @@ export function createLeaseService(
      * Leases of every tenant by effective state, for the `vault_leases` gauge: three counts
      * of index keys per tenant (etcd counts without sending them), never a read of records.
      */
-    async countByState(): Promise<Record<'active' | 'expired' | 'revoked', number>> {
-      const counts = { active: 0, expired: 0, revoked: 0 };
+    async countByState(): Promise<LeaseStateCounts> {
+      return (await this.countLeases()).total;
+    },
+
+    /** The same counts, also per tenant (for `--metrics-tenant-series`). */
+    async countLeases(): Promise<{ total: LeaseStateCounts; byTenant: Map<string, LeaseStateCounts> }> {
+      const total = { active: 0, expired: 0, revoked: 0 };
+      const byTenant = new Map<string, LeaseStateCounts>();
       const now = clock();
       let after: string | undefined;
       for (;;) {
@@ -717,12 +724,14 @@ export function createLeaseService(
             store.count(leaseIndex.expiry(id), { startAfter: leaseIndex.expiryAfter(id, now) }),
             store.count(leaseIndex.revoked(id)),
           ]);
-          counts.active += active;
-          counts.expired += unrevoked - active;
-          counts.revoked += revoked;
+          const counts = { active, expired: unrevoked - active, revoked };
+          byTenant.set(id, counts);
+          total.active += counts.active;
+          total.expired += counts.expired;
+          total.revoked += counts.revoked;
           after = tenant.key;
         }
-        if (!page.more) return counts;
+        if (!page.more) return { total, byTenant };
       }
     },
 
