@@ -114,7 +114,7 @@ export const serverConfigSchema = z
         '--max-bulk-operations-per-tenant cannot exceed --max-bulk-operations',
       );
     }
-    if (config.metricsListen && config.metricsListen === config.listen)
+    if (config.metricsListen && config.metricsListen === config.listen && !config.listen.endsWith(':0'))
       problem('metricsListen', '--metrics-listen must differ from --listen');
     const ttl = parseDuration(config.maxLeaseTtl);
     if ('error' in ttl) problem('maxLeaseTtl', `--max-lease-ttl must be ${durationHelp}`);
