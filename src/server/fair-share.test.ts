@@ -10,7 +10,7 @@ const deferred = () => {
 };
 
 describe('the bulk-operation gate', () => {
-  it('runs a tenant\'s operations at most perTenant at a time, queues the rest, refuses past the queue', async () => {
+  it("runs a tenant's operations at most perTenant at a time, queues the rest, refuses past the queue", async () => {
     const gate = createBulkGate({ perProcess: 4, perTenant: 1, queue: 1 });
     const first = deferred();
     const order: string[] = [];
