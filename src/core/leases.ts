@@ -13,11 +13,13 @@ import type {
 } from '../contract/leases.js';
 import { durationMs, formatDuration } from '../lib/duration.js';
 import { badRequest, conflict, notFound, permissionDenied, VaultError } from '../lib/errors.js';
+import { getMany } from '../store/paged.js';
 import type { Access } from './access.js';
 import { type CallContext, formatIdentity, sameIdentity } from './context.js';
 import type { CredentialService } from './credentials.js';
 import { type CoreDeps, parseRecord } from './deps.js';
 import type { DynamicAccounts } from './dynamic-accounts.js';
+import type { ExpiryFeed } from './expiry-feed.js';
 import type { Fingerprints } from './fingerprints.js';
 import { keys } from './keys.js';
 import { leaseIndex, leaseWriteOps, parseEntry } from './lease-index.js';
@@ -42,6 +44,7 @@ export function createLeaseService(
     credentials: CredentialService;
     revokeWhere: LeaseRevoker;
     dynamic: DynamicAccounts;
+    expiryFeed: ExpiryFeed;
   },
 ) {
   const { dynamic } = deps;
@@ -663,15 +666,16 @@ export function createLeaseService(
           ...(after !== undefined ? { startAfter: after } : {}),
         });
         scanned += kvs.length;
-        const records = indexed
-          ? await Promise.all(
-              kvs.map(async (kv) =>
-                mayMatch(kv.value)
-                  ? (await store.get(keys.lease(ctx.tenant, leaseIndex.idOf(kv.key))))?.value
-                  : undefined,
-              ),
-            )
-          : kvs.map((kv) => kv.value);
+        let records: Array<string | undefined> = kvs.map((kv) => kv.value);
+        if (indexed) {
+          const wantedKvs = kvs.filter((kv) => mayMatch(kv.value));
+          const loaded = await getMany(
+            store,
+            wantedKvs.map((kv) => keys.lease(ctx.tenant, leaseIndex.idOf(kv.key))),
+          );
+          const byKey = new Map(wantedKvs.map((kv, i) => [kv.key, loaded[i]?.value]));
+          records = kvs.map((kv) => byKey.get(kv.key));
+        }
         for (const [i, kv] of kvs.entries()) {
           after = kv.key;
           const value = records[i];
@@ -737,7 +741,7 @@ export function createLeaseService(
 
     /**
      * Streams changes of the leases the caller may see. An `expired` event is sent when an
-     * active lease reaches its expiry (no store write happens then).
+     * active lease reaches its expiry (no store write happens then), found in the expiry index.
      */
     async watch(
       ctx: CallContext,
@@ -746,40 +750,33 @@ export function createLeaseService(
     ): Promise<{ close(): Promise<void> }> {
       const admin = await access.isAdmin(ctx);
       const visible = visibleTo(ctx, admin);
-      const timers = new Map<string, NodeJS.Timeout>();
-      const scheduleExpiry = (lease: LeaseRecord) => {
-        clearTimeout(timers.get(lease.id));
-        if (lease.state !== 'active') return timers.delete(lease.id);
-        const delay = Math.max(0, Date.parse(lease.expiresAt) - clock().getTime());
-        const timer = setTimeout(
-          () => {
-            timers.delete(lease.id);
-            onEvent({ type: 'expired', lease: withoutValue(toLease(lease, clock())) });
+      // Expiry writes nothing, so the watch cannot see it: the expiry index tells.
+      const unsubscribe = deps.expiryFeed.subscribe(ctx.tenant, (lease) => {
+        if (visible(lease)) onEvent({ type: 'expired', lease: withoutValue(toLease(lease, clock())) });
+      });
+      try {
+        const watcher = await store.watch(
+          keys.leases(ctx.tenant),
+          0,
+          (event) => {
+            if (event.type !== 'put' || !event.value) return;
+            const lease = parseRecord<LeaseRecord>(event.value);
+            if (!visible(lease)) return;
+            const type = lease.state === 'revoked' ? 'revoked' : lease.renewCount > 0 ? 'renewed' : 'issued';
+            onEvent({ type, lease: withoutValue(toLease(lease, clock())) });
           },
-          Math.min(delay, 2_147_000_000),
+          onEnd ? { onError: onEnd } : {},
         );
-        timer.unref();
-        timers.set(lease.id, timer);
-      };
-      const watcher = await store.watch(
-        keys.leases(ctx.tenant),
-        0,
-        (event) => {
-          if (event.type !== 'put' || !event.value) return;
-          const lease = parseRecord<LeaseRecord>(event.value);
-          if (!visible(lease)) return;
-          const type = lease.state === 'revoked' ? 'revoked' : lease.renewCount > 0 ? 'renewed' : 'issued';
-          scheduleExpiry(lease);
-          onEvent({ type, lease: withoutValue(toLease(lease, clock())) });
-        },
-        onEnd ? { onError: onEnd } : {},
-      );
-      return {
-        close: async () => {
-          for (const timer of timers.values()) clearTimeout(timer);
-          await watcher.close();
-        },
-      };
+        return {
+          close: async () => {
+            unsubscribe();
+            await watcher.close();
+          },
+        };
+      } catch (err) {
+        unsubscribe();
+        throw err;
+      }
     },
   };
 }

@@ -38,4 +38,13 @@ export async function readSmallPrefix(
   return kvs;
 }
 
+/** Several keys at once: the store's `getMany` where it has one, else parallel gets. */
+export function getMany(
+  store: Pick<Store, 'get' | 'getMany'>,
+  keys: string[],
+): Promise<Array<KeyValue | undefined>> {
+  if (store.getMany) return store.getMany(keys);
+  return Promise.all(keys.map((key) => store.get(key)));
+}
+
 const DEFAULT_PAGE = 500;
