@@ -244,9 +244,10 @@ async function benchStore(kind: 'etcd' | 'embedded'): Promise<StoreReport> {
     log(`[${kind}] bulk revoke of ${BULK} leases of one credential, killed part way`);
     const activeBefore = await activeOf(server, token);
     const t0 = performance.now();
-    const first = client
+    const first = client2
       .request('POST', '/v1/leases/revoke', { credentialName: 'bulk' })
-      .catch(() => undefined);
+      .then((res) => `HTTP ${res.status}`)
+      .catch((err: Error) => err.message);
     // Kill once about a third is done (or after 20 s), so the resumption has work left.
     const killAt = t0 + 20_000;
     for (;;) {
@@ -256,7 +257,7 @@ async function benchStore(kind: 'etcd' | 'embedded'): Promise<StoreReport> {
     }
     await server.kill();
     const firstMs = performance.now() - t0;
-    await first;
+    log(`[${kind}] the killed request ended with: ${await first}`);
     client2.close();
     server = await startServer(args, 180_000);
     const firstRevoked = activeBefore - (await activeOf(server, token));
