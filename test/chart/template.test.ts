@@ -644,7 +644,9 @@ describe('helm template: options', () => {
     );
     expect(container.ports).toContainEqual({ name: 'metrics', containerPort: 9102, protocol: 'TCP' });
     const rules = find(objs, 'NetworkPolicy', 'vault-server').spec.ingress;
-    const metricsRule = rules.find((rule: { ports: Array<{ port: number }> }) => rule.ports[0]?.port === 9102);
+    const metricsRule = rules.find(
+      (rule: { ports: Array<{ port: number }> }) => rule.ports[0]?.port === 9102,
+    );
     expect(metricsRule.from).toEqual([scraper]);
   });
 

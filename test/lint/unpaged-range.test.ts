@@ -16,7 +16,7 @@ const root = join(import.meta.dirname, '../..');
 const exempt = new Set(['src/store/etcd-store.ts', 'src/store/etcd-watch.ts', 'src/store/embedded-store.ts']);
 
 /** `file:line: text` of every range call without a literal `limit`. */
-export function unpagedRanges(fileName: string, source: string): string[] {
+function unpagedRanges(fileName: string, source: string): string[] {
   const file = ts.createSourceFile(fileName, source, ts.ScriptTarget.Latest, true);
   const found: string[] = [];
   const visit = (node: ts.Node) => {
