@@ -8,7 +8,7 @@ import * as leases from '../contract/leases.js';
 import * as policies from '../contract/policies.js';
 import type { CallContext, VaultCore } from '../core/index.js';
 import type { Keyring } from '../crypto/keyring.js';
-import { badRequest, notFound, permissionDenied, VaultError } from '../lib/errors.js';
+import { badRequest, notFound, permissionDenied } from '../lib/errors.js';
 import { callContext, parse } from './context.js';
 import type { BulkGate, Slots } from './fair-share.js';
 import type { ServerMetrics } from './metrics.js';
