@@ -12,6 +12,7 @@ import { createCommitter } from './committer.js';
 import { createCredentialService } from './credentials.js';
 import { type CoreConfig, type CoreDeps, defaultCoreConfig, type KeyringPort } from './deps.js';
 import { createDynamicAccounts, type DynamicConfig, type DynamicObserver } from './dynamic-accounts.js';
+import { createExpiryFeed } from './expiry-feed.js';
 import { createFingerprints } from './fingerprints.js';
 import { createLeaseIndexBackfill } from './lease-index-backfill.js';
 import { createLeasePurger } from './lease-purger.js';
@@ -86,7 +87,16 @@ export function createVaultCore(options: VaultCoreDeps) {
   });
   const revokeWhere = createLeaseRevoker({ ...deps, afterRevoke: () => void dynamic.kick() });
   const credentials = createCredentialService({ ...deps, access, fingerprints, revokeWhere, dynamic });
-  const leases = createLeaseService({ ...deps, access, fingerprints, credentials, revokeWhere, dynamic });
+  const expiryFeed = createExpiryFeed({ store: options.store, clock, logger });
+  const leases = createLeaseService({
+    ...deps,
+    access,
+    fingerprints,
+    credentials,
+    revokeWhere,
+    dynamic,
+    expiryFeed,
+  });
   const admin = createAdminService({ ...deps, access });
   audit = createAuditService({ ...deps, access, fingerprints, auditKeys, integrity, sink });
   return {

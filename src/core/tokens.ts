@@ -5,6 +5,7 @@ import type { Identity } from '../contract/common.js';
 import type { IdentityRecord } from '../contract/policies.js';
 import { durationMs } from '../lib/duration.js';
 import { notFound, unauthenticated } from '../lib/errors.js';
+import { scanPrefix } from '../store/paged.js';
 import type { Access } from './access.js';
 import { type CallContext, formatIdentity, type Principal, sameIdentity } from './context.js';
 import { controllerLabel, isController } from './controller-role.js';
@@ -210,8 +211,7 @@ export function createTokenService(deps: CoreDeps & { access: Access }) {
       // The token and every token minted from it, transitively, in chunks etcd accepts.
       const doomed: Array<{ accessor: string; hash: string }> = [{ accessor, hash: record.hash }];
       for (let i = 0; i < doomed.length; i++) {
-        const { kvs } = await store.range(keys.tokenChildren(doomed[i]!.accessor));
-        for (const kv of kvs) {
+        for await (const kv of scanPrefix(store, keys.tokenChildren(doomed[i]!.accessor))) {
           doomed.push({
             accessor: kv.key.slice(kv.key.lastIndexOf('/') + 1),
             hash: parseRecord<{ hash: string }>(kv.value).hash,

@@ -151,6 +151,27 @@ export async function openEtcdStore(options: EtcdStoreOptions): Promise<Store> {
       return kv ? toKeyValue(kv) : undefined;
     },
 
+    async getMany(keys) {
+      assertOpen();
+      const out: Array<KeyValue | undefined> = [];
+      for (let i = 0; i < keys.length; i += GET_MANY_CHUNK) {
+        const chunk = keys.slice(i, i + GET_MANY_CHUNK);
+        for (const key of chunk) assertKey(key);
+        const res = await client.kv
+          .txn({
+            compare: [],
+            success: chunk.map((key) => ({ request_range: { key: full(key) } })),
+            failure: [],
+          })
+          .catch(fail('read'));
+        for (const response of res.responses) {
+          const kv = response.response_range?.kvs[0];
+          out.push(kv ? toKeyValue(kv) : undefined);
+        }
+      }
+      return out;
+    },
+
     async range(prefix, rangeOptions = {}): Promise<RangeResult> {
       assertOpen();
       const { key, rangeEnd } = span(prefix);
@@ -237,3 +258,6 @@ export async function openEtcdStore(options: EtcdStoreOptions): Promise<Store> {
   logger.debug({ endpoints, prefix: options.prefix ?? '' }, 'etcd store connected');
   return store;
 }
+
+/** Keys read per transaction by getMany: under etcd's default --max-txn-ops of 128. */
+const GET_MANY_CHUNK = 100;
