@@ -16,6 +16,8 @@ export const actions = [
   'rotate',
   'delete',
   'admin',
+  /** Read the server's `/metrics` (process-wide totals and, where enabled, this tenant's series). */
+  'metrics',
 ] as const;
 export const action = z.enum(actions);
 export type Action = z.infer<typeof action>;

@@ -2,6 +2,7 @@ import type { z } from 'zod';
 import type { IdentityType } from '../contract/common.js';
 import type { IdentityRecord, identityBody, Policy, PolicyBody } from '../contract/policies.js';
 import { notFound } from '../lib/errors.js';
+import { scanPrefix } from '../store/paged.js';
 import type { Access } from './access.js';
 import type { CallContext } from './context.js';
 import {
@@ -116,9 +117,10 @@ export function createAdminService(deps: CoreDeps & { access: Access }) {
 
   async function list<T>(ctx: CallContext, prefix: string, resource: string, action: string): Promise<T[]> {
     await access.check(ctx, 'admin', resource, undefined, action);
-    const { kvs } = await store.range(prefix);
+    const found: T[] = [];
+    for await (const kv of scanPrefix(store, prefix)) found.push(parseRecord<T>(kv.value));
     await committer.record(ctx, { action, resource, outcome: 'allowed' });
-    return kvs.map((kv) => parseRecord<T>(kv.value));
+    return found;
   }
 
   return {

@@ -9,6 +9,7 @@ import type {
 } from '../contract/credentials.js';
 import type { Action } from '../contract/policies.js';
 import { badRequest, conflict, notFound, VaultError } from '../lib/errors.js';
+import { scanPrefix } from '../store/paged.js';
 import type { Op } from '../store/store.js';
 import type { Access } from './access.js';
 import type { Mutation } from './committer.js';
@@ -180,12 +181,13 @@ export function createCredentialService(
     async list(ctx: CallContext, query: z.output<typeof listCredentialsQuery>): Promise<Credential[]> {
       await access.check(ctx, 'list', 'credentials', undefined, 'credential.list');
       const selectors = parseSelectors(query.labels);
-      const { kvs } = await store.range(keys.credentials(ctx.tenant) + (query.prefix ?? ''));
       const policies = await access.policiesOf(ctx);
-      const visible = kvs
-        .map((kv) => parseRecord<Credential>(kv.value))
-        .filter((c) => selectors.every(([k, v]) => c.metadata[k] === v))
-        .filter((c) => decide(ctx.principal, policies, 'list', c).allowed);
+      const visible: Credential[] = [];
+      for await (const kv of scanPrefix(store, keys.credentials(ctx.tenant) + (query.prefix ?? ''))) {
+        const credential = parseRecord<Credential>(kv.value);
+        if (!selectors.every(([k, v]) => credential.metadata[k] === v)) continue;
+        if (decide(ctx.principal, policies, 'list', credential).allowed) visible.push(credential);
+      }
       await committer.record(ctx, {
         action: 'credential.list',
         resource: 'credentials',

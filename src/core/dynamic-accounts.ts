@@ -3,6 +3,7 @@ import type { Credential, DynamicSpec } from '../contract/credentials.js';
 import type { DynamicEngine, EngineRegistry } from '../engines/engine.js';
 import { EngineError } from '../engines/engine.js';
 import { VaultError } from '../lib/errors.js';
+import { scanPrefix } from '../store/paged.js';
 import { type CallContext, systemContext } from './context.js';
 import { type CoreDeps, parseRecord } from './deps.js';
 import { type AccountRecord, backoffMs, decideAccount } from './dynamic-decision.js';
@@ -166,11 +167,11 @@ export function createDynamicAccounts(
 
   /** Handles one tenant's accounts (or one account); returns when it next needs to look. */
   async function sweepTenant(tenant: string, only?: string): Promise<number> {
-    const { kvs } = only
-      ? { kvs: [await store.get(keys.dynamicAccount(tenant, only))].filter((kv) => kv !== undefined) }
-      : await store.range(keys.dynamicAccounts(tenant));
+    const kvs = only
+      ? [await store.get(keys.dynamicAccount(tenant, only))].filter((kv) => kv !== undefined)
+      : scanPrefix(store, keys.dynamicAccounts(tenant));
     let wake = Number.POSITIVE_INFINITY;
-    for (const kv of kvs) {
+    for await (const kv of kvs) {
       const account = parseRecord<AccountRecord>(kv.value);
       const leaseKv = await store.get(keys.lease(tenant, account.leaseId));
       const lease = leaseKv ? parseRecord<LeaseRecord>(leaseKv.value) : undefined;
@@ -197,9 +198,9 @@ export function createDynamicAccounts(
   }
 
   async function sweepAll(): Promise<number> {
-    const { kvs } = await store.range(keys.tenants());
     let wake = clock().getTime() + config.sweepIntervalMs;
-    for (const kv of kvs) wake = Math.min(wake, await sweepTenant(kv.key.slice(keys.tenants().length)));
+    for await (const kv of scanPrefix(store, keys.tenants()))
+      wake = Math.min(wake, await sweepTenant(kv.key.slice(keys.tenants().length)));
     return wake;
   }
 
@@ -340,8 +341,10 @@ export function createDynamicAccounts(
 
     /** Accounts of one credential still waiting for removal. */
     async pendingOf(tenant: string, name: string): Promise<number> {
-      const { kvs } = await store.range(keys.dynamicAccounts(tenant));
-      return kvs.filter((kv) => parseRecord<AccountRecord>(kv.value).credentialName === name).length;
+      let pending = 0;
+      for await (const kv of scanPrefix(store, keys.dynamicAccounts(tenant)))
+        if (parseRecord<AccountRecord>(kv.value).credentialName === name) pending += 1;
+      return pending;
     },
 
     /** Sweeps now (a reconcile on start) and keeps sweeping at expiries and retries. */

@@ -13,12 +13,14 @@ import type {
 } from '../contract/leases.js';
 import { durationMs, formatDuration } from '../lib/duration.js';
 import { badRequest, conflict, notFound, permissionDenied, VaultError } from '../lib/errors.js';
+import { getMany } from '../store/paged.js';
 import type { Access } from './access.js';
 import { type CallContext, formatIdentity, sameIdentity } from './context.js';
 import { isController } from './controller-role.js';
 import type { CredentialService } from './credentials.js';
 import { type CoreDeps, parseRecord } from './deps.js';
 import type { DynamicAccounts } from './dynamic-accounts.js';
+import type { ExpiryFeed } from './expiry-feed.js';
 import type { Fingerprints } from './fingerprints.js';
 import { keys } from './keys.js';
 import { leaseIndex, leaseWriteOps, parseEntry } from './lease-index.js';
@@ -30,6 +32,7 @@ import { parseSelectors } from './selectors.js';
 export type CreateLeaseInput = z.output<typeof createLeaseRequest>;
 export type ListLeasesInput = z.output<typeof listLeasesQuery>;
 export type BulkRevokeInput = z.output<typeof bulkRevokeRequest>;
+export type LeaseStateCounts = Record<'active' | 'expired' | 'revoked', number>;
 export type UseLeaseInput = z.output<typeof useLeaseRequest>;
 
 const resourceOf = (id: string) => `lease/${id}`;
@@ -42,6 +45,7 @@ export function createLeaseService(
     credentials: CredentialService;
     revokeWhere: LeaseRevoker;
     dynamic: DynamicAccounts;
+    expiryFeed: ExpiryFeed;
   },
 ) {
   const { dynamic } = deps;
@@ -667,15 +671,16 @@ export function createLeaseService(
           ...(after !== undefined ? { startAfter: after } : {}),
         });
         scanned += kvs.length;
-        const records = indexed
-          ? await Promise.all(
-              kvs.map(async (kv) =>
-                mayMatch(kv.value)
-                  ? (await store.get(keys.lease(ctx.tenant, leaseIndex.idOf(kv.key))))?.value
-                  : undefined,
-              ),
-            )
-          : kvs.map((kv) => kv.value);
+        let records: Array<string | undefined> = kvs.map((kv) => kv.value);
+        if (indexed) {
+          const wantedKvs = kvs.filter((kv) => mayMatch(kv.value));
+          const loaded = await getMany(
+            store,
+            wantedKvs.map((kv) => keys.lease(ctx.tenant, leaseIndex.idOf(kv.key))),
+          );
+          const byKey = new Map(wantedKvs.map((kv, i) => [kv.key, loaded[i]?.value]));
+          records = kvs.map((kv) => byKey.get(kv.key));
+        }
         for (const [i, kv] of kvs.entries()) {
           after = kv.key;
           const value = records[i];
@@ -706,8 +711,14 @@ export function createLeaseService(
      * Leases of every tenant by effective state, for the `vault_leases` gauge: three counts
      * of index keys per tenant (etcd counts without sending them), never a read of records.
      */
-    async countByState(): Promise<Record<'active' | 'expired' | 'revoked', number>> {
-      const counts = { active: 0, expired: 0, revoked: 0 };
+    async countByState(): Promise<LeaseStateCounts> {
+      return (await this.countLeases()).total;
+    },
+
+    /** The same counts, also per tenant (for `--metrics-tenant-series`). */
+    async countLeases(): Promise<{ total: LeaseStateCounts; byTenant: Map<string, LeaseStateCounts> }> {
+      const total = { active: 0, expired: 0, revoked: 0 };
+      const byTenant = new Map<string, LeaseStateCounts>();
       const now = clock();
       let after: string | undefined;
       for (;;) {
@@ -722,18 +733,20 @@ export function createLeaseService(
             store.count(leaseIndex.expiry(id), { startAfter: leaseIndex.expiryAfter(id, now) }),
             store.count(leaseIndex.revoked(id)),
           ]);
-          counts.active += active;
-          counts.expired += unrevoked - active;
-          counts.revoked += revoked;
+          const counts = { active, expired: unrevoked - active, revoked };
+          byTenant.set(id, counts);
+          total.active += counts.active;
+          total.expired += counts.expired;
+          total.revoked += counts.revoked;
           after = tenant.key;
         }
-        if (!page.more) return counts;
+        if (!page.more) return { total, byTenant };
       }
     },
 
     /**
      * Streams changes of the leases the caller may see. An `expired` event is sent when an
-     * active lease reaches its expiry (no store write happens then).
+     * active lease reaches its expiry (no store write happens then), found in the expiry index.
      */
     async watch(
       ctx: CallContext,
@@ -742,40 +755,33 @@ export function createLeaseService(
     ): Promise<{ close(): Promise<void> }> {
       const admin = await access.isAdmin(ctx);
       const visible = visibleTo(ctx, admin);
-      const timers = new Map<string, NodeJS.Timeout>();
-      const scheduleExpiry = (lease: LeaseRecord) => {
-        clearTimeout(timers.get(lease.id));
-        if (lease.state !== 'active') return timers.delete(lease.id);
-        const delay = Math.max(0, Date.parse(lease.expiresAt) - clock().getTime());
-        const timer = setTimeout(
-          () => {
-            timers.delete(lease.id);
-            onEvent({ type: 'expired', lease: withoutValue(toLease(lease, clock())) });
+      // Expiry writes nothing, so the watch cannot see it: the expiry index tells.
+      const unsubscribe = deps.expiryFeed.subscribe(ctx.tenant, (lease) => {
+        if (visible(lease)) onEvent({ type: 'expired', lease: withoutValue(toLease(lease, clock())) });
+      });
+      try {
+        const watcher = await store.watch(
+          keys.leases(ctx.tenant),
+          0,
+          (event) => {
+            if (event.type !== 'put' || !event.value) return;
+            const lease = parseRecord<LeaseRecord>(event.value);
+            if (!visible(lease)) return;
+            const type = lease.state === 'revoked' ? 'revoked' : lease.renewCount > 0 ? 'renewed' : 'issued';
+            onEvent({ type, lease: withoutValue(toLease(lease, clock())) });
           },
-          Math.min(delay, 2_147_000_000),
+          onEnd ? { onError: onEnd } : {},
         );
-        timer.unref();
-        timers.set(lease.id, timer);
-      };
-      const watcher = await store.watch(
-        keys.leases(ctx.tenant),
-        0,
-        (event) => {
-          if (event.type !== 'put' || !event.value) return;
-          const lease = parseRecord<LeaseRecord>(event.value);
-          if (!visible(lease)) return;
-          const type = lease.state === 'revoked' ? 'revoked' : lease.renewCount > 0 ? 'renewed' : 'issued';
-          scheduleExpiry(lease);
-          onEvent({ type, lease: withoutValue(toLease(lease, clock())) });
-        },
-        onEnd ? { onError: onEnd } : {},
-      );
-      return {
-        close: async () => {
-          for (const timer of timers.values()) clearTimeout(timer);
-          await watcher.close();
-        },
-      };
+        return {
+          close: async () => {
+            unsubscribe();
+            await watcher.close();
+          },
+        };
+      } catch (err) {
+        unsubscribe();
+        throw err;
+      }
     },
   };
 }

@@ -1,5 +1,6 @@
 import type { CreatedToken } from '../contract/auth.js';
 import { conflict, notFound } from '../lib/errors.js';
+import { scanPrefix } from '../store/paged.js';
 import { type CallContext, systemContext } from './context.js';
 import { controllerActsIn } from './controller-role.js';
 import type { CoreDeps } from './deps.js';
@@ -64,8 +65,10 @@ export function createTenantService(deps: CoreDeps & { tokens: TokenService }) {
     },
 
     async list(): Promise<TenantRecord[]> {
-      const { kvs } = await store.range(keys.tenants());
-      return kvs.map((kv) => parseRecord<TenantRecord>(kv.value));
+      const tenants: TenantRecord[] = [];
+      for await (const kv of scanPrefix(store, keys.tenants()))
+        tenants.push(parseRecord<TenantRecord>(kv.value));
+      return tenants;
     },
 
     async exists(id: string): Promise<boolean> {

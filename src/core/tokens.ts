@@ -5,6 +5,7 @@ import type { Identity } from '../contract/common.js';
 import type { IdentityRecord } from '../contract/policies.js';
 import { durationMs } from '../lib/duration.js';
 import { notFound, unauthenticated } from '../lib/errors.js';
+import { scanPrefix } from '../store/paged.js';
 import type { Access } from './access.js';
 import { type CallContext, formatIdentity, type Principal, sameIdentity } from './context.js';
 import { controllerLabel, isController } from './controller-role.js';
@@ -210,8 +211,7 @@ export function createTokenService(deps: CoreDeps & { access: Access }) {
       // The token and every token minted from it, transitively, in chunks etcd accepts.
       const doomed: Array<{ accessor: string; hash: string }> = [{ accessor, hash: record.hash }];
       for (let i = 0; i < doomed.length; i++) {
-        const { kvs } = await store.range(keys.tokenChildren(doomed[i]!.accessor));
-        for (const kv of kvs) {
+        for await (const kv of scanPrefix(store, keys.tokenChildren(doomed[i]!.accessor))) {
           doomed.push({
             accessor: kv.key.slice(kv.key.lastIndexOf('/') + 1),
             hash: parseRecord<{ hash: string }>(kv.value).hash,
@@ -219,7 +219,11 @@ export function createTokenService(deps: CoreDeps & { access: Access }) {
         }
       }
       try {
-        for (let start = 0; start < doomed.length; start += 30) {
+        // Descendants first, the token itself last: a caller revoking its own token commits
+        // only while that token exists (committer.ts), and a failure part-way leaves the token
+        // to revoke again rather than orphans.
+        const starts = Array.from({ length: Math.ceil(doomed.length / 30) }, (_, i) => i * 30).reverse();
+        for (const start of starts) {
           const chunk = doomed.slice(start, start + 30);
           await committer.commit(ctx, async () => ({
             ops: chunk.flatMap((t) => [

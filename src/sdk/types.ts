@@ -310,7 +310,9 @@ export type PolicyAction =
   | 'create'
   | 'rotate'
   | 'delete'
-  | 'admin';
+  | 'admin'
+  /** Read the server's Prometheus metrics (process-wide totals and this tenant's series). */
+  | 'metrics';
 
 /** One rule of a policy. */
 export interface PolicyRule {

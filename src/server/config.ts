@@ -112,6 +112,17 @@ export const serverConfigSchema = z
       )
       .default([]),
     autoCreateTenants: z.boolean().default(false),
+    /** Open lease-event streams per process, per tenant and per token (fair sharing). */
+    maxEventStreams: z.coerce.number().int().min(1).max(1_000_000).default(2048),
+    maxEventStreamsPerTenant: z.coerce.number().int().min(1).max(1_000_000).default(256),
+    maxEventStreamsPerToken: z.coerce.number().int().min(1).max(1_000_000).default(16),
+    /** Bulk operations (bulk revoke, credential delete, audit verify, ...) running at once. */
+    maxBulkOperations: z.coerce.number().int().min(1).max(1024).default(4),
+    maxBulkOperationsPerTenant: z.coerce.number().int().min(1).max(1024).default(2),
+    /** A second listener serving only /metrics (no token) and /healthz. */
+    metricsListen: listen.optional(),
+    /** Series labelled with tenant ids (leases per tenant, tampered tenants by name). */
+    metricsTenantSeries: z.boolean().default(false),
     /** Serve the web console at /ui. */
     ui: z.boolean().default(true),
     /** Where the built console is; default dist/ui of this installation. */
@@ -139,6 +150,22 @@ export const serverConfigSchema = z
     }
     if (config.rootKeyFile && config.rootKey)
       problem('rootKey', 'give the root key once: --root-key-file or VAULT_ROOT_KEY');
+    if (config.maxEventStreamsPerTenant > config.maxEventStreams)
+      problem('maxEventStreamsPerTenant', '--max-event-streams-per-tenant cannot exceed --max-event-streams');
+    if (config.maxEventStreamsPerToken > config.maxEventStreamsPerTenant) {
+      problem(
+        'maxEventStreamsPerToken',
+        '--max-event-streams-per-token cannot exceed --max-event-streams-per-tenant',
+      );
+    }
+    if (config.maxBulkOperationsPerTenant > config.maxBulkOperations) {
+      problem(
+        'maxBulkOperationsPerTenant',
+        '--max-bulk-operations-per-tenant cannot exceed --max-bulk-operations',
+      );
+    }
+    if (config.metricsListen && config.metricsListen === config.listen && !config.listen.endsWith(':0'))
+      problem('metricsListen', '--metrics-listen must differ from --listen');
     const ttl = parseDuration(config.maxLeaseTtl);
     if ('error' in ttl) problem('maxLeaseTtl', `--max-lease-ttl must be ${durationHelp}`);
     if ('error' in parseDuration(config.auditCheckpointInterval)) {

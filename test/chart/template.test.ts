@@ -692,6 +692,54 @@ describe('helm template: options', () => {
     expect(off.some((arg) => arg.startsWith('--audit-cursor'))).toBe(false);
   });
 
+  it("scrapes the API server's token-free metrics listener, open only to the configured scrapers", async () => {
+    const scraper = { namespaceSelector: { matchLabels: { name: 'monitoring' } } };
+    const objs = await render({
+      'serviceMonitor.enabled': true,
+      'networkPolicy.enabled': true,
+      'networkPolicy.metricsFrom': [scraper],
+    });
+    const monitor = find(objs, 'ServiceMonitor', 'vault-server');
+    expect(monitor.spec.endpoints[0]).toMatchObject({ port: 'metrics', scheme: 'https' });
+    expect(monitor.spec.endpoints[0].bearerTokenSecret).toBeUndefined();
+    const container = podTemplate(find(objs, 'Deployment', 'vault-server')).spec.containers[0];
+    expect(container.args).toContain('--metrics-listen=0.0.0.0:9102');
+    expect(container.args).not.toContain('--metrics-tenant-series');
+    expect(container.args).toEqual(
+      expect.arrayContaining([
+        '--max-event-streams=2048',
+        '--max-event-streams-per-tenant=256',
+        '--max-event-streams-per-token=16',
+        '--max-bulk-operations=4',
+        '--max-bulk-operations-per-tenant=2',
+      ]),
+    );
+    expect(container.ports).toContainEqual({ name: 'metrics', containerPort: 9102, protocol: 'TCP' });
+    const rules = find(objs, 'NetworkPolicy', 'vault-server').spec.ingress;
+    const metricsRule = rules.find(
+      (rule: { ports: Array<{ port: number }> }) => rule.ports[0]?.port === 9102,
+    );
+    expect(metricsRule.from).toEqual([scraper]);
+  });
+
+  it('scrapes the API port with a token when the metrics listener is off', async () => {
+    const objs = await render({
+      'serviceMonitor.enabled': true,
+      'server.metrics.port': 0,
+      'server.metrics.tenantSeries': true,
+      'serviceMonitor.serverTokenSecret.name': 'prometheus-vault-token',
+    });
+    const monitor = find(objs, 'ServiceMonitor', 'vault-server');
+    expect(monitor.spec.endpoints[0]).toMatchObject({
+      port: 'http',
+      bearerTokenSecret: { name: 'prometheus-vault-token', key: 'token' },
+    });
+    const container = podTemplate(find(objs, 'Deployment', 'vault-server')).spec.containers[0];
+    expect(container.args.some((arg: string) => arg.startsWith('--metrics-listen'))).toBe(false);
+    expect(container.args).toContain('--metrics-tenant-series');
+    expect(find(objs, 'Service', 'vault').spec.ports.map((p: { name: string }) => p.name)).toEqual(['http']);
+  });
+
   it('runs the controller alone without leader election only with one replica', async () => {
     const objs = await render({ 'controller.replicas': 1, 'controller.leaderElection.enabled': false });
     expect(podTemplate(find(objs, 'Deployment', 'vault-controller')).spec.containers[0].args).toContain(
@@ -776,6 +824,16 @@ describe('values that the chart refuses', () => {
       name: 'an audit stream sent to a file (no volume for it)',
       values: { 'server.audit.log': '/var/log/audit.jsonl' },
       message: "at '/server/audit/log': value must be one of 'stdout', 'none'",
+    },
+    {
+      name: 'a ServiceMonitor for /metrics on the API port without a token',
+      values: { 'serviceMonitor.enabled': true, 'server.metrics.port': 0 },
+      message: 'set serviceMonitor.serverTokenSecret.name',
+    },
+    {
+      name: 'an event-stream limit of zero',
+      values: { 'server.limits.eventStreamsPerToken': 0 },
+      message: "at '/server/limits/eventStreamsPerToken': minimum: got 0, want 1",
     },
     {
       name: 'a resync period that is not a duration',
