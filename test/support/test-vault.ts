@@ -74,6 +74,8 @@ export async function startTestVault(
     kubernetes?: KubernetesLoginConfig;
     engines?: EngineRegistry;
     dynamic?: Partial<DynamicConfig>;
+    /** A built web console to serve at /ui. */
+    uiDir?: string;
   } = {},
 ): Promise<TestVault> {
   const dataDir = options.store ? undefined : await mkdtemp(join(tmpdir(), 'vault-test-'));
@@ -110,6 +112,7 @@ export async function startTestVault(
       authFailuresPerMinute: options.authFailuresPerMinute ?? 1000,
       ...(options.trustedProxies ? { trustedProxies: options.trustedProxies } : {}),
       ...(options.bodyLimitBytes ? { bodyLimitBytes: options.bodyLimitBytes } : {}),
+      ...(options.uiDir ? { uiDir: options.uiDir } : {}),
     },
   });
   const server: Server = createServer(app);
