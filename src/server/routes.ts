@@ -221,17 +221,28 @@ export function apiRoutes(deps: { core: VaultCore; keyring: Keyring; metrics: Se
     };
     // Registered before any await, so a client gone early leaks nothing.
     res.on('close', close);
+    const token = /^Bearer\s+(\S+)$/i.exec(req.get('authorization') ?? '')?.[1];
     try {
       watcher = await core.leases.watch(
         ctx,
         (event) => {
           if (!closed) res.write(`event: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`);
         },
-        () => {
-          // The store could not keep following changes: end, and let the client reconnect.
-          if (!closed)
-            res.write('event: end\ndata: {"reason":"the event stream was interrupted; reconnect"}\n\n');
+        (err) => {
+          // The token no longer holds, or the store could not keep following changes: end.
+          const reason =
+            err instanceof VaultError && err.code === 'unauthenticated'
+              ? 'the token expired or was revoked'
+              : 'the event stream was interrupted; reconnect';
+          if (!closed) res.write(`event: end\ndata: ${JSON.stringify({ reason })}\n\n`);
           close();
+        },
+        // Each event of someone else's lease is shown only if the token, as it is now, may.
+        {
+          refresh: async () =>
+            token
+              ? { ...ctx, principal: await core.tokens.authenticate(token) }
+              : Promise.reject(new Error('no token')),
         },
       );
     } catch (err) {
@@ -246,7 +257,6 @@ export function apiRoutes(deps: { core: VaultCore; keyring: Keyring; metrics: Se
       connection: 'keep-alive',
     });
     res.write(': connected\n\n');
-    const token = /^Bearer\s+(\S+)$/i.exec(req.get('authorization') ?? '')?.[1];
     // The stream lives only as long as its token: checked again at every heartbeat.
     heartbeat = setInterval(() => {
       const check = token ? core.tokens.authenticate(token) : Promise.reject(new Error('no token'));

@@ -231,6 +231,53 @@ describe.skipIf(!haveChromium)('red team: the web console in Chromium', () => {
     expect((await api('GET', `/leases/${others.id}`)).state).toBe('active');
   });
 
+  it('stops showing others’ leases the moment an open console’s grant or token goes', async () => {
+    // bob is an admin while his console opens its live stream; then the policy is narrowed.
+    await api('PUT', '/policies/ops', { rules: [{ actions: ['admin', 'list', 'read-metadata'] }] });
+    const bob = await api('POST', '/auth/tokens', {
+      identity: { type: 'human', name: 'bob' },
+      policies: ['ops'],
+    });
+    const page = await newPage();
+    await signIn(page, bob.token);
+    await page.getByTestId('stream-state').getByText('Live').waitFor();
+    const before = await api('POST', '/leases', { credentialName: 'stripe-key', ttl: '5m' }, agentToken);
+    await page.locator(`li[data-lease-id="${before.id}"]`).waitFor({ timeout: 2_000 });
+
+    await api('PUT', '/policies/ops', { rules: [{ actions: ['list', 'read-metadata'] }] });
+    const afterDemotion = await api(
+      'POST',
+      '/leases',
+      { credentialName: 'stripe-key', ttl: '5m' },
+      agentToken,
+    );
+    // The same lease reaches a console that may see it: the stream is not merely slow.
+    const witness = await newPage();
+    await signIn(witness, vault.rootToken);
+    await witness.locator(`li[data-lease-id="${afterDemotion.id}"]`).waitFor({ timeout: 2_000 });
+    await page.waitForTimeout(1_000);
+    expect(await page.locator(`li[data-lease-id="${afterDemotion.id}"]`).count()).toBe(0);
+    // What a new request of bob's gets, for comparison: nothing of the agent's.
+    expect((await api('GET', '/leases?state=active', undefined, bob.token)).leases).toEqual([]);
+
+    // Restored, then the token revoked: the stream ends before the next heartbeat.
+    await api('PUT', '/policies/ops', { rules: [{ actions: ['admin', 'list', 'read-metadata'] }] });
+    await api('DELETE', `/auth/tokens/${bob.accessor}`);
+    const afterRevocation = await api(
+      'POST',
+      '/leases',
+      { credentialName: 'stripe-key', ttl: '5m' },
+      agentToken,
+    );
+    await witness.locator(`li[data-lease-id="${afterRevocation.id}"]`).waitFor({ timeout: 2_000 });
+    await page.waitForTimeout(1_000);
+    expect(await page.locator(`li[data-lease-id="${afterRevocation.id}"]`).count()).toBe(0);
+    await page
+      .getByTestId('stream-state')
+      .getByText(/Stopped/)
+      .waitFor({ timeout: 5_000 });
+  });
+
   it('places leases in Kubernetes by their identity, never by labels their holder wrote', async () => {
     // An agent (not a workload) labels its lease as a payments pod; a ServiceAccount of the
     // sandbox namespace labels its lease as payments. Neither may be shown as payments'.
