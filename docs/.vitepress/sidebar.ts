@@ -21,6 +21,7 @@ export const sidebar: DefaultTheme.SidebarItem[] = [
       { text: 'The SDK', link: '/guide/sdk' },
       { text: 'The HTTP API', link: '/guide/http-api' },
       { text: 'The web console', link: '/guide/web-console' },
+      { text: 'Dynamic database credentials', link: '/guide/dynamic' },
     ],
   },
   {

@@ -106,4 +106,7 @@ export const agentConfigEnv = 'VAULT_AGENT_CONFIG';
  * `VAULT_CACERT` (a file) is the same for agents run by hand.
  */
 export const agentCaPemEnv = 'VAULT_CACERT_PEM';
+
+/** The cluster the agent's Kubernetes login names, when Vault serves several (set by the webhook). */
+export const agentClusterEnv = 'VAULT_KUBERNETES_CLUSTER';
 export const agentCaFileEnv = 'VAULT_CACERT';

@@ -3,11 +3,12 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import { Registry } from 'prom-client';
 import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/logger.js';
+import { createNodeFetch, type NodeFetch } from '../lib/node-fetch.js';
 import { type CreatedToken, Vault } from '../sdk/index.js';
+import { leaseLabels } from '../webhook/annotations.js';
 import type { AgentConfig } from './config.js';
 import { createFileSink } from './file-sink.js';
 import { type HealthServer, startHealthServer } from './health.js';
-import { createNodeFetch, type NodeFetch } from './http-fetch.js';
 import { createLeaseLoop, type LeaseApi, type LeaseLoop, type LeaseResolver } from './lease-loop.js';
 
 /**
@@ -19,6 +20,8 @@ export interface AgentOptions {
   config: AgentConfig;
   addr: string;
   tenant?: string;
+  /** The cluster the Kubernetes login names (tenant `<cluster>.<namespace>`), when Vault serves several. */
+  cluster?: string;
   /** A Vault token; without it the agent logs in with the projected token at `config.tokenPath`. */
   token?: string;
   /** PEM CA bundle the agent trusts for an https `addr` (instead of Node's built-in roots). */
@@ -29,6 +32,8 @@ export interface AgentOptions {
   clock: Clock;
   logger: Logger;
   registry?: Registry;
+  /** The agent's pod (the downward API's POD_NAME and POD_NAMESPACE): put on its leases as labels. */
+  pod?: { name?: string | undefined; namespace?: string | undefined };
 }
 
 export interface RunningAgent {
@@ -67,8 +72,15 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   }
   const closeKube: (() => void)[] = [];
 
+  const podName = options.pod?.name;
+  const podNamespace = options.pod?.namespace ?? config.namespace;
+  const labels = {
+    ...(podName ? { [leaseLabels.pod]: podName } : {}),
+    ...(podNamespace ? { [leaseLabels.namespace]: podNamespace } : {}),
+  };
   const api: LeaseApi = {
-    create: (input) => session.vault().leases.create(input),
+    create: (input) =>
+      session.vault().leases.create(Object.keys(labels).length > 0 ? { ...input, labels } : input),
     read: (id) => session.vault().leases.read(id),
     renew: (id) => session.vault().leases.renew(id),
     revoke: (id) => session.vault().leases.revoke(id),
@@ -182,7 +194,7 @@ async function session(options: AgentOptions, http: NodeFetch) {
     }
     try {
       return await Vault.loginKubernetes(
-        { jwt },
+        { jwt, ...(options.cluster ? { cluster: options.cluster } : {}) },
         { addr: options.addr, tenant: options.tenant, fetch: http.fetch },
       );
     } catch (err) {

@@ -10,6 +10,7 @@ import {
   type AgentConfig,
   agentCaFileEnv,
   agentCaPemEnv,
+  agentClusterEnv,
   agentConfig,
   agentConfigEnv,
 } from '../agent/config.js';
@@ -81,10 +82,13 @@ export function register(program: Command): void {
           config: config.value,
           addr,
           tenant: env.VAULT_TENANT || undefined,
+          cluster: env[agentClusterEnv] || undefined,
           token: env.VAULT_TOKEN || undefined,
           ...(ca ? { caPem: ca.pem } : {}),
           kubeConfig,
           healthHost: flags.healthHost,
+          // The webhook sets both from the downward API; the agent labels its leases with them.
+          pod: { name: env.POD_NAME || undefined, namespace: env.POD_NAMESPACE || undefined },
           clock: systemClock,
           logger,
         });

@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import type { Credential, CredentialType, GenerateSpec } from '../sdk/index.js';
 import { type CommonOptions, collect, connect, parseLabels, positiveInt, withCommon } from './context.js';
+import { addDynamic, type DynamicOptions, describeDynamic, dynamicSpec } from './dynamic-options.js';
 import { UsageError } from './exit-codes.js';
 import { formatLabels, printFields, printJson, printTable, relativeTime } from './output.js';
 import { readSecretValue, type ValueSourceOptions, valueSourceHelp } from './secret-input.js';
@@ -35,6 +36,7 @@ function show(credential: Credential, options: CommonOptions, verb?: string) {
   printFields([
     ['name', credential.name],
     ['type', credential.type],
+    ...describeDynamic(credential.dynamic),
     ['labels', formatLabels(credential.metadata) || '-'],
     ['version', String(credential.currentVersion)],
     [
@@ -64,18 +66,20 @@ export function register(program: Command): void {
     .alias('creds')
     .description('Create and manage credentials (values go in; they come out only through leases)');
 
-  addGenerate(
-    addValueSource(
-      withCommon(
-        group
-          .command('create <name>')
-          .description(
-            'Create a credential; the value comes from a hidden prompt, stdin or a file, or is generated',
-          )
-          .requiredOption('--type <type>', `one of ${types.join(', ')}`)
-          .option('--label <key=value>', 'a label (repeatable)', collect)
-          .option('--default-ttl <duration>', 'lease TTL when none is asked for, e.g. 15m')
-          .option('--max-ttl <duration>', 'longest lease this credential grants'),
+  addDynamic(
+    addGenerate(
+      addValueSource(
+        withCommon(
+          group
+            .command('create <name>')
+            .description(
+              'Create a credential; the value comes from a hidden prompt, stdin or a file, or is generated',
+            )
+            .requiredOption('--type <type>', `one of ${types.join(', ')}`)
+            .option('--label <key=value>', 'a label (repeatable)', collect)
+            .option('--default-ttl <duration>', 'lease TTL when none is asked for, e.g. 15m')
+            .option('--max-ttl <duration>', 'longest lease this credential grants'),
+        ),
       ),
     ),
   ).action(
@@ -83,7 +87,8 @@ export function register(program: Command): void {
       name: string,
       options: CommonOptions &
         ValueSourceOptions &
-        GenerateOptions & { type: string; label?: string[]; defaultTtl?: string; maxTtl?: string },
+        GenerateOptions &
+        DynamicOptions & { type: string; label?: string[]; defaultTtl?: string; maxTtl?: string },
     ) => {
       if (!types.includes(options.type as CredentialType))
         throw new UsageError(`--type must be one of ${types.join(', ')}`);
@@ -91,6 +96,11 @@ export function register(program: Command): void {
       if (generate && (options.valueStdin || options.valueFile)) {
         throw new UsageError('give a value (--value-stdin / --value-file) or --generate, not both');
       }
+      const dynamic = dynamicSpec(options);
+      if (dynamic && generate)
+        throw new UsageError(
+          `--dynamic ${dynamic.engine} takes the admin connection URL as the value (--value-stdin / --value-file), not --generate`,
+        );
       const value = generate ? undefined : await readSecretValue(options, name);
       const vault = await connect(options);
       const labels = parseLabels(options.label);
@@ -99,6 +109,7 @@ export function register(program: Command): void {
         type: options.type as CredentialType,
         ...(value !== undefined && { value }),
         ...(generate && { generate }),
+        ...(dynamic && { dynamic }),
         ...(labels && { metadata: labels }),
         ...((options.defaultTtl || options.maxTtl) && {
           leases: {
@@ -159,7 +170,9 @@ export function register(program: Command): void {
       withCommon(
         group
           .command('rotate <name>')
-          .description('Rotate to a new version: generated unless a value is given')
+          .description(
+            'Rotate to a new version: generated unless a value is given; a dynamic credential changes its admin password in the database and keeps the new one',
+          )
           .option(
             '--revoke-old-leases',
             'revoke leases of older versions now instead of letting them run out',

@@ -1,4 +1,9 @@
-/** `vault mcp init` and `vault mcp serve`: the same as `npx @ghoststack/vault-mcp init|serve`. */
+/**
+ * `vault mcp init` and `vault mcp serve`: the same as `npx @ghoststack/vault-mcp init|serve`,
+ * except that `vault mcp init` has Claude Code start this very CLI (`vault mcp serve`), which
+ * is installed, rather than a package it would have to fetch.
+ */
+import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { configDir } from '../lib/config-dir.js';
 import { describeInit, initProject } from '../mcp/init.js';
@@ -26,7 +31,7 @@ export function register(program: Command): void {
       .option('--dir <path>', 'the project directory', '.')
       .option(
         '--command <command line>',
-        'how Claude Code starts the server (default: npx -y @ghoststack/vault-mcp)',
+        'how Claude Code starts the server (default: this CLI, as NODE /path/to/vault mcp serve)',
       ),
   ).action(
     async (
@@ -39,6 +44,10 @@ export function register(program: Command): void {
       },
     ) => {
       const [file, ...args] = (options.command ?? '').split(/\s+/).filter(Boolean);
+      // Absolute paths: Claude Code may not have this shell's PATH or aliases.
+      const command = file
+        ? { command: file, args }
+        : { command: process.execPath, args: [resolve(process.argv[1]!), 'mcp', 'serve'] };
       const vault = await connect(options);
       const result = await initProject({
         vault,
@@ -47,7 +56,8 @@ export function register(program: Command): void {
         agentName: options.name,
         ttl: options.ttl,
         ...(options.policy && { policies: options.policy }),
-        ...(file !== undefined && { command: { command: file, args } }),
+        command,
+        ...(process.env.VAULT_CACERT && { caCertFile: resolve(process.env.VAULT_CACERT) }),
       });
       if (options.json) {
         return printJson({

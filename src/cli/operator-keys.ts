@@ -1,9 +1,12 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Command } from 'commander';
 import { sealedPrefixes } from '../core/keys.js';
 import { createKeyring } from '../crypto/keyring.js';
 import { rootKeyFromFile } from '../crypto/root-key.js';
 import { createLogger } from '../lib/logger.js';
 import { loadRootKeys, openConfiguredStore } from '../server/vault-process.js';
+import { embeddedStoreFile } from '../store/embedded-store.js';
 import { createProgress } from './progress.js';
 import { addStoreOptions, configOrExit, exitOnStartupError, storeConfigInput } from './server.js';
 
@@ -14,6 +17,13 @@ import { addStoreOptions, configOrExit, exitOnStartupError, storeConfigInput } f
 export function registerKeyCommands(operator: Command): void {
   const open = async (options: Record<string, unknown>) => {
     const config = configOrExit(storeConfigInput(options, process.env));
+    // These commands act on keys that exist: opening the embedded store would create an empty one.
+    if (config.store === 'embedded' && !existsSync(join(config.dataDir!, embeddedStoreFile))) {
+      process.stderr.write(
+        `vault operator: no store in ${config.dataDir} (no ${embeddedStoreFile}): give --data-dir of an existing Vault (\`vault dev\` keeps its store in DATA_DIR/store)\n`,
+      );
+      process.exit(2);
+    }
     const logger = createLogger({
       level: config.logLevel === 'info' ? 'warn' : config.logLevel,
       destination: process.stderr,

@@ -1,22 +1,27 @@
 /**
  * `vault operator`: the command group of the Kubernetes controller. `vault operator run`
- * reconciles VaultCredential and VaultLease resources against the Vault store directly (the
- * same store flags and root key as `vault server`); key rotation subcommands live in the
- * same group (`operatorGroup(program)` returns it to whoever adds them).
+ * reconciles VaultCredential and VaultLease resources as a client of the Vault API: it logs
+ * in with its own ServiceAccount token (Kubernetes login) and holds no root key and no store
+ * credentials. Key rotation subcommands live in the same group (`operatorGroup(program)`
+ * returns it to whoever adds them); they, not `run`, open the store.
  */
+import { readFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import { KubeConfig } from '@kubernetes/client-node';
 import type { Command } from 'commander';
 import { z } from 'zod';
+import { clusterName } from '../contract/common.js';
+import { systemClock } from '../lib/clock.js';
 import { durationMs } from '../lib/duration.js';
 import { createLogger } from '../lib/logger.js';
+import { createNodeFetch } from '../lib/node-fetch.js';
+import { createApiPort } from '../operator/api-port.js';
 import { createOperator } from '../operator/manager.js';
 import { createOperatorMetrics } from '../operator/metrics.js';
-import { createCorePort } from '../operator/vault-port.js';
-import { openVault } from '../server/vault-process.js';
+import { openVaultSession } from '../operator/vault-session.js';
 import { registerBootstrapCommands } from './operator-bootstrap.js';
 import { registerKeyCommands } from './operator-keys.js';
-import { addStoreOptions, configOrExit, exitOnStartupError, onShutdown, storeConfigInput } from './server.js';
+import { exitOnStartupError, onShutdown } from './server.js';
 
 /** The `vault operator` command group, created once. */
 export function operatorGroup(program: Command): Command {
@@ -39,7 +44,15 @@ const runConfigSchema = z.object({
     .regex(/^[^:]*:\d{1,5}$/, '--metrics-listen must look like 127.0.0.1:9090')
     .optional(),
   identity: z.string().optional(),
+  vaultAddr: z.url({ message: '--vault-addr must be a URL like https://vault.vault-system.svc:8200' }),
+  cluster: clusterName.optional(),
+  tokenFile: z.string().min(1),
+  caFile: z.string().optional(),
+  logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
 });
+
+/** Where the chart projects the controller's ServiceAccount token with audience "vault". */
+export const defaultTokenFile = '/var/run/secrets/vault.ghoststack.io/serviceaccount/token';
 
 function parseRunConfig(options: Record<string, unknown>, env: NodeJS.ProcessEnv) {
   const resync = String(options.resync ?? env.VAULT_OPERATOR_RESYNC ?? '10m');
@@ -52,6 +65,11 @@ function parseRunConfig(options: Record<string, unknown>, env: NodeJS.ProcessEnv
     resyncMs: resync === '0' ? 0 : safeDuration(resync),
     metricsListen: options.metricsListen ?? env.VAULT_OPERATOR_METRICS_LISTEN,
     identity: options.identity ?? env.POD_NAME,
+    vaultAddr: options.vaultAddr ?? env.VAULT_ADDR,
+    cluster: options.cluster ?? (env.VAULT_CLUSTER_NAME || undefined),
+    tokenFile: options.tokenFile ?? env.VAULT_OPERATOR_TOKEN_FILE ?? defaultTokenFile,
+    caFile: options.caFile ?? (env.VAULT_CACERT || undefined),
+    logLevel: options.logLevel ?? env.VAULT_LOG_LEVEL,
   });
   if (!parsed.success) {
     for (const issue of parsed.error.issues)
@@ -106,11 +124,22 @@ function serveMetrics(listen: string, render: () => Promise<string>, ready: () =
 export function register(program: Command): void {
   registerKeyCommands(operatorGroup(program));
   registerBootstrapCommands(operatorGroup(program));
-  addStoreOptions(
-    operatorGroup(program)
-      .command('run')
-      .description('Reconcile VaultCredential and VaultLease resources (namespace = tenant)'),
-  )
+  operatorGroup(program)
+    .command('run')
+    .description(
+      'Reconcile VaultCredential and VaultLease resources as a client of the Vault API (namespace = tenant, or <cluster>.<namespace>)',
+    )
+    .option('--vault-addr <url>', 'the Vault API (env VAULT_ADDR)')
+    .option(
+      '--cluster <name>',
+      'the name Vault knows this cluster by: tenants are <name>.<namespace> (env VAULT_CLUSTER_NAME; default: namespace = tenant)',
+    )
+    .option(
+      '--token-file <file>',
+      `ServiceAccount token (audience vault) to log in with (env VAULT_OPERATOR_TOKEN_FILE; ${defaultTokenFile})`,
+    )
+    .option('--ca-file <file>', 'CA bundle of an https Vault API (env VAULT_CACERT)')
+    .option('--log-level <level>', 'trace, debug, info, warn, error (env VAULT_LOG_LEVEL)')
     .option('--kubeconfig <file>', 'kubeconfig to use (default: in-cluster, or KUBECONFIG)')
     .option('--no-leader-elect', 'reconcile without leader election (only one replica may run)')
     .option(
@@ -127,10 +156,9 @@ export function register(program: Command): void {
     .option('--identity <name>', 'this replica in the leader Lease and events (env POD_NAME)')
     .action(async (options: Record<string, unknown>) => {
       const env = process.env;
-      const config = configOrExit(storeConfigInput(options, env));
       const run = parseRunConfig(options, env);
       const logger = createLogger({
-        level: config.logLevel,
+        level: run.logLevel,
         name: 'vault-operator',
         destination: process.stderr,
       });
@@ -138,11 +166,26 @@ export function register(program: Command): void {
       if (run.kubeconfig) kubeConfig.loadFromFile(run.kubeconfig);
       else kubeConfig.loadFromDefault();
 
-      const { store, core } = await openVault(config, logger).catch(exitOnStartupError('vault operator'));
+      const http = createNodeFetch(run.caFile ? { ca: await readFile(run.caFile, 'utf8') } : {});
+      const session = await openVaultSession({
+        addr: run.vaultAddr,
+        ...(run.cluster ? { cluster: run.cluster } : {}),
+        readToken: () => readFile(run.tokenFile, 'utf8'),
+        fetch: http.fetch,
+        clock: systemClock,
+        logger,
+      }).catch((err: unknown): never => {
+        http.close();
+        process.stderr.write(
+          `vault operator: cannot start: cannot log in to Vault at ${run.vaultAddr}: ${err instanceof Error ? err.message : String(err)}\n`,
+        );
+        process.exit(1);
+      });
       const metrics = createOperatorMetrics({ defaultMetrics: true });
       const operator = createOperator({
         kubeConfig,
-        vault: createCorePort(core),
+        vault: createApiPort(session, logger),
+        ...(run.cluster ? { cluster: run.cluster } : {}),
         logger,
         metrics,
         workers: run.workers,
@@ -168,15 +211,26 @@ export function register(program: Command): void {
         // Nothing may keep a process alive that cannot reconcile: close, say why, exit.
         await operator.stop().catch(() => {});
         metricsServer?.close();
-        await store.close().catch(() => {});
+        session.close();
+        http.close();
         exitOnStartupError('vault operator')(err);
       }
       started = true;
-      logger.info({ identity: operator.identity, leaderElection: run.leaderElect }, 'vault operator started');
+      logger.info(
+        {
+          identity: operator.identity,
+          leaderElection: run.leaderElect,
+          vault: run.vaultAddr,
+          cluster: run.cluster ?? null,
+          tenantOfNamespace: run.cluster ? `${run.cluster}.<namespace>` : '<namespace>',
+        },
+        'vault operator started',
+      );
       onShutdown(async () => {
         await operator.stop();
         metricsServer?.close();
-        await store.close();
+        session.close();
+        http.close();
       });
     });
 }

@@ -103,7 +103,28 @@ export function register(program: Command): void {
     .option('--kubernetes-auth', 'enable Kubernetes login (TokenReview)')
     .option('--kubernetes-audience <aud>', 'audience projected tokens must carry (default vault)')
     .option('--kubeconfig <file>', 'kubeconfig for TokenReview (default: in-cluster)')
+    .option(
+      '--kubernetes-cluster <name=kubeconfig...>',
+      'a named cluster whose ServiceAccounts may log in, tenants <name>.<namespace> (env VAULT_KUBERNETES_CLUSTERS, comma-separated)',
+    )
+    .option(
+      '--kubernetes-controller <cluster=namespace:sa...>',
+      "a cluster's controller ServiceAccount, which gets the controller role (env VAULT_KUBERNETES_CONTROLLERS)",
+    )
     .option('--no-ui', 'do not serve the web console at /ui (env VAULT_UI=false)')
+    .option('--max-event-streams <n>', 'open lease-event streams per process (default 2048)')
+    .option('--max-event-streams-per-tenant <n>', 'open lease-event streams per tenant (default 256)')
+    .option('--max-event-streams-per-token <n>', 'open lease-event streams per token (default 16)')
+    .option('--max-bulk-operations <n>', 'bulk operations running at once per process (default 4)')
+    .option('--max-bulk-operations-per-tenant <n>', 'bulk operations running at once per tenant (default 2)')
+    .option(
+      '--metrics-listen <host:port>',
+      'also serve /metrics without a token on this address, for a scraper only the network lets in (env VAULT_METRICS_LISTEN)',
+    )
+    .option(
+      '--metrics-tenant-series',
+      'add series labelled with tenant ids (env VAULT_METRICS_TENANT_SERIES=true); off: no tenant is named',
+    )
     .action(async (options: Record<string, unknown>) => {
       const env = process.env;
       const config = configOrExit({
@@ -125,7 +146,23 @@ export function register(program: Command): void {
             options.kubernetesAuth === true || env.VAULT_KUBERNETES_AUTH === 'true' ? true : undefined,
           kubernetesAudience: options.kubernetesAudience,
           kubeconfig: options.kubeconfig ?? env.KUBECONFIG,
+          kubernetesClusters:
+            (options.kubernetesCluster as string[] | undefined) ?? list(env.VAULT_KUBERNETES_CLUSTERS),
+          kubernetesControllers:
+            (options.kubernetesController as string[] | undefined) ?? list(env.VAULT_KUBERNETES_CONTROLLERS),
           ui: options.ui === false || env.VAULT_UI === 'false' ? false : undefined,
+          maxEventStreams: options.maxEventStreams ?? env.VAULT_MAX_EVENT_STREAMS,
+          maxEventStreamsPerTenant:
+            options.maxEventStreamsPerTenant ?? env.VAULT_MAX_EVENT_STREAMS_PER_TENANT,
+          maxEventStreamsPerToken: options.maxEventStreamsPerToken ?? env.VAULT_MAX_EVENT_STREAMS_PER_TOKEN,
+          maxBulkOperations: options.maxBulkOperations ?? env.VAULT_MAX_BULK_OPERATIONS,
+          maxBulkOperationsPerTenant:
+            options.maxBulkOperationsPerTenant ?? env.VAULT_MAX_BULK_OPERATIONS_PER_TENANT,
+          metricsListen: options.metricsListen ?? env.VAULT_METRICS_LISTEN,
+          metricsTenantSeries:
+            options.metricsTenantSeries === true || env.VAULT_METRICS_TENANT_SERIES === 'true'
+              ? true
+              : undefined,
         }),
       });
       const logger = createLogger({

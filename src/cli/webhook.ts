@@ -5,6 +5,7 @@
 import { KubeConfig } from '@kubernetes/client-node';
 import type { Command } from 'commander';
 import { z } from 'zod';
+import { clusterName } from '../contract/common.js';
 import { readCaBundle } from '../lib/ca-bundle.js';
 import { systemClock } from '../lib/clock.js';
 import { createLogger } from '../lib/logger.js';
@@ -24,6 +25,7 @@ const webhookConfigSchema = z
     agentImagePullPolicy: z.enum(['Always', 'IfNotPresent', 'Never']),
     vaultAddr: z.url('the Vault address pods use is needed: --vault-addr or $VAULT_ADDR'),
     vaultCaFile: z.string().min(1).optional(),
+    clusterName: clusterName.optional(),
     configurationName: z.string().min(1),
     serviceName: z.string().min(1),
     certSecret: z.string().min(1),
@@ -66,6 +68,10 @@ export function register(program: Command): void {
     .option('--agent-image <image>', 'the image of the injected agent (default $VAULT_AGENT_IMAGE)')
     .option('--agent-image-pull-policy <policy>', 'Always, IfNotPresent or Never', 'IfNotPresent')
     .option('--vault-addr <url>', 'the Vault address as pods reach it (default $VAULT_ADDR)')
+    .option(
+      '--cluster-name <name>',
+      'the name Vault knows this cluster by; agents log in naming it (env VAULT_CLUSTER_NAME)',
+    )
     .option(
       '--vault-ca-file <file>',
       "PEM CA bundle of the Vault API's certificate, read at start and given to injected agents as $VAULT_CACERT_PEM (default $VAULT_CACERT)",
@@ -119,6 +125,7 @@ export function register(program: Command): void {
         agentImagePullPolicy: flags.agentImagePullPolicy,
         vaultAddr: flags.vaultAddr ?? env.VAULT_ADDR ?? '',
         vaultCaFile: flags.vaultCaFile ?? (env.VAULT_CACERT || undefined),
+        clusterName: flags.clusterName ?? (env.VAULT_CLUSTER_NAME || undefined),
         configurationName: flags.configurationName,
         serviceName: flags.serviceName,
         certSecret: flags.certSecret,
@@ -179,6 +186,7 @@ export function register(program: Command): void {
             agentImagePullPolicy: c.agentImagePullPolicy,
             vaultAddr: c.vaultAddr,
             ...(vaultCaPem ? { vaultCaPem } : {}),
+            ...(c.clusterName ? { vaultCluster: c.clusterName } : {}),
             resources: c.resources,
             tokenAudience: 'vault',
             tokenExpirationSeconds: 600,

@@ -1,5 +1,13 @@
 import { z } from 'zod';
-import { duration, identity, identityName, identityType, resourceName, tenantId } from './common.js';
+import {
+  clusterName,
+  duration,
+  identity,
+  identityName,
+  identityType,
+  resourceName,
+  tenantId,
+} from './common.js';
 
 export const createTokenRequest = z.strictObject({
   identity,
@@ -18,6 +26,12 @@ export const tokenInfo = z.object({
   expiresAt: z.string(),
   createdBy: identity.optional(),
   system: z.boolean().optional(),
+  /**
+   * A cluster controller's token (Kubernetes login as the ServiceAccount the server names as
+   * that cluster's controller): it acts in the cluster's tenants with the controller role.
+   * `cluster` is absent for the unnamed cluster.
+   */
+  controllerOf: z.object({ cluster: z.string().optional() }).optional(),
 });
 export type TokenInfo = z.infer<typeof tokenInfo>;
 
@@ -28,6 +42,8 @@ export const kubernetesLoginRequest = z.strictObject({
   /** A projected ServiceAccount token with the audience Vault is configured for. */
   jwt: z.string().min(1).max(16_384),
   ttl: duration.optional(),
+  /** The cluster the token comes from, when the server serves several (`--kubernetes-cluster`). */
+  cluster: clusterName.optional(),
 });
 
 export const tenantRecord = z.object({

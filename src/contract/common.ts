@@ -1,12 +1,27 @@
 import { z } from 'zod';
 import { durationHelp, parseDuration } from '../lib/duration.js';
 
-/** A tenant: a DNS label, so a Kubernetes namespace name is a valid tenant id. */
+const dnsLabel = '[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?';
+
+/**
+ * A tenant: a DNS label, so a Kubernetes namespace name is a valid tenant id; or
+ * `<cluster>.<namespace>`, the tenant of a namespace of a named cluster (tenancy.ts). Neither
+ * part holds a dot, so the pair reads back unambiguously, and no tenant id is a store-key
+ * prefix of another.
+ */
 export const tenantId = z
   .string()
   .regex(
-    /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/,
-    'a tenant is 1-63 lowercase letters, digits or "-", starting and ending with a letter or digit',
+    new RegExp(`^${dnsLabel}(\\.${dnsLabel})?$`),
+    'a tenant is 1-63 lowercase letters, digits or "-", starting and ending with a letter or digit, optionally prefixed by a cluster name and "." ("prod-eu.shop")',
+  );
+
+/** A cluster name, as Kubernetes logins and controllers name their cluster: a DNS label. */
+export const clusterName = z
+  .string()
+  .regex(
+    new RegExp(`^${dnsLabel}$`),
+    'a cluster name is 1-63 lowercase letters, digits or "-", starting and ending with a letter or digit',
   );
 
 /** Names of credentials and policies: safe in store keys, URLs, file names and Kubernetes. */

@@ -84,7 +84,14 @@ export const createCredentialRequest = z.strictObject({
 });
 export type CreateCredentialRequest = z.input<typeof createCredentialRequest>;
 
-export const putVersionRequest = z.strictObject({ value: secretValue });
+export const putVersionRequest = z.strictObject({
+  value: secretValue,
+  /**
+   * Add the version only when the value differs from the current version's (compared by the
+   * tenant's keyed fingerprint); for an equal value the credential comes back unchanged.
+   */
+  ifChanged: z.boolean().default(false),
+});
 
 export const rotateRequest = z.strictObject({
   value: secretValue.optional(),

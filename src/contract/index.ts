@@ -5,3 +5,4 @@ export * from './common.js';
 export * from './credentials.js';
 export * from './leases.js';
 export * from './policies.js';
+export * from './tenancy.js';

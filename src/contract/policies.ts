@@ -1,6 +1,12 @@
 import { z } from 'zod';
 import { duration, identityName, identityType, labels, resourceName } from './common.js';
 
+/**
+ * Policies named with this prefix carry a VaultCredential's spec.access: the only policies a
+ * cluster's controller may write (core/controller-role.ts), one per credential.
+ */
+export const managedPolicyPrefix = 'k8s-vaultcredential-';
+
 export const actions = [
   'list',
   'read-metadata',
@@ -10,6 +16,8 @@ export const actions = [
   'rotate',
   'delete',
   'admin',
+  /** Read the server's `/metrics` (process-wide totals and, where enabled, this tenant's series). */
+  'metrics',
 ] as const;
 export const action = z.enum(actions);
 export type Action = z.infer<typeof action>;

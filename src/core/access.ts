@@ -1,7 +1,8 @@
 import type { Identity } from '../contract/common.js';
-import type { Action, PolicyBody } from '../contract/policies.js';
+import type { Action, IdentityRecord, PolicyBody } from '../contract/policies.js';
 import { permissionDenied } from '../lib/errors.js';
-import type { CallContext } from './context.js';
+import type { CallContext, Principal } from './context.js';
+import { isController } from './controller-role.js';
 import { type CoreDeps, parseRecord } from './deps.js';
 import { keys } from './keys.js';
 import { type CredentialRef, type Decision, decide, mayActFor } from './policy-engine.js';
@@ -24,15 +25,58 @@ export function createAccess(deps: Pick<CoreDeps, 'committer' | 'records'>) {
   }
 
   async function loadPolicies(ctx: CallContext): Promise<Map<string, PolicyBody>> {
+    if (ctx.principal.system) return new Map();
+    return policyBodies(ctx.tenant, ctx.principal.policies);
+  }
+
+  async function policyBodies(tenant: string, names: string[]): Promise<Map<string, PolicyBody>> {
     const found = new Map<string, PolicyBody>();
-    if (ctx.principal.system) return found;
     await Promise.all(
-      ctx.principal.policies.map(async (name) => {
-        const kv = await deps.records.get(keys.policy(ctx.tenant, name));
+      names.map(async (name) => {
+        const kv = await deps.records.get(keys.policy(tenant, name));
         if (kv) found.set(name, parseRecord<PolicyBody>(kv.value));
       }),
     );
     return found;
+  }
+
+  /**
+   * Who a lease for `target` is decided for: the caller, or, when a cluster's controller
+   * issues it, `target` with its own identity's policies in the tenant (the controller role
+   * grants no `lease` of its own, so a VaultLease never gets more than Vault gives target).
+   */
+  async function leasePrincipal(
+    ctx: CallContext,
+    target: Identity,
+  ): Promise<{ principal: Principal; policies: Map<string, PolicyBody> }> {
+    if (!isController(ctx.principal)) return { principal: ctx.principal, policies: await policiesOf(ctx) };
+    const kv = await deps.records.get(keys.identity(ctx.tenant, target.type, target.name));
+    const names = kv ? parseRecord<IdentityRecord>(kv.value).policies : [];
+    return {
+      principal: { tenant: ctx.tenant, identity: target, policies: names, system: false },
+      policies: await policyBodies(ctx.tenant, names),
+    };
+  }
+
+  /** The `lease` decision for a lease held by `target` (see leasePrincipal), unaudited. */
+  async function leaseDecision(ctx: CallContext, target: Identity, credential: CredentialRef) {
+    const { principal, policies } = await leasePrincipal(ctx, target);
+    return decide(principal, policies, 'lease', credential);
+  }
+
+  /** Throws (after auditing the denial) unless a lease of `credential` may be issued to `target`. */
+  async function checkLease(ctx: CallContext, target: Identity, resource: string, credential: CredentialRef) {
+    const decision = await leaseDecision(ctx, target, credential);
+    if (!decision.allowed) {
+      throw await deny(
+        ctx,
+        'lease.create',
+        resource,
+        decision.reason,
+        isController(ctx.principal) ? target : undefined,
+      );
+    }
+    return decision;
   }
 
   async function deny(
@@ -75,7 +119,7 @@ export function createAccess(deps: Pick<CoreDeps, 'committer' | 'records'>) {
     return decide(ctx.principal, await policiesOf(ctx), 'admin').allowed;
   }
 
-  return { check, checkActFor, isAdmin, deny, policiesOf };
+  return { check, checkActFor, checkLease, leaseDecision, isAdmin, deny, policiesOf };
 }
 
 export type Access = ReturnType<typeof createAccess>;

@@ -2,14 +2,43 @@ import type { z } from 'zod';
 import type { IdentityType } from '../contract/common.js';
 import type { IdentityRecord, identityBody, Policy, PolicyBody } from '../contract/policies.js';
 import { notFound } from '../lib/errors.js';
+import { scanPrefix } from '../store/paged.js';
 import type { Access } from './access.js';
 import type { CallContext } from './context.js';
+import {
+  controllerIdentityRefusal,
+  controllerLabel,
+  controllerPolicyRefusal,
+  isController,
+} from './controller-role.js';
 import { type CoreDeps, parseRecord } from './deps.js';
 import { keys } from './keys.js';
+
+/** A controller's change refused on the record the commit compares (audited outside the commit). */
+class ControllerRefusal extends Error {}
+
+/**
+ * Who may do this: a tenant administrator; or a cluster's controller when `controllerRule`
+ * (given the record as it is, for changes) finds nothing to refuse. Without a rule the
+ * controller role does not reach the operation at all.
+ */
+type ControllerRule<T> = ((existing: T | undefined) => string | undefined) | undefined;
 
 /** Policies and identities: administration of a tenant, every change audited. */
 export function createAdminService(deps: CoreDeps & { access: Access }) {
   const { store, committer, access, clock, records } = deps;
+
+  async function authorize<T>(ctx: CallContext, resource: string, action: string, rule?: ControllerRule<T>) {
+    if (!isController(ctx.principal)) return access.check(ctx, 'admin', resource, undefined, action);
+    if (!rule) {
+      throw await access.deny(
+        ctx,
+        action,
+        resource,
+        `${controllerLabel(ctx.principal)} may not do "${action}": it is not part of the controller role`,
+      );
+    }
+  }
 
   async function put<T extends { createdAt: string }>(
     ctx: CallContext,
@@ -17,12 +46,16 @@ export function createAdminService(deps: CoreDeps & { access: Access }) {
     resource: string,
     action: string,
     build: (existing: T | undefined, now: string) => T,
+    rule?: ControllerRule<T>,
   ): Promise<T> {
-    await access.check(ctx, 'admin', resource, undefined, action);
+    await authorize(ctx, resource, action, rule);
     try {
       return await committer.commit(ctx, async () => {
         const kv = await store.get(key);
-        const record = build(kv ? parseRecord<T>(kv.value) : undefined, clock().toISOString());
+        const existing = kv ? parseRecord<T>(kv.value) : undefined;
+        const refused = isController(ctx.principal) ? rule?.(existing) : undefined;
+        if (refused) throw new ControllerRefusal(refused);
+        const record = build(existing, clock().toISOString());
         return {
           compare: [{ key, modRevision: kv?.modRevision ?? 0 }],
           ops: [{ type: 'put', key, value: JSON.stringify(record) }],
@@ -30,13 +63,25 @@ export function createAdminService(deps: CoreDeps & { access: Access }) {
           result: record,
         };
       });
+    } catch (err) {
+      if (err instanceof ControllerRefusal) throw await access.deny(ctx, action, resource, err.message);
+      throw err;
     } finally {
       records.invalidate(key);
     }
   }
 
-  async function remove(ctx: CallContext, key: string, resource: string, action: string, what: string) {
-    await access.check(ctx, 'admin', resource, undefined, action);
+  async function remove(
+    ctx: CallContext,
+    key: string,
+    resource: string,
+    action: string,
+    what: string,
+    rule?: ControllerRule<never>,
+  ) {
+    await authorize(ctx, resource, action, rule);
+    const refused = isController(ctx.principal) ? rule?.(undefined) : undefined;
+    if (refused) throw await access.deny(ctx, action, resource, refused);
     try {
       await committer.commit(ctx, async () => {
         const kv = await store.get(key);
@@ -59,8 +104,11 @@ export function createAdminService(deps: CoreDeps & { access: Access }) {
     resource: string,
     action: string,
     what: string,
+    rule?: ControllerRule<never>,
   ): Promise<T> {
-    await access.check(ctx, 'admin', resource, undefined, action);
+    await authorize(ctx, resource, action, rule);
+    const refused = isController(ctx.principal) ? rule?.(undefined) : undefined;
+    if (refused) throw await access.deny(ctx, action, resource, refused);
     const kv = await store.get(key);
     if (!kv) throw notFound(`${what} does not exist in tenant "${ctx.tenant}"`);
     await committer.record(ctx, { action, resource, outcome: 'allowed' });
@@ -69,25 +117,47 @@ export function createAdminService(deps: CoreDeps & { access: Access }) {
 
   async function list<T>(ctx: CallContext, prefix: string, resource: string, action: string): Promise<T[]> {
     await access.check(ctx, 'admin', resource, undefined, action);
-    const { kvs } = await store.range(prefix);
+    const found: T[] = [];
+    for await (const kv of scanPrefix(store, prefix)) found.push(parseRecord<T>(kv.value));
     await committer.record(ctx, { action, resource, outcome: 'allowed' });
-    return kvs.map((kv) => parseRecord<T>(kv.value));
+    return found;
   }
 
   return {
     policies: {
       put: (ctx: CallContext, name: string, body: PolicyBody) =>
-        put<Policy>(ctx, keys.policy(ctx.tenant, name), `policy/${name}`, 'policy.put', (existing, now) => ({
-          ...body,
-          name,
-          createdAt: existing?.createdAt ?? now,
-          updatedAt: now,
-        })),
+        put<Policy>(
+          ctx,
+          keys.policy(ctx.tenant, name),
+          `policy/${name}`,
+          'policy.put',
+          (existing, now) => ({
+            ...body,
+            name,
+            createdAt: existing?.createdAt ?? now,
+            updatedAt: now,
+          }),
+          () => controllerPolicyRefusal(ctx.principal, name, body),
+        ),
       get: (ctx: CallContext, name: string) =>
-        read<Policy>(ctx, keys.policy(ctx.tenant, name), `policy/${name}`, 'policy.read', `policy "${name}"`),
+        read<Policy>(
+          ctx,
+          keys.policy(ctx.tenant, name),
+          `policy/${name}`,
+          'policy.read',
+          `policy "${name}"`,
+          () => controllerPolicyRefusal(ctx.principal, name),
+        ),
       list: (ctx: CallContext) => list<Policy>(ctx, keys.policies(ctx.tenant), 'policies', 'policy.list'),
       delete: (ctx: CallContext, name: string) =>
-        remove(ctx, keys.policy(ctx.tenant, name), `policy/${name}`, 'policy.delete', `policy "${name}"`),
+        remove(
+          ctx,
+          keys.policy(ctx.tenant, name),
+          `policy/${name}`,
+          'policy.delete',
+          `policy "${name}"`,
+          () => controllerPolicyRefusal(ctx.principal, name),
+        ),
     },
     identities: {
       put: (ctx: CallContext, type: IdentityType, name: string, body: z.output<typeof identityBody>) =>
@@ -104,6 +174,7 @@ export function createAdminService(deps: CoreDeps & { access: Access }) {
             createdAt: existing?.createdAt ?? now,
             updatedAt: now,
           }),
+          (existing) => controllerIdentityRefusal(ctx.principal, type, name, existing, body),
         ),
       get: (ctx: CallContext, type: IdentityType, name: string) =>
         read<IdentityRecord>(
@@ -112,6 +183,7 @@ export function createAdminService(deps: CoreDeps & { access: Access }) {
           `identity/${type}:${name}`,
           'identity.read',
           `identity ${type}:${name}`,
+          () => controllerIdentityRefusal(ctx.principal, type, name, undefined, { policies: [] }),
         ),
       list: (ctx: CallContext) =>
         list<IdentityRecord>(ctx, keys.identities(ctx.tenant), 'identities', 'identity.list'),

@@ -11,7 +11,7 @@ import {
 import { isVaultError } from '../lib/errors.js';
 import type { Store } from '../store/store.js';
 import type { Access } from './access.js';
-import { type ChainHead, createChainCheck, type VerifyOutcome } from './audit-chain.js';
+import { type ChainHead, createChainCheck, parseHead, type VerifyOutcome } from './audit-chain.js';
 import { checkpointSignedBy, signCheckpoint } from './audit-checkpoints.js';
 import type { AuditIntegrity } from './audit-integrity.js';
 import type { AuditKeyring, AuditKeys } from './audit-keys.js';
@@ -92,10 +92,16 @@ export async function checkStoredChain(
       };
     }
   }
+  // The head first, then the records up to it: records appended after the head was read (by
+  // another replica, or this one) lie beyond this check. A record past the head that was
+  // written before the head was is not an append: the head was rolled back, and finish says so.
+  const head = await store.get(keys.auditHead(tenant));
+  const headSeq = head ? parseHead(head.value)?.seq : undefined;
   for await (const kv of rawAuditRecords(store, tenant, options.start?.seq ?? 0)) {
+    if (head && headSeq !== undefined && check.tip().seq >= headSeq && kv.modRevision > head.modRevision)
+      break;
     if (!check.push(kv)) break;
   }
-  const head = await store.get(keys.auditHead(tenant));
   return { outcome: check.finish(head?.value), tip: check.tip() };
 }
 

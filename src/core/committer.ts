@@ -3,7 +3,7 @@ import { storedAuditRecord } from '../contract/audit.js';
 import type { Identity } from '../contract/common.js';
 import { CryptoError } from '../crypto/errors.js';
 import type { Clock } from '../lib/clock.js';
-import { VaultError } from '../lib/errors.js';
+import { unauthenticated, VaultError } from '../lib/errors.js';
 import type { Compare, Op, Store } from '../store/store.js';
 import { GENESIS_HASH, keyedHash, legacyHash, parseHead, REKEY_ACTION } from './audit-chain.js';
 import type { AuditIntegrity } from './audit-integrity.js';
@@ -49,11 +49,17 @@ interface Pending {
   resolve: (value: unknown) => void;
   reject: (error: unknown) => void;
   attempts: number;
+  /** Rounds lost to another writer's commit on the chain head (not to a changed record). */
+  headRaces: number;
   /** After a failed group commit, retried alone so one stale read cannot sink the others. */
   solo: boolean;
 }
 
 const MAX_ATTEMPTS = 8;
+/** Replicas writing one tenant take turns on its head: losing many rounds in a row is normal. */
+const MAX_HEAD_RACES = 64;
+/** Reads of the head that may find a record written after it (a concurrent commit) before giving up. */
+const MAX_HEAD_READS = 32;
 const REKEY_ACTION_INPUT: AuditInput = {
   action: REKEY_ACTION,
   resource: 'audit',
@@ -81,6 +87,8 @@ export function createCommitter(deps: {
   sink: AuditSink;
   auditKeys: AuditKeyring;
   integrity: AuditIntegrity;
+  /** Told when a caller's token turned out to be revoked (to drop it from a cache). */
+  onTokenGone?: (tokenKey: string) => void;
   /** Told the new head after each commit that wrote records (the checkpointer counts them). */
   onCommitted?: (tenant: string, seq: number) => void;
   enabled?: boolean;
@@ -102,8 +110,10 @@ export function createCommitter(deps: {
     // transaction, but these are separate reads): what looks like tampering is read again,
     // and only a state that a concurrent commit cannot explain is reported.
     for (let attempt = 0; ; attempt++) {
-      const head = await readHead(tenant, attempt < 5);
+      const head = await readHead(tenant, attempt < MAX_HEAD_READS);
       if (head !== 'raced') return head;
+      // Busy replicas commit all the time: a short random pause lets a read fall between them.
+      await new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(attempt, 8)));
     }
   };
 
@@ -142,8 +152,16 @@ export function createCommitter(deps: {
     if (!newest) throw tamper(`the chain head names record ${head.seq}, which is gone`);
     if (after) {
       // Written after the head we read: a commit of another replica, not a rollback (a head
-      // rolled back was written after the record it no longer names).
-      if (mayRetry && after.modRevision > kv.modRevision) return 'raced';
+      // rolled back was written after the record it no longer names). Lost too often, it is
+      // contention, and the request is refused for a retry: never a tamper report, which
+      // would stop the tenant's writes.
+      if (after.modRevision > kv.modRevision) {
+        if (mayRetry) return 'raced';
+        throw new VaultError(
+          'conflict',
+          'the audit chain changed concurrently too many times; retry the request',
+        );
+      }
       throw tamper(`record ${head.seq + 1} exists after the head: the head was rolled back`);
     }
     let parsed: ReturnType<typeof storedAuditRecord.safeParse>;
@@ -329,19 +347,36 @@ export function createCommitter(deps: {
       for (const { pending, mutation } of accepted) pending.resolve(mutation.result);
       return;
     }
-    // Another writer (a replica, or a change to a compared record) won: re-read and retry.
+    // Another writer won. When it moved the chain head (another replica's commit: nothing in
+    // this group was wrong), the group is rebuilt on the new head and retried as a group,
+    // after a short random pause that lets the replicas fall out of step. Otherwise one of its
+    // compared records changed, and each change is retried alone, so one stale read cannot
+    // sink the others.
     heads.delete(tenant);
+    const headMoved =
+      !conflicting &&
+      (await store.get(keys.auditHead(tenant)).then(
+        (kv) => (kv?.modRevision ?? 0) !== head.modRevision,
+        () => false,
+      ));
     const retry: Pending[] = [];
     for (const { pending } of accepted) {
-      pending.attempts += 1;
-      pending.solo = accepted.length > 1 || pending.solo;
-      if (pending.attempts >= MAX_ATTEMPTS) {
+      if (headMoved) pending.headRaces += 1;
+      else {
+        pending.attempts += 1;
+        pending.solo = accepted.length > 1 || pending.solo;
+      }
+      if (pending.attempts >= MAX_ATTEMPTS || pending.headRaces >= MAX_HEAD_RACES) {
         pending.reject(
           new VaultError('conflict', 'the record changed concurrently too many times; retry the request'),
         );
       } else retry.push(pending);
     }
     queue.unshift(...retry);
+    if (headMoved && retry.length > 0) {
+      const races = Math.max(...retry.map((pending) => pending.headRaces));
+      await new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(races, 8)));
+    }
   }
 
   async function drain(tenant: string): Promise<void> {
@@ -358,7 +393,35 @@ export function createCommitter(deps: {
     }
   }
 
-  function commit<T>(ctx: CallContext, build: () => Promise<Mutation<T>>): Promise<T> {
+  /**
+   * Commits only while the caller's token exists as authentication saw it. A replica may have
+   * authenticated from its record cache, and the token may have been revoked through another
+   * replica since: the compare makes that request fail instead of committing (every request
+   * that returns a value commits its audit record first), and its retry reads the token afresh.
+   */
+  function whileTokenLives<T>(ctx: CallContext, build: () => Promise<Mutation<T>>) {
+    const { tokenKey, tokenRevision } = ctx.principal;
+    if (!tokenKey || !tokenRevision) return build;
+    let retry = false;
+    return async (): Promise<Mutation<T>> => {
+      if (retry) {
+        const kv = await store.get(tokenKey);
+        if (kv?.modRevision !== tokenRevision) {
+          deps.onTokenGone?.(tokenKey);
+          throw unauthenticated('the token was revoked; log in again');
+        }
+      }
+      retry = true;
+      const mutation = await build();
+      return {
+        ...mutation,
+        compare: [...(mutation.compare ?? []), { key: tokenKey, modRevision: tokenRevision }],
+      };
+    };
+  }
+
+  function commit<T>(ctx: CallContext, unguarded: () => Promise<Mutation<T>>): Promise<T> {
+    const build = whileTokenLives(ctx, unguarded);
     return new Promise<T>((resolve, reject) => {
       let queue = queues.get(ctx.tenant);
       if (!queue) {
@@ -371,6 +434,7 @@ export function createCommitter(deps: {
         resolve: resolve as (value: unknown) => void,
         reject,
         attempts: 0,
+        headRaces: 0,
         solo: false,
       });
       if (!running.has(ctx.tenant)) {

@@ -18,6 +18,11 @@ export interface Principal {
   expiresAt?: string;
   /** Who minted this token, when that is someone else: the human behind an agent. */
   delegatedBy?: Identity;
+  /**
+   * A cluster's controller (controller-role.ts): acts in the cluster's tenants (cluster
+   * undefined: the unnamed cluster) with a fixed role, never with policies.
+   */
+  controllerOf?: { cluster?: string };
 }
 
 export interface CallContext {

@@ -1,3 +1,4 @@
+import { timingSafeEqual } from 'node:crypto';
 import type { z } from 'zod';
 import type {
   Credential,
@@ -7,7 +8,8 @@ import type {
   updateCredentialRequest,
 } from '../contract/credentials.js';
 import type { Action } from '../contract/policies.js';
-import { badRequest, conflict, notFound } from '../lib/errors.js';
+import { badRequest, conflict, notFound, VaultError } from '../lib/errors.js';
+import { scanPrefix } from '../store/paged.js';
 import type { Op } from '../store/store.js';
 import type { Access } from './access.js';
 import type { Mutation } from './committer.js';
@@ -144,8 +146,28 @@ export function createCredentialService(
       };
       const key = keys.credential(ctx.tenant, input.name);
       return commitFor(ctx, input.name, async () => {
-        if (await store.get(key)) {
-          throw conflict(`credential "${input.name}" already exists; put a new version or rotate it instead`);
+        const existing = await store.get(key);
+        if (existing) {
+          // Repeating a create exactly (a script or an example run twice) is not a conflict.
+          const current = JSON.parse(existing.value) as Credential;
+          if (!input.generate && sameCredential(current, credential)) {
+            return {
+              compare: [{ key, modRevision: existing.modRevision }],
+              ops: [],
+              audit: [
+                {
+                  action: 'credential.create',
+                  resource: resourceOf(input.name),
+                  outcome: 'allowed',
+                  reason: 'it exists with this type, metadata and value: unchanged',
+                },
+              ],
+              result: current,
+            };
+          }
+          throw conflict(
+            `credential "${input.name}" already exists with another value, type or metadata; put a new version or rotate it instead`,
+          );
         }
         return {
           compare: [{ key, modRevision: 0 }],
@@ -159,12 +181,13 @@ export function createCredentialService(
     async list(ctx: CallContext, query: z.output<typeof listCredentialsQuery>): Promise<Credential[]> {
       await access.check(ctx, 'list', 'credentials', undefined, 'credential.list');
       const selectors = parseSelectors(query.labels);
-      const { kvs } = await store.range(keys.credentials(ctx.tenant) + (query.prefix ?? ''));
       const policies = await access.policiesOf(ctx);
-      const visible = kvs
-        .map((kv) => parseRecord<Credential>(kv.value))
-        .filter((c) => selectors.every(([k, v]) => c.metadata[k] === v))
-        .filter((c) => decide(ctx.principal, policies, 'list', c).allowed);
+      const visible: Credential[] = [];
+      for await (const kv of scanPrefix(store, keys.credentials(ctx.tenant) + (query.prefix ?? ''))) {
+        const credential = parseRecord<Credential>(kv.value);
+        if (!selectors.every(([k, v]) => credential.metadata[k] === v)) continue;
+        if (decide(ctx.principal, policies, 'list', credential).allowed) visible.push(credential);
+      }
       await committer.record(ctx, {
         action: 'credential.list',
         resource: 'credentials',
@@ -226,7 +249,13 @@ export function createCredentialService(
     async addVersion(
       ctx: CallContext,
       name: string,
-      input: { value?: string; generate?: RotateInput['generate']; revokeOldLeases?: boolean },
+      input: {
+        value?: string;
+        generate?: RotateInput['generate'];
+        revokeOldLeases?: boolean;
+        /** Only when the value differs from the current version's (put-version). */
+        ifChanged?: boolean;
+      },
       action: 'credential.put-version' | 'credential.rotate',
     ): Promise<Credential> {
       const { credential } = await mustLoad(ctx, name, action);
@@ -237,13 +266,26 @@ export function createCredentialService(
         );
       // Rotating a dynamic credential changes the engine's admin password upstream first; the
       // new admin connection becomes the next version.
-      const value =
+      const rotated =
         credential.dynamic && input.value === undefined
           ? await deps.dynamic.rotateRoot(ctx, name)
-          : resolveValue(input);
+          : undefined;
+      const value = rotated ? rotated.connection : resolveValue(input);
       const next = await commitFor(ctx, name, async () => {
         const current = await mustLoad(ctx, name, action, false);
         await recheck(ctx, 'rotate', action, current.credential);
+        if (input.ifChanged) {
+          const latest = current.credential.versions.find(
+            (v) => v.version === current.credential.currentVersion,
+          );
+          if (latest && latest.fingerprint === (await fingerprints.of(ctx.tenant, value))) {
+            return {
+              ops: [],
+              audit: [{ action, resource: resourceOf(name), outcome: 'allowed', reason: 'unchanged' }],
+              result: current.credential,
+            };
+          }
+        }
         const version = current.credential.currentVersion + 1;
         const { op, fingerprint } = await sealVersion(ctx, name, version, value);
         const now = clock().toISOString();
@@ -260,6 +302,10 @@ export function createCredentialService(
           audit: [{ action, resource: resourceOf(name), outcome: 'allowed', reason: `version ${version}` }],
           result: next,
         };
+      }).catch(async (err: unknown) => {
+        // Not stored: put the old admin password back, unless the store may have kept the new one.
+        if (rotated && !(err instanceof VaultError && err.code === 'outcome_unknown')) await rotated.undo();
+        throw err;
       });
       if (input.revokeOldLeases) {
         // After the new version is committed, no new lease can take an old one (a lease
@@ -336,4 +382,32 @@ class RecheckDenied extends Error {
   ) {
     super(message);
   }
+}
+
+/**
+ * Whether `created` (a create's record, version 1) repeats `current` exactly: same type,
+ * metadata, lease settings and engine, and the current value has the same fingerprint (a
+ * keyed HMAC; the values themselves are never compared or decrypted here).
+ */
+function sameCredential(current: Credential, created: Credential): boolean {
+  const value = (c: Credential) => c.versions.find((v) => v.version === c.currentVersion)?.fingerprint ?? '';
+  const a = Buffer.from(value(current));
+  const b = Buffer.from(value(created));
+  return (
+    current.type === created.type &&
+    canonical(current.metadata) === canonical(created.metadata) &&
+    canonical(current.leases) === canonical(created.leases) &&
+    canonical(current.dynamic) === canonical(created.dynamic) &&
+    a.length === b.length &&
+    timingSafeEqual(a, b)
+  );
+}
+
+/** JSON with sorted keys, so that key order does not make two equal records differ. */
+function canonical(value: unknown): string {
+  return JSON.stringify(value ?? null, (_key, v: unknown) =>
+    v && typeof v === 'object' && !Array.isArray(v)
+      ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([x], [y]) => (x < y ? -1 : 1)))
+      : v,
+  );
 }

@@ -3,6 +3,7 @@ import type { Credential, DynamicSpec } from '../contract/credentials.js';
 import type { DynamicEngine, EngineRegistry } from '../engines/engine.js';
 import { EngineError } from '../engines/engine.js';
 import { VaultError } from '../lib/errors.js';
+import { scanPrefix } from '../store/paged.js';
 import { type CallContext, systemContext } from './context.js';
 import { type CoreDeps, parseRecord } from './deps.js';
 import { type AccountRecord, backoffMs, decideAccount } from './dynamic-decision.js';
@@ -98,7 +99,7 @@ export function createDynamicAccounts(
     account: AccountRecord,
     lease: LeaseRecord | undefined,
     reason: string,
-  ) {
+  ): Promise<number | undefined> {
     const ctx = systemContext(tenant, revokerIdentity, `dynamic-${clock().getTime()}`);
     const actingFor = lease?.identity;
     let failure: string | undefined;
@@ -159,17 +160,18 @@ export function createDynamicAccounts(
         result: undefined,
       };
     });
-    if (failure)
-      logger.warn({ lease: account.leaseId, attempts }, `upstream revocation failed; retrying: ${failure}`);
+    if (!failure) return undefined;
+    logger.warn({ lease: account.leaseId, attempts }, `upstream revocation failed; retrying: ${failure}`);
+    return clock().getTime() + backoffMs(attempts, config.retryBaseMs, config.retryMaxMs);
   }
 
   /** Handles one tenant's accounts (or one account); returns when it next needs to look. */
   async function sweepTenant(tenant: string, only?: string): Promise<number> {
-    const { kvs } = only
-      ? { kvs: [await store.get(keys.dynamicAccount(tenant, only))].filter((kv) => kv !== undefined) }
-      : await store.range(keys.dynamicAccounts(tenant));
+    const kvs = only
+      ? [await store.get(keys.dynamicAccount(tenant, only))].filter((kv) => kv !== undefined)
+      : scanPrefix(store, keys.dynamicAccounts(tenant));
     let wake = Number.POSITIVE_INFINITY;
-    for (const kv of kvs) {
+    for await (const kv of kvs) {
       const account = parseRecord<AccountRecord>(kv.value);
       const leaseKv = await store.get(keys.lease(tenant, account.leaseId));
       const lease = leaseKv ? parseRecord<LeaseRecord>(leaseKv.value) : undefined;
@@ -180,27 +182,48 @@ export function createDynamicAccounts(
         issueGraceMs: config.issueGraceMs,
       });
       if (action.kind === 'revoke') {
-        await removeAccount(tenant, kv.key, account, lease, action.reason).catch((err: unknown) =>
-          logger.warn({ lease: account.leaseId }, `recording a revocation failed: ${(err as Error).message}`),
+        const retryAt = await removeAccount(tenant, kv.key, account, lease, action.reason).catch(
+          (err: unknown) => {
+            logger.warn(
+              { lease: account.leaseId },
+              `recording a revocation failed: ${(err as Error).message}`,
+            );
+            return clock().getTime() + config.retryBaseMs;
+          },
         );
-        wake = Math.min(wake, clock().getTime() + config.retryBaseMs);
+        if (retryAt !== undefined) wake = Math.min(wake, retryAt);
       } else if (action.until !== undefined) wake = Math.min(wake, action.until);
     }
     return wake;
   }
 
   async function sweepAll(): Promise<number> {
-    const { kvs } = await store.range(keys.tenants());
     let wake = clock().getTime() + config.sweepIntervalMs;
-    for (const kv of kvs) wake = Math.min(wake, await sweepTenant(kv.key.slice(keys.tenants().length)));
+    for await (const kv of scanPrefix(store, keys.tenants()))
+      wake = Math.min(wake, await sweepTenant(kv.key.slice(keys.tenants().length)));
     return wake;
   }
+
+  let scheduledAt = Number.POSITIVE_INFINITY;
 
   function schedule(at: number) {
     if (stopped) return;
     clearTimeout(timer);
-    timer = setTimeout(() => void kick(), Math.max(10, Math.min(at - clock().getTime(), 2_147_000_000)));
+    scheduledAt = at;
+    timer = setTimeout(
+      () => {
+        scheduledAt = Number.POSITIVE_INFINITY;
+        void kick();
+      },
+      Math.max(10, Math.min(at - clock().getTime(), 2_147_000_000)),
+    );
     timer.unref();
+  }
+
+  /** Makes the next sweep come no later than `at` (a retry one account needs), without sweeping now. */
+  function wakeAt(at: number) {
+    if (at < scheduledAt && !running) schedule(at);
+    else if (at < scheduledAt) again = true;
   }
 
   /** Runs a sweep now (or right after the one in progress). */
@@ -279,27 +302,49 @@ export function createDynamicAccounts(
 
     /** Removes the account of a lease just revoked, now; a failure is recorded and retried. */
     async revokeNow(tenant: string, leaseId: string) {
+      // Only this lease's account: a full sweep per revocation would scan every live account.
       try {
-        await sweepTenant(tenant, leaseId);
-      } finally {
+        wakeAt(await sweepTenant(tenant, leaseId));
+      } catch (err) {
         void kick();
+        throw err;
       }
     },
 
-    /** Changes the engine's admin password upstream; `undo` puts the old one back. */
+    /**
+     * Changes the engine's admin password upstream; `undo` puts the old one back, for when the
+     * new one cannot be stored (else nobody would know the admin password any more).
+     */
     async rotateRoot(ctx: CallContext, name: string) {
       const { connection, spec } = await mustConnect(ctx.tenant, name);
+      const engine = engineFor(spec);
+      let rotated: string;
       try {
-        return await engineFor(spec).rotateRoot(connection);
+        rotated = await engine.rotateRoot(connection);
       } catch (err) {
         throw upstreamError(err, `could not rotate the ${spec.engine} admin password of "${name}"`);
       }
+      return {
+        connection: rotated,
+        undo: async () => {
+          try {
+            await engine.rotateRoot(rotated, connection);
+          } catch (err) {
+            logger.error(
+              { credential: name },
+              `the new ${spec.engine} admin password of "${name}" was not stored and the old one could not be put back: ${err instanceof EngineError ? err.message : 'the engine failed'}`,
+            );
+          }
+        },
+      };
     },
 
     /** Accounts of one credential still waiting for removal. */
     async pendingOf(tenant: string, name: string): Promise<number> {
-      const { kvs } = await store.range(keys.dynamicAccounts(tenant));
-      return kvs.filter((kv) => parseRecord<AccountRecord>(kv.value).credentialName === name).length;
+      let pending = 0;
+      for await (const kv of scanPrefix(store, keys.dynamicAccounts(tenant)))
+        if (parseRecord<AccountRecord>(kv.value).credentialName === name) pending += 1;
+      return pending;
     },
 
     /** Sweeps now (a reconcile on start) and keeps sweeping at expiries and retries. */

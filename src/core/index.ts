@@ -12,6 +12,7 @@ import { createCommitter } from './committer.js';
 import { createCredentialService } from './credentials.js';
 import { type CoreConfig, type CoreDeps, defaultCoreConfig, type KeyringPort } from './deps.js';
 import { createDynamicAccounts, type DynamicConfig, type DynamicObserver } from './dynamic-accounts.js';
+import { createExpiryFeed } from './expiry-feed.js';
 import { createFingerprints } from './fingerprints.js';
 import { createLeaseIndexBackfill } from './lease-index-backfill.js';
 import { createLeasePurger } from './lease-purger.js';
@@ -50,12 +51,14 @@ export function createVaultCore(options: VaultCoreDeps) {
   const auditKeys = createAuditKeys({ store: options.store, keyring: options.keyring });
   const integrity = createAuditIntegrity({ clock, logger });
   let audit: AuditService | undefined;
+  const records = createRecordCache(options.store, config.recordCacheTtlMs);
   const committer = createCommitter({
     store: options.store,
     clock,
     sink,
     auditKeys,
     integrity,
+    onTokenGone: (key) => records.invalidate(key),
     onCommitted: (tenant, seq) => audit?.noteCommitted(tenant, seq, config.auditCheckpointEvery),
     enabled: config.audit,
   });
@@ -66,7 +69,7 @@ export function createVaultCore(options: VaultCoreDeps) {
     logger,
     committer,
     config,
-    records: createRecordCache(options.store, config.recordCacheTtlMs),
+    records,
     sealed: createSealedCache(options.store),
   };
   const access = createAccess(deps);
@@ -84,7 +87,16 @@ export function createVaultCore(options: VaultCoreDeps) {
   });
   const revokeWhere = createLeaseRevoker({ ...deps, afterRevoke: () => void dynamic.kick() });
   const credentials = createCredentialService({ ...deps, access, fingerprints, revokeWhere, dynamic });
-  const leases = createLeaseService({ ...deps, access, fingerprints, credentials, revokeWhere, dynamic });
+  const expiryFeed = createExpiryFeed({ store: options.store, clock, logger });
+  const leases = createLeaseService({
+    ...deps,
+    access,
+    fingerprints,
+    credentials,
+    revokeWhere,
+    dynamic,
+    expiryFeed,
+  });
   const admin = createAdminService({ ...deps, access });
   audit = createAuditService({ ...deps, access, fingerprints, auditKeys, integrity, sink });
   return {

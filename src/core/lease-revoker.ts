@@ -1,4 +1,5 @@
 import type { Identity } from '../contract/common.js';
+import { getMany } from '../store/paged.js';
 import type { CallContext } from './context.js';
 import { type CoreDeps, parseRecord } from './deps.js';
 import { keys } from './keys.js';
@@ -90,7 +91,10 @@ export function createLeaseRevoker(
             break;
           }
         }
-        const loaded = await Promise.all(candidates.map((id) => store.get(keys.lease(ctx.tenant, id))));
+        const loaded = await getMany(
+          store,
+          candidates.map((id) => keys.lease(ctx.tenant, id)),
+        );
         const found = loaded
           .filter((kv) => kv !== undefined)
           .map((kv) => ({ kv, lease: parseRecord<LeaseRecord>(kv.value) }))

@@ -13,11 +13,14 @@ import type {
 } from '../contract/leases.js';
 import { durationMs, formatDuration } from '../lib/duration.js';
 import { badRequest, conflict, notFound, permissionDenied, VaultError } from '../lib/errors.js';
+import { getMany } from '../store/paged.js';
 import type { Access } from './access.js';
 import { type CallContext, formatIdentity, sameIdentity } from './context.js';
+import { isController } from './controller-role.js';
 import type { CredentialService } from './credentials.js';
 import { type CoreDeps, parseRecord } from './deps.js';
 import type { DynamicAccounts } from './dynamic-accounts.js';
+import type { ExpiryFeed } from './expiry-feed.js';
 import type { Fingerprints } from './fingerprints.js';
 import { keys } from './keys.js';
 import { leaseIndex, leaseWriteOps, parseEntry } from './lease-index.js';
@@ -29,6 +32,7 @@ import { parseSelectors } from './selectors.js';
 export type CreateLeaseInput = z.output<typeof createLeaseRequest>;
 export type ListLeasesInput = z.output<typeof listLeasesQuery>;
 export type BulkRevokeInput = z.output<typeof bulkRevokeRequest>;
+export type LeaseStateCounts = Record<'active' | 'expired' | 'revoked', number>;
 export type UseLeaseInput = z.output<typeof useLeaseRequest>;
 
 const resourceOf = (id: string) => `lease/${id}`;
@@ -41,6 +45,7 @@ export function createLeaseService(
     credentials: CredentialService;
     revokeWhere: LeaseRevoker;
     dynamic: DynamicAccounts;
+    expiryFeed: ExpiryFeed;
   },
 ) {
   const { dynamic } = deps;
@@ -71,6 +76,7 @@ export function createLeaseService(
     if (
       !sameIdentity(caller, lease.identity) &&
       !sameIdentity(caller, lease.issuedBy) &&
+      !isController(ctx.principal) &&
       !(await access.isAdmin(ctx)) &&
       !(actingFor && mayActFor(ctx.principal, await access.policiesOf(ctx), lease.identity).allowed)
     ) {
@@ -108,6 +114,8 @@ export function createLeaseService(
    * callers that may lease it get it (the seed SDK example: a human leasing for an agent).
    */
   async function mayReadValue(ctx: CallContext, credential: CredentialRef): Promise<boolean> {
+    // A cluster's controller issues leases for workloads; their values are never its to see.
+    if (isController(ctx.principal)) return false;
     if (ctx.principal.identity.type !== 'agent') return true;
     return decide(ctx.principal, await access.policiesOf(ctx), 'reveal', credential).allowed;
   }
@@ -290,6 +298,7 @@ export function createLeaseService(
 
   const visibleTo = (ctx: CallContext, admin: boolean) => (lease: LeaseRecord) =>
     admin ||
+    isController(ctx.principal) ||
     sameIdentity(lease.identity, ctx.principal.identity) ||
     sameIdentity(lease.issuedBy, ctx.principal.identity);
 
@@ -308,8 +317,8 @@ export function createLeaseService(
       const target: Identity = input.identity ?? ctx.principal.identity;
       const resource = `credential/${input.credentialName}`;
       const loaded = await credentials.mustLoad(ctx, input.credentialName, 'lease.create', true, true);
-      const decision = await access.check(ctx, 'lease', resource, loaded.credential, 'lease.create');
       await access.checkActFor(ctx, target, 'lease.create', resource);
+      const decision = await access.checkLease(ctx, target, resource, loaded.credential);
       let { ttlMs, maxTtlMs } = ttlLimits(ctx, loaded.credential, input, decision.maxTtlMs);
       const withValue = await mayReadValue(ctx, loaded.credential);
       if (loaded.credential.dynamic) {
@@ -335,7 +344,7 @@ export function createLeaseService(
         const current = reuse ?? (await credentials.load(ctx, input.credentialName));
         if (!current) throw notFound(`credential "${input.credentialName}" was deleted`);
         if (!reuse) {
-          const again = decide(ctx.principal, await access.policiesOf(ctx), 'lease', current.credential);
+          const again = await access.leaseDecision(ctx, target, current.credential);
           if (!again.allowed) {
             refused = again.reason;
             throw permissionDenied(again.reason);
@@ -662,15 +671,16 @@ export function createLeaseService(
           ...(after !== undefined ? { startAfter: after } : {}),
         });
         scanned += kvs.length;
-        const records = indexed
-          ? await Promise.all(
-              kvs.map(async (kv) =>
-                mayMatch(kv.value)
-                  ? (await store.get(keys.lease(ctx.tenant, leaseIndex.idOf(kv.key))))?.value
-                  : undefined,
-              ),
-            )
-          : kvs.map((kv) => kv.value);
+        let records: Array<string | undefined> = kvs.map((kv) => kv.value);
+        if (indexed) {
+          const wantedKvs = kvs.filter((kv) => mayMatch(kv.value));
+          const loaded = await getMany(
+            store,
+            wantedKvs.map((kv) => keys.lease(ctx.tenant, leaseIndex.idOf(kv.key))),
+          );
+          const byKey = new Map(wantedKvs.map((kv, i) => [kv.key, loaded[i]?.value]));
+          records = kvs.map((kv) => byKey.get(kv.key));
+        }
         for (const [i, kv] of kvs.entries()) {
           after = kv.key;
           const value = records[i];
@@ -701,8 +711,14 @@ export function createLeaseService(
      * Leases of every tenant by effective state, for the `vault_leases` gauge: three counts
      * of index keys per tenant (etcd counts without sending them), never a read of records.
      */
-    async countByState(): Promise<Record<'active' | 'expired' | 'revoked', number>> {
-      const counts = { active: 0, expired: 0, revoked: 0 };
+    async countByState(): Promise<LeaseStateCounts> {
+      return (await this.countLeases()).total;
+    },
+
+    /** The same counts, also per tenant (for `--metrics-tenant-series`). */
+    async countLeases(): Promise<{ total: LeaseStateCounts; byTenant: Map<string, LeaseStateCounts> }> {
+      const total = { active: 0, expired: 0, revoked: 0 };
+      const byTenant = new Map<string, LeaseStateCounts>();
       const now = clock();
       let after: string | undefined;
       for (;;) {
@@ -717,60 +733,74 @@ export function createLeaseService(
             store.count(leaseIndex.expiry(id), { startAfter: leaseIndex.expiryAfter(id, now) }),
             store.count(leaseIndex.revoked(id)),
           ]);
-          counts.active += active;
-          counts.expired += unrevoked - active;
-          counts.revoked += revoked;
+          const counts = { active, expired: unrevoked - active, revoked };
+          byTenant.set(id, counts);
+          total.active += counts.active;
+          total.expired += counts.expired;
+          total.revoked += counts.revoked;
           after = tenant.key;
         }
-        if (!page.more) return counts;
+        if (!page.more) return { total, byTenant };
       }
     },
 
     /**
      * Streams changes of the leases the caller may see. An `expired` event is sent when an
-     * active lease reaches its expiry (no store write happens then).
+     * active lease reaches its expiry (no store write happens then), found in the expiry index.
+     * Whether the caller may see others' leases (admin) is asked again for every such event,
+     * with the context `refresh` gives (the server authenticates the token again: the identity's
+     * policies as they are now; by default the same principal in a fresh context, so its policies
+     * are read again), from the record cache: at once for a change made here, within its TTL for
+     * one made through another replica. A stream opened by an admin narrows as soon as the grant
+     * goes, and one whose `refresh` fails (a revoked token) ends. Events pass one queue, in order.
      */
     async watch(
       ctx: CallContext,
       onEvent: (event: LeaseEvent) => void,
       onEnd?: (err: Error) => void,
+      options: { refresh?: () => Promise<CallContext> } = {},
     ): Promise<{ close(): Promise<void> }> {
-      const admin = await access.isAdmin(ctx);
-      const visible = visibleTo(ctx, admin);
-      const timers = new Map<string, NodeJS.Timeout>();
-      const scheduleExpiry = (lease: LeaseRecord) => {
-        clearTimeout(timers.get(lease.id));
-        if (lease.state !== 'active') return timers.delete(lease.id);
-        const delay = Math.max(0, Date.parse(lease.expiresAt) - clock().getTime());
-        const timer = setTimeout(
-          () => {
-            timers.delete(lease.id);
-            onEvent({ type: 'expired', lease: withoutValue(toLease(lease, clock())) });
+      const own = visibleTo(ctx, false);
+      const refresh = options.refresh ?? (async () => ({ ...ctx }));
+      const visibleNow = async (lease: LeaseRecord) => own(lease) || (await access.isAdmin(await refresh()));
+      let queue = Promise.resolve();
+      let failed = false;
+      const emit = (lease: LeaseRecord, type: LeaseEvent['type']) => {
+        queue = queue
+          .then(async () => {
+            if (failed || !(await visibleNow(lease))) return;
+            onEvent({ type, lease: withoutValue(toLease(lease, clock())) });
+          })
+          .catch((err: unknown) => {
+            // No answer on the caller's rights (a revoked token, a store error): end the stream.
+            if (failed) return;
+            failed = true;
+            onEnd?.(err instanceof Error ? err : new Error(String(err)));
+          });
+      };
+      // Expiry writes nothing, so the watch cannot see it: the expiry index tells.
+      const unsubscribe = deps.expiryFeed.subscribe(ctx.tenant, (lease) => emit(lease, 'expired'));
+      try {
+        const watcher = await store.watch(
+          keys.leases(ctx.tenant),
+          0,
+          (event) => {
+            if (event.type !== 'put' || !event.value) return;
+            const lease = parseRecord<LeaseRecord>(event.value);
+            emit(lease, lease.state === 'revoked' ? 'revoked' : lease.renewCount > 0 ? 'renewed' : 'issued');
           },
-          Math.min(delay, 2_147_000_000),
+          onEnd ? { onError: onEnd } : {},
         );
-        timer.unref();
-        timers.set(lease.id, timer);
-      };
-      const watcher = await store.watch(
-        keys.leases(ctx.tenant),
-        0,
-        (event) => {
-          if (event.type !== 'put' || !event.value) return;
-          const lease = parseRecord<LeaseRecord>(event.value);
-          if (!visible(lease)) return;
-          const type = lease.state === 'revoked' ? 'revoked' : lease.renewCount > 0 ? 'renewed' : 'issued';
-          scheduleExpiry(lease);
-          onEvent({ type, lease: withoutValue(toLease(lease, clock())) });
-        },
-        onEnd ? { onError: onEnd } : {},
-      );
-      return {
-        close: async () => {
-          for (const timer of timers.values()) clearTimeout(timer);
-          await watcher.close();
-        },
-      };
+        return {
+          close: async () => {
+            unsubscribe();
+            await watcher.close();
+          },
+        };
+      } catch (err) {
+        unsubscribe();
+        throw err;
+      }
     },
   };
 }

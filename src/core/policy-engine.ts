@@ -2,6 +2,7 @@ import type { Identity } from '../contract/common.js';
 import type { Action, PolicyBody } from '../contract/policies.js';
 import { durationMs } from '../lib/duration.js';
 import type { Principal } from './context.js';
+import { controllerDecision, controllerLeaseRefusal } from './controller-role.js';
 import { globMatch } from './glob.js';
 
 /** The built-in policy of a tenant's administrators: every action on every credential. */
@@ -30,6 +31,7 @@ export function decide(
   credential?: CredentialRef,
 ): Decision {
   if (principal.system) return { allowed: true, reason: 'system token' };
+  if (principal.controllerOf) return controllerDecision(principal, action, credential?.name);
   if (principal.policies.includes(ROOT_POLICY)) return { allowed: true, reason: 'root policy' };
   let allowed = false;
   let maxTtlMs: number | undefined;
@@ -82,6 +84,10 @@ export function mayActFor(
   const self = principal.identity;
   if (self.type === target.type && self.name === target.name) return { allowed: true, reason: 'self' };
   if (principal.system) return { allowed: true, reason: 'system token' };
+  if (principal.controllerOf) {
+    const refused = controllerLeaseRefusal(principal, target);
+    return refused ? { allowed: false, reason: refused } : { allowed: true, reason: 'controller role' };
+  }
   if (self.type === 'agent') {
     return {
       allowed: false,

@@ -4,7 +4,9 @@ import type { KeyValue, Store } from '../store/store.js';
 /**
  * Reads of the records every request needs — token hashes, identities, policies — cached
  * for `ttlMs` (1 s by default). A change made through this process is seen at once (its
- * writer invalidates the key); a change made through another replica within the TTL.
+ * writer invalidates the key); a change made through another replica within the TTL. A
+ * revoked token is the exception: every commit compares the caller's token record
+ * (committer.ts), so no replica commits — or returns a value — for a revoked token.
  */
 export function createRecordCache(store: Store, ttlMs: number) {
   const cache = createTtlCache<KeyValue | undefined>({ ttlMs, maxEntries: 50_000 });

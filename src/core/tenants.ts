@@ -1,6 +1,8 @@
 import type { CreatedToken } from '../contract/auth.js';
 import { conflict, notFound } from '../lib/errors.js';
+import { scanPrefix } from '../store/paged.js';
 import { type CallContext, systemContext } from './context.js';
+import { controllerActsIn } from './controller-role.js';
 import type { CoreDeps } from './deps.js';
 import { parseRecord } from './deps.js';
 import { keys } from './keys.js';
@@ -63,8 +65,10 @@ export function createTenantService(deps: CoreDeps & { tokens: TokenService }) {
     },
 
     async list(): Promise<TenantRecord[]> {
-      const { kvs } = await store.range(keys.tenants());
-      return kvs.map((kv) => parseRecord<TenantRecord>(kv.value));
+      const tenants: TenantRecord[] = [];
+      for await (const kv of scanPrefix(store, keys.tenants()))
+        tenants.push(parseRecord<TenantRecord>(kv.value));
+      return tenants;
     },
 
     async exists(id: string): Promise<boolean> {
@@ -95,6 +99,8 @@ export function createTenantService(deps: CoreDeps & { tokens: TokenService }) {
     async require(ctx: CallContext) {
       if (await this.exists(ctx.tenant)) return;
       if (ctx.principal.system && config.autoCreateTenants) return this.ensure(ctx.tenant, ctx);
+      // A cluster's controller reaches a namespace's tenant before any of its workloads logs in.
+      if (controllerActsIn(ctx.principal, ctx.tenant)) return this.ensure(ctx.tenant, ctx);
       throw notFound(`tenant "${ctx.tenant}" does not exist`);
     },
   };

@@ -5,8 +5,10 @@ import type { Identity } from '../contract/common.js';
 import type { IdentityRecord } from '../contract/policies.js';
 import { durationMs } from '../lib/duration.js';
 import { isVaultError, notFound, unauthenticated } from '../lib/errors.js';
+import { scanPrefix } from '../store/paged.js';
 import type { Access } from './access.js';
 import { type CallContext, formatIdentity, type Principal, sameIdentity } from './context.js';
+import { controllerLabel, isController } from './controller-role.js';
 import { type CoreDeps, parseRecord } from './deps.js';
 import { keys } from './keys.js';
 
@@ -44,6 +46,8 @@ export function createTokenService(deps: CoreDeps & { access: Access }) {
       notAfter?: string;
       displayName?: string;
       system?: boolean;
+      /** A cluster controller's token (Kubernetes login only): see controller-role.ts. */
+      controllerOf?: { cluster?: string };
     },
     extraOps: { audit: boolean } = { audit: true },
   ): Promise<CreatedToken> {
@@ -65,6 +69,7 @@ export function createTokenService(deps: CoreDeps & { access: Access }) {
       ).toISOString(),
       ...(ctx ? { createdBy: ctx.principal.identity } : {}),
       ...(input.system ? { system: true } : {}),
+      ...(input.controllerOf ? { controllerOf: input.controllerOf } : {}),
     };
     const hash = hashToken(token);
     const parent = ctx?.principal.accessor;
@@ -131,14 +136,16 @@ export function createTokenService(deps: CoreDeps & { access: Access }) {
       if (Date.parse(record.expiresAt) <= clock().getTime()) {
         throw unauthenticated(`the token expired at ${record.expiresAt}; log in again`);
       }
-      const identityKv = await records.get(
-        keys.identity(record.tenant, record.identity.type, record.identity.name),
-      );
+      // A controller acts by its role alone: no policy (its own or its identity's) applies.
+      const identityKv = record.controllerOf
+        ? undefined
+        : await records.get(keys.identity(record.tenant, record.identity.type, record.identity.name));
       const identityPolicies = identityKv ? parseRecord<IdentityRecord>(identityKv.value).policies : [];
       return {
         tenant: record.tenant,
         identity: record.identity,
-        policies: [...new Set([...record.policies, ...identityPolicies])],
+        policies: record.controllerOf ? [] : [...new Set([...record.policies, ...identityPolicies])],
+        ...(record.controllerOf ? { controllerOf: record.controllerOf } : {}),
         system: record.system === true,
         accessor: record.accessor,
         tokenPolicies: record.policies,
@@ -153,6 +160,14 @@ export function createTokenService(deps: CoreDeps & { access: Access }) {
 
     async create(ctx: CallContext, input: CreateTokenInput): Promise<CreatedToken> {
       const resource = `identity/${formatIdentity(input.identity)}`;
+      if (isController(ctx.principal)) {
+        throw await access.deny(
+          ctx,
+          'token.create',
+          resource,
+          `${controllerLabel(ctx.principal)} may not mint tokens; it logs in with its ServiceAccount`,
+        );
+      }
       if (
         !sameIdentity(input.identity, ctx.principal.identity) ||
         input.policies.some((p) => !(ctx.principal.tokenPolicies ?? ctx.principal.policies).includes(p))
@@ -205,8 +220,7 @@ export function createTokenService(deps: CoreDeps & { access: Access }) {
       // The token and every token minted from it, transitively, in chunks etcd accepts.
       const doomed: Array<{ accessor: string; hash: string }> = [{ accessor, hash: record.hash }];
       for (let i = 0; i < doomed.length; i++) {
-        const { kvs } = await store.range(keys.tokenChildren(doomed[i]!.accessor));
-        for (const kv of kvs) {
+        for await (const kv of scanPrefix(store, keys.tokenChildren(doomed[i]!.accessor))) {
           doomed.push({
             accessor: kv.key.slice(kv.key.lastIndexOf('/') + 1),
             hash: parseRecord<{ hash: string }>(kv.value).hash,
@@ -214,7 +228,11 @@ export function createTokenService(deps: CoreDeps & { access: Access }) {
         }
       }
       try {
-        for (let start = 0; start < doomed.length; start += 30) {
+        // Descendants first, the token itself last: a caller revoking its own token commits
+        // only while that token exists (committer.ts), and a failure part-way leaves the token
+        // to revoke again rather than orphans.
+        const starts = Array.from({ length: Math.ceil(doomed.length / 30) }, (_, i) => i * 30).reverse();
+        for (const start of starts) {
           const chunk = doomed.slice(start, start + 30);
           await committer.commit(ctx, async () => ({
             ops: chunk.flatMap((t) => [

@@ -7,6 +7,7 @@
  */
 import { type Clock, systemClock } from '../lib/clock.js';
 import { type Logger, silentLogger } from '../lib/logger.js';
+import { readSmallPrefix } from '../store/paged.js';
 import type { KeyValue, Store } from '../store/store.js';
 import { checkValueRef, openWithTenantKey, sealedKeyVersion, sealWithTenantKey } from './envelope.js';
 import { CryptoError } from './errors.js';
@@ -231,7 +232,7 @@ export function createKeyring(deps: KeyringDeps): Keyring {
     async shredTenant(tenant) {
       checkTenant(tenant);
       for (let attempt = 0; attempt < MAX_CAS_ATTEMPTS; attempt++) {
-        const { kvs } = await store.range(keyPaths.tenantKeys(tenant));
+        const kvs = await readSmallPrefix(store, keyPaths.tenantKeys(tenant));
         const versions = kvs.flatMap((kv) => {
           const leaf = parseTenantKeyPath(kv.key)?.leaf ?? '';
           return /^\d+$/.test(leaf) ? [Number(leaf)] : [];

@@ -27,6 +27,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/logger.js';
+import { readSmallPrefix } from '../store/paged.js';
 import type { KeyValue, Store } from '../store/store.js';
 import { KEY_BYTES } from './blob.js';
 import { rewrapDataKey } from './envelope.js';
@@ -201,7 +202,7 @@ export async function runTenantRotation(
 async function finish(deps: TenantRotationDeps, tenant: string, to: number, rotationRevision: number) {
   const { store } = deps;
   for (let attempt = 0; attempt < MAX_CAS_ATTEMPTS; attempt++) {
-    const { kvs } = await store.range(keyPaths.tenantKeys(tenant));
+    const kvs = await readSmallPrefix(store, keyPaths.tenantKeys(tenant));
     const retire = kvs.flatMap((kv) => {
       if (!/^\d+$/.test(parseTenantKeyPath(kv.key)?.leaf ?? '')) return [];
       const record = parseRecord(tenantKeyRecordSchema, kv.key, kv.value)!;

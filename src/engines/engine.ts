@@ -19,8 +19,11 @@ export interface DynamicEngine<Spec extends DynamicSpec = DynamicSpec> {
   renew(connection: string, account: Account): Promise<void>;
   /** Ends the account's sessions and removes it; succeeds when it is already gone. */
   revoke(connection: string, username: string): Promise<void>;
-  /** Changes the admin's own password upstream; resolves with the new admin connection. */
-  rotateRoot(connection: string): Promise<string>;
+  /**
+   * Changes the admin's own password upstream (a new random one, or the one `restore` holds,
+   * to undo a rotation that could not be stored); resolves with the new admin connection.
+   */
+  rotateRoot(connection: string, restore?: string): Promise<string>;
   /** Closes pooled connections. */
   close(): Promise<void>;
 }

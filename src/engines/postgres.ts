@@ -1,31 +1,20 @@
 import pg from 'pg';
-import type { z } from 'zod';
-import type { postgresEngineConfig } from '../contract/credentials.js';
-import { usernamePlaceholder } from '../contract/credentials.js';
+import { createBatcher, keyedBatchers, type Settled } from './batcher.js';
 import { type Account, type DynamicEngine, EngineError, engineError } from './engine.js';
 import { randomPassword, scramVerifier } from './password.js';
+import {
+  aclLockSql,
+  createRoleSql,
+  dropRolesSql,
+  type PostgresSpec,
+  quoteIdentifier,
+  quoteLiteral,
+  renderStatements,
+  retryConcurrent,
+  terminateSql,
+} from './postgres-sql.js';
 
-type PostgresSpec = z.infer<typeof postgresEngineConfig>;
-
-/** Quotes an identifier we generated; refuses what no PostgreSQL identifier may hold. */
-export function quoteIdentifier(name: string): string {
-  if (name.includes('\0') || name.length === 0 || Buffer.byteLength(name) > 63)
-    throw new EngineError(`"${name}" cannot be a PostgreSQL role name`, true);
-  return `"${name.replaceAll('"', '""')}"`;
-}
-
-/** A literal under standard_conforming_strings (the default since 9.1): quotes doubled, E'' for backslashes. */
-export function quoteLiteral(value: string): string {
-  if (value.includes('\0')) throw new EngineError('a NUL byte cannot be in a PostgreSQL literal', true);
-  const body = `'${value.replaceAll("'", "''")}'`;
-  return value.includes('\\') ? `E${body.replaceAll('\\', '\\\\')}` : body;
-}
-
-/** The statements in order; `{{name}}` becomes the quoted role, nothing else is substituted. */
-export const renderStatements = (spec: PostgresSpec, role: string): string[] =>
-  spec.creationStatements.map((statement) =>
-    statement.replaceAll(usernamePlaceholder, quoteIdentifier(role)),
-  );
+export { quoteIdentifier, quoteLiteral, renderStatements } from './postgres-sql.js';
 
 /** The admin connection with the lease's role and password instead of the admin's. */
 function leaseUrl(connection: string, username: string, password: string): string {
@@ -34,13 +23,6 @@ function leaseUrl(connection: string, username: string, password: string): strin
   url.password = encodeURIComponent(password);
   return url.toString();
 }
-
-const adminUser = (connection: string): string => {
-  const url = parseUrl(connection);
-  const user = decodeURIComponent(url.username);
-  if (!user) throw new EngineError('the admin connection URL names no user', true);
-  return user;
-};
 
 function parseUrl(connection: string): URL {
   try {
@@ -52,32 +34,31 @@ function parseUrl(connection: string): URL {
   }
 }
 
-/**
- * Concurrent GRANTs on one object race on its catalog row ("tuple concurrently updated") and
- * deadlocks or serialization failures can occur; the whole transaction rolled back, so it is
- * simply run again.
- */
-async function retryConcurrent<T>(run: () => Promise<T>, attempts = 8): Promise<T> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await run();
-    } catch (err) {
-      const code = (err as { code?: unknown }).code;
-      const transient =
-        code === '40001' ||
-        code === '40P01' ||
-        (code === 'XX000' && /concurrently/.test((err as Error).message));
-      if (!transient || attempt >= attempts) throw err;
-      await new Promise((resolve) => setTimeout(resolve, Math.random() * 5 * attempt));
-    }
-  }
-}
+const adminUser = (connection: string): string => {
+  const user = decodeURIComponent(parseUrl(connection).username);
+  if (!user) throw new EngineError('the admin connection URL names no user', true);
+  return user;
+};
+
+const all = <O>(n: number, value: O): Settled<O>[] => Array.from({ length: n }, () => ({ ok: true, value }));
 
 export interface PostgresEngineOptions {
-  /** Connections kept per admin connection. */
+  /** Connections kept per admin connection (default 6). */
   poolSize?: number;
+  /** Issue (and revoke) transactions run at once per admin connection (default 4 and 2). */
+  issueConcurrency?: number;
+  revokeConcurrency?: number;
   connectTimeoutMs?: number;
   queryTimeoutMs?: number;
+  /** Most leases created or dropped in one transaction. */
+  maxBatch?: number;
+}
+
+interface IssueItem {
+  spec: PostgresSpec;
+  account: Account;
+  verifier: string;
+  password: string;
 }
 
 /**
@@ -85,9 +66,14 @@ export interface PostgresEngineOptions {
  * refuses it after expiry even if revocation never runs. Revoke drops the role (reassigning
  * and dropping what it owns in the admin connection's database) and then terminates every
  * session it still has, by oid, so a login racing the drop cannot survive it.
+ *
+ * Calls are group-committed over a pooled admin connection: leases issued (or revoked) while
+ * a transaction runs go together into the next one, so the database sees one transaction per
+ * batch, and a batch that fails is retried lease by lease so one bad lease sinks no other.
  */
 export function createPostgresEngine(options: PostgresEngineOptions = {}): DynamicEngine<PostgresSpec> {
   const pools = new Map<string, pg.Pool>();
+  const maxBatch = options.maxBatch ?? 64;
 
   const poolFor = (connection: string) => {
     let pool = pools.get(connection);
@@ -95,7 +81,7 @@ export function createPostgresEngine(options: PostgresEngineOptions = {}): Dynam
       parseUrl(connection);
       pool = new pg.Pool({
         connectionString: connection,
-        max: options.poolSize ?? 4,
+        max: options.poolSize ?? 6,
         idleTimeoutMillis: 10_000,
         connectionTimeoutMillis: options.connectTimeoutMs ?? 5_000,
         query_timeout: options.queryTimeoutMs ?? 15_000,
@@ -126,43 +112,141 @@ export function createPostgresEngine(options: PostgresEngineOptions = {}): Dynam
     } catch (err) {
       if (err instanceof EngineError) throw err;
       // 42xxx: syntax or access rule violations, which no retry fixes.
-      const permanent =
-        typeof (err as { code?: unknown }).code === 'string' && /^42/.test((err as { code: string }).code);
+      const code = (err as { code?: unknown }).code;
+      const permanent = typeof code === 'string' && /^42/.test(code);
       throw engineError(err, secretsOf(connection, extra), what, permanent);
     } finally {
       client?.release();
     }
   }
 
+  /** Runs `sql` (our own, one simple query) in a transaction it opens; rolls back on failure. */
+  async function inTransaction(client: pg.PoolClient, run: () => Promise<void>) {
+    try {
+      await run();
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => {});
+      throw err;
+    }
+  }
+
+  /** Creates every role of the batch and runs the statements for each, in one transaction. */
+  async function createRoles(client: pg.PoolClient, items: IssueItem[]) {
+    await retryConcurrent(() =>
+      inTransaction(client, async () => {
+        await client.query(
+          `BEGIN; ${items.map((i) => createRoleSql(i.account.username, i.verifier, i.account.expiresAt)).join('; ')}; ${aclLockSql}`,
+        );
+        // The extended protocol runs exactly one statement per text: a template cannot smuggle a second.
+        for (const item of items)
+          for (const text of renderStatements(item.spec, item.account.username))
+            await client.query({ text, queryMode: 'extended' } as pg.QueryConfig);
+        await client.query('COMMIT');
+      }),
+    );
+  }
+
+  const issuing = keyedBatchers<IssueItem, void>((key) => {
+    const connection = key.slice(0, key.indexOf('\0'));
+    return createBatcher(
+      (items) =>
+        withClient(
+          connection,
+          `creating role${items.length > 1 ? 's' : ''} ${items.map((i) => i.account.username).join(', ')}`,
+          async (client) => {
+            try {
+              await createRoles(client, items);
+              return all(items.length, undefined);
+            } catch (err) {
+              if (items.length === 1) throw err;
+              const settled: Settled<void>[] = [];
+              for (const item of items)
+                settled.push(
+                  await createRoles(client, [item]).then(
+                    () => ({ ok: true as const, value: undefined }),
+                    (error: unknown) => ({
+                      ok: false as const,
+                      error: engineError(
+                        error,
+                        secretsOf(connection, [item.password]),
+                        `creating role ${item.account.username}`,
+                      ),
+                    }),
+                  ),
+                );
+              return settled;
+            }
+          },
+          items.map((i) => i.password),
+        ),
+      { maxBatch, concurrency: options.issueConcurrency ?? 4 },
+    );
+  });
+
+  async function dropRoles(client: pg.PoolClient, usernames: string[]) {
+    await retryConcurrent(() =>
+      inTransaction(client, () => client.query(dropRolesSql(usernames)).then(() => {})),
+    );
+  }
+
+  const revoking = keyedBatchers<string, void>((connection) =>
+    createBatcher(
+      (usernames) =>
+        withClient(
+          connection,
+          `dropping role${usernames.length > 1 ? 's' : ''} ${usernames.join(', ')}`,
+          async (client) => {
+            const unique = [...new Set(usernames)];
+            const found = await client.query<{ rolname: string; oid: string }>(
+              'SELECT rolname, oid::text FROM pg_roles WHERE rolname = ANY($1::text[])',
+              [unique],
+            );
+            const existing = found.rows.map((row) => row.rolname);
+            const failed = new Map<string, unknown>();
+            if (existing.length > 0) {
+              try {
+                await dropRoles(client, existing);
+              } catch (err) {
+                if (existing.length === 1) throw err;
+                for (const username of existing)
+                  await dropRoles(client, [username]).catch((error: unknown) =>
+                    failed.set(
+                      username,
+                      engineError(error, secretsOf(connection), `dropping role ${username}`),
+                    ),
+                  );
+              }
+            }
+            // Sessions of a dropped role keep running until terminated; also after a crash between
+            // the drop and this, which is why it runs when the role is already gone too.
+            const after = await client.query<{ remaining: string[] }>(terminateSql, [
+              unique,
+              found.rows.map((row) => row.oid),
+            ]);
+            for (const username of after.rows[0]?.remaining ?? [])
+              if (!failed.has(username))
+                failed.set(username, new EngineError(`role ${username} still exists after it was dropped`));
+            return usernames.map((username) =>
+              failed.has(username)
+                ? { ok: false, error: failed.get(username) }
+                : { ok: true, value: undefined },
+            );
+          },
+        ),
+      { maxBatch, concurrency: options.revokeConcurrency ?? 2 },
+    ),
+  );
+
   return {
     name: 'postgres',
     usernameFor: (leaseId) => `vault_${leaseId}`,
 
     async issue(connection, spec, account: Account) {
+      parseUrl(connection);
+      quoteIdentifier(account.username);
       const password = randomPassword();
-      const role = quoteIdentifier(account.username);
-      const statements = renderStatements(spec, account.username);
-      await withClient(
-        connection,
-        `creating role for ${account.username}`,
-        (client) =>
-          retryConcurrent(async () => {
-            await client.query('BEGIN');
-            try {
-              await client.query(
-                `CREATE ROLE ${role} WITH LOGIN NOINHERIT PASSWORD ${quoteLiteral(scramVerifier(password))} VALID UNTIL ${quoteLiteral(account.expiresAt.toISOString())}`,
-              );
-              // The extended protocol runs exactly one statement per text: a template cannot smuggle a second.
-              for (const text of statements)
-                await client.query({ text, queryMode: 'extended' } as pg.QueryConfig);
-              await client.query('COMMIT');
-            } catch (err) {
-              await client.query('ROLLBACK').catch(() => {});
-              throw err;
-            }
-          }),
-        [password],
-      );
+      const verifier = await scramVerifier(password);
+      await issuing.submit(`${connection}\0${JSON.stringify(spec)}`, { spec, account, verifier, password });
       return leaseUrl(connection, account.username, password);
     },
 
@@ -177,45 +261,21 @@ export function createPostgresEngine(options: PostgresEngineOptions = {}): Dynam
     },
 
     async revoke(connection, username) {
-      await withClient(connection, `dropping role ${username}`, async (client) => {
-        const found = await client.query<{ oid: string }>(
-          'SELECT oid::text FROM pg_roles WHERE rolname = $1',
-          [username],
-        );
-        const oid = found.rows[0]?.oid;
-        if (oid !== undefined) {
-          const role = quoteIdentifier(username);
-          await client.query('BEGIN');
-          try {
-            await client.query(`REASSIGN OWNED BY ${role} TO CURRENT_USER`);
-            await client.query(`DROP OWNED BY ${role}`);
-            await client.query(`DROP ROLE ${role}`);
-            await client.query('COMMIT');
-          } catch (err) {
-            await client.query('ROLLBACK').catch(() => {});
-            throw err;
-          }
-        }
-        // Sessions of a dropped role keep running until terminated; also after a crash between
-        // the drop and this, which is why it runs when the role is already gone too.
-        await client.query(
-          `SELECT pg_terminate_backend(pid, 1000) FROM pg_stat_activity
-            WHERE pid <> pg_backend_pid() AND (usename = $1 OR (usesysid IS NOT NULL AND usesysid::text = $2))`,
-          [username, oid ?? '-1'],
-        );
-      });
+      parseUrl(connection);
+      quoteIdentifier(username);
+      await revoking.submit(connection, username);
     },
 
-    async rotateRoot(connection) {
+    async rotateRoot(connection, restore) {
       const user = adminUser(connection);
-      const password = randomPassword();
+      const password =
+        restore === undefined ? randomPassword() : decodeURIComponent(parseUrl(restore).password);
+      const verifier = await scramVerifier(password);
       await withClient(
         connection,
         `rotating the password of ${user}`,
         async (client) => {
-          await client.query(
-            `ALTER ROLE ${quoteIdentifier(user)} PASSWORD ${quoteLiteral(scramVerifier(password))}`,
-          );
+          await client.query(`ALTER ROLE ${quoteIdentifier(user)} PASSWORD ${quoteLiteral(verifier)}`);
         },
         [password],
       );
@@ -228,9 +288,11 @@ export function createPostgresEngine(options: PostgresEngineOptions = {}): Dynam
     },
 
     async close() {
-      const all = [...pools.values()];
+      const open = [...pools.values()];
       pools.clear();
-      await Promise.all(all.map((pool) => pool.end().catch(() => {})));
+      issuing.clear();
+      revoking.clear();
+      await Promise.all(open.map((pool) => pool.end().catch(() => {})));
     },
   };
 }

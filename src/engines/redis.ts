@@ -72,9 +72,10 @@ export function createRedisEngine(): DynamicEngine<RedisSpec> {
       await run(connection, `deleting ACL user ${username}`, [['ACL', 'DELUSER', username]]);
     },
 
-    async rotateRoot(connection) {
+    async rotateRoot(connection, restore) {
       const t = target(connection);
-      const password = randomPassword();
+      const password = restore === undefined ? randomPassword() : (target(restore).password ?? '');
+      if (!password) throw new EngineError('the admin connection to restore has no password', true);
       await run(
         connection,
         `rotating the password of ${t.username}`,

@@ -5,9 +5,11 @@
  * cannot express are CEL rules attached with `.meta({ 'x-kubernetes-validations': ... })`,
  * so they travel with the schema they guard.
  */
+
 import { z } from 'zod';
 import { labels, maxLabels, resourceName } from '../contract/common.js';
 import { credentialTypes } from '../contract/credentials.js';
+import { managedPolicyPrefix } from '../contract/policies.js';
 import { parseDuration } from '../lib/duration.js';
 
 export const group = 'vault.ghoststack.io';
@@ -157,7 +159,7 @@ export const credentialAccess = z
 const maxSpecLabels = maxLabels - 1;
 
 /** The Vault policy that carries a VaultCredential's spec.access is named this plus its name. */
-export const credentialPolicyPrefix = 'k8s-vaultcredential-';
+export const credentialPolicyPrefix = managedPolicyPrefix;
 /** The longest VaultCredential name whose policy name Vault accepts (253 characters). */
 export const maxCredentialName = 253 - credentialPolicyPrefix.length;
 

@@ -26,6 +26,8 @@ export interface InitOptions {
   command?: { command: string; args: string[] };
   /** The entry name under mcpServers (default `vault`). */
   serverName?: string;
+  /** A CA file (PEM) the server must trust for an https Vault (`VAULT_CACERT`), passed on. */
+  caCertFile?: string;
 }
 
 export interface InitResult {
@@ -37,6 +39,8 @@ export interface InitResult {
   /** The accessor of the token this one replaced (revoked), if any. */
   replacedAccessor?: string;
   serverName: string;
+  /** How Claude Code will start the server. */
+  command: { command: string; args: string[] };
 }
 
 export const defaultServerCommand = { command: 'npx', args: ['-y', '@ghoststack/vault-mcp'] };
@@ -122,6 +126,7 @@ export async function initProject(options: InitOptions): Promise<InitResult> {
           VAULT_ADDR: options.vault.addr,
           VAULT_TENANT: options.vault.tenant,
           VAULT_TOKEN_FILE: tokenFile,
+          ...(options.caCertFile && { VAULT_CACERT: options.caCertFile }),
         },
       },
     },
@@ -137,6 +142,7 @@ export async function initProject(options: InitOptions): Promise<InitResult> {
     token: info,
     ...(replacedAccessor && { replacedAccessor }),
     serverName,
+    command,
   };
 }
 
@@ -148,6 +154,9 @@ export function describeInit(result: InitResult): string {
       `expiring ${result.token.expiresAt.toISOString()} (accessor ${result.token.accessor}).`,
     `Stored it in ${result.tokenFile} (mode 0600, outside the project; .mcp.json only names the file).`,
   ];
+  lines.push(
+    `Claude Code starts the server with: ${[result.command.command, ...result.command.args].join(' ')}`,
+  );
   if (result.replacedAccessor)
     lines.push(`Revoked the token it replaces (accessor ${result.replacedAccessor}).`);
   if (result.token.policies.length === 0) {

@@ -3,6 +3,7 @@
  * `vault-mcp`: the MCP server's own entry point (the npm package's bin). Parses argv and the
  * environment once, then serves over stdio (default), serves Streamable HTTP, or runs init.
  */
+import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { configDir } from '../lib/config-dir.js';
 import { Vault } from '../sdk/index.js';
@@ -75,6 +76,7 @@ async function main(argv: string[]): Promise<number> {
       ...(values.ttl !== undefined && { ttl: values.ttl }),
       ...(values.policy !== undefined && { policies: values.policy }),
       ...(file !== undefined && { command: { command: file, args } }),
+      ...(env.VAULT_CACERT && { caCertFile: resolve(env.VAULT_CACERT) }),
     });
     process.stdout.write(`${describeInit(result)}\n`);
     return 0;

@@ -29,7 +29,7 @@ import {
   type ReconcilerDeps,
   removeFinalizer,
 } from './lease-reconciler.js';
-import { formatIdentity, serviceAccountIdentity, tenantForNamespace } from './tenancy.js';
+import { formatIdentity, serviceAccountIdentity } from './tenancy.js';
 
 /** Vault label naming the VaultCredential (by uid) that owns a credential. */
 export const ownerLabel = `${group}/owner`;
@@ -164,7 +164,7 @@ export function createCredentialReconciler(deps: ReconcilerDeps & { secret: Secr
   }
 
   async function finalize(obj: VaultCredentialObject) {
-    const tenant = tenantForNamespace(obj.metadata.namespace);
+    const tenant = deps.tenantOf(obj.metadata.namespace);
     const name = obj.metadata.name;
     const existing = await vault.getCredential(tenant, name);
     if (existing && owned(obj) && existing.metadata[ownerLabel] === obj.metadata.uid) {
@@ -192,7 +192,7 @@ export function createCredentialReconciler(deps: ReconcilerDeps & { secret: Secr
     }
     if (!hasFinalizer) obj = { ...obj, metadata: (await addFinalizer(client, type, obj)).metadata };
 
-    const tenant = tenantForNamespace(meta.namespace);
+    const tenant = deps.tenantOf(meta.namespace);
     const name = meta.name;
     const source = obj.spec.source;
     await vault.ensureTenant(tenant);
@@ -249,9 +249,11 @@ export function createCredentialReconciler(deps: ReconcilerDeps & { secret: Secr
         });
         note = ['Created', `created credential "${name}" version 1 from Secret ${source.secretRef.name}`];
       } else if (found.resourceVersion !== secretResourceVersion) {
-        const current = credential.versions.find((v) => v.version === credential?.currentVersion);
-        if (current?.fingerprint !== (await vault.fingerprint(tenant, found.value))) {
-          credential = await vault.putVersion(tenant, name, found.value);
+        // Vault compares the value with the current version's: a Secret change elsewhere
+        // (labels, another key) adds no version.
+        const before = credential.currentVersion;
+        credential = await vault.putVersionIfChanged(tenant, name, found.value);
+        if (credential.currentVersion !== before) {
           note = [
             'NewVersion',
             `imported version ${credential.currentVersion} from Secret ${source.secretRef.name}`,

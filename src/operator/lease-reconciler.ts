@@ -19,7 +19,6 @@ import {
   refusalOf,
   refusedStatus,
 } from './lease-decision.js';
-import { tenantForNamespace } from './tenancy.js';
 import type { LeaseInfo, VaultPort } from './vault-port.js';
 
 export interface ReconcileOutcome {
@@ -30,6 +29,8 @@ export interface ReconcileOutcome {
 export interface ReconcilerDeps {
   client: Pick<KubeClient, 'jsonPatch' | 'mergePatch' | 'get'>;
   vault: VaultPort;
+  /** The tenant of a namespace (namespaceTenant with the controller's cluster name). */
+  tenantOf: (namespace: string) => string;
   events: EventRecorder;
   clock: Clock;
   logger: Logger;
@@ -92,7 +93,7 @@ export function createLeaseReconciler(
 
   return async function reconcile(initial: VaultLeaseObject): Promise<ReconcileOutcome> {
     let obj = initial;
-    const tenant = tenantForNamespace(obj.metadata.namespace);
+    const tenant = deps.tenantOf(obj.metadata.namespace);
     const leaseId = obj.status?.leaseId;
     const observed: { lease: LeaseInfo | undefined } = {
       lease: leaseId ? await vault.getLease(tenant, leaseId) : undefined,

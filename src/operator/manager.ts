@@ -37,6 +37,7 @@ import { createEventRecorder } from './events.js';
 import { createLeaderElector, type LeaderElector } from './leader-election.js';
 import { createLeaseReconciler, type ReconcileOutcome } from './lease-reconciler.js';
 import { createOperatorMetrics, type OperatorMetrics } from './metrics.js';
+import { namespaceTenant } from './tenancy.js';
 import type { VaultPort } from './vault-port.js';
 import { credentialRequestProblems, leaseRequestProblems } from './vault-requests.js';
 import { createWorkQueue, type WorkQueue } from './work-queue.js';
@@ -44,6 +45,11 @@ import { createWorkQueue, type WorkQueue } from './work-queue.js';
 export interface OperatorOptions {
   kubeConfig: KubeConfig;
   vault: VaultPort;
+  /**
+   * The name Vault knows this cluster by: namespaces are then tenants `<cluster>.<namespace>`.
+   * Without it, each namespace is the tenant of the same name (one cluster per Vault).
+   */
+  cluster?: string;
   clock?: Clock;
   logger?: Logger;
   metrics?: OperatorMetrics;
@@ -101,6 +107,7 @@ export function createOperator(options: OperatorOptions): Operator {
   const metrics = options.metrics ?? createOperatorMetrics();
   const identity = options.identity ?? `${hostname()}-${randomBytes(4).toString('hex')}`;
   const workers = options.workers ?? 4;
+  const tenantOf = (namespace: string) => namespaceTenant(options.cluster, namespace);
   const election = {
     enabled: true,
     namespace: 'vault-system',
@@ -139,16 +146,17 @@ export function createOperator(options: OperatorOptions): Operator {
     const leaseId = (obj.status as { leaseId?: string } | undefined)?.leaseId;
     if (leaseId) byLeaseId.set(`${ns}/${leaseId}`, keyOf('VaultLease', ns, obj.metadata.name));
     if (tenantWatches.has(ns)) return;
+    const tenant = tenantOf(ns);
     tenantWatches.set(
       ns,
       options.vault
-        .watchLeases(ns, (event) => {
+        .watchLeases(tenant, (event) => {
           if (event.type !== 'revoked' && event.type !== 'renewed') return;
           const key = byLeaseId.get(`${ns}/${event.leaseId}`);
           if (key) queue?.add(key);
         })
         .catch((err: unknown) => {
-          logger.warn({ tenant: ns, err: String(err) }, 'could not watch the tenant leases');
+          logger.warn({ tenant, err: String(err) }, 'could not watch the tenant leases');
           tenantWatches.delete(ns);
           return undefined;
         }),
@@ -451,7 +459,7 @@ export function createOperator(options: OperatorOptions): Operator {
       clock,
       logger,
     });
-    const deps = { client: kubeClient, vault: options.vault, events, clock, logger };
+    const deps = { client: kubeClient, vault: options.vault, tenantOf, events, clock, logger };
     const reconcilers: Reconcilers = {
       lease: createLeaseReconciler({ ...deps, onExpiredRestart: restartOwner }),
       credential: createCredentialReconciler({ ...deps, secret: secretLookup }),

@@ -1,12 +1,13 @@
 /**
- * How Kubernetes names map to Vault: a namespace is a tenant (same DNS-label rules, so every
- * namespace name is a valid tenant id), and a ServiceAccount is the workload identity
+ * How Kubernetes names map to Vault: a namespace is a tenant (itself, or `<cluster>.<namespace>`
+ * when the controller runs with a cluster name: contract/tenancy.ts), and a ServiceAccount is
+ * the workload identity
  * `system:serviceaccount:<namespace>:<name>`, the username Kubernetes itself gives it (and the
  * one `vault` Kubernetes login maps a projected token to).
  */
 import type { Identity } from '../contract/common.js';
 
-export const tenantForNamespace = (namespace: string): string => namespace;
+export { namespaceTenant } from '../contract/tenancy.js';
 
 export const serviceAccountIdentity = (namespace: string, name: string): Identity => ({
   type: 'workload',

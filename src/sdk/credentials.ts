@@ -58,11 +58,20 @@ export class CredentialsApi {
     });
   }
 
-  /** Stores a new version with the given value; it becomes the current version. */
-  putVersion(name: string, value: string, options: { signal?: AbortSignal } = {}): Promise<Credential> {
+  /**
+   * Stores a new version with the given value; it becomes the current version. With
+   * `ifChanged`, only when the value differs from the current version's (otherwise the
+   * credential comes back unchanged).
+   */
+  putVersion(
+    name: string,
+    value: string,
+    options: { signal?: AbortSignal; ifChanged?: boolean } = {},
+  ): Promise<Credential> {
+    const { ifChanged, ...rest } = options;
     return this.#http.json('post', `/v1/credentials/${seg(name)}/versions`, parseCredential, {
-      body: { value },
-      ...options,
+      body: { value, ...(ifChanged ? { ifChanged } : {}) },
+      ...rest,
     });
   }
 

@@ -186,16 +186,29 @@ export class AuditUnavailableError extends VaultApiError {
   }
 }
 
+/**
+ * Why a {@link VaultConnectionError} happened: `unreachable` (refused, reset, no such host),
+ * `timeout`, `tls` (a certificate was refused or the TLS handshake failed) or `not-vault`
+ * (something answered, but not this product's API: another server at `VAULT_ADDR`).
+ */
+export type ConnectionFailure = 'unreachable' | 'timeout' | 'tls' | 'not-vault';
+
 /** The server could not be reached, or answered something that is not the Vault API. */
 export class VaultConnectionError extends Error {
   /** The address that was called. */
   readonly addr: string;
+  /** Why: unreachable, timeout, tls or not-vault. */
+  readonly reason: ConnectionFailure;
 
-  /** @param message what went wrong @param addr the server address @param cause the underlying error */
-  constructor(message: string, addr: string, cause?: unknown) {
+  /**
+   * @param message what went wrong @param addr the server address @param cause the underlying
+   * error @param reason why (default `unreachable`)
+   */
+  constructor(message: string, addr: string, cause?: unknown, reason: ConnectionFailure = 'unreachable') {
     super(message, cause === undefined ? undefined : { cause });
     this.name = 'VaultConnectionError';
     this.addr = addr;
+    this.reason = reason;
   }
 }
 

@@ -2,6 +2,7 @@
  * The one place the SDK talks HTTP: bearer auth, the tenant header, JSON bodies, query
  * strings, timeouts, and turning error responses into typed errors.
  */
+import { connectionFailure, isVaultErrorBody, looksLikeHashiCorp, notVault } from './connection-failure.js';
 import { errorFromResponse, VaultConnectionError } from './errors.js';
 import { ResponseShapeError } from './parse.js';
 
@@ -25,6 +26,11 @@ export interface RequestOptions {
   headers?: Record<string, string>;
   /** Send no tenant header (whoami describes the token, whichever tenant it addresses). */
   noTenant?: boolean;
+  /**
+   * This request tells whether the server is this product at all (connect's whoami): a 4xx or
+   * 200 answer that is not the Vault API is a `not-vault` VaultConnectionError.
+   */
+  identify?: boolean;
 }
 
 export interface Http {
@@ -32,6 +38,8 @@ export interface Http {
   readonly tenant: string | undefined;
   json<T>(method: string, path: string, decode: (value: unknown) => T, options?: RequestOptions): Promise<T>;
   stream(path: string, options?: RequestOptions): Promise<Response>;
+  /** The same connection addressing another tenant. */
+  withTenant(tenant: string): Http;
 }
 
 /** Encodes one path segment (names may contain ".", ":" and "@"). */
@@ -67,12 +75,7 @@ export function createHttp(config: HttpConfig): Http {
       });
     } catch (err) {
       if (options.signal?.aborted) throw err;
-      const reason = err instanceof Error && err.name === 'TimeoutError' ? 'timed out' : 'failed';
-      throw new VaultConnectionError(
-        `the request to ${base} ${reason}: is the Vault server running there? (set VAULT_ADDR or the addr option)`,
-        base,
-        err,
-      );
+      throw connectionFailure(err, base);
     }
     if (response.ok) return response;
 
@@ -83,6 +86,9 @@ export function createHttp(config: HttpConfig): Http {
     } catch {
       body = undefined;
     }
+    const foreign =
+      !isVaultErrorBody(body) && (options.identify ? response.status < 500 : looksLikeHashiCorp(body));
+    if (foreign) throw await notVault(base, answerOf(response, body), probeHealth);
     const retryAfter = Number(response.headers.get('retry-after'));
     const requestId = response.headers.get('x-request-id');
     throw errorFromResponse(response.status, body, {
@@ -91,20 +97,29 @@ export function createHttp(config: HttpConfig): Http {
     });
   }
 
+  const probeHealth = async () => {
+    const response = await config.fetch(`${base}/v1/sys/health`, { signal: AbortSignal.timeout(3_000) });
+    return response.json();
+  };
+
   return {
     addr: base,
     tenant: config.tenant,
     async json(method, path, decode, options = {}) {
       const response = await send(method, path, options);
       const text = await response.text();
+      let body: unknown;
       try {
-        return decode(text === '' ? {} : JSON.parse(text));
+        body = text === '' ? {} : JSON.parse(text);
+        return decode(body);
       } catch (err) {
         if (err instanceof ResponseShapeError || err instanceof SyntaxError) {
+          if (options.identify) throw await notVault(base, answerOf(response, body ?? text), probeHealth);
           throw new VaultConnectionError(
             `${err.message} (${method.toUpperCase()} ${path}); is ${base} a Vault server of a compatible version?`,
             base,
             err,
+            'not-vault',
           );
         }
         throw err;
@@ -113,5 +128,14 @@ export function createHttp(config: HttpConfig): Http {
     stream(path, options = {}) {
       return send('get', path, { ...options, raw: true });
     },
+    withTenant(tenant) {
+      return createHttp({ ...config, tenant });
+    },
   };
 }
+
+const answerOf = (response: Response, body: unknown) => ({
+  status: response.status,
+  contentType: response.headers.get('content-type'),
+  body,
+});

@@ -17,6 +17,7 @@ export {
   AuditUnavailableError,
   BadRequestError,
   ConflictError,
+  type ConnectionFailure,
   InternalError,
   LeaseExpiredError,
   LeaseRevokedError,

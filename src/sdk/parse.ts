@@ -12,6 +12,7 @@ import type {
   CreatedToken,
   Credential,
   CredentialType,
+  DynamicSpec,
   Identity,
   IdentityRecord,
   IdentityType,
@@ -114,6 +115,17 @@ function optIdentity(o: Json, key: string, path: string): Identity | undefined {
   return o[key] === undefined || o[key] === null ? undefined : parseIdentity(o[key], `${path}.${key}`);
 }
 
+/** A dynamic credential's engine settings (the engine name and what each lease's account may do). */
+function optDynamic(o: Json, key: string, path: string): DynamicSpec | undefined {
+  if (o[key] === undefined || o[key] === null) return undefined;
+  const at = `${path}.${key}`;
+  const d = obj(o[key], at);
+  const engine = str(d, 'engine', at);
+  if (engine === 'postgres') return { engine, creationStatements: strings(d, 'creationStatements', at) };
+  if (engine === 'redis') return { engine, aclRules: strings(d, 'aclRules', at) };
+  throw new ResponseShapeError(`${at}.engine`, 'a known engine (postgres, redis)');
+}
+
 export function parseCredential(value: unknown, path = 'credential'): Credential {
   const o = obj(value, path);
   const leaseDefaults = o.leases === undefined ? undefined : obj(o.leases, `${path}.leases`);
@@ -135,6 +147,7 @@ export function parseCredential(value: unknown, path = 'credential'): Credential
       updatedAt: date(o, 'updatedAt', path),
     },
     {
+      dynamic: optDynamic(o, 'dynamic', path),
       leases:
         leaseDefaults &&
         withOptional(
@@ -171,6 +184,13 @@ export function parseLease(value: unknown, path = 'lease'): Lease {
       labels: labels(o, 'labels', path),
       value: optStr(o, 'value', path),
       grantedTtlSeconds: typeof o.grantedTtlSeconds === 'number' ? o.grantedTtlSeconds : undefined,
+      dynamic:
+        o.dynamic === undefined || o.dynamic === null
+          ? undefined
+          : {
+              engine: str(obj(o.dynamic, `${path}.dynamic`), 'engine', `${path}.dynamic`),
+              username: str(obj(o.dynamic, `${path}.dynamic`), 'username', `${path}.dynamic`),
+            },
     },
   );
 }
@@ -201,8 +221,15 @@ export function parseTokenInfo(value: unknown, path = 'token'): TokenInfo {
       displayName: optStr(o, 'displayName', path),
       createdBy: optIdentity(o, 'createdBy', path),
       system: typeof o.system === 'boolean' ? o.system : undefined,
+      controllerOf: parseControllerOf(o.controllerOf, `${path}.controllerOf`),
     },
   );
+}
+
+function parseControllerOf(value: unknown, path: string): TokenInfo['controllerOf'] {
+  if (value === undefined) return undefined;
+  const o = obj(value, path);
+  return withOptional<NonNullable<TokenInfo['controllerOf']>>({}, { cluster: optStr(o, 'cluster', path) });
 }
 
 export function parseCreatedToken(value: unknown, path = 'token'): CreatedToken {

@@ -276,6 +276,11 @@ export interface TokenInfo {
   createdBy?: Identity;
   /** Whether it is a system token (may address any tenant). */
   system?: boolean;
+  /**
+   * Set on a cluster controller's token: it acts in that cluster's tenants with the controller
+   * role (`cluster` absent: the unnamed cluster).
+   */
+  controllerOf?: { cluster?: string };
 }
 
 /** A newly created token: the secret `token` is shown only once. */
@@ -305,7 +310,9 @@ export type PolicyAction =
   | 'create'
   | 'rotate'
   | 'delete'
-  | 'admin';
+  | 'admin'
+  /** Read the server's Prometheus metrics (process-wide totals and this tenant's series). */
+  | 'metrics';
 
 /** One rule of a policy. */
 export interface PolicyRule {

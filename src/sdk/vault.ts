@@ -17,8 +17,13 @@ export interface ConnectOptions {
   token?: string;
   /** Tenant to address (`VAULT_TENANT`, default the token's own tenant). */
   tenant?: string;
-  /** A fetch implementation (default `globalThis.fetch`). */
+  /** A fetch implementation (default `globalThis.fetch`; with a CA to trust, one on node:https). */
   fetch?: FetchLike;
+  /**
+   * PEM CA certificates to trust for an https address instead of the built-in roots, e.g. a
+   * private CA (Node only). Default: the file `VAULT_CACERT` names. Ignored when `fetch` is given.
+   */
+  caCert?: string;
   /** Per-request timeout in milliseconds (default 30 000; event streams have none). */
   timeoutMs?: number;
 }
@@ -39,6 +44,19 @@ export function resolveConnectOptions(
     token: pick(options.token, 'VAULT_TOKEN'),
     tenant: pick(options.tenant, 'VAULT_TENANT'),
   };
+}
+
+/**
+ * The fetch to use: the caller's, else one trusting `caCert` or the `VAULT_CACERT` file (on
+ * node:https, loaded only then), else the platform's.
+ */
+async function fetchFor(options: ConnectOptions, env = processEnv()): Promise<FetchLike> {
+  if (options.fetch) return options.fetch;
+  const caFile = env.VAULT_CACERT;
+  if (options.caCert === undefined && !caFile) return globalThis.fetch.bind(globalThis);
+  const { createNodeFetch, readCaFile } = await import('./node-fetch.js');
+  const ca = options.caCert ?? (await readCaFile(caFile!));
+  return createNodeFetch({ ca }).fetch;
 }
 
 /**
@@ -103,29 +121,42 @@ export class Vault {
     }
     const http = createHttp({
       ...resolved,
-      fetch: options.fetch ?? globalThis.fetch.bind(globalThis),
+      fetch: await fetchFor(options),
       timeoutMs: options.timeoutMs ?? 30_000,
     });
-    const self = await http.json('get', '/v1/auth/whoami', parseTokenInfo, { noTenant: true });
+    const self = await http.json('get', '/v1/auth/whoami', parseTokenInfo, {
+      noTenant: true,
+      identify: true,
+    });
     return new Vault(http, self);
   }
 
   /**
    * Exchanges a projected Kubernetes ServiceAccount token for a Vault token (no Vault token
-   * needed). Connect with the returned `token` afterwards.
+   * needed). `cluster` names the cluster the token comes from when the server serves several
+   * (its tenant is then `<cluster>.<namespace>`). Connect with the returned `token` afterwards.
    */
-  static loginKubernetes(
-    input: { jwt: string; ttl?: string },
+  static async loginKubernetes(
+    input: { jwt: string; ttl?: string; cluster?: string },
     options: Omit<ConnectOptions, 'token'> = {},
   ): Promise<CreatedToken> {
     const resolved = resolveConnectOptions({ ...options, token: '' });
     const http = createHttp({
       ...resolved,
       token: undefined,
-      fetch: options.fetch ?? globalThis.fetch.bind(globalThis),
+      fetch: await fetchFor(options),
       timeoutMs: options.timeoutMs ?? 30_000,
     });
     return http.json('post', '/v1/auth/kubernetes/login', parseCreatedToken, { body: input });
+  }
+
+  /**
+   * The same token addressing another tenant, without another round trip. Only tokens that
+   * may act there are served: system tokens, and a cluster controller's in its cluster's
+   * tenants (`self.controllerOf`); others get 403.
+   */
+  withTenant(tenant: string): Vault {
+    return new Vault(this.#http.withTenant(tenant), this.self);
   }
 
   /** The calling token as the server sees it now. */

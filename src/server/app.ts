@@ -7,10 +7,11 @@ import type { Clock } from '../lib/clock.js';
 import { systemClock } from '../lib/clock.js';
 import { notFound } from '../lib/errors.js';
 import type { Logger } from '../lib/logger.js';
-import { authenticate } from './context.js';
+import { authenticate, callContext } from './context.js';
 import { errorHandler, toVaultError } from './errors.js';
+import { createBulkGate, createSlots, type SlotLimits } from './fair-share.js';
 import { type KubernetesLoginConfig, kubernetesLogin } from './kubernetes-login.js';
-import { createServerMetrics, type ServerMetrics } from './metrics.js';
+import { createServerMetrics, onlyTenant, type ServerMetrics } from './metrics.js';
 import { openApiDocument } from './openapi.js';
 import { createAuthLimiter } from './rate-limit.js';
 import { apiRoutes } from './routes.js';
@@ -30,6 +31,12 @@ export interface AppConfig {
   kubernetes?: KubernetesLoginConfig;
   /** The web console's built files, served at /ui; absent: no console. */
   uiDir?: string;
+  /** Open lease-event streams: per process, per tenant, per token (see fair-share.ts). */
+  eventStreams: SlotLimits;
+  /** Bulk operations running at once per process and tenant, and waiting per tenant. */
+  bulkOperations: { perProcess: number; perTenant: number; queue: number };
+  /** Series labelled with tenant ids (used when createApp builds the metrics itself). */
+  metricsTenantSeries?: boolean;
 }
 
 export const defaultAppConfig: AppConfig = {
@@ -37,6 +44,8 @@ export const defaultAppConfig: AppConfig = {
   authFailuresPerMinute: 20,
   trustedProxies: [],
   version: '0.1.0',
+  eventStreams: { perProcess: 2048, perTenant: 256, perToken: 16 },
+  bulkOperations: { perProcess: 4, perTenant: 2, queue: 16 },
 };
 
 export interface AppDeps {
@@ -54,8 +63,9 @@ export function createApp(deps: AppDeps): { app: Express; metrics: ServerMetrics
   const metrics =
     deps.metrics ??
     createServerMetrics({
-      leaseStates: () => deps.core.leases.countByState(),
+      leaseCounts: () => deps.core.leases.countLeases(),
       auditTampered: () => deps.core.auditIntegrity.list().map((t) => t.tenant),
+      tenantSeries: config.metricsTenantSeries === true,
     });
   const limiter = createAuthLimiter({
     limit: config.authFailuresPerMinute,
@@ -117,8 +127,16 @@ export function createApp(deps: AppDeps): { app: Express; metrics: ServerMetrics
     if (!key) throw notFound('no audit key for this tenant');
     res.json(key);
   });
-  app.get('/metrics', async (_req, res) => {
-    res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+  // Needs a token: a system token, or one whose policy grants "metrics" (or "admin"); such a
+  // tenant token sees totals and only its own tenant's series. Scrapers without a token use
+  // the separate listener (`--metrics-listen`, metricsApp below).
+  app.get('/metrics', authenticate({ core: deps.core, limiter, metrics }), async (_req, res) => {
+    const ctx = callContext(res);
+    await deps.core.access.check(ctx, 'metrics', 'sys/metrics', undefined, 'metrics.read');
+    const text = await metrics.registry.metrics();
+    res
+      .type(metrics.registry.contentType)
+      .send(ctx.principal.system || !metrics.tenantSeries ? text : onlyTenant(text, ctx.tenant));
   });
   const openapi = openApiDocument(config.version);
   app.get('/v1/openapi.json', (_req, res) => {
@@ -126,6 +144,13 @@ export function createApp(deps: AppDeps): { app: Express; metrics: ServerMetrics
   });
 
   if (config.uiDir) app.use('/ui', uiRouter(config.uiDir));
+
+  // API answers carry values and tokens: no cache, private or shared, may keep one (a browser
+  // calling the API would otherwise keep GET /v1/leases/:id/value in its disk cache).
+  app.use('/v1', (_req, res, next) => {
+    res.setHeader('cache-control', 'no-store');
+    next();
+  });
 
   app.use(
     express.json({
@@ -143,11 +168,52 @@ export function createApp(deps: AppDeps): { app: Express; metrics: ServerMetrics
   app.use(
     '/v1',
     authenticate({ core: deps.core, limiter, metrics }),
-    apiRoutes({ core: deps.core, keyring: deps.keyring, metrics }),
+    apiRoutes({
+      core: deps.core,
+      keyring: deps.keyring,
+      metrics,
+      streams: createSlots(
+        'open event streams',
+        config.eventStreams,
+        {
+          process: '--max-event-streams',
+          tenant: '--max-event-streams-per-tenant',
+          token: '--max-event-streams-per-token',
+        },
+        (scope) => metrics.refused.inc({ kind: 'event_streams', scope }),
+      ),
+      bulk: createBulkGate(config.bulkOperations, () =>
+        metrics.refused.inc({ kind: 'bulk', scope: 'tenant' }),
+      ),
+    }),
   );
   app.use((req, _res) => {
     throw notFound(`no route ${req.method} ${req.path}; see /v1/openapi.json`);
   });
   app.use(errorHandler);
   return { app, metrics };
+}
+
+/**
+ * The separate metrics listener (`--metrics-listen`): `/metrics` without a token, for a scraper
+ * that only the network lets in (the chart's NetworkPolicy), plus `/healthz`. Nothing else.
+ */
+export function metricsApp(metrics: ServerMetrics): Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.get('/metrics', async (_req, res) => {
+    res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+  });
+  app.get('/healthz', (_req, res) => {
+    res.json({ status: 'ok' });
+  });
+  app.use((req, res) => {
+    res.status(404).json({
+      error: {
+        code: 'not_found',
+        message: `the metrics listener serves only /metrics and /healthz, not ${req.path}`,
+      },
+    });
+  });
+  return app;
 }

@@ -68,7 +68,61 @@ export const serverConfigSchema = z
     kubernetesAuth: z.boolean().default(false),
     kubernetesAudience: z.string().default('vault'),
     kubeconfig: z.string().optional(),
+    /**
+     * Named clusters whose ServiceAccounts may log in (`NAME` or `NAME=KUBECONFIG`; no
+     * kubeconfig: in-cluster): their namespaces are tenants `<NAME>.<namespace>`.
+     */
+    kubernetesClusters: z
+      .array(
+        z
+          .string()
+          .regex(
+            /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(=.*)?$/,
+            'each --kubernetes-cluster is NAME or NAME=KUBECONFIG, NAME a DNS label like "prod-eu"',
+          )
+          .transform((entry) => {
+            const eq = entry.indexOf('=');
+            return eq < 0
+              ? { name: entry }
+              : {
+                  name: entry.slice(0, eq),
+                  ...(eq < entry.length - 1 ? { kubeconfig: entry.slice(eq + 1) } : {}),
+                };
+          }),
+      )
+      .default([]),
+    /**
+     * Each cluster's controller ServiceAccount (`[CLUSTER=]NAMESPACE:NAME`; no CLUSTER: the
+     * unnamed cluster of --kubernetes-auth): its login gets the controller role.
+     */
+    kubernetesControllers: z
+      .array(
+        z
+          .string()
+          .regex(
+            /^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?=)?[a-z0-9]([-a-z0-9]*[a-z0-9])?:[a-z0-9]([-.a-z0-9]*[a-z0-9])?$/,
+            'each --kubernetes-controller is [CLUSTER=]NAMESPACE:SERVICEACCOUNT, like prod-eu=vault-system:vault-controller',
+          )
+          .transform((entry) => {
+            const eq = entry.indexOf('=');
+            return eq < 0
+              ? { serviceAccount: entry }
+              : { cluster: entry.slice(0, eq), serviceAccount: entry.slice(eq + 1) };
+          }),
+      )
+      .default([]),
     autoCreateTenants: z.boolean().default(false),
+    /** Open lease-event streams per process, per tenant and per token (fair sharing). */
+    maxEventStreams: z.coerce.number().int().min(1).max(1_000_000).default(2048),
+    maxEventStreamsPerTenant: z.coerce.number().int().min(1).max(1_000_000).default(256),
+    maxEventStreamsPerToken: z.coerce.number().int().min(1).max(1_000_000).default(16),
+    /** Bulk operations (bulk revoke, credential delete, audit verify, ...) running at once. */
+    maxBulkOperations: z.coerce.number().int().min(1).max(1024).default(4),
+    maxBulkOperationsPerTenant: z.coerce.number().int().min(1).max(1024).default(2),
+    /** A second listener serving only /metrics (no token) and /healthz. */
+    metricsListen: listen.optional(),
+    /** Series labelled with tenant ids (leases per tenant, tampered tenants by name). */
+    metricsTenantSeries: z.boolean().default(false),
     /** Serve the web console at /ui. */
     ui: z.boolean().default(true),
     /** Where the built console is; default dist/ui of this installation. */
@@ -96,6 +150,22 @@ export const serverConfigSchema = z
     }
     if (config.rootKeyFile && config.rootKey)
       problem('rootKey', 'give the root key once: --root-key-file or VAULT_ROOT_KEY');
+    if (config.maxEventStreamsPerTenant > config.maxEventStreams)
+      problem('maxEventStreamsPerTenant', '--max-event-streams-per-tenant cannot exceed --max-event-streams');
+    if (config.maxEventStreamsPerToken > config.maxEventStreamsPerTenant) {
+      problem(
+        'maxEventStreamsPerToken',
+        '--max-event-streams-per-token cannot exceed --max-event-streams-per-tenant',
+      );
+    }
+    if (config.maxBulkOperationsPerTenant > config.maxBulkOperations) {
+      problem(
+        'maxBulkOperationsPerTenant',
+        '--max-bulk-operations-per-tenant cannot exceed --max-bulk-operations',
+      );
+    }
+    if (config.metricsListen && config.metricsListen === config.listen && !config.listen.endsWith(':0'))
+      problem('metricsListen', '--metrics-listen must differ from --listen');
     const ttl = parseDuration(config.maxLeaseTtl);
     if ('error' in ttl) problem('maxLeaseTtl', `--max-lease-ttl must be ${durationHelp}`);
     if ('error' in parseDuration(config.auditCheckpointInterval)) {
@@ -117,6 +187,27 @@ export const serverConfigSchema = z
     }
     if ('error' in parseDuration(config.dynamicIssueGrace)) {
       problem('dynamicIssueGrace', `--dynamic-issue-grace must be ${durationHelp}`);
+    }
+    const clusterNames = config.kubernetesClusters.map((c) => c.name);
+    if (new Set(clusterNames).size !== clusterNames.length)
+      problem('kubernetesClusters', 'each --kubernetes-cluster name is given once');
+    const controlled = new Set<string>();
+    for (const controller of config.kubernetesControllers) {
+      const name = controller.cluster ?? '';
+      if (controlled.has(name)) problem('kubernetesControllers', `cluster "${name}" has two controllers`);
+      controlled.add(name);
+      if (controller.cluster !== undefined && !clusterNames.includes(controller.cluster)) {
+        problem(
+          'kubernetesControllers',
+          `--kubernetes-controller names cluster "${controller.cluster}", which no --kubernetes-cluster serves`,
+        );
+      }
+      if (controller.cluster === undefined && !config.kubernetesAuth) {
+        problem(
+          'kubernetesControllers',
+          `--kubernetes-controller ${controller.serviceAccount} is for the unnamed cluster: it needs --kubernetes-auth (or write CLUSTER=${controller.serviceAccount})`,
+        );
+      }
     }
     const host = config.listen.slice(0, config.listen.lastIndexOf(':'));
     const loopback = ['127.0.0.1', 'localhost', '[::1]'].includes(host);

@@ -1,6 +1,7 @@
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import type { z } from 'zod';
 import { tenantId } from '../contract/common.js';
+import { controllerActsIn, controllerLabel, isController } from '../core/controller-role.js';
 import type { CallContext, VaultCore } from '../core/index.js';
 import { permissionDenied, unauthenticated, VaultError } from '../lib/errors.js';
 import type { Logger } from '../lib/logger.js';
@@ -42,12 +43,18 @@ export function authenticate(deps: {
       const requested = req.get('x-vault-tenant');
       let tenant = principal.tenant;
       if (requested !== undefined && requested !== principal.tenant) {
-        if (!principal.system) {
+        if (!principal.system && !isController(principal)) {
           throw permissionDenied(`this token belongs to tenant "${principal.tenant}", not "${requested}"`);
         }
         const parsed = tenantId.safeParse(requested);
         if (!parsed.success)
           throw new VaultError('bad_request', `X-Vault-Tenant: ${parsed.error.issues[0]?.message}`);
+        if (!principal.system && !controllerActsIn(principal, parsed.data)) {
+          const cluster = principal.controllerOf?.cluster;
+          throw permissionDenied(
+            `${controllerLabel(principal)} acts only in its cluster's tenants (${cluster ? `"${cluster}.<namespace>"` : 'tenants without a cluster prefix'}), not in "${parsed.data}"`,
+          );
+        }
         tenant = parsed.data;
       }
       const ctx: CallContext = { principal, tenant, requestId: res.locals.requestId, source };

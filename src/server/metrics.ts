@@ -1,34 +1,86 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 
-/** Prometheus metrics of the API process. Labels carry routes and codes, never values. */
+export type LeaseStates = Record<'active' | 'expired' | 'revoked', number>;
+
+export interface LeaseCounts {
+  total: LeaseStates;
+  byTenant: Map<string, LeaseStates>;
+}
+
+/**
+ * Prometheus metrics of the API process. Labels carry routes and codes, never values. Series
+ * that name a tenant exist only with `tenantSeries` (`--metrics-tenant-series`): by default a
+ * scrape says nothing about which tenants exist or what they do.
+ */
 export function createServerMetrics(
-  options: { leaseStates?: () => Promise<Record<string, number>>; auditTampered?: () => string[] } = {},
+  options: {
+    leaseCounts?: () => Promise<LeaseCounts>;
+    auditTampered?: () => string[];
+    tenantSeries?: boolean;
+  } = {},
 ) {
   const registry = new Registry();
+  const tenantSeries = options.tenantSeries === true;
   new Gauge({
-    name: 'vault_audit_tampered',
-    help: 'Tenants whose audit chain failed an integrity check (1 each): their writes are stopped',
-    labelNames: ['tenant'] as const,
+    name: 'vault_audit_tampered_tenants',
+    help: 'Tenants whose audit chain failed an integrity check: their writes are stopped (see /readyz)',
     registers: [registry],
     collect() {
-      this.reset();
-      for (const tenant of options.auditTampered?.() ?? []) this.set({ tenant }, 1);
+      this.set(options.auditTampered?.().length ?? 0);
     },
   });
-  // Counted from the store when scraped, at most every 10 s (a scan of every tenant's leases).
-  let cached: { at: number; counts: Record<string, number> } | undefined;
+  if (tenantSeries) {
+    new Gauge({
+      name: 'vault_audit_tampered',
+      help: 'Tenants whose audit chain failed an integrity check (1 each): their writes are stopped',
+      labelNames: ['tenant'] as const,
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const tenant of options.auditTampered?.() ?? []) this.set({ tenant }, 1);
+      },
+    });
+  }
+  // Counted from the store's lease indexes when scraped, at most every 10 s (three counts per
+  // tenant, never a read of lease records).
+  let cached: { at: number; counts: Promise<LeaseCounts> } | undefined;
+  const leaseCounts = () => {
+    if (!options.leaseCounts) return undefined;
+    if (!cached || Date.now() - cached.at > 10_000) {
+      const counts = options.leaseCounts();
+      cached = { at: Date.now(), counts };
+      counts.catch(() => {
+        cached = undefined;
+      });
+    }
+    return cached.counts;
+  };
   new Gauge({
     name: 'vault_leases',
     help: 'Leases by effective state (active, expired, revoked), all tenants',
     labelNames: ['state'] as const,
     registers: [registry],
     async collect() {
-      if (!options.leaseStates) return;
-      if (!cached || Date.now() - cached.at > 10_000)
-        cached = { at: Date.now(), counts: await options.leaseStates() };
-      for (const [state, count] of Object.entries(cached.counts)) this.set({ state }, count);
+      const counts = await leaseCounts();
+      if (!counts) return;
+      for (const [state, count] of Object.entries(counts.total)) this.set({ state }, count);
     },
   });
+  if (tenantSeries) {
+    new Gauge({
+      name: 'vault_tenant_leases',
+      help: 'Leases by tenant and effective state (with --metrics-tenant-series)',
+      labelNames: ['tenant', 'state'] as const,
+      registers: [registry],
+      async collect() {
+        const counts = await leaseCounts();
+        if (!counts) return;
+        this.reset();
+        for (const [tenant, states] of counts.byTenant)
+          for (const [state, count] of Object.entries(states)) this.set({ tenant, state }, count);
+      },
+    });
+  }
   collectDefaultMetrics({ register: registry });
   const requests = new Counter({
     name: 'vault_http_requests_total',
@@ -61,7 +113,44 @@ export function createServerMetrics(
     labelNames: ['engine', 'outcome'] as const,
     registers: [registry],
   });
-  return { registry, requests, duration, leases, authFailures, dynamicRevocations };
+  const refused = new Counter({
+    name: 'vault_fair_share_refusals_total',
+    help: 'Requests refused by a fair-sharing limit, by what was limited (event_streams, bulk) and scope (process, tenant, token)',
+    labelNames: ['kind', 'scope'] as const,
+    registers: [registry],
+  });
+  const eventStreams = new Gauge({
+    name: 'vault_event_streams_open',
+    help: 'Lease-event streams this process serves now',
+    registers: [registry],
+  });
+  return {
+    registry,
+    requests,
+    duration,
+    leases,
+    authFailures,
+    dynamicRevocations,
+    refused,
+    eventStreams,
+    tenantSeries,
+  };
+}
+
+/**
+ * The exposition text without the samples of other tenants than `tenant`: what a tenant's own
+ * metrics reader may see when tenant series are on. Tenant ids are [a-z0-9-], so a plain
+ * match of the label is exact.
+ */
+export function onlyTenant(text: string, tenant: string): string {
+  return text
+    .split('\n')
+    .filter((line) => {
+      if (line.startsWith('#')) return true;
+      const match = /[{,]tenant="([^"]*)"/.exec(line);
+      return !match || match[1] === tenant;
+    })
+    .join('\n');
 }
 
 export type ServerMetrics = ReturnType<typeof createServerMetrics>;

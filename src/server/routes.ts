@@ -6,14 +6,13 @@ import { identityName, identityType, resourceName } from '../contract/common.js'
 import * as credentials from '../contract/credentials.js';
 import * as leases from '../contract/leases.js';
 import * as policies from '../contract/policies.js';
-import type { VaultCore } from '../core/index.js';
+import type { CallContext, VaultCore } from '../core/index.js';
 import type { Keyring } from '../crypto/keyring.js';
 import { badRequest, notFound, permissionDenied, VaultError } from '../lib/errors.js';
 import { callContext, parse } from './context.js';
+import type { BulkGate, Slots } from './fair-share.js';
 import type { ServerMetrics } from './metrics.js';
 
-/** Server-sent event streams one API process serves at once. */
-const MAX_EVENT_STREAMS = 2048;
 const EVENT_HEARTBEAT_MS = 15_000;
 
 const nameParam = z.object({ name: resourceName });
@@ -26,9 +25,18 @@ const accessorParam = z.object({
 const identityParams = z.object({ type: identityType, name: identityName });
 
 /** Routers of the authenticated v1 API, one per group. */
-export function apiRoutes(deps: { core: VaultCore; keyring: Keyring; metrics: ServerMetrics }) {
-  const { core, metrics } = deps;
+export function apiRoutes(deps: {
+  core: VaultCore;
+  keyring: Keyring;
+  metrics: ServerMetrics;
+  /** Open lease-event streams, limited per process, tenant and token. */
+  streams: Slots;
+  /** Expensive operations, a few at a time per process and tenant. */
+  bulk: BulkGate;
+}) {
+  const { core, metrics, streams, bulk } = deps;
   const router = Router();
+  const inLine = <T>(ctx: CallContext, work: () => Promise<T>) => bulk.run(ctx.tenant, work);
 
   // auth
   router.get('/auth/whoami', async (_req, res) => {
@@ -83,7 +91,7 @@ export function apiRoutes(deps: { core: VaultCore; keyring: Keyring; metrics: Se
   router.post('/sys/keys/rotate', async (_req, res) => {
     const ctx = callContext(res);
     await core.access.check(ctx, 'admin', `tenant/${ctx.tenant}`, undefined, 'key.rotate-tenant');
-    const result = await deps.keyring.rotateTenantKey(ctx.tenant);
+    const result = await inLine(ctx, () => deps.keyring.rotateTenantKey(ctx.tenant));
     await core.committer.record(ctx, {
       action: 'key.rotate-tenant',
       resource: `tenant/${ctx.tenant}`,
@@ -161,9 +169,10 @@ export function apiRoutes(deps: { core: VaultCore; keyring: Keyring; metrics: Se
   router.post('/credentials/:name/rotate', async (req, res) => {
     const { name } = parse(nameParam, req.params, 'path');
     const body = parse(credentials.rotateRequest, req.body ?? {}, 'body');
-    res.json(
-      await core.credentials.addVersion(
-        callContext(res),
+    const ctx = callContext(res);
+    const rotate = () =>
+      core.credentials.addVersion(
+        ctx,
         name,
         {
           ...(body.value !== undefined ? { value: body.value } : {}),
@@ -171,12 +180,14 @@ export function apiRoutes(deps: { core: VaultCore; keyring: Keyring; metrics: Se
           revokeOldLeases: body.revokeOldLeases,
         },
         'credential.rotate',
-      ),
-    );
+      );
+    // Revoking the old version's leases walks all of them: in line with other bulk work.
+    res.json(await (body.revokeOldLeases ? inLine(ctx, rotate) : rotate()));
   });
   router.delete('/credentials/:name', async (req, res) => {
     const { name } = parse(nameParam, req.params, 'path');
-    res.json(await core.credentials.delete(callContext(res), name));
+    const ctx = callContext(res);
+    res.json(await inLine(ctx, () => core.credentials.delete(ctx, name)));
   });
 
   // leases
@@ -199,39 +210,54 @@ export function apiRoutes(deps: { core: VaultCore; keyring: Keyring; metrics: Se
   router.get('/leases', async (req, res) => {
     res.json(await core.leases.list(callContext(res), parse(leases.listLeasesQuery, req.query, 'query')));
   });
-  let openStreams = 0;
   router.get('/leases/events', async (req, res) => {
     const ctx = callContext(res);
-    if (openStreams >= MAX_EVENT_STREAMS) {
-      throw new VaultError('rate_limited', 'too many open event streams on this server; retry later', {
-        retryAfterSeconds: 5,
-      });
-    }
-    openStreams += 1;
+    const { principal } = ctx;
+    const admin = principal.system || (await core.access.isAdmin(ctx));
+    const slot = streams.acquire({
+      tenant: ctx.tenant,
+      token: principal.accessor ?? `${principal.identity.type}:${principal.identity.name}`,
+      admin,
+    });
+    metrics.eventStreams.inc();
     let closed = false;
     let watcher: { close(): Promise<void> } | undefined;
     let heartbeat: NodeJS.Timeout | undefined;
     const close = () => {
       if (closed) return;
       closed = true;
-      openStreams -= 1;
+      slot.release();
+      metrics.eventStreams.dec();
       clearInterval(heartbeat);
       void watcher?.close();
       if (res.headersSent) res.end();
     };
-    // Registered before any await, so a client gone early leaks nothing.
+    // Registered right after the slot is taken (no await between), so a client gone early
+    // leaks nothing; one gone while we looked up its rights gives its slot back at once.
     res.on('close', close);
+    if (req.destroyed || res.closed) return close();
+    const token = /^Bearer\s+(\S+)$/i.exec(req.get('authorization') ?? '')?.[1];
     try {
       watcher = await core.leases.watch(
         ctx,
         (event) => {
           if (!closed) res.write(`event: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`);
         },
-        () => {
-          // The store could not keep following changes: end, and let the client reconnect.
-          if (!closed)
-            res.write('event: end\ndata: {"reason":"the event stream was interrupted; reconnect"}\n\n');
+        (err) => {
+          // The token no longer holds, or the store could not keep following changes: end.
+          const reason =
+            err instanceof VaultError && err.code === 'unauthenticated'
+              ? 'the token expired or was revoked'
+              : 'the event stream was interrupted; reconnect';
+          if (!closed) res.write(`event: end\ndata: ${JSON.stringify({ reason })}\n\n`);
           close();
+        },
+        // Each event of someone else's lease is shown only if the token, as it is now, may.
+        {
+          refresh: async () =>
+            token
+              ? { ...ctx, principal: await core.tokens.authenticate(token) }
+              : Promise.reject(new Error('no token')),
         },
       );
     } catch (err) {
@@ -246,7 +272,6 @@ export function apiRoutes(deps: { core: VaultCore; keyring: Keyring; metrics: Se
       connection: 'keep-alive',
     });
     res.write(': connected\n\n');
-    const token = /^Bearer\s+(\S+)$/i.exec(req.get('authorization') ?? '')?.[1];
     // The stream lives only as long as its token: checked again at every heartbeat.
     heartbeat = setInterval(() => {
       const check = token ? core.tokens.authenticate(token) : Promise.reject(new Error('no token'));
@@ -260,10 +285,9 @@ export function apiRoutes(deps: { core: VaultCore; keyring: Keyring; metrics: Se
     }, EVENT_HEARTBEAT_MS);
   });
   router.post('/leases/revoke', async (req, res) => {
-    const result = await core.leases.bulkRevoke(
-      callContext(res),
-      parse(leases.bulkRevokeRequest, req.body, 'body'),
-    );
+    const ctx = callContext(res);
+    const selector = parse(leases.bulkRevokeRequest, req.body, 'body');
+    const result = await inLine(ctx, () => core.leases.bulkRevoke(ctx, selector));
     metrics.leases.inc({ event: 'revoked' }, result.revoked);
     res.json(result);
   });
@@ -304,12 +328,15 @@ export function apiRoutes(deps: { core: VaultCore; keyring: Keyring; metrics: Se
       records: await core.audit.query(callContext(res), parse(audit.auditQuery, req.query, 'query')),
     });
   });
+  // Verification and value look-up read the whole chain: in line with other bulk work.
   router.get('/audit/verify', async (_req, res) => {
-    res.json(await core.audit.verify(callContext(res)));
+    const ctx = callContext(res);
+    res.json(await inLine(ctx, () => core.audit.verify(ctx)));
   });
   router.post('/audit/verify', async (req, res) => {
     const { since } = parse(audit.auditVerifyRequest, req.body ?? {}, 'body');
-    res.json(await core.audit.verify(callContext(res), since));
+    const ctx = callContext(res);
+    res.json(await inLine(ctx, () => core.audit.verify(ctx, since)));
   });
   router.post('/audit/checkpoints', async (_req, res) => {
     res.status(201).json({ checkpoint: (await core.audit.createCheckpoint(callContext(res))) ?? null });
@@ -321,7 +348,8 @@ export function apiRoutes(deps: { core: VaultCore; keyring: Keyring; metrics: Se
   });
   router.post('/audit/lookup', async (req, res) => {
     const { value } = parse(audit.valueLookupRequest, req.body, 'body');
-    res.json(await core.audit.lookupValue(callContext(res), value));
+    const ctx = callContext(res);
+    res.json(await inLine(ctx, () => core.audit.lookupValue(ctx, value)));
   });
 
   return router;

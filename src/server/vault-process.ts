@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { createServer as createHttpServer, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import type { Express } from 'express';
 import { type AuditFollower, createAuditFollower } from '../core/audit-follower.js';
 import { storeCursorStore } from '../core/audit-stream-claim.js';
 import { type AuditSink, createVaultCore, nullAuditSink, type VaultCore } from '../core/index.js';
@@ -14,7 +15,7 @@ import { durationMs } from '../lib/duration.js';
 import type { Logger } from '../lib/logger.js';
 import { openStore } from '../store/index.js';
 import type { Store } from '../store/store.js';
-import { createApp } from './app.js';
+import { createApp, metricsApp } from './app.js';
 import {
   fileCursorStore,
   fileStreamOutput,
@@ -22,7 +23,8 @@ import {
   writableStreamOutput,
 } from './audit-stream.js';
 import { auditStreamName, type ServerConfig } from './config.js';
-import { createServerMetrics, type ServerMetrics } from './metrics.js';
+import type { KubernetesCluster, KubernetesLoginConfig } from './kubernetes-login.js';
+import { createServerMetrics, type LeaseCounts, type ServerMetrics } from './metrics.js';
 import { kubernetesTokenReviewer } from './token-review.js';
 import { defaultUiDir } from './ui.js';
 
@@ -30,6 +32,8 @@ const PURGE_INTERVAL_MS = 10 * 60_000;
 
 export interface VaultProcess {
   url: string;
+  /** The `--metrics-listen` listener's base URL, when there is one. */
+  metricsUrl?: string;
   store: Store;
   keyring: Keyring;
   core: VaultCore;
@@ -121,14 +125,17 @@ export async function startVault(config: ServerConfig, logger: Logger): Promise<
       ? (config.auditCursor ?? (toFile ? `${config.auditLog}.cursor` : undefined))
       : undefined;
   let stream: AuditFollower | undefined;
-  let leaseStates: (() => Promise<Record<string, number>>) | undefined;
+  let leaseCounts: (() => Promise<LeaseCounts>) | undefined;
   let auditTampered: (() => string[]) | undefined;
   // The follower is built before the core it follows; it checks links once both exist.
   let auditKeys: VaultCore['auditKeys'] | undefined;
   let integrity: VaultCore['auditIntegrity'] | undefined;
   const metrics = createServerMetrics({
-    leaseStates: () => leaseStates?.() ?? Promise.resolve({}),
+    leaseCounts: () =>
+      leaseCounts?.() ??
+      Promise.resolve({ total: { active: 0, expired: 0, revoked: 0 }, byTenant: new Map() }),
     auditTampered: () => auditTampered?.() ?? [],
+    tenantSeries: config.metricsTenantSeries,
   });
   const { store, keyring, core } = await openVault(
     config,
@@ -165,7 +172,7 @@ export async function startVault(config: ServerConfig, logger: Logger): Promise<
     },
     metrics,
   );
-  leaseStates = () => core.leases.countByState();
+  leaseCounts = () => core.leases.countLeases();
   auditTampered = () => core.auditIntegrity.list().map((t) => t.tenant);
   auditKeys = core.auditKeys;
   integrity = core.auditIntegrity;
@@ -175,15 +182,8 @@ export async function startVault(config: ServerConfig, logger: Logger): Promise<
     durationMs(config.auditCheckpointInterval),
   );
   checkpointTimer.unref();
-  const kubernetes = config.kubernetesAuth
-    ? {
-        reviewer: await kubernetesTokenReviewer(
-          config.kubeconfig ? { kubeconfigPath: config.kubeconfig } : {},
-        ),
-        audience: config.kubernetesAudience,
-        maxTokenTtlMs: 3_600_000,
-      }
-    : undefined;
+  const kubernetes = await kubernetesLoginConfig(config);
+  const servers: Server[] = [];
   const { app } = createApp({
     core,
     keyring,
@@ -195,27 +195,32 @@ export async function startVault(config: ServerConfig, logger: Logger): Promise<
       trustedProxies: config.trustedProxies,
       ...(kubernetes ? { kubernetes } : {}),
       ...(config.ui ? { uiDir: config.uiDir ?? defaultUiDir } : {}),
+      eventStreams: {
+        perProcess: config.maxEventStreams,
+        perTenant: config.maxEventStreamsPerTenant,
+        perToken: config.maxEventStreamsPerToken,
+      },
+      bulkOperations: {
+        perProcess: config.maxBulkOperations,
+        perTenant: config.maxBulkOperationsPerTenant,
+        queue: 16,
+      },
     },
   });
-  const server: Server = config.tlsCertFile
-    ? createHttpsServer(
-        { cert: await readFile(config.tlsCertFile), key: await readFile(config.tlsKeyFile!) },
-        app,
-      )
-    : createHttpServer(app);
-  server.headersTimeout = 30_000;
-  server.requestTimeout = 60_000;
-  const separator = config.listen.lastIndexOf(':');
-  const host = config.listen.slice(0, separator).replace(/^\[|\]$/g, '');
-  const port = Number(config.listen.slice(separator + 1));
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => resolve());
+  const tls = config.tlsCertFile
+    ? { cert: await readFile(config.tlsCertFile), key: await readFile(config.tlsKeyFile!) }
+    : undefined;
+  const url = await listen(app, config.listen, tls, (server) => {
+    servers.push(server);
+    server.headersTimeout = 30_000;
+    // Bulk revocation of a credential's 100,000 leases answers after tens of seconds.
+    server.requestTimeout = 300_000;
   });
-  const address = server.address() as AddressInfo;
-  const shownHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-  const url = `${config.tlsCertFile ? 'https' : 'http'}://${shownHost}:${address.port}`;
   logger.info({ url, store: config.store }, 'vault listening');
+  const metricsUrl = config.metricsListen
+    ? await listen(metricsApp(metrics), config.metricsListen, tls, (server) => servers.push(server))
+    : undefined;
+  if (metricsUrl) logger.info({ url: `${metricsUrl}/metrics` }, 'metrics listening (no token)');
   // Lease records past their retention are deleted in the background (any replica may).
   const purge = () =>
     core.purger.purgeAll().then(
@@ -229,6 +234,7 @@ export async function startVault(config: ServerConfig, logger: Logger): Promise<
   void core.dynamic.start();
   return {
     url,
+    ...(metricsUrl ? { metricsUrl } : {}),
     store,
     keyring,
     core,
@@ -237,12 +243,68 @@ export async function startVault(config: ServerConfig, logger: Logger): Promise<
       clearInterval(checkpointTimer);
       await core.dynamic.stop();
       await core.dynamic.closeEngines();
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await Promise.all(
+        servers.map((server) => {
+          server.closeAllConnections();
+          return new Promise<void>((resolve) => server.close(() => resolve()));
+        }),
+      );
       // A last checkpoint of what this process wrote, then the stream catches up to it.
       await core.audit.checkpointDue();
       await stream?.close();
       await store.close();
     },
   };
+}
+
+/** Kubernetes login: the unnamed cluster (--kubernetes-auth) and every named one, with their controllers. */
+async function kubernetesLoginConfig(config: ServerConfig): Promise<KubernetesLoginConfig | undefined> {
+  if (!config.kubernetesAuth && config.kubernetesClusters.length === 0) return undefined;
+  const controllerOf = (cluster: string | undefined) =>
+    config.kubernetesControllers.find((c) => c.cluster === cluster)?.serviceAccount;
+  const clusters: Record<string, KubernetesCluster> = {};
+  for (const cluster of config.kubernetesClusters) {
+    const controller = controllerOf(cluster.name);
+    clusters[cluster.name] = {
+      reviewer: await kubernetesTokenReviewer(
+        cluster.kubeconfig ? { kubeconfigPath: cluster.kubeconfig } : {},
+      ),
+      ...(controller ? { controller } : {}),
+    };
+  }
+  const controller = controllerOf(undefined);
+  return {
+    ...(config.kubernetesAuth
+      ? {
+          reviewer: await kubernetesTokenReviewer(
+            config.kubeconfig ? { kubeconfigPath: config.kubeconfig } : {},
+          ),
+          ...(controller ? { controller } : {}),
+        }
+      : {}),
+    clusters,
+    audience: config.kubernetesAudience,
+    maxTokenTtlMs: 3_600_000,
+  };
+}
+
+/** Listens on HOST:PORT (HTTPS when `tls` is given) and resolves with the base URL. */
+async function listen(
+  app: Express,
+  address: string,
+  tls: { cert: Buffer; key: Buffer } | undefined,
+  configure: (server: Server) => void,
+): Promise<string> {
+  const server: Server = tls ? createHttpsServer(tls, app) : createHttpServer(app);
+  configure(server);
+  const separator = address.lastIndexOf(':');
+  const host = address.slice(0, separator).replace(/^\[|\]$/g, '');
+  const port = Number(address.slice(separator + 1));
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve());
+  });
+  const bound = server.address() as AddressInfo;
+  const shownHost = bound.family === 'IPv6' ? `[${bound.address}]` : bound.address;
+  return `${tls ? 'https' : 'http'}://${shownHost}:${bound.port}`;
 }

@@ -186,6 +186,17 @@ export async function openEmbeddedStore(options: EmbeddedStoreOptions): Promise<
       });
     },
 
+    async getMany(keys) {
+      assertOpen();
+      for (const key of keys) assertKey(key);
+      return guard(() =>
+        keys.map((key) => {
+          const row = statements.getKv.get(utf8(key));
+          return row ? toKeyValue(row) : undefined;
+        }),
+      );
+    },
+
     async range(prefix: string, rangeOptions: RangeOptions = {}): Promise<RangeResult> {
       assertOpen();
       return guard(() => {

@@ -2,8 +2,9 @@
  * The etcd store: the Store interface on a real etcd v3 cluster through the `etcd3` client.
  * Every call is one gRPC round trip with a short deadline, so a dead etcd fails fast with
  * StoreUnavailableError instead of hanging; the client reconnects by itself when etcd returns.
- * Nothing here retries a transaction: a retried write whose first attempt did land would turn
- * into a false conflict, so the caller decides.
+ * Nothing here retries a transaction that may have reached etcd: a retried write whose first
+ * attempt did land would turn into a false conflict, so the caller decides. With several
+ * endpoints, a member that cannot be connected to is skipped (etcd-hosts.ts).
  */
 import { readFileSync } from 'node:fs';
 import { Etcd3, type IOptions, type IRequestOp } from 'etcd3';
@@ -11,6 +12,7 @@ import { badRequest } from '../lib/errors.js';
 import { type Logger, silentLogger } from '../lib/logger.js';
 import { StoreClosedError } from './errors.js';
 import { describeEndpoints, toStoreError } from './etcd-errors.js';
+import { createHostGuard } from './etcd-hosts.js';
 import { createEtcdWatch } from './etcd-watch.js';
 import { prefixEnd, rangeStart, utf8 } from './keys.js';
 import type { KeyValue, Op, RangeResult, Store, TxnResult, Watcher } from './store.js';
@@ -39,14 +41,6 @@ export interface EtcdStoreOptions {
 }
 
 const defaultTimeoutMs = 3_000;
-
-/** Runs a call once, as is: no retries and no circuit breaker (see the file comment). */
-const passthroughPolicy = {
-  execute: <T>(fn: (context: { signal: AbortSignal }) => PromiseLike<T> | T) =>
-    Promise.resolve().then(() => fn({ signal: new AbortController().signal })),
-  onSuccess: () => ({ dispose() {} }),
-  onFailure: () => ({ dispose() {} }),
-} as unknown as NonNullable<NonNullable<IOptions['faultHandling']>['global']>;
 
 /** PEM text is used as is; anything else is read as a file path. */
 export function readPem(value: string, what: string): Buffer {
@@ -85,7 +79,12 @@ export function etcdClientOptions(options: EtcdStoreOptions): IOptions {
     }),
     dialTimeout: timeoutMs,
     defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + timeoutMs }),
-    faultHandling: { global: passthroughPolicy, host: () => passthroughPolicy },
+    // No retries and no circuit breaker: only a member that cannot be connected to is skipped
+    // (and a call that never reached it sent to another), see etcd-hosts.ts.
+    faultHandling: (() => {
+      const guard = createHostGuard();
+      return { global: guard.global, host: guard.host };
+    })(),
     grpcOptions: {
       // Reconnect quickly once etcd is back, and notice a silent peer.
       'grpc.initial_reconnect_backoff_ms': 200,
@@ -150,6 +149,27 @@ export async function openEtcdStore(options: EtcdStoreOptions): Promise<Store> {
       const res = await client.kv.range({ key: full(key) }).catch(fail('read'));
       const kv = res.kvs[0];
       return kv ? toKeyValue(kv) : undefined;
+    },
+
+    async getMany(keys) {
+      assertOpen();
+      const out: Array<KeyValue | undefined> = [];
+      for (let i = 0; i < keys.length; i += GET_MANY_CHUNK) {
+        const chunk = keys.slice(i, i + GET_MANY_CHUNK);
+        for (const key of chunk) assertKey(key);
+        const res = await client.kv
+          .txn({
+            compare: [],
+            success: chunk.map((key) => ({ request_range: { key: full(key) } })),
+            failure: [],
+          })
+          .catch(fail('read'));
+        for (const response of res.responses) {
+          const kv = response.response_range?.kvs[0];
+          out.push(kv ? toKeyValue(kv) : undefined);
+        }
+      }
+      return out;
     },
 
     async range(prefix, rangeOptions = {}): Promise<RangeResult> {
@@ -238,3 +258,6 @@ export async function openEtcdStore(options: EtcdStoreOptions): Promise<Store> {
   logger.debug({ endpoints, prefix: options.prefix ?? '' }, 'etcd store connected');
   return store;
 }
+
+/** Keys read per transaction by getMany: under etcd's default --max-txn-ops of 128. */
+const GET_MANY_CHUNK = 100;

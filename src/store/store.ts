@@ -81,6 +81,11 @@ export interface Store {
   get(key: string): Promise<KeyValue | undefined>;
   range(prefix: string, options?: RangeOptions): Promise<RangeResult>;
   /**
+   * Several keys in few requests (etcd: one read-only transaction per 100 keys), in the order
+   * asked; undefined where a key is missing. Optional: `getMany` in paged.ts falls back to gets.
+   */
+  getMany?(keys: string[]): Promise<Array<KeyValue | undefined>>;
+  /**
    * How many keys lie under `prefix` (after `startAfter` when given), without reading them:
    * etcd's count-only range, so a count of a million keys is one small response.
    */

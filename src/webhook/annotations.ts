@@ -58,6 +58,18 @@ export const podAnnotations = {
 export const statusInjected = 'injected';
 
 /**
+ * Labels the agent puts on every lease it takes (lease labels in Vault, not on Kubernetes
+ * objects), from the downward API: the web console's Kubernetes view shows which pod holds
+ * which lease by them, and `GET /v1/leases?labels=` selects by them.
+ */
+export const leaseLabels = {
+  /** The pod the agent runs in. */
+  pod: `${prefix}pod`,
+  /** The pod's namespace. */
+  namespace: `${prefix}namespace`,
+} as const;
+
+/**
  * On a Secret: its consent to be imported by VaultCredentials (`spec.source.secretRef`). The
  * controller watches only Secrets with this label (so it never lists or caches the others),
  * and imports one only into a VaultCredential that the annotation names: whoever may create

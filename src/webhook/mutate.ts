@@ -1,5 +1,5 @@
 import type { V1Container, V1EnvVar, V1Pod, V1Volume, V1VolumeMount } from '@kubernetes/client-node';
-import { type AgentConfigInput, agentCaPemEnv, agentConfigEnv } from '../agent/config.js';
+import { type AgentConfigInput, agentCaPemEnv, agentClusterEnv, agentConfigEnv } from '../agent/config.js';
 import { injectLabel, injectLabelValue, podAnnotations, statusInjected } from './annotations.js';
 import { decideFileAccess, type FileAccess } from './file-access.js';
 import { type InjectionSpec, parseInjectionSpec } from './injection-spec.js';
@@ -43,6 +43,11 @@ export interface MutateConfig {
    * (public, and needs no object in the pod's namespace). Undefined: Node's built-in roots.
    */
   vaultCaPem?: string;
+  /**
+   * The name Vault knows this cluster by: agents log in naming it, and their tenant is
+   * `<cluster>.<namespace>`. Undefined: the namespace is the tenant.
+   */
+  vaultCluster?: string;
   /** The cluster's version: native sidecars need 1.29 or later. */
   serverVersion: { major: number; minor: number };
   resources: AgentResources;
@@ -307,6 +312,7 @@ function agentContainer(
   const env: V1EnvVar[] = [
     { name: 'VAULT_ADDR', value: config.vaultAddr },
     ...(config.vaultCaPem ? [{ name: agentCaPemEnv, value: config.vaultCaPem }] : []),
+    ...(config.vaultCluster ? [{ name: agentClusterEnv, value: config.vaultCluster }] : []),
     { name: agentConfigEnv, value: JSON.stringify(agentConfig) },
     { name: 'VAULT_LOG_LEVEL', value: spec.logLevel },
     // A small young generation and a bounded heap keep the agent's resident memory low.

@@ -207,7 +207,7 @@ describe('credentials and leases over HTTP', () => {
   });
 
   it('exports leases by state and lease events as Prometheus metrics, without values', async () => {
-    const metrics = await vault.call('GET', '/metrics', { token: null });
+    const metrics = await vault.call('GET', '/metrics');
     expect(metrics.status).toBe(200);
     expect(metrics.text).toMatch(/vault_leases\{state="active"\} [1-9]/);
     expect(metrics.text).toMatch(/vault_leases\{state="revoked"\} [1-9]/);

@@ -67,7 +67,7 @@ describe('a canary secret never leaks', () => {
     await record('GET', `/v1/leases/${lease.body.id}/value`);
     await record('GET', '/v1/credentials/canary');
     await record('GET', '/v1/audit?limit=1000');
-    await record('GET', '/metrics', { token: null });
+    await record('GET', '/metrics');
     await vault.call('POST', '/v1/credentials/canary/rotate', { body: { value: `${canary}-v2` } });
   });
   afterAll(() => vault.close());

@@ -71,4 +71,64 @@ describe('the audit chain with several replicas', () => {
     expect(verified.ok).toBe(true);
     expect(verified.records).toBeGreaterThanOrEqual(120);
   });
+
+  it('verifies (and checkpoints) while another replica appends, without a false tamper', async () => {
+    const [writer, verifier] = [await replica(), await replica()];
+    const ctx = systemContext('racing', { type: 'human', name: 'admin' });
+    await writer.tenants.ensure('racing', ctx);
+    let writing = true;
+    let written = 0;
+    const writeLoop = async (loop: number) => {
+      for (let i = 0; writing; i++) {
+        // The verifier's own records contend for the head: a lost race is retried by the client.
+        await writer.credentials
+          .create(ctx, { name: `c${loop}-${i}`, type: 'generic', value: 'v', metadata: {} } as never)
+          .then(() => written++)
+          .catch((err: unknown) => {
+            if (!/concurrently/.test(String(err))) throw err;
+          });
+      }
+    };
+    const writes = Promise.all(Array.from({ length: 8 }, (_, loop) => writeLoop(loop)));
+    // Past one page of records, a verification reads for longer, and commits land meanwhile.
+    while (written < 1_200) await new Promise((resolve) => setTimeout(resolve, 50));
+    const outcomes = [];
+    try {
+      while (outcomes.length < 10) {
+        // The verification's own record contends too: a 409 "retry" is retried.
+        const outcome = await verifier.audit.verify(ctx).catch((err: unknown) => {
+          if (!/concurrently/.test(String(err))) throw err;
+        });
+        if (outcome) outcomes.push(outcome);
+      }
+    } finally {
+      writing = false;
+      await writes;
+    }
+    expect(outcomes.filter((outcome) => !outcome.ok)).toEqual([]);
+    expect(verifier.auditIntegrity.list()).toEqual([]);
+  }, 120_000);
+
+  it('takes turns on the head: three busy replicas of one tenant answer no "retry the request"', async () => {
+    const replicas = [await replica(), await replica(), await replica()];
+    const ctx = systemContext('turns', { type: 'human', name: 'admin' });
+    await replicas[0]!.tenants.ensure('turns', ctx);
+    // 64 writes in flight per replica at once, no client retries: losing a round to another
+    // replica's commit is not a conflict of the request's own records.
+    const results = await Promise.allSettled(
+      replicas.flatMap((core, r) =>
+        Array.from({ length: 2 * 64 }, (_, i) =>
+          core.credentials.create(ctx, {
+            name: `t${r}-${i}`,
+            type: 'generic',
+            value: 'v',
+            metadata: {},
+          } as never),
+        ),
+      ),
+    );
+    const refused = results.filter((r) => r.status === 'rejected').map((r) => String(r.reason));
+    expect(refused).toEqual([]);
+    expect((await replicas[1]!.audit.verify(ctx)).ok).toBe(true);
+  }, 120_000);
 });

@@ -1,7 +1,8 @@
 /**
  * The controller's memory, measured as it runs in the chart: `vault operator run` as its own
  * process (the compiled CLI when `npm run build` has run, as in the image), with the
- * operator's least-privilege ServiceAccount, on a real control plane and an embedded store.
+ * operator's least-privilege ServiceAccount, on a real control plane, a client of the Vault API
+ * (in-process here, on an embedded store) logged in with its ServiceAccount's Vault token.
  * Samples VmRSS / VmHWM from /proc at each stage:
  *
  *   1. idle, nothing to reconcile;
@@ -18,8 +19,10 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { kubernetesTokenReviewer } from '../../src/server/token-review.js';
 import { eventually, repoFile } from '../operator/support.js';
 import { startControlPlane } from '../support/control-plane.js';
+import { startTestVault, type TestVault } from '../support/test-vault.js';
 
 const { values } = parseArgs({
   options: {
@@ -39,6 +42,7 @@ async function memoryOf(pid: number) {
 const cp = await startControlPlane();
 const dir = await mkdtemp(join(tmpdir(), 'vault-operator-memory-'));
 let child: ReturnType<typeof spawn> | undefined;
+let vault: TestVault | undefined;
 try {
   const must = async (args: string[], input?: string) => {
     const result = await cp.kubectl(args, input ? { input } : {});
@@ -54,8 +58,28 @@ try {
   ).trim();
   const kubeconfig = join(dir, 'kubeconfig');
   await writeFile(kubeconfig, cp.kubeConfigForToken(token).exportConfig());
-  const rootKey = join(dir, 'root.key');
-  await writeFile(rootKey, randomBytes(32), { mode: 0o600 });
+  const vaultToken = join(dir, 'vault.token');
+  await writeFile(
+    vaultToken,
+    await must([
+      'create',
+      'token',
+      'vault-operator',
+      '-n',
+      'vault-system',
+      '--audience=vault',
+      '--duration=2h',
+    ]),
+    { mode: 0o600 },
+  );
+  vault = await startTestVault({
+    kubernetes: {
+      reviewer: await kubernetesTokenReviewer({ kubeconfigPath: cp.kubeconfigPath }),
+      controller: 'vault-system:vault-operator',
+      audience: 'vault',
+      maxTokenTtlMs: 3_600_000,
+    },
+  });
 
   const compiled = existsSync(repoFile('dist/cli/main.js'));
   const entry = compiled ? [repoFile('dist/cli/main.js')] : ['--import', 'tsx', repoFile('src/cli/main.ts')];
@@ -67,12 +91,10 @@ try {
       'run',
       '--kubeconfig',
       kubeconfig,
-      '--store',
-      'embedded',
-      '--data-dir',
-      join(dir, 'data'),
-      '--root-key-file',
-      rootKey,
+      '--vault-addr',
+      vault.url,
+      '--token-file',
+      vaultToken,
       '--no-leader-elect',
     ],
     { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, VAULT_LOG_LEVEL: 'warn' } },
@@ -141,6 +163,7 @@ data: {blob: ${blob}}`,
   for (const s of stages) process.stdout.write(`| ${s.stage} | ${s.rssMiB} | ${s.peakMiB} |\n`);
 } finally {
   child?.kill('SIGTERM');
+  await vault?.close();
   await cp.stop();
   await rm(dir, { recursive: true, force: true });
 }

@@ -4,7 +4,7 @@
  * Pod Security Standard; and the chart's RBAC checked with tokens of its own ServiceAccounts.
  */
 
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,13 +17,15 @@ import {
   type V1PodTemplateSpec,
 } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { systemClock } from '../../src/lib/clock.js';
 import { createLogger } from '../../src/lib/logger.js';
+import { createApiPort } from '../../src/operator/api-port.js';
 import { createOperator } from '../../src/operator/manager.js';
-import { createCorePort } from '../../src/operator/vault-port.js';
-import { parseServerConfig } from '../../src/server/config.js';
-import { openVault } from '../../src/server/vault-process.js';
+import { openVaultSession } from '../../src/operator/vault-session.js';
+import { kubernetesTokenReviewer } from '../../src/server/token-review.js';
 import { runWebhook } from '../../src/webhook/run.js';
 import { type ControlPlane, startControlPlane } from '../support/control-plane.js';
+import { startTestVault } from '../support/test-vault.js';
 import {
   chartDir,
   type K8sObject,
@@ -459,13 +461,23 @@ describe('the chart on a real control plane', () => {
       const applied = await cp.kubectl(['apply', '-n', 'apps', '-f', '-'], { input: demoObjects });
       expect(applied.code, applied.stderr).toBe(0);
 
-      // The controller as the chart runs it: the store opened with the root key the chart
-      // generated, the Kubernetes API reached with a token of the chart's ServiceAccount.
-      const dataDir = await mkdtemp(join(tmpdir(), 'vault-chart-operator-'));
-      const rootKey = Buffer.from((await secretData('vault-root-key'))['root-key']!, 'base64').toString(
-        'utf8',
-      );
-      const config = parseServerConfig({ store: 'embedded', dataDir, rootKey, logLevel: 'warn' });
+      // The controller as the chart runs it: a client of the API, logged in with a token of
+      // the chart's controller ServiceAccount (audience vault), which the API reviews with a
+      // token of the chart's server ServiceAccount and names the controller as the chart's
+      // --kubernetes-controller flag does. It gets no root key and no store.
+      const dir = await mkdtemp(join(tmpdir(), 'vault-chart-operator-'));
+      const serverKubeconfig = join(dir, 'server.kubeconfig');
+      writeFileSync(serverKubeconfig, cp.kubeConfigForToken(await tokenFor('vault-server')).exportConfig(), {
+        mode: 0o600,
+      });
+      const vault = await startTestVault({
+        kubernetes: {
+          reviewer: await kubernetesTokenReviewer({ kubeconfigPath: serverKubeconfig }),
+          controller: `${ns}:vault-controller`,
+          audience: 'vault',
+          maxTokenTtlMs: 3_600_000,
+        },
+      });
       let logs = '';
       const logger = createLogger({
         level: 'debug',
@@ -475,10 +487,22 @@ describe('the chart on a real control plane', () => {
           },
         },
       });
-      const { store, core } = await openVault(config, logger);
+      const vaultToken = (
+        await core.createNamespacedServiceAccountToken({
+          name: 'vault-controller',
+          namespace: ns,
+          body: { spec: { expirationSeconds: 600, audiences: ['vault'] } },
+        })
+      ).status!.token;
+      const session = await openVaultSession({
+        addr: vault.url,
+        readToken: async () => vaultToken,
+        clock: systemClock,
+        logger,
+      });
       const operator = createOperator({
         kubeConfig: cp.kubeConfigForToken(await tokenFor('vault-controller')),
-        vault: createCorePort(core),
+        vault: createApiPort(session, logger),
         logger,
         identity: 'vault-controller-0',
         leaderElection: {
@@ -539,8 +563,9 @@ describe('the chart on a real control plane', () => {
         });
       } finally {
         await operator.stop();
-        await store.close();
-        await rm(dataDir, { recursive: true, force: true });
+        session.close();
+        await vault.close();
+        await rm(dir, { recursive: true, force: true });
       }
     }, 120_000);
 

@@ -345,11 +345,24 @@ describe('the chart command lines, run as local processes', () => {
     }
   }, 300_000);
 
-  it('vault operator run starts, leads, and reconciles as the chart ServiceAccount', async () => {
+  it('vault operator run starts as a client of the API, leads, and reconciles as the chart ServiceAccount', async () => {
+    if (!apiUrl) throw new Error('the server test did not start the API');
     const [port] = await freePorts(1);
+    // The token the kubelet projects for it (audience vault); nothing of the store.
+    mkdirSync(join(dir, 'controller-token'));
+    writeFileSync(join(dir, 'controller-token', 'token'), await tokenFor(ns, 'vault-controller', ['vault']), {
+      mode: 0o600,
+    });
+    const container = podTemplate(find(objects, 'Deployment', 'vault-controller')).spec.containers[0];
+    expect(JSON.stringify(container)).not.toMatch(/VAULT_ROOT_KEY|VAULT_ETCD|VAULT_STORE|etcd/);
     const controller = await run(
       'vault-controller',
-      [...storeReplacements(), ['0.0.0.0:8080', `127.0.0.1:${port}`]],
+      [
+        ['https://vault.vault.svc:8200', apiUrl],
+        ['/etc/vault/server-ca', join(dir, 'server-ca')],
+        ['/var/run/secrets/vault.ghoststack.io/serviceaccount', join(dir, 'controller-token')],
+        ['0.0.0.0:8080', `127.0.0.1:${port}`],
+      ],
       { KUBECONFIG: await kubeconfigFor('vault-controller') },
     );
     await waitUntil(

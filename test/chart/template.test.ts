@@ -211,6 +211,60 @@ describe.each(matrix)('helm template: $name', ({ values }) => {
   });
 });
 
+describe('helm template: the controller is a client of the API', () => {
+  it('holds no root key and no store credentials, and logs in with a token only Vault accepts', async () => {
+    const objs = await render();
+    const pod = podTemplate(find(objs, 'Deployment', 'vault-controller')).spec;
+    const container = pod.containers[0];
+    const names = (container.env ?? []).map((e: { name: string }) => e.name);
+    expect(
+      names.filter(
+        (n: string) => n.startsWith('VAULT_ROOT') || n.startsWith('VAULT_ETCD') || n === 'VAULT_STORE',
+      ),
+    ).toEqual([]);
+    expect(JSON.stringify(pod)).not.toMatch(/root-key|etcd/);
+    expect(container.args).toEqual(
+      expect.arrayContaining([
+        '--vault-addr=https://vault.vault.svc:8200',
+        '--ca-file=/etc/vault/server-ca/ca.crt',
+        '--token-file=/var/run/secrets/vault.ghoststack.io/serviceaccount/token',
+      ]),
+    );
+    expect(container.args.some((a: string) => a.startsWith('--cluster'))).toBe(false);
+    const token = pod.volumes.find((v: { name: string }) => v.name === 'vault-token');
+    expect(token.projected.sources).toEqual([
+      { serviceAccountToken: { audience: 'vault', expirationSeconds: 3600, path: 'token' } },
+    ]);
+    // Only the CA of the API's certificate, never its key.
+    const ca = pod.volumes.find((v: { name: string }) => v.name === 'server-ca');
+    expect(ca.secret.items).toEqual([{ key: 'ca.crt', path: 'ca.crt' }]);
+    const serverArgs: string[] = podTemplate(find(objs, 'Deployment', 'vault-server')).spec.containers[0]
+      .args;
+    expect(serverArgs).toEqual(
+      expect.arrayContaining(['--kubernetes-auth', '--kubernetes-controller=vault:vault-controller']),
+    );
+  });
+
+  it('names the cluster to the server and the controller with clusterName', async () => {
+    const objs = await render({ clusterName: 'prod-eu' });
+    const args: string[] = podTemplate(find(objs, 'Deployment', 'vault-controller')).spec.containers[0].args;
+    expect(args).toContain('--cluster=prod-eu');
+    const serverArgs: string[] = podTemplate(find(objs, 'Deployment', 'vault-server')).spec.containers[0]
+      .args;
+    expect(serverArgs).toEqual(
+      expect.arrayContaining([
+        '--kubernetes-cluster=prod-eu',
+        '--kubernetes-controller=prod-eu=vault:vault-controller',
+      ]),
+    );
+    expect(serverArgs).not.toContain('--kubernetes-auth');
+    // Injected agents log in naming the cluster too.
+    const webhookArgs: string[] = podTemplate(find(objs, 'Deployment', 'vault-webhook')).spec.containers[0]
+      .args;
+    expect(webhookArgs).toContain('--cluster-name=prod-eu');
+  });
+});
+
 describe('helm template: controller RBAC', () => {
   const reference = parseManifests(readFileSync(join(repoRoot, 'deploy', 'rbac', 'operator.yaml'), 'utf8'));
   const rulesOf = (obj: K8sObject, renames: Record<string, string> = {}) =>
@@ -577,7 +631,7 @@ describe('helm template: options', () => {
     );
   });
 
-  it('renders NetworkPolicies that keep etcd to the API server, the controller and its peers', async () => {
+  it('renders NetworkPolicies that keep etcd to the API server and its peers', async () => {
     const objs = await render({ 'networkPolicy.enabled': true });
     const policy = find(objs, 'NetworkPolicy', 'vault-etcd');
     const client = policy.spec.ingress.find(
@@ -588,7 +642,7 @@ describe('helm template: options', () => {
         (peer: { podSelector: { matchLabels: Record<string, string> } }) =>
           peer.podSelector.matchLabels['app.kubernetes.io/component'],
       ),
-    ).toEqual(['server', 'controller', 'etcd']);
+    ).toEqual(['server', 'etcd']);
     find(objs, 'NetworkPolicy', 'vault-server');
     find(objs, 'NetworkPolicy', 'vault-webhook');
     find(objs, 'NetworkPolicy', 'vault-controller');
@@ -638,6 +692,54 @@ describe('helm template: options', () => {
     expect(off.some((arg) => arg.startsWith('--audit-cursor'))).toBe(false);
   });
 
+  it("scrapes the API server's token-free metrics listener, open only to the configured scrapers", async () => {
+    const scraper = { namespaceSelector: { matchLabels: { name: 'monitoring' } } };
+    const objs = await render({
+      'serviceMonitor.enabled': true,
+      'networkPolicy.enabled': true,
+      'networkPolicy.metricsFrom': [scraper],
+    });
+    const monitor = find(objs, 'ServiceMonitor', 'vault-server');
+    expect(monitor.spec.endpoints[0]).toMatchObject({ port: 'metrics', scheme: 'https' });
+    expect(monitor.spec.endpoints[0].bearerTokenSecret).toBeUndefined();
+    const container = podTemplate(find(objs, 'Deployment', 'vault-server')).spec.containers[0];
+    expect(container.args).toContain('--metrics-listen=0.0.0.0:9102');
+    expect(container.args).not.toContain('--metrics-tenant-series');
+    expect(container.args).toEqual(
+      expect.arrayContaining([
+        '--max-event-streams=2048',
+        '--max-event-streams-per-tenant=256',
+        '--max-event-streams-per-token=16',
+        '--max-bulk-operations=4',
+        '--max-bulk-operations-per-tenant=2',
+      ]),
+    );
+    expect(container.ports).toContainEqual({ name: 'metrics', containerPort: 9102, protocol: 'TCP' });
+    const rules = find(objs, 'NetworkPolicy', 'vault-server').spec.ingress;
+    const metricsRule = rules.find(
+      (rule: { ports: Array<{ port: number }> }) => rule.ports[0]?.port === 9102,
+    );
+    expect(metricsRule.from).toEqual([scraper]);
+  });
+
+  it('scrapes the API port with a token when the metrics listener is off', async () => {
+    const objs = await render({
+      'serviceMonitor.enabled': true,
+      'server.metrics.port': 0,
+      'server.metrics.tenantSeries': true,
+      'serviceMonitor.serverTokenSecret.name': 'prometheus-vault-token',
+    });
+    const monitor = find(objs, 'ServiceMonitor', 'vault-server');
+    expect(monitor.spec.endpoints[0]).toMatchObject({
+      port: 'http',
+      bearerTokenSecret: { name: 'prometheus-vault-token', key: 'token' },
+    });
+    const container = podTemplate(find(objs, 'Deployment', 'vault-server')).spec.containers[0];
+    expect(container.args.some((arg: string) => arg.startsWith('--metrics-listen'))).toBe(false);
+    expect(container.args).toContain('--metrics-tenant-series');
+    expect(find(objs, 'Service', 'vault').spec.ports.map((p: { name: string }) => p.name)).toEqual(['http']);
+  });
+
   it('runs the controller alone without leader election only with one replica', async () => {
     const objs = await render({ 'controller.replicas': 1, 'controller.leaderElection.enabled': false });
     expect(podTemplate(find(objs, 'Deployment', 'vault-controller')).spec.containers[0].args).toContain(
@@ -679,6 +781,11 @@ describe('values that the chart refuses', () => {
       message: "at '/webhook/failurePolicy': value must be one of 'Fail', 'Ignore'",
     },
     {
+      name: 'a cluster name that is not a DNS label',
+      values: { clusterName: 'Prod.EU' },
+      message: "at '/clusterName'",
+    },
+    {
       name: 'a replica count given as text',
       values: { 'controller.replicas': 'two' },
       message: "at '/controller/replicas': got string, want integer",
@@ -717,6 +824,16 @@ describe('values that the chart refuses', () => {
       name: 'an audit stream sent to a file (no volume for it)',
       values: { 'server.audit.log': '/var/log/audit.jsonl' },
       message: "at '/server/audit/log': value must be one of 'stdout', 'none'",
+    },
+    {
+      name: 'a ServiceMonitor for /metrics on the API port without a token',
+      values: { 'serviceMonitor.enabled': true, 'server.metrics.port': 0 },
+      message: 'set serviceMonitor.serverTokenSecret.name',
+    },
+    {
+      name: 'an event-stream limit of zero',
+      values: { 'server.limits.eventStreamsPerToken': 0 },
+      message: "at '/server/limits/eventStreamsPerToken': minimum: got 0, want 1",
     },
     {
       name: 'a resync period that is not a duration',

@@ -276,15 +276,16 @@ describe('vault CLI', () => {
         })
       ).stdout,
     );
-    const second = await ok(['mcp', 'init', '--policy', 'claude', '--command', serverCommand], {
-      cwd: project,
-    });
+    // Without --command, init has Claude Code start this same CLI, by absolute paths, and says so.
+    const second = await ok(['mcp', 'init', '--policy', 'claude'], { cwd: project });
     expect(second.stdout).toMatch(/Updated .*\.mcp\.json/);
+    expect(second.stdout).toContain(`Claude Code starts the server with: ${serverCommand}`);
     expect(second.stdout).toContain(`Revoked the token it replaces (accessor ${first.accessor})`);
 
     const config = JSON.parse(readFileSync(join(project, '.mcp.json'), 'utf8'));
     expect(config.mcpServers.other).toEqual({ command: 'other-server' });
     const entry = config.mcpServers.vault;
+    expect([entry.command, ...entry.args]).toEqual([process.execPath, vaultBin, 'mcp', 'serve']);
     expect(entry.env).toEqual({
       VAULT_ADDR: dev.addr,
       VAULT_TENANT: dev.tenant,

@@ -94,7 +94,7 @@ export async function startServer(args: string[], timeoutMs = 60_000): Promise<S
       timeoutMs,
     );
     const check = () => {
-      const found = /"url":"(http:\/\/127\.0\.0\.1:\d+)"/.exec(output)?.[1];
+      const found = /"url":"(https?:\/\/127\.0\.0\.1:\d+)"/.exec(output)?.[1];
       if (found) {
         clearTimeout(timer);
         done(found);

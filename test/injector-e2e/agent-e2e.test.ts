@@ -367,6 +367,11 @@ describe('the agent the webhook injects, run against the real API server and vau
     expect(health.status).toBe(200);
     const lease = await activeLease('payments-db-url');
     expect(lease?.identity).toEqual({ type: 'workload', name: workload });
+    // Labelled with its pod (the downward API), for the web console's Kubernetes view.
+    expect(lease?.labels).toMatchObject({
+      'vault.ghoststack.io/pod': podName,
+      'vault.ghoststack.io/namespace': ns,
+    });
   }, 120_000);
 
   it('renews its lease at about two thirds of the TTL, keeping the file', async () => {

@@ -13,7 +13,7 @@ import { resourceTypes } from '../../src/k8s/api-client.js';
 import type { KubeObject } from '../../src/k8s/resources.js';
 import { VaultError } from '../../src/lib/errors.js';
 import type { Operator } from '../../src/operator/manager.js';
-import { createCorePort, type VaultPort } from '../../src/operator/vault-port.js';
+import type { VaultPort } from '../../src/operator/vault-port.js';
 import { eventually, type OperatorEnv, setupOperatorEnv } from './support.js';
 
 let env: OperatorEnv;
@@ -88,7 +88,7 @@ function withOutage(port: VaultPort): VaultPort {
 
 beforeAll(async () => {
   env = await setupOperatorEnv();
-  operator = await env.startOperator({ vault: withOutage(createCorePort(env.core)) });
+  operator = await env.startOperator({ vault: withOutage(await env.port()) });
   await eventually('a leader', async () => (operator.isLeader ? true : undefined));
 }, 180_000);
 

@@ -1,26 +1,25 @@
 /**
  * Shared setup of the operator suites: a real control plane with the CRDs and the
- * operator's RBAC applied, a ServiceAccount token for the controller (TokenRequest), and a
- * Vault core on a real embedded store. Controllers always run with the ServiceAccount's
- * kubeconfig, so a permission missing from deploy/rbac/operator.yaml fails the tests.
+ * operator's RBAC applied, the Vault API on a real embedded store (in-process, real HTTP)
+ * with Kubernetes login against that control plane, and the controller as a client of that
+ * API: it logs in with its ServiceAccount's token (TokenRequest, audience "vault") and gets
+ * the controller role. Controllers always run with the ServiceAccount's kubeconfig, so a
+ * permission missing from deploy/rbac/operator.yaml fails the tests.
  */
-import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { KubeConfig } from '@kubernetes/client-node';
-import { createVaultCore, type VaultCore } from '../../src/core/index.js';
-import { sealedPrefixes } from '../../src/core/keys.js';
-import { createKeyring } from '../../src/crypto/keyring.js';
-import { localRootKey } from '../../src/crypto/root-key.js';
+import type { VaultCore } from '../../src/core/index.js';
 import { createKubeClient, type KubeClient } from '../../src/k8s/api-client.js';
+import { systemClock } from '../../src/lib/clock.js';
 import { createLogger, type Logger } from '../../src/lib/logger.js';
+import { createApiPort } from '../../src/operator/api-port.js';
 import { createOperator, type Operator, type OperatorOptions } from '../../src/operator/manager.js';
-import { createCorePort } from '../../src/operator/vault-port.js';
-import { openEmbeddedStore } from '../../src/store/embedded-store.js';
+import type { VaultPort } from '../../src/operator/vault-port.js';
+import { openVaultSession, type VaultSession } from '../../src/operator/vault-session.js';
+import { kubernetesTokenReviewer } from '../../src/server/token-review.js';
 import type { Store } from '../../src/store/store.js';
 import { type ControlPlane, startControlPlane } from '../support/control-plane.js';
+import { startTestVault, type TestVault } from '../support/test-vault.js';
 
 export const repoFile = (path: string) => fileURLToPath(new URL(`../../${path}`, import.meta.url));
 
@@ -28,6 +27,10 @@ export interface OperatorEnv {
   cp: ControlPlane;
   store: Store;
   core: VaultCore;
+  /** The Vault API the controller talks to. */
+  vault: TestVault;
+  /** A port over the API, logged in as the controller (for tests that wrap it). */
+  port(): Promise<VaultPort>;
   /** The controller's kubeconfig: the vault-operator ServiceAccount's token. */
   operatorKubeConfig: KubeConfig;
   /** An admin client for the test's own reads. */
@@ -62,12 +65,27 @@ export async function setupOperatorEnv(): Promise<OperatorEnv> {
     ).trim();
     const operatorKubeConfig = cp.kubeConfigForToken(token);
 
-    const dataDir = await mkdtemp(join(tmpdir(), 'vault-operator-test-'));
-    const store = await openEmbeddedStore({ path: dataDir });
-    cleanup.unshift(async () => {
-      await store.close();
-      await rm(dataDir, { recursive: true, force: true });
+    const vault = await startTestVault({
+      kubernetes: {
+        reviewer: await kubernetesTokenReviewer({ kubeconfigPath: cp.kubeconfigPath }),
+        controller: 'vault-system:vault-operator',
+        audience: 'vault',
+        maxTokenTtlMs: 3_600_000,
+      },
     });
+    cleanup.unshift(() => vault.close());
+    const { store, core } = vault;
+    const vaultToken = (
+      await must([
+        'create',
+        'token',
+        'vault-operator',
+        '-n',
+        'vault-system',
+        '--audience=vault',
+        '--duration=2h',
+      ])
+    ).trim();
     let output = '';
     const logger = createLogger({
       level: 'debug',
@@ -77,8 +95,17 @@ export async function setupOperatorEnv(): Promise<OperatorEnv> {
         },
       },
     });
-    const keyring = createKeyring({ store, roots: [localRootKey(randomBytes(32))], sealedPrefixes, logger });
-    const core = createVaultCore({ store, keyring, logger });
+    const sessions: VaultSession[] = [];
+    const port = async () => {
+      const session = await openVaultSession({
+        addr: vault.url,
+        readToken: async () => vaultToken,
+        clock: systemClock,
+        logger,
+      });
+      sessions.push(session);
+      return createApiPort(session, logger);
+    };
     const admin = await createKubeClient(cp.kubeConfig());
     cleanup.unshift(async () => admin.close());
     const operators: Operator[] = [];
@@ -86,6 +113,8 @@ export async function setupOperatorEnv(): Promise<OperatorEnv> {
       cp,
       store,
       core,
+      vault,
+      port,
       operatorKubeConfig,
       admin,
       logger,
@@ -93,7 +122,7 @@ export async function setupOperatorEnv(): Promise<OperatorEnv> {
       async startOperator(options = {}) {
         const operator = createOperator({
           kubeConfig: operatorKubeConfig,
-          vault: createCorePort(core),
+          vault: options.vault ?? (await port()),
           logger,
           leaderElection: { leaseDurationMs: 3_000, renewDeadlineMs: 2_000, retryPeriodMs: 500 },
           retry: { baseDelayMs: 100, maxDelayMs: 5_000 },
@@ -105,6 +134,7 @@ export async function setupOperatorEnv(): Promise<OperatorEnv> {
       },
       async close() {
         for (const operator of operators) await operator.stop().catch(() => {});
+        for (const session of sessions) session.close();
         for (const step of cleanup) await step().catch(() => {});
       },
     };

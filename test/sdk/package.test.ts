@@ -113,6 +113,14 @@ describe('@ghoststack/vault-sdk as a package', () => {
     const expiresAt = Date.parse(result.expiresAt);
     expect(expiresAt).toBeGreaterThanOrEqual(before + 15 * 60_000 - 5_000);
     expect(expiresAt).toBeLessThanOrEqual(Date.now() + 15 * 60_000 + 5_000);
+
+    // Run again: the create repeats an existing credential exactly, so it is not a conflict.
+    const again = execFileSync(process.execPath, ['example.mjs'], {
+      cwd: project,
+      encoding: 'utf8',
+      env: { PATH: process.env.PATH ?? '', VAULT_ADDR: dev.addr, VAULT_TOKEN: dev.token },
+    });
+    expect(JSON.parse(again.trim().split('\n').at(-1)!).value).toBe('sk_live_...');
   });
 
   it('type-checks the example in TypeScript against the published declarations', () => {

@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -122,6 +123,23 @@ describe('vault operator key commands', () => {
     const status = JSON.parse(stdout);
     const dev = status.tenants.find((t: { tenant: string }) => t.tenant === 'dev');
     expect(dev.rootKeyIds).toEqual([status.rootKeyId]);
+  });
+
+  it('key-status and rotations on a directory without a store say so and create nothing', async () => {
+    const empty = join(keysDir, 'no-store-here');
+    for (const command of [['key-status'], ['rotate-tenant-key', 'dev']]) {
+      const failed = await vault(
+        'operator',
+        ...command,
+        '--data-dir',
+        empty,
+        '--root-key-file',
+        join(dataDir, 'root.key'),
+      ).catch((err: { code: number; stderr: string }) => err);
+      expect((failed as { code: number }).code).toBe(2);
+      expect((failed as { stderr: string }).stderr).toContain(`no store in ${empty}`);
+      expect(existsSync(empty)).toBe(false);
+    }
   });
 
   it('refuses a missing tenant argument with a usage error', async () => {

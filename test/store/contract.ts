@@ -87,6 +87,20 @@ export function describeStoreContract(name: string, open: () => Promise<OpenedSt
       expect((await store.range('ü/')).kvs.map((kv) => kv.key)).toEqual(['ü/ключ']);
     });
 
+    it('getMany reads many keys in the order asked, undefined where missing, past 100 at once', async () => {
+      const keys = Array.from({ length: 250 }, (_, i) => `many/${String(i).padStart(3, '0')}`);
+      for (let i = 0; i < keys.length; i += 50)
+        await store.txn({ success: keys.slice(i, i + 50).map((key) => put(key, `v-${key}`)) });
+      const asked = [...keys].reverse().flatMap((key, i) => (i % 60 === 0 ? [key, 'many/missing'] : [key]));
+      const got = await store.getMany!(asked);
+      expect(got).toHaveLength(asked.length);
+      for (const [i, key] of asked.entries()) {
+        if (key === 'many/missing') expect(got[i]).toBeUndefined();
+        else expect(got[i]).toMatchObject({ key, value: `v-${key}`, version: 1 });
+      }
+      expect(await store.getMany!([])).toEqual([]);
+    });
+
     it('range returns only keys under the prefix, in byte order, at the current revision', async () => {
       const { revision } = await store.txn({
         success: [put('p/b', '2'), put('p/a', '1'), put('p/c/d', '3'), put('p0', 'no'), put('o', 'no')],

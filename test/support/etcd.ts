@@ -76,7 +76,7 @@ kill -9 "$2" 2>/dev/null
 rm -rf "$3"
 `;
 
-function startWatchdog(etcdPid: number, dir: string): void {
+export function startWatchdog(etcdPid: number, dir: string): void {
   const watchdog = spawn(
     'sh',
     ['-c', watchdogScript, 'etcd-watchdog', String(process.pid), String(etcdPid), dir],
@@ -93,7 +93,7 @@ process.once('exit', () => {
   for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
 });
 
-async function freePort(): Promise<number> {
+export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.unref();

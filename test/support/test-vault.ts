@@ -20,7 +20,7 @@ import { localRootKey } from '../../src/crypto/root-key.js';
 import type { EngineRegistry } from '../../src/engines/engine.js';
 import type { Clock } from '../../src/lib/clock.js';
 import { createLogger } from '../../src/lib/logger.js';
-import { createApp } from '../../src/server/app.js';
+import { type AppConfig, createApp } from '../../src/server/app.js';
 import type { KubernetesLoginConfig } from '../../src/server/kubernetes-login.js';
 import { openEmbeddedStore } from '../../src/store/embedded-store.js';
 import type { Store } from '../../src/store/store.js';
@@ -74,6 +74,10 @@ export async function startTestVault(
     kubernetes?: KubernetesLoginConfig;
     engines?: EngineRegistry;
     dynamic?: Partial<DynamicConfig>;
+    /** Further settings of the HTTP app (fair-sharing limits, metrics). */
+    app?: Partial<AppConfig>;
+    /** A built web console to serve at /ui. */
+    uiDir?: string;
   } = {},
 ): Promise<TestVault> {
   const dataDir = options.store ? undefined : await mkdtemp(join(tmpdir(), 'vault-test-'));
@@ -110,6 +114,8 @@ export async function startTestVault(
       authFailuresPerMinute: options.authFailuresPerMinute ?? 1000,
       ...(options.trustedProxies ? { trustedProxies: options.trustedProxies } : {}),
       ...(options.bodyLimitBytes ? { bodyLimitBytes: options.bodyLimitBytes } : {}),
+      ...options.app,
+      ...(options.uiDir ? { uiDir: options.uiDir } : {}),
     },
   });
   const server: Server = createServer(app);

@@ -7,7 +7,10 @@ import express from 'express';
 import { describe, expect, it } from 'vitest';
 import type { Lease } from '../../src/contract/leases.js';
 import { uiContentSecurityPolicy, uiRouter } from '../../src/server/ui.js';
-import { applyLeaseEvents, filterLeases, formatRemaining, groupLeases } from '../../ui/src/lib/leases.js';
+import { leasesByPod } from '../../ui/src/lib/kubernetes.js';
+import { LeaseIndex, listItems } from '../../ui/src/lib/lease-index.js';
+import { formatRemaining, leaseMatcher } from '../../ui/src/lib/leases.js';
+import { pastedToken } from '../../ui/src/lib/pasted-token.js';
 import { createSseParser, type SseMessage } from '../../ui/src/lib/sse.js';
 
 const lease = (
@@ -44,42 +47,184 @@ describe('SSE parser', () => {
   });
 });
 
-describe('lease bookkeeping', () => {
+describe('lease index', () => {
+  const at = (minutes: number) => new Date(Date.UTC(2026, 0, 1, 0, minutes)).toISOString();
+  const expiring = (l: Lease, minutes: number): Lease => ({ ...l, expiresAt: at(minutes) });
+
   it('adds issued and renewed leases and drops revoked and expired ones', () => {
+    const index = new LeaseIndex();
     const a = lease('lease_a', 'claude');
     const b = lease('lease_b', 'claude');
-    let map = applyLeaseEvents(new Map(), [
+    index.apply([
       { type: 'issued', lease: a },
       { type: 'issued', lease: b },
     ]);
-    map = applyLeaseEvents(map, [
+    const version = index.version;
+    index.apply([
       { type: 'renewed', lease: { ...a, renewCount: 1 } },
       { type: 'revoked', lease: { ...b, state: 'revoked' } },
     ]);
-    expect([...map.keys()]).toEqual(['lease_a']);
-    expect(map.get('lease_a')!.renewCount).toBe(1);
-    expect(applyLeaseEvents(map, [{ type: 'expired', lease: a }]).size).toBe(0);
+    expect(index.version).toBeGreaterThan(version);
+    expect([...index.values()].map((l) => l.id)).toEqual(['lease_a']);
+    expect(index.get('lease_a')!.renewCount).toBe(1);
+    // An event about a lease it never held changes nothing.
+    expect(index.apply([{ type: 'revoked', lease: { ...b, state: 'revoked' } }])).toBe(false);
+    index.apply([{ type: 'expired', lease: a }]);
+    expect(index.size).toBe(0);
+    expect(index.groups()).toEqual([]);
   });
 
-  it('groups by identity or credential and filters by type and text', () => {
-    const leases = [
+  it('keeps groups in key order and each group by expiry as leases come, renew and go', () => {
+    const index = new LeaseIndex('identity');
+    index.apply([
+      { type: 'issued', lease: expiring(lease('l1', 'bot'), 30) },
+      { type: 'issued', lease: expiring(lease('l2', 'ann', 'db', 'human'), 5) },
+      { type: 'issued', lease: expiring(lease('l3', 'bot'), 10) },
+      { type: 'issued', lease: expiring(lease('l4', 'bot'), 20) },
+    ]);
+    const view = () => index.groups().map((g) => [g.key, g.leases.map((l) => l.id)]);
+    expect(view()).toEqual([
+      ['agent/bot', ['l3', 'l4', 'l1']],
+      ['human/ann', ['l2']],
+    ]);
+    // Renewed past the others: it moves to the end of its group.
+    index.apply([{ type: 'renewed', lease: expiring(lease('l3', 'bot'), 40) }]);
+    expect(view()[0]).toEqual(['agent/bot', ['l4', 'l1', 'l3']]);
+    expect(index.earliestExpiry()).toBe(Date.parse(at(5)));
+    index.setGroupBy('credential');
+    expect(view()).toEqual([['db', ['l2', 'l4', 'l1', 'l3']]]);
+    // Expiry: everything due at 20 minutes goes.
+    expect(index.expire(Date.parse(at(20)))).toBe(true);
+    expect(view()).toEqual([['db', ['l1', 'l3']]]);
+    index.remove(['l1', 'l3']);
+    expect(index.groups()).toEqual([]);
+    expect(index.earliestExpiry()).toBeUndefined();
+  });
+
+  it('ends in the same order as sorting from scratch, after a long random run of events', () => {
+    let seed = 7;
+    const random = (n: number) => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed % n;
+    };
+    const index = new LeaseIndex();
+    const live = new Map<string, Lease>();
+    for (let step = 0; step < 3000; step += 1) {
+      const id = `l${random(400)}`;
+      const held = live.get(id);
+      const next = expiring(lease(id, `bot-${random(12)}`, `cred-${random(5)}`), random(120));
+      if (held && random(3) === 0) {
+        index.apply([{ type: 'revoked', lease: { ...held, state: 'revoked' } }]);
+        live.delete(id);
+      } else {
+        const renewed = held
+          ? { ...next, identity: held.identity, credentialName: held.credentialName }
+          : next;
+        index.apply([{ type: held ? 'renewed' : 'issued', lease: renewed }]);
+        live.set(id, renewed);
+      }
+      if (step === 1500) index.setGroupBy('credential');
+    }
+    const expected = new Map<string, string[]>();
+    const sorted = [...live.values()].sort(
+      (a, b) => a.expiresAt.localeCompare(b.expiresAt) || a.id.localeCompare(b.id),
+    );
+    for (const l of sorted) expected.set(l.credentialName, [...(expected.get(l.credentialName) ?? []), l.id]);
+    expect(index.groups().map((g) => [g.key, g.leases.map((l) => l.id)])).toEqual(
+      [...expected.entries()].sort(([a], [b]) => a.localeCompare(b)),
+    );
+    expect(index.size).toBe(live.size);
+  });
+
+  it('lists headings and leases under a filter, with positions and counts for each group', () => {
+    const index = new LeaseIndex();
+    index.replaceAll([
       lease('lease_1', 'bot', 'db'),
       lease('lease_2', 'bot', 'api'),
       lease('lease_3', 'ann', 'db', 'human'),
-    ];
-    expect(groupLeases(leases, 'identity').map((g) => [g.key, g.leases.length])).toEqual([
-      ['agent/bot', 2],
-      ['human/ann', 1],
+      { ...lease('lease_4', 'old', 'db'), state: 'revoked' },
     ]);
-    expect(groupLeases(leases, 'credential').map((g) => g.key)).toEqual(['api', 'db']);
-    expect(filterLeases(leases, { text: '', identityType: 'human' }).map((l) => l.id)).toEqual(['lease_3']);
-    expect(filterLeases(leases, { text: 'API', identityType: '' }).map((l) => l.id)).toEqual(['lease_2']);
+    const all = listItems(index, { text: '', identityType: '' });
+    expect(all.shown).toBe(3);
+    expect(
+      all.items.map((i) => (i.kind === 'group' ? `${i.key}(${i.shown})` : `${i.key}@${i.position}`)),
+    ).toEqual(['g:agent/bot(2)', 'lease_1@1', 'lease_2@2', 'g:human/ann(1)', 'lease_3@1']);
+    expect(all.items.flatMap((i) => (i.kind === 'lease' ? [all.items[i.header]!.key] : []))).toEqual([
+      'g:agent/bot',
+      'g:agent/bot',
+      'g:human/ann',
+    ]);
+    const api = listItems(index, { text: 'API', identityType: '' });
+    expect(api.items.map((i) => i.key)).toEqual(['g:agent/bot', 'lease_2']);
+    expect(listItems(index, { text: '', identityType: 'human' }).items.map((i) => i.key)).toEqual([
+      'g:human/ann',
+      'lease_3',
+    ]);
+    expect(leaseMatcher({ text: ' lease_3 ', identityType: '' })(lease('lease_3', 'x'))).toBe(true);
     expect([
       formatRemaining(0),
       formatRemaining(5_500),
       formatRemaining(65_000),
       formatRemaining(3_720_000),
     ]).toEqual(['expired', '5s', '1m 05s', '1h 02m']);
+  });
+});
+
+describe('Kubernetes view', () => {
+  it('groups workload leases by namespace and pod label, else by ServiceAccount; labels move no lease', () => {
+    const workload = (id: string, sa: string, labels?: Record<string, string>): Lease => ({
+      ...lease(id, 'x'),
+      identity: { type: 'workload', name: sa },
+      ...(labels ? { labels } : {}),
+    });
+    const pod = (name: string, namespace: string) => ({
+      'vault.ghoststack.io/pod': name,
+      'vault.ghoststack.io/namespace': namespace,
+    });
+    const view = leasesByPod([
+      workload('l1', 'system:serviceaccount:payments:api', pod('api-2', 'payments')),
+      workload('l2', 'system:serviceaccount:payments:api', pod('api-1', 'payments')),
+      workload('l3', 'system:serviceaccount:payments:api'),
+      workload('l4', 'system:serviceaccount:billing:worker', pod('worker-0', 'billing')),
+      lease('l5', 'claude-code'),
+      // Labels are the lease creator's word: an agent's lease is no pod's, and a ServiceAccount's
+      // lease stays in its own namespace whatever namespace its label names.
+      { ...lease('l6', 'claude-code'), labels: pod('api-9', 'payments') },
+      workload('l7', 'system:serviceaccount:sandbox:builder', pod('api-1', 'payments')),
+    ]);
+    expect(
+      view.map((n) => [n.namespace, n.holders.map((h) => [h.label, h.leases.map((l) => l.id)])]),
+    ).toEqual([
+      ['billing', [['pod worker-0', ['l4']]]],
+      [
+        'payments',
+        [
+          ['pod api-1', ['l2']],
+          ['pod api-2', ['l1']],
+          ['serviceaccount api', ['l3']],
+        ],
+      ],
+      ['sandbox', [['pod api-1', ['l7']]]],
+    ]);
+  });
+});
+
+describe('sign-in', () => {
+  it('takes the token out of the export lines `vault dev` prints, pasted as they come', () => {
+    const token = 'vlt_abc-DEF_123export';
+    for (const pasted of [
+      token,
+      `  ${token}\t`,
+      `export VAULT_TOKEN=${token}`,
+      `export VAULT_TOKEN='${token}'`,
+      `VAULT_TOKEN="${token}"`,
+      // All three lines in a one-line field: the line breaks are dropped.
+      `export VAULT_ADDR=http://127.0.0.1:8200export VAULT_TOKEN=${token}export VAULT_TENANT=dev`,
+      `export VAULT_TOKEN=${token} export VAULT_TENANT=dev`,
+    ]) {
+      expect(pastedToken(pasted), pasted).toBe(token);
+    }
+    expect(pastedToken('   ')).toBe('');
   });
 });
 

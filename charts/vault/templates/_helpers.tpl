@@ -135,8 +135,7 @@ affinity:
 {{- end -}}
 {{- end -}}
 
-{{/* Store flags, shared by every role that opens the store (the API server and the
-     controller, which calls the core in-process). */}}
+{{/* Store settings of the one role that opens the store: the API server. */}}
 {{- /* The store and root key as environment variables, not flags, so that every `vault`
        command run in the pod (`kubectl exec ... -- vault operator root-token`) finds the same
        store as the server. The root key is a variable, not a file: a Secret volume under

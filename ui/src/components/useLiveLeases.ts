@@ -1,32 +1,80 @@
-import { useEffect, useState } from 'preact/hooks';
+import { useEffect, useMemo, useState } from 'preact/hooks';
 import { type Api, allActiveLeases, describeError } from '../lib/api.js';
-import { applyLeaseEvents, type LeaseMap } from '../lib/leases.js';
+import { type GroupBy, LeaseIndex } from '../lib/lease-index.js';
 import { openEventStream } from '../lib/sse.js';
 import type { Lease, LeaseEvent } from '../lib/types.js';
 
 export type StreamState = 'connecting' | 'live' | 'reconnecting' | 'stopped';
 
 /**
- * Active leases: a snapshot from GET /v1/leases taken once the event stream is open, then
- * every event applied, batched to one render per animation frame. Reconnects with backoff.
+ * A busy stream re-renders the list at most this often: every update costs a render, layout
+ * and paint, and on a loaded machine fewer, larger batches keep frames short. An event still
+ * shows within about a tenth of a second.
  */
-export function useLiveLeases(api: Api) {
-  const [leases, setLeases] = useState<LeaseMap>(() => new Map());
+const MIN_FLUSH_MS = 100;
+
+/**
+ * Active leases: a snapshot from GET /v1/leases taken once the event stream is open, then
+ * every event applied. Events are applied in batches on an animation frame (at most one batch
+ * per MIN_FLUSH_MS), each batch one render; a lease leaves when it expires (one timer, at the
+ * soonest expiry).
+ * Reconnects with backoff. `version` changes whenever `index` does.
+ */
+export function useLiveLeases(api: Api, groupBy: GroupBy = 'identity') {
+  const index = useMemo(() => new LeaseIndex(groupBy), [api]);
+  const [version, setVersion] = useState(index.version);
   const [stream, setStream] = useState<{ state: StreamState; detail?: string }>({ state: 'connecting' });
+
+  if (index.groupBy !== groupBy) index.setGroupBy(groupBy);
 
   useEffect(() => {
     const controller = new AbortController();
     let pending: LeaseEvent[] = [];
     let frame = 0;
+    let wait: ReturnType<typeof setTimeout> | undefined;
+    let flushedAt = 0;
     let attempt = 0;
+    let expiryTimer: ReturnType<typeof setTimeout> | undefined;
+    let expiryAt: number | undefined;
     // Ids the stream has told about since it (re)opened: newer than any snapshot.
     let seen = new Map<string, Lease | undefined>();
 
-    const flush = () => {
+    const changed = () => {
+      const next = index.earliestExpiry();
+      if (next !== expiryAt) {
+        clearTimeout(expiryTimer);
+        expiryAt = next;
+        // Timers past ~24.8 days overflow; a day is plenty, it re-arms.
+        if (next !== undefined) {
+          expiryTimer = setTimeout(
+            () => {
+              expiryAt = undefined;
+              index.expire(Date.now());
+              changed();
+            },
+            Math.min(86_400_000, Math.max(0, next - Date.now() + 5)),
+          );
+        }
+      }
+      setVersion(index.version);
+    };
+
+    const flush = (now: number) => {
       frame = 0;
+      if (now - flushedAt < MIN_FLUSH_MS) {
+        wait = setTimeout(
+          () => {
+            wait = undefined;
+            frame = requestAnimationFrame(flush);
+          },
+          MIN_FLUSH_MS - (now - flushedAt),
+        );
+        return;
+      }
+      flushedAt = now;
       const batch = pending;
       pending = [];
-      setLeases((current) => applyLeaseEvents(current, batch));
+      if (index.apply(batch)) changed();
     };
 
     const connect = () => {
@@ -38,12 +86,12 @@ export function useLiveLeases(api: Api) {
           allActiveLeases(api).then(
             (list) => {
               if (controller.signal.aborted) return;
-              setLeases(() => {
-                const next = new Map<string, Lease>();
-                for (const lease of list) if (!seen.has(lease.id)) next.set(lease.id, lease);
-                for (const [id, lease] of seen) if (lease) next.set(id, lease);
-                return next;
-              });
+              const merged = list.filter((lease) => !seen.has(lease.id));
+              for (const lease of seen.values()) if (lease) merged.push(lease);
+              // Every event not yet applied is in `seen`, so in `merged`.
+              pending = [];
+              index.replaceAll(merged);
+              changed();
             },
             (err: unknown) =>
               setStream({ state: 'live', detail: `could not list leases: ${describeError(err)}` }),
@@ -62,7 +110,7 @@ export function useLiveLeases(api: Api) {
             event.type === 'issued' || event.type === 'renewed' ? event.lease : undefined,
           );
           pending.push(event);
-          if (!frame) frame = requestAnimationFrame(flush);
+          if (!frame && !wait) frame = requestAnimationFrame(flush);
         },
         onClose(reason, retry) {
           if (controller.signal.aborted) return;
@@ -80,17 +128,16 @@ export function useLiveLeases(api: Api) {
     connect();
     return () => {
       controller.abort();
+      clearTimeout(expiryTimer);
+      clearTimeout(wait);
       if (frame) cancelAnimationFrame(frame);
     };
-  }, [api]);
+  }, [index]);
 
   /** Removes leases the user just revoked, before their events arrive. */
-  const forget = (ids: readonly string[]) =>
-    setLeases((current) => {
-      const next = new Map(current);
-      for (const id of ids) next.delete(id);
-      return next;
-    });
+  const forget = (ids: readonly string[]) => {
+    if (index.remove(ids)) setVersion(index.version);
+  };
 
-  return { leases, stream, forget };
+  return { index, version, stream, forget };
 }

@@ -1,25 +1,24 @@
-import { useCallback, useEffect, useState } from 'preact/hooks';
+import { useCallback, useLayoutEffect, useRef, useState } from 'preact/hooks';
 import { describeError } from '../lib/api.js';
 
-/** Loads once (and again on `reload`), keeping the last result and any error message. */
+/**
+ * Loads once (and again on `reload` or when `deps` change), keeping the last result and any
+ * error message. Only the newest load's answer is kept (a slow, older one is dropped), and
+ * `loading` turns true in the same task as the change, so a list is never shown as current
+ * while its new answer is on the way.
+ */
 export function useLoad<T>(load: () => Promise<T>, deps: unknown[]) {
-  const [data, setData] = useState<T>();
-  const [error, setError] = useState<string>();
-  const [loading, setLoading] = useState(true);
+  const [state, setState] = useState<{ data?: T; error?: string; loading: boolean }>({ loading: true });
+  const latest = useRef(0);
   const reload = useCallback(() => {
-    setLoading(true);
+    const run = ++latest.current;
+    setState((s) => ({ ...s, loading: true }));
     load().then(
-      (value) => {
-        setData(value);
-        setError(undefined);
-        setLoading(false);
-      },
-      (err: unknown) => {
-        setError(describeError(err));
-        setLoading(false);
-      },
+      (data) => run === latest.current && setState({ data, loading: false }),
+      (err: unknown) =>
+        run === latest.current && setState((s) => ({ ...s, error: describeError(err), loading: false })),
     );
   }, deps);
-  useEffect(reload, [reload]);
-  return { data, error, loading, reload };
+  useLayoutEffect(reload, [reload]);
+  return { ...state, reload };
 }

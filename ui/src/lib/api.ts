@@ -1,5 +1,6 @@
 import type { Session } from './session.js';
 import type {
+  AuditCheckpoint,
   AuditRecord,
   AuditVerifyResult,
   Credential,
@@ -82,7 +83,11 @@ export function createApi(session: Session) {
       call<Credential>('POST', `/credentials/${segment(name)}/rotate`, { body: {} }),
 
     queryAudit: (query: Query) => call<{ records: AuditRecord[] }>('GET', '/audit', { query }),
-    verifyAudit: () => call<AuditVerifyResult>('GET', '/audit/verify'),
+    /** With `since`, the log must also still extend that earlier checkpoint. */
+    verifyAudit: (since?: AuditCheckpoint) =>
+      since
+        ? call<AuditVerifyResult>('POST', '/audit/verify', { body: { since } })
+        : call<AuditVerifyResult>('GET', '/audit/verify'),
 
     listIdentities: () => call<{ identities: IdentityRecord[] }>('GET', '/identities'),
     putIdentity: (record: IdentityRecord, policies: string[]) =>

@@ -1,7 +1,7 @@
 /**
  * Wire types come from the API's zod schemas (type-only imports: nothing of zod is bundled).
  */
-export type { AuditRecord, AuditVerifyResult } from '../../../src/contract/audit.js';
+export type { AuditCheckpoint, AuditRecord, AuditVerifyResult } from '../../../src/contract/audit.js';
 export type { TokenInfo } from '../../../src/contract/auth.js';
 export type { Identity, IdentityType } from '../../../src/contract/common.js';
 export type { Credential } from '../../../src/contract/credentials.js';

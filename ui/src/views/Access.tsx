@@ -176,8 +176,15 @@ function PolicyCard(props: { api: Api; policy: Policy; onSaved(): void }) {
         <form
           onSubmit={async (e) => {
             e.preventDefault();
+            let parsed: PolicyBody;
             try {
-              await props.api.putPolicy(policy.name, JSON.parse(text) as PolicyBody);
+              parsed = JSON.parse(text) as PolicyBody;
+            } catch (err) {
+              setMessage(`The policy is not valid JSON: ${(err as Error).message}. Nothing was saved.`);
+              return;
+            }
+            try {
+              await props.api.putPolicy(policy.name, parsed);
               setEditing(false);
               setMessage(undefined);
               props.onSaved();

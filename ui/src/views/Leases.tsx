@@ -1,51 +1,32 @@
-import { Component } from 'preact';
-import { useCallback, useEffect, useMemo, useRef, useState } from 'preact/hooks';
+import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { ConfirmDialog } from '../components/Confirm.js';
 import { useConfirm } from '../components/useConfirm.js';
 import { useLiveLeases } from '../components/useLiveLeases.js';
-import { onSecond, useExpiryClock } from '../components/useNow.js';
 import type { Api } from '../lib/api.js';
-import {
-  filterLeases,
-  formatRemaining,
-  groupLeases,
-  identityKey,
-  type LeaseFilter,
-  type LeaseGroup,
-} from '../lib/leases.js';
+import { type GroupBy, type LeaseGroup, listItems } from '../lib/lease-index.js';
+import { identityKey, type LeaseFilter } from '../lib/leases.js';
 import type { Lease } from '../lib/types.js';
+import { type LeaseActions, LeaseList } from './LeaseList.js';
 
 const REVEAL_SHOWN_MS = 30_000;
 
 export function LeasesView({ api }: { api: Api }) {
-  const { leases, stream, forget } = useLiveLeases(api);
-  // The view itself re-renders when a lease expires, not every second: each row's TTL bar
-  // runs on its own (see Ttl), so a second's tick never re-renders a thousand rows.
-  const expiries = useMemo(() => [...leases.values()].map((l) => Date.parse(l.expiresAt)), [leases]);
-  const now = useExpiryClock(expiries);
-  const [groupBy, setGroupBy] = useState<'identity' | 'credential'>('identity');
+  const [groupBy, setGroupBy] = useState<GroupBy>('identity');
+  const { index, version, stream, forget } = useLiveLeases(api, groupBy);
   const [filter, setFilter] = useState<LeaseFilter>({ text: '', identityType: '' });
   const [revealed, setRevealed] = useState<{ id: string; value: string }>();
   const confirm = useConfirm();
 
-  const active = useMemo(
-    () => [...leases.values()].filter((l) => Date.parse(l.expiresAt) > now),
-    [leases, now],
-  );
-  const groups = useMemo(() => groupLeases(filterLeases(active, filter), groupBy), [active, filter, groupBy]);
+  // Once per animation frame at most while the stream is busy: O(n), no sorting.
+  const { items, shown } = useMemo(() => listItems(index, filter), [index, version, groupBy, filter]);
 
   // A revealed value goes away on its own, and at once when its lease ends.
   useEffect(() => {
     if (!revealed) return;
-    if (!leases.has(revealed.id)) setRevealed(undefined);
+    if (!index.has(revealed.id)) setRevealed(undefined);
     const timer = setTimeout(() => setRevealed(undefined), REVEAL_SHOWN_MS);
     return () => clearTimeout(timer);
-  }, [revealed, leases]);
-
-  const countOf = (group: LeaseGroup) =>
-    group.identity
-      ? active.filter((l) => identityKey(l.identity) === group.key).length
-      : active.filter((l) => l.credentialName === group.credentialName).length;
+  }, [revealed, index, version]);
 
   const revokeOne = (lease: Lease) =>
     confirm.ask({
@@ -66,7 +47,8 @@ export function LeasesView({ api }: { api: Api }) {
     });
 
   const revokeGroup = (group: LeaseGroup) => {
-    const count = countOf(group);
+    // Every lease of the group this view knows of, the filter notwithstanding.
+    const count = group.leases.length;
     const what = group.identity ? `held by ${group.label}` : `of credential ${group.label}`;
     confirm.ask({
       title: `Revoke all ${count} active lease${count === 1 ? '' : 's'} ${what}?`,
@@ -108,10 +90,16 @@ export function LeasesView({ api }: { api: Api }) {
     });
 
   // Stable handlers, so a row re-renders only when its own lease (or the grouping) changes.
-  const actions = useRef({ revokeOne, reveal });
-  actions.current = { revokeOne, reveal };
-  const onRevoke = useCallback((lease: Lease) => actions.current.revokeOne(lease), []);
-  const onReveal = useCallback((lease: Lease) => actions.current.reveal(lease), []);
+  const latest = useRef({ revokeOne, reveal, revokeGroup });
+  latest.current = { revokeOne, reveal, revokeGroup };
+  const actions = useMemo<LeaseActions>(
+    () => ({
+      onRevoke: (lease) => latest.current.revokeOne(lease),
+      onReveal: (lease) => latest.current.reveal(lease),
+      onRevokeGroup: (group) => latest.current.revokeGroup(group),
+    }),
+    [],
+  );
 
   return (
     <section aria-labelledby="leases-title">
@@ -131,10 +119,7 @@ export function LeasesView({ api }: { api: Api }) {
       <form class="filters" aria-label="Filter leases" onSubmit={(e) => e.preventDefault()}>
         <label>
           Group by{' '}
-          <select
-            value={groupBy}
-            onChange={(e) => setGroupBy(e.currentTarget.value as 'identity' | 'credential')}
-          >
+          <select value={groupBy} onChange={(e) => setGroupBy(e.currentTarget.value as GroupBy)}>
             <option value="identity">Identity</option>
             <option value="credential">Credential</option>
           </select>
@@ -163,11 +148,9 @@ export function LeasesView({ api }: { api: Api }) {
           />
         </label>
       </form>
-      <p class="summary" aria-live="polite">
-        {active.length} active lease{active.length === 1 ? '' : 's'}
-        {groups.reduce((n, g) => n + g.leases.length, 0) !== active.length
-          ? `, ${groups.reduce((n, g) => n + g.leases.length, 0)} shown`
-          : ''}
+      <p class="summary" data-testid="lease-summary" data-active={index.size} data-shown={shown}>
+        {index.size} active lease{index.size === 1 ? '' : 's'}
+        {shown !== index.size ? `, ${shown} shown` : ''}
       </p>
       {confirm.status && (
         <p
@@ -191,32 +174,10 @@ export function LeasesView({ api }: { api: Api }) {
           </button>
         </section>
       )}
-      {groups.length === 0 && (
+      {items.length === 0 && (
         <p class="empty">No active leases{filter.text || filter.identityType ? ' match the filter' : ''}.</p>
       )}
-      {groups.map((group) => (
-        <section class="group" key={group.key} aria-label={`Leases of ${group.label}`} data-group={group.key}>
-          <div class="group-head">
-            <h2>
-              {group.label} <span class="count">({group.leases.length})</span>
-            </h2>
-            <button type="button" class="danger" onClick={() => revokeGroup(group)}>
-              Revoke all of {group.label}
-            </button>
-          </div>
-          <ul class="lease-list">
-            {group.leases.map((lease) => (
-              <LeaseRow
-                key={lease.id}
-                lease={lease}
-                groupBy={groupBy}
-                onRevoke={onRevoke}
-                onReveal={onReveal}
-              />
-            ))}
-          </ul>
-        </section>
-      ))}
+      <LeaseList items={items} groupBy={groupBy} actions={actions} />
       <ConfirmDialog
         request={confirm.request}
         busy={confirm.busy}
@@ -224,114 +185,5 @@ export function LeasesView({ api }: { api: Api }) {
         onConfirm={confirm.confirm}
       />
     </section>
-  );
-}
-
-interface LeaseRowProps {
-  lease: Lease;
-  groupBy: 'identity' | 'credential';
-  onRevoke(lease: Lease): void;
-  onReveal(lease: Lease): void;
-}
-
-/** Re-renders only when its props change (leases are replaced, never mutated, on each event). */
-class LeaseRow extends Component<LeaseRowProps> {
-  override shouldComponentUpdate(next: LeaseRowProps): boolean {
-    const p = this.props;
-    return (
-      next.lease !== p.lease ||
-      next.groupBy !== p.groupBy ||
-      next.onRevoke !== p.onRevoke ||
-      next.onReveal !== p.onReveal
-    );
-  }
-
-  override render() {
-    return <LeaseRowBody {...this.props} />;
-  }
-}
-
-function LeaseRowBody(props: LeaseRowProps) {
-  const { lease } = props;
-  const other = props.groupBy === 'identity' ? lease.credentialName : identityKey(lease.identity);
-  const onBehalf =
-    identityKey(lease.issuedBy) !== identityKey(lease.identity)
-      ? `issued by ${identityKey(lease.issuedBy)}`
-      : '';
-  const labels = Object.entries(lease.labels ?? {});
-  return (
-    <li class="lease" data-lease-id={lease.id}>
-      <div class="lease-main">
-        <strong>{other}</strong> <span class="muted">v{lease.version}</span>
-        <div class="muted small">
-          <code>{lease.id}</code>
-          {onBehalf && ` · ${onBehalf}`}
-          {lease.dynamic && ` · ${lease.dynamic.engine} account ${lease.dynamic.username}`}
-          {lease.renewCount > 0 && ` · renewed ${lease.renewCount}×`}
-        </div>
-        {labels.length > 0 && (
-          <div class="labels">
-            {labels.map(([k, v]) => (
-              <span class="label" key={k}>
-                {k}={v}
-              </span>
-            ))}
-          </div>
-        )}
-      </div>
-      <Ttl lease={lease} />
-      <div class="row-actions">
-        <button
-          type="button"
-          class="secondary"
-          onClick={() => props.onReveal(lease)}
-          aria-label={`Reveal value of ${lease.id}`}
-        >
-          Reveal
-        </button>
-        <button
-          type="button"
-          class="danger"
-          onClick={() => props.onRevoke(lease)}
-          aria-label={`Revoke ${lease.id}`}
-        >
-          Revoke
-        </button>
-      </div>
-    </li>
-  );
-}
-
-/**
- * A lease's TTL bar, ticking once a second on the shared clock while it is on screen (an
- * off-screen bar catches up the moment it scrolls into view).
- */
-function Ttl({ lease }: { lease: Lease }) {
-  const [now, setNow] = useState(Date.now);
-  const ref = useRef<HTMLDivElement>(null);
-  useEffect(() => {
-    let visible = true;
-    const observer =
-      typeof IntersectionObserver === 'function'
-        ? new IntersectionObserver((entries) => {
-            visible = entries.some((e) => e.isIntersecting);
-            if (visible) setNow(Date.now());
-          })
-        : undefined;
-    if (ref.current) observer?.observe(ref.current);
-    const stop = onSecond((t) => visible && setNow(t));
-    return () => {
-      stop();
-      observer?.disconnect();
-    };
-  }, []);
-  const issued = Date.parse(lease.issuedAt);
-  const total = Math.max(1, Date.parse(lease.expiresAt) - issued);
-  const left = Math.max(0, Date.parse(lease.expiresAt) - now);
-  return (
-    <div class="ttl" ref={ref}>
-      <progress max={total} value={left} aria-label={`Time left for ${lease.id}`} />
-      <span class="small">{formatRemaining(left)}</span>
-    </div>
   );
 }

@@ -1,8 +1,11 @@
+/// <reference types="node" />
 import type { Agent as HttpAgent, IncomingMessage } from 'node:http';
-import { Readable } from 'node:stream';
-import type { FetchLike } from '../sdk/http.js';
+import type { FetchLike } from './http.js';
 
 /**
+ * Node only, and loaded only when needed (a CA to trust, or the agent), its node: modules too,
+ * so that no file of the SDK imports one statically: the SDK itself runs wherever `fetch` does.
+ *
  * The part of `fetch` the SDK uses (method, headers, a string body, a signal; status, headers,
  * `text()`, `json()` and a streamed `body`), on node:http and node:https. The agent uses it
  * instead of Node's fetch: undici compiles a WebAssembly HTTP parser and keeps its own pools,
@@ -46,6 +49,8 @@ export function createNodeFetch(options: NodeFetchOptions = {}): NodeFetch {
     const signal = init.signal ?? undefined;
     signal?.throwIfAborted();
     const agent = await agentFor(url.protocol);
+    const { Readable } = await import('node:stream');
+    const toWeb = Readable.toWeb;
     const { request } = url.protocol === 'https:' ? await import('node:https') : await import('node:http');
     const body = init.body === undefined || init.body === null ? undefined : String(init.body);
     const headers: Record<string, string> = { ...(init.headers as Record<string, string> | undefined) };
@@ -86,7 +91,7 @@ export function createNodeFetch(options: NodeFetchOptions = {}): NodeFetch {
       text,
       json: async () => JSON.parse(await text()) as unknown,
       get body() {
-        stream ??= Readable.toWeb(res) as ReadableStream<Uint8Array>;
+        stream ??= toWeb(res) as ReadableStream<Uint8Array>;
         return stream;
       },
     };
@@ -100,4 +105,26 @@ export function createNodeFetch(options: NodeFetchOptions = {}): NodeFetch {
       agents.clear();
     },
   };
+}
+
+/**
+ * Reads the PEM file `VAULT_CACERT` names. A wrong file is one clear error at connect time
+ * instead of a TLS failure on the first request.
+ */
+export async function readCaFile(path: string): Promise<string> {
+  const { readFile } = await import('node:fs/promises');
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new TypeError(
+      `cannot read the CA file ${path} (VAULT_CACERT): ${code === 'ENOENT' ? 'no such file' : (err as Error).message}`,
+    );
+  }
+  if (!text.includes('-----BEGIN CERTIFICATE-----'))
+    throw new TypeError(
+      `the CA file ${path} (VAULT_CACERT) is not PEM: it has no "-----BEGIN CERTIFICATE-----" block`,
+    );
+  return text;
 }

@@ -1,0 +1,80 @@
+import type { z } from 'zod';
+import type { postgresEngineConfig } from '../contract/credentials.js';
+import { usernamePlaceholder } from '../contract/credentials.js';
+import { EngineError } from './engine.js';
+
+export type PostgresSpec = z.infer<typeof postgresEngineConfig>;
+
+/** Quotes an identifier we generated; refuses what no PostgreSQL identifier may hold. */
+export function quoteIdentifier(name: string): string {
+  if (name.includes('\0') || name.length === 0 || Buffer.byteLength(name) > 63)
+    throw new EngineError(`"${name}" cannot be a PostgreSQL role name`, true);
+  return `"${name.replaceAll('"', '""')}"`;
+}
+
+/** A literal under standard_conforming_strings (the default since 9.1): quotes doubled, E'' for backslashes. */
+export function quoteLiteral(value: string): string {
+  if (value.includes('\0')) throw new EngineError('a NUL byte cannot be in a PostgreSQL literal', true);
+  const body = `'${value.replaceAll("'", "''")}'`;
+  return value.includes('\\') ? `E${body.replaceAll('\\', '\\\\')}` : body;
+}
+
+/** The statements in order; `{{name}}` becomes the quoted role, nothing else is substituted. */
+export const renderStatements = (spec: PostgresSpec, role: string): string[] =>
+  spec.creationStatements.map((statement) =>
+    statement.replaceAll(usernamePlaceholder, quoteIdentifier(role)),
+  );
+
+export const createRoleSql = (username: string, verifier: string, expiresAt: Date) =>
+  `CREATE ROLE ${quoteIdentifier(username)} WITH LOGIN NOINHERIT PASSWORD ${quoteLiteral(verifier)} VALID UNTIL ${quoteLiteral(expiresAt.toISOString())}`;
+
+/**
+ * Taken (until commit) by every transaction of ours that changes privileges: GRANTs and DROP
+ * OWNED on one object update its catalog row, and two transactions doing so at once fail
+ * ("tuple concurrently updated"). Waiting on this lock instead lets the costly part (CREATE
+ * ROLE checks each SCRAM verifier with one PBKDF2 run) go in parallel and only the cheap
+ * privilege changes one after another.
+ */
+export const aclLockSql = 'SELECT pg_advisory_xact_lock(8388916853364)';
+
+/**
+ * One transaction dropping many roles: what they own goes to the admin, the privileges
+ * granted to them go, then the roles. Every name is one we generated, quoted.
+ */
+export function dropRolesSql(usernames: string[]): string {
+  const roles = usernames.map(quoteIdentifier).join(', ');
+  return `BEGIN; ${aclLockSql}; REASSIGN OWNED BY ${roles} TO CURRENT_USER; DROP OWNED BY ${roles}; DROP ROLE ${roles}; COMMIT`;
+}
+
+/**
+ * Ends every session of these roles, by name and by oid (a role dropped mid-login keeps its
+ * oid), and answers which of them still exist: a revocation counts only once the role is gone.
+ */
+export const terminateSql = `WITH ended AS (
+    SELECT pg_terminate_backend(pid, 1000) FROM pg_stat_activity
+     WHERE pid <> pg_backend_pid() AND (usename = ANY($1::text[]) OR (usesysid IS NOT NULL AND usesysid::text = ANY($2::text[])))
+  )
+  SELECT (SELECT count(*) FROM ended) AS ended, ARRAY(SELECT rolname::text FROM pg_roles WHERE rolname = ANY($1::text[])) AS remaining`;
+
+/**
+ * Concurrent GRANTs on one object race on its catalog row ("tuple concurrently updated") and
+ * deadlocks or serialization failures can occur; the whole transaction rolled back, so it is
+ * simply run again.
+ */
+export function isTransient(err: unknown): boolean {
+  const code = (err as { code?: unknown }).code;
+  return (
+    code === '40001' || code === '40P01' || (code === 'XX000' && /concurrently/.test((err as Error).message))
+  );
+}
+
+export async function retryConcurrent<T>(run: () => Promise<T>, attempts = 8): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await run();
+    } catch (err) {
+      if (!isTransient(err) || attempt >= attempts) throw err;
+      await new Promise((resolve) => setTimeout(resolve, Math.random() * 5 * attempt));
+    }
+  }
+}

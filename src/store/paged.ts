@@ -1,0 +1,50 @@
+import type { KeyValue, Store } from './store.js';
+
+/**
+ * Reads a prefix a page at a time, so that no single store request returns more than `pageSize`
+ * keys: etcd refuses responses over 4 MiB, and a tenant's prefixes grow without bound. Every
+ * read of a prefix in this codebase goes through here or passes its own `limit` (a test checks
+ * that no unpaged `range` comes back).
+ */
+export async function* scanPrefix(
+  store: Pick<Store, 'range'>,
+  prefix: string,
+  options: { pageSize?: number; startAfter?: string } = {},
+): AsyncGenerator<KeyValue> {
+  const limit = options.pageSize ?? DEFAULT_PAGE;
+  let after = options.startAfter;
+  for (;;) {
+    const page = await store.range(prefix, { limit, ...(after !== undefined ? { startAfter: after } : {}) });
+    for (const kv of page.kvs) yield kv;
+    if (!page.more || page.kvs.length === 0) return;
+    after = page.kvs.at(-1)!.key;
+  }
+}
+
+/**
+ * Every key of a prefix that is small by construction (a tenant's key versions, a token's
+ * children), read in pages; refuses to hold more than `max` in memory.
+ */
+export async function readSmallPrefix(
+  store: Pick<Store, 'range'>,
+  prefix: string,
+  max = 10_000,
+): Promise<KeyValue[]> {
+  const kvs: KeyValue[] = [];
+  for await (const kv of scanPrefix(store, prefix)) {
+    if (kvs.length === max) throw new Error(`more than ${max} keys under ${prefix}; read it in pages`);
+    kvs.push(kv);
+  }
+  return kvs;
+}
+
+/** Several keys at once: the store's `getMany` where it has one, else parallel gets. */
+export function getMany(
+  store: Pick<Store, 'get' | 'getMany'>,
+  keys: string[],
+): Promise<Array<KeyValue | undefined>> {
+  if (store.getMany) return store.getMany(keys);
+  return Promise.all(keys.map((key) => store.get(key)));
+}
+
+const DEFAULT_PAGE = 500;

@@ -1,0 +1,103 @@
+/**
+ * The PostgreSQL engine's group commit against a real server: leases issued or revoked
+ * together share one transaction, and one lease that fails in a batch sinks no other.
+ */
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { EngineError } from '../../src/engines/engine.js';
+import { createPostgresEngine } from '../../src/engines/postgres.js';
+import { type Postgres, postgresAvailable, startPostgres } from '../support/postgres.js';
+
+const spec = {
+  engine: 'postgres' as const,
+  creationStatements: ['GRANT SELECT ON public.orders TO {{name}}'],
+};
+
+async function canLogin(url: string): Promise<boolean> {
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 3000 });
+  client.on('error', () => {});
+  try {
+    await client.connect();
+    await client.query('SELECT count(*) FROM public.orders');
+    return true;
+  } catch {
+    return false;
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
+
+describe.skipIf(!postgresAvailable())('PostgreSQL engine: batches', () => {
+  let db: Postgres;
+  const engine = createPostgresEngine();
+  const expiresAt = () => new Date(Date.now() + 10 * 60_000);
+
+  beforeAll(async () => {
+    db = await startPostgres();
+    await db.query('CREATE TABLE public.orders (id int)');
+  }, 60_000);
+
+  afterAll(async () => {
+    await engine.close();
+    await db?.close();
+  });
+
+  it('issues concurrent leases in shared transactions', async () => {
+    const names = Array.from({ length: 16 }, (_, i) => `vault_batch_${i}`);
+    const urls = await Promise.all(
+      names.map((username) => engine.issue(db.adminUrl, spec, { username, expiresAt: expiresAt() })),
+    );
+    expect(new Set(urls).size).toBe(names.length);
+    for (const url of urls) expect(await canLogin(url)).toBe(true);
+    // Roles created in one transaction carry its id (xmin): fewer transactions than leases.
+    const xids = await db.query<{ n: number }>(
+      "SELECT count(DISTINCT xmin::text)::int AS n FROM pg_authid WHERE rolname LIKE 'vault_batch_%'",
+    );
+    expect(xids.rows[0]!.n).toBeLessThan(names.length);
+  });
+
+  it('a lease whose role cannot be created fails alone; the others in its batch are issued', async () => {
+    await db.query('CREATE ROLE vault_mixed_taken');
+    const names = [...Array.from({ length: 6 }, (_, i) => `vault_mixed_${i}`), 'vault_mixed_taken'];
+    const results = await Promise.allSettled(
+      names.map((username) => engine.issue(db.adminUrl, spec, { username, expiresAt: expiresAt() })),
+    );
+    const taken = results.at(-1)!;
+    expect(taken.status).toBe('rejected');
+    expect((taken as PromiseRejectedResult).reason).toBeInstanceOf(EngineError);
+    expect(String((taken as PromiseRejectedResult).reason.message)).toMatch(/already exists/);
+    for (const result of results.slice(0, -1)) {
+      expect(result.status).toBe('fulfilled');
+      expect(await canLogin((result as PromiseFulfilledResult<string>).value)).toBe(true);
+    }
+    expect(JSON.stringify(results)).not.toContain(db.adminPassword);
+  });
+
+  it('revokes concurrent leases together; a role that cannot be dropped fails alone and the rest are gone', async () => {
+    const names = Array.from({ length: 8 }, (_, i) => `vault_drop_${i}`);
+    const urls = await Promise.all(
+      names.map((username) => engine.issue(db.adminUrl, spec, { username, expiresAt: expiresAt() })),
+    );
+    // A privilege in another database: DROP OWNED here does not reach it, so DROP ROLE fails.
+    await db.query('CREATE DATABASE elsewhere');
+    const other = new pg.Client({ connectionString: db.urlFor('admin', db.adminPassword, 'elsewhere') });
+    await other.connect();
+    await other.query('CREATE TABLE t (id int)');
+    await other.query('GRANT SELECT ON t TO vault_drop_3');
+    await other.end();
+
+    const results = await Promise.allSettled(names.map((username) => engine.revoke(db.adminUrl, username)));
+    expect(results.map((r) => r.status)).toEqual(names.map((_, i) => (i === 3 ? 'rejected' : 'fulfilled')));
+    expect(String((results[3] as PromiseRejectedResult).reason.message)).toMatch(/vault_drop_3/);
+    const left = await db.query<{ rolname: string }>(
+      "SELECT rolname FROM pg_roles WHERE rolname LIKE 'vault_drop_%'",
+    );
+    expect(left.rows.map((r) => r.rolname)).toEqual(['vault_drop_3']);
+    for (const [i, url] of urls.entries()) expect(await canLogin(url)).toBe(i === 3);
+    // Revoking again once the obstacle is gone succeeds, and revoking a gone role is a no-op.
+    await db.query('DROP DATABASE elsewhere');
+    await engine.revoke(db.adminUrl, 'vault_drop_3');
+    await engine.revoke(db.adminUrl, 'vault_drop_0');
+    expect((await db.query("SELECT 1 FROM pg_roles WHERE rolname LIKE 'vault_drop_%'")).rowCount).toBe(0);
+  });
+});
