@@ -96,6 +96,8 @@ export const rotateRequest = z.strictObject({
 export const updateCredentialRequest = z.strictObject({
   metadata: labels.optional(),
   leases: leaseDefaults.optional(),
+  /** A dynamic credential's engine settings (same engine); leases issued from now on follow them. */
+  dynamic: dynamicSpec.optional(),
 });
 
 export const credentialVersion = z.object({
@@ -105,12 +107,30 @@ export const credentialVersion = z.object({
   fingerprint: z.string(),
 });
 
+/**
+ * A dynamic credential's upstream removals that failed and are being retried (the sweep's
+ * state), so operators and the controller can say so without reading the audit log.
+ */
+export const revocationState = z.object({
+  /** Upstream accounts of ended leases not removed yet after at least one failed attempt. */
+  failing: z.number().int(),
+  /** The most attempts any of them has had. */
+  attempts: z.number().int().optional(),
+  /** The latest failure (the engine's message, scrubbed of secrets). */
+  lastError: z.string().optional(),
+  /** When the next of them is retried. */
+  nextAttemptAt: z.string().optional(),
+});
+export type RevocationState = z.infer<typeof revocationState>;
+
 export const credential = z.object({
   name: z.string(),
   type: credentialType,
   metadata: z.record(z.string(), z.string()),
   leases: z.object({ defaultTtl: z.string().optional(), maxTtl: z.string().optional() }).optional(),
   dynamic: dynamicSpec.optional(),
+  /** Only on a dynamic credential's GET: its failing upstream removals. */
+  revocations: revocationState.optional(),
   currentVersion: z.number().int(),
   versions: z.array(credentialVersion),
   createdAt: z.string(),

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Credential, DynamicSpec } from '../contract/credentials.js';
+import type { Credential, DynamicSpec, RevocationState } from '../contract/credentials.js';
 import type { DynamicEngine, EngineRegistry } from '../engines/engine.js';
 import { EngineError } from '../engines/engine.js';
 import { VaultError } from '../lib/errors.js';
@@ -8,6 +8,13 @@ import { type CoreDeps, parseRecord } from './deps.js';
 import { type AccountRecord, backoffMs, decideAccount } from './dynamic-decision.js';
 import { keys } from './keys.js';
 import type { LeaseRecord } from './lease-record.js';
+
+/** Kept under the credential while an account's removal fails, so its GET finds it cheaply. */
+interface RetryRecord {
+  attempts: number;
+  nextAttemptAt: string;
+  lastError: string;
+}
 
 export const revokerIdentity = { type: 'workload' as const, name: 'vault-dynamic-revoker' };
 
@@ -121,10 +128,14 @@ export function createDynamicAccounts(
       const kv = await store.get(key);
       if (!kv) return { ops: [], audit: [], result: undefined };
       const current = parseRecord<AccountRecord>(kv.value);
+      const retryKey = keys.dynamicRetry(tenant, account.credentialName, account.leaseId);
       if (!failure) {
         return {
           compare: [{ key, modRevision: kv.modRevision }],
-          ops: [{ type: 'delete' as const, key }],
+          ops: [
+            { type: 'delete' as const, key },
+            { type: 'delete' as const, key: retryKey },
+          ],
           audit: [
             {
               action: 'lease.dynamic-revoke',
@@ -144,9 +155,17 @@ export function createDynamicAccounts(
         nextAttemptAt: new Date(clock().getTime() + delay).toISOString(),
         lastError: failure,
       };
+      const retry: RetryRecord = {
+        attempts,
+        nextAttemptAt: next.nextAttemptAt!,
+        lastError: failure,
+      };
       return {
         compare: [{ key, modRevision: kv.modRevision }],
-        ops: [{ type: 'put' as const, key, value: JSON.stringify(next) }],
+        ops: [
+          { type: 'put' as const, key, value: JSON.stringify(next) },
+          { type: 'put' as const, key: retryKey, value: JSON.stringify(retry) },
+        ],
         audit: [
           {
             action: 'lease.dynamic-revoke',
@@ -335,6 +354,20 @@ export function createDynamicAccounts(
             );
           }
         },
+      };
+    },
+
+    /** The credential's failing upstream removals, as its GET shows them. */
+    async revocationsOf(tenant: string, name: string): Promise<RevocationState> {
+      const { kvs } = await store.range(keys.dynamicRetries(tenant, name));
+      if (kvs.length === 0) return { failing: 0 };
+      const retries = kvs.map((kv) => parseRecord<RetryRecord>(kv.value));
+      const latest = retries.reduce((a, b) => (a.nextAttemptAt >= b.nextAttemptAt ? a : b));
+      return {
+        failing: retries.length,
+        attempts: Math.max(...retries.map((r) => r.attempts)),
+        lastError: latest.lastError,
+        nextAttemptAt: retries.map((r) => r.nextAttemptAt).sort()[0]!,
       };
     },
 

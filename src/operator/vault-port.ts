@@ -11,7 +11,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Identity } from '../contract/common.js';
-import type { Credential, CredentialType, GenerateSpec } from '../contract/credentials.js';
+import type { Credential, CredentialType, DynamicSpec, GenerateSpec } from '../contract/credentials.js';
 import type { Lease } from '../contract/leases.js';
 import type { PolicyBody } from '../contract/policies.js';
 import type { CallContext, VaultCore } from '../core/index.js';
@@ -27,6 +27,8 @@ export interface CreateCredentialInput {
   leases?: { defaultTtl?: string; maxTtl?: string };
   value?: string;
   generate?: GenerateSpec;
+  /** A dynamic credential's engine settings; `value` is then the admin connection. */
+  dynamic?: DynamicSpec;
 }
 
 export interface IssueLeaseInput {
@@ -49,7 +51,11 @@ export interface VaultPort {
   updateCredential(
     tenant: string,
     name: string,
-    input: { metadata: Record<string, string>; leases: { defaultTtl?: string; maxTtl?: string } },
+    input: {
+      metadata: Record<string, string>;
+      leases: { defaultTtl?: string; maxTtl?: string };
+      dynamic?: DynamicSpec;
+    },
   ): Promise<Credential>;
   putVersion(tenant: string, name: string, value: string): Promise<Credential>;
   rotate(tenant: string, name: string, generate: GenerateSpec): Promise<Credential>;
@@ -148,6 +154,7 @@ export function createCorePort(core: VaultCore, identity: Identity = operatorIde
         ...(input.leases ? { leases: input.leases } : {}),
         ...(input.value !== undefined ? { value: input.value } : {}),
         ...(input.generate ? { generate: input.generate } : {}),
+        ...(input.dynamic ? { dynamic: input.dynamic } : {}),
       }),
     updateCredential: (tenant, name, input) => core.credentials.update(ctx(tenant), name, input),
     putVersion: (tenant, name, value) =>

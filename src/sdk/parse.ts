@@ -21,6 +21,7 @@ import type {
   LeaseState,
   Policy,
   PolicyRule,
+  RevocationState,
   Tenant,
   TokenInfo,
   ValueLookupResult,
@@ -126,6 +127,20 @@ function optDynamic(o: Json, key: string, path: string): DynamicSpec | undefined
   throw new ResponseShapeError(`${at}.engine`, 'a known engine (postgres, redis)');
 }
 
+function optRevocations(o: Json, key: string, path: string): RevocationState | undefined {
+  if (o[key] === undefined || o[key] === null) return undefined;
+  const at = `${path}.${key}`;
+  const r = obj(o[key], at);
+  return withOptional<RevocationState>(
+    { failing: num(r, 'failing', at) },
+    {
+      attempts: typeof r.attempts === 'number' ? r.attempts : undefined,
+      lastError: optStr(r, 'lastError', at),
+      nextAttemptAt: optStr(r, 'nextAttemptAt', at),
+    },
+  );
+}
+
 export function parseCredential(value: unknown, path = 'credential'): Credential {
   const o = obj(value, path);
   const leaseDefaults = o.leases === undefined ? undefined : obj(o.leases, `${path}.leases`);
@@ -148,6 +163,7 @@ export function parseCredential(value: unknown, path = 'credential'): Credential
     },
     {
       dynamic: optDynamic(o, 'dynamic', path),
+      revocations: optRevocations(o, 'revocations', path),
       leases:
         leaseDefaults &&
         withOptional(

@@ -10,10 +10,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { KubeConfig } from '@kubernetes/client-node';
+import type { DynamicConfig } from '../../src/core/dynamic-accounts.js';
 import { createVaultCore, type VaultCore } from '../../src/core/index.js';
 import { sealedPrefixes } from '../../src/core/keys.js';
 import { createKeyring } from '../../src/crypto/keyring.js';
 import { localRootKey } from '../../src/crypto/root-key.js';
+import type { EngineRegistry } from '../../src/engines/engine.js';
 import { createKubeClient, type KubeClient } from '../../src/k8s/api-client.js';
 import { createLogger, type Logger } from '../../src/lib/logger.js';
 import { createOperator, type Operator, type OperatorOptions } from '../../src/operator/manager.js';
@@ -38,7 +40,13 @@ export interface OperatorEnv {
   close(): Promise<void>;
 }
 
-export async function setupOperatorEnv(): Promise<OperatorEnv> {
+export interface OperatorEnvOptions {
+  /** Dynamic secrets engines the Vault core runs (its sweep is started with them). */
+  engines?: EngineRegistry;
+  dynamic?: Partial<DynamicConfig>;
+}
+
+export async function setupOperatorEnv(options: OperatorEnvOptions = {}): Promise<OperatorEnv> {
   const cp = await startControlPlane();
   const cleanup: Array<() => Promise<void>> = [() => cp.stop()];
   try {
@@ -78,7 +86,20 @@ export async function setupOperatorEnv(): Promise<OperatorEnv> {
       },
     });
     const keyring = createKeyring({ store, roots: [localRootKey(randomBytes(32))], sealedPrefixes, logger });
-    const core = createVaultCore({ store, keyring, logger });
+    const core = createVaultCore({
+      store,
+      keyring,
+      logger,
+      ...(options.engines ? { engines: options.engines } : {}),
+      ...(options.dynamic ? { dynamic: options.dynamic } : {}),
+    });
+    if (options.engines) {
+      void core.dynamic.start();
+      cleanup.unshift(async () => {
+        await core.dynamic.stop();
+        await core.dynamic.closeEngines();
+      });
+    }
     const admin = await createKubeClient(cp.kubeConfig());
     cleanup.unshift(async () => admin.close());
     const operators: Operator[] = [];
