@@ -46,6 +46,13 @@ const template = (what: string) =>
 export const postgresEngineConfig = z.strictObject({
   engine: z.literal('postgres'),
   creationStatements: z.array(template('a creation statement')).min(1).max(32),
+  /**
+   * PBKDF2 iterations of each lease's SCRAM-SHA-256 verifier (default 4096, PostgreSQL's
+   * own). A lease password has 192 random bits, so fewer iterations cost an attacker who
+   * reads the verifier nothing; they make issuing and every login cheaper. Some clients
+   * refuse fewer than 4096 (pgjdbc bundling com.ongres.scram 2.x).
+   */
+  scramIterations: z.number().int().min(1).max(100_000).optional(),
 });
 
 /** Redis: per lease, an ACL user with a generated password and these ACL rules. */

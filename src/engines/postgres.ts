@@ -237,7 +237,7 @@ export function createPostgresEngine(options: PostgresEngineOptions = {}): Dynam
     parseUrl(connection);
     quoteIdentifier(account.username);
     const password = randomPassword();
-    const verifier = await scramVerifier(password);
+    const verifier = await scramVerifier(password, spec.scramIterations);
     let decide: (keep: boolean) => void = () => {};
     const decision = new Promise<boolean>((resolve) => {
       decide = resolve;

@@ -111,6 +111,9 @@ export const dynamicSource = z
         creationStatements: postgresEngineConfig.shape.creationStatements.describe(
           'SQL run for each lease after its LOGIN role is created (VALID UNTIL the lease end); {{name}} is the role, quoted, and the only placeholder.',
         ),
+        scramIterations: postgresEngineConfig.shape.scramIterations.describe(
+          "PBKDF2 iterations of each lease's SCRAM-SHA-256 verifier; default 4096. Lease passwords are 192 random bits, so fewer make issuing and logins cheaper at no loss, if every client accepts them (pgjdbc with com.ongres.scram 2.x needs 4096).",
+        ),
       })
       .optional()
       .describe('PostgreSQL: each lease gets its own role, dropped when the lease ends.'),

@@ -24,7 +24,12 @@ export function importedSecretRef(source: Partial<Source> | undefined): SecretKe
 /** The engine settings a VaultCredential asks Vault for, if it is dynamic. */
 export function dynamicSpecOf(source: Source): DynamicSpec | undefined {
   const { postgres, redis } = source.dynamic ?? {};
-  if (postgres) return { engine: 'postgres', creationStatements: postgres.creationStatements };
+  if (postgres)
+    return {
+      engine: 'postgres',
+      creationStatements: postgres.creationStatements,
+      ...(postgres.scramIterations !== undefined ? { scramIterations: postgres.scramIterations } : {}),
+    };
   if (redis) return { engine: 'redis', aclRules: redis.aclRules };
   return undefined;
 }

@@ -122,7 +122,11 @@ function optDynamic(o: Json, key: string, path: string): DynamicSpec | undefined
   const at = `${path}.${key}`;
   const d = obj(o[key], at);
   const engine = str(d, 'engine', at);
-  if (engine === 'postgres') return { engine, creationStatements: strings(d, 'creationStatements', at) };
+  if (engine === 'postgres')
+    return withOptional<DynamicSpec>(
+      { engine, creationStatements: strings(d, 'creationStatements', at) },
+      { scramIterations: typeof d.scramIterations === 'number' ? d.scramIterations : undefined },
+    );
   if (engine === 'redis') return { engine, aclRules: strings(d, 'aclRules', at) };
   throw new ResponseShapeError(`${at}.engine`, 'a known engine (postgres, redis)');
 }

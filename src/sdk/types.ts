@@ -95,7 +95,16 @@ export interface CreateCredentialInput {
  * these rules.
  */
 export type DynamicSpec =
-  | { engine: 'postgres'; creationStatements: string[] }
+  | {
+      engine: 'postgres';
+      creationStatements: string[];
+      /**
+       * PBKDF2 iterations of each lease's SCRAM verifier (default 4096). Fewer make issuing
+       * and logins cheaper at no loss for 192-bit random passwords, if every client accepts
+       * them (pgjdbc with com.ongres.scram 2.x needs 4096).
+       */
+      scramIterations?: number;
+    }
   | { engine: 'redis'; aclRules: string[] };
 
 /**
