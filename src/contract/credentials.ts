@@ -118,16 +118,20 @@ export const credentialVersion = z.object({
  * A dynamic credential's upstream removals that failed and are being retried (the sweep's
  * state), so operators and the controller can say so without reading the audit log.
  */
-export const revocationState = z.object({
-  /** Upstream accounts of ended leases not removed yet after at least one failed attempt. */
-  failing: z.number().int(),
-  /** The most attempts any of them has had. */
-  attempts: z.number().int().optional(),
-  /** The latest failure (the engine's message, scrubbed of secrets). */
-  lastError: z.string().optional(),
-  /** When the next of them is retried. */
-  nextAttemptAt: z.string().optional(),
-});
+export const revocationState = z
+  .object({
+    failing: z
+      .number()
+      .int()
+      .describe('Upstream accounts of ended leases not removed yet after at least one failed attempt.'),
+    attempts: z.number().int().optional().describe('The most attempts any of them has had.'),
+    lastError: z
+      .string()
+      .optional()
+      .describe("The latest failure, the engine's message scrubbed of secrets."),
+    nextAttemptAt: z.string().optional().describe('When the next of them is retried.'),
+  })
+  .describe("Only on a dynamic credential's GET: its failing upstream removals, retried with backoff.");
 export type RevocationState = z.infer<typeof revocationState>;
 
 export const credential = z.object({
@@ -136,7 +140,6 @@ export const credential = z.object({
   metadata: z.record(z.string(), z.string()),
   leases: z.object({ defaultTtl: z.string().optional(), maxTtl: z.string().optional() }).optional(),
   dynamic: dynamicSpec.optional(),
-  /** Only on a dynamic credential's GET: its failing upstream removals. */
   revocations: revocationState.optional(),
   currentVersion: z.number().int(),
   versions: z.array(credentialVersion),
