@@ -40,8 +40,6 @@ const adminUser = (connection: string): string => {
   return user;
 };
 
-const all = <O>(n: number, value: O): Settled<O>[] => Array.from({ length: n }, () => ({ ok: true, value }));
-
 export interface PostgresEngineOptions {
   /** Connections kept per admin connection (default 6). */
   poolSize?: number;
