@@ -14,6 +14,7 @@ export interface DynamicOptions {
   dynamic?: string;
   statement?: string[];
   statementsFile?: string;
+  scramIterations?: string;
   aclRule?: string[];
 }
 
@@ -31,6 +32,10 @@ export const addDynamic = (command: Command) =>
     .option(
       '--statements-file <path>',
       'postgres: statements from a file, each ending with ";" at the end of a line',
+    )
+    .option(
+      '--scram-iterations <n>',
+      "postgres: PBKDF2 iterations of each lease's SCRAM verifier (default 4096; fewer issue faster, if every client accepts them)",
     )
     .option(
       '--acl-rule <rule>',
@@ -64,10 +69,15 @@ export function splitStatements(text: string): string[] {
 
 /** The engine spec the flags describe, or undefined without `--dynamic`. */
 export function dynamicSpec(options: DynamicOptions): DynamicSpec | undefined {
-  const postgresFlags = options.statement !== undefined || options.statementsFile !== undefined;
+  const postgresFlags =
+    options.statement !== undefined ||
+    options.statementsFile !== undefined ||
+    options.scramIterations !== undefined;
   if (!options.dynamic) {
     if (postgresFlags || options.aclRule)
-      throw new UsageError('--statement, --statements-file and --acl-rule need --dynamic postgres or redis');
+      throw new UsageError(
+        '--statement, --statements-file, --scram-iterations and --acl-rule need --dynamic postgres or redis',
+      );
     return undefined;
   }
   if (options.dynamic === 'postgres') {
@@ -88,10 +98,20 @@ export function dynamicSpec(options: DynamicOptions): DynamicSpec | undefined {
       throw new UsageError(
         '--dynamic postgres needs what each lease may do: --statement "GRANT SELECT ON orders TO {{name}}" or --statements-file',
       );
-    return { engine: 'postgres', creationStatements: statements };
+    const iterations = options.scramIterations;
+    if (iterations !== undefined && !/^[1-9][0-9]{0,5}$/.test(iterations))
+      throw new UsageError(`--scram-iterations must be a whole number from 1 to 100000, not "${iterations}"`);
+    return {
+      engine: 'postgres',
+      creationStatements: statements,
+      ...(iterations !== undefined ? { scramIterations: Number(iterations) } : {}),
+    };
   }
   if (options.dynamic === 'redis') {
-    if (postgresFlags) throw new UsageError('--statement and --statements-file are for --dynamic postgres');
+    if (postgresFlags)
+      throw new UsageError(
+        '--statement, --statements-file and --scram-iterations are for --dynamic postgres',
+      );
     if (!options.aclRule?.length)
       throw new UsageError(
         "--dynamic redis needs each lease's ACL rules: --acl-rule '~cache:*' --acl-rule +get",
@@ -108,6 +128,9 @@ export function describeDynamic(spec: DynamicSpec | undefined): Array<[string, s
     return [
       ['engine', 'postgres (one role per lease)'],
       ['statements', spec.creationStatements.join('; ')],
+      ...(spec.scramIterations !== undefined
+        ? [['scram iterations', String(spec.scramIterations)] as [string, string]]
+        : []),
     ];
   return [
     ['engine', 'redis (one ACL user per lease)'],

@@ -46,6 +46,13 @@ const template = (what: string) =>
 export const postgresEngineConfig = z.strictObject({
   engine: z.literal('postgres'),
   creationStatements: z.array(template('a creation statement')).min(1).max(32),
+  /**
+   * PBKDF2 iterations of each lease's SCRAM-SHA-256 verifier (default 4096, PostgreSQL's
+   * own). A lease password has 192 random bits, so fewer iterations cost an attacker who
+   * reads the verifier nothing; they make issuing and every login cheaper. Some clients
+   * refuse fewer than 4096 (pgjdbc bundling com.ongres.scram 2.x).
+   */
+  scramIterations: z.number().int().min(1).max(100_000).optional(),
 });
 
 /** Redis: per lease, an ACL user with a generated password and these ACL rules. */
@@ -103,6 +110,8 @@ export const rotateRequest = z.strictObject({
 export const updateCredentialRequest = z.strictObject({
   metadata: labels.optional(),
   leases: leaseDefaults.optional(),
+  /** A dynamic credential's engine settings (same engine); leases issued from now on follow them. */
+  dynamic: dynamicSpec.optional(),
 });
 
 export const credentialVersion = z.object({
@@ -112,12 +121,33 @@ export const credentialVersion = z.object({
   fingerprint: z.string(),
 });
 
+/**
+ * A dynamic credential's upstream removals that failed and are being retried (the sweep's
+ * state), so operators and the controller can say so without reading the audit log.
+ */
+export const revocationState = z
+  .object({
+    failing: z
+      .number()
+      .int()
+      .describe('Upstream accounts of ended leases not removed yet after at least one failed attempt.'),
+    attempts: z.number().int().optional().describe('The most attempts any of them has had.'),
+    lastError: z
+      .string()
+      .optional()
+      .describe("The latest failure, the engine's message scrubbed of secrets."),
+    nextAttemptAt: z.string().optional().describe('When the next of them is retried.'),
+  })
+  .describe("Only on a dynamic credential's GET: its failing upstream removals, retried with backoff.");
+export type RevocationState = z.infer<typeof revocationState>;
+
 export const credential = z.object({
   name: z.string(),
   type: credentialType,
   metadata: z.record(z.string(), z.string()),
   leases: z.object({ defaultTtl: z.string().optional(), maxTtl: z.string().optional() }).optional(),
   dynamic: dynamicSpec.optional(),
+  revocations: revocationState.optional(),
   currentVersion: z.number().int(),
   versions: z.array(credentialVersion),
   createdAt: z.string(),

@@ -205,7 +205,8 @@ export function createCredentialService(
         resource: resourceOf(name),
         outcome: 'allowed',
       });
-      return credential;
+      if (!credential.dynamic) return credential;
+      return { ...credential, revocations: await deps.dynamic.revocationsOf(ctx.tenant, name) };
     },
 
     async update(ctx: CallContext, name: string, input: z.output<typeof updateCredentialRequest>) {
@@ -222,6 +223,18 @@ export function createCredentialService(
           'credential.update',
         );
       }
+      if (input.dynamic) {
+        const engine = loaded.credential.dynamic?.engine;
+        if (!engine)
+          throw badRequest(`credential "${name}" is not dynamic; create a dynamic credential instead`, {
+            field: 'dynamic',
+          });
+        if (engine !== input.dynamic.engine)
+          throw badRequest(
+            `credential "${name}" uses the ${engine} engine, which cannot change; create another credential for ${input.dynamic.engine}`,
+            { field: 'dynamic.engine' },
+          );
+      }
       let reuse: typeof loaded | undefined = loaded;
       return commitFor(ctx, name, async () => {
         // The commit compares the revision checked above; a retry means it changed, so
@@ -233,13 +246,21 @@ export function createCredentialService(
           ...current.credential,
           ...(input.metadata ? { metadata: input.metadata } : {}),
           ...(input.leases ? { leases: input.leases } : {}),
+          ...(input.dynamic ? { dynamic: input.dynamic } : {}),
           updatedAt: clock().toISOString(),
         };
         const key = keys.credential(ctx.tenant, name);
         return {
           compare: [{ key, modRevision: current.modRevision }],
           ops: [{ type: 'put', key, value: JSON.stringify(next) }],
-          audit: [{ action: 'credential.update', resource: resourceOf(name), outcome: 'allowed' }],
+          audit: [
+            {
+              action: 'credential.update',
+              resource: resourceOf(name),
+              outcome: 'allowed',
+              ...(input.dynamic ? { reason: `${input.dynamic.engine} engine settings replaced` } : {}),
+            },
+          ],
           result: next,
         };
       });

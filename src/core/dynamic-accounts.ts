@@ -1,14 +1,33 @@
 import { randomUUID } from 'node:crypto';
-import type { Credential, DynamicSpec } from '../contract/credentials.js';
+import type { Credential, DynamicSpec, RevocationState } from '../contract/credentials.js';
 import type { DynamicEngine, EngineRegistry } from '../engines/engine.js';
 import { EngineError } from '../engines/engine.js';
 import { VaultError } from '../lib/errors.js';
 import { scanPrefix } from '../store/paged.js';
+import type { Compare, Op } from '../store/store.js';
+import type { AuditInput } from './committer.js';
 import { type CallContext, systemContext } from './context.js';
 import { type CoreDeps, parseRecord } from './deps.js';
 import { type AccountRecord, backoffMs, decideAccount } from './dynamic-decision.js';
 import { keys } from './keys.js';
 import type { LeaseRecord } from './lease-record.js';
+
+/** An account issued for a lease about to be committed (see `issue`). */
+export interface Issued {
+  value: string;
+  dynamic: { engine: DynamicSpec['engine']; username: string };
+  /** Written in the lease's own transaction. */
+  ops: Op[];
+  /** Says whether the lease committed; rejects when its account could not be kept. */
+  finish(committed: boolean): Promise<void>;
+}
+
+/** Kept under the credential while an account's removal fails, so its GET finds it cheaply. */
+interface RetryRecord {
+  attempts: number;
+  nextAttemptAt: string;
+  lastError: string;
+}
 
 export const revokerIdentity = { type: 'workload' as const, name: 'vault-dynamic-revoker' };
 
@@ -24,6 +43,11 @@ export interface DynamicConfig {
   sweepIntervalMs: number;
   retryBaseMs: number;
   retryMaxMs: number;
+  /**
+   * How long a revocation waits for the upstream removal before committing without it (the
+   * lease must become unusable in Vault at once even when the upstream system hangs).
+   */
+  revokeWaitMs: number;
 }
 
 export const defaultDynamicConfig: DynamicConfig = {
@@ -31,6 +55,7 @@ export const defaultDynamicConfig: DynamicConfig = {
   sweepIntervalMs: 30_000,
   retryBaseMs: 500,
   retryMaxMs: 30_000,
+  revokeWaitMs: 1_000,
 };
 
 const resourceOf = (leaseId: string) => `lease/${leaseId}`;
@@ -93,15 +118,8 @@ export function createDynamicAccounts(
   let again = false;
   let stopped = true;
 
-  async function removeAccount(
-    tenant: string,
-    key: string,
-    account: AccountRecord,
-    lease: LeaseRecord | undefined,
-    reason: string,
-  ): Promise<number | undefined> {
-    const ctx = systemContext(tenant, revokerIdentity, `dynamic-${clock().getTime()}`);
-    const actingFor = lease?.identity;
+  /** Removes the account upstream; resolves with why it failed, or undefined once it is gone. */
+  async function attemptRemoval(tenant: string, account: AccountRecord): Promise<string | undefined> {
     let failure: string | undefined;
     try {
       const found = await connectionOf(tenant, account.credentialName);
@@ -117,52 +135,91 @@ export function createDynamicAccounts(
       failure = err instanceof EngineError ? err.message : `the engine failed (${(err as Error).name})`;
     }
     deps.observer?.revocation(account.engine, failure ? 'failed' : 'removed');
-    const attempts = (account.attempts ?? 0) + 1;
-    await committer.commit(ctx, async () => {
-      const kv = await store.get(key);
-      if (!kv) return { ops: [], audit: [], result: undefined };
-      const current = parseRecord<AccountRecord>(kv.value);
-      if (!failure) {
-        return {
-          compare: [{ key, modRevision: kv.modRevision }],
-          ops: [{ type: 'delete' as const, key }],
-          audit: [
-            {
-              action: 'lease.dynamic-revoke',
-              resource: resourceOf(account.leaseId),
-              outcome: 'allowed' as const,
-              reason: `${account.engine} account ${account.username} removed (${reason})${attempts > 1 ? ` after ${attempts} attempts` : ''}`,
-              ...(actingFor ? { actingFor } : {}),
-            },
-          ],
-          result: undefined,
-        };
-      }
-      const delay = backoffMs(attempts, config.retryBaseMs, config.retryMaxMs);
-      const next: AccountRecord = {
-        ...current,
-        attempts,
-        nextAttemptAt: new Date(clock().getTime() + delay).toISOString(),
-        lastError: failure,
-      };
-      return {
-        compare: [{ key, modRevision: kv.modRevision }],
-        ops: [{ type: 'put' as const, key, value: JSON.stringify(next) }],
-        audit: [
-          {
-            action: 'lease.dynamic-revoke',
-            resource: resourceOf(account.leaseId),
-            outcome: 'error' as const,
-            reason: `${account.engine} account ${account.username} not removed (${reason}), attempt ${attempts}, retrying in ${Math.round(delay / 100) / 10}s: ${failure}`,
-            ...(actingFor ? { actingFor } : {}),
-          },
-        ],
-        result: undefined,
-      };
+    if (failure)
+      logger.warn(
+        { lease: account.leaseId, attempts: (account.attempts ?? 0) + 1 },
+        `upstream revocation failed; retrying: ${failure}`,
+      );
+    return failure;
+  }
+
+  /**
+   * What an attempt's outcome writes, built on the account as stored now (inside a commit):
+   * the account and its retry entry deleted once removed, else the next attempt scheduled;
+   * one audit record either way. Nothing when the account is already gone.
+   */
+  async function outcomeOf(
+    tenant: string,
+    account: AccountRecord,
+    failure: string | undefined,
+    reason: string,
+    actingFor: LeaseRecord['identity'] | undefined,
+  ): Promise<{ compare: Compare[]; ops: Op[]; audit: AuditInput[]; retryAt?: number }> {
+    const key = keys.dynamicAccount(tenant, account.leaseId);
+    const kv = await store.get(key);
+    if (!kv) return { compare: [], ops: [], audit: [] };
+    const current = parseRecord<AccountRecord>(kv.value);
+    const attempts = (current.attempts ?? 0) + 1;
+    const retryKey = keys.dynamicRetry(tenant, account.credentialName, account.leaseId);
+    const audit = (outcome: 'allowed' | 'error', text: string): AuditInput => ({
+      action: 'lease.dynamic-revoke',
+      resource: resourceOf(account.leaseId),
+      outcome,
+      reason: text,
+      ...(actingFor ? { actingFor } : {}),
     });
-    if (!failure) return undefined;
-    logger.warn({ lease: account.leaseId, attempts }, `upstream revocation failed; retrying: ${failure}`);
-    return clock().getTime() + backoffMs(attempts, config.retryBaseMs, config.retryMaxMs);
+    const compare = [{ key, modRevision: kv.modRevision }];
+    if (!failure) {
+      return {
+        compare,
+        ops: [
+          { type: 'delete', key },
+          { type: 'delete', key: retryKey },
+        ],
+        audit: [
+          audit(
+            'allowed',
+            `${account.engine} account ${account.username} removed (${reason})${attempts > 1 ? ` after ${attempts} attempts` : ''}`,
+          ),
+        ],
+      };
+    }
+    const delay = backoffMs(attempts, config.retryBaseMs, config.retryMaxMs);
+    const retryAt = clock().getTime() + delay;
+    const nextAttemptAt = new Date(retryAt).toISOString();
+    const retry: RetryRecord = { attempts, nextAttemptAt, lastError: failure };
+    return {
+      compare,
+      ops: [
+        {
+          type: 'put',
+          key,
+          value: JSON.stringify({ ...current, attempts, nextAttemptAt, lastError: failure }),
+        },
+        { type: 'put', key: retryKey, value: JSON.stringify(retry) },
+      ],
+      audit: [
+        audit(
+          'error',
+          `${account.engine} account ${account.username} not removed (${reason}), attempt ${attempts}, retrying in ${Math.round(delay / 100) / 10}s: ${failure}`,
+        ),
+      ],
+      retryAt,
+    };
+  }
+
+  async function removeAccount(
+    tenant: string,
+    account: AccountRecord,
+    lease: LeaseRecord | undefined,
+    reason: string,
+  ): Promise<number | undefined> {
+    const ctx = systemContext(tenant, revokerIdentity, `dynamic-${clock().getTime()}`);
+    const failure = await attemptRemoval(tenant, account);
+    return committer.commit(ctx, async () => {
+      const { retryAt, ...mutation } = await outcomeOf(tenant, account, failure, reason, lease?.identity);
+      return { ...mutation, result: retryAt };
+    });
   }
 
   /** Handles one tenant's accounts (or one account); returns when it next needs to look. */
@@ -182,15 +239,10 @@ export function createDynamicAccounts(
         issueGraceMs: config.issueGraceMs,
       });
       if (action.kind === 'revoke') {
-        const retryAt = await removeAccount(tenant, kv.key, account, lease, action.reason).catch(
-          (err: unknown) => {
-            logger.warn(
-              { lease: account.leaseId },
-              `recording a revocation failed: ${(err as Error).message}`,
-            );
-            return clock().getTime() + config.retryBaseMs;
-          },
-        );
+        const retryAt = await removeAccount(tenant, account, lease, action.reason).catch((err: unknown) => {
+          logger.warn({ lease: account.leaseId }, `recording a revocation failed: ${(err as Error).message}`);
+          return clock().getTime() + config.retryBaseMs;
+        });
         if (retryAt !== undefined) wake = Math.min(wake, retryAt);
       } else if (action.until !== undefined) wake = Math.min(wake, action.until);
     }
@@ -250,10 +302,13 @@ export function createDynamicAccounts(
 
   return {
     /**
-     * Creates the account for a lease about to be committed. The caller commits the lease,
-     * then calls `settled` whatever happened; an account whose lease never came is removed.
+     * Creates the account for a lease about to be committed: the caller commits `ops` with
+     * the lease, then calls `finish` whatever happened. An engine that can hold the account in
+     * an open upstream transaction (PostgreSQL) keeps it only if the lease committed, so a
+     * crash in between leaves nothing; for the others the account is recorded first, and one
+     * whose lease never came is removed by the sweep.
      */
-    async issue(ctx: CallContext, credential: Credential, leaseId: string, expiresAt: Date) {
+    async issue(ctx: CallContext, credential: Credential, leaseId: string, expiresAt: Date): Promise<Issued> {
       const spec = credential.dynamic!;
       const engine = engineFor(spec);
       const username = engine.usernameFor(leaseId);
@@ -266,29 +321,85 @@ export function createDynamicAccounts(
         owner: instance,
       };
       const key = keys.dynamicAccount(ctx.tenant, leaseId);
+      const record = { type: 'put' as const, key, value: JSON.stringify(account) };
+      const dynamic = { engine: spec.engine, username };
+      const failed = (err: unknown) =>
+        err instanceof VaultError
+          ? err
+          : upstreamError(err, `could not issue a ${spec.engine} account for "${credential.name}"`);
+      if (engine.issueHeld) {
+        try {
+          const { connection } = await mustConnect(ctx.tenant, credential.name);
+          const held = await engine.issueHeld(connection, spec as never, { username, expiresAt });
+          return {
+            value: held.value,
+            dynamic,
+            ops: [record],
+            finish: async (committed) => {
+              try {
+                await held.settle(committed);
+              } catch (err) {
+                if (committed) throw failed(err);
+              }
+            },
+          };
+        } catch (err) {
+          throw failed(err);
+        }
+      }
       issuing.add(leaseId);
       try {
         await committer.commit(ctx, async () => ({
           compare: [{ key, modRevision: 0 }],
-          ops: [{ type: 'put', key, value: JSON.stringify(account) }],
+          ops: [record],
           audit: [],
           result: undefined,
         }));
         const { connection } = await mustConnect(ctx.tenant, credential.name);
         const value = await engine.issue(connection, spec as never, { username, expiresAt });
-        return { value, dynamic: { engine: spec.engine, username } };
+        return {
+          value,
+          dynamic,
+          ops: [],
+          finish: async (committed) => {
+            issuing.delete(leaseId);
+            if (!committed) void kick();
+          },
+        };
       } catch (err) {
         issuing.delete(leaseId);
         void kick();
-        if (err instanceof VaultError) throw err;
-        throw upstreamError(err, `could not issue a ${spec.engine} account for "${credential.name}"`);
+        throw failed(err);
       }
     },
 
-    /** The lease was committed (or not): its account is now the sweep's to judge. */
-    settled(leaseId: string, committed: boolean) {
-      issuing.delete(leaseId);
-      if (!committed) void kick();
+    /**
+     * For a revocation about to commit: removes the lease's account upstream first, waiting at
+     * most `revokeWaitMs`, so the revocation's own commit records the outcome (one commit, one
+     * round to the store). Undefined when there is no account or the engine is slower than
+     * that: the revocation then commits alone and `revokeNow` follows, as for any other.
+     */
+    async removeBeforeRevoke(tenant: string, leaseId: string) {
+      const kv = await store.get(keys.dynamicAccount(tenant, leaseId));
+      if (!kv) return undefined;
+      const account = parseRecord<AccountRecord>(kv.value);
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<'late'>((resolve) => {
+        timer = setTimeout(() => resolve('late'), config.revokeWaitMs);
+      });
+      const failure = await Promise.race([attemptRemoval(tenant, account), late]).finally(() =>
+        clearTimeout(timer),
+      );
+      if (failure === 'late') return undefined;
+      return {
+        /** The ops and audit record the revocation's commit adds (built inside it). */
+        outcome: (reason: string, actingFor: LeaseRecord['identity']) =>
+          outcomeOf(tenant, account, failure, reason, actingFor),
+        /** After the commit: a failed removal is retried at its time. */
+        committed: (retryAt: number | undefined) => {
+          if (retryAt !== undefined) wakeAt(retryAt);
+        },
+      };
     },
 
     async renew(ctx: CallContext, lease: LeaseRecord, expiresAt: Date) {
@@ -336,6 +447,21 @@ export function createDynamicAccounts(
             );
           }
         },
+      };
+    },
+
+    /** The credential's failing upstream removals, as its GET shows them. */
+    async revocationsOf(tenant: string, name: string): Promise<RevocationState> {
+      const retries: RetryRecord[] = [];
+      for await (const kv of scanPrefix(store, keys.dynamicRetries(tenant, name)))
+        retries.push(parseRecord<RetryRecord>(kv.value));
+      if (retries.length === 0) return { failing: 0 };
+      const latest = retries.reduce((a, b) => (a.nextAttemptAt >= b.nextAttemptAt ? a : b));
+      return {
+        failing: retries.length,
+        attempts: Math.max(...retries.map((r) => r.attempts)),
+        lastError: latest.lastError,
+        nextAttemptAt: retries.map((r) => r.nextAttemptAt).sort()[0]!,
       };
     },
 

@@ -31,6 +31,10 @@ export const keys = {
   /** Upstream accounts issued for dynamic leases, until the engine has removed them. */
   dynamicAccount: (tenant: string, leaseId: string) => `${root}/t/${tenant}/dynamic-accounts/${leaseId}`,
   dynamicAccounts: (tenant: string) => `${root}/t/${tenant}/dynamic-accounts/`,
+  /** Accounts whose removal failed and is being retried, by credential (present only while failing). */
+  dynamicRetry: (tenant: string, name: string, leaseId: string) =>
+    `${root}/t/${tenant}/dynamic-retries/${name}/${leaseId}`,
+  dynamicRetries: (tenant: string, name: string) => `${root}/t/${tenant}/dynamic-retries/${name}/`,
   policy: (tenant: string, name: string) => `${root}/t/${tenant}/policies/${name}`,
   policies: (tenant: string) => `${root}/t/${tenant}/policies/`,
   identity: (tenant: string, type: string, name: string) => `${root}/t/${tenant}/identities/${type}/${name}`,

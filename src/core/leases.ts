@@ -19,7 +19,7 @@ import { type CallContext, formatIdentity, sameIdentity } from './context.js';
 import { isController } from './controller-role.js';
 import type { CredentialService } from './credentials.js';
 import { type CoreDeps, parseRecord } from './deps.js';
-import type { DynamicAccounts } from './dynamic-accounts.js';
+import type { DynamicAccounts, Issued } from './dynamic-accounts.js';
 import type { ExpiryFeed } from './expiry-feed.js';
 import type { Fingerprints } from './fingerprints.js';
 import { keys } from './keys.js';
@@ -228,7 +228,7 @@ export function createLeaseService(
     const id = newLeaseId();
     const now = clock();
     const expiresAt = new Date(now.getTime() + ttlMs);
-    let issued: Awaited<ReturnType<DynamicAccounts['issue']>>;
+    let issued: Issued;
     try {
       issued = await dynamic.issue(ctx, credential, id, expiresAt);
     } catch (err) {
@@ -275,6 +275,7 @@ export function createLeaseService(
           ops: [
             ...leaseWriteOps(ctx.tenant, undefined, lease),
             { type: 'put', key: keys.leaseValue(ctx.tenant, id), value: JSON.stringify({ sealed }) },
+            ...issued.ops,
           ],
           audit: [
             {
@@ -290,10 +291,39 @@ export function createLeaseService(
         };
       });
       committed = true;
+      await issued.finish(true).catch(async (err: unknown) => {
+        // Committed here but not upstream: the lease must not stand without its account.
+        await revokeUnusable(ctx, id, (err as Error).message);
+        throw err;
+      });
       return result;
     } finally {
-      dynamic.settled(id, committed);
+      if (!committed) await issued.finish(false);
     }
+  }
+
+  /** Revokes a lease just committed whose upstream account could not be kept. */
+  async function revokeUnusable(ctx: CallContext, id: string, why: string) {
+    await committer.commit(ctx, async () => {
+      const found = await load(ctx, id);
+      if (!found || found.lease.state === 'revoked') return { ops: [], audit: [], result: undefined };
+      const reason = 'its upstream account could not be committed';
+      return {
+        compare: [{ key: keys.lease(ctx.tenant, id), modRevision: found.modRevision }],
+        ops: revokeOps(ctx.tenant, found.lease, clock(), reason),
+        audit: [
+          {
+            action: 'lease.revoke',
+            resource: resourceOf(id),
+            outcome: 'allowed' as const,
+            reason: `${reason}: ${why}`,
+            actingFor: found.lease.identity,
+          },
+        ],
+        result: undefined,
+      };
+    });
+    void dynamic.kick();
   }
 
   const visibleTo = (ctx: CallContext, admin: boolean) => (lease: LeaseRecord) =>
@@ -577,6 +607,10 @@ export function createLeaseService(
 
     async revoke(ctx: CallContext, id: string, reason = 'revoked by request'): Promise<Lease> {
       const { lease: seen } = await loadVisible(ctx, id, 'lease.revoke');
+      // A dynamic lease's account goes first when the engine answers in time, so the
+      // revocation and its upstream outcome commit together; if not, the sweep follows up.
+      const upstream = seen.dynamic ? await dynamic.removeBeforeRevoke(ctx.tenant, id) : undefined;
+      let retryAt: number | undefined;
       const revoked = await committer.commit(ctx, async () => {
         const found = await load(ctx, id);
         if (!found) throw notFound(`lease "${id}" does not exist`);
@@ -588,22 +622,29 @@ export function createLeaseService(
           outcome: 'allowed' as const,
           actingFor: lease.identity,
         };
+        const outcome = upstream ? await upstream.outcome(reason, lease.identity) : undefined;
+        retryAt = outcome?.retryAt;
         if (lease.state === 'revoked') {
-          return { ops: [], audit: [{ ...audit, reason: 'already revoked' }], result: toLease(lease, now) };
+          return {
+            compare: outcome?.compare ?? [],
+            ops: outcome?.ops ?? [],
+            audit: [{ ...audit, reason: 'already revoked' }, ...(outcome?.audit ?? [])],
+            result: toLease(lease, now),
+          };
         }
-        const ops = revokeOps(ctx.tenant, lease, now, reason);
         return {
-          compare: [{ key: keys.lease(ctx.tenant, id), modRevision }],
-          ops,
-          audit: [{ ...audit, reason }],
+          compare: [{ key: keys.lease(ctx.tenant, id), modRevision }, ...(outcome?.compare ?? [])],
+          ops: [...revokeOps(ctx.tenant, lease, now, reason), ...(outcome?.ops ?? [])],
+          audit: [{ ...audit, reason }, ...(outcome?.audit ?? [])],
           result: toLease(
             { ...lease, state: 'revoked', revokedAt: now.toISOString(), revokeReason: reason },
             now,
           ),
         };
       });
+      if (upstream) upstream.committed(retryAt);
       // The upstream account goes before the answer when it can; if not, the sweep retries.
-      if (seen.dynamic) await dynamic.revokeNow(ctx.tenant, id);
+      else if (seen.dynamic) await dynamic.revokeNow(ctx.tenant, id);
       return revoked;
     },
 

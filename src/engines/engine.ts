@@ -15,6 +15,12 @@ export interface DynamicEngine<Spec extends DynamicSpec = DynamicSpec> {
   usernameFor(leaseId: string): string;
   /** Creates the account, usable until `expiresAt`; resolves with the value the lease hands out. */
   issue(connection: string, spec: Spec, account: Account): Promise<string>;
+  /**
+   * Optional: creates the account in an upstream transaction left open until `settle` says
+   * whether the lease was committed. The account exists only if it was: a crash in between
+   * aborts the transaction upstream, so the core need not record the account beforehand.
+   */
+  issueHeld?(connection: string, spec: Spec, account: Account): Promise<HeldIssue>;
   /** Lets the account live until `expiresAt`. */
   renew(connection: string, account: Account): Promise<void>;
   /** Ends the account's sessions and removes it; succeeds when it is already gone. */
@@ -26,6 +32,15 @@ export interface DynamicEngine<Spec extends DynamicSpec = DynamicSpec> {
   rotateRoot(connection: string, restore?: string): Promise<string>;
   /** Closes pooled connections. */
   close(): Promise<void>;
+}
+
+export interface HeldIssue {
+  value: string;
+  /**
+   * Commits the account upstream (`true`) or rolls it back; resolves once that is done.
+   * A commit that fails rejects: the account does not exist.
+   */
+  settle(commit: boolean): Promise<void>;
 }
 
 export interface Account {

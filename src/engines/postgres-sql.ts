@@ -39,11 +39,13 @@ export const aclLockSql = 'SELECT pg_advisory_xact_lock(8388916853364)';
 
 /**
  * One transaction dropping many roles: what they own goes to the admin, the privileges
- * granted to them go, then the roles. Every name is one we generated, quoted.
+ * granted to them go, then the roles. Every name is one we generated, quoted. Inside an open
+ * transaction (which holds the lock already), just the drops.
  */
-export function dropRolesSql(usernames: string[]): string {
+export function dropRolesSql(usernames: string[], options: { inTransaction?: boolean } = {}): string {
   const roles = usernames.map(quoteIdentifier).join(', ');
-  return `BEGIN; ${aclLockSql}; REASSIGN OWNED BY ${roles} TO CURRENT_USER; DROP OWNED BY ${roles}; DROP ROLE ${roles}; COMMIT`;
+  const drop = `REASSIGN OWNED BY ${roles} TO CURRENT_USER; DROP OWNED BY ${roles}; DROP ROLE ${roles}`;
+  return options.inTransaction ? drop : `BEGIN; ${aclLockSql}; ${drop}; COMMIT`;
 }
 
 /**

@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { createBatcher, keyedBatchers, type Settled } from './batcher.js';
-import { type Account, type DynamicEngine, EngineError, engineError } from './engine.js';
+import { type Account, type DynamicEngine, EngineError, engineError, type HeldIssue } from './engine.js';
 import { randomPassword, scramVerifier } from './password.js';
 import {
   aclLockSql,
@@ -40,8 +40,6 @@ const adminUser = (connection: string): string => {
   return user;
 };
 
-const all = <O>(n: number, value: O): Settled<O>[] => Array.from({ length: n }, () => ({ ok: true, value }));
-
 export interface PostgresEngineOptions {
   /** Connections kept per admin connection (default 6). */
   poolSize?: number;
@@ -52,6 +50,8 @@ export interface PostgresEngineOptions {
   queryTimeoutMs?: number;
   /** Most leases created or dropped in one transaction. */
   maxBatch?: number;
+  /** How long an issue transaction waits for its leases' outcome before rolling back (default the query timeout). */
+  holdTimeoutMs?: number;
 }
 
 interface IssueItem {
@@ -59,7 +59,13 @@ interface IssueItem {
   account: Account;
   verifier: string;
   password: string;
+  /** Resolved once the role exists in the open transaction. */
+  held: () => void;
+  /** Whether the lease was committed, from `settle`. */
+  decision: Promise<boolean>;
 }
+
+type IssueOutcome = 'committed' | 'rolled-back';
 
 /**
  * PostgreSQL: one LOGIN role per lease, `VALID UNTIL` the lease's end, so the server itself
@@ -70,10 +76,13 @@ interface IssueItem {
  * Calls are group-committed over a pooled admin connection: leases issued (or revoked) while
  * a transaction runs go together into the next one, so the database sees one transaction per
  * batch, and a batch that fails is retried lease by lease so one bad lease sinks no other.
+ * An issue transaction stays open until every lease of the batch is committed in Vault (or
+ * not): what commits is exactly the roles whose leases exist, even across a crash.
  */
 export function createPostgresEngine(options: PostgresEngineOptions = {}): DynamicEngine<PostgresSpec> {
   const pools = new Map<string, pg.Pool>();
   const maxBatch = options.maxBatch ?? 64;
+  const holdTimeoutMs = options.holdTimeoutMs ?? options.queryTimeoutMs ?? 15_000;
 
   const poolFor = (connection: string) => {
     let pool = pools.get(connection);
@@ -130,7 +139,7 @@ export function createPostgresEngine(options: PostgresEngineOptions = {}): Dynam
     }
   }
 
-  /** Creates every role of the batch and runs the statements for each, in one transaction. */
+  /** Creates every role of the batch and runs the statements for each, in one transaction left open. */
   async function createRoles(client: pg.PoolClient, items: IssueItem[]) {
     await retryConcurrent(() =>
       inTransaction(client, async () => {
@@ -141,12 +150,48 @@ export function createPostgresEngine(options: PostgresEngineOptions = {}): Dynam
         for (const item of items)
           for (const text of renderStatements(item.spec, item.account.username))
             await client.query({ text, queryMode: 'extended' } as pg.QueryConfig);
-        await client.query('COMMIT');
       }),
     );
   }
 
-  const issuing = keyedBatchers<IssueItem, void>((key) => {
+  const decided = (item: IssueItem) =>
+    new Promise<boolean>((resolve) => {
+      // A lease whose outcome never comes is not kept (its settle(true) then fails).
+      const timer = setTimeout(() => resolve(false), holdTimeoutMs);
+      void item.decision.then((keep) => {
+        clearTimeout(timer);
+        resolve(keep);
+      });
+    });
+
+  /**
+   * Holds the batch's roles open until each lease's outcome is known, then commits the roles
+   * of committed leases only (the others are dropped in the same transaction).
+   */
+  async function holdAndCommit(
+    connection: string,
+    client: pg.PoolClient,
+    items: IssueItem[],
+  ): Promise<Settled<IssueOutcome>[]> {
+    for (const item of items) item.held();
+    const keep = await Promise.all(items.map(decided));
+    const dropped = items.filter((_, i) => !keep[i]).map((item) => item.account.username);
+    try {
+      if (dropped.length === items.length) {
+        await client.query('ROLLBACK');
+      } else {
+        if (dropped.length > 0) await client.query(dropRolesSql(dropped, { inTransaction: true }));
+        await client.query('COMMIT');
+      }
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => {});
+      const error = engineError(err, secretsOf(connection), 'committing the roles of a batch');
+      return items.map((_, i) => (keep[i] ? { ok: false, error } : { ok: true, value: 'rolled-back' }));
+    }
+    return items.map((_, i) => ({ ok: true, value: keep[i] ? 'committed' : 'rolled-back' }));
+  }
+
+  const issuing = keyedBatchers<IssueItem, IssueOutcome>((key) => {
     const connection = key.slice(0, key.indexOf('\0'));
     return createBatcher(
       (items) =>
@@ -156,32 +201,77 @@ export function createPostgresEngine(options: PostgresEngineOptions = {}): Dynam
           async (client) => {
             try {
               await createRoles(client, items);
-              return all(items.length, undefined);
             } catch (err) {
               if (items.length === 1) throw err;
-              const settled: Settled<void>[] = [];
-              for (const item of items)
-                settled.push(
-                  await createRoles(client, [item]).then(
-                    () => ({ ok: true as const, value: undefined }),
-                    (error: unknown) => ({
-                      ok: false as const,
-                      error: engineError(
-                        error,
-                        secretsOf(connection, [item.password]),
-                        `creating role ${item.account.username}`,
-                      ),
-                    }),
-                  ),
+              // One at a time, so the lease that fails sinks no other.
+              const settled: Settled<IssueOutcome>[] = [];
+              for (const item of items) {
+                const alone = await createRoles(client, [item]).then(
+                  () => undefined,
+                  (error: unknown) =>
+                    engineError(
+                      error,
+                      secretsOf(connection, [item.password]),
+                      `creating role ${item.account.username}`,
+                    ),
                 );
+                settled.push(
+                  alone
+                    ? { ok: false, error: alone }
+                    : ((await holdAndCommit(connection, client, [item]))[0] as Settled<IssueOutcome>),
+                );
+              }
               return settled;
             }
+            return holdAndCommit(connection, client, items);
           },
           items.map((i) => i.password),
         ),
       { maxBatch, concurrency: options.issueConcurrency ?? 4 },
     );
   });
+
+  async function issueHeld(connection: string, spec: PostgresSpec, account: Account): Promise<HeldIssue> {
+    parseUrl(connection);
+    quoteIdentifier(account.username);
+    const password = randomPassword();
+    const verifier = await scramVerifier(password, spec.scramIterations);
+    let decide: (keep: boolean) => void = () => {};
+    const decision = new Promise<boolean>((resolve) => {
+      decide = resolve;
+    });
+    let held: () => void = () => {};
+    const isHeld = new Promise<void>((resolve) => {
+      held = resolve;
+    });
+    const outcome = issuing.submit(`${connection}\0${JSON.stringify(spec)}`, {
+      spec,
+      account,
+      verifier,
+      password,
+      held,
+      decision,
+    });
+    // Either the role is held open, or the batch ended without it (an error).
+    await Promise.race([
+      isHeld,
+      outcome.then(() => {
+        throw new EngineError(`role ${account.username} was not created`);
+      }),
+    ]);
+    return {
+      value: leaseUrl(connection, account.username, password),
+      async settle(commit) {
+        decide(commit);
+        const result = await outcome.catch((err: unknown) => {
+          if (commit) throw err;
+          return 'rolled-back' as const;
+        });
+        if (commit && result !== 'committed')
+          throw new EngineError(`role ${account.username} was rolled back before its lease was committed`);
+      },
+    };
+  }
 
   async function dropRoles(client: pg.PoolClient, usernames: string[]) {
     await retryConcurrent(() =>
@@ -242,13 +332,12 @@ export function createPostgresEngine(options: PostgresEngineOptions = {}): Dynam
     usernameFor: (leaseId) => `vault_${leaseId}`,
 
     async issue(connection, spec, account: Account) {
-      parseUrl(connection);
-      quoteIdentifier(account.username);
-      const password = randomPassword();
-      const verifier = await scramVerifier(password);
-      await issuing.submit(`${connection}\0${JSON.stringify(spec)}`, { spec, account, verifier, password });
-      return leaseUrl(connection, account.username, password);
+      const held = await issueHeld(connection, spec, account);
+      await held.settle(true);
+      return held.value;
     },
+
+    issueHeld,
 
     async renew(connection, account) {
       await withClient(connection, `extending role ${account.username}`, async (client) => {

@@ -8,7 +8,7 @@
 
 import { z } from 'zod';
 import { labels, maxLabels, resourceName } from '../contract/common.js';
-import { credentialTypes } from '../contract/credentials.js';
+import { credentialTypes, postgresEngineConfig, redisEngineConfig } from '../contract/credentials.js';
 import { managedPolicyPrefix } from '../contract/policies.js';
 import { parseDuration } from '../lib/duration.js';
 
@@ -85,18 +85,66 @@ const observedGeneration = z
 // ---------------------------------------------------------------------------------------
 // VaultCredential
 
+const secretKeyRef = (keyHelp: string) =>
+  z.strictObject({
+    name: objectName.describe('A Secret in the same namespace.'),
+    key: z
+      .string()
+      .min(1)
+      .max(253)
+      .regex(/^[-._a-zA-Z0-9]+$/, 'a Secret data key')
+      .describe(keyHelp),
+  });
+
+const consentHelp =
+  'The Secret must consent, as for secretRef (label vault.ghoststack.io/import: "true" and an annotation naming this VaultCredential).';
+
+/**
+ * A dynamic credential: the engine's admin connection comes from a Secret (imported under the
+ * same consent rules as secretRef, and never written anywhere else), the rest from the spec.
+ */
+export const dynamicSource = z
+  .strictObject({
+    postgres: z
+      .strictObject({
+        connectionSecretRef: secretKeyRef(
+          'The key holding the admin connection URL, postgres://USER:PASSWORD@HOST:PORT/DATABASE.',
+        ).describe(`The admin connection; every change of the key becomes a new version. ${consentHelp}`),
+        creationStatements: postgresEngineConfig.shape.creationStatements.describe(
+          'SQL run for each lease after its LOGIN role is created (VALID UNTIL the lease end); {{name}} is the role, quoted, and the only placeholder.',
+        ),
+        scramIterations: postgresEngineConfig.shape.scramIterations.describe(
+          "PBKDF2 iterations of each lease's SCRAM-SHA-256 verifier; default 4096. Lease passwords are 192 random bits, so fewer make issuing and logins cheaper at no loss, if every client accepts them (pgjdbc with com.ongres.scram 2.x needs 4096).",
+        ),
+      })
+      .optional()
+      .describe('PostgreSQL: each lease gets its own role, dropped when the lease ends.'),
+    redis: z
+      .strictObject({
+        connectionSecretRef: secretKeyRef(
+          'The key holding the admin connection URL, redis://USER:PASSWORD@HOST:PORT.',
+        ).describe(`The admin connection; every change of the key becomes a new version. ${consentHelp}`),
+        aclRules: redisEngineConfig.shape.aclRules.describe(
+          'ACL rules of each lease\'s user, one token each (e.g. "~cache:*", "+get"); no password rules.',
+        ),
+      })
+      .optional()
+      .describe('Redis: each lease gets its own ACL user, deleted when the lease ends.'),
+  })
+  .describe(
+    'Issue every lease its own upstream account that stops working when the lease ends: exactly one of postgres, redis.',
+  )
+  .meta(
+    cel({
+      rule: '[has(self.postgres), has(self.redis)].filter(x, x).size() == 1',
+      message: 'spec.source.dynamic must set exactly one of postgres or redis',
+    }),
+  );
+export type DynamicSource = z.output<typeof dynamicSource>;
+
 export const credentialSource = z
   .strictObject({
-    secretRef: z
-      .strictObject({
-        name: objectName.describe('A Secret in the same namespace.'),
-        key: z
-          .string()
-          .min(1)
-          .max(253)
-          .regex(/^[-._a-zA-Z0-9]+$/, 'a Secret data key')
-          .describe('The key in the Secret whose value is imported.'),
-      })
+    secretRef: secretKeyRef('The key in the Secret whose value is imported.')
       .optional()
       .describe('Import the value from a Secret key; every change of that key becomes a new version.'),
     generate: z
@@ -115,12 +163,13 @@ export const credentialSource = z
       .describe(
         'The credential and its value are managed through the Vault API; this resource grants access.',
       ),
+    dynamic: dynamicSource.optional(),
   })
-  .describe('Where the value comes from: exactly one of secretRef, generate, external.')
+  .describe('Where the value comes from: exactly one of secretRef, generate, external, dynamic.')
   .meta(
     cel({
-      rule: '[has(self.secretRef), has(self.generate), has(self.external)].filter(x, x).size() == 1',
-      message: 'spec.source must set exactly one of secretRef, generate or external',
+      rule: '[has(self.secretRef), has(self.generate), has(self.external), has(self.dynamic)].filter(x, x).size() == 1',
+      message: 'spec.source must set exactly one of secretRef, generate, external or dynamic',
     }),
   );
 

@@ -86,6 +86,7 @@ export function createApiPort(session: VaultSession, logger: Logger): VaultPort 
             ...(input.leases ? { leases: input.leases } : {}),
             ...(input.value !== undefined ? { value: input.value } : {}),
             ...(input.generate ? { generate: input.generate } : {}),
+            ...(input.dynamic ? { dynamic: input.dynamic } : {}),
           }),
         ),
       ),

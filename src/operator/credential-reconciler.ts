@@ -24,6 +24,15 @@ import {
 } from '../webhook/annotations.js';
 import { readyCondition, sameJson, statusPatch } from './conditions.js';
 import {
+  dynamicSpecOf,
+  dynamicUpdate,
+  importedSecretRef,
+  revocationsCondition,
+  revocationsConditionType,
+  revocationsRecheckMs,
+  sourceMismatch,
+} from './dynamic-source.js';
+import {
   addFinalizer,
   type ReconcileOutcome,
   type ReconcilerDeps,
@@ -113,7 +122,13 @@ export function rotationDue(obj: VaultCredentialObject, credential: Credential):
 const samePolicy = (a: PolicyBody | undefined, b: PolicyBody) =>
   a !== undefined && sameJson(JSON.parse(JSON.stringify(a)), JSON.parse(JSON.stringify(b)));
 
-export function createCredentialReconciler(deps: ReconcilerDeps & { secret: SecretLookup }) {
+export function createCredentialReconciler(
+  deps: ReconcilerDeps & {
+    secret: SecretLookup;
+    /** How often a dynamic credential's upstream removals are checked; default 60 s. */
+    dynamicPollMs?: number;
+  },
+) {
   const { client, vault, clock } = deps;
   const type = resourceTypes.vaultCredentials;
 
@@ -163,6 +178,20 @@ export function createCredentialReconciler(deps: ReconcilerDeps & { secret: Secr
     return status;
   }
 
+  /** An event when upstream removals start or stop failing (the condition says the rest). */
+  async function recordRevocationsChange(obj: VaultCredentialObject, desired: VaultCredentialStatus) {
+    const find = (list: VaultCredentialStatus['conditions']) =>
+      list?.find((c) => c.type === revocationsConditionType);
+    const [before, after] = [find(obj.status?.conditions), find(desired.conditions)];
+    if (!after || after.status === (before?.status ?? 'False')) return;
+    await deps.events.record(
+      obj,
+      after.status === 'True' ? 'Warning' : 'Normal',
+      after.status === 'True' ? 'RevocationsFailing' : 'RevocationsRecovered',
+      after.message,
+    );
+  }
+
   async function finalize(obj: VaultCredentialObject) {
     const tenant = deps.tenantOf(obj.metadata.namespace);
     const name = obj.metadata.name;
@@ -197,6 +226,7 @@ export function createCredentialReconciler(deps: ReconcilerDeps & { secret: Secr
     const source = obj.spec.source;
     await vault.ensureTenant(tenant);
     let credential = await vault.getCredential(tenant, name);
+    const revocations = credential?.revocations;
     let note: [string, string] | undefined;
     let secretResourceVersion = obj.status?.secretResourceVersion;
 
@@ -214,9 +244,16 @@ export function createCredentialReconciler(deps: ReconcilerDeps & { secret: Secr
       return {};
     }
 
-    if (source.secretRef) {
-      const secretName = source.secretRef.name;
-      const found = deps.secret(meta.namespace, secretName, source.secretRef.key, name);
+    const secretRef = importedSecretRef(source);
+    const dynamic = dynamicSpecOf(source);
+    const mismatch = credential && owned(obj) ? sourceMismatch(source, credential) : undefined;
+    if (mismatch) {
+      await writeStatus(obj, notReady(obj, 'SourceChanged', mismatch, 'Failed'));
+      return {};
+    }
+    if (secretRef) {
+      const secretName = secretRef.name;
+      const found = deps.secret(meta.namespace, secretName, secretRef.key, name);
       if ('refused' in found) {
         const [reason, message] =
           found.refused === 'not-importable'
@@ -235,7 +272,7 @@ export function createCredentialReconciler(deps: ReconcilerDeps & { secret: Secr
         return {};
       }
       if ('missing' in found) {
-        const what = `Secret "${secretName}" has no ${found.missing === 'empty' ? 'value under' : 'key'} "${source.secretRef.key}"`;
+        const what = `Secret "${secretName}" has no ${found.missing === 'empty' ? 'value under' : 'key'} "${secretRef.key}"`;
         await writeStatus(obj, notReady(obj, 'SecretNotFound', what, 'Pending'));
         return {};
       }
@@ -246,8 +283,9 @@ export function createCredentialReconciler(deps: ReconcilerDeps & { secret: Secr
           metadata: vaultMetadata(obj),
           leases: leaseDefaults(obj),
           value: found.value,
+          ...(dynamic ? { dynamic } : {}),
         });
-        note = ['Created', `created credential "${name}" version 1 from Secret ${source.secretRef.name}`];
+        note = ['Created', `created credential "${name}" version 1 from Secret ${secretName}`];
       } else if (found.resourceVersion !== secretResourceVersion) {
         // Vault compares the value with the current version's: a Secret change elsewhere
         // (labels, another key) adds no version.
@@ -256,7 +294,7 @@ export function createCredentialReconciler(deps: ReconcilerDeps & { secret: Secr
         if (credential.currentVersion !== before) {
           note = [
             'NewVersion',
-            `imported version ${credential.currentVersion} from Secret ${source.secretRef.name}`,
+            `imported version ${credential.currentVersion} from Secret ${secretName}`,
           ];
         }
       }
@@ -314,13 +352,16 @@ export function createCredentialReconciler(deps: ReconcilerDeps & { secret: Secr
         };
     const wantLeases = leaseDefaults(obj);
     const leasesSet = Object.keys(wantLeases).length > 0 || owned(obj);
+    const engineChange = dynamicUpdate(source, credential);
     if (
       !sameJson(credential.metadata, wantMetadata) ||
-      (leasesSet && !sameJson(credential.leases ?? {}, wantLeases))
+      (leasesSet && !sameJson(credential.leases ?? {}, wantLeases)) ||
+      engineChange
     ) {
       credential = await vault.updateCredential(tenant, name, {
         metadata: wantMetadata,
         leases: leasesSet ? wantLeases : (credential.leases ?? {}),
+        ...engineChange,
       });
     }
 
@@ -340,15 +381,17 @@ export function createCredentialReconciler(deps: ReconcilerDeps & { secret: Secr
     if (!policy && obj.status?.policy) await vault.deletePolicy(tenant, policyName(name));
 
     const current = credential.versions.find((v) => v.version === credential?.currentVersion);
+    // The retry state comes with the GET that started this reconcile (a write answers without it).
+    const retries = { ...credential, revocations: revocations ?? credential.revocations };
     const status: VaultCredentialStatus = {
       phase: 'Ready',
       version: credential.currentVersion,
       ...(current ? { fingerprint: current.fingerprint, rotatedAt: current.createdAt } : {}),
-      ...(source.secretRef ? { secretResourceVersion } : {}),
+      ...(secretRef ? { secretResourceVersion } : {}),
       ...(policy ? { policy: policyName(name), identities: [...wantedIds].sort() } : {}),
       observedGeneration: obj.metadata.generation,
       conditions: readyCondition(
-        obj.status?.conditions,
+        revocationsCondition(obj.status?.conditions, retries, obj.metadata.generation, clock()),
         {
           status: 'True',
           reason: 'Synced',
@@ -359,7 +402,12 @@ export function createCredentialReconciler(deps: ReconcilerDeps & { secret: Secr
       ),
     };
     await writeStatus(obj, status, note);
+    await recordRevocationsChange(obj, status);
     const due = rotationDue(obj, credential);
-    return due === undefined ? {} : { requeueAfterMs: Math.max(0, due - clock().getTime()) };
+    const recheck = revocationsRecheckMs(retries, clock(), deps.dynamicPollMs ?? 60_000);
+    const waits = [due === undefined ? undefined : Math.max(0, due - clock().getTime()), recheck].filter(
+      (ms) => ms !== undefined,
+    );
+    return waits.length === 0 ? {} : { requeueAfterMs: Math.min(...waits) };
   };
 }

@@ -19,6 +19,7 @@ import {
   parseVaultCredential,
   parseVaultLease,
   type VaultCredentialObject,
+  type VaultCredentialSpec,
   type VaultLeaseObject,
 } from '../k8s/resources.js';
 import type { Clock } from '../lib/clock.js';
@@ -33,6 +34,7 @@ import {
 } from '../webhook/annotations.js';
 import { readyCondition, sameJson, statusPatch } from './conditions.js';
 import { createCredentialReconciler, type SecretLookup } from './credential-reconciler.js';
+import { importedSecretRef } from './dynamic-source.js';
 import { createEventRecorder } from './events.js';
 import { createLeaderElector, type LeaderElector } from './leader-election.js';
 import { createLeaseReconciler, type ReconcileOutcome } from './lease-reconciler.js';
@@ -69,6 +71,8 @@ export interface OperatorOptions {
   identity?: string;
   /** Backoff of failing reconciles. */
   retry?: { baseDelayMs?: number; maxDelayMs?: number };
+  /** How often a dynamic VaultCredential's upstream revocations are checked; default 60 s. */
+  dynamicPollMs?: number;
 }
 
 export interface Operator {
@@ -214,8 +218,7 @@ export function createOperator(options: OperatorOptions): Operator {
 
   function enqueueCredentialsOfSecret(secret: KubeObject) {
     for (const cred of informers.credentials.list(secret.metadata.namespace)) {
-      const ref = (cred.spec as { source?: { secretRef?: { name?: string } } } | undefined)?.source
-        ?.secretRef;
+      const ref = importedSecretRef((cred.spec as Partial<VaultCredentialSpec> | undefined)?.source);
       if (ref?.name === secret.metadata.name) enqueue('VaultCredential', cred);
     }
   }
@@ -462,7 +465,11 @@ export function createOperator(options: OperatorOptions): Operator {
     const deps = { client: kubeClient, vault: options.vault, tenantOf, events, clock, logger };
     const reconcilers: Reconcilers = {
       lease: createLeaseReconciler({ ...deps, onExpiredRestart: restartOwner }),
-      credential: createCredentialReconciler({ ...deps, secret: secretLookup }),
+      credential: createCredentialReconciler({
+        ...deps,
+        secret: secretLookup,
+        ...(options.dynamicPollMs ? { dynamicPollMs: options.dynamicPollMs } : {}),
+      }),
     };
     // Credentials first: leases depend on them.
     for (const obj of informers.credentials.list()) enqueue('VaultCredential', obj);

@@ -7,7 +7,7 @@
  * surfaces as phase Denied. No value ever comes back through it.
  */
 import type { Identity } from '../contract/common.js';
-import type { Credential, CredentialType, GenerateSpec } from '../contract/credentials.js';
+import type { Credential, CredentialType, DynamicSpec, GenerateSpec } from '../contract/credentials.js';
 import type { Lease } from '../contract/leases.js';
 import type { PolicyBody } from '../contract/policies.js';
 
@@ -20,6 +20,8 @@ export interface CreateCredentialInput {
   leases?: { defaultTtl?: string; maxTtl?: string };
   value?: string;
   generate?: GenerateSpec;
+  /** A dynamic credential's engine settings; `value` is then the admin connection. */
+  dynamic?: DynamicSpec;
 }
 
 export interface IssueLeaseInput {
@@ -42,7 +44,11 @@ export interface VaultPort {
   updateCredential(
     tenant: string,
     name: string,
-    input: { metadata: Record<string, string>; leases: { defaultTtl?: string; maxTtl?: string } },
+    input: {
+      metadata: Record<string, string>;
+      leases: { defaultTtl?: string; maxTtl?: string };
+      dynamic?: DynamicSpec;
+    },
   ): Promise<Credential>;
   /** Adds a version unless the value equals the current version's (Vault compares). */
   putVersionIfChanged(tenant: string, name: string, value: string): Promise<Credential>;

@@ -19,6 +19,7 @@ import {
   policyName,
   vaultMetadata,
 } from './credential-reconciler.js';
+import { dynamicSpecOf } from './dynamic-source.js';
 import { issueRequest } from './lease-decision.js';
 import { ownerLabel } from './vault-port.js';
 
@@ -37,12 +38,14 @@ export function credentialRequestProblems(obj: VaultCredentialObject): string | 
     problems.push(`metadata.name: too long for its Vault policy name "${policyName(name).slice(0, 40)}..."`);
   }
   const source = obj.spec.source;
+  const dynamic = dynamicSpecOf(source);
   const request = createCredentialRequest.safeParse({
     name,
     type: obj.spec.type,
     metadata: vaultMetadata(obj),
     leases: leaseDefaults(obj),
     ...(source.generate ? { generate: source.generate } : {}),
+    ...(dynamic ? { dynamic } : {}),
   });
   if (!request.success) {
     problems.push(
@@ -51,6 +54,7 @@ export function credentialRequestProblems(obj: VaultCredentialObject): string | 
         if (field === 'metadata') return 'spec.metadata';
         if (field === 'leases') return `spec.access.${joined(rest)}`;
         if (field === 'generate') return `spec.source.generate.${joined(rest)}`;
+        if (field === 'dynamic') return `spec.source.dynamic.${dynamic?.engine}.${joined(rest)}`;
         return `spec.${joined([field ?? '', ...rest])}`;
       }),
     );

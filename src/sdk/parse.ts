@@ -21,6 +21,7 @@ import type {
   LeaseState,
   Policy,
   PolicyRule,
+  RevocationState,
   Tenant,
   TokenInfo,
   ValueLookupResult,
@@ -121,9 +122,27 @@ function optDynamic(o: Json, key: string, path: string): DynamicSpec | undefined
   const at = `${path}.${key}`;
   const d = obj(o[key], at);
   const engine = str(d, 'engine', at);
-  if (engine === 'postgres') return { engine, creationStatements: strings(d, 'creationStatements', at) };
+  if (engine === 'postgres')
+    return withOptional<DynamicSpec>(
+      { engine, creationStatements: strings(d, 'creationStatements', at) },
+      { scramIterations: typeof d.scramIterations === 'number' ? d.scramIterations : undefined },
+    );
   if (engine === 'redis') return { engine, aclRules: strings(d, 'aclRules', at) };
   throw new ResponseShapeError(`${at}.engine`, 'a known engine (postgres, redis)');
+}
+
+function optRevocations(o: Json, key: string, path: string): RevocationState | undefined {
+  if (o[key] === undefined || o[key] === null) return undefined;
+  const at = `${path}.${key}`;
+  const r = obj(o[key], at);
+  return withOptional<RevocationState>(
+    { failing: num(r, 'failing', at) },
+    {
+      attempts: typeof r.attempts === 'number' ? r.attempts : undefined,
+      lastError: optStr(r, 'lastError', at),
+      nextAttemptAt: optStr(r, 'nextAttemptAt', at),
+    },
+  );
 }
 
 export function parseCredential(value: unknown, path = 'credential'): Credential {
@@ -148,6 +167,7 @@ export function parseCredential(value: unknown, path = 'credential'): Credential
     },
     {
       dynamic: optDynamic(o, 'dynamic', path),
+      revocations: optRevocations(o, 'revocations', path),
       leases:
         leaseDefaults &&
         withOptional(

@@ -56,6 +56,8 @@ export interface Credential {
   leases?: LeaseDefaults;
   /** Set on a dynamic credential: the engine that issues each lease its own upstream account. */
   dynamic?: DynamicSpec;
+  /** On a dynamic credential's `get`: upstream removals that failed and are being retried. */
+  revocations?: RevocationState;
   /** The version new leases get. */
   currentVersion: number;
   /** Every stored version. */
@@ -93,8 +95,32 @@ export interface CreateCredentialInput {
  * these rules.
  */
 export type DynamicSpec =
-  | { engine: 'postgres'; creationStatements: string[] }
+  | {
+      engine: 'postgres';
+      creationStatements: string[];
+      /**
+       * PBKDF2 iterations of each lease's SCRAM verifier (default 4096). Fewer make issuing
+       * and logins cheaper at no loss for 192-bit random passwords, if every client accepts
+       * them (pgjdbc with com.ongres.scram 2.x needs 4096).
+       */
+      scramIterations?: number;
+    }
   | { engine: 'redis'; aclRules: string[] };
+
+/**
+ * A dynamic credential's upstream removals (of ended leases' accounts) that failed and are
+ * retried with backoff until the upstream system confirms.
+ */
+export interface RevocationState {
+  /** Accounts not removed yet after at least one failed attempt (0: none failing). */
+  failing: number;
+  /** The most attempts any of them has had. */
+  attempts?: number;
+  /** The latest failure, as the engine reported it (never a password). */
+  lastError?: string;
+  /** When the next of them is retried (ISO 8601). */
+  nextAttemptAt?: string;
+}
 
 /** Input of {@link CredentialsApi.update}. */
 export interface UpdateCredentialInput {
@@ -102,6 +128,8 @@ export interface UpdateCredentialInput {
   metadata?: Record<string, string>;
   /** Replaces the lease TTL defaults. */
   leases?: LeaseDefaults;
+  /** Replaces a dynamic credential's engine settings (same engine); new leases follow them. */
+  dynamic?: DynamicSpec;
 }
 
 /** Input of {@link CredentialsApi.rotate}: a given value, a generated one, or the server's default generation. */

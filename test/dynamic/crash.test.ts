@@ -1,11 +1,12 @@
 /**
  * kill -9 of `vault server` after PostgreSQL created a lease's role and before the lease
- * committed: after a restart the role is gone (the account was recorded before the role was
- * created, and the start-up sweep removes accounts whose lease never came).
+ * committed: no role survives. The engine holds the role in a transaction left open until
+ * the lease is committed in Vault, so the kill aborts it in PostgreSQL; a restart finds
+ * nothing to clean up and no lease.
  *
  * To stop the server exactly there: the creation statements wait on an advisory lock the
- * test holds; etcd is paused (SIGSTOP); the lock is released, so PostgreSQL commits the
- * role while the lease commit hangs on etcd; then the server is killed.
+ * test holds; etcd is paused (SIGSTOP); the lock is released, so the role is created in the
+ * still open transaction while the lease commit hangs on etcd; then the server is killed.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -46,7 +47,7 @@ describe.skipIf(!postgresAvailable() || !process.env.TEST_ASSET_ETCD)(
       rmSync(base, { recursive: true, force: true });
     });
 
-    it('leaves no orphan role after a restart', async () => {
+    it('leaves no orphan role, before or after a restart', async () => {
       const rootKeyFile = join(base, 'root.key');
       await generateRootKeyFile(rootKeyFile);
       const storeArgs = [
@@ -94,21 +95,29 @@ describe.skipIf(!postgresAvailable() || !process.env.TEST_ASSET_ETCD)(
       await etcd.pause();
       await holder.query('SELECT pg_advisory_unlock(4242)');
       await holder.end();
-      await waitFor('the role to be committed', async () => {
-        const { rowCount } = await db.query("SELECT 1 FROM pg_roles WHERE rolname LIKE 'vault_lease_%'");
+      // The statements ran: the engine's session now waits, in its transaction, for the lease.
+      await waitFor('the role to be held open', async () => {
+        const { rowCount } = await db.query(
+          "SELECT 1 FROM pg_stat_activity WHERE application_name = 'vault-dynamic' AND state = 'idle in transaction'",
+        );
         return (rowCount ?? 0) > 0;
       });
+      expect((await db.query("SELECT 1 FROM pg_roles WHERE rolname LIKE 'vault_lease_%'")).rowCount).toBe(0);
       await first.kill();
       await request;
       await etcd.resume();
-      expect((await db.query("SELECT 1 FROM pg_roles WHERE rolname LIKE 'vault_lease_%'")).rowCount).toBe(1);
+      // PostgreSQL aborts the transaction of the killed server's session: no role, ever.
+      await waitFor('the session to end', async () => {
+        const { rowCount } = await db.query(
+          "SELECT 1 FROM pg_stat_activity WHERE application_name = 'vault-dynamic'",
+        );
+        return rowCount === 0;
+      });
+      expect((await db.query("SELECT 1 FROM pg_roles WHERE rolname LIKE 'vault_lease_%'")).rowCount).toBe(0);
 
       const second = await startServer(args);
       servers.push(second);
-      await waitFor('the orphan role to be removed', async () => {
-        const { rowCount } = await db.query("SELECT 1 FROM pg_roles WHERE rolname LIKE 'vault_lease_%'");
-        return rowCount === 0;
-      });
+      expect((await db.query("SELECT 1 FROM pg_roles WHERE rolname LIKE 'vault_lease_%'")).rowCount).toBe(0);
       // No lease was ever committed for it.
       const list = await fetch(`${second.url}/v1/leases`, {
         headers: { authorization: `Bearer ${auth.token}`, 'x-vault-tenant': auth.tenant },

@@ -56,6 +56,40 @@ describe.skipIf(!postgresAvailable())('PostgreSQL engine: batches', () => {
     expect(xids.rows[0]!.n).toBeLessThan(names.length);
   });
 
+  it('holds roles in an open transaction until each lease is settled: only committed leases keep one', async () => {
+    // Each lease settles on its own, as the core does once its commit is done.
+    const held = await Promise.all(
+      Array.from({ length: 6 }, async (_, i) => {
+        const username = `vault_held_${i}`;
+        const h = await engine.issueHeld!(db.adminUrl, spec, { username, expiresAt: expiresAt() });
+        // Nobody else sees the role yet: a crash now would leave nothing behind.
+        const seen = (await db.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [username])).rowCount;
+        const login = await canLogin(h.value);
+        await h.settle(i % 2 === 0);
+        return { ...h, seen, login };
+      }),
+    );
+    expect(held.map((h) => [h.seen, h.login])).toEqual(held.map(() => [0, false]));
+    const kept = await db.query<{ rolname: string }>(
+      "SELECT rolname FROM pg_roles WHERE rolname LIKE 'vault_held_%' ORDER BY rolname",
+    );
+    expect(kept.rows.map((r) => r.rolname)).toEqual(['vault_held_0', 'vault_held_2', 'vault_held_4']);
+    for (const [i, h] of held.entries()) expect(await canLogin(h.value)).toBe(i % 2 === 0);
+    // A lease that is never settled is not kept, and keeping it afterwards says so.
+    const slow = createPostgresEngine({ holdTimeoutMs: 300 });
+    try {
+      const late = await slow.issueHeld!(db.adminUrl, spec, {
+        username: 'vault_held_late',
+        expiresAt: expiresAt(),
+      });
+      await new Promise((resolve) => setTimeout(resolve, 600));
+      await expect(late.settle(true)).rejects.toThrow(/rolled back/);
+      expect((await db.query("SELECT 1 FROM pg_roles WHERE rolname = 'vault_held_late'")).rowCount).toBe(0);
+    } finally {
+      await slow.close();
+    }
+  });
+
   it('a lease whose role cannot be created fails alone; the others in its batch are issued', async () => {
     await db.query('CREATE ROLE vault_mixed_taken');
     const names = [...Array.from({ length: 6 }, (_, i) => `vault_mixed_${i}`), 'vault_mixed_taken'];

@@ -4,11 +4,13 @@
  * role, can do what the creation statements grant and nothing else, and stops working when
  * the lease ends — by revocation, by the database's own VALID UNTIL, and after an outage.
  */
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { keys } from '../../src/core/keys.js';
 import { createPostgresEngine } from '../../src/engines/postgres.js';
-import { type Postgres, postgresAvailable, startPostgres } from '../support/postgres.js';
+import { type Postgres, postgresAvailable, postgresBinDir, startPostgres } from '../support/postgres.js';
 import { startTestVault, type TestVault } from '../support/test-vault.js';
 
 const available = postgresAvailable();
@@ -292,6 +294,64 @@ describe.skipIf(!available)('dynamic PostgreSQL credentials', () => {
     expect(vault.output()).not.toContain(db.adminPassword);
     expect(vault.output()).not.toContain('hunter2-secret');
     expect(JSON.stringify(vault.auditLines())).not.toContain(db.adminPassword);
+  });
+
+  it('scramIterations: fewer PBKDF2 iterations, and node-postgres and psql (libpq) still log in', async () => {
+    const created = await vault.call('POST', '/v1/credentials', {
+      body: {
+        name: 'orders-db-fast',
+        type: 'database-url',
+        value: db.adminUrl,
+        dynamic: {
+          engine: 'postgres',
+          creationStatements: ['GRANT SELECT ON public.orders TO {{name}}'],
+          scramIterations: 1,
+        },
+      },
+    });
+    expect(created.status, created.text).toBe(201);
+    const res = await vault.call('POST', '/v1/leases', {
+      body: { credentialName: 'orders-db-fast', ttl: '5m' },
+    });
+    expect(res.status, res.text).toBe(201);
+    const { value, dynamic } = res.body as { value: string; dynamic: { username: string } };
+    const stored = await db.query<{ rolpassword: string }>(
+      'SELECT rolpassword FROM pg_authid WHERE rolname = $1',
+      [dynamic.username],
+    );
+    expect(stored.rows[0]!.rolpassword).toMatch(/^SCRAM-SHA-256\$1:/);
+    const client = await connectAs(value);
+    expect((await client.query('SELECT current_user AS user')).rows[0].user).toBe(dynamic.username);
+    await client.end();
+    const url = new URL(value);
+    const psql = spawnSync(
+      join(postgresBinDir()!, 'psql'),
+      [
+        '-h',
+        url.hostname,
+        '-p',
+        url.port,
+        '-U',
+        dynamic.username,
+        '-d',
+        'postgres',
+        '-tAc',
+        'SELECT current_user',
+      ],
+      {
+        env: { PGPASSWORD: decodeURIComponent(url.password), PATH: process.env.PATH ?? '' },
+        encoding: 'utf8',
+      },
+    );
+    expect(psql.stderr).toBe('');
+    expect(psql.stdout.trim()).toBe(dynamic.username);
+    // The default stays PostgreSQL's own 4096, which every client accepts.
+    const plain = await lease();
+    const verifier = await db.query<{ rolpassword: string }>(
+      'SELECT rolpassword FROM pg_authid WHERE rolname = $1',
+      [plain.dynamic.username],
+    );
+    expect(verifier.rows[0]!.rolpassword).toMatch(/^SCRAM-SHA-256\$4096:/);
   });
 
   it('rotating the credential rotates the admin password upstream, in one call; new leases keep working', async () => {

@@ -172,14 +172,14 @@ describe('vault operator on a real control plane', { timeout: 90_000 }, () => {
 kind: VaultCredential
 metadata: {name: two-sources}
 spec: {type: generic, source: {generate: {}, external: {}}}`,
-        'spec.source must set exactly one of secretRef, generate or external',
+        'spec.source must set exactly one of secretRef, generate, external or dynamic',
       ],
       [
         `apiVersion: vault.ghoststack.io/v1alpha1
 kind: VaultCredential
 metadata: {name: no-source}
 spec: {type: generic, source: {}}`,
-        'spec.source must set exactly one of secretRef, generate or external',
+        'spec.source must set exactly one of secretRef, generate, external or dynamic',
       ],
       [
         `apiVersion: vault.ghoststack.io/v1alpha1

@@ -8,7 +8,9 @@
  */
 import { fileURLToPath } from 'node:url';
 import type { KubeConfig } from '@kubernetes/client-node';
+import type { DynamicConfig } from '../../src/core/dynamic-accounts.js';
 import type { VaultCore } from '../../src/core/index.js';
+import type { EngineRegistry } from '../../src/engines/engine.js';
 import { createKubeClient, type KubeClient } from '../../src/k8s/api-client.js';
 import { systemClock } from '../../src/lib/clock.js';
 import { createLogger, type Logger } from '../../src/lib/logger.js';
@@ -41,7 +43,13 @@ export interface OperatorEnv {
   close(): Promise<void>;
 }
 
-export async function setupOperatorEnv(): Promise<OperatorEnv> {
+export interface OperatorEnvOptions {
+  /** Dynamic secrets engines the Vault core runs (its sweep is started with them). */
+  engines?: EngineRegistry;
+  dynamic?: Partial<DynamicConfig>;
+}
+
+export async function setupOperatorEnv(options: OperatorEnvOptions = {}): Promise<OperatorEnv> {
   const cp = await startControlPlane();
   const cleanup: Array<() => Promise<void>> = [() => cp.stop()];
   try {
@@ -72,6 +80,9 @@ export async function setupOperatorEnv(): Promise<OperatorEnv> {
         audience: 'vault',
         maxTokenTtlMs: 3_600_000,
       },
+      // The API server runs the dynamic engines (and their sweep) when a suite passes them.
+      ...(options.engines ? { engines: options.engines } : {}),
+      ...(options.dynamic ? { dynamic: options.dynamic } : {}),
     });
     cleanup.unshift(() => vault.close());
     const { store, core } = vault;
