@@ -292,10 +292,7 @@ export function createCredentialReconciler(
         const before = credential.currentVersion;
         credential = await vault.putVersionIfChanged(tenant, name, found.value);
         if (credential.currentVersion !== before) {
-          note = [
-            'NewVersion',
-            `imported version ${credential.currentVersion} from Secret ${secretName}`,
-          ];
+          note = ['NewVersion', `imported version ${credential.currentVersion} from Secret ${secretName}`];
         }
       }
       secretResourceVersion = found.resourceVersion;
