@@ -371,7 +371,9 @@ describe.skipIf(!postgresAvailable() || !canSwitchUser())('a database credential
 
   it('canary: the admin password and lease passwords are in no log, audit record, metric or metadata answer', async () => {
     expect(leasePasswords.length).toBeGreaterThanOrEqual(6);
-    const metrics = await (await fetch(`${dev.addr}/metrics`)).text();
+    const metrics = await (
+      await fetch(`${dev.addr}/metrics`, { headers: { authorization: `Bearer ${dev.token}` } })
+    ).text();
     expect(metrics).toMatch(/vault_dynamic_revocations_total\{engine="postgres",outcome="removed"\}/);
     const audit = readFileSync(join(dev.dataDir, 'audit.log'), 'utf8');
     expect(audit).toMatch(/lease\.dynamic-revoke/);
