@@ -184,6 +184,15 @@ export function packedTarball(name: PackageDir): string {
     ) as { filename: string }[];
     const tarball = join(dir, packed[0]!.filename);
     writeFileSync(done, tarball);
+    // Tarballs of earlier sources are not used again.
+    for (const entry of readdirSync(tmpdir())) {
+      if (
+        entry.startsWith(`vault-packed-${name}-`) &&
+        join(tmpdir(), entry) !== dir &&
+        !entry.endsWith('.lock')
+      )
+        rmSync(join(tmpdir(), entry), { recursive: true, force: true });
+    }
     return tarball;
   } finally {
     rmSync(lock, { recursive: true, force: true });
