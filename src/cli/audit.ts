@@ -4,7 +4,13 @@ import { createWriteStream, type WriteStream } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { durationMs } from '../lib/duration.js';
-import type { AuditCheckpoint, AuditOutcome, AuditRecord } from '../sdk/index.js';
+import {
+  type AuditCheckpoint,
+  type AuditOutcome,
+  type AuditRecord,
+  type AuditVerifyResult,
+  NotFoundError,
+} from '../sdk/index.js';
 import { parseAuditCheckpoint } from '../sdk/parse.js';
 import { type CommonOptions, connect, positiveInt, withCommon } from './context.js';
 import { ExitError, exitCodes, UsageError } from './exit-codes.js';
@@ -107,7 +113,7 @@ export function register(program: Command): void {
       )
       .option(
         '--since-checkpoint <file>',
-        'a checkpoint (JSON) or an export/stream file (its last checkpoint is used)',
+        'a checkpoint (JSON) or an export/stream file (every checkpoint of the tenant in it is checked)',
       )
       .option(
         '--public-key <file>',
@@ -120,17 +126,34 @@ export function register(program: Command): void {
     ) => {
       const vault = await connect(options);
       const since = options.sinceCheckpoint
-        ? await readCheckpoint(options.sinceCheckpoint, vault.audit)
+        ? await readCheckpoints(options.sinceCheckpoint, vault.audit)
         : undefined;
       const publicKey = options.publicKey
         ? await readFile(options.publicKey, 'utf8')
         : since
-          ? (await vault.audit.publicKey()).publicKey
+          ? await vault.audit.publicKey().then(
+              (key) => key.publicKey,
+              (err: unknown) => {
+                // No key on the server while you hold a checkpoint it signed: the key is gone.
+                if (err instanceof NotFoundError) return null;
+                throw err;
+              },
+            )
           : undefined;
-      const result = await vault.audit.verify({
-        ...(since ? { since } : {}),
-        ...(publicKey ? { publicKey } : {}),
-      });
+      const newest = since?.reduce((a, b) => (b.seq >= a.seq ? b : a));
+      const result: AuditVerifyResult =
+        publicKey === null
+          ? {
+              ok: false,
+              records: 0,
+              headSeq: 0,
+              reason:
+                "the server has no audit key for this tenant, but the checkpoint was signed with one: the key was removed or the tenant's audit history wiped",
+            }
+          : await vault.audit.verify({
+              ...(since ? { since } : {}),
+              ...(publicKey ? { publicKey } : {}),
+            });
       if (result.ok && result.checkpoint && options.saveCheckpoint) {
         await writeFile(options.saveCheckpoint, `${JSON.stringify(result.checkpoint)}\n`, { mode: 0o644 });
       }
@@ -138,7 +161,10 @@ export function register(program: Command): void {
       else if (result.ok)
         process.stdout.write(
           `Audit chain intact: ${result.records} records, head at ${result.headSeq}` +
-            (since ? `; it extends the checkpoint at ${since.seq} (${since.time}).\n` : '.\n'),
+            (newest
+              ? `; it extends the checkpoint at ${newest.seq} (${newest.time})` +
+                (since!.length > 1 ? ` and agrees with ${since!.length - 1} earlier ones.\n` : '.\n')
+              : '.\n'),
         );
       if (!result.ok) {
         throw new ExitError(
@@ -208,11 +234,14 @@ export function register(program: Command): void {
   });
 }
 
-/** A checkpoint file, or the last checkpoint line of an export or stream file. */
-async function readCheckpoint(
+/**
+ * The tenant's checkpoints in a checkpoint file, or in the checkpoint lines of an export or
+ * stream file: all of them, since after a rollback only an older one may show the fork.
+ */
+async function readCheckpoints(
   file: string,
   audit: { publicKey(): Promise<{ tenant: string }> },
-): Promise<AuditCheckpoint> {
+): Promise<AuditCheckpoint[]> {
   const text = await readFile(file, 'utf8');
   const found: AuditCheckpoint[] = [];
   for (const line of text.split('\n')) {
@@ -233,5 +262,5 @@ async function readCheckpoint(
   if (found.length === 0) throw new UsageError(`${file} holds no audit checkpoint`);
   const { tenant } = await audit.publicKey().catch(() => ({ tenant: found.at(-1)!.tenant }));
   const mine = found.filter((checkpoint) => checkpoint.tenant === tenant);
-  return (mine.length > 0 ? mine : found).reduce((a, b) => (b.seq >= a.seq ? b : a));
+  return mine.length > 0 ? mine : [found.reduce((a, b) => (b.seq >= a.seq ? b : a))];
 }

@@ -16,22 +16,48 @@
  * its position (an unhashed field added, another tenant's record, broken JSON) is never
  * copied; a `{"malformed": {tenant, seq, reason}}` line names it instead.
  *
+ * The stream also remembers the link of the last record it wrote (in the cursor), so it
+ * notices a history that no longer continues what it already delivered: the record at the
+ * cursor gone or changed (the store rolled back to an earlier copy, or rewritten), a record
+ * that does not link to the one before it, or one whose keyed link does not verify (forged).
+ * Then the tenant's stream stops there with a `{"tampered": {tenant, seq, reason}}` line and
+ * the tenant is reported tampered (its writes stop). A file cursor lives outside the store,
+ * so this catches a rollback of the store that no checkpoint in the store could. Stored
+ * checkpoints are copied only when their signature verifies with the tenant's key.
+ *
  * With a cursor shared by several processes (audit-stream-claim.ts), only the process
  * holding the stream's claim writes; the others keep nothing and check the claim on every
  * poll, taking over from the saved cursor when the writer is gone.
  */
+import type { KeyObject } from 'node:crypto';
 import type { AuditCheckpoint, AuditRecord } from '../contract/audit.js';
 import { auditCheckpoint, storedAuditRecord } from '../contract/audit.js';
+import { CryptoError } from '../crypto/errors.js';
 import type { Logger } from '../lib/logger.js';
 import type { Store } from '../store/store.js';
-import { parseHead } from './audit-chain.js';
+import { keyedHash, legacyHash, parseHead } from './audit-chain.js';
+import { checkpointSignedBy } from './audit-checkpoints.js';
 import type { AuditSink } from './audit-sink.js';
 import { StreamClaimLostError } from './audit-stream-claim.js';
 import { keys } from './keys.js';
 
 export interface StreamCursor {
-  /** Per tenant: the last record seq and the last checkpoint seq written to the stream. */
-  tenants: Record<string, { seq: number; checkpointSeq: number }>;
+  /**
+   * Per tenant: the last record seq and the last checkpoint seq written to the stream, and
+   * the link (hash) of that record, which the next record must continue (absent in cursors
+   * saved by earlier versions, and after a malformed record).
+   */
+  tenants: Record<string, { seq: number; checkpointSeq: number; hash?: string }>;
+}
+
+type OpenedKeys = { hmac: Buffer; publicKey: KeyObject } | undefined | 'destroyed';
+
+/** What the follower needs to check links and signatures, and to report tampering. */
+export interface StreamChainCheck {
+  /** The tenant's audit keys (undefined when it has none); throws when they cannot be read now. */
+  keys(tenant: string): Promise<{ hmac: Buffer; publicKey: KeyObject } | undefined>;
+  /** Stops the tenant's writes (fail closed), as a failed verify does. */
+  tampered(tenant: string, reason: string): void;
 }
 
 export interface StreamOutput {
@@ -57,6 +83,12 @@ export interface AuditFollowerDeps {
   output: StreamOutput;
   cursor: CursorStore;
   logger: Logger;
+  /**
+   * Checks each record's keyed link and each stored checkpoint's signature before copying,
+   * and reports tampering; without it (tests of delivery alone) only the links between
+   * records and the record at the cursor are checked.
+   */
+  chain?: StreamChainCheck;
   /** How often every tenant is checked for records this process did not commit; 2 s. */
   pollMs?: number;
   /** Without a saved cursor: replay every record ('beginning'), or start at today's heads. */
@@ -69,6 +101,15 @@ export interface AuditFollowerDeps {
 }
 
 const PAGE = 1000;
+
+const recordHash = (value: string): string | undefined => {
+  try {
+    const hash = (JSON.parse(value) as { hash?: unknown }).hash;
+    return typeof hash === 'string' ? hash : undefined;
+  } catch {
+    return undefined;
+  }
+};
 /** Records read back from the store per written batch (bounds memory and the time between saves). */
 const BATCH = 1000;
 
@@ -96,6 +137,8 @@ export function createAuditFollower(deps: AuditFollowerDeps): AuditFollower {
   let savedAt = 0;
   /** Positions already reported as a gap, so a stalled tenant is logged once. */
   const reported = new Set<string>();
+  /** Tenants whose stream stopped at tampering (until a restart): nothing more is copied. */
+  const stopped = new Set<string>();
 
   const position = (tenant: string) => ({ ...(cursor.tenants[tenant] ?? { seq: 0, checkpointSeq: 0 }) });
 
@@ -123,24 +166,55 @@ export function createAuditFollower(deps: AuditFollowerDeps): AuditFollower {
   ): Promise<{ lines: string[]; at: StreamCursor['tenants'][string]; more: boolean }> {
     const at = position(tenant);
     const lines: string[] = [];
+    if (stopped.has(tenant)) return { lines, at, more: false };
     const given = (handed.get(tenant) ?? []).filter((record) => record.seq > at.seq);
-    const contiguous = given.length > 0 && given.every((r, i) => r.seq === at.seq + 1 + i);
+    const contiguous =
+      given.length > 0 &&
+      given.every((r, i) => r.seq === at.seq + 1 + i) &&
+      (at.hash === undefined || given[0]!.prevHash === at.hash);
     if (contiguous) {
       for (const record of given) lines.push(JSON.stringify(record));
       at.seq = given.at(-1)!.seq;
+      at.hash = given.at(-1)!.hash;
     }
     // The common case (this process's own commits, in order) reads nothing back; anything
     // else (other processes, late commits, a gap) comes from the store.
     if (contiguous && !full) {
       return { lines, at: withCheckpoint(at, lines, checkpoints.get(tenant)), more: false };
     }
-    let startAfter = keys.auditRecord(tenant, at.seq);
+    const prefix = keys.auditRecords(tenant);
+    // With a known link, read from the record at the cursor: it must still be the one streamed.
+    const checkAt = at.hash !== undefined && at.seq > 0;
+    let startAfter = checkAt ? keys.auditRecord(tenant, at.seq - 1) : keys.auditRecord(tenant, at.seq);
     let more = false;
+    let tenantKeys: OpenedKeys | null = null;
+    const keysOf = async () => {
+      if (tenantKeys === null) tenantKeys = deps.chain ? await openKeys(tenant) : undefined;
+      return tenantKeys;
+    };
+    let first = checkAt;
     for (;;) {
-      const page = await store.range(keys.auditRecords(tenant), { limit: PAGE, startAfter });
+      const page = await store.range(prefix, { limit: PAGE, startAfter });
       let stop = false;
+      if (first) {
+        first = false;
+        const kv = page.kvs[0];
+        const seq = kv ? Number(kv.key.slice(prefix.length)) : undefined;
+        if (seq !== at.seq || recordHash(kv!.value) !== at.hash) {
+          tamper(
+            tenant,
+            at.seq,
+            seq !== at.seq
+              ? `record ${at.seq}, already in the stream, is gone from the store: the store was rolled back or records were deleted`
+              : `record ${at.seq} differs from the copy already in the stream: the store was rolled back or the record rewritten`,
+            lines,
+          );
+          return { lines, at, more: false };
+        }
+        page.kvs.shift();
+      }
       for (const kv of page.kvs) {
-        const seq = Number(kv.key.slice(keys.auditRecords(tenant).length));
+        const seq = Number(kv.key.slice(prefix.length));
         if (seq !== at.seq + 1) {
           stop = true;
           reportGap(tenant, at.seq + 1);
@@ -150,23 +224,54 @@ export function createAuditFollower(deps: AuditFollowerDeps): AuditFollower {
           stop = more = true;
           break;
         }
-        lines.push(streamLine(tenant, seq, kv.value));
+        const read = readRecord(tenant, seq, kv.value);
+        if ('malformed' in read) {
+          lines.push(JSON.stringify({ malformed: { tenant, seq, reason: read.malformed } }));
+          at.seq = seq;
+          delete at.hash;
+          continue;
+        }
+        const broken = linkProblem(read.record, at.hash, await keysOf());
+        if (broken) {
+          tamper(tenant, seq, broken, lines);
+          return { lines, at: withCheckpoint(at, lines, checkpoints.get(tenant)), more: false };
+        }
+        lines.push(JSON.stringify(read.record));
         at.seq = seq;
+        at.hash = read.record.hash;
       }
       if (stop || !page.more || page.kvs.length === 0) break;
-      startAfter = page.kvs.at(-1)!.key;
+      startAfter = page.kvs.at(-1)?.key ?? keys.auditRecord(tenant, at.seq);
     }
-    const checkpoint = checkpoints.get(tenant) ?? (full ? await storedCheckpoint(tenant) : undefined);
+    const checkpoint = checkpoints.get(tenant) ?? (full ? await storedCheckpoint(tenant, keysOf) : undefined);
     return { lines, at: withCheckpoint(at, lines, checkpoint), more };
   }
 
-  /** The record as a line, re-serialized from its validated fields, or a line naming it as malformed. */
-  function streamLine(tenant: string, seq: number, value: string): string {
+  /**
+   * The tenant's keys; a key record that does not open (replaced, damaged) counts as none.
+   * A crypto-shredded tenant's records can no longer be checked: they are copied unchecked.
+   */
+  async function openKeys(tenant: string): Promise<OpenedKeys> {
+    try {
+      return await deps.chain!.keys(tenant);
+    } catch (err) {
+      if (err instanceof CryptoError && err.reason === 'key_destroyed') return 'destroyed';
+      if (err instanceof CryptoError && err.reason !== 'root_key_unavailable') return undefined;
+      throw err;
+    }
+  }
+
+  /** The record with its validated fields, or why it is malformed. */
+  function readRecord(
+    tenant: string,
+    seq: number,
+    value: string,
+  ): { record: AuditRecord } | { malformed: string } {
     let reason: string;
     try {
       const parsed = storedAuditRecord.safeParse(JSON.parse(value));
       if (parsed.success && parsed.data.seq === seq && parsed.data.tenant === tenant) {
-        return JSON.stringify(parsed.data);
+        return { record: parsed.data };
       }
       reason = parsed.success
         ? `it names tenant "${parsed.data.tenant}" and seq ${parsed.data.seq}`
@@ -178,7 +283,38 @@ export function createAuditFollower(deps: AuditFollowerDeps): AuditFollower {
       { tenant, seq, reason },
       'audit record in the store is malformed: streamed as malformed, run vault audit verify',
     );
-    return JSON.stringify({ malformed: { tenant, seq, reason } });
+    return { malformed: reason };
+  }
+
+  /** Why the record does not continue the streamed chain, or undefined when it does. */
+  function linkProblem(
+    record: AuditRecord,
+    previous: string | undefined,
+    tenantKeys: OpenedKeys,
+  ): string | undefined {
+    const { seq } = record;
+    if (previous !== undefined && record.prevHash !== previous) {
+      return `record ${seq} does not link to record ${seq - 1} already in the stream: the store was rolled back or rewritten`;
+    }
+    if (!deps.chain || tenantKeys === 'destroyed') return undefined;
+    const { hash, ...unsigned } = record;
+    if (record.v === 2) {
+      if (!tenantKeys) return `record ${seq} is keyed but the tenant has no audit key: the key was removed`;
+      if (keyedHash(tenantKeys.hmac, unsigned) !== hash) {
+        return `record ${seq} was forged or modified (its keyed link does not match)`;
+      }
+    } else if (legacyHash(unsigned) !== hash) {
+      return `record ${seq} was modified after it was written`;
+    }
+    return undefined;
+  }
+
+  /** Stops the tenant's stream at `seq` with a line naming it, and reports the tenant tampered. */
+  function tamper(tenant: string, seq: number, reason: string, lines: string[]) {
+    stopped.add(tenant);
+    lines.push(JSON.stringify({ tampered: { tenant, seq, reason } }));
+    logger.error({ tenant, seq, reason }, 'audit chain tampered: the stream of this tenant stops here');
+    deps.chain?.tampered(tenant, reason);
   }
 
   function reportGap(tenant: string, seq: number) {
@@ -197,22 +333,40 @@ export function createAuditFollower(deps: AuditFollowerDeps): AuditFollower {
     lines: string[],
     checkpoint: AuditCheckpoint | undefined,
   ) {
-    if (checkpoint && checkpoint.seq <= at.seq && checkpoint.seq > at.checkpointSeq) {
+    if (
+      checkpoint &&
+      checkpoint.seq <= at.seq &&
+      checkpoint.seq > at.checkpointSeq &&
+      (checkpoint.seq !== at.seq || at.hash === undefined || checkpoint.hash === at.hash)
+    ) {
       lines.push(JSON.stringify({ checkpoint }));
       at.checkpointSeq = checkpoint.seq;
     }
     return at;
   }
 
-  async function storedCheckpoint(tenant: string): Promise<AuditCheckpoint | undefined> {
+  /** The checkpoint another process stored, if it is this tenant's and its signature verifies. */
+  async function storedCheckpoint(
+    tenant: string,
+    keysOf: () => Promise<OpenedKeys>,
+  ): Promise<AuditCheckpoint | undefined> {
     const kv = await store.get(keys.auditCheckpoint(tenant));
     if (!kv) return undefined;
+    let checkpoint: AuditCheckpoint;
     try {
       const parsed = auditCheckpoint.safeParse(JSON.parse(kv.value));
-      return parsed.success ? parsed.data : undefined;
+      if (!parsed.success || parsed.data.tenant !== tenant) return undefined;
+      checkpoint = parsed.data;
     } catch {
       return undefined;
     }
+    if (!deps.chain) return checkpoint;
+    const tenantKeys = await keysOf();
+    if (tenantKeys && tenantKeys !== 'destroyed' && checkpointSignedBy(checkpoint, tenantKeys.publicKey)) {
+      return checkpoint;
+    }
+    logger.error({ tenant }, 'the stored audit checkpoint is not signed by the tenant: not streamed');
+    return undefined;
   }
 
   /**
@@ -281,9 +435,11 @@ export function createAuditFollower(deps: AuditFollowerDeps): AuditFollower {
     cursor = saved ?? { tenants: {} };
     if (!saved && deps.startAt === 'heads') {
       for (const tenant of await allTenants()) {
-        const head = await store.get(keys.auditHead(tenant));
-        const seq = head ? (parseHead(head.value)?.seq ?? 0) : 0;
-        cursor.tenants[tenant] = { seq, checkpointSeq: 0 };
+        const kv = await store.get(keys.auditHead(tenant));
+        const head = kv ? parseHead(kv.value) : undefined;
+        cursor.tenants[tenant] = head
+          ? { seq: head.seq, checkpointSeq: 0, hash: head.hash }
+          : { seq: 0, checkpointSeq: 0 };
       }
     }
   }

@@ -15,6 +15,7 @@ import {
   type KeyObject,
   randomBytes,
 } from 'node:crypto';
+import { CryptoError } from '../crypto/errors.js';
 import type { Compare, Op, Store } from '../store/store.js';
 import type { KeyringPort } from './deps.js';
 import { keys } from './keys.js';
@@ -66,10 +67,26 @@ export function createAuditKeys(deps: { store: Store; keyring: KeyringPort }) {
       if (cached) return cached;
       const kv = await deps.store.get(keys.auditKeys(tenant));
       if (!kv) return undefined;
-      const { sealed } = JSON.parse(kv.value) as { sealed: never };
-      const opened = await deps.keyring.openValue(tenant, SEALED_NAME, 1, sealed);
-      const auditKeys = fromPayload(JSON.parse(opened.toString('utf8')) as SealedPayload);
-      opened.fill(0);
+      // A record that is not a sealed value of this tenant was written by someone else: it
+      // fails like a seal that does not open (a tamper), never as an internal error.
+      const damaged = () =>
+        new CryptoError('decrypt_failed', `the audit key record of tenant "${tenant}" is malformed`);
+      let sealed: unknown;
+      try {
+        sealed = (JSON.parse(kv.value) as { sealed?: unknown }).sealed;
+      } catch {
+        throw damaged();
+      }
+      if (typeof sealed !== 'object' || sealed === null) throw damaged();
+      const opened = await deps.keyring.openValue(tenant, SEALED_NAME, 1, sealed as never);
+      let auditKeys: AuditKeys;
+      try {
+        auditKeys = fromPayload(JSON.parse(opened.toString('utf8')) as SealedPayload);
+      } catch {
+        throw damaged();
+      } finally {
+        opened.fill(0);
+      }
       cache.set(tenant, auditKeys);
       return auditKeys;
     },

@@ -112,6 +112,8 @@ export function createVaultCore(options: VaultCoreDeps) {
     audit,
     /** Tenants whose audit chain failed an integrity check (their writes are stopped). */
     auditIntegrity: integrity,
+    /** Each tenant's audit keys (the stream checks links and checkpoint signatures with them). */
+    auditKeys,
     fingerprints,
     purger: createLeasePurger(deps),
     leaseIndex: createLeaseIndexBackfill(deps),

@@ -747,18 +747,39 @@ export function createLeaseService(
     /**
      * Streams changes of the leases the caller may see. An `expired` event is sent when an
      * active lease reaches its expiry (no store write happens then), found in the expiry index.
+     * Whether the caller may see others' leases (admin) is asked again for every such event,
+     * with the context `refresh` gives (the server authenticates the token again: the identity's
+     * policies as they are now; by default the same principal in a fresh context, so its policies
+     * are read again), from the record cache: at once for a change made here, within its TTL for
+     * one made through another replica. A stream opened by an admin narrows as soon as the grant
+     * goes, and one whose `refresh` fails (a revoked token) ends. Events pass one queue, in order.
      */
     async watch(
       ctx: CallContext,
       onEvent: (event: LeaseEvent) => void,
       onEnd?: (err: Error) => void,
+      options: { refresh?: () => Promise<CallContext> } = {},
     ): Promise<{ close(): Promise<void> }> {
-      const admin = await access.isAdmin(ctx);
-      const visible = visibleTo(ctx, admin);
+      const own = visibleTo(ctx, false);
+      const refresh = options.refresh ?? (async () => ({ ...ctx }));
+      const visibleNow = async (lease: LeaseRecord) => own(lease) || (await access.isAdmin(await refresh()));
+      let queue = Promise.resolve();
+      let failed = false;
+      const emit = (lease: LeaseRecord, type: LeaseEvent['type']) => {
+        queue = queue
+          .then(async () => {
+            if (failed || !(await visibleNow(lease))) return;
+            onEvent({ type, lease: withoutValue(toLease(lease, clock())) });
+          })
+          .catch((err: unknown) => {
+            // No answer on the caller's rights (a revoked token, a store error): end the stream.
+            if (failed) return;
+            failed = true;
+            onEnd?.(err instanceof Error ? err : new Error(String(err)));
+          });
+      };
       // Expiry writes nothing, so the watch cannot see it: the expiry index tells.
-      const unsubscribe = deps.expiryFeed.subscribe(ctx.tenant, (lease) => {
-        if (visible(lease)) onEvent({ type: 'expired', lease: withoutValue(toLease(lease, clock())) });
-      });
+      const unsubscribe = deps.expiryFeed.subscribe(ctx.tenant, (lease) => emit(lease, 'expired'));
       try {
         const watcher = await store.watch(
           keys.leases(ctx.tenant),
@@ -766,9 +787,7 @@ export function createLeaseService(
           (event) => {
             if (event.type !== 'put' || !event.value) return;
             const lease = parseRecord<LeaseRecord>(event.value);
-            if (!visible(lease)) return;
-            const type = lease.state === 'revoked' ? 'revoked' : lease.renewCount > 0 ? 'renewed' : 'issued';
-            onEvent({ type, lease: withoutValue(toLease(lease, clock())) });
+            emit(lease, lease.state === 'revoked' ? 'revoked' : lease.renewCount > 0 ? 'renewed' : 'issued');
           },
           onEnd ? { onError: onEnd } : {},
         );

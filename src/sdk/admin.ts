@@ -59,37 +59,81 @@ export class AuditApi {
 
   /**
    * Verifies the tenant's chain; `ok: false` names the first broken record. With `since` (a
-   * checkpoint you kept), it also proves the log still extends it: a rewritten, cut-off or
-   * rolled-back history fails. With `publicKey` (the SPKI PEM you pinned), both `since` and
-   * the returned checkpoint are checked here too, so a server that lies about them fails.
+   * checkpoint you kept, or every checkpoint you kept), it also proves the log still extends
+   * them: a rewritten, cut-off or rolled-back history fails. Give all you hold (a SIEM's
+   * stream file has many): after a rollback the server signs new checkpoints of the forked
+   * history, so only an older one shows the fork; the newest is checked by the server, each
+   * other one against the record at its position. With `publicKey` (the SPKI PEM you pinned),
+   * every checkpoint given and the one returned are checked here too, so a server that lies
+   * about them fails.
    */
   async verify(
-    check: { since?: AuditCheckpoint; publicKey?: string } = {},
+    check: { since?: AuditCheckpoint | AuditCheckpoint[]; publicKey?: string } = {},
     options: Options = {},
   ): Promise<AuditVerifyResult> {
-    const { since, publicKey } = check;
-    if (since && publicKey && !(await checkpointSignedBy(since, publicKey))) {
-      return {
-        ok: false,
-        records: 0,
-        headSeq: 0,
-        reason: 'the checkpoint is not signed by the pinned public key',
-      };
+    const { publicKey } = check;
+    const given = check.since === undefined ? [] : Array.isArray(check.since) ? check.since : [check.since];
+    const broken = (reason: string, brokenAt?: number): AuditVerifyResult => ({
+      ok: false,
+      records: 0,
+      headSeq: 0,
+      ...(brokenAt !== undefined ? { brokenAt } : {}),
+      reason,
+    });
+    if (publicKey) {
+      for (const checkpoint of given) {
+        if (!(await checkpointSignedBy(checkpoint, publicKey))) {
+          return broken(`the checkpoint at ${checkpoint.seq} is not signed by the pinned public key`);
+        }
+      }
     }
+    // Two signed checkpoints that disagree at one position prove a fork, whatever the store says.
+    const bySeq = new Map<number, AuditCheckpoint>();
+    for (const checkpoint of given) {
+      const other = bySeq.get(checkpoint.seq);
+      if (other && (other.hash !== checkpoint.hash || other.tenant !== checkpoint.tenant)) {
+        return broken(
+          `two checkpoints at ${checkpoint.seq} (${other.time}, ${checkpoint.time}) disagree: the history was rewritten or rolled back between them`,
+          checkpoint.seq,
+        );
+      }
+      bySeq.set(checkpoint.seq, checkpoint);
+    }
+    const ordered = [...bySeq.values()].sort((a, b) => a.seq - b.seq);
+    const since = ordered.at(-1);
     const result = since
       ? await this.#http.json('post', '/v1/audit/verify', parseAuditVerify, { body: { since }, ...options })
       : await this.#http.json('get', '/v1/audit/verify', parseAuditVerify, options);
-    if (!result.ok || !publicKey) return result;
-    const latest = result.checkpoint;
-    if (!latest || !(await checkpointSignedBy(latest, publicKey))) {
-      return {
-        ...result,
-        ok: false,
-        reason: 'the server returned no checkpoint signed by the pinned public key',
-      };
+    if (!result.ok) return result;
+    if (publicKey) {
+      const latest = result.checkpoint;
+      if (!latest || !(await checkpointSignedBy(latest, publicKey))) {
+        return {
+          ...result,
+          ok: false,
+          reason: 'the server returned no checkpoint signed by the pinned public key',
+        };
+      }
+      if (since && (latest.seq < since.seq || latest.tenant !== since.tenant)) {
+        return { ...result, ok: false, reason: 'the returned checkpoint does not extend the one given' };
+      }
     }
-    if (since && (latest.seq < since.seq || latest.tenant !== since.tenant)) {
-      return { ...result, ok: false, reason: 'the returned checkpoint does not extend the one given' };
+    // The chain now verified extends the newest checkpoint; each older one must name the
+    // record the chain has at its position.
+    for (const older of ordered.slice(0, -1)) {
+      if (older.tenant !== since!.tenant) {
+        return { ...result, ok: false, reason: `the checkpoints are of different tenants` };
+      }
+      if (older.seq === 0) continue;
+      const [record] = await this.query({ afterSeq: older.seq - 1, limit: 1 }, options);
+      if (!record || record.seq !== older.seq || record.hash !== older.hash) {
+        return {
+          ...result,
+          ok: false,
+          brokenAt: older.seq,
+          reason: `record ${older.seq} differs from the checkpoint at ${older.seq} (${older.time}): the history was rewritten or rolled back after it`,
+        };
+      }
     }
     return result;
   }

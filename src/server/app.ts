@@ -145,6 +145,13 @@ export function createApp(deps: AppDeps): { app: Express; metrics: ServerMetrics
 
   if (config.uiDir) app.use('/ui', uiRouter(config.uiDir));
 
+  // API answers carry values and tokens: no cache, private or shared, may keep one (a browser
+  // calling the API would otherwise keep GET /v1/leases/:id/value in its disk cache).
+  app.use('/v1', (_req, res, next) => {
+    res.setHeader('cache-control', 'no-store');
+    next();
+  });
+
   app.use(
     express.json({
       limit: config.bodyLimitBytes,

@@ -35,6 +35,13 @@ export function toVaultError(err: unknown): VaultError {
   if (type === 'encoding.unsupported' || type === 'charset.unsupported') {
     return new VaultError('bad_request', 'the request body must be UTF-8 JSON');
   }
+  // The router's decodeURIComponent of a path segment, e.g. a lone "%" or "%E0%A4%A".
+  if (err instanceof URIError) {
+    return new VaultError(
+      'bad_request',
+      'the request path is not valid percent-encoding (a "%" must start a UTF-8 "%XX" escape); encode it again',
+    );
+  }
   return new VaultError(
     'internal',
     'an internal error occurred; the request id identifies it in the server log',

@@ -8,7 +8,7 @@ import * as leases from '../contract/leases.js';
 import * as policies from '../contract/policies.js';
 import type { CallContext, VaultCore } from '../core/index.js';
 import type { Keyring } from '../crypto/keyring.js';
-import { badRequest, notFound, permissionDenied } from '../lib/errors.js';
+import { badRequest, notFound, permissionDenied, VaultError } from '../lib/errors.js';
 import { callContext, parse } from './context.js';
 import type { BulkGate, Slots } from './fair-share.js';
 import type { ServerMetrics } from './metrics.js';
@@ -236,17 +236,28 @@ export function apiRoutes(deps: {
     // leaks nothing; one gone while we looked up its rights gives its slot back at once.
     res.on('close', close);
     if (req.destroyed || res.closed) return close();
+    const token = /^Bearer\s+(\S+)$/i.exec(req.get('authorization') ?? '')?.[1];
     try {
       watcher = await core.leases.watch(
         ctx,
         (event) => {
           if (!closed) res.write(`event: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`);
         },
-        () => {
-          // The store could not keep following changes: end, and let the client reconnect.
-          if (!closed)
-            res.write('event: end\ndata: {"reason":"the event stream was interrupted; reconnect"}\n\n');
+        (err) => {
+          // The token no longer holds, or the store could not keep following changes: end.
+          const reason =
+            err instanceof VaultError && err.code === 'unauthenticated'
+              ? 'the token expired or was revoked'
+              : 'the event stream was interrupted; reconnect';
+          if (!closed) res.write(`event: end\ndata: ${JSON.stringify({ reason })}\n\n`);
           close();
+        },
+        // Each event of someone else's lease is shown only if the token, as it is now, may.
+        {
+          refresh: async () =>
+            token
+              ? { ...ctx, principal: await core.tokens.authenticate(token) }
+              : Promise.reject(new Error('no token')),
         },
       );
     } catch (err) {
@@ -261,7 +272,6 @@ export function apiRoutes(deps: {
       connection: 'keep-alive',
     });
     res.write(': connected\n\n');
-    const token = /^Bearer\s+(\S+)$/i.exec(req.get('authorization') ?? '')?.[1];
     // The stream lives only as long as its token: checked again at every heartbeat.
     heartbeat = setInterval(() => {
       const check = token ? core.tokens.authenticate(token) : Promise.reject(new Error('no token'));

@@ -52,14 +52,16 @@ export function uiRouter(dir: string): Router {
     return router;
   }
   // Hashed file names: cached for good. index.html: never, so a new build is picked up.
+  // No directory redirects: serve-static builds their Location from the request target, and
+  // an absolute-form target (`GET http://elsewhere/ui`) would send the browser to that host.
   router.use(
     '/assets',
-    express.static(join(dir, 'assets'), { immutable: true, maxAge: '365d', index: false }),
+    express.static(join(dir, 'assets'), { immutable: true, maxAge: '365d', index: false, redirect: false }),
     (_req, res) => {
       res.status(404).type('text/plain').send('no such asset\n');
     },
   );
-  router.use(express.static(dir, { index: false, maxAge: 0 }));
+  // Every other path (/ui, /ui/, /ui/index.html, a client route) is the page itself.
   router.get('/{*rest}', (_req, res) => {
     res.setHeader('cache-control', 'no-store');
     res.sendFile(index);

@@ -127,6 +127,9 @@ export async function startVault(config: ServerConfig, logger: Logger): Promise<
   let stream: AuditFollower | undefined;
   let leaseCounts: (() => Promise<LeaseCounts>) | undefined;
   let auditTampered: (() => string[]) | undefined;
+  // The follower is built before the core it follows; it checks links once both exist.
+  let auditKeys: VaultCore['auditKeys'] | undefined;
+  let integrity: VaultCore['auditIntegrity'] | undefined;
   const metrics = createServerMetrics({
     leaseCounts: () =>
       leaseCounts?.() ??
@@ -154,6 +157,12 @@ export async function startVault(config: ServerConfig, logger: Logger): Promise<
         output,
         cursor,
         logger: logger.child({ component: 'audit-stream', ...(streamName ? { stream: streamName } : {}) }),
+        // Links and checkpoint signatures are checked with the tenant's keys; a history that does
+        // not continue the stream stops the tenant's writes like a failed verify.
+        chain: {
+          keys: (tenant) => auditKeys!.load(tenant),
+          tampered: (tenant, reason) => void integrity!.report(tenant, reason),
+        },
         // Without a persisted cursor (stdout alone), a restart starts at the heads: say so in the docs.
         startAt: streamName !== undefined || cursorFile ? 'beginning' : 'heads',
         // A cursor in the store costs a store write: at most one a second (a crash repeats up to that).
@@ -165,6 +174,8 @@ export async function startVault(config: ServerConfig, logger: Logger): Promise<
   );
   leaseCounts = () => core.leases.countLeases();
   auditTampered = () => core.auditIntegrity.list().map((t) => t.tenant);
+  auditKeys = core.auditKeys;
+  integrity = core.auditIntegrity;
   await stream?.start();
   const checkpointTimer = setInterval(
     () => void core.audit.checkpointDue(),

@@ -76,6 +76,8 @@ export async function startTestVault(
     dynamic?: Partial<DynamicConfig>;
     /** Further settings of the HTTP app (fair-sharing limits, metrics). */
     app?: Partial<AppConfig>;
+    /** A built web console to serve at /ui. */
+    uiDir?: string;
   } = {},
 ): Promise<TestVault> {
   const dataDir = options.store ? undefined : await mkdtemp(join(tmpdir(), 'vault-test-'));
@@ -113,6 +115,7 @@ export async function startTestVault(
       ...(options.trustedProxies ? { trustedProxies: options.trustedProxies } : {}),
       ...(options.bodyLimitBytes ? { bodyLimitBytes: options.bodyLimitBytes } : {}),
       ...options.app,
+      ...(options.uiDir ? { uiDir: options.uiDir } : {}),
     },
   });
   const server: Server = createServer(app);

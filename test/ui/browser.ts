@@ -11,8 +11,11 @@ import { repoRoot } from '../support/vault-dev.js';
 export const chromiumPath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 export const haveChromium = existsSync(chromiumPath);
 
-/** Builds the console (a few seconds) so the test never runs against a stale bundle. */
-export function buildConsole(): void {
+/**
+ * Builds the console (a few seconds) so the test never runs against a stale bundle: into
+ * dist/ui, or into `outDir` (a suite serving its own copy cannot race one rebuilding dist/ui).
+ */
+export function buildConsole(outDir?: string): void {
   execFileSync(
     process.execPath,
     [
@@ -22,6 +25,7 @@ export function buildConsole(): void {
       'ui/vite.config.ts',
       '--logLevel',
       'warn',
+      ...(outDir ? ['--outDir', outDir, '--emptyOutDir'] : []),
     ],
     {
       cwd: repoRoot,

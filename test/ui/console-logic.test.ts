@@ -10,6 +10,7 @@ import { uiContentSecurityPolicy, uiRouter } from '../../src/server/ui.js';
 import { leasesByPod } from '../../ui/src/lib/kubernetes.js';
 import { LeaseIndex, listItems } from '../../ui/src/lib/lease-index.js';
 import { formatRemaining, leaseMatcher } from '../../ui/src/lib/leases.js';
+import { pastedToken } from '../../ui/src/lib/pasted-token.js';
 import { createSseParser, type SseMessage } from '../../ui/src/lib/sse.js';
 
 const lease = (
@@ -170,7 +171,7 @@ describe('lease index', () => {
 });
 
 describe('Kubernetes view', () => {
-  it('groups workload leases by namespace and pod label, else by ServiceAccount; others are left out', () => {
+  it('groups workload leases by namespace and pod label, else by ServiceAccount; labels move no lease', () => {
     const workload = (id: string, sa: string, labels?: Record<string, string>): Lease => ({
       ...lease(id, 'x'),
       identity: { type: 'workload', name: sa },
@@ -186,6 +187,10 @@ describe('Kubernetes view', () => {
       workload('l3', 'system:serviceaccount:payments:api'),
       workload('l4', 'system:serviceaccount:billing:worker', pod('worker-0', 'billing')),
       lease('l5', 'claude-code'),
+      // Labels are the lease creator's word: an agent's lease is no pod's, and a ServiceAccount's
+      // lease stays in its own namespace whatever namespace its label names.
+      { ...lease('l6', 'claude-code'), labels: pod('api-9', 'payments') },
+      workload('l7', 'system:serviceaccount:sandbox:builder', pod('api-1', 'payments')),
     ]);
     expect(
       view.map((n) => [n.namespace, n.holders.map((h) => [h.label, h.leases.map((l) => l.id)])]),
@@ -199,7 +204,27 @@ describe('Kubernetes view', () => {
           ['serviceaccount api', ['l3']],
         ],
       ],
+      ['sandbox', [['pod api-1', ['l7']]]],
     ]);
+  });
+});
+
+describe('sign-in', () => {
+  it('takes the token out of the export lines `vault dev` prints, pasted as they come', () => {
+    const token = 'vlt_abc-DEF_123export';
+    for (const pasted of [
+      token,
+      `  ${token}\t`,
+      `export VAULT_TOKEN=${token}`,
+      `export VAULT_TOKEN='${token}'`,
+      `VAULT_TOKEN="${token}"`,
+      // All three lines in a one-line field: the line breaks are dropped.
+      `export VAULT_ADDR=http://127.0.0.1:8200export VAULT_TOKEN=${token}export VAULT_TENANT=dev`,
+      `export VAULT_TOKEN=${token} export VAULT_TENANT=dev`,
+    ]) {
+      expect(pastedToken(pasted), pasted).toBe(token);
+    }
+    expect(pastedToken('   ')).toBe('');
   });
 });
 

@@ -24,6 +24,17 @@ function currentView(): ViewPath {
   return views.find((view) => view.path === path)?.path ?? 'leases';
 }
 
+/**
+ * The tenant every call addresses: the one typed at sign-in (X-Vault-Tenant) when given, which
+ * a system token may point away from its own (whoami names the token's home tenant).
+ */
+function tenantLabel(me: TokenInfo, session: Session): string {
+  const addressed = session.tenant ?? me.tenant;
+  return addressed === me.tenant
+    ? `tenant ${addressed}`
+    : `tenant ${addressed} (token of tenant ${me.tenant})`;
+}
+
 export function App() {
   const [session, setSession] = useState<Session | undefined>(loadSession);
   const [me, setMe] = useState<TokenInfo>();
@@ -100,7 +111,7 @@ export function App() {
           </ul>
         </nav>
         <span class="whoami" data-testid="whoami">
-          {me ? `${me.identity.type}/${me.identity.name} · tenant ${me.tenant}` : '…'}
+          {me ? `${me.identity.type}/${me.identity.name} · ${tenantLabel(me, session)}` : '…'}
         </span>
         <button type="button" class="secondary" onClick={logout}>
           Sign out

@@ -15,16 +15,18 @@ export interface Holder {
 
 /**
  * Leases held in Kubernetes, by namespace and then by pod (the agent labels its leases with its
- * pod) or, without a pod label, by ServiceAccount. Leases of other identities are left out
- * unless they carry the labels. Namespaces and holders in name order.
+ * pod) or, without a pod label, by ServiceAccount. Only workload identities: lease labels are
+ * whatever the lease's creator wrote, so they never make an agent's or a person's lease a pod's,
+ * and a ServiceAccount identity (proven by Kubernetes login) places its lease in its own
+ * namespace whatever the label says. Namespaces and holders in name order.
  */
 export function leasesByPod(leases: Iterable<Lease>): { namespace: string; holders: Holder[] }[] {
   const out = new Map<string, Map<string, Lease[]>>();
   for (const lease of leases) {
-    const sa = lease.identity.type === 'workload' ? parseServiceAccount(lease.identity.name) : undefined;
+    if (lease.identity.type !== 'workload') continue;
+    const sa = parseServiceAccount(lease.identity.name);
     const pod = lease.labels?.[leaseLabels.pod];
-    const namespace = lease.labels?.[leaseLabels.namespace] ?? sa?.namespace;
-    if (!sa && !pod && !namespace && lease.identity.type !== 'workload') continue;
+    const namespace = sa?.namespace ?? lease.labels?.[leaseLabels.namespace];
     const holder = pod ? `pod ${pod}` : sa ? `serviceaccount ${sa.serviceAccount}` : lease.identity.name;
     const ns = namespace ?? '(unknown namespace)';
     const holders = out.get(ns) ?? new Map<string, Lease[]>();

@@ -14,8 +14,9 @@ export function KubernetesView({ api }: { api: Api }) {
     <section aria-labelledby="k8s-title">
       <h1 id="k8s-title">Kubernetes</h1>
       <p class="muted">
-        Leases held in Kubernetes, by namespace and by pod (the injected agent labels its leases with its pod)
-        or service account (Kubernetes login identities), from the live lease stream.
+        Leases of workload identities, by namespace and by pod (the injected agent labels its leases with its
+        pod) or service account (Kubernetes login identities), from the live lease stream. A pod name is the
+        lease's label; each lease names the identity it was issued to.
       </p>
       {byNamespace.length === 0 && <p class="empty">No workload holds a lease.</p>}
       {byNamespace.map(({ namespace, holders }) => (
@@ -34,7 +35,7 @@ export function KubernetesView({ api }: { api: Api }) {
                   {leases.map((lease) => (
                     <li key={lease.id} class="small">
                       {lease.credentialName} v{lease.version} · <code>{lease.id}</code> ·{' '}
-                      <Remaining expiresAt={lease.expiresAt} /> left
+                      <Remaining expiresAt={lease.expiresAt} /> left · held by {lease.identity.name}
                     </li>
                   ))}
                 </ul>

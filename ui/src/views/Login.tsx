@@ -1,5 +1,6 @@
 import { useState } from 'preact/hooks';
 import { describeError } from '../lib/api.js';
+import { pastedToken } from '../lib/pasted-token.js';
 import type { Session } from '../lib/session.js';
 
 export function LoginView(props: { problem: string | undefined; onLogin(session: Session): Promise<void> }) {
@@ -13,7 +14,7 @@ export function LoginView(props: { problem: string | undefined; onLogin(session:
     setBusy(true);
     setError(undefined);
     try {
-      await props.onLogin({ token: token.trim(), ...(tenant.trim() ? { tenant: tenant.trim() } : {}) });
+      await props.onLogin({ token: pastedToken(token), ...(tenant.trim() ? { tenant: tenant.trim() } : {}) });
     } catch (err) {
       setError(describeError(err));
       setBusy(false);
@@ -48,7 +49,7 @@ export function LoginView(props: { problem: string | undefined; onLogin(session:
           value={tenant}
           onInput={(e) => setTenant(e.currentTarget.value)}
         />
-        <button type="submit" disabled={busy || !token.trim()}>
+        <button type="submit" disabled={busy || !pastedToken(token)}>
           {busy ? 'Signing in…' : 'Sign in'}
         </button>
         {(error ?? props.problem) && (
