@@ -24,7 +24,7 @@ export function register(program: Command): void {
     .command('dev')
     .description('Run Vault for development on an embedded store; prints export lines for your shell')
     .option('--data-dir <dir>', 'where the store, root key and audit log live', '.vault-dev')
-    .option('--port <n>', 'port on 127.0.0.1 (0 picks a free one)', '8200')
+    .option('--port <n>', 'port on 127.0.0.1 (0 picks a free one; default $VAULT_DEV_PORT, else 8200)')
     .option('--tenant <id>', 'the tenant to create and print as VAULT_TENANT', 'dev')
     .option('--log-level <level>', 'log level of the server log on stderr', 'warn')
     .option('--no-ui', 'do not serve the web console at /ui')
@@ -39,7 +39,7 @@ export function register(program: Command): void {
     .action(
       async (options: {
         dataDir: string;
-        port: string;
+        port?: string;
         tenant: string;
         logLevel: string;
         ui: boolean;
@@ -65,9 +65,10 @@ export function register(program: Command): void {
         const rootKeyFile = resolve(dataDir, 'root.key');
         const createdKey = !existsSync(rootKeyFile);
         if (createdKey) await generateRootKeyFile(rootKeyFile);
-        const port = Number(options.port);
+        const portText = options.port ?? (process.env.VAULT_DEV_PORT || '8200');
+        const port = Number(portText);
         if (!Number.isInteger(port) || port < 0 || port > 65_535) {
-          process.stderr.write(`vault dev: --port must be a number from 0 to 65535, not "${options.port}"\n`);
+          process.stderr.write(`vault dev: --port must be a number from 0 to 65535, not "${portText}"\n`);
           process.exit(2);
         }
         const config = configOrExit({

@@ -175,10 +175,7 @@ console.log(JSON.stringify({ value: lease.value, inMs: lease.expiresAt.getTime()
       // ... and `vault mcp init` has Claude Code start this installed CLI.
       const project = join(work, 'cli-project');
       mkdirSync(project);
-      const init = await run('vault', ['mcp', 'init'], {
-        cwd: project,
-        env: { ...withBin, ...userEnv(home), VAULT_TENANT: dev.tenant },
-      });
+      const init = await run('vault', ['mcp', 'init'], { cwd: project, env: withBin });
       expect(init.stdout).toContain(
         `Claude Code starts the server with: ${process.execPath} ${vault} mcp serve`,
       );

@@ -5,6 +5,11 @@
  * packages of packages/ are packed (their prepack builds them) and published to it under a
  * version unique to the run, so npx and npm install what this checkout built, never a copy
  * cached by an earlier run.
+ *
+ * better-sqlite3 (a dependency of the CLI) installs a prebuilt binary from its releases, or
+ * compiles itself for minutes when it cannot download one, as here. The registry serves it
+ * the binary `npm ci` built for this Node as such a release (prebuild-install's documented
+ * `npm_config_better_sqlite3_binary_host` mirror), so installs take what a user's would.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -17,6 +22,7 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs';
+import { createServer as createHttpServer, type Server } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
@@ -119,10 +125,12 @@ export async function startRegistry(): Promise<LocalRegistry> {
   const { token } = (await signup.json()) as { token: string };
   const npmrc = join(dir, 'npmrc');
   writeFileSync(npmrc, `registry=${url}/\n//127.0.0.1:${port}/:_authToken=${token}\n`, { mode: 0o600 });
+  const mirror = await startPrebuiltMirror(dir);
   return {
     url,
     npmrc,
     env: {
+      npm_config_better_sqlite3_binary_host: mirror.url,
       npm_config_registry: `${url}/`,
       npm_config_userconfig: npmrc,
       npm_config_audit: 'false',
@@ -140,9 +148,38 @@ export async function startRegistry(): Promise<LocalRegistry> {
         await exited;
       }
       live.delete(child);
+      mirror.server.close();
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** better-sqlite3's prebuilt binary for this Node, laid out as its release downloads are. */
+async function startPrebuiltMirror(dir: string): Promise<{ url: string; server: Server }> {
+  const moduleDir = join(repoRoot, 'node_modules/better-sqlite3');
+  const { version } = JSON.parse(readFileSync(join(moduleDir, 'package.json'), 'utf8')) as {
+    version: string;
+  };
+  const name = `better-sqlite3-v${version}-node-v${process.versions.modules}-${process.platform}-${process.arch}.tar.gz`;
+  const root = join(dir, 'prebuilt');
+  mkdirSync(join(root, `v${version}`), { recursive: true });
+  execFileSync('tar', [
+    '-czf',
+    join(root, `v${version}`, name),
+    '-C',
+    moduleDir,
+    'build/Release/better_sqlite3.node',
+  ]);
+  const server = createHttpServer((req, res) => {
+    const path = join(root, decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname));
+    if (!path.startsWith(root) || !existsSync(path)) {
+      res.writeHead(404).end();
+      return;
+    }
+    res.writeHead(200, { 'content-type': 'application/gzip' }).end(readFileSync(path));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { url: `http://127.0.0.1:${(server.address() as { port: number }).port}`, server };
 }
 
 /**
@@ -184,6 +221,15 @@ export function packedTarball(name: PackageDir): string {
     ) as { filename: string }[];
     const tarball = join(dir, packed[0]!.filename);
     writeFileSync(done, tarball);
+    // Tarballs of earlier sources are not used again.
+    for (const entry of readdirSync(tmpdir())) {
+      if (
+        entry.startsWith(`vault-packed-${name}-`) &&
+        join(tmpdir(), entry) !== dir &&
+        !entry.endsWith('.lock')
+      )
+        rmSync(join(tmpdir(), entry), { recursive: true, force: true });
+    }
     return tarball;
   } finally {
     rmSync(lock, { recursive: true, force: true });
