@@ -194,12 +194,13 @@ describe('the chart command lines, run as local processes', () => {
   ];
 
   it('vault server starts on HTTPS with the generated certificate, is ready, and logs in a workload through TokenReview', async () => {
-    const [port] = await freePorts(1);
+    const [port, metricsPort] = await freePorts(2);
     const server = await run(
       'vault-server',
       [
         ...storeReplacements(),
         ['0.0.0.0:8200', `127.0.0.1:${port}`],
+        ['0.0.0.0:9102', `127.0.0.1:${metricsPort}`],
         ['/etc/vault/tls', join(dir, 'server-tls')],
       ],
       {
@@ -243,12 +244,13 @@ describe('the chart command lines, run as local processes', () => {
     const ca = b64(find(objects, 'Secret', 'vault-server-tls').data['ca.crt']);
     const trusted = { ca, servername: 'vault.vault.svc' };
     const replica = async () => {
-      const [port] = await freePorts(1);
+      const [port, metricsPort] = await freePorts(2);
       const server = await run(
         'vault-server',
         [
           ...storeReplacements(),
           ['0.0.0.0:8200', `127.0.0.1:${port}`],
+          ['0.0.0.0:9102', `127.0.0.1:${metricsPort}`],
           ['/etc/vault/tls', join(dir, 'server-tls')],
         ],
         { KUBECONFIG: await kubeconfigFor('vault-server') },
