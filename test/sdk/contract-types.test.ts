@@ -68,6 +68,7 @@ describe('SDK types match the contract schemas', () => {
       'rotate',
       'delete',
       'admin',
+      'metrics',
     ];
     expect(actions).toEqual([...contract.actions]);
     const states: sdk.LeaseState[] = ['active', 'expired', 'revoked'];
