@@ -1,5 +1,4 @@
 /** The `vault` CLI as users run it (real processes) against a real `vault dev`. */
-import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,13 +7,7 @@ import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exitCodes } from '../../src/cli/exit-codes.js';
 import { Vault } from '../../src/sdk/index.js';
-import { repoRoot, startVaultDev, type VaultDev, vaultBin } from '../support/vault-dev.js';
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
+import { repoRoot, runVault, startVaultDev, type VaultDev, vaultBin } from '../support/vault-dev.js';
 
 describe('vault CLI', () => {
   let dev: VaultDev;
@@ -24,25 +17,7 @@ describe('vault CLI', () => {
   const vault = (
     args: string[],
     options: { input?: string; env?: Record<string, string>; cwd?: string } = {},
-  ) =>
-    new Promise<Run>((resolve, reject) => {
-      const child = spawn(process.execPath, [vaultBin, ...args], {
-        cwd: options.cwd ?? work,
-        env: { ...env, ...options.env },
-        stdio: ['pipe', 'pipe', 'pipe'],
-      });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
-        stdout += chunk;
-      });
-      child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
-        stderr += chunk;
-      });
-      child.once('error', reject);
-      child.once('close', (code) => resolve({ code, stdout, stderr }));
-      child.stdin.end(options.input ?? '');
-    });
+  ) => runVault(args, { cwd: options.cwd ?? work, env: { ...env, ...options.env }, input: options.input });
 
   const ok = async (args: string[], options: Parameters<typeof vault>[1] = {}) => {
     const run = await vault(args, options);

@@ -20,13 +20,7 @@ import { Vault } from '../../src/sdk/index.js';
 import { issueCa, issueServing } from '../../src/webhook/certs.js';
 import { agentUid, canSwitchUser, podVolume } from '../support/as-user.js';
 import { type Postgres, postgresAvailable, startPostgres } from '../support/postgres.js';
-import { repoRoot, startVaultDev, type VaultDev, vaultBin } from '../support/vault-dev.js';
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
+import { repoRoot, runVault, startVaultDev, type VaultDev, vaultBin } from '../support/vault-dev.js';
 
 /** The role a URL logs in as, or the login error. */
 async function whoAmI(url: string): Promise<{ user?: string; error?: string }> {
@@ -65,24 +59,7 @@ describe.skipIf(!postgresAvailable() || !canSwitchUser())('a database credential
   const leasePasswords: string[] = [];
 
   const vault = (args: string[], options: { input?: string; env?: Record<string, string> } = {}) =>
-    new Promise<Run>((resolve, reject) => {
-      const child = spawn(process.execPath, [vaultBin, ...args], {
-        cwd: work,
-        env: { ...env, ...options.env },
-        stdio: ['pipe', 'pipe', 'pipe'],
-      });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.setEncoding('utf8').on('data', (c: string) => {
-        stdout += c;
-      });
-      child.stderr.setEncoding('utf8').on('data', (c: string) => {
-        stderr += c;
-      });
-      child.once('error', reject);
-      child.once('close', (code) => resolve({ code, stdout, stderr }));
-      child.stdin.end(options.input ?? '');
-    });
+    runVault(args, { cwd: work, env: { ...env, ...options.env }, input: options.input });
   const ok = async (args: string[], options: Parameters<typeof vault>[1] = {}) => {
     const run = await vault(args, options);
     if (run.code !== 0) throw new Error(`vault ${args.join(' ')} exited ${run.code}: ${run.stderr}`);

@@ -102,3 +102,34 @@ function unquote(text: string): string {
   }
   return trimmed;
 }
+
+export interface VaultRun {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the `vault` CLI once with exactly `env` (nothing inherited), `input` on its stdin. */
+export function runVault(
+  args: string[],
+  options: { cwd: string; env: Record<string, string>; input?: string },
+): Promise<VaultRun> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [vaultBin, ...args], {
+      cwd: options.cwd,
+      env: options.env,
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+      stdout += chunk;
+    });
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+      stderr += chunk;
+    });
+    child.once('error', reject);
+    child.once('close', (code) => resolve({ code, stdout, stderr }));
+    child.stdin.end(options.input ?? '');
+  });
+}
