@@ -7,11 +7,12 @@
  * own option and exits 9 when X does not exist yet.)
  */
 import { existsSync } from 'node:fs';
-import { chmod, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { ROOT_POLICY, systemContext } from '../core/index.js';
 import { generateRootKeyFile } from '../crypto/root-key.js';
+import { writePrivateFile } from '../lib/config-dir.js';
 import { createLogger } from '../lib/logger.js';
 import { startVault } from '../server/vault-process.js';
 import { detach, detachedEnv } from './dev-detach.js';
@@ -133,17 +134,10 @@ export function register(program: Command): void {
           ].join('\n'),
         );
         const lines = `export VAULT_ADDR=${vault.url}\nexport VAULT_TOKEN=${token}\nexport VAULT_TENANT=${options.tenant}\n`;
-        if (envFile) await writeAtomically(envFile, `${lines}export VAULT_DEV_PID=${process.pid}\n`);
+        if (envFile) writePrivateFile(envFile, `${lines}export VAULT_DEV_PID=${process.pid}\n`);
         process.stdout.write(lines);
       },
     );
-}
-
-/** Temp file and rename in the same directory: a reader sees no file or the whole file. */
-async function writeAtomically(path: string, text: string): Promise<void> {
-  const temp = `${path}.${process.pid}.tmp`;
-  await writeFile(temp, text, { mode: 0o600 });
-  await rename(temp, path);
 }
 
 /** Removes the env file unless another `vault dev` has written its own there since. */
