@@ -43,6 +43,16 @@ const canonical = (record: UnsignedRecord) =>
     record.prevHash,
   ]);
 
+/** The `hash` a stored record claims, without validating the rest (undefined when unreadable). */
+export function recordHash(value: string): string | undefined {
+  try {
+    const hash = (JSON.parse(value) as { hash?: unknown }).hash;
+    return typeof hash === 'string' ? hash : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** The link of a keyed (v2) record. */
 export function keyedHash(key: Buffer, record: UnsignedRecord): string {
   return createHmac('sha256', key)

@@ -35,7 +35,7 @@ import { auditCheckpoint, storedAuditRecord } from '../contract/audit.js';
 import { CryptoError } from '../crypto/errors.js';
 import type { Logger } from '../lib/logger.js';
 import type { Store } from '../store/store.js';
-import { keyedHash, legacyHash, parseHead } from './audit-chain.js';
+import { keyedHash, legacyHash, parseHead, recordHash } from './audit-chain.js';
 import { checkpointSignedBy } from './audit-checkpoints.js';
 import type { AuditSink } from './audit-sink.js';
 import { StreamClaimLostError } from './audit-stream-claim.js';
@@ -102,14 +102,6 @@ export interface AuditFollowerDeps {
 
 const PAGE = 1000;
 
-const recordHash = (value: string): string | undefined => {
-  try {
-    const hash = (JSON.parse(value) as { hash?: unknown }).hash;
-    return typeof hash === 'string' ? hash : undefined;
-  } catch {
-    return undefined;
-  }
-};
 /** Records read back from the store per written batch (bounds memory and the time between saves). */
 const BATCH = 1000;
 
@@ -117,8 +109,6 @@ export interface AuditFollower extends AuditSink {
   start(): Promise<void>;
   /** Resolves once everything committed so far is in the stream (tests, shutdown). */
   catchUp(): Promise<void>;
-  /** Whether this process writes the stream now (false while another holds its claim). */
-  writing(): boolean;
 }
 
 export function createAuditFollower(deps: AuditFollowerDeps): AuditFollower {
@@ -509,7 +499,6 @@ export function createAuditFollower(deps: AuditFollowerDeps): AuditFollower {
       wake();
     },
     catchUp: () => fullPass(),
-    writing: () => writing,
     async close() {
       closed = true;
       if (timer) clearInterval(timer);

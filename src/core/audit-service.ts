@@ -11,7 +11,13 @@ import {
 import { isVaultError } from '../lib/errors.js';
 import type { Store } from '../store/store.js';
 import type { Access } from './access.js';
-import { type ChainHead, createChainCheck, parseHead, type VerifyOutcome } from './audit-chain.js';
+import {
+  type ChainHead,
+  createChainCheck,
+  parseHead,
+  recordHash,
+  type VerifyOutcome,
+} from './audit-chain.js';
 import { checkpointSignedBy, signCheckpoint } from './audit-checkpoints.js';
 import type { AuditIntegrity } from './audit-integrity.js';
 import type { AuditKeyring, AuditKeys } from './audit-keys.js';
@@ -54,15 +60,6 @@ export async function* auditRecords(store: Store, tenant: string, afterSeq = 0):
     if (parsed.success) yield parsed.data;
   }
 }
-
-const recordHash = (value: string): string | undefined => {
-  try {
-    const hash = (JSON.parse(value) as { hash?: unknown }).hash;
-    return typeof hash === 'string' ? hash : undefined;
-  } catch {
-    return undefined;
-  }
-};
 
 /** Checks the tenant's stored chain against its key, its head and optionally a checkpoint. */
 export async function checkStoredChain(

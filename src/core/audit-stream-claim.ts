@@ -48,7 +48,6 @@ export interface ClaimedCursorStore extends CursorStore {
   claim(): Promise<boolean>;
   /** Hands the claim back (the cursor stays), so a standby takes over at once. */
   release(): Promise<void>;
-  readonly holder: string;
 }
 
 export const STREAM_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
@@ -90,7 +89,6 @@ export function storeCursorStore(options: StoreCursorOptions): ClaimedCursorStor
   }
 
   return {
-    holder,
     async claim() {
       const kv = await store.get(key);
       if (heldAt > 0) {

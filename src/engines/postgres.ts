@@ -14,8 +14,6 @@ import {
   terminateSql,
 } from './postgres-sql.js';
 
-export { quoteIdentifier, quoteLiteral, renderStatements } from './postgres-sql.js';
-
 /** The admin connection with the lease's role and password instead of the admin's. */
 function leaseUrl(connection: string, username: string, password: string): string {
   const url = new URL(connection);

@@ -21,8 +21,6 @@ export interface HostGuard {
   host: (host: string) => EtcdFaultPolicy;
   /** The policy around each call (across members). */
   global: EtcdFaultPolicy;
-  /** Members skipped now. */
-  downHosts: () => string[];
 }
 
 export interface HostGuardOptions {
@@ -93,6 +91,5 @@ export function createHostGuard(options: HostGuardOptions = {}): HostGuard {
   return {
     host: hostPolicy,
     global: globalPolicy,
-    downHosts: () => [...hosts].filter(isDown),
   };
 }
