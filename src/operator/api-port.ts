@@ -8,6 +8,7 @@
 import type { Identity } from '../contract/common.js';
 import type { Credential } from '../contract/credentials.js';
 import type { PolicyBody } from '../contract/policies.js';
+import { interruptibleSleep } from '../lib/interruptible-sleep.js';
 import type { Logger } from '../lib/logger.js';
 import type { Vault } from '../sdk/index.js';
 import { type LeaseInfo, ownerLabel, type VaultPort } from './vault-port.js';
@@ -70,7 +71,6 @@ export function createApiPort(session: VaultSession, logger: Logger): VaultPort 
 
   return {
     // The first call into a tenant of this cluster creates it (the controller role's due).
-    ensureTenant: async () => {},
     getCredential: (tenant, name) =>
       on(tenant, async (vault) => {
         const found = await orUndefined(vault.credentials.get(name));
@@ -177,6 +177,7 @@ export function createApiPort(session: VaultSession, logger: Logger): VaultPort 
       }),
     async watchLeases(tenant, onEvent) {
       const stop = new AbortController();
+      const nap = interruptibleSleep();
       const follow = async () => {
         let failures = 0;
         while (!stop.signal.aborted) {
@@ -194,14 +195,15 @@ export function createApiPort(session: VaultSession, logger: Logger): VaultPort 
             );
           }
           // A stream ends when the token is renewed or the server restarts: follow again.
-          await new Promise((resolve) =>
-            setTimeout(resolve, Math.min(30_000, 250 * 2 ** Math.min(failures, 7))),
-          );
+          await nap.sleep(Math.min(30_000, 250 * 2 ** Math.min(failures, 7)));
         }
       };
       void follow();
       return {
-        close: async () => stop.abort(),
+        close: async () => {
+          stop.abort();
+          nap.wake();
+        },
       };
     },
   };

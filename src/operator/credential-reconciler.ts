@@ -224,7 +224,6 @@ export function createCredentialReconciler(
     const tenant = deps.tenantOf(meta.namespace);
     const name = meta.name;
     const source = obj.spec.source;
-    await vault.ensureTenant(tenant);
     let credential = await vault.getCredential(tenant, name);
     const revocations = credential?.revocations;
     let note: [string, string] | undefined;

@@ -7,7 +7,7 @@
  */
 import type { Credential, DynamicSpec } from '../contract/credentials.js';
 import type { Condition, VaultCredentialSpec } from '../k8s/resources.js';
-import { setCondition } from './conditions.js';
+import { sameJson, setCondition } from './conditions.js';
 
 type Source = VaultCredentialSpec['source'];
 type SecretKeyRef = { name: string; key: string };
@@ -54,7 +54,7 @@ export function sourceMismatch(source: Source, credential: Credential): string |
 /** Changes of the engine settings to send with the credential's update, if any. */
 export function dynamicUpdate(source: Source, credential: Credential): { dynamic: DynamicSpec } | undefined {
   const wanted = dynamicSpecOf(source);
-  if (!wanted || JSON.stringify(wanted) === JSON.stringify(credential.dynamic)) return undefined;
+  if (!wanted || sameJson(wanted, credential.dynamic)) return undefined;
   return { dynamic: wanted };
 }
 

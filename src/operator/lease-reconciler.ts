@@ -118,7 +118,6 @@ export function createLeaseReconciler(
       if (step.revokeFirst) {
         await vault.revokeLease(tenant, step.revokeFirst, `VaultLease ${obj.metadata.name} changed`);
       }
-      await vault.ensureTenant(tenant);
       // A lease issued before a crash, whose id never reached the status, is adopted
       // rather than issued again.
       const uid = obj.metadata.uid;

@@ -38,7 +38,6 @@ export interface IssueLeaseInput {
 export const ownerLabel = 'vault.ghoststack.io/vaultlease-uid';
 
 export interface VaultPort {
-  ensureTenant(tenant: string): Promise<void>;
   getCredential(tenant: string, name: string): Promise<Credential | undefined>;
   createCredential(tenant: string, input: CreateCredentialInput): Promise<Credential>;
   updateCredential(
