@@ -1,4 +1,5 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { createTtlCache } from '../lib/ttl-cache.js';
 
 export type LeaseStates = Record<'active' | 'expired' | 'revoked', number>;
 
@@ -43,17 +44,10 @@ export function createServerMetrics(
   }
   // Counted from the store's lease indexes when scraped, at most every 10 s (three counts per
   // tenant, never a read of lease records).
-  let cached: { at: number; counts: Promise<LeaseCounts> } | undefined;
+  const countsCache = createTtlCache<LeaseCounts>({ ttlMs: 10_000, maxEntries: 1 });
   const leaseCounts = () => {
-    if (!options.leaseCounts) return undefined;
-    if (!cached || Date.now() - cached.at > 10_000) {
-      const counts = options.leaseCounts();
-      cached = { at: Date.now(), counts };
-      counts.catch(() => {
-        cached = undefined;
-      });
-    }
-    return cached.counts;
+    const load = options.leaseCounts;
+    return load ? countsCache.get('all', load) : undefined;
   };
   new Gauge({
     name: 'vault_leases',
