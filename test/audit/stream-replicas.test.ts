@@ -9,10 +9,9 @@
  * every replica killed, records written meanwhile by `vault operator root-token` reach the
  * stream when one replica starts again; a clean shutdown hands over without waiting.
  */
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { StreamClaimLostError, storeCursorStore } from '../../src/core/audit-stream-claim.js';
 import { keys } from '../../src/core/keys.js';
@@ -20,10 +19,9 @@ import { generateRootKeyFile } from '../../src/crypto/root-key.js';
 import { openEtcdStore } from '../../src/store/etcd-store.js';
 import type { Store } from '../../src/store/store.js';
 import { jsonClient } from '../bench/http-client.js';
-import { type ServerProcess, startServer } from '../crash/vault-server.js';
+import { rootTokenCli, type ServerProcess, startServer } from '../crash/vault-server.js';
 import { type EtcdProcess, startEtcd } from '../support/etcd.js';
 
-const vaultBin = resolve(import.meta.dirname, '../../bin/vault.js');
 const TTL = '2s';
 
 let etcd: EtcdProcess;
@@ -57,25 +55,10 @@ const storeArgs = () => [
 ];
 
 /** `vault operator root-token`, run as an operator does (no server needed). */
-function rootToken(tenant: string): Promise<string> {
-  return new Promise((done, fail) => {
-    const child = spawn(
-      process.execPath,
-      [vaultBin, 'operator', 'root-token', '--tenant', tenant, '--ttl', '2h', ...storeArgs()],
-      { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, VAULT_ROOT_KEY: '' } },
-    );
-    let out = '';
-    let err = '';
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
-      out += chunk;
-    });
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
-      err += chunk;
-    });
-    child.once('exit', (code) =>
-      code === 0 ? done(out.trim()) : fail(new Error(`root-token exited ${code}: ${err}`)),
-    );
-  });
+async function rootToken(tenant: string): Promise<string> {
+  const run = await rootTokenCli([...storeArgs(), '--ttl', '2h'], tenant);
+  if (run.code !== 0) throw new Error(`root-token exited ${run.code}: ${run.stderr}`);
+  return run.token;
 }
 
 async function replica(ttl = TTL): Promise<ServerProcess> {

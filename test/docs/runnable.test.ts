@@ -18,10 +18,10 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs';
-import { createServer } from 'node:net';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort } from '../support/etcd.js';
 import { type LocalRegistry, publishPackages, startRegistry } from '../support/registry.js';
 import { repoRoot } from '../support/vault-dev.js';
 import { collectRunnableBlocks, type RunnableBlock, runnableBlocks } from './runnable-blocks.js';
@@ -36,17 +36,6 @@ const prelude = (state: string) =>
     'set -e -o pipefail',
   ].join('\n');
 const epilogue = (state: string) => `export -p > '${state}/env'\npwd > '${state}/cwd'\n`;
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as { port: number };
-      probe.close(() => resolve(port));
-    });
-  });
-}
 
 /** Every process whose environment carries this run's marker, e.g. a detached `vault dev`. */
 function processesOf(marker: string): number[] {

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRedisEngine } from '../../src/engines/redis.js';
 import { redisCommands } from '../../src/engines/resp.js';
-import { freePort } from '../support/postgres.js';
+import { freePort } from '../support/etcd.js';
 import { startTestVault, type TestVault } from '../support/test-vault.js';
 
 const available = existsSync('/usr/bin/redis-server') && process.getuid?.() === 0;

@@ -6,10 +6,10 @@
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
+import { freePort } from './etcd.js';
 
 export interface Postgres {
   host: string;
@@ -40,17 +40,6 @@ export function postgresBinDir(): string | undefined {
 }
 
 export const postgresAvailable = (): boolean => postgresBinDir() !== undefined && process.getuid?.() === 0;
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 function userIds(name: string): { uid: number; gid: number } {
   const uid = Number(execFileSync('id', ['-u', name]).toString().trim());

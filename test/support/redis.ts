@@ -7,7 +7,7 @@ import { chownSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { redisCommands } from '../../src/engines/resp.js';
-import { freePort } from './postgres.js';
+import { freePort } from './etcd.js';
 
 export const redisAvailable = existsSync('/usr/bin/redis-server') && process.getuid?.() === 0;
 
