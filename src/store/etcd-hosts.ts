@@ -5,13 +5,15 @@
  * is down keeps getting its share of the calls: with three endpoints and one member gone,
  * a third of all calls failed, for as long as the member stayed down.
  *
- * This guard remembers a member that could not be connected to and skips it for a back-off
- * (doubling up to a few seconds) while another member is not known to be down, and it sends
- * a call that failed to connect to the next member. A call that never got a connection
- * never reached etcd, so sending it again is safe, a transaction included. Any other failure
- * is passed through as it is: the caller decides (see etcd-store.ts).
+ * This guard remembers a member that could not be connected to, or did not answer in time
+ * (a member that hangs, or whose pod is gone without closing its connections), and skips it
+ * for a back-off (doubling up to a few seconds) while another member is not known to be down.
+ * It sends a call that failed to connect to the next member: a call that never got a
+ * connection never reached etcd, so sending it again is safe, a transaction included. Any
+ * other failure is passed through as it is: the caller decides (reads are sent again, see
+ * etcd-store.ts; a transaction that timed out is reported as outcome unknown).
  */
-import type { IOptions } from 'etcd3';
+import { GRPCDeadlineExceededError, GRPCUnavailableError, type IOptions } from 'etcd3';
 
 export type EtcdFaultPolicy = NonNullable<NonNullable<IOptions['faultHandling']>['global']>;
 type Policy = EtcdFaultPolicy;
@@ -34,6 +36,13 @@ export interface HostGuardOptions {
 /** gRPC's wording for a call that failed because no connection to the member could be made. */
 export const neverSent = (err: unknown): boolean =>
   err instanceof Error && /No connection established|ECONNREFUSED|Failed to connect/i.test(err.message);
+
+/** A failure that says the member could not be reached or did not answer, not that it refused. */
+export const unreachable = (err: unknown): boolean =>
+  neverSent(err) ||
+  err instanceof GRPCDeadlineExceededError ||
+  err instanceof GRPCUnavailableError ||
+  (err instanceof Error && /DEADLINE_EXCEEDED|UNAVAILABLE|deadline exceeded/i.test(err.message));
 
 class MemberSkipped extends Error {
   constructor(host: string) {
@@ -64,7 +73,7 @@ export function createHostGuard(options: HostGuardOptions = {}): HostGuard {
           down.delete(host);
           return result;
         } catch (err) {
-          if (neverSent(err)) {
+          if (unreachable(err)) {
             const backoffMs = Math.min((down.get(host)?.backoffMs ?? minBackoffMs / 2) * 2, maxBackoffMs);
             down.set(host, { until: now() + backoffMs, backoffMs });
           }

@@ -12,7 +12,7 @@ import { badRequest } from '../lib/errors.js';
 import { type Logger, silentLogger } from '../lib/logger.js';
 import { StoreClosedError } from './errors.js';
 import { describeEndpoints, toStoreError } from './etcd-errors.js';
-import { createHostGuard } from './etcd-hosts.js';
+import { createHostGuard, unreachable } from './etcd-hosts.js';
 import { createEtcdWatch } from './etcd-watch.js';
 import { prefixEnd, rangeStart, utf8 } from './keys.js';
 import type { KeyValue, Op, RangeResult, Store, TxnResult, Watcher } from './store.js';
@@ -108,6 +108,20 @@ export async function openEtcdStore(options: EtcdStoreOptions): Promise<Store> {
   const fail = (what: string) => (err: unknown) => {
     throw toStoreError(err, { what, endpoints, timeoutMs });
   };
+  /**
+   * A read changes nothing, so one that failed because its member could not be reached or did
+   * not answer is sent again, once per member: the guard skips the member that failed.
+   */
+  const read = async <T>(what: string, call: () => Promise<T>): Promise<T> => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await call();
+      } catch (err) {
+        if (closed || !unreachable(err) || attempt >= options.endpoints.length) fail(what)(err);
+        logger.debug({ what, attempt }, 'etcd read sent again: its member did not answer');
+      }
+    }
+  };
   const assertOpen = () => {
     if (closed) throw new StoreClosedError('etcd');
   };
@@ -146,7 +160,7 @@ export async function openEtcdStore(options: EtcdStoreOptions): Promise<Store> {
     async get(key) {
       assertOpen();
       assertKey(key);
-      const res = await client.kv.range({ key: full(key) }).catch(fail('read'));
+      const res = await read('read', () => client.kv.range({ key: full(key) }));
       const kv = res.kvs[0];
       return kv ? toKeyValue(kv) : undefined;
     },
@@ -157,13 +171,13 @@ export async function openEtcdStore(options: EtcdStoreOptions): Promise<Store> {
       for (let i = 0; i < keys.length; i += GET_MANY_CHUNK) {
         const chunk = keys.slice(i, i + GET_MANY_CHUNK);
         for (const key of chunk) assertKey(key);
-        const res = await client.kv
-          .txn({
+        const res = await read('read', () =>
+          client.kv.txn({
             compare: [],
             success: chunk.map((key) => ({ request_range: { key: full(key) } })),
             failure: [],
-          })
-          .catch(fail('read'));
+          }),
+        );
         for (const response of res.responses) {
           const kv = response.response_range?.kvs[0];
           out.push(kv ? toKeyValue(kv) : undefined);
@@ -178,7 +192,7 @@ export async function openEtcdStore(options: EtcdStoreOptions): Promise<Store> {
       const start =
         rangeOptions.startAfter === undefined ? key : rangeStart(key, full(rangeOptions.startAfter));
       const limit = rangeOptions.limit && rangeOptions.limit > 0 ? rangeOptions.limit : 0;
-      const res = await client.kv.range({ key: start, range_end: rangeEnd, limit }).catch(fail('range read'));
+      const res = await read('range read', () => client.kv.range({ key: start, range_end: rangeEnd, limit }));
       return { kvs: res.kvs.map(toKeyValue), revision: Number(res.header.revision), more: res.more };
     },
 
@@ -187,9 +201,9 @@ export async function openEtcdStore(options: EtcdStoreOptions): Promise<Store> {
       const { key, rangeEnd } = span(prefix);
       const start =
         countOptions.startAfter === undefined ? key : rangeStart(key, full(countOptions.startAfter));
-      const res = await client.kv
-        .range({ key: start, range_end: rangeEnd, count_only: true })
-        .catch(fail('count'));
+      const res = await read('count', () =>
+        client.kv.range({ key: start, range_end: rangeEnd, count_only: true }),
+      );
       return Number(res.count);
     },
 

@@ -6,6 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { OutcomeUnknownError } from '../../src/lib/errors.js';
 import { openEtcdStore } from '../../src/store/etcd-store.js';
 import type { Store, WatchEvent } from '../../src/store/store.js';
 import { type EtcdCluster, startEtcdCluster } from '../support/etcd-cluster.js';
@@ -76,4 +77,31 @@ describe('the etcd store on a 3-member cluster', () => {
     expect(await failures(30, () => store.get('after-election'))).toEqual([]);
     await leader.restart();
   }, 120_000);
+
+  it('answers every read while a member hangs (open sockets, no answers), and reports writes sent to it as outcome unknown', async () => {
+    await store.txn({ success: [{ type: 'put', key: 'hang/0', value: 'v' }] });
+    const leader = await cluster.leader();
+    const victim = cluster.members.find((member) => member !== leader)!;
+    const etcd = store as Required<Store>;
+    victim.freeze();
+    try {
+      // Every read answers: one that went to the hung member is sent to another once its
+      // deadline passes, and the hung member is skipped for a while after that.
+      expect(await failures(60, () => store.get('hang/0'))).toEqual([]);
+      expect(await failures(20, () => store.range('hang/'))).toEqual([]);
+      expect(await failures(20, () => etcd.count('hang/'))).toEqual([]);
+      expect(await failures(5, () => etcd.getMany(['hang/0', 'hang/none']))).toEqual([]);
+      // A write that went to it timed out: whether it was applied is unknown, and said so.
+      const writeErrors: unknown[] = [];
+      for (let i = 0; i < 30; i++) {
+        await store
+          .txn({ success: [{ type: 'put', key: `hang/${i + 1}`, value: 'v' }] })
+          .catch((err: unknown) => writeErrors.push(err));
+      }
+      for (const err of writeErrors) expect(err).toBeInstanceOf(OutcomeUnknownError);
+      expect(writeErrors.length).toBeLessThan(30);
+    } finally {
+      victim.thaw();
+    }
+  }, 180_000);
 });

@@ -24,6 +24,12 @@ export interface EtcdMember {
   kill(): Promise<void>;
   /** Starts it again on the same ports and data (after kill), and waits until it is healthy. */
   restart(): Promise<void>;
+  /**
+   * SIGSTOP: the process keeps its sockets open but answers nothing, as a hung member or a
+   * pod whose network went away without closing its connections does. `thaw` resumes it.
+   */
+  freeze(): void;
+  thaw(): void;
 }
 
 export interface EtcdCluster {
@@ -145,6 +151,12 @@ export async function startEtcdCluster(options: StartEtcdClusterOptions = {}): P
         const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
         proc.kill('SIGKILL');
         await exited;
+      },
+      freeze() {
+        child?.kill('SIGSTOP');
+      },
+      thaw() {
+        child?.kill('SIGCONT');
       },
       async restart() {
         await member.kill();
