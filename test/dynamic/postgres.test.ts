@@ -354,6 +354,39 @@ describe.skipIf(!available)('dynamic PostgreSQL credentials', () => {
     expect(verifier.rows[0]!.rolpassword).toMatch(/^SCRAM-SHA-256\$4096:/);
   });
 
+  it('PATCH replaces the statements for new leases (same engine only); GET shows the retry state', async () => {
+    const path = '/v1/credentials/orders-db-fast';
+    const statements = ['GRANT SELECT, INSERT ON public.orders TO {{name}}'];
+    const wrongEngine = await vault.call('PATCH', path, {
+      body: { dynamic: { engine: 'redis', aclRules: ['+get'] } },
+    });
+    expect(wrongEngine.status).toBe(400);
+    expect(wrongEngine.text).toMatch(/postgres engine, which cannot change/);
+    const notDynamic = await vault.call('POST', '/v1/credentials', {
+      body: { name: 'plain-secret', type: 'generic', value: 'x' },
+    });
+    expect(notDynamic.status).toBe(201);
+    const made = await vault.call('PATCH', '/v1/credentials/plain-secret', {
+      body: { dynamic: { engine: 'postgres', creationStatements: statements } },
+    });
+    expect(made.status).toBe(400);
+    expect(made.text).toMatch(/is not dynamic/);
+    const patched = await vault.call('PATCH', path, {
+      body: { dynamic: { engine: 'postgres', creationStatements: statements, scramIterations: 1 } },
+    });
+    expect(patched.status, patched.text).toBe(200);
+    const got = await vault.call('GET', path);
+    expect(got.body.dynamic.creationStatements).toEqual(statements);
+    expect(got.body.revocations).toEqual({ failing: 0 });
+    const res = await vault.call('POST', '/v1/leases', {
+      body: { credentialName: 'orders-db-fast', ttl: '5m' },
+    });
+    expect(res.status, res.text).toBe(201);
+    const client = await connectAs(res.body.value);
+    await client.query("INSERT INTO public.orders VALUES (42, 'new statements')");
+    await client.end();
+  });
+
   it('rotating the credential rotates the admin password upstream, in one call; new leases keep working', async () => {
     const rotated = await vault.call('POST', '/v1/credentials/orders-db/rotate', { body: {} });
     expect(rotated.status, rotated.text).toBe(200);
