@@ -4,7 +4,7 @@ import type { Credential, CredentialType, GenerateSpec } from '../sdk/index.js';
 import { type CommonOptions, collect, connect, parseLabels, positiveInt, withCommon } from './context.js';
 import { addDynamic, type DynamicOptions, describeDynamic, dynamicSpec } from './dynamic-options.js';
 import { UsageError } from './exit-codes.js';
-import { formatLabels, printFields, printJson, printTable, relativeTime } from './output.js';
+import { formatLabels, printFields, printJson, printTable, timeAgo } from './output.js';
 import { readSecretValue, type ValueSourceOptions, valueSourceHelp } from './secret-input.js';
 
 const types: CredentialType[] = ['api-key', 'password', 'database-url', 'ssh-key', 'certificate', 'generic'];
@@ -47,7 +47,7 @@ function show(credential: Credential, options: CommonOptions, verb?: string) {
     ],
     ['default ttl', credential.leases?.defaultTtl],
     ['max ttl', credential.leases?.maxTtl],
-    ['updated', `${credential.updatedAt.toISOString()} (${relativeTime(credential.updatedAt)})`],
+    ['updated', `${credential.updatedAt.toISOString()} (${timeAgo(credential.updatedAt)})`],
   ]);
 }
 
@@ -118,7 +118,7 @@ export function register(program: Command): void {
           },
         }),
       });
-      show(credential, options, 'Created');
+      show(credential, options, credential.unchanged ? 'Unchanged (it exists with this value):' : 'Created');
     },
   );
 
@@ -144,7 +144,7 @@ export function register(program: Command): void {
         c.type,
         String(c.currentVersion),
         formatLabels(c.metadata) || '-',
-        relativeTime(c.updatedAt),
+        timeAgo(c.updatedAt),
       ]),
       'no credentials (create one with `vault credentials create NAME --type api-key`)',
     );

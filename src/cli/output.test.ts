@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { relativeTime } from './output.js';
+import { relativeTime, timeAgo } from './output.js';
 
 describe('relativeTime', () => {
   const now = Date.parse('2026-01-01T00:00:00Z');
@@ -11,5 +11,17 @@ describe('relativeTime', () => {
     [-3_600_000, '1h ago'],
   ])('%i ms from now → %s', (delta, expected) => {
     expect(relativeTime(new Date(now + delta), now)).toBe(expected);
+  });
+});
+
+describe('timeAgo', () => {
+  const now = Date.parse('2026-01-01T00:00:00Z');
+  it.each([
+    [-61_400, '1m1s ago'],
+    [-400, 'just now'],
+    // A server clock a little ahead of this one: still the past, not "in 2s".
+    [1_600, 'just now'],
+  ])('%i ms from now → %s', (delta, expected) => {
+    expect(timeAgo(new Date(now + delta), now)).toBe(expected);
   });
 });

@@ -38,6 +38,14 @@ export function relativeTime(date: Date, now = Date.now()): string {
   return delta >= 0 ? `in ${formatDuration(Math.max(delta, 1000))}` : `${formatDuration(-delta)} ago`;
 }
 
+/**
+ * When something happened: "3m ago", or "just now" for the last second and for a time a
+ * little ahead of this machine's clock (the server's clock may run ahead of it).
+ */
+export function timeAgo(date: Date, now = Date.now()): string {
+  return date.getTime() > now - 1000 ? 'just now' : relativeTime(date, now);
+}
+
 export const formatLabels = (labels: Record<string, string> | undefined) =>
   Object.entries(labels ?? {})
     .map(([key, value]) => `${key}=${value}`)

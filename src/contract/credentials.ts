@@ -155,6 +155,15 @@ export const credential = z.object({
 });
 export type Credential = z.infer<typeof credential>;
 
+export const createdCredential = credential.extend({
+  unchanged: z
+    .literal(true)
+    .optional()
+    .describe(
+      'The credential existed with this type, metadata and value, and the caller may read its value: nothing was written.',
+    ),
+});
+
 export const listCredentialsQuery = z.strictObject({
   prefix: z.string().max(253).optional(),
   /** "key=value" label selectors, comma-separated. */

@@ -161,7 +161,7 @@ export const routes = {
     summary: 'Create a credential (version 1)',
     auth: 'token',
     body: credentials.createCredentialRequest,
-    response: credentials.credential,
+    response: credentials.createdCredential,
     status: 201,
   },
   listCredentials: {

@@ -20,7 +20,7 @@ import type { Fingerprints } from './fingerprints.js';
 import { generateValue } from './generate.js';
 import { keys } from './keys.js';
 import type { LeaseRevoker } from './lease-revoker.js';
-import { decide } from './policy-engine.js';
+import { decide, mayReadValue } from './policy-engine.js';
 import { parseSelectors } from './selectors.js';
 
 export type CreateCredentialInput = z.output<typeof createCredentialRequest>;
@@ -119,7 +119,7 @@ export function createCredentialService(
     load,
     mustLoad,
 
-    async create(ctx: CallContext, input: CreateCredentialInput): Promise<Credential> {
+    async create(ctx: CallContext, input: CreateCredentialInput): Promise<Credential & { unchanged?: true }> {
       const metadata = input.metadata ?? {};
       await access.check(ctx, 'create', resourceOf(input.name), { name: input.name, metadata });
       if (input.dynamic && (input.value === undefined || input.generate))
@@ -148,8 +148,15 @@ export function createCredentialService(
       return commitFor(ctx, input.name, async () => {
         const existing = await store.get(key);
         if (existing) {
-          // Repeating a create exactly (a script or an example run twice) is not a conflict.
+          // Repeating a create exactly (a script or an example run twice) is not a conflict,
+          // for a caller who could read the value anyway: to anyone else, "unchanged" would
+          // confirm a guessed value without reading it, so any existing credential conflicts.
           const current = JSON.parse(existing.value) as Credential;
+          if (!mayReadValue(ctx.principal, await access.policiesOf(ctx), current)) {
+            throw conflict(
+              `credential "${input.name}" already exists; put a new version or rotate it instead`,
+            );
+          }
           if (!input.generate && sameCredential(current, credential)) {
             return {
               compare: [{ key, modRevision: existing.modRevision }],
@@ -162,7 +169,7 @@ export function createCredentialService(
                   reason: 'it exists with this type, metadata and value: unchanged',
                 },
               ],
-              result: current,
+              result: { ...current, unchanged: true },
             };
           }
           throw conflict(

@@ -26,7 +26,7 @@ import { keys } from './keys.js';
 import { leaseIndex, leaseWriteOps, parseEntry } from './lease-index.js';
 import { effectiveState, type LeaseRecord, revokeOps, toLease } from './lease-record.js';
 import type { LeaseRevoker } from './lease-revoker.js';
-import { type CredentialRef, decide, mayActFor } from './policy-engine.js';
+import { type CredentialRef, mayActFor, readsLeasedValue } from './policy-engine.js';
 import { parseSelectors } from './selectors.js';
 
 export type CreateLeaseInput = z.output<typeof createLeaseRequest>;
@@ -108,17 +108,8 @@ export function createLeaseService(
     throw new VaultError(state === 'revoked' ? 'lease_revoked' : 'lease_expired', reason);
   }
 
-  /**
-   * A lease is a right to use a credential; reading its value is the separate `reveal` right.
-   * Agents get a value only where their policy grants `reveal`; people, workloads and system
-   * callers that may lease it get it (the seed SDK example: a human leasing for an agent).
-   */
-  async function mayReadValue(ctx: CallContext, credential: CredentialRef): Promise<boolean> {
-    // A cluster's controller issues leases for workloads; their values are never its to see.
-    if (isController(ctx.principal)) return false;
-    if (ctx.principal.identity.type !== 'agent') return true;
-    return decide(ctx.principal, await access.policiesOf(ctx), 'reveal', credential).allowed;
-  }
+  const mayReadValue = async (ctx: CallContext, credential: CredentialRef) =>
+    readsLeasedValue(ctx.principal, await access.policiesOf(ctx), credential);
 
   const noRevealReason = (ctx: CallContext, leaseId: string, credentialName: string) =>
     `${formatIdentity(ctx.principal.identity)} may use lease "${leaseId}" but not read its value: ` +

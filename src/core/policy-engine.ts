@@ -2,7 +2,7 @@ import type { Identity } from '../contract/common.js';
 import type { Action, PolicyBody } from '../contract/policies.js';
 import { durationMs } from '../lib/duration.js';
 import type { Principal } from './context.js';
-import { controllerDecision, controllerLeaseRefusal } from './controller-role.js';
+import { controllerDecision, controllerLeaseRefusal, isController } from './controller-role.js';
 import { globMatch } from './glob.js';
 
 /** The built-in policy of a tenant's administrators: every action on every credential. */
@@ -18,6 +18,35 @@ export interface Decision {
   reason: string;
   /** For `lease`: the longest TTL the matching rules grant (undefined = no rule cap). */
   maxTtlMs?: number;
+}
+
+/**
+ * Given a caller may lease a credential, may it read the value? A lease is a right to use a
+ * credential; reading its value is the separate `reveal` right. Agents get a value only where
+ * their policy grants `reveal`; people, workloads and system callers that may lease it get it
+ * (the seed SDK example: a human leasing for an agent). A cluster's controller issues leases
+ * for workloads; their values are never its to see.
+ */
+export function readsLeasedValue(
+  principal: Principal,
+  policies: ReadonlyMap<string, PolicyBody>,
+  credential: CredentialRef,
+): boolean {
+  if (isController(principal)) return false;
+  if (principal.identity.type !== 'agent') return true;
+  return decide(principal, policies, 'reveal', credential).allowed;
+}
+
+/** May this caller learn a credential's value at all (lease it and read what it gets)? */
+export function mayReadValue(
+  principal: Principal,
+  policies: ReadonlyMap<string, PolicyBody>,
+  credential: CredentialRef,
+): boolean {
+  return (
+    decide(principal, policies, 'lease', credential).allowed &&
+    readsLeasedValue(principal, policies, credential)
+  );
 }
 
 /**

@@ -18,9 +18,24 @@ export class CredentialsApi {
     this.#http = http;
   }
 
-  /** Creates a credential (version 1) from a value or a generate spec. Needs the `create` action. */
-  create(input: CreateCredentialInput, options: { signal?: AbortSignal } = {}): Promise<Credential> {
-    return this.#http.json('post', '/v1/credentials', parseCredential, { body: input, ...options });
+  /**
+   * Creates a credential (version 1) from a value or a generate spec. Needs the `create` action.
+   * Repeating a create exactly returns the credential with `unchanged: true`, for a caller that
+   * may read its value; anything else that exists is a ConflictError.
+   */
+  create(
+    input: CreateCredentialInput,
+    options: { signal?: AbortSignal } = {},
+  ): Promise<Credential & { unchanged?: true }> {
+    return this.#http.json(
+      'post',
+      '/v1/credentials',
+      (body) => {
+        const credential = parseCredential(body);
+        return obj(body, 'credential').unchanged === true ? { ...credential, unchanged: true } : credential;
+      },
+      { body: input, ...options },
+    );
   }
 
   /** Lists credentials the caller may list (metadata only, never values). */

@@ -78,6 +78,13 @@ describe('vault CLI', () => {
       },
     );
     expect(duplicate.code).toBe(exitCodes.conflict);
+    // The same create again (a quick start run twice) says so instead of "Created".
+    const repeated = await ok(
+      ['credentials', 'create', 'cli-api', '--type', 'api-key', '--value-stdin', '--label', 'env=test'],
+      { input: 'sk_cli_secret_value\n' },
+    );
+    expect(repeated.stderr).toMatch(/^Unchanged \(it exists with this value\): cli-api \(version 1\)/);
+    expect(repeated.stderr).not.toMatch(/Created/);
 
     const list = await ok(['credentials', 'list']);
     expect(list.stdout).toMatch(/^NAME\s+TYPE\s+VERSION\s+LABELS\s+UPDATED\n/);
