@@ -41,10 +41,15 @@ export const aclLockSql = 'SELECT pg_advisory_xact_lock(8388916853364)';
  * One transaction dropping many roles: what they own goes to the admin, the privileges
  * granted to them go, then the roles. Every name is one we generated, quoted. Inside an open
  * transaction (which holds the lock already), just the drops.
+ *
+ * REASSIGN OWNED and DROP OWNED need the privileges of the roles they name, which a superuser
+ * has and a `CREATEROLE` admin does not: the admin first makes itself a member of them (its
+ * `CREATEROLE`, or from PostgreSQL 16 the ADMIN OPTION it got by creating them, allows that),
+ * for the moment before they are dropped.
  */
 export function dropRolesSql(usernames: string[], options: { inTransaction?: boolean } = {}): string {
   const roles = usernames.map(quoteIdentifier).join(', ');
-  const drop = `REASSIGN OWNED BY ${roles} TO CURRENT_USER; DROP OWNED BY ${roles}; DROP ROLE ${roles}`;
+  const drop = `GRANT ${roles} TO CURRENT_USER; REASSIGN OWNED BY ${roles} TO CURRENT_USER; DROP OWNED BY ${roles}; DROP ROLE ${roles}`;
   return options.inTransaction ? drop : `BEGIN; ${aclLockSql}; ${drop}; COMMIT`;
 }
 
