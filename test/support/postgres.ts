@@ -4,7 +4,7 @@
  * temporary directory, listening on 127.0.0.1 on a free port, with a SCRAM-authenticated
  * superuser. `stop()` and `start()` take the server down and up again on the same data.
  */
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
 import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -25,6 +25,12 @@ export interface Postgres {
   ): Promise<pg.QueryResult<R>>;
   stop(): Promise<void>;
   start(): Promise<void>;
+  /**
+   * SIGSTOP to the server and every backend: connections stay open and nothing answers, as a
+   * hung database host does. `thaw` resumes them.
+   */
+  freeze(): void;
+  thaw(): void;
   close(): Promise<void>;
 }
 
@@ -112,6 +118,22 @@ export async function startPostgres(options: { settings?: Record<string, string>
     proc.kill('SIGINT');
     await exited;
   };
+  /** The postmaster and its children (backends and helpers), found through /proc. */
+  const signalAll = (signal: NodeJS.Signals) => {
+    const pid = child?.pid;
+    if (pid === undefined) return;
+    const children = spawnSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' })
+      .stdout.split('\n')
+      .filter(Boolean)
+      .map(Number);
+    for (const target of [pid, ...children]) {
+      try {
+        process.kill(target, signal);
+      } catch {
+        // Gone meanwhile.
+      }
+    }
+  };
   await start();
   return {
     host: '127.0.0.1',
@@ -131,7 +153,10 @@ export async function startPostgres(options: { settings?: Record<string, string>
     },
     stop,
     start,
+    freeze: () => signalAll('SIGSTOP'),
+    thaw: () => signalAll('SIGCONT'),
     async close() {
+      signalAll('SIGCONT');
       await stop();
       rmSync(base, { recursive: true, force: true });
     },
