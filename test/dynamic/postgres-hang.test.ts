@@ -66,7 +66,8 @@ describe.skipIf(!available)('dynamic PostgreSQL credentials while the database h
         vault
           .auditLines()
           .filter(
-            (r) => r.action === 'lease.dynamic-revoke' && r.resource === `lease/${id}` && r.outcome === 'error',
+            (r) =>
+              r.action === 'lease.dynamic-revoke' && r.resource === `lease/${id}` && r.outcome === 'error',
           );
       await until('a failed removal is audited', 30_000, () => failing().length > 0);
       expect(failing()[0]!.reason).toMatch(/retrying/);
@@ -85,7 +86,8 @@ describe.skipIf(!available)('dynamic PostgreSQL credentials while the database h
         vault
           .auditLines()
           .some(
-            (r) => r.action === 'lease.dynamic-revoke' && r.resource === `lease/${id}` && r.outcome === 'allowed',
+            (r) =>
+              r.action === 'lease.dynamic-revoke' && r.resource === `lease/${id}` && r.outcome === 'allowed',
           ),
       );
       const after = await vault.call('GET', '/v1/credentials/orders-db');

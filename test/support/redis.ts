@@ -16,6 +16,9 @@ export interface Redis {
   /** `redis://admin:...@127.0.0.1:PORT` */
   adminUrl: string;
   admin: { host: string; port: number; username: string; password: string };
+  /** SIGSTOP: connections stay open and nothing answers. `thaw` resumes it. */
+  freeze(): void;
+  thaw(): void;
   close(): Promise<void>;
 }
 
@@ -53,6 +56,8 @@ export async function startRedis(): Promise<Redis> {
     port,
     adminUrl: `redis://admin:${password}@127.0.0.1:${port}`,
     admin,
+    freeze: () => child.kill('SIGSTOP'),
+    thaw: () => child.kill('SIGCONT'),
     close: async () => {
       kill();
       process.removeListener('exit', kill);
