@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { kubernetesTokenReviewer } from '../../src/server/token-review.js';
 import { type ControlPlane, startControlPlane } from '../support/control-plane.js';
 import { startTestVault, type TestVault } from '../support/test-vault.js';
+import { reviewerKubeconfig } from '../support/token-reviewer.js';
 
 /**
  * A cluster's controller as a client of the API: it logs in with its own ServiceAccount
@@ -44,7 +45,7 @@ describe('the controller role (Kubernetes login of a named cluster)', () => {
       kubernetes: {
         clusters: {
           east: {
-            reviewer: await kubernetesTokenReviewer({ kubeconfigPath: cp.kubeconfigPath }),
+            reviewer: await kubernetesTokenReviewer({ kubeconfigPath: await reviewerKubeconfig(cp) }),
             controller: 'vault-system:vault-operator',
           },
         },

@@ -11,7 +11,8 @@ import { startTestVault, type TestVault } from '../support/test-vault.js';
  * injected: it stands still while the leases are issued (so all of them are issued at one
  * instant with a 5-minute TTL, as a burst of workloads starting together would be, however
  * long a loaded machine takes to write them), then runs again from two seconds before their
- * expiry, so the test does not wait five minutes.
+ * expiry, so the test does not wait five minutes. The stream is read with a tenant admin's
+ * token (not a system token), so every event passes the per-event rights check.
  */
 const COUNT = 10_000;
 const BOUND_MS = 15_000;
@@ -21,6 +22,7 @@ describe('10,000 leases expiring in the same second (etcd)', () => {
   let store: Store;
   let vault: TestVault;
   let offsetMs = 0;
+  let readerToken: string;
   let frozenAt: number | undefined;
   const clock = () => new Date(frozenAt ?? Date.now() + offsetMs);
   const target = Math.ceil((Date.now() + 300_000) / 1000) * 1000 + 500;
@@ -31,6 +33,10 @@ describe('10,000 leases expiring in the same second (etcd)', () => {
     vault = await startTestVault({ clock, store });
     const ctx = systemContext(vault.tenant, { type: 'human', name: 'root' });
     await vault.call('POST', '/v1/credentials', { body: { name: 'burst', type: 'generic', value: 'v' } });
+    // The stream is read as an on-call admin would read it: a tenant admin by policy, whose
+    // rights are checked again for each event of a lease it did not issue or hold.
+    await vault.call('PUT', '/v1/policies/oncall', { body: { rules: [{ actions: ['admin'] }] } });
+    readerToken = await vault.tokenFor({ type: 'human', name: 'oncall' }, ['oncall']);
     frozenAt = target - 300_000;
     for (let done = 0; done < COUNT; done += 500) {
       await Promise.all(
@@ -68,7 +74,7 @@ describe('10,000 leases expiring in the same second (etcd)', () => {
 
     const controller = new AbortController();
     const response = await fetch(`${vault.url}/v1/leases/events`, {
-      headers: { authorization: `Bearer ${vault.rootToken}` },
+      headers: { authorization: `Bearer ${readerToken}` },
       signal: controller.signal,
     });
     expect(response.status).toBe(200);

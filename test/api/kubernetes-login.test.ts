@@ -1,14 +1,16 @@
-import { CoreV1Api } from '@kubernetes/client-node';
+import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { kubernetesTokenReviewer } from '../../src/server/token-review.js';
 import { type ControlPlane, startControlPlane } from '../support/control-plane.js';
 import { startTestVault, type TestVault } from '../support/test-vault.js';
+import { reviewerKubeconfig } from '../support/token-reviewer.js';
 
 /** Kubernetes login against a real kube-apiserver's TokenReview. */
 describe('POST /v1/auth/kubernetes/login', () => {
   let cp: ControlPlane;
   let core: CoreV1Api;
   let vault: TestVault;
+  let reviewerPath: string;
 
   const mint = async (audience: string, expirationSeconds = 600) => {
     const { status } = await core.createNamespacedServiceAccountToken({
@@ -26,9 +28,10 @@ describe('POST /v1/auth/kubernetes/login', () => {
     core = cp.kubeConfig().makeApiClient(CoreV1Api);
     await cp.createNamespace('shop');
     await core.createNamespacedServiceAccount({ namespace: 'shop', body: { metadata: { name: 'app' } } });
+    reviewerPath = await reviewerKubeconfig(cp);
     vault = await startTestVault({
       kubernetes: {
-        reviewer: await kubernetesTokenReviewer({ kubeconfigPath: cp.kubeconfigPath }),
+        reviewer: await kubernetesTokenReviewer({ kubeconfigPath: reviewerPath }),
         audience: 'vault',
         maxTokenTtlMs: 3_600_000,
       },
@@ -63,5 +66,17 @@ describe('POST /v1/auth/kubernetes/login', () => {
       expect(result.status).toBe(401);
       expect(result.body.error.message).toContain('audience "vault"');
     }
+  });
+
+  it('runs the server as production does: its kubeconfig may review tokens and nothing else', async () => {
+    const kc = new KubeConfig();
+    kc.loadFromFile(reviewerPath);
+    const asServer = kc.makeApiClient(CoreV1Api);
+    await expect(asServer.listNamespacedSecret({ namespace: 'shop' })).rejects.toMatchObject({ code: 403 });
+    await expect(
+      asServer.readNamespacedServiceAccount({ namespace: 'shop', name: 'app' }),
+    ).rejects.toMatchObject({
+      code: 403,
+    });
   });
 });

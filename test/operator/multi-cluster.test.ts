@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePorts, type LocalProcess, startProcess, waitUntil } from '../chart/local-run.js';
 import { type ControlPlane, startControlPlane } from '../support/control-plane.js';
+import { reviewerKubeconfig } from '../support/token-reviewer.js';
 import { eventually, repoFile } from './support.js';
 
 const vaultCli = repoFile('bin/vault.js');
@@ -56,6 +57,7 @@ spec:
 describe('one Vault for two clusters, each with its own controller', { timeout: 180_000 }, () => {
   const dir = mkdtempSync(join(tmpdir(), 'vault-multi-cluster-'));
   const planes = {} as Record<Cluster, ControlPlane>;
+  const reviewers = {} as Record<Cluster, string>;
   const controllers = {} as Record<Cluster, LocalProcess>;
   const running: LocalProcess[] = [];
   let addr: string;
@@ -106,6 +108,8 @@ describe('one Vault for two clusters, each with its own controller', { timeout: 
       writeFileSync(join(dir, `${cluster}-admin.kubeconfig`), cp.kubeConfig().exportConfig(), {
         mode: 0o600,
       });
+      // The server's own identity in each cluster: TokenReview and nothing else.
+      reviewers[cluster] = await reviewerKubeconfig(cp);
     }
 
     // The API server: the only process with the root key and the store.
@@ -122,7 +126,7 @@ describe('one Vault for two clusters, each with its own controller', { timeout: 
         `--root-key-file=${join(dir, 'root.key')}`,
         `--listen=127.0.0.1:${port}`,
         '--audit-log=none',
-        ...clusters.map((c) => `--kubernetes-cluster=${c}=${join(dir, `${c}-admin.kubeconfig`)}`),
+        ...clusters.map((c) => `--kubernetes-cluster=${c}=${reviewers[c]}`),
         ...clusters.map((c) => `--kubernetes-controller=${c}=vault-system:vault-operator`),
       ],
       { PATH: process.env.PATH, HOME: dir },

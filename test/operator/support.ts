@@ -22,6 +22,7 @@ import { kubernetesTokenReviewer } from '../../src/server/token-review.js';
 import type { Store } from '../../src/store/store.js';
 import { type ControlPlane, startControlPlane } from '../support/control-plane.js';
 import { startTestVault, type TestVault } from '../support/test-vault.js';
+import { reviewerKubeconfig } from '../support/token-reviewer.js';
 
 export const repoFile = (path: string) => fileURLToPath(new URL(`../../${path}`, import.meta.url));
 
@@ -75,7 +76,7 @@ export async function setupOperatorEnv(options: OperatorEnvOptions = {}): Promis
 
     const vault = await startTestVault({
       kubernetes: {
-        reviewer: await kubernetesTokenReviewer({ kubeconfigPath: cp.kubeconfigPath }),
+        reviewer: await kubernetesTokenReviewer({ kubeconfigPath: await reviewerKubeconfig(cp) }),
         controller: 'vault-system:vault-operator',
         audience: 'vault',
         maxTokenTtlMs: 3_600_000,
