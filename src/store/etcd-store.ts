@@ -14,6 +14,7 @@ import { StoreClosedError } from './errors.js';
 import { describeEndpoints, toStoreError } from './etcd-errors.js';
 import { createHostGuard, unreachable } from './etcd-hosts.js';
 import { createEtcdWatch } from './etcd-watch.js';
+import { readPage } from './etcd-windows.js';
 import { prefixEnd, rangeStart, utf8 } from './keys.js';
 import type { KeyValue, Op, RangeResult, Store, TxnResult, Watcher } from './store.js';
 import { assertKey, validateTxn } from './validate-txn.js';
@@ -103,6 +104,8 @@ export async function openEtcdStore(options: EtcdStoreOptions): Promise<Store> {
   const client = new Etcd3(etcdClientOptions(options));
   const namespace = utf8(options.prefix ?? '');
   const watchers = new Set<Watcher>();
+  /** Per prefix, the window depth its last page settled at (etcd-windows.ts). */
+  const pageDepths = new Map<string, number>();
   let closed = false;
 
   const fail = (what: string) => (err: unknown) => {
@@ -192,8 +195,36 @@ export async function openEtcdStore(options: EtcdStoreOptions): Promise<Store> {
       const start =
         rangeOptions.startAfter === undefined ? key : rangeStart(key, full(rangeOptions.startAfter));
       const limit = rangeOptions.limit && rangeOptions.limit > 0 ? rangeOptions.limit : 0;
-      const res = await read('range read', () => client.kv.range({ key: start, range_end: rangeEnd, limit }));
-      return { kvs: res.kvs.map(toKeyValue), revision: Number(res.header.revision), more: res.more };
+      if (limit === 0) {
+        const res = await read('range read', () =>
+          client.kv.range({ key: start, range_end: rangeEnd, limit }),
+        );
+        return { kvs: res.kvs.map(toKeyValue), revision: Number(res.header.revision), more: res.more };
+      }
+      // A page: read through key windows, so it costs what the page costs (etcd-windows.ts).
+      const page = await readPage(
+        async (windowKey, windowEnd, windowLimit) => {
+          const res = await read('range read', () =>
+            client.kv.range({ key: windowKey, range_end: windowEnd, limit: windowLimit }),
+          );
+          return {
+            kvs: res.kvs,
+            more: res.more,
+            count: Number(res.count),
+            revision: Number(res.header.revision),
+          };
+        },
+        {
+          start,
+          rangeEnd: rangeEnd.length === 1 && rangeEnd[0] === 0 ? undefined : rangeEnd,
+          limit,
+          minDepth: key.length + 1,
+          depth: pageDepths.get(prefix) ?? 0,
+        },
+      );
+      if (pageDepths.size >= 1_000) pageDepths.clear();
+      pageDepths.set(prefix, page.depth);
+      return { kvs: page.kvs.map(toKeyValue), revision: page.revision, more: page.more };
     },
 
     async count(prefix, countOptions = {}): Promise<number> {
