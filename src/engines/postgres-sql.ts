@@ -48,6 +48,26 @@ export function dropRolesSql(usernames: string[], options: { inTransaction?: boo
   return options.inTransaction ? drop : `BEGIN; ${aclLockSql}; ${drop}; COMMIT`;
 }
 
+/** Refuses new logins of these roles at once, before anything that may fail or wait. */
+export const noLoginSql = (usernames: string[]): string =>
+  usernames.map((username) => `ALTER ROLE ${quoteIdentifier(username)} NOLOGIN`).join('; ');
+
+/**
+ * The other databases (that accept connections) holding objects of these roles or privileges
+ * granted to them: REASSIGN/DROP OWNED reach only the database they run in, and any role may
+ * create large objects (or, given CREATE, more) in every database it can connect to, which
+ * would make DROP ROLE fail for ever.
+ */
+export const otherDatabasesSql = `SELECT DISTINCT d.datname FROM pg_shdepend s JOIN pg_database d ON d.oid = s.dbid
+   WHERE s.refclassid = 'pg_authid'::regclass AND s.refobjid::text = ANY($1::text[])
+     AND d.datname <> current_database() AND d.datallowconn`;
+
+/** What the roles own in the database the connection is in, reassigned; their privileges there dropped. */
+export const disownSql = (usernames: string[]): string => {
+  const roles = usernames.map(quoteIdentifier).join(', ');
+  return `REASSIGN OWNED BY ${roles} TO CURRENT_USER; DROP OWNED BY ${roles}`;
+};
+
 /**
  * Ends every session of these roles, by name and by oid (a role dropped mid-login keeps its
  * oid), and answers which of them still exist: a revocation counts only once the role is gone.

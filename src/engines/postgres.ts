@@ -5,7 +5,10 @@ import { randomPassword, scramVerifier } from './password.js';
 import {
   aclLockSql,
   createRoleSql,
+  disownSql,
   dropRolesSql,
+  noLoginSql,
+  otherDatabasesSql,
   type PostgresSpec,
   quoteIdentifier,
   quoteLiteral,
@@ -67,9 +70,9 @@ type IssueOutcome = 'committed' | 'rolled-back';
 
 /**
  * PostgreSQL: one LOGIN role per lease, `VALID UNTIL` the lease's end, so the server itself
- * refuses it after expiry even if revocation never runs. Revoke drops the role (reassigning
- * and dropping what it owns in the admin connection's database) and then terminates every
- * session it still has, by oid, so a login racing the drop cannot survive it.
+ * refuses it after expiry even if revocation never runs. Revoke makes the role NOLOGIN and
+ * ends its sessions, reassigns and drops what it owns in every database, drops it, and then
+ * terminates every session it still has, by oid, so a login racing the drop cannot survive it.
  *
  * Calls are group-committed over a pooled admin connection: leases issued (or revoked) while
  * a transaction runs go together into the next one, so the database sees one transaction per
@@ -82,17 +85,28 @@ export function createPostgresEngine(options: PostgresEngineOptions = {}): Dynam
   const maxBatch = options.maxBatch ?? 64;
   const holdTimeoutMs = options.holdTimeoutMs ?? options.queryTimeoutMs ?? 15_000;
 
+  const queryTimeoutMs = options.queryTimeoutMs ?? 15_000;
+  /**
+   * The server gives up on a statement (or a lock wait) when the client does: a query the
+   * client abandoned must not keep waiting upstream, holding locks others wait on.
+   */
+  const clientSettings = (connection: string): pg.ClientConfig => ({
+    connectionString: connection,
+    connectionTimeoutMillis: options.connectTimeoutMs ?? 5_000,
+    query_timeout: queryTimeoutMs + 1_000,
+    statement_timeout: queryTimeoutMs,
+    lock_timeout: queryTimeoutMs,
+    application_name: 'vault-dynamic',
+  });
+
   const poolFor = (connection: string) => {
     let pool = pools.get(connection);
     if (!pool) {
       parseUrl(connection);
       pool = new pg.Pool({
-        connectionString: connection,
+        ...clientSettings(connection),
         max: options.poolSize ?? 6,
         idleTimeoutMillis: 10_000,
-        connectionTimeoutMillis: options.connectTimeoutMs ?? 5_000,
-        query_timeout: options.queryTimeoutMs ?? 15_000,
-        application_name: 'vault-dynamic',
       });
       // An idle client that loses its server must not crash the process; the next call reconnects.
       pool.on('error', () => {});
@@ -277,49 +291,78 @@ export function createPostgresEngine(options: PostgresEngineOptions = {}): Dynam
     );
   }
 
+  /** What the roles own in other databases, reassigned there (one short-lived connection each). */
+  async function disownElsewhere(
+    connection: string,
+    client: pg.PoolClient,
+    usernames: string[],
+    oids: string[],
+  ) {
+    const found = await client.query<{ datname: string }>(otherDatabasesSql, [oids]);
+    for (const { datname } of found.rows) {
+      const url = new URL(connection);
+      url.pathname = `/${encodeURIComponent(datname)}`;
+      const other = new pg.Client({ ...clientSettings(url.toString()) });
+      other.on('error', () => {});
+      try {
+        await other.connect();
+        await retryConcurrent(() => other.query(disownSql(usernames)).then(() => {}));
+      } finally {
+        await other.end().catch(() => {});
+      }
+    }
+  }
+
+  /**
+   * One attempt at removing roles: new logins refused and every session ended first (a
+   * session holding a lock, even on its own temporary table, would make the drop wait while
+   * it holds the lock every issue waits on), what they own in other databases reassigned,
+   * then the drop, then the sessions ended again (a login racing the drop).
+   */
+  async function removeRoles(connection: string, client: pg.PoolClient, usernames: string[]) {
+    const unique = [...new Set(usernames)];
+    const found = await client.query<{ rolname: string; oid: string }>(
+      'SELECT rolname, oid::text FROM pg_roles WHERE rolname = ANY($1::text[])',
+      [unique],
+    );
+    const existing = found.rows.map((row) => row.rolname);
+    const oids = found.rows.map((row) => row.oid);
+    const failed = new Map<string, unknown>();
+    const terminate = () => client.query<{ remaining: string[] }>(terminateSql, [unique, oids]);
+    if (existing.length > 0) {
+      await terminate();
+      await client.query(noLoginSql(existing));
+      await terminate();
+      await disownElsewhere(connection, client, existing, oids);
+      try {
+        await dropRoles(client, existing);
+      } catch (err) {
+        if (existing.length === 1) throw err;
+        for (const username of existing)
+          await dropRoles(client, [username]).catch((error: unknown) =>
+            failed.set(username, engineError(error, secretsOf(connection), `dropping role ${username}`)),
+          );
+      }
+    }
+    // Sessions of a dropped role keep running until terminated; also after a crash between
+    // the drop and this, which is why it runs when the role is already gone too.
+    const after = await terminate();
+    for (const username of after.rows[0]?.remaining ?? [])
+      if (!failed.has(username))
+        failed.set(username, new EngineError(`role ${username} still exists after it was dropped`));
+    return usernames.map(
+      (username): Settled<void> =>
+        failed.has(username) ? { ok: false, error: failed.get(username) } : { ok: true, value: undefined },
+    );
+  }
+
   const revoking = keyedBatchers<string, void>((connection) =>
     createBatcher(
       (usernames) =>
         withClient(
           connection,
           `dropping role${usernames.length > 1 ? 's' : ''} ${usernames.join(', ')}`,
-          async (client) => {
-            const unique = [...new Set(usernames)];
-            const found = await client.query<{ rolname: string; oid: string }>(
-              'SELECT rolname, oid::text FROM pg_roles WHERE rolname = ANY($1::text[])',
-              [unique],
-            );
-            const existing = found.rows.map((row) => row.rolname);
-            const failed = new Map<string, unknown>();
-            if (existing.length > 0) {
-              try {
-                await dropRoles(client, existing);
-              } catch (err) {
-                if (existing.length === 1) throw err;
-                for (const username of existing)
-                  await dropRoles(client, [username]).catch((error: unknown) =>
-                    failed.set(
-                      username,
-                      engineError(error, secretsOf(connection), `dropping role ${username}`),
-                    ),
-                  );
-              }
-            }
-            // Sessions of a dropped role keep running until terminated; also after a crash between
-            // the drop and this, which is why it runs when the role is already gone too.
-            const after = await client.query<{ remaining: string[] }>(terminateSql, [
-              unique,
-              found.rows.map((row) => row.oid),
-            ]);
-            for (const username of after.rows[0]?.remaining ?? [])
-              if (!failed.has(username))
-                failed.set(username, new EngineError(`role ${username} still exists after it was dropped`));
-            return usernames.map((username) =>
-              failed.has(username)
-                ? { ok: false, error: failed.get(username) }
-                : { ok: true, value: undefined },
-            );
-          },
+          (client) => removeRoles(connection, client, usernames),
         ),
       { maxBatch, concurrency: options.revokeConcurrency ?? 2 },
     ),

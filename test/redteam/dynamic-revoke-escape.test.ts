@@ -1,0 +1,149 @@
+/**
+ * Red team: a PostgreSQL lease holder using only what every role has by default (CONNECT and
+ * TEMP on databases, large objects) tries to outlive its revocation, or to stop Vault from
+ * revoking or issuing anything. Real `vault dev`, real PostgreSQL, real HTTP.
+ */
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type Postgres, postgresAvailable, startPostgres } from '../support/postgres.js';
+import { startVaultDev, type VaultDev } from '../support/vault-dev.js';
+
+const run = postgresAvailable() ? describe : describe.skip;
+
+interface Lease {
+  id: string;
+  value: string;
+  dynamic: { username: string };
+}
+
+run('red team: a PostgreSQL lease cannot outlive its revocation', () => {
+  let db: Postgres;
+  let vault: VaultDev;
+  const open: pg.Client[] = [];
+
+  const api = async (method: string, path: string, body?: unknown) => {
+    const res = await fetch(`${vault.addr}/v1${path}`, {
+      method,
+      headers: {
+        authorization: `Bearer ${vault.token}`,
+        'x-vault-tenant': vault.tenant,
+        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+      },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await res.text();
+    return { status: res.status, body: text ? JSON.parse(text) : undefined };
+  };
+
+  const lease = async (credentialName: string): Promise<Lease> => {
+    const res = await api('POST', '/leases', { credentialName, ttl: '1h' });
+    expect(res.status, JSON.stringify(res.body)).toBe(201);
+    return res.body as Lease;
+  };
+
+  const session = async (url: string, database?: string) => {
+    const u = new URL(url);
+    if (database) u.pathname = `/${database}`;
+    const client = new pg.Client({ connectionString: u.toString() });
+    client.on('error', () => {});
+    await client.connect();
+    open.push(client);
+    return client;
+  };
+
+  const loginWorks = async (url: string) => {
+    const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 3_000 });
+    try {
+      await client.connect();
+      await client.query('SELECT 1');
+      return true;
+    } catch {
+      return false;
+    } finally {
+      await client.end().catch(() => {});
+    }
+  };
+
+  const alive = async (client: pg.Client) =>
+    client.query('SELECT 1').then(
+      () => true,
+      () => false,
+    );
+
+  const roleExists = async (username: string) =>
+    (await db.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [username])).rowCount === 1;
+
+  const waitFor = async (what: string, check: () => Promise<boolean>, ms: number) => {
+    const deadline = Date.now() + ms;
+    while (!(await check())) {
+      if (Date.now() > deadline) throw new Error(`not within ${ms} ms: ${what}`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  };
+
+  beforeAll(async () => {
+    db = await startPostgres();
+    await db.query('CREATE TABLE public.orders (id int, item text)');
+    await db.query('CREATE DATABASE other');
+    vault = await startVaultDev();
+    const created = await api('POST', '/credentials', {
+      name: 'orders-db',
+      type: 'database-url',
+      value: db.adminUrl,
+      dynamic: {
+        engine: 'postgres',
+        creationStatements: [
+          'GRANT USAGE ON SCHEMA public TO {{name}}',
+          'GRANT SELECT ON public.orders TO {{name}}',
+        ],
+      },
+    });
+    expect(created.status, JSON.stringify(created.body)).toBe(201);
+  });
+
+  afterAll(async () => {
+    await Promise.all(open.map((client) => client.end().catch(() => {})));
+    await vault?.stop();
+    await db?.close();
+  });
+
+  it('owning a large object in another database does not keep the role (or its session) alive after revoke', async () => {
+    const mine = await lease('orders-db');
+    // Every role may connect to every database and create large objects there: a dependency
+    // that REASSIGN/DROP OWNED in the admin's database does not see, so DROP ROLE fails.
+    const elsewhere = await session(mine.value, 'other');
+    await elsewhere.query('SELECT lo_create(0)');
+    await elsewhere.end();
+    const held = await session(mine.value);
+
+    const revoked = await api('POST', `/leases/${mine.id}/revoke`);
+    expect(revoked.status).toBe(200);
+    await waitFor('the open session ends', async () => !(await alive(held)), 2_000);
+    expect(await loginWorks(mine.value)).toBe(false);
+    await waitFor('the role is dropped', async () => !(await roleExists(mine.dynamic.username)), 5_000);
+    const credential = await api('GET', '/credentials/orders-db');
+    expect(credential.body.revocations).toEqual({ failing: 0 });
+  });
+
+  it('a temporary table in an open transaction blocks neither its revocation nor other leases', async () => {
+    const mine = await lease('orders-db');
+    const held = await session(mine.value);
+    // REASSIGN OWNED waits for the lock on the session's own temporary table, holding the
+    // lock every issue and revoke waits on: one idle session stops the engine.
+    await held.query('BEGIN');
+    await held.query('CREATE TEMP TABLE mine (x int)');
+
+    const started = Date.now();
+    const revoked = await api('POST', `/leases/${mine.id}/revoke`);
+    expect(revoked.status).toBe(200);
+    expect(Date.now() - started).toBeLessThan(5_000);
+    await waitFor('the open session ends', async () => !(await alive(held)), 2_000);
+    expect(await loginWorks(mine.value)).toBe(false);
+    await waitFor('the role is dropped', async () => !(await roleExists(mine.dynamic.username)), 5_000);
+
+    const issuing = Date.now();
+    const next = await lease('orders-db');
+    expect(Date.now() - issuing).toBeLessThan(5_000);
+    expect(await loginWorks(next.value)).toBe(true);
+  });
+});
