@@ -38,14 +38,36 @@ export const createRoleSql = (username: string, verifier: string, expiresAt: Dat
 export const aclLockSql = 'SELECT pg_advisory_xact_lock(8388916853364)';
 
 /**
- * One transaction dropping many roles: what they own goes to the admin, the privileges
- * granted to them go, then the roles. Every name is one we generated, quoted. Inside an open
- * transaction (which holds the lock already), just the drops.
+ * Who owns what a revoked lease's role created, once it is gone: a role nobody logs in as,
+ * with no privileges of its own. Not the admin: a SECURITY DEFINER function, a view or a
+ * rule runs with its owner's privileges, so a role that could create one would, once its
+ * objects were the admin's, have left code that any other role may call as the admin.
+ */
+export const revokedOwner = 'vault_revoked';
+
+/** Creates the owner of revoked leases' objects if it is missing (serialized like every privilege change). */
+export const ensureRevokedOwnerSql = `BEGIN; ${aclLockSql}; DO $$ BEGIN
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '${revokedOwner}') THEN
+      CREATE ROLE ${revokedOwner} NOLOGIN NOINHERIT;
+    END IF;
+  END $$; COMMIT`;
+
+/** What the roles own in the connection's database, reassigned to `to`; their privileges there dropped. */
+export const disownSql = (usernames: string[], to = revokedOwner): string => {
+  const roles = usernames.map(quoteIdentifier).join(', ');
+  return `REASSIGN OWNED BY ${roles} TO ${to === 'CURRENT_USER' ? to : quoteIdentifier(to)}; DROP OWNED BY ${roles}`;
+};
+
+/**
+ * One transaction dropping many roles: what they own goes to `revokedOwner`, the privileges
+ * granted to them go, then the roles. Every name is one we generated, quoted. Inside the open
+ * issue transaction (which holds the lock already), just the drops of roles created in it,
+ * which own only what the credential's own statements made: that goes to the admin.
  */
 export function dropRolesSql(usernames: string[], options: { inTransaction?: boolean } = {}): string {
   const roles = usernames.map(quoteIdentifier).join(', ');
-  const drop = `REASSIGN OWNED BY ${roles} TO CURRENT_USER; DROP OWNED BY ${roles}; DROP ROLE ${roles}`;
-  return options.inTransaction ? drop : `BEGIN; ${aclLockSql}; ${drop}; COMMIT`;
+  if (options.inTransaction) return `${disownSql(usernames, 'CURRENT_USER')}; DROP ROLE ${roles}`;
+  return `BEGIN; ${aclLockSql}; ${disownSql(usernames)}; DROP ROLE ${roles}; COMMIT`;
 }
 
 /** Refuses new logins of these roles at once, before anything that may fail or wait. */
@@ -61,12 +83,6 @@ export const noLoginSql = (usernames: string[]): string =>
 export const otherDatabasesSql = `SELECT DISTINCT d.datname FROM pg_shdepend s JOIN pg_database d ON d.oid = s.dbid
    WHERE s.refclassid = 'pg_authid'::regclass AND s.refobjid::text = ANY($1::text[])
      AND d.datname <> current_database() AND d.datallowconn`;
-
-/** What the roles own in the database the connection is in, reassigned; their privileges there dropped. */
-export const disownSql = (usernames: string[]): string => {
-  const roles = usernames.map(quoteIdentifier).join(', ');
-  return `REASSIGN OWNED BY ${roles} TO CURRENT_USER; DROP OWNED BY ${roles}`;
-};
 
 /**
  * Ends every session of these roles, by name and by oid (a role dropped mid-login keeps its

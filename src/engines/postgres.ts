@@ -7,6 +7,7 @@ import {
   createRoleSql,
   disownSql,
   dropRolesSql,
+  ensureRevokedOwnerSql,
   noLoginSql,
   otherDatabasesSql,
   type PostgresSpec,
@@ -291,6 +292,9 @@ export function createPostgresEngine(options: PostgresEngineOptions = {}): Dynam
     );
   }
 
+  /** Admin connections for which the owner of revoked leases' objects is known to exist. */
+  const ownerReady = new Set<string>();
+
   /** What the roles own in other databases, reassigned there (one short-lived connection each). */
   async function disownElsewhere(
     connection: string,
@@ -330,6 +334,13 @@ export function createPostgresEngine(options: PostgresEngineOptions = {}): Dynam
     const failed = new Map<string, unknown>();
     const terminate = () => client.query<{ remaining: string[] }>(terminateSql, [unique, oids]);
     if (existing.length > 0) {
+      if (!ownerReady.has(connection)) {
+        await client.query(ensureRevokedOwnerSql).catch(async (err: unknown) => {
+          await client.query('ROLLBACK').catch(() => {});
+          throw err;
+        });
+        ownerReady.add(connection);
+      }
       await terminate();
       await client.query(noLoginSql(existing));
       await terminate();
@@ -362,7 +373,12 @@ export function createPostgresEngine(options: PostgresEngineOptions = {}): Dynam
         withClient(
           connection,
           `dropping role${usernames.length > 1 ? 's' : ''} ${usernames.join(', ')}`,
-          (client) => removeRoles(connection, client, usernames),
+          (client) =>
+            removeRoles(connection, client, usernames).catch((err: unknown) => {
+              // Someone may have dropped it: check again next time.
+              ownerReady.delete(connection);
+              throw err;
+            }),
         ),
       { maxBatch, concurrency: options.revokeConcurrency ?? 2 },
     ),

@@ -99,6 +99,17 @@ run('red team: a PostgreSQL lease cannot outlive its revocation', () => {
       },
     });
     expect(created.status, JSON.stringify(created.body)).toBe(201);
+    // A credential for migrations: its leases may create objects in the public schema.
+    const migrations = await api('POST', '/credentials', {
+      name: 'migrations-db',
+      type: 'database-url',
+      value: db.adminUrl,
+      dynamic: {
+        engine: 'postgres',
+        creationStatements: ['GRANT USAGE, CREATE ON SCHEMA public TO {{name}}'],
+      },
+    });
+    expect(migrations.status, JSON.stringify(migrations.body)).toBe(201);
   });
 
   afterAll(async () => {
@@ -145,5 +156,38 @@ run('red team: a PostgreSQL lease cannot outlive its revocation', () => {
     const next = await lease('orders-db');
     expect(Date.now() - issuing).toBeLessThan(5_000);
     expect(await loginWorks(next.value)).toBe(true);
+  });
+
+  it('objects a revoked lease owned do not run with the admin privileges afterwards', async () => {
+    const first = await lease('migrations-db');
+    const author = await session(first.value);
+    // Code and views run with their owner's privileges: owned by the admin (a superuser)
+    // after revocation, anyone allowed to call them would act as the admin.
+    await author.query(
+      `CREATE FUNCTION public.owner_is_superuser() RETURNS boolean LANGUAGE sql SECURITY DEFINER
+         AS $$ SELECT rolsuper FROM pg_roles WHERE rolname = current_user $$`,
+    );
+    await author.query('CREATE VIEW public.verifiers AS SELECT rolname, rolpassword FROM pg_authid');
+    await author.query('GRANT SELECT ON public.verifiers TO PUBLIC');
+    await author.query('CREATE TABLE public.kept (id int)');
+    await author.query('INSERT INTO public.kept VALUES (1)');
+    await author.end();
+    expect((await api('POST', `/leases/${first.id}/revoke`)).status).toBe(200);
+    await waitFor('the role is dropped', async () => !(await roleExists(first.dynamic.username)), 5_000);
+
+    const second = await lease('migrations-db');
+    const caller = await session(second.value);
+    const definer = await caller.query('SELECT public.owner_is_superuser() AS superuser');
+    expect(definer.rows[0].superuser).toBe(false);
+    await expect(caller.query('SELECT rolpassword FROM public.verifiers')).rejects.toThrow(
+      /permission denied/,
+    );
+    // What the lease created is kept (its data is not lost), owned by a role nobody logs in as.
+    const kept = await db.query<{ owner: string; login: boolean; superuser: boolean; n: number }>(
+      `SELECT r.rolname AS owner, r.rolcanlogin AS login, r.rolsuper AS superuser,
+              (SELECT count(*)::int FROM public.kept) AS n
+         FROM pg_class c JOIN pg_roles r ON r.oid = c.relowner WHERE c.oid = 'public.kept'::regclass`,
+    );
+    expect(kept.rows[0]).toMatchObject({ login: false, superuser: false, n: 1 });
   });
 });
