@@ -18,11 +18,27 @@ import {
   terminateSql,
 } from './postgres-sql.js';
 
+/**
+ * Query parameters of the admin connection a lease's URL keeps: where and how to connect.
+ * Anything else (a `password`, `sslpassword`, client key paths, `options` meant for the
+ * admin) stays with the admin connection.
+ */
+const leaseUrlParams = new Set([
+  'host',
+  'port',
+  'sslmode',
+  'sslrootcert',
+  'connect_timeout',
+  'target_session_attrs',
+]);
+
 /** The admin connection with the lease's role and password instead of the admin's. */
 function leaseUrl(connection: string, username: string, password: string): string {
   const url = new URL(connection);
   url.username = encodeURIComponent(username);
   url.password = encodeURIComponent(password);
+  for (const name of [...url.searchParams.keys()])
+    if (!leaseUrlParams.has(name)) url.searchParams.delete(name);
   return url.toString();
 }
 
@@ -35,6 +51,9 @@ function parseUrl(connection: string): URL {
     throw new EngineError('the admin connection is not a postgres:// or postgresql:// URL', true);
   }
 }
+
+/** The password node-postgres logs in with: the query's `password` wins over the userinfo's. */
+const passwordOf = (url: URL): string => url.searchParams.get('password') ?? decodeURIComponent(url.password);
 
 const adminUser = (connection: string): string => {
   const user = decodeURIComponent(parseUrl(connection).username);
@@ -118,7 +137,8 @@ export function createPostgresEngine(options: PostgresEngineOptions = {}): Dynam
 
   const secretsOf = (connection: string, extra: string[] = []) => {
     const url = new URL(connection);
-    return [connection, decodeURIComponent(url.password), url.password, ...extra];
+    const inQuery = ['password', 'sslpassword'].flatMap((name) => url.searchParams.getAll(name));
+    return [connection, decodeURIComponent(url.password), url.password, ...inQuery, ...extra];
   };
 
   async function withClient<T>(
@@ -414,8 +434,7 @@ export function createPostgresEngine(options: PostgresEngineOptions = {}): Dynam
 
     async rotateRoot(connection, restore) {
       const user = adminUser(connection);
-      const password =
-        restore === undefined ? randomPassword() : decodeURIComponent(parseUrl(restore).password);
+      const password = restore === undefined ? randomPassword() : passwordOf(parseUrl(restore));
       const verifier = await scramVerifier(password);
       await withClient(
         connection,
@@ -430,6 +449,8 @@ export function createPostgresEngine(options: PostgresEngineOptions = {}): Dynam
       await old?.end().catch(() => {});
       const url = new URL(connection);
       url.password = encodeURIComponent(password);
+      // Else the old password there would still be the one node-postgres uses.
+      url.searchParams.delete('password');
       return url.toString();
     },
 

@@ -55,9 +55,13 @@ export function createRedisEngine(): DynamicEngine<RedisSpec> {
         [['ACL', 'SETUSER', account.username, 'reset', 'on', `>${password}`, ...rules]],
         [password],
       );
+      // Only where to connect: the engine reads nothing from the admin URL's query or fragment,
+      // so nothing there is the lease's.
       const url = new URL(connection);
       url.username = encodeURIComponent(account.username);
       url.password = encodeURIComponent(password);
+      url.search = '';
+      url.hash = '';
       return url.toString();
     },
 
