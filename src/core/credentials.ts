@@ -1,11 +1,13 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { z } from 'zod';
-import type {
-  Credential,
-  createCredentialRequest,
-  listCredentialsQuery,
-  rotateRequest,
-  updateCredentialRequest,
+import {
+  adminConnectionProblem,
+  type Credential,
+  type createCredentialRequest,
+  type DynamicEngineName,
+  type listCredentialsQuery,
+  type rotateRequest,
+  type updateCredentialRequest,
 } from '../contract/credentials.js';
 import type { Action } from '../contract/policies.js';
 import { badRequest, conflict, notFound, VaultError } from '../lib/errors.js';
@@ -27,6 +29,12 @@ export type CreateCredentialInput = z.output<typeof createCredentialRequest>;
 export type RotateInput = z.output<typeof rotateRequest>;
 
 const resourceOf = (name: string) => `credential/${name}`;
+
+/** A dynamic credential's value must be an admin connection its engine can use: refused up front, not per lease. */
+function checkAdminConnection(engine: DynamicEngineName, value: string) {
+  const problem = adminConnectionProblem(engine, value);
+  if (problem) throw badRequest(problem, { field: 'value' });
+}
 
 export function createCredentialService(
   deps: CoreDeps & {
@@ -130,6 +138,7 @@ export function createCredentialService(
           },
         );
       const value = resolveValue(input);
+      if (input.dynamic) checkAdminConnection(input.dynamic.engine, value);
       await keyring.ensureTenantKey(ctx.tenant);
       const { op, fingerprint } = await sealVersion(ctx, input.name, 1, value);
       const now = clock().toISOString();
@@ -292,6 +301,7 @@ export function createCredentialService(
           ? await deps.dynamic.rotateRoot(ctx, name)
           : undefined;
       const value = rotated ? rotated.connection : resolveValue(input);
+      if (credential.dynamic && !rotated) checkAdminConnection(credential.dynamic.engine, value);
       const next = await commitFor(ctx, name, async () => {
         const current = await mustLoad(ctx, name, action, false);
         await recheck(ctx, 'rotate', action, current.credential);

@@ -1,13 +1,13 @@
 import type { z } from 'zod';
-import type { redisEngineConfig } from '../contract/credentials.js';
+import { forbiddenAclRules, type redisEngineConfig } from '../contract/credentials.js';
 import { type DynamicEngine, EngineError, engineError } from './engine.js';
 import { randomPassword } from './password.js';
 import { RespError, redisCommands } from './resp.js';
 
 type RedisSpec = z.infer<typeof redisEngineConfig>;
 
-/** Rules that would undo what the engine sets (the password, the account being on). */
-const forbiddenRules = new Set(['nopass', 'resetpass', 'reset', 'off']);
+/** Rules that would undo what the engine sets (the password, the account being on); refused at create too. */
+const forbiddenRules = new Set<string>(forbiddenAclRules);
 
 function target(connection: string) {
   let url: URL;
