@@ -272,7 +272,11 @@ export function createDynamicAccounts(
     timer.unref();
   }
 
-  /** Makes the next sweep come no later than `at` (a retry one account needs), without sweeping now. */
+  /**
+   * Makes the next sweep come no later than `at` (a retry one account needs, or the expiry of
+   * a lease just issued: the sweep learns expiries only when it looks, up to 30 s apart),
+   * without sweeping now.
+   */
   function wakeAt(at: number) {
     if (at < scheduledAt && !running) schedule(at);
     else if (at < scheduledAt) again = true;
@@ -341,6 +345,7 @@ export function createDynamicAccounts(
               } catch (err) {
                 if (committed) throw failed(err);
               }
+              if (committed) wakeAt(expiresAt.getTime());
             },
           };
         } catch (err) {
@@ -364,6 +369,7 @@ export function createDynamicAccounts(
           finish: async (committed) => {
             issuing.delete(leaseId);
             if (!committed) void kick();
+            else wakeAt(expiresAt.getTime());
           },
         };
       } catch (err) {
