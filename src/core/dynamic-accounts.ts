@@ -48,6 +48,8 @@ export interface DynamicConfig {
    * lease must become unusable in Vault at once even when the upstream system hangs).
    */
   revokeWaitMs: number;
+  /** Removals a sweep runs at once. */
+  sweepConcurrency: number;
 }
 
 export const defaultDynamicConfig: DynamicConfig = {
@@ -56,6 +58,7 @@ export const defaultDynamicConfig: DynamicConfig = {
   retryBaseMs: 500,
   retryMaxMs: 30_000,
   revokeWaitMs: 1_000,
+  sweepConcurrency: 32,
 };
 
 const resourceOf = (leaseId: string) => `lease/${leaseId}`;
@@ -222,6 +225,35 @@ export function createDynamicAccounts(
     });
   }
 
+  /**
+   * Removals under way, by tenant and lease. They run side by side (the engine batches them)
+   * and outside the sweep: one after another, each waiting out an unreachable server's
+   * timeout, the last would wait for all the others, and so would every expiry due meanwhile.
+   */
+  const removing = new Map<string, Promise<void>>();
+
+  /** Starts removing an account (at most `sweepConcurrency` at once); it wakes the sweep for its retry. */
+  async function startRemoval(
+    tenant: string,
+    account: AccountRecord,
+    lease: LeaseRecord | undefined,
+    reason: string,
+  ) {
+    const key = `${tenant}\0${account.leaseId}`;
+    if (removing.has(key)) return;
+    while (removing.size >= config.sweepConcurrency) await Promise.race(removing.values());
+    const removal = removeAccount(tenant, account, lease, reason)
+      .catch((err: unknown) => {
+        logger.warn({ lease: account.leaseId }, `recording a revocation failed: ${(err as Error).message}`);
+        return clock().getTime() + config.retryBaseMs;
+      })
+      .then((retryAt) => {
+        removing.delete(key);
+        if (retryAt !== undefined) wakeAt(retryAt);
+      });
+    removing.set(key, removal);
+  }
+
   /** Handles one tenant's accounts (or one account); returns when it next needs to look. */
   async function sweepTenant(tenant: string, only?: string): Promise<number> {
     const kvs = only
@@ -238,15 +270,15 @@ export function createDynamicAccounts(
         issuing,
         issueGraceMs: config.issueGraceMs,
       });
-      if (action.kind === 'revoke') {
-        const retryAt = await removeAccount(tenant, account, lease, action.reason).catch((err: unknown) => {
-          logger.warn({ lease: account.leaseId }, `recording a revocation failed: ${(err as Error).message}`);
-          return clock().getTime() + config.retryBaseMs;
-        });
-        if (retryAt !== undefined) wake = Math.min(wake, retryAt);
-      } else if (action.until !== undefined) wake = Math.min(wake, action.until);
+      if (action.kind === 'revoke') await startRemoval(tenant, account, lease, action.reason);
+      else if (action.until !== undefined) wake = Math.min(wake, action.until);
     }
     return wake;
+  }
+
+  /** Resolves once no removal is under way (those started meanwhile included). */
+  async function removalsDone() {
+    while (removing.size > 0) await Promise.all(removing.values());
   }
 
   async function sweepAll(): Promise<number> {
@@ -265,7 +297,7 @@ export function createDynamicAccounts(
     timer = setTimeout(
       () => {
         scheduledAt = Number.POSITIVE_INFINITY;
-        void kick();
+        void sweepNow();
       },
       Math.max(10, Math.min(at - clock().getTime(), 2_147_000_000)),
     );
@@ -282,8 +314,12 @@ export function createDynamicAccounts(
     else if (at < scheduledAt) again = true;
   }
 
-  /** Runs a sweep now (or right after the one in progress). */
+  /** Runs a sweep now (or right after the one in progress); resolves once its removals are done. */
   function kick(): Promise<void> {
+    return sweepNow().then(removalsDone);
+  }
+
+  function sweepNow(): Promise<void> {
     if (running) {
       again = true;
       return running;
@@ -422,6 +458,7 @@ export function createDynamicAccounts(
       // Only this lease's account: a full sweep per revocation would scan every live account.
       try {
         wakeAt(await sweepTenant(tenant, leaseId));
+        await removing.get(`${tenant}\0${leaseId}`);
       } catch (err) {
         void kick();
         throw err;
@@ -485,11 +522,11 @@ export function createDynamicAccounts(
       return kick();
     },
     kick,
-    sweep: sweepAll,
     async stop() {
       stopped = true;
       clearTimeout(timer);
       await running?.catch(() => {});
+      await removalsDone();
     },
     async closeEngines() {
       await Promise.all(Object.values(deps.engines).map((engine) => engine?.close()));
