@@ -28,14 +28,32 @@ export const renderStatements = (spec: PostgresSpec, role: string): string[] =>
 export const createRoleSql = (username: string, verifier: string, expiresAt: Date) =>
   `CREATE ROLE ${quoteIdentifier(username)} WITH LOGIN NOINHERIT PASSWORD ${quoteLiteral(verifier)} VALID UNTIL ${quoteLiteral(expiresAt.toISOString())}`;
 
+/** The advisory lock key of `aclLockSql`. */
+export const aclLockKey = 8388916853364n;
+
 /**
  * Taken (until commit) by every transaction of ours that changes privileges: GRANTs and DROP
  * OWNED on one object update its catalog row, and two transactions doing so at once fail
  * ("tuple concurrently updated"). Waiting on this lock instead lets the costly part (CREATE
  * ROLE checks each SCRAM verifier with one PBKDF2 run) go in parallel and only the cheap
  * privilege changes one after another.
+ *
+ * Any role may take an advisory lock, and the key is no secret (pg_locks shows it while we
+ * hold it): a wait longer than a second goes on without it, so a session holding it only
+ * costs that second, and the concurrent updates it would have prevented are retried
+ * (`retryConcurrent`). Our own holders keep it for about one store commit.
  */
-export const aclLockSql = 'SELECT pg_advisory_xact_lock(8388916853364)';
+export const aclLockSql = `DO $$
+  DECLARE previous text := current_setting('lock_timeout');
+  BEGIN
+    PERFORM set_config('lock_timeout', '1s', true);
+    BEGIN
+      PERFORM pg_advisory_xact_lock(${aclLockKey});
+    EXCEPTION WHEN lock_not_available THEN
+      NULL;
+    END;
+    PERFORM set_config('lock_timeout', previous, true);
+  END $$`;
 
 /**
  * Who owns what a revoked lease's role created, once it is gone: a role nobody logs in as,

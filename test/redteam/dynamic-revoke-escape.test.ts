@@ -5,6 +5,7 @@
  */
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { aclLockKey } from '../../src/engines/postgres-sql.js';
 import { type Postgres, postgresAvailable, startPostgres } from '../support/postgres.js';
 import { startVaultDev, type VaultDev } from '../support/vault-dev.js';
 
@@ -189,5 +190,26 @@ run('red team: a PostgreSQL lease cannot outlive its revocation', () => {
          FROM pg_class c JOIN pg_roles r ON r.oid = c.relowner WHERE c.oid = 'public.kept'::regclass`,
     );
     expect(kept.rows[0]).toMatchObject({ login: false, superuser: false, n: 1 });
+  });
+
+  it('taking the advisory lock the engine serializes privilege changes with stalls neither issue nor revoke', async () => {
+    const mine = await lease('orders-db');
+    const held = await session(mine.value);
+    // Advisory locks are open to every role, and the engine's key is in its source (and in
+    // pg_locks whenever it holds it).
+    await held.query(`SELECT pg_advisory_lock(${aclLockKey})`);
+
+    const started = Date.now();
+    const other = await lease('orders-db');
+    expect(Date.now() - started).toBeLessThan(8_000);
+    expect(await loginWorks(other.value)).toBe(true);
+    const revoked = await api('POST', `/leases/${other.id}/revoke`);
+    expect(revoked.status).toBe(200);
+    await waitFor(
+      'the other role is dropped',
+      async () => !(await roleExists(other.dynamic.username)),
+      8_000,
+    );
+    expect(await alive(held)).toBe(true);
   });
 });
