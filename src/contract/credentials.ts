@@ -115,6 +115,18 @@ export function adminConnectionProblem(engine: DynamicEngineName, value: string)
   return undefined;
 }
 
+const defaultPorts: Record<DynamicEngineName, string> = { postgres: '5432', redis: '6379' };
+
+/**
+ * The server an admin connection reaches (host and port; a PostgreSQL role is the whole
+ * cluster's, whatever database the URL names), to tell a new password from a new server.
+ */
+export function adminServer(engine: DynamicEngineName, value: string): string {
+  const url = new URL(value);
+  const host = (engine === 'postgres' && url.searchParams.get('host')) || url.hostname;
+  return `${host.toLowerCase()}:${url.port || defaultPorts[engine]}`;
+}
+
 export const createCredentialRequest = z.strictObject({
   name: resourceName,
   type: credentialType,

@@ -301,7 +301,14 @@ export function createCredentialService(
           ? await deps.dynamic.rotateRoot(ctx, name)
           : undefined;
       const value = rotated ? rotated.connection : resolveValue(input);
-      if (credential.dynamic && !rotated) checkAdminConnection(credential.dynamic.engine, value);
+      if (credential.dynamic && !rotated) {
+        checkAdminConnection(credential.dynamic.engine, value);
+        const left = await deps.dynamic.accountsLeftBehind(ctx.tenant, name, value);
+        if (left > 0)
+          throw conflict(
+            `the new admin connection of "${name}" reaches another ${credential.dynamic.engine} server than the current one, which still has ${left} upstream account${left === 1 ? '' : 's'} of its leases; revoke them (vault lease revoke --credential ${name}) and retry once they are removed, or create a new credential for the other server`,
+          );
+      }
       const next = await commitFor(ctx, name, async () => {
         const current = await mustLoad(ctx, name, action, false);
         await recheck(ctx, 'rotate', action, current.credential);

@@ -1,5 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import type { Credential, DynamicSpec, RevocationState } from '../contract/credentials.js';
+import {
+  adminServer,
+  type Credential,
+  type DynamicSpec,
+  type RevocationState,
+} from '../contract/credentials.js';
 import type { DynamicEngine, EngineRegistry } from '../engines/engine.js';
 import { EngineError } from '../engines/engine.js';
 import { VaultError } from '../lib/errors.js';
@@ -340,6 +345,14 @@ export function createDynamicAccounts(
     return running;
   }
 
+  /** Accounts of one credential still waiting for removal. */
+  async function pendingOf(tenant: string, name: string): Promise<number> {
+    let pending = 0;
+    for await (const kv of scanPrefix(store, keys.dynamicAccounts(tenant)))
+      if (parseRecord<AccountRecord>(kv.value).credentialName === name) pending += 1;
+    return pending;
+  }
+
   return {
     /**
      * Creates the account for a lease about to be committed: the caller commits `ops` with
@@ -508,13 +521,20 @@ export function createDynamicAccounts(
       };
     },
 
-    /** Accounts of one credential still waiting for removal. */
-    async pendingOf(tenant: string, name: string): Promise<number> {
-      let pending = 0;
-      for await (const kv of scanPrefix(store, keys.dynamicAccounts(tenant)))
-        if (parseRecord<AccountRecord>(kv.value).credentialName === name) pending += 1;
-      return pending;
+    /**
+     * The accounts of a credential that a new admin connection `value` would leave behind: all
+     * of them when it reaches another server than the current one (they are removed through
+     * the current connection, and the new server would answer that they do not exist), else 0.
+     */
+    async accountsLeftBehind(tenant: string, name: string, value: string): Promise<number> {
+      const found = await connectionOf(tenant, name);
+      if (!found) return 0;
+      const engine = found.spec.engine;
+      if (adminServer(engine, found.connection) === adminServer(engine, value)) return 0;
+      return pendingOf(tenant, name);
     },
+
+    pendingOf,
 
     /** Sweeps now (a reconcile on start) and keeps sweeping at expiries and retries. */
     start() {
