@@ -312,6 +312,12 @@ export function createCredentialService(
       const next = await commitFor(ctx, name, async () => {
         const current = await mustLoad(ctx, name, action, false);
         await recheck(ctx, 'rotate', action, current.credential);
+        // Another rotation was stored since this one changed the password upstream: storing
+        // this one too would leave the database and the current version disagreeing.
+        if (rotated && current.credential.currentVersion !== credential.currentVersion)
+          throw conflict(
+            `"${name}" was rotated by another request meanwhile (now version ${current.credential.currentVersion}); this rotation is undone`,
+          );
         if (input.ifChanged) {
           const latest = current.credential.versions.find(
             (v) => v.version === current.credential.currentVersion,
@@ -341,7 +347,7 @@ export function createCredentialService(
           result: next,
         };
       }).catch(async (err: unknown) => {
-        // Not stored: put the old admin password back, unless the store may have kept the new one.
+        // Not stored: put the stored admin password back, unless the store may have kept the new one.
         if (rotated && !(err instanceof VaultError && err.code === 'outcome_unknown')) await rotated.undo();
         throw err;
       });

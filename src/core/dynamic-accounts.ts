@@ -479,8 +479,10 @@ export function createDynamicAccounts(
     },
 
     /**
-     * Changes the engine's admin password upstream; `undo` puts the old one back, for when the
-     * new one cannot be stored (else nobody would know the admin password any more).
+     * Changes the engine's admin password upstream; `undo` puts back the one the credential's
+     * current version holds, for when the new one cannot be stored (else nobody would know the
+     * admin password any more). That is the old one, or, when a concurrent rotation was
+     * stored meanwhile, that rotation's (whichever password the database got last).
      */
     async rotateRoot(ctx: CallContext, name: string) {
       const { connection, spec } = await mustConnect(ctx.tenant, name);
@@ -495,7 +497,9 @@ export function createDynamicAccounts(
         connection: rotated,
         undo: async () => {
           try {
-            await engine.rotateRoot(rotated, connection);
+            const stored = (await connectionOf(ctx.tenant, name))?.connection ?? connection;
+            if (stored === rotated) return;
+            await engine.rotateRoot(rotated, stored);
           } catch (err) {
             logger.error(
               { credential: name },

@@ -440,7 +440,9 @@ export function createPostgresEngine(options: PostgresEngineOptions = {}): Dynam
         connection,
         `rotating the password of ${user}`,
         async (client) => {
-          await client.query(`ALTER ROLE ${quoteIdentifier(user)} PASSWORD ${quoteLiteral(verifier)}`);
+          await retryConcurrent(() =>
+            client.query(`ALTER ROLE ${quoteIdentifier(user)} PASSWORD ${quoteLiteral(verifier)}`),
+          );
         },
         [password],
       );
