@@ -63,10 +63,17 @@ export const aclLockSql = `DO $$
  */
 export const revokedOwner = 'vault_revoked';
 
-/** Creates the owner of revoked leases' objects if it is missing (serialized like every privilege change). */
+/**
+ * Creates the owner of revoked leases' objects if it is missing, and takes from it whatever
+ * would let anyone use it (a role of that name made beforehand, able to log in, would
+ * otherwise receive every revoked lease's objects). Serialized like every privilege change.
+ */
 export const ensureRevokedOwnerSql = `BEGIN; ${aclLockSql}; DO $$ BEGIN
     IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '${revokedOwner}') THEN
       CREATE ROLE ${revokedOwner} NOLOGIN NOINHERIT;
+    ELSIF EXISTS (SELECT FROM pg_roles WHERE rolname = '${revokedOwner}'
+        AND (rolcanlogin OR rolsuper OR rolcreatedb OR rolcreaterole OR rolreplication OR rolbypassrls)) THEN
+      ALTER ROLE ${revokedOwner} NOLOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS PASSWORD NULL;
     END IF;
   END $$; COMMIT`;
 

@@ -86,6 +86,8 @@ run('red team: a PostgreSQL lease cannot outlive its revocation', () => {
     db = await startPostgres();
     await db.query('CREATE TABLE public.orders (id int, item text)');
     await db.query('CREATE DATABASE other');
+    // Someone made the role revoked leases' objects go to, able to log in, before Vault did.
+    await db.query("CREATE ROLE vault_revoked LOGIN CREATEDB PASSWORD 'squatter'");
     vault = await startVaultDev();
     const created = await api('POST', '/credentials', {
       name: 'orders-db',
@@ -190,6 +192,12 @@ run('red team: a PostgreSQL lease cannot outlive its revocation', () => {
          FROM pg_class c JOIN pg_roles r ON r.oid = c.relowner WHERE c.oid = 'public.kept'::regclass`,
     );
     expect(kept.rows[0]).toMatchObject({ login: false, superuser: false, n: 1 });
+    // Not even the role someone had made under that name beforehand logs in.
+    const owner = await db.query<{ rolcanlogin: boolean; rolcreatedb: boolean }>(
+      'SELECT rolcanlogin, rolcreatedb FROM pg_roles WHERE rolname = $1',
+      [kept.rows[0]!.owner],
+    );
+    expect(owner.rows[0]).toEqual({ rolcanlogin: false, rolcreatedb: false });
   });
 
   it('taking the advisory lock the engine serializes privilege changes with stalls neither issue nor revoke', async () => {
