@@ -4,9 +4,9 @@
  * and then revokes in Vault at once, the removal retried until it succeeds. Real `vault dev`,
  * real PostgreSQL, real HTTP.
  */
-import { createServer, type Server, type Socket } from 'node:net';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type HangingProxy, startHangingProxy } from '../support/hanging-proxy.js';
 import { type Postgres, postgresAvailable, startPostgres } from '../support/postgres.js';
 import { startVaultDev, type VaultDev } from '../support/vault-dev.js';
 
@@ -15,8 +15,9 @@ const run = postgresAvailable() ? describe : describe.skip;
 run('red team: revoking while the database hangs', () => {
   let db: Postgres;
   let vault: VaultDev;
-  let blackhole: Server;
-  const sockets = new Set<Socket>();
+  let proxy: HangingProxy;
+  /** The admin connection through the proxy. */
+  let adminUrl: string;
 
   const api = async (method: string, path: string, body?: unknown) => {
     const res = await fetch(`${vault.addr}/v1${path}`, {
@@ -35,17 +36,14 @@ run('red team: revoking while the database hangs', () => {
   beforeAll(async () => {
     db = await startPostgres();
     vault = await startVaultDev();
-    blackhole = createServer((socket) => {
-      sockets.add(socket);
-      socket.on('error', () => {});
-      socket.on('close', () => sockets.delete(socket));
-    });
-    await new Promise<void>((resolve) => blackhole.listen(0, '127.0.0.1', resolve));
+    proxy = await startHangingProxy({ host: db.host, port: db.port });
+    const url = new URL(db.adminUrl);
+    url.port = String(proxy.port);
+    adminUrl = url.toString();
   });
 
   afterAll(async () => {
-    for (const socket of sockets) socket.destroy();
-    blackhole?.close();
+    await proxy?.close();
     await vault?.stop();
     await db?.close();
   });
@@ -54,19 +52,15 @@ run('red team: revoking while the database hangs', () => {
     const created = await api('POST', '/credentials', {
       name: 'hung-db',
       type: 'database-url',
-      value: db.adminUrl,
+      value: adminUrl,
       dynamic: { engine: 'postgres', creationStatements: ['GRANT USAGE ON SCHEMA public TO {{name}}'] },
     });
     expect(created.status, JSON.stringify(created.body)).toBe(201);
     const lease = await api('POST', '/leases', { credentialName: 'hung-db', ttl: '1h' });
     expect(lease.status).toBe(201);
 
-    // The admin connection now leads to a server that never answers.
-    const port = (blackhole.address() as { port: number }).port;
-    const hung = new URL(db.adminUrl);
-    hung.port = String(port);
-    const moved = await api('POST', '/credentials/hung-db/versions', { value: hung.toString() });
-    expect(moved.status, JSON.stringify(moved.body)).toBe(201);
+    // The database now takes connections and never answers.
+    proxy.hang();
 
     const started = Date.now();
     const revoked = await api('POST', `/leases/${lease.body.id}/revoke`);
@@ -76,8 +70,8 @@ run('red team: revoking while the database hangs', () => {
     expect(took).toBeLessThan(3_000);
     expect((await api('GET', `/leases/${lease.body.id}`)).body.state).toBe('revoked');
 
-    // Back to the real database: the retry removes the role.
-    expect((await api('POST', '/credentials/hung-db/versions', { value: db.adminUrl })).status).toBe(201);
+    // The database answers again: the retry removes the role.
+    proxy.resume();
     const deadline = Date.now() + 60_000;
     for (;;) {
       const left = await db.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [lease.body.dynamic.username]);

@@ -4,8 +4,8 @@
  * after another, the last one's first attempt (and every other credential's expiries) would
  * wait for all the others. Real `vault dev`, real PostgreSQL, real HTTP.
  */
-import { createServer, type Server, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type HangingProxy, startHangingProxy } from '../support/hanging-proxy.js';
 import { type Postgres, postgresAvailable, startPostgres } from '../support/postgres.js';
 import { startVaultDev, type VaultDev } from '../support/vault-dev.js';
 
@@ -14,8 +14,9 @@ const run = postgresAvailable() ? describe : describe.skip;
 run('red team: expiries while the database hangs', () => {
   let db: Postgres;
   let vault: VaultDev;
-  let blackhole: Server;
-  const sockets = new Set<Socket>();
+  let proxy: HangingProxy;
+  /** The admin connection through the proxy. */
+  let adminUrl: string;
 
   const api = async (method: string, path: string, body?: unknown) => {
     const res = await fetch(`${vault.addr}/v1${path}`, {
@@ -34,17 +35,14 @@ run('red team: expiries while the database hangs', () => {
   beforeAll(async () => {
     db = await startPostgres();
     vault = await startVaultDev();
-    blackhole = createServer((socket) => {
-      sockets.add(socket);
-      socket.on('error', () => {});
-      socket.on('close', () => sockets.delete(socket));
-    });
-    await new Promise<void>((resolve) => blackhole.listen(0, '127.0.0.1', resolve));
+    proxy = await startHangingProxy({ host: db.host, port: db.port });
+    const url = new URL(db.adminUrl);
+    url.port = String(proxy.port);
+    adminUrl = url.toString();
   });
 
   afterAll(async () => {
-    for (const socket of sockets) socket.destroy();
-    blackhole?.close();
+    await proxy?.close();
     await vault?.stop();
     await db?.close();
   });
@@ -53,7 +51,7 @@ run('red team: expiries while the database hangs', () => {
     const created = await api('POST', '/credentials', {
       name: 'hung-sweep',
       type: 'database-url',
-      value: db.adminUrl,
+      value: adminUrl,
       dynamic: { engine: 'postgres', creationStatements: ['GRANT USAGE ON SCHEMA public TO {{name}}'] },
     });
     expect(created.status, created.text).toBe(201);
@@ -65,11 +63,7 @@ run('red team: expiries while the database hangs', () => {
     );
     for (const lease of leases) expect(lease.status, lease.text).toBe(201);
 
-    const hung = new URL(db.adminUrl);
-    hung.port = String((blackhole.address() as { port: number }).port);
-    expect((await api('POST', '/credentials/hung-sweep/versions', { value: hung.toString() })).status).toBe(
-      201,
-    );
+    proxy.hang();
 
     // One after another, the eighth first attempt would come after 7 connect timeouts (35 s).
     const expired = Math.max(...leases.map((lease) => Date.parse(lease.body.expiresAt)));
