@@ -55,6 +55,9 @@ export const postgresEngineConfig = z.strictObject({
   scramIterations: z.number().int().min(1).max(100_000).optional(),
 });
 
+/** Redis ACL rules that would undo what the engine sets per lease (its password, the account being on). */
+export const forbiddenAclRules = ['nopass', 'resetpass', 'reset', 'off'] as const;
+
 /** Redis: per lease, an ACL user with a generated password and these ACL rules. */
 export const redisEngineConfig = z.strictObject({
   engine: z.literal('redis'),
@@ -64,7 +67,13 @@ export const redisEngineConfig = z.strictObject({
         .string()
         .min(1)
         .max(512)
-        .regex(/^[^\s>#<]+$/, 'an ACL rule is one token without spaces and without password rules (>, <, #)'),
+        .regex(
+          /^[^\s>#<!][^\s>#<]*$/,
+          'an ACL rule is one token without spaces and without password rules (>, <, #, !)',
+        )
+        .refine((rule) => !(forbiddenAclRules as readonly string[]).includes(rule.toLowerCase()), {
+          message: `an ACL rule may not be ${forbiddenAclRules.join(', ')}: the engine sets each lease's password and turns it on`,
+        }),
     )
     .min(1)
     .max(64),
@@ -78,6 +87,45 @@ export const dynamicSpec = z.discriminatedUnion('engine', [postgresEngineConfig,
 export type DynamicSpec = z.infer<typeof dynamicSpec>;
 export const dynamicEngines = ['postgres', 'redis'] as const;
 export type DynamicEngineName = (typeof dynamicEngines)[number];
+
+/** The schemes each engine's admin connection URL may use. */
+const adminSchemes: Record<DynamicEngineName, string[]> = {
+  postgres: ['postgres:', 'postgresql:'],
+  redis: ['redis:'],
+};
+
+/**
+ * What is wrong with `value` as the engine's admin connection, or undefined. The message never
+ * repeats the value: it holds the admin password.
+ */
+export function adminConnectionProblem(engine: DynamicEngineName, value: string): string | undefined {
+  const schemes = adminSchemes[engine].map((scheme) => `${scheme}//`).join(' or ');
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return `the ${engine} admin connection must be a ${schemes} URL`;
+  }
+  if (!adminSchemes[engine].includes(url.protocol))
+    return `the ${engine} admin connection must be a ${schemes} URL, not ${url.protocol}//`;
+  if (engine === 'postgres' && !url.username)
+    return 'the postgres admin connection URL must name its user (postgres://USER:PASSWORD@HOST:PORT/DATABASE)';
+  if (!url.hostname && !(engine === 'postgres' && url.searchParams.has('host')))
+    return `the ${engine} admin connection URL must name its host`;
+  return undefined;
+}
+
+const defaultPorts: Record<DynamicEngineName, string> = { postgres: '5432', redis: '6379' };
+
+/**
+ * The server an admin connection reaches (host and port; a PostgreSQL role is the whole
+ * cluster's, whatever database the URL names), to tell a new password from a new server.
+ */
+export function adminServer(engine: DynamicEngineName, value: string): string {
+  const url = new URL(value);
+  const host = (engine === 'postgres' && url.searchParams.get('host')) || url.hostname;
+  return `${host.toLowerCase()}:${url.port || defaultPorts[engine]}`;
+}
 
 export const createCredentialRequest = z.strictObject({
   name: resourceName,

@@ -1,11 +1,13 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { z } from 'zod';
-import type {
-  Credential,
-  createCredentialRequest,
-  listCredentialsQuery,
-  rotateRequest,
-  updateCredentialRequest,
+import {
+  adminConnectionProblem,
+  type Credential,
+  type createCredentialRequest,
+  type DynamicEngineName,
+  type listCredentialsQuery,
+  type rotateRequest,
+  type updateCredentialRequest,
 } from '../contract/credentials.js';
 import type { Action } from '../contract/policies.js';
 import { badRequest, conflict, notFound, VaultError } from '../lib/errors.js';
@@ -27,6 +29,12 @@ export type CreateCredentialInput = z.output<typeof createCredentialRequest>;
 export type RotateInput = z.output<typeof rotateRequest>;
 
 const resourceOf = (name: string) => `credential/${name}`;
+
+/** A dynamic credential's value must be an admin connection its engine can use: refused up front, not per lease. */
+function checkAdminConnection(engine: DynamicEngineName, value: string) {
+  const problem = adminConnectionProblem(engine, value);
+  if (problem) throw badRequest(problem, { field: 'value' });
+}
 
 export function createCredentialService(
   deps: CoreDeps & {
@@ -130,6 +138,7 @@ export function createCredentialService(
           },
         );
       const value = resolveValue(input);
+      if (input.dynamic) checkAdminConnection(input.dynamic.engine, value);
       await keyring.ensureTenantKey(ctx.tenant);
       const { op, fingerprint } = await sealVersion(ctx, input.name, 1, value);
       const now = clock().toISOString();
@@ -299,9 +308,23 @@ export function createCredentialService(
           ? await deps.dynamic.rotateRoot(ctx, name)
           : undefined;
       const value = rotated ? rotated.connection : resolveValue(input);
+      if (credential.dynamic && !rotated) {
+        checkAdminConnection(credential.dynamic.engine, value);
+        const left = await deps.dynamic.accountsLeftBehind(ctx.tenant, name, value);
+        if (left > 0)
+          throw conflict(
+            `the new admin connection of "${name}" reaches another ${credential.dynamic.engine} server than the current one, which still has ${left} upstream account${left === 1 ? '' : 's'} of its leases; revoke them (vault lease revoke --credential ${name}) and retry once they are removed, or create a new credential for the other server`,
+          );
+      }
       const next = await commitFor(ctx, name, async () => {
         const current = await mustLoad(ctx, name, action, false);
         await recheck(ctx, 'rotate', action, current.credential);
+        // Another rotation was stored since this one changed the password upstream: storing
+        // this one too would leave the database and the current version disagreeing.
+        if (rotated && current.credential.currentVersion !== credential.currentVersion)
+          throw conflict(
+            `"${name}" was rotated by another request meanwhile (now version ${current.credential.currentVersion}); this rotation is undone`,
+          );
         if (input.ifChanged) {
           const latest = current.credential.versions.find(
             (v) => v.version === current.credential.currentVersion,
@@ -331,7 +354,7 @@ export function createCredentialService(
           result: next,
         };
       }).catch(async (err: unknown) => {
-        // Not stored: put the old admin password back, unless the store may have kept the new one.
+        // Not stored: put the stored admin password back, unless the store may have kept the new one.
         if (rotated && !(err instanceof VaultError && err.code === 'outcome_unknown')) await rotated.undo();
         throw err;
       });

@@ -1,5 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import type { Credential, DynamicSpec, RevocationState } from '../contract/credentials.js';
+import {
+  adminServer,
+  type Credential,
+  type DynamicSpec,
+  type RevocationState,
+} from '../contract/credentials.js';
 import type { DynamicEngine, EngineRegistry } from '../engines/engine.js';
 import { EngineError } from '../engines/engine.js';
 import { VaultError } from '../lib/errors.js';
@@ -48,6 +53,8 @@ export interface DynamicConfig {
    * lease must become unusable in Vault at once even when the upstream system hangs).
    */
   revokeWaitMs: number;
+  /** Removals a sweep runs at once. */
+  sweepConcurrency: number;
 }
 
 export const defaultDynamicConfig: DynamicConfig = {
@@ -56,6 +63,7 @@ export const defaultDynamicConfig: DynamicConfig = {
   retryBaseMs: 500,
   retryMaxMs: 30_000,
   revokeWaitMs: 1_000,
+  sweepConcurrency: 32,
 };
 
 const resourceOf = (leaseId: string) => `lease/${leaseId}`;
@@ -222,6 +230,35 @@ export function createDynamicAccounts(
     });
   }
 
+  /**
+   * Removals under way, by tenant and lease. They run side by side (the engine batches them)
+   * and outside the sweep: one after another, each waiting out an unreachable server's
+   * timeout, the last would wait for all the others, and so would every expiry due meanwhile.
+   */
+  const removing = new Map<string, Promise<void>>();
+
+  /** Starts removing an account (at most `sweepConcurrency` at once); it wakes the sweep for its retry. */
+  async function startRemoval(
+    tenant: string,
+    account: AccountRecord,
+    lease: LeaseRecord | undefined,
+    reason: string,
+  ) {
+    const key = `${tenant}\0${account.leaseId}`;
+    if (removing.has(key)) return;
+    while (removing.size >= config.sweepConcurrency) await Promise.race(removing.values());
+    const removal = removeAccount(tenant, account, lease, reason)
+      .catch((err: unknown) => {
+        logger.warn({ lease: account.leaseId }, `recording a revocation failed: ${(err as Error).message}`);
+        return clock().getTime() + config.retryBaseMs;
+      })
+      .then((retryAt) => {
+        removing.delete(key);
+        if (retryAt !== undefined) wakeAt(retryAt);
+      });
+    removing.set(key, removal);
+  }
+
   /** Handles one tenant's accounts (or one account); returns when it next needs to look. */
   async function sweepTenant(tenant: string, only?: string): Promise<number> {
     const kvs = only
@@ -238,15 +275,15 @@ export function createDynamicAccounts(
         issuing,
         issueGraceMs: config.issueGraceMs,
       });
-      if (action.kind === 'revoke') {
-        const retryAt = await removeAccount(tenant, account, lease, action.reason).catch((err: unknown) => {
-          logger.warn({ lease: account.leaseId }, `recording a revocation failed: ${(err as Error).message}`);
-          return clock().getTime() + config.retryBaseMs;
-        });
-        if (retryAt !== undefined) wake = Math.min(wake, retryAt);
-      } else if (action.until !== undefined) wake = Math.min(wake, action.until);
+      if (action.kind === 'revoke') await startRemoval(tenant, account, lease, action.reason);
+      else if (action.until !== undefined) wake = Math.min(wake, action.until);
     }
     return wake;
+  }
+
+  /** Resolves once no removal is under way (those started meanwhile included). */
+  async function removalsDone() {
+    while (removing.size > 0) await Promise.all(removing.values());
   }
 
   async function sweepAll(): Promise<number> {
@@ -265,21 +302,29 @@ export function createDynamicAccounts(
     timer = setTimeout(
       () => {
         scheduledAt = Number.POSITIVE_INFINITY;
-        void kick();
+        void sweepNow();
       },
       Math.max(10, Math.min(at - clock().getTime(), 2_147_000_000)),
     );
     timer.unref();
   }
 
-  /** Makes the next sweep come no later than `at` (a retry one account needs), without sweeping now. */
+  /**
+   * Makes the next sweep come no later than `at` (a retry one account needs, or the expiry of
+   * a lease just issued: the sweep learns expiries only when it looks, up to 30 s apart),
+   * without sweeping now.
+   */
   function wakeAt(at: number) {
     if (at < scheduledAt && !running) schedule(at);
     else if (at < scheduledAt) again = true;
   }
 
-  /** Runs a sweep now (or right after the one in progress). */
+  /** Runs a sweep now (or right after the one in progress); resolves once its removals are done. */
   function kick(): Promise<void> {
+    return sweepNow().then(removalsDone);
+  }
+
+  function sweepNow(): Promise<void> {
     if (running) {
       again = true;
       return running;
@@ -298,6 +343,14 @@ export function createDynamicAccounts(
       running = undefined;
     });
     return running;
+  }
+
+  /** Accounts of one credential still waiting for removal. */
+  async function pendingOf(tenant: string, name: string): Promise<number> {
+    let pending = 0;
+    for await (const kv of scanPrefix(store, keys.dynamicAccounts(tenant)))
+      if (parseRecord<AccountRecord>(kv.value).credentialName === name) pending += 1;
+    return pending;
   }
 
   return {
@@ -341,6 +394,7 @@ export function createDynamicAccounts(
               } catch (err) {
                 if (committed) throw failed(err);
               }
+              if (committed) wakeAt(expiresAt.getTime());
             },
           };
         } catch (err) {
@@ -364,6 +418,7 @@ export function createDynamicAccounts(
           finish: async (committed) => {
             issuing.delete(leaseId);
             if (!committed) void kick();
+            else wakeAt(expiresAt.getTime());
           },
         };
       } catch (err) {
@@ -416,6 +471,7 @@ export function createDynamicAccounts(
       // Only this lease's account: a full sweep per revocation would scan every live account.
       try {
         wakeAt(await sweepTenant(tenant, leaseId));
+        await removing.get(`${tenant}\0${leaseId}`);
       } catch (err) {
         void kick();
         throw err;
@@ -423,8 +479,10 @@ export function createDynamicAccounts(
     },
 
     /**
-     * Changes the engine's admin password upstream; `undo` puts the old one back, for when the
-     * new one cannot be stored (else nobody would know the admin password any more).
+     * Changes the engine's admin password upstream; `undo` puts back the one the credential's
+     * current version holds, for when the new one cannot be stored (else nobody would know the
+     * admin password any more). That is the old one, or, when a concurrent rotation was
+     * stored meanwhile, that rotation's (whichever password the database got last).
      */
     async rotateRoot(ctx: CallContext, name: string) {
       const { connection, spec } = await mustConnect(ctx.tenant, name);
@@ -439,7 +497,9 @@ export function createDynamicAccounts(
         connection: rotated,
         undo: async () => {
           try {
-            await engine.rotateRoot(rotated, connection);
+            const stored = (await connectionOf(ctx.tenant, name))?.connection ?? connection;
+            if (stored === rotated) return;
+            await engine.rotateRoot(rotated, stored);
           } catch (err) {
             logger.error(
               { credential: name },
@@ -465,13 +525,20 @@ export function createDynamicAccounts(
       };
     },
 
-    /** Accounts of one credential still waiting for removal. */
-    async pendingOf(tenant: string, name: string): Promise<number> {
-      let pending = 0;
-      for await (const kv of scanPrefix(store, keys.dynamicAccounts(tenant)))
-        if (parseRecord<AccountRecord>(kv.value).credentialName === name) pending += 1;
-      return pending;
+    /**
+     * The accounts of a credential that a new admin connection `value` would leave behind: all
+     * of them when it reaches another server than the current one (they are removed through
+     * the current connection, and the new server would answer that they do not exist), else 0.
+     */
+    async accountsLeftBehind(tenant: string, name: string, value: string): Promise<number> {
+      const found = await connectionOf(tenant, name);
+      if (!found) return 0;
+      const engine = found.spec.engine;
+      if (adminServer(engine, found.connection) === adminServer(engine, value)) return 0;
+      return pendingOf(tenant, name);
     },
+
+    pendingOf,
 
     /** Sweeps now (a reconcile on start) and keeps sweeping at expiries and retries. */
     start() {
@@ -479,11 +546,11 @@ export function createDynamicAccounts(
       return kick();
     },
     kick,
-    sweep: sweepAll,
     async stop() {
       stopped = true;
       clearTimeout(timer);
       await running?.catch(() => {});
+      await removalsDone();
     },
     async closeEngines() {
       await Promise.all(Object.values(deps.engines).map((engine) => engine?.close()));

@@ -634,8 +634,10 @@ export function createLeaseService(
         };
       });
       if (upstream) upstream.committed(retryAt);
-      // The upstream account goes before the answer when it can; if not, the sweep retries.
-      else if (seen.dynamic) await dynamic.revokeNow(ctx.tenant, id);
+      // The engine did not answer in time: the revocation is committed, so answer now (the
+      // docs promise at most about a second) and let the removal follow; a failure is recorded
+      // and retried by the sweep, which revokeNow wakes.
+      else if (seen.dynamic) void dynamic.revokeNow(ctx.tenant, id).catch(() => {});
       return revoked;
     },
 

@@ -5,7 +5,11 @@ import { randomPassword, scramVerifier } from './password.js';
 import {
   aclLockSql,
   createRoleSql,
+  disownSql,
   dropRolesSql,
+  ensureRevokedOwnerSql,
+  noLoginSql,
+  otherDatabasesSql,
   type PostgresSpec,
   quoteIdentifier,
   quoteLiteral,
@@ -14,11 +18,27 @@ import {
   terminateSql,
 } from './postgres-sql.js';
 
+/**
+ * Query parameters of the admin connection a lease's URL keeps: where and how to connect.
+ * Anything else (a `password`, `sslpassword`, client key paths, `options` meant for the
+ * admin) stays with the admin connection.
+ */
+const leaseUrlParams = new Set([
+  'host',
+  'port',
+  'sslmode',
+  'sslrootcert',
+  'connect_timeout',
+  'target_session_attrs',
+]);
+
 /** The admin connection with the lease's role and password instead of the admin's. */
 function leaseUrl(connection: string, username: string, password: string): string {
   const url = new URL(connection);
   url.username = encodeURIComponent(username);
   url.password = encodeURIComponent(password);
+  for (const name of [...url.searchParams.keys()])
+    if (!leaseUrlParams.has(name)) url.searchParams.delete(name);
   return url.toString();
 }
 
@@ -31,6 +51,9 @@ function parseUrl(connection: string): URL {
     throw new EngineError('the admin connection is not a postgres:// or postgresql:// URL', true);
   }
 }
+
+/** The password node-postgres logs in with: the query's `password` wins over the userinfo's. */
+const passwordOf = (url: URL): string => url.searchParams.get('password') ?? decodeURIComponent(url.password);
 
 const adminUser = (connection: string): string => {
   const user = decodeURIComponent(parseUrl(connection).username);
@@ -67,9 +90,9 @@ type IssueOutcome = 'committed' | 'rolled-back';
 
 /**
  * PostgreSQL: one LOGIN role per lease, `VALID UNTIL` the lease's end, so the server itself
- * refuses it after expiry even if revocation never runs. Revoke drops the role (reassigning
- * and dropping what it owns in the admin connection's database) and then terminates every
- * session it still has, by oid, so a login racing the drop cannot survive it.
+ * refuses it after expiry even if revocation never runs. Revoke makes the role NOLOGIN and
+ * ends its sessions, reassigns and drops what it owns in every database, drops it, and then
+ * terminates every session it still has, by oid, so a login racing the drop cannot survive it.
  *
  * Calls are group-committed over a pooled admin connection: leases issued (or revoked) while
  * a transaction runs go together into the next one, so the database sees one transaction per
@@ -82,17 +105,28 @@ export function createPostgresEngine(options: PostgresEngineOptions = {}): Dynam
   const maxBatch = options.maxBatch ?? 64;
   const holdTimeoutMs = options.holdTimeoutMs ?? options.queryTimeoutMs ?? 15_000;
 
+  const queryTimeoutMs = options.queryTimeoutMs ?? 15_000;
+  /**
+   * The server gives up on a statement (or a lock wait) when the client does: a query the
+   * client abandoned must not keep waiting upstream, holding locks others wait on.
+   */
+  const clientSettings = (connection: string): pg.ClientConfig => ({
+    connectionString: connection,
+    connectionTimeoutMillis: options.connectTimeoutMs ?? 5_000,
+    query_timeout: queryTimeoutMs + 1_000,
+    statement_timeout: queryTimeoutMs,
+    lock_timeout: queryTimeoutMs,
+    application_name: 'vault-dynamic',
+  });
+
   const poolFor = (connection: string) => {
     let pool = pools.get(connection);
     if (!pool) {
       parseUrl(connection);
       pool = new pg.Pool({
-        connectionString: connection,
+        ...clientSettings(connection),
         max: options.poolSize ?? 6,
         idleTimeoutMillis: 10_000,
-        connectionTimeoutMillis: options.connectTimeoutMs ?? 5_000,
-        query_timeout: options.queryTimeoutMs ?? 15_000,
-        application_name: 'vault-dynamic',
       });
       // An idle client that loses its server must not crash the process; the next call reconnects.
       pool.on('error', () => {});
@@ -103,7 +137,8 @@ export function createPostgresEngine(options: PostgresEngineOptions = {}): Dynam
 
   const secretsOf = (connection: string, extra: string[] = []) => {
     const url = new URL(connection);
-    return [connection, decodeURIComponent(url.password), url.password, ...extra];
+    const inQuery = ['password', 'sslpassword'].flatMap((name) => url.searchParams.getAll(name));
+    return [connection, decodeURIComponent(url.password), url.password, ...inQuery, ...extra];
   };
 
   async function withClient<T>(
@@ -277,49 +312,93 @@ export function createPostgresEngine(options: PostgresEngineOptions = {}): Dynam
     );
   }
 
+  /** Admin connections for which the owner of revoked leases' objects is known to exist. */
+  const ownerReady = new Set<string>();
+
+  /** What the roles own in other databases, reassigned there (one short-lived connection each). */
+  async function disownElsewhere(
+    connection: string,
+    client: pg.PoolClient,
+    usernames: string[],
+    oids: string[],
+  ) {
+    const found = await client.query<{ datname: string }>(otherDatabasesSql, [oids]);
+    for (const { datname } of found.rows) {
+      const url = new URL(connection);
+      url.pathname = `/${encodeURIComponent(datname)}`;
+      const other = new pg.Client({ ...clientSettings(url.toString()) });
+      other.on('error', () => {});
+      try {
+        await other.connect();
+        await retryConcurrent(() => other.query(disownSql(usernames)).then(() => {}));
+      } finally {
+        await other.end().catch(() => {});
+      }
+    }
+  }
+
+  /**
+   * One attempt at removing roles: new logins refused and every session ended first (a
+   * session holding a lock, even on its own temporary table, would make the drop wait while
+   * it holds the lock every issue waits on), what they own in other databases reassigned,
+   * then the drop, then the sessions ended again (a login racing the drop).
+   */
+  async function removeRoles(connection: string, client: pg.PoolClient, usernames: string[]) {
+    const unique = [...new Set(usernames)];
+    const found = await client.query<{ rolname: string; oid: string }>(
+      'SELECT rolname, oid::text FROM pg_roles WHERE rolname = ANY($1::text[])',
+      [unique],
+    );
+    const existing = found.rows.map((row) => row.rolname);
+    const oids = found.rows.map((row) => row.oid);
+    const failed = new Map<string, unknown>();
+    const terminate = () => client.query<{ remaining: string[] }>(terminateSql, [unique, oids]);
+    if (existing.length > 0) {
+      if (!ownerReady.has(connection)) {
+        await client.query(ensureRevokedOwnerSql).catch(async (err: unknown) => {
+          await client.query('ROLLBACK').catch(() => {});
+          throw err;
+        });
+        ownerReady.add(connection);
+      }
+      await terminate();
+      await client.query(noLoginSql(existing));
+      await terminate();
+      await disownElsewhere(connection, client, existing, oids);
+      try {
+        await dropRoles(client, existing);
+      } catch (err) {
+        if (existing.length === 1) throw err;
+        for (const username of existing)
+          await dropRoles(client, [username]).catch((error: unknown) =>
+            failed.set(username, engineError(error, secretsOf(connection), `dropping role ${username}`)),
+          );
+      }
+    }
+    // Sessions of a dropped role keep running until terminated; also after a crash between
+    // the drop and this, which is why it runs when the role is already gone too.
+    const after = await terminate();
+    for (const username of after.rows[0]?.remaining ?? [])
+      if (!failed.has(username))
+        failed.set(username, new EngineError(`role ${username} still exists after it was dropped`));
+    return usernames.map(
+      (username): Settled<void> =>
+        failed.has(username) ? { ok: false, error: failed.get(username) } : { ok: true, value: undefined },
+    );
+  }
+
   const revoking = keyedBatchers<string, void>((connection) =>
     createBatcher(
       (usernames) =>
         withClient(
           connection,
           `dropping role${usernames.length > 1 ? 's' : ''} ${usernames.join(', ')}`,
-          async (client) => {
-            const unique = [...new Set(usernames)];
-            const found = await client.query<{ rolname: string; oid: string }>(
-              'SELECT rolname, oid::text FROM pg_roles WHERE rolname = ANY($1::text[])',
-              [unique],
-            );
-            const existing = found.rows.map((row) => row.rolname);
-            const failed = new Map<string, unknown>();
-            if (existing.length > 0) {
-              try {
-                await dropRoles(client, existing);
-              } catch (err) {
-                if (existing.length === 1) throw err;
-                for (const username of existing)
-                  await dropRoles(client, [username]).catch((error: unknown) =>
-                    failed.set(
-                      username,
-                      engineError(error, secretsOf(connection), `dropping role ${username}`),
-                    ),
-                  );
-              }
-            }
-            // Sessions of a dropped role keep running until terminated; also after a crash between
-            // the drop and this, which is why it runs when the role is already gone too.
-            const after = await client.query<{ remaining: string[] }>(terminateSql, [
-              unique,
-              found.rows.map((row) => row.oid),
-            ]);
-            for (const username of after.rows[0]?.remaining ?? [])
-              if (!failed.has(username))
-                failed.set(username, new EngineError(`role ${username} still exists after it was dropped`));
-            return usernames.map((username) =>
-              failed.has(username)
-                ? { ok: false, error: failed.get(username) }
-                : { ok: true, value: undefined },
-            );
-          },
+          (client) =>
+            removeRoles(connection, client, usernames).catch((err: unknown) => {
+              // Someone may have dropped it: check again next time.
+              ownerReady.delete(connection);
+              throw err;
+            }),
         ),
       { maxBatch, concurrency: options.revokeConcurrency ?? 2 },
     ),
@@ -355,14 +434,15 @@ export function createPostgresEngine(options: PostgresEngineOptions = {}): Dynam
 
     async rotateRoot(connection, restore) {
       const user = adminUser(connection);
-      const password =
-        restore === undefined ? randomPassword() : decodeURIComponent(parseUrl(restore).password);
+      const password = restore === undefined ? randomPassword() : passwordOf(parseUrl(restore));
       const verifier = await scramVerifier(password);
       await withClient(
         connection,
         `rotating the password of ${user}`,
         async (client) => {
-          await client.query(`ALTER ROLE ${quoteIdentifier(user)} PASSWORD ${quoteLiteral(verifier)}`);
+          await retryConcurrent(() =>
+            client.query(`ALTER ROLE ${quoteIdentifier(user)} PASSWORD ${quoteLiteral(verifier)}`),
+          );
         },
         [password],
       );
@@ -371,6 +451,8 @@ export function createPostgresEngine(options: PostgresEngineOptions = {}): Dynam
       await old?.end().catch(() => {});
       const url = new URL(connection);
       url.password = encodeURIComponent(password);
+      // Else the old password there would still be the one node-postgres uses.
+      url.searchParams.delete('password');
       return url.toString();
     },
 

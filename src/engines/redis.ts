@@ -1,13 +1,13 @@
 import type { z } from 'zod';
-import type { redisEngineConfig } from '../contract/credentials.js';
+import { forbiddenAclRules, type redisEngineConfig } from '../contract/credentials.js';
 import { type DynamicEngine, EngineError, engineError } from './engine.js';
 import { randomPassword } from './password.js';
 import { RespError, redisCommands } from './resp.js';
 
 type RedisSpec = z.infer<typeof redisEngineConfig>;
 
-/** Rules that would undo what the engine sets (the password, the account being on). */
-const forbiddenRules = new Set(['nopass', 'resetpass', 'reset', 'off']);
+/** Rules that would undo what the engine sets (the password, the account being on); refused at create too. */
+const forbiddenRules = new Set<string>(forbiddenAclRules);
 
 function target(connection: string) {
   let url: URL;
@@ -55,9 +55,13 @@ export function createRedisEngine(): DynamicEngine<RedisSpec> {
         [['ACL', 'SETUSER', account.username, 'reset', 'on', `>${password}`, ...rules]],
         [password],
       );
+      // Only where to connect: the engine reads nothing from the admin URL's query or fragment,
+      // so nothing there is the lease's.
       const url = new URL(connection);
       url.username = encodeURIComponent(account.username);
       url.password = encodeURIComponent(password);
+      url.search = '';
+      url.hash = '';
       return url.toString();
     },
 

@@ -88,7 +88,7 @@ describe.skipIf(!available)('dynamic PostgreSQL credentials with a least-privile
     const roles = await db.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [res.body.dynamic.username]);
     expect(roles.rowCount).toBe(0);
     const owner = await db.query("SELECT tableowner FROM pg_tables WHERE tablename = 'scratch'");
-    expect(owner.rows[0]?.tableowner).toBe('vault_admin');
+    expect(owner.rows[0]?.tableowner).toBe('vault_revoked');
     const failing = await vault.call('GET', '/v1/credentials/orders-db');
     expect(failing.body.revocations ?? { failing: 0 }).toEqual({ failing: 0 });
   }, 60_000);

@@ -1,0 +1,52 @@
+/**
+ * A TCP proxy on 127.0.0.1 in front of a real server that can be made to hang: `hang()` cuts
+ * every open connection and then accepts new ones without ever answering (as a hung server
+ * or a black-holed route does); `resume()` forwards again. The server behind it stays the
+ * same, so a credential pointing at the proxy keeps naming one server throughout.
+ */
+import { connect, createServer, type Socket } from 'node:net';
+
+export interface HangingProxy {
+  port: number;
+  hang(): void;
+  resume(): void;
+  close(): Promise<void>;
+}
+
+export async function startHangingProxy(target: { host: string; port: number }): Promise<HangingProxy> {
+  let hung = false;
+  const open = new Set<Socket>();
+  const track = (socket: Socket) => {
+    open.add(socket);
+    socket.on('error', () => {});
+    socket.on('close', () => open.delete(socket));
+  };
+  const server = createServer((client) => {
+    track(client);
+    if (hung) return; // accepted, never answered
+    const upstream = connect(target);
+    track(upstream);
+    client.pipe(upstream).pipe(client);
+    client.on('close', () => upstream.destroy());
+    upstream.on('close', () => client.destroy());
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const cut = () => {
+    for (const socket of open) socket.destroy();
+  };
+  return {
+    port: (server.address() as { port: number }).port,
+    hang() {
+      hung = true;
+      cut();
+    },
+    resume() {
+      hung = false;
+      cut();
+    },
+    async close() {
+      cut();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
