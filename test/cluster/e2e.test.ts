@@ -638,8 +638,21 @@ describe.skipIf(unavailable)('on a real cluster', () => {
           async () => (await phaseOf('vaultcredential', 'orders-db')) === 'Ready',
         );
 
+        /** What the replicas show, for a failure's message: phases, the app's and the agent's logs. */
+        const readerState = async () => {
+          const show = async (args: string[]) => {
+            const result = await cluster.kubectl(['-n', app, ...args]);
+            return `$ kubectl ${args.join(' ')}\n${result.stdout}${result.stderr}`;
+          };
+          const parts = [await show(['get', 'pods', '-l', 'app=orders-reader', '-o', 'wide'])];
+          for (const container of ['app', 'vault-agent'])
+            parts.push(await show(['logs', '-l', 'app=orders-reader', '-c', container, '--tail', '15']));
+          parts.push(await show(['get', 'events', '--sort-by=.lastTimestamp']));
+          return parts.join('\n').slice(-8000);
+        };
+
         /** The role each Running replica's app logged in as, by pod. */
-        const loggedIn = async (count: number) =>
+        const loggedIn = (count: number) =>
           until(`${count} replicas logged in`, 4 * minute, async () => {
             const pods = JSON.parse(
               await cluster.k(['-n', app, 'get', 'pods', '-l', 'app=orders-reader', '-o', 'json']),
@@ -647,10 +660,12 @@ describe.skipIf(unavailable)('on a real cluster', () => {
             const seen: Record<string, string> = {};
             for (const pod of pods) {
               const log = await cluster.k(['-n', app, 'logs', pod.metadata.name, '-c', 'app']);
-              const match = /^connected as (vault_lease_\w+), 3 orders$/m.exec(log);
+              const match = /^connected as (vault_lease_[\w-]+), 3 orders$/m.exec(log);
               if (match) seen[pod.metadata.name] = match[1]!;
             }
             return Object.keys(seen).length === count ? seen : undefined;
+          }).catch(async (err) => {
+            throw new Error(`${(err as Error).message}\n${await readerState()}`);
           });
         const first = await loggedIn(2);
         const [podA, podB] = Object.keys(first) as [string, string];
