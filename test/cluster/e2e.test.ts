@@ -630,7 +630,7 @@ describe.skipIf(unavailable)('on a real cluster', () => {
         ]);
         const objects = documentedObjects('guide/dynamic.md', 'name: orders-reader');
         expect(objects.map((o) => o.kind)).toEqual(['Secret', 'VaultCredential', 'Deployment']);
-        objects[0].stringData.url = db.adminUrl;
+        (objects[0] as { kind: string; stringData: { url: string } }).stringData.url = db.adminUrl;
         await apply(cluster, objects);
         await until(
           'VaultCredential orders-db Ready',
@@ -654,9 +654,15 @@ describe.skipIf(unavailable)('on a real cluster', () => {
         /** The role each Running replica's app logged in as, by pod. */
         const loggedIn = (count: number) =>
           until(`${count} replicas logged in`, 4 * minute, async () => {
-            const pods = JSON.parse(
+            const { items } = JSON.parse(
               await cluster.k(['-n', app, 'get', 'pods', '-l', 'app=orders-reader', '-o', 'json']),
-            ).items.filter((p: any) => !p.metadata.deletionTimestamp && p.status?.phase === 'Running');
+            ) as {
+              items: {
+                metadata: { name: string; deletionTimestamp?: string };
+                status?: { phase?: string };
+              }[];
+            };
+            const pods = items.filter((p) => !p.metadata.deletionTimestamp && p.status?.phase === 'Running');
             const seen: Record<string, string> = {};
             for (const pod of pods) {
               const log = await cluster.k(['-n', app, 'logs', pod.metadata.name, '-c', 'app']);

@@ -42,7 +42,10 @@ export function clusterNetns(cluster: Cluster): string {
  * scenario applies exactly what the page shows (test/operator/documented-examples.test.ts
  * checks the same block against the CRDs' schemas).
  */
-export function documentedObjects(page: string, marker: string): any[] {
+export function documentedObjects(
+  page: string,
+  marker: string,
+): { kind: string; [field: string]: unknown }[] {
   const text = readFileSync(new URL(`../../docs/${page}`, import.meta.url), 'utf8');
   const blocks = [...text.matchAll(/```yaml\n([\s\S]*?)```/g)]
     .map((m) => m[1] ?? '')
