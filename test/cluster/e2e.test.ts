@@ -10,11 +10,16 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { valueFlags } from '../chart/support.js';
 import { resolveAssets } from '../support/assets.js';
 import { type Cluster, clusterUnavailable, startCluster } from '../support/cluster.js';
+import { type Postgres, postgresAvailable, startPostgres } from '../support/postgres.js';
 import {
   apply,
+  clusterNetns,
+  documentedObjects,
   execIn,
   installValues,
+  nodeIp,
   percentile,
+  podCidr,
   readyPod,
   release,
   until,
@@ -81,9 +86,31 @@ function generatedCredential(name: string) {
   };
 }
 
+/**
+ * Logs into PostgreSQL from inside a pod with the URL given on stdin: `connected as ROLE` or
+ * `refused: MESSAGE`.
+ */
+const loginScript = `
+const { Client } = require('pg');
+let url = '';
+process.stdin.on('data', (chunk) => { url += chunk; }).on('end', async () => {
+  const db = new Client({ connectionString: url.trim(), connectionTimeoutMillis: 5000 });
+  db.on('error', () => {});
+  try {
+    await db.connect();
+    const { rows } = await db.query('SELECT current_user AS role');
+    console.log('connected as ' + rows[0].role);
+  } catch (err) {
+    console.log('refused: ' + err.message);
+  } finally {
+    await db.end().catch(() => {});
+  }
+});`;
+
 describe.skipIf(unavailable)('on a real cluster', () => {
   let cluster: Cluster;
   let api: VaultApi;
+  let db: Postgres | undefined;
   let installOutput = '';
 
   const phaseOf = async (kind: string, name: string) =>
@@ -127,6 +154,8 @@ describe.skipIf(unavailable)('on a real cluster', () => {
 
   afterAll(async () => {
     api?.close();
+    // Before the cluster: the server holds the cluster's network namespace while it runs.
+    await db?.close();
     await cluster?.stop();
   }, 5 * minute);
 
@@ -576,6 +605,131 @@ describe.skipIf(unavailable)('on a real cluster', () => {
       expect((await execIn(cluster, ns, pod, 'app', 'wc -c < /vault/secrets/db')).trim()).toBe('32');
     },
     5 * minute,
+  );
+
+  it.skipIf(!postgresAvailable())(
+    "7. a pod through the injector holds its own PostgreSQL role per lease (the documented manifests); a deleted pod's role is dropped and its URL refused",
+    async () => {
+      const t0 = Date.now();
+      // PostgreSQL on the node's network, where pods and the Vault server pods reach it.
+      db = await startPostgres({ listen: nodeIp, clients: podCidr, netns: clusterNetns(cluster) });
+      try {
+        await db.query('CREATE TABLE public.orders (id int); INSERT INTO public.orders VALUES (1), (2), (3)');
+        const roles = async () =>
+          (
+            await db!.query<{ rolname: string; rolvaliduntil: Date | null }>(
+              "SELECT rolname, rolvaliduntil FROM pg_roles WHERE rolname LIKE 'vault\\_%'",
+            )
+          ).rows;
+
+        // As a platform team would: the namespace and its ServiceAccount (step 2 made them when
+        // it ran), then the page's manifests, the Secret holding this server's admin URL.
+        await apply(cluster, [
+          { apiVersion: 'v1', kind: 'Namespace', metadata: { name: app } },
+          { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'billing', namespace: app } },
+        ]);
+        const objects = documentedObjects('guide/dynamic.md', 'name: orders-reader');
+        expect(objects.map((o) => o.kind)).toEqual(['Secret', 'VaultCredential', 'Deployment']);
+        (objects[0] as { kind: string; stringData: { url: string } }).stringData.url = db.adminUrl;
+        await apply(cluster, objects);
+        await until(
+          'VaultCredential orders-db Ready',
+          2 * minute,
+          async () => (await phaseOf('vaultcredential', 'orders-db')) === 'Ready',
+        );
+
+        /** What the replicas show, for a failure's message: phases, the app's and the agent's logs. */
+        const readerState = async () => {
+          const show = async (args: string[]) => {
+            const result = await cluster.kubectl(['-n', app, ...args]);
+            return `$ kubectl ${args.join(' ')}\n${result.stdout}${result.stderr}`;
+          };
+          const parts = [await show(['get', 'pods', '-l', 'app=orders-reader', '-o', 'wide'])];
+          for (const container of ['app', 'vault-agent'])
+            parts.push(await show(['logs', '-l', 'app=orders-reader', '-c', container, '--tail', '15']));
+          parts.push(await show(['get', 'events', '--sort-by=.lastTimestamp']));
+          return parts.join('\n').slice(-8000);
+        };
+
+        /** The role each Running replica's app logged in as, by pod. */
+        const loggedIn = (count: number) =>
+          until(`${count} replicas logged in`, 4 * minute, async () => {
+            const { items } = JSON.parse(
+              await cluster.k(['-n', app, 'get', 'pods', '-l', 'app=orders-reader', '-o', 'json']),
+            ) as {
+              items: {
+                metadata: { name: string; deletionTimestamp?: string };
+                status?: { phase?: string };
+              }[];
+            };
+            const pods = items.filter((p) => !p.metadata.deletionTimestamp && p.status?.phase === 'Running');
+            const seen: Record<string, string> = {};
+            for (const pod of pods) {
+              const log = await cluster.k(['-n', app, 'logs', pod.metadata.name, '-c', 'app']);
+              const match = /^connected as (vault_lease_[\w-]+), 3 orders$/m.exec(log);
+              if (match) seen[pod.metadata.name] = match[1]!;
+            }
+            return Object.keys(seen).length === count ? seen : undefined;
+          }).catch(async (err) => {
+            throw new Error(`${(err as Error).message}\n${await readerState()}`);
+          });
+        const first = await loggedIn(2);
+        const [podA, podB] = Object.keys(first) as [string, string];
+        const [roleA, roleB] = [first[podA]!, first[podB]!];
+        expect(roleA).not.toBe(roleB);
+        // Real roles in the database, which itself refuses them after the lease's end (ttl 1h).
+        const inDb = await roles();
+        expect(inDb.map((r) => r.rolname).sort()).toEqual([roleA, roleB].sort());
+        for (const role of inDb) {
+          const left = (role.rolvaliduntil?.getTime() ?? Number.POSITIVE_INFINITY) - Date.now();
+          expect(left).toBeGreaterThan(50 * minute);
+          expect(left).toBeLessThanOrEqual(61 * minute);
+        }
+
+        const urlOf = async (pod: string) =>
+          (await execIn(cluster, app, pod, 'app', 'cat /vault/secrets/db-url')).trim();
+        const loginFrom = async (pod: string, url: string) =>
+          (
+            await cluster.k(['-n', app, 'exec', '-i', pod, '-c', 'app', '--', 'node', '-e', loginScript], {
+              input: url,
+              timeoutMs: minute,
+            })
+          ).trim();
+        const urlA = await urlOf(podA);
+        expect(new URL(urlA).username).toBe(roleA);
+        // The pods' network reaches the database with a lease's URL (the control for the refusal below).
+        expect(await loginFrom(podB, urlA)).toBe(`connected as ${roleA}`);
+
+        // The pod goes away: its agent revokes the lease and the role is dropped.
+        const deleted = Date.now();
+        await cluster.k(['-n', app, 'delete', 'pod', podA, '--wait=true'], { timeoutMs: 2 * minute });
+        await until(`${roleA} dropped`, 2 * minute, async () =>
+          (await roles()).every((r) => r.rolname !== roleA),
+        );
+        process.stdout.write(`pod deleted → its PostgreSQL role dropped: ${Date.now() - deleted} ms\n`);
+        expect(await loginFrom(podB, urlA)).toMatch(
+          /^refused: (password authentication failed|role .* does not exist)/,
+        );
+        expect(await loginFrom(podB, await urlOf(podB))).toBe(`connected as ${roleB}`);
+        // The ReplicaSet's replacement leases a role of its own.
+        const second = await loggedIn(2);
+        expect(second[podB]).toBe(roleB);
+        const replacement = Object.keys(second).find((p) => p !== podB)!;
+        expect([roleA, roleB]).not.toContain(second[replacement]);
+
+        // Cleanup as a user would; every role goes with its pod.
+        await cluster.k(['-n', app, 'delete', 'deployment', 'orders-reader', '--wait=true']);
+        await until('every lease role dropped', 2 * minute, async () => (await roles()).length === 0);
+        await cluster.k(['-n', app, 'delete', 'vaultcredential', 'orders-db', '--wait=true'], {
+          timeoutMs: 2 * minute,
+        });
+        await cluster.k(['-n', app, 'delete', 'secret', 'orders-db-admin']);
+        process.stdout.write(`step 7 (dynamic PostgreSQL through the injector): ${Date.now() - t0} ms\n`);
+      } finally {
+        await db.close();
+      }
+    },
+    8 * minute,
   );
 
   /** Restarts of the injected agent container of a pod. */

@@ -3,8 +3,10 @@
  * team installs it, the Vault API reached from the host through `kubectl port-forward` with
  * the chart's CA, and pods observed from the inside with `kubectl exec`.
  */
+import { readFileSync } from 'node:fs';
 import { request } from 'node:https';
-import { stringify } from 'yaml';
+import { join } from 'node:path';
+import { parseAllDocuments, stringify } from 'yaml';
 import type { Cluster, PortForward } from '../support/cluster.js';
 
 export const release = 'vault';
@@ -20,6 +22,37 @@ export const installValues = {
   'etcd.image.pullPolicy': 'Never',
   'etcd.persistence.size': '1Gi',
 };
+
+/** The node's address on the cluster's bridge (cluster.sh's GW): pods reach the node there. */
+export const nodeIp = '10.88.0.1';
+export const podCidr = '10.88.0.0/24';
+
+/**
+ * The cluster's network namespace, held by cluster.sh's sleeping `ns` process: a server started
+ * in it with `nsenter --net=...` listens where pods reach it (`nodeIp`), as a database on the
+ * node's network would.
+ */
+export function clusterNetns(cluster: Cluster): string {
+  const pid = readFileSync(join(cluster.runDir, 'pids', 'ns.pid'), 'utf8').trim();
+  return `/proc/${pid}/ns/net`;
+}
+
+/**
+ * The Kubernetes objects of the one ```yaml block of a docs page that contains `marker`, so a
+ * scenario applies exactly what the page shows (test/operator/documented-examples.test.ts
+ * checks the same block against the CRDs' schemas).
+ */
+export function documentedObjects(
+  page: string,
+  marker: string,
+): { kind: string; [field: string]: unknown }[] {
+  const text = readFileSync(new URL(`../../docs/${page}`, import.meta.url), 'utf8');
+  const blocks = [...text.matchAll(/```yaml\n([\s\S]*?)```/g)]
+    .map((m) => m[1] ?? '')
+    .filter((b) => b.includes(marker));
+  if (blocks.length !== 1) throw new Error(`docs/${page}: ${blocks.length} yaml blocks contain ${marker}`);
+  return parseAllDocuments(blocks[0]!).map((doc) => doc.toJS());
+}
 
 export async function until<T>(
   what: string,

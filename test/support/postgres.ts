@@ -3,9 +3,21 @@
  * `postgres` run as the unprivileged `postgres` system user (the server refuses root) in a
  * temporary directory, listening on 127.0.0.1 on a free port, with a SCRAM-authenticated
  * superuser. `stop()` and `start()` take the server down and up again on the same data.
+ *
+ * With `netns` the server runs inside another network namespace (the real-node cluster's),
+ * listening on `listen` there for the `clients` it names; the test process, outside, reaches it
+ * through the Unix socket in the temporary directory (a path works across namespaces).
  */
 import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
-import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  chownSync,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -14,7 +26,7 @@ import { freePort } from './etcd.js';
 export interface Postgres {
   host: string;
   port: number;
-  /** postgres://admin:...@127.0.0.1:PORT/postgres */
+  /** postgres://admin:...@HOST:PORT/postgres, HOST being where it listens (127.0.0.1 by default) */
   adminUrl: string;
   adminPassword: string;
   urlFor(user: string, password: string, database?: string): string;
@@ -53,7 +65,17 @@ function userIds(name: string): { uid: number; gid: number } {
   return { uid, gid };
 }
 
-export async function startPostgres(options: { settings?: Record<string, string> } = {}): Promise<Postgres> {
+export interface PostgresOptions {
+  settings?: Record<string, string>;
+  /** The address it listens on and URLs name (default 127.0.0.1). */
+  listen?: string;
+  /** Clients allowed in besides loopback, as a CIDR (pg_hba.conf), e.g. a cluster's pod network. */
+  clients?: string;
+  /** A network namespace to run in, e.g. `/proc/PID/ns/net` (entered with nsenter, as root). */
+  netns?: string;
+}
+
+export async function startPostgres(options: PostgresOptions = {}): Promise<Postgres> {
   const bin = postgresBinDir();
   if (!bin) throw new Error('PostgreSQL is not installed: apt-get install -y postgresql');
   const owner = userIds('postgres');
@@ -70,9 +92,12 @@ export async function startPostgres(options: { settings?: Record<string, string>
     { ...owner, cwd: base, stdio: 'pipe' },
   );
   rmSync(pwfile);
+  if (options.clients)
+    appendFileSync(join(data, 'pg_hba.conf'), `host all all ${options.clients} scram-sha-256\n`);
+  const host = options.listen ?? '127.0.0.1';
   const port = await freePort();
   const settings = {
-    listen_addresses: '127.0.0.1',
+    listen_addresses: host,
     port: String(port),
     unix_socket_directories: base,
     fsync: 'off',
@@ -81,22 +106,36 @@ export async function startPostgres(options: { settings?: Record<string, string>
   };
   let child: ChildProcess | undefined;
   let log = '';
-  const adminUrl = `postgres://admin:${encodeURIComponent(adminPassword)}@127.0.0.1:${port}/postgres`;
+  const urlFor = (user: string, password: string, database = 'postgres') =>
+    `postgres://${encodeURIComponent(user)}:${encodeURIComponent(password)}@${host}:${port}/${database}`;
+  const adminUrl = urlFor('admin', adminPassword);
+  // This process's own connections: through the socket when the server is in another namespace.
+  const adminClient = () =>
+    new pg.Client(
+      options.netns
+        ? { host: base, port, user: 'admin', password: adminPassword, database: 'postgres' }
+        : { connectionString: adminUrl },
+    );
 
   const start = async () => {
     const args = ['-D', data, ...Object.entries(settings).flatMap(([k, v]) => ['-c', `${k}=${v}`])];
-    const proc = spawn(join(bin, 'postgres'), args, {
-      ...owner,
-      cwd: base,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const server = join(bin, 'postgres');
+    // nsenter needs root to enter the namespace and becomes the postgres user there; it execs
+    // the server, so the child's pid is the server's.
+    const proc = options.netns
+      ? spawn(
+          'nsenter',
+          [`--net=${options.netns}`, '-S', String(owner.uid), '-G', String(owner.gid), '--', server, ...args],
+          { cwd: base, stdio: ['ignore', 'pipe', 'pipe'] },
+        )
+      : spawn(server, args, { ...owner, cwd: base, stdio: ['ignore', 'pipe', 'pipe'] });
     child = proc;
     proc.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
       log = (log + chunk).slice(-20_000);
     });
     const deadline = Date.now() + 30_000;
     for (;;) {
-      const client = new pg.Client({ connectionString: adminUrl });
+      const client = adminClient();
       try {
         await client.connect();
         await client.end();
@@ -136,14 +175,13 @@ export async function startPostgres(options: { settings?: Record<string, string>
   };
   await start();
   return {
-    host: '127.0.0.1',
+    host,
     port,
     adminUrl,
     adminPassword,
-    urlFor: (user, password, database = 'postgres') =>
-      `postgres://${encodeURIComponent(user)}:${encodeURIComponent(password)}@127.0.0.1:${port}/${database}`,
+    urlFor,
     async query(text, values) {
-      const client = new pg.Client({ connectionString: adminUrl });
+      const client = adminClient();
       await client.connect();
       try {
         return await client.query(text, values);
