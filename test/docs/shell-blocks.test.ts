@@ -5,19 +5,16 @@
  */
 import { describe, expect, it } from 'vitest';
 import { repoRoot } from '../support/vault-dev.js';
-import {
-  collectShellBlocks,
-  nonRunnableKinds,
-  shellBlocks,
-  unmarkedShellBlocks,
-} from './runnable-blocks.js';
+import { collectShellBlocks, nonRunnableKinds, shellBlocks, unmarkedShellBlocks } from './runnable-blocks.js';
 
 describe('shell blocks of the docs', () => {
   it('are runnable or marked with a reason kind', () => {
     const unmarked = unmarkedShellBlocks(collectShellBlocks(repoRoot));
     expect(
       unmarked,
-      `mark each as \`sh runnable\` (CI runs it) or \`sh <kind>\`, kind one of: ${Object.entries(nonRunnableKinds)
+      `mark each as \`sh runnable\` (CI runs it) or \`sh <kind>\`, kind one of: ${Object.entries(
+        nonRunnableKinds,
+      )
         .map(([kind, why]) => `${kind} (${why})`)
         .join('; ')}`,
     ).toEqual([]);
