@@ -108,7 +108,18 @@ describe('docs: sh runnable blocks, in order', () => {
     marker = `VAULT_DOCS_RUN=${state}`;
     mkdirSync(join(home, 'work'));
     writeFileSync(join(state, 'cwd'), join(home, 'work'));
-    [registry, postgres, etcd] = await Promise.all([startRegistry(), startPostgres(), startEtcd()]);
+    // Assigned as each comes up, so afterAll stops those that started when another did not.
+    await Promise.all([
+      startRegistry().then((started) => {
+        registry = started;
+      }),
+      startPostgres().then((started) => {
+        postgres = started;
+      }),
+      startEtcd().then((started) => {
+        etcd = started;
+      }),
+    ]);
     publishPackages(registry, ['sdk', 'mcp', 'cli']);
   }, 1_800_000);
 
