@@ -151,6 +151,37 @@ export function register(program: Command): void {
   });
 
   withCommon(
+    group
+      .command('update <name>')
+      .description(
+        "Replace a credential's labels and/or lease defaults (needs admin on it; the value is untouched). The labels given replace all its labels; --default-ttl and --max-ttl replace both lease defaults",
+      )
+      .option('--label <key=value>', 'a label (repeatable); the labels given replace all of them', collect)
+      .option('--default-ttl <duration>', 'lease TTL when none is asked for, e.g. 15m')
+      .option('--max-ttl <duration>', 'longest lease this credential grants'),
+  ).action(
+    async (
+      name: string,
+      options: CommonOptions & { label?: string[]; defaultTtl?: string; maxTtl?: string },
+    ) => {
+      const labels = parseLabels(options.label);
+      if (!labels && !options.defaultTtl && !options.maxTtl)
+        throw new UsageError('give --label (repeatable), --default-ttl or --max-ttl: nothing to update');
+      const vault = await connect(options);
+      const credential = await vault.credentials.update(name, {
+        ...(labels && { metadata: labels }),
+        ...((options.defaultTtl || options.maxTtl) && {
+          leases: {
+            ...(options.defaultTtl && { defaultTtl: options.defaultTtl }),
+            ...(options.maxTtl && { maxTtl: options.maxTtl }),
+          },
+        }),
+      });
+      show(credential, options, 'Updated');
+    },
+  );
+
+  withCommon(
     group.command('get <name>').description("A credential's metadata and versions (never the value)"),
   ).action(async (name: string, options: CommonOptions) => {
     show(await (await connect(options)).credentials.get(name), options);

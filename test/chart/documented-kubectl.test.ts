@@ -16,12 +16,12 @@ import { resolveAssets } from '../support/assets.js';
 import { type ControlPlane, runCommand, startControlPlane } from '../support/control-plane.js';
 import { chartDir, repoRoot } from './support.js';
 
-/** The lines of the first ```sh block of `file` under `heading`. */
+/** The lines of the first ```sh (any kind: `sh cluster`) block of `file` under `heading`. */
 function documentedBlock(file: string, heading: string): string {
   const text = readFileSync(join(repoRoot, file), 'utf8');
   const at = text.indexOf(heading);
   expect(at, `${file} has no "${heading}"`).toBeGreaterThanOrEqual(0);
-  const block = /```sh\n([\s\S]*?)```/.exec(text.slice(at));
+  const block = /```sh[^\n]*\n([\s\S]*?)```/.exec(text.slice(at));
   return block![1]!;
 }
 

@@ -90,6 +90,36 @@ describe('vault CLI', () => {
     expect(list.stdout).toMatch(/^NAME\s+TYPE\s+VERSION\s+LABELS\s+UPDATED\n/);
     expect(list.stdout).toMatch(/cli-api\s+api-key\s+1\s+env=test/);
 
+    const updated = JSON.parse(
+      (
+        await ok([
+          'credentials',
+          'update',
+          'cli-api',
+          '--label',
+          'env=test',
+          '--label',
+          'hosts=api.example.com',
+          '--max-ttl',
+          '2h',
+          '--json',
+        ])
+      ).stdout,
+    );
+    expect(updated.metadata).toEqual({ env: 'test', hosts: 'api.example.com' });
+    expect(updated.leases.maxTtl).toBe('2h');
+    expect(updated.currentVersion).toBe(1);
+    const relabelled = JSON.parse(
+      (await ok(['credentials', 'update', 'cli-api', '--label', 'env=prod', '--json'])).stdout,
+    );
+    expect(relabelled.metadata).toEqual({ env: 'prod' }); // the labels given replace all of them
+    const nothing = await vault(['credentials', 'update', 'cli-api']);
+    expect(nothing.code).toBe(exitCodes.usage);
+    expect(nothing.stderr).toContain('give --label (repeatable), --default-ttl or --max-ttl');
+    const unknown = await vault(['credentials', 'update', 'cli-missing', '--label', 'a=b']);
+    expect(unknown.code).toBe(exitCodes.notFound);
+    await ok(['credentials', 'update', 'cli-api', '--label', 'env=test']);
+
     const valueFile = join(work, 'value.txt');
     writeFileSync(valueFile, 'sk_cli_second\n');
     const put = JSON.parse(

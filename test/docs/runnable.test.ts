@@ -7,6 +7,11 @@
  * directory carry over to the next block, as in one terminal. A failure names the file and line
  * of the command that failed. Every process the blocks started (a detached `vault dev` too) is
  * stopped at the end.
+ *
+ * What a reader already has before a page starts is provided here and named in the environment,
+ * for the page's hidden `<!-- sh runnable` blocks to turn into what the reader would have: a real
+ * PostgreSQL (`VAULT_DOCS_POSTGRES_URL`, a superuser's URL) and a real etcd
+ * (`VAULT_DOCS_ETCD_ENDPOINT`, plain HTTP on loopback).
  */
 import { spawn } from 'node:child_process';
 import {
@@ -21,7 +26,8 @@ import {
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort } from '../support/etcd.js';
+import { type EtcdProcess, freePort, startEtcd } from '../support/etcd.js';
+import { type Postgres, startPostgres } from '../support/postgres.js';
 import { type LocalRegistry, publishPackages, startRegistry } from '../support/registry.js';
 import { repoRoot } from '../support/vault-dev.js';
 import { collectRunnableBlocks, type RunnableBlock, runnableBlocks } from './runnable-blocks.js';
@@ -51,7 +57,7 @@ function processesOf(marker: string): number[] {
 }
 
 describe('runnable-blocks', () => {
-  it('finds sh runnable blocks with their line, and nothing else', () => {
+  it('finds sh runnable blocks, shown and hidden, with their line, and nothing else', () => {
     const text = [
       '# T',
       '```sh',
@@ -65,13 +71,24 @@ describe('runnable-blocks', () => {
       '  ```sh runnable',
       '  echo c',
       '  ```',
+      '<!-- a comment -->',
+      '<!-- sh runnable',
+      'echo d > "$(mktemp)"',
+      '-->',
+      '```sh cluster',
+      'kubectl get pods',
+      '```',
     ].join('\n');
     expect(runnableBlocks('x.md', text)).toEqual([
       { file: 'x.md', line: 6, code: 'echo a\necho b\n' },
       { file: 'x.md', line: 10, code: 'echo c\n' },
+      { file: 'x.md', line: 14, code: 'echo d > "$(mktemp)"\n' },
     ]);
     expect(() => runnableBlocks('y.md', '```sh runnable\necho')).toThrow(
       'y.md:1: a sh runnable block is never closed',
+    );
+    expect(() => runnableBlocks('z.md', 'a\n<!-- sh runnable\necho\n```')).toThrow(
+      'z.md:2: a sh runnable block is never closed',
     );
   });
 });
@@ -82,6 +99,8 @@ describe('docs: sh runnable blocks, in order', () => {
   let home: string;
   let state: string;
   let marker: string;
+  let postgres: Postgres | undefined;
+  let etcd: EtcdProcess | undefined;
 
   beforeAll(async () => {
     home = mkdtempSync(join(tmpdir(), 'vault-docs-home-'));
@@ -89,7 +108,18 @@ describe('docs: sh runnable blocks, in order', () => {
     marker = `VAULT_DOCS_RUN=${state}`;
     mkdirSync(join(home, 'work'));
     writeFileSync(join(state, 'cwd'), join(home, 'work'));
-    registry = await startRegistry();
+    // Assigned as each comes up, so afterAll stops those that started when another did not.
+    await Promise.all([
+      startRegistry().then((started) => {
+        registry = started;
+      }),
+      startPostgres().then((started) => {
+        postgres = started;
+      }),
+      startEtcd().then((started) => {
+        etcd = started;
+      }),
+    ]);
     publishPackages(registry, ['sdk', 'mcp', 'cli']);
   }, 1_800_000);
 
@@ -102,7 +132,7 @@ describe('docs: sh runnable blocks, in order', () => {
       }
       await new Promise((resolve) => setTimeout(resolve, 2_000));
     }
-    await registry?.stop();
+    await Promise.all([registry?.stop(), postgres?.close(), etcd?.destroy()]);
     for (const dir of [home, state]) if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
@@ -130,6 +160,8 @@ describe('docs: sh runnable blocks, in order', () => {
       VAULT_DOCS_RUN: state,
       // `vault dev` without --port listens here instead of 8200, which may be taken on a shared machine.
       VAULT_DEV_PORT: String(await freePort()),
+      VAULT_DOCS_POSTGRES_URL: postgres!.adminUrl,
+      VAULT_DOCS_ETCD_ENDPOINT: etcd!.endpoint,
     };
     const preludeLines = prelude(state).split('\n').length;
     for (const block of blocks) await runBlock(block, env, preludeLines);
