@@ -6,7 +6,7 @@ import { keys } from './keys.js';
 import { type IndexEntry, LEASES_PER_TXN, leaseIndex, parseEntry } from './lease-index.js';
 import { effectiveState, type LeaseRecord, revokeOps } from './lease-record.js';
 
-/** The most index keys read per page while looking for leases to revoke (far below 4 MiB). */
+/** Index keys read per page while looking for leases to revoke (small keys: far below 4 MiB). */
 const INDEX_PAGE = 1000;
 
 /** Which leases a bulk revocation takes, as an index walk. */
@@ -70,9 +70,6 @@ export function createLeaseRevoker(
     const leaseIds: string[] = [];
     const walk = selectionWalk(ctx.tenant, selection, clock());
     let cursor = walk.startAfter;
-    // Index entries read per page: about a transaction's worth while most are taken (reading
-    // far ahead would be read again next round), more where most are of ended leases.
-    let pageSize = LEASES_PER_TXN + 1;
     for (let round = 0; ; round++) {
       const chunk = await committer.commit(ctx, async () => {
         const now = clock();
@@ -81,10 +78,9 @@ export function createLeaseRevoker(
         let done = false;
         scan: for (;;) {
           const page = await store.range(walk.prefix, {
-            limit: pageSize,
+            limit: INDEX_PAGE,
             ...(after !== undefined ? { startAfter: after } : {}),
           });
-          const before = candidates.length;
           for (const kv of page.kvs) {
             after = kv.key;
             if (walk.take(kv.value)) candidates.push(leaseIndex.idOf(kv.key));
@@ -94,8 +90,6 @@ export function createLeaseRevoker(
             done = true;
             break;
           }
-          // Mostly entries of ended leases here: read further ahead per page.
-          if (candidates.length - before < page.kvs.length / 2) pageSize = Math.min(pageSize * 2, INDEX_PAGE);
         }
         const loaded = await getMany(
           store,

@@ -219,7 +219,9 @@ export async function openEtcdStore(options: EtcdStoreOptions): Promise<Store> {
           rangeEnd: rangeEnd.length === 1 && rangeEnd[0] === 0 ? undefined : rangeEnd,
           limit,
           minDepth: key.length + 1,
-          depth: pageDepths.get(prefix) ?? 0,
+          // A first page (no startAfter) is one read, as before: a window from the bare prefix
+          // would have to find where the keys begin. Continuation pages use windows.
+          depth: rangeOptions.startAfter === undefined ? 0 : (pageDepths.get(prefix) ?? 0),
         },
       );
       if (pageDepths.size >= 1_000) pageDepths.clear();
