@@ -5,24 +5,12 @@
  * Real `vault dev`, real HTTP; nothing here reaches a database.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startVaultDev, type VaultDev } from '../support/vault-dev.js';
+import { devApi, startVaultDev, type VaultDev } from '../support/vault-dev.js';
 
 describe('red team: dynamic credentials refuse bad settings up front', () => {
   let vault: VaultDev;
 
-  const api = async (method: string, path: string, body?: unknown) => {
-    const res = await fetch(`${vault.addr}/v1${path}`, {
-      method,
-      headers: {
-        authorization: `Bearer ${vault.token}`,
-        'x-vault-tenant': vault.tenant,
-        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-      },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const text = await res.text();
-    return { status: res.status, body: text ? JSON.parse(text) : undefined, text };
-  };
+  const api = (method: string, path: string, body?: unknown) => devApi(vault)(method, path, body);
 
   const postgres = { engine: 'postgres', creationStatements: ['GRANT USAGE ON SCHEMA public TO {{name}}'] };
   const redis = { engine: 'redis', aclRules: ['~cache:*', '+get'] };

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { redisCommands } from '../../src/engines/resp.js';
 import { type Postgres, postgresAvailable, startPostgres } from '../support/postgres.js';
 import { type Redis, redisAvailable, startRedis } from '../support/redis.js';
-import { startVaultDev, type VaultDev } from '../support/vault-dev.js';
+import { devApi, startVaultDev, type VaultDev } from '../support/vault-dev.js';
 
 const run = postgresAvailable() && redisAvailable ? describe : describe.skip;
 
@@ -18,19 +18,7 @@ run('red team: a dynamic lease ends upstream at its expiry', () => {
   let redis: Redis;
   let vault: VaultDev;
 
-  const api = async (method: string, path: string, body?: unknown) => {
-    const res = await fetch(`${vault.addr}/v1${path}`, {
-      method,
-      headers: {
-        authorization: `Bearer ${vault.token}`,
-        'x-vault-tenant': vault.tenant,
-        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-      },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const text = await res.text();
-    return { status: res.status, body: text ? JSON.parse(text) : undefined, text };
-  };
+  const api = (method: string, path: string, body?: unknown) => devApi(vault)(method, path, body);
 
   const waitUntil = async (what: string, check: () => Promise<boolean>, deadline: number) => {
     while (!(await check())) {

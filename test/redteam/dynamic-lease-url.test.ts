@@ -6,7 +6,7 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Postgres, postgresAvailable, startPostgres } from '../support/postgres.js';
-import { startVaultDev, type VaultDev } from '../support/vault-dev.js';
+import { devApi, startVaultDev, type VaultDev } from '../support/vault-dev.js';
 
 const run = postgresAvailable() ? describe : describe.skip;
 
@@ -14,19 +14,7 @@ run('red team: a lease URL carries nothing of the admin connection but where to 
   let db: Postgres;
   let vault: VaultDev;
 
-  const api = async (method: string, path: string, body?: unknown) => {
-    const res = await fetch(`${vault.addr}/v1${path}`, {
-      method,
-      headers: {
-        authorization: `Bearer ${vault.token}`,
-        'x-vault-tenant': vault.tenant,
-        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-      },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const text = await res.text();
-    return { status: res.status, body: text ? JSON.parse(text) : undefined };
-  };
+  const api = (method: string, path: string, body?: unknown) => devApi(vault)(method, path, body);
 
   beforeAll(async () => {
     db = await startPostgres();

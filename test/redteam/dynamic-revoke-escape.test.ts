@@ -7,7 +7,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { aclLockKey } from '../../src/engines/postgres-sql.js';
 import { type Postgres, postgresAvailable, startPostgres } from '../support/postgres.js';
-import { startVaultDev, type VaultDev } from '../support/vault-dev.js';
+import { devApi, startVaultDev, type VaultDev } from '../support/vault-dev.js';
 
 const run = postgresAvailable() ? describe : describe.skip;
 
@@ -22,19 +22,7 @@ run('red team: a PostgreSQL lease cannot outlive its revocation', () => {
   let vault: VaultDev;
   const open: pg.Client[] = [];
 
-  const api = async (method: string, path: string, body?: unknown) => {
-    const res = await fetch(`${vault.addr}/v1${path}`, {
-      method,
-      headers: {
-        authorization: `Bearer ${vault.token}`,
-        'x-vault-tenant': vault.tenant,
-        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-      },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const text = await res.text();
-    return { status: res.status, body: text ? JSON.parse(text) : undefined };
-  };
+  const api = (method: string, path: string, body?: unknown) => devApi(vault)(method, path, body);
 
   const lease = async (credentialName: string): Promise<Lease> => {
     const res = await api('POST', '/leases', { credentialName, ttl: '1h' });

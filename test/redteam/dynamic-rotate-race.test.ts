@@ -7,7 +7,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Postgres, postgresAvailable, startPostgres } from '../support/postgres.js';
-import { startVaultDev, type VaultDev } from '../support/vault-dev.js';
+import { devApi, startVaultDev, type VaultDev } from '../support/vault-dev.js';
 
 const run = postgresAvailable() ? describe : describe.skip;
 
@@ -15,19 +15,7 @@ run('red team: concurrent admin password rotations', () => {
   let db: Postgres;
   let vault: VaultDev;
 
-  const api = async (method: string, path: string, body?: unknown) => {
-    const res = await fetch(`${vault.addr}/v1${path}`, {
-      method,
-      headers: {
-        authorization: `Bearer ${vault.token}`,
-        'x-vault-tenant': vault.tenant,
-        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-      },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const text = await res.text();
-    return { status: res.status, body: text ? JSON.parse(text) : undefined, text };
-  };
+  const api = (method: string, path: string, body?: unknown) => devApi(vault)(method, path, body);
 
   beforeAll(async () => {
     db = await startPostgres();

@@ -8,7 +8,7 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Postgres, postgresAvailable, startPostgres } from '../support/postgres.js';
-import { startVaultDev, type VaultDev } from '../support/vault-dev.js';
+import { devApi, startVaultDev, type VaultDev } from '../support/vault-dev.js';
 
 const run = postgresAvailable() ? describe : describe.skip;
 
@@ -17,19 +17,7 @@ run('red team: moving a dynamic credential to another server', () => {
   let second: Postgres;
   let vault: VaultDev;
 
-  const api = async (method: string, path: string, body?: unknown) => {
-    const res = await fetch(`${vault.addr}/v1${path}`, {
-      method,
-      headers: {
-        authorization: `Bearer ${vault.token}`,
-        'x-vault-tenant': vault.tenant,
-        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-      },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const text = await res.text();
-    return { status: res.status, body: text ? JSON.parse(text) : undefined, text };
-  };
+  const api = (method: string, path: string, body?: unknown) => devApi(vault)(method, path, body);
 
   const loginWorks = async (url: string) => {
     const client = new pg.Client({ connectionString: url });

@@ -23,6 +23,28 @@ export interface VaultDev {
   stop(options?: { keepData?: boolean }): Promise<void>;
 }
 
+/** A JSON call to a `vault dev` as its root token, in its tenant: `api('POST', '/credentials', body)`. */
+export const devApi =
+  (vault: Pick<VaultDev, 'addr' | 'token' | 'tenant'>) =>
+  async (
+    method: string,
+    path: string,
+    body?: unknown,
+    // biome-ignore lint/suspicious/noExplicitAny: tests assert on response JSON of every shape
+  ): Promise<{ status: number; body: any; text: string }> => {
+    const res = await fetch(`${vault.addr}/v1${path}`, {
+      method,
+      headers: {
+        authorization: `Bearer ${vault.token}`,
+        'x-vault-tenant': vault.tenant,
+        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+      },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await res.text();
+    return { status: res.status, body: text ? JSON.parse(text) : undefined, text };
+  };
+
 export const repoRoot = resolve(import.meta.dirname, '../..');
 export const vaultBin = join(repoRoot, 'bin/vault.js');
 
