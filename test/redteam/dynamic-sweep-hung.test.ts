@@ -24,9 +24,7 @@ run('red team: expiries while the database hangs', () => {
     db = await startPostgres();
     vault = await startVaultDev();
     proxy = await startHangingProxy({ host: db.host, port: db.port });
-    const url = new URL(db.adminUrl);
-    url.port = String(proxy.port);
-    adminUrl = url.toString();
+    adminUrl = proxy.urlThrough(db.adminUrl);
   });
 
   afterAll(async () => {

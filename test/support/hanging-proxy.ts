@@ -8,6 +8,8 @@ import { connect, createServer, type Socket } from 'node:net';
 
 export interface HangingProxy {
   port: number;
+  /** `url` (e.g. the database's admin URL) pointed at the proxy instead of the server. */
+  urlThrough(url: string): string;
   hang(): void;
   resume(): void;
   close(): Promise<void>;
@@ -34,8 +36,15 @@ export async function startHangingProxy(target: { host: string; port: number }):
   const cut = () => {
     for (const socket of open) socket.destroy();
   };
+  const port = (server.address() as { port: number }).port;
   return {
-    port: (server.address() as { port: number }).port,
+    port,
+    urlThrough(url) {
+      const through = new URL(url);
+      through.hostname = '127.0.0.1';
+      through.port = String(port);
+      return through.toString();
+    },
     hang() {
       hung = true;
       cut();
