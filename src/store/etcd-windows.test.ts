@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { readPage, type WindowRead } from './etcd-windows.js';
 
@@ -66,8 +66,11 @@ async function pageAll(etcd: ReturnType<typeof fakeEtcd>, limit: number) {
   return { seen, pages };
 }
 
+/** Ids spread like random ones, but the same on every run (a test must not depend on luck). */
 const randomIds = (n: number) =>
-  Array.from({ length: n }, () => under(randomBytes(12).toString('base64url')));
+  Array.from({ length: n }, (_, i) =>
+    under(createHash('sha256').update(String(i)).digest('base64url').slice(0, 16)),
+  );
 
 describe('readPage', () => {
   it.each([
@@ -112,9 +115,13 @@ describe('readPage', () => {
     const { seen, pages } = await pageAll(etcd, 100);
     expect(seen).toHaveLength(40_000);
     // The first page reads (counts) the whole range once, as a plain read would; from then on
-    // a window holds a few hundred to a few thousand of the 40,000 keys.
+    // a window holds a few hundred to a few thousand of the 40,000 keys. Crossing a run of
+    // leading bytes no id uses (':' to '@' in base64url) can end in one plain read of the
+    // rest (the sparse fallback): rare, not per page.
     expect(etcd.counts[0]).toBe(40_000);
-    expect(Math.max(...etcd.counts.slice(1))).toBeLessThan(4_000);
+    const large = etcd.counts.slice(1).filter((count) => count >= 4_000);
+    expect(large.length).toBeLessThanOrEqual(2);
+    expect(large.length / pages).toBeLessThan(0.01);
     // And it does not cost many round trips per page either.
     expect(etcd.counts.length / pages).toBeLessThan(4);
   });
