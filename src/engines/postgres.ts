@@ -148,8 +148,16 @@ export function createPostgresEngine(options: PostgresEngineOptions = {}): Dynam
     extra: string[] = [],
   ): Promise<T> {
     let client: pg.PoolClient | undefined;
+    // A checked-out client has no pool listener: a connection cut meanwhile (a hung or
+    // restarted database) would emit an unhandled 'error' and end the process. The query in
+    // flight fails with it anyway; the client is then dropped, not returned to the pool.
+    let lost: Error | undefined;
+    const onError = (err: Error) => {
+      lost = err;
+    };
     try {
       client = await poolFor(connection).connect();
+      client.on('error', onError);
       return await run(client);
     } catch (err) {
       if (err instanceof EngineError) throw err;
@@ -158,7 +166,8 @@ export function createPostgresEngine(options: PostgresEngineOptions = {}): Dynam
       const permanent = typeof code === 'string' && /^42/.test(code);
       throw engineError(err, secretsOf(connection, extra), what, permanent);
     } finally {
-      client?.release();
+      client?.removeListener('error', onError);
+      client?.release(lost);
     }
   }
 
