@@ -14,7 +14,7 @@ import { StoreClosedError } from './errors.js';
 import { describeEndpoints, toStoreError } from './etcd-errors.js';
 import { createHostGuard, unreachable } from './etcd-hosts.js';
 import { createEtcdWatch } from './etcd-watch.js';
-import { readPage } from './etcd-windows.js';
+import { readPage, windowEnd } from './etcd-windows.js';
 import { prefixEnd, rangeStart, utf8 } from './keys.js';
 import type { KeyValue, Op, RangeResult, Store, TxnResult, Watcher } from './store.js';
 import { assertKey, validateTxn } from './validate-txn.js';
@@ -104,8 +104,11 @@ export async function openEtcdStore(options: EtcdStoreOptions): Promise<Store> {
   const client = new Etcd3(etcdClientOptions(options));
   const namespace = utf8(options.prefix ?? '');
   const watchers = new Set<Watcher>();
-  /** Per prefix, the window depth its last page settled at (etcd-windows.ts). */
-  const pageDepths = new Map<string, number>();
+  /**
+   * Per prefix, the window depth its last page settled at and where a first page's first
+   * window ends: after the first key the last first page found (etcd-windows.ts).
+   */
+  const pageHints = new Map<string, { depth: number; firstEnd?: Buffer }>();
   let closed = false;
 
   const fail = (what: string) => (err: unknown) => {
@@ -202,10 +205,12 @@ export async function openEtcdStore(options: EtcdStoreOptions): Promise<Store> {
         return { kvs: res.kvs.map(toKeyValue), revision: Number(res.header.revision), more: res.more };
       }
       // A page: read through key windows, so it costs what the page costs (etcd-windows.ts).
+      const firstPage = rangeOptions.startAfter === undefined;
+      const hint = pageHints.get(prefix);
       const page = await readPage(
-        async (windowKey, windowEnd, windowLimit) => {
+        async (from, to, windowLimit) => {
           const res = await read('range read', () =>
-            client.kv.range({ key: windowKey, range_end: windowEnd, limit: windowLimit }),
+            client.kv.range({ key: from, range_end: to, limit: windowLimit }),
           );
           return {
             kvs: res.kvs,
@@ -219,13 +224,20 @@ export async function openEtcdStore(options: EtcdStoreOptions): Promise<Store> {
           rangeEnd: rangeEnd.length === 1 && rangeEnd[0] === 0 ? undefined : rangeEnd,
           limit,
           minDepth: key.length + 1,
-          // A first page (no startAfter) is one read, as before: a window from the bare prefix
-          // would have to find where the keys begin. Continuation pages use windows.
-          depth: rangeOptions.startAfter === undefined ? 0 : (pageDepths.get(prefix) ?? 0),
+          // A prefix not read yet is read once plainly; its count says whether its pages go
+          // through windows from then on. A first page starts with the window of the first key
+          // the last first page found (a first key is found only by reading from the prefix).
+          depth: firstPage && !hint?.firstEnd ? 0 : (hint?.depth ?? 0),
+          ...(firstPage && hint?.firstEnd ? { firstEnd: hint.firstEnd } : {}),
         },
       );
-      if (pageDepths.size >= 1_000) pageDepths.clear();
-      pageDepths.set(prefix, page.depth);
+      if (pageHints.size >= 1_000) pageHints.clear();
+      // A first page that holds the whole prefix: a small prefix, read plainly from now on.
+      if (firstPage && !page.more) page.depth = 0;
+      const first = page.kvs[0]?.key;
+      const firstEnd =
+        page.depth === 0 ? undefined : firstPage ? first && windowEnd(first, page.depth) : hint?.firstEnd;
+      pageHints.set(prefix, { depth: page.depth, ...(firstEnd ? { firstEnd } : {}) });
       return { kvs: page.kvs.map(toKeyValue), revision: page.revision, more: page.more };
     },
 

@@ -10,8 +10,10 @@
  * This reads a page through key windows instead: [start, the next key that differs from
  * `start` in its first `depth` bytes), then the window after it, and so on, until the page is
  * full or the range ends. Each window's count comes back with the read, so the depth adapts:
- * a window holding many times the page narrows the next one (one byte deeper), a nearly
- * empty one widens it. Random ids settle a byte or two after the prefix; time-ordered keys
+ * a window holding many times the page narrows the next one (a quarter of the values of its
+ * last byte, or one byte deeper), a nearly empty one widens it (twice the values of its last
+ * byte, one byte shallower once that spans them all), so a gap in the keys is crossed in a
+ * few reads, not by reading the rest of the range. Random ids settle a byte or two after the prefix; time-ordered keys
  * deeper, where their timestamps start to differ. A page's revision is its first window's,
  * the earliest: a caller that watches from there replays whatever changed during the others.
  */
@@ -30,8 +32,8 @@ export type ReadWindow<T> = (key: Buffer, end: Buffer, limit: number) => Promise
 /** A window holding this many times the page is narrowed; one under 1/WIDEN_AT of it widened. */
 const NARROW_AT = 16;
 const WIDEN_AT = 8;
-/** Nearly empty windows at the widest depth in a row before the rest is read in one go. */
-const SPARSE_RUN = 8;
+/** Values of a byte: a window spanning them all is one value of the byte before. */
+const MAX_SPAN = 256;
 /**
  * Where a window's end is computed from a key shorter than the depth (the bare prefix of a
  * first page, or a window boundary), the key is taken as padded with this byte: the lowest
@@ -40,18 +42,20 @@ const SPARSE_RUN = 8;
  */
 const PAD = 0x2d;
 
-/** The key right after every key that starts with the first `depth` bytes of `key` (padded). */
-function windowEnd(key: Buffer, depth: number): Buffer | undefined {
-  const head =
-    key.length >= depth
-      ? key.subarray(0, depth)
-      : Buffer.concat([key, Buffer.alloc(depth - key.length, PAD)]);
-  for (let i = head.length - 1; i >= 0; i--) {
-    if (head[i]! < 0xff) {
-      const end = Buffer.from(head.subarray(0, i + 1));
-      end[i] = head[i]! + 1;
-      return end;
-    }
+/**
+ * The key right after every key whose first `depth` bytes (`key`'s, padded) are at most
+ * `span - 1` past `key`'s in their last byte: the end of a window of `span` values of that
+ * byte. Undefined past the last possible key.
+ */
+export function windowEnd(key: Buffer, depth: number, span = 1): Buffer | undefined {
+  const head = Buffer.alloc(depth, PAD);
+  key.copy(head, 0, 0, Math.min(depth, key.length));
+  let carry = span;
+  for (let i = depth - 1; i >= 0; i--) {
+    const sum = head[i]! + carry;
+    head[i] = sum & 0xff;
+    carry = sum >> 8;
+    if (carry === 0) return head;
   }
   return undefined;
 }
@@ -62,11 +66,23 @@ function windowEnd(key: Buffer, depth: number): Buffer | undefined {
  * prefix settled (at least `minDepth`, one byte after the prefix), or 0 for one read of the
  * rest of the range, as for a prefix not seen yet. The result says where this page settled:
  * a small range stays at 0 (one read per page, as without windows), a large one is read
- * through windows from its second page on.
+ * through windows from then on, its first page too (from the bare prefix).
  */
 export async function readPage<T>(
   read: ReadWindow<T>,
-  options: { start: Buffer; rangeEnd: Buffer | undefined; limit: number; minDepth: number; depth: number },
+  options: {
+    start: Buffer;
+    rangeEnd: Buffer | undefined;
+    limit: number;
+    minDepth: number;
+    depth: number;
+    /**
+     * Where the first window ends, instead of `depth` bytes after `start`: for a first page,
+     * the end of the window of the first key the last first page found, so the window holds
+     * what was added before it since, and that key's neighbours.
+     */
+    firstEnd?: Buffer;
+  },
 ): Promise<{ kvs: T[]; more: boolean; revision: number; depth: number }> {
   const { rangeEnd, limit, minDepth } = options;
   const kvs: T[] = [];
@@ -78,11 +94,16 @@ export async function readPage<T>(
   // Once the page is full at a window's end, the windows after it are only probed (limit 1)
   // for whether anything follows.
   let probing = false;
-  // Nearly empty windows at the widest depth in a row: the keys are few or far apart, and
-  // the rest of the range is read at once rather than window by window.
-  let sparse = 0;
+  // How many values of its last byte a window spans: more than one after nearly empty
+  // windows (a gap in the keys).
+  let span = 1;
   for (;;) {
-    const boundary = depth === 0 || sparse >= SPARSE_RUN ? undefined : windowEnd(cursor, depth);
+    const boundary =
+      depth === 0
+        ? undefined
+        : revision === undefined && options.firstEnd !== undefined
+          ? options.firstEnd
+          : windowEnd(cursor, depth, span);
     // The window reaches the end of the range: one last read.
     const last =
       boundary === undefined || (rangeEnd !== undefined && Buffer.compare(boundary, rangeEnd) >= 0);
@@ -90,11 +111,20 @@ export async function readPage<T>(
     const window = await read(cursor, end, probing ? 1 : limit - kvs.length);
     revision ??= window.revision;
     if (last) {
-      // What this read counted is the rest of the range: large enough for windows next time?
-      depth = window.count > NARROW_AT * limit ? Math.max(depth, minDepth) : 0;
-    } else if (window.count > NARROW_AT * limit) depth++;
-    else if (window.count * WIDEN_AT < limit && depth > minDepth) depth--;
-    sparse = window.count * WIDEN_AT < limit && depth === minDepth ? sparse + 1 : 0;
+      // A plain read counted the rest of the range: large enough for windows next time? (A
+      // last window says nothing about the range's size: its end was near.)
+      if (depth === 0 && window.count > NARROW_AT * limit) depth = minDepth;
+    } else if (window.count > NARROW_AT * limit) {
+      if (span > 1) span = Math.max(1, span >> 2);
+      else depth++;
+    } else if (window.count * WIDEN_AT < limit) {
+      // Twice the values of the last byte; all of them are one value of the byte before.
+      span *= 2;
+      if (span >= MAX_SPAN && depth > minDepth) {
+        depth--;
+        span = 1;
+      } else span = Math.min(span, MAX_SPAN);
+    }
     if (probing) {
       if (window.kvs.length > 0) return { kvs, more: true, revision, depth };
     } else {

@@ -2,6 +2,7 @@
  * The Store contract: what every implementation must do, run against each of them. A store
  * that fails any of these is wrong, whatever its own tests say.
  */
+import { createHash } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { isVaultError } from '../../src/lib/errors.js';
 import type { Store, WatchEvent, Watcher } from '../../src/store/store.js';
@@ -145,6 +146,43 @@ export function describeStoreContract(name: string, open: () => Promise<OpenedSt
       expect(afterLast.kvs).toEqual([]);
       // A startAfter before the prefix starts at the prefix.
       expect((await store.range('page/', { startAfter: 'a', limit: 1 })).kvs[0]?.key).toBe(keys[0]);
+    });
+
+    it('pages a large prefix exactly as its keys come and go, first pages too', async () => {
+      // Large enough for the etcd store's key windows; ids spread as random ones are.
+      const id = (i: number) =>
+        `big/lease_${createHash('sha256').update(String(i)).digest('base64url').slice(0, 12)}`;
+      const all = Array.from({ length: 1_200 }, (_, i) => id(i));
+      for (let i = 0; i < 1_000; i += 100)
+        await store.txn({ success: all.slice(i, i + 100).map((key) => put(key, 'x')) });
+      const pageAll = async () => {
+        const seen: string[] = [];
+        let startAfter: string | undefined;
+        for (;;) {
+          const page = await store.range('big/', {
+            limit: 10,
+            ...(startAfter !== undefined && { startAfter }),
+          });
+          seen.push(...page.kvs.map((kv) => kv.key));
+          if (!page.more) return seen;
+          startAfter = page.kvs.at(-1)!.key;
+        }
+      };
+      const expected = new Set(all.slice(0, 1_000));
+      const sorted = () => [...expected].sort();
+      expect(await pageAll()).toEqual(sorted());
+      for (let round = 0; round < 4; round++) {
+        // The first key goes, keys are added (some before it), then a first page and a walk.
+        const first = sorted()[0]!;
+        expected.delete(first);
+        const added = all.slice(1_000 + round * 50, 1_050 + round * 50);
+        for (const key of added) expected.add(key);
+        await store.txn({ success: [{ type: 'delete', key: first }, ...added.map((key) => put(key, 'x'))] });
+        const page = await store.range('big/', { limit: 10 });
+        expect(page.kvs.map((kv) => kv.key)).toEqual(sorted().slice(0, 10));
+        expect(page.more).toBe(true);
+        expect(await pageAll()).toEqual(sorted());
+      }
     });
 
     it('counts keys under a prefix, also after a key, without reading them', async () => {
