@@ -57,6 +57,10 @@ export function selectionWalk(tenant: string, selection: RevokeSelection, now: D
  * Resumable: after a crash, running it again skips what is already revoked by the index
  * entry alone and finishes the job. A lease committed before the call is in the index
  * (same transaction), so it is found.
+ *
+ * Pipelined: while one transaction commits, the next chunk's index entries and lease
+ * records are read. A transaction that finds a record changed since is built again from a
+ * fresh read (the committer retries it), so reading ahead never revokes on stale data.
  */
 export function createLeaseRevoker(
   deps: Pick<CoreDeps, 'store' | 'committer' | 'clock'> & { afterRevoke?: () => void },
@@ -69,32 +73,49 @@ export function createLeaseRevoker(
   ): Promise<{ revoked: number; leaseIds: string[] }> {
     const leaseIds: string[] = [];
     const walk = selectionWalk(ctx.tenant, selection, clock());
-    let cursor = walk.startAfter;
-    for (let round = 0; ; round++) {
-      const chunk = await committer.commit(ctx, async () => {
-        const now = clock();
-        const candidates: string[] = [];
-        let after = cursor;
-        let done = false;
-        scan: for (;;) {
-          const page = await store.range(walk.prefix, {
-            limit: INDEX_PAGE,
-            ...(after !== undefined ? { startAfter: after } : {}),
-          });
-          for (const kv of page.kvs) {
-            after = kv.key;
-            if (walk.take(kv.value)) candidates.push(leaseIndex.idOf(kv.key));
-            if (candidates.length === LEASES_PER_TXN) break scan;
-          }
-          if (!page.more) {
-            done = true;
-            break;
-          }
+    // Lease ids taken from the index and not yet in a chunk, and where the index read stopped.
+    const taken: string[] = [];
+    let after = walk.startAfter;
+    let exhausted = false;
+
+    /** The next chunk's ids, read from the index a page at a time, and its records read ahead. */
+    const nextChunk = async () => {
+      while (taken.length < LEASES_PER_TXN && !exhausted) {
+        const page = await store.range(walk.prefix, {
+          limit: INDEX_PAGE,
+          ...(after !== undefined ? { startAfter: after } : {}),
+        });
+        for (const kv of page.kvs) {
+          after = kv.key;
+          if (walk.take(kv.value)) taken.push(leaseIndex.idOf(kv.key));
         }
-        const loaded = await getMany(
-          store,
-          candidates.map((id) => keys.lease(ctx.tenant, id)),
-        );
+        if (!page.more) exhausted = true;
+      }
+      const ids = taken.splice(0, LEASES_PER_TXN);
+      const loading = getMany(
+        store,
+        ids.map((id) => keys.lease(ctx.tenant, id)),
+      );
+      // Read ahead: a failure surfaces when the chunk is built (and read again there).
+      loading.catch(() => undefined);
+      return { ids, loading, done: exhausted && taken.length === 0 };
+    };
+
+    let next = await nextChunk();
+    for (let round = 0; ; round++) {
+      const chunk = next;
+      const ahead = chunk.done ? undefined : nextChunk();
+      ahead?.catch(() => undefined);
+      let attempt = 0;
+      const revoked = await committer.commit(ctx, async () => {
+        const now = clock();
+        const loaded =
+          attempt++ === 0
+            ? await chunk.loading
+            : await getMany(
+                store,
+                chunk.ids.map((id) => keys.lease(ctx.tenant, id)),
+              );
         const found = loaded
           .filter((kv) => kv !== undefined)
           .map((kv) => ({ kv, lease: parseRecord<LeaseRecord>(kv.value) }))
@@ -113,14 +134,14 @@ export function createLeaseRevoker(
           compare: found.map(({ kv }) => ({ key: kv.key, modRevision: kv.modRevision })),
           ops: found.flatMap(({ lease }) => revokeOps(ctx.tenant, lease, now, audit.reason)),
           audit: records,
-          result: { ids: found.map(({ lease }) => lease.id), after, done },
+          result: found.map(({ lease }) => lease.id),
         };
       });
-      leaseIds.push(...chunk.ids);
+      leaseIds.push(...revoked);
       // Dynamic leases among them: their upstream accounts go now.
-      if (chunk.ids.length > 0) deps.afterRevoke?.();
-      cursor = chunk.after;
-      if (chunk.done) return { revoked: leaseIds.length, leaseIds };
+      if (revoked.length > 0) deps.afterRevoke?.();
+      if (!ahead) return { revoked: leaseIds.length, leaseIds };
+      next = await ahead;
     }
   };
 }

@@ -28,12 +28,12 @@ import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { systemContext } from '../../src/core/index.js';
 import { keys } from '../../src/core/keys.js';
-import { leaseWriteOps } from '../../src/core/lease-index.js';
 import type { LeaseRecord } from '../../src/core/lease-record.js';
 import { openEtcdStore } from '../../src/store/etcd-store.js';
 import { openStore } from '../../src/store/index.js';
 import type { Store } from '../../src/store/store.js';
 import { bootstrap, type ServerProcess, startServer } from '../crash/vault-server.js';
+import { writeLeases } from '../support/bulk-leases.js';
 import { type EtcdProcess, startEtcd } from '../support/etcd.js';
 import { startTestVault } from '../support/test-vault.js';
 import { jsonClient } from './http-client.js';
@@ -141,27 +141,6 @@ async function issue(server: ServerProcess, token: string, credential: string, c
  * Writes `count` leases of `credential` into the store, shaped after `template` (a record the
  * API wrote): the record and its index keys, 25 per transaction (100 operations, under etcd's 128).
  */
-async function writeLeases(store: Store, template: LeaseRecord, credential: string, count: number) {
-  const now = Date.now();
-  const perTxn = 25;
-  const txns: Array<() => Promise<unknown>> = [];
-  for (let done = 0; done < count; done += perTxn) {
-    const ops = Array.from({ length: Math.min(perTxn, count - done) }, () => {
-      const lease: LeaseRecord = {
-        ...template,
-        id: `lease_${randomBytes(16).toString('base64url')}`,
-        credentialName: credential,
-        issuedAt: new Date(now).toISOString(),
-        expiresAt: new Date(now + 86_400_000).toISOString(),
-        maxExpiresAt: new Date(now + 86_400_000).toISOString(),
-      };
-      return leaseWriteOps(TENANT, undefined, lease);
-    }).flat();
-    txns.push(() => store.txn({ success: ops }));
-  }
-  for (let i = 0; i < txns.length; i += 8) await Promise.all(txns.slice(i, i + 8).map((run) => run()));
-}
-
 const sleep = (msToWait: number) => new Promise((resolve) => setTimeout(resolve, msToWait));
 
 /** Active leases, from the `vault_leases` gauge (which the server recounts at most every 10 s). */
@@ -220,10 +199,10 @@ async function benchStore(kind: 'etcd' | 'embedded'): Promise<StoreReport> {
     const seedStarted = performance.now();
     let seededBulk = 0;
     for (const step of [0.25, 1].map((f) => Math.round(BULK * f))) {
-      await writeLeases(opened, record, 'bulk', step - seededBulk);
+      await writeLeases(opened, TENANT, record, 'bulk', step - seededBulk);
       seededBulk = step;
     }
-    if (leases + BULK < N) await writeLeases(opened, record, 'filler', N - leases - BULK);
+    if (leases + BULK < N) await writeLeases(opened, TENANT, record, 'filler', N - leases - BULK);
     const seedMs = performance.now() - seedStarted;
     await opened.close();
     leases = Math.max(N, leases + BULK);
