@@ -251,13 +251,16 @@ export function createCredentialService(
             { field: 'dynamic.engine' },
           );
       }
-      let reuse: typeof loaded | undefined = loaded;
+      const key = keys.credential(ctx.tenant, name);
+      let built = 0;
       return commitFor(ctx, name, async () => {
-        // The commit compares the revision checked above; a retry means it changed, so
-        // the caller must ask again rather than update a record nobody authorized.
-        const current = reuse;
-        reuse = undefined;
-        if (!current) throw conflict(`credential "${name}" changed while it was being updated; retry`);
+        // The commit compares the revision checked above. A retry may be for another reason
+        // (another replica's commit on the audit chain head, a group commit that failed); if
+        // the record did change, the caller must ask again rather than update a record
+        // nobody authorized.
+        if (built++ > 0 && (await store.get(key))?.modRevision !== loaded.modRevision)
+          throw conflict(`credential "${name}" changed while it was being updated; retry`);
+        const current = loaded;
         const next: Credential = {
           ...current.credential,
           ...(input.metadata ? { metadata: input.metadata } : {}),
@@ -265,7 +268,6 @@ export function createCredentialService(
           ...(input.dynamic ? { dynamic: input.dynamic } : {}),
           updatedAt: clock().toISOString(),
         };
-        const key = keys.credential(ctx.tenant, name);
         return {
           compare: [{ key, modRevision: current.modRevision }],
           ops: [{ type: 'put', key, value: JSON.stringify(next) }],

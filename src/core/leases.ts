@@ -51,8 +51,14 @@ export function createLeaseService(
   const { dynamic } = deps;
   const { store, keyring, committer, access, fingerprints, credentials, clock, config } = deps;
 
-  async function load(ctx: CallContext, id: string) {
-    const kv = await store.get(keys.lease(ctx.tenant, id));
+  /**
+   * `cached` serves the record from the 1 s record cache: only for callers whose commit
+   * compares its revision (a stale read then fails the compare and is read again). A lease
+   * missing from the cache is read again from the store (it may have just been issued).
+   */
+  async function load(ctx: CallContext, id: string, cached = false) {
+    const key = keys.lease(ctx.tenant, id);
+    const kv = (cached ? await deps.records.get(key) : undefined) ?? (await store.get(key));
     return kv ? { lease: parseRecord<LeaseRecord>(kv.value), modRevision: kv.modRevision } : undefined;
   }
 
@@ -60,8 +66,14 @@ export function createLeaseService(
    * Loads a lease the caller may see: its holder, its issuer or a tenant admin; with
    * `actingFor`, also whoever may act for its holder (a broker or runner using it for them).
    */
-  async function loadVisible(ctx: CallContext, id: string, action: string, actingFor = false) {
-    const found = await load(ctx, id);
+  async function loadVisible(
+    ctx: CallContext,
+    id: string,
+    action: string,
+    actingFor = false,
+    cached = false,
+  ) {
+    const found = await load(ctx, id, cached);
     if (!found) {
       await committer.record(ctx, {
         action,
@@ -106,6 +118,12 @@ export function createLeaseService(
       actingFor: lease.identity,
     });
     throw new VaultError(state === 'revoked' ? 'lease_revoked' : 'lease_expired', reason);
+  }
+
+  /** Whether any of these records has another revision in the store now. */
+  async function changed(records: Array<{ key: string; modRevision: number }>): Promise<boolean> {
+    const now = await Promise.all(records.map(({ key }) => store.get(key)));
+    return records.some(({ modRevision }, i) => now[i]?.modRevision !== modRevision);
   }
 
   const mayReadValue = async (ctx: CallContext, credential: CredentialRef) =>
@@ -447,34 +465,58 @@ export function createLeaseService(
       id: string,
       action: 'lease.read' | 'lease.reveal' = 'lease.read',
     ): Promise<Lease> {
-      const { lease } = await loadVisible(ctx, id, action);
-      if (action === 'lease.reveal') {
-        await access.check(
-          ctx,
-          'reveal',
-          `credential/${lease.credentialName}`,
-          await credentialRef(ctx, lease.credentialName),
-          action,
-        );
-      } else if (!(await mayReadValue(ctx, await credentialRef(ctx, lease.credentialName)))) {
-        throw await access.deny(
-          ctx,
-          action,
-          resourceOf(id),
-          noRevealReason(ctx, id, lease.credentialName),
-          lease.identity,
-        );
+      // As lean as issuing: the lease and credential records come from the record cache and
+      // the sealed value from the sealed cache, and the one store call is the audit record's
+      // commit, which compares the lease and credential records it was decided on. A lease
+      // revoked or renewed, or a credential changed, since (on any replica) fails the compare,
+      // and the read is decided again from fresh records; no value leaves before its commit.
+      for (let attempt = 0; ; attempt++) {
+        const fresh = attempt > 0;
+        const { lease, modRevision } = await loadVisible(ctx, id, action, false, !fresh);
+        const found = await credentials.load(ctx, lease.credentialName, !fresh);
+        const ref = { name: lease.credentialName, metadata: found?.credential.metadata ?? {} };
+        if (action === 'lease.reveal') {
+          await access.check(ctx, 'reveal', `credential/${lease.credentialName}`, ref, action);
+        } else if (!(await mayReadValue(ctx, ref))) {
+          throw await access.deny(
+            ctx,
+            action,
+            resourceOf(id),
+            noRevealReason(ctx, id, lease.credentialName),
+            lease.identity,
+          );
+        }
+        await requireActive(ctx, lease, action);
+        const value = await openValue(ctx, lease, found?.createRevision);
+        const decidedOn = [
+          { key: keys.lease(ctx.tenant, id), modRevision },
+          ...(found
+            ? [{ key: keys.credential(ctx.tenant, lease.credentialName), modRevision: found.modRevision }]
+            : []),
+        ];
+        const valueHmac = await fingerprints.of(ctx.tenant, value);
+        let built = 0;
+        const committed = await committer.commit(ctx, async () => {
+          // A retried build: was it one of these records that changed? Then decide again.
+          if (built++ > 0 && (await changed(decidedOn))) return { ops: [], audit: [], result: false };
+          return {
+            compare: decidedOn,
+            ops: [],
+            audit: [
+              {
+                action,
+                resource: resourceOf(id),
+                outcome: 'allowed' as const,
+                actingFor: lease.identity,
+                valueHmac,
+              },
+            ],
+            result: true,
+          };
+        });
+        if (committed) return { ...toLease(lease, clock()), value };
+        if (attempt >= 8) throw conflict(`lease "${id}" kept changing while it was read; retry the request`);
       }
-      await requireActive(ctx, lease, action);
-      const value = await openValue(ctx, lease);
-      await committer.record(ctx, {
-        action,
-        resource: resourceOf(id),
-        outcome: 'allowed',
-        actingFor: lease.identity,
-        valueHmac: await fingerprints.of(ctx.tenant, value),
-      });
-      return { ...toLease(lease, clock()), value };
     },
 
     /**

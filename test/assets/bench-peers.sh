@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the baselines of `npm run bench:peer` (issue 13) from the Go module proxy, into a cache
 # outside the repository keyed by version; a binary already there is reused. Only that
-# benchmark needs them; the tests do not. Prints, on stdout, one line per binary:
+# benchmark needs them; the tests do not. Arguments: which (etcd-txn, peer; both by default).
+# Prints, on stdout, one line per binary:
 #   peer=PATH       HashiCorp Vault (PEER_VAULT_VERSION, default 1.15.6), the peer
 #   etcd-txn=PATH   test/bench/go/etcd-txn, the raw-etcd baseline from Go's own client
 # A cold build of the peer takes many minutes on two cores (it is a large program).
@@ -9,6 +10,9 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 VERSION="${PEER_VAULT_VERSION:-1.15.6}"
+# Its api/ and sdk/ modules at the versions its own tree has (it builds them from its
+# subdirectories): the first releases of them with what 1.15.6 calls.
+SDK_VERSION="${PEER_VAULT_SDK_VERSION:-0.11.0}"
 CACHE="${VAULT_ASSETS_CACHE:-$HOME/.cache/vault-test-assets}"
 export CGO_ENABLED=0
 
@@ -24,7 +28,8 @@ build_peer() {
     # database no longer lists some of its plugin versions (the proxy still serves them); this
     # binary is a benchmark baseline, never shipped.
     (cd "$src" && { [ -f go.mod ] || go mod init vault-test-assets/peer >/dev/null 2>&1; } &&
-      GOSUMDB=off GOFLAGS=-mod=mod go get "github.com/hashicorp/vault@v$VERSION" >&2 &&
+      GOSUMDB=off GOFLAGS=-mod=mod go get "github.com/hashicorp/vault@v$VERSION" \
+        "github.com/hashicorp/vault/sdk@v$SDK_VERSION" >&2 &&
       GOSUMDB=off GOFLAGS="-mod=mod -buildvcs=false" go build -trimpath -ldflags "-s -w -checklinkname=0" \
         -o "$out/vault.tmp" github.com/hashicorp/vault >&2)
     mv "$out/vault.tmp" "$out/vault"
@@ -44,5 +49,13 @@ build_etcd_txn() {
   echo "etcd-txn=$out/etcd-txn"
 }
 
-build_etcd_txn
-build_peer
+# Which to build: the arguments (etcd-txn, peer), both by default.
+for what in "${@:-etcd-txn peer}"; do
+  for one in $what; do
+    case $one in
+      etcd-txn) build_etcd_txn ;;
+      peer) build_peer ;;
+      *) echo "unknown baseline: $one (etcd-txn, peer)" >&2; exit 2 ;;
+    esac
+  done
+done

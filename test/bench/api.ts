@@ -13,12 +13,12 @@
  * numbers and never fails on them.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
+import { createServer } from 'node:http';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Etcd3 } from 'etcd3';
 import express from 'express';
-import { type CoreConfig, createVaultCore, systemContext, type VaultCore } from '../../src/core/index.js';
+import { type CoreConfig, createVaultCore, type VaultCore } from '../../src/core/index.js';
 import { sealedPrefixes } from '../../src/core/keys.js';
 import { createKeyring } from '../../src/crypto/keyring.js';
 import { generateRootKeyFile, rootKeyFromFile } from '../../src/crypto/root-key.js';
@@ -31,6 +31,7 @@ import type { Op, Store } from '../../src/store/store.js';
 import { etcdClientOptions, startEtcd } from '../support/etcd.js';
 import { jsonClient } from './http-client.js';
 import { type LoadLimits, type LoadResult, mergeResults, runHttpLoad, runLoad } from './load.js';
+import { bootstrapTenant, CREDENTIAL, listen } from './vault-fixture.js';
 
 const env = process.env;
 const limits: LoadLimits = {
@@ -42,7 +43,6 @@ const limits: LoadLimits = {
 const only = env.BENCH_ONLY ? new Set(env.BENCH_ONLY.split(',')) : undefined;
 const want = (phase: string) => !only || only.has(phase);
 
-const CREDENTIAL = 'bench-key';
 const results = new Map<string, LoadResult>();
 /** Each phase's rounds, for ratios taken round by round (same moment, same background load). */
 const roundResults = new Map<string, LoadResult[]>();
@@ -52,24 +52,6 @@ interface Served {
   url: string;
   core: VaultCore;
   close(): Promise<void>;
-}
-
-/** A tenant with one credential, a policy and a non-system agent token, as a real client would hold. */
-async function bootstrapTenant(core: VaultCore, tenant: string): Promise<string> {
-  const ctx = systemContext(tenant, { type: 'human', name: 'bench-admin' });
-  await core.tenants.ensure(tenant, ctx);
-  await core.credentials.create(ctx, {
-    name: CREDENTIAL,
-    type: 'api-key',
-    value: `sk_bench_${tenant}_0123456789abcdef`,
-    metadata: { service: 'bench', environment: 'test' },
-  });
-  await core.policies.put(ctx, 'bench', {
-    rules: [{ credentials: ['bench-*'], actions: ['lease', 'read-metadata'], maxTtl: '1h' }],
-  });
-  const identity = { type: 'agent' as const, name: 'bench-agent' };
-  const minted = await core.tokens.mint(ctx, tenant, { identity, policies: ['bench'], ttlMs: 3_600_000 });
-  return minted.token;
 }
 
 /**
@@ -179,16 +161,6 @@ async function storeCallsPerRequest(served: Served, counts: Record<string, numbe
   } finally {
     client.close();
   }
-}
-
-function listen(server: Server): Promise<string> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      resolve(`http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`);
-    });
-  });
 }
 
 interface Phase {

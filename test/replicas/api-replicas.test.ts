@@ -168,4 +168,40 @@ describe('three API replicas on one etcd', () => {
     await sleep(1_100);
     expect((await call(b, 'POST', '/v1/leases', bob, { credentialName, ttl: '1h' })).status).toBe(403);
   }, 60_000);
+
+  it("gives no value through a replica that cached a credential's labels changed through another", async () => {
+    const [a, b] = urls() as [string, string];
+    // An agent reads the values it leases only where a rule grants "reveal": here, on
+    // credentials labelled tier=open (leasing is granted whatever the label).
+    const rules = [
+      { credentials: [credentialName], actions: ['lease'], maxTtl: '1h' },
+      { credentials: [credentialName], labels: { tier: 'open' }, actions: ['reveal'] },
+    ];
+    expect((await call(a, 'PUT', '/v1/policies/open-reader', token, { rules })).status).toBe(200);
+    const label = (tier: string) =>
+      call(a, 'PATCH', `/v1/credentials/${credentialName}`, token, { metadata: { tier } });
+    const minted = await call(a, 'POST', '/v1/auth/tokens', token, {
+      identity: { type: 'agent', name: 'carol' },
+      policies: ['open-reader'],
+      ttl: '10m',
+    });
+    const carol = minted.body.token as string;
+    for (let round = 0; round < 3; round++) {
+      expect((await label('open')).status).toBe(200);
+      const lease = await createLease(a, '1h', carol);
+      // (B may have cached the credential as it was a moment ago, within the TTL.)
+      await sleep(1_100);
+      // B reads it (its caches are warm: lease, credential, sealed value)...
+      const warm = await call(b, 'GET', `/v1/leases/${lease.id}/value`, carol);
+      expect(warm.status, JSON.stringify(warm.body)).toBe(200);
+      // ...the label that granted it is changed through A...
+      const closed = await label('closed');
+      expect(closed.status, JSON.stringify(closed.body)).toBe(200);
+      // ...and B's next read, right away, is decided on the new labels.
+      const read = await call(b, 'GET', `/v1/leases/${lease.id}/value`, carol);
+      expect(read.status, `round ${round}: ${JSON.stringify(read.body)}`).toBe(403);
+      expect(JSON.stringify(read.body)).not.toContain(lease.value);
+    }
+    await label('open');
+  }, 60_000);
 });
