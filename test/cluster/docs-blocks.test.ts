@@ -15,10 +15,10 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Cluster, clusterUnavailable, startCluster } from '../support/cluster.js';
-import { repoRoot } from '../support/vault-dev.js';
 import { Terminal } from '../docs/block-runner.js';
 import { collectRunnableBlocks, type RunnableBlock } from '../docs/runnable-blocks.js';
+import { type Cluster, clusterUnavailable, startCluster } from '../support/cluster.js';
+import { repoRoot } from '../support/vault-dev.js';
 import { provideImages, type ReaderMachine, readerMachine } from './reader-machine.js';
 
 const minute = 60_000;
@@ -41,8 +41,10 @@ const pagesWithBlocks = [...new Set(blocks.map((block) => block.file))];
 
 /** Where the new user's Helm path starts and ends: the first `helm install`, the app's file. */
 const firstLeasePath = {
-  install: (block: RunnableBlock) => block.file === 'docs/platform/helm.md' && block.code.includes('helm install'),
-  read: (block: RunnableBlock) => block.file === 'docs/kubernetes/index.md' && block.code.includes('/vault/secrets'),
+  install: (block: RunnableBlock) =>
+    block.file === 'docs/platform/helm.md' && block.code.includes('helm install'),
+  read: (block: RunnableBlock) =>
+    block.file === 'docs/kubernetes/index.md' && block.code.includes('/vault/secrets'),
 };
 
 /** The line of the first `## ` heading of a page after `line` (where that section ends). */
@@ -56,7 +58,7 @@ describe('docs: sh cluster-runnable blocks', () => {
   it('every page with sh cluster-runnable blocks has its place in the run, and README.md copies helm.md', () => {
     expect(
       pagesWithBlocks.filter((page) => !pageOrder.includes(page)),
-      'add the page to pageOrder (README.md: keep its blocks identical to helm.md\'s)',
+      "add the page to pageOrder (README.md: keep its blocks identical to helm.md's)",
     ).toEqual([]);
     expect(pageOrder.filter((page) => !pagesWithBlocks.includes(page))).toEqual([]);
   });

@@ -42,7 +42,10 @@ const appCommand =
   'echo "my-app: read $(wc -c < /vault/secrets/db-password) bytes of /vault/secrets/db-password"; exec sleep 1000000000';
 
 async function bash(script: string, timeoutMs = 5 * 60_000): Promise<string> {
-  const result = await runCommand('bash', ['-euo', 'pipefail', '-c', script], { timeoutMs, env: process.env });
+  const result = await runCommand('bash', ['-euo', 'pipefail', '-c', script], {
+    timeoutMs,
+    env: process.env,
+  });
   if (result.code !== 0) throw new Error(`${script.split('\n')[0]}: ${result.stderr.slice(-3000)}`);
   return result.stdout;
 }
@@ -90,11 +93,19 @@ export async function readerMachine(cluster: Cluster): Promise<ReaderMachine> {
   };
   try {
     const netns = `/proc/${holder.pid}/ns/net`;
-    await bash(`for i in $(seq 1 50); do [ "$(readlink ${netns})" != "$(readlink /proc/self/ns/net)" ] && exit 0; sleep 0.1; done; exit 1`);
+    await bash(
+      `for i in $(seq 1 50); do [ "$(readlink ${netns})" != "$(readlink /proc/self/ns/net)" ] && exit 0; sleep 0.1; done; exit 1`,
+    );
     await bash(`nsenter --net=${netns} ip link set lo up`);
     const apiRelay = spawn(
       'nsenter',
-      [`--net=${netns}`, process.execPath, relay, 'tcp:127.0.0.1:6443', `unix:${join(cluster.runDir, 'api.sock')}`],
+      [
+        `--net=${netns}`,
+        process.execPath,
+        relay,
+        'tcp:127.0.0.1:6443',
+        `unix:${join(cluster.runDir, 'api.sock')}`,
+      ],
       { stdio: 'ignore' },
     );
     processes.push(apiRelay);
@@ -104,11 +115,14 @@ export async function readerMachine(cluster: Cluster): Promise<ReaderMachine> {
       /server: "https:\/\/127\.0\.0\.1:\d+"/,
       'server: "https://127.0.0.1:6443"',
     );
-    if (!kubeconfig.includes('127.0.0.1:6443')) throw new Error(`unexpected kubeconfig ${cluster.kubeconfigPath}`);
+    if (!kubeconfig.includes('127.0.0.1:6443'))
+      throw new Error(`unexpected kubeconfig ${cluster.kubeconfigPath}`);
     writeFileSync(join(home, '.kube', 'config'), kubeconfig, { mode: 0o600 });
 
     const assets = resolveAssets();
-    const tools = [...new Set([assets.kubectl, assets.helm, assets.etcdctl].map((binary) => dirname(binary)))];
+    const tools = [
+      ...new Set([assets.kubectl, assets.helm, assets.etcdctl].map((binary) => dirname(binary))),
+    ];
     const env = {
       PATH: [...tools, join(repoRoot, 'bin'), process.env.PATH ?? '/usr/bin:/bin'].join(':'),
       HOME: home,
@@ -116,7 +130,9 @@ export async function readerMachine(cluster: Cluster): Promise<ReaderMachine> {
       TERM: 'dumb',
     };
     const prefix = ['nsenter', `--net=${netns}`];
-    await bash(`for i in $(seq 1 100); do ${prefix.join(' ')} env HOME='${home}' '${assets.kubectl}' get --raw /readyz >/dev/null 2>&1 && exit 0; sleep 0.2; done; exit 1`);
+    await bash(
+      `for i in $(seq 1 100); do ${prefix.join(' ')} env HOME='${home}' '${assets.kubectl}' get --raw /readyz >/dev/null 2>&1 && exit 0; sleep 0.2; done; exit 1`,
+    );
     return { home, work, env, prefix, stop };
   } catch (err) {
     await stop();

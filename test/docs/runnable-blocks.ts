@@ -37,7 +37,8 @@ export type RunnableKind = keyof typeof runnableKinds;
 
 /** Why a shell block of the docs does not run in CI; the info string is `sh <kind>`. */
 export const nonRunnableKinds = {
-  cluster: 'needs a Kubernetes cluster this CI cannot give it (several nodes, a cloud); say which in the text',
+  cluster:
+    'needs a Kubernetes cluster this CI cannot give it (several nodes, a cloud); say which in the text',
   docker: 'needs Docker, which CI does not have',
   interactive: 'waits for a person or serves in the foreground until stopped',
   placeholder: 'stands for values of your own deployment (hosts, ids, files) to fill in',
@@ -82,13 +83,12 @@ export function unmarkedShellBlocks(blocks: ShellBlock[]): string[] {
     .map((block) => `${block.file}:${block.line}: \`\`\`${block.info}`);
 }
 
-const escape = (kind: string) => kind.replace(/-/g, '\\-');
 const saveAs = /^#\s*save as\s+(\S+\.ya?ml)\s*$/;
 
 /** The blocks of one kind, shown and hidden, and the yaml files to save, of one Markdown text. */
 export function runnableBlocks(file: string, text: string, kind: RunnableKind = 'runnable'): RunnableBlock[] {
-  const fence = new RegExp(`^(\\s*)(\`{3,}|~{3,})\\s*sh\\s+${escape(kind)}\\s*$`);
-  const hiddenOpen = new RegExp(`^(\\s*)<!--\\s*sh\\s+${escape(kind)}\\s*$`);
+  const fence = new RegExp(`^(\\s*)(\`{3,}|~{3,})\\s*sh\\s+${kind}\\s*$`);
+  const hiddenOpen = new RegExp(`^(\\s*)<!--\\s*sh\\s+${kind}\\s*$`);
   const yamlFence = /^(\s*)(`{3,}|~{3,})\s*ya?ml\s*$/;
   const lines = text.split('\n');
   const blocks: RunnableBlock[] = [];
@@ -111,7 +111,12 @@ export function runnableBlocks(file: string, text: string, kind: RunnableKind = 
       const save = saveAs.exec(body[0] ?? '');
       if (save) {
         const eof = 'VAULT_DOCS_EOF';
-        blocks.push({ file, line: i + 1, code: `cat > '${save[1]}' <<'${eof}'\n${body.join('\n')}\n${eof}\n`, saves: save[1] });
+        blocks.push({
+          file,
+          line: i + 1,
+          code: `cat > '${save[1]}' <<'${eof}'\n${body.join('\n')}\n${eof}\n`,
+          saves: save[1],
+        });
       }
     } else {
       blocks.push({ file, line: i + 1, code: `${body.join('\n')}\n` });
