@@ -4,9 +4,9 @@
 # the cache is reused; nothing here is committed. Prints the assets directory on stdout.
 #
 # Users who bring their own binaries set KUBEBUILDER_ASSETS (a directory holding etcd,
-# kube-apiserver and kubectl) or TEST_ASSET_ETCD / TEST_ASSET_KUBE_APISERVER /
-# TEST_ASSET_KUBECTL / TEST_ASSET_HELM; the test harness honours them and this script
-# builds only what is still missing.
+# kube-apiserver and kubectl) or TEST_ASSET_ETCD / TEST_ASSET_ETCDCTL /
+# TEST_ASSET_KUBE_APISERVER / TEST_ASSET_KUBECTL / TEST_ASSET_HELM; the test harness honours
+# them and this script builds only what is still missing.
 set -euo pipefail
 
 K8S_VERSION="${K8S_VERSION:-1.34.4}"

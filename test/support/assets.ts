@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-/** The real binaries integration tests run: etcd, kube-apiserver, kubectl and helm. */
+/** The real binaries integration tests run: etcd, etcdctl, kube-apiserver, kubectl and helm. */
 export interface Assets {
   etcd: string;
   /** etcd's client, of the same release. */
