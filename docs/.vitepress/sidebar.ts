@@ -40,7 +40,7 @@ export const sidebar: DefaultTheme.SidebarItem[] = [
       { text: 'TLS and private CAs', link: '/platform/helm#tls-and-private-cas' },
       { text: 'Upgrade', link: '/platform/helm#upgrade' },
       { text: 'Backup and restore', link: '/platform/backup-restore' },
-      { text: 'Uninstall', link: '/platform/helm#uninstall-what-happens-to-leases-and-data' },
+      { text: 'Uninstall', link: '/platform/uninstall' },
       { text: 'Running the server', link: '/platform/server' },
       { text: 'Storage', link: '/platform/storage' },
       { text: 'Container image', link: '/platform/container-image' },

@@ -4,9 +4,9 @@
 # the cache is reused; nothing here is committed. Prints the assets directory on stdout.
 #
 # Users who bring their own binaries set KUBEBUILDER_ASSETS (a directory holding etcd,
-# kube-apiserver and kubectl) or TEST_ASSET_ETCD / TEST_ASSET_KUBE_APISERVER /
-# TEST_ASSET_KUBECTL / TEST_ASSET_HELM; the test harness honours them and this script
-# builds only what is still missing.
+# kube-apiserver and kubectl) or TEST_ASSET_ETCD / TEST_ASSET_ETCDCTL /
+# TEST_ASSET_KUBE_APISERVER / TEST_ASSET_KUBECTL / TEST_ASSET_HELM; the test harness honours
+# them and this script builds only what is still missing.
 set -euo pipefail
 
 K8S_VERSION="${K8S_VERSION:-1.34.4}"
@@ -40,6 +40,19 @@ GO
   mv "$ASSETS/etcd.tmp" "$ASSETS/etcd"
 }
 
+# etcd's client and offline tools, from the same release: `etcdctl` for the documented backup
+# (a snapshot from the reader's machine) and `etcdutl`, which the real etcd image ships and the
+# documented restore runs (test/cluster/cluster.sh puts both in the node's etcd image).
+build_etcd_tool() { # etcdctl | etcdutl
+  local dir="$CACHE/src/$1-$ETCD_VERSION"
+  mkdir -p "$dir"
+  (cd "$dir" && { [ -f go.mod ] || go mod init "vault-test-assets/$1" >/dev/null 2>&1; } &&
+    printf '// Package tools pins %s as a dependency to build.\npackage tools\n\nimport _ "go.etcd.io/etcd/%s/v3"\n' "$1" "$1" >tools.go &&
+    go get "go.etcd.io/etcd/$1/v3@v$ETCD_VERSION" >&2 && go mod tidy >&2 &&
+    go build -trimpath -ldflags "-s -w" -o "$ASSETS/$1.tmp" "go.etcd.io/etcd/$1/v3" >&2)
+  mv "$ASSETS/$1.tmp" "$ASSETS/$1"
+}
+
 # shellcheck source=kube-module.sh
 . "$(dirname "$0")/kube-module.sh"
 build_kube() { kube_build "$CACHE/src/kubernetes-$K8S_VERSION" vault-test-assets/kubernetes "$ASSETS" "$@"; }
@@ -71,6 +84,7 @@ have() { [ -x "$ASSETS/$1" ] || { [ -n "${2:-}" ] && [ -x "$2" ]; }; }
 
 # Fast path: everything is there, nothing to lock or build.
 if have etcd "${TEST_ASSET_ETCD:-${KUBEBUILDER_ASSETS:+$KUBEBUILDER_ASSETS/etcd}}" &&
+  have etcdctl "${TEST_ASSET_ETCDCTL:-}" && have etcdutl &&
   have kube-apiserver "${TEST_ASSET_KUBE_APISERVER:-${KUBEBUILDER_ASSETS:+$KUBEBUILDER_ASSETS/kube-apiserver}}" &&
   have kubectl "${TEST_ASSET_KUBECTL:-${KUBEBUILDER_ASSETS:+$KUBEBUILDER_ASSETS/kubectl}}" &&
   { [ -n "${TEST_ASSET_HELM:-}" ] || { have helm && [ -f "$ASSETS/.helm-kube-version" ]; }; }; then
@@ -87,6 +101,8 @@ if command -v flock >/dev/null; then
 fi
 
 have etcd "${TEST_ASSET_ETCD:-${KUBEBUILDER_ASSETS:+$KUBEBUILDER_ASSETS/etcd}}" || { log "building etcd v$ETCD_VERSION"; build_etcd; }
+have etcdctl "${TEST_ASSET_ETCDCTL:-}" || { log "building etcdctl v$ETCD_VERSION"; build_etcd_tool etcdctl; }
+have etcdutl || { log "building etcdutl v$ETCD_VERSION"; build_etcd_tool etcdutl; }
 missing=()
 have kube-apiserver "${TEST_ASSET_KUBE_APISERVER:-${KUBEBUILDER_ASSETS:+$KUBEBUILDER_ASSETS/kube-apiserver}}" || missing+=(kube-apiserver)
 have kubectl "${TEST_ASSET_KUBECTL:-${KUBEBUILDER_ASSETS:+$KUBEBUILDER_ASSETS/kubectl}}" || missing+=(kubectl)

@@ -667,6 +667,56 @@ describe('the chart on a real control plane', () => {
   });
 });
 
+describe('a root key Secret created before the install under the default name', () => {
+  let cp: ControlPlane;
+  afterAll(() => cp?.stop());
+
+  it('is used as it is, not generated and not taken over by Helm (the documented restore)', async () => {
+    cp = await startControlPlane();
+    const namespace = 'vault-restore';
+    await cp.createNamespace(namespace, { 'pod-security.kubernetes.io/enforce': 'restricted' });
+    const key = Buffer.alloc(32, 7).toString('base64');
+    const created = await cp.kubectl([
+      '-n',
+      namespace,
+      'create',
+      'secret',
+      'generic',
+      'vault-root-key',
+      `--from-literal=root-key=${key}`,
+    ]);
+    expect(created.code, created.stderr).toBe(0);
+
+    const install = await cp.helm([
+      'install',
+      'vault',
+      chartDir,
+      '--namespace',
+      namespace,
+      ...valueFlags({
+        'server.replicas': 1,
+        'controller.replicas': 1,
+        'webhook.replicas': 1,
+        'etcd.replicas': 1,
+      }),
+    ]);
+    expect(install.code, install.stderr).toBe(0);
+    const secret = JSON.parse(
+      (await cp.kubectl(['-n', namespace, 'get', 'secret', 'vault-root-key', '-o', 'json'])).stdout,
+    );
+    expect(Buffer.from(secret.data['root-key'], 'base64').toString()).toBe(key);
+    expect(secret.metadata.annotations?.['meta.helm.sh/release-name']).toBeUndefined();
+    const manifest = parseManifests(
+      (await cp.helm(['get', 'manifest', 'vault', '--namespace', namespace])).stdout,
+    );
+    expect(manifest.filter((o) => o.kind === 'Secret').map((o) => o.metadata.name)).not.toContain(
+      'vault-root-key',
+    );
+    const server = manifest.find((o) => o.kind === 'Deployment' && o.metadata.name === 'vault-server');
+    expect(JSON.stringify(server)).toContain('"name":"vault-root-key"');
+  }, 300_000);
+});
+
 const demoObjects = `
 apiVersion: vault.ghoststack.io/v1alpha1
 kind: VaultCredential

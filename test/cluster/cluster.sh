@@ -8,6 +8,9 @@
 #   cluster.sh down  [RUN]   stop everything and remove what `up` made
 #   cluster.sh image [RUN]   build the project's image from the Dockerfile with BuildKit and
 #                            import it into the node's containerd (ghcr.io/ghoststack/vault:e2e)
+#   cluster.sh import RUN SRC          import an OCI layout directory or a Docker archive
+#   cluster.sh tag RUN IMAGE NAME...   give an image of the node more names, as if pulled from
+#                                      a registry under them (the docs' registry.example.com/...)
 #
 # Nothing of the host is changed. The whole cluster lives in one network namespace and one
 # mount namespace, both held by a sleeping process and gone with it: the bridge, the pods'
@@ -250,14 +253,15 @@ import_image() { # OCI layout directory or archive
   fi
 }
 
+# etcd, etcdctl and etcdutl of one release, without a shell: what registry.k8s.io/etcd holds.
 etcd_image() {
-  local dir=$NODE_ASSETS/images/etcd w
+  local dir=$NODE_ASSETS/images/etcd-tools w
   [ -d "$dir" ] && return
   # shellcheck source=../assets/oci-image.sh
   . "$ROOT/test/assets/oci-image.sh"
   w=$(mktemp -d)
   mkdir -p "$w/usr/local/bin" "$w/tmp" "$w/var/lib/etcd"
-  cp "$ASSETS/etcd" "$w/usr/local/bin/etcd"
+  cp "$ASSETS/etcd" "$ASSETS/etcdctl" "$ASSETS/etcdutl" "$w/usr/local/bin/"
   oci_image docker.io/local/etcd:3.6 "$w" "$dir" '["/usr/local/bin/etcd"]'
   rm -rf "$w"
 }
@@ -462,7 +466,7 @@ up() {
   start containerd "$BIN/containerd" --config "$RUN/containerd/config.toml"
   wait_for containerd 60 in_ns "$BIN/ctr" --address "$RUN/containerd/containerd.sock" version
   local img
-  for img in pause busybox coredns etcd; do import_image "$IMAGES/$img"; done
+  for img in pause busybox coredns etcd-tools; do import_image "$IMAGES/$img"; done
 
   local cg h
   cg=$(cgroup_root)
@@ -558,9 +562,19 @@ image() {
   log "imported $IMAGE"
 }
 
+tag() { # IMAGE NAME...
+  local src=$1 name
+  shift
+  for name in "$@"; do
+    in_ns "$BIN/ctr" --address "$RUN/containerd/containerd.sock" -n k8s.io images tag --force "$src" "$name" >/dev/null
+  done
+}
+
 case $CMD in
   up) up ;;
   down) down ;;
   image) image ;;
-  *) echo "usage: cluster.sh up|down|image [RUN]" >&2; exit 2 ;;
+  import) assets && import_image "${3:?usage: cluster.sh import RUN SRC}" ;;
+  tag) assets && tag "${3:?usage: cluster.sh tag RUN IMAGE NAME...}" "${@:4}" ;;
+  *) echo "usage: cluster.sh up|down|image|import|tag [RUN] ..." >&2; exit 2 ;;
 esac

@@ -3,9 +3,11 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-/** The real binaries integration tests run: etcd, kube-apiserver, kubectl and helm. */
+/** The real binaries integration tests run: etcd, etcdctl, kube-apiserver, kubectl and helm. */
 export interface Assets {
   etcd: string;
+  /** etcd's client, of the same release. */
+  etcdctl: string;
   kubeApiserver: string;
   kubectl: string;
   helm: string;
@@ -37,6 +39,7 @@ export function resolveAssets(): Assets {
   };
   cached = {
     etcd: fromEnv('TEST_ASSET_ETCD', 'etcd') ?? built('etcd'),
+    etcdctl: fromEnv('TEST_ASSET_ETCDCTL', 'etcdctl') ?? built('etcdctl'),
     kubeApiserver: fromEnv('TEST_ASSET_KUBE_APISERVER', 'kube-apiserver') ?? built('kube-apiserver'),
     kubectl: fromEnv('TEST_ASSET_KUBECTL', 'kubectl') ?? built('kubectl'),
     helm: fromEnv('TEST_ASSET_HELM', 'helm') ?? built('helm'),

@@ -38,6 +38,10 @@ export interface Cluster {
   helm(args: string[], options?: CommandOptions): Promise<CommandResult>;
   /** `kubectl port-forward` to a local port; resolves once it forwards. */
   portForward(namespace: string, target: string, remotePort: number): Promise<PortForward>;
+  /** Imports an OCI layout directory or a Docker archive into the node's containerd. */
+  importImage(src: string): Promise<void>;
+  /** Gives an image of the node more names, as if the node had pulled it under each. */
+  tagImage(image: string, names: string[]): Promise<void>;
   /** The last lines of a component's log (kubelet, containerd, kube-apiserver, ...). */
   log(component: string, lines?: number): string;
   stop(): Promise<void>;
@@ -126,6 +130,8 @@ export async function startCluster(): Promise<Cluster> {
         });
       });
     },
+    importImage: (src) => sh(['import', runDir, src], 5 * 60_000),
+    tagImage: (image, names) => sh(['tag', runDir, image, ...names], 60_000),
     log(component, lines = 60) {
       const file = join(runDir, 'logs', `${component}.log`);
       if (!existsSync(file)) return `(no ${file})`;
