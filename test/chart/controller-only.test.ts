@@ -25,7 +25,7 @@ const caPem = [
 ].join('\n');
 
 /** The values of docs/platform/helm.md, "A second cluster". */
-export const secondCluster = {
+const secondCluster = {
   'server.enabled': false,
   clusterName: 'second',
   'externalVault.address': 'https://vault.example.com:8200',
