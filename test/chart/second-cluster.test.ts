@@ -8,11 +8,12 @@
  * tenant `second.<namespace>`, injected agents there lease from it, and the second cluster's
  * controller cannot act in the first cluster's tenants.
  */
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ControlPlane, startControlPlane } from '../support/control-plane.js';
+import { documentedBlocks, runDocumented } from './documented.js';
 import {
   b64,
   containerEnv,
@@ -40,8 +41,8 @@ import {
 type Json = Record<string, any>;
 
 const vaultCli = join(repoRoot, 'bin', 'vault.js');
-/** The shared Vault's address as the second cluster's pods reach it (swapped for a local port). */
-const sharedAddress = 'https://vault.vault.svc:8200';
+/** The shared Vault's address in the documented install (swapped for a local port). */
+const sharedAddress = 'https://vault.example.com:8200';
 
 const workload = `
 apiVersion: v1
@@ -73,6 +74,23 @@ spec:
   serviceAccountName: billing
   ttl: 15m
 `;
+
+/** A kubeconfig (JSON) with one context per control plane, named after it, admin in each. */
+function contexts(planes: Record<string, ControlPlane>): string {
+  const merged: Json = { apiVersion: 'v1', kind: 'Config', clusters: [], users: [], contexts: [] };
+  for (const [name, cp] of Object.entries(planes)) {
+    const config = JSON.parse(cp.kubeConfig().exportConfig()) as Json;
+    const context =
+      config.contexts.find((c: Json) => c.name === config['current-context']) ?? config.contexts[0];
+    const cluster = config.clusters.find((c: Json) => c.name === context.context.cluster);
+    const user = config.users.find((u: Json) => u.name === context.context.user);
+    merged.clusters.push({ ...cluster, name });
+    merged.users.push({ ...user, name });
+    merged.contexts.push({ name, context: { cluster: name, user: name } });
+  }
+  merged['current-context'] = Object.keys(planes)[0];
+  return JSON.stringify(merged);
+}
 
 describe('a second cluster with the controller-only chart install, on the first cluster’s Vault', () => {
   const dir = mkdtempSync(join(tmpdir(), 'vault-second-cluster-'));
@@ -113,7 +131,7 @@ describe('a second cluster with the controller-only chart install, on the first 
   const api = async (path: string, options: { token?: string; tenant?: string; body?: unknown } = {}) => {
     const res = await httpsCall(`${apiUrl}${path}`, {
       ca: apiCa,
-      servername: 'vault.vault.svc',
+      servername: 'vault.vault-system.svc',
       ...(options.body === undefined ? {} : { method: 'POST', body: options.body }),
       ...(options.token
         ? {
@@ -136,106 +154,105 @@ describe('a second cluster with the controller-only chart install, on the first 
       ControlPlane,
       ControlPlane,
     ];
+    // One kubeconfig with the contexts `first` and `second`, as the documented commands use.
+    const kubeconfig = join(dir, 'contexts.kubeconfig');
+    writeFileSync(kubeconfig, contexts({ first, second }), { mode: 0o600 });
+    // The documented commands' working directory: their files land here, ./charts is the repo's.
+    const cwd = join(dir, 'cwd');
+    mkdirSync(cwd);
+    symlinkSync(join(repoRoot, 'charts'), join(cwd, 'charts'));
+    const documented = documentedBlocks('docs/platform/helm.md', '## A second cluster');
+    expect(documented).toHaveLength(3);
+    const [installSecond, reviewerSecret, upgradeFirst] = documented as [string, string, string];
+    const run = async (script: string) => {
+      const result = await runDocumented(kubeconfig, script, cwd);
+      if (result.code !== 0) throw new Error(`${script}\nfailed: ${result.stderr}`);
+      return result.stdout;
+    };
 
-    // The first cluster: the whole chart, its API servers told about the second cluster.
-    await first.createNamespace('vault', { 'pod-security.kubernetes.io/enforce': 'restricted' });
+    // The first cluster: the whole chart (one etcd member, which runs here as a process).
+    await first.createNamespace('vault-system', { 'pod-security.kubernetes.io/enforce': 'restricted' });
     const firstInstall = await first.helm([
       'install',
       'vault',
       chartDir,
       '--namespace',
-      'vault',
-      ...valueFlags({
-        'etcd.replicas': 1,
-        'server.remoteClusters': [
-          {
-            name: 'second',
-            kubeconfigSecret: 'second-reviewer',
-            controller: 'vault-system:vault-controller',
-          },
-        ],
-      }),
+      'vault-system',
+      ...valueFlags({ 'etcd.replicas': 1 }),
     ]);
     if (firstInstall.code !== 0) throw new Error(`helm install (first) failed: ${firstInstall.stderr}`);
-    firstObjects = parseManifests((await first.helm(['get', 'manifest', 'vault', '-n', 'vault'])).stdout);
-    apiCa = b64(find(firstObjects, 'Secret', 'vault-server-tls').data['ca.crt']);
 
-    // The second cluster: the controller-only install, given the shared Vault's address and CA.
-    await second.createNamespace('vault-system', { 'pod-security.kubernetes.io/enforce': 'restricted' });
-    writeFileSync(join(dir, 'vault-ca.crt'), apiCa);
-    const secondInstall = await second.helm([
-      'install',
-      'vault',
-      chartDir,
-      '--namespace',
-      'vault-system',
-      '--set',
-      'server.enabled=false',
-      '--set',
-      'clusterName=second',
-      '--set',
-      `externalVault.address=${sharedAddress}`,
-      '--set-file',
-      `externalVault.caBundle=${join(dir, 'vault-ca.crt')}`,
-    ]);
-    if (secondInstall.code !== 0) throw new Error(`helm install (second) failed: ${secondInstall.stderr}`);
-    secondNotes = secondInstall.stdout;
+    // The second cluster: the controller-only install, as documented.
+    expect(installSecond).toContain('--set server.enabled=false');
+    secondNotes = await run(installSecond);
     secondObjects = parseManifests(
       (await second.helm(['get', 'manifest', 'vault', '-n', 'vault-system'])).stdout,
     );
 
-    // As documented: a kubeconfig for the second cluster's token reviewer, kept in a Secret of
-    // the first cluster (the control plane runs no token controller to fill the reviewer's
-    // Secret, so its token is requested instead).
-    const reviewerKubeconfig = await kubeconfigFor(second, 'vault-system', 'vault-token-reviewer');
-    await must(first, [
-      'create',
-      'secret',
-      'generic',
-      'second-reviewer',
-      '-n',
-      'vault',
-      `--from-file=kubeconfig=${reviewerKubeconfig}`,
+    // Kubernetes' token controller fills the reviewer's token Secret; this control plane runs
+    // none, so a requested token for that ServiceAccount stands in for it.
+    const caData = await must(second, [
+      'config',
+      'view',
+      '--minify',
+      '--raw',
+      '-o',
+      'jsonpath={.clusters[0].cluster.certificate-authority-data}',
     ]);
+    const reviewerToken = await token(second, 'vault-system', 'vault-token-reviewer');
+    await must(second, [
+      'patch',
+      'secret',
+      'vault-token-reviewer',
+      '-n',
+      'vault-system',
+      '-p',
+      JSON.stringify({ data: { token: Buffer.from(reviewerToken).toString('base64'), 'ca.crt': caData } }),
+    ]);
+    await run(reviewerSecret);
+    await run(upgradeFirst);
+    firstObjects = parseManifests(
+      (await first.helm(['get', 'manifest', 'vault', '-n', 'vault-system'])).stdout,
+    );
+    apiCa = b64(find(firstObjects, 'Secret', 'vault-server-tls').data['ca.crt']);
+    // The kubeconfig the API server mounts from the Secret the documented commands created.
     mkdirSync(join(dir, 'clusters', 'second'), { recursive: true });
     writeFileSync(
       join(dir, 'clusters', 'second', 'kubeconfig'),
       b64(
-        (
-          await first.kubectl([
-            'get',
-            'secret',
-            'second-reviewer',
-            '-n',
-            'vault',
-            '-o',
-            'jsonpath={.data.kubeconfig}',
-          ])
-        ).stdout,
+        await must(first, [
+          'get',
+          'secret',
+          'second-reviewer',
+          '-n',
+          'vault-system',
+          '-o',
+          'jsonpath={.data.kubeconfig}',
+        ]),
       ),
       { mode: 0o600 },
     );
 
     // The first cluster's etcd and API server, as their pods would run them.
     mkdirSync(join(dir, 'etcd'));
-    etcd = await startChartEtcd(firstObjects, join(dir, 'etcd'));
+    etcd = await startChartEtcd(firstObjects, join(dir, 'etcd'), 'vault-system');
     mkdirSync(join(dir, 'etcd-client'));
     writeSecretFiles(find(firstObjects, 'Secret', 'vault-etcd-client-tls'), join(dir, 'etcd-client'));
     mkdirSync(join(dir, 'server-tls'));
     writeSecretFiles(find(firstObjects, 'Secret', 'vault-server-tls'), join(dir, 'server-tls'));
     const [port, metricsPort] = await freePorts(2);
     const server = startContainer(firstObjects, 'vault-server', {
-      namespace: 'vault',
+      namespace: 'vault-system',
       home: dir,
       replacements: [
-        ['https://vault-etcd-0.vault-etcd.vault.svc:2379', etcd.clientUrl],
+        ['https://vault-etcd-0.vault-etcd.vault-system.svc:2379', etcd.clientUrl],
         ['/etc/vault/etcd', join(dir, 'etcd-client')],
         ['0.0.0.0:8200', `127.0.0.1:${port}`],
         ['0.0.0.0:9102', `127.0.0.1:${metricsPort}`],
         ['/etc/vault/tls', join(dir, 'server-tls')],
         ['/etc/vault/clusters', join(dir, 'clusters')],
       ],
-      env: { KUBECONFIG: await kubeconfigFor(first, 'vault', 'vault-server') },
+      env: { KUBECONFIG: await kubeconfigFor(first, 'vault-system', 'vault-server') },
     });
     running.push(server);
     apiUrl = `https://127.0.0.1:${port}`;
@@ -360,7 +377,7 @@ describe('a second cluster with the controller-only chart install, on the first 
     expect(
       (await api('/v1/credentials/stripe-api-key', { token: own.body.token, tenant: 'second.shop' })).status,
     ).toBe(200);
-    for (const tenant of ['shop', 'vault', 'first.shop']) {
+    for (const tenant of ['shop', 'vault-system', 'first.shop']) {
       const refused = await api('/v1/credentials', { token: own.body.token, tenant });
       expect(refused.status, tenant).toBe(403);
       expect(refused.body.error.message).toContain('"second.<namespace>"');
