@@ -175,14 +175,22 @@ export function createApiPort(session: VaultSession, logger: Logger): VaultPort 
       on(tenant, async (vault) => {
         await orUndefined(vault.leases.revoke(id));
       }),
-    async watchLeases(tenant, onEvent) {
+    async watchLeases(tenant, onEvent, onResumed) {
       const stop = new AbortController();
       const nap = interruptibleSleep();
       const follow = async () => {
         let failures = 0;
+        let opened = false;
+        // After the first connection, every new one follows a gap without events.
+        const onOpen = () => {
+          if (opened) onResumed?.();
+          opened = true;
+        };
         while (!stop.signal.aborted) {
           try {
-            for await (const event of session.forTenant(tenant).leases.events({ signal: stop.signal })) {
+            for await (const event of session
+              .forTenant(tenant)
+              .leases.events({ signal: stop.signal, onOpen })) {
               failures = 0;
               onEvent({ type: event.type, leaseId: event.lease.id });
             }

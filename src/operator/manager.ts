@@ -154,11 +154,19 @@ export function createOperator(options: OperatorOptions): Operator {
     tenantWatches.set(
       ns,
       options.vault
-        .watchLeases(tenant, (event) => {
-          if (event.type !== 'revoked' && event.type !== 'renewed') return;
-          const key = byLeaseId.get(`${ns}/${event.leaseId}`);
-          if (key) queue?.add(key);
-        })
+        .watchLeases(
+          tenant,
+          (event) => {
+            if (event.type !== 'revoked' && event.type !== 'renewed') return;
+            const key = byLeaseId.get(`${ns}/${event.leaseId}`);
+            if (key) queue?.add(key);
+          },
+          // Back after a break: what changed meanwhile sent no event, so look at every lease
+          // of the namespace now rather than at the next resync.
+          () => {
+            for (const [leaseKey, key] of byLeaseId) if (leaseKey.startsWith(`${ns}/`)) queue?.add(key);
+          },
+        )
         .catch((err: unknown) => {
           logger.warn({ tenant, err: String(err) }, 'could not watch the tenant leases');
           tenantWatches.delete(ns);

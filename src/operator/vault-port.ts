@@ -68,9 +68,14 @@ export interface VaultPort {
   findLeaseFor(tenant: string, owner: string): Promise<LeaseInfo | undefined>;
   renewLease(tenant: string, id: string, increment?: string): Promise<LeaseInfo>;
   revokeLease(tenant: string, id: string, reason: string): Promise<void>;
-  /** Changes of the tenant's leases made anywhere (API, CLI, another VaultCredential's deletion). */
+  /**
+   * Changes of the tenant's leases made anywhere (API, CLI, another VaultCredential's deletion).
+   * `onResumed` is called each time the watch is live again after it broke: changes made in
+   * between sent no event, so the caller re-reads what it follows.
+   */
   watchLeases(
     tenant: string,
     onEvent: (event: { type: 'issued' | 'renewed' | 'revoked' | 'expired'; leaseId: string }) => void,
+    onResumed?: () => void,
   ): Promise<{ close(): Promise<void> }>;
 }

@@ -149,13 +149,20 @@ export class LeasesApi {
 
   /**
    * Streams the caller's lease changes (issued, renewed, revoked, expired) as they happen.
-   * Stop by breaking out of the loop or aborting `signal`.
+   * Stop by breaking out of the loop or aborting `signal`. `onOpen` is called once the stream
+   * is live: the server answers only after it follows changes, so none made after `onOpen`
+   * is missed. A client that reconnects after a break should re-read what it follows then,
+   * since changes made while it was disconnected sent it no event.
    *
    * @example
    * for await (const event of vault.leases.events()) if (event.type === 'revoked') wipe(event.lease.id);
    */
-  async *events(options: Options = {}): AsyncGenerator<LeaseEvent, void, undefined> {
-    const response = await this.#http.stream('/v1/leases/events', options);
+  async *events(
+    options: Options & { onOpen?: () => void } = {},
+  ): AsyncGenerator<LeaseEvent, void, undefined> {
+    const { onOpen, ...request } = options;
+    const response = await this.#http.stream('/v1/leases/events', request);
+    onOpen?.();
     yield* readLeaseEvents(response, options.signal);
   }
 

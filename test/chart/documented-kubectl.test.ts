@@ -10,43 +10,11 @@
  */
 import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { resolveAssets } from '../support/assets.js';
-import { type ControlPlane, runCommand, startControlPlane } from '../support/control-plane.js';
+import { type ControlPlane, startControlPlane } from '../support/control-plane.js';
+import { documentedBlock, runDocumented } from './documented.js';
 import { chartDir, repoRoot } from './support.js';
-
-/** The lines of the first ```sh (any kind: `sh cluster`) block of `file` under `heading`. */
-function documentedBlock(file: string, heading: string): string {
-  const text = readFileSync(join(repoRoot, file), 'utf8');
-  const at = text.indexOf(heading);
-  expect(at, `${file} has no "${heading}"`).toBeGreaterThanOrEqual(0);
-  const block = /```sh[^\n]*\n([\s\S]*?)```/.exec(text.slice(at));
-  return block![1]!;
-}
-
-/** Runs a documented block with bash -e in `cwd`, kubectl and helm on PATH, against `cp`. */
-async function runDocumented(cp: ControlPlane, script: string, cwd: string) {
-  const assets = resolveAssets();
-  const home = mkdtempSync(join(tmpdir(), 'vault-doc-kubectl-'));
-  const result = await runCommand(
-    'bash',
-    ['--norc', '--noprofile', '-euo', 'pipefail', '-c', `cd '${cwd}'\n${script}`],
-    {
-      timeoutMs: 180_000,
-      env: {
-        PATH: `${dirname(assets.kubectl)}:${dirname(assets.helm)}:${process.env.PATH}`,
-        HOME: home,
-        KUBECONFIG: cp.kubeconfigPath,
-        HELM_CACHE_HOME: join(home, 'cache'),
-        HELM_CONFIG_HOME: join(home, 'config'),
-        HELM_DATA_HOME: join(home, 'data'),
-      },
-    },
-  );
-  rmSync(home, { recursive: true, force: true });
-  return result;
-}
 
 describe('kubectl apply -f crds/ -f deploy/rbac/operator.yaml', () => {
   let cp: ControlPlane;
@@ -58,7 +26,7 @@ describe('kubectl apply -f crds/ -f deploy/rbac/operator.yaml', () => {
       .split('\n')
       .find((l) => l.startsWith('kubectl apply'))!;
     expect(line).toBe('kubectl apply -f crds/ -f deploy/rbac/operator.yaml');
-    const result = await runDocumented(cp, line, repoRoot);
+    const result = await runDocumented(cp.kubeconfigPath, line, repoRoot);
     expect(result.code, result.stderr).toBe(0);
     const sa = await cp.kubectl([
       '-n',
@@ -114,7 +82,7 @@ describe('the documented upgrade after a plain helm install', () => {
 
     const upgrade = documentedBlock('docs/platform/helm.md', '## Upgrade');
     expect(upgrade).toContain('kubectl apply --server-side');
-    const result = await runDocumented(cp, upgrade, repoRoot);
+    const result = await runDocumented(cp.kubeconfigPath, upgrade, repoRoot);
     expect(result.code, `${upgrade}\n${result.stderr}`).toBe(0);
     expect(await description()).not.toMatch(/^\(old\) /);
     const status = await cp.helm(['status', 'vault', '--namespace', 'vault-system', '-o', 'json']);

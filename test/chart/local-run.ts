@@ -4,10 +4,11 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
+import { request } from 'node:https';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { resolveAssets } from '../support/assets.js';
-import { find, type K8sObject, podTemplate } from './support.js';
+import { find, type K8sObject, podTemplate, repoRoot } from './support.js';
 
 export const b64 = (text: string) => Buffer.from(text, 'base64');
 
@@ -149,4 +150,83 @@ export async function startChartEtcd(
   const metricsUrl = `http://127.0.0.1:${metricsPort}`;
   await waitUntil('etcd to be ready', async () => (await fetch(`${metricsUrl}/readyz`)).ok, [etcd]);
   return { clientUrl: `https://127.0.0.1:${clientPort}`, metricsUrl, process: etcd };
+}
+
+/**
+ * One HTTPS request that trusts only `ca` and checks the certificate against `servername`
+ * (the in-cluster name the chart gives out), while connecting to 127.0.0.1.
+ */
+export function httpsCall(
+  url: string,
+  options: {
+    ca: Buffer;
+    servername: string;
+    method?: string;
+    body?: unknown;
+    headers?: Record<string, string>;
+  },
+): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const body = options.body === undefined ? undefined : JSON.stringify(options.body);
+    const req = request(
+      url,
+      {
+        method: options.method ?? 'GET',
+        ca: options.ca,
+        servername: options.servername,
+        timeout: 5_000,
+        headers: {
+          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+          ...options.headers,
+        },
+      },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8').on('data', (chunk: string) => {
+          text += chunk;
+        });
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error('timed out')));
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+/**
+ * Starts a Deployment's first container as a `vault` process: its rendered args and env, with
+ * `replacements` applied to both (Secret references resolved from `objects`), plus `env`.
+ */
+export function startContainer(
+  objects: K8sObject[],
+  deployment: string,
+  options: {
+    namespace: string;
+    replacements: Array<[string, string]>;
+    env: Record<string, string>;
+    home: string;
+  },
+): LocalProcess {
+  const container = podTemplate(find(objects, 'Deployment', deployment)).spec.containers[0];
+  const rendered = containerEnv(container, objects, {
+    'metadata.name': `${deployment}-0`,
+    'metadata.namespace': options.namespace,
+  });
+  const env = {
+    PATH: process.env.PATH,
+    HOME: options.home,
+    ...Object.fromEntries(
+      Object.entries(rendered).map(([name, value]) => [
+        name,
+        localize([value], options.replacements)[0] as string,
+      ]),
+    ),
+    ...options.env,
+  };
+  return startProcess(
+    process.execPath,
+    [join(repoRoot, 'bin', 'vault.js'), ...localize(container.args, options.replacements)],
+    env,
+  );
 }

@@ -20,6 +20,7 @@ import {
   b64,
   containerEnv,
   freePorts,
+  httpsCall,
   type LocalEtcd,
   type LocalProcess,
   localize,
@@ -40,39 +41,6 @@ import {
 
 const ns = 'vault';
 const vaultCli = join(repoRoot, 'bin', 'vault.js');
-
-/**
- * One HTTPS request that trusts only `ca` and checks the certificate against `servername`
- * (the in-cluster name the chart gives out), while connecting to 127.0.0.1.
- */
-function httpsCall(
-  url: string,
-  options: { ca: Buffer; servername: string; method?: string; body?: unknown },
-): Promise<{ status: number; text: string }> {
-  return new Promise((resolve, reject) => {
-    const body = options.body === undefined ? undefined : JSON.stringify(options.body);
-    const req = request(
-      url,
-      {
-        method: options.method ?? 'GET',
-        ca: options.ca,
-        servername: options.servername,
-        timeout: 5_000,
-        headers: body === undefined ? {} : { 'content-type': 'application/json' },
-      },
-      (res) => {
-        let text = '';
-        res.setEncoding('utf8').on('data', (chunk: string) => {
-          text += chunk;
-        });
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
-      },
-    );
-    req.on('timeout', () => req.destroy(new Error('timed out')));
-    req.on('error', reject);
-    req.end(body);
-  });
-}
 
 /** `tenant/seq` of each audit record line in a process's output (logs are JSON lines too). */
 function auditLines(output: string): string[] {

@@ -32,8 +32,8 @@ export interface OperatorEnv {
   core: VaultCore;
   /** The Vault API the controller talks to. */
   vault: TestVault;
-  /** A port over the API, logged in as the controller (for tests that wrap it). */
-  port(): Promise<VaultPort>;
+  /** A port over the API, logged in as the controller (for tests that wrap it); `addr` defaults to the API's. */
+  port(addr?: string): Promise<VaultPort>;
   /** The controller's kubeconfig: the vault-operator ServiceAccount's token. */
   operatorKubeConfig: KubeConfig;
   /** An admin client for the test's own reads. */
@@ -108,9 +108,9 @@ export async function setupOperatorEnv(options: OperatorEnvOptions = {}): Promis
       },
     });
     const sessions: VaultSession[] = [];
-    const port = async () => {
+    const port = async (addr = vault.url) => {
       const session = await openVaultSession({
-        addr: vault.url,
+        addr,
         readToken: async () => vaultToken,
         clock: systemClock,
         logger,

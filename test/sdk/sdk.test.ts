@@ -167,6 +167,25 @@ describe('SDK against vault dev', () => {
     await reading;
   });
 
+  it('says when a lease event stream is live: a change made right after onOpen arrives', async () => {
+    const controller = new AbortController();
+    const events: LeaseEvent[] = [];
+    let opened!: () => void;
+    const open = new Promise<void>((resolve) => {
+      opened = resolve;
+    });
+    const reading = (async () => {
+      for await (const event of vault.leases.events({ signal: controller.signal, onOpen: opened }))
+        events.push(event);
+    })().catch(() => undefined);
+    await open;
+    // No wait after onOpen: the server answered only once it followed changes.
+    const lease = await vault.leases.create({ credentialName: 'sdk-keep', ttl: '1m' });
+    await until(() => events.some((e) => e.type === 'issued' && e.lease.id === lease.id), 'the issued event');
+    controller.abort();
+    await reading;
+  });
+
   it('audit: query, verify and look a value up', async () => {
     const records = await vault.audit.query({ action: 'lease.create', limit: 5 });
     expect(records.length).toBeGreaterThan(0);

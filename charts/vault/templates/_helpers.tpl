@@ -71,9 +71,54 @@ helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version | replace 
 {{- end -}}
 {{- end -}}
 
-{{/* The API server's in-cluster address, for the controller and the injected agents. */}}
+{{/* The API address the controller and injected agents use: this release's Service, or
+     with server.enabled=false the shared Vault at externalVault.address. */}}
 {{- define "vault.server.address" -}}
+{{- if .Values.server.enabled -}}
 {{- printf "%s://%s.%s.svc:%v" (ternary "https" "http" .Values.server.tls.enabled) (include "vault.fullname" .) .Release.Namespace .Values.server.service.port -}}
+{{- else -}}
+{{- .Values.externalVault.address | trimSuffix "/" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "vault.externalVault.caConfigMapName" -}}{{ include "vault.fullname" . }}-vault-ca{{- end -}}
+{{- define "vault.tokenReviewer.name" -}}{{ include "vault.fullname" . }}-token-reviewer{{- end -}}
+
+{{/* Whether the controller and the webhook get a CA file for the API: the generated or given
+     API certificate's CA, or the CA of the shared Vault (none: the system's trusted CAs). */}}
+{{- define "vault.server.hasCa" -}}
+{{- if .Values.server.enabled -}}
+{{- if .Values.server.tls.enabled }}true{{ end -}}
+{{- else if or .Values.externalVault.caBundle .Values.externalVault.caConfigMap .Values.externalVault.caSecret -}}
+true
+{{- end -}}
+{{- end -}}
+
+{{/* The volume holding that CA as `ca.crt`: only the certificate, never a key. */}}
+{{- define "vault.server.caVolume" -}}
+- name: server-ca
+{{- if .Values.server.enabled }}
+  secret:
+    secretName: {{ include "vault.server.tlsSecretName" . }}
+    items:
+      - key: ca.crt
+        path: ca.crt
+    defaultMode: 288 # 0440
+{{- else if .Values.externalVault.caSecret }}
+  secret:
+    secretName: {{ .Values.externalVault.caSecret }}
+    items:
+      - key: {{ .Values.externalVault.caKey }}
+        path: ca.crt
+    defaultMode: 288 # 0440
+{{- else }}
+  configMap:
+    name: {{ default (include "vault.externalVault.caConfigMapName" .) .Values.externalVault.caConfigMap }}
+    items:
+      - key: {{ ternary .Values.externalVault.caKey "ca.crt" (not (empty .Values.externalVault.caConfigMap)) }}
+        path: ca.crt
+    defaultMode: 288 # 0440
+{{- end }}
 {{- end -}}
 
 {{/* A preferred anti-affinity on the component's own pods, unless the user set affinity. */}}
@@ -112,6 +157,11 @@ affinity:
   {{- include "vault.affinity" (dict "root" .root "component" .component "affinity" .values.affinity) | nindent 2 }}
 {{- end -}}
 
+{{/* The chart runs etcd only for its own API servers. */}}
+{{- define "vault.etcd.bundled" -}}
+{{- if and .Values.server.enabled (eq .Values.storage.type "bundled") }}true{{ end -}}
+{{- end -}}
+
 {{/* The bundled etcd's client URLs. */}}
 {{- define "vault.etcd.endpoints" -}}
 {{- $name := include "vault.etcd.name" . -}}
@@ -129,6 +179,31 @@ affinity:
 {{- end -}}
 {{- if and (eq .Values.storage.type "external") .Values.storage.external.tls.enabled (empty .Values.storage.external.tls.existingSecret) -}}
 {{- fail "storage.external.tls.enabled is true, so set storage.external.tls.existingSecret to a Secret with the etcd CA, client certificate and key (or set storage.external.tls.enabled=false)" -}}
+{{- end -}}
+{{- if not .Values.server.enabled -}}
+{{- if not (or .Values.controller.enabled .Values.webhook.enabled) -}}
+{{- fail "server.enabled=false installs only the controller and the webhook, and both are disabled: enable one, or install nothing" -}}
+{{- end -}}
+{{- if gt (len (compact (list .Values.externalVault.caBundle .Values.externalVault.caConfigMap .Values.externalVault.caSecret))) 1 -}}
+{{- fail "give the shared Vault's CA one way: externalVault.caBundle, externalVault.caConfigMap or externalVault.caSecret" -}}
+{{- end -}}
+{{- if .Values.server.remoteClusters -}}
+{{- fail "server.remoteClusters configures this release's API servers, and server.enabled=false runs none: set it on the release that runs the API servers" -}}
+{{- end -}}
+{{- else -}}
+{{- if .Values.externalVault.address -}}
+{{- fail "externalVault.address is for a controller-only install (server.enabled=false); this release runs its own API servers: unset externalVault.address, or set server.enabled=false" -}}
+{{- end -}}
+{{- $seen := list -}}
+{{- range .Values.server.remoteClusters -}}
+{{- if eq .name $.Values.clusterName -}}
+{{- fail (printf "server.remoteClusters names %q, which is this cluster (clusterName): name the other cluster" .name) -}}
+{{- end -}}
+{{- if has .name $seen -}}
+{{- fail (printf "server.remoteClusters names %q twice: give each cluster once" .name) -}}
+{{- end -}}
+{{- $seen = append $seen .name -}}
+{{- end -}}
 {{- end -}}
 {{- if and .Values.controller.enabled (gt (int .Values.controller.replicas) 1) (not .Values.controller.leaderElection.enabled) -}}
 {{- fail "controller.replicas > 1 needs controller.leaderElection.enabled=true (two leaders would reconcile the same objects)" -}}
