@@ -32,6 +32,8 @@ export interface RunnableBlock {
 export const runnableKinds = {
   runnable: 'runs against vault dev (test/docs/runnable.test.ts)',
   'cluster-runnable': 'runs against the real-node cluster (test/cluster/docs-blocks.test.ts)',
+  'two-clusters':
+    'runs as written against two real control planes, the chart run as processes (test/chart/second-cluster.test.ts)',
 } as const;
 export type RunnableKind = keyof typeof runnableKinds;
 
