@@ -3,16 +3,13 @@
 # outside the repository keyed by version; a binary already there is reused. Only that
 # benchmark needs them; the tests do not. Arguments: which (etcd-txn, peer; both by default).
 # Prints, on stdout, one line per binary:
-#   peer=PATH       HashiCorp Vault (PEER_VAULT_VERSION, default 1.15.6), the peer
+#   peer=PATH       HashiCorp Vault (PEER_VAULT_VERSION, default 1.21.4), the peer
 #   etcd-txn=PATH   test/bench/go/etcd-txn, the raw-etcd baseline from Go's own client
 # A cold build of the peer takes many minutes on two cores (it is a large program).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-VERSION="${PEER_VAULT_VERSION:-1.15.6}"
-# Its api/ and sdk/ modules at the versions its own tree has (it builds them from its
-# subdirectories): the first releases of them with what 1.15.6 calls.
-SDK_VERSION="${PEER_VAULT_SDK_VERSION:-0.11.0}"
+VERSION="${PEER_VAULT_VERSION:-1.21.4}"
 CACHE="${VAULT_ASSETS_CACHE:-$HOME/.cache/vault-test-assets}"
 export CGO_ENABLED=0
 
@@ -27,9 +24,13 @@ build_peer() {
     # link to runtime internals that Go 1.23+ refuses by default. GOSUMDB=off: the checksum
     # database no longer lists some of its plugin versions (the proxy still serves them); this
     # binary is a benchmark baseline, never shipped.
+    # Its own replaces of other modules (not of its subdirectories) apply here too.
+    local gomod
+    gomod=$(GOSUMDB=off go mod download -json "github.com/hashicorp/vault@v$VERSION" |
+      sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",*$/\1/p')
     (cd "$src" && { [ -f go.mod ] || go mod init vault-test-assets/peer >/dev/null 2>&1; } &&
-      GOSUMDB=off GOFLAGS=-mod=mod go get "github.com/hashicorp/vault@v$VERSION" \
-        "github.com/hashicorp/vault/sdk@v$SDK_VERSION" >&2 &&
+      { grep '^replace ' "$gomod" | grep -v '=> \./' >>go.mod || true; } &&
+      GOSUMDB=off GOFLAGS=-mod=mod go get "github.com/hashicorp/vault@v$VERSION" >&2 &&
       GOSUMDB=off GOFLAGS="-mod=mod -buildvcs=false" go build -trimpath -ldflags "-s -w -checklinkname=0" \
         -o "$out/vault.tmp" github.com/hashicorp/vault >&2)
     mv "$out/vault.tmp" "$out/vault"
