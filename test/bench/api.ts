@@ -145,21 +145,33 @@ async function serveCustom(
 }
 
 /** Store calls per request of one kind, sequentially (caches warm), from a counting instance. */
-async function storeCallsPerRequest(served: Served, counts: Record<string, number>, token: string) {
+async function storeCallsPerRequest(
+  served: Served,
+  counts: Record<string, number>,
+  token: string,
+  readerToken: string,
+) {
   const client = jsonClient(served.url, { token, maxSockets: 1 });
-  const per = async (method: string, path: string, body?: unknown, n = 50) => {
-    await client.request(method, path, body);
+  const reader = jsonClient(served.url, { token: readerToken, maxSockets: 1 });
+  const per = async (method: string, path: string, body?: unknown, n = 50, as = client) => {
+    await as.request(method, path, body);
     for (const key of Object.keys(counts)) delete counts[key];
-    for (let i = 0; i < n; i++) await client.request(method, path, body);
+    for (let i = 0; i < n; i++) await as.request(method, path, body);
     return Object.fromEntries(Object.entries(counts).map(([kind, c]) => [kind, c / n]));
   };
   try {
     return {
       'lease create': await per('POST', '/v1/leases', leaseBody),
       'credential read': await per('GET', `/v1/credentials/${CREDENTIAL}`),
+      'lease value read': await (async () => {
+        const lease = await reader.request('POST', '/v1/leases', leaseBody);
+        const id = (lease.body as { id: string }).id;
+        return per('GET', `/v1/leases/${id}/value`, undefined, 50, reader);
+      })(),
     };
   } finally {
     client.close();
+    reader.close();
   }
 }
 
@@ -289,6 +301,7 @@ async function main() {
         counting,
         counts,
         await bootstrapTenant(counting.core, 'bench-calls'),
+        await bootstrapTenant(counting.core, 'bench-calls-read', 'workload'),
       );
     }
 
