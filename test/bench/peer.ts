@@ -383,6 +383,7 @@ function report(collected: Map<string, LoadResult[]>) {
   console.log('\n| ratio | median of rounds | goal | |');
   console.log('|---|---|---|---|');
   ratio('lease value read (etcd)', 'peer: KV v2 read (HashiCorp Vault, Raft)', 1.5);
+  ratio('lease value read (etcd)', 'lease create (etcd)');
   ratio('lease create (etcd)', 'peer: token create (HashiCorp Vault, Raft)');
   ratio('lease create (etcd)', 'raw etcd txn (Go client)', 0.5);
   ratio('lease create (etcd)', 'raw etcd txn (Node client)');
