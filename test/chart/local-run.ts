@@ -195,6 +195,57 @@ export function httpsCall(
 }
 
 /**
+ * Sends a pod's CREATE to the webhook at `url` as the kube-apiserver would, checks it was
+ * allowed, and returns the agent container the webhook's patch adds (the first init container).
+ */
+export async function injectedAgent(
+  url: string,
+  tls: { ca: Buffer; servername: string },
+  pod: { name: string; namespace: string; annotations: Record<string, string>; serviceAccountName?: string },
+): Promise<K8sObject> {
+  const review = await httpsCall(url, {
+    ...tls,
+    method: 'POST',
+    body: {
+      apiVersion: 'admission.k8s.io/v1',
+      kind: 'AdmissionReview',
+      request: {
+        uid: `e1b7c1de-0000-4000-8000-${Date.now().toString().padStart(12, '0').slice(-12)}`,
+        kind: { group: '', version: 'v1', kind: 'Pod' },
+        resource: { group: '', version: 'v1', resource: 'pods' },
+        namespace: pod.namespace,
+        operation: 'CREATE',
+        userInfo: { username: 'test' },
+        object: {
+          apiVersion: 'v1',
+          kind: 'Pod',
+          metadata: {
+            name: pod.name,
+            namespace: pod.namespace,
+            labels: { 'vault.ghoststack.io/inject': 'true' },
+            annotations: pod.annotations,
+          },
+          spec: {
+            ...(pod.serviceAccountName ? { serviceAccountName: pod.serviceAccountName } : {}),
+            containers: [{ name: 'app', image: 'registry.invalid/app:1' }],
+          },
+        },
+      },
+    },
+  });
+  if (review.status !== 200) throw new Error(`the webhook answered ${review.status}: ${review.text}`);
+  const response = JSON.parse(review.text).response;
+  if (response.allowed !== true) throw new Error(`the webhook refused the pod: ${review.text}`);
+  const patch = JSON.parse(Buffer.from(response.patch, 'base64').toString('utf8')) as Array<{
+    path: string;
+    value: unknown;
+  }>;
+  const added = patch.find((op) => op.path === '/spec/initContainers');
+  if (!added) throw new Error(`no agent in the patch: ${JSON.stringify(patch)}`);
+  return (added.value as K8sObject[])[0]!;
+}
+
+/**
  * Starts a Deployment's first container as a `vault` process: its rendered args and env, with
  * `replacements` applied to both (Secret references resolved from `objects`), plus `env`.
  */

@@ -21,6 +21,7 @@ import {
   containerEnv,
   freePorts,
   httpsCall,
+  injectedAgent,
   type LocalEtcd,
   type LocalProcess,
   localize,
@@ -420,44 +421,11 @@ describe('the chart command lines, run as local processes', () => {
     // An opted-in pod in `apps` (whose default ServiceAccount may lease `token`, from the
     // controller test): the agent the webhook builds gets the https address and the API CA,
     // and with exactly that environment leases over HTTPS from the chart's server.
-    const review = await httpsCall(`https://127.0.0.1:${port}/mutate`, {
-      ca,
-      servername: 'vault-webhook.vault.svc',
-      method: 'POST',
-      body: {
-        apiVersion: 'admission.k8s.io/v1',
-        kind: 'AdmissionReview',
-        request: {
-          uid: 'e1b7c1de-0000-4000-8000-000000000001',
-          kind: { group: '', version: 'v1', kind: 'Pod' },
-          resource: { group: '', version: 'v1', resource: 'pods' },
-          namespace: 'apps',
-          operation: 'CREATE',
-          userInfo: { username: 'test' },
-          object: {
-            apiVersion: 'v1',
-            kind: 'Pod',
-            metadata: {
-              name: 'app',
-              namespace: 'apps',
-              labels: { 'vault.ghoststack.io/inject': 'true' },
-              annotations: { 'vault.ghoststack.io/credential-token': 'token' },
-            },
-            spec: { containers: [{ name: 'app', image: 'registry.invalid/app:1' }] },
-          },
-        },
-      },
-    });
-    expect(review.status, review.text).toBe(200);
-    const response = JSON.parse(review.text).response;
-    expect(response.allowed, review.text).toBe(true);
-    const patch = JSON.parse(Buffer.from(response.patch, 'base64').toString('utf8')) as Array<{
-      path: string;
-      value: unknown;
-    }>;
-    const added = patch.find((op) => op.path === '/spec/initContainers');
-    if (!added) throw new Error(`no agent in the patch: ${JSON.stringify(patch)}`);
-    const agent = (added.value as K8sObject[])[0]!;
+    const agent = await injectedAgent(
+      `https://127.0.0.1:${port}/mutate`,
+      { ca, servername: 'vault-webhook.vault.svc' },
+      { name: 'app', namespace: 'apps', annotations: { 'vault.ghoststack.io/credential-token': 'token' } },
+    );
     const agentEnv = containerEnv(agent, objects, { 'metadata.name': 'app', 'metadata.namespace': 'apps' });
     expect(agentEnv.VAULT_ADDR).toBe('https://vault.vault.svc:8200');
     expect(agentEnv.VAULT_CACERT_PEM?.trim()).toBe(

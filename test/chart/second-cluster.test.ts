@@ -12,6 +12,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { billingWorkload } from '../operator/support.js';
 import { type ControlPlane, startControlPlane } from '../support/control-plane.js';
 import { documentedBlocks, runDocumented } from './documented.js';
 import {
@@ -19,6 +20,7 @@ import {
   containerEnv,
   freePorts,
   httpsCall,
+  injectedAgent,
   type LocalEtcd,
   type LocalProcess,
   startChartEtcd,
@@ -44,36 +46,7 @@ const vaultCli = join(repoRoot, 'bin', 'vault.js');
 /** The shared Vault's address in the documented install (swapped for a local port). */
 const sharedAddress = 'https://vault.example.com:8200';
 
-const workload = `
-apiVersion: v1
-kind: Secret
-metadata:
-  name: stripe
-  labels: {vault.ghoststack.io/import: "true"}
-  annotations: {vault.ghoststack.io/import-for: stripe-api-key}
-stringData:
-  api-key: sk_second_0123456789
----
-apiVersion: v1
-kind: ServiceAccount
-metadata: {name: billing}
----
-apiVersion: vault.ghoststack.io/v1alpha1
-kind: VaultCredential
-metadata: {name: stripe-api-key}
-spec:
-  type: api-key
-  source: {secretRef: {name: stripe, key: api-key}}
-  access: {serviceAccounts: [billing], defaultTtl: 15m, maxTtl: 1h}
----
-apiVersion: vault.ghoststack.io/v1alpha1
-kind: VaultLease
-metadata: {name: stripe-for-billing}
-spec:
-  credentialRef: {name: stripe-api-key}
-  serviceAccountName: billing
-  ttl: 15m
-`;
+const workload = billingWorkload('sk_second_0123456789');
 
 /** A kubeconfig (JSON) with one context per control plane, named after it, admin in each. */
 function contexts(planes: Record<string, ControlPlane>): string {
@@ -421,47 +394,16 @@ describe('a second cluster with the controller-only chart install, on the first 
       [webhook],
       90_000,
     );
-    const review = await httpsCall(`https://127.0.0.1:${port}/mutate`, {
-      ...trusted,
-      ca: await webhookCa(),
-      method: 'POST',
-      body: {
-        apiVersion: 'admission.k8s.io/v1',
-        kind: 'AdmissionReview',
-        request: {
-          uid: 'e1b7c1de-0000-4000-8000-000000000002',
-          kind: { group: '', version: 'v1', kind: 'Pod' },
-          resource: { group: '', version: 'v1', resource: 'pods' },
-          namespace: 'shop',
-          operation: 'CREATE',
-          userInfo: { username: 'test' },
-          object: {
-            apiVersion: 'v1',
-            kind: 'Pod',
-            metadata: {
-              name: 'billing',
-              namespace: 'shop',
-              labels: { 'vault.ghoststack.io/inject': 'true' },
-              annotations: { 'vault.ghoststack.io/credential-stripe': 'stripe-api-key' },
-            },
-            spec: {
-              serviceAccountName: 'billing',
-              containers: [{ name: 'app', image: 'registry.invalid/app:1' }],
-            },
-          },
-        },
+    const agent = await injectedAgent(
+      `https://127.0.0.1:${port}/mutate`,
+      { ...trusted, ca: await webhookCa() },
+      {
+        name: 'billing',
+        namespace: 'shop',
+        annotations: { 'vault.ghoststack.io/credential-stripe': 'stripe-api-key' },
+        serviceAccountName: 'billing',
       },
-    });
-    expect(review.status, review.text).toBe(200);
-    const response = JSON.parse(review.text).response;
-    expect(response.allowed, review.text).toBe(true);
-    const patch = JSON.parse(Buffer.from(response.patch, 'base64').toString('utf8')) as Array<{
-      path: string;
-      value: unknown;
-    }>;
-    const added = patch.find((op) => op.path === '/spec/initContainers');
-    if (!added) throw new Error(`no agent in the patch: ${JSON.stringify(patch)}`);
-    const agent = (added.value as K8sObject[])[0]!;
+    );
     const agentEnv = containerEnv(agent, secondObjects, {
       'metadata.name': 'billing',
       'metadata.namespace': 'shop',

@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePorts, type LocalProcess, startProcess, waitUntil } from '../chart/local-run.js';
 import { type ControlPlane, startControlPlane } from '../support/control-plane.js';
 import { reviewerKubeconfig } from '../support/token-reviewer.js';
-import { eventually, repoFile } from './support.js';
+import { billingWorkload, eventually, repoFile } from './support.js';
 
 const vaultCli = repoFile('bin/vault.js');
 const clusters = ['east', 'west'] as const;
@@ -23,36 +23,8 @@ type Cluster = (typeof clusters)[number];
 // biome-ignore lint/suspicious/noExplicitAny: tests read response JSON of every shape
 type Json = Record<string, any>;
 
-const workload = (cluster: Cluster) => `
-apiVersion: v1
-kind: Secret
-metadata:
-  name: stripe
-  labels: {vault.ghoststack.io/import: "true"}
-  annotations: {vault.ghoststack.io/import-for: stripe-api-key}
-stringData:
-  api-key: sk_${cluster}_${cluster === 'east' ? 'e' : 'w'}0123456789
----
-apiVersion: v1
-kind: ServiceAccount
-metadata: {name: billing}
----
-apiVersion: vault.ghoststack.io/v1alpha1
-kind: VaultCredential
-metadata: {name: stripe-api-key}
-spec:
-  type: api-key
-  source: {secretRef: {name: stripe, key: api-key}}
-  access: {serviceAccounts: [billing], defaultTtl: 15m, maxTtl: 1h}
----
-apiVersion: vault.ghoststack.io/v1alpha1
-kind: VaultLease
-metadata: {name: stripe-for-billing}
-spec:
-  credentialRef: {name: stripe-api-key}
-  serviceAccountName: billing
-  ttl: 15m
-`;
+const workload = (cluster: Cluster) =>
+  billingWorkload(`sk_${cluster}_${cluster === 'east' ? 'e' : 'w'}0123456789`);
 
 describe('one Vault for two clusters, each with its own controller', { timeout: 180_000 }, () => {
   const dir = mkdtempSync(join(tmpdir(), 'vault-multi-cluster-'));

@@ -176,3 +176,39 @@ export async function eventually<T>(
     await new Promise((resolve) => setTimeout(resolve, 150));
   }
 }
+
+/**
+ * A billing app's manifests as an app team applies them in a cluster: a Secret imported as
+ * the credential `stripe-api-key` (holding `apiKey`), the app's ServiceAccount, the
+ * VaultCredential and a VaultLease for it.
+ */
+export const billingWorkload = (apiKey: string) => `
+apiVersion: v1
+kind: Secret
+metadata:
+  name: stripe
+  labels: {vault.ghoststack.io/import: "true"}
+  annotations: {vault.ghoststack.io/import-for: stripe-api-key}
+stringData:
+  api-key: ${apiKey}
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: billing}
+---
+apiVersion: vault.ghoststack.io/v1alpha1
+kind: VaultCredential
+metadata: {name: stripe-api-key}
+spec:
+  type: api-key
+  source: {secretRef: {name: stripe, key: api-key}}
+  access: {serviceAccounts: [billing], defaultTtl: 15m, maxTtl: 1h}
+---
+apiVersion: vault.ghoststack.io/v1alpha1
+kind: VaultLease
+metadata: {name: stripe-for-billing}
+spec:
+  credentialRef: {name: stripe-api-key}
+  serviceAccountName: billing
+  ttl: 15m
+`;
