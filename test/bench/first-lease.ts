@@ -22,7 +22,11 @@
  * with the npm cache the cold run filled (warm). It prints numbers and never fails on them;
  * it fails only when a documented command fails.
  *
- * Settings: BENCH_PATHS=laptop,claude-code; BENCH_WARM=0 skips the warm runs; BENCH_COMPILE=1
+ * Then `npm i -g @ghoststack/vault-cli` alone and with the Kubernetes client (which the package
+ * installed before it became an optional peer), interleaved, each with an empty npm cache.
+ *
+ * Settings: BENCH_PATHS=laptop,claude-code; BENCH_WARM=0 skips the warm runs;
+ * BENCH_INSTALL_ROUNDS (2; 0 skips the install comparison); BENCH_COMPILE=1
  * also times `npm i -g @ghoststack/vault-cli` without a prebuilt binary (better-sqlite3
  * compiles from source: minutes).
  */
@@ -30,6 +34,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { kubernetesClientPackage } from '../../src/k8s/client-module.js';
 import { type RunnableBlock, runnableBlocks } from '../docs/runnable-blocks.js';
 import { freePort } from '../support/etcd.js';
 import { type LocalRegistry, publishPackages, startRegistry } from '../support/registry.js';
@@ -156,6 +161,40 @@ function fillRegistry(registry: LocalRegistry, home: string): Promise<number> {
   );
 }
 
+/**
+ * `npm i -g @ghoststack/vault-cli` with an empty npm cache, side by side (interleaved) with the
+ * same plus the Kubernetes client, which the CLI package installed until it became an optional
+ * peer (what it costs a platform user who adds it).
+ */
+async function installSideBySide(registry: LocalRegistry, work: string, rounds: number) {
+  const times: Record<'cli' | 'withKubernetes', number[]> = { cli: [], withKubernetes: [] };
+  for (let round = 0; round < rounds; round++) {
+    for (const variant of ['cli', 'withKubernetes'] as const) {
+      const home = join(work, `install-${variant}-${round}`);
+      mkdirSync(home, { recursive: true });
+      const extra = variant === 'cli' ? '' : ` ${kubernetesClientPackage}`;
+      times[variant].push(
+        await asUser(`npm i -g @ghoststack/vault-cli${extra} >/dev/null`, home, userEnv(home, registry)),
+      );
+      rmSync(home, { recursive: true, force: true });
+    }
+  }
+  const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+  const cli = median(times.cli);
+  const withKubernetes = median(times.withKubernetes);
+  console.log(
+    `npm i -g, empty npm cache, ${rounds} interleaved rounds (median; load average now ${load()}):`,
+  );
+  console.table([
+    { install: '@ghoststack/vault-cli', s: seconds(cli), ratio: '1.00' },
+    {
+      install: `@ghoststack/vault-cli ${kubernetesClientPackage}`,
+      s: seconds(withKubernetes),
+      ratio: (withKubernetes / cli).toFixed(2),
+    },
+  ]);
+}
+
 /** `npm i -g @ghoststack/vault-cli` where no prebuilt better-sqlite3 can be downloaded. */
 function installCompiling(registry: LocalRegistry, home: string): Promise<number> {
   mkdirSync(home, { recursive: true });
@@ -202,6 +241,9 @@ async function main() {
           `${again ? `, ${seconds(again.totalMs)} s warm` : ''} (better-sqlite3 ${cold.sqlite}; load average now ${load()})\n`,
       );
     }
+
+    const rounds = Number(process.env.BENCH_INSTALL_ROUNDS ?? 2);
+    if (rounds > 0) await installSideBySide(registry, work, rounds);
 
     if (process.env.BENCH_COMPILE === '1') {
       const ms = await installCompiling(registry, join(work, 'compile'));
