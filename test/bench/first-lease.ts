@@ -179,7 +179,13 @@ async function installSideBySide(registry: LocalRegistry, work: string, rounds: 
       rmSync(home, { recursive: true, force: true });
     }
   }
-  const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+  const median = (values: number[]) => {
+    const sorted = [...values].sort((a, b) => a - b);
+    const middle = sorted.length / 2;
+    return Number.isInteger(middle)
+      ? (sorted[middle - 1]! + sorted[middle]!) / 2
+      : sorted[Math.floor(middle)]!;
+  };
   const cli = median(times.cli);
   const withKubernetes = median(times.withKubernetes);
   console.log(
