@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { Registry } from 'prom-client';
+import { loadKubernetesClient } from '../k8s/client-module.js';
 import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/logger.js';
 import { type CreatedToken, Vault } from '../sdk/index.js';
@@ -147,7 +148,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
 }
 
 async function inCluster(): Promise<KubeConfig> {
-  const { KubeConfig } = await import('@kubernetes/client-node');
+  const { KubeConfig } = await loadKubernetesClient('vault agent');
   const kc = new KubeConfig();
   kc.loadFromCluster();
   return kc;

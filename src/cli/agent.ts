@@ -15,6 +15,7 @@ import {
   agentConfigEnv,
 } from '../agent/config.js';
 import { LoginError, startAgent } from '../agent/run.js';
+import { loadKubernetesClient } from '../k8s/client-module.js';
 import { parseCaBundle, readCaBundle } from '../lib/ca-bundle.js';
 import { systemClock } from '../lib/clock.js';
 import { createLogger } from '../lib/logger.js';
@@ -71,7 +72,7 @@ export function register(program: Command): void {
       const kubeconfigPath = flags.kubeconfig ?? env.KUBECONFIG;
       let kubeConfig: KubeConfig | undefined;
       if (kubeconfigPath) {
-        const { KubeConfig } = await import('@kubernetes/client-node');
+        const { KubeConfig } = await loadKubernetesClient('vault agent --kubeconfig');
         kubeConfig = new KubeConfig();
         kubeConfig.loadFromFile(kubeconfigPath);
       }

@@ -7,10 +7,10 @@
  */
 import { readFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
-import { KubeConfig } from '@kubernetes/client-node';
 import type { Command } from 'commander';
 import { z } from 'zod';
 import { clusterName } from '../contract/common.js';
+import { loadKubernetesClient } from '../k8s/client-module.js';
 import { systemClock } from '../lib/clock.js';
 import { durationMs } from '../lib/duration.js';
 import { createLogger } from '../lib/logger.js';
@@ -162,6 +162,7 @@ export function register(program: Command): void {
         name: 'vault-operator',
         destination: process.stderr,
       });
+      const { KubeConfig } = await loadKubernetesClient('vault operator run');
       const kubeConfig = new KubeConfig();
       if (run.kubeconfig) kubeConfig.loadFromFile(run.kubeconfig);
       else kubeConfig.loadFromDefault();

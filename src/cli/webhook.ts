@@ -2,10 +2,10 @@
  * `vault webhook`: the mutating admission webhook that injects the agent into opted-in pods.
  * Configuration comes from flags and the environment, parsed once with one schema.
  */
-import { KubeConfig } from '@kubernetes/client-node';
 import type { Command } from 'commander';
 import { z } from 'zod';
 import { clusterName } from '../contract/common.js';
+import { loadKubernetesClient } from '../k8s/client-module.js';
 import { readCaBundle } from '../lib/ca-bundle.js';
 import { systemClock } from '../lib/clock.js';
 import { createLogger } from '../lib/logger.js';
@@ -166,6 +166,7 @@ export function register(program: Command): void {
         vaultCaPem = ca.pem;
       }
       const logger = createLogger({ name: 'vault-webhook', level: c.logLevel });
+      const { KubeConfig } = await loadKubernetesClient('vault webhook');
       const kubeConfig = new KubeConfig();
       if (c.kubeconfig) kubeConfig.loadFromFile(c.kubeconfig);
       else kubeConfig.loadFromCluster();

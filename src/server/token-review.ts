@@ -1,3 +1,5 @@
+import { loadKubernetesClient } from '../k8s/client-module.js';
+
 /** What the Kubernetes login needs of the API server: a TokenReview. */
 export interface TokenReviewer {
   review(token: string, audiences: string[]): Promise<TokenReviewResult>;
@@ -11,11 +13,11 @@ export interface TokenReviewResult {
   error?: string;
 }
 
-/** A TokenReviewer on @kubernetes/client-node (loaded lazily: standalone servers never need it). */
+/** A TokenReviewer on @kubernetes/client-node (loaded lazily: standalone servers never need it, and the npm package does not install it). */
 export async function kubernetesTokenReviewer(
   options: { kubeconfigPath?: string } = {},
 ): Promise<TokenReviewer> {
-  const k8s = await import('@kubernetes/client-node');
+  const k8s = await loadKubernetesClient('Kubernetes login (--kubernetes-auth)');
   const kc = new k8s.KubeConfig();
   if (options.kubeconfigPath) kc.loadFromFile(options.kubeconfigPath);
   else kc.loadFromDefault();

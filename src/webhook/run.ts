@@ -1,7 +1,8 @@
 import { readFile } from 'node:fs/promises';
-import { type KubeConfig, VersionApi } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
 import { Registry } from 'prom-client';
 import { createKubeClient, isStatus } from '../k8s/api-client.js';
+import { loadKubernetesClient } from '../k8s/client-module.js';
 import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/logger.js';
 import { createCertRotator, defaultRotationPolicy, type KeyPairPem } from './certs.js';
@@ -53,6 +54,7 @@ export interface RunningWebhook {
 export async function runWebhook(options: WebhookRunOptions): Promise<RunningWebhook> {
   const { logger } = options;
   const client = await createKubeClient(options.kubeConfig);
+  const { VersionApi } = await loadKubernetesClient('vault webhook');
   const version = await options.kubeConfig.makeApiClient(VersionApi).getCode();
   const serverVersion = {
     major: Number.parseInt(version.major, 10),

@@ -10,13 +10,22 @@
  *   from the installed package, and `vault mcp init` without `--command`.
  */
 import { execFile } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  realpathSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { kubernetesClientPackage } from '../../src/k8s/client-module.js';
 import { Vault } from '../../src/sdk/index.js';
 import { type LocalRegistry, publishPackages, startRegistry } from '../support/registry.js';
 import { startVaultDev, type VaultDev } from '../support/vault-dev.js';
@@ -185,5 +194,51 @@ console.log(JSON.stringify({ value: lease.value, inMs: lease.expiresAt.getTime()
     } finally {
       process.kill(Number(exported.VAULT_DEV_PID), 'SIGTERM');
     }
+  }, 1_200_000);
+
+  it('npm i -g @ghoststack/vault-cli leaves out the Kubernetes client; the commands that need it say how to add it, and work once it is', async () => {
+    const prefix = join(work, 'k8s-prefix');
+    const home = join(work, 'k8s-home');
+    mkdirSync(home);
+    const env = userEnv(home, { npm_config_prefix: prefix });
+    const withBin = { ...env, PATH: `${join(prefix, 'bin')}:${env.PATH}` };
+    await run('npm', ['i', '-g', '@ghoststack/vault-cli'], { env, maxBuffer: 16 * 1024 * 1024 });
+    const cliModules = join(prefix, 'lib/node_modules/@ghoststack/vault-cli/node_modules');
+    expect(existsSync(join(cliModules, '@kubernetes/client-node'))).toBe(false);
+    expect(existsSync(join(cliModules, 'better-sqlite3'))).toBe(true);
+
+    // The operator group still loads (key rotation and the first token need no Kubernetes client) ...
+    expect((await run('vault', ['operator', 'root-token', '--help'], { env: withBin })).stdout).toContain(
+      'root-token',
+    );
+    // ... and each command that talks to Kubernetes says what to install.
+    const missing = `npm i -g ${kubernetesClientPackage}`;
+    for (const args of [
+      ['operator', 'run'],
+      ['webhook', '--namespace', 'vault-system', '--agent-image', 'vault:test'],
+    ]) {
+      const failed = await run('vault', args, { env: withBin }).then(
+        () => undefined,
+        (err: { code: number; stderr: string }) => err,
+      );
+      expect(failed, `vault ${args.join(' ')}`).toBeDefined();
+      expect(failed!.stderr, `vault ${args.join(' ')}`).toContain(missing);
+      expect(failed!.stderr).not.toContain('    at '); // a message, not a stack trace
+    }
+
+    // Installed as the message says, beside the CLI, the command gets past loading it.
+    await run('sh', ['-c', missing], { env, maxBuffer: 16 * 1024 * 1024 });
+    const afterInstall = await run(
+      'vault',
+      ['operator', 'run', '--kubeconfig', join(home, 'none.kubeconfig')],
+      {
+        env: withBin,
+      },
+    ).then(
+      () => undefined,
+      (err: { stderr: string }) => err,
+    );
+    expect(afterInstall?.stderr).toContain('none.kubeconfig'); // the kubeconfig, not the module
+    expect(afterInstall?.stderr).not.toContain(missing);
   }, 1_200_000);
 });
