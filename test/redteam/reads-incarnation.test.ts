@@ -55,7 +55,11 @@ async function activeLeases(credential: string): Promise<string[]> {
 describe('a credential deleted and created again under the same name', () => {
   it("never gives an old lease the new credential's value", async () => {
     const [a, b] = replicas.servers.map((server) => server.url) as [string, string];
-    const created = await call(a, 'POST', '/v1/credentials', token, { name: NAME, type: 'generic', value: OLD });
+    const created = await call(a, 'POST', '/v1/credentials', token, {
+      name: NAME,
+      type: 'generic',
+      value: OLD,
+    });
     expect(created.status, JSON.stringify(created.body)).toBe(201);
     const issued = await call(a, 'POST', '/v1/leases', token, { credentialName: NAME, ttl: '1h' });
     expect(issued.status).toBe(201);
@@ -78,7 +82,11 @@ describe('a credential deleted and created again under the same name', () => {
     expect(leftover.length, 'the delete finished before the kill: raise BULK').toBeGreaterThan(0);
 
     // Created again through A, under the same name, with another value.
-    const again = await call(a, 'POST', '/v1/credentials', token, { name: NAME, type: 'generic', value: NEW });
+    const again = await call(a, 'POST', '/v1/credentials', token, {
+      name: NAME,
+      type: 'generic',
+      value: NEW,
+    });
     expect(again.status, JSON.stringify(again.body)).toBe(201);
     const fresh = await call(a, 'POST', '/v1/leases', token, { credentialName: NAME, ttl: '1h' });
     expect(fresh.body.value).toBe(NEW);
