@@ -519,7 +519,11 @@ export function createLeaseService(
         let built = 0;
         const committed = await committer.commit(ctx, async () => {
           // A retried build: was it one of these records that changed? Then decide again.
-          if (built++ > 0 && (await changed(decidedOn))) return { ops: [], audit: [], result: false };
+          if (built++ > 0 && (await changed(decidedOn))) return { ops: [], audit: [], result: undefined };
+          // The commit may come rounds after the decision: a lease that has ended meanwhile
+          // is decided again (and refused), and the answer describes it as it was committed.
+          const at = clock();
+          if (effectiveState(lease, at) !== 'active') return { ops: [], audit: [], result: undefined };
           return {
             compare: decidedOn,
             ops: [],
@@ -532,10 +536,10 @@ export function createLeaseService(
                 valueHmac,
               },
             ],
-            result: true,
+            result: at,
           };
         });
-        if (committed) return { ...toLease(lease, clock()), value };
+        if (committed) return { ...toLease(lease, committed), value };
         if (attempt >= 8) throw conflict(`lease "${id}" kept changing while it was read; retry the request`);
       }
     },
