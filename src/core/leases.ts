@@ -59,7 +59,13 @@ export function createLeaseService(
   async function load(ctx: CallContext, id: string, cached = false) {
     const key = keys.lease(ctx.tenant, id);
     const kv = (cached ? await deps.records.get(key) : undefined) ?? (await store.get(key));
-    return kv ? { lease: parseRecord<LeaseRecord>(kv.value), modRevision: kv.modRevision } : undefined;
+    return kv
+      ? {
+          lease: parseRecord<LeaseRecord>(kv.value),
+          modRevision: kv.modRevision,
+          createRevision: kv.createRevision,
+        }
+      : undefined;
   }
 
   /**
@@ -103,11 +109,25 @@ export function createLeaseService(
     return found;
   }
 
-  async function requireActive(ctx: CallContext, lease: LeaseRecord, action: string) {
-    const state = effectiveState(lease, clock());
+  /**
+   * `created` (the create revisions of the lease record and of the credential record it
+   * was read with) tells a lease of an earlier credential of the same name: a delete commits
+   * before it marks the credential's leases revoked, page by page (and a crash may cut that
+   * short), and the credential created again reuses its version numbers. Such a lease is
+   * revoked whatever its record still says.
+   */
+  async function requireActive(
+    ctx: CallContext,
+    lease: LeaseRecord,
+    action: string,
+    created?: { lease: number; credential: number | undefined },
+  ) {
+    const orphan = !lease.dynamic && created?.credential !== undefined && created.lease < created.credential;
+    const state = orphan ? 'revoked' : effectiveState(lease, clock());
     if (state === 'active') return;
-    const reason =
-      state === 'revoked'
+    const reason = orphan
+      ? `lease "${lease.id}" was revoked (credential "${lease.credentialName}" was deleted after it was issued); request a new lease`
+      : state === 'revoked'
         ? `lease "${lease.id}" was revoked${lease.revokeReason ? ` (${lease.revokeReason})` : ''}; request a new lease`
         : `lease "${lease.id}" expired at ${lease.expiresAt}; request a new lease`;
     await committer.record(ctx, {
@@ -133,11 +153,6 @@ export function createLeaseService(
     `${formatIdentity(ctx.principal.identity)} may use lease "${leaseId}" but not read its value: ` +
     `no policy grants "reveal" on credential "${credentialName}"; use the credential through ` +
     'run_with_credentials, `vault run` or the broker, or ask for a "reveal" grant';
-
-  async function credentialRef(ctx: CallContext, name: string): Promise<CredentialRef> {
-    const credential = (await credentials.load(ctx, name))?.credential;
-    return { name, metadata: credential?.metadata ?? {} };
-  }
 
   /**
    * `incarnation` (the credential record's create revision, never reused by the store) lets
@@ -201,8 +216,14 @@ export function createLeaseService(
       throw conflict('this Idempotency-Key was used for another request; use a new key for a new lease');
     }
     const now = clock();
+    // Not for a lease of an earlier credential of that name (see requireActive).
+    const credential = lease.dynamic ? undefined : await credentials.load(ctx, lease.credentialName);
+    const current =
+      lease.dynamic || (credential !== undefined && found.createRevision > credential.createRevision);
     const value =
-      withValue && effectiveState(lease, now) === 'active' ? await openValue(ctx, lease) : undefined;
+      withValue && current && effectiveState(lease, now) === 'active'
+        ? await openValue(ctx, lease)
+        : undefined;
     return {
       compare: [{ key: earlier.key, modRevision: earlier.modRevision }],
       ops: [],
@@ -472,7 +493,7 @@ export function createLeaseService(
       // and the read is decided again from fresh records; no value leaves before its commit.
       for (let attempt = 0; ; attempt++) {
         const fresh = attempt > 0;
-        const { lease, modRevision } = await loadVisible(ctx, id, action, false, !fresh);
+        const { lease, modRevision, createRevision } = await loadVisible(ctx, id, action, false, !fresh);
         const found = await credentials.load(ctx, lease.credentialName, !fresh);
         const ref = { name: lease.credentialName, metadata: found?.credential.metadata ?? {} };
         if (action === 'lease.reveal') {
@@ -486,7 +507,7 @@ export function createLeaseService(
             lease.identity,
           );
         }
-        await requireActive(ctx, lease, action);
+        await requireActive(ctx, lease, action, { lease: createRevision, credential: found?.createRevision });
         const value = await openValue(ctx, lease, found?.createRevision);
         const decidedOn = [
           { key: keys.lease(ctx.tenant, id), modRevision },
@@ -498,7 +519,11 @@ export function createLeaseService(
         let built = 0;
         const committed = await committer.commit(ctx, async () => {
           // A retried build: was it one of these records that changed? Then decide again.
-          if (built++ > 0 && (await changed(decidedOn))) return { ops: [], audit: [], result: false };
+          if (built++ > 0 && (await changed(decidedOn))) return { ops: [], audit: [], result: undefined };
+          // The commit may come rounds after the decision: a lease that has ended meanwhile
+          // is decided again (and refused), and the answer describes it as it was committed.
+          const at = clock();
+          if (effectiveState(lease, at) !== 'active') return { ops: [], audit: [], result: undefined };
           return {
             compare: decidedOn,
             ops: [],
@@ -511,10 +536,10 @@ export function createLeaseService(
                 valueHmac,
               },
             ],
-            result: true,
+            result: at,
           };
         });
-        if (committed) return { ...toLease(lease, clock()), value };
+        if (committed) return { ...toLease(lease, committed), value };
         if (attempt >= 8) throw conflict(`lease "${id}" kept changing while it was read; retry the request`);
       }
     },
@@ -530,7 +555,7 @@ export function createLeaseService(
      * holder: "<purpose> <METHOD> <host[:port]><path>", never a query string or a value.
      */
     async use(ctx: CallContext, id: string, input: UseLeaseInput = {}): Promise<Lease> {
-      const { lease } = await loadVisible(ctx, id, 'lease.use', true);
+      const { lease, createRevision } = await loadVisible(ctx, id, 'lease.use', true);
       const host = input.host === undefined ? undefined : input.host.toLowerCase();
       const target =
         host === undefined ? undefined : input.port === undefined ? host : `${host}:${input.port}`;
@@ -551,9 +576,13 @@ export function createLeaseService(
         });
         return toLease(lease, clock());
       }
-      const ref = await credentialRef(ctx, lease.credentialName);
+      const found = await credentials.load(ctx, lease.credentialName);
+      const ref = { name: lease.credentialName, metadata: found?.credential.metadata ?? {} };
       await access.check(ctx, 'lease', `credential/${lease.credentialName}`, ref, 'lease.use');
-      await requireActive(ctx, lease, 'lease.use');
+      await requireActive(ctx, lease, 'lease.use', {
+        lease: createRevision,
+        credential: found?.createRevision,
+      });
       if (host !== undefined) {
         const wanted = parseHostPort(host, input.port ?? 443);
         const hosts = parseHosts(ref.metadata.hosts);
