@@ -24,6 +24,10 @@ export function addStoreOptions(command: Command): Command {
     .option('--etcd-key-file <file>', 'etcd client key (env VAULT_ETCD_KEY_FILE)')
     .option('--etcd-username <name>', 'etcd user; the password comes from VAULT_ETCD_PASSWORD')
     .option('--etcd-prefix <prefix>', 'namespace for every key in etcd')
+    .option(
+      '--etcd-max-txn-ops <n>',
+      "operations per transaction, as etcd's --max-txn-ops allows (default 128; env VAULT_ETCD_MAX_TXN_OPS)",
+    )
     .option('--root-key-file <file>', 'root key file, 32 bytes, mode 0600 (or VAULT_ROOT_KEY)')
     .option('--previous-root-key-file <file...>', 'old root keys accepted while a root rotation completes')
     .option('--log-level <level>', 'trace, debug, info, warn, error (env VAULT_LOG_LEVEL)');
@@ -47,6 +51,7 @@ export function storeConfigInput(
     etcdUsername: options.etcdUsername ?? env.VAULT_ETCD_USERNAME,
     etcdPassword: env.VAULT_ETCD_PASSWORD,
     etcdPrefix: options.etcdPrefix ?? env.VAULT_ETCD_PREFIX,
+    etcdMaxTxnOps: options.etcdMaxTxnOps ?? env.VAULT_ETCD_MAX_TXN_OPS,
     rootKeyFile: options.rootKeyFile ?? env.VAULT_ROOT_KEY_FILE,
     rootKey: env.VAULT_ROOT_KEY,
     previousRootKeyFiles: options.previousRootKeyFile,

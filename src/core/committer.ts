@@ -11,6 +11,7 @@ import type { AuditKeyring, AuditKeys } from './audit-keys.js';
 import type { AuditSink } from './audit-sink.js';
 import type { CallContext } from './context.js';
 import { keys } from './keys.js';
+import { TXN_RESERVED_OPS } from './lease-index.js';
 
 export interface AuditInput {
   action: string;
@@ -66,8 +67,6 @@ const REKEY_ACTION_INPUT: AuditInput = {
   outcome: 'allowed',
   reason: 'keyed links start here; the unkeyed records before are pinned by this record',
 };
-/** etcd refuses transactions of more than 128 operations by default. */
-const MAX_OPS = 120;
 const MAX_GROUP = 64;
 
 /**
@@ -94,6 +93,8 @@ export function createCommitter(deps: {
   enabled?: boolean;
 }) {
   const { store, clock, sink, auditKeys, integrity } = deps;
+  /** A group's operations and audit records, with room for the chain head and a tenant's first keys. */
+  const maxOps = store.maxTxnOps - TXN_RESERVED_OPS;
   const enabled = deps.enabled ?? true;
   const queues = new Map<string, Pending[]>();
   const running = new Set<string>();
@@ -261,7 +262,7 @@ export function createCommitter(deps: {
         closed ||
         clash ||
         (exclusive && accepted.length > 0) ||
-        (accepted.length > 0 && opCount + size > MAX_OPS)
+        (accepted.length > 0 && opCount + size > maxOps)
       ) {
         deferred.push(pending);
         return;

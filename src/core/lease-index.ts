@@ -14,7 +14,7 @@
  * Pure key and op builders; no I/O.
  */
 import type { Identity } from '../contract/common.js';
-import type { Op } from '../store/store.js';
+import type { Op, Store } from '../store/store.js';
 import { keys } from './keys.js';
 import type { LeaseRecord } from './lease-record.js';
 
@@ -103,7 +103,16 @@ export function leaseDeleteOps(tenant: string, lease: LeaseRecord): Op[] {
 }
 
 /**
- * Lease changes per transaction: up to six operations each (five, and a dynamic lease's value
- * deleted on revocation), under etcd's 128 with the audit record and chain head.
+ * Room kept in every transaction for what the committer adds to a chunk: the audit record,
+ * the chain head, a tenant's first audit keys.
  */
-export const LEASES_PER_TXN = 20;
+export const TXN_RESERVED_OPS = 8;
+
+/**
+ * Lease changes per transaction on `store`: up to six operations each (five, and a dynamic
+ * lease's value deleted on revocation), with room for the audit record and chain head. On
+ * etcd's default of 128 operations, 20.
+ */
+export function leasesPerTxn(store: Pick<Store, 'maxTxnOps'>): number {
+  return Math.max(1, Math.floor((store.maxTxnOps - TXN_RESERVED_OPS) / 6));
+}

@@ -3,7 +3,7 @@ import { getMany } from '../store/paged.js';
 import type { CallContext } from './context.js';
 import { type CoreDeps, parseRecord } from './deps.js';
 import { keys } from './keys.js';
-import { type IndexEntry, LEASES_PER_TXN, leaseIndex, parseEntry } from './lease-index.js';
+import { type IndexEntry, leaseIndex, leasesPerTxn, parseEntry } from './lease-index.js';
 import { effectiveState, type LeaseRecord, revokeOps } from './lease-record.js';
 
 /** Index keys read per page while looking for leases to revoke (small keys: far below 4 MiB). */
@@ -51,8 +51,8 @@ export function selectionWalk(tenant: string, selection: RevokeSelection, now: D
 
 /**
  * Revokes every active lease the selection names by walking its index a page at a time,
- * LEASES_PER_TXN leases per transaction (each with its audit record), so no request reads
- * more than a page and no transaction passes etcd's 128 operations. Each transaction
+ * `leasesPerTxn(store)` leases per transaction (each chunk with its audit record), so no
+ * request reads more than a page and no transaction passes the store's max-txn-ops. Each transaction
  * compares the records it changes, so a lease renewed or revoked meanwhile is re-read.
  * Resumable: after a crash, running it again skips what is already revoked by the index
  * entry alone and finishes the job. A lease committed before the call is in the index
@@ -66,6 +66,7 @@ export function createLeaseRevoker(
   deps: Pick<CoreDeps, 'store' | 'committer' | 'clock'> & { afterRevoke?: () => void },
 ) {
   const { store, committer, clock } = deps;
+  const perTxn = leasesPerTxn(store);
   return async function revokeWhere(
     ctx: CallContext,
     selection: RevokeSelection,
@@ -80,7 +81,7 @@ export function createLeaseRevoker(
 
     /** The next chunk's ids, read from the index a page at a time, and its records read ahead. */
     const nextChunk = async () => {
-      while (taken.length < LEASES_PER_TXN && !exhausted) {
+      while (taken.length < perTxn && !exhausted) {
         const page = await store.range(walk.prefix, {
           limit: INDEX_PAGE,
           ...(after !== undefined ? { startAfter: after } : {}),
@@ -91,7 +92,7 @@ export function createLeaseRevoker(
         }
         if (!page.more) exhausted = true;
       }
-      const ids = taken.splice(0, LEASES_PER_TXN);
+      const ids = taken.splice(0, perTxn);
       const loading = getMany(
         store,
         ids.map((id) => keys.lease(ctx.tenant, id)),

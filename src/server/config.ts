@@ -24,6 +24,13 @@ export const serverConfigSchema = z
     etcdUsername: z.string().optional(),
     etcdPassword: z.string().optional(),
     etcdPrefix: z.string().optional(),
+    /** etcd's --max-txn-ops, which bulk work sizes its transactions by (checked at start). */
+    etcdMaxTxnOps: z.coerce
+      .number({ message: '--etcd-max-txn-ops must be a whole number' })
+      .int('--etcd-max-txn-ops must be a whole number')
+      .min(32, '--etcd-max-txn-ops must be at least 32')
+      .max(100_000, '--etcd-max-txn-ops must be at most 100000')
+      .default(128),
     rootKeyFile: z.string().optional(),
     rootKey: z.string().optional(),
     /** Old root keys still accepted for unwrapping while a root rotation completes. */

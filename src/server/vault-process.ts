@@ -63,6 +63,7 @@ export async function openConfiguredStore(config: ServerConfig, logger: Logger):
       : {}),
     ...(config.etcdUsername ? { username: config.etcdUsername, password: config.etcdPassword ?? '' } : {}),
     ...(config.etcdPrefix ? { prefix: config.etcdPrefix } : {}),
+    maxTxnOps: config.etcdMaxTxnOps,
     logger,
   });
 }

@@ -30,12 +30,19 @@ export interface EmbeddedStoreOptions {
   logger?: Logger;
   /** How many revisions of change history watches can replay (default 10,000). */
   historyRevisions?: number;
+  /** The most compares, or operations in a branch, one transaction may hold (default 1024). */
+  maxTxnOps?: number;
 }
 
 export const embeddedStoreFile = 'store.db';
 
 const schemaVersion = 1;
 const defaultHistoryRevisions = 10_000;
+/**
+ * SQLite has no such limit; this one keeps a transaction's work (and the time it holds the
+ * thread) bounded, and lets callers size bulk work as they do on etcd.
+ */
+const defaultMaxTxnOps = 1_024;
 /** Compact in batches, so the delete runs once per this many revisions, not on every commit. */
 const maxCompactionBatch = 1_000;
 
@@ -65,6 +72,7 @@ interface LiveWatch {
 export async function openEmbeddedStore(options: EmbeddedStoreOptions): Promise<Store> {
   const logger = options.logger ?? silentLogger;
   const historyRevisions = Math.max(1, options.historyRevisions ?? defaultHistoryRevisions);
+  const maxTxnOps = options.maxTxnOps ?? defaultMaxTxnOps;
   const compactionBatch = Math.min(maxCompactionBatch, Math.ceil(historyRevisions / 10));
   const file = join(options.path, embeddedStoreFile);
   mkdirSync(options.path, { recursive: true, mode: 0o700 });
@@ -176,6 +184,7 @@ export async function openEmbeddedStore(options: EmbeddedStoreOptions): Promise<
 
   const store: Store = {
     kind: 'embedded',
+    maxTxnOps,
 
     async get(key) {
       assertOpen();
@@ -233,7 +242,7 @@ export async function openEmbeddedStore(options: EmbeddedStoreOptions): Promise<
 
     async txn(txn) {
       assertOpen();
-      validateTxn(txn);
+      validateTxn(txn, maxTxnOps);
       const result = guard(() => commit.immediate(txn));
       revision = result.revision;
       if (result.compactRevision !== compactRevision) {

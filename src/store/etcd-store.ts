@@ -39,9 +39,17 @@ export interface EtcdStoreOptions {
   logger?: Logger;
   /** Deadline for each call, in milliseconds (default 3000). */
   timeoutMs?: number;
+  /**
+   * etcd's `--max-txn-ops` (default 128): the most compares, or operations in a branch, one
+   * transaction may hold. Raising it on both sides makes bulk work take fewer transactions.
+   * Checked at open: an etcd that refuses transactions of this size fails the open.
+   */
+  maxTxnOps?: number;
 }
 
 const defaultTimeoutMs = 3_000;
+/** etcd's own default `--max-txn-ops`. */
+export const etcdDefaultMaxTxnOps = 128;
 
 /** PEM text is used as is; anything else is read as a file path. */
 export function readPem(value: string, what: string): Buffer {
@@ -100,6 +108,8 @@ export function etcdClientOptions(options: EtcdStoreOptions): IOptions {
 export async function openEtcdStore(options: EtcdStoreOptions): Promise<Store> {
   const logger = options.logger ?? silentLogger;
   const timeoutMs = options.timeoutMs ?? defaultTimeoutMs;
+  const maxTxnOps = options.maxTxnOps ?? etcdDefaultMaxTxnOps;
+  const getManyChunk = Math.min(maxTxnOps, GET_MANY_MAX);
   const endpoints = describeEndpoints(options.endpoints);
   const client = new Etcd3(etcdClientOptions(options));
   const namespace = utf8(options.prefix ?? '');
@@ -160,8 +170,27 @@ export async function openEtcdStore(options: EtcdStoreOptions): Promise<Store> {
     return { request_delete_range: { key, range_end: rangeEnd } };
   };
 
+  /**
+   * A read-only transaction as large as the configured limit, so an etcd whose own
+   * `--max-txn-ops` is lower fails the open, not the first bulk revocation.
+   */
+  const checkMaxTxnOps = async () => {
+    const probe = { request_range: { key: full('\u0000max-txn-ops-probe'), count_only: true } };
+    try {
+      await client.kv.txn({ compare: [], success: Array(maxTxnOps).fill(probe), failure: [] });
+    } catch (err) {
+      if (/too many operations/i.test((err as Error).message)) {
+        throw badRequest(
+          `etcd at ${endpoints} refuses transactions of ${maxTxnOps} operations: start etcd with --max-txn-ops=${maxTxnOps} or more, or lower --etcd-max-txn-ops to etcd's (default ${etcdDefaultMaxTxnOps})`,
+        );
+      }
+      fail('transaction size check')(err);
+    }
+  };
+
   const store: Store = {
     kind: 'etcd',
+    maxTxnOps,
 
     async get(key) {
       assertOpen();
@@ -174,8 +203,8 @@ export async function openEtcdStore(options: EtcdStoreOptions): Promise<Store> {
     async getMany(keys) {
       assertOpen();
       const out: Array<KeyValue | undefined> = [];
-      for (let i = 0; i < keys.length; i += GET_MANY_CHUNK) {
-        const chunk = keys.slice(i, i + GET_MANY_CHUNK);
+      for (let i = 0; i < keys.length; i += getManyChunk) {
+        const chunk = keys.slice(i, i + getManyChunk);
         for (const key of chunk) assertKey(key);
         const res = await read('read', () =>
           client.kv.txn({
@@ -254,7 +283,7 @@ export async function openEtcdStore(options: EtcdStoreOptions): Promise<Store> {
 
     async txn(txn): Promise<TxnResult> {
       assertOpen();
-      validateTxn(txn);
+      validateTxn(txn, maxTxnOps);
       const res = await client.kv
         .txn({
           compare: (txn.compare ?? []).map((compare) => ({
@@ -310,6 +339,7 @@ export async function openEtcdStore(options: EtcdStoreOptions): Promise<Store> {
 
   try {
     await store.ping();
+    if (maxTxnOps > etcdDefaultMaxTxnOps) await checkMaxTxnOps();
   } catch (err) {
     client.close();
     throw err;
@@ -318,5 +348,5 @@ export async function openEtcdStore(options: EtcdStoreOptions): Promise<Store> {
   return store;
 }
 
-/** Keys read per transaction by getMany: under etcd's default --max-txn-ops of 128. */
-const GET_MANY_CHUNK = 100;
+/** Keys read per transaction by getMany at most (and never more than max-txn-ops). */
+const GET_MANY_MAX = 500;

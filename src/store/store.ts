@@ -78,6 +78,12 @@ export interface Watcher {
 
 export interface Store {
   readonly kind: 'etcd' | 'embedded';
+  /**
+   * The most operations one transaction may hold (etcd's `--max-txn-ops`, 128 by default, which
+   * limits the compares, the success ops and the failure ops each). Callers that split work into
+   * transactions (bulk revocation, the purger, group commit) size their chunks from it.
+   */
+  readonly maxTxnOps: number;
   get(key: string): Promise<KeyValue | undefined>;
   range(prefix: string, options?: RangeOptions): Promise<RangeResult>;
   /**

@@ -3,10 +3,21 @@ import type { Txn } from './store.js';
 
 /**
  * Rejects transactions etcd would reject, so both stores fail the same way and before any
- * write: empty keys, negative revisions, and a branch that writes one key twice (two puts,
- * or a put under a delete).
+ * write: empty keys, negative revisions, a branch that writes one key twice (two puts, or a
+ * put under a delete), and more than `maxOps` compares or operations in a branch.
  */
-export function validateTxn(txn: Txn): void {
+export function validateTxn(txn: Txn, maxOps: number): void {
+  for (const [part, items] of [
+    ['compares', txn.compare ?? []],
+    ['operations in its success branch', txn.success],
+    ['operations in its failure branch', txn.failure ?? []],
+  ] as const) {
+    if (items.length > maxOps) {
+      throw badRequest(
+        `a transaction may hold at most ${maxOps} ${part} (the store's max-txn-ops), got ${items.length}`,
+      );
+    }
+  }
   for (const compare of txn.compare ?? []) {
     if (compare.key === '') throw badRequest('a transaction compare needs a non-empty key');
     if (!Number.isSafeInteger(compare.modRevision) || compare.modRevision < 0) {

@@ -69,6 +69,7 @@ function withoutAuditRecords(store: Store, dropped: { ops: number }): Store {
   };
   return {
     kind: store.kind,
+    maxTxnOps: store.maxTxnOps,
     get: (key) => store.get(key),
     range: (prefix, options) => store.range(prefix, options),
     count: (prefix, options) => store.count(prefix, options),
@@ -93,6 +94,7 @@ function countingStore(store: Store, counts: Record<string, number>): Store {
   };
   return {
     kind: store.kind,
+    maxTxnOps: store.maxTxnOps,
     get: (key) => {
       count(`get ${kindOf(key)}`);
       return store.get(key);

@@ -14,12 +14,16 @@
  *   3. the same create and page measurements at N, and their ratio to step 1;
  *   4. bulk revocation of the BULK leases of one credential, the server killed (SIGKILL) part way
  *      and the revocation run again after a restart: what the first run did, what the second
- *      found left, and the total time;
+ *      found left, and the total time. On etcd, started with `--max-txn-ops` BENCH_SCALE_TXN_OPS
+ *      (1024) and the server with the same `--etcd-max-txn-ops`; then, as the baseline in the
+ *      same run, BULK more leases of another credential revoked by a server at etcd's default
+ *      of 128 (BENCH_SCALE_BASELINE=0 skips it);
  * and, in this process with the server's clock injected (as test/api/expiry-at-scale.test.ts):
  *   5. 10,000 leases expiring in the same second: time until the API and the event stream
  *      report every one expired.
  * Knobs: BENCH_SCALE_N (default 100,000), BENCH_SCALE_BULK (default min(100,000, N)),
- * BENCH_SCALE_STORES (etcd,embedded), BENCH_SCALE_EXPIRY (10,000; 0 skips step 5).
+ * BENCH_SCALE_STORES (etcd,embedded), BENCH_SCALE_EXPIRY (10,000; 0 skips step 5),
+ * BENCH_SCALE_TXN_OPS (1024), BENCH_SCALE_BASELINE (1).
  * Not a test: it prints numbers and never fails on them.
  */
 import { randomBytes } from 'node:crypto';
@@ -46,6 +50,8 @@ const BASE = 1_000;
 const EXPIRY = Number(env.BENCH_SCALE_EXPIRY ?? 10_000);
 const stores = (env.BENCH_SCALE_STORES ?? 'etcd,embedded').split(',') as Array<'etcd' | 'embedded'>;
 const TENANT = 'scale';
+const TXN_OPS = Number(env.BENCH_SCALE_TXN_OPS ?? 1_024);
+const BASELINE = env.BENCH_SCALE_BASELINE !== '0';
 
 const log = (line: string) => process.stdout.write(`${line}\n`);
 const mib = (kib: number) => `${(kib / 1024).toFixed(0)} MiB`;
@@ -74,6 +80,8 @@ interface StoreReport {
     resumedMs: number;
     resumedRevoked: number;
     leftActive: number;
+    /** On etcd: the same revocation (not killed) at etcd's default of 128 operations. */
+    baseline?: { ms: number; revoked: number };
   };
   expiry?: { apiSeconds: number; streamSeconds: number; events: number };
 }
@@ -156,10 +164,10 @@ async function benchStore(kind: 'etcd' | 'embedded'): Promise<StoreReport> {
   try {
     const rootKeyFile = join(dir, 'root.key');
     writeFileSync(rootKeyFile, randomBytes(32), { mode: 0o600 });
-    if (kind === 'etcd') etcd = await startEtcd();
+    if (kind === 'etcd') etcd = await startEtcd({ maxTxnOps: TXN_OPS });
     const storeArgs =
       kind === 'etcd'
-        ? ['--store', 'etcd', '--etcd-endpoints', etcd!.endpoint]
+        ? ['--store', 'etcd', '--etcd-endpoints', etcd!.endpoint, '--etcd-max-txn-ops', String(TXN_OPS)]
         : ['--store', 'embedded', '--data-dir', join(dir, 'data')];
     const configInput =
       kind === 'etcd'
@@ -169,7 +177,8 @@ async function benchStore(kind: 'etcd' | 'embedded'): Promise<StoreReport> {
     const args = [...storeArgs, '--root-key-file', rootKeyFile, '--audit-log', 'none', '--no-ui'];
     server = await startServer(args, 180_000);
     const client = jsonClient(server.url, { token, timeoutMs: 600_000 });
-    for (const name of ['filler', 'bulk']) {
+    const baseline = kind === 'etcd' && BASELINE;
+    for (const name of ['filler', 'bulk', ...(baseline ? ['bulk-baseline'] : [])]) {
       const res = await client.request('POST', '/v1/credentials', { name, type: 'generic', value: 'v' });
       if (res.status !== 201) throw new Error(`credential ${name}: ${JSON.stringify(res.body)}`);
     }
@@ -253,6 +262,27 @@ async function benchStore(kind: 'etcd' | 'embedded'): Promise<StoreReport> {
       `[${kind}] first run ${(firstMs / 1000).toFixed(1)} s revoked ${firstRevoked} before the kill; ` +
         `the resumed run revoked ${resumedRevoked} in ${(resumedMs / 1000).toFixed(1)} s; active left ${leftActive}`,
     );
+    let baselineRun: StoreReport['bulk']['baseline'];
+    if (baseline) {
+      await server.stop();
+      // The baseline's leases replace the revoked ones, so the tenant is as large as before.
+      const reopened = await openStore({ kind: 'etcd', endpoints: [etcd!.endpoint], timeoutMs: 60_000 });
+      await writeLeases(reopened, TENANT, record, 'bulk-baseline', BULK);
+      await reopened.close();
+      const at128 = args.map((arg, i) => (args[i - 1] === '--etcd-max-txn-ops' ? '128' : arg));
+      server = await startServer(at128, 180_000);
+      const plain = jsonClient(server.url, { token, timeoutMs: 600_000 });
+      const t2 = performance.now();
+      const res = await plain.request('POST', '/v1/leases/revoke', { credentialName: 'bulk-baseline' });
+      baselineRun = {
+        ms: performance.now() - t2,
+        revoked: (res.body as { revoked?: number }).revoked ?? Number.NaN,
+      };
+      plain.close();
+      log(
+        `[${kind}] baseline at 128 operations per transaction: ${baselineRun.revoked} revoked in ${(baselineRun.ms / 1000).toFixed(1)} s`,
+      );
+    }
     return {
       kind,
       base,
@@ -260,7 +290,14 @@ async function benchStore(kind: 'etcd' | 'embedded'): Promise<StoreReport> {
       leasesAtN,
       seedPerSecond,
       rss,
-      bulk: { firstMs, firstRevoked, resumedMs, resumedRevoked, leftActive },
+      bulk: {
+        firstMs,
+        firstRevoked,
+        resumedMs,
+        resumedRevoked,
+        leftActive,
+        ...(baselineRun ? { baseline: baselineRun } : {}),
+      },
     };
   } finally {
     await server?.stop();
@@ -352,7 +389,9 @@ function printReport(reports: StoreReport[]) {
     `machine: ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, ` +
       `load average ${loadavg()
         .map((l) => l.toFixed(1))
-        .join(' ')} (at the end), node ${process.version}; N=${N}, BULK=${BULK}`,
+        .join(
+          ' ',
+        )} (at the end), node ${process.version}; N=${N}, BULK=${BULK}, etcd --max-txn-ops ${TXN_OPS}`,
   );
   log('');
   log(
@@ -367,13 +406,19 @@ function printReport(reports: StoreReport[]) {
     );
   }
   log('');
-  log('| store | bulk revoke: first run, killed | resumed after restart | total | active left |');
-  log('|---|---|---|---|---|');
+  log(
+    `| store | bulk revoke: first run, killed | resumed after restart | total | active left | baseline at 128 ops per txn (total / baseline) |`,
+  );
+  log('|---|---|---|---|---|---|');
   for (const r of reports) {
     const b = r.bulk;
+    const totalMs = b.firstMs + b.resumedMs;
+    const vsBaseline = b.baseline
+      ? `${b.baseline.revoked} in ${(b.baseline.ms / 1000).toFixed(1)} s (${(totalMs / b.baseline.ms).toFixed(2)}×)`
+      : '—';
     log(
       `| ${r.kind} | ${b.firstRevoked} in ${(b.firstMs / 1000).toFixed(1)} s | ${b.resumedRevoked} in ${(b.resumedMs / 1000).toFixed(1)} s | ` +
-        `${b.firstRevoked + b.resumedRevoked} in ${((b.firstMs + b.resumedMs) / 1000).toFixed(1)} s | ${b.leftActive} |`,
+        `${b.firstRevoked + b.resumedRevoked} in ${(totalMs / 1000).toFixed(1)} s | ${b.leftActive} | ${vsBaseline} |`,
     );
   }
   log('');

@@ -305,6 +305,7 @@ describe('helm template: storage', () => {
         '--client-cert-auth=true',
         '--peer-client-cert-auth=true',
         '--listen-client-urls=https://0.0.0.0:2379',
+        '--max-txn-ops=1024',
         '--initial-cluster=' +
           [0, 1, 2].map((i) => `vault-etcd-${i}=https://vault-etcd-${i}.vault-etcd.vault.svc:2380`).join(','),
       ]),
@@ -323,6 +324,23 @@ describe('helm template: storage', () => {
         .map((i) => `https://vault-etcd-${i}.vault-etcd.vault.svc:2379`)
         .join(','),
       VAULT_ETCD_CERT_FILE: '/etc/vault/etcd/tls.crt',
+      // The server is told the limit its etcd runs with.
+      VAULT_ETCD_MAX_TXN_OPS: '1024',
+    });
+    const raised = await render({ 'etcd.maxTxnOps': 4096 });
+    expect(podTemplate(find(raised, 'StatefulSet', 'vault-etcd')).spec.containers[0].args).toContain(
+      '--max-txn-ops=4096',
+    );
+    expect(envOf(podTemplate(find(raised, 'Deployment', 'vault-server')).spec.containers[0])).toMatchObject({
+      VAULT_ETCD_MAX_TXN_OPS: '4096',
+    });
+    // `helm upgrade --reuse-values` from a chart without the value renders without it: same limit.
+    const reused = await render({ 'etcd.maxTxnOps': null, 'storage.external.maxTxnOps': null });
+    expect(podTemplate(find(reused, 'StatefulSet', 'vault-etcd')).spec.containers[0].args).toContain(
+      '--max-txn-ops=1024',
+    );
+    expect(envOf(podTemplate(find(reused, 'Deployment', 'vault-server')).spec.containers[0])).toMatchObject({
+      VAULT_ETCD_MAX_TXN_OPS: '1024',
     });
   });
 
@@ -354,6 +372,8 @@ describe('helm template: storage', () => {
       VAULT_ETCD_CA_FILE: '/etc/vault/etcd/ca.crt',
       VAULT_ETCD_CERT_FILE: '/etc/vault/etcd/tls.crt',
       VAULT_ETCD_KEY_FILE: '/etc/vault/etcd/tls.key',
+      // An etcd run by someone else is assumed at etcd's default until told otherwise.
+      VAULT_ETCD_MAX_TXN_OPS: '128',
     });
     expect(spec.volumes).toContainEqual({
       name: 'etcd-client-tls',

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startEtcd } from '../support/etcd.js';
 
 const run = promisify(execFile);
 const vaultBin = join(import.meta.dirname, '../../bin/vault.js');
@@ -152,9 +153,36 @@ describe('vault server flags', () => {
       'k',
       '--max-lease-ttl',
       'soon',
+      '--etcd-max-txn-ops',
+      '10',
     ]);
     expect(bad.stderr).toContain('etcd endpoint is a URL');
     expect(bad.stderr).toContain('--max-lease-ttl must be');
+    expect(bad.stderr).toContain('--etcd-max-txn-ops must be at least 32');
+    const word = await fails(['--etcd-endpoints', 'http://127.0.0.1:1', '--root-key-file', 'k'], {
+      VAULT_ETCD_MAX_TXN_OPS: 'lots',
+    });
+    expect(word.stderr).toContain('--etcd-max-txn-ops must be a whole number');
+  });
+
+  it('refuses --etcd-max-txn-ops above what its etcd allows, before serving', async () => {
+    const etcd = await startEtcd();
+    const dir = await mkdtemp(join(tmpdir(), 'vault-key-'));
+    try {
+      const file = join(dir, 'root.key');
+      const { writeFile } = await import('node:fs/promises');
+      await writeFile(file, `${'ab'.repeat(32)}\n`, { mode: 0o600 });
+      const args = ['--etcd-endpoints', etcd.endpoint, '--root-key-file', file, '--listen', '127.0.0.1:0'];
+      const { code, stderr } = await fails([...args, '--etcd-max-txn-ops', '1024']);
+      expect(code).toBe(2);
+      expect(stderr).toContain(
+        'refuses transactions of 1024 operations: start etcd with --max-txn-ops=1024 or more, or lower --etcd-max-txn-ops',
+      );
+      expect(stderr).not.toContain('    at ');
+    } finally {
+      await etcd.destroy();
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('rejects an audit stream name that is not a plain name and a time-to-live under a second', async () => {

@@ -296,6 +296,33 @@ export function describeStoreContract(name: string, open: () => Promise<OpenedSt
       expect(await store.get('dup')).toBeUndefined();
     });
 
+    it('holds maxTxnOps compares and operations per branch, and refuses one more before writing anything', async () => {
+      const max = store.maxTxnOps;
+      expect(max).toBeGreaterThanOrEqual(32);
+      const puts = (n: number, tag: string) =>
+        Array.from({ length: n }, (_, i) => put(`max/${tag}/${i}`, 'v'));
+      const absent = (n: number) =>
+        Array.from({ length: n }, (_, i) => ({ key: `max/absent/${i}`, modRevision: 0 }));
+      const full = await store.txn({
+        compare: absent(max),
+        success: puts(max, 'ok'),
+        failure: puts(max, 'no'),
+      });
+      expect(full.succeeded).toBe(true);
+      expect(await store.count('max/ok/')).toBe(max);
+      for (const txn of [
+        { success: puts(max + 1, 'over') },
+        { compare: absent(max + 1), success: puts(1, 'over') },
+        { success: puts(1, 'over'), failure: puts(max + 1, 'over-f') },
+      ]) {
+        const err = await store.txn(txn).catch((e: unknown) => e);
+        expect(isVaultError(err) && err.code).toBe('bad_request');
+        expect((err as Error).message).toContain(`at most ${max}`);
+      }
+      expect((await store.range('')).revision).toBe(full.revision);
+      expect(await store.count('max/over')).toBe(0);
+    });
+
     it('watch replays history from a revision, then streams live changes, in order', async () => {
       const r1 = await store.txn({ success: [put('w/a', '1')] });
       await store.txn({ success: [put('other/x', 'ignored')] });

@@ -58,6 +58,8 @@ export interface StartEtcdOptions {
   auth?: boolean | string;
   /** How long to wait for the process to become healthy. */
   startTimeoutMs?: number;
+  /** etcd's `--max-txn-ops` (etcd's default: 128). */
+  maxTxnOps?: number;
 }
 
 const live = new Set<ChildProcess>();
@@ -181,6 +183,7 @@ export async function startEtcd(options: StartEtcdOptions = {}): Promise<EtcdPro
     ...['--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer],
     ...['--initial-cluster', `test=${peer}`, '--initial-cluster-state', 'new'],
     ...['--listen-metrics-urls', `http://127.0.0.1:${metricsPort}`],
+    ...(options.maxTxnOps ? ['--max-txn-ops', String(options.maxTxnOps)] : []),
     ...(tls
       ? [
           ...['--cert-file', join(baseDir, 'server.crt'), '--key-file', join(baseDir, 'server.key')],

@@ -162,6 +162,10 @@ affinity:
 {{- if and .Values.server.enabled (eq .Values.storage.type "bundled") }}true{{ end -}}
 {{- end -}}
 
+{{/* The bundled etcd's --max-txn-ops, also given to the API server. The default is repeated
+     here for `helm upgrade --reuse-values` from a chart without this value. */}}
+{{- define "vault.etcd.maxTxnOps" -}}{{ .Values.etcd.maxTxnOps | default 1024 | int }}{{- end -}}
+
 {{/* The bundled etcd's client URLs. */}}
 {{- define "vault.etcd.endpoints" -}}
 {{- $name := include "vault.etcd.name" . -}}
@@ -227,9 +231,13 @@ affinity:
   value: /etc/vault/etcd/tls.crt
 - name: VAULT_ETCD_KEY_FILE
   value: /etc/vault/etcd/tls.key
+- name: VAULT_ETCD_MAX_TXN_OPS
+  value: {{ include "vault.etcd.maxTxnOps" . | quote }}
 {{- else }}
 - name: VAULT_ETCD_ENDPOINTS
   value: {{ join "," .Values.storage.external.endpoints | quote }}
+- name: VAULT_ETCD_MAX_TXN_OPS
+  value: {{ .Values.storage.external.maxTxnOps | default 128 | int | quote }}
 {{- if .Values.storage.external.tls.enabled }}
 - name: VAULT_ETCD_CA_FILE
   value: /etc/vault/etcd/{{ .Values.storage.external.tls.caKey }}
