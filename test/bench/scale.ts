@@ -164,7 +164,7 @@ async function benchStore(kind: 'etcd' | 'embedded'): Promise<StoreReport> {
   try {
     const rootKeyFile = join(dir, 'root.key');
     writeFileSync(rootKeyFile, randomBytes(32), { mode: 0o600 });
-    if (kind === 'etcd') etcd = await startEtcd({ maxTxnOps: TXN_OPS });
+    if (kind === 'etcd') etcd = await startEtcd({ maxTxnOps: TXN_OPS, quotaBackendBytes: 8 * 2 ** 30 });
     const storeArgs =
       kind === 'etcd'
         ? ['--store', 'etcd', '--etcd-endpoints', etcd!.endpoint, '--etcd-max-txn-ops', String(TXN_OPS)]

@@ -60,6 +60,8 @@ export interface StartEtcdOptions {
   startTimeoutMs?: number;
   /** etcd's `--max-txn-ops` (etcd's default: 128). */
   maxTxnOps?: number;
+  /** etcd's `--quota-backend-bytes` (etcd's default: 2 GiB), for benchmarks of a million keys. */
+  quotaBackendBytes?: number;
 }
 
 const live = new Set<ChildProcess>();
@@ -184,6 +186,7 @@ export async function startEtcd(options: StartEtcdOptions = {}): Promise<EtcdPro
     ...['--initial-cluster', `test=${peer}`, '--initial-cluster-state', 'new'],
     ...['--listen-metrics-urls', `http://127.0.0.1:${metricsPort}`],
     ...(options.maxTxnOps ? ['--max-txn-ops', String(options.maxTxnOps)] : []),
+    ...(options.quotaBackendBytes ? ['--quota-backend-bytes', String(options.quotaBackendBytes)] : []),
     ...(tls
       ? [
           ...['--cert-file', join(baseDir, 'server.crt'), '--key-file', join(baseDir, 'server.key')],
