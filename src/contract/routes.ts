@@ -295,7 +295,16 @@ export const routes = {
     summary: 'Query audit records',
     auth: 'token',
     query: audit.auditQuery,
-    response: z.object({ records: z.array(audit.auditRecord) }),
+    response: z.object({
+      records: z.array(audit.auditRecord),
+      next: z
+        .number()
+        .int()
+        .optional()
+        .describe(
+          'Present when the server stopped before the end of the chain (it found `limit` records, or read 10,000 without finding them): pass it as `afterSeq` to go on.',
+        ),
+    }),
   },
   verifyAudit: {
     method: 'get',

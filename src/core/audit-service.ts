@@ -111,7 +111,7 @@ export interface AuditServiceDeps extends CoreDeps {
 }
 
 export function createAuditService(deps: AuditServiceDeps) {
-  const { store, access, committer, fingerprints, auditKeys, integrity, sink, clock, logger } = deps;
+  const { store, access, committer, fingerprints, auditKeys, integrity, sink, clock, logger, config } = deps;
   /** The newest checkpoint this process signed or verified, per tenant: never signs a shorter one. */
   const latest = new Map<string, AuditCheckpoint>();
   const signing = new Map<string, Promise<AuditCheckpoint | undefined>>();
@@ -222,29 +222,27 @@ export function createAuditService(deps: AuditServiceDeps) {
       await Promise.all([...since.keys()].map(background));
     },
 
-    async query(ctx: CallContext, query: z.output<typeof auditQuery>): Promise<AuditRecord[]> {
+    /**
+     * Records matching the filters, oldest first, reading at most `auditScanBudget` records
+     * however few match: `next` (when set) is the seq to continue after, as `afterSeq`.
+     */
+    async query(
+      ctx: CallContext,
+      query: z.output<typeof auditQuery>,
+    ): Promise<{ records: AuditRecord[]; next?: number }> {
       await access.check(ctx, 'admin', 'audit', undefined, 'audit.query');
       const since = query.since ? Date.parse(query.since) : undefined;
       const until = query.until ? Date.parse(query.until) : undefined;
       const found: AuditRecord[] = [];
+      let scanned = 0;
       for await (const record of auditRecords(store, ctx.tenant, query.afterSeq ?? 0)) {
-        if (query.action && record.action !== query.action) continue;
-        if (query.outcome && record.outcome !== query.outcome) continue;
-        if (
-          query.identityName &&
-          record.actor.name !== query.identityName &&
-          record.actingFor?.name !== query.identityName
-        ) {
-          continue;
+        scanned += 1;
+        if (matches(record, query, since, until)) found.push(record);
+        if (found.length >= query.limit || scanned >= config.auditScanBudget) {
+          return { records: found, next: record.seq };
         }
-        if (query.resource && !record.resource.startsWith(query.resource)) continue;
-        const time = Date.parse(record.time);
-        if (since !== undefined && time < since) continue;
-        if (until !== undefined && time > until) continue;
-        found.push(record);
-        if (found.length >= query.limit) break;
       }
-      return found;
+      return { records: found };
     },
 
     /**
@@ -343,3 +341,25 @@ export function createAuditService(deps: AuditServiceDeps) {
 }
 
 export type AuditService = ReturnType<typeof createAuditService>;
+
+function matches(
+  record: AuditRecord,
+  query: z.output<typeof auditQuery>,
+  since: number | undefined,
+  until: number | undefined,
+): boolean {
+  if (query.action && record.action !== query.action) return false;
+  if (query.outcome && record.outcome !== query.outcome) return false;
+  if (
+    query.identityName &&
+    record.actor.name !== query.identityName &&
+    record.actingFor?.name !== query.identityName
+  ) {
+    return false;
+  }
+  if (query.resource && !record.resource.startsWith(query.resource)) return false;
+  const time = Date.parse(record.time);
+  if (since !== undefined && time < since) return false;
+  if (until !== undefined && time > until) return false;
+  return true;
+}

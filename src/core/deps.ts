@@ -32,6 +32,11 @@ export interface CoreConfig {
   leaseRetentionMs: number;
   /** A tenant's audit chain gets a signed checkpoint every this many records (and on a timer, and on demand). */
   auditCheckpointEvery: number;
+  /**
+   * Audit records one `GET /v1/audit` reads at most, matching or not; a filtered query that
+   * has not found `limit` records by then answers with what it found and where to go on.
+   */
+  auditScanBudget: number;
 }
 
 export const defaultCoreConfig: CoreConfig = {
@@ -42,6 +47,7 @@ export const defaultCoreConfig: CoreConfig = {
   recordCacheTtlMs: 1000,
   leaseRetentionMs: 24 * 3_600_000,
   auditCheckpointEvery: 1000,
+  auditScanBudget: 10_000,
 };
 
 export interface CoreDeps {

@@ -15,6 +15,7 @@ import {
   parseTenant,
   parseTokenInfo,
   parseValueLookup,
+  ResponseShapeError,
 } from './parse.js';
 import type {
   AuditCheckpoint,
@@ -47,14 +48,42 @@ export class AuditApi {
     this.#http = http;
   }
 
-  /** Audit records matching the filters, oldest first. Use `afterSeq` to page or tail. */
-  query(query: AuditQuery = {}, options: Options = {}): Promise<AuditRecord[]> {
-    return this.#http.json(
-      'get',
-      '/v1/audit',
-      (body) => arr(obj(body, 'response'), 'records', 'response', parseAuditRecord),
-      { query: { ...query, since: iso(query.since), until: iso(query.until) }, ...options },
-    );
+  /**
+   * Audit records matching the filters, oldest first, up to `limit`. Use `afterSeq` to page or
+   * tail. The server reads a bounded number of records per request; when a selective filter
+   * needs more, this follows the server's `next` until `limit` records are found or the chain
+   * ends, so the answer is the same as one unbounded scan.
+   */
+  async query(query: AuditQuery = {}, options: Options = {}): Promise<AuditRecord[]> {
+    const limit = query.limit ?? 100;
+    const found: AuditRecord[] = [];
+    let afterSeq = query.afterSeq;
+    for (;;) {
+      const page = await this.#http.json(
+        'get',
+        '/v1/audit',
+        (body) => {
+          const o = obj(body, 'response');
+          const next = o.next;
+          if (next !== undefined && typeof next !== 'number')
+            throw new ResponseShapeError('response.next', 'a number');
+          return { records: arr(o, 'records', 'response', parseAuditRecord), next };
+        },
+        {
+          query: {
+            ...query,
+            since: iso(query.since),
+            until: iso(query.until),
+            limit: limit - found.length,
+            ...(afterSeq !== undefined ? { afterSeq } : {}),
+          },
+          ...options,
+        },
+      );
+      found.push(...page.records);
+      if (page.next === undefined || found.length >= limit) return found;
+      afterSeq = page.next;
+    }
   }
 
   /**

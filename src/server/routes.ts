@@ -324,9 +324,7 @@ export function apiRoutes(deps: {
 
   // audit
   router.get('/audit', async (req, res) => {
-    res.json({
-      records: await core.audit.query(callContext(res), parse(audit.auditQuery, req.query, 'query')),
-    });
+    res.json(await core.audit.query(callContext(res), parse(audit.auditQuery, req.query, 'query')));
   });
   // Verification and value look-up read the whole chain: in line with other bulk work.
   router.get('/audit/verify', async (_req, res) => {

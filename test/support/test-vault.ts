@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import type { AuditRecord } from '../../src/contract/audit.js';
 import type { DynamicConfig } from '../../src/core/dynamic-accounts.js';
+import type { CoreConfig } from '../../src/core/deps.js';
 import {
   createVaultCore,
   jsonLinesAuditSink,
@@ -74,6 +75,8 @@ export async function startTestVault(
     kubernetes?: KubernetesLoginConfig;
     engines?: EngineRegistry;
     dynamic?: Partial<DynamicConfig>;
+    /** Settings of the core (e.g. a small audit scan budget). */
+    core?: Partial<CoreConfig>;
     /** Further settings of the HTTP app (fair-sharing limits, metrics). */
     app?: Partial<AppConfig>;
     /** A built web console to serve at /ui. */
@@ -102,6 +105,7 @@ export async function startTestVault(
     ...(options.clock ? { clock: options.clock } : {}),
     ...(options.engines ? { engines: options.engines } : {}),
     ...(options.dynamic ? { dynamic: options.dynamic } : {}),
+    ...(options.core ? { config: options.core } : {}),
   });
   if (options.engines) void core.dynamic.start();
   const { app } = createApp({
