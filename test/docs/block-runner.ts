@@ -24,10 +24,11 @@ export interface TerminalOptions {
   onOutput?: (chunk: string) => void;
 }
 
-const markerVariable = 'VAULT_DOCS_RUN';
+/** The environment variable that marks every process a terminal started (`NAME=<state dir>`). */
+export const markerVariable = 'VAULT_DOCS_RUN';
 
 /** Every process whose environment carries `marker`, e.g. a detached `vault dev`. */
-function processesOf(marker: string): number[] {
+export function processesOf(marker: string): number[] {
   const pids: number[] = [];
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
@@ -98,15 +99,7 @@ export class Terminal {
 
   /** Ends every process the blocks started (TERM, then KILL) and forgets the state. */
   async stop(): Promise<void> {
-    for (const signal of ['SIGTERM', 'SIGKILL'] as const) {
-      const pids = processesOf(this.marker);
-      for (const pid of pids) {
-        try {
-          process.kill(pid, signal);
-        } catch {}
-      }
-      if (pids.length > 0) await new Promise((resolve) => setTimeout(resolve, 2_000));
-    }
+    await stopProcessesOf(this.marker, 2_000);
     rmSync(this.state, { recursive: true, force: true });
   }
 }
