@@ -441,8 +441,8 @@ up() {
     --kubelet-certificate-authority "$pki/ca.crt" \
     --kubelet-preferred-address-types InternalIP \
     --allow-privileged=true --profiling=false --v=1
-  start relay-inside node "$HERE/relay.mjs" "unix:$RUN/api.sock" "tcp:$GW:6443"
-  setsid node "$HERE/relay.mjs" tcp:127.0.0.1:0 "unix:$RUN/api.sock" "$RUN/api-port" >"$RUN/logs/relay-host.log" 2>&1 </dev/null &
+  start relay-inside node "$HERE/../support/relay.mjs" "unix:$RUN/api.sock" "tcp:$GW:6443"
+  setsid node "$HERE/../support/relay.mjs" tcp:127.0.0.1:0 "unix:$RUN/api.sock" "$RUN/api-port" >"$RUN/logs/relay-host.log" 2>&1 </dev/null &
   echo $! >"$RUN/pids/relay-host.pid"
   for i in $(seq 1 50); do [ -s "$RUN/api-port" ] && break; sleep 0.1; done
   kubeconfig "$RUN/admin.kubeconfig" "https://127.0.0.1:$(cat "$RUN/api-port")" admin

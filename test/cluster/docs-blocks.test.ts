@@ -1,7 +1,7 @@
 /**
  * Every `sh cluster-runnable` block of the docs, run as written on the real-node cluster
  * (test/cluster/cluster.sh), as a platform team and an app team would type them: each page in a
- * terminal of its own (exported variables and the working directory carry over between its
+ * terminal of its own (shell variables and the working directory carry over between its
  * blocks; background `kubectl port-forward ... &` keep running until the page ends), pages in
  * `pageOrder`, one after another on the same cluster. What a reader has before they start (a
  * cluster, a checkout, the images in their registry, a machine whose ports are free) is

@@ -25,7 +25,7 @@ import type { Cluster } from '../support/cluster.js';
 import { runCommand } from '../support/control-plane.js';
 
 const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
-const relay = fileURLToPath(new URL('relay.mjs', import.meta.url));
+const relay = fileURLToPath(new URL('../support/relay.mjs', import.meta.url));
 
 /** The image names the docs use, as a reader's registry would serve them. */
 export function documentedImages(): Record<string, string[]> {

@@ -1,7 +1,8 @@
 /**
  * Runs documented shell blocks as a reader would in one terminal: each block in bash with
- * `-e -o pipefail`, exported variables and the working directory carried over to the next
- * block (aliases and shell functions are not). A failure names the file and line of the
+ * `-e -o pipefail`, its shell variables and the working directory carried over to the next
+ * block (bash runs with `set -a`, so a variable a block sets, `PID=$!` too, is exported and
+ * kept; aliases, shell functions and jobs are not). A failure names the file and line of the
  * command that failed and ends with the block's output. Background commands (`kubectl
  * port-forward ... &`) keep running after their block, as in a terminal, and `stop()` ends every
  * process the terminal started: each carries the terminal's marker in its environment.
@@ -24,10 +25,11 @@ export interface TerminalOptions {
   onOutput?: (chunk: string) => void;
 }
 
-const markerVariable = 'VAULT_DOCS_RUN';
+/** The environment variable that marks every process a terminal started (`NAME=<state dir>`). */
+export const markerVariable = 'VAULT_DOCS_RUN';
 
 /** Every process whose environment carries `marker`, e.g. a detached `vault dev`. */
-function processesOf(marker: string): number[] {
+export function processesOf(marker: string): number[] {
   const pids: number[] = [];
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
@@ -37,6 +39,19 @@ function processesOf(marker: string): number[] {
     } catch {}
   }
   return pids;
+}
+
+/** Ends every process that carries `marker`: SIGTERM, `graceMs` to exit, then SIGKILL. */
+export async function stopProcessesOf(marker: string, graceMs: number): Promise<void> {
+  for (const signal of ['SIGTERM', 'SIGKILL'] as const) {
+    const pids = processesOf(marker);
+    for (const pid of pids) {
+      try {
+        process.kill(pid, signal);
+      } catch {}
+    }
+    if (pids.length > 0) await new Promise((resolve) => setTimeout(resolve, graceMs));
+  }
 }
 
 export class Terminal {
@@ -52,7 +67,7 @@ export class Terminal {
       `cd "$(cat '${this.state}/cwd')"`,
       `if [ -f '${this.state}/env' ]; then . '${this.state}/env'; fi`,
       `trap 'echo "$LINENO" > "${this.state}/failed-line"' ERR`,
-      'set -e -o pipefail',
+      'set -a -e -o pipefail',
     ].join('\n');
   }
 
@@ -98,15 +113,7 @@ export class Terminal {
 
   /** Ends every process the blocks started (TERM, then KILL) and forgets the state. */
   async stop(): Promise<void> {
-    for (const signal of ['SIGTERM', 'SIGKILL'] as const) {
-      const pids = processesOf(this.marker);
-      for (const pid of pids) {
-        try {
-          process.kill(pid, signal);
-        } catch {}
-      }
-      if (pids.length > 0) await new Promise((resolve) => setTimeout(resolve, 2_000));
-    }
+    await stopProcessesOf(this.marker, 2_000);
     rmSync(this.state, { recursive: true, force: true });
   }
 }

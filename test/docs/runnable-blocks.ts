@@ -39,11 +39,8 @@ export type RunnableKind = keyof typeof runnableKinds;
 
 /** Why a shell block of the docs does not run in CI; the info string is `sh <kind>`. */
 export const nonRunnableKinds = {
-  cluster:
-    'needs a Kubernetes cluster this CI cannot give it (several nodes, a cloud); say which in the text',
+  claude: 'starts Claude Code, which needs a person at the keyboard and an Anthropic account',
   docker: 'needs Docker, which CI does not have',
-  interactive: 'waits for a person or serves in the foreground until stopped',
-  placeholder: 'stands for values of your own deployment (hosts, ids, files) to fill in',
   contributor: 'for a checkout of this repository; CI runs these suites itself',
 } as const;
 export type NonRunnableKind = keyof typeof nonRunnableKinds;
@@ -51,7 +48,7 @@ export type NonRunnableKind = keyof typeof nonRunnableKinds;
 export interface ShellBlock {
   file: string;
   line: number;
-  /** The whole info string, e.g. `sh runnable`, `bash`, `sh cluster`. */
+  /** The whole info string, e.g. `sh runnable`, `bash`, `sh docker`. */
   info: string;
 }
 

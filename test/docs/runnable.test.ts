@@ -1,27 +1,18 @@
 /**
  * Every `sh runnable` block of the docs (see runnable-blocks.ts and CONTRIBUTING.md), run as
- * written, in order, as a new user would: a fresh home directory, the packages published to a
- * local npm registry that `npm` and `npx` use (so `npm i -g @ghoststack/vault-cli` and `npx
- * @ghoststack/vault-mcp init` install what this checkout builds), and the repository's bin/ on
- * PATH. Each block runs in bash with `-e -o pipefail`; exported variables and the working
- * directory carry over to the next block, as in one terminal. A failure names the file and line
- * of the command that failed. Every process the blocks started (a detached `vault dev` too) is
- * stopped at the end.
- *
- * What a reader already has before a page starts is provided here and named in the environment,
- * for the page's hidden `<!-- sh runnable` blocks to turn into what the reader would have: a real
- * PostgreSQL (`VAULT_DOCS_POSTGRES_URL`, a superuser's URL) and a real etcd
- * (`VAULT_DOCS_ETCD_ENDPOINT`, plain HTTP on loopback).
+ * written, in order, as a new user would, on a machine of their own with what they would have
+ * (reader-machine.ts): the packages published to a local npm registry that `npm` and `npx` use (so
+ * `npm i -g @ghoststack/vault-cli` and `npx @ghoststack/vault-mcp init` install what this checkout
+ * builds), the repository's bin/ on PATH, a PostgreSQL, two etcds and a kube-apiserver. Each block
+ * runs in bash with `-e -o pipefail`; shell variables and the working directory carry over to the
+ * next block, as in one terminal. A failure names the file and line of the command that failed.
+ * Every process the blocks started (a detached `vault dev`, a `vault server ... &`) is stopped at
+ * the end. `VAULT_DOCS_VERBOSE=1` prints the blocks' output as it comes.
  */
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { homedir, tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type EtcdProcess, freePort, startEtcd } from '../support/etcd.js';
-import { type Postgres, startPostgres } from '../support/postgres.js';
-import { type LocalRegistry, publishPackages, startRegistry } from '../support/registry.js';
 import { repoRoot } from '../support/vault-dev.js';
 import { Terminal } from './block-runner.js';
+import { type ReaderMachine, readerMachine } from './reader-machine.js';
 import { collectRunnableBlocks, runnableBlocks } from './runnable-blocks.js';
 
 const blockTimeoutMs = 20 * 60_000; // `npm i -g` builds a native module; slow on a busy machine
@@ -99,34 +90,19 @@ describe('runnable-blocks', () => {
 
 describe('docs: sh runnable blocks, in order', () => {
   const blocks = collectRunnableBlocks(repoRoot);
-  let registry: LocalRegistry;
-  let home: string;
+  let reader: ReaderMachine | undefined;
   let terminal: Terminal | undefined;
-  let postgres: Postgres | undefined;
-  let etcd: EtcdProcess | undefined;
 
   beforeAll(async () => {
-    home = mkdtempSync(join(tmpdir(), 'vault-docs-home-'));
-    mkdirSync(join(home, 'work'));
-    // Assigned as each comes up, so afterAll stops those that started when another did not.
-    await Promise.all([
-      startRegistry().then((started) => {
-        registry = started;
-      }),
-      startPostgres().then((started) => {
-        postgres = started;
-      }),
-      startEtcd().then((started) => {
-        etcd = started;
-      }),
-    ]);
-    publishPackages(registry, ['sdk', 'mcp', 'cli']);
+    reader = await readerMachine();
   }, 1_800_000);
 
   afterAll(async () => {
-    await terminal?.stop();
-    await Promise.all([registry?.stop(), postgres?.close(), etcd?.destroy()]);
-    if (home) rmSync(home, { recursive: true, force: true });
+    try {
+      await terminal?.stop();
+    } finally {
+      await reader?.stop();
+    }
   });
 
   it('the quick starts (Getting Started, CLI, SDK, Claude Code) are marked runnable', () => {
@@ -143,22 +119,17 @@ describe('docs: sh runnable blocks, in order', () => {
 
   it('every block runs as written', async () => {
     terminal = new Terminal({
-      cwd: join(home, 'work'),
+      cwd: reader!.work,
       blockTimeoutMs,
-      env: {
-        PATH: `${join(home, '.npm-global/bin')}:${join(repoRoot, 'bin')}:${process.env.PATH ?? '/usr/bin:/bin'}`,
-        HOME: home,
-        LANG: 'C.UTF-8',
-        TERM: 'dumb',
-        ...registry.env,
-        npm_config_prefix: join(home, '.npm-global'),
-        npm_config_cache: join(homedir(), '.npm'), // tarballs by integrity; the registry is still asked
-        // `vault dev` without --port listens here instead of 8200, which may be taken on a shared machine.
-        VAULT_DEV_PORT: String(await freePort()),
-        VAULT_DOCS_POSTGRES_URL: postgres!.adminUrl,
-        VAULT_DOCS_ETCD_ENDPOINT: etcd!.endpoint,
-      },
+      prefix: reader!.prefix,
+      env: reader!.env,
+      onOutput: process.env.VAULT_DOCS_VERBOSE ? (chunk) => process.stdout.write(chunk) : undefined,
     });
-    for (const block of blocks) await terminal.run(block);
+    // VAULT_DOCS_PAGES=docs/a.md,docs/b.md (for working on pages): Getting Started, then only those.
+    const pages = process.env.VAULT_DOCS_PAGES?.split(',');
+    const run = pages
+      ? blocks.filter((b) => b.file === 'docs/guide/getting-started.md' || pages.includes(b.file))
+      : blocks;
+    for (const block of run) await terminal.run(block);
   }, 3_600_000);
 });

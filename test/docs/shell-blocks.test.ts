@@ -1,6 +1,6 @@
 /**
  * Every shell command of the docs either runs in CI (`sh runnable`, see runnable.test.ts) or
- * says why it cannot (`sh cluster`, `sh docker`, ...: nonRunnableKinds), so no new command
+ * says why it cannot (`sh docker`, `sh claude`, ...: nonRunnableKinds), so no new command
  * reaches the docs untested by accident.
  */
 import { describe, expect, it } from 'vitest';
@@ -31,8 +31,8 @@ describe('shell blocks of the docs', () => {
       '```sh runnable',
       'c',
       '```',
-      '  ```sh cluster',
-      '  kubectl get pods',
+      '  ```sh docker',
+      '  docker build .',
       '  ```',
       '```sh clusters',
       'd',

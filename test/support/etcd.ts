@@ -54,6 +54,8 @@ export interface StartEtcdOptions {
   dataDir?: string;
   /** Serve clients over TLS with client-certificate auth, using a throwaway CA. */
   tls?: boolean;
+  /** With `tls`: more DNS names for the server certificate (a reader's `etcd-0`), beside 127.0.0.1 and localhost. */
+  serverNames?: string[];
   /** Enable etcd auth with a `root` user and this password (or a random one when `true`). */
   auth?: boolean | string;
   /** How long to wait for the process to become healthy. */
@@ -111,7 +113,7 @@ export async function freePort(): Promise<number> {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-function makeCertificates(dir: string): EtcdTls {
+function makeCertificates(dir: string, serverNames: string[] = []): EtcdTls {
   const run = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
   const file = (name: string) => join(dir, name);
   run(
@@ -141,7 +143,7 @@ function makeCertificates(dir: string): EtcdTls {
   sign(
     'server',
     'localhost',
-    'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n',
+    `subjectAltName=${['IP:127.0.0.1', 'DNS:localhost', ...serverNames.map((name) => `DNS:${name}`)].join(',')}\nextendedKeyUsage=serverAuth,clientAuth\n`,
   );
   sign('client', 'root', 'extendedKeyUsage=clientAuth\n');
   return {
@@ -174,7 +176,7 @@ export async function startEtcd(options: StartEtcdOptions = {}): Promise<EtcdPro
   const baseDir = mkdtempSync(join(tmpdir(), 'vault-etcd-'));
   tempDirs.add(baseDir);
   const dataDir = options.dataDir ?? join(baseDir, 'data');
-  const tls = options.tls ? makeCertificates(baseDir) : undefined;
+  const tls = options.tls ? makeCertificates(baseDir, options.serverNames) : undefined;
   const [clientPort, peerPort, metricsPort] = [await freePort(), await freePort(), await freePort()];
   const scheme = tls ? 'https' : 'http';
   const endpoint = `${scheme}://127.0.0.1:${clientPort}`;

@@ -11,9 +11,10 @@
  * `stop()` ends them all (a detached `vault dev` too).
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { markerVariable, stopProcessesOf } from '../../docs/block-runner.js';
 import type { RunnableBlock } from '../../docs/runnable-blocks.js';
 
 export interface TimedStep {
@@ -29,20 +30,6 @@ export interface TimedBlock {
   ms: number;
   steps: TimedStep[];
   output: string;
-}
-
-const markerVariable = 'VAULT_DOCS_RUN';
-
-function processesOf(marker: string): number[] {
-  const pids: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
-    try {
-      if (readFileSync(`/proc/${entry}/environ`, 'latin1').split('\0').includes(marker))
-        pids.push(Number(entry));
-    } catch {}
-  }
-  return pids;
 }
 
 /** One trace line of a top-level command of the script: `+:LINE:SECONDS.MICROS command`. */
@@ -129,15 +116,7 @@ export class TimedTerminal {
 
   /** Ends every process the blocks started (TERM, then KILL) and forgets the state. */
   async stop(): Promise<void> {
-    for (const signal of ['SIGTERM', 'SIGKILL'] as const) {
-      const pids = processesOf(this.marker);
-      for (const pid of pids) {
-        try {
-          process.kill(pid, signal);
-        } catch {}
-      }
-      if (pids.length > 0) await new Promise((resolve) => setTimeout(resolve, 1_000));
-    }
+    await stopProcessesOf(this.marker, 1_000);
     rmSync(this.state, { recursive: true, force: true });
   }
 }
