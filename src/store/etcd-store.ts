@@ -109,6 +109,7 @@ export async function openEtcdStore(options: EtcdStoreOptions): Promise<Store> {
   const logger = options.logger ?? silentLogger;
   const timeoutMs = options.timeoutMs ?? defaultTimeoutMs;
   const maxTxnOps = options.maxTxnOps ?? etcdDefaultMaxTxnOps;
+  const unseenPrefixTimeoutMs = timeoutMs * UNSEEN_PREFIX_TIMEOUT_FACTOR;
   const getManyChunk = Math.min(maxTxnOps, GET_MANY_MAX);
   const endpoints = describeEndpoints(options.endpoints);
   const client = new Etcd3(etcdClientOptions(options));
@@ -236,10 +237,14 @@ export async function openEtcdStore(options: EtcdStoreOptions): Promise<Store> {
       // A page: read through key windows, so it costs what the page costs (etcd-windows.ts).
       const firstPage = rangeOptions.startAfter === undefined;
       const hint = pageHints.get(prefix);
+      // A prefix this process has not read yet is read once plainly, and etcd counts every key
+      // of it (a million: seconds on a busy machine). That one read gets a longer deadline, so
+      // it succeeds once and the prefix's pages go through windows from then on.
+      const callOptions = hint === undefined ? { deadline: Date.now() + unseenPrefixTimeoutMs } : undefined;
       const page = await readPage(
         async (from, to, windowLimit) => {
           const res = await read('range read', () =>
-            client.kv.range({ key: from, range_end: to, limit: windowLimit }),
+            client.kv.range({ key: from, range_end: to, limit: windowLimit }, callOptions),
           );
           return {
             kvs: res.kvs,
@@ -348,6 +353,9 @@ export async function openEtcdStore(options: EtcdStoreOptions): Promise<Store> {
   logger.debug({ endpoints, prefix: options.prefix ?? '' }, 'etcd store connected');
   return store;
 }
+
+/** How many times the usual deadline the first, plain read of a prefix may take. */
+const UNSEEN_PREFIX_TIMEOUT_FACTOR = 10;
 
 /** Keys read per transaction by getMany at most (and never more than max-txn-ops). */
 const GET_MANY_MAX = 500;

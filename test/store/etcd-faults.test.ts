@@ -5,7 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import { Etcd3 } from 'etcd3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { OutcomeUnknownError, StoreUnavailableError } from '../../src/lib/errors.js';
+import { isVaultError, OutcomeUnknownError, StoreUnavailableError } from '../../src/lib/errors.js';
 import { WatchCompactedError } from '../../src/store/errors.js';
 import { openEtcdStore } from '../../src/store/etcd-store.js';
 import type { Store, WatchEvent } from '../../src/store/store.js';
@@ -159,4 +159,34 @@ describe('etcd store faults', () => {
       await store.close();
     }
   });
+});
+
+describe('the first read of a prefix this process has not read yet', () => {
+  it('may take ten times the deadline (etcd counts every key of it once), other reads may not', async () => {
+    const etcd = await startEtcd();
+    const store = await openEtcdStore({ endpoints: [etcd.endpoint], timeoutMs: 1_000 });
+    try {
+      await store.txn({
+        success: [
+          { type: 'put', key: 'seen/a', value: '1' },
+          { type: 'put', key: 'new/a', value: '1' },
+        ],
+      });
+      await store.range('seen/', { limit: 10 });
+      await etcd.pause();
+      const unseen = store.range('new/', { limit: 10 });
+      const seen = store.range('seen/', { limit: 10 }).catch((err: Error) => err);
+      const get = store.get('seen/a').catch((err: Error) => err);
+      await new Promise((resolve) => setTimeout(resolve, 2_500));
+      await etcd.resume();
+      expect((await unseen).kvs.map((kv) => kv.key)).toEqual(['new/a']);
+      for (const failed of [await seen, await get]) {
+        expect(isVaultError(failed) && failed.code).toBe('store_unavailable');
+        expect((failed as Error).message).toContain('within 1000 ms');
+      }
+    } finally {
+      await store.close();
+      await etcd.destroy();
+    }
+  }, 60_000);
 });
