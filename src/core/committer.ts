@@ -382,14 +382,10 @@ export function createCommitter(deps: {
   async function drain(tenant: string): Promise<void> {
     const queue = queues.get(tenant)!;
     try {
-      while (queue.length > 0) {
-        // One turn of the event loop first, so requests that arrived meanwhile join this
-        // round. A store whose commit blocks the thread (the embedded SQLite store: its fsync
-        // is synchronous) would otherwise commit one request per round, since none could be
-        // read while it committed.
-        await new Promise((resolve) => setImmediate(resolve));
-        await runRound(tenant, queue);
-      }
+      // What queues while a round's transaction is in flight forms the next round. A store
+      // whose commit blocks the thread (the embedded store) lets the event loop turn before
+      // it commits, so requests that arrived meanwhile are read and queued (embedded-store.ts).
+      while (queue.length > 0) await runRound(tenant, queue);
     } catch (err) {
       // A failure outside any single change (e.g. reading the chain head): fail what is queued.
       heads.delete(tenant);

@@ -1,8 +1,15 @@
 /**
  * The embedded store: etcd's KV semantics on one SQLite file, for `vault dev` and
- * single-node installs. Every transaction is one SQLite transaction in WAL mode with
- * synchronous=FULL, so a transaction that returned survives kill -9 and power loss. A
- * change log table keeps the last `historyRevisions` revisions of events for watches.
+ * single-node installs. Transactions are committed in WAL mode with synchronous=FULL, so a
+ * transaction that returned survives kill -9 and power loss. A change log table keeps the
+ * last `historyRevisions` revisions of events for watches.
+ *
+ * SQLite's commit (with its fsync) blocks Node's thread, so no request can be read while it
+ * runs. A transaction therefore waits for one turn of the event loop, and every transaction
+ * submitted in that turn (one tenant's group commit, another tenant's, a checkpoint) is
+ * committed in one SQLite transaction, one fsync for all: each in its own savepoint, with
+ * its own revision, in the order submitted, so each succeeds, fails its compare or fails
+ * alone exactly as if it had been committed by itself.
  */
 import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import { join } from 'node:path';
@@ -30,6 +37,8 @@ export interface EmbeddedStoreOptions {
   logger?: Logger;
   /** How many revisions of change history watches can replay (default 10,000). */
   historyRevisions?: number;
+  /** Told after each SQLite commit how many transactions it carried (tests, diagnostics). */
+  onCommit?: (transactions: number) => void;
 }
 
 export const embeddedStoreFile = 'store.db';
@@ -52,6 +61,17 @@ interface EventRow {
   key: Buffer;
   value: string | null;
 }
+
+interface Submitted {
+  txn: Txn;
+  resolve: (result: TxnResult) => void;
+  reject: (error: unknown) => void;
+}
+
+/** One transaction's part of a batch: what it wrote, or why it failed. */
+type Applied =
+  | { ok: true; succeeded: boolean; events: WatchEvent[]; revision: number }
+  | { ok: false; error: unknown };
 
 interface LiveWatch {
   prefix: string;
@@ -127,25 +147,81 @@ export async function openEmbeddedStore(options: EmbeddedStoreOptions): Promise<
     return events;
   };
 
-  const commit = db.transaction((txn: Txn) => {
+  /** One transaction at `base` (the revision before it); nested in a batch, a savepoint. */
+  const commitOne = db.transaction((txn: Txn, base: number) => {
     const succeeded = (txn.compare ?? []).every(
       (compare) => (statements.getKv.get(utf8(compare.key))?.mod_revision ?? 0) === compare.modRevision,
     );
-    const next = revision + 1;
+    const next = base + 1;
     const events = applyOps(succeeded ? txn.success : (txn.failure ?? []), next);
-    if (events.length === 0) return { succeeded, events, revision, compactRevision };
+    if (events.length === 0) return { succeeded, events, revision: base };
     statements.setMeta.run('revision', next);
     events.forEach((event, seq) => {
       statements.insertEvent.run(next, seq, utf8(event.key), event.value ?? null);
     });
+    return { succeeded, events, revision: next };
+  });
+
+  /** The batch in one SQLite transaction; a transaction that throws rolls back only its savepoint. */
+  const commitBatch = db.transaction((txns: Txn[]) => {
+    let at = revision;
+    const applied = txns.map((txn): Applied => {
+      try {
+        const one = commitOne(txn, at);
+        at = one.revision;
+        return { ok: true, ...one };
+      } catch (error) {
+        return { ok: false, error };
+      }
+    });
     let compactTo = compactRevision;
-    if (next - compactRevision > historyRevisions + compactionBatch) {
-      compactTo = next - historyRevisions;
+    if (at - compactRevision > historyRevisions + compactionBatch) {
+      compactTo = at - historyRevisions;
       statements.compactEvents.run(compactTo);
       statements.setMeta.run('compact_revision', compactTo);
     }
-    return { succeeded, events, revision: next, compactRevision: compactTo };
+    return { applied, revision: at, compactRevision: compactTo };
   });
+
+  let submitted: Submitted[] = [];
+  let flushing = false;
+
+  /** Commits what was submitted during the last turn of the event loop. */
+  const flush = () => {
+    flushing = false;
+    const batch = submitted;
+    submitted = [];
+    if (batch.length === 0) return;
+    if (closed) {
+      for (const { reject } of batch) reject(new StoreClosedError('embedded'));
+      return;
+    }
+    let committed: ReturnType<typeof commitBatch>;
+    try {
+      committed = guard(() => commitBatch.immediate(batch.map(({ txn }) => txn)));
+    } catch (err) {
+      // The commit itself failed (disk full, I/O error): nothing of the batch was written.
+      for (const { reject } of batch) reject(err);
+      return;
+    }
+    revision = committed.revision;
+    if (committed.compactRevision !== compactRevision) {
+      compactRevision = committed.compactRevision;
+      logger.debug({ compactRevision }, 'embedded store compacted its change history');
+    }
+    options.onCommit?.(batch.length);
+    const events: WatchEvent[] = [];
+    batch.forEach(({ resolve, reject }, i) => {
+      const applied = committed.applied[i]!;
+      if (!applied.ok) {
+        reject(guarded(applied.error));
+        return;
+      }
+      events.push(...applied.events);
+      resolve({ succeeded: applied.succeeded, revision: applied.revision });
+    });
+    if (events.length > 0) publish(events);
+  };
 
   const schedule = (watch: LiveWatch) => {
     if (watch.scheduled || watch.closed) return;
@@ -234,14 +310,13 @@ export async function openEmbeddedStore(options: EmbeddedStoreOptions): Promise<
     async txn(txn) {
       assertOpen();
       validateTxn(txn);
-      const result = guard(() => commit.immediate(txn));
-      revision = result.revision;
-      if (result.compactRevision !== compactRevision) {
-        compactRevision = result.compactRevision;
-        logger.debug({ compactRevision }, 'embedded store compacted its change history');
-      }
-      if (result.events.length > 0) publish(result.events);
-      return { succeeded: result.succeeded, revision: result.revision } satisfies TxnResult;
+      return new Promise<TxnResult>((resolve, reject) => {
+        submitted.push({ txn, resolve, reject });
+        if (!flushing) {
+          flushing = true;
+          setImmediate(flush);
+        }
+      });
     },
 
     async watch(prefix, fromRevision, onEvent) {
@@ -293,6 +368,8 @@ export async function openEmbeddedStore(options: EmbeddedStoreOptions): Promise<
 
     async close() {
       if (closed) return;
+      // What was submitted is committed, not dropped.
+      flush();
       closed = true;
       for (const watch of watches) {
         watch.closed = true;
@@ -420,15 +497,13 @@ function guard<T>(fn: () => T): T {
   try {
     return fn();
   } catch (err) {
-    if (
-      isSqliteError(err) &&
-      /^SQLITE_(BUSY|LOCKED|FULL|IOERR|CANTOPEN|READONLY|CORRUPT|NOTADB)/.test(err.code)
-    ) {
-      throw new StoreUnavailableError(
-        `the embedded store failed (${err.code}); check the data directory's disk`,
-        err,
-      );
-    }
-    throw err;
+    throw guarded(err);
   }
+}
+
+function guarded(err: unknown): unknown {
+  if (isSqliteError(err) && /^SQLITE_(BUSY|LOCKED|FULL|IOERR|CANTOPEN|READONLY|CORRUPT|NOTADB)/.test(err.code)) {
+    return new StoreUnavailableError(`the embedded store failed (${err.code}); check the data directory's disk`, err);
+  }
+  return err;
 }

@@ -13,6 +13,7 @@
  *   BENCH_CLIENTS=16 BENCH_ROUNDS=3 BENCH_SECONDS=5 BENCH_OPS=3000 npm run bench:peer
  *   BENCH_BASELINES=etcd-txn,peer npm run bench:peer  # with the peer (a cold build; see below)
  *   BENCH_ONLY=value,hello npm run bench:peer        # phases whose names contain a word
+ *   BENCH_CPU_PROFILE=/tmp/prof npm run bench:peer   # a CPU profile of the server's thread per phase
  *
  * Every phase runs once per round and the rounds interleave, so background load falls on all
  * alike; ratios are the median of the per-round ratios. Both products write an audit log file
@@ -27,6 +28,8 @@ import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { cpus, loadavg, tmpdir } from 'node:os';
+import { Session } from 'node:inspector/promises';
+import { findSourceMap, type SourceMapping } from 'node:module';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { Etcd3 } from 'etcd3';
@@ -336,9 +339,13 @@ async function main() {
     const only = env.BENCH_ONLY?.split(',');
     const chosen = phases.filter((p) => !only || only.some((word) => p.name.includes(word)));
     const collected = new Map<string, LoadResult[]>(chosen.map((p) => [p.name, []]));
+    const profiler = env.BENCH_CPU_PROFILE ? await phaseProfiler(env.BENCH_CPU_PROFILE) : undefined;
     for (let round = 1; round <= rounds; round++) {
       for (const p of chosen) {
-        const result = await p.run({ ...limits, warmupOps: round === 1 ? limits.warmupOps : 0 });
+        const phaseLimits = { ...limits, warmupOps: round === 1 ? limits.warmupOps : 0 };
+        const result = profiler
+          ? await profiler.around(`${p.name} r${round}`, () => p.run(phaseLimits))
+          : await p.run(phaseLimits);
         collected.get(p.name)!.push(result);
         process.stderr.write(`round ${round}/${rounds}: ${p.name}: ${result.perSecond.toFixed(0)}/s\n`);
         if (result.errors > 0)
@@ -352,6 +359,42 @@ async function main() {
     for (const close of closers.reverse()) await close().catch(() => undefined);
     rmSync(work, { recursive: true, force: true });
   }
+}
+
+/**
+ * Profiles this thread (the servers under test; the HTTP load runs in a worker) while one phase
+ * runs, into DIR/<phase>.cpuprofile; read it with test/bench/profile-summary.ts.
+ */
+async function phaseProfiler(dir: string) {
+  mkdirSync(dir, { recursive: true });
+  const session = new Session();
+  session.connect();
+  await session.post('Profiler.enable');
+  return {
+    async around<T>(name: string, run: () => Promise<T>): Promise<T> {
+      await session.post('Profiler.start');
+      try {
+        return await run();
+      } finally {
+        const { profile } = await session.post('Profiler.stop');
+        // tsx compiles each file to a few long lines: point frames at the TypeScript source.
+        for (const { callFrame } of profile.nodes) {
+          const original = callFrame.url.includes('/node_modules/')
+            ? undefined
+            : (findSourceMap(callFrame.url)?.findEntry(callFrame.lineNumber, callFrame.columnNumber) as
+                | Partial<SourceMapping>
+                | undefined);
+          if (original?.originalLine !== undefined && original.originalColumn !== undefined) {
+            callFrame.lineNumber = original.originalLine;
+            callFrame.columnNumber = original.originalColumn;
+          }
+        }
+        const file = join(dir, `${name.replace(/[^a-z0-9]+/gi, '-')}.cpuprofile`);
+        writeFileSync(file, JSON.stringify(profile));
+        process.stderr.write(`  CPU profile: ${file}\n`);
+      }
+    },
+  };
 }
 
 function report(collected: Map<string, LoadResult[]>) {
