@@ -133,10 +133,7 @@ export async function openEmbeddedStore(options: EmbeddedStoreOptions): Promise<
     };
     for (const op of ops) {
       if (op.type === 'put') {
-        const key = utf8(op.key);
-        const current = statements.getKv.get(key);
-        if (current) statements.updateKv.run(op.value, next, key);
-        else statements.insertKv.run(key, op.value, next, next);
+        statements.putKv.run(utf8(op.key), op.value, next, next);
         events.push({ type: 'put', key: op.key, value: op.value, modRevision: next });
       } else if (op.type === 'delete') {
         remove(utf8(op.key));
@@ -451,11 +448,10 @@ function prepare(db: Database.Database) {
       'INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = excluded.value',
     ),
     getKv: db.prepare<[Buffer], KvRow>(`SELECT ${kvColumns} FROM kv WHERE key = ?`),
-    insertKv: db.prepare<[Buffer, string, number, number]>(
-      'INSERT INTO kv (key, value, create_revision, mod_revision, version) VALUES (?, ?, ?, ?, 1)',
-    ),
-    updateKv: db.prepare<[string, number, Buffer]>(
-      'UPDATE kv SET value = ?, mod_revision = ?, version = version + 1 WHERE key = ?',
+    // A new key starts at version 1 with its create revision; an existing one keeps it.
+    putKv: db.prepare<[Buffer, string, number, number]>(
+      'INSERT INTO kv (key, value, create_revision, mod_revision, version) VALUES (?, ?, ?, ?, 1) ' +
+        'ON CONFLICT(key) DO UPDATE SET value = excluded.value, mod_revision = excluded.mod_revision, version = version + 1',
     ),
     deleteKey: db.prepare<[Buffer]>('DELETE FROM kv WHERE key = ?'),
     keysBounded: db.prepare<[Buffer, Buffer], { key: Buffer }>(
