@@ -498,8 +498,14 @@ function guard<T>(fn: () => T): T {
 }
 
 function guarded(err: unknown): unknown {
-  if (isSqliteError(err) && /^SQLITE_(BUSY|LOCKED|FULL|IOERR|CANTOPEN|READONLY|CORRUPT|NOTADB)/.test(err.code)) {
-    return new StoreUnavailableError(`the embedded store failed (${err.code}); check the data directory's disk`, err);
+  if (
+    isSqliteError(err) &&
+    /^SQLITE_(BUSY|LOCKED|FULL|IOERR|CANTOPEN|READONLY|CORRUPT|NOTADB)/.test(err.code)
+  ) {
+    return new StoreUnavailableError(
+      `the embedded store failed (${err.code}); check the data directory's disk`,
+      err,
+    );
   }
   return err;
 }
