@@ -382,10 +382,12 @@ export function createCommitter(deps: {
   async function drain(tenant: string): Promise<void> {
     const queue = queues.get(tenant)!;
     try {
-      // What queues while a round's transaction is in flight forms the next round. A store
-      // whose commit blocks the thread (the embedded store) lets the event loop turn before
-      // it commits, so requests that arrived meanwhile are read and queued (embedded-store.ts).
-      while (queue.length > 0) await runRound(tenant, queue);
+      // What queues while a round's transaction is in flight forms the next round; a store
+      // whose commit blocks the thread first lets the requests that arrived meanwhile queue.
+      while (queue.length > 0) {
+        await store.ready?.();
+        await runRound(tenant, queue);
+      }
     } catch (err) {
       // A failure outside any single change (e.g. reading the chain head): fail what is queued.
       heads.delete(tenant);

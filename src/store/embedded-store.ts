@@ -9,7 +9,9 @@
  * submitted in that turn (one tenant's group commit, another tenant's, a checkpoint) is
  * committed in one SQLite transaction, one fsync for all: each in its own savepoint, with
  * its own revision, in the order submitted, so each succeeds, fails its compare or fails
- * alone exactly as if it had been committed by itself.
+ * alone exactly as if it had been committed by itself. A writer about to form its next
+ * group waits for one turn too (`ready`), so requests that arrived while a commit blocked
+ * the thread are read and join it.
  */
 import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import { join } from 'node:path';
@@ -207,17 +209,13 @@ export async function openEmbeddedStore(options: EmbeddedStoreOptions): Promise<
       logger.debug({ compactRevision }, 'embedded store compacted its change history');
     }
     options.onCommit?.(batch.length);
-    const events: WatchEvent[] = [];
+    const events = committed.applied.flatMap((applied) => (applied.ok ? applied.events : []));
+    if (events.length > 0) publish(events);
     batch.forEach(({ resolve, reject }, i) => {
       const applied = committed.applied[i]!;
-      if (!applied.ok) {
-        reject(guarded(applied.error));
-        return;
-      }
-      events.push(...applied.events);
-      resolve({ succeeded: applied.succeeded, revision: applied.revision });
+      if (applied.ok) resolve({ succeeded: applied.succeeded, revision: applied.revision });
+      else reject(guarded(applied.error));
     });
-    if (events.length > 0) publish(events);
   };
 
   const schedule = (watch: LiveWatch) => {
@@ -249,6 +247,10 @@ export async function openEmbeddedStore(options: EmbeddedStoreOptions): Promise<
 
   const store: Store = {
     kind: 'embedded',
+
+    // A commit blocked the thread: requests that arrived meanwhile are read first, so that
+    // a writer's next group (the committer's next round) includes them.
+    ready: () => new Promise((resolve) => setImmediate(resolve)),
 
     async get(key) {
       assertOpen();
