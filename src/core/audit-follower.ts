@@ -94,8 +94,8 @@ export interface AuditFollowerDeps {
   /** Without a saved cursor: replay every record ('beginning'), or start at today's heads. */
   startAt: 'beginning' | 'heads';
   /**
-   * Saves the cursor at most this often between polls (a crash repeats at most this much);
-   * 0 saves after every batch. Every poll and close save what is pending.
+   * Syncs the output and saves the cursor at most this often between polls (a crash repeats
+   * at most this much); 0 after every batch. Every poll and close sync and save what is pending.
    */
   saveEveryMs?: number;
 }
@@ -114,6 +114,8 @@ export interface AuditFollower extends AuditSink {
 export function createAuditFollower(deps: AuditFollowerDeps): AuditFollower {
   const { store, output, logger } = deps;
   let cursor: StreamCursor = { tenants: {} };
+  /** The cursor as last saved (or loaded): lines after it may not be on disk yet. */
+  let durable: StreamCursor = { tenants: {} };
   const handed = new Map<string, AuditRecord[]>();
   const checkpoints = new Map<string, AuditCheckpoint>();
   const woken = new Set<string>();
@@ -382,10 +384,7 @@ export function createAuditFollower(deps: AuditFollowerDeps): AuditFollower {
       moved.push([tenant, followed.at]);
       more ||= followed.more;
     }
-    if (lines.length > 0) {
-      await output.write(lines);
-      await output.sync();
-    }
+    if (lines.length > 0) await output.write(lines);
     for (const [tenant, at] of moved) {
       cursor.tenants[tenant] = at;
       const rest = (handed.get(tenant) ?? []).filter((record) => record.seq > at.seq);
@@ -396,6 +395,16 @@ export function createAuditFollower(deps: AuditFollowerDeps): AuditFollower {
     }
     if (lines.length > 0) dirty = true;
     if (dirty && (full || closed || performance.now() - savedAt >= (deps.saveEveryMs ?? 0))) {
+      // Lines are durable before the cursor moves past them; between saves they need not be
+      // (a crash repeats them from the saved cursor), so the output is synced once per save.
+      try {
+        await output.sync();
+      } catch (err) {
+        // What was written since the last save may never reach the disk: write it again.
+        cursor = structuredClone(durable);
+        dirty = false;
+        throw err;
+      }
       try {
         await deps.cursor.save(cursor);
       } catch (err) {
@@ -407,6 +416,7 @@ export function createAuditFollower(deps: AuditFollowerDeps): AuditFollower {
         throw err;
       }
       dirty = false;
+      durable = structuredClone(cursor);
       savedAt = performance.now();
     }
     return more;
@@ -432,6 +442,7 @@ export function createAuditFollower(deps: AuditFollowerDeps): AuditFollower {
           : { seq: 0, checkpointSeq: 0 };
       }
     }
+    durable = structuredClone(cursor);
   }
 
   /** With a claimed cursor: renews or takes the claim, and starts or stops writing. */

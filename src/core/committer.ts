@@ -383,12 +383,10 @@ export function createCommitter(deps: {
   async function drain(tenant: string): Promise<void> {
     const queue = queues.get(tenant)!;
     try {
+      // What queues while a round's transaction is in flight forms the next round; a store
+      // whose commit blocks the thread first lets the requests that arrived meanwhile queue.
       while (queue.length > 0) {
-        // One turn of the event loop first, so requests that arrived meanwhile join this
-        // round. A store whose commit blocks the thread (the embedded SQLite store: its fsync
-        // is synchronous) would otherwise commit one request per round, since none could be
-        // read while it committed.
-        await new Promise((resolve) => setImmediate(resolve));
+        await store.ready?.();
         await runRound(tenant, queue);
       }
     } catch (err) {

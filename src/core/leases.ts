@@ -434,7 +434,16 @@ export function createLeaseService(
           ...(input.labels ? { labels: input.labels } : {}),
           ...(idempotency ? { idempotency } : {}),
         };
-        const value = await openValue(ctx, lease, current.createRevision);
+        const value = await openValue(ctx, lease, current.createRevision).catch(async (err: unknown) => {
+          // Decided on a (cached) record of a credential deleted since: its value is gone
+          // before the commit's compare could say so. Answer as a fresh read would.
+          if (err instanceof VaultError && err.code === 'lease_revoked') {
+            const now = await credentials.load(ctx, input.credentialName);
+            if (now?.createRevision !== current.createRevision)
+              throw notFound(`credential "${input.credentialName}" was deleted`);
+          }
+          throw err;
+        });
         const valueHmac = await fingerprints.of(ctx.tenant, value);
         return {
           compare: [

@@ -74,6 +74,8 @@ export function createApp(deps: AppDeps): { app: Express; metrics: ServerMetrics
   });
   const app = express();
   app.disable('x-powered-by');
+  // Answers are no-store (below): an ETag, a hash of every body, would only cost CPU.
+  app.set('etag', false);
   app.set('trust proxy', config.trustedProxies.length > 0 ? config.trustedProxies : false);
   app.set('query parser', 'simple');
 
@@ -82,18 +84,24 @@ export function createApp(deps: AppDeps): { app: Express; metrics: ServerMetrics
     const requestId = incoming && /^[A-Za-z0-9._-]{1,64}$/.test(incoming) ? incoming : randomUUID();
     res.locals.requestId = requestId;
     res.setHeader('x-request-id', requestId);
-    const log = deps.logger.child({ requestId });
-    res.locals.log = log;
+    // Made when something logs: most requests log nothing (the request line is at debug).
+    let log: Logger | undefined;
+    Object.defineProperty(res.locals, 'log', {
+      get: () => (log ??= deps.logger.child({ requestId })),
+      configurable: true,
+    });
     const started = process.hrtime.bigint();
     res.on('finish', () => {
       const route = (req.route?.path ? `${req.baseUrl}${req.route.path}` : 'unmatched') as string;
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
       metrics.requests.inc({ route, method: req.method, code: String(res.statusCode) });
       metrics.duration.observe({ route, method: req.method }, seconds);
-      log.debug(
-        { method: req.method, route, status: res.statusCode, ms: Math.round(seconds * 1000) },
-        'request',
-      );
+      if (deps.logger.isLevelEnabled('debug')) {
+        res.locals.log!.debug(
+          { method: req.method, route, status: res.statusCode, ms: Math.round(seconds * 1000) },
+          'request',
+        );
+      }
     });
     next();
   });

@@ -1,6 +1,7 @@
 /**
- * The files behind the audit stream: the JSON-lines output (a file, fsynced per batch, or
- * stdout) and the cursor file (written to a temporary file, fsynced, renamed over).
+ * The files behind the audit stream: the JSON-lines output (a file, fsynced before each
+ * cursor save, or stdout) and the cursor file (written to a temporary file, fsynced,
+ * renamed over).
  */
 import { once } from 'node:events';
 import { type FileHandle, open, readFile, rename } from 'node:fs/promises';

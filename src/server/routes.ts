@@ -193,7 +193,12 @@ export function apiRoutes(deps: {
   // leases
   router.post('/leases', async (req, res) => {
     const body = parse(leases.createLeaseRequest, req.body, 'body');
-    const { 'idempotency-key': idempotencyKey } = parse(leases.createLeaseHeaders, req.headers, 'header');
+    // The one header it reads, not every header of the request.
+    const { 'idempotency-key': idempotencyKey } = parse(
+      leases.createLeaseHeaders,
+      { 'idempotency-key': req.headers['idempotency-key'] },
+      'header',
+    );
     try {
       const lease = await core.leases.create(
         callContext(res),

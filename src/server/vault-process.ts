@@ -166,8 +166,9 @@ export async function startVault(config: ServerConfig, logger: Logger): Promise<
         },
         // Without a persisted cursor (stdout alone), a restart starts at the heads: say so in the docs.
         startAt: streamName !== undefined || cursorFile ? 'beginning' : 'heads',
-        // A cursor in the store costs a store write: at most one a second (a crash repeats up to that).
-        ...(streamName !== undefined ? { saveEveryMs: 1000 } : {}),
+        // A cursor save costs a store write, or two fsyncs and a rename; an fsync of the log
+        // comes before it: at most one a second (a crash repeats up to that), not one per batch.
+        saveEveryMs: 1000,
       });
       return stream;
     },

@@ -1,8 +1,17 @@
 /**
  * The embedded store: etcd's KV semantics on one SQLite file, for `vault dev` and
- * single-node installs. Every transaction is one SQLite transaction in WAL mode with
- * synchronous=FULL, so a transaction that returned survives kill -9 and power loss. A
- * change log table keeps the last `historyRevisions` revisions of events for watches.
+ * single-node installs. Transactions are committed in WAL mode with synchronous=FULL, so a
+ * transaction that returned survives kill -9 and power loss. A change log table keeps the
+ * last `historyRevisions` revisions of events for watches.
+ *
+ * SQLite's commit (with its fsync) blocks Node's thread, so no request can be read while it
+ * runs. A transaction therefore waits for one turn of the event loop, and every transaction
+ * submitted in that turn (one tenant's group commit, another tenant's, a checkpoint) is
+ * committed in one SQLite transaction, one fsync for all: each in its own savepoint, with
+ * its own revision, in the order submitted, so each succeeds, fails its compare or fails
+ * alone exactly as if it had been committed by itself. A writer about to form its next
+ * group waits for one turn too (`ready`), so requests that arrived while a commit blocked
+ * the thread are read and join it.
  */
 import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import { join } from 'node:path';
@@ -32,6 +41,8 @@ export interface EmbeddedStoreOptions {
   historyRevisions?: number;
   /** The most compares, or operations in a branch, one transaction may hold (default 1024). */
   maxTxnOps?: number;
+  /** Told after each SQLite commit how many transactions it carried (tests, diagnostics). */
+  onCommit?: (transactions: number) => void;
 }
 
 export const embeddedStoreFile = 'store.db';
@@ -59,6 +70,17 @@ interface EventRow {
   key: Buffer;
   value: string | null;
 }
+
+interface Submitted {
+  txn: Txn;
+  resolve: (result: TxnResult) => void;
+  reject: (error: unknown) => void;
+}
+
+/** One transaction's part of a batch: what it wrote, or why it failed. */
+type Applied =
+  | { ok: true; succeeded: boolean; events: WatchEvent[]; revision: number }
+  | { ok: false; error: unknown };
 
 interface LiveWatch {
   prefix: string;
@@ -121,10 +143,7 @@ export async function openEmbeddedStore(options: EmbeddedStoreOptions): Promise<
     };
     for (const op of ops) {
       if (op.type === 'put') {
-        const key = utf8(op.key);
-        const current = statements.getKv.get(key);
-        if (current) statements.updateKv.run(op.value, next, key);
-        else statements.insertKv.run(key, op.value, next, next);
+        statements.putKv.run(utf8(op.key), op.value, next, next);
         events.push({ type: 'put', key: op.key, value: op.value, modRevision: next });
       } else if (op.type === 'delete') {
         remove(utf8(op.key));
@@ -135,25 +154,77 @@ export async function openEmbeddedStore(options: EmbeddedStoreOptions): Promise<
     return events;
   };
 
-  const commit = db.transaction((txn: Txn) => {
+  /** One transaction at `base` (the revision before it); nested in a batch, a savepoint. */
+  const commitOne = db.transaction((txn: Txn, base: number) => {
     const succeeded = (txn.compare ?? []).every(
       (compare) => (statements.getKv.get(utf8(compare.key))?.mod_revision ?? 0) === compare.modRevision,
     );
-    const next = revision + 1;
+    const next = base + 1;
     const events = applyOps(succeeded ? txn.success : (txn.failure ?? []), next);
-    if (events.length === 0) return { succeeded, events, revision, compactRevision };
+    if (events.length === 0) return { succeeded, events, revision: base };
     statements.setMeta.run('revision', next);
     events.forEach((event, seq) => {
       statements.insertEvent.run(next, seq, utf8(event.key), event.value ?? null);
     });
+    return { succeeded, events, revision: next };
+  });
+
+  /** The batch in one SQLite transaction; a transaction that throws rolls back only its savepoint. */
+  const commitBatch = db.transaction((txns: Txn[]) => {
+    let at = revision;
+    const applied = txns.map((txn): Applied => {
+      try {
+        const one = commitOne(txn, at);
+        at = one.revision;
+        return { ok: true, ...one };
+      } catch (error) {
+        return { ok: false, error };
+      }
+    });
     let compactTo = compactRevision;
-    if (next - compactRevision > historyRevisions + compactionBatch) {
-      compactTo = next - historyRevisions;
+    if (at - compactRevision > historyRevisions + compactionBatch) {
+      compactTo = at - historyRevisions;
       statements.compactEvents.run(compactTo);
       statements.setMeta.run('compact_revision', compactTo);
     }
-    return { succeeded, events, revision: next, compactRevision: compactTo };
+    return { applied, revision: at, compactRevision: compactTo };
   });
+
+  let submitted: Submitted[] = [];
+  let flushing = false;
+
+  /** Commits what was submitted during the last turn of the event loop. */
+  const flush = () => {
+    flushing = false;
+    const batch = submitted;
+    submitted = [];
+    if (batch.length === 0) return;
+    if (closed) {
+      for (const { reject } of batch) reject(new StoreClosedError('embedded'));
+      return;
+    }
+    let committed: ReturnType<typeof commitBatch>;
+    try {
+      committed = guard(() => commitBatch.immediate(batch.map(({ txn }) => txn)));
+    } catch (err) {
+      // The commit itself failed (disk full, I/O error): nothing of the batch was written.
+      for (const { reject } of batch) reject(err);
+      return;
+    }
+    revision = committed.revision;
+    if (committed.compactRevision !== compactRevision) {
+      compactRevision = committed.compactRevision;
+      logger.debug({ compactRevision }, 'embedded store compacted its change history');
+    }
+    options.onCommit?.(batch.length);
+    const events = committed.applied.flatMap((applied) => (applied.ok ? applied.events : []));
+    if (events.length > 0) publish(events);
+    batch.forEach(({ resolve, reject }, i) => {
+      const applied = committed.applied[i]!;
+      if (applied.ok) resolve({ succeeded: applied.succeeded, revision: applied.revision });
+      else reject(guarded(applied.error));
+    });
+  };
 
   const schedule = (watch: LiveWatch) => {
     if (watch.scheduled || watch.closed) return;
@@ -185,6 +256,10 @@ export async function openEmbeddedStore(options: EmbeddedStoreOptions): Promise<
   const store: Store = {
     kind: 'embedded',
     maxTxnOps,
+
+    // A commit blocked the thread: requests that arrived meanwhile are read first, so that
+    // a writer's next group (the committer's next round) includes them.
+    ready: () => new Promise((resolve) => setImmediate(resolve)),
 
     async get(key) {
       assertOpen();
@@ -243,14 +318,13 @@ export async function openEmbeddedStore(options: EmbeddedStoreOptions): Promise<
     async txn(txn) {
       assertOpen();
       validateTxn(txn, maxTxnOps);
-      const result = guard(() => commit.immediate(txn));
-      revision = result.revision;
-      if (result.compactRevision !== compactRevision) {
-        compactRevision = result.compactRevision;
-        logger.debug({ compactRevision }, 'embedded store compacted its change history');
-      }
-      if (result.events.length > 0) publish(result.events);
-      return { succeeded: result.succeeded, revision: result.revision } satisfies TxnResult;
+      return new Promise<TxnResult>((resolve, reject) => {
+        submitted.push({ txn, resolve, reject });
+        if (!flushing) {
+          flushing = true;
+          setImmediate(flush);
+        }
+      });
     },
 
     async watch(prefix, fromRevision, onEvent) {
@@ -302,6 +376,8 @@ export async function openEmbeddedStore(options: EmbeddedStoreOptions): Promise<
 
     async close() {
       if (closed) return;
+      // What was submitted is committed, not dropped.
+      flush();
       closed = true;
       for (const watch of watches) {
         watch.closed = true;
@@ -383,11 +459,10 @@ function prepare(db: Database.Database) {
       'INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = excluded.value',
     ),
     getKv: db.prepare<[Buffer], KvRow>(`SELECT ${kvColumns} FROM kv WHERE key = ?`),
-    insertKv: db.prepare<[Buffer, string, number, number]>(
-      'INSERT INTO kv (key, value, create_revision, mod_revision, version) VALUES (?, ?, ?, ?, 1)',
-    ),
-    updateKv: db.prepare<[string, number, Buffer]>(
-      'UPDATE kv SET value = ?, mod_revision = ?, version = version + 1 WHERE key = ?',
+    // A new key starts at version 1 with its create revision; an existing one keeps it.
+    putKv: db.prepare<[Buffer, string, number, number]>(
+      'INSERT INTO kv (key, value, create_revision, mod_revision, version) VALUES (?, ?, ?, ?, 1) ' +
+        'ON CONFLICT(key) DO UPDATE SET value = excluded.value, mod_revision = excluded.mod_revision, version = version + 1',
     ),
     deleteKey: db.prepare<[Buffer]>('DELETE FROM kv WHERE key = ?'),
     keysBounded: db.prepare<[Buffer, Buffer], { key: Buffer }>(
@@ -429,15 +504,19 @@ function guard<T>(fn: () => T): T {
   try {
     return fn();
   } catch (err) {
-    if (
-      isSqliteError(err) &&
-      /^SQLITE_(BUSY|LOCKED|FULL|IOERR|CANTOPEN|READONLY|CORRUPT|NOTADB)/.test(err.code)
-    ) {
-      throw new StoreUnavailableError(
-        `the embedded store failed (${err.code}); check the data directory's disk`,
-        err,
-      );
-    }
-    throw err;
+    throw guarded(err);
   }
+}
+
+function guarded(err: unknown): unknown {
+  if (
+    isSqliteError(err) &&
+    /^SQLITE_(BUSY|LOCKED|FULL|IOERR|CANTOPEN|READONLY|CORRUPT|NOTADB)/.test(err.code)
+  ) {
+    return new StoreUnavailableError(
+      `the embedded store failed (${err.code}); check the data directory's disk`,
+      err,
+    );
+  }
+  return err;
 }

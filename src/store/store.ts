@@ -98,6 +98,13 @@ export interface Store {
   count(prefix: string, options?: Pick<RangeOptions, 'startAfter'>): Promise<number>;
   txn(txn: Txn): Promise<TxnResult>;
   /**
+   * Resolves when a writer should form its next group of changes (the committer calls it
+   * before each round). A store whose commit blocks the thread (the embedded store) lets
+   * the event loop turn first, so requests that arrived while it committed are read and
+   * join the group; a store that does not block (etcd) has nothing to wait for.
+   */
+  ready?(): Promise<void>;
+  /**
    * Calls `onEvent` for every change under `prefix` with modRevision >= `fromRevision`
    * (0 means "from now"), in revision order, then for every later change until closed.
    */

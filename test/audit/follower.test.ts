@@ -206,6 +206,84 @@ describe('the audit stream follower', () => {
     expect(seqs).toEqual(seqs.map((_, i) => seqs[0]! + i));
   });
 
+  it('with saveEveryMs, syncs the output once per cursor save, not per batch, and always before it', async () => {
+    const events: string[] = [];
+    const inner = memoryCursorStore();
+    const follower = createAuditFollower({
+      store,
+      output: {
+        write: async (batch) => {
+          events.push(`write ${batch.length}`);
+        },
+        sync: async () => {
+          events.push('sync');
+        },
+        close: async () => {},
+      },
+      cursor: {
+        load: () => inner.load(),
+        save: async (cursor) => {
+          events.push('save');
+          await inner.save(cursor);
+        },
+      },
+      logger: silentLogger,
+      startAt: 'heads',
+      saveEveryMs: 60_000,
+      pollMs: 60_000,
+    });
+    await follower.start();
+    events.length = 0;
+    // Commits in separate rounds, each handed to the follower as the committer hands it.
+    for (let i = 0; i < 5; i++) {
+      await record(1);
+      const { seq } = JSON.parse((await store.get(keys.auditHead('acme')))!.value);
+      follower.write(JSON.parse((await store.get(keys.auditRecord('acme', seq)))!.value));
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    const written = () => events.reduce((n, e) => n + (e.startsWith('write') ? Number(e.slice(6)) : 0), 0);
+    const deadline = Date.now() + 10_000;
+    while (written() < 5 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(written()).toBe(5);
+    expect(events.filter((e) => e.startsWith('write')).length).toBeGreaterThanOrEqual(2);
+    expect(events).not.toContain('sync');
+    expect(events).not.toContain('save');
+    await follower.close();
+    // Closing saves what is pending, and the lines reach the disk first.
+    expect(events.slice(-2)).toEqual(['sync', 'save']);
+  });
+
+  it('writes lines again when the output could not sync them, never dropping one', async () => {
+    await record(3);
+    const out = memoryOutput();
+    let failSyncs = 1;
+    const cursor = memoryCursorStore();
+    const follower = createAuditFollower({
+      store,
+      output: {
+        ...out.output,
+        sync: async () => {
+          if (failSyncs-- > 0) throw new Error('EIO');
+        },
+      },
+      cursor,
+      logger: silentLogger,
+      startAt: 'beginning',
+    });
+    // The first pass writes everything, fails to sync it, and writes it again on the next.
+    await follower.start().catch(() => undefined);
+    await record(2);
+    await follower.catchUp();
+    await follower.close();
+    const seqs = out.seqs();
+    const last = seqs.at(-1)!;
+    // Everything up to the newest record was written after the failed sync (a repeat, in order).
+    const repeatedFrom = seqs.lastIndexOf(1);
+    expect(repeatedFrom).toBeGreaterThan(0);
+    expect(seqs.slice(repeatedFrom)).toEqual(Array.from({ length: last }, (_, i) => i + 1));
+    expect((await cursor.load())?.tenants.acme?.seq).toBe(last);
+  });
+
   it('replays a long history in bounded batches, saving the cursor after each', async () => {
     await record(2100);
     const out = memoryOutput();

@@ -13,6 +13,7 @@
  *   BENCH_CLIENTS=16 BENCH_ROUNDS=3 BENCH_SECONDS=5 BENCH_OPS=3000 npm run bench:peer
  *   BENCH_BASELINES=etcd-txn,peer npm run bench:peer  # with the peer (a cold build; see below)
  *   BENCH_ONLY=value,hello npm run bench:peer        # phases whose names contain a word
+ *   BENCH_CPU_PROFILE=/tmp/prof npm run bench:peer   # a CPU profile of the server's thread per phase
  *
  * Every phase runs once per round and the rounds interleave, so background load falls on all
  * alike; ratios are the median of the per-round ratios. Both products write an audit log file
@@ -24,8 +25,10 @@
  * Not a test: it prints numbers and never fails on them.
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
+import { Session } from 'node:inspector/promises';
+import { findSourceMap, type SourceMapping } from 'node:module';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -53,6 +56,24 @@ const leaseSizedValue = JSON.stringify({ pad: 'x'.repeat(480) });
 interface Phase {
   name: string;
   run(limits: LoadLimits): Promise<LoadResult>;
+  /** Served by another process (the Go client, the peer): no CPU of this thread to report. */
+  elsewhere?: boolean;
+}
+
+/**
+ * CPU time (ms) used by this process's main thread, where the servers under test (and the raw
+ * Node baselines) run; the HTTP load runs in a worker. Unlike a rate, it hardly moves with the
+ * load other processes put on the machine. Linux only (undefined elsewhere).
+ */
+function mainThreadCpuMs(): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // utime and stime (fields 14 and 15), in clock ticks of 1/100 s (USER_HZ on Linux).
+    return (Number(fields[11]) + Number(fields[12])) * 10;
+  } catch {
+    return undefined;
+  }
 }
 
 /** The binaries test/assets/bench-peers.sh builds (or finds in its cache), by name. */
@@ -271,7 +292,11 @@ async function main() {
         }),
     });
     if (binaries['etcd-txn'])
-      phases.push({ name: 'raw etcd txn (Go client)', run: goEtcdTxn(binaries['etcd-txn'], etcd.endpoint) });
+      phases.push({
+        name: 'raw etcd txn (Go client)',
+        run: goEtcdTxn(binaries['etcd-txn'], etcd.endpoint),
+        elsewhere: true,
+      });
 
     const app = express();
     app.disable('x-powered-by');
@@ -326,19 +351,35 @@ async function main() {
       phases.push({
         name: 'peer: token create (HashiCorp Vault, Raft)',
         run: http(peer.url, 'POST', '/v1/auth/token/create', peer.token, { policies: ['bench'], ttl: '15m' }),
+        elsewhere: true,
       });
       phases.push({
         name: 'peer: KV v2 read (HashiCorp Vault, Raft)',
         run: http(peer.url, 'GET', '/v1/secret/data/bench', peer.token),
+        elsewhere: true,
       });
     }
     // BENCH_ONLY=value,create: the phases whose names contain one of these words.
     const only = env.BENCH_ONLY?.split(',');
     const chosen = phases.filter((p) => !only || only.some((word) => p.name.includes(word)));
     const collected = new Map<string, LoadResult[]>(chosen.map((p) => [p.name, []]));
+    const cpu = new Map<string, { ms: number; ops: number }>();
+    const profiler = env.BENCH_CPU_PROFILE ? await phaseProfiler(env.BENCH_CPU_PROFILE) : undefined;
     for (let round = 1; round <= rounds; round++) {
       for (const p of chosen) {
-        const result = await p.run({ ...limits, warmupOps: round === 1 ? limits.warmupOps : 0 });
+        const phaseLimits = { ...limits, warmupOps: round === 1 ? limits.warmupOps : 0 };
+        const cpuBefore = mainThreadCpuMs();
+        const result = profiler
+          ? await profiler.around(`${p.name} r${round}`, () => p.run(phaseLimits))
+          : await p.run(phaseLimits);
+        const cpuAfter = mainThreadCpuMs();
+        if (!p.elsewhere && cpuBefore !== undefined && cpuAfter !== undefined) {
+          const sum = cpu.get(p.name) ?? { ms: 0, ops: 0 };
+          sum.ms += cpuAfter - cpuBefore;
+          // Warm-up requests are served too.
+          sum.ops += result.ops + result.errors + phaseLimits.warmupOps;
+          cpu.set(p.name, sum);
+        }
         collected.get(p.name)!.push(result);
         process.stderr.write(`round ${round}/${rounds}: ${p.name}: ${result.perSecond.toFixed(0)}/s\n`);
         if (result.errors > 0)
@@ -347,26 +388,64 @@ async function main() {
           );
       }
     }
-    report(collected);
+    report(collected, cpu);
   } finally {
     for (const close of closers.reverse()) await close().catch(() => undefined);
     rmSync(work, { recursive: true, force: true });
   }
 }
 
-function report(collected: Map<string, LoadResult[]>) {
+/**
+ * Profiles this thread (the servers under test; the HTTP load runs in a worker) while one phase
+ * runs, into DIR/<phase>.cpuprofile; read it with test/bench/profile-summary.ts.
+ */
+async function phaseProfiler(dir: string) {
+  mkdirSync(dir, { recursive: true });
+  const session = new Session();
+  session.connect();
+  await session.post('Profiler.enable');
+  return {
+    async around<T>(name: string, run: () => Promise<T>): Promise<T> {
+      await session.post('Profiler.start');
+      try {
+        return await run();
+      } finally {
+        const { profile } = await session.post('Profiler.stop');
+        // tsx compiles each file to a few long lines: point frames at the TypeScript source.
+        for (const { callFrame } of profile.nodes) {
+          const original = callFrame.url.includes('/node_modules/')
+            ? undefined
+            : (findSourceMap(callFrame.url)?.findEntry(callFrame.lineNumber, callFrame.columnNumber) as
+                | Partial<SourceMapping>
+                | undefined);
+          if (original?.originalLine !== undefined && original.originalColumn !== undefined) {
+            callFrame.lineNumber = original.originalLine;
+            callFrame.columnNumber = original.originalColumn;
+          }
+        }
+        const file = join(dir, `${name.replace(/[^a-z0-9]+/gi, '-')}.cpuprofile`);
+        writeFileSync(file, JSON.stringify(profile));
+        process.stderr.write(`  CPU profile: ${file}\n`);
+      }
+    },
+  };
+}
+
+function report(collected: Map<string, LoadResult[]>, cpu: Map<string, { ms: number; ops: number }>) {
   const [load1] = loadavg();
   console.log(
     `\n${limits.concurrency} clients, up to ${limits.maxOps} ops or ${limits.maxMs / 1000} s per phase and round, ` +
       `${rounds} interleaved rounds; ${cpus().length} CPUs shared by everything (load average ${load1!.toFixed(1)}); ` +
       `node ${process.version}\n`,
   );
-  console.log('| phase | ops | ops/s | p50 ms | p99 ms | errors |');
-  console.log('|---|---:|---:|---:|---:|---:|');
+  console.log('| phase | ops | ops/s | p50 ms | p99 ms | errors | server thread CPU ms/op |');
+  console.log('|---|---:|---:|---:|---:|---:|---:|');
   for (const [name, list] of collected) {
     const r = mergeResults(list);
+    const used = cpu.get(name);
+    const perOp = used && used.ops > 0 ? (used.ms / used.ops).toFixed(3) : '—';
     console.log(
-      `| ${name} | ${r.ops} | ${r.perSecond.toFixed(0)} | ${r.p50Ms.toFixed(1)} | ${r.p99Ms.toFixed(1)} | ${r.errors} |`,
+      `| ${name} | ${r.ops} | ${r.perSecond.toFixed(0)} | ${r.p50Ms.toFixed(1)} | ${r.p99Ms.toFixed(1)} | ${r.errors} | ${perOp} |`,
     );
   }
   const ratio = (a: string, b: string, goal?: number) => {

@@ -196,6 +196,8 @@ describe('red team: the console over raw HTTP', () => {
     for (const [what, response] of answers) {
       expect(response.status, what).toBeLessThan(500);
       expect(response.headers.get('cache-control'), what).toBe('no-store');
+      // Nothing to revalidate either: no answer carries an ETag (a hash of every body).
+      expect(response.headers.get('etag'), what).toBeNull();
     }
     expect(await answers[1]![1].text()).toContain(value);
   });

@@ -30,8 +30,8 @@ afterEach(() => {
 });
 
 /** Starts the writer child; resolves once it has acknowledged `count` transactions. */
-function startWriter(count: number) {
-  const child = spawn(process.execPath, ['--import', 'tsx', writerScript, dir], {
+function startWriter(count: number, mode: 'sequential' | 'batched' = 'sequential') {
+  const child = spawn(process.execPath, ['--import', 'tsx', writerScript, dir, mode], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const acknowledged: Array<{ i: number; revision: number }> = [];
@@ -104,6 +104,41 @@ describe('embedded store durability', () => {
       // And writing continues from where the killed process stopped.
       const next = await store.txn({ success: [{ type: 'put', key: 'after-crash', value: '1' }] });
       expect(next.revision).toBe(revision + 1);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('keeps every acknowledged transaction of a shared commit across SIGKILL', {
+    timeout: 120_000,
+  }, async () => {
+    const writer = startWriter(400, 'batched');
+    try {
+      await writer.reached;
+    } finally {
+      writer.child.kill('SIGKILL');
+      await writer.exited;
+    }
+    const acked = [...writer.acknowledged];
+    const store = await openEmbeddedStore({ path: dir });
+    try {
+      for (const { i, revision } of acked) {
+        expect(await store.get(`burst/${String(i).padStart(6, '0')}`)).toMatchObject({
+          value: `value-${i}`,
+          modRevision: revision,
+        });
+      }
+      // Commits are all or nothing, in order: what is stored is burst/0 .. burst/n-1, each at
+      // its own revision, and the change log replays them without a gap.
+      const stored = (await store.range('burst/')).kvs;
+      expect(stored.length).toBeGreaterThanOrEqual(acked.length);
+      expect(stored.map((kv) => kv.key)).toEqual(stored.map((_, i) => `burst/${String(i).padStart(6, '0')}`));
+      const revisions = stored.map((kv) => kv.modRevision).sort((a, b) => a - b);
+      expect(revisions).toEqual(revisions.map((_, n) => revisions[0]! + n));
+      const events: WatchEvent[] = [];
+      const watcher = await store.watch('burst/', revisions[0]!, (event) => events.push(event));
+      await eventually(() => expect(events).toHaveLength(stored.length));
+      await watcher.close();
     } finally {
       await store.close();
     }
