@@ -182,7 +182,8 @@ describe('the first read of a prefix this process has not read yet', () => {
       expect((await unseen).kvs.map((kv) => kv.key)).toEqual(['new/a']);
       for (const failed of [await seen, await get]) {
         expect(isVaultError(failed) && failed.code).toBe('store_unavailable');
-        expect((failed as Error).message).toContain('within 1000 ms');
+        // Its deadline (or, on a busy machine, the connection's keepalive) gave up first.
+        expect((failed as Error).message).toMatch(/within 1000 ms|is unavailable/);
       }
     } finally {
       await store.close();
