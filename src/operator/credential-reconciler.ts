@@ -46,9 +46,10 @@ export const ownerLabel = `${group}/owner`;
 export const policyName = (credentialName: string) => `${credentialPolicyPrefix}${credentialName}`;
 
 /**
- * A Secret's value under `key` (decoded) and its resourceVersion, or why it is unusable: it
- * has not consented to imports (or does not exist: the two look alike to the controller), it
- * names other VaultCredentials than `importer`, or the key is missing or empty.
+ * A Secret's value under `key` (decoded) and its resourceVersion, or why it is unusable: the
+ * controller was not given its namespace to import from, it has not consented to imports (or
+ * does not exist: the two look alike to the controller), it names other VaultCredentials
+ * than `importer`, or the key is missing or empty.
  */
 export type SecretLookup = (
   namespace: string,
@@ -58,8 +59,19 @@ export type SecretLookup = (
 ) =>
   | { value: string; resourceVersion: string }
   | { missing: 'key' | 'empty' }
+  | { refused: 'namespace-not-granted' }
   | { refused: 'not-importable' }
   | { refused: 'not-named'; importers: string[] };
+
+/** The Helm value and the flag that give the controller a namespace to import Secrets from. */
+export const secretNamespacesValue = 'controller.secretImport.namespaces';
+export const secretNamespacesFlag = '--secret-namespaces';
+
+/** Why a Secret of `namespace` cannot be imported, and what to set so that it can. */
+export const namespaceNotGrantedMessage = (namespace: string, secretName: string) =>
+  `the controller imports Secrets only from the namespaces it is given, and "${namespace}" (of Secret ` +
+  `"${secretName}") is not one: add it to the Helm value ${secretNamespacesValue} (or, without the chart, ` +
+  `to vault operator run ${secretNamespacesFlag} with a RoleBinding of the secret-reader ClusterRole there)`;
 
 const owned = (obj: VaultCredentialObject) => obj.spec.source.external === undefined;
 
@@ -255,7 +267,9 @@ export function createCredentialReconciler(
       const found = deps.secret(meta.namespace, secretName, secretRef.key, name);
       if ('refused' in found) {
         const [reason, message] =
-          found.refused === 'not-importable'
+          found.refused === 'namespace-not-granted'
+            ? ['SecretNamespaceNotGranted', namespaceNotGrantedMessage(meta.namespace, secretName)]
+            : found.refused === 'not-importable'
             ? [
                 'SecretNotImportable',
                 `Secret "${secretName}" does not exist or does not consent to being imported: whoever may read it ` +
