@@ -270,17 +270,17 @@ export function createCredentialReconciler(
           found.refused === 'namespace-not-granted'
             ? ['SecretNamespaceNotGranted', namespaceNotGrantedMessage(meta.namespace, secretName)]
             : found.refused === 'not-importable'
-            ? [
-                'SecretNotImportable',
-                `Secret "${secretName}" does not exist or does not consent to being imported: whoever may read it ` +
-                  `adds the label ${secretImportLabel}: "${secretImportLabelValue}" and the annotation ` +
-                  `${secretImportForAnnotation}: "${name}" (comma-separated VaultCredential names)`,
-              ]
-            : [
-                'ImportNotAllowed',
-                `Secret "${secretName}" may be imported only by the VaultCredentials its annotation ` +
-                  `${secretImportForAnnotation} names (${found.importers.join(', ').slice(0, 512) || 'none'}), not by "${name}"`,
-              ];
+              ? [
+                  'SecretNotImportable',
+                  `Secret "${secretName}" does not exist or does not consent to being imported: whoever may read it ` +
+                    `adds the label ${secretImportLabel}: "${secretImportLabelValue}" and the annotation ` +
+                    `${secretImportForAnnotation}: "${name}" (comma-separated VaultCredential names)`,
+                ]
+              : [
+                  'ImportNotAllowed',
+                  `Secret "${secretName}" may be imported only by the VaultCredentials its annotation ` +
+                    `${secretImportForAnnotation} names (${found.importers.join(', ').slice(0, 512) || 'none'}), not by "${name}"`,
+                ];
         await writeStatus(obj, notReady(obj, reason, message, 'Failed'));
         return {};
       }

@@ -349,7 +349,11 @@ describe('helm template: controller RBAC', () => {
   });
 
   it.each([
-    ['the release namespace', 'vault', 'the release namespace: it holds the root key and the etcd client certificate'],
+    [
+      'the release namespace',
+      'vault',
+      'the release namespace: it holds the root key and the etcd client certificate',
+    ],
     ['kube-system', 'kube-system', "which holds the cluster's own credentials"],
   ])('refuses to let the controller read Secrets in %s, naming the value', async (_, namespace, why) => {
     const result = await helm([
