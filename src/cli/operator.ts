@@ -57,6 +57,7 @@ export const defaultTokenFile = '/var/run/secrets/vault.ghoststack.io/serviceacc
 
 function parseRunConfig(options: Record<string, unknown>, env: NodeJS.ProcessEnv) {
   const resync = String(options.resync ?? env.VAULT_OPERATOR_RESYNC ?? '10m');
+  const secretNamespaces = splitList(options.secretNamespaces ?? env.VAULT_OPERATOR_SECRET_NAMESPACES);
   const parsed = runConfigSchema.safeParse({
     kubeconfig: options.kubeconfig ?? env.KUBECONFIG,
     leaderElect: options.leaderElect !== false,
@@ -68,23 +69,29 @@ function parseRunConfig(options: Record<string, unknown>, env: NodeJS.ProcessEnv
     identity: options.identity ?? env.POD_NAME,
     vaultAddr: options.vaultAddr ?? env.VAULT_ADDR,
     cluster: options.cluster ?? (env.VAULT_CLUSTER_NAME || undefined),
-    secretNamespaces: splitList(options.secretNamespaces ?? env.VAULT_OPERATOR_SECRET_NAMESPACES),
+    secretNamespaces,
     tokenFile: options.tokenFile ?? env.VAULT_OPERATOR_TOKEN_FILE ?? defaultTokenFile,
     caFile: options.caFile ?? (env.VAULT_CACERT || undefined),
     logLevel: options.logLevel ?? env.VAULT_LOG_LEVEL,
   });
   if (!parsed.success) {
-    for (const issue of parsed.error.issues)
-      process.stderr.write(`vault operator: ${issue.path.join('.')}: ${issue.message}\n`);
+    for (const issue of parsed.error.issues) {
+      const [field, index] = issue.path;
+      const where =
+        field === 'secretNamespaces'
+          ? `--secret-namespaces: "${secretNamespaces[Number(index)]}"`
+          : issue.path.join('.');
+      process.stderr.write(`vault operator: ${where}: ${issue.message}\n`);
+    }
     process.exit(2);
   }
   return parsed.data;
 }
 
-/** `a,b` → [a, b]; unset or empty → none. */
+/** `a, b,` → [a, b]; unset or empty → none. */
 function splitList(text: unknown): string[] {
   if (typeof text !== 'string' || text.trim() === '') return [];
-  return [...new Set(text.split(',').map((item) => item.trim()))];
+  return [...new Set(text.split(',').map((item) => item.trim()))].filter((item) => item !== '');
 }
 
 function safeDuration(text: string): number {

@@ -185,6 +185,20 @@ describe('one Vault for two clusters, each with its own controller', { timeout: 
     expect(attempt.output()).toContain("unknown option '--root-key-file=");
   });
 
+  it('refuses to start with a --secret-namespaces entry that is not a namespace name, saying which', async () => {
+    const attempt = startProcess(
+      process.execPath,
+      [vaultCli, 'operator', 'run', `--vault-addr=${addr}`, '--secret-namespaces=shop,Billing_NS'],
+      { PATH: process.env.PATH, HOME: dir },
+    );
+    running.push(attempt);
+    await waitUntil('the process to exit', async () => attempt.child.exitCode !== null);
+    expect(attempt.child.exitCode).toBe(2);
+    expect(attempt.output()).toContain(
+      '--secret-namespaces: "Billing_NS": a namespace is 1-63 lowercase letters',
+    );
+  });
+
   it('makes the same namespace of each cluster its own tenant, each reconciled by its own controller', async () => {
     for (const cluster of clusters)
       await must(planes[cluster], ['apply', '-n', 'shop', '-f', '-'], workload(cluster));
