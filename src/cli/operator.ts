@@ -9,7 +9,7 @@ import { readFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { Command } from 'commander';
 import { z } from 'zod';
-import { clusterName } from '../contract/common.js';
+import { clusterName, namespaceName } from '../contract/common.js';
 import { loadKubernetesClient } from '../k8s/client-module.js';
 import { systemClock } from '../lib/clock.js';
 import { durationMs } from '../lib/duration.js';
@@ -46,6 +46,7 @@ const runConfigSchema = z.object({
   identity: z.string().optional(),
   vaultAddr: z.url({ message: '--vault-addr must be a URL like https://vault.vault-system.svc:8200' }),
   cluster: clusterName.optional(),
+  secretNamespaces: z.array(namespaceName),
   tokenFile: z.string().min(1),
   caFile: z.string().optional(),
   logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
@@ -56,6 +57,7 @@ export const defaultTokenFile = '/var/run/secrets/vault.ghoststack.io/serviceacc
 
 function parseRunConfig(options: Record<string, unknown>, env: NodeJS.ProcessEnv) {
   const resync = String(options.resync ?? env.VAULT_OPERATOR_RESYNC ?? '10m');
+  const secretNamespaces = splitList(options.secretNamespaces ?? env.VAULT_OPERATOR_SECRET_NAMESPACES);
   const parsed = runConfigSchema.safeParse({
     kubeconfig: options.kubeconfig ?? env.KUBECONFIG,
     leaderElect: options.leaderElect !== false,
@@ -67,16 +69,29 @@ function parseRunConfig(options: Record<string, unknown>, env: NodeJS.ProcessEnv
     identity: options.identity ?? env.POD_NAME,
     vaultAddr: options.vaultAddr ?? env.VAULT_ADDR,
     cluster: options.cluster ?? (env.VAULT_CLUSTER_NAME || undefined),
+    secretNamespaces,
     tokenFile: options.tokenFile ?? env.VAULT_OPERATOR_TOKEN_FILE ?? defaultTokenFile,
     caFile: options.caFile ?? (env.VAULT_CACERT || undefined),
     logLevel: options.logLevel ?? env.VAULT_LOG_LEVEL,
   });
   if (!parsed.success) {
-    for (const issue of parsed.error.issues)
-      process.stderr.write(`vault operator: ${issue.path.join('.')}: ${issue.message}\n`);
+    for (const issue of parsed.error.issues) {
+      const [field, index] = issue.path;
+      const where =
+        field === 'secretNamespaces'
+          ? `--secret-namespaces: "${secretNamespaces[Number(index)]}"`
+          : issue.path.join('.');
+      process.stderr.write(`vault operator: ${where}: ${issue.message}\n`);
+    }
     process.exit(2);
   }
   return parsed.data;
+}
+
+/** `a, b,` → [a, b]; unset or empty → none. */
+function splitList(text: unknown): string[] {
+  if (typeof text !== 'string' || text.trim() === '') return [];
+  return [...new Set(text.split(',').map((item) => item.trim()))].filter((item) => item !== '');
 }
 
 function safeDuration(text: string): number {
@@ -135,6 +150,10 @@ export function register(program: Command): void {
       'the name Vault knows this cluster by: tenants are <name>.<namespace> (env VAULT_CLUSTER_NAME; default: namespace = tenant)',
     )
     .option(
+      '--secret-namespaces <list>',
+      'comma-separated namespaces whose Secrets VaultCredentials may import (the only ones it lists and watches Secrets in; env VAULT_OPERATOR_SECRET_NAMESPACES; default none)',
+    )
+    .option(
       '--token-file <file>',
       `ServiceAccount token (audience vault) to log in with (env VAULT_OPERATOR_TOKEN_FILE; ${defaultTokenFile})`,
     )
@@ -187,6 +206,7 @@ export function register(program: Command): void {
         kubeConfig,
         vault: createApiPort(session, logger),
         ...(run.cluster ? { cluster: run.cluster } : {}),
+        secretNamespaces: run.secretNamespaces,
         logger,
         metrics,
         workers: run.workers,
@@ -223,6 +243,7 @@ export function register(program: Command): void {
           leaderElection: run.leaderElect,
           vault: run.vaultAddr,
           cluster: run.cluster ?? null,
+          secretNamespaces: run.secretNamespaces,
           tenantOfNamespace: run.cluster ? `${run.cluster}.<namespace>` : '<namespace>',
         },
         'vault operator started',

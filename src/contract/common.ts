@@ -24,6 +24,14 @@ export const clusterName = z
     'a cluster name is 1-63 lowercase letters, digits or "-", starting and ending with a letter or digit',
   );
 
+/** A Kubernetes namespace name: a DNS label. */
+export const namespaceName = z
+  .string()
+  .regex(
+    new RegExp(`^${dnsLabel}$`),
+    'a namespace is 1-63 lowercase letters, digits or "-", starting and ending with a letter or digit',
+  );
+
 /** Names of credentials and policies: safe in store keys, URLs, file names and Kubernetes. */
 export const resourceName = z
   .string()

@@ -46,9 +46,10 @@ export const ownerLabel = `${group}/owner`;
 export const policyName = (credentialName: string) => `${credentialPolicyPrefix}${credentialName}`;
 
 /**
- * A Secret's value under `key` (decoded) and its resourceVersion, or why it is unusable: it
- * has not consented to imports (or does not exist: the two look alike to the controller), it
- * names other VaultCredentials than `importer`, or the key is missing or empty.
+ * A Secret's value under `key` (decoded) and its resourceVersion, or why it is unusable: the
+ * controller was not given its namespace to import from, it has not consented to imports (or
+ * does not exist: the two look alike to the controller), it names other VaultCredentials
+ * than `importer`, or the key is missing or empty.
  */
 export type SecretLookup = (
   namespace: string,
@@ -58,8 +59,45 @@ export type SecretLookup = (
 ) =>
   | { value: string; resourceVersion: string }
   | { missing: 'key' | 'empty' }
+  | { refused: 'namespace-not-granted' }
   | { refused: 'not-importable' }
   | { refused: 'not-named'; importers: string[] };
+
+/** The Helm value and the flag that give the controller a namespace to import Secrets from. */
+const secretNamespacesValue = 'controller.secretImport.namespaces';
+const secretNamespacesFlag = '--secret-namespaces';
+
+/** Why a Secret of `namespace` cannot be imported, and what to set so that it can. */
+const namespaceNotGrantedMessage = (namespace: string, secretName: string) =>
+  `the controller imports Secrets only from the namespaces it is given, and "${namespace}" (of Secret ` +
+  `"${secretName}") is not one: add it to the Helm value ${secretNamespacesValue} (or, without the chart, ` +
+  `to vault operator run ${secretNamespacesFlag} with a RoleBinding of the secret-reader ClusterRole there)`;
+
+/** The Ready condition's reason and message for a refused import: what is wrong and who fixes it. */
+function refusal(
+  found: Extract<ReturnType<SecretLookup>, { refused: string }>,
+  namespace: string,
+  secretName: string,
+  importer: string,
+): [string, string] {
+  switch (found.refused) {
+    case 'namespace-not-granted':
+      return ['SecretNamespaceNotGranted', namespaceNotGrantedMessage(namespace, secretName)];
+    case 'not-importable':
+      return [
+        'SecretNotImportable',
+        `Secret "${secretName}" does not exist or does not consent to being imported: whoever may read it ` +
+          `adds the label ${secretImportLabel}: "${secretImportLabelValue}" and the annotation ` +
+          `${secretImportForAnnotation}: "${importer}" (comma-separated VaultCredential names)`,
+      ];
+    case 'not-named':
+      return [
+        'ImportNotAllowed',
+        `Secret "${secretName}" may be imported only by the VaultCredentials its annotation ` +
+          `${secretImportForAnnotation} names (${found.importers.join(', ').slice(0, 512) || 'none'}), not by "${importer}"`,
+      ];
+  }
+}
 
 const owned = (obj: VaultCredentialObject) => obj.spec.source.external === undefined;
 
@@ -254,19 +292,7 @@ export function createCredentialReconciler(
       const secretName = secretRef.name;
       const found = deps.secret(meta.namespace, secretName, secretRef.key, name);
       if ('refused' in found) {
-        const [reason, message] =
-          found.refused === 'not-importable'
-            ? [
-                'SecretNotImportable',
-                `Secret "${secretName}" does not exist or does not consent to being imported: whoever may read it ` +
-                  `adds the label ${secretImportLabel}: "${secretImportLabelValue}" and the annotation ` +
-                  `${secretImportForAnnotation}: "${name}" (comma-separated VaultCredential names)`,
-              ]
-            : [
-                'ImportNotAllowed',
-                `Secret "${secretName}" may be imported only by the VaultCredentials its annotation ` +
-                  `${secretImportForAnnotation} names (${found.importers.join(', ').slice(0, 512) || 'none'}), not by "${name}"`,
-              ];
+        const [reason, message] = refusal(found, meta.namespace, secretName, name);
         await writeStatus(obj, notReady(obj, reason, message, 'Failed'));
         return {};
       }

@@ -1,5 +1,6 @@
 /**
- * The controller: informers for VaultCredentials, VaultLeases and Secrets feed a keyed work
+ * The controller: informers for VaultCredentials, VaultLeases and (in the namespaces it is
+ * given, secret-caches.ts) Secrets feed a keyed work
  * queue; while this replica leads (a coordination.k8s.io Lease), workers take keys and run
  * the reconciler of their kind. Status-only updates do not requeue (they are our own
  * writes), and after each write the worker waits for the informer to deliver that
@@ -26,12 +27,7 @@ import type { Clock } from '../lib/clock.js';
 import { systemClock } from '../lib/clock.js';
 import type { Logger } from '../lib/logger.js';
 import { silentLogger } from '../lib/logger.js';
-import {
-  fileAnnotationPrefixes,
-  importersOf,
-  secretImportLabel,
-  secretImportLabelValue,
-} from '../webhook/annotations.js';
+import { fileAnnotationPrefixes, importersOf } from '../webhook/annotations.js';
 import { readyCondition, sameJson, statusPatch } from './conditions.js';
 import { createCredentialReconciler, type SecretLookup } from './credential-reconciler.js';
 import { importedSecretRef } from './dynamic-source.js';
@@ -39,6 +35,7 @@ import { createEventRecorder } from './events.js';
 import { createLeaderElector, type LeaderElector } from './leader-election.js';
 import { createLeaseReconciler, type ReconcileOutcome } from './lease-reconciler.js';
 import { createOperatorMetrics, type OperatorMetrics } from './metrics.js';
+import { createSecretCaches, type SecretCaches } from './secret-caches.js';
 import { namespaceTenant } from './tenancy.js';
 import type { VaultPort } from './vault-port.js';
 import { credentialRequestProblems, leaseRequestProblems } from './vault-requests.js';
@@ -52,6 +49,13 @@ export interface OperatorOptions {
    * Without it, each namespace is the tenant of the same name (one cluster per Vault).
    */
   cluster?: string;
+  /**
+   * The namespaces whose Secrets VaultCredentials may import from (`spec.source.secretRef`,
+   * a dynamic engine's connection Secret): the controller lists and watches Secrets only
+   * there, so it needs no Secret access anywhere else. Default none: an import elsewhere
+   * fails with a condition that says which setting to change.
+   */
+  secretNamespaces?: readonly string[];
   clock?: Clock;
   logger?: Logger;
   metrics?: OperatorMetrics;
@@ -123,7 +127,7 @@ export function createOperator(options: OperatorOptions): Operator {
   let informers: {
     leases: Informer<KubeObject>;
     credentials: Informer<KubeObject>;
-    secrets: Informer<KubeObject>;
+    secrets: SecretCaches;
   };
   let elector: LeaderElector | undefined;
   let queue: WorkQueue | undefined;
@@ -232,6 +236,7 @@ export function createOperator(options: OperatorOptions): Operator {
   }
 
   const secretLookup: SecretLookup = (namespace, name, key, importer) => {
+    if (!informers.secrets.granted(namespace)) return { refused: 'namespace-not-granted' };
     // Only Secrets labelled for import are in this cache: any other is invisible here.
     const secret = informers.secrets.get(namespace, name) as
       | (KubeObject & { data?: Record<string, string> })
@@ -529,11 +534,10 @@ export function createOperator(options: OperatorOptions): Operator {
       client = await createKubeClient(options.kubeConfig);
       client.onRequest = (verb, type, code) =>
         metrics.apiRequests.inc({ verb, resource: type.plural, code: String(code) });
-      const make = (type: ResourceType, labelSelector?: string) =>
+      const make = (type: ResourceType) =>
         createInformer<KubeObject>({
           client,
           type,
-          labelSelector,
           resyncMs: options.resyncMs,
           logger,
           onError: () => metrics.informerErrors.inc({ resource: type.plural }),
@@ -541,7 +545,13 @@ export function createOperator(options: OperatorOptions): Operator {
       informers = {
         leases: make(resourceTypes.vaultLeases),
         credentials: make(resourceTypes.vaultCredentials),
-        secrets: make(resourceTypes.secrets, `${secretImportLabel}=${secretImportLabelValue}`),
+        secrets: createSecretCaches({
+          client,
+          namespaces: options.secretNamespaces ?? [],
+          resyncMs: options.resyncMs,
+          logger,
+          onError: () => metrics.informerErrors.inc({ resource: 'secrets' }),
+        }),
       };
       watchKind('VaultLease', informers.leases, indexLease);
       watchKind('VaultCredential', informers.credentials, enqueueDependentLeases);

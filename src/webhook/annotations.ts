@@ -242,7 +242,7 @@ export const annotationTable: readonly AnnotationDoc[] = [
     example: `"${secretImportLabelValue}"`,
     default: '(none: the Secret cannot be imported)',
     description:
-      'On a **Secret**: it may be imported by a VaultCredential `spec.source.secretRef`. The controller watches only Secrets with this label.',
+      'On a **Secret**: it may be imported by a VaultCredential `spec.source.secretRef`. The controller watches only Secrets with this label, and only in the namespaces it is given (`controller.secretImport.namespaces`).',
   },
   {
     key: secretImportForAnnotation,

@@ -7,8 +7,9 @@
  *
  *   1. idle, nothing to reconcile;
  *   2. after N VaultCredentials and N VaultLeases (default 200 each) are Ready/Active;
- *   3. after M MiB (default 40) of Secrets that no VaultCredential imports are created
- *      (the controller must not list, watch or cache them).
+ *   3. after M MiB (default 40) of Secrets that no VaultCredential imports are created in a
+ *      namespace it imports Secrets from (it must not list, watch or cache them: they are
+ *      not labelled for import).
  *
  *   npm run build && npx tsx test/bench/operator-memory.ts [--count 200] [--unrelated-mib 40]
  */
@@ -20,7 +21,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { kubernetesTokenReviewer } from '../../src/server/token-review.js';
-import { eventually, repoFile } from '../operator/support.js';
+import { eventually, repoFile, secretImportBinding } from '../operator/support.js';
 import { startControlPlane } from '../support/control-plane.js';
 import { startTestVault, type TestVault } from '../support/test-vault.js';
 
@@ -53,6 +54,9 @@ try {
   await must(['wait', '--for=condition=Established', '--timeout=60s', 'crd/vaultleases.vault.ghoststack.io']);
   await cp.createNamespace('vault-system');
   await must(['apply', '-f', repoFile('deploy/rbac/operator.yaml')]);
+  const other = 'unrelated';
+  await cp.createNamespace(other);
+  await must(secretImportBinding(other));
   const token = (
     await must(['create', 'token', 'vault-operator', '-n', 'vault-system', '--duration=2h'])
   ).trim();
@@ -96,6 +100,8 @@ try {
       '--token-file',
       vaultToken,
       '--no-leader-elect',
+      '--secret-namespaces',
+      other,
     ],
     { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, VAULT_LOG_LEVEL: 'warn' } },
   );
@@ -140,8 +146,6 @@ spec: {credentialRef: {name: c-${i}}, serviceAccountName: app, ttl: 1h}`,
   await settle();
   stages.push({ stage: `${count} VaultCredentials + ${count} VaultLeases`, ...(await memoryOf(pid)) });
 
-  const other = 'unrelated';
-  await cp.createNamespace(other);
   const blob = randomBytes(384 * 1024).toString('base64'); // 512 KiB per Secret
   const secrets = Math.ceil((unrelatedMib * 1024) / 512);
   for (let i = 0; i < secrets; i += 10) {

@@ -3,7 +3,8 @@
  * kubectl and helm:
  *
  * - `kubectl apply -f crds/ -f deploy/rbac/operator.yaml` on a fresh cluster (the namespace it
- *   uses does not exist yet);
+ *   uses does not exist yet), and the RoleBinding that then lets the operator read Secrets in
+ *   one namespace and nowhere else;
  * - the chart upgrade of docs/platform/helm.md after a plain `helm install`: helm created the CRDs
  *   (its field manager owns every field), so a server-side apply of changed CRDs must take
  *   those fields over, and the CRDs in the cluster must be the new ones afterwards.
@@ -38,6 +39,22 @@ describe('kubectl apply -f crds/ -f deploy/rbac/operator.yaml', () => {
       'name',
     ]);
     expect(sa.stdout.trim()).toBe('serviceaccount/vault-operator');
+
+    const operator = '--as=system:serviceaccount:vault-system:vault-operator';
+    const canList = async (...where: string[]) =>
+      (await cp.kubectl(['auth', 'can-i', 'list', 'secrets', ...where, operator])).stdout.trim();
+    // deploy/rbac alone grants no Secret anywhere.
+    expect(await canList('-n', 'vault-system')).toBe('no');
+    expect(await canList('-A')).toBe('no');
+    const block = documentedBlock('docs/kubernetes/resources.md', '# Kubernetes operator');
+    const binding = /^kubectl -n shop create rolebinding .*\\\n.*$/m.exec(block)?.[0];
+    expect(binding, 'the documented RoleBinding command').toBeDefined();
+    await cp.createNamespace('shop');
+    const bound = await runDocumented(cp.kubeconfigPath, binding!, repoRoot);
+    expect(bound.code, bound.stderr).toBe(0);
+    expect(await canList('-n', 'shop')).toBe('yes');
+    expect(await canList('-n', 'vault-system')).toBe('no');
+    expect(await canList('-A')).toBe('no');
   }, 300_000);
 });
 

@@ -187,7 +187,12 @@ describe('the chart on a real control plane', () => {
       chartDir,
       '--namespace',
       ns,
-      ...valueFlags({ 'server.replicas': 3, 'networkPolicy.enabled': true }),
+      // `apps` exists now: the controller may import Secrets from it.
+      ...valueFlags({
+        'server.replicas': 3,
+        'networkPolicy.enabled': true,
+        'controller.secretImport.namespaces': ['apps'],
+      }),
     ]);
 
     const server = await apps.readNamespacedDeployment({ name: 'vault-server', namespace: ns });
@@ -312,8 +317,9 @@ describe('the chart on a real control plane', () => {
     /**
      * What the controller needs, read from deploy/rbac/operator.yaml (the operator's own
      * suite runs the controller with exactly those rights): every verb on every resource,
-     * in an application namespace and, for reads, across all of them; the leader-election
-     * Lease under the chart's name, in the release namespace.
+     * in an application namespace and, for reads, across all of them; Secrets (the
+     * secret-reader role) only in `apps`, the namespace the release grants; the
+     * leader-election Lease under the chart's name, in the release namespace.
      */
     const controllerNeeds = (): Check[] => {
       const reference = parseManifests(
@@ -332,6 +338,8 @@ describe('the chart on a real control plane', () => {
                     n === 'vault-operator' ? 'vault-controller' : n,
                   );
                   for (const name of names) checks.push({ ...base, namespace: ns, name });
+                } else if (role.metadata.name === 'vault-operator-secret-reader') {
+                  checks.push({ ...base, namespace: 'apps' });
                 } else {
                   checks.push({ ...base, namespace: 'apps' });
                   if (['get', 'list', 'watch'].includes(verb)) checks.push(base);
@@ -350,10 +358,16 @@ describe('the chart on a real control plane', () => {
       await expectAll(await tokenFor('vault-controller'), needs, true);
     });
 
-    it('gives the controller nothing more: no Secret writes, no other Leases, no RBAC', async () => {
+    it('gives the controller nothing more: no Secret outside apps, no Secret writes, no other Leases, no RBAC', async () => {
       await expectAll(
         await tokenFor('vault-controller'),
         [
+          // The root key and the etcd client certificate: with both it could decrypt the store.
+          { verb: 'get', resource: 'secrets', namespace: ns, name: 'vault-root-key' },
+          { verb: 'get', resource: 'secrets', namespace: ns, name: 'vault-etcd-client-tls' },
+          { verb: 'list', resource: 'secrets', namespace: ns },
+          { verb: 'list', resource: 'secrets' },
+          { verb: 'get', resource: 'secrets', namespace: 'kube-system' },
           { verb: 'create', resource: 'secrets', namespace: 'apps' },
           { verb: 'update', resource: 'secrets', namespace: 'apps' },
           { verb: 'delete', resource: 'secrets', namespace: 'apps' },

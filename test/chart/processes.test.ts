@@ -4,7 +4,9 @@
  * the args and env their Deployments render (names, ports and mount paths swapped for local
  * ones), on the bundled etcd run the same way, each talking to Kubernetes with a token of
  * its chart ServiceAccount. A flag the binary does not take, a missing permission or a
- * certificate that does not fit fails here rather than in someone's cluster.
+ * certificate that does not fit fails here rather than in someone's cluster. The controller
+ * imports Secrets from `apps` (controller.secretImport.namespaces) and, holding its own
+ * token, cannot read the root key or the etcd certificates in the release namespace.
  */
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
@@ -41,6 +43,8 @@ import {
 } from './support.js';
 
 const ns = 'vault';
+/** The value of the Secret the controller imports in `apps` (checked in the agent's file). */
+const importedValue = 'sk_chart_imported_0123456789';
 const vaultCli = join(repoRoot, 'bin', 'vault.js');
 
 /** `tenant/seq` of each audit record line in a process's output (logs are JSON lines too). */
@@ -126,13 +130,15 @@ describe('the chart command lines, run as local processes', () => {
     cp = await startControlPlane();
     core = cp.kubeConfig().makeApiClient(CoreV1Api);
     await cp.createNamespace(ns, { 'pod-security.kubernetes.io/enforce': 'restricted' });
+    // The application namespace: it exists before the install binds the controller there.
+    await cp.createNamespace('apps');
     const installed = await cp.helm([
       'install',
       'vault',
       chartDir,
       '--namespace',
       ns,
-      ...valueFlags({ 'etcd.replicas': 1 }),
+      ...valueFlags({ 'etcd.replicas': 1, 'controller.secretImport.namespaces': ['apps'] }),
     ]);
     if (installed.code !== 0) throw new Error(`helm install failed: ${installed.stderr}`);
     // The manifest as installed: with the root key and certificates that now exist.
@@ -161,6 +167,27 @@ describe('the chart command lines, run as local processes', () => {
     ['https://vault-etcd-0.vault-etcd.vault.svc:2379', etcd!.clientUrl],
     ['/etc/vault/etcd', join(dir, 'etcd-client')],
   ];
+
+  it("the controller's ServiceAccount token gets 403 on the root key and the etcd certificates; Secrets only in apps", async () => {
+    // What someone holding the controller's token (a compromised controller pod) can reach.
+    const stolen = cp.kubeConfigForToken(await tokenFor(ns, 'vault-controller')).makeApiClient(CoreV1Api);
+    const status = (call: Promise<unknown>) =>
+      call.then(
+        () => 200,
+        (err: { code?: number }) => err.code,
+      );
+    const released = objects.filter((o) => o.kind === 'Secret').map((o) => o.metadata.name);
+    // The root key and the etcd client certificate together decrypt the whole store offline.
+    expect(released).toEqual(expect.arrayContaining(['vault-root-key', 'vault-etcd-client-tls']));
+    const reachable: string[] = [];
+    for (const name of released) {
+      if ((await status(stolen.readNamespacedSecret({ name, namespace: ns }))) !== 403) reachable.push(name);
+    }
+    expect(reachable, 'Secrets of the release namespace the controller can read').toEqual([]);
+    expect(await status(stolen.listNamespacedSecret({ namespace: ns }))).toBe(403);
+    expect(await status(stolen.listSecretForAllNamespaces())).toBe(403);
+    expect(await status(stolen.listNamespacedSecret({ namespace: 'apps' }))).toBe(200);
+  });
 
   it('vault server starts on HTTPS with the generated certificate, is ready, and logs in a workload through TokenReview', async () => {
     const [port, metricsPort] = await freePorts(2);
@@ -198,7 +225,6 @@ describe('the chart command lines, run as local processes', () => {
     apiUrl = url;
     firstServer = server;
 
-    await cp.createNamespace('apps');
     const jwt = await tokenFor('apps', 'default', ['vault']);
     const login = await httpsCall(`${url}/v1/auth/kubernetes/login`, {
       ...trusted,
@@ -377,6 +403,56 @@ describe('the chart command lines, run as local processes', () => {
     }, [controller]);
     const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
     expect(metrics).toMatch(/^# HELP /m);
+
+    // Imported from a consenting Secret of `apps`, the namespace the chart gave it.
+    const secretAndCredential = (name: string) =>
+      [
+        'apiVersion: v1',
+        'kind: Secret',
+        'metadata:',
+        '  name: stripe',
+        '  labels: {vault.ghoststack.io/import: "true"}',
+        '  annotations: {vault.ghoststack.io/import-for: stripe-api-key}',
+        `stringData: {api-key: ${name}}`,
+        '---',
+        'apiVersion: vault.ghoststack.io/v1alpha1',
+        'kind: VaultCredential',
+        'metadata: {name: stripe-api-key}',
+        'spec: {type: api-key, source: {secretRef: {name: stripe, key: api-key}}, access: {serviceAccounts: [default]}}',
+      ].join('\n');
+    const imported = await cp.kubectl(['apply', '-n', 'apps', '-f', '-'], {
+      input: secretAndCredential(importedValue),
+    });
+    expect(imported.code, imported.stderr).toBe(0);
+    const phaseIn = async (namespace: string) =>
+      (
+        await cp.kubectl([
+          'get',
+          'vaultcredential',
+          'stripe-api-key',
+          '-n',
+          namespace,
+          '-o',
+          'jsonpath={.status.phase}/{.status.conditions[0].reason}/{.status.conditions[0].message}',
+        ])
+      ).stdout;
+    await waitUntil(
+      'the imported VaultCredential to be Ready',
+      async () => (await phaseIn('apps')).startsWith('Ready/'),
+      [controller],
+    );
+    // The same in a namespace the chart did not give it: refused, saying which value to set.
+    await cp.createNamespace('elsewhere');
+    const elsewhere = await cp.kubectl(['apply', '-n', 'elsewhere', '-f', '-'], {
+      input: secretAndCredential('sk_elsewhere_never_imported'),
+    });
+    expect(elsewhere.code, elsewhere.stderr).toBe(0);
+    await waitUntil(
+      'the VaultCredential outside the granted namespaces to be refused',
+      async () => (await phaseIn('elsewhere')).startsWith('Failed/SecretNamespaceNotGranted/'),
+      [controller],
+    );
+    expect(await phaseIn('elsewhere')).toContain('controller.secretImport.namespaces');
   }, 120_000);
 
   it('vault webhook starts with the seeded certificate and the API CA, and serves it', async () => {
@@ -424,7 +500,14 @@ describe('the chart command lines, run as local processes', () => {
     const agent = await injectedAgent(
       `https://127.0.0.1:${port}/mutate`,
       { ca, servername: 'vault-webhook.vault.svc' },
-      { name: 'app', namespace: 'apps', annotations: { 'vault.ghoststack.io/credential-token': 'token' } },
+      {
+        name: 'app',
+        namespace: 'apps',
+        annotations: {
+          'vault.ghoststack.io/credential-token': 'token',
+          'vault.ghoststack.io/credential-stripe': 'stripe-api-key',
+        },
+      },
     );
     const agentEnv = containerEnv(agent, objects, { 'metadata.name': 'app', 'metadata.namespace': 'apps' });
     expect(agentEnv.VAULT_ADDR).toBe('https://vault.vault.svc:8200');
@@ -463,5 +546,7 @@ describe('the chart command lines, run as local processes', () => {
     });
     expect(code, agentProcess.output()).toBe(0);
     expect(readFileSync(join(dir, 'app-secrets', 'token'), 'utf8')).toHaveLength(40);
+    // Secret → controller → Vault → the pod's file.
+    expect(readFileSync(join(dir, 'app-secrets', 'stripe'), 'utf8')).toBe(importedValue);
   }, 120_000);
 });

@@ -158,6 +158,19 @@ describe('a second cluster with the controller-only chart install, on the first 
     // The second cluster: the controller-only install, as documented.
     expect(installSecond).toContain('--set server.enabled=false');
     secondNotes = await run(installSecond);
+    // `shop` imports its Secret (billingWorkload): the second cluster's controller may read
+    // Secrets there, and only there (controller.secretImport.namespaces).
+    await second.createNamespace('shop');
+    const granted = await second.helm([
+      'upgrade',
+      'vault',
+      chartDir,
+      '--namespace',
+      'vault-system',
+      '--reuse-values',
+      ...valueFlags({ 'controller.secretImport.namespaces': ['shop'] }),
+    ]);
+    if (granted.code !== 0) throw new Error(`helm upgrade (second) failed: ${granted.stderr}`);
     secondObjects = parseManifests(
       (await second.helm(['get', 'manifest', 'vault', '-n', 'vault-system'])).stdout,
     );
@@ -292,7 +305,6 @@ describe('a second cluster with the controller-only chart install, on the first 
   });
 
   it('serves a VaultCredential and a VaultLease of the second cluster from the shared Vault in tenant second.shop', async () => {
-    await second.createNamespace('shop');
     await must(second, ['apply', '-n', 'shop', '-f', '-'], workload);
     await waitUntil(
       'the VaultCredential to be Ready',

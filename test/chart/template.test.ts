@@ -148,6 +148,24 @@ describe.each(matrix)('helm template: $name', ({ values }) => {
     }
   });
 
+  it('lets no ServiceAccount read the release namespace Secrets (root key, etcd certificates) but by name', async () => {
+    const objs = await rendered();
+    const grants: string[] = [];
+    for (const binding of objs.filter((o) => o.kind === 'RoleBinding' || o.kind === 'ClusterRoleBinding')) {
+      if (binding.kind === 'RoleBinding' && binding.metadata.namespace !== 'vault') continue;
+      const role = find(objs, binding.roleRef.kind, binding.roleRef.name);
+      for (const rule of role.rules as PolicyRule[]) {
+        const onSecrets = (rule.apiGroups ?? []).includes('') && (rule.resources ?? []).includes('secrets');
+        const reads = rule.verbs.filter((verb) => ['get', 'list', 'watch'].includes(verb));
+        if (!onSecrets || reads.length === 0) continue;
+        const who = binding.subjects.map((s: { name: string }) => s.name).join(',');
+        grants.push(`${who}: ${reads.join(',')} ${rule.resourceNames?.join(',') ?? 'ALL'}`);
+      }
+    }
+    // Only the webhook, on its own certificate (it rotates it); nothing on the others.
+    expect(grants.filter((grant) => grant !== 'vault-webhook: get,list,watch vault-webhook-tls')).toEqual([]);
+  });
+
   it('binds every role to a ServiceAccount the chart creates', async () => {
     const objs = await rendered();
     for (const binding of objs.filter((o) => o.kind === 'RoleBinding' || o.kind === 'ClusterRoleBinding')) {
@@ -270,10 +288,85 @@ describe('helm template: controller RBAC', () => {
   const rulesOf = (obj: K8sObject, renames: Record<string, string> = {}) =>
     (obj.rules as PolicyRule[]).map((rule) => normalizeRule(rule, renames));
 
-  it('grants exactly what deploy/rbac/operator.yaml grants, cluster-wide', async () => {
-    const reference_ = reference.find((o) => o.kind === 'ClusterRole')!;
+  const referenceRole = (name: string) => find(reference, 'ClusterRole', name);
+  const controllerSubject = { kind: 'ServiceAccount', name: 'vault-controller', namespace: 'vault' };
+  const bindingsOfController = (objs: K8sObject[]) =>
+    objs.filter(
+      (o) =>
+        (o.kind === 'RoleBinding' || o.kind === 'ClusterRoleBinding') &&
+        (o.subjects as Array<Record<string, string>>).some(
+          (s) => s.kind === 'ServiceAccount' && s.name === 'vault-controller' && s.namespace === 'vault',
+        ),
+    );
+  /** Where (a namespace, or `*` for all) a binding lets the controller read Secrets. */
+  const secretReach = (objs: K8sObject[]) =>
+    bindingsOfController(objs)
+      .filter((binding) =>
+        (find(objs, binding.roleRef.kind, binding.roleRef.name).rules as PolicyRule[]).some(
+          (rule) =>
+            (rule.apiGroups ?? []).includes('') &&
+            (rule.resources ?? []).includes('secrets') &&
+            rule.verbs.some((verb) => ['get', 'list', 'watch'].includes(verb)),
+        ),
+      )
+      .map((binding) => (binding.kind === 'ClusterRoleBinding' ? '*' : binding.metadata.namespace))
+      .sort();
+
+  it('grants exactly what deploy/rbac/operator.yaml grants, cluster-wide, and no Secrets there', async () => {
     const chart = find(await render(), 'ClusterRole', 'vault-vault-controller');
-    expect(rulesOf(chart)).toEqual(rulesOf(reference_));
+    expect(rulesOf(chart)).toEqual(rulesOf(referenceRole('vault-operator')));
+    expect(JSON.stringify(chart.rules)).not.toContain('secrets');
+  });
+
+  it('reads Secrets in no namespace by default: no binding, no --secret-namespaces', async () => {
+    const objs = await render();
+    expect(secretReach(objs)).toEqual([]);
+    // The reader role exists (equal to deploy/rbac's) but is bound nowhere.
+    const reader = find(objs, 'ClusterRole', 'vault-vault-controller-secret-reader');
+    expect(rulesOf(reader)).toEqual(rulesOf(referenceRole('vault-operator-secret-reader')));
+    expect(objs.filter((o) => o.roleRef?.name === 'vault-vault-controller-secret-reader')).toEqual([]);
+    const args: string[] = podTemplate(find(objs, 'Deployment', 'vault-controller')).spec.containers[0].args;
+    expect(args.filter((a) => a.startsWith('--secret-namespaces'))).toEqual([]);
+  });
+
+  it('reads Secrets only in controller.secretImport.namespaces, one RoleBinding each, and is told so', async () => {
+    const objs = await render({ 'controller.secretImport.namespaces': ['shop', 'billing'] });
+    expect(secretReach(objs)).toEqual(['billing', 'shop']);
+    for (const namespace of ['shop', 'billing']) {
+      const binding = objs.find(
+        (o) => o.kind === 'RoleBinding' && o.metadata.namespace === namespace,
+      ) as K8sObject;
+      expect(binding.metadata.name).toBe('vault-controller-secret-import');
+      expect(binding.roleRef).toEqual({
+        apiGroup: 'rbac.authorization.k8s.io',
+        kind: 'ClusterRole',
+        name: 'vault-vault-controller-secret-reader',
+      });
+      expect(binding.subjects).toEqual([controllerSubject]);
+    }
+    const args: string[] = podTemplate(find(objs, 'Deployment', 'vault-controller')).spec.containers[0].args;
+    expect(args).toContain('--secret-namespaces=shop,billing');
+  });
+
+  it.each([
+    [
+      'the release namespace',
+      'vault',
+      'the release namespace: it holds the root key and the etcd client certificate',
+    ],
+    ['kube-system', 'kube-system', "which holds the cluster's own credentials"],
+  ])('refuses to let the controller read Secrets in %s, naming the value', async (_, namespace, why) => {
+    const result = await helm([
+      'template',
+      'vault',
+      chartDir,
+      '--namespace',
+      'vault',
+      ...valueFlags({ 'controller.secretImport.namespaces': ['shop', namespace] }),
+    ]);
+    expect(result.code).not.toBe(0);
+    expect(result.stderr).toContain(`controller.secretImport.namespaces names "${namespace}"`);
+    expect(result.stderr).toContain(why);
   });
 
   it('grants exactly what deploy/rbac/operator.yaml grants for leader election, on its own Lease', async () => {

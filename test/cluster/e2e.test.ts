@@ -629,6 +629,24 @@ describe.skipIf(unavailable)('on a real cluster', () => {
           { apiVersion: 'v1', kind: 'Namespace', metadata: { name: app } },
           { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'billing', namespace: app } },
         ]);
+        // The controller reads Secrets only where the release lets it: grant `shop` (the page's
+        // note, docs/platform/helm.md's controller.secretImport.namespaces).
+        const granted = await cluster.helm(
+          [
+            'upgrade',
+            release,
+            chartDir,
+            '-n',
+            vaultNamespace,
+            '--reuse-values',
+            ...valueFlags({ 'controller.secretImport.namespaces': [app] }),
+            '--wait',
+            '--timeout',
+            '5m',
+          ],
+          { timeoutMs: 6 * minute },
+        );
+        expect(granted.code, granted.stdout + granted.stderr).toBe(0);
         const objects = documentedObjects('guide/dynamic.md', 'name: orders-reader');
         expect(objects.map((o) => o.kind)).toEqual(['Secret', 'VaultCredential', 'Deployment']);
         (objects[0] as { kind: string; stringData: { url: string } }).stringData.url = db.adminUrl;

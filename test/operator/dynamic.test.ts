@@ -131,10 +131,11 @@ describe.skipIf(!postgresAvailable())('VaultCredential spec.source.dynamic on a 
     env = await setupOperatorEnv({
       engines: { postgres: createPostgresEngine({ connectTimeoutMs: 1_000 }) },
       dynamic: { retryBaseMs: 200, retryMaxMs: 1_000 },
+      // The engine's admin connection is imported from a Secret of `orders`.
+      secretNamespaces: [ns],
     });
     const operator = await env.startOperator({ dynamicPollMs: 500 });
     await eventually('a leader', async () => (operator.isLeader ? true : undefined));
-    await env.cp.createNamespace(ns);
   }, 180_000);
 
   afterAll(async () => {

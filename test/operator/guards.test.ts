@@ -2,11 +2,13 @@
  * The controller's guards, on a real control plane with the controller under its
  * least-privilege RBAC (deploy/rbac/operator.yaml, which the chart's RBAC is tested equal
  * to) and a real Vault store: no renewal hot loop, no import of a Secret that did not
- * consent, no cache of unrelated Secrets, one validation with the API, a re-created
+ * consent, no Secret read outside the namespaces it is given (its token gets 403 there, and
+ * the import says what to set), no cache of unrelated Secrets, one validation with the API, a re-created
  * VaultLease that is not held back by its predecessor, and a finalizer that cannot run says
  * why.
  */
 import { writeFileSync } from 'node:fs';
+import { CoreV1Api } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { systemContext } from '../../src/core/index.js';
 import { resourceTypes } from '../../src/k8s/api-client.js';
@@ -18,6 +20,8 @@ import { eventually, type OperatorEnv, setupOperatorEnv } from './support.js';
 
 let env: OperatorEnv;
 let operator: Operator;
+/** The namespaces the controller imports Secrets from (created with their RoleBinding by setup). */
+const secretNamespaces = ['deputy', 'crowded'];
 /** Vault as the controller sees it: the real core, unless a test makes revocation fail. */
 const outage = { revoke: false };
 
@@ -87,7 +91,7 @@ function withOutage(port: VaultPort): VaultPort {
 }
 
 beforeAll(async () => {
-  env = await setupOperatorEnv();
+  env = await setupOperatorEnv({ secretNamespaces });
   operator = await env.startOperator({ vault: withOutage(await env.port()) });
   await eventually('a leader', async () => (operator.isLeader ? true : undefined));
 }, 180_000);
@@ -161,7 +165,6 @@ spec:
   it('imports a Secret only when the Secret consents, whatever its creator may do', async () => {
     const ns = 'deputy';
     const canary = 'deputy-canary-9f3c2e1a7b';
-    await env.cp.createNamespace(ns);
     // A developer who may manage VaultCredentials, but not read Secrets.
     await mustApply(
       ns,
@@ -374,9 +377,67 @@ spec:
     expect(await restartedAt('victim')).toBeUndefined();
   });
 
+  it('reads no Secret outside the namespaces it is given: 403 for its token, a condition naming the value', async () => {
+    const ns = 'ungranted';
+    const canary = 'ungranted-canary-71c04d';
+    await env.cp.createNamespace(ns);
+    // Where Vault's own credentials would live: the operator's namespace.
+    await mustApply(
+      'vault-system',
+      `apiVersion: v1
+kind: Secret
+metadata: {name: vault-root-key}
+stringData: {root-key: ${canary}}`,
+    );
+    // Consent is no grant: the Secret is labelled and names the VaultCredential.
+    await mustApply(
+      ns,
+      `apiVersion: v1
+kind: Secret
+metadata:
+  name: api
+  labels: {vault.ghoststack.io/import: "true"}
+  annotations: {vault.ghoststack.io/import-for: api-key}
+stringData: {key: ${canary}}
+---
+apiVersion: vault.ghoststack.io/v1alpha1
+kind: VaultCredential
+metadata: {name: api-key}
+spec: {type: api-key, source: {secretRef: {name: api, key: key}}}`,
+    );
+    const refused = await phaseOf('cred', ns, 'api-key', 'Failed');
+    expect(ready(refused)?.reason).toBe('SecretNamespaceNotGranted');
+    for (const hint of ['"ungranted"', 'controller.secretImport.namespaces', '--secret-namespaces']) {
+      expect(ready(refused)?.message).toContain(hint);
+    }
+    await expect(env.core.credentials.get(ctx(ns), 'api-key')).rejects.toMatchObject({ code: 'not_found' });
+    const events = await eventually('the Warning event', async () => {
+      const listed = await env.cp.kubectl(['get', 'events.events.k8s.io', '-n', ns, '-o', 'json']);
+      const items = JSON.parse(listed.stdout).items as Array<{ type: string; reason: string }>;
+      return items.some((e) => e.reason === 'SecretNamespaceNotGranted') ? items : undefined;
+    });
+    expect(events.find((e) => e.reason === 'SecretNamespaceNotGranted')?.type).toBe('Warning');
+
+    // The controller's own token, as an attacker holding it would use it.
+    const core = env.operatorKubeConfig.makeApiClient(CoreV1Api);
+    const status = (call: Promise<unknown>) =>
+      call.then(
+        () => 200,
+        (err: { code?: number }) => err.code,
+      );
+    expect(
+      await status(core.readNamespacedSecret({ name: 'vault-root-key', namespace: 'vault-system' })),
+    ).toBe(403);
+    expect(await status(core.listNamespacedSecret({ namespace: 'vault-system' }))).toBe(403);
+    expect(await status(core.readNamespacedSecret({ name: 'api', namespace: ns }))).toBe(403);
+    expect(await status(core.listSecretForAllNamespaces())).toBe(403);
+    // Where it was given Secrets, it reads them.
+    expect(await status(core.listNamespacedSecret({ namespace: 'deputy' }))).toBe(200);
+    expect(env.logs()).not.toContain(canary);
+  });
+
   it('caches only the Secrets that consent to an import, not every Secret of the cluster', async () => {
     const ns = 'crowded';
-    await env.cp.createNamespace(ns);
     const filler = 'x'.repeat(64 * 1024);
     const unrelated = Array.from(
       { length: 40 },
@@ -404,15 +465,21 @@ metadata: {name: api-key}
 spec: {type: api-key, source: {secretRef: {name: wanted, key: key}}}`,
     );
     await phaseOf('cred', ns, 'api-key', 'Ready');
-    const consenting = await env.admin.list(resourceTypes.secrets, {
-      labelSelector: 'vault.ghoststack.io/import=true',
-    });
+    let consenting = 0;
+    for (const namespace of secretNamespaces) {
+      consenting += (
+        await env.admin.list(resourceTypes.secrets, {
+          namespace,
+          labelSelector: 'vault.ghoststack.io/import=true',
+        })
+      ).items.length;
+    }
     const all = await env.admin.list(resourceTypes.secrets);
     expect(all.items.length).toBeGreaterThanOrEqual(41);
     const cached = await eventually('the informer gauges', async () => {
       const text = await operator.metrics.registry.metrics();
       const match = text.match(/vault_operator_informer_objects\{resource="secrets"\} (\d+)/);
-      return match && Number(match[1]) === consenting.items.length ? Number(match[1]) : undefined;
+      return match && Number(match[1]) === consenting ? Number(match[1]) : undefined;
     });
     // None of the 40 unrelated Secrets is held by the controller.
     expect(all.items.length - cached).toBeGreaterThanOrEqual(40);

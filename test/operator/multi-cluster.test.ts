@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePorts, type LocalProcess, startProcess, waitUntil } from '../chart/local-run.js';
 import { type ControlPlane, startControlPlane } from '../support/control-plane.js';
 import { reviewerKubeconfig } from '../support/token-reviewer.js';
-import { billingWorkload, eventually, repoFile } from './support.js';
+import { billingWorkload, eventually, repoFile, secretImportBinding } from './support.js';
 
 const vaultCli = repoFile('bin/vault.js');
 const clusters = ['east', 'west'] as const;
@@ -77,6 +77,8 @@ describe('one Vault for two clusters, each with its own controller', { timeout: 
       await cp.createNamespace('vault-system');
       await cp.createNamespace('shop');
       await must(cp, ['apply', '-f', repoFile('deploy/rbac/operator.yaml')]);
+      // `shop` imports its Secret: the operator may read Secrets there, and only there.
+      await must(cp, secretImportBinding('shop'));
       writeFileSync(join(dir, `${cluster}-admin.kubeconfig`), cp.kubeConfig().exportConfig(), {
         mode: 0o600,
       });
@@ -149,6 +151,7 @@ describe('one Vault for two clusters, each with its own controller', { timeout: 
           `--token-file=${join(dir, `${cluster}-vault.token`)}`,
           `--kubeconfig=${join(dir, `${cluster}-operator.kubeconfig`)}`,
           '--no-leader-elect',
+          '--secret-namespaces=shop',
           `--metrics-listen=127.0.0.1:${metrics}`,
         ],
         { PATH: process.env.PATH, HOME: dir },
@@ -180,6 +183,20 @@ describe('one Vault for two clusters, each with its own controller', { timeout: 
     await waitUntil('the process to exit', async () => attempt.child.exitCode !== null);
     expect(attempt.child.exitCode).not.toBe(0);
     expect(attempt.output()).toContain("unknown option '--root-key-file=");
+  });
+
+  it('refuses to start with a --secret-namespaces entry that is not a namespace name, saying which', async () => {
+    const attempt = startProcess(
+      process.execPath,
+      [vaultCli, 'operator', 'run', `--vault-addr=${addr}`, '--secret-namespaces=shop,Billing_NS'],
+      { PATH: process.env.PATH, HOME: dir },
+    );
+    running.push(attempt);
+    await waitUntil('the process to exit', async () => attempt.child.exitCode !== null);
+    expect(attempt.child.exitCode).toBe(2);
+    expect(attempt.output()).toContain(
+      '--secret-namespaces: "Billing_NS": a namespace is 1-63 lowercase letters',
+    );
   });
 
   it('makes the same namespace of each cluster its own tenant, each reconciled by its own controller', async () => {

@@ -54,7 +54,8 @@ async function apply(ns: string, yaml: string) {
 }
 
 beforeAll(async () => {
-  env = await setupOperatorEnv();
+  // `shop` imports its Secret (examples/vaultcredential-from-secret.yaml).
+  env = await setupOperatorEnv({ secretNamespaces: ['shop'] });
   operator = await env.startOperator();
   await eventually('a leader', async () => (operator.isLeader ? true : undefined));
 }, 180_000);
@@ -67,7 +68,6 @@ afterAll(async () => {
 describe('vault operator on a real control plane', { timeout: 90_000 }, () => {
   it('makes the examples Active, follows Secret changes, and never writes the value', async () => {
     const ns = 'shop';
-    await env.cp.createNamespace(ns);
     for (const file of [
       'vaultcredential-from-secret.yaml',
       'vaultcredential-generated.yaml',

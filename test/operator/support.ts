@@ -4,7 +4,8 @@
  * with Kubernetes login against that control plane, and the controller as a client of that
  * API: it logs in with its ServiceAccount's token (TokenRequest, audience "vault") and gets
  * the controller role. Controllers always run with the ServiceAccount's kubeconfig, so a
- * permission missing from deploy/rbac/operator.yaml fails the tests.
+ * permission missing from deploy/rbac/operator.yaml fails the tests. Secrets are readable only
+ * in the namespaces a suite names (`secretNamespaces`), bound as the docs say.
  */
 import { fileURLToPath } from 'node:url';
 import type { KubeConfig } from '@kubernetes/client-node';
@@ -48,7 +49,24 @@ export interface OperatorEnvOptions {
   /** Dynamic secrets engines the Vault core runs (its sweep is started with them). */
   engines?: EngineRegistry;
   dynamic?: Partial<DynamicConfig>;
+  /**
+   * Namespaces VaultCredentials import Secrets from: created here, each with a RoleBinding of
+   * `vault-operator-secret-reader` (the command deploy/rbac/operator.yaml documents), and
+   * given to every controller as `secretNamespaces`.
+   */
+  secretNamespaces?: string[];
 }
+
+/** The RoleBinding deploy/rbac/operator.yaml documents, giving the operator a namespace's Secrets. */
+export const secretImportBinding = (namespace: string) => [
+  '-n',
+  namespace,
+  'create',
+  'rolebinding',
+  'vault-operator-secret-import',
+  '--clusterrole=vault-operator-secret-reader',
+  '--serviceaccount=vault-system:vault-operator',
+];
 
 export async function setupOperatorEnv(options: OperatorEnvOptions = {}): Promise<OperatorEnv> {
   const cp = await startControlPlane();
@@ -69,6 +87,11 @@ export async function setupOperatorEnv(options: OperatorEnvOptions = {}): Promis
     ]);
     await cp.createNamespace('vault-system');
     await must(['apply', '-f', repoFile('deploy/rbac/operator.yaml')]);
+    const secretNamespaces = options.secretNamespaces ?? [];
+    for (const namespace of secretNamespaces) {
+      await cp.createNamespace(namespace);
+      await must(secretImportBinding(namespace));
+    }
     const token = (
       await must(['create', 'token', 'vault-operator', '-n', 'vault-system', '--duration=2h'])
     ).trim();
@@ -138,6 +161,7 @@ export async function setupOperatorEnv(options: OperatorEnvOptions = {}): Promis
           logger,
           leaderElection: { leaseDurationMs: 3_000, renewDeadlineMs: 2_000, retryPeriodMs: 500 },
           retry: { baseDelayMs: 100, maxDelayMs: 5_000 },
+          secretNamespaces,
           ...options,
         });
         operators.push(operator);

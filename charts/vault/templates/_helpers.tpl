@@ -209,6 +209,16 @@ affinity:
 {{- $seen = append $seen .name -}}
 {{- end -}}
 {{- end -}}
+{{- /* RBAC has no deny: a RoleBinding there would let the controller read the root key and the
+       etcd client certificate, with which it could decrypt everything offline. */ -}}
+{{- range .Values.controller.secretImport.namespaces -}}
+{{- if eq . $.Release.Namespace -}}
+{{- fail (printf "controller.secretImport.namespaces names %q, the release namespace: it holds the root key and the etcd client certificate, which the controller must never be able to read. Keep application Secrets in their own namespaces and list those" .) -}}
+{{- end -}}
+{{- if eq . "kube-system" -}}
+{{- fail "controller.secretImport.namespaces names \"kube-system\", which holds the cluster's own credentials: keep application Secrets in their own namespaces and list those" -}}
+{{- end -}}
+{{- end -}}
 {{- if and .Values.controller.enabled (gt (int .Values.controller.replicas) 1) (not .Values.controller.leaderElection.enabled) -}}
 {{- fail "controller.replicas > 1 needs controller.leaderElection.enabled=true (two leaders would reconcile the same objects)" -}}
 {{- end -}}
