@@ -428,7 +428,14 @@ describe('helm template: storage', () => {
       VAULT_ETCD_MAX_TXN_OPS: '4096',
     });
     // `helm upgrade --reuse-values` from a chart without the value renders without it: same limit.
-    const reused = await render({ 'etcd.maxTxnOps': null, 'storage.external.maxTxnOps': null });
+    const reused = await render({
+      'etcd.maxTxnOps': null,
+      'storage.external.maxTxnOps': null,
+      'controller.secretImport': null,
+    });
+    expect(
+      podTemplate(find(reused, 'Deployment', 'vault-controller')).spec.containers[0].args.join(' '),
+    ).not.toContain('--secret-namespaces');
     expect(podTemplate(find(reused, 'StatefulSet', 'vault-etcd')).spec.containers[0].args).toContain(
       '--max-txn-ops=1024',
     );

@@ -211,7 +211,8 @@ affinity:
 {{- end -}}
 {{- /* RBAC has no deny: a RoleBinding there would let the controller read the root key and the
        etcd client certificate, with which it could decrypt everything offline. */ -}}
-{{- range .Values.controller.secretImport.namespaces -}}
+{{- /* dig: `helm upgrade --reuse-values` from a chart without the value renders without it. */ -}}
+{{- range (dig "secretImport" "namespaces" (list) .Values.controller) -}}
 {{- if eq . $.Release.Namespace -}}
 {{- fail (printf "controller.secretImport.namespaces names %q, the release namespace: it holds the root key and the etcd client certificate, which the controller must never be able to read. Keep application Secrets in their own namespaces and list those" .) -}}
 {{- end -}}
