@@ -20,6 +20,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
+import type { ReaderMachine } from '../docs/reader-machine.js';
 import { resolveAssets } from '../support/assets.js';
 import type { Cluster } from '../support/cluster.js';
 import { runCommand } from '../support/control-plane.js';
@@ -69,15 +70,7 @@ export async function provideImages(cluster: Cluster): Promise<void> {
   }
 }
 
-export interface ReaderMachine {
-  home: string;
-  /** The directory the pages start in: a checkout's charts/, crds/ and deploy/. */
-  work: string;
-  env: Record<string, string>;
-  /** Runs a command on the reader's machine (in its network namespace). */
-  prefix: string[];
-  stop(): Promise<void>;
-}
+export type { ReaderMachine };
 
 export async function readerMachine(cluster: Cluster): Promise<ReaderMachine> {
   const home = mkdtempSync(join(tmpdir(), 'vault-docs-reader-'));

@@ -32,9 +32,10 @@ import { type ReaderNetns, startReaderNetns } from '../support/reader-netns.js';
 import { type LocalRegistry, publishPackages, startRegistry } from '../support/registry.js';
 import { repoRoot } from '../support/vault-dev.js';
 
+/** A reader's machine the docs' blocks run on (also the cluster docs test's, test/cluster). */
 export interface ReaderMachine {
   home: string;
-  /** The directory the first block starts in. */
+  /** The directory the first block starts in (a checkout's charts/, crds/ and deploy/). */
   work: string;
   env: Record<string, string>;
   /** Runs a command on the reader's machine (in its namespaces). */

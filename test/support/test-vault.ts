@@ -6,8 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import type { AuditRecord } from '../../src/contract/audit.js';
-import type { DynamicConfig } from '../../src/core/dynamic-accounts.js';
 import type { CoreConfig } from '../../src/core/deps.js';
+import type { DynamicConfig } from '../../src/core/dynamic-accounts.js';
 import {
   createVaultCore,
   jsonLinesAuditSink,
