@@ -63,18 +63,26 @@ function startWriter(count: number, mode: 'sequential' | 'batched' = 'sequential
   return { child, acknowledged, reached, exited };
 }
 
+/**
+ * Starts a writer, SIGKILLs it once it has acknowledged `count` transactions, and returns
+ * what it acknowledged before dying.
+ */
+async function killWriterAfter(...args: Parameters<typeof startWriter>) {
+  const writer = startWriter(...args);
+  try {
+    await writer.reached;
+  } finally {
+    writer.child.kill('SIGKILL');
+    await writer.exited;
+  }
+  return { writer, acked: [...writer.acknowledged] };
+}
+
 describe('embedded store durability', () => {
   it('keeps every acknowledged transaction across SIGKILL, with a gap-free history', {
     timeout: 120_000,
   }, async () => {
-    const writer = startWriter(300);
-    try {
-      await writer.reached;
-    } finally {
-      writer.child.kill('SIGKILL');
-      await writer.exited;
-    }
-    const acked = [...writer.acknowledged];
+    const { writer, acked } = await killWriterAfter(300);
     expect(acked.length).toBeGreaterThanOrEqual(300);
 
     const store = await openEmbeddedStore({ path: dir });
@@ -112,14 +120,7 @@ describe('embedded store durability', () => {
   it('keeps every acknowledged transaction of a shared commit across SIGKILL', {
     timeout: 120_000,
   }, async () => {
-    const writer = startWriter(400, 'batched');
-    try {
-      await writer.reached;
-    } finally {
-      writer.child.kill('SIGKILL');
-      await writer.exited;
-    }
-    const acked = [...writer.acknowledged];
+    const { acked } = await killWriterAfter(400, 'batched');
     const store = await openEmbeddedStore({ path: dir });
     try {
       for (const { i, revision } of acked) {
