@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import type { Lease, LeaseState } from '../sdk/index.js';
 import { type CommonOptions, connect, parseIdentity, positiveInt, withCommon } from './context.js';
 import { UsageError } from './exit-codes.js';
-import { printFields, printJson, printTable, relativeTime } from './output.js';
+import { printFields, printJson, printTable, relativeTime, timeAgo } from './output.js';
 
 const states: LeaseState[] = ['active', 'expired', 'revoked'];
 const who = (identity: { type: string; name: string }) => `${identity.type}:${identity.name}`;
@@ -187,7 +187,8 @@ export function register(program: Command): void {
           String(l.version),
           who(l.identity),
           l.state,
-          relativeTime(l.expiresAt),
+          // A revoked lease ended when it was revoked; its expiry no longer means anything.
+          l.revokedAt ? `revoked ${timeAgo(l.revokedAt)}` : relativeTime(l.expiresAt),
         ]),
         'no leases',
       );

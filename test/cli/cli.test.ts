@@ -151,6 +151,11 @@ describe('vault CLI', () => {
     expect((await ok(['lease', 'list', '--credential', 'cli-api'])).stdout).toContain(lease.id);
 
     await ok(['lease', 'revoke', lease.id]);
+    // A revoked lease's row says when it ended, not when it would have expired.
+    const row = (await ok(['lease', 'list', '--credential', 'cli-api', '--state', 'revoked'])).stdout
+      .split('\n')
+      .find((line) => line.startsWith(lease.id));
+    expect(row).toMatch(/revoked\s+revoked (just now|\d+s ago)\s*$/);
     const read = await vault(['lease', 'read', lease.id]);
     expect(read.code).toBe(exitCodes.leaseGone);
     expect(read.stderr).toMatch(/hint: create a new lease/);
