@@ -29,7 +29,11 @@ export async function detach(options: { envFile: string; dataDir: string }): Pro
   mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
   const logFile = join(options.dataDir, 'dev.log');
   const log = openSync(logFile, 'w', 0o600);
-  const args = process.argv.slice(2).filter((arg) => arg !== '--detach');
+  // `--env-file` is spelled `--export-file` for the child: Node 20 would read it as its own.
+  const args = process.argv
+    .slice(2)
+    .filter((arg) => arg !== '--detach')
+    .map((arg) => arg.replace(/^--env-file(?==|$)/, '--export-file'));
   const child = spawn(process.execPath, [...process.execArgv, process.argv[1]!, ...args], {
     detached: true,
     env: { ...process.env, [detachedEnv]: '1' },

@@ -9,7 +9,7 @@
 import { existsSync } from 'node:fs';
 import { chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import type { Command } from 'commander';
+import { type Command, Option } from 'commander';
 import { ROOT_POLICY, systemContext } from '../core/index.js';
 import { generateRootKeyFile } from '../crypto/root-key.js';
 import { writePrivateFile } from '../lib/config-dir.js';
@@ -33,6 +33,9 @@ export function register(program: Command): void {
       '--export-file <path>',
       'also write the export lines (and VAULT_DEV_PID) to this file, mode 0600, once the server is ready; removed when it stops',
     )
+    // The name users guess first. Node 20 reads `--env-file` itself wherever it appears and
+    // exits if the file is missing, so it is hidden; Node 22 passes it through.
+    .addOption(new Option('--env-file <path>', 'the same as --export-file').hideHelp())
     .option(
       '--detach',
       'run in the background and return once the server is ready (needs --export-file; stop it with kill "$VAULT_DEV_PID")',
@@ -45,9 +48,11 @@ export function register(program: Command): void {
         logLevel: string;
         ui: boolean;
         exportFile?: string;
+        envFile?: string;
         detach?: boolean;
       }) => {
-        const envFile = options.exportFile === undefined ? undefined : resolve(options.exportFile);
+        const exportFile = options.exportFile ?? options.envFile;
+        const envFile = exportFile === undefined ? undefined : resolve(exportFile);
         if (options.detach) {
           if (!envFile) {
             process.stderr.write(

@@ -82,6 +82,27 @@ describe('vault dev --export-file / --detach', () => {
     expect(existsSync(envFile)).toBe(false);
   }, 120_000);
 
+  it('--env-file, the name users guess first, works as --export-file (a file left by an earlier run)', async () => {
+    const dir = join(work, 'env-file');
+    const envFile = join(dir, 'vault.env');
+    mkdirSync(dir);
+    // Node 20 reads `--env-file` itself and exits if the file is missing; a stale file is
+    // what a rerun finds.
+    writeFileSync(envFile, 'export VAULT_ADDR=http://127.0.0.1:1\n');
+    const detached = await run(
+      process.execPath,
+      [vaultBin, 'dev', '--port', '0', '--data-dir', join(dir, 'data'), '--env-file', envFile, '--detach'],
+      { cwd: repoRoot, env },
+    );
+    const pid = pidOf(envFile);
+    started.push(pid);
+    expect(detached.stdout).toBe(readFileSync(envFile, 'utf8'));
+    expect(detached.stdout).not.toContain('127.0.0.1:1\n');
+    process.kill(pid, 'SIGTERM');
+    await until('the server to stop', () => !alive(pid));
+    expect(existsSync(envFile)).toBe(false);
+  }, 120_000);
+
   it('replaces a stale file only when ready, and --detach says why a server cannot start', async () => {
     const busy = createServer();
     await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve));
