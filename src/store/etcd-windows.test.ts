@@ -144,6 +144,37 @@ describe('readPage', () => {
     expect(later.counts.length).toBeLessThan(8);
   });
 
+  it('settles in one page for ids that share a leading word (lease_), continuation pages', async () => {
+    const ids = randomIds(40_000).map((key) => under(`lease_${key.subarray(prefix.length).toString('latin1')}`));
+    const etcd = fakeEtcd(ids);
+    const { seen } = await pageAll(etcd, 100);
+    expect(seen).toHaveLength(40_000);
+    // The first, plain read counts the range once; no later window comes near it (one window
+    // per byte of `lease_` would each count all 40,000 again).
+    expect(etcd.counts.slice(1).filter((count) => count >= 40_000 / 8)).toEqual([]);
+  });
+
+  it('settles in one page for ids that share a leading word, first pages only (as a listing UI reads)', async () => {
+    const ids = randomIds(40_000).map((key) => under(`lease_${key.subarray(prefix.length).toString('latin1')}`));
+    const etcd = fakeEtcd(ids);
+    // What the etcd store keeps per prefix between pages: the depth and the first window's end.
+    let hint: { depth: number; firstEnd?: Buffer } | undefined;
+    for (let i = 0; i < 10; i++) {
+      const page = await readPage(etcd.read, {
+        start: prefix,
+        rangeEnd: prefixEnd,
+        limit: 100,
+        minDepth: prefix.length + 1,
+        depth: hint?.firstEnd ? hint.depth : 0,
+        ...(hint?.firstEnd ? { firstEnd: hint.firstEnd } : {}),
+      });
+      expect(page.kvs.map((kv) => kv.key)).toEqual(etcd.sorted.slice(0, 100));
+      hint = { depth: page.depth, firstEnd: windowEnd(page.kvs[0]!.key, page.depth) };
+    }
+    expect(etcd.counts.filter((count) => count >= 40_000 / 8)).toHaveLength(1);
+    expect(etcd.counts.length).toBeLessThan(25);
+  });
+
   it('crosses a gap in the keys in a few windows, not one read of the rest', async () => {
     // Ids under two leading bytes far apart ('A' and 'w').
     const ids = randomIds(20_000).map((key, i) =>

@@ -68,7 +68,7 @@ export function windowEnd(key: Buffer, depth: number, span = 1): Buffer | undefi
  * a small range stays at 0 (one read per page, as without windows), a large one is read
  * through windows from then on, its first page too (from the bare prefix).
  */
-export async function readPage<T>(
+export async function readPage<T extends { key: Buffer }>(
   read: ReadWindow<T>,
   options: {
     start: Buffer;
@@ -110,13 +110,18 @@ export async function readPage<T>(
     const end = last ? (rangeEnd ?? Buffer.from([0])) : boundary;
     const window = await read(cursor, end, probing ? 1 : limit - kvs.length);
     revision ??= window.revision;
+    // A window this crowded held more than the page (so the page ends with it): the next
+    // page's windows go at least as deep as the keys it returned have in common. Ids that
+    // share a leading word (`lease_`) settle in one page, not one page per byte of the word,
+    // each of which would count the whole range again.
+    const crowded = window.count > NARROW_AT * limit;
     if (last) {
       // A plain read counted the rest of the range: large enough for windows next time? (A
       // last window says nothing about the range's size: its end was near.)
-      if (depth === 0 && window.count > NARROW_AT * limit) depth = minDepth;
-    } else if (window.count > NARROW_AT * limit) {
+      if (depth === 0 && crowded) depth = Math.max(minDepth, sharedDepth(window.kvs));
+    } else if (crowded) {
       if (span > 1) span = Math.max(1, span >> 2);
-      else depth++;
+      else depth = Math.max(depth + 1, sharedDepth(window.kvs));
     } else if (window.count * WIDEN_AT < limit) {
       // Twice the values of the last byte; all of them are one value of the byte before.
       span *= 2;
@@ -135,4 +140,14 @@ export async function readPage<T>(
     if (last) return { kvs, more: false, revision, depth };
     cursor = boundary;
   }
+}
+
+/** How many leading bytes the first and last of `kvs` share (0 for fewer than two). */
+function sharedDepth(kvs: Array<{ key: Buffer }>): number {
+  if (kvs.length < 2) return 0;
+  const first = kvs[0]!.key;
+  const last = kvs.at(-1)!.key;
+  let n = 0;
+  while (n < first.length && n < last.length && first[n] === last[n]) n++;
+  return n;
 }
