@@ -45,19 +45,28 @@ async function until(what: string, check: () => boolean, ms = 60_000) {
 const pidOf = (envFile: string) => Number(/VAULT_DEV_PID=(\d+)/.exec(readFileSync(envFile, 'utf8'))![1]);
 const env = { ...process.env, VAULT_ADDR: '', VAULT_TOKEN: '', VAULT_TENANT: '' };
 
+/**
+ * `vault dev --detach` in a new dir holding a vault.env left by an earlier run, with the file
+ * named by `flag`; returns the file, the server's pid (to stop) and what the command printed.
+ */
+async function detachWithStaleFile(name: string, flag: '--export-file' | '--env-file') {
+  const dir = join(work, name);
+  const envFile = join(dir, 'vault.env');
+  mkdirSync(dir);
+  writeFileSync(envFile, 'export VAULT_ADDR=http://127.0.0.1:1\n');
+  const detached = await run(
+    process.execPath,
+    [vaultBin, 'dev', '--port', '0', '--data-dir', join(dir, 'data'), flag, envFile, '--detach'],
+    { cwd: repoRoot, env },
+  );
+  const pid = pidOf(envFile);
+  started.push(pid);
+  return { dir, envFile, pid, detached };
+}
+
 describe('vault dev --export-file / --detach', () => {
   it('--detach returns once the server answers; the file is complete, 0600, and goes when the server stops', async () => {
-    const dir = join(work, 'detach');
-    const envFile = join(dir, 'vault.env');
-    mkdirSync(dir);
-    writeFileSync(envFile, 'export VAULT_ADDR=http://127.0.0.1:1\n'); // left by an earlier run
-    const detached = await run(
-      process.execPath,
-      [vaultBin, 'dev', '--port', '0', '--data-dir', join(dir, 'data'), '--export-file', envFile, '--detach'],
-      { cwd: repoRoot, env },
-    );
-    const pid = pidOf(envFile);
-    started.push(pid);
+    const { dir, envFile, pid, detached } = await detachWithStaleFile('detach', '--export-file');
     expect(detached.stdout).toBe(readFileSync(envFile, 'utf8'));
     expect(statSync(envFile).mode & 0o777).toBe(0o600);
     // No sleep: the shell loads the file and the very next command reaches the server.
@@ -83,19 +92,9 @@ describe('vault dev --export-file / --detach', () => {
   }, 120_000);
 
   it('--env-file, the name users guess first, works as --export-file (a file left by an earlier run)', async () => {
-    const dir = join(work, 'env-file');
-    const envFile = join(dir, 'vault.env');
-    mkdirSync(dir);
     // Node 20 reads `--env-file` itself and exits if the file is missing; a stale file is
     // what a rerun finds.
-    writeFileSync(envFile, 'export VAULT_ADDR=http://127.0.0.1:1\n');
-    const detached = await run(
-      process.execPath,
-      [vaultBin, 'dev', '--port', '0', '--data-dir', join(dir, 'data'), '--env-file', envFile, '--detach'],
-      { cwd: repoRoot, env },
-    );
-    const pid = pidOf(envFile);
-    started.push(pid);
+    const { envFile, pid, detached } = await detachWithStaleFile('env-file', '--env-file');
     expect(detached.stdout).toBe(readFileSync(envFile, 'utf8'));
     expect(detached.stdout).not.toContain('127.0.0.1:1\n');
     process.kill(pid, 'SIGTERM');
