@@ -45,7 +45,8 @@ export function processes(): Process[] {
   return [
     {
       title: 'API server (`vault server`, `vault dev`)',
-      served: '`GET /metrics` on the API port (no token).',
+      served:
+        '`GET /metrics` on the API port with a token whose policy grants `metrics` (or `admin`), or a system token; without a token on `--metrics-listen` only (the chart: `server.metrics.port`).',
       registry: createServerMetrics().registry,
     },
     {
