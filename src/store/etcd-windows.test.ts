@@ -72,6 +72,10 @@ const randomIds = (n: number) =>
     under(createHash('sha256').update(String(i)).digest('base64url').slice(0, 16)),
   );
 
+/** Random ids after a shared word, as lease ids are (`lease_` and random bytes). */
+const leaseIds = (n: number) =>
+  randomIds(n).map((key) => under(`lease_${key.subarray(prefix.length).toString('latin1')}`));
+
 describe('readPage', () => {
   it.each([
     ['random ids', () => randomIds(5_000), 100],
@@ -145,8 +149,7 @@ describe('readPage', () => {
   });
 
   it('settles in one page for ids that share a leading word (lease_), continuation pages', async () => {
-    const ids = randomIds(40_000).map((key) => under(`lease_${key.subarray(prefix.length).toString('latin1')}`));
-    const etcd = fakeEtcd(ids);
+    const etcd = fakeEtcd(leaseIds(40_000));
     const { seen } = await pageAll(etcd, 100);
     expect(seen).toHaveLength(40_000);
     // The first, plain read counts the range once; no later window comes near it (one window
@@ -155,8 +158,7 @@ describe('readPage', () => {
   });
 
   it('settles in one page for ids that share a leading word, first pages only (as a listing UI reads)', async () => {
-    const ids = randomIds(40_000).map((key) => under(`lease_${key.subarray(prefix.length).toString('latin1')}`));
-    const etcd = fakeEtcd(ids);
+    const etcd = fakeEtcd(leaseIds(40_000));
     // What the etcd store keeps per prefix between pages: the depth and the first window's end.
     let hint: { depth: number; firstEnd?: Buffer } | undefined;
     for (let i = 0; i < 10; i++) {
