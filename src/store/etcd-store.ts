@@ -265,13 +265,16 @@ export async function openEtcdStore(options: EtcdStoreOptions): Promise<Store> {
           ...(firstPage && hint?.firstEnd ? { firstEnd: hint.firstEnd } : {}),
         },
       );
-      if (pageHints.size >= 1_000) pageHints.clear();
       // A first page that holds the whole prefix: a small prefix, read plainly from now on.
       if (firstPage && !page.more) page.depth = 0;
       const first = page.kvs[0]?.key;
       const firstEnd =
         page.depth === 0 ? undefined : firstPage ? first && windowEnd(first, page.depth) : hint?.firstEnd;
+      // The least recently read prefix is forgotten first (forgetting a large one costs a
+      // count of all of it), not every prefix at once.
+      pageHints.delete(prefix);
       pageHints.set(prefix, { depth: page.depth, ...(firstEnd ? { firstEnd } : {}) });
+      if (pageHints.size > MAX_PAGE_HINTS) pageHints.delete(pageHints.keys().next().value!);
       return { kvs: page.kvs.map(toKeyValue), revision: page.revision, more: page.more };
     },
 
@@ -354,6 +357,8 @@ export async function openEtcdStore(options: EtcdStoreOptions): Promise<Store> {
   return store;
 }
 
+/** Prefixes whose window depth a store remembers. */
+const MAX_PAGE_HINTS = 10_000;
 /** How many times the usual deadline the first, plain read of a prefix may take. */
 const UNSEEN_PREFIX_TIMEOUT_FACTOR = 10;
 
