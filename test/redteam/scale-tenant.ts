@@ -30,13 +30,20 @@ export interface BigTenant {
   bob: string;
   /** An admin token of tenant `small`. */
   smallAdmin: string;
-  call(token: string, method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<Answer>;
+  call(
+    token: string,
+    method: string,
+    path: string,
+    body?: unknown,
+    headers?: Record<string, string>,
+  ): Promise<Answer>;
   restart(extraArgs?: string[]): Promise<void>;
   destroy(): Promise<void>;
 }
 
 export interface Answer {
   status: number;
+  // biome-ignore lint/suspicious/noExplicitAny: tests assert on JSON of every shape
   body: any;
   ms: number;
   headers: Headers;
@@ -46,6 +53,8 @@ export async function startBigTenant(options: {
   bulk: number;
   filler: number;
   serverArgs?: string[];
+  /** Labels of every seeded lease (they ride along in each lease event). */
+  labels?: Record<string, string>;
 }): Promise<BigTenant> {
   const dir = mkdtempSync(join(tmpdir(), 'vault-redteam13-'));
   const rootKeyFile = join(dir, 'root.key');
@@ -96,7 +105,13 @@ export async function startBigTenant(options: {
     }
     return { status: res.status, body: parsed, ms: performance.now() - started, headers: res.headers };
   };
-  const must = async (token: string, method: string, path: string, body?: unknown, headers?: Record<string, string>) => {
+  const must = async (
+    token: string,
+    method: string,
+    path: string,
+    body?: unknown,
+    headers?: Record<string, string>,
+  ) => {
     const res = await call(token, method, path, body, headers);
     if (res.status >= 300) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(res.body)}`);
     return res.body;
@@ -109,19 +124,29 @@ export async function startBigTenant(options: {
   });
   await must(root, 'PUT', '/v1/identities/agent/bob', { policies: ['lease-filler'] });
   await must(root, 'PUT', '/v1/identities/agent/mallory', { policies: [] });
-  const bob = (await must(root, 'POST', '/v1/auth/tokens', {
-    identity: { type: 'agent', name: 'bob' },
-    policies: ['lease-filler'],
-    ttl: '1h',
-  })).token as string;
-  const mallory = (await must(root, 'POST', '/v1/auth/tokens', {
-    identity: { type: 'agent', name: 'mallory' },
-    policies: [],
-    ttl: '1h',
-  })).token as string;
+  const bob = (
+    await must(root, 'POST', '/v1/auth/tokens', {
+      identity: { type: 'agent', name: 'bob' },
+      policies: ['lease-filler'],
+      ttl: '1h',
+    })
+  ).token as string;
+  const mallory = (
+    await must(root, 'POST', '/v1/auth/tokens', {
+      identity: { type: 'agent', name: 'mallory' },
+      policies: [],
+      ttl: '1h',
+    })
+  ).token as string;
   const small = await must(root, 'POST', '/v1/sys/tenants', { id: 'small' });
   const smallAdmin = (small.token ?? small.adminToken?.token ?? small.admin?.token) as string;
-  const template = (await must(root, 'POST', '/v1/leases', { credentialName: 'filler', ttl: '1h' })).id as string;
+  const template = (
+    await must(root, 'POST', '/v1/leases', {
+      credentialName: 'filler',
+      ttl: '1h',
+      ...(options.labels ? { labels: options.labels } : {}),
+    })
+  ).id as string;
 
   const restart = async (extraArgs: string[] = []) => {
     await server.stop();
