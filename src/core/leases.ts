@@ -779,11 +779,16 @@ export function createLeaseService(
       let after = query.continue === undefined ? undefined : prefix + decodeContinue(query.continue);
       let scanned = 0;
       let complete = false;
+      // The first read asks for `limit` keys; each read that leaves the page short asks for
+      // twice as many (up to LIST_READ_MAX), so a sparse walk takes a few reads, not one per
+      // `limit` keys (limit=1 over 10,000 keys was 10,000 round trips).
+      let readSize = query.limit;
       page: while (scanned < LIST_SCAN_BUDGET) {
         const { kvs, more } = await store.range(prefix, {
-          limit: query.limit,
+          limit: Math.min(readSize, LIST_SCAN_BUDGET - scanned),
           ...(after !== undefined ? { startAfter: after } : {}),
         });
+        readSize = Math.min(readSize * 2, Math.max(query.limit, LIST_READ_MAX));
         scanned += kvs.length;
         let records: Array<string | undefined> = kvs.map((kv) => kv.value);
         if (indexed) {
@@ -921,6 +926,8 @@ export function createLeaseService(
 
 /** Keys one list request may read before it answers with what it found and a token. */
 const LIST_SCAN_BUDGET = 10_000;
+/** The most keys one read of a list walk asks for (the largest page a client may ask for). */
+const LIST_READ_MAX = 1_000;
 
 /** A continuation token: opaque to clients, the key to resume after (relative to the walk). */
 const encodeContinue = (after: string) => Buffer.from(JSON.stringify({ v: 1, after })).toString('base64url');

@@ -14,6 +14,12 @@ import type { BulkGate, Slots } from './fair-share.js';
 import type { ServerMetrics } from './metrics.js';
 
 const EVENT_HEARTBEAT_MS = 15_000;
+/**
+ * Bytes of events a stream may have waiting for its client. A client that falls further
+ * behind (it stopped reading, or reads slower than its tenant changes) is disconnected, so
+ * that no stream holds a tenant's changes in the server's memory; it reconnects and re-reads.
+ */
+export const EVENT_BACKLOG_BYTES = 1 << 20;
 
 const nameParam = z.object({ name: resourceName });
 const idParam = z.object({
@@ -246,7 +252,13 @@ export function apiRoutes(deps: {
       watcher = await core.leases.watch(
         ctx,
         (event) => {
-          if (!closed) res.write(`event: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`);
+          if (closed) return;
+          res.write(`event: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`);
+          if (res.writableLength > EVENT_BACKLOG_BYTES) {
+            // Ending politely would wait for the client to read the backlog: drop it instead.
+            close();
+            res.destroy();
+          }
         },
         (err) => {
           // The token no longer holds, or the store could not keep following changes: end.
