@@ -130,7 +130,11 @@ export const bulkRevokeRequest = z.union([
   z.strictObject({ all: z.literal(true) }),
 ]);
 
-export const bulkRevokeResult = z.object({ revoked: z.number().int(), leaseIds: z.array(z.string()) });
+export const bulkRevokeResult = z.object({
+  revoked: z.number().int().describe('How many leases were revoked'),
+  leaseIds: z.array(z.string()).describe('The ids of the first 1,000 of them'),
+  truncated: z.boolean().describe('true where more leases were revoked than leaseIds lists'),
+});
 
 /** One line of the lease event stream (server-sent events). */
 export const leaseEvent = z.object({

@@ -71,8 +71,10 @@ export function createLeaseRevoker(
     ctx: CallContext,
     selection: RevokeSelection,
     audit: { action: string; resource: string; reason: string },
-  ): Promise<{ revoked: number; leaseIds: string[] }> {
+  ): Promise<{ revoked: number; leaseIds: string[]; truncated: boolean }> {
+    // Ids of the first BULK_RESULT_IDS leases revoked: a million would not fit an answer.
     const leaseIds: string[] = [];
+    let count = 0;
     const walk = selectionWalk(ctx.tenant, selection, clock());
     // Lease ids taken from the index and not yet in a chunk, and where the index read stopped.
     const taken: string[] = [];
@@ -138,13 +140,17 @@ export function createLeaseRevoker(
           result: found.map(({ lease }) => lease.id),
         };
       });
-      leaseIds.push(...revoked);
+      count += revoked.length;
+      leaseIds.push(...revoked.slice(0, BULK_RESULT_IDS - leaseIds.length));
       // Dynamic leases among them: their upstream accounts go now.
       if (revoked.length > 0) deps.afterRevoke?.();
-      if (!ahead) return { revoked: leaseIds.length, leaseIds };
+      if (!ahead) return { revoked: count, leaseIds, truncated: count > leaseIds.length };
       next = await ahead;
     }
   };
 }
 
 export type LeaseRevoker = ReturnType<typeof createLeaseRevoker>;
+
+/** How many revoked lease ids a bulk revocation's answer lists; the count is always whole. */
+export const BULK_RESULT_IDS = 1_000;

@@ -223,7 +223,12 @@ export function parseLeaseEvent(value: unknown, path = 'event'): LeaseEvent {
 
 export function parseBulkRevoke(value: unknown, path = 'result'): BulkRevokeResult {
   const o = obj(value, path);
-  return { revoked: num(o, 'revoked', path), leaseIds: strings(o, 'leaseIds', path) };
+  return {
+    revoked: num(o, 'revoked', path),
+    leaseIds: strings(o, 'leaseIds', path),
+    // Servers before the cap listed every id.
+    truncated: o.truncated === true,
+  };
 }
 
 export function parseTokenInfo(value: unknown, path = 'token'): TokenInfo {

@@ -272,8 +272,10 @@ export interface LeasePage {
 export interface BulkRevokeResult {
   /** How many leases were revoked. */
   revoked: number;
-  /** Their ids. */
+  /** The ids of the first 1,000 of them. */
   leaseIds: string[];
+  /** True where more leases were revoked than `leaseIds` lists. */
+  truncated: boolean;
 }
 
 /** One change of a lease, from {@link LeasesApi.events}. */

@@ -107,6 +107,8 @@ describe.each(['etcd', 'embedded'] as const)('a tenant with 12,000 leases on the
     const res = await vault.call('POST', '/v1/leases/revoke', { body: { credentialName: 'revokeme' } });
     expect(res.status).toBe(200);
     expect(res.body.revoked).toBe(1_000);
+    expect(new Set(res.body.leaseIds).size).toBe(1_000);
+    expect(res.body.truncated).toBe(false);
     const left = await vault.call('GET', '/v1/leases?credentialName=revokeme&state=active&limit=1000');
     expect(left.body.leases).toEqual([]);
     // Other credentials' leases are untouched.
@@ -136,6 +138,9 @@ describe.each(['etcd', 'embedded'] as const)('a tenant with 12,000 leases on the
     });
     expect(res.status).toBe(200);
     expect(res.body.revoked).toBe(3_000);
+    // The answer lists the first 1,000 ids and says there were more: a million would not fit.
+    expect(res.body.leaseIds).toHaveLength(1_000);
+    expect(res.body.truncated).toBe(true);
     const left = await vault.call(
       'GET',
       '/v1/leases?identityType=agent&identityName=agent-0&state=active&limit=10',
