@@ -216,4 +216,8 @@ export const listCredentialsQuery = z.strictObject({
   prefix: z.string().max(253).optional(),
   /** "key=value" label selectors, comma-separated. */
   labels: z.string().max(2048).optional(),
+  /** At most this many credentials in one answer (1–1000, default 1000). */
+  limit: z.coerce.number().int().min(1).max(1000).default(1000),
+  /** The `continue` token of the previous page, with the same filters. */
+  continue: z.string().min(1).max(4096).optional(),
 });

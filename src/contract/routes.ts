@@ -170,7 +170,10 @@ export const routes = {
     summary: 'List credentials (metadata only)',
     auth: 'token',
     query: credentials.listCredentialsQuery,
-    response: z.object({ credentials: z.array(credentials.credential) }),
+    response: z.object({
+      credentials: z.array(credentials.credential),
+      continue: z.string().optional().describe('Present while more may follow: pass it back as continue'),
+    }),
   },
   getCredential: {
     method: 'get',

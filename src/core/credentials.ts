@@ -16,6 +16,7 @@ import type { Op } from '../store/store.js';
 import type { Access } from './access.js';
 import type { Mutation } from './committer.js';
 import type { CallContext } from './context.js';
+import { decodeContinue, encodeContinue, LIST_SCAN_BUDGET } from './continue-token.js';
 import { type CoreDeps, parseRecord } from './deps.js';
 import type { DynamicAccounts } from './dynamic-accounts.js';
 import type { Fingerprints } from './fingerprints.js';
@@ -194,12 +195,34 @@ export function createCredentialService(
       });
     },
 
-    async list(ctx: CallContext, query: z.output<typeof listCredentialsQuery>): Promise<Credential[]> {
+    /**
+     * One page of the credentials the caller may list, in name order. A page reads at most
+     * LIST_SCAN_BUDGET records, so it may hold fewer than `limit` (even none) and still carry
+     * a `continue` token; no token means the walk is complete.
+     */
+    async list(
+      ctx: CallContext,
+      query: z.output<typeof listCredentialsQuery>,
+    ): Promise<{ credentials: Credential[]; continue?: string }> {
       await access.check(ctx, 'list', 'credentials', undefined, 'credential.list');
       const selectors = parseSelectors(query.labels);
       const policies = await access.policiesOf(ctx);
+      const prefix = keys.credentials(ctx.tenant);
       const visible: Credential[] = [];
-      for await (const kv of scanPrefix(store, keys.credentials(ctx.tenant) + (query.prefix ?? ''))) {
+      let after = query.continue === undefined ? undefined : prefix + decodeContinue(query.continue);
+      let scanned = 0;
+      let more = false;
+      for await (const kv of scanPrefix(store, prefix + (query.prefix ?? ''), {
+        // Reads ahead of a small page, so a sparse walk is not one round trip per record.
+        pageSize: Math.max(100, Math.min(1_000, query.limit + 1)),
+        ...(after !== undefined ? { startAfter: after } : {}),
+      })) {
+        if (visible.length === query.limit || scanned === LIST_SCAN_BUDGET) {
+          more = true;
+          break;
+        }
+        scanned++;
+        after = kv.key;
         const credential = parseRecord<Credential>(kv.value);
         if (!selectors.every(([k, v]) => credential.metadata[k] === v)) continue;
         if (decide(ctx.principal, policies, 'list', credential).allowed) visible.push(credential);
@@ -210,7 +233,9 @@ export function createCredentialService(
         outcome: 'allowed',
         reason: `${visible.length} listed`,
       });
-      return visible;
+      return more && after !== undefined
+        ? { credentials: visible, continue: encodeContinue(after.slice(prefix.length)) }
+        : { credentials: visible };
     },
 
     async get(ctx: CallContext, name: string): Promise<Credential> {

@@ -16,6 +16,7 @@ import { badRequest, conflict, notFound, permissionDenied, VaultError } from '..
 import { getMany } from '../store/paged.js';
 import type { Access } from './access.js';
 import { type CallContext, formatIdentity, sameIdentity } from './context.js';
+import { decodeContinue, encodeContinue, LIST_SCAN_BUDGET } from './continue-token.js';
 import { isController } from './controller-role.js';
 import type { CredentialService } from './credentials.js';
 import { type CoreDeps, parseRecord } from './deps.js';
@@ -924,28 +925,9 @@ export function createLeaseService(
   };
 }
 
-/** Keys one list request may read before it answers with what it found and a token. */
-const LIST_SCAN_BUDGET = 10_000;
 /** The most keys one read of a list walk asks for (the largest page a client may ask for). */
 const LIST_READ_MAX = 1_000;
 
-/** A continuation token: opaque to clients, the key to resume after (relative to the walk). */
-const encodeContinue = (after: string) => Buffer.from(JSON.stringify({ v: 1, after })).toString('base64url');
-
-function decodeContinue(token: string): string {
-  try {
-    const parsed = JSON.parse(Buffer.from(token, 'base64url').toString('utf8')) as {
-      v?: unknown;
-      after?: unknown;
-    };
-    if (parsed.v === 1 && typeof parsed.after === 'string' && parsed.after !== '') return parsed.after;
-  } catch {
-    // reported below
-  }
-  throw badRequest('continue is not a token this server issued; start the list again without it', {
-    field: 'continue',
-  });
-}
 /** Where a dynamic lease's own value is bound (AAD): never a credential's name, which has no "/". */
 const leaseValueRef = (id: string) => `lease/${id}`;
 

@@ -48,12 +48,27 @@ export class CredentialsApi {
           .map(([key, value]) => `${key}=${value}`)
           .join(',')
       : undefined;
-    return this.#http.json(
-      'get',
-      '/v1/credentials',
-      (body) => arr(obj(body, 'response'), 'credentials', 'response', parseCredential),
-      { query: { prefix: query.prefix, labels }, ...options },
-    );
+    // The server answers a page at a time (1,000 at most): follow them all.
+    const all: Credential[] = [];
+    let next: string | undefined;
+    do {
+      const page = await this.#http.json(
+        'get',
+        '/v1/credentials',
+        (body) => {
+          const o = obj(body, 'response');
+          const token = o.continue;
+          return {
+            credentials: arr(o, 'credentials', 'response', parseCredential),
+            continue: typeof token === 'string' && token !== '' ? token : undefined,
+          };
+        },
+        { query: { prefix: query.prefix, labels, continue: next }, ...options },
+      );
+      all.push(...page.credentials);
+      next = page.continue;
+    } while (next);
+    return all;
   }
 
   /** A credential's metadata and versions. */

@@ -149,7 +149,7 @@ export function apiRoutes(deps: {
   });
   router.get('/credentials', async (req, res) => {
     const query = parse(credentials.listCredentialsQuery, req.query, 'query');
-    res.json({ credentials: await core.credentials.list(callContext(res), query) });
+    res.json(await core.credentials.list(callContext(res), query));
   });
   router.get('/credentials/:name', async (req, res) => {
     const { name } = parse(nameParam, req.params, 'path');

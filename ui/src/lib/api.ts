@@ -76,9 +76,21 @@ export function createApi(session: Session) {
     revokeLease: (id: string) => call<Lease>('POST', `/leases/${segment(id)}/revoke`),
     revealLease: (id: string) => call<Lease>('POST', `/leases/${segment(id)}/reveal`),
     bulkRevoke: (body: { identity: Identity } | { credentialName: string }) =>
-      call<{ revoked: number; leaseIds: string[] }>('POST', '/leases/revoke', { body }),
+      call<{ revoked: number; leaseIds: string[]; truncated: boolean }>('POST', '/leases/revoke', { body }),
 
-    listCredentials: () => call<{ credentials: Credential[] }>('GET', '/credentials'),
+    /** Every credential the caller may list, following the server's pages. */
+    listCredentials: async () => {
+      const credentials: Credential[] = [];
+      let next: string | undefined;
+      do {
+        const page = await call<{ credentials: Credential[]; continue?: string }>('GET', '/credentials', {
+          query: next ? { continue: next } : {},
+        });
+        credentials.push(...page.credentials);
+        next = page.continue;
+      } while (next);
+      return { credentials };
+    },
     rotateCredential: (name: string) =>
       call<Credential>('POST', `/credentials/${segment(name)}/rotate`, { body: {} }),
 
