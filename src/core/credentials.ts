@@ -209,10 +209,11 @@ export function createCredentialService(
       const policies = await access.policiesOf(ctx);
       const prefix = keys.credentials(ctx.tenant);
       const visible: Credential[] = [];
-      let after = query.continue === undefined ? undefined : prefix + decodeContinue(query.continue);
+      const walk = prefix + (query.prefix ?? '');
+      let after = query.continue === undefined ? undefined : prefix + decodeContinue(walk, query.continue);
       let scanned = 0;
       let more = false;
-      for await (const kv of scanPrefix(store, prefix + (query.prefix ?? ''), {
+      for await (const kv of scanPrefix(store, walk, {
         // Reads ahead of a small page, so a sparse walk is not one round trip per record.
         pageSize: Math.max(100, Math.min(1_000, query.limit + 1)),
         ...(after !== undefined ? { startAfter: after } : {}),
@@ -234,7 +235,7 @@ export function createCredentialService(
         reason: `${visible.length} listed`,
       });
       return more && after !== undefined
-        ? { credentials: visible, continue: encodeContinue(after.slice(prefix.length)) }
+        ? { credentials: visible, continue: encodeContinue(walk, after.slice(prefix.length)) }
         : { credentials: visible };
     },
 

@@ -777,7 +777,7 @@ export function createLeaseService(
       };
 
       const leases: Lease[] = [];
-      let after = query.continue === undefined ? undefined : prefix + decodeContinue(query.continue);
+      let after = query.continue === undefined ? undefined : prefix + decodeContinue(prefix, query.continue);
       let scanned = 0;
       let complete = false;
       // The first read asks for `limit` keys; each read that leaves the page short asks for
@@ -824,7 +824,7 @@ export function createLeaseService(
       });
       return complete || after === undefined
         ? { leases }
-        : { leases, continue: encodeContinue(after.slice(prefix.length)) };
+        : { leases, continue: encodeContinue(prefix, after.slice(prefix.length)) };
     },
 
     /**

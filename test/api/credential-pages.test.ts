@@ -84,6 +84,40 @@ describe('GET /v1/credentials in pages', () => {
     expect(big.text).toMatch(/limit/);
   });
 
+  it('refuses a token of another list: other filters, another tenant', async () => {
+    const page = await vault.call('GET', '/v1/credentials?limit=5&prefix=team-a-');
+    const token = encodeURIComponent(page.body.continue);
+    const elsewhere = await vault.call('GET', `/v1/credentials?limit=5&continue=${token}`);
+    expect(elsewhere.status).toBe(400);
+    expect(elsewhere.text).toMatch(/continue belongs to another list/);
+    expect((await vault.call('GET', `/v1/credentials?limit=5&prefix=team-a-&continue=${token}`)).status).toBe(
+      200,
+    );
+
+    for (let i = 0; i < 3; i++)
+      for (const credentialName of ['team-a-0000', 'team-b-0001'])
+        await vault.call('POST', '/v1/leases', { body: { credentialName, ttl: '5m' } });
+    const leases = await vault.call('GET', '/v1/leases?credentialName=team-a-0000&limit=1');
+    const leaseToken = encodeURIComponent(leases.body.continue);
+    for (const path of [
+      `/v1/leases?credentialName=team-b-0001&limit=1&continue=${leaseToken}`,
+      `/v1/leases?limit=1&continue=${leaseToken}`,
+    ]) {
+      const res = await vault.call('GET', path);
+      expect(res.status, path).toBe(400);
+      expect(res.text).toMatch(/continue belongs to another list/);
+    }
+    await vault.call('POST', '/v1/sys/tenants', { body: { id: 'other-tenant' } });
+    const foreign = await vault.call(
+      'GET',
+      `/v1/leases?credentialName=team-a-0000&limit=1&continue=${leaseToken}`,
+      {
+        tenant: 'other-tenant',
+      },
+    );
+    expect(foreign.status).toBe(400);
+  });
+
   it('the SDK lists every credential, following the pages', async () => {
     const sdk = await Vault.connect({ addr: vault.url, token: vault.rootToken, tenant: vault.tenant });
     const all = await sdk.credentials.list();
