@@ -209,7 +209,13 @@ export function createLeaseService(
     earlier: { key: string; value: string; modRevision: number },
     withValue: boolean,
   ) {
-    const { leaseId } = parseRecord<{ leaseId: string }>(earlier.value);
+    const { leaseId, request } = parseRecord<{ leaseId: string; request?: string }>(earlier.value);
+    // (Keys written before requests were fingerprinted compare the credential alone.)
+    if (request !== undefined && request !== requestFingerprint(ctx, input)) {
+      throw conflict(
+        'this Idempotency-Key was used for a different request (credential, ttl, identity, version, renewable, maxTtl or labels differ); use a new key for a new lease',
+      );
+    }
     const found = await load(ctx, leaseId);
     if (!found) throw notFound(`the lease this Idempotency-Key issued ("${leaseId}") no longer exists`);
     const { lease } = found;
@@ -454,7 +460,13 @@ export function createLeaseService(
           ops: [
             ...leaseWriteOps(ctx.tenant, undefined, lease),
             ...(idempotencyKey
-              ? [{ type: 'put' as const, key: idempotencyKey, value: JSON.stringify({ leaseId: lease.id }) }]
+              ? [
+                  {
+                    type: 'put' as const,
+                    key: idempotencyKey,
+                    value: JSON.stringify({ leaseId: lease.id, request: requestFingerprint(ctx, input) }),
+                  },
+                ]
               : []),
           ],
           audit: [
@@ -927,6 +939,31 @@ export function createLeaseService(
 
 /** The most keys one read of a list walk asks for (the largest page a client may ask for). */
 const LIST_READ_MAX = 1_000;
+
+/**
+ * What a lease creation asked for, as a retry with the same Idempotency-Key must ask again:
+ * every field of the request (the identity defaulting to the caller), in a fixed order.
+ */
+function requestFingerprint(ctx: CallContext, input: CreateLeaseInput): string {
+  const labels = input.labels
+    ? Object.entries(input.labels).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    : [];
+  const identity = input.identity ?? ctx.principal.identity;
+  return createHash('sha256')
+    .update(
+      JSON.stringify([
+        input.credentialName,
+        input.ttl ?? null,
+        identity.type,
+        identity.name,
+        input.renewable,
+        input.maxTtl ?? null,
+        input.version ?? null,
+        labels,
+      ]),
+    )
+    .digest('base64url');
+}
 
 /** Where a dynamic lease's own value is bound (AAD): never a credential's name, which has no "/". */
 const leaseValueRef = (id: string) => `lease/${id}`;

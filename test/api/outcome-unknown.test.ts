@@ -113,14 +113,35 @@ describe('a lease creation whose store write timed out', () => {
       'content-type': 'application/json',
       'idempotency-key': 'reused',
     };
-    const post = (credentialName: string) =>
+    const post = (credentialName: string, more: Record<string, unknown> = {}) =>
       fetch(`${vault.url}/v1/leases`, {
         method: 'POST',
         headers,
-        body: JSON.stringify({ credentialName, ttl: '5m' }),
+        body: JSON.stringify({ credentialName, ttl: '5m', ...more }),
       });
-    expect((await post('stall')).status).toBe(201);
+    const first = await post('stall', { labels: { b: '2', a: '1' } });
+    expect(first.status).toBe(201);
+    const { id } = (await first.json()) as { id: string };
     expect((await post('other')).status).toBe(409);
+    // The same credential asked for differently is another request too: refused, not the
+    // first lease passed off as the answer to it (a label missing counts too).
+    for (const different of [
+      { ttl: '1h' },
+      { identity: { type: 'agent', name: 'bot' } },
+      { renewable: false },
+      { labels: { a: '1' } },
+    ])
+      expect(
+        (await post('stall', { labels: { b: '2', a: '1' }, ...different })).status,
+        JSON.stringify(different),
+      ).not.toBe(201);
+    const refused = await post('stall', { ttl: '1h', labels: { a: '1', b: '2' } });
+    expect(refused.status).toBe(409);
+    expect(await refused.text()).toMatch(/different request/);
+    // The same request (labels in another order) is the retry it claims to be.
+    const retried = await post('stall', { labels: { a: '1', b: '2' } });
+    expect(retried.status).toBe(201);
+    expect(((await retried.json()) as { id: string }).id).toBe(id);
     const bad = await fetch(`${vault.url}/v1/leases`, {
       method: 'POST',
       headers: { ...headers, 'idempotency-key': 'not valid!' },
