@@ -16,7 +16,7 @@ import type { Op } from '../store/store.js';
 import type { Access } from './access.js';
 import type { Mutation } from './committer.js';
 import type { CallContext } from './context.js';
-import { decodeContinue, encodeContinue, LIST_SCAN_BUDGET } from './continue-token.js';
+import { continueTokens, LIST_SCAN_BUDGET } from './continue-token.js';
 import { type CoreDeps, parseRecord } from './deps.js';
 import type { DynamicAccounts } from './dynamic-accounts.js';
 import type { Fingerprints } from './fingerprints.js';
@@ -46,6 +46,7 @@ export function createCredentialService(
   },
 ) {
   const { store, keyring, committer, access, fingerprints, clock, revokeWhere } = deps;
+  const tokens = continueTokens(fingerprints);
 
   /**
    * `cached` serves the record from the 1 s record cache: for callers whose commit compares
@@ -209,11 +210,15 @@ export function createCredentialService(
       const policies = await access.policiesOf(ctx);
       const prefix = keys.credentials(ctx.tenant);
       const visible: Credential[] = [];
-      const walk = prefix + (query.prefix ?? '');
-      let after = query.continue === undefined ? undefined : prefix + decodeContinue(walk, query.continue);
+      // What a continue token is bound to: this list, with these filters.
+      const walk = JSON.stringify(['credentials', query.prefix ?? '', query.labels ?? '']);
+      let after =
+        query.continue === undefined
+          ? undefined
+          : prefix + (await tokens.decode(ctx.tenant, walk, query.continue));
       let scanned = 0;
       let more = false;
-      for await (const kv of scanPrefix(store, walk, {
+      for await (const kv of scanPrefix(store, prefix + (query.prefix ?? ''), {
         // Reads ahead of a small page, so a sparse walk is not one round trip per record.
         pageSize: Math.max(100, Math.min(1_000, query.limit + 1)),
         ...(after !== undefined ? { startAfter: after } : {}),
@@ -235,7 +240,10 @@ export function createCredentialService(
         reason: `${visible.length} listed`,
       });
       return more && after !== undefined
-        ? { credentials: visible, continue: encodeContinue(walk, after.slice(prefix.length)) }
+        ? {
+            credentials: visible,
+            continue: await tokens.encode(ctx.tenant, walk, after.slice(prefix.length)),
+          }
         : { credentials: visible };
     },
 

@@ -1,4 +1,4 @@
-import { createHmac, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHmac, randomBytes } from 'node:crypto';
 import type { Store } from '../store/store.js';
 import type { KeyringPort } from './deps.js';
 import { keys } from './keys.js';
@@ -39,6 +39,37 @@ export function createFingerprints(deps: { store: Store; keyring: KeyringPort })
         .update(value)
         .digest('base64url')}`;
     },
+    /**
+     * Seals `plaintext` for this tenant (AES-256-GCM under a key derived from the HMAC key),
+     * bound to `context`: for tokens handed to clients that must reveal nothing and come back
+     * unchanged (list continuation tokens).
+     */
+    async seal(tenant: string, context: string, plaintext: string): Promise<string> {
+      const iv = randomBytes(12);
+      const cipher = createCipheriv('aes-256-gcm', tokenKey(await hmacKey(tenant)), iv).setAAD(
+        Buffer.from(context),
+      );
+      const sealed = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()]);
+      return Buffer.concat([iv, cipher.getAuthTag(), sealed]).toString('base64url');
+    },
+
+    /** What `seal` sealed for this tenant and context, or undefined for anything else. */
+    async open(tenant: string, context: string, token: string): Promise<string | undefined> {
+      const bytes = Buffer.from(token, 'base64url');
+      if (bytes.length < 29) return undefined;
+      try {
+        const decipher = createDecipheriv(
+          'aes-256-gcm',
+          tokenKey(await hmacKey(tenant)),
+          bytes.subarray(0, 12),
+        )
+          .setAAD(Buffer.from(context))
+          .setAuthTag(bytes.subarray(12, 28));
+        return Buffer.concat([decipher.update(bytes.subarray(28)), decipher.final()]).toString('utf8');
+      } catch {
+        return undefined;
+      }
+    },
     forget(tenant: string) {
       cache.delete(tenant);
     },
@@ -46,3 +77,7 @@ export function createFingerprints(deps: { store: Store; keyring: KeyringPort })
 }
 
 export type Fingerprints = ReturnType<typeof createFingerprints>;
+
+/** The sealing key: its own key, derived from the tenant's HMAC key. */
+const tokenKey = (hmacKey: Buffer) =>
+  createHmac('sha256', hmacKey).update('vault sealed-token key v1').digest();

@@ -16,7 +16,7 @@ import { badRequest, conflict, notFound, permissionDenied, VaultError } from '..
 import { getMany } from '../store/paged.js';
 import type { Access } from './access.js';
 import { type CallContext, formatIdentity, sameIdentity } from './context.js';
-import { decodeContinue, encodeContinue, LIST_SCAN_BUDGET } from './continue-token.js';
+import { continueTokens, LIST_SCAN_BUDGET } from './continue-token.js';
 import { isController } from './controller-role.js';
 import type { CredentialService } from './credentials.js';
 import { type CoreDeps, parseRecord } from './deps.js';
@@ -51,6 +51,7 @@ export function createLeaseService(
 ) {
   const { dynamic } = deps;
   const { store, keyring, committer, access, fingerprints, credentials, clock, config } = deps;
+  const tokens = continueTokens(fingerprints);
 
   /**
    * `cached` serves the record from the 1 s record cache: only for callers whose commit
@@ -789,7 +790,19 @@ export function createLeaseService(
       };
 
       const leases: Lease[] = [];
-      let after = query.continue === undefined ? undefined : prefix + decodeContinue(prefix, query.continue);
+      // What a continue token is bound to: this list, with these filters.
+      const walk = JSON.stringify([
+        'leases',
+        query.state ?? '',
+        query.credentialName ?? '',
+        query.identityType ?? '',
+        query.identityName ?? '',
+        query.labels ?? '',
+      ]);
+      let after =
+        query.continue === undefined
+          ? undefined
+          : prefix + (await tokens.decode(ctx.tenant, walk, query.continue));
       let scanned = 0;
       let complete = false;
       // The first read asks for `limit` keys; each read that leaves the page short asks for
@@ -836,7 +849,7 @@ export function createLeaseService(
       });
       return complete || after === undefined
         ? { leases }
-        : { leases, continue: encodeContinue(prefix, after.slice(prefix.length)) };
+        : { leases, continue: await tokens.encode(ctx.tenant, walk, after.slice(prefix.length)) };
     },
 
     /**

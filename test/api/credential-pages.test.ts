@@ -86,7 +86,19 @@ describe('GET /v1/credentials in pages', () => {
 
   it('refuses a token of another list: other filters, another tenant', async () => {
     const page = await vault.call('GET', '/v1/credentials?limit=5&prefix=team-a-');
+    // Opaque: the position is sealed (a walk may stop at a credential the caller may not list).
+    for (const part of (page.body.continue as string).split('.'))
+      expect(Buffer.from(part, 'base64url').toString('latin1')).not.toMatch(/team-/);
     const token = encodeURIComponent(page.body.continue);
+    const labelled = await vault.call(
+      'GET',
+      `/v1/credentials?limit=5&prefix=team-a-&labels=tier%3Dgold&continue=${token}`,
+    );
+    expect(labelled.status).toBe(400);
+    const tampered = `${page.body.continue.slice(0, -3)}${page.body.continue.endsWith('A') ? 'B' : 'A'}AA`;
+    const forged = await vault.call('GET', `/v1/credentials?limit=5&prefix=team-a-&continue=${tampered}`);
+    expect(forged.status).toBe(400);
+    expect(forged.text).toMatch(/not a token this server issued/);
     const elsewhere = await vault.call('GET', `/v1/credentials?limit=5&continue=${token}`);
     expect(elsewhere.status).toBe(400);
     expect(elsewhere.text).toMatch(/continue belongs to another list/);
