@@ -1,0 +1,129 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createRedisEngine } from '../../src/engines/redis.js';
+import { type Redis, redisAvailable, startRedis } from '../support/redis.js';
+import { startTestVault, type TestVault } from '../support/test-vault.js';
+
+// Red team, session 5: Idempotency-Key on POST /v1/leases.
+
+async function post(vault: TestVault, body: unknown, key: string, token?: string) {
+  const response = await fetch(`${vault.url}/v1/leases`, {
+    method: 'POST',
+    headers: {
+      authorization: `Bearer ${token ?? vault.rootToken}`,
+      'content-type': 'application/json',
+      'idempotency-key': key,
+    },
+    body: JSON.stringify(body),
+  });
+  return {
+    status: response.status,
+    body: (await response.json()) as { id?: string; error?: { message: string } },
+  };
+}
+
+describe('Idempotency-Key: static credentials', () => {
+  let vault: TestVault;
+  beforeAll(async () => {
+    vault = await startTestVault();
+    const created = await vault.call('POST', '/v1/credentials', {
+      body: { name: 'db', type: 'password', value: 's3cret-value-1' },
+    });
+    expect(created.status).toBe(201);
+  });
+  afterAll(() => vault.close());
+
+  it('two creates with the same key at once issue one lease', async () => {
+    const answers = await Promise.all(
+      Array.from({ length: 8 }, () => post(vault, { credentialName: 'db', ttl: '5m' }, 'same-at-once')),
+    );
+    const ids = new Set(answers.filter((a) => a.status === 201).map((a) => a.body.id));
+    expect(answers.map((a) => a.status)).toEqual(Array(8).fill(201));
+    expect(ids.size).toBe(1);
+    const list = await vault.call('GET', '/v1/leases?credentialName=db&limit=1000');
+    expect(list.body.leases.filter((l: { id: string }) => ids.has(l.id))).toHaveLength(1);
+    expect(list.body.leases).toHaveLength(1);
+  });
+
+  it('renewable omitted and renewable: true are the same request', async () => {
+    const first = await post(vault, { credentialName: 'db', ttl: '5m' }, 'renewable-default');
+    const second = await post(
+      vault,
+      { credentialName: 'db', ttl: '5m', renewable: true },
+      'renewable-default',
+    );
+    expect(first.status).toBe(201);
+    expect(second.status).toBe(201);
+    expect(second.body.id).toBe(first.body.id);
+  });
+
+  it('label order does not matter; a label value does', async () => {
+    const first = await post(vault, { credentialName: 'db', labels: { a: '1', b: '2' } }, 'labels-order');
+    const same = await post(vault, { credentialName: 'db', labels: { b: '2', a: '1' } }, 'labels-order');
+    const other = await post(vault, { credentialName: 'db', labels: { b: '2', a: '3' } }, 'labels-order');
+    expect(same.body.id).toBe(first.body.id);
+    expect(other.status).toBe(409);
+  });
+
+  it('another caller with the same key gets its own lease', async () => {
+    await vault.call('PUT', '/v1/policies/leaser', {
+      body: { rules: [{ credentials: ['db'], actions: ['lease', 'reveal', 'read-metadata'] }] },
+    });
+    const alice = await vault.tokenFor({ type: 'agent', name: 'alice' }, ['leaser']);
+    const bob = await vault.tokenFor({ type: 'agent', name: 'bob' }, ['leaser']);
+    const a = await post(vault, { credentialName: 'db' }, 'shared-key', alice);
+    const b = await post(vault, { credentialName: 'db' }, 'shared-key', bob);
+    expect(a.status).toBe(201);
+    expect(b.status).toBe(201);
+    expect(b.body.id).not.toBe(a.body.id);
+  });
+
+  it('a retry after the lease was revoked returns the revoked lease, never a new one, without its value', async () => {
+    const first = await post(vault, { credentialName: 'db' }, 'then-revoked');
+    expect((first.body as { value?: string }).value).toBe('s3cret-value-1');
+    const revoked = await vault.call('POST', `/v1/leases/${first.body.id}/revoke`, { body: {} });
+    expect(revoked.status).toBe(200);
+    const retry = await post(vault, { credentialName: 'db' }, 'then-revoked');
+    expect(retry.status).toBe(201);
+    expect(retry.body.id).toBe(first.body.id);
+    expect((retry.body as { value?: string }).value).toBeUndefined();
+  });
+});
+
+describe.skipIf(!redisAvailable)('Idempotency-Key: dynamic credentials (real redis)', () => {
+  let vault: TestVault;
+  let redis: Redis;
+  beforeAll(async () => {
+    redis = await startRedis();
+    vault = await startTestVault({ engines: { redis: createRedisEngine() } });
+    const created = await vault.call('POST', '/v1/credentials', {
+      body: {
+        name: 'cache',
+        type: 'database-url',
+        value: redis.adminUrl,
+        dynamic: { engine: 'redis', aclRules: ['~*', '+@read'] },
+      },
+    });
+    expect(created.status, created.text).toBe(201);
+  }, 30_000);
+  afterAll(async () => {
+    await vault?.close();
+    await redis?.close();
+  });
+
+  it('a retry with the same key returns the first dynamic lease, not a second account', async () => {
+    const first = await post(vault, { credentialName: 'cache', ttl: '5m' }, 'dyn-retry');
+    const retry = await post(vault, { credentialName: 'cache', ttl: '5m' }, 'dyn-retry');
+    expect(first.status).toBe(201);
+    expect(retry.status).toBe(201);
+    expect(retry.body.id).toBe(first.body.id);
+    const list = await vault.call('GET', '/v1/leases?credentialName=cache');
+    expect(list.body.leases).toHaveLength(1);
+  });
+
+  it('the same key with another request is 409 for a dynamic credential too', async () => {
+    const first = await post(vault, { credentialName: 'cache', ttl: '5m' }, 'dyn-other');
+    const other = await post(vault, { credentialName: 'cache', ttl: '6m' }, 'dyn-other');
+    expect(first.status).toBe(201);
+    expect(other.status).toBe(409);
+  });
+});
