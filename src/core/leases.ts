@@ -261,7 +261,16 @@ export function createLeaseService(
     ttlMs: number,
     maxTtlMs: number,
     withValue: boolean,
+    idempotency: { hash: string; key: string } | undefined,
   ): Promise<Lease> {
+    // A retry whose first attempt committed gets that lease, before any account is made.
+    if (idempotency) {
+      const replayed = await committer.commit(ctx, async () => {
+        const earlier = await store.get(idempotency.key);
+        return earlier ? replay(ctx, input, earlier, withValue) : { ops: [], audit: [], result: undefined };
+      });
+      if (replayed) return replayed;
+    }
     const credential = loaded.credential;
     const id = newLeaseId();
     const now = clock();
@@ -294,9 +303,13 @@ export function createLeaseService(
       renewCount: 0,
       state: 'active',
       ...(input.labels ? { labels: input.labels } : {}),
+      ...(idempotency ? { idempotency: idempotency.hash } : {}),
       dynamic: issued.dynamic,
     };
     let committed = false;
+    // Set when a concurrent attempt with the same key committed first: its lease is the
+    // answer, and this attempt's account is rolled back.
+    let replayedInstead = false;
     try {
       const sealed = await keyring.sealValue(
         ctx.tenant,
@@ -309,11 +322,24 @@ export function createLeaseService(
         // The credential must still exist: a lease of a deleted credential would outlive it.
         if (!(await store.get(keys.credential(ctx.tenant, credential.name))))
           throw notFound(`credential "${credential.name}" was deleted`);
+        const earlier = idempotency ? await store.get(idempotency.key) : undefined;
+        replayedInstead = earlier !== undefined;
+        if (earlier) return replay(ctx, input, earlier, withValue);
         return {
+          compare: idempotency ? [{ key: idempotency.key, modRevision: 0 }] : [],
           ops: [
             ...leaseWriteOps(ctx.tenant, undefined, lease),
             { type: 'put', key: keys.leaseValue(ctx.tenant, id), value: JSON.stringify({ sealed }) },
             ...issued.ops,
+            ...(idempotency
+              ? [
+                  {
+                    type: 'put' as const,
+                    key: idempotency.key,
+                    value: JSON.stringify({ leaseId: id, request: requestFingerprint(ctx, input) }),
+                  },
+                ]
+              : []),
           ],
           audit: [
             {
@@ -328,6 +354,7 @@ export function createLeaseService(
           result: withValue ? { ...toLease(lease, now), value: issued.value } : toLease(lease, now),
         };
       });
+      if (replayedInstead) return result;
       committed = true;
       await issued.finish(true).catch(async (err: unknown) => {
         // Committed here but not upstream: the lease must not stand without its account.
@@ -389,16 +416,6 @@ export function createLeaseService(
       const decision = await access.checkLease(ctx, target, resource, loaded.credential);
       let { ttlMs, maxTtlMs } = ttlLimits(ctx, loaded.credential, input, decision.maxTtlMs);
       const withValue = await mayReadValue(ctx, loaded.credential);
-      if (loaded.credential.dynamic) {
-        if (input.version !== undefined && input.version !== loaded.credential.currentVersion)
-          throw badRequest('a dynamic credential issues from its current version only', { field: 'version' });
-        return createDynamic(ctx, input, loaded, target, ttlMs, maxTtlMs, withValue);
-      }
-
-      // The first attempt uses the record read above (perhaps from the cache): the commit
-      // compares its revision. A retry reads it afresh and decides again on what it finds.
-      let reuse: typeof loaded | undefined = loaded;
-      let refused: string | undefined;
       const idempotency =
         options.idempotencyKey === undefined
           ? undefined
@@ -406,6 +423,25 @@ export function createLeaseService(
               .update(`${formatIdentity(ctx.principal.identity)}\0${options.idempotencyKey}`)
               .digest('base64url');
       const idempotencyKey = idempotency && keys.leaseIdempotency(ctx.tenant, idempotency);
+      if (loaded.credential.dynamic) {
+        if (input.version !== undefined && input.version !== loaded.credential.currentVersion)
+          throw badRequest('a dynamic credential issues from its current version only', { field: 'version' });
+        return createDynamic(
+          ctx,
+          input,
+          loaded,
+          target,
+          ttlMs,
+          maxTtlMs,
+          withValue,
+          idempotency && idempotencyKey ? { hash: idempotency, key: idempotencyKey } : undefined,
+        );
+      }
+
+      // The first attempt uses the record read above (perhaps from the cache): the commit
+      // compares its revision. A retry reads it afresh and decides again on what it finds.
+      let reuse: typeof loaded | undefined = loaded;
+      let refused: string | undefined;
       const issued = committer.commit(ctx, async () => {
         const earlier = idempotencyKey ? await store.get(idempotencyKey) : undefined;
         if (earlier) return replay(ctx, input, earlier, withValue);

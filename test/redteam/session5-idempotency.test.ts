@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRedisEngine } from '../../src/engines/redis.js';
+import { redisCommands } from '../../src/engines/resp.js';
 import { type Redis, redisAvailable, startRedis } from '../support/redis.js';
 import { startTestVault, type TestVault } from '../support/test-vault.js';
 
@@ -118,6 +119,18 @@ describe.skipIf(!redisAvailable)('Idempotency-Key: dynamic credentials (real red
     expect(retry.body.id).toBe(first.body.id);
     const list = await vault.call('GET', '/v1/leases?credentialName=cache');
     expect(list.body.leases).toHaveLength(1);
+  });
+
+  it('creates with the same key at once issue one dynamic lease', async () => {
+    const answers = await Promise.all(
+      Array.from({ length: 6 }, () => post(vault, { credentialName: 'cache', ttl: '5m' }, 'dyn-at-once')),
+    );
+    expect(answers.map((a) => a.status)).toEqual(Array(6).fill(201));
+    expect(new Set(answers.map((a) => a.body.id)).size).toBe(1);
+    // The attempts that lost left no account upstream: one ACL user per lease.
+    const leases = await vault.call('GET', '/v1/leases?credentialName=cache&state=active');
+    const [users] = (await redisCommands(redis.admin, [['ACL', 'USERS']])) as [string[]];
+    expect(users.filter((u) => u !== 'admin' && u !== 'default')).toHaveLength(leases.body.leases.length);
   });
 
   it('the same key with another request is 409 for a dynamic credential too', async () => {
