@@ -68,6 +68,25 @@ describe('credential pages', () => {
     expect(junk.body.error.message).toMatch(/continue/);
   });
 
+  it('a token edited to claim another walk, or with a made-up seal, is 400 (never 500, never applied)', async () => {
+    const a = (await vault.call('GET', '/v1/credentials?prefix=a-&limit=1')).body.continue as string;
+    const b = (await vault.call('GET', '/v1/credentials?prefix=b-&limit=1')).body.continue as string;
+    const [idA, sealedA = ''] = a.split('.');
+    const [idB] = b.split('.');
+    // The walk id of prefix "b-" spliced onto the sealed position of prefix "a-".
+    const moved = await vault.call('GET', `/v1/credentials?prefix=b-&continue=${idB}.${sealedA}`);
+    expect(moved.status).toBe(400);
+    expect(moved.body.error.message).toMatch(/not a token this server issued/);
+    const forged = await vault.call(
+      'GET',
+      `/v1/credentials?prefix=a-&continue=${idA}.AAAA${sealedA.slice(4)}`,
+    );
+    expect(forged.status).toBe(400);
+    expect(forged.body.error.message).toMatch(/not a token this server issued/);
+    const old = Buffer.from(JSON.stringify({ v: 1, w: idA, after: 'a-3' })).toString('base64url');
+    expect((await vault.call('GET', `/v1/credentials?prefix=a-&continue=${old}`)).status).toBe(400);
+  });
+
   it('a token of a lease list is refused by the credential list', async () => {
     for (let i = 0; i < 2; i++) {
       expect((await vault.call('POST', '/v1/leases', { body: { credentialName: 'b-1' } })).status).toBe(201);
@@ -136,6 +155,7 @@ describe('credential pages for a token that may list only some credentials', () 
       if (next) tokens.push(next);
     } while (next);
     expect(names).toEqual(['a-visible']);
-    for (const t of tokens) expect(decode(t)).not.toMatch(/hidden/);
+    for (const t of tokens)
+      for (const part of [t, ...t.split('.')]) expect(decode(part)).not.toMatch(/hidden/);
   }, 60_000);
 });
