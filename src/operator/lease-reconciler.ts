@@ -121,7 +121,10 @@ export function createLeaseReconciler(
       // A lease issued before a crash, whose id never reached the status, is adopted
       // rather than issued again.
       const uid = obj.metadata.uid;
-      const orphan = !obj.status?.leaseId && uid ? await vault.findLeaseFor(tenant, uid) : undefined;
+      const orphan =
+        !obj.status?.leaseId && uid
+          ? await vault.findLeaseFor(tenant, uid, step.request.identity)
+          : undefined;
       try {
         lease =
           orphan?.credentialName === step.request.credentialName

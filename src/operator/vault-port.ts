@@ -64,8 +64,8 @@ export interface VaultPort {
   /** Issues a lease acting as `input.identity`; throws VaultError permission_denied when its policies refuse. */
   issueLease(tenant: string, input: IssueLeaseInput): Promise<LeaseInfo>;
   getLease(tenant: string, id: string): Promise<LeaseInfo | undefined>;
-  /** The active lease issued for the VaultLease with this UID, if one exists. */
-  findLeaseFor(tenant: string, owner: string): Promise<LeaseInfo | undefined>;
+  /** The active lease issued to `identity` for the VaultLease with this UID, if one exists. */
+  findLeaseFor(tenant: string, owner: string, identity: Identity): Promise<LeaseInfo | undefined>;
   renewLease(tenant: string, id: string, increment?: string): Promise<LeaseInfo>;
   revokeLease(tenant: string, id: string, reason: string): Promise<void>;
   /**

@@ -7,9 +7,12 @@ import { writeFileSync } from 'node:fs';
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { systemContext } from '../../src/core/index.js';
+import { keys } from '../../src/core/keys.js';
+import type { LeaseRecord } from '../../src/core/lease-record.js';
 import { resourceTypes } from '../../src/k8s/api-client.js';
 import type { KubeObject } from '../../src/k8s/resources.js';
 import type { Operator } from '../../src/operator/manager.js';
+import { writeLeases } from '../support/bulk-leases.js';
 import { eventually, type OperatorEnv, repoFile, setupOperatorEnv } from './support.js';
 
 let env: OperatorEnv;
@@ -389,6 +392,42 @@ spec: {credentialRef: {name: c}, serviceAccountName: app, ttl: 1h}`,
     expect(adopted).toBe(issued!.id);
     expect((await env.core.leases.list(ctx(ns), { state: 'active', limit: 100 })).leases).toHaveLength(1);
   });
+
+  it("looks for an orphan among its workload's leases, not the tenant's (one list page among 20,000 others)", async () => {
+    const ns = 'orphan-scale';
+    await env.cp.createNamespace(ns);
+    await apply(
+      ns,
+      `apiVersion: vault.ghoststack.io/v1alpha1
+kind: VaultCredential
+metadata: {name: c}
+spec: {type: generic, source: {generate: {}}, access: {serviceAccounts: [app]}}
+---
+apiVersion: vault.ghoststack.io/v1alpha1
+kind: VaultLease
+metadata: {name: l}
+spec: {credentialRef: {name: c}, serviceAccountName: app, ttl: 1h}`,
+    );
+    await phaseOf(ns, 'l', 'Active');
+    const uid = (await getLease(ns, 'l')).metadata.uid!;
+    const {
+      leases: [issued],
+    } = await env.core.leases.list(ctx(ns), { state: 'active', limit: 100 });
+    // Other workloads' leases in the same tenant, written straight into the store, with ids
+    // that sort before any the server makes ('-' is base64url's first character).
+    const record = JSON.parse((await env.store.get(keys.lease(ns, issued!.id)))!.value) as LeaseRecord;
+    const other = { ...record, identity: { type: 'workload' as const, name: `${ns}/other` }, labels: {} };
+    await writeLeases(env.store, ns, other, 'c', 20_000, (n) => `lease_---${String(n).padStart(6, '0')}`);
+
+    const lists = async () =>
+      (await env.core.audit.query(ctx(ns), { action: 'lease.list', limit: 1000 })).records.length;
+    const before = await lists();
+    const port = await env.port();
+    const found = await port.findLeaseFor(ns, uid, issued!.identity);
+    expect(found?.id).toBe(issued!.id);
+    // A walk of the tenant's leases takes three pages (10,000 keys each) to get past them.
+    expect((await lists()) - before).toBe(1);
+  }, 120_000);
 
   it('runs one leader among two controllers and fails over when it stops', async () => {
     const second = await env.startOperator();

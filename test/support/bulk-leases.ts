@@ -15,15 +15,17 @@ export async function writeLeases(
   template: LeaseRecord,
   credential: string,
   count: number,
+  /** The n-th lease's id (default: random, as the server makes them). */
+  idOf: (n: number) => string = () => `lease_${randomBytes(16).toString('base64url')}`,
 ): Promise<void> {
   const now = Date.now();
   const perTxn = 25;
   const txns: Array<() => Promise<unknown>> = [];
   for (let done = 0; done < count; done += perTxn) {
-    const ops = Array.from({ length: Math.min(perTxn, count - done) }, () => {
+    const ops = Array.from({ length: Math.min(perTxn, count - done) }, (_, i) => {
       const lease: LeaseRecord = {
         ...template,
-        id: `lease_${randomBytes(16).toString('base64url')}`,
+        id: idOf(done + i),
         credentialName: credential,
         issuedAt: new Date(now).toISOString(),
         expiresAt: new Date(now + 86_400_000).toISOString(),
