@@ -86,5 +86,10 @@ export type AuditVerifyResult = z.infer<typeof auditVerifyResult>;
 export const valueLookupRequest = z.strictObject({ value: z.string().min(1).max(65_536) });
 export const valueLookupResult = z.object({
   issued: z.boolean(),
+  /** How many audit records carry the value's HMAC. */
+  matches: z.number().int(),
+  /** The first (oldest) of them, 1,000 at most. */
   records: z.array(auditRecord),
+  /** True when `matches` is more than `records` holds. */
+  truncated: z.boolean(),
 });

@@ -321,26 +321,39 @@ export function createAuditService(deps: AuditServiceDeps) {
       return { tenant, algorithm: 'Ed25519', keyId: tenantKeys.keyId, publicKey: tenantKeys.publicKeyPem };
     },
 
-    /** Was this value ever issued? Compares keyed HMACs; the value itself is never stored. */
-    async lookupValue(ctx: CallContext, value: string): Promise<{ issued: boolean; records: AuditRecord[] }> {
+    /**
+     * Was this value ever issued? Compares keyed HMACs; the value itself is never stored. Every
+     * match is counted, the first LOOKUP_RECORDS are returned: a static credential's leases
+     * all share its value, so a million leases would be a million records in one answer.
+     */
+    async lookupValue(
+      ctx: CallContext,
+      value: string,
+    ): Promise<{ issued: boolean; matches: number; records: AuditRecord[]; truncated: boolean }> {
       await access.check(ctx, 'admin', 'audit', undefined, 'audit.lookup');
       const hmac = await fingerprints.of(ctx.tenant, value);
       const records: AuditRecord[] = [];
+      let matches = 0;
       for await (const record of auditRecords(store, ctx.tenant)) {
-        if (record.valueHmac === hmac) records.push(record);
+        if (record.valueHmac !== hmac) continue;
+        matches++;
+        if (records.length < LOOKUP_RECORDS) records.push(record);
       }
       await committer.record(ctx, {
         action: 'audit.lookup',
         resource: 'audit',
         outcome: 'allowed',
-        reason: records.length ? `${records.length} matching records` : 'no match',
+        reason: matches ? `${matches} matching records` : 'no match',
       });
-      return { issued: records.length > 0, records };
+      return { issued: matches > 0, matches, records, truncated: matches > records.length };
     },
   };
 }
 
 export type AuditService = ReturnType<typeof createAuditService>;
+
+/** The most matching records a value look-up answers with (all are counted). */
+export const LOOKUP_RECORDS = 1_000;
 
 function matches(
   record: AuditRecord,

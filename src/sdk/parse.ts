@@ -375,5 +375,9 @@ export function parseAuditPublicKey(value: unknown, path = 'key'): AuditPublicKe
 
 export function parseValueLookup(value: unknown, path = 'result'): ValueLookupResult {
   const o = obj(value, path);
-  return { issued: bool(o, 'issued', path), records: arr(o, 'records', path, parseAuditRecord) };
+  const records = arr(o, 'records', path, parseAuditRecord);
+  // Servers before the cap answered every record, without a count.
+  const matches = typeof o.matches === 'number' ? o.matches : records.length;
+  const truncated = typeof o.truncated === 'boolean' ? o.truncated : false;
+  return { issued: bool(o, 'issued', path), matches, records, truncated };
 }

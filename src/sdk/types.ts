@@ -510,6 +510,10 @@ export interface AuditPublicKey {
 export interface ValueLookupResult {
   /** Whether the value was ever issued through a lease. */
   issued: boolean;
-  /** The records of its issuance. */
+  /** How many audit records carry the value (issues, reads, uses). */
+  matches: number;
+  /** The first (oldest) of those records, 1,000 at most. */
   records: AuditRecord[];
+  /** True when there are more matches than `records` holds. */
+  truncated: boolean;
 }

@@ -103,6 +103,20 @@ describe.each(['etcd', 'embedded'] as const)('a tenant with 12,000 leases on the
     expect(metrics.text).toMatch(new RegExp(`vault_leases\\{state="active"\\} ${TOTAL}\\b`));
   });
 
+  it('looks a value up in 12,000 matching audit records: all counted, the first 1,000 answered', async () => {
+    // Every seeded credential holds the value "v", so every lease issue carries its HMAC.
+    const res = await vault.call('POST', '/v1/audit/lookup', { body: { value: 'v' } });
+    expect(res.status).toBe(200);
+    expect(res.body.issued).toBe(true);
+    expect(res.body.matches).toBeGreaterThanOrEqual(TOTAL);
+    expect(res.body.records).toHaveLength(1_000);
+    expect(res.body.truncated).toBe(true);
+    const seqs = res.body.records.map((r: { seq: number }) => r.seq);
+    expect(seqs).toEqual([...seqs].sort((a, b) => a - b));
+    const none = await vault.call('POST', '/v1/audit/lookup', { body: { value: 'never issued' } });
+    expect(none.body).toMatchObject({ issued: false, matches: 0, records: [], truncated: false });
+  });
+
   it("revokes one credential's leases in bulk", async () => {
     const res = await vault.call('POST', '/v1/leases/revoke', { body: { credentialName: 'revokeme' } });
     expect(res.status).toBe(200);

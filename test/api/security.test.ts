@@ -97,6 +97,8 @@ describe('a canary secret never leaks', () => {
     const lookup = await vault.call('POST', '/v1/audit/lookup', { body: { value: canary } });
     expect(lookup.body.issued).toBe(true);
     expect(lookup.body.records.map((r: { action: string }) => r.action)).toContain('lease.create');
+    expect(lookup.body.matches).toBe(lookup.body.records.length);
+    expect(lookup.body.truncated).toBe(false);
     const never = await vault.call('POST', '/v1/audit/lookup', { body: { value: 'never-issued' } });
     expect(never.body.issued).toBe(false);
   });
