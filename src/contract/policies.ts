@@ -68,3 +68,11 @@ export const identityRecord = z.object({
   updatedAt: z.string(),
 });
 export type IdentityRecord = z.infer<typeof identityRecord>;
+
+/** A page of policies or identities. */
+export const adminListQuery = z.strictObject({
+  /** At most this many records in one answer (1–1000, default 1000). */
+  limit: z.coerce.number().int().min(1).max(1000).default(1000),
+  /** The `continue` token of the previous page. */
+  continue: z.string().min(1).max(4096).optional(),
+});

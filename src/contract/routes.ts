@@ -100,7 +100,11 @@ export const routes = {
     path: '/v1/identities',
     summary: 'List identities',
     auth: 'token',
-    response: z.object({ identities: z.array(policies.identityRecord) }),
+    query: policies.adminListQuery,
+    response: z.object({
+      identities: z.array(policies.identityRecord),
+      continue: z.string().optional().describe('Present while more may follow: pass it back as continue'),
+    }),
   },
   putIdentity: {
     method: 'put',
@@ -130,7 +134,11 @@ export const routes = {
     path: '/v1/policies',
     summary: 'List policies',
     auth: 'token',
-    response: z.object({ policies: z.array(policies.policy) }),
+    query: policies.adminListQuery,
+    response: z.object({
+      policies: z.array(policies.policy),
+      continue: z.string().optional().describe('Present while more may follow: pass it back as continue'),
+    }),
   },
   putPolicy: {
     method: 'put',

@@ -5,6 +5,7 @@ import { notFound } from '../lib/errors.js';
 import { scanPrefix } from '../store/paged.js';
 import type { Access } from './access.js';
 import type { CallContext } from './context.js';
+import { continueTokens } from './continue-token.js';
 import {
   controllerIdentityRefusal,
   controllerLabel,
@@ -12,7 +13,14 @@ import {
   isController,
 } from './controller-role.js';
 import { type CoreDeps, parseRecord } from './deps.js';
+import type { Fingerprints } from './fingerprints.js';
 import { keys } from './keys.js';
+
+/** One page of an administrative list: at most `limit` records after `continue`. */
+export interface AdminListQuery {
+  limit: number;
+  continue?: string | undefined;
+}
 
 /** A controller's change refused on the record the commit compares (audited outside the commit). */
 class ControllerRefusal extends Error {}
@@ -25,8 +33,9 @@ class ControllerRefusal extends Error {}
 type ControllerRule<T> = ((existing: T | undefined) => string | undefined) | undefined;
 
 /** Policies and identities: administration of a tenant, every change audited. */
-export function createAdminService(deps: CoreDeps & { access: Access }) {
+export function createAdminService(deps: CoreDeps & { access: Access; fingerprints: Fingerprints }) {
   const { store, committer, access, clock, records } = deps;
+  const tokens = continueTokens(deps.fingerprints);
 
   async function authorize<T>(ctx: CallContext, resource: string, action: string, rule?: ControllerRule<T>) {
     if (!isController(ctx.principal)) return access.check(ctx, 'admin', resource, undefined, action);
@@ -115,12 +124,37 @@ export function createAdminService(deps: CoreDeps & { access: Access }) {
     return parseRecord<T>(kv.value);
   }
 
-  async function list<T>(ctx: CallContext, prefix: string, resource: string, action: string): Promise<T[]> {
+  /** A page of the records under `prefix`, and a token for the next while more may follow. */
+  async function list<T>(
+    ctx: CallContext,
+    prefix: string,
+    resource: string,
+    action: string,
+    query: AdminListQuery,
+  ): Promise<{ items: T[]; continue?: string }> {
     await access.check(ctx, 'admin', resource, undefined, action);
-    const found: T[] = [];
-    for await (const kv of scanPrefix(store, prefix)) found.push(parseRecord<T>(kv.value));
-    await committer.record(ctx, { action, resource, outcome: 'allowed' });
-    return found;
+    const walk = JSON.stringify([resource]);
+    let after =
+      query.continue === undefined
+        ? undefined
+        : prefix + (await tokens.decode(ctx.tenant, walk, query.continue));
+    const items: T[] = [];
+    let more = false;
+    for await (const kv of scanPrefix(store, prefix, {
+      pageSize: Math.min(1_000, query.limit + 1),
+      ...(after !== undefined ? { startAfter: after } : {}),
+    })) {
+      if (items.length === query.limit) {
+        more = true;
+        break;
+      }
+      items.push(parseRecord<T>(kv.value));
+      after = kv.key;
+    }
+    await committer.record(ctx, { action, resource, outcome: 'allowed', reason: `${items.length} listed` });
+    return more && after !== undefined
+      ? { items, continue: await tokens.encode(ctx.tenant, walk, after.slice(prefix.length)) }
+      : { items };
   }
 
   return {
@@ -148,7 +182,16 @@ export function createAdminService(deps: CoreDeps & { access: Access }) {
           `policy "${name}"`,
           () => controllerPolicyRefusal(ctx.principal, name),
         ),
-      list: (ctx: CallContext) => list<Policy>(ctx, keys.policies(ctx.tenant), 'policies', 'policy.list'),
+      list: async (ctx: CallContext, query: AdminListQuery) => {
+        const { items, ...page } = await list<Policy>(
+          ctx,
+          keys.policies(ctx.tenant),
+          'policies',
+          'policy.list',
+          query,
+        );
+        return { policies: items, ...page };
+      },
       delete: (ctx: CallContext, name: string) =>
         remove(
           ctx,
@@ -185,8 +228,16 @@ export function createAdminService(deps: CoreDeps & { access: Access }) {
           `identity ${type}:${name}`,
           () => controllerIdentityRefusal(ctx.principal, type, name, undefined, { policies: [] }),
         ),
-      list: (ctx: CallContext) =>
-        list<IdentityRecord>(ctx, keys.identities(ctx.tenant), 'identities', 'identity.list'),
+      list: async (ctx: CallContext, query: AdminListQuery) => {
+        const { items, ...page } = await list<IdentityRecord>(
+          ctx,
+          keys.identities(ctx.tenant),
+          'identities',
+          'identity.list',
+          query,
+        );
+        return { identities: items, ...page };
+      },
       delete: (ctx: CallContext, type: IdentityType, name: string) =>
         remove(
           ctx,

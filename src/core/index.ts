@@ -97,7 +97,7 @@ export function createVaultCore(options: VaultCoreDeps) {
     dynamic,
     expiryFeed,
   });
-  const admin = createAdminService({ ...deps, access });
+  const admin = createAdminService({ ...deps, access, fingerprints });
   audit = createAuditService({ ...deps, access, fingerprints, auditKeys, integrity, sink });
   return {
     store: options.store,

@@ -2,6 +2,7 @@
 
 import { checkpointSignedBy } from './checkpoint.js';
 import { type Http, seg } from './http.js';
+import { allPages } from './pages.js';
 import {
   arr,
   obj,
@@ -222,14 +223,9 @@ export class PoliciesApi {
     this.#http = http;
   }
 
-  /** Every policy of the tenant. */
+  /** Every policy of the tenant (the server answers 1,000 a page; this follows them all). */
   list(options: Options = {}): Promise<Policy[]> {
-    return this.#http.json(
-      'get',
-      '/v1/policies',
-      (body) => arr(obj(body, 'response'), 'policies', 'response', parsePolicy),
-      options,
-    );
+    return allPages(this.#http, '/v1/policies', 'policies', parsePolicy, {}, options);
   }
 
   /** One policy. */
@@ -257,14 +253,9 @@ export class IdentitiesApi {
     this.#http = http;
   }
 
-  /** Every identity of the tenant. */
+  /** Every identity of the tenant (the server answers 1,000 a page; this follows them all). */
   list(options: Options = {}): Promise<IdentityRecord[]> {
-    return this.#http.json(
-      'get',
-      '/v1/identities',
-      (body) => arr(obj(body, 'response'), 'identities', 'response', parseIdentityRecord),
-      options,
-    );
+    return allPages(this.#http, '/v1/identities', 'identities', parseIdentityRecord, {}, options);
   }
 
   /** One identity. */

@@ -1,4 +1,5 @@
 import { type Http, seg } from './http.js';
+import { allPages } from './pages.js';
 import { arr, obj, parseBulkRevoke, parseCredential } from './parse.js';
 import type {
   BulkRevokeResult,
@@ -48,27 +49,14 @@ export class CredentialsApi {
           .map(([key, value]) => `${key}=${value}`)
           .join(',')
       : undefined;
-    // The server answers a page at a time (1,000 at most): follow them all.
-    const all: Credential[] = [];
-    let next: string | undefined;
-    do {
-      const page = await this.#http.json(
-        'get',
-        '/v1/credentials',
-        (body) => {
-          const o = obj(body, 'response');
-          const token = o.continue;
-          return {
-            credentials: arr(o, 'credentials', 'response', parseCredential),
-            continue: typeof token === 'string' && token !== '' ? token : undefined,
-          };
-        },
-        { query: { prefix: query.prefix, labels, continue: next }, ...options },
-      );
-      all.push(...page.credentials);
-      next = page.continue;
-    } while (next);
-    return all;
+    return allPages(
+      this.#http,
+      '/v1/credentials',
+      'credentials',
+      parseCredential,
+      { prefix: query.prefix, labels },
+      options,
+    );
   }
 
   /** A credential's metadata and versions. */

@@ -107,8 +107,10 @@ export function apiRoutes(deps: {
   });
 
   // identities and policies
-  router.get('/identities', async (_req, res) => {
-    res.json({ identities: await core.identities.list(callContext(res)) });
+  router.get('/identities', async (req, res) => {
+    res.json(
+      await core.identities.list(callContext(res), parse(policies.adminListQuery, req.query, 'query')),
+    );
   });
   router.put('/identities/:type/:name', async (req, res) => {
     const { type, name } = parse(identityParams, req.params, 'path');
@@ -125,8 +127,8 @@ export function apiRoutes(deps: {
     await core.identities.delete(callContext(res), type, name);
     res.json({ ok: true });
   });
-  router.get('/policies', async (_req, res) => {
-    res.json({ policies: await core.policies.list(callContext(res)) });
+  router.get('/policies', async (req, res) => {
+    res.json(await core.policies.list(callContext(res), parse(policies.adminListQuery, req.query, 'query')));
   });
   router.put('/policies/:name', async (req, res) => {
     const { name } = parse(nameParam, req.params, 'path');

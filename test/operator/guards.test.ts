@@ -556,7 +556,12 @@ spec: {credentialRef: {name: c}, serviceAccountName: ${sa}, ttl: 5m}`,
         .then((page) => page.leases)
         .catch(() => []),
     ).toEqual([]);
-    expect(await env.core.identities.list(ctx(ns)).catch(() => [])).toEqual([]);
+    expect(
+      await env.core.identities
+        .list(ctx(ns), { limit: 10 })
+        .then((page) => page.identities)
+        .catch(() => []),
+    ).toEqual([]);
   });
 
   it('makes a VaultLease re-created under the same name Active at once', async () => {
