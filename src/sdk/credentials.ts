@@ -1,6 +1,6 @@
 import { type Http, seg } from './http.js';
 import { allPages } from './pages.js';
-import { arr, obj, parseBulkRevoke, parseCredential } from './parse.js';
+import { obj, parseBulkRevoke, parseCredential } from './parse.js';
 import type {
   BulkRevokeResult,
   CreateCredentialInput,

@@ -19,7 +19,7 @@ beforeAll(async () => {
   for (let i = 0; i < COUNT; i += 100)
     await Promise.all(
       Array.from({ length: Math.min(100, COUNT - i) }, (_, j) => pad(i + j)).flatMap((n) => [
-        vault.core.policies.put(ctx, `p-${n}`, { rules: [{ credentials: [`c-${n}`], actions: ['read'] }] }),
+        vault.core.policies.put(ctx, `p-${n}`, { rules: [{ credentials: [`c-${n}`], actions: ['lease'] }] }),
         vault.core.identities.put(ctx, 'agent', `a-${n}`, { policies: [`p-${n}`] }),
       ]),
     );
@@ -30,7 +30,8 @@ describe.each([
   { path: '/v1/policies', field: 'policies', prefix: 'p-' },
   { path: '/v1/identities', field: 'identities', prefix: 'a-' },
 ])('$path in pages', ({ path, field, prefix }) => {
-  const ours = (items: Array<{ name: string }>) => items.map((i) => i.name).filter((n) => n.startsWith(prefix));
+  const ours = (items: Array<{ name: string }>) =>
+    items.map((i) => i.name).filter((n) => n.startsWith(prefix));
 
   it('answers 1,000 at most with a token, and the walk lists every record once, in order', async () => {
     const first = await vault.call('GET', path);
