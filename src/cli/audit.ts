@@ -70,16 +70,9 @@ export function register(program: Command): void {
         ...(options.outcome && { outcome: options.outcome as AuditOutcome }),
         ...(options.identity && { identityName: options.identity }),
       };
-      // Page through to the end, keeping the last `lines` records.
-      let recent: AuditRecord[] = [];
-      let afterSeq = 0;
-      for (;;) {
-        const page = await vault.audit.query({ ...filters, afterSeq, limit: 1000 });
-        recent = [...recent, ...page].slice(-lines);
-        if (page.length < 1000) break;
-        afterSeq = page.at(-1)!.seq;
-      }
-      afterSeq = Math.max(afterSeq, recent.at(-1)?.seq ?? 0);
+      // The last `lines` records, read back from the head (not the whole chain from its start).
+      const recent = await vault.audit.tail({ ...filters, limit: lines });
+      let afterSeq = recent.at(-1)?.seq ?? 0;
       const emit = (records: AuditRecord[], first: boolean) => {
         if (options.json) {
           for (const record of records) process.stdout.write(`${JSON.stringify(recordJson(record))}\n`);

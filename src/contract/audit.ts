@@ -64,6 +64,16 @@ export const auditQuery = z.strictObject({
   since: z.iso.datetime().optional(),
   until: z.iso.datetime().optional(),
   afterSeq: z.coerce.number().int().min(0).optional(),
+  /**
+   * The newest matching records instead of the oldest: read back from the head (or from
+   * `beforeSeq`), answered oldest first; `before` continues further back.
+   */
+  newest: z
+    .enum(['true', 'false'])
+    .transform((v) => v === 'true')
+    .optional(),
+  /** With `newest`: only records before this seq (the `before` of the previous answer). */
+  beforeSeq: z.coerce.number().int().min(1).optional(),
   limit: z.coerce.number().int().min(1).max(1000).default(100),
 });
 

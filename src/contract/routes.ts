@@ -315,6 +315,13 @@ export const routes = {
         .describe(
           'Present when the server stopped before the end of the chain (it found `limit` records, or read 10,000 without finding them): pass it as `afterSeq` to go on.',
         ),
+      before: z
+        .number()
+        .int()
+        .optional()
+        .describe(
+          'With `newest=true`: present when older records may match (more than `limit` did, or 10,000 were read back): pass it as `beforeSeq` to go further back.',
+        ),
     }),
   },
   verifyAudit: {

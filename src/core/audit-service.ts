@@ -8,7 +8,7 @@ import {
   type auditQuery,
   auditRecord,
 } from '../contract/audit.js';
-import { isVaultError } from '../lib/errors.js';
+import { badRequest, isVaultError } from '../lib/errors.js';
 import type { Store } from '../store/store.js';
 import type { Access } from './access.js';
 import {
@@ -197,6 +197,42 @@ export function createAuditService(deps: AuditServiceDeps) {
     }
   }
 
+  /**
+   * The newest `limit` records matching the filters with seq below `beforeSeq` (default: up to
+   * the head), oldest first. Reads back from there a page at a time, at most
+   * `auditScanBudget` records; `before` (when set) is the seq to continue further back from.
+   */
+  async function newest(
+    tenant: string,
+    query: z.output<typeof auditQuery>,
+    sinceMs: number | undefined,
+    untilMs: number | undefined,
+  ): Promise<{ records: AuditRecord[]; before?: number }> {
+    const head = await store.get(keys.auditHead(tenant));
+    const headSeq = head ? (parseHead(head.value)?.seq ?? 0) : 0;
+    // Records from `from` + 1 to `upper` are read next; older pages go before newer ones.
+    let upper = Math.min(headSeq, (query.beforeSeq ?? headSeq + 1) - 1);
+    const pages: AuditRecord[][] = [];
+    let found = 0;
+    let scanned = 0;
+    while (upper > 0 && found < query.limit && scanned < config.auditScanBudget) {
+      const from = Math.max(0, upper - Math.min(PAGE, config.auditScanBudget - scanned));
+      const page: AuditRecord[] = [];
+      for await (const record of auditRecords(store, tenant, from)) {
+        if (record.seq > upper) break;
+        if (matches(record, query, sinceMs, untilMs)) page.push(record);
+      }
+      scanned += upper - from;
+      pages.unshift(page);
+      found += page.length;
+      upper = from;
+    }
+    const records = pages.flat().slice(-query.limit);
+    // Older matches were read and left out, or older records remain unread.
+    if (found > query.limit) return { records, before: records[0]!.seq };
+    return upper > 0 ? { records, before: upper + 1 } : { records };
+  }
+
   /** Records committed since each tenant's last checkpoint in this process. */
   const since = new Map<string, number>();
   const background = (tenant: string): Promise<void> => {
@@ -229,10 +265,13 @@ export function createAuditService(deps: AuditServiceDeps) {
     async query(
       ctx: CallContext,
       query: z.output<typeof auditQuery>,
-    ): Promise<{ records: AuditRecord[]; next?: number }> {
+    ): Promise<{ records: AuditRecord[]; next?: number; before?: number }> {
       await access.check(ctx, 'admin', 'audit', undefined, 'audit.query');
       const since = query.since ? Date.parse(query.since) : undefined;
       const until = query.until ? Date.parse(query.until) : undefined;
+      if (query.newest) return newest(ctx.tenant, query, since, until);
+      if (query.beforeSeq !== undefined)
+        throw badRequest('beforeSeq goes with newest=true', { field: 'beforeSeq' });
       const found: AuditRecord[] = [];
       let scanned = 0;
       for await (const record of auditRecords(store, ctx.tenant, query.afterSeq ?? 0)) {

@@ -88,6 +88,44 @@ export class AuditApi {
   }
 
   /**
+   * The newest `limit` (default 100) records matching the filters, oldest first: what `vault
+   * audit tail` shows. Read back from the head, so its cost does not grow with the chain;
+   * follows the server's `before` until `limit` records are found or the chain's start.
+   */
+  async tail(query: Omit<AuditQuery, 'afterSeq'> = {}, options: Options = {}): Promise<AuditRecord[]> {
+    const limit = query.limit ?? 100;
+    let found: AuditRecord[] = [];
+    let beforeSeq: number | undefined;
+    for (;;) {
+      const page = await this.#http.json(
+        'get',
+        '/v1/audit',
+        (body) => {
+          const o = obj(body, 'response');
+          const before = o.before;
+          if (before !== undefined && typeof before !== 'number')
+            throw new ResponseShapeError('response.before', 'a number');
+          return { records: arr(o, 'records', 'response', parseAuditRecord), before };
+        },
+        {
+          query: {
+            ...query,
+            since: iso(query.since),
+            until: iso(query.until),
+            newest: true,
+            limit: Math.min(1000, limit - found.length),
+            ...(beforeSeq !== undefined ? { beforeSeq } : {}),
+          },
+          ...options,
+        },
+      );
+      found = [...page.records, ...found];
+      if (page.before === undefined || found.length >= limit) return found;
+      beforeSeq = page.before;
+    }
+  }
+
+  /**
    * Verifies the tenant's chain; `ok: false` names the first broken record. With `since` (a
    * checkpoint you kept, or every checkpoint you kept), it also proves the log still extends
    * them: a rewritten, cut-off or rolled-back history fails. Give all you hold (a SIEM's

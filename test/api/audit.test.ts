@@ -159,3 +159,73 @@ describe('GET /v1/audit reads a bounded number of records per request', () => {
     }
   });
 });
+
+describe('newest=true reads back from the head: the tail of a long chain costs what a short one does', () => {
+  const budget = 10;
+  let vault: TestVault;
+  let all: Array<{ seq: number; action: string }>;
+
+  beforeAll(async () => {
+    vault = await startTestVault({ core: { auditScanBudget: budget } });
+    await vault.call('POST', '/v1/credentials', { body: { name: 'k', type: 'generic', value: 'v1' } });
+    // The one create early on, then many reads, then one delete near the head.
+    for (let i = 0; i < 60; i++) await vault.call('GET', '/v1/credentials/k');
+    await vault.call('DELETE', '/v1/credentials/k');
+    for (let i = 0; i < 5; i++) await vault.call('GET', '/v1/credentials');
+    const { kvs } = await vault.store.range(`/vault/t/${vault.tenant}/audit/`);
+    all = kvs.map((kv) => JSON.parse(kv.value));
+  });
+  afterAll(() => vault.close());
+
+  it('answers the newest records, oldest first, from one read near the head', async () => {
+    const page = await vault.call('GET', '/v1/audit?newest=true&limit=4');
+    expect(page.status, page.text).toBe(200);
+    expect(page.body.records.map((r: { seq: number }) => r.seq)).toEqual(all.slice(-4).map((r) => r.seq));
+    // Older records remain: where to go on.
+    expect(page.body.before).toBe(all.at(-4)!.seq);
+    const older = await vault.call('GET', `/v1/audit?newest=true&limit=4&beforeSeq=${page.body.before}`);
+    expect(older.body.records.map((r: { seq: number }) => r.seq)).toEqual(
+      all.slice(-8, -4).map((r) => r.seq),
+    );
+  });
+
+  it('a selective filter reads back at most the budget per request; the SDK follows `before` to the match', async () => {
+    const first = await vault.call('GET', '/v1/audit?newest=true&action=credential.create&limit=5');
+    expect(first.body.records).toEqual([]);
+    expect(first.body.before).toBe(all.at(-1)!.seq - budget + 1);
+    const seen: string[] = [];
+    const fetchCounting: typeof fetch = (input, init) => {
+      seen.push(String(input));
+      return fetch(input, init);
+    };
+    const sdk = await Vault.connect({
+      addr: vault.url,
+      token: vault.rootToken,
+      tenant: vault.tenant,
+      fetch: fetchCounting,
+    });
+    seen.length = 0;
+    const created = await sdk.audit.tail({ action: 'credential.create', limit: 5 });
+    expect(created.map((r) => r.action)).toEqual(['credential.create']);
+    // Back to the start of the chain, a budget at a time: each request went on 10 records
+    // further back than the one before, and the last reached the chain's start.
+    const audits = seen.filter((url) => new URL(url).pathname === '/v1/audit');
+    const befores = audits.slice(1).map((url) => Number(new URL(url).searchParams.get('beforeSeq')));
+    expect(new URL(audits[0]!).searchParams.get('beforeSeq')).toBeNull();
+    expect(befores.slice(1).map((b, i) => befores[i]! - b)).toEqual(befores.slice(1).map(() => budget));
+    expect(befores.at(-1)).toBeLessThanOrEqual(budget + 1);
+    const deleted = await sdk.audit.tail({ action: 'credential.delete', limit: 1 });
+    expect(deleted.map((r) => r.seq)).toEqual(
+      all.filter((r) => r.action === 'credential.delete').map((r) => r.seq),
+    );
+  });
+
+  it('refuses beforeSeq without newest, and bad values, with 400', async () => {
+    const alone = await vault.call('GET', '/v1/audit?beforeSeq=5');
+    expect(alone.status).toBe(400);
+    expect(alone.body.error.message).toMatch(/beforeSeq goes with newest=true/);
+    for (const bad of ['newest=yes', 'newest=true&beforeSeq=0', 'newest=true&beforeSeq=x']) {
+      expect((await vault.call('GET', `/v1/audit?${bad}`)).status, bad).toBe(400);
+    }
+  });
+});

@@ -134,7 +134,7 @@ describe('vault CLI', () => {
     const missing = await vault(['credentials', 'get', 'cli-missing']);
     expect(missing.code).toBe(exitCodes.notFound);
     expect(missing.stderr).toMatch(/hint: .*vault credentials list/);
-  });
+  }, 90_000);
 
   it('lease: create with a TTL, read the value, renew, list, revoke; reading a revoked lease exits 7', async () => {
     const before = Date.now();
