@@ -65,6 +65,8 @@ describe.skipIf(!available)('a dynamic lease whose commit answered outcome_unkno
   let dataDir: string;
   /** Set to lose the answer of the next transaction that writes a dynamic lease's value. */
   let loseNextLeaseAnswer = false;
+  /** Set to fail the next such transaction as unanswered without applying it. */
+  let dropNextLease = false;
 
   beforeAll(async () => {
     db = await startPostgres();
@@ -77,10 +79,14 @@ describe.skipIf(!available)('a dynamic lease whose commit answered outcome_unkno
       get(target, prop) {
         if (prop === 'txn')
           return async (...args: Parameters<Store['txn']>) => {
-            const result = await target.txn(...args);
             const writesLease = args[0].success.some(
               (op) => op.type === 'put' && op.key.includes('/lease-values/'),
             );
+            if (dropNextLease && writesLease) {
+              dropNextLease = false;
+              throw new OutcomeUnknownError('etcd did not answer the transaction within 1000 ms');
+            }
+            const result = await target.txn(...args);
             if (loseNextLeaseAnswer && writesLease && result.succeeded) {
               loseNextLeaseAnswer = false;
               throw new OutcomeUnknownError(
@@ -96,6 +102,7 @@ describe.skipIf(!available)('a dynamic lease whose commit answered outcome_unkno
     vault = await startTestVault({
       store: losing,
       engines: { postgres: createPostgresEngine() },
+      dynamic: { sweepIntervalMs: 500 },
     });
     const created = await vault.call('POST', '/v1/credentials', {
       body: {
@@ -142,5 +149,29 @@ describe.skipIf(!available)('a dynamic lease whose commit answered outcome_unkno
       const role = await db.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [lease.dynamic.username]);
       expect(role.rowCount, `role ${lease.dynamic.username} of an active lease`).toBe(1);
     }
+  }, 30_000);
+
+  it('a lost answer of a transaction that was never applied leaves no role behind', async () => {
+    const roles = async () =>
+      (
+        await db.query<{ rolname: string }>("SELECT rolname FROM pg_roles WHERE rolname LIKE 'vault_lease_%'")
+      ).rows
+        .map((r) => r.rolname)
+        .sort();
+    const before = await roles();
+    dropNextLease = true;
+    const first = await post(vault, 'never-applied');
+    expect(first.status).toBe(503);
+    // The sweep finds an account without a lease and drops its role.
+    const deadline = Date.now() + 20_000;
+    while (JSON.stringify(await roles()) !== JSON.stringify(before)) {
+      if (Date.now() > deadline)
+        throw new Error(`roles left behind: ${(await roles()).filter((r) => !before.includes(r))}`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    // The retry issues a lease that works.
+    const retry = await post(vault, 'never-applied');
+    expect(retry.status).toBe(201);
+    expect(await canLogIn(retry.body.value!)).toBe(true);
   }, 30_000);
 });
