@@ -23,8 +23,11 @@ export interface Issued {
   dynamic: { engine: DynamicSpec['engine']; username: string };
   /** Written in the lease's own transaction. */
   ops: Op[];
-  /** Says whether the lease committed; rejects when its account could not be kept. */
-  finish(committed: boolean): Promise<void>;
+  /**
+   * Says whether the lease committed (`unknown`: its commit's answer was lost, so it may have);
+   * rejects when the account of a committed lease could not be kept.
+   */
+  finish(committed: boolean | 'unknown'): Promise<void>;
 }
 
 /** Kept under the credential while an account's removal fails, so its GET finds it cheaply. */
@@ -378,6 +381,15 @@ export function createDynamicAccounts(
     return pending;
   }
 
+  /** Writes an account's record unless it is there (written with its lease, or before). */
+  async function recordIfMissing(ctx: CallContext, record: { type: 'put'; key: string; value: string }) {
+    await committer.commit(ctx, async () =>
+      (await store.get(record.key))
+        ? { ops: [], audit: [], result: undefined }
+        : { compare: [{ key: record.key, modRevision: 0 }], ops: [record], audit: [], result: undefined },
+    );
+  }
+
   return {
     /**
      * Creates the account for a lease about to be committed: the caller commits `ops` with
@@ -414,12 +426,20 @@ export function createDynamicAccounts(
             dynamic,
             ops: [record],
             finish: async (committed) => {
+              // A lease that may have committed keeps its account: a retry with the same
+              // Idempotency-Key answers with that lease. Nobody has the value if it did not
+              // (the answer was an error), and the sweep removes the account once it finds no
+              // lease for it (its record went with the lease, or is written now).
+              const keep = committed !== false;
               try {
-                await held.settle(committed);
+                await held.settle(keep);
               } catch (err) {
-                if (committed) throw failed(err);
+                if (committed === true) throw failed(err);
               }
-              if (committed) wakeAt(expiresAt.getTime());
+              if (committed === 'unknown') {
+                await recordIfMissing(ctx, record).catch(() => undefined);
+                void kick();
+              } else if (committed) wakeAt(expiresAt.getTime());
             },
           };
         } catch (err) {
@@ -442,7 +462,7 @@ export function createDynamicAccounts(
           ops: [],
           finish: async (committed) => {
             issuing.delete(leaseId);
-            if (!committed) void kick();
+            if (committed !== true) void kick();
             else wakeAt(expiresAt.getTime());
           },
         };

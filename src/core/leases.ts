@@ -12,7 +12,14 @@ import type {
   useLeaseRequest,
 } from '../contract/leases.js';
 import { durationMs, formatDuration } from '../lib/duration.js';
-import { badRequest, conflict, notFound, permissionDenied, VaultError } from '../lib/errors.js';
+import {
+  badRequest,
+  conflict,
+  mayHaveBeenApplied,
+  notFound,
+  permissionDenied,
+  VaultError,
+} from '../lib/errors.js';
 import { getMany } from '../store/paged.js';
 import type { Access } from './access.js';
 import { type CallContext, formatIdentity, sameIdentity } from './context.js';
@@ -306,10 +313,17 @@ export function createLeaseService(
       ...(idempotency ? { idempotency: idempotency.hash } : {}),
       dynamic: issued.dynamic,
     };
-    let committed = false;
+    let committed: boolean | 'unknown' = false;
     // Set when a concurrent attempt with the same key committed first: its lease is the
     // answer, and this attempt's account is rolled back.
     let replayedInstead = false;
+    // A commit whose answer was lost (the store timed out) may have written the lease: its
+    // account is kept, for a retry with the same Idempotency-Key finds the lease.
+    const commitOrUnknown: typeof committer.commit = (commitCtx, build) =>
+      committer.commit(commitCtx, build).catch((err: unknown) => {
+        if (mayHaveBeenApplied(err)) committed = 'unknown';
+        throw err;
+      });
     try {
       const sealed = await keyring.sealValue(
         ctx.tenant,
@@ -318,7 +332,7 @@ export function createLeaseService(
         Buffer.from(issued.value, 'utf8'),
       );
       const valueHmac = await fingerprints.of(ctx.tenant, issued.value);
-      const result = await committer.commit(ctx, async () => {
+      const result = await commitOrUnknown(ctx, async () => {
         // The credential must still exist: a lease of a deleted credential would outlive it.
         if (!(await store.get(keys.credential(ctx.tenant, credential.name))))
           throw notFound(`credential "${credential.name}" was deleted`);
@@ -363,7 +377,7 @@ export function createLeaseService(
       });
       return result;
     } finally {
-      if (!committed) await issued.finish(false);
+      if (committed !== true) await issued.finish(committed);
     }
   }
 

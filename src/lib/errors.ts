@@ -68,4 +68,11 @@ export class OutcomeUnknownError extends VaultError {
   }
 }
 
+/**
+ * Whether a failed write may have been applied all the same: its answer was lost
+ * (`outcome_unknown`), or the store broke off while it was on its way (`store_unavailable`).
+ */
+export const mayHaveBeenApplied = (err: unknown): boolean =>
+  err instanceof VaultError && (err.code === 'outcome_unknown' || err.code === 'store_unavailable');
+
 export const isVaultError = (err: unknown): err is VaultError => err instanceof VaultError;

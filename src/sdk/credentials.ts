@@ -44,11 +44,7 @@ export class CredentialsApi {
     query: ListCredentialsQuery = {},
     options: { signal?: AbortSignal } = {},
   ): Promise<Credential[]> {
-    const labels = query.labels
-      ? Object.entries(query.labels)
-          .map(([key, value]) => `${key}=${value}`)
-          .join(',')
-      : undefined;
+    const labels = query.labels ? selectorText(query.labels) : undefined;
     return allPages(
       this.#http,
       '/v1/credentials',
@@ -109,4 +105,21 @@ export class CredentialsApi {
   delete(name: string, options: { signal?: AbortSignal } = {}): Promise<BulkRevokeResult> {
     return this.#http.json('delete', `/v1/credentials/${seg(name)}`, parseBulkRevoke, options);
   }
+}
+
+/**
+ * The server's selector text, `key=value,key2=value2`, for exact matches of these labels. A
+ * "," would split a value into another selector (a filter nobody asked for), and the server
+ * trims each side: such labels cannot be selected, so they are refused before any request.
+ */
+function selectorText(labels: Record<string, string>): string {
+  return Object.entries(labels)
+    .map(([key, value]) => {
+      if (/[,=]/.test(key) || key.trim() !== key || value.includes(',') || value.trim() !== value)
+        throw new TypeError(
+          `label "${key}" cannot be selected: a label selector's key may not hold "," or "=", its value no ",", and neither may start or end with a space`,
+        );
+      return `${key}=${value}`;
+    })
+    .join(',');
 }

@@ -146,7 +146,10 @@ export interface RotateCredentialInput {
 export interface ListCredentialsQuery {
   /** Only names starting with this. */
   prefix?: string;
-  /** Only credentials carrying all these labels. */
+  /**
+   * Only credentials carrying all these labels (exact values). A value holding "," or starting
+   * or ending with a space cannot be selected: `list` throws a TypeError for it.
+   */
   labels?: Record<string, string>;
 }
 

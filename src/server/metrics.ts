@@ -44,11 +44,13 @@ export function createServerMetrics(
   const leaseCounts = options.leaseCounts ? throttleLeaseCounts(options.leaseCounts) : () => undefined;
   new Gauge({
     name: 'vault_leases',
-    help: 'Leases by effective state (active, expired, revoked), all tenants; recounted at most every 10 s, and less often where counting takes long (at most 2 % of the time)',
+    help: 'Leases by effective state (active, expired, revoked), all tenants; recounted at most every 10 s, and less often where counting takes long (at most 2 % of the time); no sample while counting fails',
     labelNames: ['state'] as const,
     registers: [registry],
     async collect() {
       const counts = await leaseCounts();
+      // No counts (the count failed): no sample, rather than the last one passed off as current.
+      this.reset();
       if (!counts) return;
       for (const [state, count] of Object.entries(counts.total)) this.set({ state }, count);
     },
@@ -61,8 +63,8 @@ export function createServerMetrics(
       registers: [registry],
       async collect() {
         const counts = await leaseCounts();
-        if (!counts) return;
         this.reset();
+        if (!counts) return;
         for (const [tenant, states] of counts.byTenant)
           for (const [state, count] of Object.entries(states)) this.set({ tenant, state }, count);
       },
@@ -152,25 +154,30 @@ const LEASE_COUNTS_COST_SHARE = 50;
  * never a read of lease records), at most every 10 s, and at most 2 % of the time: etcd visits
  * every index key to count them and holds writes back meanwhile (about 0.4 s a count at a
  * million leases), so the slower a count, the longer its result is served. One count at a time.
+ * A count that fails (etcd timing out under load) answers `undefined` (the gauge then has no
+ * sample, and the scrape keeps every other metric) and is throttled like one that succeeded:
+ * a struggling store is not asked again on every scrape.
  */
 export function throttleLeaseCounts(
   count: () => Promise<LeaseCounts>,
   now: () => number = Date.now,
-): () => Promise<LeaseCounts> {
-  let last: { counts: LeaseCounts; at: number; tookMs: number } | undefined;
-  let running: Promise<LeaseCounts> | undefined;
+): () => Promise<LeaseCounts | undefined> {
+  let last: { counts: LeaseCounts | undefined; at: number; tookMs: number } | undefined;
+  let running: Promise<LeaseCounts | undefined> | undefined;
   return () => {
     const interval = Math.max(LEASE_COUNTS_MIN_INTERVAL_MS, (last?.tookMs ?? 0) * LEASE_COUNTS_COST_SHARE);
     if (last && now() - last.at < interval) return Promise.resolve(last.counts);
     running ??= (async () => {
       const started = now();
+      let counts: LeaseCounts | undefined;
       try {
-        const counts = await count();
-        last = { counts, at: now(), tookMs: now() - started };
-        return counts;
-      } finally {
-        running = undefined;
+        counts = await count();
+      } catch {
+        counts = undefined;
       }
+      last = { counts, at: now(), tookMs: now() - started };
+      running = undefined;
+      return counts;
     })();
     return running;
   };

@@ -1,0 +1,177 @@
+/**
+ * Red team, session 6: Idempotency-Key on a dynamic PostgreSQL lease whose commit's outcome
+ * was unknown.
+ *
+ * PostgreSQL holds a new role in an open transaction until the lease commits, and commits or
+ * rolls it back by what the commit said. A commit that timed out (etcd: 503 `outcome_unknown`,
+ * "may or may not have been applied") counted as not committed: the role was rolled back, even
+ * though the lease had been written. The client then does what the error and the docs tell it
+ * to (the SDK does it by itself): retry with the same Idempotency-Key. The retry returned the
+ * lease the first attempt wrote, with its value: a database URL of a role that does not exist.
+ * The lease stays "active" for its whole TTL while nothing can log in with it.
+ *
+ * Real parts: a real PostgreSQL, the embedded store; only the store's answer to the one
+ * transaction is lost (it is applied, then the call fails as etcd's deadline would).
+ */
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createPostgresEngine } from '../../src/engines/postgres.js';
+import { OutcomeUnknownError } from '../../src/lib/errors.js';
+import { openEmbeddedStore } from '../../src/store/embedded-store.js';
+import type { Store } from '../../src/store/store.js';
+import { type Postgres, postgresAvailable, startPostgres } from '../support/postgres.js';
+import { startTestVault, type TestVault } from '../support/test-vault.js';
+
+const available = postgresAvailable();
+
+async function post(vault: TestVault, key: string) {
+  const response = await fetch(`${vault.url}/v1/leases`, {
+    method: 'POST',
+    headers: {
+      authorization: `Bearer ${vault.rootToken}`,
+      'content-type': 'application/json',
+      'idempotency-key': key,
+    },
+    body: JSON.stringify({ credentialName: 'orders-db', ttl: '5m' }),
+  });
+  return {
+    status: response.status,
+    body: (await response.json()) as {
+      id?: string;
+      state?: string;
+      value?: string;
+      error?: { code: string };
+    },
+  };
+}
+
+async function canLogIn(url: string): Promise<boolean> {
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5_000 });
+  try {
+    await client.connect();
+    await client.query('SELECT 1');
+    return true;
+  } catch {
+    return false;
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+describe.skipIf(!available)('a dynamic lease whose commit answered outcome_unknown', () => {
+  let db: Postgres;
+  let vault: TestVault;
+  let store: Store;
+  let dataDir: string;
+  /** Set to lose the answer of the next transaction that writes a dynamic lease's value. */
+  let loseNextLeaseAnswer = false;
+  /** Set to fail the next such transaction as unanswered without applying it. */
+  let dropNextLease = false;
+
+  beforeAll(async () => {
+    db = await startPostgres();
+    const { mkdtemp } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    dataDir = await mkdtemp(join(tmpdir(), 'vault-s6-idem-'));
+    store = await openEmbeddedStore({ path: dataDir });
+    const losing = new Proxy(store, {
+      get(target, prop) {
+        if (prop === 'txn')
+          return async (...args: Parameters<Store['txn']>) => {
+            const writesLease = args[0].success.some(
+              (op) => op.type === 'put' && op.key.includes('/lease-values/'),
+            );
+            if (dropNextLease && writesLease) {
+              dropNextLease = false;
+              throw new OutcomeUnknownError('etcd did not answer the transaction within 1000 ms');
+            }
+            const result = await target.txn(...args);
+            if (loseNextLeaseAnswer && writesLease && result.succeeded) {
+              loseNextLeaseAnswer = false;
+              throw new OutcomeUnknownError(
+                'etcd did not answer the transaction within 1000 ms; it may or may not have been applied: retry with the same Idempotency-Key',
+              );
+            }
+            return result;
+          };
+        const value = Reflect.get(target, prop, target);
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+    vault = await startTestVault({
+      store: losing,
+      engines: { postgres: createPostgresEngine() },
+      dynamic: { sweepIntervalMs: 500 },
+    });
+    const created = await vault.call('POST', '/v1/credentials', {
+      body: {
+        name: 'orders-db',
+        type: 'database-url',
+        value: db.adminUrl,
+        dynamic: {
+          engine: 'postgres',
+          creationStatements: ['GRANT CONNECT ON DATABASE postgres TO {{name}}'],
+        },
+      },
+    });
+    expect(created.status, created.text).toBe(201);
+  }, 60_000);
+
+  afterAll(async () => {
+    await vault?.close();
+    await store?.close();
+    await db?.close();
+    const { rm } = await import('node:fs/promises');
+    if (dataDir) await rm(dataDir, { recursive: true, force: true });
+  });
+
+  it('a retry with the same Idempotency-Key never answers with a lease whose role was rolled back', async () => {
+    // Control: a lease whose commit answered logs in.
+    const normal = await post(vault, 'answered');
+    expect(normal.status).toBe(201);
+    expect(await canLogIn(normal.body.value!)).toBe(true);
+
+    loseNextLeaseAnswer = true;
+    const first = await post(vault, 'lost-answer');
+    expect(first.status).toBe(503);
+    expect(first.body.error?.code).toBe('outcome_unknown');
+
+    const retry = await post(vault, 'lost-answer');
+    expect(retry.status).toBe(201);
+    // Whatever the retry answers, an active lease with a value must be one that works.
+    if (retry.body.state === 'active' && retry.body.value) {
+      expect(await canLogIn(retry.body.value)).toBe(true);
+    }
+    // And the role of every active lease of the credential exists.
+    const leases = await vault.call('GET', '/v1/leases?credentialName=orders-db&state=active');
+    for (const lease of leases.body.leases as Array<{ dynamic: { username: string } }>) {
+      const role = await db.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [lease.dynamic.username]);
+      expect(role.rowCount, `role ${lease.dynamic.username} of an active lease`).toBe(1);
+    }
+  }, 30_000);
+
+  it('a lost answer of a transaction that was never applied leaves no role behind', async () => {
+    const roles = async () =>
+      (
+        await db.query<{ rolname: string }>("SELECT rolname FROM pg_roles WHERE rolname LIKE 'vault_lease_%'")
+      ).rows
+        .map((r) => r.rolname)
+        .sort();
+    const before = await roles();
+    dropNextLease = true;
+    const first = await post(vault, 'never-applied');
+    expect(first.status).toBe(503);
+    // The sweep finds an account without a lease and drops its role.
+    const deadline = Date.now() + 20_000;
+    while (JSON.stringify(await roles()) !== JSON.stringify(before)) {
+      if (Date.now() > deadline)
+        throw new Error(`roles left behind: ${(await roles()).filter((r) => !before.includes(r))}`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    // The retry issues a lease that works.
+    const retry = await post(vault, 'never-applied');
+    expect(retry.status).toBe(201);
+    expect(await canLogIn(retry.body.value!)).toBe(true);
+  }, 30_000);
+});
