@@ -103,7 +103,8 @@ describe('the lease loop', () => {
   });
 
   it('renews at about two thirds of the TTL', async () => {
-    const { loop } = startLoop(admin, [{ name: 'renewed', credential: 'db-url', ttl: '3s' }], 'renew');
+    // Renewed at about 4 s: slack enough for a loaded machine, where 3 s leases expired first.
+    const { loop } = startLoop(admin, [{ name: 'renewed', credential: 'db-url', ttl: '6s' }], 'renew');
     await loop.allWritten;
     const id = loop.leaseIds().renewed!;
     const lease = await until('a renewal', async () => {
@@ -198,7 +199,8 @@ describe('the lease loop', () => {
   it('leases again when the max TTL is reached, then revokes the old lease', async () => {
     const { loop, directory } = startLoop(
       admin,
-      [{ name: 'rolled', credential: 'short', ttl: '2s', maxTtl: '2s' }],
+      // Long enough that a loaded machine still leases again and revokes before the old one ends.
+      [{ name: 'rolled', credential: 'short', ttl: '6s', maxTtl: '6s' }],
       'release',
     );
     await loop.allWritten;

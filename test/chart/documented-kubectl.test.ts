@@ -25,7 +25,9 @@ describe('kubectl apply -f crds/ -f deploy/rbac/operator.yaml', () => {
     cp = await startControlPlane();
     const line = documentedBlock('docs/kubernetes/resources.md', '# Kubernetes operator')
       .split('\n')
-      .find((l) => l.startsWith('kubectl apply'))!;
+      .find((l) => l.startsWith('kubectl apply'))!
+      // The comment after the command is the reader's, not the shell's.
+      .replace(/\s+#.*$/, '');
     expect(line).toBe('kubectl apply -f crds/ -f deploy/rbac/operator.yaml');
     const result = await runDocumented(cp.kubeconfigPath, line, repoRoot);
     expect(result.code, result.stderr).toBe(0);
