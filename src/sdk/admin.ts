@@ -60,26 +60,9 @@ export class AuditApi {
     const found: AuditRecord[] = [];
     let afterSeq = query.afterSeq;
     for (;;) {
-      const page = await this.#http.json(
-        'get',
-        '/v1/audit',
-        (body) => {
-          const o = obj(body, 'response');
-          const next = o.next;
-          if (next !== undefined && typeof next !== 'number')
-            throw new ResponseShapeError('response.next', 'a number');
-          return { records: arr(o, 'records', 'response', parseAuditRecord), next };
-        },
-        {
-          query: {
-            ...query,
-            since: iso(query.since),
-            until: iso(query.until),
-            limit: limit - found.length,
-            ...(afterSeq !== undefined ? { afterSeq } : {}),
-          },
-          ...options,
-        },
+      const page = await this.#page(
+        { ...query, limit: limit - found.length, ...(afterSeq !== undefined ? { afterSeq } : {}) },
+        options,
       );
       found.push(...page.records);
       if (page.next === undefined || found.length >= limit) return found;
@@ -97,32 +80,46 @@ export class AuditApi {
     let found: AuditRecord[] = [];
     let beforeSeq: number | undefined;
     for (;;) {
-      const page = await this.#http.json(
-        'get',
-        '/v1/audit',
-        (body) => {
-          const o = obj(body, 'response');
-          const before = o.before;
-          if (before !== undefined && typeof before !== 'number')
-            throw new ResponseShapeError('response.before', 'a number');
-          return { records: arr(o, 'records', 'response', parseAuditRecord), before };
-        },
+      const page = await this.#page(
         {
-          query: {
-            ...query,
-            since: iso(query.since),
-            until: iso(query.until),
-            newest: true,
-            limit: Math.min(1000, limit - found.length),
-            ...(beforeSeq !== undefined ? { beforeSeq } : {}),
-          },
-          ...options,
+          ...query,
+          newest: true,
+          limit: Math.min(1000, limit - found.length),
+          ...(beforeSeq !== undefined ? { beforeSeq } : {}),
         },
+        options,
       );
       found = [...page.records, ...found];
       if (page.before === undefined || found.length >= limit) return found;
       beforeSeq = page.before;
     }
+  }
+
+  /** One `GET /v1/audit` answer: its records and where to go on (`next` forwards, `before` back). */
+  #page(
+    query: AuditQuery & { newest?: boolean; beforeSeq?: number },
+    options: Options,
+  ): Promise<{ records: AuditRecord[]; next?: number; before?: number }> {
+    const seq = (o: Record<string, unknown>, key: 'next' | 'before') => {
+      const value = o[key];
+      if (value !== undefined && typeof value !== 'number')
+        throw new ResponseShapeError(`response.${key}`, 'a number');
+      return value;
+    };
+    return this.#http.json(
+      'get',
+      '/v1/audit',
+      (body) => {
+        const o = obj(body, 'response');
+        const [next, before] = [seq(o, 'next'), seq(o, 'before')];
+        return {
+          records: arr(o, 'records', 'response', parseAuditRecord),
+          ...(next !== undefined ? { next } : {}),
+          ...(before !== undefined ? { before } : {}),
+        };
+      },
+      { query: { ...query, since: iso(query.since), until: iso(query.until) }, ...options },
+    );
   }
 
   /**

@@ -68,6 +68,24 @@ afterAll(async () => {
   await env?.close();
 });
 
+/** A namespace with credential `c` and VaultLease `l` for ServiceAccount `app`, Active. */
+async function activeLeaseIn(ns: string) {
+  await env.cp.createNamespace(ns);
+  await apply(
+    ns,
+    `apiVersion: vault.ghoststack.io/v1alpha1
+kind: VaultCredential
+metadata: {name: c}
+spec: {type: generic, source: {generate: {}}, access: {serviceAccounts: [app]}}
+---
+apiVersion: vault.ghoststack.io/v1alpha1
+kind: VaultLease
+metadata: {name: l}
+spec: {credentialRef: {name: c}, serviceAccountName: app, ttl: 1h}`,
+  );
+  await phaseOf(ns, 'l', 'Active');
+}
+
 describe('vault operator on a real control plane', { timeout: 90_000 }, () => {
   it('makes the examples Active, follows Secret changes, and never writes the value', async () => {
     const ns = 'shop';
@@ -342,20 +360,7 @@ ${leases}`,
 
   it('adopts a lease issued before a crash whose id never reached the status', async () => {
     const ns = 'orphan';
-    await env.cp.createNamespace(ns);
-    await apply(
-      ns,
-      `apiVersion: vault.ghoststack.io/v1alpha1
-kind: VaultCredential
-metadata: {name: c}
-spec: {type: generic, source: {generate: {}}, access: {serviceAccounts: [app]}}
----
-apiVersion: vault.ghoststack.io/v1alpha1
-kind: VaultLease
-metadata: {name: l}
-spec: {credentialRef: {name: c}, serviceAccountName: app, ttl: 1h}`,
-    );
-    await phaseOf(ns, 'l', 'Active');
+    await activeLeaseIn(ns);
     await operator.idle();
     const {
       leases: [issued],
@@ -395,20 +400,7 @@ spec: {credentialRef: {name: c}, serviceAccountName: app, ttl: 1h}`,
 
   it("looks for an orphan among its workload's leases, not the tenant's (one list page among 20,000 others)", async () => {
     const ns = 'orphan-scale';
-    await env.cp.createNamespace(ns);
-    await apply(
-      ns,
-      `apiVersion: vault.ghoststack.io/v1alpha1
-kind: VaultCredential
-metadata: {name: c}
-spec: {type: generic, source: {generate: {}}, access: {serviceAccounts: [app]}}
----
-apiVersion: vault.ghoststack.io/v1alpha1
-kind: VaultLease
-metadata: {name: l}
-spec: {credentialRef: {name: c}, serviceAccountName: app, ttl: 1h}`,
-    );
-    await phaseOf(ns, 'l', 'Active');
+    await activeLeaseIn(ns);
     const uid = (await getLease(ns, 'l')).metadata.uid!;
     const {
       leases: [issued],
