@@ -50,15 +50,21 @@ export async function* rawAuditRecords(store: Store, tenant: string, afterSeq = 
  */
 export async function* auditRecords(store: Store, tenant: string, afterSeq = 0): AsyncGenerator<AuditRecord> {
   for await (const kv of rawAuditRecords(store, tenant, afterSeq)) {
-    let json: unknown;
-    try {
-      json = JSON.parse(kv.value);
-    } catch {
-      continue;
-    }
-    const parsed = auditRecord.safeParse(json);
-    if (parsed.success) yield parsed.data;
+    const record = servedRecord(kv.value);
+    if (record) yield record;
   }
+}
+
+/** A stored record as served, or undefined for one that is not valid (verification names it). */
+function servedRecord(value: string): AuditRecord | undefined {
+  let json: unknown;
+  try {
+    json = JSON.parse(value);
+  } catch {
+    return undefined;
+  }
+  const parsed = auditRecord.safeParse(json);
+  return parsed.success ? parsed.data : undefined;
 }
 
 /** Checks the tenant's stored chain against its key, its head and optionally a checkpoint. */
@@ -215,12 +221,18 @@ export function createAuditService(deps: AuditServiceDeps) {
     const pages: AuditRecord[][] = [];
     let found = 0;
     let scanned = 0;
-    while (upper > 0 && found < query.limit && scanned < config.auditScanBudget) {
-      const from = Math.max(0, upper - Math.min(PAGE, config.auditScanBudget - scanned));
+    const budget = Math.max(1, config.auditScanBudget);
+    while (upper > 0 && found < query.limit && scanned < budget) {
+      const from = Math.max(0, upper - Math.min(PAGE, budget - scanned));
+      // Exactly the records from + 1 .. upper, in one read.
+      const { kvs } = await store.range(keys.auditRecords(tenant), {
+        limit: upper - from,
+        ...(from > 0 ? { startAfter: keys.auditRecord(tenant, from) } : {}),
+      });
       const page: AuditRecord[] = [];
-      for await (const record of auditRecords(store, tenant, from)) {
-        if (record.seq > upper) break;
-        if (matches(record, query, sinceMs, untilMs)) page.push(record);
+      for (const kv of kvs) {
+        const record = servedRecord(kv.value);
+        if (record && record.seq <= upper && matches(record, query, sinceMs, untilMs)) page.push(record);
       }
       scanned += upper - from;
       pages.unshift(page);
@@ -269,7 +281,11 @@ export function createAuditService(deps: AuditServiceDeps) {
       await access.check(ctx, 'admin', 'audit', undefined, 'audit.query');
       const since = query.since ? Date.parse(query.since) : undefined;
       const until = query.until ? Date.parse(query.until) : undefined;
-      if (query.newest) return newest(ctx.tenant, query, since, until);
+      if (query.newest) {
+        if (query.afterSeq !== undefined)
+          throw badRequest('afterSeq reads forward; with newest=true use beforeSeq', { field: 'afterSeq' });
+        return newest(ctx.tenant, query, since, until);
+      }
       if (query.beforeSeq !== undefined)
         throw badRequest('beforeSeq goes with newest=true', { field: 'beforeSeq' });
       const found: AuditRecord[] = [];

@@ -273,8 +273,10 @@ export function createDynamicAccounts(
     const decidePage = async (kvs: KeyValue[]) => {
       const accounts = kvs.map((kv) => parseRecord<AccountRecord>(kv.value));
       // Decided as of before the read: a lease committed after it is not taken for missing
-      // once the issue grace has passed (removals may keep this page waiting).
+      // once the issue grace has passed, nor once its issue finished here (removals may keep
+      // this page waiting, and the live set forgets a lease the moment it committed).
       const now = clock();
+      const issuingAtRead = new Set(issuing);
       const leases = await getMany(
         store,
         accounts.map((account) => keys.lease(tenant, account.leaseId)),
@@ -285,7 +287,7 @@ export function createDynamicAccounts(
         const action = decideAccount(account, lease, {
           now,
           instance,
-          issuing,
+          issuing: issuingAtRead,
           issueGraceMs: config.issueGraceMs,
         });
         if (action.kind === 'revoke') await startRemoval(tenant, account, lease, action.reason);

@@ -112,6 +112,11 @@ export class AuditApi {
       (body) => {
         const o = obj(body, 'response');
         const [next, before] = [seq(o, 'next'), seq(o, 'before')];
+        // Each answer must move on, or following it would never end.
+        if (next !== undefined && query.afterSeq !== undefined && next <= query.afterSeq)
+          throw new ResponseShapeError('response.next', `a seq after ${query.afterSeq}`);
+        if (before !== undefined && query.beforeSeq !== undefined && before >= query.beforeSeq)
+          throw new ResponseShapeError('response.before', `a seq before ${query.beforeSeq}`);
         return {
           records: arr(o, 'records', 'response', parseAuditRecord),
           ...(next !== undefined ? { next } : {}),

@@ -1,5 +1,5 @@
 import type { Http, RequestOptions } from './http.js';
-import { arr, obj } from './parse.js';
+import { arr, obj, ResponseShapeError } from './parse.js';
 
 /**
  * Every item of a list the server answers a page at a time (1,000 at most), following its
@@ -22,6 +22,9 @@ export async function allPages<T>(
       (body) => {
         const o = obj(body, 'response');
         const token = o.continue;
+        // A server (or a proxy's cache) answering the token it was sent would be followed forever.
+        if (token !== undefined && token === next)
+          throw new ResponseShapeError('response.continue', 'a token other than the one sent');
         return {
           items: arr(o, field, 'response', item),
           continue: typeof token === 'string' && token !== '' ? token : undefined,

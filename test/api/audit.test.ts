@@ -224,6 +224,9 @@ describe('newest=true reads back from the head: the tail of a long chain costs w
     const alone = await vault.call('GET', '/v1/audit?beforeSeq=5');
     expect(alone.status).toBe(400);
     expect(alone.body.error.message).toMatch(/beforeSeq goes with newest=true/);
+    const forward = await vault.call('GET', '/v1/audit?newest=true&afterSeq=3');
+    expect(forward.status).toBe(400);
+    expect(forward.body.error.message).toMatch(/with newest=true use beforeSeq/);
     for (const bad of ['newest=yes', 'newest=true&beforeSeq=0', 'newest=true&beforeSeq=x']) {
       expect((await vault.call('GET', `/v1/audit?${bad}`)).status, bad).toBe(400);
     }
