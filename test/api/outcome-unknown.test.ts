@@ -21,7 +21,9 @@ describe('a lease creation whose store write timed out', () => {
 
   beforeAll(async () => {
     etcd = await startEtcd();
-    store = await openEtcdStore({ endpoints: [etcd.endpoint], timeoutMs: 1_000 });
+    // Short enough that a stalled write answers outcome_unknown soon; long enough that the
+    // setup's reads do not time out on a machine busy with the rest of the suite.
+    store = await openEtcdStore({ endpoints: [etcd.endpoint], timeoutMs: 3_000 });
     const stalling: Store = {
       ...store,
       kind: store.kind,
