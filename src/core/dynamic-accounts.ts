@@ -8,7 +8,7 @@ import {
 import type { DynamicEngine, EngineRegistry } from '../engines/engine.js';
 import { EngineError } from '../engines/engine.js';
 import { VaultError } from '../lib/errors.js';
-import { getMany, scanPrefix } from '../store/paged.js';
+import { getMany, scanPages, scanPrefix } from '../store/paged.js';
 import type { Compare, KeyValue, Op } from '../store/store.js';
 import type { AuditInput } from './committer.js';
 import { type CallContext, systemContext } from './context.js';
@@ -299,15 +299,8 @@ export function createDynamicAccounts(
       if (kv) await decidePage([kv]);
       return wake;
     }
-    let page: KeyValue[] = [];
-    for await (const kv of scanPrefix(store, keys.dynamicAccounts(tenant), { pageSize: SWEEP_PAGE })) {
-      page.push(kv);
-      if (page.length === SWEEP_PAGE) {
-        await decidePage(page);
-        page = [];
-      }
-    }
-    if (page.length > 0) await decidePage(page);
+    for await (const page of scanPages(store, keys.dynamicAccounts(tenant), { pageSize: SWEEP_PAGE }))
+      await decidePage(page);
     return wake;
   }
 

@@ -21,6 +21,7 @@ import {
   VaultError,
 } from '../lib/errors.js';
 import { getMany } from '../store/paged.js';
+import type { Compare, Op } from '../store/store.js';
 import type { Access } from './access.js';
 import { type CallContext, formatIdentity, sameIdentity } from './context.js';
 import { continueTokens, LIST_SCAN_BUDGET } from './continue-token.js';
@@ -339,21 +340,14 @@ export function createLeaseService(
         const earlier = idempotency ? await store.get(idempotency.key) : undefined;
         replayedInstead = earlier !== undefined;
         if (earlier) return replay(ctx, input, earlier, withValue);
+        const keyRecord = idempotencyWrite(ctx, input, idempotency?.key, id);
         return {
-          compare: idempotency ? [{ key: idempotency.key, modRevision: 0 }] : [],
+          compare: keyRecord.compare,
           ops: [
             ...leaseWriteOps(ctx.tenant, undefined, lease),
             { type: 'put', key: keys.leaseValue(ctx.tenant, id), value: JSON.stringify({ sealed }) },
             ...issued.ops,
-            ...(idempotency
-              ? [
-                  {
-                    type: 'put' as const,
-                    key: idempotency.key,
-                    value: JSON.stringify({ leaseId: id, request: requestFingerprint(ctx, input) }),
-                  },
-                ]
-              : []),
+            ...keyRecord.ops,
           ],
           audit: [
             {
@@ -503,23 +497,13 @@ export function createLeaseService(
           throw err;
         });
         const valueHmac = await fingerprints.of(ctx.tenant, value);
+        const keyRecord = idempotencyWrite(ctx, input, idempotencyKey, lease.id);
         return {
           compare: [
             { key: keys.credential(ctx.tenant, input.credentialName), modRevision: current.modRevision },
-            ...(idempotencyKey ? [{ key: idempotencyKey, modRevision: 0 }] : []),
+            ...keyRecord.compare,
           ],
-          ops: [
-            ...leaseWriteOps(ctx.tenant, undefined, lease),
-            ...(idempotencyKey
-              ? [
-                  {
-                    type: 'put' as const,
-                    key: idempotencyKey,
-                    value: JSON.stringify({ leaseId: lease.id, request: requestFingerprint(ctx, input) }),
-                  },
-                ]
-              : []),
-          ],
+          ops: [...leaseWriteOps(ctx.tenant, undefined, lease), ...keyRecord.ops],
           audit: [
             {
               action: 'lease.create',
@@ -1007,6 +991,23 @@ const LIST_READ_MAX = 1_000;
  * What a lease creation asked for, as a retry with the same Idempotency-Key must ask again:
  * every field of the request (the identity defaulting to the caller), in a fixed order.
  */
+/**
+ * What a lease creation with an Idempotency-Key writes beside the lease: the key's record
+ * (the lease and the request it answered), only if no attempt wrote it first.
+ */
+function idempotencyWrite(
+  ctx: CallContext,
+  input: CreateLeaseInput,
+  key: string | undefined,
+  leaseId: string,
+): { compare: Compare[]; ops: Op[] } {
+  if (key === undefined) return { compare: [], ops: [] };
+  return {
+    compare: [{ key, modRevision: 0 }],
+    ops: [{ type: 'put', key, value: JSON.stringify({ leaseId, request: requestFingerprint(ctx, input) }) }],
+  };
+}
+
 function requestFingerprint(ctx: CallContext, input: CreateLeaseInput): string {
   const labels = input.labels
     ? Object.entries(input.labels).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))

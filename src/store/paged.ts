@@ -11,11 +11,20 @@ export async function* scanPrefix(
   prefix: string,
   options: { pageSize?: number; startAfter?: string } = {},
 ): AsyncGenerator<KeyValue> {
+  for await (const page of scanPages(store, prefix, options)) yield* page;
+}
+
+/** The same walk a page at a time, for callers that handle a page's keys together. */
+export async function* scanPages(
+  store: Pick<Store, 'range'>,
+  prefix: string,
+  options: { pageSize?: number; startAfter?: string } = {},
+): AsyncGenerator<KeyValue[]> {
   const limit = options.pageSize ?? DEFAULT_PAGE;
   let after = options.startAfter;
   for (;;) {
     const page = await store.range(prefix, { limit, ...(after !== undefined ? { startAfter: after } : {}) });
-    for (const kv of page.kvs) yield kv;
+    if (page.kvs.length > 0) yield page.kvs;
     if (!page.more || page.kvs.length === 0) return;
     after = page.kvs.at(-1)!.key;
   }

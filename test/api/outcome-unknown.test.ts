@@ -58,35 +58,30 @@ describe('a lease creation whose store write timed out', () => {
 
   it('answers outcome_unknown, and a retry with the same Idempotency-Key never issues twice', async () => {
     const create = (key: string) =>
-      fetch(`${vault.url}/v1/leases`, {
-        method: 'POST',
-        headers: {
-          authorization: `Bearer ${vault.rootToken}`,
-          'content-type': 'application/json',
-          'idempotency-key': key,
-        },
-        body: JSON.stringify({ credentialName: 'stall', ttl: '5m' }),
+      vault.call('POST', '/v1/leases', {
+        body: { credentialName: 'stall', ttl: '5m' },
+        idempotencyKey: key,
       });
     expect((await create('warm')).status).toBe(201);
     expect((await create('warm')).status).toBe(201);
 
     stallNextTxn = true;
     const stalled = await create('stalled-1');
-    const body = (await stalled.json()) as { error: { code: string; message: string } };
+    const body = stalled.body as { error: { code: string; message: string } };
     expect(stalled.status).toBe(503);
     expect(body.error.code).toBe('outcome_unknown');
     expect(body.error.message).toMatch(/may or may not have been applied/);
     await etcd.resume();
 
-    let retried: Response | undefined;
+    let retried: Awaited<ReturnType<typeof create>> | undefined;
     for (let i = 0; i < 20; i++) {
       retried = await create('stalled-1');
       if (retried.status === 201) break;
       await sleep(250);
     }
     expect(retried?.status).toBe(201);
-    const first = ((await retried!.json()) as { id: string }).id;
-    const again = (await (await create('stalled-1')).json()) as { id: string; value?: string };
+    const first = (retried!.body as { id: string }).id;
+    const again = (await create('stalled-1')).body as { id: string; value?: string };
     expect(again.id).toBe(first);
     expect(again.value).toBe('v');
     // The warm-up key was used twice and issued once: one lease for it, one for the stall.

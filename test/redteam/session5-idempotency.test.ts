@@ -6,21 +6,8 @@ import { startTestVault, type TestVault } from '../support/test-vault.js';
 
 // Red team, session 5: Idempotency-Key on POST /v1/leases.
 
-async function post(vault: TestVault, body: unknown, key: string, token?: string) {
-  const response = await fetch(`${vault.url}/v1/leases`, {
-    method: 'POST',
-    headers: {
-      authorization: `Bearer ${token ?? vault.rootToken}`,
-      'content-type': 'application/json',
-      'idempotency-key': key,
-    },
-    body: JSON.stringify(body),
-  });
-  return {
-    status: response.status,
-    body: (await response.json()) as { id?: string; error?: { message: string } },
-  };
-}
+const post = (vault: TestVault, body: unknown, key: string, token?: string) =>
+  vault.call('POST', '/v1/leases', { body, idempotencyKey: key, ...(token ? { token } : {}) });
 
 describe('Idempotency-Key: static credentials', () => {
   let vault: TestVault;

@@ -24,26 +24,11 @@ import { startTestVault, type TestVault } from '../support/test-vault.js';
 
 const available = postgresAvailable();
 
-async function post(vault: TestVault, key: string) {
-  const response = await fetch(`${vault.url}/v1/leases`, {
-    method: 'POST',
-    headers: {
-      authorization: `Bearer ${vault.rootToken}`,
-      'content-type': 'application/json',
-      'idempotency-key': key,
-    },
-    body: JSON.stringify({ credentialName: 'orders-db', ttl: '5m' }),
+const post = (vault: TestVault, key: string) =>
+  vault.call('POST', '/v1/leases', {
+    body: { credentialName: 'orders-db', ttl: '5m' },
+    idempotencyKey: key,
   });
-  return {
-    status: response.status,
-    body: (await response.json()) as {
-      id?: string;
-      state?: string;
-      value?: string;
-      error?: { code: string };
-    },
-  };
-}
 
 async function canLogIn(url: string): Promise<boolean> {
   const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5_000 });

@@ -59,6 +59,8 @@ export interface CallOptions {
   raw?: string;
   tenant?: string;
   contentType?: string;
+  /** Sent as the Idempotency-Key header (lease creation). */
+  idempotencyKey?: string;
 }
 
 /**
@@ -141,6 +143,7 @@ export async function startTestVault(
     const token = callOptions.token === undefined ? root.token : callOptions.token;
     if (token) headers.authorization = `Bearer ${token}`;
     if (callOptions.tenant) headers['x-vault-tenant'] = callOptions.tenant;
+    if (callOptions.idempotencyKey !== undefined) headers['idempotency-key'] = callOptions.idempotencyKey;
     let body: string | undefined;
     if (callOptions.raw !== undefined) body = callOptions.raw;
     else if (callOptions.body !== undefined) body = JSON.stringify(callOptions.body);
