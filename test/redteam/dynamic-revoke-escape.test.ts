@@ -6,7 +6,7 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { aclLockKey } from '../../src/engines/postgres-sql.js';
-import { type Postgres, postgresAvailable, startPostgres } from '../support/postgres.js';
+import { loginWorks, type Postgres, postgresAvailable, startPostgres } from '../support/postgres.js';
 import { devApi, startVaultDev, type VaultDev } from '../support/vault-dev.js';
 
 const run = postgresAvailable() ? describe : describe.skip;
@@ -38,19 +38,6 @@ run('red team: a PostgreSQL lease cannot outlive its revocation', () => {
     await client.connect();
     open.push(client);
     return client;
-  };
-
-  const loginWorks = async (url: string) => {
-    const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 3_000 });
-    try {
-      await client.connect();
-      await client.query('SELECT 1');
-      return true;
-    } catch {
-      return false;
-    } finally {
-      await client.end().catch(() => {});
-    }
   };
 
   const alive = async (client: pg.Client) =>

@@ -13,13 +13,12 @@
  * Real parts: a real PostgreSQL, the embedded store; only the store's answer to the one
  * transaction is lost (it is applied, then the call fails as etcd's deadline would).
  */
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPostgresEngine } from '../../src/engines/postgres.js';
 import { OutcomeUnknownError } from '../../src/lib/errors.js';
 import { openEmbeddedStore } from '../../src/store/embedded-store.js';
 import type { Store } from '../../src/store/store.js';
-import { type Postgres, postgresAvailable, startPostgres } from '../support/postgres.js';
+import { loginWorks, type Postgres, postgresAvailable, startPostgres } from '../support/postgres.js';
 import { startTestVault, type TestVault } from '../support/test-vault.js';
 
 const available = postgresAvailable();
@@ -29,19 +28,6 @@ const post = (vault: TestVault, key: string) =>
     body: { credentialName: 'orders-db', ttl: '5m' },
     idempotencyKey: key,
   });
-
-async function canLogIn(url: string): Promise<boolean> {
-  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5_000 });
-  try {
-    await client.connect();
-    await client.query('SELECT 1');
-    return true;
-  } catch {
-    return false;
-  } finally {
-    await client.end().catch(() => undefined);
-  }
-}
 
 describe.skipIf(!available)('a dynamic lease whose commit answered outcome_unknown', () => {
   let db: Postgres;
@@ -115,7 +101,7 @@ describe.skipIf(!available)('a dynamic lease whose commit answered outcome_unkno
     // Control: a lease whose commit answered logs in.
     const normal = await post(vault, 'answered');
     expect(normal.status).toBe(201);
-    expect(await canLogIn(normal.body.value!)).toBe(true);
+    expect(await loginWorks(normal.body.value!)).toBe(true);
 
     loseNextLeaseAnswer = true;
     const first = await post(vault, 'lost-answer');
@@ -126,7 +112,7 @@ describe.skipIf(!available)('a dynamic lease whose commit answered outcome_unkno
     expect(retry.status).toBe(201);
     // Whatever the retry answers, an active lease with a value must be one that works.
     if (retry.body.state === 'active' && retry.body.value) {
-      expect(await canLogIn(retry.body.value)).toBe(true);
+      expect(await loginWorks(retry.body.value)).toBe(true);
     }
     // And the role of every active lease of the credential exists.
     const leases = await vault.call('GET', '/v1/leases?credentialName=orders-db&state=active');
@@ -157,6 +143,6 @@ describe.skipIf(!available)('a dynamic lease whose commit answered outcome_unkno
     // The retry issues a lease that works.
     const retry = await post(vault, 'never-applied');
     expect(retry.status).toBe(201);
-    expect(await canLogIn(retry.body.value!)).toBe(true);
+    expect(await loginWorks(retry.body.value!)).toBe(true);
   }, 30_000);
 });

@@ -200,3 +200,18 @@ export async function startPostgres(options: PostgresOptions = {}): Promise<Post
     },
   };
 }
+
+/** Whether the credentials in `url` log in (and can run a query): a leased role that works. */
+export async function loginWorks(url: string): Promise<boolean> {
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5_000 });
+  client.on('error', () => {});
+  try {
+    await client.connect();
+    await client.query('SELECT 1');
+    return true;
+  } catch {
+    return false;
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
