@@ -9,11 +9,12 @@ import type { DynamicEngine, EngineRegistry } from '../engines/engine.js';
 import { EngineError } from '../engines/engine.js';
 import { VaultError } from '../lib/errors.js';
 import { getMany, scanPages, scanPrefix } from '../store/paged.js';
-import type { Compare, KeyValue, Op } from '../store/store.js';
+import type { Compare, Op } from '../store/store.js';
 import type { AuditInput } from './committer.js';
 import { type CallContext, systemContext } from './context.js';
 import { type CoreDeps, parseRecord } from './deps.js';
 import { type AccountRecord, backoffMs, decideAccount } from './dynamic-decision.js';
+import { dynamicDue } from './dynamic-due.js';
 import { keys } from './keys.js';
 import type { LeaseRecord } from './lease-record.js';
 
@@ -47,8 +48,13 @@ export interface DynamicObserver {
 export interface DynamicConfig {
   /** How long another process may take between recording an account and committing its lease. */
   issueGraceMs: number;
-  /** The longest wait between sweeps (expiries and retries wake it sooner). */
+  /**
+   * The longest wait between walks of the due index (expiries of leases issued here and
+   * retries wake it sooner).
+   */
   sweepIntervalMs: number;
+  /** How often every account is walked, for a due key a store written before the index lacks. */
+  fullSweepIntervalMs: number;
   retryBaseMs: number;
   retryMaxMs: number;
   /**
@@ -62,7 +68,8 @@ export interface DynamicConfig {
 
 export const defaultDynamicConfig: DynamicConfig = {
   issueGraceMs: 60_000,
-  sweepIntervalMs: 30_000,
+  sweepIntervalMs: 1_000,
+  fullSweepIntervalMs: 3_600_000,
   retryBaseMs: 500,
   retryMaxMs: 30_000,
   revokeWaitMs: 1_000,
@@ -71,8 +78,10 @@ export const defaultDynamicConfig: DynamicConfig = {
 
 const resourceOf = (leaseId: string) => `lease/${leaseId}`;
 
-/** Accounts the sweep decides on at once (their leases read together). */
+/** Accounts the full walk decides on at once (their leases read together). */
 const SWEEP_PAGE = 200;
+/** Due keys read per request. */
+const DUE_PAGE = 500;
 
 /** Maps an engine failure to the one error the surfaces know; the message is already scrubbed. */
 export const upstreamError = (err: unknown, what: string) =>
@@ -127,7 +136,22 @@ export function createDynamicAccounts(
 
   // ---- the sweep ------------------------------------------------------------------------
 
-  let timer: NodeJS.Timeout | undefined;
+  /** An account's record and its index key by credential, written and deleted together. */
+  const accountPutOps = (tenant: string, account: AccountRecord): Op[] => [
+    { type: 'put', key: keys.dynamicAccount(tenant, account.leaseId), value: JSON.stringify(account) },
+    { type: 'put', key: keys.dynamicAccountOf(tenant, account.credentialName, account.leaseId), value: '' },
+  ];
+  const accountDeleteOps = (tenant: string, account: AccountRecord): Op[] => [
+    { type: 'delete', key: keys.dynamicAccount(tenant, account.leaseId) },
+    { type: 'delete', key: keys.dynamicAccountOf(tenant, account.credentialName, account.leaseId) },
+    { type: 'delete', key: keys.dynamicRetry(tenant, account.credentialName, account.leaseId) },
+  ];
+  /** When an account recorded now must be looked at if its lease never commits. */
+  const graceDue = (tenant: string, account: AccountRecord) =>
+    dynamicDue.key(tenant, account.leaseId, Date.parse(account.createdAt) + config.issueGraceMs);
+
+  let dueTimer: NodeJS.Timeout | undefined;
+  let fullTimer: NodeJS.Timeout | undefined;
   let running: Promise<void> | undefined;
   let again = false;
   let stopped = true;
@@ -159,8 +183,9 @@ export function createDynamicAccounts(
 
   /**
    * What an attempt's outcome writes, built on the account as stored now (inside a commit):
-   * the account and its retry entry deleted once removed, else the next attempt scheduled;
-   * one audit record either way. Nothing when the account is already gone.
+   * the account, its retry entry and the due key that woke the attempt deleted once removed,
+   * else the next attempt scheduled (a due key at its time); one audit record either way.
+   * Nothing when the account is already gone.
    */
   async function outcomeOf(
     tenant: string,
@@ -168,13 +193,13 @@ export function createDynamicAccounts(
     failure: string | undefined,
     reason: string,
     actingFor: LeaseRecord['identity'] | undefined,
+    dueKey?: string,
   ): Promise<{ compare: Compare[]; ops: Op[]; audit: AuditInput[]; retryAt?: number }> {
     const key = keys.dynamicAccount(tenant, account.leaseId);
     const kv = await store.get(key);
     if (!kv) return { compare: [], ops: [], audit: [] };
     const current = parseRecord<AccountRecord>(kv.value);
     const attempts = (current.attempts ?? 0) + 1;
-    const retryKey = keys.dynamicRetry(tenant, account.credentialName, account.leaseId);
     const audit = (outcome: 'allowed' | 'error', text: string): AuditInput => ({
       action: 'lease.dynamic-revoke',
       resource: resourceOf(account.leaseId),
@@ -183,13 +208,11 @@ export function createDynamicAccounts(
       ...(actingFor ? { actingFor } : {}),
     });
     const compare = [{ key, modRevision: kv.modRevision }];
+    const handled: Op[] = dueKey ? [{ type: 'delete', key: dueKey }] : [];
     if (!failure) {
       return {
         compare,
-        ops: [
-          { type: 'delete', key },
-          { type: 'delete', key: retryKey },
-        ],
+        ops: [...accountDeleteOps(tenant, current), ...handled],
         audit: [
           audit(
             'allowed',
@@ -205,12 +228,14 @@ export function createDynamicAccounts(
     return {
       compare,
       ops: [
+        ...handled,
+        ...accountPutOps(tenant, { ...current, attempts, nextAttemptAt, lastError: failure }),
         {
           type: 'put',
-          key,
-          value: JSON.stringify({ ...current, attempts, nextAttemptAt, lastError: failure }),
+          key: keys.dynamicRetry(tenant, account.credentialName, account.leaseId),
+          value: JSON.stringify(retry),
         },
-        { type: 'put', key: retryKey, value: JSON.stringify(retry) },
+        { type: 'put', key: dynamicDue.key(tenant, account.leaseId, retryAt), value: '' },
       ],
       audit: [
         audit(
@@ -227,11 +252,19 @@ export function createDynamicAccounts(
     account: AccountRecord,
     lease: LeaseRecord | undefined,
     reason: string,
+    dueKey: string | undefined,
   ): Promise<number | undefined> {
     const ctx = systemContext(tenant, revokerIdentity, `dynamic-${clock().getTime()}`);
     const failure = await attemptRemoval(tenant, account);
     return committer.commit(ctx, async () => {
-      const { retryAt, ...mutation } = await outcomeOf(tenant, account, failure, reason, lease?.identity);
+      const { retryAt, ...mutation } = await outcomeOf(
+        tenant,
+        account,
+        failure,
+        reason,
+        lease?.identity,
+        dueKey,
+      );
       return { ...mutation, result: retryAt };
     });
   }
@@ -242,6 +275,8 @@ export function createDynamicAccounts(
    * timeout, the last would wait for all the others, and so would every expiry due meanwhile.
    */
   const removing = new Map<string, Promise<void>>();
+  /** Accounts whose outcome could not be recorded: decided again by the next due walk. */
+  const recheck = new Map<string, { tenant: string; leaseId: string }>();
 
   /** Starts removing an account (at most `sweepConcurrency` at once); it wakes the sweep for its retry. */
   async function startRemoval(
@@ -249,13 +284,15 @@ export function createDynamicAccounts(
     account: AccountRecord,
     lease: LeaseRecord | undefined,
     reason: string,
+    dueKey?: string,
   ) {
     const key = `${tenant}\0${account.leaseId}`;
     if (removing.has(key)) return;
     while (removing.size >= config.sweepConcurrency) await Promise.race(removing.values());
-    const removal = removeAccount(tenant, account, lease, reason)
+    const removal = removeAccount(tenant, account, lease, reason, dueKey)
       .catch((err: unknown) => {
         logger.warn({ lease: account.leaseId }, `recording a revocation failed: ${(err as Error).message}`);
+        recheck.set(key, { tenant, leaseId: account.leaseId });
         return clock().getTime() + config.retryBaseMs;
       })
       .then((retryAt) => {
@@ -265,43 +302,176 @@ export function createDynamicAccounts(
     removing.set(key, removal);
   }
 
-  /** Handles one tenant's accounts (or one account); returns when it next needs to look. */
-  async function sweepTenant(tenant: string, only?: string): Promise<number> {
-    let wake = Number.POSITIVE_INFINITY;
-    // The accounts a page at a time, and their leases in one read per page (etcd: one
-    // transaction per 100 keys), not one round trip per account.
-    const decidePage = async (kvs: KeyValue[]) => {
-      const accounts = kvs.map((kv) => parseRecord<AccountRecord>(kv.value));
-      // Decided as of before the read: a lease committed after it is not taken for missing
-      // once the issue grace has passed, nor once its issue finished here (removals may keep
-      // this page waiting, and the live set forgets a lease the moment it committed).
-      const now = clock();
-      const issuingAtRead = new Set(issuing);
-      const leases = await getMany(
-        store,
-        accounts.map((account) => keys.lease(tenant, account.leaseId)),
-      );
-      for (const [i, account] of accounts.entries()) {
-        const leaseKv = leases[i];
-        const lease = leaseKv ? parseRecord<LeaseRecord>(leaseKv.value) : undefined;
-        const action = decideAccount(account, lease, {
-          now,
-          instance,
-          issuing: issuingAtRead,
-          issueGraceMs: config.issueGraceMs,
-        });
-        if (action.kind === 'revoke') await startRemoval(tenant, account, lease, action.reason);
-        else if (action.until !== undefined) wake = Math.min(wake, action.until);
+  /**
+   * Decides a page of one tenant's accounts, their leases read in one request (etcd: one
+   * transaction per 100 keys). Removals start (each deletes the due key that woke it once its
+   * outcome is recorded); for the others, `wanted` names the due key at which each must be
+   * looked at next, and `fixes` deletes the key that woke it when that differs.
+   */
+  async function decideAccounts(
+    tenant: string,
+    found: Array<{ account: AccountRecord; dueKey?: string }>,
+  ): Promise<{ fixes: Op[]; wanted: string[] }> {
+    // Decided as of before the read: a lease committed after it is not taken for missing
+    // once the issue grace has passed, nor once its issue finished here (removals may keep
+    // this page waiting, and the live set forgets a lease the moment it committed).
+    const now = clock();
+    const issuingAtRead = new Set(issuing);
+    const leases = await getMany(
+      store,
+      found.map(({ account }) => keys.lease(tenant, account.leaseId)),
+    );
+    const fixes: Op[] = [];
+    const wanted: string[] = [];
+    for (const [i, { account, dueKey }] of found.entries()) {
+      const leaseKv = leases[i];
+      const lease = leaseKv ? parseRecord<LeaseRecord>(leaseKv.value) : undefined;
+      const action = decideAccount(account, lease, {
+        now,
+        instance,
+        issuing: issuingAtRead,
+        issueGraceMs: config.issueGraceMs,
+      });
+      if (action.kind === 'revoke') {
+        await startRemoval(tenant, account, lease, action.reason, dueKey);
+        continue;
       }
-    };
-    if (only) {
-      const kv = await store.get(keys.dynamicAccount(tenant, only));
-      if (kv) await decidePage([kv]);
-      return wake;
+      // Issuing here right now: its commit writes the key it needs.
+      if (action.until === undefined) continue;
+      const next = dynamicDue.key(tenant, account.leaseId, action.until);
+      if (next === dueKey) continue;
+      if (dueKey) fixes.push({ type: 'delete', key: dueKey });
+      wanted.push(next);
     }
-    for await (const page of scanPages(store, keys.dynamicAccounts(tenant), { pageSize: SWEEP_PAGE }))
-      await decidePage(page);
-    return wake;
+    return { fixes, wanted };
+  }
+
+  /** Writes due-key changes, as many per transaction as the store takes (no audit: bookkeeping). */
+  async function storeFixes(ops: Op[]) {
+    for (let i = 0; i < ops.length; i += store.maxTxnOps)
+      await store.txn({ success: ops.slice(i, i + store.maxTxnOps) });
+  }
+
+  /**
+   * Handles every due key whose time has come, a page at a time, grouped by tenant; returns
+   * when the next known key comes due. Keys stay until handled, so an account whose removal
+   * is under way (or whose commit landed after an earlier walk passed its time) is looked at
+   * again by the next walk, and nothing depends on a cursor kept in memory.
+   */
+  async function sweepDue(): Promise<number> {
+    const now = clock().getTime();
+    let after: string | undefined;
+    for (;;) {
+      const page = await store.range(dynamicDue.prefix, {
+        limit: DUE_PAGE,
+        ...(after !== undefined ? { startAfter: after } : {}),
+      });
+      const due = page.kvs.filter((kv) => dynamicDue.parse(kv.key).at <= now);
+      const byTenant = new Map<string, Array<{ leaseId: string; key: string }>>();
+      for (const kv of due) {
+        const { tenant, leaseId } = dynamicDue.parse(kv.key);
+        if (removing.has(`${tenant}\0${leaseId}`)) continue;
+        byTenant.set(tenant, [...(byTenant.get(tenant) ?? []), { leaseId, key: kv.key }]);
+      }
+      for (const [tenant, entries] of byTenant) {
+        const accounts = await getMany(
+          store,
+          entries.map((entry) => keys.dynamicAccount(tenant, entry.leaseId)),
+        );
+        // A key whose account is gone (removed, or a lease's key left after its removal).
+        const leftovers: Op[] = entries
+          .filter((_, i) => !accounts[i])
+          .map((entry) => ({ type: 'delete', key: entry.key }));
+        const found = entries.flatMap((entry, i) => {
+          const kv = accounts[i];
+          return kv ? [{ account: parseRecord<AccountRecord>(kv.value), dueKey: entry.key }] : [];
+        });
+        const { fixes, wanted } = await decideAccounts(tenant, found);
+        await storeFixes([
+          ...leftovers,
+          ...fixes,
+          ...wanted.map((key): Op => ({ type: 'put', key, value: '' })),
+        ]);
+      }
+      if (due.length < page.kvs.length) return dynamicDue.parse(page.kvs[due.length]!.key).at;
+      if (!page.more || page.kvs.length === 0) return Number.POSITIVE_INFINITY;
+      after = page.kvs.at(-1)!.key;
+    }
+  }
+
+  /** Accounts whose outcome was not recorded, decided again one by one. */
+  async function sweepRechecks() {
+    for (const [key, { tenant, leaseId }] of recheck) {
+      recheck.delete(key);
+      await sweepOne(tenant, leaseId);
+    }
+  }
+
+  /** Decides one account now (a revocation that could not wait for its removal). */
+  async function sweepOne(tenant: string, leaseId: string) {
+    const kv = await store.get(keys.dynamicAccount(tenant, leaseId));
+    if (!kv) return;
+    const { fixes, wanted } = await decideAccounts(tenant, [
+      { account: parseRecord<AccountRecord>(kv.value) },
+    ]);
+    await storeFixes([...fixes, ...wanted.map((key): Op => ({ type: 'put', key, value: '' }))]);
+  }
+
+  /**
+   * Every account of every tenant, a page at a time: on start (after a crash, an account
+   * whose removal was under way has its due key, but a store written before the due index
+   * has none) and every `fullSweepIntervalMs`. Decides each account as the due walk would and
+   * writes the due and credential keys an account lacks; reads only, when nothing is missing.
+   */
+  async function sweepAll() {
+    for await (const tenantKv of scanPrefix(store, keys.tenants())) {
+      const tenant = tenantKv.key.slice(keys.tenants().length);
+      for await (const kvs of scanPages(store, keys.dynamicAccounts(tenant), { pageSize: SWEEP_PAGE })) {
+        const accounts = kvs.map((kv) => parseRecord<AccountRecord>(kv.value));
+        const { wanted } = await decideAccounts(
+          tenant,
+          accounts.map((account) => ({ account })),
+        );
+        const byCredential = accounts.map((a) => keys.dynamicAccountOf(tenant, a.credentialName, a.leaseId));
+        const present = await getMany(store, [...wanted, ...byCredential]);
+        await storeFixes(
+          [...wanted, ...byCredential]
+            .filter((_, i) => !present[i])
+            .map((key): Op => ({ type: 'put', key, value: '' })),
+        );
+      }
+    }
+  }
+
+  let scheduledAt = Number.POSITIVE_INFINITY;
+
+  function schedule(at: number) {
+    if (stopped) return;
+    clearTimeout(dueTimer);
+    scheduledAt = at;
+    dueTimer = setTimeout(
+      () => {
+        scheduledAt = Number.POSITIVE_INFINITY;
+        void sweepNow();
+      },
+      Math.max(10, Math.min(at - clock().getTime(), 2_147_000_000)),
+    );
+    dueTimer.unref();
+  }
+
+  /**
+   * Makes the next due walk come no later than `at` (a retry one account needs, or the
+   * expiry of a lease just issued here), without walking now. Other processes' leases are
+   * found by the walk every `sweepIntervalMs`.
+   */
+  function wakeAt(at: number) {
+    if (at < scheduledAt && !running) schedule(at);
+    else if (at < scheduledAt) again = true;
+  }
+
+  /** Runs a due walk now (or right after the one in progress); resolves once its removals are done. */
+  function kick(): Promise<void> {
+    return sweepNow().then(removalsDone);
   }
 
   /** Resolves once no removal is under way (those started meanwhile included). */
@@ -309,45 +479,7 @@ export function createDynamicAccounts(
     while (removing.size > 0) await Promise.all(removing.values());
   }
 
-  async function sweepAll(): Promise<number> {
-    let wake = clock().getTime() + config.sweepIntervalMs;
-    for await (const kv of scanPrefix(store, keys.tenants()))
-      wake = Math.min(wake, await sweepTenant(kv.key.slice(keys.tenants().length)));
-    return wake;
-  }
-
-  let scheduledAt = Number.POSITIVE_INFINITY;
-
-  function schedule(at: number) {
-    if (stopped) return;
-    clearTimeout(timer);
-    scheduledAt = at;
-    timer = setTimeout(
-      () => {
-        scheduledAt = Number.POSITIVE_INFINITY;
-        void sweepNow();
-      },
-      Math.max(10, Math.min(at - clock().getTime(), 2_147_000_000)),
-    );
-    timer.unref();
-  }
-
-  /**
-   * Makes the next sweep come no later than `at` (a retry one account needs, or the expiry of
-   * a lease just issued: the sweep learns expiries only when it looks, up to 30 s apart),
-   * without sweeping now.
-   */
-  function wakeAt(at: number) {
-    if (at < scheduledAt && !running) schedule(at);
-    else if (at < scheduledAt) again = true;
-  }
-
-  /** Runs a sweep now (or right after the one in progress); resolves once its removals are done. */
-  function kick(): Promise<void> {
-    return sweepNow().then(removalsDone);
-  }
-
-  function sweepNow(): Promise<void> {
+  function sweepNow(full = false): Promise<void> {
     if (running) {
       again = true;
       return running;
@@ -356,7 +488,11 @@ export function createDynamicAccounts(
       do {
         again = false;
         try {
-          schedule(await sweepAll());
+          if (full) await sweepAll();
+          full = false;
+          await sweepRechecks();
+          const next = await sweepDue();
+          schedule(Math.min(next, clock().getTime() + config.sweepIntervalMs));
         } catch (err) {
           logger.warn(`dynamic account sweep failed; retrying: ${(err as Error).message}`);
           schedule(clock().getTime() + config.retryBaseMs * 4);
@@ -368,20 +504,33 @@ export function createDynamicAccounts(
     return running;
   }
 
-  /** Accounts of one credential still waiting for removal. */
-  async function pendingOf(tenant: string, name: string): Promise<number> {
-    let pending = 0;
-    for await (const kv of scanPrefix(store, keys.dynamicAccounts(tenant)))
-      if (parseRecord<AccountRecord>(kv.value).credentialName === name) pending += 1;
-    return pending;
+  function scheduleFull() {
+    if (stopped) return;
+    fullTimer = setTimeout(() => {
+      void sweepNow(true).finally(scheduleFull);
+    }, config.fullSweepIntervalMs);
+    fullTimer.unref();
   }
 
+  /** Accounts of one credential still waiting for removal (its own index: no walk of the others). */
+  const pendingOf = (tenant: string, name: string): Promise<number> =>
+    store.count(keys.dynamicAccountsOf(tenant, name));
+
   /** Writes an account's record unless it is there (written with its lease, or before). */
-  async function recordIfMissing(ctx: CallContext, record: { type: 'put'; key: string; value: string }) {
+  async function recordIfMissing(ctx: CallContext, account: AccountRecord) {
+    const key = keys.dynamicAccount(ctx.tenant, account.leaseId);
     await committer.commit(ctx, async () =>
-      (await store.get(record.key))
+      (await store.get(key))
         ? { ops: [], audit: [], result: undefined }
-        : { compare: [{ key: record.key, modRevision: 0 }], ops: [record], audit: [], result: undefined },
+        : {
+            compare: [{ key, modRevision: 0 }],
+            ops: [
+              ...accountPutOps(ctx.tenant, account),
+              { type: 'put', key: graceDue(ctx.tenant, account), value: '' },
+            ],
+            audit: [],
+            result: undefined,
+          },
     );
   }
 
@@ -405,13 +554,16 @@ export function createDynamicAccounts(
         createdAt: clock().toISOString(),
         owner: instance,
       };
-      const key = keys.dynamicAccount(ctx.tenant, leaseId);
-      const record = { type: 'put' as const, key, value: JSON.stringify(account) };
       const dynamic = { engine: spec.engine, username };
       const failed = (err: unknown) =>
         err instanceof VaultError
           ? err
           : upstreamError(err, `could not issue a ${spec.engine} account for "${credential.name}"`);
+      /** Decides the account now: one whose lease did not commit goes at once. */
+      const settleNow = () =>
+        void sweepOne(ctx.tenant, leaseId).catch(() => {
+          // Its due key brings it back at the end of the grace.
+        });
       if (engine.issueHeld) {
         try {
           const { connection } = await mustConnect(ctx.tenant, credential.name);
@@ -419,22 +571,22 @@ export function createDynamicAccounts(
           return {
             value: held.value,
             dynamic,
-            ops: [record],
+            ops: accountPutOps(ctx.tenant, account),
             finish: async (committed) => {
               // A lease that may have committed keeps its account: a retry with the same
               // Idempotency-Key answers with that lease. Nobody has the value if it did not
-              // (the answer was an error), and the sweep removes the account once it finds no
-              // lease for it (its record went with the lease, or is written now).
+              // (the answer was an error). The account is recorded (its record went with the
+              // lease, or is written now) and looked at once the issue grace is over: a
+              // transaction that timed out may still apply a moment later, and a sweep
+              // before that would drop the account of a lease that then appears.
               const keep = committed !== false;
               try {
                 await held.settle(keep);
               } catch (err) {
                 if (committed === true) throw failed(err);
               }
-              if (committed === 'unknown') {
-                await recordIfMissing(ctx, record).catch(() => undefined);
-                void kick();
-              } else if (committed) wakeAt(expiresAt.getTime());
+              if (committed === 'unknown') await recordIfMissing(ctx, account).catch(() => undefined);
+              else if (committed) wakeAt(expiresAt.getTime());
             },
           };
         } catch (err) {
@@ -443,9 +595,13 @@ export function createDynamicAccounts(
       }
       issuing.add(leaseId);
       try {
+        const key = keys.dynamicAccount(ctx.tenant, leaseId);
         await committer.commit(ctx, async () => ({
           compare: [{ key, modRevision: 0 }],
-          ops: [record],
+          ops: [
+            ...accountPutOps(ctx.tenant, account),
+            { type: 'put', key: graceDue(ctx.tenant, account), value: '' },
+          ],
           audit: [],
           result: undefined,
         }));
@@ -454,16 +610,20 @@ export function createDynamicAccounts(
         return {
           value,
           dynamic,
-          ops: [],
+          // The lease's own due key (its expiry, written with it) replaces the grace one.
+          ops:
+            graceDue(ctx.tenant, account) === dynamicDue.key(ctx.tenant, leaseId, expiresAt.getTime())
+              ? []
+              : [{ type: 'delete', key: graceDue(ctx.tenant, account) }],
           finish: async (committed) => {
             issuing.delete(leaseId);
-            if (committed !== true) void kick();
+            if (committed !== true) settleNow();
             else wakeAt(expiresAt.getTime());
           },
         };
       } catch (err) {
         issuing.delete(leaseId);
-        void kick();
+        settleNow();
         throw failed(err);
       }
     },
@@ -508,9 +668,9 @@ export function createDynamicAccounts(
 
     /** Removes the account of a lease just revoked, now; a failure is recorded and retried. */
     async revokeNow(tenant: string, leaseId: string) {
-      // Only this lease's account: a full sweep per revocation would scan every live account.
+      // Only this lease's account; should this fail, the revocation moved its due key to now.
       try {
-        wakeAt(await sweepTenant(tenant, leaseId));
+        await sweepOne(tenant, leaseId);
         await removing.get(`${tenant}\0${leaseId}`);
       } catch (err) {
         void kick();
@@ -580,15 +740,21 @@ export function createDynamicAccounts(
 
     pendingOf,
 
-    /** Sweeps now (a reconcile on start) and keeps sweeping at expiries and retries. */
+    /**
+     * Walks every account now (a reconcile on start), then what is due as it comes due, and
+     * every account again every `fullSweepIntervalMs`; resolves once the first walk's
+     * removals are done.
+     */
     start() {
       stopped = false;
-      return kick();
+      scheduleFull();
+      return sweepNow(true).then(removalsDone);
     },
     kick,
     async stop() {
       stopped = true;
-      clearTimeout(timer);
+      clearTimeout(dueTimer);
+      clearTimeout(fullTimer);
       await running?.catch(() => {});
       await removalsDone();
     },

@@ -31,6 +31,10 @@ export const keys = {
   /** Upstream accounts issued for dynamic leases, until the engine has removed them. */
   dynamicAccount: (tenant: string, leaseId: string) => `${root}/t/${tenant}/dynamic-accounts/${leaseId}`,
   dynamicAccounts: (tenant: string) => `${root}/t/${tenant}/dynamic-accounts/`,
+  /** The same accounts by credential (empty values), so one credential's are counted alone. */
+  dynamicAccountOf: (tenant: string, name: string, leaseId: string) =>
+    `${root}/t/${tenant}/dynamic-accounts-of/${name}/${leaseId}`,
+  dynamicAccountsOf: (tenant: string, name: string) => `${root}/t/${tenant}/dynamic-accounts-of/${name}/`,
   /** Accounts whose removal failed and is being retried, by credential (present only while failing). */
   dynamicRetry: (tenant: string, name: string, leaseId: string) =>
     `${root}/t/${tenant}/dynamic-retries/${name}/${leaseId}`,

@@ -15,6 +15,7 @@
  */
 import type { Identity } from '../contract/common.js';
 import type { Op, Store } from '../store/store.js';
+import { dynamicDue } from './dynamic-due.js';
 import { keys } from './keys.js';
 import type { LeaseRecord } from './lease-record.js';
 
@@ -70,9 +71,14 @@ export function indexKeys(tenant: string, lease: LeaseRecord): string[] {
   ];
 }
 
+/** When a lease's time key says it ends (or ended): its expiry, or its revocation. */
+const timeOf = (lease: LeaseRecord): number =>
+  Date.parse(lease.state === 'revoked' ? (lease.revokedAt ?? lease.expiresAt) : lease.expiresAt);
+
 /**
  * Writes `next` (a new lease, or a new version of `previous`) with its index keys: four
- * operations for a new lease, five for a change that moves its time key.
+ * operations for a new lease, five for a change that moves its time key; a dynamic lease's
+ * account due key (dynamic-due.ts) moves with its time key, two more.
  */
 export function leaseWriteOps(tenant: string, previous: LeaseRecord | undefined, next: LeaseRecord): Op[] {
   const value = entry(next);
@@ -86,6 +92,10 @@ export function leaseWriteOps(tenant: string, previous: LeaseRecord | undefined,
   if (previousTime !== undefined && previousTime !== nextTime)
     ops.push({ type: 'delete', key: previousTime });
   ops.push({ type: 'put', key: nextTime, value: '' });
+  if (next.dynamic && previousTime !== nextTime) {
+    if (previous) ops.push({ type: 'delete', key: dynamicDue.key(tenant, next.id, timeOf(previous)) });
+    ops.push({ type: 'put', key: dynamicDue.key(tenant, next.id, timeOf(next)), value: '' });
+  }
   return ops;
 }
 
@@ -109,10 +119,16 @@ export function leaseDeleteOps(tenant: string, lease: LeaseRecord): Op[] {
 export const TXN_RESERVED_OPS = 8;
 
 /**
- * Lease changes per transaction on `store`: up to six operations each (five, and a dynamic
- * lease's value deleted on revocation), with room for the audit record and chain head. On
- * etcd's default of 128 operations, 20.
+ * Operations one lease's revocation writes: five (the record, two index entries, its time
+ * key moved); a dynamic lease's value deleted and its due key moved, three more.
+ */
+export const revokeOpsOf = (lease: Pick<LeaseRecord, 'dynamic'>): number => (lease.dynamic ? 8 : 5);
+
+/**
+ * Lease changes per transaction on `store`, for work that does not know which leases are
+ * dynamic before it reads them (the purger): up to eight operations each, with room for the
+ * audit record and chain head. On etcd's default of 128 operations, 15.
  */
 export function leasesPerTxn(store: Pick<Store, 'maxTxnOps'>): number {
-  return Math.max(1, Math.floor((store.maxTxnOps - TXN_RESERVED_OPS) / 6));
+  return Math.max(1, Math.floor((store.maxTxnOps - TXN_RESERVED_OPS) / 8));
 }

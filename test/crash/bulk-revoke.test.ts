@@ -29,8 +29,8 @@ const BULK = 3_000;
 const OTHER = 300;
 
 describe.each([
-  { maxTxnOps: 128, perTxn: 20 },
-  { maxTxnOps: 1024, perTxn: 169 },
+  { maxTxnOps: 128, perTxn: 24 },
+  { maxTxnOps: 1024, perTxn: 203 },
 ])('bulk revocation killed part way, $maxTxnOps operations per transaction', ({ maxTxnOps, perTxn }) => {
   let etcd: EtcdProcess;
   let dir: string;

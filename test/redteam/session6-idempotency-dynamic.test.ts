@@ -11,7 +11,9 @@
  * The lease stays "active" for its whole TTL while nothing can log in with it.
  *
  * Real parts: a real PostgreSQL, the embedded store; only the store's answer to the one
- * transaction is lost (it is applied, then the call fails as etcd's deadline would).
+ * transaction is lost (it is applied, then the call fails as etcd's deadline would), or the
+ * transaction is never applied, or it is applied a moment after its caller was told it timed
+ * out (etcd applies a proposal that was in flight when the client's deadline passed).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPostgresEngine } from '../../src/engines/postgres.js';
@@ -22,6 +24,8 @@ import { loginWorks, type Postgres, postgresAvailable, startPostgres } from '../
 import { startTestVault, type TestVault } from '../support/test-vault.js';
 
 const available = postgresAvailable();
+/** The server's issue grace: how long an account without its lease is kept. */
+const GRACE_MS = 3_000;
 
 const post = (vault: TestVault, key: string) =>
   vault.call('POST', '/v1/leases', {
@@ -38,6 +42,10 @@ describe.skipIf(!available)('a dynamic lease whose commit answered outcome_unkno
   let loseNextLeaseAnswer = false;
   /** Set to fail the next such transaction as unanswered without applying it. */
   let dropNextLease = false;
+  /** Set to fail the next such transaction as unanswered and apply it this much later (ms). */
+  let applyNextLeaseLate = 0;
+  /** The late transaction until it is applied: later writes wait for it, as in etcd's log. */
+  let inFlight: Promise<void> | undefined;
 
   beforeAll(async () => {
     db = await startPostgres();
@@ -57,6 +65,17 @@ describe.skipIf(!available)('a dynamic lease whose commit answered outcome_unkno
               dropNextLease = false;
               throw new OutcomeUnknownError('etcd did not answer the transaction within 1000 ms');
             }
+            if (applyNextLeaseLate > 0 && writesLease) {
+              // In etcd's log before any later write, so applied before them; invisible to
+              // reads until then.
+              const delay = applyNextLeaseLate;
+              applyNextLeaseLate = 0;
+              inFlight = new Promise((resolve) => setTimeout(resolve, delay)).then(() =>
+                target.txn(...args).then(() => undefined),
+              );
+              throw new OutcomeUnknownError('etcd did not answer the transaction within 1000 ms');
+            }
+            await inFlight;
             const result = await target.txn(...args);
             if (loseNextLeaseAnswer && writesLease && result.succeeded) {
               loseNextLeaseAnswer = false;
@@ -73,7 +92,7 @@ describe.skipIf(!available)('a dynamic lease whose commit answered outcome_unkno
     vault = await startTestVault({
       store: losing,
       engines: { postgres: createPostgresEngine() },
-      dynamic: { sweepIntervalMs: 500 },
+      dynamic: { sweepIntervalMs: 500, issueGraceMs: GRACE_MS },
     });
     const created = await vault.call('POST', '/v1/credentials', {
       body: {
@@ -133,8 +152,9 @@ describe.skipIf(!available)('a dynamic lease whose commit answered outcome_unkno
     dropNextLease = true;
     const first = await post(vault, 'never-applied');
     expect(first.status).toBe(503);
-    // The sweep finds an account without a lease and drops its role.
-    const deadline = Date.now() + 20_000;
+    // The sweep finds an account without a lease once the issue grace is over (the
+    // transaction might still have been applied until then) and drops its role.
+    const deadline = Date.now() + GRACE_MS + 20_000;
     while (JSON.stringify(await roles()) !== JSON.stringify(before)) {
       if (Date.now() > deadline)
         throw new Error(`roles left behind: ${(await roles()).filter((r) => !before.includes(r))}`);
@@ -144,5 +164,19 @@ describe.skipIf(!available)('a dynamic lease whose commit answered outcome_unkno
     const retry = await post(vault, 'never-applied');
     expect(retry.status).toBe(201);
     expect(await loginWorks(retry.body.value!)).toBe(true);
-  }, 30_000);
+  }, 40_000);
+
+  it('a transaction applied after its answer was lost keeps the role of the lease it wrote', async () => {
+    applyNextLeaseLate = 1_000;
+    const first = await post(vault, 'applied-late');
+    expect(first.status).toBe(503);
+    expect(first.body.error?.code).toBe('outcome_unknown');
+    // The lease lands a second later; the sweep must not have dropped its role meanwhile,
+    // nor drop it once the grace is over (the lease is there by then).
+    await new Promise((resolve) => setTimeout(resolve, GRACE_MS * 2));
+    const retry = await post(vault, 'applied-late');
+    expect(retry.status).toBe(201);
+    expect(retry.body.state).toBe('active');
+    expect(await loginWorks(retry.body.value!), 'the lease that landed late logs in').toBe(true);
+  }, 40_000);
 });
