@@ -6,10 +6,20 @@ export const keys = {
   tenant: (tenant: string) => `${root}/tenants/${tenant}`,
   tenants: () => `${root}/tenants/`,
   token: (hash: string) => `${root}/tokens/${hash}`,
+  tokens: () => `${root}/tokens/`,
   accessor: (accessor: string) => `${root}/accessors/${accessor}`,
   /** Tokens minted with a token: revoking the parent revokes them. */
   tokenChild: (parent: string, child: string) => `${root}/token-children/${parent}/${child}`,
   tokenChildren: (parent: string) => `${root}/token-children/${parent}/`,
+  /**
+   * Tokens by expiry (value: hash, tenant and parent accessor), walked from the oldest by the
+   * token purger; written with the token.
+   */
+  tokenExpiry: (expiresAtMs: number, accessor: string) =>
+    `${root}/token-expiry/${String(Math.max(0, Math.floor(expiresAtMs))).padStart(15, '0')}/${accessor}`,
+  tokenExpiries: () => `${root}/token-expiry/`,
+  /** Set once every token written before the expiry index has its key there. */
+  tokenExpiryState: () => `${root}/token-expiry-state`,
   hmacKey: (tenant: string) => `${root}/t/${tenant}/hmac-key`,
 
   tenantPrefix: (tenant: string) => `${root}/t/${tenant}/`,

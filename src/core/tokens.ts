@@ -5,9 +5,10 @@ import type { Identity } from '../contract/common.js';
 import type { IdentityRecord } from '../contract/policies.js';
 import { durationMs } from '../lib/duration.js';
 import { isVaultError, notFound, unauthenticated } from '../lib/errors.js';
-import { scanPrefix } from '../store/paged.js';
+import { getMany, scanPages } from '../store/paged.js';
+import type { Op } from '../store/store.js';
 import type { Access } from './access.js';
-import { type CallContext, formatIdentity, type Principal, sameIdentity } from './context.js';
+import { type CallContext, formatIdentity, type Principal, sameIdentity, systemContext } from './context.js';
 import { controllerLabel, isController } from './controller-role.js';
 import { type CoreDeps, parseRecord } from './deps.js';
 import { keys } from './keys.js';
@@ -22,7 +23,31 @@ export const MAX_TOKEN_TTL_MS = 30 * 24 * 3_600_000;
 
 interface TokenRecord extends TokenInfo {
   hash: string;
+  /** The accessor of the token that minted it (its link under that token goes with it). */
+  parent?: string;
 }
+
+/** What the expiry index says of a token: enough to delete it without reading it. */
+interface ExpiryEntry {
+  hash: string;
+  tenant: string;
+  parent?: string;
+}
+
+/** A token on its way out, and the parent whose link to it goes with it. */
+interface Doomed {
+  accessor: string;
+  hash: string;
+  parent?: string;
+}
+
+export const tokenPurgerIdentity = { type: 'workload' as const, name: 'vault-token-purger' };
+
+/** Tokens per transaction: up to five operations each, with room for the audit records. */
+const TOKENS_PER_TXN = 20;
+
+const expiryTimeOf = (key: string) => Number(key.split('/').at(-2));
+const lastSegment = (key: string) => key.slice(key.lastIndexOf('/') + 1);
 
 const hashToken = (token: string) => createHash('sha256').update(token).digest('hex');
 const resourceOf = (accessor: string) => `token/${accessor}`;
@@ -34,6 +59,70 @@ const resourceOf = (accessor: string) => `token/${accessor}`;
  */
 export function createTokenService(deps: CoreDeps & { access: Access }) {
   const { store, committer, access, clock, records } = deps;
+
+  const expiryOp = (record: TokenRecord): Op => ({
+    type: 'put',
+    key: keys.tokenExpiry(Date.parse(record.expiresAt), record.accessor),
+    value: JSON.stringify({
+      hash: record.hash,
+      tenant: record.tenant,
+      ...(record.parent ? { parent: record.parent } : {}),
+    } satisfies ExpiryEntry),
+  });
+
+  /** Everything a token leaves in the store: its record, accessor, links and expiry key. */
+  const deleteOps = (t: Doomed, expiresAt: string | undefined): Op[] => [
+    { type: 'delete', key: keys.token(t.hash) },
+    { type: 'delete', key: keys.accessor(t.accessor) },
+    { type: 'deletePrefix', prefix: keys.tokenChildren(t.accessor) },
+    ...(t.parent ? [{ type: 'delete' as const, key: keys.tokenChild(t.parent, t.accessor) }] : []),
+    ...(expiresAt
+      ? [{ type: 'delete' as const, key: keys.tokenExpiry(Date.parse(expiresAt), t.accessor) }]
+      : []),
+  ];
+
+  /**
+   * Up to `max` tokens minted under `root` (transitively) that minted none themselves, read
+   * from the deepest level first: a page of a token's children, each asked whether it has any.
+   * Memory and reads are bounded by the depth and a page, not by the size of the tree.
+   */
+  async function leavesUnder(root: string, max: number): Promise<Doomed[]> {
+    let node = root;
+    for (;;) {
+      const page = await store.range(keys.tokenChildren(node), { limit: max });
+      if (page.kvs.length === 0) return [];
+      const children = page.kvs.map((kv) => ({
+        accessor: lastSegment(kv.key),
+        hash: parseRecord<{ hash: string }>(kv.value).hash,
+        parent: node,
+      }));
+      const below = await Promise.all(
+        children.map((child) => store.range(keys.tokenChildren(child.accessor), { limit: 1 })),
+      );
+      const leaves = children.filter((_, i) => below[i]!.kvs.length === 0);
+      if (leaves.length > 0) return leaves;
+      node = children[0]!.accessor;
+    }
+  }
+
+  /** Writes the expiry keys of tokens minted before the index existed, once per store. */
+  let backfilled = false;
+  async function backfillExpiries() {
+    if (backfilled) return;
+    if (!(await store.get(keys.tokenExpiryState()))) {
+      for await (const page of scanPages(store, keys.tokens(), { pageSize: 500 })) {
+        const ops = page.map((kv) => expiryOp(parseRecord<TokenRecord>(kv.value)));
+        for (let i = 0; i < ops.length; i += store.maxTxnOps)
+          await store.txn({ success: ops.slice(i, i + store.maxTxnOps) });
+      }
+      await store.txn({
+        success: [
+          { type: 'put', key: keys.tokenExpiryState(), value: JSON.stringify({ at: clock().toISOString() }) },
+        ],
+      });
+    }
+    backfilled = true;
+  }
 
   async function mint(
     ctx: CallContext | undefined,
@@ -73,9 +162,11 @@ export function createTokenService(deps: CoreDeps & { access: Access }) {
     };
     const hash = hashToken(token);
     const parent = ctx?.principal.accessor;
-    const ops = [
-      { type: 'put' as const, key: keys.token(hash), value: JSON.stringify({ ...info, hash }) },
-      { type: 'put' as const, key: keys.accessor(accessor), value: JSON.stringify({ hash, tenant }) },
+    const record: TokenRecord = { ...info, hash, ...(parent ? { parent } : {}) };
+    const ops: Op[] = [
+      { type: 'put', key: keys.token(hash), value: JSON.stringify(record) },
+      { type: 'put', key: keys.accessor(accessor), value: JSON.stringify({ hash, tenant }) },
+      expiryOp(record),
       ...(parent
         ? [{ type: 'put' as const, key: keys.tokenChild(parent, accessor), value: JSON.stringify({ hash }) }]
         : []),
@@ -208,7 +299,7 @@ export function createTokenService(deps: CoreDeps & { access: Access }) {
         if (!own || !isVaultError(err) || err.code !== 'audit_unavailable') throw err;
         deps.logger.warn({ tenant: ctx.tenant }, 'token lookup not recorded: the audit chain is tampered');
       }
-      const { hash: _hash, ...info } = record;
+      const { hash: _hash, parent: _parent, ...info } = record;
       return info;
     },
 
@@ -217,29 +308,21 @@ export function createTokenService(deps: CoreDeps & { access: Access }) {
       if (record.accessor !== ctx.principal.accessor) {
         await access.check(ctx, 'admin', resourceOf(accessor), undefined, 'token.revoke');
       }
-      // The token and every token minted from it, transitively, in chunks etcd accepts.
-      const doomed: Array<{ accessor: string; hash: string }> = [{ accessor, hash: record.hash }];
-      for (let i = 0; i < doomed.length; i++) {
-        for await (const kv of scanPrefix(store, keys.tokenChildren(doomed[i]!.accessor))) {
-          doomed.push({
-            accessor: kv.key.slice(kv.key.lastIndexOf('/') + 1),
-            hash: parseRecord<{ hash: string }>(kv.value).hash,
-          });
-        }
-      }
-      try {
-        // Descendants first, the token itself last: a caller revoking its own token commits
-        // only while that token exists (committer.ts), and a failure part-way leaves the token
-        // to revoke again rather than orphans.
-        const starts = Array.from({ length: Math.ceil(doomed.length / 30) }, (_, i) => i * 30).reverse();
-        for (const start of starts) {
-          const chunk = doomed.slice(start, start + 30);
+      // Every token minted from it, transitively, the deepest first and a chunk at a time, then
+      // the token itself: a caller revoking its own token commits only while that token
+      // exists (committer.ts), and a failure part-way leaves the token to revoke again rather
+      // than orphans.
+      const revokeChunk = async (chunk: Doomed[]) => {
+        const found = await getMany(
+          store,
+          chunk.map((t) => keys.token(t.hash)),
+        );
+        try {
           await committer.commit(ctx, async () => ({
-            ops: chunk.flatMap((t) => [
-              { type: 'delete' as const, key: keys.token(t.hash) },
-              { type: 'delete' as const, key: keys.accessor(t.accessor) },
-              { type: 'deletePrefix' as const, prefix: keys.tokenChildren(t.accessor) },
-            ]),
+            ops: chunk.flatMap((t, i) => {
+              const kv = found[i];
+              return deleteOps(t, kv ? parseRecord<TokenRecord>(kv.value).expiresAt : undefined);
+            }),
             audit: chunk.map((t) => ({
               action: 'token.revoke',
               resource: resourceOf(t.accessor),
@@ -250,9 +333,72 @@ export function createTokenService(deps: CoreDeps & { access: Access }) {
             })),
             result: undefined,
           }));
+        } finally {
+          for (const t of chunk) records.invalidate(keys.token(t.hash));
         }
-      } finally {
-        for (const t of doomed) records.invalidate(keys.token(t.hash));
+      };
+      for (;;) {
+        const leaves = await leavesUnder(accessor, TOKENS_PER_TXN);
+        if (leaves.length === 0) break;
+        await revokeChunk(leaves);
+      }
+      await revokeChunk([
+        { accessor, hash: record.hash, ...(record.parent ? { parent: record.parent } : {}) },
+      ]);
+    },
+
+    /**
+     * Deletes tokens that expired more than the retention ago (until then, using one answers
+     * "expired at ..."), oldest first by the expiry index, a chunk per transaction with an
+     * audit record per tenant; resolves with how many went. Safe on every replica at once.
+     */
+    async purgeExpired(): Promise<number> {
+      await backfillExpiries();
+      let purged = 0;
+      for (;;) {
+        const cutoff = clock().getTime() - deps.config.leaseRetentionMs;
+        const page = await store.range(keys.tokenExpiries(), { limit: TOKENS_PER_TXN });
+        const old = page.kvs.filter((kv) => expiryTimeOf(kv.key) < cutoff);
+        if (old.length === 0) return purged;
+        const entries = old.map((kv) => ({
+          key: kv.key,
+          accessor: lastSegment(kv.key),
+          ...parseRecord<ExpiryEntry>(kv.value),
+        }));
+        const found = await getMany(
+          store,
+          entries.map((e) => keys.token(e.hash)),
+        );
+        const byTenant = new Map<string, Array<{ entry: (typeof entries)[number]; present: boolean }>>();
+        for (const [i, entry] of entries.entries())
+          byTenant.set(entry.tenant, [...(byTenant.get(entry.tenant) ?? []), { entry, present: !!found[i] }]);
+        for (const [tenant, group] of byTenant) {
+          const count = group.filter((g) => g.present).length;
+          await committer.commit(
+            systemContext(tenant, tokenPurgerIdentity, `token-purge-${Date.now()}`),
+            async () => ({
+              ops: group.flatMap(({ entry }) => [
+                ...deleteOps(entry, undefined),
+                { type: 'delete' as const, key: entry.key },
+              ]),
+              audit:
+                count > 0
+                  ? [
+                      {
+                        action: 'token.purge',
+                        resource: 'tokens',
+                        outcome: 'allowed' as const,
+                        reason: `${count} token records expired more than the retention period ago deleted`,
+                      },
+                    ]
+                  : [],
+              result: undefined,
+            }),
+          );
+          for (const { entry } of group) records.invalidate(keys.token(entry.hash));
+          purged += count;
+        }
+        if (old.length < page.kvs.length || !page.more) return purged;
       }
     },
   };

@@ -223,12 +223,18 @@ export async function startVault(config: ServerConfig, logger: Logger): Promise<
     ? await listen(metricsApp(metrics), config.metricsListen, tls, (server) => servers.push(server))
     : undefined;
   if (metricsUrl) logger.info({ url: `${metricsUrl}/metrics` }, 'metrics listening (no token)');
-  // Lease records past their retention are deleted in the background (any replica may).
+  // Lease and token records past their retention are deleted in the background (any replica may).
   const purge = () =>
-    core.purger.purgeAll().then(
-      (purged) => purged > 0 && logger.info({ purged }, 'old lease records deleted'),
-      (err: unknown) => logger.warn({ err: (err as Error).message }, 'lease purge failed; retrying later'),
-    );
+    Promise.all([
+      core.purger.purgeAll().then(
+        (purged) => purged > 0 && logger.info({ purged }, 'old lease records deleted'),
+        (err: unknown) => logger.warn({ err: (err as Error).message }, 'lease purge failed; retrying later'),
+      ),
+      core.tokens.purgeExpired().then(
+        (purged) => purged > 0 && logger.info({ purged }, 'expired token records deleted'),
+        (err: unknown) => logger.warn({ err: (err as Error).message }, 'token purge failed; retrying later'),
+      ),
+    ]);
   const purgeTimer = setInterval(purge, PURGE_INTERVAL_MS);
   purgeTimer.unref();
   // Reconciles upstream accounts on start (a crash may have left one without its lease),

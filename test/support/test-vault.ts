@@ -83,6 +83,8 @@ export async function startTestVault(
     app?: Partial<AppConfig>;
     /** A built web console to serve at /ui. */
     uiDir?: string;
+    /** The root key (32 bytes; random when not given): another process on the same store. */
+    rootKey?: Buffer;
   } = {},
 ): Promise<TestVault> {
   const dataDir = options.store ? undefined : await mkdtemp(join(tmpdir(), 'vault-test-'));
@@ -98,7 +100,12 @@ export async function startTestVault(
     audit += chunk.toString('utf8');
   });
   const logger = createLogger({ level: 'debug', destination: logStream });
-  const keyring = createKeyring({ store, roots: [localRootKey(randomBytes(32))], sealedPrefixes, logger });
+  const keyring = createKeyring({
+    store,
+    roots: [localRootKey(options.rootKey ?? randomBytes(32))],
+    sealedPrefixes,
+    logger,
+  });
   const core = createVaultCore({
     store,
     keyring,
