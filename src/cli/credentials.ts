@@ -187,6 +187,19 @@ export function register(program: Command): void {
     show(await (await connect(options)).credentials.get(name), options);
   });
 
+  withCommon(
+    group
+      .command('versions <name>')
+      .description('Every version of a credential: number, time, fingerprint (never a value)'),
+  ).action(async (name: string, options: CommonOptions) => {
+    const versions = await (await connect(options)).credentials.versions(name);
+    if (options.json) return printJson(versions.map((v) => ({ ...v, createdAt: v.createdAt.toISOString() })));
+    printTable(
+      ['VERSION', 'CREATED', 'FINGERPRINT'],
+      versions.map((v) => [String(v.version), v.createdAt.toISOString(), v.fingerprint]),
+    );
+  });
+
   addValueSource(
     withCommon(
       group.command('put <name>').description('Store a new version from a hidden prompt, stdin or a file'),

@@ -197,7 +197,11 @@ export const credential = z.object({
   dynamic: dynamicSpec.optional(),
   revocations: revocationState.optional(),
   currentVersion: z.number().int(),
-  versions: z.array(credentialVersion),
+  versions: z
+    .array(credentialVersion)
+    .describe(
+      'The latest versions, oldest first (at most 10, so the record stays small however often it rotates); every version: GET /v1/credentials/{name}/versions',
+    ),
   createdAt: z.string(),
   updatedAt: z.string(),
 });
@@ -210,6 +214,22 @@ export const createdCredential = credential.extend({
     .describe(
       'The credential existed with this type, metadata and value, and the caller may read its value: nothing was written.',
     ),
+});
+
+/** How many versions a credential's record lists; every version is paged from its own key. */
+export const RECORD_VERSIONS = 10;
+
+export const listVersionsQuery = z.strictObject({
+  /** At most this many versions in one answer (1–1000, default 100). */
+  limit: z.coerce.number().int().min(1).max(1000).default(100),
+  /** The `continue` token of the previous page. */
+  continue: z.string().min(1).max(4096).optional(),
+});
+
+/** A page of a credential's versions, oldest first; `continue` is present while more follow. */
+export const versionPage = z.object({
+  versions: z.array(credentialVersion),
+  continue: z.string().optional().describe('Present while more may follow: pass it back as continue'),
 });
 
 export const listCredentialsQuery = z.strictObject({

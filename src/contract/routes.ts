@@ -183,6 +183,14 @@ export const routes = {
       continue: z.string().optional().describe('Present while more may follow: pass it back as continue'),
     }),
   },
+  listVersions: {
+    method: 'get',
+    path: '/v1/credentials/:name/versions',
+    summary: 'Every version of a credential (metadata: number, time, fingerprint), oldest first, in pages',
+    auth: 'token',
+    query: credentials.listVersionsQuery,
+    response: credentials.versionPage,
+  },
   getCredential: {
     method: 'get',
     path: '/v1/credentials/:name',

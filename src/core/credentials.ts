@@ -6,12 +6,14 @@ import {
   type createCredentialRequest,
   type DynamicEngineName,
   type listCredentialsQuery,
+  type listVersionsQuery,
+  RECORD_VERSIONS,
   type rotateRequest,
   type updateCredentialRequest,
 } from '../contract/credentials.js';
 import type { Action } from '../contract/policies.js';
 import { badRequest, conflict, notFound, VaultError } from '../lib/errors.js';
-import { scanPrefix } from '../store/paged.js';
+import { getMany, scanPrefix } from '../store/paged.js';
 import type { Op } from '../store/store.js';
 import type { Access } from './access.js';
 import type { Mutation } from './committer.js';
@@ -30,6 +32,17 @@ export type CreateCredentialInput = z.output<typeof createCredentialRequest>;
 export type RotateInput = z.output<typeof rotateRequest>;
 
 const resourceOf = (name: string) => `credential/${name}`;
+
+/** A version's value record (`values/<name>/<version>`). */
+interface ValueRecord {
+  sealed: unknown;
+  /** Absent on values written before records carried their version's metadata. */
+  createdAt?: string;
+  fingerprint?: string;
+}
+
+/** Versions dropped from a record's list in one write (see keepLatest). */
+const DROPS_PER_WRITE = 50;
 
 /** A dynamic credential's value must be an admin connection its engine can use: refused up front, not per lease. */
 function checkAdminConnection(engine: DynamicEngineName, value: string) {
@@ -84,15 +97,50 @@ export function createCredentialService(
     return found;
   }
 
-  async function sealVersion(ctx: CallContext, name: string, version: number, value: string) {
+  /** A version's value record: the sealed value and the version's metadata (its history). */
+  async function sealVersion(
+    ctx: CallContext,
+    name: string,
+    version: number,
+    value: string,
+    createdAt: string,
+  ) {
     const sealed = await keyring.sealValue(ctx.tenant, name, version, Buffer.from(value, 'utf8'));
     const fingerprint = await fingerprints.of(ctx.tenant, value);
     const op: Op = {
       type: 'put',
       key: keys.value(ctx.tenant, name, version),
-      value: JSON.stringify({ sealed }),
+      value: JSON.stringify({ sealed, createdAt, fingerprint } satisfies ValueRecord),
     };
     return { op, fingerprint };
+  }
+
+  /**
+   * The record's `versions` after adding one: the latest RECORD_VERSIONS. A version dropped
+   * from it whose value record lacks its metadata (written before values carried it) gets it
+   * now, at most DROPS_PER_WRITE at a time (the rest stay listed until the next write).
+   */
+  async function keepLatest(
+    ctx: CallContext,
+    name: string,
+    versions: Credential['versions'],
+  ): Promise<{ versions: Credential['versions']; ops: Op[] }> {
+    const excess = Math.min(Math.max(0, versions.length - RECORD_VERSIONS), DROPS_PER_WRITE);
+    if (excess === 0) return { versions, ops: [] };
+    const dropped = versions.slice(0, excess);
+    const stored = await getMany(
+      store,
+      dropped.map((v) => keys.value(ctx.tenant, name, v.version)),
+    );
+    const ops: Op[] = [];
+    for (const [i, kv] of stored.entries()) {
+      if (!kv) continue;
+      const record = parseRecord<ValueRecord>(kv.value);
+      if (record.createdAt !== undefined) continue;
+      const { createdAt, fingerprint } = dropped[i]!;
+      ops.push({ type: 'put', key: kv.key, value: JSON.stringify({ ...record, createdAt, fingerprint }) });
+    }
+    return { versions: versions.slice(excess), ops };
   }
 
   /** Commits a change of credential `name`, then drops it from the record cache. */
@@ -142,8 +190,8 @@ export function createCredentialService(
       const value = resolveValue(input);
       if (input.dynamic) checkAdminConnection(input.dynamic.engine, value);
       await keyring.ensureTenantKey(ctx.tenant);
-      const { op, fingerprint } = await sealVersion(ctx, input.name, 1, value);
       const now = clock().toISOString();
+      const { op, fingerprint } = await sealVersion(ctx, input.name, 1, value, now);
       const credential: Credential = {
         name: input.name,
         type: input.type,
@@ -245,6 +293,51 @@ export function createCredentialService(
             continue: await tokens.encode(ctx.tenant, walk, after.slice(prefix.length)),
           }
         : { credentials: visible };
+    },
+
+    /**
+     * Every version of a credential, oldest first, a page at a time, from the value records
+     * (the credential's record lists only the latest). Metadata only: number, time, fingerprint.
+     */
+    async versions(
+      ctx: CallContext,
+      name: string,
+      query: z.output<typeof listVersionsQuery>,
+    ): Promise<{ versions: Credential['versions']; continue?: string }> {
+      const { credential } = await mustLoad(ctx, name, 'credential.read-metadata', true, true);
+      await access.check(ctx, 'read-metadata', resourceOf(name), credential, 'credential.read-metadata');
+      const prefix = keys.values(ctx.tenant, name);
+      const walk = JSON.stringify(['versions', name]);
+      const after =
+        query.continue === undefined
+          ? undefined
+          : prefix + (await tokens.decode(ctx.tenant, walk, query.continue));
+      const page = await store.range(prefix, {
+        limit: query.limit,
+        ...(after !== undefined ? { startAfter: after } : {}),
+      });
+      const listed = new Map(credential.versions.map((v) => [v.version, v]));
+      const versions = page.kvs.map((kv) => {
+        const version = Number(kv.key.slice(prefix.length));
+        const record = parseRecord<ValueRecord>(kv.value);
+        return (
+          listed.get(version) ?? {
+            version,
+            createdAt: record.createdAt ?? credential.createdAt,
+            fingerprint: record.fingerprint ?? '',
+          }
+        );
+      });
+      await committer.record(ctx, {
+        action: 'credential.read-metadata',
+        resource: resourceOf(name),
+        outcome: 'allowed',
+        reason: `${versions.length} versions listed`,
+      });
+      const last = page.kvs.at(-1);
+      return page.more && last
+        ? { versions, continue: await tokens.encode(ctx.tenant, walk, last.key.slice(prefix.length)) }
+        : { versions };
     },
 
     async get(ctx: CallContext, name: string): Promise<Credential> {
@@ -374,18 +467,22 @@ export function createCredentialService(
           }
         }
         const version = current.credential.currentVersion + 1;
-        const { op, fingerprint } = await sealVersion(ctx, name, version, value);
         const now = clock().toISOString();
+        const { op, fingerprint } = await sealVersion(ctx, name, version, value, now);
+        const kept = await keepLatest(ctx, name, [
+          ...current.credential.versions,
+          { version, createdAt: now, fingerprint },
+        ]);
         const next: Credential = {
           ...current.credential,
           currentVersion: version,
-          versions: [...current.credential.versions, { version, createdAt: now, fingerprint }],
+          versions: kept.versions,
           updatedAt: now,
         };
         const key = keys.credential(ctx.tenant, name);
         return {
           compare: [{ key, modRevision: current.modRevision }],
-          ops: [op, { type: 'put', key, value: JSON.stringify(next) }],
+          ops: [op, ...kept.ops, { type: 'put', key, value: JSON.stringify(next) }],
           audit: [{ action, resource: resourceOf(name), outcome: 'allowed', reason: `version ${version}` }],
           result: next,
         };

@@ -465,9 +465,13 @@ export function createLeaseService(
         }
         reuse = undefined;
         const version = input.version ?? current.credential.currentVersion;
-        if (!current.credential.versions.some((v) => v.version === version)) {
-          throw notFound(`credential "${input.credentialName}" has no version ${version}`);
-        }
+        // The record lists only the latest versions; an older one is there while its value is.
+        const exists =
+          current.credential.versions.some((v) => v.version === version) ||
+          (version >= 1 &&
+            version < current.credential.currentVersion &&
+            (await store.get(keys.value(ctx.tenant, input.credentialName, version))) !== undefined);
+        if (!exists) throw notFound(`credential "${input.credentialName}" has no version ${version}`);
         const now = clock();
         const lease: LeaseRecord = {
           id: newLeaseId(),

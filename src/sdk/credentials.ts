@@ -1,10 +1,11 @@
 import { type Http, seg } from './http.js';
 import { allPages } from './pages.js';
-import { obj, parseBulkRevoke, parseCredential } from './parse.js';
+import { obj, parseBulkRevoke, parseCredential, parseVersion } from './parse.js';
 import type {
   BulkRevokeResult,
   CreateCredentialInput,
   Credential,
+  CredentialVersion,
   ListCredentialsQuery,
   RotateCredentialInput,
   UpdateCredentialInput,
@@ -58,6 +59,18 @@ export class CredentialsApi {
   /** A credential's metadata and versions. */
   get(name: string, options: { signal?: AbortSignal } = {}): Promise<Credential> {
     return this.#http.json('get', `/v1/credentials/${seg(name)}`, parseCredential, options);
+  }
+
+  /** Every version of a credential (metadata only), oldest first, however many pages. */
+  versions(name: string, options: { signal?: AbortSignal } = {}): Promise<CredentialVersion[]> {
+    return allPages(
+      this.#http,
+      `/v1/credentials/${seg(name)}/versions`,
+      'versions',
+      parseVersion,
+      {},
+      options,
+    );
   }
 
   /** Replaces a credential's labels and/or lease defaults. */

@@ -12,6 +12,7 @@ import type {
   CreatedToken,
   Credential,
   CredentialType,
+  CredentialVersion,
   DynamicSpec,
   Identity,
   IdentityRecord,
@@ -145,6 +146,15 @@ function optRevocations(o: Json, key: string, path: string): RevocationState | u
   );
 }
 
+export function parseVersion(entry: unknown, path: string): CredentialVersion {
+  const v = obj(entry, path);
+  return {
+    version: num(v, 'version', path),
+    createdAt: date(v, 'createdAt', path),
+    fingerprint: str(v, 'fingerprint', path),
+  };
+}
+
 export function parseCredential(value: unknown, path = 'credential'): Credential {
   const o = obj(value, path);
   const leaseDefaults = o.leases === undefined ? undefined : obj(o.leases, `${path}.leases`);
@@ -154,14 +164,7 @@ export function parseCredential(value: unknown, path = 'credential'): Credential
       type: str(o, 'type', path) as CredentialType,
       metadata: labels(o, 'metadata', path) ?? {},
       currentVersion: num(o, 'currentVersion', path),
-      versions: arr(o, 'versions', path, (entry, itemPath) => {
-        const v = obj(entry, itemPath);
-        return {
-          version: num(v, 'version', itemPath),
-          createdAt: date(v, 'createdAt', itemPath),
-          fingerprint: str(v, 'fingerprint', itemPath),
-        };
-      }),
+      versions: arr(o, 'versions', path, parseVersion),
       createdAt: date(o, 'createdAt', path),
       updatedAt: date(o, 'updatedAt', path),
     },

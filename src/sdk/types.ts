@@ -60,7 +60,7 @@ export interface Credential {
   revocations?: RevocationState;
   /** The version new leases get. */
   currentVersion: number;
-  /** Every stored version. */
+  /** The latest versions, oldest first (at most 10); every version: `credentials.versions(name)`. */
   versions: CredentialVersion[];
   /** When the credential was created. */
   createdAt: Date;

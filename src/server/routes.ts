@@ -167,6 +167,11 @@ export function apiRoutes(deps: {
       ),
     );
   });
+  router.get('/credentials/:name/versions', async (req, res) => {
+    const { name } = parse(nameParam, req.params, 'path');
+    const query = parse(credentials.listVersionsQuery, req.query, 'query');
+    res.json(await core.credentials.versions(callContext(res), name, query));
+  });
   router.post('/credentials/:name/versions', async (req, res) => {
     const { name } = parse(nameParam, req.params, 'path');
     const body = parse(credentials.putVersionRequest, req.body, 'body');

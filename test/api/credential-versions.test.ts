@@ -1,0 +1,131 @@
+/**
+ * A credential's record stays small however often it rotates: it lists the latest 10
+ * versions, and every version is paged from its own value record. Older versions still
+ * lease. A store written before value records carried their metadata keeps its history.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { keys } from '../../src/core/keys.js';
+import { startTestVault, type TestVault } from '../support/test-vault.js';
+
+describe('credential versions', () => {
+  let vault: TestVault;
+
+  beforeAll(async () => {
+    vault = await startTestVault();
+  });
+  afterAll(() => vault.close());
+
+  const create = async (name: string) => {
+    const created = await vault.call('POST', '/v1/credentials', {
+      body: { name, type: 'generic', value: 'v1' },
+    });
+    expect(created.status, created.text).toBe(201);
+  };
+  const rotate = async (name: string, times: number) => {
+    for (let i = 0; i < times; i++) {
+      const rotated = await vault.call('POST', `/v1/credentials/${name}/versions`, {
+        body: { value: `value-${i + 2}` },
+      });
+      expect(rotated.status, rotated.text).toBe(201);
+    }
+  };
+  const allVersions = async (name: string, limit: number) => {
+    const all: Array<{ version: number; createdAt: string; fingerprint: string }> = [];
+    const pages: number[] = [];
+    let next: string | undefined;
+    do {
+      const query = new URLSearchParams({ limit: String(limit), ...(next ? { continue: next } : {}) });
+      const page = await vault.call('GET', `/v1/credentials/${name}/versions?${query}`);
+      expect(page.status, page.text).toBe(200);
+      pages.push(page.body.versions.length);
+      all.push(...page.body.versions);
+      next = page.body.continue;
+    } while (next);
+    return { all, pages };
+  };
+
+  it('lists the latest 10 in the record and every version in pages, oldest first', async () => {
+    await create('rotating');
+    const fingerprints: string[] = [];
+    for (let i = 0; i < 25; i++) {
+      await rotate('rotating', 1);
+      const got = await vault.call('GET', '/v1/credentials/rotating');
+      fingerprints[got.body.currentVersion] = got.body.versions.at(-1).fingerprint;
+    }
+    const record = await vault.call('GET', '/v1/credentials/rotating');
+    expect(record.body.currentVersion).toBe(26);
+    expect(record.body.versions.map((v: { version: number }) => v.version)).toEqual(
+      Array.from({ length: 10 }, (_, i) => 17 + i),
+    );
+    const { all, pages } = await allVersions('rotating', 10);
+    expect(pages).toEqual([10, 10, 6]);
+    expect(all.map((v) => v.version)).toEqual(Array.from({ length: 26 }, (_, i) => i + 1));
+    for (const v of all.slice(1)) expect(v.fingerprint, `version ${v.version}`).toBe(fingerprints[v.version]);
+    expect(new Set(all.map((v) => v.createdAt)).size).toBeGreaterThan(1);
+    // Never a value, and the stored record does not grow with the rotations.
+    expect(JSON.stringify(all)).not.toMatch(/value-/);
+    const stored = await vault.store.get(keys.credential(vault.tenant, 'rotating'));
+    expect(stored!.value.length).toBeLessThan(3_000);
+  });
+
+  it('an old version, gone from the record, still leases; a version that never was is 404', async () => {
+    const old = await vault.call('POST', '/v1/leases', {
+      body: { credentialName: 'rotating', version: 3, ttl: '1m' },
+    });
+    expect(old.status, old.text).toBe(201);
+    expect(old.body.value).toBe('value-2');
+    const missing = await vault.call('POST', '/v1/leases', {
+      body: { credentialName: 'rotating', version: 99, ttl: '1m' },
+    });
+    expect(missing.status).toBe(404);
+    expect(missing.body.error.message).toMatch(/has no version 99/);
+  });
+
+  it('a continue token of another credential is refused; bad limits are 400', async () => {
+    await create('other');
+    await rotate('other', 3);
+    const first = await vault.call('GET', '/v1/credentials/other/versions?limit=2');
+    expect(first.body.continue).toBeTruthy();
+    const crossed = await vault.call(
+      'GET',
+      `/v1/credentials/rotating/versions?continue=${first.body.continue}`,
+    );
+    expect(crossed.status).toBe(400);
+    expect(crossed.body.error.message).toMatch(/belongs to another list/);
+    for (const limit of ['0', '1001', 'x'])
+      expect((await vault.call('GET', `/v1/credentials/other/versions?limit=${limit}`)).status).toBe(400);
+    expect((await vault.call('GET', '/v1/credentials/nope/versions')).status).toBe(404);
+  });
+
+  it('needs read-metadata on the credential', async () => {
+    const token = await vault.tokenFor({ type: 'agent', name: 'nobody' }, []);
+    const denied = await vault.call('GET', '/v1/credentials/other/versions', { token });
+    expect(denied.status).toBe(403);
+  });
+
+  it('keeps the history of a store written before value records carried it', async () => {
+    await create('legacy');
+    await rotate('legacy', 29);
+    // As an older version wrote it: all 30 versions in the record, values without metadata.
+    const key = keys.credential(vault.tenant, 'legacy');
+    const recent = JSON.parse((await vault.store.get(key))!.value);
+    const history = (await allVersions('legacy', 100)).all;
+    const ops = [];
+    for (let version = 1; version <= 30; version++) {
+      const valueKey = keys.value(vault.tenant, 'legacy', version);
+      const { sealed } = JSON.parse((await vault.store.get(valueKey))!.value);
+      ops.push({ type: 'put' as const, key: valueKey, value: JSON.stringify({ sealed }) });
+    }
+    ops.push({ type: 'put' as const, key, value: JSON.stringify({ ...recent, versions: history }) });
+    await vault.store.txn({ success: ops });
+    // The record cache holds the old record for at most a second.
+    await new Promise((resolve) => setTimeout(resolve, 1_100));
+
+    await rotate('legacy', 1);
+    const record = await vault.call('GET', '/v1/credentials/legacy');
+    expect(record.body.versions.length).toBe(10);
+    const after = (await allVersions('legacy', 7)).all;
+    expect(after.slice(0, 30)).toEqual(history);
+    expect(after.map((v) => v.version)).toEqual(Array.from({ length: 31 }, (_, i) => i + 1));
+  });
+});
