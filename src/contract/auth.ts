@@ -51,6 +51,13 @@ export const tenantRecord = z.object({
   createdAt: z.string(),
   description: z.string().optional(),
 });
+export const listTenantsQuery = z.strictObject({
+  /** At most this many tenants in one answer (1–1000, default 1000). */
+  limit: z.coerce.number().int().min(1).max(1000).default(1000),
+  /** Where the previous page stopped: the `continue` it answered (a tenant id). */
+  continue: tenantId.optional(),
+});
+
 export const createTenantRequest = z.strictObject({
   id: tenantId,
   description: z.string().max(1024).optional(),

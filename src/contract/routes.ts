@@ -67,9 +67,13 @@ export const routes = {
   listTenants: {
     method: 'get',
     path: '/v1/sys/tenants',
-    summary: 'List tenants',
+    summary: 'List tenants, in pages',
     auth: 'system',
-    response: z.object({ tenants: z.array(auth.tenantRecord) }),
+    query: auth.listTenantsQuery,
+    response: z.object({
+      tenants: z.array(auth.tenantRecord),
+      continue: z.string().optional().describe('Present while more may follow: pass it back as continue'),
+    }),
   },
   createTenant: {
     method: 'post',

@@ -1,6 +1,5 @@
 import type { CreatedToken } from '../contract/auth.js';
 import { conflict, notFound } from '../lib/errors.js';
-import { scanPrefix } from '../store/paged.js';
 import { type CallContext, systemContext } from './context.js';
 import { controllerActsIn } from './controller-role.js';
 import type { CoreDeps } from './deps.js';
@@ -64,11 +63,17 @@ export function createTenantService(deps: CoreDeps & { tokens: TokenService }) {
       return { tenant, adminToken };
     },
 
-    async list(): Promise<TenantRecord[]> {
-      const tenants: TenantRecord[] = [];
-      for await (const kv of scanPrefix(store, keys.tenants()))
-        tenants.push(parseRecord<TenantRecord>(kv.value));
-      return tenants;
+    /** One page of tenants in id order; `continue` (the last id) while more may follow. */
+    async list(query: { limit: number; continue?: string | undefined }): Promise<{
+      tenants: TenantRecord[];
+      continue?: string;
+    }> {
+      const page = await store.range(keys.tenants(), {
+        limit: query.limit,
+        ...(query.continue !== undefined ? { startAfter: keys.tenant(query.continue) } : {}),
+      });
+      const tenants = page.kvs.map((kv) => parseRecord<TenantRecord>(kv.value));
+      return page.more && tenants.length > 0 ? { tenants, continue: tenants.at(-1)!.id } : { tenants };
     },
 
     async exists(id: string): Promise<boolean> {

@@ -331,14 +331,9 @@ export class TenantsApi {
     this.#http = http;
   }
 
-  /** Every tenant. */
+  /** Every tenant (every page). */
   list(options: Options = {}): Promise<Tenant[]> {
-    return this.#http.json(
-      'get',
-      '/v1/sys/tenants',
-      (body) => arr(obj(body, 'response'), 'tenants', 'response', parseTenant),
-      options,
-    );
+    return allPages(this.#http, '/v1/sys/tenants', 'tenants', parseTenant, {}, options);
   }
 
   /** Creates a tenant and returns it with its first admin token. */

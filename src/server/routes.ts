@@ -67,9 +67,9 @@ export function apiRoutes(deps: {
   });
 
   // sys: tenants and keys
-  router.get('/sys/tenants', async (_req, res) => {
+  router.get('/sys/tenants', async (req, res) => {
     if (!callContext(res).principal.system) throw permissionDenied('listing tenants needs a system token');
-    res.json({ tenants: await core.tenants.list() });
+    res.json(await core.tenants.list(parse(auth.listTenantsQuery, req.query, 'query')));
   });
   router.post('/sys/tenants', async (req, res) => {
     const ctx = callContext(res);

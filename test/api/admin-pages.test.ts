@@ -72,3 +72,31 @@ describe.each([
     expect(forged.body.error.message).toMatch(/continue/);
   });
 });
+
+describe('/v1/sys/tenants in pages', () => {
+  it('pages every tenant once, in id order, and the SDK lists them all', async () => {
+    const ctx = systemContext(vault.tenant, { type: 'human', name: 'root' });
+    const ids = Array.from({ length: 25 }, (_, i) => `pages-${pad(i)}`);
+    for (const id of ids) await vault.core.tenants.create(ctx, id);
+    const seen: string[] = [];
+    let next: string | undefined;
+    let pages = 0;
+    do {
+      const page = await vault.call('GET', `/v1/sys/tenants?limit=10${next ? `&continue=${next}` : ''}`);
+      expect(page.status, page.text).toBe(200);
+      expect(page.body.tenants.length).toBeLessThanOrEqual(10);
+      seen.push(...page.body.tenants.map((t: { id: string }) => t.id));
+      next = page.body.continue;
+      pages += 1;
+    } while (next);
+    expect(pages).toBe(3);
+    expect(seen).toEqual([vault.tenant, ...ids].sort());
+    const sdk = await Vault.connect({ addr: vault.url, token: vault.rootToken, tenant: vault.tenant });
+    expect((await sdk.tenants.list()).map((t) => t.id)).toEqual(seen);
+  });
+
+  it('refuses bad limits and a continue that is no tenant id with 400', async () => {
+    for (const bad of ['limit=0', 'limit=1001', 'limit=x', 'continue=..%2Fkeys', 'continue=A'])
+      expect((await vault.call('GET', `/v1/sys/tenants?${bad}`)).status, bad).toBe(400);
+  });
+});
