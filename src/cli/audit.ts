@@ -112,11 +112,22 @@ export function register(program: Command): void {
         '--public-key <file>',
         "the tenant's audit public key (PEM) you pinned; default: ask the server",
       )
-      .option('--save-checkpoint <file>', 'write the new checkpoint of the verified head here'),
+      .option('--save-checkpoint <file>', 'write the new checkpoint of the verified head here')
+      .option(
+        '--from-checkpoint',
+        'read only the records after the newest --since-checkpoint (a full verify also re-reads older ones)',
+      ),
   ).action(
     async (
-      options: CommonOptions & { sinceCheckpoint?: string; publicKey?: string; saveCheckpoint?: string },
+      options: CommonOptions & {
+        sinceCheckpoint?: string;
+        publicKey?: string;
+        saveCheckpoint?: string;
+        fromCheckpoint?: boolean;
+      },
     ) => {
+      if (options.fromCheckpoint && !options.sinceCheckpoint)
+        throw new UsageError('--from-checkpoint needs --since-checkpoint FILE (the checkpoint to start at)');
       const vault = await connect(options);
       const since = options.sinceCheckpoint
         ? await readCheckpoints(options.sinceCheckpoint, vault.audit)
@@ -146,6 +157,7 @@ export function register(program: Command): void {
           : await vault.audit.verify({
               ...(since ? { since } : {}),
               ...(publicKey ? { publicKey } : {}),
+              ...(options.fromCheckpoint ? { fromCheckpoint: true } : {}),
             });
       if (result.ok && result.checkpoint && options.saveCheckpoint) {
         await writeFile(options.saveCheckpoint, `${JSON.stringify(result.checkpoint)}\n`, { mode: 0o644 });
@@ -153,7 +165,7 @@ export function register(program: Command): void {
       if (options.json) printJson(result);
       else if (result.ok)
         process.stdout.write(
-          `Audit chain intact: ${result.records} records, head at ${result.headSeq}` +
+          `Audit chain intact: ${result.records} records${result.fromSeq !== undefined ? ` after ${result.fromSeq}` : ''}, head at ${result.headSeq}` +
             (newest
               ? `; it extends the checkpoint at ${newest.seq} (${newest.time})` +
                 (since!.length > 1 ? ` and agrees with ${since!.length - 1} earlier ones.\n` : '.\n')

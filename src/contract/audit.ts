@@ -77,15 +77,33 @@ export const auditQuery = z.strictObject({
   limit: z.coerce.number().int().min(1).max(1000).default(100),
 });
 
-export const auditVerifyRequest = z.strictObject({
-  /** An earlier checkpoint: the log must still extend it (same record at its seq, nothing cut). */
-  since: auditCheckpoint.optional(),
-});
+export const auditVerifyRequest = z
+  .strictObject({
+    /** An earlier checkpoint: the log must still extend it (same record at its seq, nothing cut). */
+    since: auditCheckpoint.optional(),
+    from: z
+      .enum(['start', 'checkpoint'])
+      .default('start')
+      .describe(
+        'Where to start: the first record (default), or the record of the `since` checkpoint (only the records after it are read; a rewrite of older records is found by a verification from the start)',
+      ),
+  })
+  .refine((request) => request.from === 'start' || request.since !== undefined, {
+    message: 'from "checkpoint" needs a "since" checkpoint to start at',
+    path: ['from'],
+  });
 
 export const auditVerifyResult = z.object({
   ok: z.boolean(),
   records: z.number().int(),
   headSeq: z.number().int(),
+  fromSeq: z
+    .number()
+    .int()
+    .optional()
+    .describe(
+      'Where the verification started when it started at a checkpoint (the records after it were read)',
+    ),
   brokenAt: z.number().int().optional(),
   reason: z.string().optional(),
   /** A checkpoint of the head just verified, signed now: keep it to check the next verification against. */

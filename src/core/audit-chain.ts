@@ -44,6 +44,16 @@ const canonical = (record: UnsignedRecord) =>
   ]);
 
 /** The `hash` a stored record claims, without validating the rest (undefined when unreadable). */
+/** The link a stored record names to the record before it, without trusting anything else. */
+export function recordPrevHash(value: string): string | undefined {
+  try {
+    const prev = (JSON.parse(value) as { prevHash?: unknown }).prevHash;
+    return typeof prev === 'string' ? prev : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 export function recordHash(value: string): string | undefined {
   try {
     const hash = (JSON.parse(value) as { hash?: unknown }).hash;

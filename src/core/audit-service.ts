@@ -16,6 +16,7 @@ import {
   createChainCheck,
   parseHead,
   recordHash,
+  recordPrevHash,
   type VerifyOutcome,
 } from './audit-chain.js';
 import { checkpointSignedBy, signCheckpoint } from './audit-checkpoints.js';
@@ -74,16 +75,13 @@ export async function checkStoredChain(
   key: Buffer | undefined,
   options: { since?: AuditCheckpoint; start?: ChainHead } = {},
 ): Promise<{ outcome: VerifyOutcome; tip: ChainHead }> {
-  const check = createChainCheck({
-    tenant,
-    key,
-    recordKey: (seq) => keys.auditRecord(tenant, seq),
-    ...(options.since ? { since: options.since } : {}),
-    ...(options.start ? { start: options.start } : {}),
-  });
+  // Starting at a checkpoint, its own record is checked like the ones after it (its keyed
+  // link recomputed, not only the hash it carries), from the link it names to the one before.
+  let from: ChainHead | undefined;
   if (options.start && options.start.seq > 0) {
     const at = await store.get(keys.auditRecord(tenant, options.start.seq));
-    if (!at || recordHash(at.value) !== options.start.hash) {
+    const prevHash = at ? recordPrevHash(at.value) : undefined;
+    if (!at || recordHash(at.value) !== options.start.hash || prevHash === undefined) {
       return {
         outcome: {
           ok: false,
@@ -94,13 +92,21 @@ export async function checkStoredChain(
         tip: options.start,
       };
     }
+    from = { seq: options.start.seq - 1, hash: prevHash };
   }
+  const check = createChainCheck({
+    tenant,
+    key,
+    recordKey: (seq) => keys.auditRecord(tenant, seq),
+    ...(options.since || options.start ? { since: options.since ?? options.start! } : {}),
+    ...(from ? { start: from } : {}),
+  });
   // The head first, then the records up to it: records appended after the head was read (by
   // another replica, or this one) lie beyond this check. A record past the head that was
   // written before the head was is not an append: the head was rolled back, and finish says so.
   const head = await store.get(keys.auditHead(tenant));
   const headSeq = head ? parseHead(head.value)?.seq : undefined;
-  for await (const kv of rawAuditRecords(store, tenant, options.start?.seq ?? 0)) {
+  for await (const kv of rawAuditRecords(store, tenant, from?.seq ?? 0)) {
     if (head && headSeq !== undefined && check.tip().seq >= headSeq && kv.modRevision > head.modRevision)
       break;
     if (!check.push(kv)) break;
@@ -302,9 +308,15 @@ export function createAuditService(deps: AuditServiceDeps) {
 
     /**
      * Verifies the whole chain (and that it still extends `since`, a checkpoint kept outside
-     * the store); when intact, returns a checkpoint of the head signed now.
+     * the store); when intact, returns a checkpoint of the head signed now. With
+     * `fromCheckpoint`, only the records after `since` (its own record must still hash to
+     * it): bounded by what was appended since, not by the chain's length.
      */
-    async verify(ctx: CallContext, since?: AuditCheckpoint): Promise<AuditVerifyResult> {
+    async verify(
+      ctx: CallContext,
+      since?: AuditCheckpoint,
+      options: { fromCheckpoint?: boolean } = {},
+    ): Promise<AuditVerifyResult> {
       await access.check(ctx, 'admin', 'audit', undefined, 'audit.verify');
       const tenant = ctx.tenant;
       let tenantKeys: AuditKeys | undefined;
@@ -331,13 +343,14 @@ export function createAuditService(deps: AuditServiceDeps) {
             : 'the tenant has no audit key, but the checkpoint was signed with one: the key was removed',
         };
       } else {
+        const start = since && options.fromCheckpoint ? { seq: since.seq, hash: since.hash } : undefined;
         const { outcome, tip } = await checkStoredChain(
           store,
           tenant,
           tenantKeys?.hmac,
-          since ? { since } : {},
+          since ? { since, ...(start ? { start } : {}) } : {},
         );
-        result = { ...outcome, headSeq: tip.seq };
+        result = { ...outcome, headSeq: tip.seq, ...(start ? { fromSeq: start.seq } : {}) };
         if (!outcome.ok) integrity.report(tenant, outcome.reason ?? 'verification failed');
         else if (tenantKeys && tip.seq > 0) {
           const signed = signCheckpoint(tenantKeys, {

@@ -138,7 +138,12 @@ export class AuditApi {
    * about them fails.
    */
   async verify(
-    check: { since?: AuditCheckpoint | AuditCheckpoint[]; publicKey?: string } = {},
+    check: {
+      since?: AuditCheckpoint | AuditCheckpoint[];
+      publicKey?: string;
+      /** Read only the records after the newest `since` (bounded by what was appended since). */
+      fromCheckpoint?: boolean;
+    } = {},
     options: Options = {},
   ): Promise<AuditVerifyResult> {
     const { publicKey } = check;
@@ -172,7 +177,10 @@ export class AuditApi {
     const ordered = [...bySeq.values()].sort((a, b) => a.seq - b.seq);
     const since = ordered.at(-1);
     const result = since
-      ? await this.#http.json('post', '/v1/audit/verify', parseAuditVerify, { body: { since }, ...options })
+      ? await this.#http.json('post', '/v1/audit/verify', parseAuditVerify, {
+          body: { since, ...(check.fromCheckpoint ? { from: 'checkpoint' } : {}) },
+          ...options,
+        })
       : await this.#http.json('get', '/v1/audit/verify', parseAuditVerify, options);
     if (!result.ok) return result;
     if (publicKey) {

@@ -347,6 +347,7 @@ export function parseAuditVerify(value: unknown, path = 'result'): AuditVerifyRe
     { ok: bool(o, 'ok', path), records: num(o, 'records', path), headSeq: num(o, 'headSeq', path) },
     {
       brokenAt: typeof o.brokenAt === 'number' ? o.brokenAt : undefined,
+      fromSeq: typeof o.fromSeq === 'number' ? o.fromSeq : undefined,
       reason: optStr(o, 'reason', path),
       checkpoint:
         o.checkpoint === undefined ? undefined : parseAuditCheckpoint(o.checkpoint, `${path}.checkpoint`),

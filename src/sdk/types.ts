@@ -476,6 +476,8 @@ export interface AuditVerifyResult {
   records: number;
   /** The last sequence number. */
   headSeq: number;
+  /** Set when the verification started at a checkpoint: the records after it were read. */
+  fromSeq?: number;
   /** The first broken record, if any. */
   brokenAt?: number;
   /** What is wrong, if anything. */

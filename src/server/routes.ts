@@ -356,9 +356,11 @@ export function apiRoutes(deps: {
     res.json(await inLine(ctx, () => core.audit.verify(ctx)));
   });
   router.post('/audit/verify', async (req, res) => {
-    const { since } = parse(audit.auditVerifyRequest, req.body ?? {}, 'body');
+    const { since, from } = parse(audit.auditVerifyRequest, req.body ?? {}, 'body');
     const ctx = callContext(res);
-    res.json(await inLine(ctx, () => core.audit.verify(ctx, since)));
+    res.json(
+      await inLine(ctx, () => core.audit.verify(ctx, since, { fromCheckpoint: from === 'checkpoint' })),
+    );
   });
   router.post('/audit/checkpoints', async (_req, res) => {
     res.status(201).json({ checkpoint: (await core.audit.createCheckpoint(callContext(res))) ?? null });
