@@ -71,8 +71,11 @@ export function register(program: Command): void {
         ...(options.identity && { identityName: options.identity }),
       };
       // The last `lines` records, read back from the head (not the whole chain from its start).
+      // Following: from the head as it is now, not from the last match (with a rare filter that
+      // may be far back); read before the recent records, so none between them is missed.
+      const head = options.follow ? ((await vault.audit.tail({ limit: 1 }))[0]?.seq ?? 0) : 0;
       const recent = await vault.audit.tail({ ...filters, limit: lines });
-      let afterSeq = recent.at(-1)?.seq ?? 0;
+      let afterSeq = Math.max(head, recent.at(-1)?.seq ?? 0);
       const emit = (records: AuditRecord[], first: boolean) => {
         if (options.json) {
           for (const record of records) process.stdout.write(`${JSON.stringify(recordJson(record))}\n`);
@@ -88,12 +91,14 @@ export function register(program: Command): void {
       };
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);
+      let more = false;
       while (!stopped) {
-        await new Promise((resolve) => setTimeout(resolve, intervalMs));
+        if (!more) await new Promise((resolve) => setTimeout(resolve, intervalMs));
         if (stopped) break;
-        const page = await vault.audit.query({ ...filters, afterSeq, limit: 1000 });
-        emit(page, false);
-        afterSeq = page.at(-1)?.seq ?? afterSeq;
+        const page = await vault.audit.poll({ ...filters, afterSeq, limit: 1000 });
+        emit(page.records, false);
+        afterSeq = page.through;
+        more = page.more;
       }
     },
   );

@@ -334,6 +334,13 @@ export const routes = {
         .describe(
           'With `newest=true`: present when older records may match (more than `limit` did, or 10,000 were read back): pass it as `beforeSeq` to go further back.',
         ),
+      through: z
+        .number()
+        .int()
+        .optional()
+        .describe(
+          'Reading forward: the last record read, matching or not (where a poll for new records goes on from, however rare the matches)',
+        ),
     }),
   },
   verifyAudit: {

@@ -283,7 +283,7 @@ export function createAuditService(deps: AuditServiceDeps) {
     async query(
       ctx: CallContext,
       query: z.output<typeof auditQuery>,
-    ): Promise<{ records: AuditRecord[]; next?: number; before?: number }> {
+    ): Promise<{ records: AuditRecord[]; next?: number; before?: number; through?: number }> {
       await access.check(ctx, 'admin', 'audit', undefined, 'audit.query');
       const since = query.since ? Date.parse(query.since) : undefined;
       const until = query.until ? Date.parse(query.until) : undefined;
@@ -296,14 +296,16 @@ export function createAuditService(deps: AuditServiceDeps) {
         throw badRequest('beforeSeq goes with newest=true', { field: 'beforeSeq' });
       const found: AuditRecord[] = [];
       let scanned = 0;
+      let through: number | undefined;
       for await (const record of auditRecords(store, ctx.tenant, query.afterSeq ?? 0)) {
         scanned += 1;
+        through = record.seq;
         if (matches(record, query, since, until)) found.push(record);
         if (found.length >= query.limit || scanned >= config.auditScanBudget) {
-          return { records: found, next: record.seq };
+          return { records: found, next: record.seq, through };
         }
       }
-      return { records: found };
+      return through === undefined ? { records: found } : { records: found, through };
     },
 
     /**

@@ -71,6 +71,23 @@ export class AuditApi {
   }
 
   /**
+   * The records after `afterSeq` matching the filters (one answer: up to `limit`, or what a
+   * scan budget of the server found), and `through`, the last record read, matching or not:
+   * the `afterSeq` of the next poll. So a poll for a rare action reads only what is new.
+   */
+  async poll(
+    query: AuditQuery & { afterSeq: number },
+    options: Options = {},
+  ): Promise<{ records: AuditRecord[]; through: number; more: boolean }> {
+    const page = await this.#page(query, options);
+    return {
+      records: page.records,
+      through: page.through ?? query.afterSeq,
+      more: page.next !== undefined,
+    };
+  }
+
+  /**
    * The newest `limit` (default 100) records matching the filters, oldest first: what `vault
    * audit tail` shows. Read back from the head, so its cost does not grow with the chain;
    * follows the server's `before` until `limit` records are found or the chain's start.
@@ -99,8 +116,8 @@ export class AuditApi {
   #page(
     query: AuditQuery & { newest?: boolean; beforeSeq?: number },
     options: Options,
-  ): Promise<{ records: AuditRecord[]; next?: number; before?: number }> {
-    const seq = (o: Record<string, unknown>, key: 'next' | 'before') => {
+  ): Promise<{ records: AuditRecord[]; next?: number; before?: number; through?: number }> {
+    const seq = (o: Record<string, unknown>, key: 'next' | 'before' | 'through') => {
       const value = o[key];
       if (value !== undefined && typeof value !== 'number')
         throw new ResponseShapeError(`response.${key}`, 'a number');
@@ -111,7 +128,7 @@ export class AuditApi {
       '/v1/audit',
       (body) => {
         const o = obj(body, 'response');
-        const [next, before] = [seq(o, 'next'), seq(o, 'before')];
+        const [next, before, through] = [seq(o, 'next'), seq(o, 'before'), seq(o, 'through')];
         // Each answer must move on, or following it would never end.
         if (next !== undefined && query.afterSeq !== undefined && next <= query.afterSeq)
           throw new ResponseShapeError('response.next', `a seq after ${query.afterSeq}`);
@@ -121,6 +138,7 @@ export class AuditApi {
           records: arr(o, 'records', 'response', parseAuditRecord),
           ...(next !== undefined ? { next } : {}),
           ...(before !== undefined ? { before } : {}),
+          ...(through !== undefined ? { through } : {}),
         };
       },
       { query: { ...query, since: iso(query.since), until: iso(query.until) }, ...options },

@@ -220,6 +220,26 @@ describe('newest=true reads back from the head: the tail of a long chain costs w
     );
   });
 
+  it('a poll for a rare action goes on from the last record read, not from the last match', async () => {
+    const sdk = await Vault.connect({ addr: vault.url, token: vault.rootToken, tenant: vault.tenant });
+    const [head] = await sdk.audit.tail({ limit: 1 });
+    const first = await sdk.audit.poll({ action: 'credential.delete', afterSeq: head!.seq });
+    expect(first.records).toEqual([]);
+    expect(first.more).toBe(false);
+    // It read what was appended after the head (if anything), no more.
+    expect(first.through).toBeGreaterThanOrEqual(head!.seq);
+    expect(first.through - head!.seq).toBeLessThan(budget);
+    for (let i = 0; i < 3; i++) await vault.call('GET', '/v1/credentials');
+    const second = await sdk.audit.poll({ action: 'credential.delete', afterSeq: first.through });
+    expect(second.records).toEqual([]);
+    expect(second.through - first.through).toBeGreaterThanOrEqual(3);
+    expect(second.through - first.through).toBeLessThan(budget);
+    await vault.call('POST', '/v1/credentials', { body: { name: 'k2', type: 'generic', value: 'v' } });
+    await vault.call('DELETE', '/v1/credentials/k2');
+    const third = await sdk.audit.poll({ action: 'credential.delete', afterSeq: second.through });
+    expect(third.records.map((r) => r.resource)).toEqual(['credential/k2']);
+  });
+
   it('refuses beforeSeq without newest, and bad values, with 400', async () => {
     const alone = await vault.call('GET', '/v1/audit?beforeSeq=5');
     expect(alone.status).toBe(400);
