@@ -179,7 +179,11 @@ export const revocationState = z
       .number()
       .int()
       .describe('Upstream accounts of ended leases not removed yet after at least one failed attempt.'),
-    attempts: z.number().int().optional().describe('The most attempts any of them has had.'),
+    attempts: z
+      .number()
+      .int()
+      .optional()
+      .describe('The most attempts any of them has had (of the first 200, when more are failing).'),
     lastError: z
       .string()
       .optional()

@@ -82,6 +82,8 @@ const resourceOf = (leaseId: string) => `lease/${leaseId}`;
 const SWEEP_PAGE = 200;
 /** Due keys read per request. */
 const DUE_PAGE = 500;
+/** Failing removals a credential's GET reads for its details (all are counted). */
+const REVOCATION_SAMPLE = 200;
 
 /** Maps an engine failure to the one error the surfaces know; the message is already scrubbed. */
 export const upstreamError = (err: unknown, what: string) =>
@@ -710,15 +712,20 @@ export function createDynamicAccounts(
       };
     },
 
-    /** The credential's failing upstream removals, as its GET shows them. */
+    /**
+     * The credential's failing upstream removals, as its GET shows them: all of them counted,
+     * the details drawn from the first REVOCATION_SAMPLE (a GET must not read every account of
+     * a credential whose server is down).
+     */
     async revocationsOf(tenant: string, name: string): Promise<RevocationState> {
-      const retries: RetryRecord[] = [];
-      for await (const kv of scanPrefix(store, keys.dynamicRetries(tenant, name)))
-        retries.push(parseRecord<RetryRecord>(kv.value));
-      if (retries.length === 0) return { failing: 0 };
+      const prefix = keys.dynamicRetries(tenant, name);
+      const page = await store.range(prefix, { limit: REVOCATION_SAMPLE });
+      if (page.kvs.length === 0) return { failing: 0 };
+      const retries = page.kvs.map((kv) => parseRecord<RetryRecord>(kv.value));
+      const failing = page.more ? await store.count(prefix) : retries.length;
       const latest = retries.reduce((a, b) => (a.nextAttemptAt >= b.nextAttemptAt ? a : b));
       return {
-        failing: retries.length,
+        failing,
         attempts: Math.max(...retries.map((r) => r.attempts)),
         lastError: latest.lastError,
         nextAttemptAt: retries.map((r) => r.nextAttemptAt).sort()[0]!,
