@@ -120,6 +120,10 @@ export function register(program: Command): void {
     .option('--max-event-streams <n>', 'open lease-event streams per process (default 2048)')
     .option('--max-event-streams-per-tenant <n>', 'open lease-event streams per tenant (default 256)')
     .option('--max-event-streams-per-token <n>', 'open lease-event streams per token (default 16)')
+    .option(
+      '--max-event-backlog-mib <n>',
+      'MiB of lease events all streams of the process may hold for slow clients (default 64)',
+    )
     .option('--max-bulk-operations <n>', 'bulk operations running at once per process (default 4)')
     .option('--max-bulk-operations-per-tenant <n>', 'bulk operations running at once per tenant (default 2)')
     .option(
@@ -160,6 +164,7 @@ export function register(program: Command): void {
           maxEventStreamsPerTenant:
             options.maxEventStreamsPerTenant ?? env.VAULT_MAX_EVENT_STREAMS_PER_TENANT,
           maxEventStreamsPerToken: options.maxEventStreamsPerToken ?? env.VAULT_MAX_EVENT_STREAMS_PER_TOKEN,
+          maxEventBacklogMib: options.maxEventBacklogMib ?? env.VAULT_MAX_EVENT_BACKLOG_MIB,
           maxBulkOperations: options.maxBulkOperations ?? env.VAULT_MAX_BULK_OPERATIONS,
           maxBulkOperationsPerTenant:
             options.maxBulkOperationsPerTenant ?? env.VAULT_MAX_BULK_OPERATIONS_PER_TENANT,

@@ -14,7 +14,7 @@ import { type KubernetesLoginConfig, kubernetesLogin } from './kubernetes-login.
 import { createServerMetrics, onlyTenant, type ServerMetrics } from './metrics.js';
 import { openApiDocument } from './openapi.js';
 import { createAuthLimiter } from './rate-limit.js';
-import { apiRoutes } from './routes.js';
+import { apiRoutes, defaultEventBacklog, type EventBacklogLimits } from './routes.js';
 import { uiRouter } from './ui.js';
 
 export interface AppConfig {
@@ -33,6 +33,8 @@ export interface AppConfig {
   uiDir?: string;
   /** Open lease-event streams: per process, per tenant, per token (see fair-share.ts). */
   eventStreams: SlotLimits;
+  /** Bytes of lease events waiting for slow clients: per stream, and all streams together. */
+  eventBacklog: EventBacklogLimits;
   /** Bulk operations running at once per process and tenant, and waiting per tenant. */
   bulkOperations: { perProcess: number; perTenant: number; queue: number };
   /** Series labelled with tenant ids (used when createApp builds the metrics itself). */
@@ -45,6 +47,7 @@ export const defaultAppConfig: AppConfig = {
   trustedProxies: [],
   version: '0.1.0',
   eventStreams: { perProcess: 2048, perTenant: 256, perToken: 16 },
+  eventBacklog: defaultEventBacklog,
   bulkOperations: { perProcess: 4, perTenant: 2, queue: 16 },
 };
 
@@ -190,6 +193,7 @@ export function createApp(deps: AppDeps): { app: Express; metrics: ServerMetrics
         },
         (scope) => metrics.refused.inc({ kind: 'event_streams', scope }),
       ),
+      eventBacklog: config.eventBacklog,
       bulk: createBulkGate(config.bulkOperations, () =>
         metrics.refused.inc({ kind: 'bulk', scope: 'tenant' }),
       ),

@@ -123,6 +123,8 @@ export const serverConfigSchema = z
     maxEventStreams: z.coerce.number().int().min(1).max(1_000_000).default(2048),
     maxEventStreamsPerTenant: z.coerce.number().int().min(1).max(1_000_000).default(256),
     maxEventStreamsPerToken: z.coerce.number().int().min(1).max(1_000_000).default(16),
+    /** MiB of lease events all streams of the process may hold for slow clients together. */
+    maxEventBacklogMib: z.coerce.number().int().min(1).max(65_536).default(64),
     /** Bulk operations (bulk revoke, credential delete, audit verify, ...) running at once. */
     maxBulkOperations: z.coerce.number().int().min(1).max(1024).default(4),
     maxBulkOperationsPerTenant: z.coerce.number().int().min(1).max(1024).default(2),

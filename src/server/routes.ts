@@ -15,11 +15,45 @@ import type { ServerMetrics } from './metrics.js';
 
 const EVENT_HEARTBEAT_MS = 15_000;
 /**
- * Bytes of events a stream may have waiting for its client. A client that falls further
- * behind (it stopped reading, or reads slower than its tenant changes) is disconnected, so
- * that no stream holds a tenant's changes in the server's memory; it reconnects and re-reads.
+ * Bytes of events waiting for their clients: per stream, and for all the streams of the
+ * process together. A client that falls further behind (it stopped reading, or reads slower
+ * than its tenant changes) is disconnected, so that no stream holds a tenant's changes in the
+ * server's memory; it reconnects and re-reads. Past the process's budget, a stream more than
+ * BEHIND_FLOOR behind is disconnected at its next event.
  */
-export const EVENT_BACKLOG_BYTES = 1 << 20;
+export interface EventBacklogLimits {
+  perStream: number;
+  perProcess: number;
+}
+export const defaultEventBacklog: EventBacklogLimits = { perStream: 1 << 20, perProcess: 64 << 20 };
+/** How far behind a stream may be and still be kept when the process is over its budget. */
+const BEHIND_FLOOR = 64 << 10;
+
+/** What the open streams hold, summed at most every 50 ms (each write would be O(streams)). */
+function createBacklogs(limits: EventBacklogLimits) {
+  const open = new Set<{ writableLength: number }>();
+  let total = 0;
+  let summedAt = 0;
+  const sum = () => {
+    const now = Date.now();
+    if (now - summedAt >= 50) {
+      total = 0;
+      for (const res of open) total += res.writableLength;
+      summedAt = now;
+    }
+    return total;
+  };
+  return {
+    add: (res: { writableLength: number }) => open.add(res),
+    remove: (res: { writableLength: number }) => open.delete(res),
+    /** After a write to `res`: whether it is too far behind to keep. */
+    tooFarBehind(res: { writableLength: number }): boolean {
+      const behind = res.writableLength;
+      if (behind > limits.perStream) return true;
+      return behind > Math.min(limits.perStream, BEHIND_FLOOR) && sum() > limits.perProcess;
+    },
+  };
+}
 
 const nameParam = z.object({ name: resourceName });
 const idParam = z.object({
@@ -39,8 +73,10 @@ export function apiRoutes(deps: {
   streams: Slots;
   /** Expensive operations, a few at a time per process and tenant. */
   bulk: BulkGate;
+  eventBacklog?: EventBacklogLimits;
 }) {
   const { core, metrics, streams, bulk } = deps;
+  const backlogs = createBacklogs(deps.eventBacklog ?? defaultEventBacklog);
   const router = Router();
   const inLine = <T>(ctx: CallContext, work: () => Promise<T>) => bulk.run(ctx.tenant, work);
 
@@ -245,6 +281,7 @@ export function apiRoutes(deps: {
       if (closed) return;
       closed = true;
       slot.release();
+      backlogs.remove(res);
       metrics.eventStreams.dec();
       clearInterval(heartbeat);
       void watcher?.close();
@@ -253,6 +290,7 @@ export function apiRoutes(deps: {
     // Registered right after the slot is taken (no await between), so a client gone early
     // leaks nothing; one gone while we looked up its rights gives its slot back at once.
     res.on('close', close);
+    backlogs.add(res);
     if (req.destroyed || res.closed) return close();
     const token = /^Bearer\s+(\S+)$/i.exec(req.get('authorization') ?? '')?.[1];
     try {
@@ -261,7 +299,7 @@ export function apiRoutes(deps: {
         (event) => {
           if (closed) return;
           res.write(`event: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`);
-          if (res.writableLength > EVENT_BACKLOG_BYTES) {
+          if (backlogs.tooFarBehind(res)) {
             // Ending politely would wait for the client to read the backlog: drop it instead.
             close();
             res.destroy();

@@ -25,6 +25,7 @@ import {
 import { auditStreamName, type ServerConfig } from './config.js';
 import type { KubernetesCluster, KubernetesLoginConfig } from './kubernetes-login.js';
 import { createServerMetrics, type LeaseCounts, type ServerMetrics } from './metrics.js';
+import { defaultEventBacklog } from './routes.js';
 import { kubernetesTokenReviewer } from './token-review.js';
 import { defaultUiDir } from './ui.js';
 
@@ -202,6 +203,7 @@ export async function startVault(config: ServerConfig, logger: Logger): Promise<
         perTenant: config.maxEventStreamsPerTenant,
         perToken: config.maxEventStreamsPerToken,
       },
+      eventBacklog: { perStream: defaultEventBacklog.perStream, perProcess: config.maxEventBacklogMib << 20 },
       bulkOperations: {
         perProcess: config.maxBulkOperations,
         perTenant: config.maxBulkOperationsPerTenant,
