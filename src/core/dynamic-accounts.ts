@@ -155,6 +155,8 @@ export function createDynamicAccounts(
   let running: Promise<void> | undefined;
   let again = false;
   let stopped = true;
+  /** Set by stop(): nothing is retried any more. */
+  let closing = false;
 
   /** Removes the account upstream; resolves with why it failed, or undefined once it is gone. */
   async function attemptRemoval(tenant: string, account: AccountRecord): Promise<string | undefined> {
@@ -516,8 +518,12 @@ export function createDynamicAccounts(
   const pendingOf = (tenant: string, name: string): Promise<number> =>
     store.count(keys.dynamicAccountsOf(tenant, name));
 
-  /** Writes an account's record unless it is there (written with its lease, or before). */
-  async function recordIfMissing(ctx: CallContext, account: AccountRecord) {
+  /**
+   * Writes an account's record unless it is there (written with its lease, or before). As the
+   * system, not the caller: its token may be revoked before a retry gets through.
+   */
+  async function recordIfMissing(tenant: string, account: AccountRecord) {
+    const ctx = systemContext(tenant, revokerIdentity, `dynamic-record-${clock().getTime()}`);
     const key = keys.dynamicAccount(ctx.tenant, account.leaseId);
     await committer.commit(ctx, async () =>
       (await store.get(key))
@@ -532,6 +538,40 @@ export function createDynamicAccounts(
             result: undefined,
           },
     );
+  }
+
+  /** Accounts kept upstream whose record could not be written yet, retried until it is. */
+  const unrecorded = new Set<NodeJS.Timeout>();
+
+  /**
+   * Records the account of a lease whose commit's answer was lost, retrying with backoff
+   * while the store fails: the role was kept, and until its record (and due key) is written
+   * nothing would ever remove it if the lease was not written. Resolves after the first try.
+   */
+  async function recordUntilDone(tenant: string, account: AccountRecord, attempt = 0): Promise<void> {
+    try {
+      await recordIfMissing(tenant, account);
+    } catch (err) {
+      if (closing) {
+        logger.error(
+          { lease: account.leaseId },
+          `the ${account.engine} account ${account.username} may be left upstream: its record could not be written before shutdown (${(err as Error).message})`,
+        );
+        return;
+      }
+      logger.warn(
+        { lease: account.leaseId, attempts: attempt + 1 },
+        `recording an account kept for a lost commit failed; retrying: ${(err as Error).message}`,
+      );
+      const timer = setTimeout(
+        () => {
+          unrecorded.delete(timer);
+          void recordUntilDone(tenant, account, attempt + 1);
+        },
+        backoffMs(attempt + 1, config.retryBaseMs, config.retryMaxMs),
+      );
+      unrecorded.add(timer);
+    }
   }
 
   return {
@@ -585,7 +625,7 @@ export function createDynamicAccounts(
               } catch (err) {
                 if (committed === true) throw failed(err);
               }
-              if (committed === 'unknown') await recordIfMissing(ctx, account).catch(() => undefined);
+              if (committed === 'unknown') await recordUntilDone(ctx.tenant, account);
               else if (committed) wakeAt(expiresAt.getTime());
             },
           };
@@ -753,6 +793,9 @@ export function createDynamicAccounts(
     kick,
     async stop() {
       stopped = true;
+      closing = true;
+      for (const timer of unrecorded) clearTimeout(timer);
+      unrecorded.clear();
       clearTimeout(dueTimer);
       clearTimeout(fullTimer);
       await running?.catch(() => {});
