@@ -345,7 +345,13 @@ export function createDynamicAccounts(
       if (dueKey) fixes.push({ type: 'delete', key: dueKey });
       wanted.push(next);
     }
-    return { fixes, wanted };
+    // Several stale keys of one account want the same key: written once (a transaction that
+    // puts a key twice is refused, and the walk would fail on it every time).
+    const puts = new Set(wanted);
+    return {
+      fixes: fixes.filter((op) => op.type !== 'delete' || !puts.has(op.key)),
+      wanted: [...puts],
+    };
   }
 
   /** Writes due-key changes, as many per transaction as the store takes (no audit: bookkeeping). */
@@ -363,6 +369,9 @@ export function createDynamicAccounts(
   async function sweepDue(): Promise<number> {
     const now = clock().getTime();
     let after: string | undefined;
+    let failed = false;
+    /** When to look again: a tenant that failed is retried soon. */
+    const next = (at: number) => (failed ? Math.min(at, clock().getTime() + config.retryBaseMs * 4) : at);
     for (;;) {
       const page = await store.range(dynamicDue.prefix, {
         limit: DUE_PAGE,
@@ -376,29 +385,39 @@ export function createDynamicAccounts(
         byTenant.set(tenant, [...(byTenant.get(tenant) ?? []), { leaseId, key: kv.key }]);
       }
       for (const [tenant, entries] of byTenant) {
-        const accounts = await getMany(
-          store,
-          entries.map((entry) => keys.dynamicAccount(tenant, entry.leaseId)),
-        );
-        // A key whose account is gone (removed, or a lease's key left after its removal).
-        const leftovers: Op[] = entries
-          .filter((_, i) => !accounts[i])
-          .map((entry) => ({ type: 'delete', key: entry.key }));
-        const found = entries.flatMap((entry, i) => {
-          const kv = accounts[i];
-          return kv ? [{ account: parseRecord<AccountRecord>(kv.value), dueKey: entry.key }] : [];
-        });
-        const { fixes, wanted } = await decideAccounts(tenant, found);
-        await storeFixes([
-          ...leftovers,
-          ...fixes,
-          ...wanted.map((key): Op => ({ type: 'put', key, value: '' })),
-        ]);
+        try {
+          await sweepDueOf(tenant, entries);
+        } catch (err) {
+          // One tenant's trouble does not hold up the others; its keys stay for the next walk.
+          logger.warn(
+            { tenant },
+            `dynamic account sweep failed for a tenant; retrying: ${(err as Error).message}`,
+          );
+          failed = true;
+        }
       }
-      if (due.length < page.kvs.length) return dynamicDue.parse(page.kvs[due.length]!.key).at;
-      if (!page.more || page.kvs.length === 0) return Number.POSITIVE_INFINITY;
+      if (due.length < page.kvs.length) return next(dynamicDue.parse(page.kvs[due.length]!.key).at);
+      if (!page.more || page.kvs.length === 0) return next(Number.POSITIVE_INFINITY);
       after = page.kvs.at(-1)!.key;
     }
+  }
+
+  /** One tenant's due keys of a page: their accounts decided, the keys fixed. */
+  async function sweepDueOf(tenant: string, entries: Array<{ leaseId: string; key: string }>) {
+    const accounts = await getMany(
+      store,
+      entries.map((entry) => keys.dynamicAccount(tenant, entry.leaseId)),
+    );
+    // A key whose account is gone (removed, or a lease's key left after its removal).
+    const leftovers: Op[] = entries
+      .filter((_, i) => !accounts[i])
+      .map((entry) => ({ type: 'delete', key: entry.key }));
+    const found = entries.flatMap((entry, i) => {
+      const kv = accounts[i];
+      return kv ? [{ account: parseRecord<AccountRecord>(kv.value), dueKey: entry.key }] : [];
+    });
+    const { fixes, wanted } = await decideAccounts(tenant, found);
+    await storeFixes([...leftovers, ...fixes, ...wanted.map((key): Op => ({ type: 'put', key, value: '' }))]);
   }
 
   /** Accounts whose outcome was not recorded, decided again one by one. */
