@@ -418,9 +418,15 @@ export function createTokenService(deps: CoreDeps & { access: Access }) {
     async purgeExpired(): Promise<number> {
       await backfillExpiries();
       let purged = 0;
+      // Past the keys of tenants whose commit failed: they stay for the next run, and do not
+      // keep the others' (after them in the index) from going.
+      let after: string | undefined;
       for (;;) {
         const cutoff = clock().getTime() - deps.config.leaseRetentionMs;
-        const page = await store.range(keys.tokenExpiries(), { limit: TOKENS_PER_TXN });
+        const page = await store.range(keys.tokenExpiries(), {
+          limit: TOKENS_PER_TXN,
+          ...(after !== undefined ? { startAfter: after } : {}),
+        });
         const old = page.kvs.filter((kv) => expiryTimeOf(kv.key) < cutoff);
         if (old.length === 0) return purged;
         const entries = old.map((kv) => ({
@@ -437,30 +443,39 @@ export function createTokenService(deps: CoreDeps & { access: Access }) {
           byTenant.set(entry.tenant, [...(byTenant.get(entry.tenant) ?? []), { entry, present: !!found[i] }]);
         for (const [tenant, group] of byTenant) {
           const count = group.filter((g) => g.present).length;
-          await committer.commit(
-            systemContext(tenant, tokenPurgerIdentity, `token-purge-${Date.now()}`),
-            async () => ({
-              ops: group.flatMap(({ entry }) => [
-                ...deleteOps(entry, undefined),
-                { type: 'delete' as const, key: entry.key },
-              ]),
-              audit:
-                count > 0
-                  ? [
-                      {
-                        action: 'token.purge',
-                        resource: 'tokens',
-                        outcome: 'allowed' as const,
-                        reason: `${count} token records expired more than the retention period ago deleted`,
-                      },
-                    ]
-                  : [],
-              result: undefined,
-            }),
-          );
+          try {
+            await committer.commit(
+              systemContext(tenant, tokenPurgerIdentity, `token-purge-${Date.now()}`),
+              async () => ({
+                ops: group.flatMap(({ entry }) => [
+                  ...deleteOps(entry, undefined),
+                  { type: 'delete' as const, key: entry.key },
+                ]),
+                audit:
+                  count > 0
+                    ? [
+                        {
+                          action: 'token.purge',
+                          resource: 'tokens',
+                          outcome: 'allowed' as const,
+                          reason: `${count} token records expired more than the retention period ago deleted`,
+                        },
+                      ]
+                    : [],
+                result: undefined,
+              }),
+            );
+          } catch (err) {
+            deps.logger.warn(
+              { tenant },
+              `expired tokens of the tenant not purged; retrying later: ${(err as Error).message}`,
+            );
+            continue;
+          }
           for (const { entry } of group) records.invalidate(keys.token(entry.hash));
           purged += count;
         }
+        after = old.at(-1)!.key;
         if (old.length < page.kvs.length || !page.more) return purged;
       }
     },
