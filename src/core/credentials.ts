@@ -14,7 +14,7 @@ import {
 import type { Action } from '../contract/policies.js';
 import { badRequest, conflict, notFound, VaultError } from '../lib/errors.js';
 import { getMany, scanPrefix } from '../store/paged.js';
-import type { Op } from '../store/store.js';
+import type { KeyValue, Op } from '../store/store.js';
 import type { Access } from './access.js';
 import type { Mutation } from './committer.js';
 import type { CallContext } from './context.js';
@@ -43,6 +43,14 @@ interface ValueRecord {
 
 /** Versions dropped from a record's list in one write (see keepLatest). */
 const DROPS_PER_WRITE = 50;
+
+/**
+ * Value records read per store request when paging versions: a record holds its sealed value
+ * (up to 64 KiB of text, about 260 KiB sealed), and etcd refuses an answer over 4 MiB.
+ */
+const VALUES_PER_READ = 12;
+/** Bytes of value records one write rewrites while dropping old versions (see keepLatest). */
+const REWRITE_BYTES = 768 * 1024;
 
 /** A dynamic credential's value must be an admin connection its engine can use: refused up front, not per lease. */
 function checkAdminConnection(engine: DynamicEngineName, value: string) {
@@ -118,7 +126,9 @@ export function createCredentialService(
   /**
    * The record's `versions` after adding one: the latest RECORD_VERSIONS. A version dropped
    * from it whose value record lacks its metadata (written before values carried it) gets it
-   * now, at most DROPS_PER_WRITE at a time (the rest stay listed until the next write).
+   * now, at most DROPS_PER_WRITE at a time and no more rewritten value records than
+   * REWRITE_BYTES hold (each holds a sealed value, and etcd refuses a request over 1.5 MiB and
+   * an answer over 4 MiB); the rest stay listed until the next write.
    */
   async function keepLatest(
     ctx: CallContext,
@@ -127,20 +137,29 @@ export function createCredentialService(
   ): Promise<{ versions: Credential['versions']; ops: Op[] }> {
     const excess = Math.min(Math.max(0, versions.length - RECORD_VERSIONS), DROPS_PER_WRITE);
     if (excess === 0) return { versions, ops: [] };
-    const dropped = versions.slice(0, excess);
-    const stored = await getMany(
-      store,
-      dropped.map((v) => keys.value(ctx.tenant, name, v.version)),
-    );
     const ops: Op[] = [];
-    for (const [i, kv] of stored.entries()) {
-      if (!kv) continue;
-      const record = parseRecord<ValueRecord>(kv.value);
-      if (record.createdAt !== undefined) continue;
-      const { createdAt, fingerprint } = dropped[i]!;
-      ops.push({ type: 'put', key: kv.key, value: JSON.stringify({ ...record, createdAt, fingerprint }) });
+    let bytes = 0;
+    let dropped = 0;
+    while (dropped < excess) {
+      const batch = versions.slice(dropped, Math.min(excess, dropped + VALUES_PER_READ));
+      const stored = await getMany(
+        store,
+        batch.map((v) => keys.value(ctx.tenant, name, v.version)),
+      );
+      for (const [i, kv] of stored.entries()) {
+        const record = kv ? parseRecord<ValueRecord>(kv.value) : undefined;
+        if (kv && record && record.createdAt === undefined) {
+          const { createdAt, fingerprint } = batch[i]!;
+          const value = JSON.stringify({ ...record, createdAt, fingerprint });
+          if (ops.length > 0 && bytes + value.length > REWRITE_BYTES)
+            return { versions: versions.slice(dropped), ops };
+          bytes += value.length;
+          ops.push({ type: 'put', key: kv.key, value });
+        }
+        dropped += 1;
+      }
     }
-    return { versions: versions.slice(excess), ops };
+    return { versions: versions.slice(dropped), ops };
   }
 
   /** Commits a change of credential `name`, then drops it from the record cache. */
@@ -312,10 +331,20 @@ export function createCredentialService(
         query.continue === undefined
           ? undefined
           : prefix + (await tokens.decode(ctx.tenant, walk, query.continue));
-      const page = await store.range(prefix, {
-        limit: query.limit,
-        ...(after !== undefined ? { startAfter: after } : {}),
-      });
+      // The records carry their sealed values: read a few at a time, up to the page's limit.
+      const kvs: KeyValue[] = [];
+      let more = true;
+      let from = after;
+      while (more && kvs.length < query.limit) {
+        const read = await store.range(prefix, {
+          limit: Math.min(VALUES_PER_READ, query.limit - kvs.length),
+          ...(from !== undefined ? { startAfter: from } : {}),
+        });
+        kvs.push(...read.kvs);
+        more = read.more && read.kvs.length > 0;
+        from = read.kvs.at(-1)?.key ?? from;
+      }
+      const page = { kvs, more };
       const listed = new Map(credential.versions.map((v) => [v.version, v]));
       const versions = page.kvs.map((kv) => {
         const version = Number(kv.key.slice(prefix.length));

@@ -157,6 +157,8 @@ export function createDynamicAccounts(
   let running: Promise<void> | undefined;
   let again = false;
   let stopped = true;
+  /** Set by stop(): nothing is retried any more. */
+  let closing = false;
 
   /** Removes the account upstream; resolves with why it failed, or undefined once it is gone. */
   async function attemptRemoval(tenant: string, account: AccountRecord): Promise<string | undefined> {
@@ -345,7 +347,13 @@ export function createDynamicAccounts(
       if (dueKey) fixes.push({ type: 'delete', key: dueKey });
       wanted.push(next);
     }
-    return { fixes, wanted };
+    // Several stale keys of one account want the same key: written once (a transaction that
+    // puts a key twice is refused, and the walk would fail on it every time).
+    const puts = new Set(wanted);
+    return {
+      fixes: fixes.filter((op) => op.type !== 'delete' || !puts.has(op.key)),
+      wanted: [...puts],
+    };
   }
 
   /** Writes due-key changes, as many per transaction as the store takes (no audit: bookkeeping). */
@@ -363,6 +371,9 @@ export function createDynamicAccounts(
   async function sweepDue(): Promise<number> {
     const now = clock().getTime();
     let after: string | undefined;
+    let failed = false;
+    /** When to look again: a tenant that failed is retried soon. */
+    const next = (at: number) => (failed ? Math.min(at, clock().getTime() + config.retryBaseMs * 4) : at);
     for (;;) {
       const page = await store.range(dynamicDue.prefix, {
         limit: DUE_PAGE,
@@ -376,29 +387,39 @@ export function createDynamicAccounts(
         byTenant.set(tenant, [...(byTenant.get(tenant) ?? []), { leaseId, key: kv.key }]);
       }
       for (const [tenant, entries] of byTenant) {
-        const accounts = await getMany(
-          store,
-          entries.map((entry) => keys.dynamicAccount(tenant, entry.leaseId)),
-        );
-        // A key whose account is gone (removed, or a lease's key left after its removal).
-        const leftovers: Op[] = entries
-          .filter((_, i) => !accounts[i])
-          .map((entry) => ({ type: 'delete', key: entry.key }));
-        const found = entries.flatMap((entry, i) => {
-          const kv = accounts[i];
-          return kv ? [{ account: parseRecord<AccountRecord>(kv.value), dueKey: entry.key }] : [];
-        });
-        const { fixes, wanted } = await decideAccounts(tenant, found);
-        await storeFixes([
-          ...leftovers,
-          ...fixes,
-          ...wanted.map((key): Op => ({ type: 'put', key, value: '' })),
-        ]);
+        try {
+          await sweepDueOf(tenant, entries);
+        } catch (err) {
+          // One tenant's trouble does not hold up the others; its keys stay for the next walk.
+          logger.warn(
+            { tenant },
+            `dynamic account sweep failed for a tenant; retrying: ${(err as Error).message}`,
+          );
+          failed = true;
+        }
       }
-      if (due.length < page.kvs.length) return dynamicDue.parse(page.kvs[due.length]!.key).at;
-      if (!page.more || page.kvs.length === 0) return Number.POSITIVE_INFINITY;
+      if (due.length < page.kvs.length) return next(dynamicDue.parse(page.kvs[due.length]!.key).at);
+      if (!page.more || page.kvs.length === 0) return next(Number.POSITIVE_INFINITY);
       after = page.kvs.at(-1)!.key;
     }
+  }
+
+  /** One tenant's due keys of a page: their accounts decided, the keys fixed. */
+  async function sweepDueOf(tenant: string, entries: Array<{ leaseId: string; key: string }>) {
+    const accounts = await getMany(
+      store,
+      entries.map((entry) => keys.dynamicAccount(tenant, entry.leaseId)),
+    );
+    // A key whose account is gone (removed, or a lease's key left after its removal).
+    const leftovers: Op[] = entries
+      .filter((_, i) => !accounts[i])
+      .map((entry) => ({ type: 'delete', key: entry.key }));
+    const found = entries.flatMap((entry, i) => {
+      const kv = accounts[i];
+      return kv ? [{ account: parseRecord<AccountRecord>(kv.value), dueKey: entry.key }] : [];
+    });
+    const { fixes, wanted } = await decideAccounts(tenant, found);
+    await storeFixes([...leftovers, ...fixes, ...wanted.map((key): Op => ({ type: 'put', key, value: '' }))]);
   }
 
   /** Accounts whose outcome was not recorded, decided again one by one. */
@@ -518,8 +539,12 @@ export function createDynamicAccounts(
   const pendingOf = (tenant: string, name: string): Promise<number> =>
     store.count(keys.dynamicAccountsOf(tenant, name));
 
-  /** Writes an account's record unless it is there (written with its lease, or before). */
-  async function recordIfMissing(ctx: CallContext, account: AccountRecord) {
+  /**
+   * Writes an account's record unless it is there (written with its lease, or before). As the
+   * system, not the caller: its token may be revoked before a retry gets through.
+   */
+  async function recordIfMissing(tenant: string, account: AccountRecord) {
+    const ctx = systemContext(tenant, revokerIdentity, `dynamic-record-${clock().getTime()}`);
     const key = keys.dynamicAccount(ctx.tenant, account.leaseId);
     await committer.commit(ctx, async () =>
       (await store.get(key))
@@ -534,6 +559,40 @@ export function createDynamicAccounts(
             result: undefined,
           },
     );
+  }
+
+  /** Accounts kept upstream whose record could not be written yet, retried until it is. */
+  const unrecorded = new Set<NodeJS.Timeout>();
+
+  /**
+   * Records the account of a lease whose commit's answer was lost, retrying with backoff
+   * while the store fails: the role was kept, and until its record (and due key) is written
+   * nothing would ever remove it if the lease was not written. Resolves after the first try.
+   */
+  async function recordUntilDone(tenant: string, account: AccountRecord, attempt = 0): Promise<void> {
+    try {
+      await recordIfMissing(tenant, account);
+    } catch (err) {
+      if (closing) {
+        logger.error(
+          { lease: account.leaseId },
+          `the ${account.engine} account ${account.username} may be left upstream: its record could not be written before shutdown (${(err as Error).message})`,
+        );
+        return;
+      }
+      logger.warn(
+        { lease: account.leaseId, attempts: attempt + 1 },
+        `recording an account kept for a lost commit failed; retrying: ${(err as Error).message}`,
+      );
+      const timer = setTimeout(
+        () => {
+          unrecorded.delete(timer);
+          void recordUntilDone(tenant, account, attempt + 1);
+        },
+        backoffMs(attempt + 1, config.retryBaseMs, config.retryMaxMs),
+      );
+      unrecorded.add(timer);
+    }
   }
 
   return {
@@ -587,7 +646,7 @@ export function createDynamicAccounts(
               } catch (err) {
                 if (committed === true) throw failed(err);
               }
-              if (committed === 'unknown') await recordIfMissing(ctx, account).catch(() => undefined);
+              if (committed === 'unknown') await recordUntilDone(ctx.tenant, account);
               else if (committed) wakeAt(expiresAt.getTime());
             },
           };
@@ -760,6 +819,9 @@ export function createDynamicAccounts(
     kick,
     async stop() {
       stopped = true;
+      closing = true;
+      for (const timer of unrecorded) clearTimeout(timer);
+      unrecorded.clear();
       clearTimeout(dueTimer);
       clearTimeout(fullTimer);
       await running?.catch(() => {});

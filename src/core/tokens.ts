@@ -25,6 +25,12 @@ interface TokenRecord extends TokenInfo {
   hash: string;
   /** The accessor of the token that minted it (its link under that token goes with it). */
   parent?: string;
+  /**
+   * Set when a revocation of it or of a token above it has begun: it no longer authenticates
+   * nor mints (its revision changed, so a mint in flight fails its compare), and it is deleted
+   * once the tokens it minted are.
+   */
+  revoking?: true;
 }
 
 /** What the expiry index says of a token: enough to delete it without reading it. */
@@ -102,6 +108,36 @@ export function createTokenService(deps: CoreDeps & { access: Access }) {
       const leaves = children.filter((_, i) => below[i]!.kvs.length === 0);
       if (leaves.length > 0) return leaves;
       node = children[0]!.accessor;
+    }
+  }
+
+  /** Marks tokens `revoking` (those not gone or marked already), in one commit. */
+  async function mark(ctx: CallContext, tokens: Array<{ accessor: string; hash: string }>) {
+    try {
+      await committer.commit(ctx, async () => {
+        const found = await getMany(
+          store,
+          tokens.map((t) => keys.token(t.hash)),
+        );
+        const live = found.filter(
+          (kv): kv is NonNullable<typeof kv> =>
+            kv !== undefined && !parseRecord<TokenRecord>(kv.value).revoking,
+        );
+        return {
+          compare: live.map((kv) => ({ key: kv.key, modRevision: kv.modRevision })),
+          ops: live.map(
+            (kv): Op => ({
+              type: 'put',
+              key: kv.key,
+              value: JSON.stringify({ ...parseRecord<TokenRecord>(kv.value), revoking: true }),
+            }),
+          ),
+          audit: [],
+          result: undefined,
+        };
+      });
+    } finally {
+      for (const t of tokens) records.invalidate(keys.token(t.hash));
     }
   }
 
@@ -198,10 +234,12 @@ export function createTokenService(deps: CoreDeps & { access: Access }) {
     return { ...info, token };
   }
 
-  async function byAccessor(ctx: CallContext, accessor: string, action: string) {
+  async function byAccessor(ctx: CallContext, accessor: string, action: string, live = false) {
     const kv = await store.get(keys.accessor(accessor));
     const ref = kv ? parseRecord<{ hash: string; tenant: string }>(kv.value) : undefined;
-    const record = ref && ref.tenant === ctx.tenant ? await store.get(keys.token(ref.hash)) : undefined;
+    const found = ref && ref.tenant === ctx.tenant ? await store.get(keys.token(ref.hash)) : undefined;
+    // A token being revoked is gone for every purpose but finishing its revocation.
+    const record = found && live && parseRecord<TokenRecord>(found.value).revoking ? undefined : found;
     if (!record) {
       await committer.record(ctx, {
         action,
@@ -224,6 +262,7 @@ export function createTokenService(deps: CoreDeps & { access: Access }) {
       const kv = await records.get(keys.token(hashToken(token)));
       if (!kv) throw unauthenticated('the token is unknown or was revoked; log in again');
       const record = parseRecord<TokenRecord>(kv.value);
+      if (record.revoking) throw unauthenticated('the token is unknown or was revoked; log in again');
       if (Date.parse(record.expiresAt) <= clock().getTime()) {
         throw unauthenticated(`the token expired at ${record.expiresAt}; log in again`);
       }
@@ -281,7 +320,7 @@ export function createTokenService(deps: CoreDeps & { access: Access }) {
     },
 
     async lookup(ctx: CallContext, accessor: string): Promise<TokenInfo> {
-      const record = await byAccessor(ctx, accessor, 'token.lookup');
+      const record = await byAccessor(ctx, accessor, 'token.lookup', true);
       if (record.accessor !== ctx.principal.accessor) {
         await access.check(ctx, 'admin', resourceOf(accessor), undefined, 'token.lookup');
       }
@@ -299,7 +338,7 @@ export function createTokenService(deps: CoreDeps & { access: Access }) {
         if (!own || !isVaultError(err) || err.code !== 'audit_unavailable') throw err;
         deps.logger.warn({ tenant: ctx.tenant }, 'token lookup not recorded: the audit chain is tampered');
       }
-      const { hash: _hash, parent: _parent, ...info } = record;
+      const { hash: _hash, parent: _parent, revoking: _revoking, ...info } = record;
       return info;
     },
 
@@ -308,17 +347,41 @@ export function createTokenService(deps: CoreDeps & { access: Access }) {
       if (record.accessor !== ctx.principal.accessor) {
         await access.check(ctx, 'admin', resourceOf(accessor), undefined, 'token.revoke');
       }
-      // Every token minted from it, transitively, the deepest first and a chunk at a time, then
-      // the token itself: a caller revoking its own token commits only while that token
-      // exists (committer.ts), and a failure part-way leaves the token to revoke again rather
-      // than orphans.
+      // First the token and then every token minted from it, transitively, top down, are
+      // marked `revoking`: none of them authenticates or mints any more, so the tree stops
+      // growing (a token minting in a loop cannot outrun its revocation, and no mint racing
+      // the deletes below leaves a live orphan). The first mark commits only while the
+      // caller's token exists; the rest act for the caller without that compare, since the
+      // caller's own token may be in the tree (a token revoking the one that minted it).
+      await mark(ctx, [{ accessor, hash: record.hash }]);
+      const { tokenKey: _key, tokenRevision: _revision, ...principal } = ctx.principal;
+      const acting: CallContext = { ...ctx, principal };
+      const stack: Array<{ accessor: string; after?: string }> = [{ accessor }];
+      while (stack.length > 0) {
+        const frame = stack.pop()!;
+        const page = await store.range(keys.tokenChildren(frame.accessor), {
+          limit: TOKENS_PER_TXN,
+          ...(frame.after !== undefined ? { startAfter: frame.after } : {}),
+        });
+        if (page.kvs.length === 0) continue;
+        const children = page.kvs.map((kv) => ({
+          accessor: lastSegment(kv.key),
+          hash: parseRecord<{ hash: string }>(kv.value).hash,
+        }));
+        await mark(acting, children);
+        // Marked, its children's lists are final; this one's may go on in a later page.
+        if (page.more) stack.push({ accessor: frame.accessor, after: page.kvs.at(-1)!.key });
+        stack.push(...children.map((child) => ({ accessor: child.accessor })));
+      }
+      // Then deleted, the deepest first and a chunk at a time, the token itself last: a
+      // failure part-way leaves the token (marked) to revoke again rather than orphans.
       const revokeChunk = async (chunk: Doomed[]) => {
         const found = await getMany(
           store,
           chunk.map((t) => keys.token(t.hash)),
         );
         try {
-          await committer.commit(ctx, async () => ({
+          await committer.commit(acting, async () => ({
             ops: chunk.flatMap((t, i) => {
               const kv = found[i];
               return deleteOps(t, kv ? parseRecord<TokenRecord>(kv.value).expiresAt : undefined);
@@ -355,9 +418,15 @@ export function createTokenService(deps: CoreDeps & { access: Access }) {
     async purgeExpired(): Promise<number> {
       await backfillExpiries();
       let purged = 0;
+      // Past the keys of tenants whose commit failed: they stay for the next run, and do not
+      // keep the others' (after them in the index) from going.
+      let after: string | undefined;
       for (;;) {
         const cutoff = clock().getTime() - deps.config.leaseRetentionMs;
-        const page = await store.range(keys.tokenExpiries(), { limit: TOKENS_PER_TXN });
+        const page = await store.range(keys.tokenExpiries(), {
+          limit: TOKENS_PER_TXN,
+          ...(after !== undefined ? { startAfter: after } : {}),
+        });
         const old = page.kvs.filter((kv) => expiryTimeOf(kv.key) < cutoff);
         if (old.length === 0) return purged;
         const entries = old.map((kv) => ({
@@ -374,30 +443,39 @@ export function createTokenService(deps: CoreDeps & { access: Access }) {
           byTenant.set(entry.tenant, [...(byTenant.get(entry.tenant) ?? []), { entry, present: !!found[i] }]);
         for (const [tenant, group] of byTenant) {
           const count = group.filter((g) => g.present).length;
-          await committer.commit(
-            systemContext(tenant, tokenPurgerIdentity, `token-purge-${Date.now()}`),
-            async () => ({
-              ops: group.flatMap(({ entry }) => [
-                ...deleteOps(entry, undefined),
-                { type: 'delete' as const, key: entry.key },
-              ]),
-              audit:
-                count > 0
-                  ? [
-                      {
-                        action: 'token.purge',
-                        resource: 'tokens',
-                        outcome: 'allowed' as const,
-                        reason: `${count} token records expired more than the retention period ago deleted`,
-                      },
-                    ]
-                  : [],
-              result: undefined,
-            }),
-          );
+          try {
+            await committer.commit(
+              systemContext(tenant, tokenPurgerIdentity, `token-purge-${Date.now()}`),
+              async () => ({
+                ops: group.flatMap(({ entry }) => [
+                  ...deleteOps(entry, undefined),
+                  { type: 'delete' as const, key: entry.key },
+                ]),
+                audit:
+                  count > 0
+                    ? [
+                        {
+                          action: 'token.purge',
+                          resource: 'tokens',
+                          outcome: 'allowed' as const,
+                          reason: `${count} token records expired more than the retention period ago deleted`,
+                        },
+                      ]
+                    : [],
+                result: undefined,
+              }),
+            );
+          } catch (err) {
+            deps.logger.warn(
+              { tenant },
+              `expired tokens of the tenant not purged; retrying later: ${(err as Error).message}`,
+            );
+            continue;
+          }
           for (const { entry } of group) records.invalidate(keys.token(entry.hash));
           purged += count;
         }
+        after = old.at(-1)!.key;
         if (old.length < page.kvs.length || !page.more) return purged;
       }
     },
