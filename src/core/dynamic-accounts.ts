@@ -279,8 +279,15 @@ export function createDynamicAccounts(
    * timeout, the last would wait for all the others, and so would every expiry due meanwhile.
    */
   const removing = new Map<string, Promise<void>>();
-  /** Accounts whose outcome could not be recorded: decided again by the next due walk. */
-  const recheck = new Map<string, { tenant: string; leaseId: string }>();
+  /**
+   * Accounts whose outcome could not be recorded (the tenant's writes fail): decided again
+   * once `notBefore` has passed, the wait doubling with each failure (up to retryMaxMs), so a
+   * store that reads but does not write is not asked every second, nor the engine.
+   */
+  const unrecordedOutcomes = new Map<
+    string,
+    { tenant: string; leaseId: string; failures: number; notBefore: number }
+  >();
 
   /** Starts removing an account (at most `sweepConcurrency` at once); it wakes the sweep for its retry. */
   async function startRemoval(
@@ -292,13 +299,26 @@ export function createDynamicAccounts(
   ) {
     const key = `${tenant}\0${account.leaseId}`;
     if (removing.has(key)) return;
+    const waiting = unrecordedOutcomes.get(key);
+    if (waiting && waiting.notBefore > clock().getTime()) return wakeAt(waiting.notBefore);
     while (removing.size >= config.sweepConcurrency) await Promise.race(removing.values());
     const removal = removeAccount(tenant, account, lease, reason, dueKey)
-      .catch((err: unknown) => {
-        logger.warn({ lease: account.leaseId }, `recording a revocation failed: ${(err as Error).message}`);
-        recheck.set(key, { tenant, leaseId: account.leaseId });
-        return clock().getTime() + config.retryBaseMs;
-      })
+      .then(
+        (retryAt) => {
+          unrecordedOutcomes.delete(key);
+          return retryAt;
+        },
+        (err: unknown) => {
+          const failures = (unrecordedOutcomes.get(key)?.failures ?? 0) + 1;
+          const notBefore = clock().getTime() + backoffMs(failures, config.retryBaseMs, config.retryMaxMs);
+          unrecordedOutcomes.set(key, { tenant, leaseId: account.leaseId, failures, notBefore });
+          logger.warn(
+            { lease: account.leaseId, failures },
+            `recording a revocation failed; retrying: ${(err as Error).message}`,
+          );
+          return notBefore;
+        },
+      )
       .then((retryAt) => {
         removing.delete(key);
         if (retryAt !== undefined) wakeAt(retryAt);
@@ -384,7 +404,9 @@ export function createDynamicAccounts(
       for (const kv of due) {
         const { tenant, leaseId } = dynamicDue.parse(kv.key);
         if (removing.has(`${tenant}\0${leaseId}`)) continue;
-        byTenant.set(tenant, [...(byTenant.get(tenant) ?? []), { leaseId, key: kv.key }]);
+        const entries = byTenant.get(tenant) ?? [];
+        entries.push({ leaseId, key: kv.key });
+        byTenant.set(tenant, entries);
       }
       for (const [tenant, entries] of byTenant) {
         try {
@@ -422,22 +444,22 @@ export function createDynamicAccounts(
     await storeFixes([...leftovers, ...fixes, ...wanted.map((key): Op => ({ type: 'put', key, value: '' }))]);
   }
 
-  /** Accounts whose outcome was not recorded, decided again one by one. */
+  /** Accounts whose outcome was not recorded, decided again one by one once their wait is over. */
   async function sweepRechecks() {
-    for (const [key, { tenant, leaseId }] of recheck) {
-      recheck.delete(key);
-      await sweepOne(tenant, leaseId);
-    }
+    const now = clock().getTime();
+    for (const [key, { tenant, leaseId, notBefore }] of [...unrecordedOutcomes])
+      if (notBefore <= now && !(await sweepOne(tenant, leaseId))) unrecordedOutcomes.delete(key);
   }
 
-  /** Decides one account now (a revocation that could not wait for its removal). */
-  async function sweepOne(tenant: string, leaseId: string) {
+  /** Decides one account now (a revocation that could not wait for its removal); false when it is gone. */
+  async function sweepOne(tenant: string, leaseId: string): Promise<boolean> {
     const kv = await store.get(keys.dynamicAccount(tenant, leaseId));
-    if (!kv) return;
+    if (!kv) return false;
     const { fixes, wanted } = await decideAccounts(tenant, [
       { account: parseRecord<AccountRecord>(kv.value) },
     ]);
     await storeFixes([...fixes, ...wanted.map((key): Op => ({ type: 'put', key, value: '' }))]);
+    return true;
   }
 
   /**

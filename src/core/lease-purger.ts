@@ -16,7 +16,9 @@ export const purgerIdentity = { type: 'workload' as const, name: 'vault-lease-pu
  * at once (each delete compares the record's revision); a crash loses nothing, the next run
  * starts where the index now begins.
  */
-export function createLeasePurger(deps: Pick<CoreDeps, 'store' | 'committer' | 'clock' | 'config'>) {
+export function createLeasePurger(
+  deps: Pick<CoreDeps, 'store' | 'committer' | 'clock' | 'config' | 'logger'>,
+) {
   const { store, committer, clock, config } = deps;
   /** Records per transaction: up to six deletes each, with room for the audit record. */
   const chunk = leasesPerTxn(store);
@@ -78,7 +80,11 @@ export function createLeasePurger(deps: Pick<CoreDeps, 'store' | 'committer' | '
 
   return {
     purgeTenant,
-    /** Every tenant; resolves with how many records went. */
+    /**
+     * Every tenant; resolves with how many records went. A tenant whose commit fails (its
+     * audit chain found tampered stops its writes) is logged and left for the next run, and
+     * the tenants after it are purged all the same.
+     */
     async purgeAll(): Promise<number> {
       let total = 0;
       let after: string | undefined;
@@ -88,7 +94,15 @@ export function createLeasePurger(deps: Pick<CoreDeps, 'store' | 'committer' | '
           ...(after !== undefined ? { startAfter: after } : {}),
         });
         for (const kv of page.kvs) {
-          total += await purgeTenant(kv.key.slice(keys.tenants().length));
+          const tenant = kv.key.slice(keys.tenants().length);
+          try {
+            total += await purgeTenant(tenant);
+          } catch (err) {
+            deps.logger.warn(
+              { tenant },
+              `old lease records of the tenant not purged; retrying later: ${(err as Error).message}`,
+            );
+          }
           after = kv.key;
         }
         if (!page.more) return total;

@@ -55,10 +55,12 @@ export function createTenantService(deps: CoreDeps & { tokens: TokenService }) {
       description?: string,
     ): Promise<{ tenant: TenantRecord; adminToken: CreatedToken }> {
       const tenant = await create(ctx, id, description);
+      // Never outlives the system token that asked for it.
       const adminToken = await deps.tokens.mint({ ...ctx, tenant: id }, id, {
         identity: { type: 'human', name: 'admin' },
         policies: [ROOT_POLICY],
         ttlMs: 24 * 3_600_000,
+        ...(ctx.principal.expiresAt ? { notAfter: ctx.principal.expiresAt } : {}),
       });
       return { tenant, adminToken };
     },

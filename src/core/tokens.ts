@@ -439,8 +439,11 @@ export function createTokenService(deps: CoreDeps & { access: Access }) {
           entries.map((e) => keys.token(e.hash)),
         );
         const byTenant = new Map<string, Array<{ entry: (typeof entries)[number]; present: boolean }>>();
-        for (const [i, entry] of entries.entries())
-          byTenant.set(entry.tenant, [...(byTenant.get(entry.tenant) ?? []), { entry, present: !!found[i] }]);
+        for (const [i, entry] of entries.entries()) {
+          const group = byTenant.get(entry.tenant) ?? [];
+          group.push({ entry, present: !!found[i] });
+          byTenant.set(entry.tenant, group);
+        }
         for (const [tenant, group] of byTenant) {
           const count = group.filter((g) => g.present).length;
           try {

@@ -48,7 +48,11 @@ export interface KeyringDeps {
   logger?: Logger;
   /** Unwrapped tenant keys kept in memory: at most `maxEntries` (1024), each for `ttlMs` (60 s). */
   cache?: { maxEntries?: number; ttlMs?: number };
-  /** Records per page (and per saved cursor) in rotations; 100. */
+  /**
+   * Records per page (and per saved cursor) in rotations; 12: a sealed value may take some
+   * 350 KiB (64 KiB of 4-byte UTF-8, base64), and etcd refuses an answer over 4 MiB. Each record
+   * is re-wrapped in its own transaction, so the page size hardly changes a rotation's speed.
+   */
   pageSize?: number;
 }
 
@@ -107,7 +111,7 @@ export function createKeyring(deps: KeyringDeps): Keyring {
   const { store } = deps;
   const clock = deps.clock ?? systemClock;
   const logger = (deps.logger ?? silentLogger).child({ component: 'keyring' });
-  const pageSize = deps.pageSize ?? 100;
+  const pageSize = deps.pageSize ?? 12;
   const roots = createRootSet(deps.roots);
   const cache = createKeyCache({
     clock,

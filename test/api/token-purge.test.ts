@@ -127,4 +127,20 @@ describe.each(['etcd', 'embedded'] as const)('token records on the %s store', (k
     const resources = new Set(trail.body.records.map((r: { resource: string }) => r.resource));
     for (const t of [root, ...minted]) expect(resources.has(`token/${t.accessor}`)).toBe(true);
   }, 60_000);
+
+  it('a new tenant’s admin token never outlives the system token that asked for it', async () => {
+    const admin = { type: 'human' as const, name: 'operator' };
+    const system = await vault.core.tokens.mint(undefined, vault.tenant, {
+      identity: admin,
+      policies: [],
+      ttlMs: HOUR,
+      system: true,
+    });
+    const created = await vault.call('POST', '/v1/sys/tenants', {
+      body: { id: `short-${kind}` },
+      token: system.token,
+    });
+    expect(created.status, created.text).toBe(201);
+    expect(Date.parse(created.body.adminToken.expiresAt)).toBeLessThanOrEqual(Date.parse(system.expiresAt));
+  });
 });

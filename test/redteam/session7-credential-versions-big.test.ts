@@ -120,4 +120,14 @@ describe('the versions of a credential with 64 KiB values', () => {
     const value = await vault.call('GET', `/v1/leases/${lease.body.id}/value`);
     expect(value.body.value).toBe(big('old', 3));
   }, 60_000);
+
+  it('a tenant key rotation re-wraps them all (it read 100 value records per request: over 4 MiB)', async () => {
+    const rotated = await vault.call('POST', '/v1/sys/keys/rotate', { body: {} });
+    expect(rotated.status, rotated.text.slice(0, 300)).toBe(200);
+    const lease = await vault.call('POST', '/v1/leases', {
+      body: { credentialName: 'big', version: 7, ttl: '1m' },
+    });
+    expect(lease.status, lease.text.slice(0, 200)).toBe(201);
+    expect((await vault.call('GET', `/v1/leases/${lease.body.id}/value`)).body.value).toBe(big('big', 7));
+  }, 120_000);
 });

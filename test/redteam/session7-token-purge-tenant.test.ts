@@ -13,6 +13,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROOT_POLICY, systemContext } from '../../src/core/index.js';
 import { keys } from '../../src/core/keys.js';
+import { leaseIndex } from '../../src/core/lease-index.js';
 import { startTestVault, type TestVault } from '../support/test-vault.js';
 
 let offset = 0;
@@ -54,5 +55,24 @@ describe('a tenant whose writes fail', () => {
     expect(await vault.store.get(keys.accessor(old.accessor))).toBeDefined();
     const purge = vault.auditLines().filter((r) => r.action === 'token.purge');
     expect(purge.map((r) => r.tenant)).toEqual([vault.tenant]);
+  }, 20_000);
+
+  it('does not keep the old lease records of the tenants after it from being purged', async () => {
+    // "broken" sorts before "zz-later"; its writes fail (above), the later tenant's do not.
+    const admin = { type: 'human' as const, name: 'admin' };
+    await vault.core.tenants.ensure('zz-later', systemContext('zz-later', admin));
+    const ctx = systemContext('zz-later', admin);
+    await vault.core.credentials.create(ctx, { name: 'k', type: 'generic', value: 'v' });
+    const lease = await vault.core.leases.create(ctx, { credentialName: 'k', ttl: '1m', renewable: true });
+    // Something to purge in the broken tenant too: an index key left long ago.
+    await vault.store.txn({
+      success: [
+        { type: 'put', key: `${leaseIndex.expiry('broken')}000000000000001/lease_leftover1`, value: '' },
+      ],
+    });
+    offset += 10 * 60_000;
+    const purged = await vault.core.purger.purgeAll().catch((err: Error) => err);
+    expect(purged instanceof Error ? purged.message : purged).toBeGreaterThanOrEqual(1);
+    expect(await vault.store.get(keys.lease('zz-later', lease.id))).toBeUndefined();
   }, 20_000);
 });
