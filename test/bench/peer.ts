@@ -20,8 +20,8 @@
  * and commit every audited call durably (etcd and Raft fsync; SQLite synchronous=FULL). The
  * peer and the Go baseline are built from the Go module proxy by test/assets/bench-peers.sh
  * (cached; the peer takes many minutes when cold); without them their phases are skipped.
- * The peer does not build from the module proxy today: its release tags build their api/ and
- * sdk/ modules from their own tree, and no tagged sdk release on the proxy matches them.
+ * The peer builds from the module proxy as HashiCorp Vault 1.16.0 with its sdk at the release
+ * commit (a pseudo-version the proxy serves; see bench-peers.sh).
  * Not a test: it prints numbers and never fails on them.
  */
 import { execFileSync, spawn } from 'node:child_process';
