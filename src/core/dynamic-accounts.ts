@@ -151,6 +151,16 @@ export function createDynamicAccounts(
   /** When an account recorded now must be looked at if its lease never commits. */
   const graceDue = (tenant: string, account: AccountRecord) =>
     dynamicDue.key(tenant, account.leaseId, Date.parse(account.createdAt) + config.issueGraceMs);
+  /** Records an account whose lease is not (known to be) committed: looked at after the grace. */
+  const pendingRecord = (tenant: string, account: AccountRecord) => ({
+    compare: [{ key: keys.dynamicAccount(tenant, account.leaseId), modRevision: 0 }],
+    ops: [
+      ...accountPutOps(tenant, account),
+      { type: 'put' as const, key: graceDue(tenant, account), value: '' },
+    ],
+    audit: [],
+    result: undefined,
+  });
 
   let dueTimer: NodeJS.Timeout | undefined;
   let fullTimer: NodeJS.Timeout | undefined;
@@ -569,17 +579,7 @@ export function createDynamicAccounts(
     const ctx = systemContext(tenant, revokerIdentity, `dynamic-record-${clock().getTime()}`);
     const key = keys.dynamicAccount(ctx.tenant, account.leaseId);
     await committer.commit(ctx, async () =>
-      (await store.get(key))
-        ? { ops: [], audit: [], result: undefined }
-        : {
-            compare: [{ key, modRevision: 0 }],
-            ops: [
-              ...accountPutOps(ctx.tenant, account),
-              { type: 'put', key: graceDue(ctx.tenant, account), value: '' },
-            ],
-            audit: [],
-            result: undefined,
-          },
+      (await store.get(key)) ? { ops: [], audit: [], result: undefined } : pendingRecord(ctx.tenant, account),
     );
   }
 
@@ -678,16 +678,7 @@ export function createDynamicAccounts(
       }
       issuing.add(leaseId);
       try {
-        const key = keys.dynamicAccount(ctx.tenant, leaseId);
-        await committer.commit(ctx, async () => ({
-          compare: [{ key, modRevision: 0 }],
-          ops: [
-            ...accountPutOps(ctx.tenant, account),
-            { type: 'put', key: graceDue(ctx.tenant, account), value: '' },
-          ],
-          audit: [],
-          result: undefined,
-        }));
+        await committer.commit(ctx, async () => pendingRecord(ctx.tenant, account));
         const { connection } = await mustConnect(ctx.tenant, credential.name);
         const value = await engine.issue(connection, spec as never, { username, expiresAt });
         return {

@@ -17,7 +17,7 @@ import { redisCommands } from '../../src/engines/resp.js';
 import { openEtcdStore } from '../../src/store/etcd-store.js';
 import type { Store } from '../../src/store/store.js';
 import { startEtcd } from '../support/etcd.js';
-import { startRedis } from '../support/redis.js';
+import { createRedisCredential, startRedis } from '../support/redis.js';
 import { startTestVault } from '../support/test-vault.js';
 
 const total = Number(process.argv[2] ?? 10_000);
@@ -56,14 +56,7 @@ const store = new Proxy(raw, {
 });
 const vault = await startTestVault({ store, engines: { redis: createRedisEngine() } });
 const ctx = systemContext(vault.tenant, { type: 'human', name: 'root' });
-await vault.call('POST', '/v1/credentials', {
-  body: {
-    name: 'cache',
-    type: 'database-url',
-    value: redis.adminUrl,
-    dynamic: { engine: 'redis', aclRules: ['~app:*', '+get'] },
-  },
-});
+await createRedisCredential(vault, redis);
 const users = async () => {
   const [list] = await redisCommands(redis.admin, [['ACL', 'USERS']]);
   return (list as string[]).filter((name) => name.startsWith('vault_')).length;

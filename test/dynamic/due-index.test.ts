@@ -14,7 +14,7 @@ import { redisCommands } from '../../src/engines/resp.js';
 import { openEtcdStore } from '../../src/store/etcd-store.js';
 import type { Store } from '../../src/store/store.js';
 import { type EtcdProcess, startEtcd } from '../support/etcd.js';
-import { type Redis, redisAvailable, startRedis } from '../support/redis.js';
+import { createRedisCredential, type Redis, redisAvailable, startRedis } from '../support/redis.js';
 import { startTestVault, type TestVault } from '../support/test-vault.js';
 
 const LIVE = 200;
@@ -86,15 +86,7 @@ describe.skipIf(!redisAvailable)('the dynamic sweep, driven by what is due', () 
       engines: { redis: createRedisEngine() },
       dynamic: { sweepIntervalMs: 200, issueGraceMs: 2_000, retryBaseMs: 200, retryMaxMs: 1_000 },
     });
-    const created = await vault.call('POST', '/v1/credentials', {
-      body: {
-        name: 'cache',
-        type: 'database-url',
-        value: redis.adminUrl,
-        dynamic: { engine: 'redis', aclRules: ['~app:*', '+get'] },
-      },
-    });
-    expect(created.status, created.text).toBe(201);
+    await createRedisCredential(vault, redis);
     const ctx = systemContext(vault.tenant, { type: 'human', name: 'root' });
     for (let done = 0; done < LIVE; done += 50)
       await Promise.all(
@@ -182,15 +174,7 @@ describe.skipIf(!redisAvailable)('the dynamic sweep, driven by what is due', () 
   }, 60_000);
 
   it('counts one credential’s accounts from its own index', async () => {
-    const other = await vault.call('POST', '/v1/credentials', {
-      body: {
-        name: 'other-cache',
-        type: 'database-url',
-        value: redis.adminUrl,
-        dynamic: { engine: 'redis', aclRules: ['~app:*', '+get'] },
-      },
-    });
-    expect(other.status, other.text).toBe(201);
+    await createRedisCredential(vault, redis, { name: 'other-cache' });
     const one = await vault.call('POST', '/v1/leases', {
       body: { credentialName: 'other-cache', ttl: '10m' },
     });

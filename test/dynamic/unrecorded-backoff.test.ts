@@ -9,7 +9,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { keys } from '../../src/core/keys.js';
 import { createRedisEngine } from '../../src/engines/redis.js';
-import { type Redis, redisAvailable, startRedis } from '../support/redis.js';
+import { createRedisCredential, type Redis, redisAvailable, startRedis } from '../support/redis.js';
 import { startTestVault, type TestVault } from '../support/test-vault.js';
 
 describe.skipIf(!redisAvailable)('a dynamic lease ending in a tenant whose writes fail', () => {
@@ -22,15 +22,7 @@ describe.skipIf(!redisAvailable)('a dynamic lease ending in a tenant whose write
       engines: { redis: createRedisEngine() },
       dynamic: { sweepIntervalMs: 200, retryBaseMs: 500, retryMaxMs: 4_000 },
     });
-    const created = await vault.call('POST', '/v1/credentials', {
-      body: {
-        name: 'cache',
-        type: 'database-url',
-        value: redis.adminUrl,
-        dynamic: { engine: 'redis', aclRules: ['~app:*', '+get'] },
-      },
-    });
-    expect(created.status, created.text).toBe(201);
+    await createRedisCredential(vault, redis);
   }, 30_000);
   afterAll(async () => {
     await vault?.close();

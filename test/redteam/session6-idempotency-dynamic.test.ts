@@ -20,7 +20,15 @@ import { createPostgresEngine } from '../../src/engines/postgres.js';
 import { OutcomeUnknownError } from '../../src/lib/errors.js';
 import { openEmbeddedStore } from '../../src/store/embedded-store.js';
 import type { Store } from '../../src/store/store.js';
-import { loginWorks, type Postgres, postgresAvailable, startPostgres } from '../support/postgres.js';
+import {
+  createPostgresCredential,
+  leaseRoles,
+  loginWorks,
+  type Postgres,
+  postgresAvailable,
+  startPostgres,
+  waitForRoles,
+} from '../support/postgres.js';
 import { startTestVault, type TestVault } from '../support/test-vault.js';
 
 const available = postgresAvailable();
@@ -94,18 +102,7 @@ describe.skipIf(!available)('a dynamic lease whose commit answered outcome_unkno
       engines: { postgres: createPostgresEngine() },
       dynamic: { sweepIntervalMs: 500, issueGraceMs: GRACE_MS },
     });
-    const created = await vault.call('POST', '/v1/credentials', {
-      body: {
-        name: 'orders-db',
-        type: 'database-url',
-        value: db.adminUrl,
-        dynamic: {
-          engine: 'postgres',
-          creationStatements: ['GRANT CONNECT ON DATABASE postgres TO {{name}}'],
-        },
-      },
-    });
-    expect(created.status, created.text).toBe(201);
+    await createPostgresCredential(vault, db);
   }, 60_000);
 
   afterAll(async () => {
@@ -142,24 +139,13 @@ describe.skipIf(!available)('a dynamic lease whose commit answered outcome_unkno
   }, 30_000);
 
   it('a lost answer of a transaction that was never applied leaves no role behind', async () => {
-    const roles = async () =>
-      (
-        await db.query<{ rolname: string }>("SELECT rolname FROM pg_roles WHERE rolname LIKE 'vault_lease_%'")
-      ).rows
-        .map((r) => r.rolname)
-        .sort();
-    const before = await roles();
+    const before = await leaseRoles(db);
     dropNextLease = true;
     const first = await post(vault, 'never-applied');
     expect(first.status).toBe(503);
     // The sweep finds an account without a lease once the issue grace is over (the
     // transaction might still have been applied until then) and drops its role.
-    const deadline = Date.now() + GRACE_MS + 20_000;
-    while (JSON.stringify(await roles()) !== JSON.stringify(before)) {
-      if (Date.now() > deadline)
-        throw new Error(`roles left behind: ${(await roles()).filter((r) => !before.includes(r))}`);
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
+    await waitForRoles(db, before, GRACE_MS + 20_000);
     // The retry issues a lease that works.
     const retry = await post(vault, 'never-applied');
     expect(retry.status).toBe(201);

@@ -19,7 +19,14 @@ import { createPostgresEngine } from '../../src/engines/postgres.js';
 import { OutcomeUnknownError, StoreUnavailableError } from '../../src/lib/errors.js';
 import { openEmbeddedStore } from '../../src/store/embedded-store.js';
 import type { Store } from '../../src/store/store.js';
-import { type Postgres, postgresAvailable, startPostgres } from '../support/postgres.js';
+import {
+  createPostgresCredential,
+  leaseRoles,
+  type Postgres,
+  postgresAvailable,
+  startPostgres,
+  waitForRoles,
+} from '../support/postgres.js';
 import { startTestVault, type TestVault } from '../support/test-vault.js';
 
 const available = postgresAvailable();
@@ -67,18 +74,7 @@ describe.skipIf(!available)('a dynamic lease whose commit was lost while the sto
       engines: { postgres: createPostgresEngine() },
       dynamic: { sweepIntervalMs: 300, issueGraceMs: GRACE_MS, retryBaseMs: 100, retryMaxMs: 500 },
     });
-    const created = await vault.call('POST', '/v1/credentials', {
-      body: {
-        name: 'orders-db',
-        type: 'database-url',
-        value: db.adminUrl,
-        dynamic: {
-          engine: 'postgres',
-          creationStatements: ['GRANT CONNECT ON DATABASE postgres TO {{name}}'],
-        },
-      },
-    });
-    expect(created.status, created.text).toBe(201);
+    await createPostgresCredential(vault, db);
   }, 60_000);
 
   afterAll(async () => {
@@ -90,13 +86,7 @@ describe.skipIf(!available)('a dynamic lease whose commit was lost while the sto
   });
 
   it('drops the role once the store is back and the grace is over', async () => {
-    const roles = async () =>
-      (
-        await db.query<{ rolname: string }>("SELECT rolname FROM pg_roles WHERE rolname LIKE 'vault_lease_%'")
-      ).rows
-        .map((r) => r.rolname)
-        .sort();
-    const before = await roles();
+    const before = await leaseRoles(db);
     armed = true;
     failing = 1;
     const first = await vault.call('POST', '/v1/leases', {
@@ -106,12 +96,7 @@ describe.skipIf(!available)('a dynamic lease whose commit was lost while the sto
     expect(first.status).toBe(503);
     expect(first.body.error?.code).toBe('outcome_unknown');
     expect(failing, 'the store failed the write right after the lost commit').toBe(0);
-    const deadline = Date.now() + GRACE_MS + 10_000;
-    while (JSON.stringify(await roles()) !== JSON.stringify(before)) {
-      if (Date.now() > deadline)
-        throw new Error(`roles left behind: ${(await roles()).filter((r) => !before.includes(r))}`);
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
+    await waitForRoles(db, before, GRACE_MS + 10_000);
     // A retry then issues a lease that works.
     const retry = await vault.call('POST', '/v1/leases', {
       body: { credentialName: 'orders-db', ttl: '5m' },

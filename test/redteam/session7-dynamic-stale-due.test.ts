@@ -17,7 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dynamicDue } from '../../src/core/dynamic-due.js';
 import { createRedisEngine } from '../../src/engines/redis.js';
 import { redisCommands } from '../../src/engines/resp.js';
-import { type Redis, redisAvailable, startRedis } from '../support/redis.js';
+import { createRedisCredential, type Redis, redisAvailable, startRedis } from '../support/redis.js';
 import { startTestVault, type TestVault } from '../support/test-vault.js';
 
 describe.skipIf(!redisAvailable)('two stale due keys of an active dynamic lease', () => {
@@ -31,18 +31,7 @@ describe.skipIf(!redisAvailable)('two stale due keys of an active dynamic lease'
       dynamic: { sweepIntervalMs: 200, retryBaseMs: 100, retryMaxMs: 500 },
     });
     await vault.core.tenants.ensure('other');
-    for (const tenant of [vault.tenant, 'other']) {
-      const created = await vault.call('POST', '/v1/credentials', {
-        tenant,
-        body: {
-          name: 'cache',
-          type: 'database-url',
-          value: redis.adminUrl,
-          dynamic: { engine: 'redis', aclRules: ['~app:*', '+get'] },
-        },
-      });
-      expect(created.status, created.text).toBe(201);
-    }
+    for (const tenant of [vault.tenant, 'other']) await createRedisCredential(vault, redis, { tenant });
   }, 30_000);
 
   afterAll(async () => {

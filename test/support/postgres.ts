@@ -215,3 +215,39 @@ export async function loginWorks(url: string): Promise<boolean> {
     await client.end().catch(() => undefined);
   }
 }
+
+/** Creates a dynamic PostgreSQL credential (roles that may connect) through the API. */
+export async function createPostgresCredential(
+  vault: { call(method: string, path: string, options?: object): Promise<{ status: number; text: string }> },
+  db: Pick<Postgres, 'adminUrl'>,
+  name = 'orders-db',
+): Promise<void> {
+  const created = await vault.call('POST', '/v1/credentials', {
+    body: {
+      name,
+      type: 'database-url',
+      value: db.adminUrl,
+      dynamic: { engine: 'postgres', creationStatements: ['GRANT CONNECT ON DATABASE postgres TO {{name}}'] },
+    },
+  });
+  if (created.status !== 201)
+    throw new Error(`creating the PostgreSQL credential answered ${created.status}: ${created.text}`);
+}
+
+/** The lease roles in the database, sorted. */
+export async function leaseRoles(db: Pick<Postgres, 'query'>): Promise<string[]> {
+  const { rows } = await db.query<{ rolname: string }>(
+    "SELECT rolname FROM pg_roles WHERE rolname LIKE 'vault_lease_%'",
+  );
+  return rows.map((r) => r.rolname).sort();
+}
+
+/** Waits until the lease roles are `expected` again; the error names the roles left behind. */
+export async function waitForRoles(db: Pick<Postgres, 'query'>, expected: string[], timeoutMs: number) {
+  const deadline = Date.now() + timeoutMs;
+  while (JSON.stringify(await leaseRoles(db)) !== JSON.stringify(expected)) {
+    if (Date.now() > deadline)
+      throw new Error(`roles left behind: ${(await leaseRoles(db)).filter((r) => !expected.includes(r))}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}

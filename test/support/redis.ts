@@ -65,3 +65,22 @@ export async function startRedis(): Promise<Redis> {
     },
   };
 }
+
+/** Creates a dynamic Redis credential (ACL users with `~app:* +get`) through the API. */
+export async function createRedisCredential(
+  vault: { call(method: string, path: string, options?: object): Promise<{ status: number; text: string }> },
+  redis: Pick<Redis, 'adminUrl'>,
+  options: { name?: string; tenant?: string } = {},
+): Promise<void> {
+  const created = await vault.call('POST', '/v1/credentials', {
+    ...(options.tenant ? { tenant: options.tenant } : {}),
+    body: {
+      name: options.name ?? 'cache',
+      type: 'database-url',
+      value: redis.adminUrl,
+      dynamic: { engine: 'redis', aclRules: ['~app:*', '+get'] },
+    },
+  });
+  if (created.status !== 201)
+    throw new Error(`creating the Redis credential answered ${created.status}: ${created.text}`);
+}
