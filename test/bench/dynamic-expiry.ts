@@ -54,7 +54,11 @@ const store = new Proxy(raw, {
     return typeof value === 'function' ? value.bind(target) : value;
   },
 });
-const vault = await startTestVault({ store, engines: { redis: createRedisEngine() } });
+// BENCH_SWEEP_CONCURRENCY: removals the sweep runs at once (the server's default otherwise).
+const sweepConcurrency = process.env.BENCH_SWEEP_CONCURRENCY
+  ? { dynamic: { sweepConcurrency: Number(process.env.BENCH_SWEEP_CONCURRENCY) } }
+  : {};
+const vault = await startTestVault({ store, engines: { redis: createRedisEngine() }, ...sweepConcurrency });
 const ctx = systemContext(vault.tenant, { type: 'human', name: 'root' });
 await createRedisCredential(vault, redis);
 const users = async () => {
