@@ -102,7 +102,11 @@ export interface Keyring {
   rotateRootKey(newRoot: RootKeyProvider, options?: RotationOptions): Promise<RootRotationResult>;
   /** Continues every rotation a crash left behind; call once at startup. */
   resumeRotations(options?: RotationOptions): Promise<ResumeResult>;
-  status(): Promise<KeyStatus>;
+  /**
+   * The key hierarchy's state: every tenant's, or with `tenant` only that tenant's (its own
+   * key records read, not every tenant's: a tenant admin's call costs what one tenant has).
+   */
+  status(tenant?: string): Promise<KeyStatus>;
   /** Destroys every key of the tenant: its values can never be decrypted again. */
   shredTenant(tenant: string): Promise<void>;
 }
@@ -188,9 +192,10 @@ export function createKeyring(deps: KeyringDeps): Keyring {
       return outcome;
     },
 
-    async status() {
+    async status(only) {
       const byTenant = new Map<string, KeyStatus['tenants'][number]>();
-      for (const kv of await rangeAll(store, keyPaths.allTenantKeys)) {
+      const records = only === undefined ? keyPaths.allTenantKeys : keyPaths.tenantKeys(only);
+      for (const kv of await rangeAll(store, records)) {
         const path = parseTenantKeyPath(kv.key);
         if (!path) continue;
         let entry = byTenant.get(path.tenant);
@@ -214,11 +219,23 @@ export function createKeyring(deps: KeyringDeps): Keyring {
 
       const rootKv = await store.get(keyPaths.rootRotation);
       const root = parseRecord(rootRotationRecordSchema, keyPaths.rootRotation, rootKv?.value);
-      const tenantRotations = (await rangeAll(store, keyPaths.allTenantRotations)).map((kv) => {
+      const one = async (key: string) => {
+        const kv = await store.get(key);
+        return kv ? [kv] : [];
+      };
+      const rotationKvs =
+        only === undefined
+          ? await rangeAll(store, keyPaths.allTenantRotations)
+          : await one(keyPaths.tenantRotation(only));
+      const tenantRotations = rotationKvs.map((kv) => {
         const { from, to, phase, startedAt } = parseRecord(tenantRotationRecordSchema, kv.key, kv.value)!;
         return { tenant: kv.key.slice(keyPaths.allTenantRotations.length), from, to, phase, startedAt };
       });
-      const shredded = (await rangeAll(store, keyPaths.shredded(''))).map((kv) => ({
+      const shreddedKvs =
+        only === undefined
+          ? await rangeAll(store, keyPaths.shredded(''))
+          : await one(keyPaths.shredded(only));
+      const shredded = shreddedKvs.map((kv) => ({
         tenant: kv.key.slice(keyPaths.shredded('').length),
         shreddedAt: parseRecord(shreddedRecordSchema, kv.key, kv.value)!.shreddedAt,
       }));

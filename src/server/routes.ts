@@ -117,7 +117,7 @@ export function apiRoutes(deps: {
     const ctx = callContext(res);
     if (!ctx.principal.system && !(await core.access.isAdmin(ctx)))
       throw permissionDenied('key status needs admin');
-    const status = await deps.keyring.status();
+    const status = await deps.keyring.status(ctx.principal.system ? undefined : ctx.tenant);
     const mine = <T extends { tenant: string }>(items: T[]) =>
       items.filter((item) => ctx.principal.system || item.tenant === ctx.tenant);
     res.json({
