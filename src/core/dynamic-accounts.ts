@@ -499,6 +499,8 @@ export function createDynamicAccounts(
   }
 
   let scheduledAt = Number.POSITIVE_INFINITY;
+  /** The earliest wake asked for while a walk ran, scheduled when it ends. */
+  let wakeWanted = Number.POSITIVE_INFINITY;
 
   function schedule(at: number) {
     if (stopped) return;
@@ -520,8 +522,15 @@ export function createDynamicAccounts(
    * found by the walk every `sweepIntervalMs`.
    */
   function wakeAt(at: number) {
-    if (at < scheduledAt && !running) schedule(at);
-    else if (at < scheduledAt) again = true;
+    if (!running) {
+      if (at < scheduledAt) schedule(at);
+      return;
+    }
+    // During a walk: again right after it only when already due; a later time is scheduled
+    // once it ends (a walk re-run at once would find the same account still waiting, ask
+    // for the same wake, and spin until then: thousands of walks a second).
+    if (at <= clock().getTime()) again = true;
+    else wakeWanted = Math.min(wakeWanted, at);
   }
 
   /** Runs a due walk now (or right after the one in progress); resolves once its removals are done. */
@@ -555,6 +564,9 @@ export function createDynamicAccounts(
       } while (again);
     })().finally(() => {
       running = undefined;
+      const wanted = wakeWanted;
+      wakeWanted = Number.POSITIVE_INFINITY;
+      if (wanted < scheduledAt) schedule(wanted);
     });
     return running;
   }
