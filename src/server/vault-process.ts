@@ -203,7 +203,12 @@ export async function startVault(config: ServerConfig, logger: Logger): Promise<
         perTenant: config.maxEventStreamsPerTenant,
         perToken: config.maxEventStreamsPerToken,
       },
-      eventBacklog: { perStream: defaultEventBacklog.perStream, perProcess: config.maxEventBacklogMib << 20 },
+      // MiB to bytes by multiplication: `<< 20` is a 32-bit shift, and 2048 MiB or more wrapped
+      // to a negative or zero budget (every stream behind 64 KiB was then disconnected).
+      eventBacklog: {
+        perStream: defaultEventBacklog.perStream,
+        perProcess: config.maxEventBacklogMib * 1024 * 1024,
+      },
       bulkOperations: {
         perProcess: config.maxBulkOperations,
         perTenant: config.maxBulkOperationsPerTenant,
