@@ -88,15 +88,22 @@ export function createTokenService(deps: CoreDeps & { access: Access }) {
   ];
 
   /**
-   * Up to `max` tokens minted under `root` (transitively) that minted none themselves, read
-   * from the deepest level first: a page of a token's children, each asked whether it has any.
-   * Memory and reads are bounded by the depth and a page, not by the size of the tree.
+   * Up to `max` tokens minted under the last token of `path` (transitively) that minted none
+   * themselves, read from the deepest level first: a page of a token's children, each asked
+   * whether it has any. `path` (the revoked token first) is kept between calls: the walk goes
+   * on where the last leaves were found and back up a level once a token has no children
+   * left, so peeling a tree reads each level a few times; starting at the top for every chunk
+   * read a chain of depth d d² times. Memory is bounded by the depth and a page.
    */
-  async function leavesUnder(root: string, max: number): Promise<Doomed[]> {
-    let node = root;
-    for (;;) {
+  async function leavesUnder(path: string[], max: number): Promise<Doomed[]> {
+    while (path.length > 0) {
+      const node = path.at(-1)!;
       const page = await store.range(keys.tokenChildren(node), { limit: max });
-      if (page.kvs.length === 0) return [];
+      if (page.kvs.length === 0) {
+        // Nothing left under it: a leaf of the token above now (the revoked one goes last).
+        path.pop();
+        continue;
+      }
       const children = page.kvs.map((kv) => ({
         accessor: lastSegment(kv.key),
         hash: parseRecord<{ hash: string }>(kv.value).hash,
@@ -107,8 +114,9 @@ export function createTokenService(deps: CoreDeps & { access: Access }) {
       );
       const leaves = children.filter((_, i) => below[i]!.kvs.length === 0);
       if (leaves.length > 0) return leaves;
-      node = children[0]!.accessor;
+      path.push(children[0]!.accessor);
     }
+    return [];
   }
 
   /** Marks tokens `revoking` (those not gone or marked already), in one commit. */
@@ -400,8 +408,9 @@ export function createTokenService(deps: CoreDeps & { access: Access }) {
           for (const t of chunk) records.invalidate(keys.token(t.hash));
         }
       };
+      const path = [accessor];
       for (;;) {
-        const leaves = await leavesUnder(accessor, TOKENS_PER_TXN);
+        const leaves = await leavesUnder(path, TOKENS_PER_TXN);
         if (leaves.length === 0) break;
         await revokeChunk(leaves);
       }
