@@ -107,8 +107,12 @@ export async function checkStoredChain(
   const head = await store.get(keys.auditHead(tenant));
   const headSeq = head ? parseHead(head.value)?.seq : undefined;
   for await (const kv of rawAuditRecords(store, tenant, from?.seq ?? 0)) {
-    if (head && headSeq !== undefined && check.tip().seq >= headSeq && kv.modRevision > head.modRevision)
-      break;
+    if (head && headSeq !== undefined && check.tip().seq >= headSeq && kv.modRevision > head.modRevision) {
+      // Appended by a commit, which moved the head with it; with the head unmoved, the record
+      // was written alone (planted) and is checked like the others.
+      const now = await store.get(keys.auditHead(tenant));
+      if (now?.modRevision !== head.modRevision) break;
+    }
     if (!check.push(kv)) break;
   }
   return { outcome: check.finish(head?.value), tip: check.tip() };

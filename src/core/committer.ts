@@ -157,6 +157,11 @@ export function createCommitter(deps: {
       // contention, and the request is refused for a retry: never a tamper report, which
       // would stop the tenant's writes.
       if (after.modRevision > kv.modRevision) {
+        // A commit moves the head with its records: a record past a head that has not moved
+        // was written alone (else every write of the tenant answered 409 forever).
+        const now = await store.get(keys.auditHead(tenant));
+        if (now?.modRevision === kv.modRevision)
+          throw tamper(`record ${head.seq + 1} was written after the head without moving it: it was planted`);
         if (mayRetry) return 'raced';
         throw new VaultError(
           'conflict',
