@@ -293,13 +293,22 @@ export function apiRoutes(deps: {
     backlogs.add(res);
     if (req.destroyed || res.closed) return close();
     const token = /^Bearer\s+(\S+)$/i.exec(req.get('authorization') ?? '')?.[1];
+    // What arrives before the headers are out (an event, or the end, while the watch is being
+    // set up) waits for them: a write would send default headers, and writeHead then throw.
+    let live = false;
+    let ended = false;
+    const early: string[] = [];
+    const send = (chunk: string) => {
+      if (live) res.write(chunk);
+      else early.push(chunk);
+    };
     try {
       watcher = await core.leases.watch(
         ctx,
         (event) => {
-          if (closed) return;
-          res.write(`event: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`);
-          if (backlogs.tooFarBehind(res)) {
+          if (closed || ended) return;
+          send(`event: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`);
+          if (live && backlogs.tooFarBehind(res)) {
             // Ending politely would wait for the client to read the backlog: drop it instead.
             close();
             res.destroy();
@@ -311,8 +320,10 @@ export function apiRoutes(deps: {
             err instanceof VaultError && err.code === 'unauthenticated'
               ? 'the token expired or was revoked'
               : 'the event stream was interrupted; reconnect';
-          if (!closed) res.write(`event: end\ndata: ${JSON.stringify({ reason })}\n\n`);
-          close();
+          if (closed || ended) return;
+          send(`event: end\ndata: ${JSON.stringify({ reason })}\n\n`);
+          if (live) close();
+          else ended = true;
         },
         // Each event of someone else's lease is shown only if the token, as it is now, may.
         {
@@ -334,6 +345,9 @@ export function apiRoutes(deps: {
       connection: 'keep-alive',
     });
     res.write(': connected\n\n');
+    live = true;
+    for (const chunk of early.splice(0)) res.write(chunk);
+    if (ended) return close();
     // The stream lives only as long as its token: checked again at every heartbeat.
     heartbeat = setInterval(() => {
       const check = token ? core.tokens.authenticate(token) : Promise.reject(new Error('no token'));
