@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { identity } from './common.js';
+import { identity, pageLimit } from './common.js';
 
 export const auditOutcomes = ['allowed', 'denied', 'error'] as const;
 
@@ -74,7 +74,7 @@ export const auditQuery = z.strictObject({
     .optional(),
   /** With `newest`: only records before this seq (the `before` of the previous answer). */
   beforeSeq: z.coerce.number().int().min(1).optional(),
-  limit: z.coerce.number().int().min(1).max(1000).default(100),
+  limit: pageLimit(100),
 });
 
 export const auditVerifyRequest = z

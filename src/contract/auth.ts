@@ -5,6 +5,7 @@ import {
   identity,
   identityName,
   identityType,
+  pageLimit,
   resourceName,
   tenantId,
 } from './common.js';
@@ -53,7 +54,7 @@ export const tenantRecord = z.object({
 });
 export const listTenantsQuery = z.strictObject({
   /** At most this many tenants in one answer (1–1000, default 1000). */
-  limit: z.coerce.number().int().min(1).max(1000).default(1000),
+  limit: pageLimit(1000),
   /** Where the previous page stopped: the `continue` it answered (a tenant id). */
   continue: tenantId.optional(),
 });

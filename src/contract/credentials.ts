@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { duration, labels, resourceName, secretValue } from './common.js';
+import { duration, labels, pageLimit, resourceName, secretValue } from './common.js';
 
 export const credentialTypes = [
   'api-key',
@@ -225,7 +225,7 @@ export const RECORD_VERSIONS = 10;
 
 export const listVersionsQuery = z.strictObject({
   /** At most this many versions in one answer (1–1000, default 100). */
-  limit: z.coerce.number().int().min(1).max(1000).default(100),
+  limit: pageLimit(100),
   /** The `continue` token of the previous page. */
   continue: z.string().min(1).max(4096).optional(),
 });
@@ -241,7 +241,7 @@ export const listCredentialsQuery = z.strictObject({
   /** "key=value" label selectors, comma-separated. */
   labels: z.string().max(2048).optional(),
   /** At most this many credentials in one answer (1–1000, default 1000). */
-  limit: z.coerce.number().int().min(1).max(1000).default(1000),
+  limit: pageLimit(1000),
   /** The `continue` token of the previous page, with the same filters. */
   continue: z.string().min(1).max(4096).optional(),
 });

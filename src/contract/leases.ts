@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { duration, identity, identityName, identityType, labels, resourceName } from './common.js';
+import { duration, identity, identityName, identityType, labels, pageLimit, resourceName } from './common.js';
 
 export const leaseStates = ['active', 'expired', 'revoked'] as const;
 export const leaseState = z.enum(leaseStates);
@@ -116,7 +116,7 @@ export const listLeasesQuery = z.strictObject({
   identityName: identityName.optional(),
   /** "key=value" label selectors, comma-separated. */
   labels: z.string().max(2048).optional(),
-  limit: z.coerce.number().int().min(1).max(1000).default(100),
+  limit: pageLimit(100),
   /** The `continue` token of the previous page, with the same filters. */
   continue: z.string().min(1).max(4096).optional(),
 });

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { duration, identityName, identityType, labels, resourceName } from './common.js';
+import { duration, identityName, identityType, labels, pageLimit, resourceName } from './common.js';
 
 /**
  * Policies named with this prefix carry a VaultCredential's spec.access: the only policies a
@@ -72,7 +72,7 @@ export type IdentityRecord = z.infer<typeof identityRecord>;
 /** A page of policies or identities. */
 export const adminListQuery = z.strictObject({
   /** At most this many records in one answer (1–1000, default 1000). */
-  limit: z.coerce.number().int().min(1).max(1000).default(1000),
+  limit: pageLimit(1000),
   /** The `continue` token of the previous page. */
   continue: z.string().min(1).max(4096).optional(),
 });

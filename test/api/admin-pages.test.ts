@@ -98,5 +98,12 @@ describe('/v1/sys/tenants in pages', () => {
   it('refuses bad limits and a continue that is no tenant id with 400', async () => {
     for (const bad of ['limit=0', 'limit=1001', 'limit=x', 'continue=..%2Fkeys', 'continue=A'])
       expect((await vault.call('GET', `/v1/sys/tenants?${bad}`)).status, bad).toBe(400);
+    // Every list's limit: decimal, given once, with a message saying so.
+    for (const path of ['/v1/sys/tenants', '/v1/policies', '/v1/credentials', '/v1/leases', '/v1/audit'])
+      for (const bad of ['limit=0x10', 'limit=1&limit=2', 'limit=1e2', 'limit=-1']) {
+        const answer = await vault.call('GET', `${path}?${bad}`);
+        expect(answer.status, `${path}?${bad}`).toBe(400);
+        expect(answer.body.error.message, `${path}?${bad}`).toMatch(/limit is/);
+      }
   });
 });
