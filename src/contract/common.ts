@@ -81,16 +81,15 @@ export const timestamp = z.iso.datetime();
  * or hexadecimal `limit` is refused, not read as NaN or 16).
  */
 export const pageLimit = (byDefault: number) =>
-  z
-    .preprocess(
-      (value) => (typeof value === 'string' && /^[0-9]{1,7}$/.test(value) ? Number(value) : value),
-      z
-        .number({ error: 'limit is a whole number from 1 to 1000, given once' })
-        .int('limit is a whole number from 1 to 1000')
-        .min(1, 'limit is at least 1')
-        .max(1000, 'limit is at most 1000')
-        .default(byDefault),
-    );
+  z.preprocess(
+    (value) => (typeof value === 'string' && /^[0-9]{1,7}$/.test(value) ? Number(value) : value),
+    z
+      .number({ error: 'limit is a whole number from 1 to 1000, given once' })
+      .int('limit is a whole number from 1 to 1000')
+      .min(1, 'limit is at least 1')
+      .max(1000, 'limit is at most 1000')
+      .default(byDefault),
+  );
 
 export const errorBody = z.object({
   error: z.object({
