@@ -370,6 +370,8 @@ export function createDynamicAccounts(
         await startRemoval(tenant, account, lease, action.reason, dueKey);
         continue;
       }
+      // Not to be removed now: a removal whose outcome was not recorded is no longer pending.
+      unrecordedOutcomes.delete(`${tenant}\0${account.leaseId}`);
       // Issuing here right now: its commit writes the key it needs.
       if (action.until === undefined) continue;
       const next = dynamicDue.key(tenant, account.leaseId, action.until);
