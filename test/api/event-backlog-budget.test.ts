@@ -9,12 +9,11 @@
  * budget can end a stream. Real HTTP, real sockets whose reading side is paused, the
  * embedded store; the leases are written through the core's op builder.
  */
-import { request } from 'node:http';
-import type { Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { keys } from '../../src/core/keys.js';
 import type { LeaseRecord } from '../../src/core/lease-record.js';
 import { writeLeases } from '../support/bulk-leases.js';
+import { openEventStreams, stalledEventStream } from '../support/event-streams.js';
 import { startTestVault, type TestVault } from '../support/test-vault.js';
 
 const LEASES = 40_000;
@@ -37,37 +36,12 @@ describe.each([
   }, 120_000);
   afterAll(() => vault?.close());
 
-  const openStreams = async () => {
-    const res = await vault.call('GET', '/metrics');
-    return Number(/^vault_event_streams_open (\d+)/m.exec(res.text)?.[1] ?? Number.NaN);
-  };
-
-  /** Opens an event stream and stops reading it once it is live. */
-  const stalledStream = (): Promise<{ socket: Socket }> => {
-    const url = new URL(vault.url);
-    return new Promise((resolve, reject) => {
-      const req = request(
-        {
-          host: url.hostname,
-          port: url.port,
-          path: '/v1/leases/events',
-          headers: { authorization: `Bearer ${vault.rootToken}` },
-        },
-        (res) => {
-          if (res.statusCode !== 200) return reject(new Error(`events answered ${res.statusCode}`));
-          const socket = res.socket;
-          res.pause();
-          socket.pause();
-          resolve({ socket });
-        },
-      );
-      req.on('error', () => undefined);
-      req.end();
-    });
-  };
+  const openStreams = async () => openEventStreams((await vault.call('GET', '/metrics')).text);
 
   it(ended ? 'are disconnected once together they pass it' : 'stay open while under it', async () => {
-    const streams = await Promise.all(Array.from({ length: 4 }, () => stalledStream()));
+    const streams = await Promise.all(
+      Array.from({ length: 4 }, () => stalledEventStream(vault.url, vault.rootToken)),
+    );
     expect(await openStreams()).toBe(4);
     // 40,000 revocations: some 20 MB of events per stream, more than the sockets' kernel
     // buffers take, so most of it waits in the server unless the stream is ended.

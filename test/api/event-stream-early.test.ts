@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openEmbeddedStore } from '../../src/store/embedded-store.js';
 import type { Store } from '../../src/store/store.js';
+import { storeWith } from '../support/store-proxy.js';
 import { startTestVault, type TestVault } from '../support/test-vault.js';
 
 describe('an event stream whose first event comes before its watch is set up', () => {
@@ -22,18 +23,13 @@ describe('an event stream whose first event comes before its watch is set up', (
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'vault-early-event-'));
     inner = await openEmbeddedStore({ path: dir });
-    const slow = new Proxy(inner, {
-      get(target, prop) {
-        if (prop === 'watch')
-          return async (...args: Parameters<Store['watch']>) => {
-            const watcher = await target.watch(...args);
-            if (slowWatch) await new Promise((resolve) => setTimeout(resolve, 1_000));
-            return watcher;
-          };
-        const value = Reflect.get(target, prop, target);
-        return typeof value === 'function' ? value.bind(target) : value;
+    const slow = storeWith(inner, (target) => ({
+      watch: async (...args: Parameters<Store['watch']>) => {
+        const watcher = await target.watch(...args);
+        if (slowWatch) await new Promise((resolve) => setTimeout(resolve, 1_000));
+        return watcher;
       },
-    });
+    }));
     vault = await startTestVault({ store: slow });
     await vault.call('POST', '/v1/credentials', { body: { name: 'k', type: 'generic', value: 'v' } });
   });

@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { systemContext } from '../../src/core/index.js';
 import { openEmbeddedStore } from '../../src/store/embedded-store.js';
 import type { Store } from '../../src/store/store.js';
+import { storeWith } from '../support/store-proxy.js';
 import { startTestVault, type TestVault } from '../support/test-vault.js';
 
 describe('key status', () => {
@@ -20,17 +21,12 @@ describe('key status', () => {
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'vault-key-status-'));
     inner = await openEmbeddedStore({ path: dir });
-    const counting = new Proxy(inner, {
-      get(target, prop) {
-        if (prop === 'range')
-          return (prefix: string, options?: Parameters<Store['range']>[1]) => {
-            prefixesRead.push(prefix);
-            return target.range(prefix, options);
-          };
-        const value = Reflect.get(target, prop, target);
-        return typeof value === 'function' ? value.bind(target) : value;
+    const counting = storeWith(inner, (target) => ({
+      range: (prefix: string, options?: Parameters<Store['range']>[1]) => {
+        prefixesRead.push(prefix);
+        return target.range(prefix, options);
       },
-    });
+    }));
     vault = await startTestVault({ store: counting });
     const ctx = systemContext(vault.tenant, { type: 'human', name: 'root' });
     for (const id of ['other-a', 'other-b']) await vault.core.tenants.create(ctx, id);

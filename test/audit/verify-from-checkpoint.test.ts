@@ -12,6 +12,7 @@ import { keys } from '../../src/core/keys.js';
 import { Vault } from '../../src/sdk/index.js';
 import { openEmbeddedStore } from '../../src/store/embedded-store.js';
 import type { Store } from '../../src/store/store.js';
+import { storeWith } from '../support/store-proxy.js';
 import { startTestVault, type TestVault } from '../support/test-vault.js';
 
 describe('audit verification from a checkpoint', () => {
@@ -25,18 +26,13 @@ describe('audit verification from a checkpoint', () => {
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'vault-verify-from-'));
     inner = await openEmbeddedStore({ path: dir });
-    const counting = new Proxy(inner, {
-      get(target, prop) {
-        if (prop === 'range')
-          return async (prefix: string, options?: Parameters<Store['range']>[1]) => {
-            const page = await target.range(prefix, options);
-            if (prefix.endsWith('/audit/')) recordsRead += page.kvs.length;
-            return page;
-          };
-        const value = Reflect.get(target, prop, target);
-        return typeof value === 'function' ? value.bind(target) : value;
+    const counting = storeWith(inner, (target) => ({
+      range: async (prefix: string, options?: Parameters<Store['range']>[1]) => {
+        const page = await target.range(prefix, options);
+        if (prefix.endsWith('/audit/')) recordsRead += page.kvs.length;
+        return page;
       },
-    });
+    }));
     vault = await startTestVault({ store: counting });
     sdk = await Vault.connect({ addr: vault.url, token: vault.rootToken, tenant: vault.tenant });
     await vault.call('POST', '/v1/credentials', { body: { name: 'k', type: 'generic', value: 'v1' } });

@@ -15,9 +15,9 @@ import { systemContext } from '../../src/core/index.js';
 import { createRedisEngine } from '../../src/engines/redis.js';
 import { redisCommands } from '../../src/engines/resp.js';
 import { openEtcdStore } from '../../src/store/etcd-store.js';
-import type { Store } from '../../src/store/store.js';
 import { startEtcd } from '../support/etcd.js';
 import { createRedisCredential, startRedis } from '../support/redis.js';
+import { storeWith } from '../support/store-proxy.js';
 import { startTestVault } from '../support/test-vault.js';
 
 const total = Number(process.argv[2] ?? 10_000);
@@ -38,22 +38,16 @@ const redis = await startRedis();
 const etcd = await startEtcd();
 const raw = await openEtcdStore({ endpoints: [etcd.endpoint], timeoutMs: 30_000 });
 let accountReads = 0;
-const store = new Proxy(raw, {
-  get(target, prop) {
-    if (prop === 'getMany')
-      return (keys: string[]) => {
-        accountReads += keys.filter((key) => key.includes('/dynamic-accounts/')).length;
-        return target.getMany!(keys);
-      };
-    if (prop === 'range')
-      return (prefix: string, options?: Parameters<Store['range']>[1]) => {
-        if (prefix.includes('/dynamic-accounts/')) accountReads += options?.limit ?? 1;
-        return target.range(prefix, options);
-      };
-    const value = Reflect.get(target, prop, target);
-    return typeof value === 'function' ? value.bind(target) : value;
+const store = storeWith(raw, (target) => ({
+  getMany: (keys) => {
+    accountReads += keys.filter((key) => key.includes('/dynamic-accounts/')).length;
+    return target.getMany!(keys);
   },
-});
+  range: (prefix, options) => {
+    if (prefix.includes('/dynamic-accounts/')) accountReads += options?.limit ?? 1;
+    return target.range(prefix, options);
+  },
+}));
 // BENCH_SWEEP_CONCURRENCY: removals the sweep runs at once (the server's default otherwise).
 const sweepConcurrency = process.env.BENCH_SWEEP_CONCURRENCY
   ? { dynamic: { sweepConcurrency: Number(process.env.BENCH_SWEEP_CONCURRENCY) } }

@@ -15,6 +15,7 @@ import { openEtcdStore } from '../../src/store/etcd-store.js';
 import type { Store } from '../../src/store/store.js';
 import { type EtcdProcess, startEtcd } from '../support/etcd.js';
 import { createRedisCredential, type Redis, redisAvailable, startRedis } from '../support/redis.js';
+import { storeWith } from '../support/store-proxy.js';
 import { startTestVault, type TestVault } from '../support/test-vault.js';
 
 const LIVE = 200;
@@ -31,27 +32,20 @@ const waitFor = async (what: string, check: () => Promise<boolean>, timeoutMs = 
 function counting(store: Store) {
   const reads = { accountRanges: 0, accountKeys: 0 };
   const isAccount = (key: string) => key.includes('/dynamic-accounts/');
-  const proxy = new Proxy(store, {
-    get(target, prop) {
-      if (prop === 'range')
-        return (prefix: string, options?: Parameters<Store['range']>[1]) => {
-          if (isAccount(prefix)) reads.accountRanges += 1;
-          return target.range(prefix, options);
-        };
-      if (prop === 'get')
-        return (key: string) => {
-          if (isAccount(key)) reads.accountKeys += 1;
-          return target.get(key);
-        };
-      if (prop === 'getMany')
-        return (keys: string[]) => {
-          reads.accountKeys += keys.filter(isAccount).length;
-          return target.getMany!(keys);
-        };
-      const value = Reflect.get(target, prop, target);
-      return typeof value === 'function' ? value.bind(target) : value;
+  const proxy = storeWith(store, (target) => ({
+    range: (prefix, options) => {
+      if (isAccount(prefix)) reads.accountRanges += 1;
+      return target.range(prefix, options);
     },
-  });
+    get: (key) => {
+      if (isAccount(key)) reads.accountKeys += 1;
+      return target.get(key);
+    },
+    getMany: (keys) => {
+      reads.accountKeys += keys.filter(isAccount).length;
+      return target.getMany!(keys);
+    },
+  }));
   return { store: proxy, reads };
 }
 

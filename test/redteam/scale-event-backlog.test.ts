@@ -13,9 +13,8 @@
  * paused.
  */
 import { readFileSync } from 'node:fs';
-import { request } from 'node:http';
-import type { Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openEventStreams, stalledEventStream } from '../support/event-streams.js';
 import { type BigTenant, startBigTenant } from './scale-tenant.js';
 
 let big: BigTenant;
@@ -27,34 +26,8 @@ afterAll(async () => {
   await big?.destroy();
 });
 
-/** Opens an event stream and stops reading it once it is live; resolves when the server ends it. */
-async function stalledStream(token: string): Promise<{ ended: Promise<void>; socket: Socket }> {
-  const url = new URL(big.server.url);
-  return new Promise((resolve, reject) => {
-    const req = request(
-      {
-        host: url.hostname,
-        port: url.port,
-        path: '/v1/leases/events',
-        headers: { authorization: `Bearer ${token}` },
-      },
-      (res) => {
-        if (res.statusCode !== 200) return reject(new Error(`events answered ${res.statusCode}`));
-        const socket = res.socket;
-        const ended = new Promise<void>((done) => socket.once('close', () => done()));
-        res.pause();
-        socket.pause();
-        resolve({ ended, socket });
-      },
-    );
-    req.on('error', () => undefined);
-    req.end();
-  });
-}
-
 async function openStreams(): Promise<number> {
-  const res = await big.call(big.root, 'GET', '/metrics');
-  return Number(/^vault_event_streams_open (\d+)/m.exec(res.body as string)?.[1] ?? Number.NaN);
+  return openEventStreams((await big.call(big.root, 'GET', '/metrics')).body as string);
 }
 
 const rssMib = () =>
@@ -63,7 +36,9 @@ const rssMib = () =>
 describe('lease-event streams whose clients do not read', () => {
   it('are ended once they fall too far behind, so the server does not hold the backlog', async () => {
     // One token's whole share (16), each stream stalled once it is live.
-    const streams = await Promise.all(Array.from({ length: 16 }, () => stalledStream(big.root)));
+    const streams = await Promise.all(
+      Array.from({ length: 16 }, () => stalledEventStream(big.server.url, big.root)),
+    );
     expect(await openStreams()).toBe(16);
     const before = rssMib();
     // 50,000 revocations: some 24 MB of events per stream, 380 MB for the 16, more than the

@@ -29,6 +29,7 @@ import {
   startPostgres,
   waitForRoles,
 } from '../support/postgres.js';
+import { storeWith } from '../support/store-proxy.js';
 import { startTestVault, type TestVault } from '../support/test-vault.js';
 
 const available = postgresAvailable();
@@ -62,41 +63,36 @@ describe.skipIf(!available)('a dynamic lease whose commit answered outcome_unkno
     const { join } = await import('node:path');
     dataDir = await mkdtemp(join(tmpdir(), 'vault-s6-idem-'));
     store = await openEmbeddedStore({ path: dataDir });
-    const losing = new Proxy(store, {
-      get(target, prop) {
-        if (prop === 'txn')
-          return async (...args: Parameters<Store['txn']>) => {
-            const writesLease = args[0].success.some(
-              (op) => op.type === 'put' && op.key.includes('/lease-values/'),
-            );
-            if (dropNextLease && writesLease) {
-              dropNextLease = false;
-              throw new OutcomeUnknownError('etcd did not answer the transaction within 1000 ms');
-            }
-            if (applyNextLeaseLate > 0 && writesLease) {
-              // In etcd's log before any later write, so applied before them; invisible to
-              // reads until then.
-              const delay = applyNextLeaseLate;
-              applyNextLeaseLate = 0;
-              inFlight = new Promise((resolve) => setTimeout(resolve, delay)).then(() =>
-                target.txn(...args).then(() => undefined),
-              );
-              throw new OutcomeUnknownError('etcd did not answer the transaction within 1000 ms');
-            }
-            await inFlight;
-            const result = await target.txn(...args);
-            if (loseNextLeaseAnswer && writesLease && result.succeeded) {
-              loseNextLeaseAnswer = false;
-              throw new OutcomeUnknownError(
-                'etcd did not answer the transaction within 1000 ms; it may or may not have been applied: retry with the same Idempotency-Key',
-              );
-            }
-            return result;
-          };
-        const value = Reflect.get(target, prop, target);
-        return typeof value === 'function' ? value.bind(target) : value;
+    const losing = storeWith(store, (target) => ({
+      txn: async (...args: Parameters<Store['txn']>) => {
+        const writesLease = args[0].success.some(
+          (op) => op.type === 'put' && op.key.includes('/lease-values/'),
+        );
+        if (dropNextLease && writesLease) {
+          dropNextLease = false;
+          throw new OutcomeUnknownError('etcd did not answer the transaction within 1000 ms');
+        }
+        if (applyNextLeaseLate > 0 && writesLease) {
+          // In etcd's log before any later write, so applied before them; invisible to
+          // reads until then.
+          const delay = applyNextLeaseLate;
+          applyNextLeaseLate = 0;
+          inFlight = new Promise((resolve) => setTimeout(resolve, delay)).then(() =>
+            target.txn(...args).then(() => undefined),
+          );
+          throw new OutcomeUnknownError('etcd did not answer the transaction within 1000 ms');
+        }
+        await inFlight;
+        const result = await target.txn(...args);
+        if (loseNextLeaseAnswer && writesLease && result.succeeded) {
+          loseNextLeaseAnswer = false;
+          throw new OutcomeUnknownError(
+            'etcd did not answer the transaction within 1000 ms; it may or may not have been applied: retry with the same Idempotency-Key',
+          );
+        }
+        return result;
       },
-    });
+    }));
     vault = await startTestVault({
       store: losing,
       engines: { postgres: createPostgresEngine() },

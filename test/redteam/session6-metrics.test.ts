@@ -15,6 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type LeaseCounts, throttleLeaseCounts } from '../../src/server/metrics.js';
 import { openEmbeddedStore } from '../../src/store/embedded-store.js';
 import type { Store } from '../../src/store/store.js';
+import { storeWith } from '../support/store-proxy.js';
 import { startTestVault, type TestVault } from '../support/test-vault.js';
 
 describe('GET /metrics while the store cannot count leases', () => {
@@ -27,18 +28,13 @@ describe('GET /metrics while the store cannot count leases', () => {
     dir = await mkdtemp(join(tmpdir(), 'vault-s6-metrics-'));
     store = await openEmbeddedStore({ path: dir });
     // The real store, with `count` failing while `failing` is set (as etcd's deadline would).
-    const flaky = new Proxy(store, {
-      get(target, prop) {
-        if (prop === 'count')
-          return async (...args: Parameters<Store['count']>) => {
-            counts++;
-            if (failing) throw new Error('etcdserver: request timed out');
-            return target.count(...args);
-          };
-        const value = Reflect.get(target, prop, target);
-        return typeof value === 'function' ? value.bind(target) : value;
+    const flaky = storeWith(store, (target) => ({
+      count: async (...args: Parameters<Store['count']>) => {
+        counts++;
+        if (failing) throw new Error('etcdserver: request timed out');
+        return target.count(...args);
       },
-    });
+    }));
     vault = await startTestVault({ store: flaky });
   });
   afterAll(async () => {

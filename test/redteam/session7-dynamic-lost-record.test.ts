@@ -27,6 +27,7 @@ import {
   startPostgres,
   waitForRoles,
 } from '../support/postgres.js';
+import { storeWith } from '../support/store-proxy.js';
 import { startTestVault, type TestVault } from '../support/test-vault.js';
 
 const available = postgresAvailable();
@@ -48,27 +49,22 @@ describe.skipIf(!available)('a dynamic lease whose commit was lost while the sto
     const { join } = await import('node:path');
     dataDir = await mkdtemp(join(tmpdir(), 'vault-s7-lost-'));
     store = await openEmbeddedStore({ path: dataDir });
-    const flaky = new Proxy(store, {
-      get(target, prop) {
-        if (prop === 'txn')
-          return async (...args: Parameters<Store['txn']>) => {
-            const writesLease = args[0].success.some(
-              (op) => op.type === 'put' && op.key.includes('/lease-values/'),
-            );
-            if (armed && writesLease) {
-              armed = false;
-              throw new OutcomeUnknownError('etcd did not answer the transaction within 1000 ms');
-            }
-            if (failing > 0 && !armed) {
-              failing -= 1;
-              throw new StoreUnavailableError('etcd at http://127.0.0.1:2379 is unavailable');
-            }
-            return target.txn(...args);
-          };
-        const value = Reflect.get(target, prop, target);
-        return typeof value === 'function' ? value.bind(target) : value;
+    const flaky = storeWith(store, (target) => ({
+      txn: async (...args: Parameters<Store['txn']>) => {
+        const writesLease = args[0].success.some(
+          (op) => op.type === 'put' && op.key.includes('/lease-values/'),
+        );
+        if (armed && writesLease) {
+          armed = false;
+          throw new OutcomeUnknownError('etcd did not answer the transaction within 1000 ms');
+        }
+        if (failing > 0 && !armed) {
+          failing -= 1;
+          throw new StoreUnavailableError('etcd at http://127.0.0.1:2379 is unavailable');
+        }
+        return target.txn(...args);
       },
-    });
+    }));
     vault = await startTestVault({
       store: flaky,
       engines: { postgres: createPostgresEngine() },

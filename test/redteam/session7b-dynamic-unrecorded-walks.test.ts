@@ -14,8 +14,8 @@ import { dynamicDue } from '../../src/core/dynamic-due.js';
 import { keys } from '../../src/core/keys.js';
 import { createRedisEngine } from '../../src/engines/redis.js';
 import { openEmbeddedStore } from '../../src/store/embedded-store.js';
-import type { Store } from '../../src/store/store.js';
 import { createRedisCredential, type Redis, redisAvailable, startRedis } from '../support/redis.js';
+import { storeWith } from '../support/store-proxy.js';
 import { startTestVault, type TestVault } from '../support/test-vault.js';
 
 describe.skipIf(!redisAvailable)('due walks while an outcome cannot be recorded', () => {
@@ -26,18 +26,12 @@ describe.skipIf(!redisAvailable)('due walks while an outcome cannot be recorded'
   beforeAll(async () => {
     redis = await startRedis();
     const inner = await openEmbeddedStore({ path: await mkdtemp(join(tmpdir(), 'vault-s7b-')) });
-    const store = new Proxy(inner, {
-      get(target, prop, receiver) {
-        const value = Reflect.get(target, prop, receiver);
-        if (prop === 'range' && typeof value === 'function') {
-          return (prefix: string, ...rest: unknown[]) => {
-            if (prefix === dynamicDue.prefix) dueReads += 1;
-            return (value as (...a: unknown[]) => unknown).call(target, prefix, ...rest);
-          };
-        }
-        return typeof value === 'function' ? value.bind(target) : value;
+    const store = storeWith(inner, (target) => ({
+      range: (prefix, options) => {
+        if (prefix === dynamicDue.prefix) dueReads += 1;
+        return target.range(prefix, options);
       },
-    }) as Store;
+    }));
     vault = await startTestVault({
       store,
       engines: { redis: createRedisEngine() },

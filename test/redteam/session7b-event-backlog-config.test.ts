@@ -9,7 +9,6 @@
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -20,6 +19,7 @@ import { createLogger } from '../../src/lib/logger.js';
 import { parseServerConfig } from '../../src/server/config.js';
 import { startVault, type VaultProcess } from '../../src/server/vault-process.js';
 import { writeLeases } from '../support/bulk-leases.js';
+import { openEventStreams, stalledEventStream } from '../support/event-streams.js';
 
 describe('--max-event-backlog-mib 4096', () => {
   let dir: string;
@@ -36,10 +36,7 @@ describe('--max-event-backlog-mib 4096', () => {
     const text = await res.text();
     return { status: res.status, text };
   };
-  const openStreams = async () => {
-    const res = await call('GET', '/metrics');
-    return Number(/^vault_event_streams_open (\d+)/m.exec(res.text)?.[1] ?? Number.NaN);
-  };
+  const openStreams = async () => openEventStreams((await call('GET', '/metrics')).text);
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'vault-s7b-backlog-'));
@@ -80,35 +77,13 @@ describe('--max-event-backlog-mib 4096', () => {
     // About 4 KiB per event.
     const labels = Object.fromEntries(Array.from({ length: 16 }, (_, i) => [`k${i}`, 'x'.repeat(250)]));
 
-    const url = new URL(vault.url);
-    const closed = await new Promise<{ closed: () => boolean; destroy: () => void }>((resolve, reject) => {
-      const req = request(
-        {
-          host: url.hostname,
-          port: url.port,
-          path: '/v1/leases/events',
-          headers: { authorization: `Bearer ${token}` },
-        },
-        (res) => {
-          if (res.statusCode !== 200) return reject(new Error(`events answered ${res.statusCode}`));
-          let gone = false;
-          res.socket.on('close', () => {
-            gone = true;
-          });
-          res.pause();
-          res.socket.pause();
-          resolve({ closed: () => gone, destroy: () => res.socket.destroy() });
-        },
-      );
-      req.on('error', () => undefined);
-      req.end();
-    });
+    const stalled = await stalledEventStream(vault.url, token);
     expect(await openStreams()).toBe(1);
     // About 600 KiB of events: more than the kernel's buffers of a paused localhost socket
     // take, less than the stream's own 1 MiB.
     await writeLeases(vault.store, tenant, { ...template, labels } as LeaseRecord, 'bulk', 150);
     await new Promise((resolve) => setTimeout(resolve, 2_000));
     expect(await openStreams(), 'the stream was disconnected').toBe(1);
-    closed.destroy();
+    stalled.socket.destroy();
   }, 60_000);
 });

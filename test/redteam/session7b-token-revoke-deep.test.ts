@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openEmbeddedStore } from '../../src/store/embedded-store.js';
-import type { Store } from '../../src/store/store.js';
+import { storeWith } from '../support/store-proxy.js';
 import { startTestVault, type TestVault } from '../support/test-vault.js';
 
 const DEPTH = 300;
@@ -24,18 +24,12 @@ describe('revoking a deep chain of tokens', () => {
 
   beforeAll(async () => {
     const inner = await openEmbeddedStore({ path: await mkdtemp(join(tmpdir(), 'vault-s7b-')) });
-    const store = new Proxy(inner, {
-      get(target, prop, receiver) {
-        const value = Reflect.get(target, prop, receiver);
-        if (prop === 'range' && typeof value === 'function') {
-          return (prefix: string, ...rest: unknown[]) => {
-            if (prefix.includes('/token-children/')) childReads += 1;
-            return (value as (...a: unknown[]) => unknown).call(target, prefix, ...rest);
-          };
-        }
-        return typeof value === 'function' ? value.bind(target) : value;
+    const store = storeWith(inner, (target) => ({
+      range: (prefix, options) => {
+        if (prefix.includes('/token-children/')) childReads += 1;
+        return target.range(prefix, options);
       },
-    }) as Store;
+    }));
     vault = await startTestVault({ store });
   }, 30_000);
   afterAll(() => vault?.close());
