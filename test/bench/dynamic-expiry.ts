@@ -8,7 +8,7 @@
  * Real parts: etcd, redis-server (as the `redis` user), the core with its sweep. The leases
  * are issued through the core, each with the TTL that makes it end at the same moment.
  *
- *   npx tsx test/bench/dynamic-expiry.ts [leases=10000] [rounds=1]
+ *   npm run bench:dynamic-expiry -- [leases=10000] [rounds=1]
  */
 import { loadavg } from 'node:os';
 import { systemContext } from '../../src/core/index.js';
