@@ -17,14 +17,14 @@
  * Pure key builders; no I/O.
  */
 
+import { timeSegment } from './keys.js';
+
 const prefix = '/vault/dynamic-due/';
-/** Fixed width, so key order is time order. */
-const ms = (time: number) => String(Math.max(0, Math.floor(time))).padStart(15, '0');
 
 export const dynamicDue = {
   prefix,
   key: (tenant: string, leaseId: string, at: number) =>
-    `${prefix}${ms(at)}/${encodeURIComponent(tenant)}/${leaseId}`,
+    `${prefix}${timeSegment(at)}/${encodeURIComponent(tenant)}/${leaseId}`,
   /** What a key names: its time (epoch ms), tenant and lease. */
   parse(key: string): { at: number; tenant: string; leaseId: string } {
     const [at, tenant, leaseId] = key.slice(prefix.length).split('/');

@@ -2,6 +2,13 @@
 
 const root = '/vault';
 
+/** A time in a key: epoch ms at a fixed width, so key order is time order (until year 33658). */
+export const timeSegment = (time: number): string => String(Math.max(0, Math.floor(time))).padStart(15, '0');
+/** The last segment of a key (a lease id, an accessor). */
+export const lastSegment = (key: string): string => key.slice(key.lastIndexOf('/') + 1);
+/** The time segment just before the last one (`…/<ms>/<id>`), epoch ms. */
+export const timeBeforeLast = (key: string): number => Number(key.split('/').at(-2));
+
 export const keys = {
   tenant: (tenant: string) => `${root}/tenants/${tenant}`,
   tenants: () => `${root}/tenants/`,
@@ -16,7 +23,7 @@ export const keys = {
    * token purger; written with the token.
    */
   tokenExpiry: (expiresAtMs: number, accessor: string) =>
-    `${root}/token-expiry/${String(Math.max(0, Math.floor(expiresAtMs))).padStart(15, '0')}/${accessor}`,
+    `${root}/token-expiry/${timeSegment(expiresAtMs)}/${accessor}`,
   tokenExpiries: () => `${root}/token-expiry/`,
   /** Set once every token written before the expiry index has its key there. */
   tokenExpiryState: () => `${root}/token-expiry-state`,

@@ -16,7 +16,7 @@
 import type { Identity } from '../contract/common.js';
 import type { Op, Store } from '../store/store.js';
 import { dynamicDue } from './dynamic-due.js';
-import { keys } from './keys.js';
+import { keys, lastSegment, timeBeforeLast, timeSegment } from './keys.js';
 import type { LeaseRecord } from './lease-record.js';
 
 /** What a credential or identity index entry says about its lease. */
@@ -30,8 +30,6 @@ export interface IndexEntry {
 }
 
 const seg = (part: string) => encodeURIComponent(part);
-/** Fixed width, so key order is time order (epoch ms fits 15 digits until year 33658). */
-const ms = (time: number) => String(Math.max(0, Math.floor(time))).padStart(15, '0');
 /** Sorts after every lease id (base64url: A-Z a-z 0-9 - _), so "startAfter" skips a whole ms. */
 const AFTER_IDS = '~';
 
@@ -43,11 +41,12 @@ export const leaseIndex = {
   expiry: (tenant: string) => `${keys.leaseIndex(tenant)}expiry/`,
   revoked: (tenant: string) => `${keys.leaseIndex(tenant)}revoked/`,
   /** The key after which `expiry/` holds only leases that are still active at `now`. */
-  expiryAfter: (tenant: string, now: Date) => `${leaseIndex.expiry(tenant)}${ms(now.getTime())}/${AFTER_IDS}`,
+  expiryAfter: (tenant: string, now: Date) =>
+    `${leaseIndex.expiry(tenant)}${timeSegment(now.getTime())}/${AFTER_IDS}`,
   /** The lease id at the end of any index key. */
-  idOf: (key: string) => key.slice(key.lastIndexOf('/') + 1),
+  idOf: lastSegment,
   /** The time of an `expiry/` or `revoked/` key, epoch ms. */
-  timeOf: (key: string) => Number(key.split('/').at(-2)),
+  timeOf: timeBeforeLast,
 };
 
 const entry = (lease: LeaseRecord): string =>
@@ -55,11 +54,14 @@ const entry = (lease: LeaseRecord): string =>
 
 export const parseEntry = (value: string): IndexEntry => JSON.parse(value) as IndexEntry;
 
+/** When a lease ends (or ended): its revocation once revoked, its expiry before. */
+const endOf = (lease: LeaseRecord): number =>
+  Date.parse(lease.state === 'revoked' ? (lease.revokedAt ?? lease.expiresAt) : lease.expiresAt);
+
 /** The time-ordered key of a lease: by revocation once revoked, by expiry before. */
 export function timeKey(tenant: string, lease: LeaseRecord): string {
-  return lease.state === 'revoked'
-    ? `${leaseIndex.revoked(tenant)}${ms(Date.parse(lease.revokedAt ?? lease.expiresAt))}/${lease.id}`
-    : `${leaseIndex.expiry(tenant)}${ms(Date.parse(lease.expiresAt))}/${lease.id}`;
+  const index = lease.state === 'revoked' ? leaseIndex.revoked(tenant) : leaseIndex.expiry(tenant);
+  return `${index}${timeSegment(endOf(lease))}/${lease.id}`;
 }
 
 /** Every index key of a lease (the same for every version of its record but the time key). */
@@ -70,10 +72,6 @@ export function indexKeys(tenant: string, lease: LeaseRecord): string[] {
     timeKey(tenant, lease),
   ];
 }
-
-/** When a lease's time key says it ends (or ended): its expiry, or its revocation. */
-const timeOf = (lease: LeaseRecord): number =>
-  Date.parse(lease.state === 'revoked' ? (lease.revokedAt ?? lease.expiresAt) : lease.expiresAt);
 
 /**
  * Writes `next` (a new lease, or a new version of `previous`) with its index keys: four
@@ -93,8 +91,8 @@ export function leaseWriteOps(tenant: string, previous: LeaseRecord | undefined,
     ops.push({ type: 'delete', key: previousTime });
   ops.push({ type: 'put', key: nextTime, value: '' });
   if (next.dynamic && previousTime !== nextTime) {
-    if (previous) ops.push({ type: 'delete', key: dynamicDue.key(tenant, next.id, timeOf(previous)) });
-    ops.push({ type: 'put', key: dynamicDue.key(tenant, next.id, timeOf(next)), value: '' });
+    if (previous) ops.push({ type: 'delete', key: dynamicDue.key(tenant, next.id, endOf(previous)) });
+    ops.push({ type: 'put', key: dynamicDue.key(tenant, next.id, endOf(next)), value: '' });
   }
   return ops;
 }

@@ -11,7 +11,7 @@ import type { Access } from './access.js';
 import { type CallContext, formatIdentity, type Principal, sameIdentity, systemContext } from './context.js';
 import { controllerLabel, isController } from './controller-role.js';
 import { type CoreDeps, parseRecord } from './deps.js';
-import { keys } from './keys.js';
+import { keys, lastSegment, timeBeforeLast } from './keys.js';
 
 export type CreateTokenInput = z.output<typeof createTokenRequest>;
 
@@ -51,9 +51,6 @@ export const tokenPurgerIdentity = { type: 'workload' as const, name: 'vault-tok
 
 /** Tokens per transaction: up to five operations each, with room for the audit records. */
 const TOKENS_PER_TXN = 20;
-
-const expiryTimeOf = (key: string) => Number(key.split('/').at(-2));
-const lastSegment = (key: string) => key.slice(key.lastIndexOf('/') + 1);
 
 const hashToken = (token: string) => createHash('sha256').update(token).digest('hex');
 const resourceOf = (accessor: string) => `token/${accessor}`;
@@ -436,7 +433,7 @@ export function createTokenService(deps: CoreDeps & { access: Access }) {
           limit: TOKENS_PER_TXN,
           ...(after !== undefined ? { startAfter: after } : {}),
         });
-        const old = page.kvs.filter((kv) => expiryTimeOf(kv.key) < cutoff);
+        const old = page.kvs.filter((kv) => timeBeforeLast(kv.key) < cutoff);
         if (old.length === 0) return purged;
         const entries = old.map((kv) => ({
           key: kv.key,
