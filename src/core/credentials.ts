@@ -13,7 +13,7 @@ import {
 } from '../contract/credentials.js';
 import type { Action } from '../contract/policies.js';
 import { badRequest, conflict, notFound, VaultError } from '../lib/errors.js';
-import { getMany, scanPrefix } from '../store/paged.js';
+import { getMany, scanPages, scanPrefix } from '../store/paged.js';
 import type { KeyValue, Op } from '../store/store.js';
 import type { Access } from './access.js';
 import type { Mutation } from './committer.js';
@@ -331,20 +331,17 @@ export function createCredentialService(
         query.continue === undefined
           ? undefined
           : prefix + (await tokens.decode(ctx.tenant, walk, query.continue));
-      // The records carry their sealed values: read a few at a time, up to the page's limit.
-      const kvs: KeyValue[] = [];
-      let more = true;
-      let from = after;
-      while (more && kvs.length < query.limit) {
-        const read = await store.range(prefix, {
-          limit: Math.min(VALUES_PER_READ, query.limit - kvs.length),
-          ...(from !== undefined ? { startAfter: from } : {}),
-        });
-        kvs.push(...read.kvs);
-        more = read.more && read.kvs.length > 0;
-        from = read.kvs.at(-1)?.key ?? from;
+      // The records carry their sealed values: read a few at a time, one past the page's
+      // limit (to know whether more follow).
+      const read: KeyValue[] = [];
+      for await (const kvs of scanPages(store, prefix, {
+        pageSize: VALUES_PER_READ,
+        ...(after !== undefined ? { startAfter: after } : {}),
+      })) {
+        read.push(...kvs);
+        if (read.length > query.limit) break;
       }
-      const page = { kvs, more };
+      const page = { kvs: read.slice(0, query.limit), more: read.length > query.limit };
       const listed = new Map(credential.versions.map((v) => [v.version, v]));
       const versions = page.kvs.map((kv) => {
         const version = Number(kv.key.slice(prefix.length));

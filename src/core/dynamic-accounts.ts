@@ -8,7 +8,7 @@ import {
 import type { DynamicEngine, EngineRegistry } from '../engines/engine.js';
 import { EngineError } from '../engines/engine.js';
 import { VaultError } from '../lib/errors.js';
-import { getMany, scanPages, scanPrefix } from '../store/paged.js';
+import { getMany, scanPages, scanPrefix, writeInChunks } from '../store/paged.js';
 import type { Compare, Op } from '../store/store.js';
 import type { AuditInput } from './committer.js';
 import { type CallContext, systemContext } from './context.js';
@@ -77,6 +77,10 @@ export const defaultDynamicConfig: DynamicConfig = {
 };
 
 const resourceOf = (leaseId: string) => `lease/${leaseId}`;
+
+/** Puts of due keys (their values are empty: the key says it all). */
+const placeOne = (key: string): Op => ({ type: 'put', key, value: '' });
+const placed = (dueKeys: string[]): Op[] => dueKeys.map(placeOne);
 
 /** Accounts the full walk decides on at once (their leases read together). */
 const SWEEP_PAGE = 200;
@@ -289,6 +293,8 @@ export function createDynamicAccounts(
    * timeout, the last would wait for all the others, and so would every expiry due meanwhile.
    */
   const removing = new Map<string, Promise<void>>();
+  /** An account's key in `removing` and `unrecordedOutcomes`. */
+  const removalKey = (tenant: string, leaseId: string) => `${tenant}\0${leaseId}`;
   /**
    * Accounts whose outcome could not be recorded (the tenant's writes fail): decided again
    * once `notBefore` has passed, the wait doubling with each failure (up to retryMaxMs), so a
@@ -307,7 +313,7 @@ export function createDynamicAccounts(
     reason: string,
     dueKey?: string,
   ) {
-    const key = `${tenant}\0${account.leaseId}`;
+    const key = removalKey(tenant, account.leaseId);
     if (removing.has(key)) return;
     const waiting = unrecordedOutcomes.get(key);
     if (waiting && waiting.notBefore > clock().getTime()) return wakeAt(waiting.notBefore);
@@ -371,7 +377,7 @@ export function createDynamicAccounts(
         continue;
       }
       // Not to be removed now: a removal whose outcome was not recorded is no longer pending.
-      unrecordedOutcomes.delete(`${tenant}\0${account.leaseId}`);
+      unrecordedOutcomes.delete(removalKey(tenant, account.leaseId));
       // Issuing here right now: its commit writes the key it needs.
       if (action.until === undefined) continue;
       const next = dynamicDue.key(tenant, account.leaseId, action.until);
@@ -386,12 +392,6 @@ export function createDynamicAccounts(
       fixes: fixes.filter((op) => op.type !== 'delete' || !puts.has(op.key)),
       wanted: [...puts],
     };
-  }
-
-  /** Writes due-key changes, as many per transaction as the store takes (no audit: bookkeeping). */
-  async function storeFixes(ops: Op[]) {
-    for (let i = 0; i < ops.length; i += store.maxTxnOps)
-      await store.txn({ success: ops.slice(i, i + store.maxTxnOps) });
   }
 
   /**
@@ -415,7 +415,7 @@ export function createDynamicAccounts(
       const byTenant = new Map<string, Array<{ leaseId: string; key: string }>>();
       for (const kv of due) {
         const { tenant, leaseId } = dynamicDue.parse(kv.key);
-        if (removing.has(`${tenant}\0${leaseId}`)) continue;
+        if (removing.has(removalKey(tenant, leaseId))) continue;
         const entries = byTenant.get(tenant) ?? [];
         entries.push({ leaseId, key: kv.key });
         byTenant.set(tenant, entries);
@@ -453,7 +453,7 @@ export function createDynamicAccounts(
       return kv ? [{ account: parseRecord<AccountRecord>(kv.value), dueKey: entry.key }] : [];
     });
     const { fixes, wanted } = await decideAccounts(tenant, found);
-    await storeFixes([...leftovers, ...fixes, ...wanted.map((key): Op => ({ type: 'put', key, value: '' }))]);
+    await writeInChunks(store, [...leftovers, ...fixes, ...placed(wanted)]);
   }
 
   /** Accounts whose outcome was not recorded, decided again one by one once their wait is over. */
@@ -470,7 +470,7 @@ export function createDynamicAccounts(
     const { fixes, wanted } = await decideAccounts(tenant, [
       { account: parseRecord<AccountRecord>(kv.value) },
     ]);
-    await storeFixes([...fixes, ...wanted.map((key): Op => ({ type: 'put', key, value: '' }))]);
+    await writeInChunks(store, [...fixes, ...placed(wanted)]);
     return true;
   }
 
@@ -491,11 +491,7 @@ export function createDynamicAccounts(
         );
         const byCredential = accounts.map((a) => keys.dynamicAccountOf(tenant, a.credentialName, a.leaseId));
         const present = await getMany(store, [...wanted, ...byCredential]);
-        await storeFixes(
-          [...wanted, ...byCredential]
-            .filter((_, i) => !present[i])
-            .map((key): Op => ({ type: 'put', key, value: '' })),
-        );
+        await writeInChunks(store, [...wanted, ...byCredential].filter((_, i) => !present[i]).map(placeOne));
       }
     }
   }
@@ -759,7 +755,7 @@ export function createDynamicAccounts(
       // Only this lease's account; should this fail, the revocation moved its due key to now.
       try {
         await sweepOne(tenant, leaseId);
-        await removing.get(`${tenant}\0${leaseId}`);
+        await removing.get(removalKey(tenant, leaseId));
       } catch (err) {
         void kick();
         throw err;

@@ -5,7 +5,7 @@ import type { Identity } from '../contract/common.js';
 import type { IdentityRecord } from '../contract/policies.js';
 import { durationMs } from '../lib/duration.js';
 import { isVaultError, notFound, unauthenticated } from '../lib/errors.js';
-import { getMany, scanPages } from '../store/paged.js';
+import { getMany, scanPages, writeInChunks } from '../store/paged.js';
 import type { Op } from '../store/store.js';
 import type { Access } from './access.js';
 import { type CallContext, formatIdentity, type Principal, sameIdentity, systemContext } from './context.js';
@@ -152,9 +152,10 @@ export function createTokenService(deps: CoreDeps & { access: Access }) {
     if (backfilled) return;
     if (!(await store.get(keys.tokenExpiryState()))) {
       for await (const page of scanPages(store, keys.tokens(), { pageSize: 500 })) {
-        const ops = page.map((kv) => expiryOp(parseRecord<TokenRecord>(kv.value)));
-        for (let i = 0; i < ops.length; i += store.maxTxnOps)
-          await store.txn({ success: ops.slice(i, i + store.maxTxnOps) });
+        await writeInChunks(
+          store,
+          page.map((kv) => expiryOp(parseRecord<TokenRecord>(kv.value))),
+        );
       }
       await store.txn({
         success: [

@@ -1,4 +1,4 @@
-import type { KeyValue, Store } from './store.js';
+import type { KeyValue, Op, Store } from './store.js';
 
 /**
  * Reads a prefix a page at a time, so that no single store request returns more than `pageSize`
@@ -57,3 +57,12 @@ export function getMany(
 }
 
 const DEFAULT_PAGE = 500;
+
+/**
+ * Unconditional writes (bookkeeping keys whose every op stands alone), as many per
+ * transaction as the store takes.
+ */
+export async function writeInChunks(store: Pick<Store, 'txn' | 'maxTxnOps'>, ops: Op[]): Promise<void> {
+  for (let i = 0; i < ops.length; i += store.maxTxnOps)
+    await store.txn({ success: ops.slice(i, i + store.maxTxnOps) });
+}
