@@ -29,6 +29,7 @@ import { startControlPlane } from '../support/control-plane.js';
 import { repoRoot, startVaultDev } from '../support/vault-dev.js';
 import { startWebhookProcess } from '../support/webhook-process.js';
 import { loadPod } from '../webhook/support.js';
+import { benchCache, bundleAgent } from './agent-bundle.js';
 
 const quantile = (values: number[], q: number) => {
   const sorted = [...values].sort((a, b) => a - b);
@@ -270,25 +271,8 @@ async function main() {
     // Agent RSS with the Node options the webhook sets, 10 files renewing every ~4 s: the agent
     // command alone (bundled), and the whole CLI compiled by tsc as the image runs it
     // (`node dist/cli/main.js agent`), built into a cache directory, never into ./dist.
-    const cache = join(repoRoot, 'node_modules/.cache/vault-bench');
-    const { build } = await import('esbuild');
-    const bundle = join(cache, 'agent.mjs');
-    await build({
-      stdin: {
-        contents:
-          "import { Command } from 'commander'; import { register } from './src/cli/agent.ts'; const p = new Command('vault'); register(p); await p.parseAsync(process.argv);",
-        resolveDir: repoRoot,
-        loader: 'ts',
-      },
-      bundle: true,
-      platform: 'node',
-      format: 'esm',
-      target: 'node20',
-      packages: 'external',
-      outfile: bundle,
-      logLevel: 'error',
-    });
-    const compiled = join(cache, 'dist');
+    const bundle = await bundleAgent();
+    const compiled = join(benchCache, 'dist');
     rmSync(compiled, { recursive: true, force: true });
     execFileSync(
       process.execPath,

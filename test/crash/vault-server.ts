@@ -64,11 +64,18 @@ export interface ServerProcess {
   stop(): Promise<void>;
 }
 
-/** Starts `vault server ARGS --listen 127.0.0.1:0` and waits for the URL it logs. */
-export async function startServer(args: string[], timeoutMs = 60_000): Promise<ServerProcess> {
+/**
+ * Starts `vault server ARGS --listen 127.0.0.1:0` and waits for the URL it logs; `nodeArgs`
+ * go to node itself (a benchmark's `--cpu-prof`).
+ */
+export async function startServer(
+  args: string[],
+  timeoutMs = 60_000,
+  nodeArgs: string[] = [],
+): Promise<ServerProcess> {
   const child = spawn(
     process.execPath,
-    [vaultBin, 'server', ...args, '--listen', '127.0.0.1:0', '--log-level', 'info'],
+    [...nodeArgs, vaultBin, 'server', ...args, '--listen', '127.0.0.1:0', '--log-level', 'info'],
     { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, VAULT_ROOT_KEY: '' } },
   );
   live.add(child);
