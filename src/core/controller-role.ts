@@ -11,7 +11,8 @@
  *   and revoke leases; the value is never returned to it;
  * - policies: only those named `k8s-vaultcredential-<credential>`, granting `read-metadata`
  *   and `lease` on that one credential, and attaching or detaching them on workload and agent
- *   identities (what editing a VaultCredential in the namespace may do anyway);
+ *   identities (what editing a VaultCredential in the namespace may do anyway), never one
+ *   that grants more (a tenant admin may have written one under the prefix);
  * - nothing else: no tokens for others, no tenant administration, no audit, no keys.
  *
  * A stolen controller token therefore reaches the tenants of one cluster, and there it can
@@ -98,7 +99,10 @@ export function controllerPolicyRefusal(
 
 /**
  * Why the controller may not change identity `type:name` from `before` to `after`, or
- * undefined when it may: only workloads and agents, only the managed policies on it change.
+ * undefined when it may: only workloads and agents, only the managed policies on it change,
+ * and a managed policy it adds grants no more than the controller may write (`stored`: the
+ * bodies of the managed policies in `after`). A tenant admin may have written a wider one
+ * under the prefix; attaching that would hand an identity more than the role allows.
  */
 export function controllerIdentityRefusal(
   principal: Principal,
@@ -106,6 +110,7 @@ export function controllerIdentityRefusal(
   name: string,
   before: { policies: string[]; metadata?: Record<string, string> } | undefined,
   after: { policies: string[]; metadata?: Record<string, string> | undefined },
+  stored: ReadonlyMap<string, PolicyBody> = new Map(),
 ): string | undefined {
   const who = controllerLabel(principal);
   if (!managedIdentityTypes.has(type) || sameAs(principal, { type, name })) {
@@ -118,6 +123,13 @@ export function controllerIdentityRefusal(
   }
   if (JSON.stringify(before?.metadata ?? null) !== JSON.stringify(after.metadata ?? null)) {
     return `${who} may not change the metadata of ${type} "${name}"`;
+  }
+  for (const policy of after.policies) {
+    const body = stored.get(policy);
+    if (before?.policies.includes(policy) || !body) continue;
+    if (controllerPolicyRefusal(principal, policy, body)) {
+      return `${who} may not attach policy "${policy}" to ${type} "${name}": it grants more than "read-metadata" and "lease" on credential "${policy.slice(managedPolicyPrefix.length)}"`;
+    }
   }
   return undefined;
 }
