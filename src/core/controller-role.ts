@@ -4,8 +4,9 @@
  * the controller needs to reconcile VaultCredentials and VaultLeases:
  *
  * - credentials: list, read metadata, create (a value imported from a consenting Secret, or
- *   generated), new versions, rotation, labels and lease defaults, delete, and revoking a
- *   credential's leases; never reading a value (no `lease`, `reveal` or `read` for itself);
+ *   generated), new versions, rotation, labels and lease defaults, the engine settings of a
+ *   dynamic credential it created, delete, and revoking a credential's leases; never reading
+ *   a value (no `lease`, `reveal` or `read` for itself);
  * - leases: issue one for a workload or agent of the tenant, decided by *that identity's*
  *   policies (a VaultLease never grants more than Vault gives its identity), and see, renew
  *   and revoke leases; the value is never returned to it;
@@ -20,6 +21,7 @@
  * it cannot read a value or mint a token to read one.
  */
 import type { Identity, IdentityType } from '../contract/common.js';
+import { type Credential, controllerOwnerLabel, type DynamicSpec } from '../contract/credentials.js';
 import { type Action, managedPolicyPrefix, type PolicyBody } from '../contract/policies.js';
 import { clusterOwnsTenant } from '../contract/tenancy.js';
 import type { Principal } from './context.js';
@@ -62,6 +64,29 @@ export function controllerDecision(principal: Principal, action: Action, credent
     allowed: false,
     reason: `${controllerLabel(principal)} may not "${action}" on ${what}: the controller role never reads values or administers tenants`,
   };
+}
+
+/**
+ * Why the controller may not update `credential` with `input`, or undefined when it may. Labels
+ * and lease defaults of any credential; engine settings (SQL or ACL rules run with the admin
+ * connection) only of one it created, which carries its owner label: another's admin
+ * connection is not the controller's to run statements with. The label itself it never sets,
+ * moves or removes, so it cannot adopt a credential first.
+ */
+export function controllerUpdateRefusal(
+  principal: Principal,
+  credential: Pick<Credential, 'name' | 'metadata'>,
+  input: { metadata?: Record<string, string> | undefined; dynamic?: DynamicSpec | undefined },
+): string | undefined {
+  const who = controllerLabel(principal);
+  const owner = credential.metadata[controllerOwnerLabel];
+  if (input.metadata && input.metadata[controllerOwnerLabel] !== owner) {
+    return `${who} may not set, change or remove the label "${controllerOwnerLabel}" of credential "${credential.name}": it marks the credentials a controller created`;
+  }
+  if (input.dynamic && owner === undefined) {
+    return `${who} may change the engine settings only of a credential it created (labelled "${controllerOwnerLabel}"), not of "${credential.name}": they run with its admin connection`;
+  }
+  return undefined;
 }
 
 /** Why the controller may not issue a lease for `target`, or undefined when it may. */
