@@ -138,4 +138,61 @@ describe('a stolen controller token stays within the controller role', () => {
     expect(detach.status, detach.text).toBe(200);
     expect((await asAdmin('PUT', `/v1/identities/workload/${app.name}`, { policies: [] })).status).toBe(200);
   });
+  it('never gets a value back through an Idempotency-Key replay or the lease event stream', async () => {
+    // (Held: the controller's replay answers as its first attempt did, without the value, and
+    // its event stream carries lease metadata only, also of a lease whose holder got the value.)
+    const policy = await asController('PUT', '/v1/policies/k8s-vaultcredential-payments-key', {
+      rules: [{ credentials: ['payments-key'], actions: ['read-metadata', 'lease'] }],
+    });
+    expect(policy.status, policy.text).toBe(200);
+    const attach = await asController('PUT', `/v1/identities/workload/${app.name}`, {
+      policies: ['k8s-vaultcredential-payments-key'],
+    });
+    expect(attach.status, attach.text).toBe(200);
+    const secret = 'sk-payments-key-secret-value';
+
+    const events = await fetch(`${vault.url}/v1/leases/events`, {
+      headers: { authorization: `Bearer ${controller}`, 'x-vault-tenant': tenant },
+    });
+    expect(events.status).toBe(200);
+    const reader = events.body!.getReader();
+
+    const request = { credentialName: 'payments-key', identity: app, ttl: '5m' };
+    const first = await vault.call('POST', '/v1/leases', {
+      token: controller,
+      tenant,
+      idempotencyKey: 'retry-1',
+      body: request,
+    });
+    expect(first.status, first.text).toBe(201);
+    const again = await vault.call('POST', '/v1/leases', {
+      token: controller,
+      tenant,
+      idempotencyKey: 'retry-1',
+      body: request,
+    });
+    expect(again.status, again.text).toBe(201);
+    expect(again.body.id).toBe(first.body.id);
+    expect(again.text).not.toContain(secret);
+
+    // The holder leases for itself (and gets the value); the controller sees that lease's event.
+    const workload = await login(await mint('shop', 'app'));
+    const own = await vault.call('POST', '/v1/leases', {
+      token: workload.body.token,
+      body: { credentialName: 'payments-key', ttl: '5m' },
+    });
+    expect(own.status, own.text).toBe(201);
+    expect(own.body.value).toBe(secret);
+    let seen = '';
+    const decoder = new TextDecoder();
+    while (!seen.includes(own.body.id)) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      seen += decoder.decode(value);
+    }
+    await reader.cancel();
+    expect(seen).toContain(own.body.id);
+    expect(seen).not.toContain(secret);
+    expect((await asAdmin('PUT', `/v1/identities/workload/${app.name}`, { policies: [] })).status).toBe(200);
+  });
 });
