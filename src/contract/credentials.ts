@@ -127,6 +127,13 @@ export function adminServer(engine: DynamicEngineName, value: string): string {
   return `${host.toLowerCase()}:${url.port || defaultPorts[engine]}`;
 }
 
+/**
+ * The label a cluster's controller gives each credential it creates (the owning
+ * VaultCredential's uid). Only a credential carrying it is the controller's own: the one whose
+ * engine settings the controller may change (core/controller-role.ts).
+ */
+export const controllerOwnerLabel = 'vault.ghoststack.io/owner';
+
 export const createCredentialRequest = z.strictObject({
   name: resourceName,
   type: credentialType,

@@ -11,6 +11,7 @@ import {
   controllerLabel,
   controllerPolicyRefusal,
   isController,
+  isManagedPolicy,
 } from './controller-role.js';
 import { type CoreDeps, parseRecord } from './deps.js';
 import type { Fingerprints } from './fingerprints.js';
@@ -157,6 +158,17 @@ export function createAdminService(deps: CoreDeps & { access: Access; fingerprin
       : { items };
   }
 
+  /** The stored bodies of the managed policies among `names` (what attaching them would grant). */
+  async function managedPolicies(ctx: CallContext, names: string[]): Promise<Map<string, PolicyBody>> {
+    const found = await Promise.all(
+      names.filter(isManagedPolicy).map(async (name) => {
+        const kv = await store.get(keys.policy(ctx.tenant, name));
+        return kv ? ([name, parseRecord<PolicyBody>(kv.value)] as const) : undefined;
+      }),
+    );
+    return new Map(found.filter((entry) => entry !== undefined));
+  }
+
   return {
     policies: {
       put: (ctx: CallContext, name: string, body: PolicyBody) =>
@@ -203,8 +215,14 @@ export function createAdminService(deps: CoreDeps & { access: Access; fingerprin
         ),
     },
     identities: {
-      put: (ctx: CallContext, type: IdentityType, name: string, body: z.output<typeof identityBody>) =>
-        put<IdentityRecord>(
+      put: async (
+        ctx: CallContext,
+        type: IdentityType,
+        name: string,
+        body: z.output<typeof identityBody>,
+      ) => {
+        const stored = isController(ctx.principal) ? await managedPolicies(ctx, body.policies) : undefined;
+        return put<IdentityRecord>(
           ctx,
           keys.identity(ctx.tenant, type, name),
           `identity/${type}:${name}`,
@@ -217,8 +235,9 @@ export function createAdminService(deps: CoreDeps & { access: Access; fingerprin
             createdAt: existing?.createdAt ?? now,
             updatedAt: now,
           }),
-          (existing) => controllerIdentityRefusal(ctx.principal, type, name, existing, body),
-        ),
+          (existing) => controllerIdentityRefusal(ctx.principal, type, name, existing, body, stored),
+        );
+      },
       get: (ctx: CallContext, type: IdentityType, name: string) =>
         read<IdentityRecord>(
           ctx,

@@ -4,14 +4,16 @@
  * the controller needs to reconcile VaultCredentials and VaultLeases:
  *
  * - credentials: list, read metadata, create (a value imported from a consenting Secret, or
- *   generated), new versions, rotation, labels and lease defaults, delete, and revoking a
- *   credential's leases; never reading a value (no `lease`, `reveal` or `read` for itself);
+ *   generated), new versions, rotation, labels and lease defaults, the engine settings of a
+ *   dynamic credential it created, delete, and revoking a credential's leases; never reading
+ *   a value (no `lease`, `reveal` or `read` for itself);
  * - leases: issue one for a workload or agent of the tenant, decided by *that identity's*
  *   policies (a VaultLease never grants more than Vault gives its identity), and see, renew
  *   and revoke leases; the value is never returned to it;
  * - policies: only those named `k8s-vaultcredential-<credential>`, granting `read-metadata`
  *   and `lease` on that one credential, and attaching or detaching them on workload and agent
- *   identities (what editing a VaultCredential in the namespace may do anyway);
+ *   identities (what editing a VaultCredential in the namespace may do anyway), never one
+ *   that grants more (a tenant admin may have written one under the prefix);
  * - nothing else: no tokens for others, no tenant administration, no audit, no keys.
  *
  * A stolen controller token therefore reaches the tenants of one cluster, and there it can
@@ -19,6 +21,7 @@
  * it cannot read a value or mint a token to read one.
  */
 import type { Identity, IdentityType } from '../contract/common.js';
+import { type Credential, controllerOwnerLabel, type DynamicSpec } from '../contract/credentials.js';
 import { type Action, managedPolicyPrefix, type PolicyBody } from '../contract/policies.js';
 import { clusterOwnsTenant } from '../contract/tenancy.js';
 import type { Principal } from './context.js';
@@ -63,6 +66,29 @@ export function controllerDecision(principal: Principal, action: Action, credent
   };
 }
 
+/**
+ * Why the controller may not update `credential` with `input`, or undefined when it may. Labels
+ * and lease defaults of any credential; engine settings (SQL or ACL rules run with the admin
+ * connection) only of one it created, which carries its owner label: another's admin
+ * connection is not the controller's to run statements with. The label itself it never sets,
+ * moves or removes, so it cannot adopt a credential first.
+ */
+export function controllerUpdateRefusal(
+  principal: Principal,
+  credential: Pick<Credential, 'name' | 'metadata'>,
+  input: { metadata?: Record<string, string> | undefined; dynamic?: DynamicSpec | undefined },
+): string | undefined {
+  const who = controllerLabel(principal);
+  const owner = credential.metadata[controllerOwnerLabel];
+  if (input.metadata && input.metadata[controllerOwnerLabel] !== owner) {
+    return `${who} may not set, change or remove the label "${controllerOwnerLabel}" of credential "${credential.name}": it marks the credentials a controller created`;
+  }
+  if (input.dynamic && owner === undefined) {
+    return `${who} may change the engine settings only of a credential it created (labelled "${controllerOwnerLabel}"), not of "${credential.name}": they run with its admin connection`;
+  }
+  return undefined;
+}
+
 /** Why the controller may not issue a lease for `target`, or undefined when it may. */
 export function controllerLeaseRefusal(principal: Principal, target: Identity): string | undefined {
   if (managedIdentityTypes.has(target.type) && !sameAs(principal, target)) return undefined;
@@ -98,7 +124,10 @@ export function controllerPolicyRefusal(
 
 /**
  * Why the controller may not change identity `type:name` from `before` to `after`, or
- * undefined when it may: only workloads and agents, only the managed policies on it change.
+ * undefined when it may: only workloads and agents, only the managed policies on it change,
+ * and a managed policy it adds grants no more than the controller may write (`stored`: the
+ * bodies of the managed policies in `after`). A tenant admin may have written a wider one
+ * under the prefix; attaching that would hand an identity more than the role allows.
  */
 export function controllerIdentityRefusal(
   principal: Principal,
@@ -106,6 +135,7 @@ export function controllerIdentityRefusal(
   name: string,
   before: { policies: string[]; metadata?: Record<string, string> } | undefined,
   after: { policies: string[]; metadata?: Record<string, string> | undefined },
+  stored: ReadonlyMap<string, PolicyBody> = new Map(),
 ): string | undefined {
   const who = controllerLabel(principal);
   if (!managedIdentityTypes.has(type) || sameAs(principal, { type, name })) {
@@ -118,6 +148,13 @@ export function controllerIdentityRefusal(
   }
   if (JSON.stringify(before?.metadata ?? null) !== JSON.stringify(after.metadata ?? null)) {
     return `${who} may not change the metadata of ${type} "${name}"`;
+  }
+  for (const policy of after.policies) {
+    const body = stored.get(policy);
+    if (before?.policies.includes(policy) || !body) continue;
+    if (controllerPolicyRefusal(principal, policy, body)) {
+      return `${who} may not attach policy "${policy}" to ${type} "${name}": it grants more than "read-metadata" and "lease" on credential "${policy.slice(managedPolicyPrefix.length)}"`;
+    }
   }
   return undefined;
 }

@@ -19,6 +19,7 @@ import type { Access } from './access.js';
 import type { Mutation } from './committer.js';
 import type { CallContext } from './context.js';
 import { continueTokens, LIST_SCAN_BUDGET } from './continue-token.js';
+import { controllerUpdateRefusal, isController } from './controller-role.js';
 import { type CoreDeps, parseRecord } from './deps.js';
 import type { DynamicAccounts } from './dynamic-accounts.js';
 import type { Fingerprints } from './fingerprints.js';
@@ -383,6 +384,10 @@ export function createCredentialService(
       // Labels and lease limits decide which rules apply to a credential: changing them is
       // administration, over the credential as it is and as it will be.
       await access.check(ctx, 'admin', resourceOf(name), loaded.credential, 'credential.update');
+      const refused = isController(ctx.principal)
+        ? controllerUpdateRefusal(ctx.principal, loaded.credential, input)
+        : undefined;
+      if (refused) throw await access.deny(ctx, 'credential.update', resourceOf(name), refused);
       if (input.metadata) {
         await access.check(
           ctx,

@@ -8,7 +8,12 @@
 
 import { z } from 'zod';
 import { labels, maxLabels, resourceName } from '../contract/common.js';
-import { credentialTypes, postgresEngineConfig, redisEngineConfig } from '../contract/credentials.js';
+import {
+  controllerOwnerLabel,
+  credentialTypes,
+  postgresEngineConfig,
+  redisEngineConfig,
+} from '../contract/credentials.js';
 import { managedPolicyPrefix } from '../contract/policies.js';
 import { parseDuration } from '../lib/duration.js';
 
@@ -206,6 +211,7 @@ export const credentialAccess = z
 
 /** spec.metadata leaves room for the owner label the controller adds in Vault. */
 const maxSpecLabels = maxLabels - 1;
+const ownerLabelMessage = `spec.metadata may not set ${controllerOwnerLabel}: the controller sets it on the credentials it creates`;
 
 /** The Vault policy that carries a VaultCredential's spec.access is named this plus its name. */
 export const credentialPolicyPrefix = managedPolicyPrefix;
@@ -227,9 +233,15 @@ export const vaultCredentialSpec = z
     metadata: labels
       .refine(
         (value) => Object.keys(value).length <= maxSpecLabels,
-        `at most ${maxSpecLabels} labels (Vault allows ${maxLabels}; the controller adds ${group}/owner)`,
+        `at most ${maxSpecLabels} labels (Vault allows ${maxLabels}; the controller adds ${controllerOwnerLabel})`,
       )
-      .meta({ maxProperties: maxSpecLabels })
+      // The owner label says which VaultCredential created a credential (and deletes it with
+      // itself); written by hand it would claim an external credential. Vault refuses it too.
+      .refine((value) => !(controllerOwnerLabel in value), ownerLabelMessage)
+      .meta({
+        maxProperties: maxSpecLabels,
+        ...cel({ rule: `!('${controllerOwnerLabel}' in self)`, message: ownerLabelMessage }),
+      })
       .optional()
       .describe('Labels stored with the credential in Vault (policies can match them).'),
     source: credentialSource,

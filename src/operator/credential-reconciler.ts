@@ -6,7 +6,7 @@
  * the spec, and the status is written only when it changes.
  */
 import type { Identity } from '../contract/common.js';
-import type { Credential } from '../contract/credentials.js';
+import { type Credential, controllerOwnerLabel } from '../contract/credentials.js';
 import type { PolicyBody } from '../contract/policies.js';
 import { resourceTypes } from '../k8s/api-client.js';
 import {
@@ -41,7 +41,7 @@ import {
 import { formatIdentity, serviceAccountIdentity } from './tenancy.js';
 
 /** Vault label naming the VaultCredential (by uid) that owns a credential. */
-export const ownerLabel = `${group}/owner`;
+export const ownerLabel = controllerOwnerLabel;
 
 export const policyName = (credentialName: string) => `${credentialPolicyPrefix}${credentialName}`;
 

@@ -1,0 +1,198 @@
+import { CoreV1Api } from '@kubernetes/client-node';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { kubernetesTokenReviewer } from '../../src/server/token-review.js';
+import { openEtcdStore } from '../../src/store/etcd-store.js';
+import type { Store } from '../../src/store/store.js';
+import { type ControlPlane, startControlPlane } from '../support/control-plane.js';
+import { type EtcdProcess, startEtcd } from '../support/etcd.js';
+import { startTestVault, type TestVault } from '../support/test-vault.js';
+import { reviewerKubeconfig } from '../support/token-reviewer.js';
+
+/**
+ * Red team, session 8: a stolen controller token of cluster "east" (a real kube-apiserver
+ * reviews its ServiceAccount token; Vault's store is a real etcd) tries to widen what the
+ * controller role allows in its own cluster's tenants.
+ */
+describe('a stolen controller token stays within the controller role', () => {
+  let cp: ControlPlane;
+  let etcd: EtcdProcess;
+  let store: Store;
+  let k8s: CoreV1Api;
+  let vault: TestVault;
+  let controller: string;
+  const tenant = 'east.shop';
+  const app = { type: 'workload', name: 'system:serviceaccount:shop:app' } as const;
+
+  const mint = async (namespace: string, name: string) => {
+    const { status } = await k8s.createNamespacedServiceAccountToken({
+      name,
+      namespace,
+      body: { spec: { audiences: ['vault'], expirationSeconds: 600 } },
+    });
+    return status!.token;
+  };
+  const login = (jwt: string) =>
+    vault.call('POST', '/v1/auth/kubernetes/login', { token: null, body: { jwt, cluster: 'east' } });
+  const asController = (method: string, path: string, body?: unknown) =>
+    vault.call(method, path, { token: controller, tenant, ...(body !== undefined ? { body } : {}) });
+  const asAdmin = (method: string, path: string, body?: unknown) =>
+    vault.call(method, path, { tenant, ...(body !== undefined ? { body } : {}) });
+
+  beforeAll(async () => {
+    cp = await startControlPlane();
+    k8s = cp.kubeConfig().makeApiClient(CoreV1Api);
+    for (const [namespace, name] of [
+      ['shop', 'app'],
+      ['vault-system', 'vault-operator'],
+    ] as const) {
+      await cp.createNamespace(namespace);
+      await k8s.createNamespacedServiceAccount({ namespace, body: { metadata: { name } } });
+    }
+    etcd = await startEtcd();
+    store = await openEtcdStore({ endpoints: [etcd.endpoint], timeoutMs: 10_000 });
+    vault = await startTestVault({
+      store,
+      kubernetes: {
+        clusters: {
+          east: {
+            reviewer: await kubernetesTokenReviewer({ kubeconfigPath: await reviewerKubeconfig(cp) }),
+            controller: 'vault-system:vault-operator',
+          },
+        },
+        audience: 'vault',
+        maxTokenTtlMs: 3_600_000,
+      },
+    });
+    const result = await login(await mint('vault-system', 'vault-operator'));
+    expect(result.status, result.text).toBe(200);
+    expect(result.body.controllerOf).toEqual({ cluster: 'east' });
+    controller = result.body.token;
+    // The tenant exists (the controller reaches it first) and holds two API-made credentials.
+    expect((await asController('GET', '/v1/credentials')).status).toBe(200);
+    for (const name of ['payments-key', 'unrelated']) {
+      const created = await asAdmin('POST', '/v1/credentials', {
+        name,
+        type: 'api-key',
+        value: `sk-${name}-secret-value`,
+      });
+      expect(created.status, created.text).toBe(201);
+    }
+  }, 180_000);
+  afterAll(async () => {
+    await vault?.close();
+    await store?.close();
+    await etcd?.stop();
+    await cp?.stop();
+  });
+
+  it('attaches a k8s-vaultcredential-* policy only when it grants what the role may write', async () => {
+    // A tenant admin wrote a broad policy under the managed prefix (for their own use).
+    const wide = await asAdmin('PUT', '/v1/policies/k8s-vaultcredential-payments', {
+      rules: [{ credentials: ['*'], actions: ['lease', 'reveal', 'read-metadata'] }],
+    });
+    expect(wide.status, wide.text).toBe(200);
+
+    // The controller may not write it (the role check on the body)...
+    const rewrite = await asController('PUT', '/v1/policies/k8s-vaultcredential-payments', {
+      rules: [{ credentials: ['*'], actions: ['lease', 'reveal', 'read-metadata'] }],
+    });
+    expect(rewrite.status).toBe(403);
+    // ...and so may not hand it to a workload either.
+    const attach = await asController('PUT', `/v1/identities/workload/${app.name}`, {
+      policies: ['k8s-vaultcredential-payments'],
+    });
+    expect(attach.status, attach.text).toBe(403);
+    expect(attach.body.error.message).toContain('k8s-vaultcredential-payments');
+
+    // The workload got nothing: it cannot lease a credential no VaultCredential granted it.
+    const workload = await login(await mint('shop', 'app'));
+    expect(workload.status, workload.text).toBe(200);
+    const lease = await vault.call('POST', '/v1/leases', {
+      token: workload.body.token,
+      body: { credentialName: 'unrelated', ttl: '5m' },
+    });
+    expect(lease.status, lease.text).toBe(403);
+    expect(lease.text).not.toContain('sk-unrelated-secret-value');
+
+    // A managed policy that grants what the role allows is attached as before.
+    const narrow = await asController('PUT', '/v1/policies/k8s-vaultcredential-payments-key', {
+      rules: [{ credentials: ['payments-key'], actions: ['read-metadata', 'lease'], maxTtl: '10m' }],
+    });
+    expect(narrow.status, narrow.text).toBe(200);
+    const ok = await asController('PUT', `/v1/identities/workload/${app.name}`, {
+      policies: ['k8s-vaultcredential-payments-key'],
+    });
+    expect(ok.status, ok.text).toBe(200);
+    // Keeping an admin's wide managed policy that is already attached is not the controller's
+    // doing: detaching the narrow one beside it is allowed.
+    expect(
+      (
+        await asAdmin('PUT', `/v1/identities/workload/${app.name}`, {
+          policies: ['k8s-vaultcredential-payments-key', 'k8s-vaultcredential-payments'],
+        })
+      ).status,
+    ).toBe(200);
+    const detach = await asController('PUT', `/v1/identities/workload/${app.name}`, {
+      policies: ['k8s-vaultcredential-payments'],
+    });
+    expect(detach.status, detach.text).toBe(200);
+    expect((await asAdmin('PUT', `/v1/identities/workload/${app.name}`, { policies: [] })).status).toBe(200);
+  });
+  it('never gets a value back through an Idempotency-Key replay or the lease event stream', async () => {
+    // (Held: the controller's replay answers as its first attempt did, without the value, and
+    // its event stream carries lease metadata only, also of a lease whose holder got the value.)
+    const policy = await asController('PUT', '/v1/policies/k8s-vaultcredential-payments-key', {
+      rules: [{ credentials: ['payments-key'], actions: ['read-metadata', 'lease'] }],
+    });
+    expect(policy.status, policy.text).toBe(200);
+    const attach = await asController('PUT', `/v1/identities/workload/${app.name}`, {
+      policies: ['k8s-vaultcredential-payments-key'],
+    });
+    expect(attach.status, attach.text).toBe(200);
+    const secret = 'sk-payments-key-secret-value';
+
+    const events = await fetch(`${vault.url}/v1/leases/events`, {
+      headers: { authorization: `Bearer ${controller}`, 'x-vault-tenant': tenant },
+    });
+    expect(events.status).toBe(200);
+    const reader = events.body!.getReader();
+
+    const request = { credentialName: 'payments-key', identity: app, ttl: '5m' };
+    const first = await vault.call('POST', '/v1/leases', {
+      token: controller,
+      tenant,
+      idempotencyKey: 'retry-1',
+      body: request,
+    });
+    expect(first.status, first.text).toBe(201);
+    const again = await vault.call('POST', '/v1/leases', {
+      token: controller,
+      tenant,
+      idempotencyKey: 'retry-1',
+      body: request,
+    });
+    expect(again.status, again.text).toBe(201);
+    expect(again.body.id).toBe(first.body.id);
+    expect(again.text).not.toContain(secret);
+
+    // The holder leases for itself (and gets the value); the controller sees that lease's event.
+    const workload = await login(await mint('shop', 'app'));
+    const own = await vault.call('POST', '/v1/leases', {
+      token: workload.body.token,
+      body: { credentialName: 'payments-key', ttl: '5m' },
+    });
+    expect(own.status, own.text).toBe(201);
+    expect(own.body.value).toBe(secret);
+    let seen = '';
+    const decoder = new TextDecoder();
+    while (!seen.includes(own.body.id)) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      seen += decoder.decode(value);
+    }
+    await reader.cancel();
+    expect(seen).toContain(own.body.id);
+    expect(seen).not.toContain(secret);
+    expect((await asAdmin('PUT', `/v1/identities/workload/${app.name}`, { policies: [] })).status).toBe(200);
+  });
+});
