@@ -233,7 +233,8 @@ console.error(`${agentCount} agents × ${filesPerAgent} files = ${total} leases;
   const flippedAt = Date.now();
   console.error(`expiry fleet: ${total} files written in ${seconds(writtenMs)}; load ${load()}`);
   const leases: Lease[] = [];
-  for await (const lease of admin.leases.all({ credentialName: credential, state: 'active' })) leases.push(lease);
+  for await (const lease of admin.leases.all({ credentialName: credential, state: 'active' }))
+    leases.push(lease);
   if (leases.length !== total) console.error(`expected ${total} active leases, found ${leases.length}`);
   // The agent leases again at about 2/3 of a lease's life (at least 0.6): the policy must have
   // changed before the first would, or a lease is replaced instead of running out.
