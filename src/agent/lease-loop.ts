@@ -1,7 +1,7 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/logger.js';
-import type { Lease, LeaseEvent } from '../sdk/index.js';
+import type { Lease, LeaseEvent, Vault } from '../sdk/index.js';
 import { defaultEnvName } from '../webhook/annotations.js';
 import type { AgentFile } from './config.js';
 import { type FileSink, render } from './file-sink.js';
@@ -30,9 +30,24 @@ export interface LeaseApi {
     renewable?: boolean;
   }): Promise<Lease>;
   read(id: string): Promise<Lease>;
+  /** The lease without its value (no value read, nothing audited as one). */
+  get(id: string): Promise<Omit<Lease, 'value'>>;
   renew(id: string): Promise<Lease>;
   revoke(id: string): Promise<unknown>;
-  events(signal: AbortSignal): AsyncIterable<LeaseEvent>;
+  /** The caller's lease events; `onOpen` once the stream follows changes. */
+  events(signal: AbortSignal, onOpen: () => void): AsyncIterable<LeaseEvent>;
+}
+
+/** The loop's API through an SDK client (`vault()`: the session's current one); `labels` go on every lease it creates. */
+export function leaseApi(vault: () => Vault, labels: Record<string, string> = {}): LeaseApi {
+  return {
+    create: (input) => vault().leases.create(Object.keys(labels).length > 0 ? { ...input, labels } : input),
+    read: (id) => vault().leases.read(id),
+    get: (id) => vault().leases.get(id),
+    renew: (id) => vault().leases.renew(id),
+    revoke: (id) => vault().leases.revoke(id),
+    events: (signal, onOpen) => vault().leases.events({ signal, onOpen }),
+  };
 }
 
 /** Finds the Vault lease id of a VaultLease object (its `status.leaseId`). */
@@ -362,11 +377,42 @@ export function createLeaseLoop(deps: LeaseLoopDeps): LeaseLoop {
     }
   }
 
+  /**
+   * After the event stream was broken: a revocation made meanwhile sent no event, so each
+   * file's lease is looked up again (its state, not its value) once the new stream is live.
+   * A lease that is gone or ended ends its file; one that cannot be looked up now is left to
+   * the next reconnect, the renewal and the expiry timer.
+   */
+  async function catchUp(): Promise<void> {
+    for (const state of states.values()) {
+      const lease = state.lease;
+      if (stopped) return;
+      if (!lease || state.ended) continue;
+      try {
+        onEvent(eventFor(await api.get(lease.id)));
+      } catch (err) {
+        const code = (err as { code?: unknown }).code;
+        if (code === 'not_found') onEvent({ type: 'revoked', lease: { ...lease, state: 'revoked' } });
+        else log(state).warn({ err: describe(err) }, 'could not look the lease up after a stream break');
+      }
+    }
+  }
+
+  /** A looked-up lease as the event that would have told its state. */
+  function eventFor(lease: Omit<Lease, 'value'>): LeaseEvent {
+    const type = lease.state === 'revoked' ? 'revoked' : lease.state === 'expired' ? 'expired' : 'renewed';
+    return { type, lease };
+  }
+
   async function followEvents(): Promise<void> {
     let backoff = retryMinMs;
+    let opened = 0;
+    const onOpen = () => {
+      if (opened++ > 0) void catchUp();
+    };
     while (!stopped) {
       try {
-        for await (const event of api.events(abort.signal)) {
+        for await (const event of api.events(abort.signal, onOpen)) {
           backoff = retryMinMs;
           onEvent(event);
         }
@@ -377,7 +423,6 @@ export function createLeaseLoop(deps: LeaseLoopDeps): LeaseLoop {
       if (stopped) return;
       await new Promise((resolve) => setTimeout(resolve, backoff));
       backoff = Math.min(backoff * 2, retryMaxMs);
-      // Anything missed while disconnected: the expiry timers and renewals still catch it.
     }
   }
 

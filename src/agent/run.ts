@@ -10,7 +10,7 @@ import { leaseLabels } from '../webhook/annotations.js';
 import type { AgentConfig } from './config.js';
 import { createFileSink } from './file-sink.js';
 import { type HealthServer, startHealthServer } from './health.js';
-import { createLeaseLoop, type LeaseApi, type LeaseLoop, type LeaseResolver } from './lease-loop.js';
+import { createLeaseLoop, type LeaseLoop, type LeaseResolver, leaseApi } from './lease-loop.js';
 
 /**
  * Wires the agent together: log in, start the health endpoint, run the lease loop. The CLI
@@ -79,14 +79,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     ...(podName ? { [leaseLabels.pod]: podName } : {}),
     ...(podNamespace ? { [leaseLabels.namespace]: podNamespace } : {}),
   };
-  const api: LeaseApi = {
-    create: (input) =>
-      session.vault().leases.create(Object.keys(labels).length > 0 ? { ...input, labels } : input),
-    read: (id) => session.vault().leases.read(id),
-    renew: (id) => session.vault().leases.renew(id),
-    revoke: (id) => session.vault().leases.revoke(id),
-    events: (signal) => session.vault().leases.events({ signal }),
-  };
+  const api = leaseApi(() => session.vault(), labels);
 
   let resolveLease: LeaseResolver | undefined;
   if (config.files.some((f) => f.lease !== undefined)) {

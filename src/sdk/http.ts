@@ -60,10 +60,15 @@ export function createHttp(config: HttpConfig): Http {
     if (config.tenant && !options.noTenant) headers['x-vault-tenant'] = config.tenant;
     if (options.body !== undefined) headers['content-type'] = 'application/json';
     Object.assign(headers, options.headers);
-    const signals = [options.signal];
-    if (!options.raw) signals.push(AbortSignal.timeout(config.timeoutMs));
-    const present = signals.filter((s): s is AbortSignal => s !== undefined);
-    const signal = present.length > 1 ? AbortSignal.any(present) : present[0];
+    // A request has `timeoutMs` to be answered; a stream, to send its headers (it then lives
+    // as long as its reader wants).
+    const timeout = new AbortController();
+    const timer = setTimeout(
+      () => timeout.abort(new DOMException('the request timed out', 'TimeoutError')),
+      config.timeoutMs,
+    );
+    timer.unref?.();
+    const signal = options.signal ? AbortSignal.any([options.signal, timeout.signal]) : timeout.signal;
 
     let response: Response;
     try {
@@ -71,11 +76,13 @@ export function createHttp(config: HttpConfig): Http {
         method: method.toUpperCase(),
         headers,
         ...(options.body !== undefined && { body: JSON.stringify(options.body) }),
-        ...(signal && { signal }),
+        signal,
       });
     } catch (err) {
       if (options.signal?.aborted) throw err;
       throw connectionFailure(err, base);
+    } finally {
+      if (options.raw) clearTimeout(timer);
     }
     if (response.ok) return response;
 

@@ -1,8 +1,13 @@
-import { OutcomeUnknownError, StoreUnavailableError } from './errors.js';
+import { OutcomeUnknownError, StoreUnavailableError, VaultConnectionError } from './errors.js';
 import { type Http, seg } from './http.js';
 
 /** Attempts of a lease creation whose outcome was unknown (same Idempotency-Key each time). */
 const CREATE_ATTEMPTS = 4;
+/**
+ * How long a lease event stream may stay silent before it counts as broken: the server sends a
+ * heartbeat every 15 s, so three missed ones.
+ */
+const EVENT_STREAM_SILENCE_MS = 45_000;
 
 import { type KeepAliveOptions, keepLeaseAlive, type LeaseKeepAlive } from './keep-alive.js';
 import { arr, obj, parseBulkRevoke, parseLease } from './parse.js';
@@ -152,18 +157,43 @@ export class LeasesApi {
    * Stop by breaking out of the loop or aborting `signal`. `onOpen` is called once the stream
    * is live: the server answers only after it follows changes, so none made after `onOpen`
    * is missed. A client that reconnects after a break should re-read what it follows then,
-   * since changes made while it was disconnected sent it no event.
+   * since changes made while it was disconnected sent it no event. A stream that sends nothing,
+   * not even the server's heartbeat (every 15 s), for `silenceMs` (default 45 s) ends with a
+   * `VaultConnectionError` (reason `timeout`): a route that drops packets gives no other sign.
    *
    * @example
    * for await (const event of vault.leases.events()) if (event.type === 'revoked') wipe(event.lease.id);
    */
   async *events(
-    options: Options & { onOpen?: () => void } = {},
+    options: Options & { onOpen?: () => void; silenceMs?: number } = {},
   ): AsyncGenerator<LeaseEvent, void, undefined> {
-    const { onOpen, ...request } = options;
-    const response = await this.#http.stream('/v1/leases/events', request);
-    onOpen?.();
-    yield* readLeaseEvents(response, options.signal);
+    const { onOpen, signal, silenceMs = EVENT_STREAM_SILENCE_MS, ...request } = options;
+    // The server sends a heartbeat every 15 s: a stream silent for longer than a few is broken
+    // (a dropped route, a hung proxy, a peer that vanished), though no error says so.
+    const silence = new AbortController();
+    let timer: NodeJS.Timeout | undefined;
+    const heard = () => {
+      clearTimeout(timer);
+      timer = setTimeout(() => silence.abort(), silenceMs);
+      timer.unref?.();
+    };
+    const stop = signal ? AbortSignal.any([signal, silence.signal]) : silence.signal;
+    try {
+      const response = await this.#http.stream('/v1/leases/events', { ...request, signal: stop });
+      onOpen?.();
+      heard();
+      yield* readLeaseEvents(response, stop, heard);
+    } finally {
+      clearTimeout(timer);
+    }
+    if (silence.signal.aborted && !signal?.aborted) {
+      throw new VaultConnectionError(
+        `the lease event stream from ${this.#http.addr} sent nothing, not even a heartbeat, for ${silenceMs / 1000} s; it is treated as broken: reconnect`,
+        this.#http.addr,
+        undefined,
+        'timeout',
+      );
+    }
   }
 
   /**

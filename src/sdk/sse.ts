@@ -14,6 +14,7 @@ interface RawEvent {
 export async function* readSse(
   body: ReadableStream<Uint8Array>,
   signal?: AbortSignal,
+  onData?: () => void,
 ): AsyncGenerator<RawEvent> {
   const reader = body.getReader();
   const decoder = new TextDecoder();
@@ -26,6 +27,7 @@ export async function* readSse(
     for (;;) {
       const { done, value } = await reader.read();
       if (done) return;
+      onData?.();
       buffer += decoder.decode(value, { stream: true });
       let newline = buffer.search(/\r?\n/);
       while (newline >= 0) {
@@ -53,9 +55,14 @@ export async function* readSse(
 
 const eventTypes = new Set(['issued', 'renewed', 'revoked', 'expired']);
 
-export async function* readLeaseEvents(response: Response, signal?: AbortSignal): AsyncGenerator<LeaseEvent> {
+/** The lease events of an event-stream answer; `onData` on every chunk read (a heartbeat too). */
+export async function* readLeaseEvents(
+  response: Response,
+  signal?: AbortSignal,
+  onData?: () => void,
+): AsyncGenerator<LeaseEvent> {
   if (!response.body) return;
-  for await (const raw of readSse(response.body, signal)) {
+  for await (const raw of readSse(response.body, signal, onData)) {
     let payload: unknown;
     try {
       payload = JSON.parse(raw.data);

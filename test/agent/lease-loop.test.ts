@@ -6,10 +6,11 @@ import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type AgentFileInput, agentFile } from '../../src/agent/config.js';
 import { createFileSink, type FileSink } from '../../src/agent/file-sink.js';
-import { createLeaseLoop, type LeaseApi, type LeaseLoop } from '../../src/agent/lease-loop.js';
+import { createLeaseLoop, type LeaseApi, type LeaseLoop, leaseApi } from '../../src/agent/lease-loop.js';
 import { systemClock } from '../../src/lib/clock.js';
 import { createLogger, silentLogger } from '../../src/lib/logger.js';
 import { Vault } from '../../src/sdk/index.js';
+import { startHangingProxy } from '../support/hanging-proxy.js';
 import { startVaultDev, type VaultDev } from '../support/vault-dev.js';
 
 /** The lease loop against a real `vault dev`: real leases, real renewals, real revocations. */
@@ -19,13 +20,7 @@ let admin: Vault;
 let dir: string;
 const loops: LeaseLoop[] = [];
 
-const apiFor = (vault: Vault): LeaseApi => ({
-  create: (input) => vault.leases.create(input),
-  read: (id) => vault.leases.read(id),
-  renew: (id) => vault.leases.renew(id),
-  revoke: (id) => vault.leases.revoke(id),
-  events: (signal) => vault.leases.events({ signal }),
-});
+const apiFor = (vault: Vault): LeaseApi => leaseApi(() => vault);
 
 async function until<T>(
   what: string,
@@ -142,6 +137,48 @@ describe('the lease loop', () => {
     await new Promise((resolve) => setTimeout(resolve, 600));
     expect(existsSync(join(directory, 'revoked'))).toBe(false);
     await loop.stop();
+  });
+
+  it('catches up after its event stream broke: a revocation made meanwhile wipes the file once it reconnects', async () => {
+    const { hostname, port } = new URL(dev.addr);
+    const proxy = await startHangingProxy({ host: hostname, port: Number(port) });
+    try {
+      const through = await Vault.connect({
+        addr: proxy.urlThrough(dev.addr),
+        token: dev.token,
+        tenant: dev.tenant,
+        timeoutMs: 2_000,
+      });
+      const { loop, directory } = startLoop(
+        through,
+        [
+          { name: 'missed', credential: 'db-url', ttl: '1h' },
+          { name: 'kept', credential: 'api-key', ttl: '1h' },
+        ],
+        'catch-up',
+      );
+      await loop.allWritten;
+      const { missed, kept } = loop.leaseIds();
+      await new Promise((resolve) => setTimeout(resolve, 1_000));
+      // The network to the server fails: the stream is cut and nothing gets through.
+      proxy.hang();
+      await admin.leases.revoke(missed!);
+      await new Promise((resolve) => setTimeout(resolve, 1_000));
+      expect(existsSync(join(directory, 'missed'))).toBe(true);
+      proxy.resume();
+      // No event of the revocation will ever come, and the lease renews only in 40 minutes.
+      await until(
+        'the missed revocation to wipe its file',
+        () => !existsSync(join(directory, 'missed')),
+        15_000,
+      );
+      expect(readFileSync(join(directory, 'kept'), 'utf8')).toBe("sk_live_it's");
+      expect(loop.leaseIds().kept).toBe(kept);
+      expect((await admin.leases.get(kept!)).state).toBe('active');
+      await loop.stop();
+    } finally {
+      await proxy.close();
+    }
   });
 
   it('survives a wipe that fails on revocation: logs it, stays up, keeps its other files', async () => {

@@ -18,7 +18,7 @@ import type { V1Pod } from '@kubernetes/client-node';
 import { Registry } from 'prom-client';
 import { agentFile } from '../../src/agent/config.js';
 import { createFileSink } from '../../src/agent/file-sink.js';
-import { createLeaseLoop } from '../../src/agent/lease-loop.js';
+import { createLeaseLoop, leaseApi } from '../../src/agent/lease-loop.js';
 import { systemClock } from '../../src/lib/clock.js';
 import { silentLogger } from '../../src/lib/logger.js';
 import { Vault } from '../../src/sdk/index.js';
@@ -188,13 +188,6 @@ async function main() {
   try {
     const admin = await Vault.connect({ addr: dev.addr, token: dev.token, tenant: dev.tenant });
     await admin.credentials.create({ name: 'bench', type: 'generic', value: 'bench-value' });
-    const api = (vault: Vault) => ({
-      create: (input: Parameters<Vault['leases']['create']>[0]) => vault.leases.create(input),
-      read: (id: string) => vault.leases.read(id),
-      renew: (id: string) => vault.leases.renew(id),
-      revoke: (id: string) => vault.leases.revoke(id),
-      events: (signal: AbortSignal) => vault.leases.events({ signal }),
-    });
     const loopIn = (
       vault: Vault,
       sub: string,
@@ -205,7 +198,7 @@ async function main() {
       const loop = createLeaseLoop({
         files: files.map((f) => agentFile.parse(f)),
         sink: createFileSink(directory),
-        api: api(vault),
+        api: leaseApi(() => vault),
         clock: systemClock,
         logger: silentLogger,
         registry: new Registry(),

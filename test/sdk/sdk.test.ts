@@ -8,8 +8,10 @@ import {
   PermissionDeniedError,
   UnauthenticatedError,
   Vault,
+  VaultConnectionError,
 } from '../../src/sdk/index.js';
 import type { LeaseEvent } from '../../src/sdk/types.js';
+import { type HangingProxy, startHangingProxy } from '../support/hanging-proxy.js';
 import { startVaultDev, type VaultDev } from '../support/vault-dev.js';
 
 const until = async (check: () => boolean, what: string, timeoutMs = 15_000) => {
@@ -236,5 +238,61 @@ describe('SDK against vault dev', () => {
     await vault.identities.delete('agent', 'sdk-bot');
     await vault.policies.delete('sdk-agent');
     await expect(vault.policies.get('sdk-agent')).rejects.toBeInstanceOf(NotFoundError);
+  });
+});
+
+describe('SDK lease event streams over a failing network', () => {
+  let dev: VaultDev;
+  let proxy: HangingProxy;
+  let through: Vault;
+
+  beforeAll(async () => {
+    dev = await startVaultDev();
+    const { hostname, port } = new URL(dev.addr);
+    proxy = await startHangingProxy({ host: hostname, port: Number(port) });
+    through = await Vault.connect({
+      addr: proxy.urlThrough(dev.addr),
+      token: dev.token,
+      tenant: dev.tenant,
+      timeoutMs: 2_000,
+    });
+  });
+  afterAll(async () => {
+    await proxy?.close();
+    await dev?.stop();
+  });
+
+  const firstOutcome = async (events: AsyncIterable<LeaseEvent>) => {
+    try {
+      for await (const _ of events) {
+        // only the end matters
+      }
+      return 'ended without an error';
+    } catch (err) {
+      return err;
+    }
+  };
+
+  it('a stream that goes silent (packets dropped, no reset) ends with a timeout error', async () => {
+    proxy.resume();
+    let opened!: () => void;
+    const open = new Promise<void>((resolve) => {
+      opened = resolve;
+    });
+    const outcome = firstOutcome(through.leases.events({ onOpen: opened, silenceMs: 1_500 }));
+    await open;
+    proxy.freeze();
+    const err = await outcome;
+    expect(err).toBeInstanceOf(VaultConnectionError);
+    expect((err as VaultConnectionError).reason).toBe('timeout');
+    expect((err as Error).message).toMatch(/sent nothing, not even a heartbeat, for 1.5 s.*reconnect/);
+  });
+
+  it('a stream whose server never answers fails after timeoutMs instead of waiting forever', async () => {
+    proxy.hang();
+    const err = await firstOutcome(through.leases.events());
+    expect(err).toBeInstanceOf(VaultConnectionError);
+    expect((err as VaultConnectionError).reason).toBe('timeout');
+    proxy.resume();
   });
 });

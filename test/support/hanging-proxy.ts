@@ -2,7 +2,9 @@
  * A TCP proxy on 127.0.0.1 in front of a real server that can be made to hang: `hang()` cuts
  * every open connection and then accepts new ones without ever answering (as a hung server
  * or a black-holed route does); `resume()` forwards again. The server behind it stays the
- * same, so a credential pointing at the proxy keeps naming one server throughout.
+ * same, so a credential pointing at the proxy keeps naming one server throughout. `freeze()`
+ * drops every byte both ways while keeping the connections open (a route that black-holes
+ * packets: no reset, no error, only silence).
  */
 import { connect, createServer, type Socket } from 'node:net';
 
@@ -11,12 +13,14 @@ export interface HangingProxy {
   /** `url` (e.g. the database's admin URL) pointed at the proxy instead of the server. */
   urlThrough(url: string): string;
   hang(): void;
+  freeze(): void;
   resume(): void;
   close(): Promise<void>;
 }
 
 export async function startHangingProxy(target: { host: string; port: number }): Promise<HangingProxy> {
   let hung = false;
+  let frozen = false;
   const open = new Set<Socket>();
   const track = (socket: Socket) => {
     open.add(socket);
@@ -28,7 +32,14 @@ export async function startHangingProxy(target: { host: string; port: number }):
     if (hung) return; // accepted, never answered
     const upstream = connect(target);
     track(upstream);
-    client.pipe(upstream).pipe(client);
+    const forward = (from: Socket, to: Socket) =>
+      from
+        .on('data', (chunk: Buffer) => {
+          if (!frozen) to.write(chunk);
+        })
+        .on('end', () => to.end());
+    forward(client, upstream);
+    forward(upstream, client);
     client.on('close', () => upstream.destroy());
     upstream.on('close', () => client.destroy());
   });
@@ -49,8 +60,12 @@ export async function startHangingProxy(target: { host: string; port: number }):
       hung = true;
       cut();
     },
+    freeze() {
+      frozen = true;
+    },
     resume() {
       hung = false;
+      frozen = false;
       cut();
     },
     async close() {
