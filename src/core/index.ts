@@ -14,6 +14,7 @@ import { type CoreConfig, type CoreDeps, defaultCoreConfig, type KeyringPort } f
 import { createDynamicAccounts, type DynamicConfig, type DynamicObserver } from './dynamic-accounts.js';
 import { createExpiryFeed } from './expiry-feed.js';
 import { createFingerprints } from './fingerprints.js';
+import { createLeaseChanges } from './lease-changes.js';
 import { createLeaseIndexBackfill } from './lease-index-backfill.js';
 import { createLeasePurger } from './lease-purger.js';
 import { createLeaseRevoker } from './lease-revoker.js';
@@ -88,6 +89,7 @@ export function createVaultCore(options: VaultCoreDeps) {
   const revokeWhere = createLeaseRevoker({ ...deps, afterRevoke: () => void dynamic.kick() });
   const credentials = createCredentialService({ ...deps, access, fingerprints, revokeWhere, dynamic });
   const expiryFeed = createExpiryFeed({ store: options.store, clock, logger });
+  const leaseChanges = createLeaseChanges({ store: options.store, logger });
   const leases = createLeaseService({
     ...deps,
     access,
@@ -96,6 +98,7 @@ export function createVaultCore(options: VaultCoreDeps) {
     revokeWhere,
     dynamic,
     expiryFeed,
+    leaseChanges,
   });
   const admin = createAdminService({ ...deps, access, fingerprints });
   audit = createAuditService({ ...deps, access, fingerprints, auditKeys, integrity, sink });

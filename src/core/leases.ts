@@ -32,6 +32,7 @@ import type { DynamicAccounts, Issued } from './dynamic-accounts.js';
 import type { ExpiryFeed } from './expiry-feed.js';
 import type { Fingerprints } from './fingerprints.js';
 import { keys } from './keys.js';
+import type { LeaseChanges } from './lease-changes.js';
 import { leaseIndex, leaseWriteOps, parseEntry } from './lease-index.js';
 import { effectiveState, type LeaseRecord, revokeOps, toLease } from './lease-record.js';
 import type { LeaseRevoker } from './lease-revoker.js';
@@ -55,6 +56,7 @@ export function createLeaseService(
     revokeWhere: LeaseRevoker;
     dynamic: DynamicAccounts;
     expiryFeed: ExpiryFeed;
+    leaseChanges: LeaseChanges;
   },
 ) {
   const { dynamic } = deps;
@@ -945,7 +947,20 @@ export function createLeaseService(
     ): Promise<{ close(): Promise<void> }> {
       const own = visibleTo(ctx, false);
       const refresh = options.refresh ?? (async () => ({ ...ctx }));
-      const visibleNow = async (lease: LeaseRecord) => own(lease) || (await access.isAdmin(await refresh()));
+      // Whether the token, as it is now, may see others' leases: decided from cached records,
+      // so kept as long as they would be (the record cache's TTL, until this process changes
+      // a token, policy or identity), not decided again for each of 10,000 events.
+      let rights: { until: number; generation: number; admin: Promise<boolean> } | undefined;
+      const adminNow = () => {
+        const now = performance.now();
+        const generation = deps.records.generation();
+        if (!rights || now >= rights.until || rights.generation !== generation) {
+          const admin = refresh().then((fresh) => access.isAdmin(fresh));
+          rights = { until: now + deps.records.ttlMs, generation, admin };
+        }
+        return rights.admin;
+      };
+      const visibleNow = async (lease: LeaseRecord) => own(lease) || (await adminNow());
       let queue = Promise.resolve();
       let failed = false;
       const emit = (lease: LeaseRecord, type: LeaseEvent['type']) => {
@@ -964,20 +979,16 @@ export function createLeaseService(
       // Expiry writes nothing, so the watch cannot see it: the expiry index tells.
       const unsubscribe = deps.expiryFeed.subscribe(ctx.tenant, (lease) => emit(lease, 'expired'));
       try {
-        const watcher = await store.watch(
-          keys.leases(ctx.tenant),
-          0,
-          (event) => {
-            if (event.type !== 'put' || !event.value) return;
-            const lease = parseRecord<LeaseRecord>(event.value);
-            emit(lease, lease.state === 'revoked' ? 'revoked' : lease.renewCount > 0 ? 'renewed' : 'issued');
-          },
-          onEnd ? { onError: onEnd } : {},
+        const stop = await deps.leaseChanges.subscribe(
+          ctx.tenant,
+          (lease) =>
+            emit(lease, lease.state === 'revoked' ? 'revoked' : lease.renewCount > 0 ? 'renewed' : 'issued'),
+          (err) => onEnd?.(err),
         );
         return {
           close: async () => {
             unsubscribe();
-            await watcher.close();
+            await stop();
           },
         };
       } catch (err) {

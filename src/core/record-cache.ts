@@ -10,9 +10,19 @@ import type { KeyValue, Store } from '../store/store.js';
  */
 export function createRecordCache(store: Store, ttlMs: number) {
   const cache = createTtlCache<KeyValue | undefined>({ ttlMs, maxEntries: 50_000 });
+  let invalidations = 0;
   return {
+    ttlMs,
     get: (key: string) => (ttlMs > 0 ? cache.get(key, () => store.get(key)) : store.get(key)),
-    invalidate: (key: string) => cache.delete(key),
+    invalidate: (key: string) => {
+      invalidations++;
+      cache.delete(key);
+    },
+    /**
+     * Counts invalidations: an answer derived from cached records (a token's rights) may be
+     * kept for `ttlMs` while this has not moved, as the records themselves would be.
+     */
+    generation: () => invalidations,
   };
 }
 
