@@ -1,7 +1,13 @@
 import type { z } from 'zod';
 import type { IdentityType } from '../contract/common.js';
-import type { IdentityRecord, identityBody, Policy, PolicyBody } from '../contract/policies.js';
-import { notFound } from '../lib/errors.js';
+import {
+  type IdentityRecord,
+  type identityBody,
+  managedPolicyPrefix,
+  type Policy,
+  type PolicyBody,
+} from '../contract/policies.js';
+import { badRequest, notFound } from '../lib/errors.js';
 import { scanPrefix } from '../store/paged.js';
 import type { Access } from './access.js';
 import type { CallContext } from './context.js';
@@ -12,6 +18,7 @@ import {
   controllerPolicyRefusal,
   isController,
   isManagedPolicy,
+  managedPolicyRefusal,
 } from './controller-role.js';
 import { type CoreDeps, parseRecord } from './deps.js';
 import type { Fingerprints } from './fingerprints.js';
@@ -177,12 +184,15 @@ export function createAdminService(deps: CoreDeps & { access: Access; fingerprin
           keys.policy(ctx.tenant, name),
           `policy/${name}`,
           'policy.put',
-          (existing, now) => ({
-            ...body,
-            name,
-            createdAt: existing?.createdAt ?? now,
-            updatedAt: now,
-          }),
+          (existing, now) => {
+            const reserved = isManagedPolicy(name) ? managedPolicyRefusal(name, body) : undefined;
+            if (reserved) {
+              throw badRequest(
+                `${reserved}: names starting with ${managedPolicyPrefix} are reserved for the policies the Kubernetes operator writes for VaultCredentials; give this policy another name`,
+              );
+            }
+            return { ...body, name, createdAt: existing?.createdAt ?? now, updatedAt: now };
+          },
           () => controllerPolicyRefusal(ctx.principal, name, body),
         ),
       get: (ctx: CallContext, name: string) =>

@@ -100,6 +100,26 @@ const sameAs = (principal: Principal, target: Identity) =>
 
 export const isManagedPolicy = (name: string) => name.startsWith(managedPolicyPrefix);
 
+/**
+ * Why `body` is not what a policy named `k8s-vaultcredential-<credential>` may hold, or
+ * undefined when it is: rules on that one credential, granting `read-metadata` and `lease`
+ * only, acting for no one. The name is reserved for the operator's policies, so whoever
+ * writes one (a tenant admin too) writes no more than the controller could; attaching one
+ * then never hands an identity more than the controller role allows.
+ */
+export function managedPolicyRefusal(name: string, body: PolicyBody): string | undefined {
+  const credential = name.slice(managedPolicyPrefix.length);
+  if (body.actFor?.length) return `policy "${name}" may not act for other identities`;
+  for (const rule of body.rules) {
+    if (rule.labels || rule.credentials?.length !== 1 || rule.credentials[0] !== credential) {
+      return `policy "${name}" may have rules on credential "${credential}" alone`;
+    }
+    const extra = rule.actions.find((action) => !managedPolicyActions.has(action));
+    if (extra) return `policy "${name}" may grant only "read-metadata" and "lease", not "${extra}"`;
+  }
+  return undefined;
+}
+
 /** Why the controller may not write policy `name` with `body`, or undefined when it may. */
 export function controllerPolicyRefusal(
   principal: Principal,
@@ -109,17 +129,8 @@ export function controllerPolicyRefusal(
   const who = controllerLabel(principal);
   if (!isManagedPolicy(name))
     return `${who} writes only policies named ${managedPolicyPrefix}<credential>, not "${name}"`;
-  if (!body) return undefined;
-  const credential = name.slice(managedPolicyPrefix.length);
-  if (body.actFor?.length) return `${who} may not write a policy that acts for other identities`;
-  for (const rule of body.rules) {
-    if (rule.labels || rule.credentials?.length !== 1 || rule.credentials[0] !== credential) {
-      return `${who} may write policy "${name}" only with rules on credential "${credential}" alone`;
-    }
-    const extra = rule.actions.find((action) => !managedPolicyActions.has(action));
-    if (extra) return `${who} may grant only "read-metadata" and "lease" in policy "${name}", not "${extra}"`;
-  }
-  return undefined;
+  const refused = body && managedPolicyRefusal(name, body);
+  return refused ? `${who} may not write it: ${refused}` : undefined;
 }
 
 /**

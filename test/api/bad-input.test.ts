@@ -115,6 +115,32 @@ describe('bad input on every route', () => {
     expect(result.body.error.message).toContain(field);
   });
 
+  it('a policy under the operator’s reserved name grants read-metadata and lease on its credential only', async () => {
+    const before = await snapshot();
+    for (const rules of [
+      [{ credentials: ['*'], actions: ['lease'] }],
+      [{ credentials: ['api'], actions: ['lease', 'reveal'] }],
+      [{ credentials: ['api', 'other'], actions: ['lease'] }],
+      [{ actions: ['admin'] }],
+    ]) {
+      const result = await vault.call('PUT', '/v1/policies/k8s-vaultcredential-api', { body: { rules } });
+      expect(result.status, JSON.stringify(rules)).toBe(400);
+      expect(result.body.error.message).toContain('reserved for the policies the Kubernetes operator writes');
+    }
+    const actFor = await vault.call('PUT', '/v1/policies/k8s-vaultcredential-api', {
+      body: {
+        rules: [{ credentials: ['api'], actions: ['lease'] }],
+        actFor: [{ type: 'workload', name: '*' }],
+      },
+    });
+    expect(actFor.status).toBe(400);
+    expect(await snapshot()).toBe(before);
+    const fits = await vault.call('PUT', '/v1/policies/k8s-vaultcredential-api', {
+      body: { rules: [{ credentials: ['api'], actions: ['read-metadata', 'lease'], maxTtl: '10m' }] },
+    });
+    expect(fits.status, fits.text).toBe(200);
+  });
+
   it('a missing body on a route that needs one says to send JSON', async () => {
     const result = await vault.call('POST', '/v1/credentials');
     expect(result.status).toBe(400);

@@ -1,5 +1,6 @@
 import { CoreV1Api } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { keys } from '../../src/core/keys.js';
 import { kubernetesTokenReviewer } from '../../src/server/token-review.js';
 import { openEtcdStore } from '../../src/store/etcd-store.js';
 import type { Store } from '../../src/store/store.js';
@@ -86,11 +87,28 @@ describe('a stolen controller token stays within the controller role', () => {
   });
 
   it('attaches a k8s-vaultcredential-* policy only when it grants what the role may write', async () => {
-    // A tenant admin wrote a broad policy under the managed prefix (for their own use).
-    const wide = await asAdmin('PUT', '/v1/policies/k8s-vaultcredential-payments', {
-      rules: [{ credentials: ['*'], actions: ['lease', 'reveal', 'read-metadata'] }],
+    // A tenant admin may no longer write a broad policy under the managed prefix (the name is
+    // the operator's, so whatever holds it grants what the controller could write)...
+    const wideRules = [{ credentials: ['*'], actions: ['lease', 'reveal', 'read-metadata'] }];
+    const wide = await asAdmin('PUT', '/v1/policies/k8s-vaultcredential-payments', { rules: wideRules });
+    expect(wide.status, wide.text).toBe(400);
+    expect(wide.body.error.message).toMatch(/rules on credential "payments" alone.*reserved.*another name/);
+    // ...but a store written before that rule may hold one: planted as an older server wrote it.
+    const now = new Date().toISOString();
+    await store.txn({
+      success: [
+        {
+          type: 'put',
+          key: keys.policy(tenant, 'k8s-vaultcredential-payments'),
+          value: JSON.stringify({
+            rules: wideRules,
+            name: 'k8s-vaultcredential-payments',
+            createdAt: now,
+            updatedAt: now,
+          }),
+        },
+      ],
     });
-    expect(wide.status, wide.text).toBe(200);
 
     // The controller may not write it (the role check on the body)...
     const rewrite = await asController('PUT', '/v1/policies/k8s-vaultcredential-payments', {
