@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/logger.js';
@@ -23,12 +24,10 @@ import { type FileSink, render } from './file-sink.js';
 
 /** The part of the SDK the loop uses. */
 export interface LeaseApi {
-  create(input: {
-    credentialName: string;
-    ttl?: string;
-    maxTtl?: string;
-    renewable?: boolean;
-  }): Promise<Lease>;
+  create(
+    input: { credentialName: string; ttl?: string; maxTtl?: string; renewable?: boolean },
+    idempotencyKey: string,
+  ): Promise<Lease>;
   read(id: string): Promise<Lease>;
   /** The lease without its value (no value read, nothing audited as one). */
   get(id: string): Promise<Omit<Lease, 'value'>>;
@@ -41,7 +40,10 @@ export interface LeaseApi {
 /** The loop's API through an SDK client (`vault()`: the session's current one); `labels` go on every lease it creates. */
 export function leaseApi(vault: () => Vault, labels: Record<string, string> = {}): LeaseApi {
   return {
-    create: (input) => vault().leases.create(Object.keys(labels).length > 0 ? { ...input, labels } : input),
+    create: (input, idempotencyKey) =>
+      vault().leases.create(Object.keys(labels).length > 0 ? { ...input, labels } : input, {
+        idempotencyKey,
+      }),
     read: (id) => vault().leases.read(id),
     get: (id) => vault().leases.get(id),
     renew: (id) => vault().leases.renew(id),
@@ -81,6 +83,12 @@ interface FileState {
   generation: number;
   /** A file a previous agent left has been wiped (or there was none). */
   staleChecked?: boolean;
+  /**
+   * The Idempotency-Key of the lease being asked for, kept across retries until one is had:
+   * a try whose answer was lost (a timeout on a busy server) is answered by the lease it made
+   * instead of leaving it behind and making another.
+   */
+  leaseKey?: string;
 }
 
 export interface LeaseLoop {
@@ -212,6 +220,25 @@ export function createLeaseLoop(deps: LeaseLoopDeps): LeaseLoop {
     later(state, at, canRenew ? () => renew(state) : () => reLease(state));
   }
 
+  /** A new lease of the file's credential (see `leaseKey`). */
+  async function newLease(state: FileState): Promise<Lease> {
+    const file = state.file;
+    state.leaseKey ??= randomUUID();
+    const lease = await api.create(
+      {
+        credentialName: file.credential!,
+        ...(file.ttl ? { ttl: file.ttl } : {}),
+        ...(file.maxTtl ? { maxTtl: file.maxTtl } : {}),
+        renewable: true,
+      },
+      state.leaseKey,
+    );
+    state.leaseKey = undefined;
+    // A retry answered by a lease that ended meanwhile: the next try asks for a new one.
+    if (lease.state !== 'active') throw new Error(`the lease a retry found (${lease.id}) is ${lease.state}`);
+    return lease;
+  }
+
   function acquire(state: FileState): Promise<void> {
     return guard(() => acquireOnce(state));
   }
@@ -224,12 +251,7 @@ export function createLeaseLoop(deps: LeaseLoopDeps): LeaseLoop {
     try {
       let lease: Lease;
       if (file.credential !== undefined) {
-        lease = await api.create({
-          credentialName: file.credential,
-          ...(file.ttl ? { ttl: file.ttl } : {}),
-          ...(file.maxTtl ? { maxTtl: file.maxTtl } : {}),
-          renewable: true,
-        });
+        lease = await newLease(state);
         taken = lease;
       } else {
         const id = await deps.resolveLease?.(file.lease!);
@@ -309,12 +331,7 @@ export function createLeaseLoop(deps: LeaseLoopDeps): LeaseLoop {
     if (!old || stopped) return;
     const generation = state.generation;
     try {
-      const fresh = await api.create({
-        credentialName: state.file.credential!,
-        ...(state.file.ttl ? { ttl: state.file.ttl } : {}),
-        ...(state.file.maxTtl ? { maxTtl: state.file.maxTtl } : {}),
-        renewable: true,
-      });
+      const fresh = await newLease(state);
       if (state.generation !== generation || stopped) {
         await api.revoke(fresh.id).catch(() => {});
         return;

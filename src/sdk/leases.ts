@@ -43,7 +43,8 @@ export class LeasesApi {
   async create(input: CreateLeaseInput, options: Options & { idempotencyKey?: string } = {}): Promise<Lease> {
     const { idempotencyKey = globalThis.crypto.randomUUID(), ...rest } = options;
     // Every attempt carries the same Idempotency-Key, so retrying a write whose outcome is
-    // unknown (the server's store timed out), or a 503, never issues a second lease.
+    // unknown (the server's store timed out, or no answer came), or a 503, never issues a
+    // second lease.
     for (let attempt = 1; ; attempt++) {
       try {
         return await this.#http.json('post', '/v1/leases', parseLease, {
@@ -52,7 +53,12 @@ export class LeasesApi {
           ...rest,
         });
       } catch (err) {
-        const retriable = err instanceof OutcomeUnknownError || err instanceof StoreUnavailableError;
+        // Also a request that got no answer in time, or whose connection failed: it may have
+        // been carried out, and the same key makes a retry safe either way.
+        const retriable =
+          err instanceof OutcomeUnknownError ||
+          err instanceof StoreUnavailableError ||
+          (err instanceof VaultConnectionError && (err.reason === 'timeout' || err.reason === 'unreachable'));
         if (!retriable || attempt >= CREATE_ATTEMPTS || rest.signal?.aborted) throw err;
         await new Promise((resolve) => setTimeout(resolve, 250 * 2 ** (attempt - 1)));
       }

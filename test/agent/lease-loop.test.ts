@@ -181,6 +181,38 @@ describe('the lease loop', () => {
     }
   });
 
+  it('asks again with the same Idempotency-Key after a lease creation whose answers were all lost: one lease, not one per try', async () => {
+    await admin.credentials.create({ name: 'lost-answers', type: 'generic', value: 'lost-answers-v' });
+    const { hostname, port } = new URL(dev.addr);
+    const proxy = await startHangingProxy({ host: hostname, port: Number(port) });
+    try {
+      const through = await Vault.connect({
+        addr: proxy.urlThrough(dev.addr),
+        token: dev.token,
+        tenant: dev.tenant,
+        timeoutMs: 800,
+      });
+      // Every answer is dropped: the SDK's own tries (one key) time out, and the loop's try fails.
+      proxy.muteAnswers();
+      const { loop, directory, registry } = startLoop(
+        through,
+        [{ name: 'lost', credential: 'lost-answers', ttl: '1h' }],
+        'lost-answers',
+      );
+      await until('the loop to give a try up', async () =>
+        /vault_agent_failures_total\{step="lease"\} [1-9]/.test(await registry.metrics()),
+      );
+      proxy.unmuteAnswers();
+      await loop.allWritten;
+      expect(readFileSync(join(directory, 'lost'), 'utf8')).toBe('lost-answers-v');
+      const issued = await admin.leases.list({ credentialName: 'lost-answers' });
+      expect(issued.map((l) => l.id)).toEqual([loop.leaseIds().lost]);
+      await loop.stop();
+    } finally {
+      await proxy.close();
+    }
+  });
+
   it('survives a wipe that fails on revocation: logs it, stays up, keeps its other files', async () => {
     const directory = join(dir, 'wipe-fails');
     mkdirSync(directory);

@@ -12,7 +12,7 @@ import {
 } from '../../src/sdk/index.js';
 import type { LeaseEvent } from '../../src/sdk/types.js';
 import { type HangingProxy, startHangingProxy } from '../support/hanging-proxy.js';
-import { startVaultDev, type VaultDev } from '../support/vault-dev.js';
+import { devApi, startVaultDev, type VaultDev } from '../support/vault-dev.js';
 
 const until = async (check: () => boolean, what: string, timeoutMs = 15_000) => {
   const deadline = Date.now() + timeoutMs;
@@ -295,4 +295,30 @@ describe('SDK lease event streams over a failing network', () => {
     expect((err as VaultConnectionError).reason).toBe('timeout');
     proxy.resume();
   });
+
+  it.each([
+    ['the connection is cut', () => proxy.resume()],
+    ['the client times out', () => proxy.unmuteAnswers()],
+  ])(
+    'a lease creation whose answer is lost (%s) is retried with its Idempotency-Key: one lease, not two',
+    async (_how, recover) => {
+      proxy.resume();
+      const api = devApi(dev);
+      const name = `sdk-lost-${_how.split(' ').at(-1)}`;
+      await api('POST', '/credentials', { name, type: 'generic', value: 'lost-answer-v' });
+      const leasesOf = async () =>
+        (await api('GET', `/leases?credentialName=${name}`)).body.leases as { id: string }[];
+      proxy.muteAnswers();
+      const creating = through.leases.create({ credentialName: name, ttl: '5m' });
+      // The server issues it; its answer is dropped on the way back.
+      const deadline = Date.now() + 10_000;
+      while ((await leasesOf()).length === 0 && Date.now() < deadline)
+        await new Promise((r) => setTimeout(r, 50));
+      recover();
+      const lease = await creating;
+      const issued = await leasesOf();
+      expect(issued.map((l) => l.id)).toEqual([lease.id]);
+      expect(lease.value).toBe('lost-answer-v');
+    },
+  );
 });

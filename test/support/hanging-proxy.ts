@@ -14,6 +14,10 @@ export interface HangingProxy {
   urlThrough(url: string): string;
   hang(): void;
   freeze(): void;
+  /** Requests still reach the server; its answers are dropped (a reply lost on the way back). */
+  muteAnswers(): void;
+  /** Answers get through again; the connections stay as they are (an answer dropped stays lost). */
+  unmuteAnswers(): void;
   resume(): void;
   close(): Promise<void>;
 }
@@ -21,6 +25,7 @@ export interface HangingProxy {
 export async function startHangingProxy(target: { host: string; port: number }): Promise<HangingProxy> {
   let hung = false;
   let frozen = false;
+  let muted = false;
   const open = new Set<Socket>();
   const track = (socket: Socket) => {
     open.add(socket);
@@ -32,14 +37,14 @@ export async function startHangingProxy(target: { host: string; port: number }):
     if (hung) return; // accepted, never answered
     const upstream = connect(target);
     track(upstream);
-    const forward = (from: Socket, to: Socket) =>
+    const forward = (from: Socket, to: Socket, answers: boolean) =>
       from
         .on('data', (chunk: Buffer) => {
-          if (!frozen) to.write(chunk);
+          if (!frozen && !(answers && muted)) to.write(chunk);
         })
         .on('end', () => to.end());
-    forward(client, upstream);
-    forward(upstream, client);
+    forward(client, upstream, false);
+    forward(upstream, client, true);
     client.on('close', () => upstream.destroy());
     upstream.on('close', () => client.destroy());
   });
@@ -63,9 +68,16 @@ export async function startHangingProxy(target: { host: string; port: number }):
     freeze() {
       frozen = true;
     },
+    muteAnswers() {
+      muted = true;
+    },
+    unmuteAnswers() {
+      muted = false;
+    },
     resume() {
       hung = false;
       frozen = false;
+      muted = false;
       cut();
     },
     async close() {
