@@ -68,6 +68,8 @@ export interface LeaseLoopDeps {
   /** Retry backoff bounds. */
   retryMinMs?: number;
   retryMaxMs?: number;
+  /** A factor in [0.5, 1) applied to each retry's backoff; injected for tests. */
+  retryJitter?: () => number;
 }
 
 type EndReason = 'revoked' | 'expired';
@@ -114,6 +116,7 @@ export function createLeaseLoop(deps: LeaseLoopDeps): LeaseLoop {
   const jitter = deps.jitter ?? (() => 0.9 + Math.random() * 0.2);
   const retryMinMs = deps.retryMinMs ?? 1_000;
   const retryMaxMs = deps.retryMaxMs ?? 30_000;
+  const retryJitter = deps.retryJitter ?? (() => 0.5 + Math.random() / 2);
   const metrics = agentMetrics(deps.registry);
   const states = new Map<string, FileState>(
     deps.files.map((file) => [
@@ -174,8 +177,10 @@ export function createLeaseLoop(deps: LeaseLoopDeps): LeaseLoop {
     for (const timer of state.timers) clearTimeout(timer);
     state.timers.clear();
   };
+  // Jittered: files whose leases ended together (a fleet's, at one expiry, with policy now
+  // refusing a new lease) do not all ask again in the same instant, wave after wave.
   const retry = (state: FileState, work: () => Promise<void>) => {
-    const wait = state.retryMs;
+    const wait = state.retryMs * retryJitter();
     state.retryMs = Math.min(state.retryMs * 2, retryMaxMs);
     later(state, clock().getTime() + wait, work);
   };
