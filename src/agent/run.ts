@@ -4,7 +4,7 @@ import { Registry } from 'prom-client';
 import { loadKubernetesClient } from '../k8s/client-module.js';
 import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/logger.js';
-import { type CreatedToken, Vault } from '../sdk/index.js';
+import { type CreatedToken, Vault, VaultApiError, VaultConnectionError } from '../sdk/index.js';
 import { createNodeFetch, type NodeFetch } from '../sdk/node-fetch.js';
 import { leaseLabels } from '../webhook/annotations.js';
 import type { AgentConfig } from './config.js';
@@ -153,12 +153,35 @@ async function inCluster(): Promise<KubeConfig> {
  */
 async function login(options: AgentOptions) {
   const http = createNodeFetch(options.caPem ? { ca: options.caPem } : {});
-  try {
-    return await session(options, http);
-  } catch (err) {
-    http.close();
-    throw err;
+  // A busy or restarting server (no answer in time, refused, 429, 503) is waited for a while,
+  // with jittered backoff, instead of exiting at once: a fleet of pods starting together would
+  // otherwise restart in crash-loop backoff. Anything else (TLS, a refused token) fails at once.
+  const giveUpAt = Date.now() + LOGIN_PATIENCE_MS;
+  for (let wait = 1_000; ; wait = Math.min(wait * 2, 15_000)) {
+    try {
+      return await session(options, http);
+    } catch (err) {
+      if (!passing(err) || Date.now() + wait > giveUpAt) {
+        http.close();
+        throw err;
+      }
+      options.logger.warn({ err: reason(err) }, 'cannot log in yet; trying again');
+      await new Promise((resolve) => setTimeout(resolve, wait * (0.5 + Math.random() / 2)));
+    }
   }
+}
+
+/** How long a login keeps trying while the server is unreachable or busy. */
+const LOGIN_PATIENCE_MS = 120_000;
+
+/** A login failure that may pass: the server did not answer in time, refused, or was busy. */
+function passing(err: unknown): boolean {
+  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 4; depth++) {
+    if (e instanceof VaultConnectionError) return e.reason === 'timeout' || e.reason === 'unreachable';
+    if (e instanceof VaultApiError) return e.status === 429 || e.status === 503;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return false;
 }
 
 async function session(options: AgentOptions, http: NodeFetch) {

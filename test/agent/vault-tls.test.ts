@@ -12,6 +12,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateRootKeyFile } from '../../src/crypto/root-key.js';
 import { issueCa, issueServing } from '../../src/webhook/certs.js';
 import { type Bootstrap, bootstrap } from '../crash/vault-server.js';
+import { freePort } from '../support/etcd.js';
+import { startHangingProxy } from '../support/hanging-proxy.js';
 import { repoRoot, vaultBin } from '../support/vault-dev.js';
 
 const tenant = 'tls';
@@ -175,6 +177,24 @@ describe('vault agent over HTTPS', () => {
     const result = await agentOnce([], { VAULT_ADDR: url, VAULT_CACERT_PEM: caPem });
     expect(result.code, result.output).toBe(0);
     expect(readFileSync(join(result.directory, 'db-password'), 'utf8')).toBe('crash-test-value-0f3c');
+  }, 60_000);
+
+  it('waits for a server that is not listening yet, then writes the file', async () => {
+    // The address answers nothing for a few seconds (connections refused), as while the API
+    // servers restart; then a proxy to the real server comes up on it.
+    const port = await freePort();
+    const running = agentOnce(['--vault-ca-file', caFile], { VAULT_ADDR: `https://127.0.0.1:${port}` });
+    await new Promise((resolve) => setTimeout(resolve, 2_500));
+    const { port: serverPort } = new URL(url);
+    const proxy = await startHangingProxy({ host: '127.0.0.1', port: Number(serverPort) }, { port });
+    try {
+      const result = await running;
+      expect(result.code, result.output).toBe(0);
+      expect(result.output).toContain('cannot log in yet; trying again');
+      expect(readFileSync(join(result.directory, 'db-password'), 'utf8')).toBe('crash-test-value-0f3c');
+    } finally {
+      await proxy.close();
+    }
   }, 60_000);
 
   it('refuses the server without its CA, and writes nothing', async () => {

@@ -22,7 +22,10 @@ export interface HangingProxy {
   close(): Promise<void>;
 }
 
-export async function startHangingProxy(target: { host: string; port: number }): Promise<HangingProxy> {
+export async function startHangingProxy(
+  target: { host: string; port: number },
+  options: { port?: number } = {},
+): Promise<HangingProxy> {
   let hung = false;
   let frozen = false;
   let muted = false;
@@ -48,7 +51,7 @@ export async function startHangingProxy(target: { host: string; port: number }):
     client.on('close', () => upstream.destroy());
     upstream.on('close', () => client.destroy());
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve) => server.listen(options.port ?? 0, '127.0.0.1', resolve));
   const cut = () => {
     for (const socket of open) socket.destroy();
   };
