@@ -54,6 +54,19 @@ function startLoop(vault: Vault, files: AgentFileInput[], sub: string, registry 
   return { loop, directory, registry };
 }
 
+/** A client of the dev server through a proxy the test can make cut, freeze or drop answers. */
+async function throughProxy(timeoutMs: number) {
+  const { hostname, port } = new URL(dev.addr);
+  const proxy = await startHangingProxy({ host: hostname, port: Number(port) });
+  const through = await Vault.connect({
+    addr: proxy.urlThrough(dev.addr),
+    token: dev.token,
+    tenant: dev.tenant,
+    timeoutMs,
+  });
+  return { proxy, through };
+}
+
 beforeAll(async () => {
   dev = await startVaultDev();
   admin = await Vault.connect({ addr: dev.addr, token: dev.token, tenant: dev.tenant });
@@ -140,15 +153,8 @@ describe('the lease loop', () => {
   });
 
   it('catches up after its event stream broke: a revocation made meanwhile wipes the file once it reconnects', async () => {
-    const { hostname, port } = new URL(dev.addr);
-    const proxy = await startHangingProxy({ host: hostname, port: Number(port) });
+    const { proxy, through } = await throughProxy(2_000);
     try {
-      const through = await Vault.connect({
-        addr: proxy.urlThrough(dev.addr),
-        token: dev.token,
-        tenant: dev.tenant,
-        timeoutMs: 2_000,
-      });
       const { loop, directory } = startLoop(
         through,
         [
@@ -183,15 +189,8 @@ describe('the lease loop', () => {
 
   it('asks again with the same Idempotency-Key after a lease creation whose answers were all lost: one lease, not one per try', async () => {
     await admin.credentials.create({ name: 'lost-answers', type: 'generic', value: 'lost-answers-v' });
-    const { hostname, port } = new URL(dev.addr);
-    const proxy = await startHangingProxy({ host: hostname, port: Number(port) });
+    const { proxy, through } = await throughProxy(800);
     try {
-      const through = await Vault.connect({
-        addr: proxy.urlThrough(dev.addr),
-        token: dev.token,
-        tenant: dev.tenant,
-        timeoutMs: 800,
-      });
       // Every answer is dropped: the SDK's own tries (one key) time out, and the loop's try fails.
       proxy.muteAnswers();
       const { loop, directory, registry } = startLoop(

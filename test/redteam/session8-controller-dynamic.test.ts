@@ -1,11 +1,6 @@
-import { CoreV1Api } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPostgresEngine } from '../../src/engines/postgres.js';
-import { kubernetesTokenReviewer } from '../../src/server/token-review.js';
-import { openEtcdStore } from '../../src/store/etcd-store.js';
-import type { Store } from '../../src/store/store.js';
-import { type ControlPlane, startControlPlane } from '../support/control-plane.js';
-import { type EtcdProcess, startEtcd } from '../support/etcd.js';
+import { type ControllerCluster, startControllerCluster } from '../support/controller-cluster.js';
 import {
   createPostgresCredential,
   loginWorks,
@@ -13,8 +8,6 @@ import {
   postgresAvailable,
   startPostgres,
 } from '../support/postgres.js';
-import { startTestVault, type TestVault } from '../support/test-vault.js';
-import { reviewerKubeconfig } from '../support/token-reviewer.js';
 
 const run = postgresAvailable() ? describe : describe.skip;
 
@@ -25,70 +18,22 @@ const run = postgresAvailable() ? describe : describe.skip;
  * that admin either, or it takes the database without reading anything.
  */
 run('a stolen controller token and an API-made dynamic credential', () => {
-  let cp: ControlPlane;
-  let etcd: EtcdProcess;
-  let store: Store;
+  let cluster: ControllerCluster;
   let db: Postgres;
-  let k8s: CoreV1Api;
-  let vault: TestVault;
-  let controller: string;
-  const tenant = 'east.shop';
   const app = { type: 'workload', name: 'system:serviceaccount:shop:app' } as const;
   const owner = 'vault.ghoststack.io/owner';
-
-  const mint = async (namespace: string, name: string) => {
-    const { status } = await k8s.createNamespacedServiceAccountToken({
-      name,
-      namespace,
-      body: { spec: { audiences: ['vault'], expirationSeconds: 600 } },
-    });
-    return status!.token;
-  };
   const asController = (method: string, path: string, body?: unknown) =>
-    vault.call(method, path, { token: controller, tenant, ...(body !== undefined ? { body } : {}) });
+    cluster.asController(method, path, body);
 
   beforeAll(async () => {
-    cp = await startControlPlane();
-    k8s = cp.kubeConfig().makeApiClient(CoreV1Api);
-    for (const [namespace, name] of [
-      ['shop', 'app'],
-      ['vault-system', 'vault-operator'],
-    ] as const) {
-      await cp.createNamespace(namespace);
-      await k8s.createNamespacedServiceAccount({ namespace, body: { metadata: { name } } });
-    }
-    etcd = await startEtcd();
-    store = await openEtcdStore({ endpoints: [etcd.endpoint], timeoutMs: 10_000 });
     db = await startPostgres();
-    vault = await startTestVault({
-      store,
-      engines: { postgres: createPostgresEngine() },
-      kubernetes: {
-        clusters: {
-          east: {
-            reviewer: await kubernetesTokenReviewer({ kubeconfigPath: await reviewerKubeconfig(cp) }),
-            controller: 'vault-system:vault-operator',
-          },
-        },
-        audience: 'vault',
-        maxTokenTtlMs: 3_600_000,
-      },
-    });
-    const login = await vault.call('POST', '/v1/auth/kubernetes/login', {
-      token: null,
-      body: { jwt: await mint('vault-system', 'vault-operator'), cluster: 'east' },
-    });
-    expect(login.status, login.text).toBe(200);
-    controller = login.body.token;
-    expect((await asController('GET', '/v1/credentials')).status).toBe(200);
+    cluster = await startControllerCluster({ engines: { postgres: createPostgresEngine() } });
+    const { vault, tenant } = cluster;
     await createPostgresCredential({ call: (m, p, o = {}) => vault.call(m, p, { ...o, tenant }) }, db);
   }, 180_000);
   afterAll(async () => {
-    await vault?.close();
+    await cluster?.close();
     await db?.close();
-    await store?.close();
-    await etcd?.stop();
-    await cp?.stop();
   });
 
   it('may not replace the SQL that runs as the admin of a credential it did not create', async () => {

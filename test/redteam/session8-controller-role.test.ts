@@ -1,13 +1,8 @@
-import { CoreV1Api } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { keys } from '../../src/core/keys.js';
-import { kubernetesTokenReviewer } from '../../src/server/token-review.js';
-import { openEtcdStore } from '../../src/store/etcd-store.js';
 import type { Store } from '../../src/store/store.js';
-import { type ControlPlane, startControlPlane } from '../support/control-plane.js';
-import { type EtcdProcess, startEtcd } from '../support/etcd.js';
-import { startTestVault, type TestVault } from '../support/test-vault.js';
-import { reviewerKubeconfig } from '../support/token-reviewer.js';
+import { type ControllerCluster, startControllerCluster } from '../support/controller-cluster.js';
+import type { TestVault } from '../support/test-vault.js';
 
 /**
  * Red team, session 8: a stolen controller token of cluster "east" (a real kube-apiserver
@@ -15,61 +10,22 @@ import { reviewerKubeconfig } from '../support/token-reviewer.js';
  * controller role allows in its own cluster's tenants.
  */
 describe('a stolen controller token stays within the controller role', () => {
-  let cp: ControlPlane;
-  let etcd: EtcdProcess;
-  let store: Store;
-  let k8s: CoreV1Api;
+  let cluster: ControllerCluster;
   let vault: TestVault;
+  let store: Store;
   let controller: string;
   const tenant = 'east.shop';
   const app = { type: 'workload', name: 'system:serviceaccount:shop:app' } as const;
-
-  const mint = async (namespace: string, name: string) => {
-    const { status } = await k8s.createNamespacedServiceAccountToken({
-      name,
-      namespace,
-      body: { spec: { audiences: ['vault'], expirationSeconds: 600 } },
-    });
-    return status!.token;
-  };
-  const login = (jwt: string) =>
-    vault.call('POST', '/v1/auth/kubernetes/login', { token: null, body: { jwt, cluster: 'east' } });
+  const mint = (namespace: string, name: string) => cluster.mint(namespace, name);
+  const login = (jwt: string) => cluster.login(jwt);
   const asController = (method: string, path: string, body?: unknown) =>
-    vault.call(method, path, { token: controller, tenant, ...(body !== undefined ? { body } : {}) });
-  const asAdmin = (method: string, path: string, body?: unknown) =>
-    vault.call(method, path, { tenant, ...(body !== undefined ? { body } : {}) });
+    cluster.asController(method, path, body);
+  const asAdmin = (method: string, path: string, body?: unknown) => cluster.asAdmin(method, path, body);
 
   beforeAll(async () => {
-    cp = await startControlPlane();
-    k8s = cp.kubeConfig().makeApiClient(CoreV1Api);
-    for (const [namespace, name] of [
-      ['shop', 'app'],
-      ['vault-system', 'vault-operator'],
-    ] as const) {
-      await cp.createNamespace(namespace);
-      await k8s.createNamespacedServiceAccount({ namespace, body: { metadata: { name } } });
-    }
-    etcd = await startEtcd();
-    store = await openEtcdStore({ endpoints: [etcd.endpoint], timeoutMs: 10_000 });
-    vault = await startTestVault({
-      store,
-      kubernetes: {
-        clusters: {
-          east: {
-            reviewer: await kubernetesTokenReviewer({ kubeconfigPath: await reviewerKubeconfig(cp) }),
-            controller: 'vault-system:vault-operator',
-          },
-        },
-        audience: 'vault',
-        maxTokenTtlMs: 3_600_000,
-      },
-    });
-    const result = await login(await mint('vault-system', 'vault-operator'));
-    expect(result.status, result.text).toBe(200);
-    expect(result.body.controllerOf).toEqual({ cluster: 'east' });
-    controller = result.body.token;
-    // The tenant exists (the controller reaches it first) and holds two API-made credentials.
-    expect((await asController('GET', '/v1/credentials')).status).toBe(200);
+    cluster = await startControllerCluster();
+    ({ vault, store, controller } = cluster);
+    // The tenant holds two API-made credentials.
     for (const name of ['payments-key', 'unrelated']) {
       const created = await asAdmin('POST', '/v1/credentials', {
         name,
@@ -79,12 +35,7 @@ describe('a stolen controller token stays within the controller role', () => {
       expect(created.status, created.text).toBe(201);
     }
   }, 180_000);
-  afterAll(async () => {
-    await vault?.close();
-    await store?.close();
-    await etcd?.stop();
-    await cp?.stop();
-  });
+  afterAll(() => cluster?.close());
 
   it('attaches a k8s-vaultcredential-* policy only when it grants what the role may write', async () => {
     // A tenant admin may no longer write a broad policy under the managed prefix (the name is
