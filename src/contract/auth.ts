@@ -59,6 +59,13 @@ export const listTenantsQuery = z.strictObject({
   continue: tenantId.optional(),
 });
 
+export const keyStatusQuery = z.strictObject({
+  /** For a system token: at most this many tenants in one answer (1–1000, default 100). */
+  limit: pageLimit(100),
+  /** Where the previous page stopped: the `continue` it answered (a tenant id). */
+  continue: tenantId.optional(),
+});
+
 export const createTenantRequest = z.strictObject({
   id: tenantId,
   description: z.string().max(1024).optional(),

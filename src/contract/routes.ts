@@ -87,8 +87,10 @@ export const routes = {
   keyStatus: {
     method: 'get',
     path: '/v1/sys/keys',
-    summary: 'Key hierarchy status for the tenant',
+    summary:
+      "Key hierarchy status: a tenant admin's tenant, or for a system token a page of tenants (continue while more may follow)",
     auth: 'token',
+    query: auth.keyStatusQuery,
     response: z.record(z.string(), z.unknown()),
   },
   rotateTenantKey: {

@@ -7,7 +7,7 @@
  */
 import { type Clock, systemClock } from '../lib/clock.js';
 import { type Logger, silentLogger } from '../lib/logger.js';
-import { readSmallPrefix } from '../store/paged.js';
+import { getMany, readSmallPrefix } from '../store/paged.js';
 import type { KeyValue, Store } from '../store/store.js';
 import { checkValueRef, openWithTenantKey, sealedKeyVersion, sealWithTenantKey } from './envelope.js';
 import { CryptoError } from './errors.js';
@@ -103,10 +103,11 @@ export interface Keyring {
   /** Continues every rotation a crash left behind; call once at startup. */
   resumeRotations(options?: RotationOptions): Promise<ResumeResult>;
   /**
-   * The key hierarchy's state: every tenant's, or with `tenant` only that tenant's (its own
-   * key records read, not every tenant's: a tenant admin's call costs what one tenant has).
+   * The key hierarchy's state: every tenant's, or with `tenants` only theirs (their own key
+   * records read, not every tenant's: a tenant admin's call, or a page of tenants, costs what
+   * those tenants have).
    */
-  status(tenant?: string): Promise<KeyStatus>;
+  status(tenants?: string[]): Promise<KeyStatus>;
   /** Destroys every key of the tenant: its values can never be decrypted again. */
   shredTenant(tenant: string): Promise<void>;
 }
@@ -194,8 +195,11 @@ export function createKeyring(deps: KeyringDeps): Keyring {
 
     async status(only) {
       const byTenant = new Map<string, KeyStatus['tenants'][number]>();
-      const records = only === undefined ? keyPaths.allTenantKeys : keyPaths.tenantKeys(only);
-      for (const kv of await rangeAll(store, records)) {
+      const records =
+        only === undefined
+          ? await rangeAll(store, keyPaths.allTenantKeys)
+          : (await Promise.all(only.map((tenant) => rangeAll(store, keyPaths.tenantKeys(tenant))))).flat();
+      for (const kv of records) {
         const path = parseTenantKeyPath(kv.key);
         if (!path) continue;
         let entry = byTenant.get(path.tenant);
@@ -219,22 +223,18 @@ export function createKeyring(deps: KeyringDeps): Keyring {
 
       const rootKv = await store.get(keyPaths.rootRotation);
       const root = parseRecord(rootRotationRecordSchema, keyPaths.rootRotation, rootKv?.value);
-      const one = async (key: string) => {
-        const kv = await store.get(key);
-        return kv ? [kv] : [];
-      };
+      const each = async (key: (tenant: string) => string) =>
+        (await getMany(store, only!.map(key))).filter((kv) => kv !== undefined);
       const rotationKvs =
         only === undefined
           ? await rangeAll(store, keyPaths.allTenantRotations)
-          : await one(keyPaths.tenantRotation(only));
+          : await each(keyPaths.tenantRotation);
       const tenantRotations = rotationKvs.map((kv) => {
         const { from, to, phase, startedAt } = parseRecord(tenantRotationRecordSchema, kv.key, kv.value)!;
         return { tenant: kv.key.slice(keyPaths.allTenantRotations.length), from, to, phase, startedAt };
       });
       const shreddedKvs =
-        only === undefined
-          ? await rangeAll(store, keyPaths.shredded(''))
-          : await one(keyPaths.shredded(only));
+        only === undefined ? await rangeAll(store, keyPaths.shredded('')) : await each(keyPaths.shredded);
       const shredded = shreddedKvs.map((kv) => ({
         tenant: kv.key.slice(keyPaths.shredded('').length),
         shreddedAt: parseRecord(shreddedRecordSchema, kv.key, kv.value)!.shreddedAt,

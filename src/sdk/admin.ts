@@ -391,9 +391,19 @@ export class KeysApi {
     this.#http = http;
   }
 
-  /** Key status (versions, rotation progress) as the server reports it. */
-  status(options: Options = {}): Promise<Record<string, unknown>> {
-    return this.#http.json('get', '/v1/sys/keys', (body) => obj(body, 'response'), options);
+  /**
+   * Key status (versions, rotation progress) as the server reports it: a tenant admin's
+   * tenant; for a system token a page of tenants (`limit`, default 100), with `continue`
+   * while more may follow (pass it back for the next page).
+   */
+  status(
+    query: { limit?: number; continue?: string } = {},
+    options: Options = {},
+  ): Promise<Record<string, unknown>> {
+    return this.#http.json('get', '/v1/sys/keys', (body) => obj(body, 'response'), {
+      query: { ...query },
+      ...options,
+    });
   }
 
   /** Rotates the tenant key, re-wrapping every data key. */

@@ -113,22 +113,20 @@ export function apiRoutes(deps: {
     const body = parse(auth.createTenantRequest, req.body, 'body');
     res.status(201).json(await core.tenants.createWithAdmin(ctx, body.id, body.description));
   });
-  router.get('/sys/keys', async (_req, res) => {
+  router.get('/sys/keys', async (req, res) => {
     const ctx = callContext(res);
     if (!ctx.principal.system && !(await core.access.isAdmin(ctx)))
       throw permissionDenied('key status needs admin');
-    const status = await deps.keyring.status(ctx.principal.system ? undefined : ctx.tenant);
-    const mine = <T extends { tenant: string }>(items: T[]) =>
-      items.filter((item) => ctx.principal.system || item.tenant === ctx.tenant);
-    res.json({
-      ...status,
-      tenants: mine(status.tenants),
-      rotations: {
-        root: ctx.principal.system ? status.rotations.root : null,
-        tenants: mine(status.rotations.tenants),
-      },
-      shredded: mine(status.shredded),
-    });
+    const query = parse(auth.keyStatusQuery, req.query, 'query');
+    if (!ctx.principal.system) {
+      // A tenant admin: its own tenant's keys, and nothing of the root's rotation.
+      const status = await deps.keyring.status([ctx.tenant]);
+      return void res.json({ ...status, rotations: { ...status.rotations, root: null } });
+    }
+    // A system token: a page of tenants, each with its own key records read.
+    const page = await core.tenants.list(query);
+    const status = await deps.keyring.status(page.tenants.map((tenant) => tenant.id));
+    res.json({ ...status, ...(page.continue ? { continue: page.continue } : {}) });
   });
   router.post('/sys/keys/rotate', async (_req, res) => {
     const ctx = callContext(res);

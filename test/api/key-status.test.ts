@@ -43,6 +43,32 @@ describe('key status', () => {
     expect(all.body.tenants.map((t: { tenant: string }) => t.tenant).sort()).toEqual(
       [vault.tenant, 'other-a', 'other-b'].sort(),
     );
+    expect(all.body.continue).toBeUndefined();
+  });
+
+  it('a system token pages through tenants, reading only each page’s tenants’ key records', async () => {
+    const seen: string[] = [];
+    let next: string | undefined;
+    let pages = 0;
+    do {
+      prefixesRead.length = 0;
+      const page = await vault.call('GET', `/v1/sys/keys?limit=2${next ? `&continue=${next}` : ''}`);
+      expect(page.status, page.text).toBe(200);
+      const tenants = page.body.tenants.map((t: { tenant: string }) => t.tenant);
+      expect(tenants.length).toBeLessThanOrEqual(2);
+      const keyReads = prefixesRead.filter((prefix) => prefix.startsWith('/vault/keys/'));
+      expect(keyReads.sort()).toEqual(tenants.map((t: string) => `/vault/keys/tenants/${t}/`).sort());
+      expect(page.body.rootKeyId).toEqual(expect.any(String));
+      seen.push(...tenants);
+      next = page.body.continue;
+      pages++;
+    } while (next && pages < 10);
+    expect(seen.sort()).toEqual([vault.tenant, 'other-a', 'other-b'].sort());
+    expect(pages).toBe(2);
+
+    const bad = await vault.call('GET', '/v1/sys/keys?limit=0');
+    expect(bad.status).toBe(400);
+    expect(bad.body.error.message).toContain('limit');
   });
 
   it('a tenant admin sees its own, reading only its own key records', async () => {
