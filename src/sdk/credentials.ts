@@ -1,4 +1,4 @@
-import { type Http, seg } from './http.js';
+import { BULK_TIMEOUT_MS, type Http, seg } from './http.js';
 import { allPages } from './pages.js';
 import { obj, parseBulkRevoke, parseCredential, parseVersion } from './parse.js';
 import type {
@@ -110,13 +110,18 @@ export class CredentialsApi {
   ): Promise<Credential> {
     return this.#http.json('post', `/v1/credentials/${seg(name)}/rotate`, parseCredential, {
       body: input,
+      // With revokeOldLeases it answers once every old lease is revoked.
+      timeoutMs: BULK_TIMEOUT_MS,
       ...options,
     });
   }
 
   /** Deletes a credential and revokes its leases; returns the revoked lease ids. */
   delete(name: string, options: { signal?: AbortSignal } = {}): Promise<BulkRevokeResult> {
-    return this.#http.json('delete', `/v1/credentials/${seg(name)}`, parseBulkRevoke, options);
+    return this.#http.json('delete', `/v1/credentials/${seg(name)}`, parseBulkRevoke, {
+      timeoutMs: BULK_TIMEOUT_MS,
+      ...options,
+    });
   }
 }
 

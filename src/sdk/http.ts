@@ -24,6 +24,8 @@ export interface RequestOptions {
   raw?: boolean;
   /** Extra request headers (Idempotency-Key). */
   headers?: Record<string, string>;
+  /** This request's own time limit instead of the client's `timeoutMs` (bulk revocations). */
+  timeoutMs?: number;
   /** Send no tenant header (whoami describes the token, whichever tenant it addresses). */
   noTenant?: boolean;
   /**
@@ -41,6 +43,13 @@ export interface Http {
   /** The same connection addressing another tenant. */
   withTenant(tenant: string): Http;
 }
+
+/**
+ * The time limit of a request that revokes many leases (a credential's, an identity's, all):
+ * it answers once every one is revoked, 100,000 of them in about a minute, so the client's
+ * usual limit would give up on a revocation that is still going.
+ */
+export const BULK_TIMEOUT_MS = 10 * 60_000;
 
 /** Encodes one path segment (names may contain ".", ":" and "@"). */
 export const seg = (value: string | number): string => encodeURIComponent(String(value));
@@ -65,7 +74,7 @@ export function createHttp(config: HttpConfig): Http {
     const timeout = new AbortController();
     const timer = setTimeout(
       () => timeout.abort(new DOMException('the request timed out', 'TimeoutError')),
-      config.timeoutMs,
+      options.timeoutMs ?? config.timeoutMs,
     );
     timer.unref?.();
     const signal = options.signal ? AbortSignal.any([options.signal, timeout.signal]) : timeout.signal;

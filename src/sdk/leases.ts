@@ -1,5 +1,5 @@
 import { OutcomeUnknownError, StoreUnavailableError, VaultConnectionError } from './errors.js';
-import { type Http, seg } from './http.js';
+import { BULK_TIMEOUT_MS, type Http, seg } from './http.js';
 
 /** Attempts of a lease creation whose outcome was unknown (same Idempotency-Key each time). */
 const CREATE_ATTEMPTS = 4;
@@ -111,7 +111,11 @@ export class LeasesApi {
 
   /** Revokes every active lease of a credential, of an identity, or of the whole tenant (`{ all: true }`). */
   revokeBulk(input: BulkRevokeInput, options: Options = {}): Promise<BulkRevokeResult> {
-    return this.#http.json('post', '/v1/leases/revoke', parseBulkRevoke, { body: input, ...options });
+    return this.#http.json('post', '/v1/leases/revoke', parseBulkRevoke, {
+      body: input,
+      timeoutMs: BULK_TIMEOUT_MS,
+      ...options,
+    });
   }
 
   /**
