@@ -114,7 +114,16 @@ export function createHttp(config: HttpConfig): Http {
     tenant: config.tenant,
     async json(method, path, decode, options = {}) {
       const response = await send(method, path, options);
-      const text = await response.text();
+      let text: string;
+      try {
+        text = await response.text();
+      } catch (err) {
+        // An answer cut off after its headers (timed out, or its connection reset) is no
+        // answer either: the same error as one that never came, so callers (and the lease
+        // creation's retry) recognise it.
+        if (options.signal?.aborted) throw err;
+        throw connectionFailure(err, base);
+      }
       let body: unknown;
       try {
         body = text === '' ? {} : JSON.parse(text);
