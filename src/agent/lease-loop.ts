@@ -86,9 +86,11 @@ interface FileState {
   /**
    * The Idempotency-Key of the lease being asked for, kept across retries until one is had:
    * a try whose answer was lost (a timeout on a busy server) is answered by the lease it made
-   * instead of leaving it behind and making another.
+   * instead of leaving it behind and making another. It belongs to the file's lease of
+   * `generation`: a re-lease still waiting when that lease ended is answered alone (and
+   * revokes what it gets), so the file's next acquisition, under a new key, never shares it.
    */
-  leaseKey?: string;
+  leaseKey?: { key: string; generation: number };
 }
 
 export interface LeaseLoop {
@@ -223,7 +225,10 @@ export function createLeaseLoop(deps: LeaseLoopDeps): LeaseLoop {
   /** A new lease of the file's credential (see `leaseKey`). */
   async function newLease(state: FileState): Promise<Lease> {
     const file = state.file;
-    state.leaseKey ??= randomUUID();
+    if (state.leaseKey?.generation !== state.generation) {
+      state.leaseKey = { key: randomUUID(), generation: state.generation };
+    }
+    const { key } = state.leaseKey;
     const lease = await api.create(
       {
         credentialName: file.credential!,
@@ -231,9 +236,9 @@ export function createLeaseLoop(deps: LeaseLoopDeps): LeaseLoop {
         ...(file.maxTtl ? { maxTtl: file.maxTtl } : {}),
         renewable: true,
       },
-      state.leaseKey,
+      key,
     );
-    state.leaseKey = undefined;
+    if (state.leaseKey?.key === key) state.leaseKey = undefined;
     // A retry answered by a lease that ended meanwhile: the next try asks for a new one.
     if (lease.state !== 'active') throw new Error(`the lease a retry found (${lease.id}) is ${lease.state}`);
     return lease;
@@ -345,6 +350,9 @@ export function createLeaseLoop(deps: LeaseLoopDeps): LeaseLoop {
         .revoke(old.id)
         .catch((err) => log(state).warn({ err: describe(err) }, 'revoking the previous lease failed'));
     } catch (err) {
+      // The file moved on meanwhile (its lease ended, or another re-lease took over): this
+      // one's retry would replace a lease just had.
+      if (state.generation !== generation) return;
       metrics.renewals.inc({ outcome: 'error' });
       log(state).warn(
         { err: describe(err) },
