@@ -26,6 +26,8 @@ export interface HangingProxy {
   stallBodies(): void;
   /** New connections forward whole answers again; stalled ones stay stalled. */
   unstallBodies(): void;
+  /** Answers arrive `ms` late (0: at once again); requests still reach the server at once. */
+  delayAnswers(ms: number): void;
   resume(): void;
   close(): Promise<void>;
 }
@@ -35,6 +37,7 @@ export async function startHangingProxy(target: { host: string; port: number }):
   let frozen = false;
   let muted = false;
   let stalling = false;
+  let delayMs = 0;
   const open = new Set<Socket>();
   const track = (socket: Socket) => {
     open.add(socket);
@@ -64,7 +67,9 @@ export async function startHangingProxy(target: { host: string; port: number }):
         .on('data', (chunk: Buffer) => {
           if (frozen || (answers && muted)) return;
           const passing = answers ? headersOnly(chunk) : chunk;
-          if (passing && passing.length > 0) to.write(passing);
+          if (!passing || passing.length === 0) return;
+          if (answers && delayMs > 0) setTimeout(() => to.write(passing), delayMs);
+          else to.write(passing);
         })
         .on('end', () => to.end());
     forward(client, upstream, false);
@@ -105,11 +110,15 @@ export async function startHangingProxy(target: { host: string; port: number }):
     unstallBodies() {
       stalling = false;
     },
+    delayAnswers(ms) {
+      delayMs = ms;
+    },
     resume() {
       hung = false;
       frozen = false;
       muted = false;
       stalling = false;
+      delayMs = 0;
       cut();
     },
     async close() {
