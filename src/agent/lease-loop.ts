@@ -394,6 +394,9 @@ export function createLeaseLoop(deps: LeaseLoopDeps): LeaseLoop {
       if (event.type === 'revoked') void end(state, 'revoked', event.lease.revokedAt ?? clock());
       else if (event.type === 'expired') void end(state, 'expired', event.lease.expiresAt);
       else if (event.type === 'renewed' && state.file.lease !== undefined) {
+        // A look-up after a stream break may be answered after a newer renewal's event: an
+        // older renewal never sets its earlier expiry again.
+        if (state.lease && event.lease.renewCount < state.lease.renewCount) continue;
         state.generation++;
         clearTimers(state);
         state.lease = event.lease;
