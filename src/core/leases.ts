@@ -948,15 +948,27 @@ export function createLeaseService(
       const own = visibleTo(ctx, false);
       const refresh = options.refresh ?? (async () => ({ ...ctx }));
       // Whether the token, as it is now, may see others' leases: decided from cached records,
-      // so kept as long as they would be (the record cache's TTL, until this process changes
-      // a token, policy or identity), not decided again for each of 10,000 events.
+      // so kept as long as they would be (until the first of them leaves the record cache, or
+      // this process changes a token, policy or identity), not decided again for each of
+      // 10,000 events. Not a full TTL from the decision: its records may be nearly that old.
       let rights: { until: number; generation: number; admin: Promise<boolean> } | undefined;
       const adminNow = () => {
-        const now = performance.now();
+        const now = Date.now();
         const generation = deps.records.generation();
         if (!rights || now >= rights.until || rights.generation !== generation) {
-          const admin = refresh().then((fresh) => access.isAdmin(fresh));
-          rights = { until: now + deps.records.ttlMs, generation, admin };
+          const decided = { until: now + deps.records.ttlMs, generation, admin: Promise.resolve(false) };
+          decided.admin = refresh().then(async (fresh) => {
+            const admin = await access.isAdmin(fresh);
+            const { principal } = fresh;
+            const used = [
+              ...(principal.tokenKey ? [principal.tokenKey] : []),
+              keys.identity(fresh.tenant, principal.identity.type, principal.identity.name),
+              ...principal.policies.map((name) => keys.policy(fresh.tenant, name)),
+            ];
+            decided.until = Math.min(decided.until, deps.records.cachedUntil(used));
+            return admin;
+          });
+          rights = decided;
         }
         return rights.admin;
       };
