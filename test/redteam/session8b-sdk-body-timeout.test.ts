@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Vault, VaultConnectionError } from '../../src/sdk/index.js';
+import { UnauthenticatedError, Vault, VaultConnectionError } from '../../src/sdk/index.js';
 import { type HangingProxy, startHangingProxy } from '../support/hanging-proxy.js';
 import { startTestVault, type TestVault } from '../support/test-vault.js';
 
@@ -49,6 +49,39 @@ describe('SDK: an answer cut off after its headers', () => {
     expect(Date.now() - started).toBeLessThan(5_000);
     expect(err).toBeInstanceOf(VaultConnectionError);
     expect((err as VaultConnectionError).reason).toBe('timeout');
+  });
+
+  it('a lease-event stream refused with an answer cut off after its headers settles within timeoutMs', async () => {
+    // A refusal (here 401: a revoked token) whose body never comes: the stream's headers have
+    // timeoutMs, and so should the rest of an answer that is not a stream; it was read with
+    // no time limit at all.
+    const minted = await vault.call('POST', '/v1/auth/tokens', {
+      body: { identity: { type: 'agent', name: 'gone' }, policies: [], ttl: '1h' },
+    });
+    expect(minted.status).toBe(201);
+    const stranger = await Vault.connect({
+      addr: `http://127.0.0.1:${proxy.port}`,
+      token: minted.body.token,
+      tenant: vault.tenant,
+      timeoutMs: 1_000,
+    });
+    expect((await vault.call('DELETE', `/v1/auth/tokens/${minted.body.accessor}`)).status).toBe(200);
+    proxy.stallBodies();
+    // (The client sees the cut of its idle connection before it asks again.)
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const started = Date.now();
+    const outcome = await Promise.race([
+      (async () => {
+        for await (const _ of stranger.leases.events({ silenceMs: 60_000 })) break;
+        return 'ended';
+      })().catch((err: unknown) => err),
+      new Promise((resolve) => setTimeout(() => resolve('still waiting after 8 s'), 8_000)),
+    ]);
+    proxy.unstallBodies();
+    // The 401 is known from the headers: it is the answer, within timeoutMs (not when the
+    // server happens to close the connection, 5 s later here, or never behind a black hole).
+    expect(outcome).toBeInstanceOf(UnauthenticatedError);
+    expect(Date.now() - started).toBeLessThan(3_000);
   });
 
   it('a lease creation whose answer was cut off is retried with its key: the lease it issued, once', async () => {
