@@ -61,7 +61,7 @@ export function createHttp(config: HttpConfig): Http {
     if (options.body !== undefined) headers['content-type'] = 'application/json';
     Object.assign(headers, options.headers);
     // A request has `timeoutMs` to be answered; a stream, to send its headers (it then lives
-    // as long as its reader wants).
+    // as long as its reader wants) or, refused, its whole answer.
     const timeout = new AbortController();
     const timer = setTimeout(
       () => timeout.abort(new DOMException('the request timed out', 'TimeoutError')),
@@ -79,12 +79,14 @@ export function createHttp(config: HttpConfig): Http {
         signal,
       });
     } catch (err) {
+      clearTimeout(timer);
       if (options.signal?.aborted) throw err;
       throw connectionFailure(err, base);
-    } finally {
-      if (options.raw) clearTimeout(timer);
     }
-    if (response.ok) return response;
+    if (response.ok) {
+      if (options.raw) clearTimeout(timer);
+      return response;
+    }
 
     const text = await response.text().catch(() => '');
     let body: unknown;
