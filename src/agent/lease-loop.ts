@@ -406,8 +406,9 @@ export function createLeaseLoop(deps: LeaseLoopDeps): LeaseLoop {
   }
 
   /**
-   * After the event stream was broken: a revocation made meanwhile sent no event, so each
-   * file's lease is looked up again (its state, not its value) once the new stream is live.
+   * Whenever the event stream opens (after a break, or late at start): a revocation made while
+   * none was open sent no event, so each file's lease is looked up again (its state, not its
+   * value) once the stream is live; a file with no lease yet costs nothing.
    * A lease that is gone or ended ends its file; one that cannot be looked up now is left to
    * the next reconnect, the renewal and the expiry timer.
    */
@@ -434,10 +435,9 @@ export function createLeaseLoop(deps: LeaseLoopDeps): LeaseLoop {
 
   async function followEvents(): Promise<void> {
     let backoff = retryMinMs;
-    let opened = 0;
-    const onOpen = () => {
-      if (opened++ > 0) void catchUp();
-    };
+    // Also when it first opens: a lease taken before then (the stream could not be opened at
+    // start) may have been revoked while nothing followed it.
+    const onOpen = () => void catchUp();
     while (!stopped) {
       try {
         for await (const event of api.events(abort.signal, onOpen)) {
