@@ -78,4 +78,37 @@ describe('lease events: a token demoted through another replica', () => {
     expect(ids).toContain(before);
     expect(ids).not.toContain(after);
   }, 60_000);
+
+  it('(held) ends the stream of a token revoked through another replica within one TTL', async () => {
+    expect((await a.call('PUT', '/v1/identities/human/bob', { body: { policies: ['boss'] } })).status).toBe(
+      200,
+    );
+    const minted = await a.call('POST', '/v1/auth/tokens', {
+      body: { identity: { type: 'human', name: 'bob' }, policies: [], ttl: '1h' },
+    });
+    expect(minted.status).toBe(201);
+    const sdk = await Vault.connect({ addr: a.url, token: minted.body.token, tenant: a.tenant });
+    const seen: LeaseEvent[] = [];
+    let opened!: () => void;
+    const open = new Promise<void>((resolve) => {
+      opened = resolve;
+    });
+    const reading = (async () => {
+      for await (const event of sdk.leases.events({ onOpen: opened })) seen.push(event);
+      return 'ended';
+    })().catch((err: unknown) => err);
+    await open;
+    const start = Date.now();
+    expect((await b.call('DELETE', `/v1/auth/tokens/${minted.body.accessor}`)).status).toBe(200);
+    await sleep(start + TTL_MS * 0.8 - Date.now());
+    const before = (await b.call('POST', '/v1/leases', { body: { credentialName: 'db', ttl: '5m' } })).body
+      .id;
+    await sleep(start + TTL_MS * 1.4 - Date.now());
+    const after = (await b.call('POST', '/v1/leases', { body: { credentialName: 'db', ttl: '5m' } })).body.id;
+    const outcome = await Promise.race([reading, sleep(5_000).then(() => 'still open')]);
+    expect(outcome).toBe('ended');
+    const ids = seen.map((event) => event.lease.id);
+    expect(ids).toContain(before);
+    expect(ids).not.toContain(after);
+  }, 60_000);
 });
