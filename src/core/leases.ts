@@ -932,8 +932,9 @@ export function createLeaseService(
     /**
      * Streams changes of the leases the caller may see. An `expired` event is sent when an
      * active lease reaches its expiry (no store write happens then), found in the expiry index.
-     * Whether the caller may see others' leases (admin) is asked again for every such event,
-     * with the context `refresh` gives (the server authenticates the token again: the identity's
+     * Whether the caller may see others' leases (admin) is asked again at such an event once
+     * the records the last answer came from have left the record cache, with the context
+     * `refresh` gives (the server authenticates the token again: the identity's
      * policies as they are now; by default the same principal in a fresh context, so its policies
      * are read again), from the record cache: at once for a change made here, within its TTL for
      * one made through another replica. A stream opened by an admin narrows as soon as the grant
