@@ -95,8 +95,12 @@ export function createHttp(config: HttpConfig): Http {
     } catch {
       body = undefined;
     }
+    // Vault's own 404 always says what was not found in its error body; one without it comes
+    // from something in between (a proxy's default backend, a wrong path prefix) and says
+    // nothing about whether the thing asked for exists.
     const foreign =
-      !isVaultErrorBody(body) && (options.identify ? response.status < 500 : looksLikeHashiCorp(body));
+      !isVaultErrorBody(body) &&
+      (options.identify ? response.status < 500 : looksLikeHashiCorp(body) || response.status === 404);
     if (foreign) throw await notVault(base, answerOf(response, body), probeHealth);
     const retryAfter = Number(response.headers.get('retry-after'));
     const requestId = response.headers.get('x-request-id');
