@@ -7,7 +7,7 @@ import { agentFile } from '../../src/agent/config.js';
 import { createFileSink } from '../../src/agent/file-sink.js';
 import { createLeaseLoop, type LeaseLoop, leaseApi } from '../../src/agent/lease-loop.js';
 import { systemClock } from '../../src/lib/clock.js';
-import { createLogger, silentLogger } from '../../src/lib/logger.js';
+import { silentLogger } from '../../src/lib/logger.js';
 import { Vault } from '../../src/sdk/index.js';
 import { type HangingProxy, startHangingProxy } from '../support/hanging-proxy.js';
 import { startTestVault, type TestVault } from '../support/test-vault.js';
@@ -62,7 +62,7 @@ describe('agent: a late re-lease and the acquisition after expiry share one key'
       sink: createFileSink(dir),
       api: { ...leaseApi(() => through), events: leaseApi(() => direct).events },
       clock: systemClock,
-      logger: process.env.S8B_DEBUG ? createLogger({ level: 'debug' }) : silentLogger,
+      logger: silentLogger,
       registry,
       jitter: () => 1,
       retryMinMs: 200,
