@@ -88,9 +88,11 @@ interface FileState {
   /**
    * The Idempotency-Key of the lease being asked for, kept across retries until one is had:
    * a try whose answer was lost (a timeout on a busy server) is answered by the lease it made
-   * instead of leaving it behind and making another.
+   * instead of leaving it behind and making another. It belongs to the file's lease of
+   * `generation`: a re-lease still waiting when that lease ended is answered alone (and
+   * revokes what it gets), so the file's next acquisition, under a new key, never shares it.
    */
-  leaseKey?: string;
+  leaseKey?: { key: string; generation: number };
 }
 
 export interface LeaseLoop {
@@ -228,7 +230,10 @@ export function createLeaseLoop(deps: LeaseLoopDeps): LeaseLoop {
   /** A new lease of the file's credential (see `leaseKey`). */
   async function newLease(state: FileState): Promise<Lease> {
     const file = state.file;
-    state.leaseKey ??= randomUUID();
+    if (state.leaseKey?.generation !== state.generation) {
+      state.leaseKey = { key: randomUUID(), generation: state.generation };
+    }
+    const { key } = state.leaseKey;
     const lease = await api.create(
       {
         credentialName: file.credential!,
@@ -236,9 +241,9 @@ export function createLeaseLoop(deps: LeaseLoopDeps): LeaseLoop {
         ...(file.maxTtl ? { maxTtl: file.maxTtl } : {}),
         renewable: true,
       },
-      state.leaseKey,
+      key,
     );
-    state.leaseKey = undefined;
+    if (state.leaseKey?.key === key) state.leaseKey = undefined;
     // A retry answered by a lease that ended meanwhile: the next try asks for a new one.
     if (lease.state !== 'active') throw new Error(`the lease a retry found (${lease.id}) is ${lease.state}`);
     return lease;
@@ -350,6 +355,9 @@ export function createLeaseLoop(deps: LeaseLoopDeps): LeaseLoop {
         .revoke(old.id)
         .catch((err) => log(state).warn({ err: describe(err) }, 'revoking the previous lease failed'));
     } catch (err) {
+      // The file moved on meanwhile (its lease ended, or another re-lease took over): this
+      // one's retry would replace a lease just had.
+      if (state.generation !== generation) return;
       metrics.renewals.inc({ outcome: 'error' });
       log(state).warn(
         { err: describe(err) },
@@ -391,6 +399,9 @@ export function createLeaseLoop(deps: LeaseLoopDeps): LeaseLoop {
       if (event.type === 'revoked') void end(state, 'revoked', event.lease.revokedAt ?? clock());
       else if (event.type === 'expired') void end(state, 'expired', event.lease.expiresAt);
       else if (event.type === 'renewed' && state.file.lease !== undefined) {
+        // A look-up after a stream break may be answered after a newer renewal's event: an
+        // older renewal never sets its earlier expiry again.
+        if (state.lease && event.lease.renewCount < state.lease.renewCount) continue;
         state.generation++;
         clearTimers(state);
         state.lease = event.lease;
@@ -400,8 +411,9 @@ export function createLeaseLoop(deps: LeaseLoopDeps): LeaseLoop {
   }
 
   /**
-   * After the event stream was broken: a revocation made meanwhile sent no event, so each
-   * file's lease is looked up again (its state, not its value) once the new stream is live.
+   * Whenever the event stream opens (after a break, or late at start): a revocation made while
+   * none was open sent no event, so each file's lease is looked up again (its state, not its
+   * value) once the stream is live; a file with no lease yet costs nothing.
    * A lease that is gone or ended ends its file; one that cannot be looked up now is left to
    * the next reconnect, the renewal and the expiry timer.
    */
@@ -428,10 +440,9 @@ export function createLeaseLoop(deps: LeaseLoopDeps): LeaseLoop {
 
   async function followEvents(): Promise<void> {
     let backoff = retryMinMs;
-    let opened = 0;
-    const onOpen = () => {
-      if (opened++ > 0) void catchUp();
-    };
+    // Also when it first opens: a lease taken before then (the stream could not be opened at
+    // start) may have been revoked while nothing followed it.
+    const onOpen = () => void catchUp();
     while (!stopped) {
       try {
         for await (const event of api.events(abort.signal, onOpen)) {

@@ -932,8 +932,9 @@ export function createLeaseService(
     /**
      * Streams changes of the leases the caller may see. An `expired` event is sent when an
      * active lease reaches its expiry (no store write happens then), found in the expiry index.
-     * Whether the caller may see others' leases (admin) is asked again for every such event,
-     * with the context `refresh` gives (the server authenticates the token again: the identity's
+     * Whether the caller may see others' leases (admin) is asked again at such an event once
+     * the records the last answer came from have left the record cache, with the context
+     * `refresh` gives (the server authenticates the token again: the identity's
      * policies as they are now; by default the same principal in a fresh context, so its policies
      * are read again), from the record cache: at once for a change made here, within its TTL for
      * one made through another replica. A stream opened by an admin narrows as soon as the grant
@@ -948,15 +949,27 @@ export function createLeaseService(
       const own = visibleTo(ctx, false);
       const refresh = options.refresh ?? (async () => ({ ...ctx }));
       // Whether the token, as it is now, may see others' leases: decided from cached records,
-      // so kept as long as they would be (the record cache's TTL, until this process changes
-      // a token, policy or identity), not decided again for each of 10,000 events.
+      // so kept as long as they would be (until the first of them leaves the record cache, or
+      // this process changes a token, policy or identity), not decided again for each of
+      // 10,000 events. Not a full TTL from the decision: its records may be nearly that old.
       let rights: { until: number; generation: number; admin: Promise<boolean> } | undefined;
       const adminNow = () => {
-        const now = performance.now();
+        const now = Date.now();
         const generation = deps.records.generation();
         if (!rights || now >= rights.until || rights.generation !== generation) {
-          const admin = refresh().then((fresh) => access.isAdmin(fresh));
-          rights = { until: now + deps.records.ttlMs, generation, admin };
+          const decided = { until: now + deps.records.ttlMs, generation, admin: Promise.resolve(false) };
+          decided.admin = refresh().then(async (fresh) => {
+            const admin = await access.isAdmin(fresh);
+            const { principal } = fresh;
+            const used = [
+              ...(principal.tokenKey ? [principal.tokenKey] : []),
+              keys.identity(fresh.tenant, principal.identity.type, principal.identity.name),
+              ...principal.policies.map((name) => keys.policy(fresh.tenant, name)),
+            ];
+            decided.until = Math.min(decided.until, deps.records.cachedUntil(used));
+            return admin;
+          });
+          rights = decided;
         }
         return rights.admin;
       };

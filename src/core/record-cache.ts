@@ -23,6 +23,12 @@ export function createRecordCache(store: Store, ttlMs: number) {
      * kept for `ttlMs` while this has not moved, as the records themselves would be.
      */
     generation: () => invalidations,
+    /**
+     * Until when (Date.now ms) the cached ones among `keys` are all still served as they are:
+     * an answer derived from them is no fresher than the oldest. Keys not cached do not bound it.
+     */
+    cachedUntil: (keys: string[]) =>
+      Math.min(...keys.map((key) => cache.expiresAt(key) ?? Number.POSITIVE_INFINITY)),
   };
 }
 

@@ -34,6 +34,10 @@ export function createTtlCache<V>(options: { ttlMs: number; maxEntries: number; 
       loading.set(key, promise);
       return promise;
     },
+    /** When the entry of `key` expires (on the cache's clock), or undefined when there is none. */
+    expiresAt(key: string): number | undefined {
+      return entries.get(key)?.expires;
+    },
     delete(key: string) {
       generation += 1;
       entries.delete(key);

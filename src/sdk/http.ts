@@ -70,7 +70,7 @@ export function createHttp(config: HttpConfig): Http {
     if (options.body !== undefined) headers['content-type'] = 'application/json';
     Object.assign(headers, options.headers);
     // A request has `timeoutMs` to be answered; a stream, to send its headers (it then lives
-    // as long as its reader wants).
+    // as long as its reader wants) or, refused, its whole answer.
     const timeout = new AbortController();
     const timer = setTimeout(
       () => timeout.abort(new DOMException('the request timed out', 'TimeoutError')),
@@ -88,12 +88,14 @@ export function createHttp(config: HttpConfig): Http {
         signal,
       });
     } catch (err) {
+      clearTimeout(timer);
       if (options.signal?.aborted) throw err;
       throw connectionFailure(err, base);
-    } finally {
-      if (options.raw) clearTimeout(timer);
     }
-    if (response.ok) return response;
+    if (response.ok) {
+      if (options.raw) clearTimeout(timer);
+      return response;
+    }
 
     const text = await response.text().catch(() => '');
     let body: unknown;
@@ -102,8 +104,12 @@ export function createHttp(config: HttpConfig): Http {
     } catch {
       body = undefined;
     }
+    // Vault's own 404 always says what was not found in its error body; one without it comes
+    // from something in between (a proxy's default backend, a wrong path prefix) and says
+    // nothing about whether the thing asked for exists.
     const foreign =
-      !isVaultErrorBody(body) && (options.identify ? response.status < 500 : looksLikeHashiCorp(body));
+      !isVaultErrorBody(body) &&
+      (options.identify ? response.status < 500 : looksLikeHashiCorp(body) || response.status === 404);
     if (foreign) throw await notVault(base, answerOf(response, body), probeHealth);
     const retryAfter = Number(response.headers.get('retry-after'));
     const requestId = response.headers.get('x-request-id');
@@ -123,7 +129,16 @@ export function createHttp(config: HttpConfig): Http {
     tenant: config.tenant,
     async json(method, path, decode, options = {}) {
       const response = await send(method, path, options);
-      const text = await response.text();
+      let text: string;
+      try {
+        text = await response.text();
+      } catch (err) {
+        // An answer cut off after its headers (timed out, or its connection reset) is no
+        // answer either: the same error as one that never came, so callers (and the lease
+        // creation's retry) recognise it.
+        if (options.signal?.aborted) throw err;
+        throw connectionFailure(err, base);
+      }
       let body: unknown;
       try {
         body = text === '' ? {} : JSON.parse(text);

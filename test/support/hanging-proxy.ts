@@ -4,7 +4,8 @@
  * or a black-holed route does); `resume()` forwards again. The server behind it stays the
  * same, so a credential pointing at the proxy keeps naming one server throughout. `freeze()`
  * drops every byte both ways while keeping the connections open (a route that black-holes
- * packets: no reset, no error, only silence).
+ * packets: no reset, no error, only silence). `stallBodies()` lets each answer's status line and
+ * headers through and then nothing more on that connection (a reply cut off mid-way).
  */
 import { connect, createServer, type Socket } from 'node:net';
 
@@ -18,6 +19,15 @@ export interface HangingProxy {
   muteAnswers(): void;
   /** Answers get through again; the connections stay as they are (an answer dropped stays lost). */
   unmuteAnswers(): void;
+  /**
+   * Cuts every open connection; answers on those opened from now on stop after their headers,
+   * until `unstallBodies()`.
+   */
+  stallBodies(): void;
+  /** New connections forward whole answers again; stalled ones stay stalled. */
+  unstallBodies(): void;
+  /** Answers arrive `ms` late (0: at once again); requests still reach the server at once. */
+  delayAnswers(ms: number): void;
   resume(): void;
   close(): Promise<void>;
 }
@@ -29,6 +39,8 @@ export async function startHangingProxy(
   let hung = false;
   let frozen = false;
   let muted = false;
+  let stalling = false;
+  let delayMs = 0;
   const open = new Set<Socket>();
   const track = (socket: Socket) => {
     open.add(socket);
@@ -40,10 +52,27 @@ export async function startHangingProxy(
     if (hung) return; // accepted, never answered
     const upstream = connect(target);
     track(upstream);
+    // Bytes of this connection's answers still to pass before its first header block ends
+    // (stalled connections only); once through, nothing more passes.
+    let head = stalling ? Buffer.alloc(0) : undefined;
+    let stalled = false;
+    const headersOnly = (chunk: Buffer): Buffer | undefined => {
+      if (!head) return chunk;
+      if (stalled) return undefined;
+      head = Buffer.concat([head, chunk]);
+      const end = head.indexOf('\r\n\r\n');
+      if (end < 0) return chunk;
+      stalled = true;
+      return chunk.subarray(0, Math.max(0, chunk.length - (head.length - (end + 4))));
+    };
     const forward = (from: Socket, to: Socket, answers: boolean) =>
       from
         .on('data', (chunk: Buffer) => {
-          if (!frozen && !(answers && muted)) to.write(chunk);
+          if (frozen || (answers && muted)) return;
+          const passing = answers ? headersOnly(chunk) : chunk;
+          if (!passing || passing.length === 0) return;
+          if (answers && delayMs > 0) setTimeout(() => to.write(passing), delayMs);
+          else to.write(passing);
         })
         .on('end', () => to.end());
     forward(client, upstream, false);
@@ -77,10 +106,22 @@ export async function startHangingProxy(
     unmuteAnswers() {
       muted = false;
     },
+    stallBodies() {
+      stalling = true;
+      cut();
+    },
+    unstallBodies() {
+      stalling = false;
+    },
+    delayAnswers(ms) {
+      delayMs = ms;
+    },
     resume() {
       hung = false;
       frozen = false;
       muted = false;
+      stalling = false;
+      delayMs = 0;
       cut();
     },
     async close() {
