@@ -11,6 +11,7 @@ import { systemClock } from '../../src/lib/clock.js';
 import { createLogger, silentLogger } from '../../src/lib/logger.js';
 import { Vault } from '../../src/sdk/index.js';
 import { startHangingProxy } from '../support/hanging-proxy.js';
+import { until } from '../support/until.js';
 import { startVaultDev, type VaultDev } from '../support/vault-dev.js';
 
 /** The lease loop against a real `vault dev`: real leases, real renewals, real revocations. */
@@ -21,20 +22,6 @@ let dir: string;
 const loops: LeaseLoop[] = [];
 
 const apiFor = (vault: Vault): LeaseApi => leaseApi(() => vault);
-
-async function until<T>(
-  what: string,
-  probe: () => T | Promise<T>,
-  timeoutMs = 20_000,
-): Promise<NonNullable<T>> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value) return value as NonNullable<T>;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
 
 function startLoop(vault: Vault, files: AgentFileInput[], sub: string, registry = new Registry()) {
   const directory = join(dir, sub);

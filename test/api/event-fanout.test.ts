@@ -3,11 +3,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { keys } from '../../src/core/keys.js';
-import { type LeaseEvent, Vault } from '../../src/sdk/index.js';
+import { Vault } from '../../src/sdk/index.js';
 import { openEmbeddedStore } from '../../src/store/embedded-store.js';
 import type { Store } from '../../src/store/store.js';
+import { followLeaseEvents, type LeaseEventFollower } from '../support/event-streams.js';
 import { storeWith } from '../support/store-proxy.js';
 import { startTestVault, type TestVault } from '../support/test-vault.js';
+import { until } from '../support/until.js';
 
 /**
  * Lease-event streams of one tenant, many at once (a fleet of agents, one stream each): the
@@ -22,47 +24,11 @@ const watches = { opened: 0, closed: 0 };
 /** The failure callback of the last store watch of the tenant's leases (to fail it as a store would). */
 let failWatch: ((err: Error) => void) | undefined;
 
-interface Follower {
-  events: LeaseEvent[];
-  stop(): Promise<void>;
-  /** How the stream ended, if it did by itself. */
-  ended: Promise<unknown>;
-}
-
-async function follow(token: string): Promise<Follower> {
-  const client = await Vault.connect({ addr: vault.url, token, tenant: vault.tenant });
-  const controller = new AbortController();
-  const events: LeaseEvent[] = [];
-  let opened!: () => void;
-  const open = new Promise<void>((resolve) => {
-    opened = resolve;
-  });
-  const ended = (async () => {
-    try {
-      for await (const event of client.leases.events({ signal: controller.signal, onOpen: opened }))
-        events.push(event);
-      return 'ended';
-    } catch (err) {
-      return err;
-    }
-  })();
-  await Promise.race([open, ended]);
-  return {
-    events,
-    ended,
-    stop: async () => {
-      controller.abort();
-      await ended;
-    },
-  };
-}
-
-async function until(what: string, check: () => boolean, timeoutMs = 15_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
+/** A stream of `token`, once it is live (or ended). */
+async function follow(token: string): Promise<LeaseEventFollower> {
+  const follower = followLeaseEvents(await Vault.connect({ addr: vault.url, token, tenant: vault.tenant }));
+  await Promise.race([follower.live, follower.ended]);
+  return follower;
 }
 
 beforeAll(async () => {

@@ -11,20 +11,13 @@ import { silentLogger } from '../../src/lib/logger.js';
 import { Vault } from '../../src/sdk/index.js';
 import { type HangingProxy, startHangingProxy } from '../support/hanging-proxy.js';
 import { startTestVault, type TestVault } from '../support/test-vault.js';
+import { until } from '../support/until.js';
 
 // Red team, session 8b: after a broken event stream the agent looks each lease up again. The
 // answer of that look-up can arrive after an event the new stream already delivered (a
 // renewal of a VaultLease's lease by the operator): the agent then took the looked-up, older
 // lease as the current one, armed its expiry at the old time, and wiped the file there,
 // although the lease had been renewed and was fine.
-
-const until = async (check: () => Promise<boolean> | boolean, what: string, timeoutMs = 20_000) => {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-};
 
 describe('agent: a catch-up look-up answered after a newer renewal event', () => {
   let vault: TestVault;
@@ -88,7 +81,7 @@ describe('agent: a catch-up look-up answered after a newer renewal event', () =>
     const renewed = await admin.leases.renew(lease.id, { increment: '1m' });
     expect(renewed.expiresAt.getTime()).toBeGreaterThan(lease.expiresAt.getTime() + 30_000);
     // Past the first expiry (6 s after issue), well before the renewed one.
-    await until(() => Date.now() > lease.expiresAt.getTime() + 1_000, 'the first expiry to pass', 15_000);
+    await until('the first expiry to pass', () => Date.now() > lease.expiresAt.getTime() + 1_000, 15_000);
     expect((await admin.leases.get(lease.id)).state).toBe('active');
     const wipes = await registry.getSingleMetric('vault_agent_wipes_total')!.get();
     expect(wipes.values.filter((v) => v.value > 0)).toEqual([]);

@@ -11,20 +11,13 @@ import { silentLogger } from '../../src/lib/logger.js';
 import { Vault } from '../../src/sdk/index.js';
 import { type HangingProxy, startHangingProxy } from '../support/hanging-proxy.js';
 import { startTestVault, type TestVault } from '../support/test-vault.js';
+import { until } from '../support/until.js';
 
 // Red team, session 8b: the agent looks its leases up again when its event stream opens after
 // a break, but not when the stream opens for the first time. A stream that could not be opened
 // at start (a busy or unreachable server, the stream limit) while the files were leased and
 // written missed a revocation made in between just the same: the file stayed until its
 // renewal (40 minutes for a 1 h lease).
-
-const until = async (check: () => Promise<boolean> | boolean, what: string, timeoutMs = 20_000) => {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-};
 
 describe('agent: a revocation before its event stream first opens', () => {
   let vault: TestVault;
@@ -72,8 +65,8 @@ describe('agent: a revocation before its event stream first opens', () => {
     await admin.leases.revoke(loop.leaseIds().db!);
     const streamsBefore = await openStreams();
     events.resume();
-    await until(async () => (await openStreams()) > streamsBefore, 'the event stream to open');
-    await until(() => !existsSync(file), 'the file to be wiped', 5_000);
+    await until('the event stream to open', async () => (await openStreams()) > streamsBefore);
+    await until('the file to be wiped', () => !existsSync(file), 5_000);
   }, 60_000);
 
   async function openStreams(): Promise<number> {

@@ -11,6 +11,7 @@ import { silentLogger } from '../../src/lib/logger.js';
 import { Vault } from '../../src/sdk/index.js';
 import { type HangingProxy, startHangingProxy } from '../support/hanging-proxy.js';
 import { startTestVault, type TestVault } from '../support/test-vault.js';
+import { until } from '../support/until.js';
 
 // Red team, session 8b: the agent keeps one Idempotency-Key per file until it has a lease. A
 // re-lease at the max TTL whose answer is late is still waiting when the old lease expires;
@@ -18,14 +19,6 @@ import { startTestVault, type TestVault } from '../support/test-vault.js';
 // the re-lease is waiting for. When the late answer comes, the re-lease finds the file moved
 // on and revokes "its" lease: the one the file now holds. The agent then sees its own
 // revocation, wipes the file and, a revocation being final, never leases it again.
-
-const until = async (check: () => Promise<boolean> | boolean, what: string, timeoutMs = 20_000) => {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-};
 
 describe('agent: a late re-lease and the acquisition after expiry share one key', () => {
   let vault: TestVault;
@@ -79,12 +72,12 @@ describe('agent: a late re-lease and the acquisition after expiry share one key'
 
     // The re-lease (at two thirds of 6 s) issues its lease; its answer stops after the headers.
     proxy.stallBodies();
-    await until(async () => (await leases()).length === 2, 'the re-lease to issue a lease');
+    await until('the re-lease to issue a lease', async () => (await leases()).length === 2);
     proxy.unstallBodies();
     // The first lease expires (6 s) before the re-lease's answer times out (4 s + 3.2 s), and
     // the file is acquired again meanwhile; the re-lease's retry (7.5 s) comes before the new
     // lease's own re-lease (about 8.7 s). Give them time to land.
-    await until(() => loop!.leaseIds().short !== first, 'the file to be leased again', 10_000);
+    await until('the file to be leased again', () => loop!.leaseIds().short !== first, 10_000);
     await new Promise((resolve) => setTimeout(resolve, 5_000));
 
     // Nobody but the agent touched these leases: the file is there, with an active lease.

@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Vault } from '../../src/sdk/index.js';
-import type { LeaseEvent } from '../../src/sdk/types.js';
 import { openEtcdStore } from '../../src/store/etcd-store.js';
 import type { Store } from '../../src/store/store.js';
 import { type EtcdProcess, startEtcd } from '../support/etcd.js';
+import { followLeaseEvents } from '../support/event-streams.js';
 import { startTestVault, type TestVault } from '../support/test-vault.js';
 
 // Red team, session 8b (held): the streams of a tenant share one store watch. The last stream
@@ -49,41 +49,26 @@ describe('lease events: the shared watch under open/close churn', () => {
     await etcd?.destroy();
   });
 
-  function open() {
-    const abort = new AbortController();
-    const seen: LeaseEvent[] = [];
-    let opened!: () => void;
-    const live = new Promise<void>((resolve) => {
-      opened = resolve;
-    });
-    const done = (async () => {
-      for await (const event of sdk.leases.events({ signal: abort.signal, onOpen: opened })) seen.push(event);
-    })().catch(() => {});
-    const close = async () => {
-      abort.abort();
-      await done;
-    };
-    return { live, seen, close };
-  }
+  const open = () => followLeaseEvents(sdk);
 
   it('a stream opened as the last one closes sees what is issued after it opened', async () => {
     let previous = open();
     await previous.live;
     for (let round = 0; round < 15; round++) {
       const next = open();
-      const closing = previous.close();
+      const closing = previous.stop();
       await Promise.all([next.live, closing]);
       const issued = await vault.call('POST', '/v1/leases', { body: { credentialName: 'db', ttl: '5m' } });
       expect(issued.status).toBe(201);
       const deadline = Date.now() + 5_000;
-      while (!next.seen.some((event) => event.lease.id === issued.body.id)) {
+      while (!next.events.some((event) => event.lease.id === issued.body.id)) {
         if (Date.now() > deadline)
           throw new Error(`round ${round}: the new stream missed lease ${issued.body.id}`);
         await sleep(10);
       }
       previous = next;
     }
-    await previous.close();
+    await previous.stop();
     const deadline = Date.now() + 5_000;
     while (watches.closed < watches.opened && Date.now() < deadline) await sleep(20);
     expect(watches.opened).toBeGreaterThan(0);

@@ -2,10 +2,10 @@ import { randomBytes } from 'node:crypto';
 import { Etcd3 } from 'etcd3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Vault } from '../../src/sdk/index.js';
-import type { LeaseEvent } from '../../src/sdk/types.js';
 import { openEtcdStore } from '../../src/store/etcd-store.js';
 import type { Store } from '../../src/store/store.js';
 import { type EtcdProcess, etcdClientOptions, startEtcd } from '../support/etcd.js';
+import { followLeaseEvents } from '../support/event-streams.js';
 import { type HangingProxy, startHangingProxy } from '../support/hanging-proxy.js';
 import { startTestVault, type TestVault } from '../support/test-vault.js';
 
@@ -48,23 +48,9 @@ describe('lease events: the shared watch cannot resume after a compaction', () =
     await etcd?.destroy();
   });
 
-  function open(sdk: Vault) {
-    const abort = new AbortController();
-    const seen: LeaseEvent[] = [];
-    let opened!: () => void;
-    const live = new Promise<void>((resolve) => {
-      opened = resolve;
-    });
-    const done = (async () => {
-      for await (const event of sdk.leases.events({ signal: abort.signal, onOpen: opened })) seen.push(event);
-      return 'ended' as const;
-    })().catch((err: unknown) => err);
-    return { live, seen, done, abort };
-  }
-
   it('ends every stream of the tenant, and a new stream follows again', async () => {
     const sdk = await Vault.connect({ addr: a.url, token: a.rootToken, tenant: a.tenant });
-    const streams = [open(sdk), open(sdk)];
+    const streams = [followLeaseEvents(sdk), followLeaseEvents(sdk)];
     await Promise.all(streams.map((s) => s.live));
 
     proxy.hang();
@@ -79,22 +65,21 @@ describe('lease events: the shared watch cannot resume after a compaction', () =
     proxy.resume();
 
     const outcomes = await Promise.race([
-      Promise.all(streams.map((s) => s.done)),
+      Promise.all(streams.map((s) => s.ended)),
       sleep(20_000).then(() => 'still open after 20 s'),
     ]);
     expect(outcomes).toEqual(['ended', 'ended']);
-    for (const stream of streams) stream.abort.abort();
+    await Promise.all(streams.map((stream) => stream.stop()));
 
-    const next = open(sdk);
+    const next = followLeaseEvents(sdk);
     await next.live;
     const issued = (await b.call('POST', '/v1/leases', { body: { credentialName: 'db', ttl: '5m' } })).body
       .id;
     const deadline = Date.now() + 10_000;
-    while (!next.seen.some((event) => event.lease.id === issued)) {
+    while (!next.events.some((event) => event.lease.id === issued)) {
       if (Date.now() > deadline) throw new Error('the new stream missed a lease issued after it opened');
       await sleep(20);
     }
-    next.abort.abort();
-    await next.done;
+    await next.stop();
   }, 90_000);
 });
