@@ -115,11 +115,24 @@ export function createAccess(deps: Pick<CoreDeps, 'committer' | 'records'>) {
   }
 
   /** True when the caller administers the tenant (no audit: used to widen listings). */
+  /**
+   * The cached records a decision on `ctx`'s rights is made from: its token, its identity and
+   * its policies. An answer kept from them is no fresher than the first to leave the cache.
+   */
+  function rightsRecords(ctx: CallContext): string[] {
+    const { principal } = ctx;
+    return [
+      ...(principal.tokenKey ? [principal.tokenKey] : []),
+      keys.identity(ctx.tenant, principal.identity.type, principal.identity.name),
+      ...principal.policies.map((name) => keys.policy(ctx.tenant, name)),
+    ];
+  }
+
   async function isAdmin(ctx: CallContext): Promise<boolean> {
     return decide(ctx.principal, await policiesOf(ctx), 'admin').allowed;
   }
 
-  return { check, checkActFor, checkLease, leaseDecision, isAdmin, deny, policiesOf };
+  return { check, checkActFor, checkLease, leaseDecision, isAdmin, rightsRecords, deny, policiesOf };
 }
 
 export type Access = ReturnType<typeof createAccess>;

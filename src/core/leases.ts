@@ -960,13 +960,7 @@ export function createLeaseService(
           const decided = { until: now + deps.records.ttlMs, generation, admin: Promise.resolve(false) };
           decided.admin = refresh().then(async (fresh) => {
             const admin = await access.isAdmin(fresh);
-            const { principal } = fresh;
-            const used = [
-              ...(principal.tokenKey ? [principal.tokenKey] : []),
-              keys.identity(fresh.tenant, principal.identity.type, principal.identity.name),
-              ...principal.policies.map((name) => keys.policy(fresh.tenant, name)),
-            ];
-            decided.until = Math.min(decided.until, deps.records.cachedUntil(used));
+            decided.until = Math.min(decided.until, deps.records.cachedUntil(access.rightsRecords(fresh)));
             return admin;
           });
           rights = decided;
