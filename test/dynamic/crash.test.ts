@@ -18,7 +18,7 @@ import { bootstrap, type ServerProcess, startServer } from '../crash/vault-serve
 import { type EtcdProcess, startEtcd } from '../support/etcd.js';
 import { type Postgres, postgresAvailable, startPostgres } from '../support/postgres.js';
 
-const waitFor = async (what: string, check: () => Promise<boolean>, timeoutMs = 20_000) => {
+const waitFor = async (what: string, check: () => Promise<boolean>, timeoutMs = 60_000) => {
   const deadline = Date.now() + timeoutMs;
   while (!(await check())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
