@@ -151,6 +151,7 @@ export const putVersionRequest = z.strictObject({
   /**
    * Add the version only when the value differs from the current version's (compared by the
    * tenant's keyed fingerprint); for an equal value the credential comes back unchanged.
+   * Needs a right that reads the value (`lease`, and `reveal` for an agent), else 403.
    */
   ifChanged: z.boolean().default(false),
 });

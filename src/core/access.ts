@@ -114,7 +114,6 @@ export function createAccess(deps: Pick<CoreDeps, 'committer' | 'records'>) {
     if (!decision.allowed) throw await deny(ctx, auditAction, resource, decision.reason, target);
   }
 
-  /** True when the caller administers the tenant (no audit: used to widen listings). */
   /**
    * The cached records a decision on `ctx`'s rights is made from: its token, its identity and
    * its policies. An answer kept from them is no fresher than the first to leave the cache.
@@ -128,6 +127,7 @@ export function createAccess(deps: Pick<CoreDeps, 'committer' | 'records'>) {
     ];
   }
 
+  /** True when the caller administers the tenant (no audit: used to widen listings). */
   async function isAdmin(ctx: CallContext): Promise<boolean> {
     return decide(ctx.principal, await policiesOf(ctx), 'admin').allowed;
   }

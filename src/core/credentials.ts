@@ -3,6 +3,7 @@ import type { z } from 'zod';
 import {
   adminConnectionProblem,
   type Credential,
+  controllerOwnerLabel,
   type createCredentialRequest,
   type DynamicEngineName,
   type listCredentialsQuery,
@@ -181,6 +182,25 @@ export function createCredentialService(
   async function recheck(ctx: CallContext, action: Action, auditAction: string, credential: Credential) {
     const decision = decide(ctx.principal, await access.policiesOf(ctx), action, credential);
     if (!decision.allowed) throw new RecheckDenied(auditAction, decision.reason);
+  }
+
+  /**
+   * `ifChanged` answers whether a value equals the current version's, which confirms a guess:
+   * only for a caller who may read the value anyway, or a cluster's controller on a credential
+   * it created (it imported that value from a Secret of its cluster). Refused alike whether the
+   * guess is right or wrong, before anything is compared.
+   */
+  async function checkMayCompare(ctx: CallContext, credential: Credential, auditAction: string) {
+    const allowed = isController(ctx.principal)
+      ? credential.metadata[controllerOwnerLabel] !== undefined
+      : mayReadValue(ctx.principal, await access.policiesOf(ctx), credential);
+    if (allowed) return;
+    throw await access.deny(
+      ctx,
+      auditAction,
+      resourceOf(credential.name),
+      `"ifChanged" tells whether a value equals the current version of "${credential.name}", so it needs a right that reads the value ("lease", and "reveal" for an agent); send the value without "ifChanged" to add a version`,
+    );
   }
 
   const resolveValue = (input: {
@@ -457,6 +477,7 @@ export function createCredentialService(
     ): Promise<Credential> {
       const { credential } = await mustLoad(ctx, name, action);
       await access.check(ctx, 'rotate', resourceOf(name), credential, action);
+      if (input.ifChanged) await checkMayCompare(ctx, credential, action);
       if (credential.dynamic && input.generate)
         throw badRequest(
           'a dynamic credential rotates its admin password upstream; "generate" does not apply',

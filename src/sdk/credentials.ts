@@ -88,7 +88,8 @@ export class CredentialsApi {
   /**
    * Stores a new version with the given value; it becomes the current version. With
    * `ifChanged`, only when the value differs from the current version's (otherwise the
-   * credential comes back unchanged).
+   * credential comes back unchanged); that needs a right that reads the value (`lease`, and
+   * `reveal` for an agent), since the answer would confirm a guess.
    */
   putVersion(
     name: string,

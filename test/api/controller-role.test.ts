@@ -1,5 +1,6 @@
 import { CoreV1Api } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { controllerOwnerLabel } from '../../src/contract/credentials.js';
 import { kubernetesTokenReviewer } from '../../src/server/token-review.js';
 import { type ControlPlane, startControlPlane } from '../support/control-plane.js';
 import { startTestVault, type TestVault } from '../support/test-vault.js';
@@ -100,7 +101,7 @@ describe('the controller role (Kubernetes login of a named cluster)', () => {
       name: 'db',
       type: 'password',
       value: 'pw-one-0123456789',
-      metadata: { team: 'shop' },
+      metadata: { team: 'shop', [controllerOwnerLabel]: 'uid-1' },
     });
     expect(created.status, created.text).toBe(201);
     expect(created.text).not.toContain('pw-one');
@@ -115,8 +116,19 @@ describe('the controller role (Kubernetes login of a named cluster)', () => {
       ifChanged: true,
     });
     expect(changed.body.currentVersion).toBe(2);
+    // On a credential it did not create, "ifChanged" would confirm a guessed value: refused.
+    await vault.call('POST', '/v1/credentials', {
+      tenant: 'east.shop',
+      body: { name: 'made-by-api', type: 'password', value: 'pw-api-0123456789' },
+    });
+    const guess = await asController('POST', '/v1/credentials/made-by-api/versions', {
+      value: 'pw-api-0123456789',
+      ifChanged: true,
+    });
+    expect(guess.status, guess.text).toBe(403);
+    expect(guess.body.error.message).toContain('"ifChanged"');
     const relabel = await asController('PATCH', '/v1/credentials/db', {
-      metadata: { team: 'shop', tier: 'a' },
+      metadata: { team: 'shop', tier: 'a', [controllerOwnerLabel]: 'uid-1' },
     });
     expect(relabel.status, relabel.text).toBe(200);
 

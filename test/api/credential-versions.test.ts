@@ -103,6 +103,51 @@ describe('credential versions', () => {
     expect(denied.status).toBe(403);
   });
 
+  it('ifChanged is no guessing oracle: without a right that reads the value it is refused, guess right or wrong', async () => {
+    await vault.call('POST', '/v1/credentials', {
+      body: { name: 'guarded', type: 'password', value: 'the-real-secret-0123' },
+    });
+    const rules = (actions: string[]) => ({ rules: [{ credentials: ['guarded'], actions }] });
+    await vault.call('PUT', '/v1/policies/guarded-rotate', { body: rules(['rotate', 'read-metadata']) });
+    await vault.call('PUT', '/v1/policies/guarded-lease', { body: rules(['rotate', 'lease']) });
+    const rotator = await vault.tokenFor({ type: 'agent', name: 'rotator' }, ['guarded-rotate']);
+    const holder = await vault.tokenFor({ type: 'workload', name: 'holder' }, ['guarded-lease']);
+    // An agent that may lease but not reveal never reads the value: refused too.
+    const agent = await vault.tokenFor({ type: 'agent', name: 'runner' }, ['guarded-lease']);
+    const put = (token: string, value: string) =>
+      vault.call('POST', '/v1/credentials/guarded/versions', { token, body: { value, ifChanged: true } });
+
+    // The right guess and a wrong one get the same answer, and neither writes a version.
+    const right = await put(rotator, 'the-real-secret-0123');
+    const wrong = await put(rotator, 'a-wrong-guess-0123');
+    const byAgent = await put(agent, 'the-real-secret-0123');
+    for (const refused of [right, wrong, byAgent]) {
+      expect(refused.status, refused.text).toBe(403);
+      expect(refused.body.error.message).toContain('"ifChanged"');
+      expect(refused.body.error.message).toContain('a right that reads the value');
+    }
+    expect(right.body.error.message).toBe(wrong.body.error.message);
+    const after = await vault.call('GET', '/v1/credentials/guarded');
+    expect(after.body.currentVersion).toBe(1);
+    const denials = vault
+      .auditLines()
+      .filter((r) => r.resource === 'credential/guarded' && r.outcome === 'denied');
+    expect(denials.map((r) => r.action)).toEqual(Array(3).fill('credential.put-version'));
+    // Without ifChanged, rotate still adds a version.
+    const plain = await vault.call('POST', '/v1/credentials/guarded/versions', {
+      token: rotator,
+      body: { value: 'a-new-value-0123' },
+    });
+    expect(plain.status, plain.text).toBe(201);
+
+    // Whoever may lease it (and so read it) may compare.
+    const same = await put(holder, 'a-new-value-0123');
+    expect(same.status, same.text).toBe(201);
+    expect(same.body.currentVersion).toBe(2);
+    const changed = await put(holder, 'another-value-0123');
+    expect(changed.body.currentVersion).toBe(3);
+  });
+
   it('keeps the history of a store written before value records carried it', async () => {
     await create('legacy');
     await rotate('legacy', 29);
