@@ -2,7 +2,13 @@ import { randomUUID } from 'node:crypto';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/logger.js';
-import type { Lease, LeaseEvent, Vault } from '../sdk/index.js';
+import {
+  type Lease,
+  type LeaseEvent,
+  LeaseExpiredError,
+  LeaseRevokedError,
+  type Vault,
+} from '../sdk/index.js';
 import { defaultEnvName } from '../webhook/annotations.js';
 import type { AgentFile } from './config.js';
 import { type FileSink, render } from './file-sink.js';
@@ -234,17 +240,27 @@ export function createLeaseLoop(deps: LeaseLoopDeps): LeaseLoop {
       state.leaseKey = { key: randomUUID(), generation: state.generation };
     }
     const { key } = state.leaseKey;
-    const lease = await api.create(
-      {
-        credentialName: file.credential!,
-        ...(file.ttl ? { ttl: file.ttl } : {}),
-        ...(file.maxTtl ? { maxTtl: file.maxTtl } : {}),
-        renewable: true,
-      },
-      key,
-    );
-    if (state.leaseKey?.key === key) state.leaseKey = undefined;
-    // A retry answered by a lease that ended meanwhile: the next try asks for a new one.
+    const done = () => {
+      if (state.leaseKey?.key === key) state.leaseKey = undefined;
+    };
+    const lease = await api
+      .create(
+        {
+          credentialName: file.credential!,
+          ...(file.ttl ? { ttl: file.ttl } : {}),
+          ...(file.maxTtl ? { maxTtl: file.maxTtl } : {}),
+          renewable: true,
+        },
+        key,
+      )
+      .catch((err: unknown) => {
+        // 410: the lease this key issued ended before its answer reached us (revoked or
+        // expired meanwhile); the key can never be answered again, so the next try gets a new one.
+        if (err instanceof LeaseRevokedError || err instanceof LeaseExpiredError) done();
+        throw err;
+      });
+    done();
+    // (A server from before that answer returned the ended lease itself.)
     if (lease.state !== 'active') throw new Error(`the lease a retry found (${lease.id}) is ${lease.state}`);
     return lease;
   }

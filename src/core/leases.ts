@@ -133,15 +133,21 @@ export function createLeaseService(
     lease: LeaseRecord,
     action: string,
     created?: { lease: number; credential: number | undefined },
+    /** Asked by a retry with an Idempotency-Key, whose first attempt issued `lease`. */
+    replayed = false,
   ) {
     const orphan = !lease.dynamic && created?.credential !== undefined && created.lease < created.credential;
     const state = orphan ? 'revoked' : effectiveState(lease, clock());
     if (state === 'active') return;
+    const subject = replayed
+      ? `the lease this Idempotency-Key issued ("${lease.id}")`
+      : `lease "${lease.id}"`;
+    const next = replayed ? 'request a new lease with a new Idempotency-Key' : 'request a new lease';
     const reason = orphan
-      ? `lease "${lease.id}" was revoked (credential "${lease.credentialName}" was deleted after it was issued); request a new lease`
+      ? `${subject} was revoked (credential "${lease.credentialName}" was deleted after it was issued); ${next}`
       : state === 'revoked'
-        ? `lease "${lease.id}" was revoked${lease.revokeReason ? ` (${lease.revokeReason})` : ''}; request a new lease`
-        : `lease "${lease.id}" expired at ${lease.expiresAt}; request a new lease`;
+        ? `${subject} was revoked${lease.revokeReason ? ` (${lease.revokeReason})` : ''}; ${next}`
+        : `${subject} expired at ${lease.expiresAt}; ${next}`;
     await committer.record(ctx, {
       action,
       resource: resourceOf(lease.id),
@@ -238,10 +244,14 @@ export function createLeaseService(
     const credential = lease.dynamic ? undefined : await credentials.load(ctx, lease.credentialName);
     const current =
       lease.dynamic || (credential !== undefined && found.createRevision > credential.createRevision);
-    const value =
-      withValue && current && effectiveState(lease, now) === 'active'
-        ? await openValue(ctx, lease)
-        : undefined;
+    // Ended before the retry came: 410, not a success without a value (nor a second lease).
+    if (!current || effectiveState(lease, now) !== 'active') {
+      throw new ReplayedLeaseEnded(lease, {
+        lease: found.createRevision,
+        credential: current ? undefined : (credential?.createRevision ?? Number.MAX_SAFE_INTEGER),
+      });
+    }
+    const value = withValue ? await openValue(ctx, lease) : undefined;
     return {
       compare: [{ key: earlier.key, modRevision: earlier.modRevision }],
       ops: [],
@@ -401,6 +411,13 @@ export function createLeaseService(
     void dynamic.kick();
   }
 
+  /** A create whose retry found its lease ended: audited and answered 410 (see replay). */
+  async function answerEnded(ctx: CallContext, err: unknown): Promise<never> {
+    if (err instanceof ReplayedLeaseEnded)
+      await requireActive(ctx, err.lease, 'lease.create', err.created, true);
+    throw err;
+  }
+
   const visibleTo = (ctx: CallContext, admin: boolean) => (lease: LeaseRecord) =>
     admin ||
     isController(ctx.principal) ||
@@ -410,7 +427,8 @@ export function createLeaseService(
   return {
     /**
      * With `idempotencyKey`, a retry of the same request (same caller, same key) returns the
-     * lease the first attempt issued instead of issuing another: the key's record is written
+     * lease the first attempt issued instead of issuing another (410 when it has ended since:
+     * the caller asks again with a new key): the key's record is written
      * in the lease's transaction, so a first attempt whose outcome was unknown either issued
      * the lease (and the retry finds it) or did not (and the retry issues it).
      */
@@ -445,7 +463,7 @@ export function createLeaseService(
           maxTtlMs,
           withValue,
           idempotency && idempotencyKey ? { hash: idempotency, key: idempotencyKey } : undefined,
-        );
+        ).catch((err: unknown) => answerEnded(ctx, err));
       }
 
       // The first attempt uses the record read above (perhaps from the cache): the commit
@@ -528,7 +546,7 @@ export function createLeaseService(
       } catch (err) {
         // A denial found on a retry is audited like any other (outside the commit queue).
         if (refused) throw await access.deny(ctx, 'lease.create', resource, refused, target);
-        throw err;
+        return answerEnded(ctx, err);
       }
     },
 
@@ -1057,3 +1075,17 @@ const leaseValueRef = (id: string) => `lease/${id}`;
 const withoutValue = ({ value: _value, ...lease }: Lease) => lease;
 
 export type LeaseService = ReturnType<typeof createLeaseService>;
+
+/**
+ * Thrown inside a commit when a retried creation finds that the lease its first attempt issued
+ * has ended (revoked, expired, or of a credential deleted since); `create` audits it and
+ * answers 410.
+ */
+class ReplayedLeaseEnded extends Error {
+  constructor(
+    readonly lease: LeaseRecord,
+    readonly created: { lease: number; credential: number | undefined },
+  ) {
+    super(`the lease this Idempotency-Key issued ("${lease.id}") has ended`);
+  }
+}

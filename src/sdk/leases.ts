@@ -39,6 +39,10 @@ export class LeasesApi {
    * without the `reveal` action (then the lease is a handle: use it through {@link use}, a
    * runner or the broker). `identity` is who the lease is for (defaults to the caller); the
    * caller's policy decides whether it may act for them.
+   *
+   * A retry (same `idempotencyKey`) that finds the lease of its first attempt ended meanwhile
+   * (revoked, say, before the answer arrived) throws {@link LeaseRevokedError} or
+   * {@link LeaseExpiredError}: call `create` again, with a new key, for a new lease.
    */
   async create(input: CreateLeaseInput, options: Options & { idempotencyKey?: string } = {}): Promise<Lease> {
     const { idempotencyKey = globalThis.crypto.randomUUID(), ...rest } = options;

@@ -65,15 +65,39 @@ describe('Idempotency-Key: static credentials', () => {
     expect(b.body.id).not.toBe(a.body.id);
   });
 
-  it('a retry after the lease was revoked returns the revoked lease, never a new one, without its value', async () => {
+  it('a retry after the lease was revoked is 410 naming that lease, never a new lease nor a success without a value', async () => {
     const first = await post(vault, { credentialName: 'db' }, 'then-revoked');
     expect((first.body as { value?: string }).value).toBe('s3cret-value-1');
     const revoked = await vault.call('POST', `/v1/leases/${first.body.id}/revoke`, { body: {} });
     expect(revoked.status).toBe(200);
+    const before = await vault.call('GET', '/v1/leases?credentialName=db&limit=1000');
     const retry = await post(vault, { credentialName: 'db' }, 'then-revoked');
-    expect(retry.status).toBe(201);
-    expect(retry.body.id).toBe(first.body.id);
-    expect((retry.body as { value?: string }).value).toBeUndefined();
+    expect(retry.status, retry.text).toBe(410);
+    expect(retry.body.error.code).toBe('lease_revoked');
+    expect(retry.body.error.message).toContain(
+      `the lease this Idempotency-Key issued ("${first.body.id}") was revoked`,
+    );
+    expect(retry.body.error.message).toContain('new Idempotency-Key');
+    expect(retry.text).not.toContain('s3cret-value-1');
+    const after = await vault.call('GET', '/v1/leases?credentialName=db&limit=1000');
+    expect(after.body.leases).toHaveLength(before.body.leases.length);
+    const denial = vault
+      .auditLines()
+      .find((r) => r.resource === `lease/${first.body.id}` && r.outcome === 'denied');
+    expect(denial?.action).toBe('lease.create');
+    // A new key gets a new lease.
+    const fresh = await post(vault, { credentialName: 'db' }, 'after-revoked');
+    expect(fresh.status).toBe(201);
+    expect(fresh.body.id).not.toBe(first.body.id);
+  });
+
+  it('a retry after the lease expired is 410 lease_expired', async () => {
+    const first = await post(vault, { credentialName: 'db', ttl: '1s', maxTtl: '1s' }, 'then-expired');
+    expect(first.status, first.text).toBe(201);
+    await new Promise((resolve) => setTimeout(resolve, 1_100));
+    const retry = await post(vault, { credentialName: 'db', ttl: '1s', maxTtl: '1s' }, 'then-expired');
+    expect(retry.status, retry.text).toBe(410);
+    expect(retry.body.error.code).toBe('lease_expired');
   });
 });
 
@@ -118,6 +142,20 @@ describe.skipIf(!redisAvailable)('Idempotency-Key: dynamic credentials (real red
     const leases = await vault.call('GET', '/v1/leases?credentialName=cache&state=active');
     const [users] = (await redisCommands(redis.admin, [['ACL', 'USERS']])) as [string[]];
     expect(users.filter((u) => u !== 'admin' && u !== 'default')).toHaveLength(leases.body.leases.length);
+  });
+
+  it('a retry after the dynamic lease was revoked is 410, and makes no account', async () => {
+    const first = await post(vault, { credentialName: 'cache', ttl: '5m' }, 'dyn-revoked');
+    expect(first.status).toBe(201);
+    await vault.call('POST', `/v1/leases/${first.body.id}/revoke`, { body: {} });
+    const retry = await post(vault, { credentialName: 'cache', ttl: '5m' }, 'dyn-revoked');
+    expect(retry.status, retry.text).toBe(410);
+    expect(retry.body.error.message).toContain(first.body.id);
+    const leases = await vault.call('GET', '/v1/leases?credentialName=cache&state=active');
+    expect(leases.body.leases.map((l: { id: string }) => l.id)).not.toContain(first.body.id);
+    const [users] = (await redisCommands(redis.admin, [['ACL', 'USERS']])) as [string[]];
+    expect(first.body.dynamic.username).toMatch(/\w/);
+    expect(users).not.toContain(first.body.dynamic.username);
   });
 
   it('the same key with another request is 409 for a dynamic credential too', async () => {
