@@ -116,6 +116,10 @@ export function register(program: Command): void {
       '--kubernetes-controller <cluster=namespace:sa...>',
       "a cluster's controller ServiceAccount, which gets the controller role (env VAULT_KUBERNETES_CONTROLLERS)",
     )
+    .option(
+      '--max-tenants-per-cluster <n>',
+      "tenants a cluster's controller may bring into being (default 10000; env VAULT_MAX_TENANTS_PER_CLUSTER)",
+    )
     .option('--no-ui', 'do not serve the web console at /ui (env VAULT_UI=false)')
     .option('--max-event-streams <n>', 'open lease-event streams per process (default 2048)')
     .option('--max-event-streams-per-tenant <n>', 'open lease-event streams per tenant (default 256)')
@@ -159,6 +163,7 @@ export function register(program: Command): void {
             (options.kubernetesCluster as string[] | undefined) ?? list(env.VAULT_KUBERNETES_CLUSTERS),
           kubernetesControllers:
             (options.kubernetesController as string[] | undefined) ?? list(env.VAULT_KUBERNETES_CONTROLLERS),
+          maxTenantsPerCluster: options.maxTenantsPerCluster ?? env.VAULT_MAX_TENANTS_PER_CLUSTER,
           ui: options.ui === false || env.VAULT_UI === 'false' ? false : undefined,
           maxEventStreams: options.maxEventStreams ?? env.VAULT_MAX_EVENT_STREAMS,
           maxEventStreamsPerTenant:

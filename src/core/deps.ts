@@ -22,6 +22,12 @@ export interface CoreConfig {
   /** A system token may address a tenant that does not exist yet (vault dev). */
   autoCreateTenants: boolean;
   /**
+   * The most tenants a cluster's controller brings into being (`<cluster>.<namespace>`, or every
+   * tenant for the unnamed cluster, whose tenants share names with the API's): a stolen
+   * controller token cannot fill the store with tenants.
+   */
+  maxTenantsPerCluster: number;
+  /**
    * Write audit records. Only the benchmark turns this off, to measure what auditing
    * costs; no flag or setting of the server exposes it.
    */
@@ -43,6 +49,7 @@ export const defaultCoreConfig: CoreConfig = {
   defaultLeaseTtlMs: 15 * 60_000,
   maxLeaseTtlMs: 24 * 3_600_000,
   autoCreateTenants: false,
+  maxTenantsPerCluster: 10_000,
   audit: true,
   recordCacheTtlMs: 1000,
   leaseRetentionMs: 24 * 3_600_000,

@@ -1,7 +1,7 @@
 import type { CreatedToken } from '../contract/auth.js';
-import { conflict, notFound } from '../lib/errors.js';
+import { conflict, notFound, permissionDenied } from '../lib/errors.js';
 import { type CallContext, systemContext } from './context.js';
-import { controllerActsIn } from './controller-role.js';
+import { controllerActsIn, controllerLabel } from './controller-role.js';
 import type { CoreDeps } from './deps.js';
 import { parseRecord } from './deps.js';
 import { keys } from './keys.js';
@@ -43,6 +43,21 @@ export function createTenantService(deps: CoreDeps & { tokens: TokenService }) {
     });
     known.add(id);
     return record;
+  }
+
+  /** Refuses a controller's new tenant once its cluster has `maxTenantsPerCluster` (a count, not a read). */
+  async function withinClusterQuota(ctx: CallContext) {
+    const cluster = ctx.principal.controllerOf?.cluster;
+    const held = await store.count(cluster ? keys.tenant(`${cluster}.`) : keys.tenants());
+    if (held < config.maxTenantsPerCluster) return;
+    const which = cluster ? `cluster "${cluster}" has` : 'this server has';
+    deps.logger.warn(
+      { tenant: ctx.tenant, cluster, held },
+      'controller refused a new tenant: cluster tenant quota',
+    );
+    throw permissionDenied(
+      `${controllerLabel(ctx.principal)} may not create tenant "${ctx.tenant}": ${which} ${held} tenants, the most this server allows (--max-tenants-per-cluster ${config.maxTenantsPerCluster}); raise it if the cluster really has that many namespaces`,
+    );
   }
 
   return {
@@ -107,7 +122,10 @@ export function createTenantService(deps: CoreDeps & { tokens: TokenService }) {
       if (await this.exists(ctx.tenant)) return;
       if (ctx.principal.system && config.autoCreateTenants) return this.ensure(ctx.tenant, ctx);
       // A cluster's controller reaches a namespace's tenant before any of its workloads logs in.
-      if (controllerActsIn(ctx.principal, ctx.tenant)) return this.ensure(ctx.tenant, ctx);
+      if (controllerActsIn(ctx.principal, ctx.tenant)) {
+        await withinClusterQuota(ctx);
+        return this.ensure(ctx.tenant, ctx);
+      }
       throw notFound(`tenant "${ctx.tenant}" does not exist`);
     },
   };

@@ -119,6 +119,8 @@ export const serverConfigSchema = z
       )
       .default([]),
     autoCreateTenants: z.boolean().default(false),
+    /** The most tenants one cluster's controller brings into being (see CoreConfig). */
+    maxTenantsPerCluster: z.coerce.number().int().min(1).max(10_000_000).default(10_000),
     /** Open lease-event streams per process, per tenant and per token (fair sharing). */
     maxEventStreams: z.coerce.number().int().min(1).max(1_000_000).default(2048),
     maxEventStreamsPerTenant: z.coerce.number().int().min(1).max(1_000_000).default(256),

@@ -101,6 +101,7 @@ export async function openVault(
         maxLeaseTtlMs: durationMs(config.maxLeaseTtl),
         leaseRetentionMs: durationMs(config.leaseRetention),
         autoCreateTenants: config.autoCreateTenants,
+        maxTenantsPerCluster: config.maxTenantsPerCluster,
       },
     });
     // Stores written by earlier versions: index their leases before serving (resumable).

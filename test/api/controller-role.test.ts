@@ -17,6 +17,7 @@ describe('the controller role (Kubernetes login of a named cluster)', () => {
   let vault: TestVault;
   let controller: string;
   const tenant = 'east.shop';
+  const maxTenants = 6;
   const app = { type: 'workload', name: 'system:serviceaccount:shop:app' } as const;
 
   const mint = async (namespace: string, name: string) => {
@@ -53,6 +54,7 @@ describe('the controller role (Kubernetes login of a named cluster)', () => {
         audience: 'vault',
         maxTokenTtlMs: 3_600_000,
       },
+      core: { maxTenantsPerCluster: maxTenants },
     });
     const result = await login(await mint('vault-system', 'vault-operator'), { cluster: 'east' });
     expect(result.status, result.text).toBe(200);
@@ -84,6 +86,29 @@ describe('the controller role (Kubernetes login of a named cluster)', () => {
     const unknown = await login(await mint('shop', 'app'), { cluster: 'west' });
     expect(unknown.status).toBe(400);
     expect(unknown.body.error.message).toContain('does not serve Kubernetes cluster "west"');
+  });
+
+  it('creates at most --max-tenants-per-cluster tenants for its cluster, and names the flag when refused', async () => {
+    const ofEast = async () =>
+      ((await vault.call('GET', '/v1/sys/tenants')).body.tenants as { id: string }[])
+        .map((t) => t.id)
+        .filter((id) => id.startsWith('east.'));
+    const before = await ofEast();
+    expect(before.length).toBeLessThan(maxTenants);
+    const answers = [];
+    for (let i = 0; i < maxTenants + 3; i++) {
+      answers.push(await asController('GET', '/v1/credentials', undefined, `east.spam-${i}`));
+    }
+    const allowed = maxTenants - before.length;
+    expect(answers.slice(0, allowed).map((a) => a.status)).toEqual(Array(allowed).fill(200));
+    for (const refused of answers.slice(allowed)) {
+      expect(refused.status, refused.text).toBe(403);
+      expect(refused.body.error.message).toContain(`${maxTenants} tenants`);
+      expect(refused.body.error.message).toContain('--max-tenants-per-cluster');
+    }
+    expect(await ofEast()).toHaveLength(maxTenants);
+    // Tenants it has are not affected.
+    expect((await asController('GET', '/v1/credentials', undefined, 'east.spam-0')).status).toBe(200);
   });
 
   it('acts in its cluster’s tenants only: another cluster’s, an unnamed or a plain tenant answer 403', async () => {

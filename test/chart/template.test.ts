@@ -832,6 +832,7 @@ describe('helm template: options', () => {
         '--max-event-streams-per-token=16',
         '--max-bulk-operations=4',
         '--max-bulk-operations-per-tenant=2',
+        '--max-tenants-per-cluster=10000',
       ]),
     );
     expect(container.ports).toContainEqual({ name: 'metrics', containerPort: 9102, protocol: 'TCP' });
