@@ -119,17 +119,21 @@ export function createLeaseReconciler(
         await vault.revokeLease(tenant, step.revokeFirst, `VaultLease ${obj.metadata.name} changed`);
       }
       // A lease issued before a crash, whose id never reached the status, is adopted
-      // rather than issued again.
+      // rather than issued again; one of a credential the object no longer names (edited while
+      // the controller was down) is revoked, not left to run out.
       const uid = obj.metadata.uid;
       const orphan =
         !obj.status?.leaseId && uid
           ? await vault.findLeaseFor(tenant, uid, step.request.identity)
           : undefined;
+      const adopt = orphan?.credentialName === step.request.credentialName;
+      if (orphan && !adopt) {
+        await vault.revokeLease(tenant, orphan.id, `VaultLease ${obj.metadata.name} changed`);
+      }
       try {
-        lease =
-          orphan?.credentialName === step.request.credentialName
-            ? orphan
-            : await vault.issueLease(tenant, { ...step.request, ...(uid ? { owner: uid } : {}) });
+        lease = adopt
+          ? orphan
+          : await vault.issueLease(tenant, { ...step.request, ...(uid ? { owner: uid } : {}) });
         status = leaseStatus({ ...obj, status: { ...obj.status, leaseId: undefined } }, lease, clock());
       } catch (err) {
         const refusal = refusalOf(err);

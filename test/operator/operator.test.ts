@@ -398,6 +398,51 @@ ${leases}`,
     expect((await env.core.leases.list(ctx(ns), { state: 'active', limit: 100 })).leases).toHaveLength(1);
   });
 
+  it('revokes an orphan of a credential the VaultLease no longer names, and issues the one it names', async () => {
+    const ns = 'orphan-moved';
+    await activeLeaseIn(ns);
+    await apply(
+      ns,
+      `apiVersion: vault.ghoststack.io/v1alpha1
+kind: VaultCredential
+metadata: {name: c2}
+spec: {type: generic, source: {generate: {}}, access: {serviceAccounts: [app]}}`,
+    );
+    await phaseOf(ns, 'c2', 'Ready', 'cred');
+    await operator.idle();
+    const {
+      leases: [orphan],
+    } = await env.core.leases.list(ctx(ns), { state: 'active', limit: 100 });
+    expect(orphan?.credentialName).toBe('c');
+
+    // The crash, and while the controller is down the VaultLease moves to c2.
+    await operator.stop({ abandon: true });
+    for (const args of [
+      ['--subresource=status', '--type=merge', '-p', '{"status":{"leaseId":null}}'],
+      ['--type=merge', '-p', '{"spec":{"credentialRef":{"name":"c2"}}}'],
+    ]) {
+      const patched = await env.cp.kubectl(['patch', 'vaultlease', 'l', '-n', ns, ...args]);
+      expect(patched.code, patched.stderr).toBe(0);
+    }
+    operator = await env.startOperator();
+    const held = await eventually(
+      'a lease of c2',
+      async () => {
+        const obj = await env.admin.get<{ status?: { leaseId?: string } }>(
+          resourceTypes.vaultLeases,
+          ns,
+          'l',
+        );
+        const id = obj.status?.leaseId;
+        return id && id !== orphan!.id ? id : undefined;
+      },
+      30_000,
+    );
+    const active = (await env.core.leases.list(ctx(ns), { state: 'active', limit: 100 })).leases;
+    expect(active.map((l) => [l.id, l.credentialName])).toEqual([[held, 'c2']]);
+    expect((await env.core.leases.get(ctx(ns), orphan!.id)).state).toBe('revoked');
+  });
+
   it("looks for an orphan among its workload's leases, not the tenant's (one list page among 20,000 others)", async () => {
     const ns = 'orphan-scale';
     await activeLeaseIn(ns);
