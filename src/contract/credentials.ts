@@ -173,7 +173,11 @@ export const updateCredentialRequest = z.strictObject({
 export const credentialVersion = z.object({
   version: z.number().int(),
   createdAt: z.string(),
-  /** HMAC fingerprint of the value under the tenant's audit key; never the value. */
+  /**
+   * HMAC of the value under the tenant's key, scoped to the credential and version: it names
+   * this version, and equal values elsewhere (another version or credential) get another one,
+   * so it never confirms a guess. Never the value.
+   */
   fingerprint: z.string(),
 });
 

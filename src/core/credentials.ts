@@ -1,4 +1,3 @@
-import { timingSafeEqual } from 'node:crypto';
 import type { z } from 'zod';
 import {
   adminConnectionProblem,
@@ -116,7 +115,7 @@ export function createCredentialService(
     createdAt: string,
   ) {
     const sealed = await keyring.sealValue(ctx.tenant, name, version, Buffer.from(value, 'utf8'));
-    const fingerprint = await fingerprints.of(ctx.tenant, value);
+    const fingerprint = await fingerprints.ofVersion(ctx.tenant, name, version, value);
     const op: Op = {
       type: 'put',
       key: keys.value(ctx.tenant, name, version),
@@ -256,7 +255,19 @@ export function createCredentialService(
               `credential "${input.name}" already exists; put a new version or rotate it instead`,
             );
           }
-          if (!input.generate && sameCredential(current, credential)) {
+          const latest = current.versions.find((v) => v.version === current.currentVersion);
+          if (
+            !input.generate &&
+            sameSettings(current, credential) &&
+            latest !== undefined &&
+            (await fingerprints.matchesVersion(
+              ctx.tenant,
+              input.name,
+              latest.version,
+              value,
+              latest.fingerprint,
+            ))
+          ) {
             return {
               compare: [{ key, modRevision: existing.modRevision }],
               ops: [],
@@ -510,7 +521,10 @@ export function createCredentialService(
           const latest = current.credential.versions.find(
             (v) => v.version === current.credential.currentVersion,
           );
-          if (latest && latest.fingerprint === (await fingerprints.of(ctx.tenant, value))) {
+          if (
+            latest &&
+            (await fingerprints.matchesVersion(ctx.tenant, name, latest.version, value, latest.fingerprint))
+          ) {
             return {
               ops: [],
               audit: [{ action, resource: resourceOf(name), outcome: 'allowed', reason: 'unchanged' }],
@@ -621,21 +635,15 @@ class RecheckDenied extends Error {
 }
 
 /**
- * Whether `created` (a create's record, version 1) repeats `current` exactly: same type,
- * metadata, lease settings and engine, and the current value has the same fingerprint (a
- * keyed HMAC; the values themselves are never compared or decrypted here).
+ * Whether `created` (a create's record) has `current`'s settings: type, metadata, lease
+ * settings and engine (the value is compared by its fingerprint, apart).
  */
-function sameCredential(current: Credential, created: Credential): boolean {
-  const value = (c: Credential) => c.versions.find((v) => v.version === c.currentVersion)?.fingerprint ?? '';
-  const a = Buffer.from(value(current));
-  const b = Buffer.from(value(created));
+function sameSettings(current: Credential, created: Credential): boolean {
   return (
     current.type === created.type &&
     canonical(current.metadata) === canonical(created.metadata) &&
     canonical(current.leases) === canonical(created.leases) &&
-    canonical(current.dynamic) === canonical(created.dynamic) &&
-    a.length === b.length &&
-    timingSafeEqual(a, b)
+    canonical(current.dynamic) === canonical(created.dynamic)
   );
 }
 

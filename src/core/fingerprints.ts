@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, createHmac, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Store } from '../store/store.js';
 import type { KeyringPort } from './deps.js';
 import { keys } from './keys.js';
@@ -33,11 +33,51 @@ export function createFingerprints(deps: { store: Store; keyring: KeyringPort })
     return opened;
   }
 
+  async function of(tenant: string, value: string | Buffer): Promise<string> {
+    return `hmac-sha256:${createHmac('sha256', await hmacKey(tenant))
+      .update(value)
+      .digest('base64url')}`;
+  }
+
+  /**
+   * A credential version's fingerprint: keyed by the tenant's HMAC key *and* scoped to the
+   * credential's name and version, so equal values give unequal fingerprints everywhere else.
+   * Whoever may see metadata, but not read values, then cannot test a guess by comparing
+   * fingerprints (of a probe credential they create, or of a version they put); Vault
+   * compares values itself (`matchesVersion`) where a caller may know the answer.
+   */
+  async function ofVersion(tenant: string, name: string, version: number, value: string): Promise<string> {
+    const scope = `credential-version\0${name}\0${version}\0`;
+    return `hmac-sha256:${createHmac('sha256', await hmacKey(tenant))
+      .update(scope)
+      .update(value)
+      .digest('base64url')}`;
+  }
+
   return {
-    async of(tenant: string, value: string | Buffer): Promise<string> {
-      return `hmac-sha256:${createHmac('sha256', await hmacKey(tenant))
-        .update(value)
-        .digest('base64url')}`;
+    /**
+     * The tenant-wide HMAC of a value: the audit trail's `valueHmac`, which `POST
+     * /v1/audit/lookup` (admins) matches. Never shown as a credential's fingerprint.
+     */
+    of,
+    ofVersion,
+    /**
+     * Whether `value` is the value of `name`'s `version`, whose stored fingerprint is `stored`
+     * (scoped, or tenant-wide as versions written before scoping carry).
+     */
+    async matchesVersion(
+      tenant: string,
+      name: string,
+      version: number,
+      value: string,
+      stored: string,
+    ): Promise<boolean> {
+      const candidates = [await ofVersion(tenant, name, version, value), await of(tenant, value)];
+      const want = Buffer.from(stored);
+      return candidates
+        .map((candidate) => Buffer.from(candidate))
+        .map((got) => got.length === want.length && timingSafeEqual(got, want))
+        .some(Boolean);
     },
     /**
      * Seals `plaintext` for this tenant (AES-256-GCM under a key derived from the HMAC key),

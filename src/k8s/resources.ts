@@ -272,7 +272,13 @@ export const vaultCredentialStatus = z.object({
       'Pending until the credential is in Vault, Ready when in line with the spec, Failed (see the Ready condition).',
     ),
   version: z.number().int().min(0).optional().describe('The current version in Vault.'),
-  fingerprint: z.string().max(128).optional().describe('HMAC of the current value (never the value).'),
+  fingerprint: z
+    .string()
+    .max(128)
+    .optional()
+    .describe(
+      'HMAC of the current version (scoped to credential and version, so equal values differ; never the value).',
+    ),
   rotatedAt: z.string().optional().describe('When the current version was created.'),
   secretResourceVersion: z.string().max(64).optional().describe('The Secret resourceVersion last imported.'),
   policy: z.string().max(253).optional().describe('The Vault policy that carries spec.access.'),

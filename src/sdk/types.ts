@@ -40,7 +40,11 @@ export interface CredentialVersion {
   version: number;
   /** When the version was stored. */
   createdAt: Date;
-  /** Keyed HMAC fingerprint of the value; equal fingerprints mean equal values. */
+  /**
+   * Keyed HMAC of this version's value, scoped to the credential and version: it names the
+   * version and reveals nothing about the value, not even whether two versions are equal
+   * (Vault compares values itself: `putVersion(..., { ifChanged: true })`).
+   */
   fingerprint: string;
 }
 

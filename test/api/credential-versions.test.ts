@@ -148,6 +148,52 @@ describe('credential versions', () => {
     expect(changed.body.currentVersion).toBe(3);
   });
 
+  it('fingerprints name one version: equal values differ across versions and credentials; Vault still compares values', async () => {
+    await vault.call('POST', '/v1/credentials', {
+      body: { name: 'fp-a', type: 'generic', value: 'same-value' },
+    });
+    await vault.call('POST', '/v1/credentials', {
+      body: { name: 'fp-b', type: 'generic', value: 'same-value' },
+    });
+    const again = await vault.call('POST', '/v1/credentials/fp-a/versions', {
+      body: { value: 'same-value' },
+    });
+    expect(again.status, again.text).toBe(201);
+    const a = (await vault.call('GET', '/v1/credentials/fp-a')).body;
+    const b = (await vault.call('GET', '/v1/credentials/fp-b')).body;
+    const prints = [...a.versions, ...b.versions].map((v: { fingerprint: string }) => v.fingerprint);
+    expect(new Set(prints).size).toBe(3);
+    for (const print of prints) expect(print).toMatch(/^hmac-sha256:[\w-]{43}$/);
+
+    // ifChanged and a repeated create still recognise the same value (by a caller who may read it).
+    const same = await vault.call('POST', '/v1/credentials/fp-a/versions', {
+      body: { value: 'same-value', ifChanged: true },
+    });
+    expect(same.body.currentVersion).toBe(2);
+    const repeated = await vault.call('POST', '/v1/credentials', {
+      body: { name: 'fp-a', type: 'generic', value: 'same-value' },
+    });
+    expect(repeated.status, repeated.text).toBe(201);
+    expect(repeated.body).toMatchObject({ unchanged: true, currentVersion: 2 });
+    const other = await vault.call('POST', '/v1/credentials', {
+      body: { name: 'fp-a', type: 'generic', value: 'other-value' },
+    });
+    expect(other.status).toBe(409);
+  });
+
+  it('compares a value with a version stored before fingerprints were scoped (tenant-wide HMAC)', async () => {
+    await create('legacy-fp');
+    const key = keys.credential(vault.tenant, 'legacy-fp');
+    const record = JSON.parse((await vault.store.get(key))!.value);
+    record.versions[0].fingerprint = await vault.core.fingerprints.of(vault.tenant, 'v1');
+    await vault.store.txn({ success: [{ type: 'put', key, value: JSON.stringify(record) }] });
+    await new Promise((resolve) => setTimeout(resolve, 1_100));
+    const put = (value: string) =>
+      vault.call('POST', '/v1/credentials/legacy-fp/versions', { body: { value, ifChanged: true } });
+    expect((await put('v1')).body.currentVersion).toBe(1);
+    expect((await put('v2')).body.currentVersion).toBe(2);
+  });
+
   it('keeps the history of a store written before value records carried it', async () => {
     await create('legacy');
     await rotate('legacy', 29);
