@@ -12,6 +12,12 @@ export const timeBeforeLast = (key: string): number => Number(key.split('/').at(
 export const keys = {
   tenant: (tenant: string) => `${root}/tenants/${tenant}`,
   tenants: () => `${root}/tenants/`,
+  /**
+   * Touched by every tenant a cluster's controller creates, so two creations racing past its
+   * quota compare the same revision and one counts again (`-`: the unnamed cluster, a name no
+   * cluster can have).
+   */
+  clusterTenantQuota: (cluster: string | undefined) => `${root}/cluster-tenant-quota/${cluster ?? '-'}`,
   token: (hash: string) => `${root}/tokens/${hash}`,
   tokens: () => `${root}/tokens/`,
   accessor: (accessor: string) => `${root}/accessors/${accessor}`,

@@ -1,5 +1,6 @@
 import type { CreatedToken } from '../contract/auth.js';
 import { conflict, notFound, permissionDenied } from '../lib/errors.js';
+import type { Compare, Op } from '../store/store.js';
 import { type CallContext, systemContext } from './context.js';
 import { controllerActsIn, controllerLabel } from './controller-role.js';
 import type { CoreDeps } from './deps.js';
@@ -26,16 +27,22 @@ export function createTenantService(deps: CoreDeps & { tokens: TokenService }) {
       createdAt: clock().toISOString(),
       ...(description ? { description } : {}),
     };
+    // Checked before anything is written (the tenant key): refused requests write nothing.
+    if (ctx.principal.controllerOf) await withinClusterQuota(ctx, id);
     await keyring.ensureTenantKey(id);
     const tenantCtx = { ...ctx, tenant: id };
     await committer.commit(tenantCtx, async () => {
       if (await store.get(key)) throw conflict(`tenant "${id}" already exists`);
+      // Counted again in the transaction, against the quota key it compares: of creations
+      // racing past the first count, one commits and the others count again.
+      const quota = ctx.principal.controllerOf ? await withinClusterQuota(ctx, id) : undefined;
       return {
-        compare: [{ key, modRevision: 0 }],
+        compare: [{ key, modRevision: 0 }, ...(quota ? [quota.compare] : [])],
         ops: [
           { type: 'put', key, value: JSON.stringify(record) },
           // A new tenant's leases are indexed from the first: nothing to backfill.
           { type: 'put', key: keys.leaseIndexState(id), value: JSON.stringify(leaseIndexComplete) },
+          ...(quota ? [quota.op] : []),
         ],
         audit: [{ action: 'tenant.create', resource: `tenant/${id}`, outcome: 'allowed' }],
         result: undefined,
@@ -45,19 +52,30 @@ export function createTenantService(deps: CoreDeps & { tokens: TokenService }) {
     return record;
   }
 
-  /** Refuses a controller's new tenant once its cluster has `maxTenantsPerCluster` (a count, not a read). */
-  async function withinClusterQuota(ctx: CallContext) {
+  /**
+   * Refuses a controller's new tenant `id` once its cluster has `maxTenantsPerCluster` (a
+   * count, not a read); else the compare and put on the cluster's quota key that make a
+   * creation's count exact against concurrent ones (on any replica).
+   */
+  async function withinClusterQuota(ctx: CallContext, id: string): Promise<{ compare: Compare; op: Op }> {
     const cluster = ctx.principal.controllerOf?.cluster;
+    const quotaKey = keys.clusterTenantQuota(cluster);
+    const marker = await store.get(quotaKey);
     const held = await store.count(cluster ? keys.tenant(`${cluster}.`) : keys.tenants());
-    if (held < config.maxTenantsPerCluster) return;
-    const which = cluster ? `cluster "${cluster}" has` : 'this server has';
-    deps.logger.warn(
-      { tenant: ctx.tenant, cluster, held },
-      'controller refused a new tenant: cluster tenant quota',
-    );
-    throw permissionDenied(
-      `${controllerLabel(ctx.principal)} may not create tenant "${ctx.tenant}": ${which} ${held} tenants, the most this server allows (--max-tenants-per-cluster ${config.maxTenantsPerCluster}); raise it if the cluster really has that many namespaces`,
-    );
+    if (held >= config.maxTenantsPerCluster) {
+      const which = cluster ? `cluster "${cluster}" has` : 'this server has';
+      deps.logger.warn(
+        { tenant: id, cluster, held },
+        'controller refused a new tenant: cluster tenant quota',
+      );
+      throw permissionDenied(
+        `${controllerLabel(ctx.principal)} may not create tenant "${id}": ${which} ${held} tenants, the most this server allows (--max-tenants-per-cluster ${config.maxTenantsPerCluster}); raise it if the cluster really has that many namespaces`,
+      );
+    }
+    return {
+      compare: { key: quotaKey, modRevision: marker?.modRevision ?? 0 },
+      op: { type: 'put', key: quotaKey, value: JSON.stringify({ lastTenant: id }) },
+    };
   }
 
   return {
@@ -112,7 +130,10 @@ export function createTenantService(deps: CoreDeps & { tokens: TokenService }) {
       try {
         await create(ctx, id);
       } catch (err) {
+        // Created meanwhile by another request; a conflict that left no tenant (too many
+        // concurrent changes) is the caller's to retry.
         if (!(err instanceof Error && 'code' in err && err.code === 'conflict')) throw err;
+        if (!(await store.get(keys.tenant(id)))) throw err;
         known.add(id);
       }
     },
@@ -122,10 +143,7 @@ export function createTenantService(deps: CoreDeps & { tokens: TokenService }) {
       if (await this.exists(ctx.tenant)) return;
       if (ctx.principal.system && config.autoCreateTenants) return this.ensure(ctx.tenant, ctx);
       // A cluster's controller reaches a namespace's tenant before any of its workloads logs in.
-      if (controllerActsIn(ctx.principal, ctx.tenant)) {
-        await withinClusterQuota(ctx);
-        return this.ensure(ctx.tenant, ctx);
-      }
+      if (controllerActsIn(ctx.principal, ctx.tenant)) return this.ensure(ctx.tenant, ctx);
       throw notFound(`tenant "${ctx.tenant}" does not exist`);
     },
   };

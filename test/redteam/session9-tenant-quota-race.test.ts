@@ -47,5 +47,33 @@ describe('the per-cluster tenant quota holds under concurrent requests', () => {
       accepted: Math.min(accepted, max - 1),
     });
     expect(held).toBeLessThanOrEqual(max);
+    // Every request that was answered 200 has its tenant; none was told so without one.
+    for (const [i, answer] of answers.entries()) {
+      if (answer.status === 200) expect(await vault.store.get(keys.tenant(`east.ns-${i}`))).toBeDefined();
+      else expect([403, 409]).toContain(answer.status);
+    }
+  });
+
+  it('below the quota, a burst of new namespaces all get their tenants at once', async () => {
+    const identity = { type: 'workload' as const, name: 'system:serviceaccount:vault-system:vault-operator' };
+    // Twenty new namespaces at once, as a controller starting on a busy cluster might ask.
+    const quota = await startTestVault({ core: { maxTenantsPerCluster: 100 } });
+    try {
+      await quota.core.tenants.ensure('west.vault-system');
+      const { token: west } = await quota.core.tokens.mint(
+        systemContext('west.vault-system', identity),
+        'west.vault-system',
+        { identity, policies: [], ttlMs: 3_600_000, controllerOf: { cluster: 'west' } },
+      );
+      const answers = await Promise.all(
+        Array.from({ length: 20 }, (_, i) =>
+          quota.call('GET', '/v1/credentials', { token: west, tenant: `west.ns-${i}` }),
+        ),
+      );
+      expect(answers.map((a) => a.status)).toEqual(Array(20).fill(200));
+      expect(await quota.store.count(keys.tenant('west.'))).toBe(21);
+    } finally {
+      await quota.close();
+    }
   });
 });
