@@ -1,16 +1,14 @@
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Registry } from 'prom-client';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { agentFile } from '../../src/agent/config.js';
 import { createFileSink } from '../../src/agent/file-sink.js';
-import { createLeaseLoop, type LeaseLoop, leaseApi } from '../../src/agent/lease-loop.js';
+import { createLeaseLoop, leaseApi } from '../../src/agent/lease-loop.js';
 import { systemClock } from '../../src/lib/clock.js';
 import { silentLogger } from '../../src/lib/logger.js';
-import { Vault } from '../../src/sdk/index.js';
-import { type HangingProxy, startHangingProxy } from '../support/hanging-proxy.js';
-import { startTestVault, type TestVault } from '../support/test-vault.js';
+import { agentFixture } from '../support/agent-fixture.js';
+import type { HangingProxy } from '../support/hanging-proxy.js';
 import { until } from '../support/until.js';
 
 // The agent keeps one Idempotency-Key per file until it has a lease, so a creation whose answer
@@ -19,34 +17,12 @@ import { until } from '../support/until.js';
 // new key, not repeat the dead one forever.
 
 describe('agent: the lease its Idempotency-Key issued was revoked before the answer came', () => {
-  let vault: TestVault;
-  let proxy: HangingProxy;
-  let dir: string;
-  let loop: LeaseLoop | undefined;
-
-  beforeAll(async () => {
-    vault = await startTestVault();
-    const created = await vault.call('POST', '/v1/credentials', {
-      body: { name: 'api', type: 'password', value: 'value-after-a-lost-answer' },
-    });
-    expect(created.status).toBe(201);
-    proxy = await startHangingProxy({ host: '127.0.0.1', port: Number(new URL(vault.url).port) });
-    dir = mkdtempSync(join(tmpdir(), 'vault-key-ended-'));
-  });
-  afterAll(async () => {
-    await loop?.stop().catch(() => {});
-    await proxy?.close();
-    await vault?.close();
-    if (dir) rmSync(dir, { recursive: true, force: true });
-  });
+  const f = agentFixture({ credential: { name: 'api', value: 'value-after-a-lost-answer' } });
 
   it('asks again with a new key and writes the file', async () => {
-    const through = await Vault.connect({
-      addr: `http://127.0.0.1:${proxy.port}`,
-      token: vault.rootToken,
-      tenant: vault.tenant,
-      timeoutMs: 1_500,
-    });
+    const { vault, dir } = f;
+    const [proxy] = f.proxies as [HangingProxy];
+    const through = await f.connect(f.through(0), 1_500);
     const leases = async () =>
       (await vault.call('GET', '/v1/leases?credentialName=api&limit=1000')).body.leases as {
         id: string;
@@ -54,7 +30,7 @@ describe('agent: the lease its Idempotency-Key issued was revoked before the ans
       }[];
     // The first creation issues its lease, and its answer stops after the headers.
     proxy.stallBodies();
-    loop = createLeaseLoop({
+    const loop = createLeaseLoop({
       files: [agentFile.parse({ name: 'api', credential: 'api', ttl: '10m' })],
       sink: createFileSink(dir),
       api: leaseApi(() => through),
@@ -65,6 +41,7 @@ describe('agent: the lease its Idempotency-Key issued was revoked before the ans
       retryMinMs: 200,
       retryMaxMs: 1_000,
     });
+    f.loop = loop;
     loop.start();
     await until('the first creation to issue a lease', async () => (await leases()).length === 1);
     const [lost] = await leases();

@@ -1,16 +1,14 @@
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Registry } from 'prom-client';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { agentFile } from '../../src/agent/config.js';
 import { createFileSink } from '../../src/agent/file-sink.js';
-import { createLeaseLoop, type LeaseLoop, leaseApi } from '../../src/agent/lease-loop.js';
+import { createLeaseLoop, leaseApi } from '../../src/agent/lease-loop.js';
 import { systemClock } from '../../src/lib/clock.js';
 import { silentLogger } from '../../src/lib/logger.js';
-import { Vault } from '../../src/sdk/index.js';
-import { type HangingProxy, startHangingProxy } from '../support/hanging-proxy.js';
-import { startTestVault, type TestVault } from '../support/test-vault.js';
+import { agentFixture } from '../support/agent-fixture.js';
+import type { HangingProxy } from '../support/hanging-proxy.js';
 import { until } from '../support/until.js';
 
 // Red team, session 8b: after a broken event stream the agent looks each lease up again. The
@@ -20,41 +18,22 @@ import { until } from '../support/until.js';
 // although the lease had been renewed and was fine.
 
 describe('agent: a catch-up look-up answered after a newer renewal event', () => {
-  let vault: TestVault;
-  let lookups: HangingProxy;
-  let events: HangingProxy;
-  let dir: string;
-  let loop: LeaseLoop | undefined;
-
-  beforeAll(async () => {
-    vault = await startTestVault();
-    const created = await vault.call('POST', '/v1/credentials', {
-      body: { name: 'db', type: 'password', value: 'vaultlease-value' },
-    });
-    expect(created.status).toBe(201);
-    const target = { host: '127.0.0.1', port: Number(new URL(vault.url).port) };
-    lookups = await startHangingProxy(target);
-    events = await startHangingProxy(target);
-    dir = mkdtempSync(join(tmpdir(), 'vault-s8b-catchup-'));
-  });
-  afterAll(async () => {
-    await loop?.stop({ revoke: false }).catch(() => {});
-    await lookups?.close();
-    await events?.close();
-    await vault?.close();
-    if (dir) rmSync(dir, { recursive: true, force: true });
+  const f = agentFixture({
+    credential: { name: 'db', value: 'vaultlease-value' },
+    proxies: 2,
+    stopOptions: { revoke: false },
   });
 
   it('the file stays while its lease is renewed', async () => {
-    const connect = (addr: string) =>
-      Vault.connect({ addr, token: vault.rootToken, tenant: vault.tenant, timeoutMs: 10_000 });
-    const admin = await connect(vault.url);
-    const viaLookups = await connect(`http://127.0.0.1:${lookups.port}`);
-    const viaEvents = await connect(`http://127.0.0.1:${events.port}`);
+    const { dir } = f;
+    const [lookups, events] = f.proxies as [HangingProxy, HangingProxy];
+    const admin = await f.connect(f.vault.url, 10_000);
+    const viaLookups = await f.connect(f.through(0), 10_000);
+    const viaEvents = await f.connect(f.through(1), 10_000);
     // The operator's lease of a VaultLease (it renews it; the agent only reads it).
     const lease = await admin.leases.create({ credentialName: 'db', ttl: '6s', maxTtl: '1h' });
     const registry = new Registry();
-    loop = createLeaseLoop({
+    const loop = createLeaseLoop({
       files: [agentFile.parse({ name: 'db', lease: 'db-lease' })],
       sink: createFileSink(dir),
       api: {
@@ -70,6 +49,7 @@ describe('agent: a catch-up look-up answered after a newer renewal event', () =>
       retryMinMs: 200,
       retryMaxMs: 1_000,
     });
+    f.loop = loop;
     loop.start();
     await loop.allWritten;
 

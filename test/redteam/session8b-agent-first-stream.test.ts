@@ -1,16 +1,14 @@
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Registry } from 'prom-client';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { agentFile } from '../../src/agent/config.js';
 import { createFileSink } from '../../src/agent/file-sink.js';
-import { createLeaseLoop, type LeaseLoop, leaseApi } from '../../src/agent/lease-loop.js';
+import { createLeaseLoop, leaseApi } from '../../src/agent/lease-loop.js';
 import { systemClock } from '../../src/lib/clock.js';
 import { silentLogger } from '../../src/lib/logger.js';
-import { Vault } from '../../src/sdk/index.js';
-import { type HangingProxy, startHangingProxy } from '../support/hanging-proxy.js';
-import { startTestVault, type TestVault } from '../support/test-vault.js';
+import { agentFixture } from '../support/agent-fixture.js';
+import type { HangingProxy } from '../support/hanging-proxy.js';
 import { until } from '../support/until.js';
 
 // Red team, session 8b: the agent looks its leases up again when its event stream opens after
@@ -20,35 +18,16 @@ import { until } from '../support/until.js';
 // renewal (40 minutes for a 1 h lease).
 
 describe('agent: a revocation before its event stream first opens', () => {
-  let vault: TestVault;
-  let events: HangingProxy;
-  let dir: string;
-  let loop: LeaseLoop | undefined;
-
-  beforeAll(async () => {
-    vault = await startTestVault();
-    const created = await vault.call('POST', '/v1/credentials', {
-      body: { name: 'db', type: 'password', value: 'revoked-before-the-stream' },
-    });
-    expect(created.status).toBe(201);
-    events = await startHangingProxy({ host: '127.0.0.1', port: Number(new URL(vault.url).port) });
-    dir = mkdtempSync(join(tmpdir(), 'vault-s8b-first-'));
-  });
-  afterAll(async () => {
-    await loop?.stop().catch(() => {});
-    await events?.close();
-    await vault?.close();
-    if (dir) rmSync(dir, { recursive: true, force: true });
-  });
+  const f = agentFixture({ credential: { name: 'db', value: 'revoked-before-the-stream' } });
 
   it('wipes the file once the stream opens', async () => {
-    const connect = (addr: string) =>
-      Vault.connect({ addr, token: vault.rootToken, tenant: vault.tenant, timeoutMs: 1_000 });
-    const admin = await connect(vault.url);
-    const viaEvents = await connect(`http://127.0.0.1:${events.port}`);
+    const { vault, dir } = f;
+    const [events] = f.proxies as [HangingProxy];
+    const admin = await f.connect(vault.url, 1_000);
+    const viaEvents = await f.connect(f.through(0), 1_000);
     // The stream cannot be opened yet; leasing and writing the file can.
     events.hang();
-    loop = createLeaseLoop({
+    const loop = createLeaseLoop({
       files: [agentFile.parse({ name: 'db', credential: 'db', ttl: '1h' })],
       sink: createFileSink(dir),
       api: { ...leaseApi(() => admin), events: leaseApi(() => viaEvents).events },
@@ -58,6 +37,7 @@ describe('agent: a revocation before its event stream first opens', () => {
       retryMinMs: 200,
       retryMaxMs: 500,
     });
+    f.loop = loop;
     loop.start();
     await loop.allWritten;
     const file = join(dir, 'db');
@@ -70,8 +50,8 @@ describe('agent: a revocation before its event stream first opens', () => {
   }, 60_000);
 
   async function openStreams(): Promise<number> {
-    const metrics = await fetch(`${vault.url}/metrics`, {
-      headers: { authorization: `Bearer ${vault.rootToken}` },
+    const metrics = await fetch(`${f.vault.url}/metrics`, {
+      headers: { authorization: `Bearer ${f.vault.rootToken}` },
     }).then((r) => r.text());
     return Number(/^vault_event_streams_open(?:\{[^}]*\})? (\d+)/m.exec(metrics)?.[1] ?? 0);
   }

@@ -1,16 +1,14 @@
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Registry } from 'prom-client';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { agentFile } from '../../src/agent/config.js';
 import { createFileSink } from '../../src/agent/file-sink.js';
-import { createLeaseLoop, type LeaseLoop, leaseApi } from '../../src/agent/lease-loop.js';
+import { createLeaseLoop, leaseApi } from '../../src/agent/lease-loop.js';
 import { systemClock } from '../../src/lib/clock.js';
 import { silentLogger } from '../../src/lib/logger.js';
-import { Vault } from '../../src/sdk/index.js';
-import { type HangingProxy, startHangingProxy } from '../support/hanging-proxy.js';
-import { startTestVault, type TestVault } from '../support/test-vault.js';
+import { agentFixture } from '../support/agent-fixture.js';
+import type { HangingProxy } from '../support/hanging-proxy.js';
 import { until } from '../support/until.js';
 
 // Red team, session 8b: the agent keeps one Idempotency-Key per file until it has a lease. A
@@ -21,36 +19,17 @@ import { until } from '../support/until.js';
 // revocation, wipes the file and, a revocation being final, never leases it again.
 
 describe('agent: a late re-lease and the acquisition after expiry share one key', () => {
-  let vault: TestVault;
-  let proxy: HangingProxy;
-  let dir: string;
-  let loop: LeaseLoop | undefined;
-
-  beforeAll(async () => {
-    vault = await startTestVault();
-    const created = await vault.call('POST', '/v1/credentials', {
-      body: { name: 'short', type: 'password', value: 'short-lived-value' },
-    });
-    expect(created.status).toBe(201);
-    proxy = await startHangingProxy({ host: '127.0.0.1', port: Number(new URL(vault.url).port) });
-    dir = mkdtempSync(join(tmpdir(), 'vault-s8b-key-'));
-  });
-  afterAll(async () => {
-    await loop?.stop().catch(() => {});
-    await proxy?.close();
-    await vault?.close();
-    if (dir) rmSync(dir, { recursive: true, force: true });
-  });
+  const f = agentFixture({ credential: { name: 'short', value: 'short-lived-value' } });
 
   it('the file keeps a lease nobody revoked', async () => {
-    const connect = (addr: string, timeoutMs: number) =>
-      Vault.connect({ addr, token: vault.rootToken, tenant: vault.tenant, timeoutMs });
+    const { vault, dir } = f;
+    const [proxy] = f.proxies as [HangingProxy];
     // Requests through the proxy (whose answers can be cut off); the event stream direct, so
     // the agent hears every revocation at once.
-    const through = await connect(`http://127.0.0.1:${proxy.port}`, 3_200);
-    const direct = await connect(vault.url, 4_000);
+    const through = await f.connect(f.through(0), 3_200);
+    const direct = await f.connect(vault.url, 4_000);
     const registry = new Registry();
-    loop = createLeaseLoop({
+    const loop = createLeaseLoop({
       files: [agentFile.parse({ name: 'short', credential: 'short', ttl: '6s', maxTtl: '6s' })],
       sink: createFileSink(dir),
       api: { ...leaseApi(() => through), events: leaseApi(() => direct).events },
@@ -61,6 +40,7 @@ describe('agent: a late re-lease and the acquisition after expiry share one key'
       retryMinMs: 200,
       retryMaxMs: 1_000,
     });
+    f.loop = loop;
     loop.start();
     await loop.allWritten;
     const first = loop.leaseIds().short!;
@@ -77,7 +57,7 @@ describe('agent: a late re-lease and the acquisition after expiry share one key'
     // The first lease expires (6 s) before the re-lease's answer times out (4 s + 3.2 s), and
     // the file is acquired again meanwhile; the re-lease's retry (7.5 s) comes before the new
     // lease's own re-lease (about 8.7 s). Give them time to land.
-    await until('the file to be leased again', () => loop!.leaseIds().short !== first, 10_000);
+    await until('the file to be leased again', () => loop.leaseIds().short !== first, 10_000);
     await new Promise((resolve) => setTimeout(resolve, 5_000));
 
     // Nobody but the agent touched these leases: the file is there, with an active lease.

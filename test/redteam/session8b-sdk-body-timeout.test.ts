@@ -2,20 +2,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UnauthenticatedError, Vault, VaultConnectionError } from '../../src/sdk/index.js';
 import { type HangingProxy, startHangingProxy } from '../support/hanging-proxy.js';
 import { startTestVault, type TestVault } from '../support/test-vault.js';
+import { until } from '../support/until.js';
 
 // Red team, session 8b: an answer whose headers arrive and whose body never does. The SDK's
 // request timeout covers the body, but what it threw was the fetch's DOMException, not a
 // VaultConnectionError: callers that handle connection failures did not recognise it, and a
 // lease creation whose answer was cut off that way (the lease was issued) was not retried with
 // its Idempotency-Key.
-
-const until = async (check: () => Promise<boolean>, what: string, timeoutMs = 15_000) => {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-};
 
 describe('SDK: an answer cut off after its headers', () => {
   let vault: TestVault;
@@ -95,7 +88,7 @@ describe('SDK: an answer cut off after its headers', () => {
     );
     // The first attempt's lease is issued (its answer's headers went out); later attempts
     // go through whole.
-    await until(async () => (await count()) > before, 'the first attempt to issue its lease');
+    await until('the first attempt to issue its lease', async () => (await count()) > before, 15_000);
     proxy.unstallBodies();
     const lease = await creating;
     expect(lease).not.toBeInstanceOf(Error);
