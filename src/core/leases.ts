@@ -23,6 +23,7 @@ import {
 import { getMany } from '../store/paged.js';
 import type { Compare, Op } from '../store/store.js';
 import type { Access } from './access.js';
+import type { AuditInput } from './committer.js';
 import { type CallContext, formatIdentity, sameIdentity } from './context.js';
 import { continueTokens, LIST_SCAN_BUDGET } from './continue-token.js';
 import { isController } from './controller-role.js';
@@ -163,6 +164,43 @@ export function createLeaseService(
     const now = await Promise.all(records.map(({ key }) => store.get(key)));
     return records.some(({ modRevision }, i) => now[i]?.modRevision !== modRevision);
   }
+
+  /**
+   * Commits the audit record of a value about to leave (a read, a reveal, a use), comparing the
+   * lease and credential records it was decided on (`decidedOn`): resolves to the commit's time,
+   * or undefined when one of them changed (on any replica) or the lease ended meanwhile, and the
+   * caller decides again on fresh records. No value leaves before its record is committed.
+   */
+  async function commitValueAudit(
+    ctx: CallContext,
+    lease: LeaseRecord,
+    decidedOn: Array<{ key: string; modRevision: number }>,
+    audit: AuditInput,
+  ): Promise<Date | undefined> {
+    let built = 0;
+    return committer.commit(ctx, async () => {
+      // A retried build: was it one of these records that changed? Then decide again.
+      if (built++ > 0 && (await changed(decidedOn))) return { ops: [], audit: [], result: undefined };
+      // The commit may come rounds after the decision: a lease that has ended meanwhile is
+      // decided again (and refused), and the answer describes it as it was committed.
+      const at = clock();
+      if (effectiveState(lease, at) !== 'active') return { ops: [], audit: [], result: undefined };
+      return { compare: decidedOn, ops: [], audit: [audit], result: at };
+    });
+  }
+
+  /** The records a value's release is decided on: the lease's, and its credential's when it exists. */
+  const decisionRecords = (
+    ctx: CallContext,
+    lease: LeaseRecord,
+    modRevision: number,
+    credential: { modRevision: number } | undefined,
+  ) => [
+    { key: keys.lease(ctx.tenant, lease.id), modRevision },
+    ...(credential
+      ? [{ key: keys.credential(ctx.tenant, lease.credentialName), modRevision: credential.modRevision }]
+      : []),
+  ];
 
   const mayReadValue = async (ctx: CallContext, credential: CredentialRef) =>
     readsLeasedValue(ctx.principal, await access.policiesOf(ctx), credential);
@@ -590,36 +628,18 @@ export function createLeaseService(
         }
         await requireActive(ctx, lease, action, { lease: createRevision, credential: found?.createRevision });
         const value = await openValue(ctx, lease, found?.createRevision);
-        const decidedOn = [
-          { key: keys.lease(ctx.tenant, id), modRevision },
-          ...(found
-            ? [{ key: keys.credential(ctx.tenant, lease.credentialName), modRevision: found.modRevision }]
-            : []),
-        ];
-        const valueHmac = await fingerprints.of(ctx.tenant, value);
-        let built = 0;
-        const committed = await committer.commit(ctx, async () => {
-          // A retried build: was it one of these records that changed? Then decide again.
-          if (built++ > 0 && (await changed(decidedOn))) return { ops: [], audit: [], result: undefined };
-          // The commit may come rounds after the decision: a lease that has ended meanwhile
-          // is decided again (and refused), and the answer describes it as it was committed.
-          const at = clock();
-          if (effectiveState(lease, at) !== 'active') return { ops: [], audit: [], result: undefined };
-          return {
-            compare: decidedOn,
-            ops: [],
-            audit: [
-              {
-                action,
-                resource: resourceOf(id),
-                outcome: 'allowed' as const,
-                actingFor: lease.identity,
-                valueHmac,
-              },
-            ],
-            result: at,
-          };
-        });
+        const committed = await commitValueAudit(
+          ctx,
+          lease,
+          decisionRecords(ctx, lease, modRevision, found),
+          {
+            action,
+            resource: resourceOf(id),
+            outcome: 'allowed',
+            actingFor: lease.identity,
+            valueHmac: await fingerprints.of(ctx.tenant, value),
+          },
+        );
         if (committed) return { ...toLease(lease, committed), value };
         if (attempt >= 8) throw conflict(`lease "${id}" kept changing while it was read; retry the request`);
       }
@@ -636,7 +656,7 @@ export function createLeaseService(
      * holder: "<purpose> <METHOD> <host[:port]><path>", never a query string or a value.
      */
     async use(ctx: CallContext, id: string, input: UseLeaseInput = {}): Promise<Lease> {
-      const { lease, createRevision } = await loadVisible(ctx, id, 'lease.use', true);
+      const visible = await loadVisible(ctx, id, 'lease.use', true);
       const host = input.host === undefined ? undefined : input.host.toLowerCase();
       const target =
         host === undefined ? undefined : input.port === undefined ? host : `${host}:${input.port}`;
@@ -653,40 +673,52 @@ export function createLeaseService(
           resource: resourceOf(id),
           outcome: 'denied',
           reason: `${request}${input.reason ? ` (${input.reason})` : ''}`,
-          actingFor: lease.identity,
+          actingFor: visible.lease.identity,
         });
-        return toLease(lease, clock());
+        return toLease(visible.lease, clock());
       }
-      const found = await credentials.load(ctx, lease.credentialName);
-      const ref = { name: lease.credentialName, metadata: found?.credential.metadata ?? {} };
-      await access.check(ctx, 'lease', `credential/${lease.credentialName}`, ref, 'lease.use');
-      await requireActive(ctx, lease, 'lease.use', {
-        lease: createRevision,
-        credential: found?.createRevision,
-      });
-      if (host !== undefined) {
-        const wanted = parseHostPort(host, input.port ?? 443);
-        const hosts = parseHosts(ref.metadata.hosts);
-        if (!wanted || 'error' in hosts || !hostAllowed(hosts.hosts, wanted)) {
-          throw await access.deny(
-            ctx,
-            'lease.use',
-            resourceOf(id),
-            `${request}: credential "${lease.credentialName}" does not name ${target} in metadata.hosts`,
-            lease.identity,
-          );
+      // Decided and committed as a read is (see commitValueAudit): a lease revoked between the
+      // decision and the commit, on any replica, is decided again and refused.
+      for (let attempt = 0; ; attempt++) {
+        const { lease, modRevision, createRevision } =
+          attempt === 0 ? visible : await loadVisible(ctx, id, 'lease.use', true);
+        const found = await credentials.load(ctx, lease.credentialName);
+        const ref = { name: lease.credentialName, metadata: found?.credential.metadata ?? {} };
+        await access.check(ctx, 'lease', `credential/${lease.credentialName}`, ref, 'lease.use');
+        await requireActive(ctx, lease, 'lease.use', {
+          lease: createRevision,
+          credential: found?.createRevision,
+        });
+        if (host !== undefined) {
+          const wanted = parseHostPort(host, input.port ?? 443);
+          const hosts = parseHosts(ref.metadata.hosts);
+          if (!wanted || 'error' in hosts || !hostAllowed(hosts.hosts, wanted)) {
+            throw await access.deny(
+              ctx,
+              'lease.use',
+              resourceOf(id),
+              `${request}: credential "${lease.credentialName}" does not name ${target} in metadata.hosts`,
+              lease.identity,
+            );
+          }
         }
+        const value = await openValue(ctx, lease);
+        const committed = await commitValueAudit(
+          ctx,
+          lease,
+          decisionRecords(ctx, lease, modRevision, found),
+          {
+            action: 'lease.use',
+            resource: resourceOf(id),
+            outcome: 'allowed',
+            reason: request,
+            actingFor: lease.identity,
+            valueHmac: await fingerprints.of(ctx.tenant, value),
+          },
+        );
+        if (committed) return { ...toLease(lease, committed), value };
+        if (attempt >= 8) throw conflict(`lease "${id}" kept changing while it was used; retry the request`);
       }
-      const value = await openValue(ctx, lease);
-      await committer.record(ctx, {
-        action: 'lease.use',
-        resource: resourceOf(id),
-        outcome: 'allowed',
-        reason: request,
-        actingFor: lease.identity,
-        valueHmac: await fingerprints.of(ctx.tenant, value),
-      });
-      return { ...toLease(lease, clock()), value };
     },
 
     async renew(ctx: CallContext, id: string, input: { increment?: string | undefined }): Promise<Lease> {
