@@ -85,6 +85,25 @@ function ansiCQuoted(bytes: Buffer): string {
   return out;
 }
 
+/**
+ * Bash's `printf %q` of a printable value (bash 5.2, checked against it): a backslash before
+ * a space, a tab and each of ! " $ & ' ( ) * , ; < > ? [ \ ] ^ ` { | }, before `#` only at the
+ * start (a comment there), and before `~` at the start or after `=` or `:` (where it expands).
+ */
+function printfQ(value: string): string {
+  const chars = [...value];
+  return chars
+    .map((ch, i) => {
+      const prev = chars[i - 1];
+      const quoted =
+        /[ \t!"$&'()*,;<>?[\\\]^`{|}]/.test(ch) ||
+        (ch === '#' && i === 0) ||
+        (ch === '~' && (i === 0 || prev === '=' || prev === ':'));
+      return quoted ? `\\${ch}` : ch;
+    })
+    .join('');
+}
+
 /** Every form of one value that is searched for. */
 export function valueForms(value: string): string[] {
   const forms = new Set<string>();
@@ -129,7 +148,9 @@ export function valueForms(value: string): string[] {
   // Python's urllib.parse.quote keeps "/" by default.
   add(strict.replaceAll('%2F', '/'));
   add(strict.replaceAll('%2F', '/').replace(/%[0-9A-F]{2}/g, (hex) => hex.toLowerCase()));
-  // Shell quoting: bash `printf %q` (backslashes), and shlex.quote / single quotes around a "'".
+  // Shell quoting: bash `printf %q` (backslashes, as bash 5 writes them, and the wider form of
+  // earlier versions), and shlex.quote / single quotes around a "'".
+  add(printfQ(value));
   add(value.replace(/[ \t'"\\&$!*()[\]{};|<>?`#]/g, (ch) => `\\${ch}`).replace(/^~/, '\\~'));
   add(ansiCQuoted(bytes));
   // Inside double quotes (bash `declare -p`, `set`): \ before " $ ` and \.
@@ -342,6 +363,17 @@ export function createScrubber(secrets: Secret[]): Scrubber {
     return start;
   }
 
+  /**
+   * Where a trailing `Basic <base64>` (or a start of the word `Basic`) begins, which the next
+   * chunk may complete into a header whose short password only decoding finds (text.length if
+   * none).
+   */
+  function basicTailStart(text: string): number {
+    if (usable.length === 0) return text.length;
+    const tail = /\bB(?:a(?:s(?:i(?:c(?:\s+[A-Za-z0-9+/]*={0,2})?)?)?)?)?$/i.exec(text);
+    return tail ? tail.index : text.length;
+  }
+
   /** Where the tail of `text` that is a strict prefix of some form starts (text.length if none). */
   function partialTailStart(text: string): number {
     let cut = text.length;
@@ -366,7 +398,7 @@ export function createScrubber(secrets: Secret[]): Scrubber {
       return {
         push(chunk) {
           pending += chunk;
-          let cut = Math.min(partialTailStart(pending), openRunStart(pending));
+          let cut = Math.min(partialTailStart(pending), openRunStart(pending), basicTailStart(pending));
           // Never cut through a complete occurrence: hold all of it back instead.
           if (pattern && cut < pending.length) {
             for (const match of pending.matchAll(pattern)) {
