@@ -107,7 +107,8 @@ export function adminConnectionProblem(engine: DynamicEngineName, value: string)
     return `the ${engine} admin connection must be a ${schemes} URL`;
   }
   if (!adminSchemes[engine].includes(url.protocol))
-    return `the ${engine} admin connection must be a ${schemes} URL, not ${url.protocol}//`;
+    // Not echoed: a value pasted without its scheme has its password there.
+    return `the ${engine} admin connection must be a ${schemes} URL, and this one has another scheme`;
   if (engine === 'postgres' && !url.username)
     return 'the postgres admin connection URL must name its user (postgres://USER:PASSWORD@HOST:PORT/DATABASE)';
   if (!url.hostname && !(engine === 'postgres' && url.searchParams.has('host')))

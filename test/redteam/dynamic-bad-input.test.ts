@@ -26,6 +26,8 @@ describe('red team: dynamic credentials refuse bad settings up front', () => {
   it.each([
     ['not a URL', 'not a url s3cr3t', postgres, /postgres:\/\//],
     ['another scheme', 'http://admin:s3cr3t@127.0.0.1:5432/db', postgres, /postgres:\/\//],
+    // Without a scheme, the URL parser reads the password as one: it is not echoed either.
+    ['a password where the scheme goes', 's3cr3t:admin@127.0.0.1:5432/db', postgres, /postgres:\/\//],
     ["another engine's URL", 'redis://admin:s3cr3t@127.0.0.1:6379', postgres, /postgres:\/\//],
     ['no user', 'postgres://127.0.0.1:5432/db?x=s3cr3t', postgres, /user/],
     ['TLS the engine does not speak', 'rediss://admin:s3cr3t@127.0.0.1:6379', redis, /redis:\/\//],
