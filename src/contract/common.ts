@@ -68,11 +68,16 @@ export const labels = z
   )
   .refine((value) => Object.keys(value).length <= maxLabels, `at most ${maxLabels} labels`);
 
-/** A secret value as sent over the API: UTF-8 text up to 64 KiB. */
+const utf8 = new TextEncoder();
+
+/** A secret value as sent over the API: UTF-8 text up to 64 KiB (its bytes, not characters). */
 export const secretValue = z
   .string()
   .min(1, 'the value must not be empty')
-  .max(65_536, 'the value is at most 64 KiB');
+  .max(65_536, 'the value is at most 64 KiB')
+  .refine((value) => value.length <= 16_384 || utf8.encode(value).length <= 65_536, {
+    message: 'the value is at most 64 KiB (65,536 bytes of UTF-8)',
+  });
 
 export const timestamp = z.iso.datetime();
 

@@ -194,6 +194,19 @@ describe('credential versions', () => {
     expect((await put('v2')).body.currentVersion).toBe(2);
   });
 
+  it('a value is at most 64 KiB of UTF-8, counted in bytes, not characters', async () => {
+    const fits = await vault.call('POST', '/v1/credentials', {
+      body: { name: 'euro-fits', type: 'generic', value: '€'.repeat(21_845) },
+    });
+    expect(fits.status, fits.text).toBe(201);
+    const over = await vault.call('POST', '/v1/credentials', {
+      body: { name: 'euro-over', type: 'generic', value: '€'.repeat(21_846) },
+    });
+    expect(over.status, over.text).toBe(400);
+    expect(over.body.error.message).toContain('65,536 bytes');
+    expect((await vault.call('GET', '/v1/credentials/euro-over')).status).toBe(404);
+  });
+
   it('keeps the history of a store written before value records carried it', async () => {
     await create('legacy');
     await rotate('legacy', 29);
