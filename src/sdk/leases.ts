@@ -174,6 +174,7 @@ export class LeasesApi {
    * since changes made while it was disconnected sent it no event. A stream that sends nothing,
    * not even the server's heartbeat (every 15 s), for `silenceMs` (default 45 s) ends with a
    * `VaultConnectionError` (reason `timeout`): a route that drops packets gives no other sign.
+   * Time the caller spends on an event does not count.
    *
    * @example
    * for await (const event of vault.leases.events()) if (event.type === 'revoked') wipe(event.lease.id);
@@ -196,7 +197,13 @@ export class LeasesApi {
       const response = await this.#http.stream('/v1/leases/events', { ...request, signal: stop });
       onOpen?.();
       heard();
-      yield* readLeaseEvents(response, stop, heard);
+      for await (const event of readLeaseEvents(response, stop, heard)) {
+        // While the caller handles an event, the stream is not being read: its silence is not
+        // the server's. The clock starts again when the caller asks for the next one.
+        clearTimeout(timer);
+        yield event;
+        heard();
+      }
     } finally {
       clearTimeout(timer);
     }

@@ -288,6 +288,32 @@ describe('SDK lease event streams over a failing network', () => {
     expect((err as Error).message).toMatch(/sent nothing, not even a heartbeat, for 1.5 s.*reconnect/);
   });
 
+  it('a reader slower than silenceMs is not taken for a silent stream', async () => {
+    const direct = await Vault.connect({ addr: dev.addr, token: dev.token, tenant: dev.tenant });
+    const api = devApi(dev);
+    await api('POST', '/credentials', { name: 'sdk-slow-reader', type: 'generic', value: 'slow-v' });
+    let opened!: () => void;
+    const open = new Promise<void>((resolve) => {
+      opened = resolve;
+    });
+    const seen: string[] = [];
+    const reading = (async () => {
+      for await (const event of direct.leases.events({ onOpen: opened, silenceMs: 800 })) {
+        seen.push(event.lease.id);
+        if (seen.length === 1) {
+          // Busy with the first event for longer than silenceMs; the second arrives meanwhile.
+          await api('POST', '/leases', { credentialName: 'sdk-slow-reader', ttl: '5m' });
+          await new Promise((resolve) => setTimeout(resolve, 2_000));
+        }
+        if (seen.length === 2) return 'two events';
+      }
+      return 'ended';
+    })().catch((err: unknown) => err);
+    await open;
+    await api('POST', '/leases', { credentialName: 'sdk-slow-reader', ttl: '5m' });
+    expect(await reading).toBe('two events');
+  });
+
   it('a stream whose server never answers fails after timeoutMs instead of waiting forever', async () => {
     proxy.hang();
     const err = await firstOutcome(through.leases.events());
