@@ -2,7 +2,7 @@ import type { V1Pod } from '@kubernetes/client-node';
 import { z } from 'zod';
 import { isVaultError } from '../lib/errors.js';
 import { fileAnnotationPrefixes } from './annotations.js';
-import { type MutateConfig, mutate } from './mutate.js';
+import { ephemeralProblems, type MutateConfig, mutate } from './mutate.js';
 
 /**
  * The AdmissionReview v1 codec and the decision around `mutate`: decode, decide, encode.
@@ -66,6 +66,13 @@ export async function admit(
   const pod = structuredClone(request.object) as V1Pod;
   // On CREATE the namespace is often only on the request.
   pod.metadata = { ...pod.metadata, namespace: pod.metadata?.namespace ?? request.namespace };
+  if (request.operation === 'UPDATE') {
+    // The one update sent here: ephemeral containers added to an injected pod (kubectl debug).
+    const problems = ephemeralProblems(pod);
+    return problems.length > 0
+      ? { response: refusal(uid, 403, `vault injector: ${problems.join('; ')}`), outcome: 'refused' }
+      : { response: { uid, allowed: true }, outcome: 'unchanged' };
+  }
   try {
     const result = mutate(pod, deps.config);
     if (!result.allowed) return { response: refusal(uid, 403, result.message), outcome: 'refused' };
@@ -74,9 +81,14 @@ export async function admit(
     const namespace = pod.metadata.namespace ?? '';
     const serviceAccount = pod.spec?.serviceAccountName || 'default';
     if (deps.missingLeases) {
-      const leaseNames = Object.entries(pod.metadata.annotations ?? {})
-        .filter(([key]) => key.startsWith(fileAnnotationPrefixes.lease))
-        .map(([, name]) => name);
+      // Each VaultLease once, however many files name it.
+      const leaseNames = [
+        ...new Set(
+          Object.entries(pod.metadata.annotations ?? {})
+            .filter(([key]) => key.startsWith(fileAnnotationPrefixes.lease))
+            .map(([, name]) => name),
+        ),
+      ];
       const missing =
         leaseNames.length > 0 ? await deps.missingLeases(pod.metadata.namespace ?? '', leaseNames) : [];
       if (missing.length > 0) {

@@ -70,6 +70,14 @@ export function webhookConfiguration(options: ConfigurationOptions): V1MutatingW
             resources: ['pods'],
             scope: 'Namespaced',
           },
+          {
+            // kubectl debug: an ephemeral container gets no more than an app container.
+            operations: ['UPDATE'],
+            apiGroups: [''],
+            apiVersions: ['v1'],
+            resources: ['pods/ephemeralcontainers'],
+            scope: 'Namespaced',
+          },
         ],
         objectSelector: { matchLabels: { [injectLabel]: injectLabelValue } },
         namespaceSelector: {

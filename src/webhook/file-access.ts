@@ -39,7 +39,9 @@ export function decideFileAccess(pod: V1Pod, spec: InjectionSpec, mounted: V1Con
     positive(common(mounted.map(uidOf))) ??
     positive(podSecurity?.runAsUser) ??
     defaults.runAsUser;
-  const runAsGroup = spec.runAsGroup ?? podSecurity?.runAsGroup ?? common(mounted.map(gidOf)) ?? runAsUser;
+  // Like the uid, a group copied from the pod is never root's (the annotation refuses 0 too).
+  const runAsGroup =
+    spec.runAsGroup ?? positive(podSecurity?.runAsGroup) ?? positive(common(mounted.map(gidOf))) ?? runAsUser;
   const fsGroup = podSecurity?.fsGroup;
   const allSameUser = mounted.every((c) => uidOf(c) === runAsUser);
   const defaultMode = !allSameUser && fsGroup !== undefined ? 0o440 : defaults.mode;

@@ -1,4 +1,11 @@
-import type { V1Container, V1EnvVar, V1Pod, V1Volume, V1VolumeMount } from '@kubernetes/client-node';
+import type {
+  V1Container,
+  V1EnvVar,
+  V1EphemeralContainer,
+  V1Pod,
+  V1Volume,
+  V1VolumeMount,
+} from '@kubernetes/client-node';
 import { type AgentConfigInput, agentCaPemEnv, agentClusterEnv, agentConfigEnv } from '../agent/config.js';
 import { injectLabel, injectLabelValue, podAnnotations, statusInjected } from './annotations.js';
 import { decideFileAccess, type FileAccess } from './file-access.js';
@@ -105,6 +112,11 @@ export function mutate(pod: V1Pod, config: MutateConfig): MutateResult {
   const spec = parsed.spec;
   const podSpec = pod.spec;
   if (!podSpec) return refuse('the pod has no spec');
+  // The agent takes at most this many; deciding more would also cost the webhook time that
+  // grows with files × containers, while every other namespace's pods wait.
+  if (spec.files.length > maxFiles) {
+    return refuse(`the pod asks for ${spec.files.length} files; an agent writes at most ${maxFiles}`);
+  }
 
   const problems: string[] = [];
   const warnings: string[] = [];
@@ -121,6 +133,12 @@ export function mutate(pod: V1Pod, config: MutateConfig): MutateResult {
   const isOurs = (c: V1Container) => c.name === names.agent || c.name === names.agentInit;
   const appContainers = podSpec.containers.filter((c) => !isOurs(c));
   const appInits = (podSpec.initContainers ?? []).filter((c) => !isOurs(c));
+  // The agent's tokens are the agent's alone (an app holding the Vault token could lease
+  // whatever the ServiceAccount may, with nothing revoking it), and the secrets volume is
+  // read-only wherever the injector does not mount it for the agent.
+  for (const container of [...appInits, ...appContainers]) {
+    problems.push(...appMountProblems(container, spec.containers));
+  }
 
   if (spec.containers) {
     const known = new Set([...appContainers, ...appInits].map((c) => c.name));
@@ -217,12 +235,31 @@ export function mutate(pod: V1Pod, config: MutateConfig): MutateResult {
         ? { op: 'add', path: '/spec/initContainers/0', value: container }
         : { op: 'add', path: '/spec/initContainers', value: [container] },
     );
+  // A container under the agent's name is the injector's own from an earlier pass, or refused:
+  // it would run, unchecked, with the agent's token and the writable secrets volume.
+  const existing = (list: V1Container[] | undefined, name: string) =>
+    (list ?? []).find((c) => c.name === name);
+  const checkOwn = (found: V1Container | undefined, mode: 'native' | 'init' | 'sidecar', where: string) => {
+    if (found && !sameAgent(found, agent(mode)))
+      problems.push(
+        `the pod already has ${where} named "${found.name}" that the injector did not make; rename it`,
+      );
+    return found !== undefined;
+  };
   if (native) {
     if (hasContainer(names.agent)) problems.push(`the pod already has a container named "${names.agent}"`);
-    else if (!hasInit(names.agent)) prependInit(agent('native'));
+    if (hasInit(names.agentInit) || hasContainer(names.agentInit))
+      problems.push(`the pod already has a container named "${names.agentInit}"`);
+    if (!checkOwn(existing(podSpec.initContainers, names.agent), 'native', 'an init container'))
+      prependInit(agent('native'));
   } else {
-    if (!hasInit(names.agentInit)) prependInit(agent('init'));
-    if (!hasContainer(names.agent))
+    if (hasContainer(names.agentInit) || hasInit(names.agent))
+      problems.push(
+        `the pod already has a container named "${names.agentInit}" or "${names.agent}" out of place`,
+      );
+    if (!checkOwn(existing(podSpec.initContainers, names.agentInit), 'init', 'an init container'))
+      prependInit(agent('init'));
+    if (!checkOwn(existing(podSpec.containers, names.agent), 'sidecar', 'a container'))
       patch.push({ op: 'add', path: '/spec/containers/-', value: agent('sidecar') });
   }
 
@@ -243,6 +280,88 @@ export function mutate(pod: V1Pod, config: MutateConfig): MutateResult {
     );
   }
   return warnings.length > 0 ? { allowed: true, patch, warnings } : { allowed: true, patch };
+}
+
+/** The most files one agent writes (the agent's own limit). */
+export const maxFiles = 64;
+
+/** Volumes the injector mounts into the agent alone. */
+const agentOnlyVolumes: ReadonlySet<string> = new Set([names.tokenVolume, names.kubeApiVolume]);
+
+/**
+ * Why an app container's own mounts break the injection's promises: it mounts a token meant
+ * for the agent, mounts the secrets volume writable, or mounts it at all while the `containers`
+ * annotation leaves it out.
+ */
+function appMountProblems(
+  container: V1Container | V1EphemeralContainer,
+  only: string[] | undefined,
+): string[] {
+  const problems: string[] = [];
+  for (const m of container.volumeMounts ?? []) {
+    if (agentOnlyVolumes.has(m.name)) {
+      problems.push(
+        `container "${container.name}" mounts "${m.name}", which is the agent's alone; remove that mount`,
+      );
+    } else if (m.name === names.secretsVolume) {
+      if (only && !only.includes(container.name))
+        problems.push(
+          `container "${container.name}" mounts "${m.name}" although annotation "${podAnnotations.containers}" leaves it out; remove that mount or name the container there`,
+        );
+      else if (!m.readOnly)
+        problems.push(
+          `container "${container.name}" mounts "${m.name}" writable; the secrets are read-only outside the agent (set readOnly: true, or let the injector add the mount)`,
+        );
+    }
+  }
+  return problems;
+}
+
+/**
+ * Why an ephemeral container added to an injected pod (`kubectl debug`) may not be, or
+ * undefined: it gets no more than an app container — no agent token, no writable secrets,
+ * and not the agent's process namespace (whose /proc shows the agent's tokens).
+ */
+export function ephemeralProblems(pod: V1Pod): string[] {
+  const problems: string[] = [];
+  for (const container of pod.spec?.ephemeralContainers ?? []) {
+    if (container.targetContainerName === names.agent || container.targetContainerName === names.agentInit)
+      problems.push(
+        `ephemeral container "${container.name}" targets "${container.targetContainerName}", whose processes hold the agent's tokens; target an app container`,
+      );
+    problems.push(...appMountProblems(container, undefined));
+  }
+  return problems;
+}
+
+/**
+ * Whether an existing agent container is the one the injector would add: what it runs, as
+ * whom, with what it mounts (fields the API server defaults since are not compared).
+ */
+function sameAgent(found: V1Container, wanted: V1Container): boolean {
+  const shape = (c: V1Container) =>
+    JSON.stringify({
+      image: c.image,
+      command: c.command ?? null,
+      args: c.args ?? null,
+      // The API server fills in defaults (a fieldRef's apiVersion) between passes.
+      env: (c.env ?? []).map((e) => [
+        e.name,
+        e.value ?? null,
+        e.valueFrom ? Object.keys(e.valueFrom).sort() : null,
+        e.valueFrom?.fieldRef?.fieldPath ?? null,
+      ]),
+      envFrom: c.envFrom ?? null,
+      restartPolicy: c.restartPolicy ?? null,
+      securityContext: c.securityContext ?? null,
+      volumeMounts: (c.volumeMounts ?? []).map((m) => [
+        m.name,
+        m.mountPath,
+        m.readOnly ?? false,
+        m.subPath ?? null,
+      ]),
+    });
+  return shape(found) === shape(wanted);
 }
 
 function refuse(message: string): MutateResult {

@@ -204,7 +204,16 @@ describe.each(matrix)('helm template: $name', ({ values }) => {
       sideEffects: 'None',
       admissionReviewVersions: ['v1'],
       clientConfig: { service: { name: 'vault-webhook', namespace: 'vault' } },
-      rules: [{ operations: ['CREATE'], resources: ['pods'], apiGroups: [''], apiVersions: ['v1'] }],
+      rules: [
+        { operations: ['CREATE'], resources: ['pods'], apiGroups: [''], apiVersions: ['v1'] },
+        // kubectl debug adds ephemeral containers to running pods: reviewed too.
+        {
+          operations: ['UPDATE'],
+          resources: ['pods/ephemeralcontainers'],
+          apiGroups: [''],
+          apiVersions: ['v1'],
+        },
+      ],
     });
     expect(hook.namespaceSelector.matchExpressions).toEqual([
       {
