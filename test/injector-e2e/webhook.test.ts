@@ -2,7 +2,13 @@ import { X509Certificate } from 'node:crypto';
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AdmissionregistrationV1Api, CoreV1Api, CustomObjectsApi, type V1Pod } from '@kubernetes/client-node';
+import {
+  AdmissionregistrationV1Api,
+  CoreV1Api,
+  CustomObjectsApi,
+  type V1EphemeralContainer,
+  type V1Pod,
+} from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { issueCa } from '../../src/webhook/certs.js';
 import { type ControlPlane, startControlPlane } from '../support/control-plane.js';
@@ -129,6 +135,27 @@ describe('the injector on a real API server', () => {
       readOnly: true,
     });
     expect(stored.metadata?.annotations?.['vault.ghoststack.io/status']).toBe('injected');
+  });
+
+  it('reviews ephemeral containers (kubectl debug): none may target the agent or mount its token', async () => {
+    await core.createNamespacedPod({ namespace: ns, body: pod('debugged') });
+    const withEphemeral = async (container: V1EphemeralContainer) => {
+      const current = await core.readNamespacedPod({ name: 'debugged', namespace: ns });
+      current.spec!.ephemeralContainers = [...(current.spec!.ephemeralContainers ?? []), container];
+      return core.replaceNamespacedPodEphemeralcontainers({ name: 'debugged', namespace: ns, body: current });
+    };
+    const image = 'registry.example/busybox:1';
+    const targeted = await refusal(
+      withEphemeral({ name: 'peek', image, targetContainerName: 'vault-agent' }),
+    );
+    expect(targeted).toContain('targets \\"vault-agent\\"');
+    const token = await refusal(
+      withEphemeral({ name: 'steal', image, volumeMounts: [{ name: 'vault-token', mountPath: '/t' }] }),
+    );
+    expect(token).toContain("the agent's alone");
+    // An ordinary debug container, beside the app, is admitted.
+    const fine = await withEphemeral({ name: 'debug', image, targetContainerName: 'app' });
+    expect(fine.spec?.ephemeralContainers?.map((c) => c.name)).toEqual(['debug']);
   });
 
   it('does not start with a Vault CA file that is missing or not PEM, and says which', async () => {
