@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { type AdmissionReview, admit } from '../../src/webhook/admission.js';
 import { webhookConfiguration } from '../../src/webhook/configuration.js';
 import { defaultMutateConfig, type MutateConfig, mutate } from '../../src/webhook/mutate.js';
-import { applyPatch, loadPod } from '../webhook/support.js';
+import { applyPatch, loadPod, reviewOf } from '../webhook/support.js';
 
 // Red team, session 9c: ephemeral containers are never reviewed.
 //
@@ -41,17 +41,7 @@ function runningInjectedPod(): V1Pod {
 function ephemeralUpdate(pod: V1Pod, container: V1EphemeralContainer): AdmissionReview {
   const updated = structuredClone(pod);
   updated.spec!.ephemeralContainers = [container];
-  return {
-    apiVersion: 'admission.k8s.io/v1',
-    kind: 'AdmissionReview',
-    request: {
-      uid: 'e-1',
-      kind: { group: '', version: 'v1', kind: 'Pod' },
-      namespace: 'shop',
-      operation: 'UPDATE',
-      object: updated as unknown as Record<string, unknown>,
-    },
-  };
+  return reviewOf(updated, { uid: 'e-1', operation: 'UPDATE' });
 }
 
 describe('webhook: ephemeral containers get no more than app containers', () => {

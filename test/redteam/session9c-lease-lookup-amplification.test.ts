@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { agentConfig, agentConfigEnv } from '../../src/agent/config.js';
 import { type AdmissionReview, admit } from '../../src/webhook/admission.js';
 import { defaultMutateConfig, mutate } from '../../src/webhook/mutate.js';
-import { applyPatch, loadPod } from '../webhook/support.js';
+import { applyPatch, loadPod, reviewOf } from '../webhook/support.js';
 
 // Red team, session 9c: the webhook admits more files than the agent accepts, and looks up
 // every VaultLease a pod names, one Kubernetes request after another, without a bound.
@@ -30,20 +30,10 @@ const config = defaultMutateConfig({
   vaultAddr: 'https://vault.vault-system.svc:8200',
 });
 
-function reviewOf(annotations: Record<string, string>): AdmissionReview {
+function annotated(annotations: Record<string, string>): AdmissionReview {
   const pod = loadPod('basic');
   pod.metadata!.annotations = annotations;
-  return {
-    apiVersion: 'admission.k8s.io/v1',
-    kind: 'AdmissionReview',
-    request: {
-      uid: 'u-1',
-      kind: { group: '', version: 'v1', kind: 'Pod' },
-      namespace: 'shop',
-      operation: 'CREATE',
-      object: pod as unknown as Record<string, unknown>,
-    },
-  };
+  return reviewOf(pod, { uid: 'u-1' });
 }
 
 describe('webhook: the work of one admission is bounded', () => {
@@ -52,7 +42,7 @@ describe('webhook: the work of one admission is bounded', () => {
     for (let i = 0; i < 3_000; i++) annotations[`vault.ghoststack.io/lease-f${i}`] = 'payments-db';
     let gets = 0;
     let reviews = 0;
-    await admit(reviewOf(annotations), {
+    await admit(annotated(annotations), {
       config,
       missingLeases: async (_namespace, names) => {
         gets += names.length;

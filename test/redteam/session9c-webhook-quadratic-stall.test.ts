@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { reviewOf } from '../webhook/support.js';
 
 // Red team, session 9c: one pod stalls the webhook for every namespace.
 //
@@ -28,20 +29,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 function review(namespace: string, files: number, containers: number) {
   const annotations: Record<string, string> = {};
   for (let i = 0; i < files; i++) annotations[`vault.ghoststack.io/credential-f${i}`] = 'c';
-  return {
-    apiVersion: 'admission.k8s.io/v1',
-    kind: 'AdmissionReview',
-    request: {
-      uid: `${namespace}-${files}`,
-      kind: { group: '', version: 'v1', kind: 'Pod' },
-      namespace,
-      operation: 'CREATE',
-      object: {
-        metadata: { namespace, labels: { 'vault.ghoststack.io/inject': 'true' }, annotations },
-        spec: { containers: Array.from({ length: containers }, (_, i) => ({ name: `c${i}`, image: 'i' })) },
-      },
+  return reviewOf(
+    {
+      metadata: { namespace, labels: { 'vault.ghoststack.io/inject': 'true' }, annotations },
+      spec: { containers: Array.from({ length: containers }, (_, i) => ({ name: `c${i}`, image: 'i' })) },
     },
-  };
+    { uid: `${namespace}-${files}`, namespace },
+  );
 }
 
 describe('webhook: a hostile pod does not stall admission for other namespaces', () => {

@@ -1,7 +1,26 @@
 import { readFileSync } from 'node:fs';
 import type { V1Pod } from '@kubernetes/client-node';
 import { parse } from 'yaml';
+import type { AdmissionReview } from '../../src/webhook/admission.js';
 import type { JsonPatchOp } from '../../src/webhook/mutate.js';
+
+/** An AdmissionReview of `pod` (a CREATE in namespace "shop" unless told). */
+export function reviewOf(
+  pod: unknown,
+  options: { uid?: string; namespace?: string; operation?: 'CREATE' | 'UPDATE' } = {},
+): AdmissionReview {
+  return {
+    apiVersion: 'admission.k8s.io/v1',
+    kind: 'AdmissionReview',
+    request: {
+      uid: options.uid ?? 'uid-1',
+      kind: { group: '', version: 'v1', kind: 'Pod' },
+      namespace: options.namespace ?? 'shop',
+      operation: options.operation ?? 'CREATE',
+      object: pod as Record<string, unknown>,
+    },
+  };
+}
 
 export function loadPod(name: string): V1Pod {
   return parse(readFileSync(new URL(`../fixtures/pods/${name}.yaml`, import.meta.url), 'utf8')) as V1Pod;
