@@ -75,15 +75,7 @@ describe('the chart on a real control plane', () => {
     expect(notes).toContain('STATUS: deployed');
     expect(notes).toContain(`kubectl -n ${ns} get secret vault-root-key`);
 
-    for (const crd of ['vaultcredentials', 'vaultleases']) {
-      const waited = await cp.kubectl([
-        'wait',
-        '--for=condition=Established',
-        `crd/${crd}.vault.ghoststack.io`,
-        '--timeout=60s',
-      ]);
-      expect(waited.code, waited.stderr).toBe(0);
-    }
+    await cp.waitForCrds(['vaultcredentials.vault.ghoststack.io', 'vaultleases.vault.ghoststack.io']);
     const deployments = await apps.listNamespacedDeployment({ namespace: ns });
     expect(deployments.items.map((d) => [d.metadata!.name, d.spec!.replicas]).sort()).toEqual([
       ['vault-controller', 2],

@@ -91,12 +91,7 @@ beforeAll(async () => {
     const applied = await cp.kubectl(['apply', '-f', join(repoRoot, 'crds', crd)]);
     if (applied.code !== 0) throw new Error(`kubectl apply ${crd}: ${applied.stderr}`);
   }
-  await cp.kubectl([
-    'wait',
-    '--for=condition=Established',
-    '--timeout=60s',
-    'crd/vaultleases.vault.ghoststack.io',
-  ]);
+  await cp.waitForCrds(['vaultleases.vault.ghoststack.io']);
   await startWebhook();
   // The API server picks the configuration up from its informer; dry runs show when.
   await until('the configuration to take effect', async () => {

@@ -25,13 +25,7 @@ describe('manifests, kubectl and helm against the control plane', () => {
     it('applies and becomes Established', async () => {
       const applied = await cp.kubectl(['apply', '-f', crdFile]);
       expect(applied.code, applied.stderr).toBe(0);
-      const waited = await cp.kubectl([
-        'wait',
-        '--for=condition=Established',
-        `crd/${crdName}`,
-        '--timeout=60s',
-      ]);
-      expect(waited.code, waited.stderr).toBe(0);
+      await cp.waitForCrds([crdName]);
 
       const crd = await cp
         .kubeConfig()

@@ -67,20 +67,7 @@ describe('one Vault for two clusters, each with its own controller', { timeout: 
     for (const cluster of clusters) {
       const cp = planes[cluster];
       await must(cp, ['apply', '-f', repoFile('crds/')]);
-      // kubectl wait fails at once ("accessor error: <nil>") on a CRD the API server has not
-      // given status conditions yet: asked again, it waits.
-      for (let attempt = 1; ; attempt++) {
-        const waited = await cp.kubectl([
-          'wait',
-          '--for=condition=Established',
-          '--timeout=60s',
-          'crd/vaultleases.vault.ghoststack.io',
-          'crd/vaultcredentials.vault.ghoststack.io',
-        ]);
-        if (waited.code === 0) break;
-        if (attempt === 5) throw new Error(`the CRDs were not Established: ${waited.stderr}`);
-        await new Promise((resolve) => setTimeout(resolve, 500));
-      }
+      await cp.waitForCrds(['vaultleases.vault.ghoststack.io', 'vaultcredentials.vault.ghoststack.io']);
       await cp.createNamespace('vault-system');
       await cp.createNamespace('shop');
       await must(cp, ['apply', '-f', repoFile('deploy/rbac/operator.yaml')]);

@@ -78,13 +78,7 @@ export async function setupOperatorEnv(options: OperatorEnvOptions = {}): Promis
       return result.stdout;
     };
     await must(['apply', '-f', repoFile('crds/')]);
-    await must([
-      'wait',
-      '--for=condition=Established',
-      '--timeout=60s',
-      'crd/vaultleases.vault.ghoststack.io',
-      'crd/vaultcredentials.vault.ghoststack.io',
-    ]);
+    await cp.waitForCrds(['vaultleases.vault.ghoststack.io', 'vaultcredentials.vault.ghoststack.io']);
     await cp.createNamespace('vault-system');
     await must(['apply', '-f', repoFile('deploy/rbac/operator.yaml')]);
     const secretNamespaces = options.secretNamespaces ?? [];

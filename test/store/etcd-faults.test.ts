@@ -177,9 +177,10 @@ describe('the first read of a prefix this process has not read yet', () => {
       const unseen = store.range('new/', { limit: 10 });
       const seen = store.range('seen/', { limit: 10 }).catch((err: Error) => err);
       const get = store.get('seen/a').catch((err: Error) => err);
-      // Four deadlines long: on a machine busy enough to stall this process for seconds, the
-      // other reads still give up while etcd is paused.
-      await new Promise((resolve) => setTimeout(resolve, 4_000));
+      // Paused until the other reads have given up (their 1 s deadline), however late a busy
+      // machine fires their timers, and no longer: the first read's ten deadlines are still
+      // running when etcd comes back.
+      await Promise.race([Promise.all([seen, get]), new Promise((resolve) => setTimeout(resolve, 8_000))]);
       await etcd.resume();
       expect((await unseen).kvs.map((kv) => kv.key)).toEqual(['new/a']);
       for (const failed of [await seen, await get]) {

@@ -111,6 +111,11 @@ export interface ControlPlane {
    * ServiceAccount does not exist).
    */
   createNamespace(name: string, labels?: Record<string, string>): Promise<void>;
+  /**
+   * Waits until these CRDs (`vaultleases.vault.ghoststack.io`, ...) are Established; throws
+   * with kubectl's message when they do not become so.
+   */
+  waitForCrds(names: string[]): Promise<void>;
   /** The last `lines` lines of kube-apiserver's log. */
   apiserverLog(lines?: number): string;
   /** Stops kube-apiserver and etcd and removes the work directory (unless it was given). */
@@ -281,6 +286,22 @@ async function startOnce(
       const core = kubeConfig().makeApiClient(CoreV1Api);
       await core.createNamespace({ body: { metadata: { name, labels } } });
       await core.createNamespacedServiceAccount({ namespace: name, body: { metadata: { name: 'default' } } });
+    },
+    async waitForCrds(names) {
+      // kubectl wait fails at once ("accessor error: <nil>") on a CRD the API server has not
+      // given status conditions yet: asked again, it waits.
+      for (let attempt = 1; ; attempt++) {
+        const waited = await tool(assets.kubectl)([
+          'wait',
+          '--for=condition=Established',
+          '--timeout=60s',
+          ...names.map((name) => `crd/${name}`),
+        ]);
+        if (waited.code === 0) return;
+        if (attempt === 10)
+          throw new Error(`the CRDs ${names.join(', ')} were not Established: ${waited.stderr}`);
+        await new Promise((resolve) => setTimeout(resolve, 500));
+      }
     },
     apiserverLog: (lines = 50) => tail(apiserverLogPath, lines),
     stop: () => running.dispose(),
