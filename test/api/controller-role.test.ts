@@ -1,10 +1,7 @@
-import { CoreV1Api } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { controllerOwnerLabel } from '../../src/contract/credentials.js';
-import { kubernetesTokenReviewer } from '../../src/server/token-review.js';
-import { type ControlPlane, startControlPlane } from '../support/control-plane.js';
-import { startTestVault, type TestVault } from '../support/test-vault.js';
-import { reviewerKubeconfig } from '../support/token-reviewer.js';
+import { type ControllerCluster, startControllerCluster } from '../support/controller-cluster.js';
+import type { TestVault } from '../support/test-vault.js';
 
 /**
  * A cluster's controller as a client of the API: it logs in with its own ServiceAccount
@@ -12,57 +9,22 @@ import { reviewerKubeconfig } from '../support/token-reviewer.js';
  * `<cluster>.<namespace>`, and the API refuses everything outside that role.
  */
 describe('the controller role (Kubernetes login of a named cluster)', () => {
-  let cp: ControlPlane;
-  let k8s: CoreV1Api;
+  let cluster: ControllerCluster;
   let vault: TestVault;
-  let controller: string;
   const tenant = 'east.shop';
   const maxTenants = 6;
   const app = { type: 'workload', name: 'system:serviceaccount:shop:app' } as const;
-
-  const mint = async (namespace: string, name: string) => {
-    const { status } = await k8s.createNamespacedServiceAccountToken({
-      name,
-      namespace,
-      body: { spec: { audiences: ['vault'], expirationSeconds: 600 } },
-    });
-    return status!.token;
-  };
-  const login = (jwt: string, body: Record<string, unknown> = {}) =>
-    vault.call('POST', '/v1/auth/kubernetes/login', { token: null, body: { jwt, ...body } });
+  const mint = (namespace: string, name: string) => cluster.mint(namespace, name);
+  const login = (jwt: string, body: Record<string, unknown> = {}) => cluster.login(jwt, body);
   const asController = (method: string, path: string, body?: unknown, on = tenant) =>
-    vault.call(method, path, { token: controller, tenant: on, ...(body !== undefined ? { body } : {}) });
+    cluster.asController(method, path, body, on);
 
   beforeAll(async () => {
-    cp = await startControlPlane();
-    k8s = cp.kubeConfig().makeApiClient(CoreV1Api);
-    for (const [namespace, name] of [
-      ['shop', 'app'],
-      ['vault-system', 'vault-operator'],
-    ] as const) {
-      await cp.createNamespace(namespace);
-      await k8s.createNamespacedServiceAccount({ namespace, body: { metadata: { name } } });
-    }
-    vault = await startTestVault({
-      kubernetes: {
-        clusters: {
-          east: {
-            reviewer: await kubernetesTokenReviewer({ kubeconfigPath: await reviewerKubeconfig(cp) }),
-            controller: 'vault-system:vault-operator',
-          },
-        },
-        audience: 'vault',
-        maxTokenTtlMs: 3_600_000,
-      },
-      core: { maxTenantsPerCluster: maxTenants },
-    });
-    const result = await login(await mint('vault-system', 'vault-operator'), { cluster: 'east' });
-    expect(result.status, result.text).toBe(200);
-    controller = result.body.token;
+    cluster = await startControllerCluster({ store: 'embedded', core: { maxTenantsPerCluster: maxTenants } });
+    vault = cluster.vault;
   }, 120_000);
   afterAll(async () => {
-    await vault?.close();
-    await cp?.stop();
+    await cluster?.close();
   });
 
   it('maps a named cluster’s namespaces to <cluster>.<namespace> and marks only its controller', async () => {
@@ -71,7 +33,7 @@ describe('the controller role (Kubernetes login of a named cluster)', () => {
     expect(workload.body).toMatchObject({ tenant: 'east.shop', identity: app });
     expect(workload.body.controllerOf).toBeUndefined();
 
-    const me = await vault.call('GET', '/v1/auth/whoami', { token: controller });
+    const me = await vault.call('GET', '/v1/auth/whoami', { token: cluster.controller });
     expect(me.body).toMatchObject({
       tenant: 'east.vault-system',
       identity: { type: 'workload', name: 'system:serviceaccount:vault-system:vault-operator' },

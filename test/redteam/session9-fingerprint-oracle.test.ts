@@ -51,6 +51,22 @@ describe('version fingerprints are no guessing oracle for callers who may not re
     versions: Array<{ version: number; fingerprint: string }>;
   }) => credential.versions.find((v) => v.version === credential.currentVersion)!.fingerprint;
 
+  /** Creates a probe credential holding `guess`: does its fingerprint equal `targetFp`? */
+  const probeMatches = async (
+    token: string,
+    name: string,
+    guess: string,
+    targetFp: string,
+    metadata?: Record<string, string>,
+  ) => {
+    const made = await vault.call('POST', '/v1/credentials', {
+      token,
+      body: { name, type: 'api-key', value: guess, ...(metadata ? { metadata } : {}) },
+    });
+    expect(made.status, made.text).toBe(201);
+    return currentFingerprint(made.body) === targetFp;
+  };
+
   it('a user with read-metadata and create (no lease) cannot confirm a guess via a scratch credential', async () => {
     const policy = await vault.call('PUT', '/v1/policies/snooper', {
       body: {
@@ -74,14 +90,7 @@ describe('version fingerprints are no guessing oracle for callers who may not re
     expect(target.status, target.text).toBe(200);
     const targetFp = currentFingerprint(target.body);
 
-    const probe = async (name: string, guess: string) => {
-      const made = await vault.call('POST', '/v1/credentials', {
-        token,
-        body: { name, type: 'api-key', value: guess },
-      });
-      expect(made.status, made.text).toBe(201);
-      return currentFingerprint(made.body) === targetFp;
-    };
+    const probe = (name: string, guess: string) => probeMatches(token, name, guess, targetFp);
     const wrong = await probe('scratch-1', 'password123');
     const right = await probe('scratch-2', secret);
     // Once fixed, a right and a wrong guess look alike to this caller.
@@ -108,19 +117,8 @@ describe('version fingerprints are no guessing oracle for callers who may not re
     const target = await vault.call('GET', '/v1/credentials/prod-db', { token });
     expect(target.status, target.text).toBe(200);
     const targetFp = currentFingerprint(target.body);
-    const probe = async (name: string, guess: string) => {
-      const made = await vault.call('POST', '/v1/credentials', {
-        token,
-        body: {
-          name,
-          type: 'api-key',
-          value: guess,
-          metadata: { 'vault.ghoststack.io/owner': 'probe' },
-        },
-      });
-      expect(made.status, made.text).toBe(201);
-      return currentFingerprint(made.body) === targetFp;
-    };
+    const probe = (name: string, guess: string) =>
+      probeMatches(token, name, guess, targetFp, { 'vault.ghoststack.io/owner': 'probe' });
     const wrong = await probe('ctl-probe-1', 'not-it');
     const right = await probe('ctl-probe-2', secret);
     expect({ wrong, right }).toEqual({ wrong: false, right: false });

@@ -1,12 +1,13 @@
 /**
  * A Vault serving cluster "east" whose controller logs in for real: a kube-apiserver reviews
  * the ServiceAccount tokens (as the production reviewer identity), Vault's store is a real
- * etcd, and the controller's token comes from `POST /v1/auth/kubernetes/login`. Namespaces
+ * etcd (or the embedded store), and the controller's token comes from `POST /v1/auth/kubernetes/login`. Namespaces
  * `shop` (ServiceAccount `app`) and `vault-system` (`vault-operator`) exist; the controller
  * has reached tenant `east.shop`, so it exists.
  */
 import { CoreV1Api } from '@kubernetes/client-node';
 import { expect } from 'vitest';
+import type { CoreConfig } from '../../src/core/deps.js';
 import type { EngineRegistry } from '../../src/engines/engine.js';
 import { kubernetesTokenReviewer } from '../../src/server/token-review.js';
 import { openEtcdStore } from '../../src/store/etcd-store.js';
@@ -18,7 +19,8 @@ import { reviewerKubeconfig } from './token-reviewer.js';
 
 export interface ControllerCluster {
   cp: ControlPlane;
-  etcd: EtcdProcess;
+  /** The etcd Vault's store lives in (none on the embedded store). */
+  etcd: EtcdProcess | undefined;
   store: Store;
   vault: TestVault;
   tenant: string;
@@ -28,16 +30,21 @@ export interface ControllerCluster {
   controller: string;
   /** A token of ServiceAccount `namespace/name` for audience `vault`. */
   mint(namespace: string, name: string): Promise<string>;
-  /** `POST /v1/auth/kubernetes/login` for cluster east. */
-  login(jwt: string): ReturnType<TestVault['call']>;
-  /** A call in tenant `east.shop` as the controller, or as the root token. */
-  asController(method: string, path: string, body?: unknown): ReturnType<TestVault['call']>;
+  /** `POST /v1/auth/kubernetes/login`, for cluster east unless `body` says otherwise. */
+  login(jwt: string, body?: Record<string, unknown>): ReturnType<TestVault['call']>;
+  /** A call in tenant `east.shop` (or `on`) as the controller, or as the root token. */
+  asController(method: string, path: string, body?: unknown, on?: string): ReturnType<TestVault['call']>;
   asAdmin(method: string, path: string, body?: unknown): ReturnType<TestVault['call']>;
   close(): Promise<void>;
 }
 
 export async function startControllerCluster(
-  options: { engines?: EngineRegistry } = {},
+  options: {
+    engines?: EngineRegistry;
+    /** Vault's store: a real etcd (default) or the embedded store. */
+    store?: 'etcd' | 'embedded';
+    core?: Partial<CoreConfig>;
+  } = {},
 ): Promise<ControllerCluster> {
   const cp = await startControlPlane();
   const k8s = cp.kubeConfig().makeApiClient(CoreV1Api);
@@ -48,11 +55,11 @@ export async function startControllerCluster(
     await cp.createNamespace(namespace);
     await k8s.createNamespacedServiceAccount({ namespace, body: { metadata: { name } } });
   }
-  const etcd = await startEtcd();
-  const store = await openEtcdStore({ endpoints: [etcd.endpoint], timeoutMs: 10_000 });
+  const etcd = options.store === 'embedded' ? undefined : await startEtcd();
   const vault = await startTestVault({
-    store,
+    ...(etcd ? { store: await openEtcdStore({ endpoints: [etcd.endpoint], timeoutMs: 10_000 }) } : {}),
     ...(options.engines ? { engines: options.engines } : {}),
+    ...(options.core ? { core: options.core } : {}),
     kubernetes: {
       clusters: {
         east: {
@@ -73,18 +80,21 @@ export async function startControllerCluster(
     });
     return status!.token;
   };
-  const login = (jwt: string) =>
-    vault.call('POST', '/v1/auth/kubernetes/login', { token: null, body: { jwt, cluster: 'east' } });
+  const store = vault.store;
+  const login = (jwt: string, body: Record<string, unknown> = { cluster: 'east' }) =>
+    vault.call('POST', '/v1/auth/kubernetes/login', { token: null, body: { jwt, ...body } });
   const result = await login(await mint('vault-system', 'vault-operator'));
   expect(result.status, result.text).toBe(200);
   expect(result.body.controllerOf).toEqual({ cluster: 'east' });
   const controller = result.body.token as string;
-  const as = (token: string | undefined) => (method: string, path: string, body?: unknown) =>
-    vault.call(method, path, {
-      ...(token ? { token } : {}),
-      tenant,
-      ...(body !== undefined ? { body } : {}),
-    });
+  const as =
+    (token: string | undefined) =>
+    (method: string, path: string, body?: unknown, on = tenant) =>
+      vault.call(method, path, {
+        ...(token ? { token } : {}),
+        tenant: on,
+        ...(body !== undefined ? { body } : {}),
+      });
   const cluster: ControllerCluster = {
     cp,
     etcd,
@@ -99,8 +109,10 @@ export async function startControllerCluster(
     asAdmin: as(undefined),
     async close() {
       await vault.close();
-      await store.close();
-      await etcd.stop();
+      if (etcd) {
+        await store.close();
+        await etcd.stop();
+      }
       await cp.stop();
     },
   };
