@@ -4,7 +4,7 @@ import type { Identity } from '../contract/common.js';
 import { CryptoError } from '../crypto/errors.js';
 import type { Clock } from '../lib/clock.js';
 import { unauthenticated, VaultError } from '../lib/errors.js';
-import type { Compare, Op, Store } from '../store/store.js';
+import type { Compare, Op, Store, TxnResult } from '../store/store.js';
 import { GENESIS_HASH, keyedHash, legacyHash, parseHead, REKEY_ACTION } from './audit-chain.js';
 import type { AuditIntegrity } from './audit-integrity.js';
 import type { AuditKeyring, AuditKeys } from './audit-keys.js';
@@ -46,7 +46,8 @@ interface Head {
 
 interface Pending {
   ctx: CallContext;
-  build: () => Promise<Mutation<unknown>>;
+  /** `afterHeadRace`: the last round lost only the chain head to another writer. */
+  build: (afterHeadRace: boolean) => Promise<Mutation<unknown>>;
   resolve: (value: unknown) => void;
   reject: (error: unknown) => void;
   attempts: number;
@@ -54,6 +55,8 @@ interface Pending {
   headRaces: number;
   /** After a failed group commit, retried alone so one stale read cannot sink the others. */
   solo: boolean;
+  /** The last round lost only the chain head: nothing this change compared had changed. */
+  lostHead: boolean;
 }
 
 const MAX_ATTEMPTS = 8;
@@ -68,6 +71,12 @@ const REKEY_ACTION_INPUT: AuditInput = {
   reason: 'keyed links start here; the unkeyed records before are pinned by this record',
 };
 const MAX_GROUP = 64;
+/**
+ * Records another writer committed that a lost transaction reads back with the new head (in its
+ * failure branch) to verify and append after, without another round trip; more, and the head
+ * is read again from the store.
+ */
+const CATCH_UP_RECORDS = 256;
 
 /**
  * Commits each state change together with its audit records in one store transaction,
@@ -191,6 +200,46 @@ export function createCommitter(deps: {
     return { ...head, modRevision: kv.modRevision, key: undefined, rekey: true };
   };
 
+  /**
+   * The head another writer moved, learnt from a lost transaction: the new head and the
+   * records after the one this writer knew, read in that transaction. Taken only when those
+   * records follow on from the known head link by link, each verifies under the tenant's key,
+   * the last is the new head and nothing lies beyond it; anything else (more records than
+   * were read, an unkeyed chain, a mismatch) is left to a full read of the head (loadHead),
+   * which tells tampering from a race.
+   */
+  const catchUp = (tenant: string, known: Head, reads: NonNullable<TxnResult['reads']>): Head | undefined => {
+    const [headRead, recordsRead] = reads;
+    const kv = headRead?.kvs[0];
+    if (!kv || !recordsRead || recordsRead.more || !known.key) return undefined;
+    const head = parseHead(kv.value);
+    if (!head || head.seq - known.seq !== recordsRead.kvs.length) return undefined;
+    let { seq, hash } = known;
+    for (const record of recordsRead.kvs) {
+      let parsed: ReturnType<typeof storedAuditRecord.safeParse>;
+      try {
+        parsed = storedAuditRecord.safeParse(JSON.parse(record.value));
+      } catch {
+        return undefined;
+      }
+      if (!parsed.success) return undefined;
+      const { hash: link, ...unsigned } = parsed.data;
+      if (
+        unsigned.v !== 2 ||
+        unsigned.seq !== seq + 1 ||
+        unsigned.tenant !== tenant ||
+        unsigned.prevHash !== hash ||
+        keyedHash(known.key, unsigned) !== link
+      ) {
+        return undefined;
+      }
+      seq = unsigned.seq;
+      hash = link;
+    }
+    if (seq !== head.seq || hash !== head.hash) return undefined;
+    return { seq, hash, modRevision: kv.modRevision, key: known.key, rekey: false };
+  };
+
   const chain = (
     key: Buffer,
     ctx: CallContext,
@@ -242,7 +291,7 @@ export function createCommitter(deps: {
     // everything still queued, and nothing is left waiting forever.
     const head = heads.get(tenant) ?? (await loadHead(tenant));
     const candidates = queue.splice(0, queue[0]?.solo ? 1 : MAX_GROUP);
-    const built = await Promise.allSettled(candidates.map((pending) => pending.build()));
+    const built = await Promise.allSettled(candidates.map((pending) => pending.build(pending.lostHead)));
 
     const accepted: Array<{ pending: Pending; mutation: Mutation<unknown> }> = [];
     const deferred: Pending[] = [];
@@ -330,12 +379,22 @@ export function createCommitter(deps: {
     }
     compare.set(keys.auditHead(tenant), head.modRevision);
 
-    let result: { succeeded: boolean; revision: number } = { succeeded: false, revision: 0 };
+    let result: TxnResult = { succeeded: false, revision: 0 };
     if (!conflicting) {
       try {
         result = await store.txn({
           compare: [...compare].map(([key, modRevision]) => ({ key, modRevision })),
           success: ops,
+          // Lost to another writer, the transaction brings back what it wrote: the head and
+          // the records after ours (see catchUp).
+          failureReads: [
+            { key: keys.auditHead(tenant) },
+            {
+              prefix: keys.auditRecords(tenant),
+              startAfter: keys.auditRecord(tenant, head.seq),
+              limit: CATCH_UP_RECORDS,
+            },
+          ],
         });
       } catch (err) {
         heads.delete(tenant);
@@ -359,14 +418,13 @@ export function createCommitter(deps: {
     // compared records changed, and each change is retried alone, so one stale read cannot
     // sink the others.
     heads.delete(tenant);
-    const headMoved =
-      !conflicting &&
-      (await store.get(keys.auditHead(tenant)).then(
-        (kv) => (kv?.modRevision ?? 0) !== head.modRevision,
-        () => false,
-      ));
+    const headNow = result.reads?.[0]?.kvs[0];
+    const headMoved = !conflicting && (headNow?.modRevision ?? 0) !== head.modRevision;
+    const caughtUp = headMoved && result.reads ? catchUp(tenant, head, result.reads) : undefined;
+    if (caughtUp) heads.set(tenant, caughtUp);
     const retry: Pending[] = [];
     for (const { pending } of accepted) {
+      pending.lostHead = headMoved;
       if (headMoved) pending.headRaces += 1;
       else {
         pending.attempts += 1;
@@ -379,7 +437,9 @@ export function createCommitter(deps: {
       } else retry.push(pending);
     }
     queue.unshift(...retry);
-    if (headMoved && retry.length > 0) {
+    if (headMoved && !caughtUp && retry.length > 0) {
+      // The head must be read again: a short random pause lets the read fall between the
+      // other writer's commits.
       const races = Math.max(...retry.map((pending) => pending.headRaces));
       await new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(races, 8)));
     }
@@ -410,12 +470,18 @@ export function createCommitter(deps: {
    * replica since: the compare makes that request fail instead of committing (every request
    * that returns a value commits its audit record first), and its retry reads the token afresh.
    */
-  function whileTokenLives<T>(ctx: CallContext, build: () => Promise<Mutation<T>>) {
+  function whileTokenLives<T>(
+    ctx: CallContext,
+    build: () => Promise<Mutation<T>>,
+  ): (afterHeadRace: boolean) => Promise<Mutation<T>> {
     const { tokenKey, tokenRevision } = ctx.principal;
     if (!tokenKey || !tokenRevision) return build;
     let retry = false;
-    return async (): Promise<Mutation<T>> => {
-      if (retry) {
+    return async (afterHeadRace): Promise<Mutation<T>> => {
+      // After a round lost to another writer's commit on the chain head, the token is not read
+      // again: the next round's compare still checks it, and a round the head does not
+      // explain reads it.
+      if (retry && !afterHeadRace) {
         const kv = await store.get(tokenKey);
         if (kv?.modRevision !== tokenRevision) {
           deps.onTokenGone?.(tokenKey);
@@ -441,12 +507,13 @@ export function createCommitter(deps: {
       }
       queue.push({
         ctx,
-        build: build as () => Promise<Mutation<unknown>>,
+        build: build as (afterHeadRace: boolean) => Promise<Mutation<unknown>>,
         resolve: resolve as (value: unknown) => void,
         reject,
         attempts: 0,
         headRaces: 0,
         solo: false,
+        lostHead: false,
       });
       if (!running.has(ctx.tenant)) {
         running.add(ctx.tenant);

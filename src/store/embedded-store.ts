@@ -21,6 +21,7 @@ import { type Logger, silentLogger } from '../lib/logger.js';
 import { StoreClosedError, WatchCompactedError } from './errors.js';
 import { prefixEnd, rangeStart, utf8 } from './keys.js';
 import type {
+  FailureRead,
   KeyValue,
   Op,
   RangeOptions,
@@ -79,7 +80,7 @@ interface Submitted {
 
 /** One transaction's part of a batch: what it wrote, or why it failed. */
 type Applied =
-  | { ok: true; succeeded: boolean; events: WatchEvent[]; revision: number }
+  | { ok: true; succeeded: boolean; events: WatchEvent[]; revision: number; reads?: TxnResult['reads'] }
   | { ok: false; error: unknown };
 
 interface LiveWatch {
@@ -127,6 +128,29 @@ export async function openEmbeddedStore(options: EmbeddedStoreOptions): Promise<
     if (closed) throw new StoreClosedError('embedded');
   };
 
+  const readRange = (prefix: string, rangeOptions: RangeOptions) => {
+    const limit = rangeOptions.limit && rangeOptions.limit > 0 ? rangeOptions.limit : -1;
+    const prefixBytes = utf8(prefix);
+    const start = rangeStart(
+      prefixBytes,
+      rangeOptions.startAfter === undefined ? undefined : utf8(rangeOptions.startAfter),
+    );
+    const end = prefixEnd(prefixBytes);
+    // One row beyond the limit tells whether there are more.
+    const fetch = limit > 0 ? limit + 1 : -1;
+    const rows = end
+      ? statements.rangeBounded.all(start, end, fetch)
+      : statements.rangeFrom.all(start, fetch);
+    const more = limit > 0 && rows.length > limit;
+    return { kvs: (more ? rows.slice(0, limit) : rows).map(toKeyValue), more };
+  };
+
+  const failureRead = (read: FailureRead) => {
+    if ('prefix' in read) return readRange(read.prefix, read);
+    const row = statements.getKv.get(utf8(read.key));
+    return { kvs: row ? [toKeyValue(row)] : [], more: false };
+  };
+
   const keysUnder = (prefix: string): Buffer[] => {
     const start = utf8(prefix);
     const end = prefixEnd(start);
@@ -161,12 +185,13 @@ export async function openEmbeddedStore(options: EmbeddedStoreOptions): Promise<
     );
     const next = base + 1;
     const events = applyOps(succeeded ? txn.success : (txn.failure ?? []), next);
-    if (events.length === 0) return { succeeded, events, revision: base };
+    const reads = !succeeded && txn.failureReads?.length ? txn.failureReads.map(failureRead) : undefined;
+    if (events.length === 0) return { succeeded, events, revision: base, ...(reads ? { reads } : {}) };
     statements.setMeta.run('revision', next);
     events.forEach((event, seq) => {
       statements.insertEvent.run(next, seq, utf8(event.key), event.value ?? null);
     });
-    return { succeeded, events, revision: next };
+    return { succeeded, events, revision: next, ...(reads ? { reads } : {}) };
   });
 
   /** The batch in one SQLite transaction; a transaction that throws rolls back only its savepoint. */
@@ -221,8 +246,10 @@ export async function openEmbeddedStore(options: EmbeddedStoreOptions): Promise<
     if (events.length > 0) publish(events);
     batch.forEach(({ resolve, reject }, i) => {
       const applied = committed.applied[i]!;
-      if (applied.ok) resolve({ succeeded: applied.succeeded, revision: applied.revision });
-      else reject(guarded(applied.error));
+      if (applied.ok) {
+        const { succeeded, revision: at, reads } = applied;
+        resolve({ succeeded, revision: at, ...(reads ? { reads } : {}) });
+      } else reject(guarded(applied.error));
     });
   };
 
@@ -283,22 +310,7 @@ export async function openEmbeddedStore(options: EmbeddedStoreOptions): Promise<
 
     async range(prefix: string, rangeOptions: RangeOptions = {}): Promise<RangeResult> {
       assertOpen();
-      return guard(() => {
-        const limit = rangeOptions.limit && rangeOptions.limit > 0 ? rangeOptions.limit : -1;
-        const prefixBytes = utf8(prefix);
-        const start = rangeStart(
-          prefixBytes,
-          rangeOptions.startAfter === undefined ? undefined : utf8(rangeOptions.startAfter),
-        );
-        const end = prefixEnd(prefixBytes);
-        // One row beyond the limit tells whether there are more.
-        const fetch = limit > 0 ? limit + 1 : -1;
-        const rows = end
-          ? statements.rangeBounded.all(start, end, fetch)
-          : statements.rangeFrom.all(start, fetch);
-        const more = limit > 0 && rows.length > limit;
-        return { kvs: (more ? rows.slice(0, limit) : rows).map(toKeyValue), revision, more };
-      });
+      return guard(() => ({ ...readRange(prefix, rangeOptions), revision }));
     },
 
     async count(prefix: string, countOptions: Pick<RangeOptions, 'startAfter'> = {}): Promise<number> {

@@ -16,7 +16,7 @@ import { createHostGuard, unreachable } from './etcd-hosts.js';
 import { createEtcdWatch } from './etcd-watch.js';
 import { readPage, windowEnd } from './etcd-windows.js';
 import { prefixEnd, rangeStart, utf8 } from './keys.js';
-import type { KeyValue, Op, RangeResult, Store, TxnResult, Watcher } from './store.js';
+import type { FailureRead, KeyValue, Op, RangeResult, Store, TxnResult, Watcher } from './store.js';
 import { assertKey, validateTxn } from './validate-txn.js';
 
 export interface EtcdTlsOptions {
@@ -170,6 +170,12 @@ export async function openEtcdStore(options: EtcdStoreOptions): Promise<Store> {
     const { key, rangeEnd } = span(op.prefix);
     return { request_delete_range: { key, range_end: rangeEnd } };
   };
+  const toReadOp = (read: FailureRead): IRequestOp => {
+    if ('key' in read) return { request_range: { key: full(read.key) } };
+    const { key, rangeEnd } = span(read.prefix);
+    const start = read.startAfter === undefined ? key : rangeStart(key, full(read.startAfter));
+    return { request_range: { key: start, range_end: rangeEnd, limit: read.limit } };
+  };
 
   /**
    * A read-only transaction as large as the configured limit, so an etcd whose own
@@ -302,10 +308,17 @@ export async function openEtcdStore(options: EtcdStoreOptions): Promise<Store> {
             mod_revision: compare.modRevision,
           })),
           success: txn.success.map(toRequestOp),
-          failure: (txn.failure ?? []).map(toRequestOp),
+          failure: [...(txn.failure ?? []).map(toRequestOp), ...(txn.failureReads ?? []).map(toReadOp)],
         })
         .catch(fail('transaction'));
-      return { succeeded: res.succeeded, revision: Number(res.header.revision) };
+      const result: TxnResult = { succeeded: res.succeeded, revision: Number(res.header.revision) };
+      if (!res.succeeded && txn.failureReads?.length) {
+        result.reads = res.responses.slice(txn.failure?.length ?? 0).map((response) => ({
+          kvs: (response.response_range?.kvs ?? []).map(toKeyValue),
+          more: response.response_range?.more ?? false,
+        }));
+      }
+      return result;
     },
 
     async watch(prefix, fromRevision, onEvent, options) {

@@ -29,16 +29,27 @@ export type Op =
   | { type: 'delete'; key: string }
   | { type: 'deletePrefix'; prefix: string };
 
+/** A read in a transaction's failure branch: one key, or up to `limit` keys under a prefix. */
+export type FailureRead = { key: string } | { prefix: string; startAfter?: string; limit: number };
+
 export interface Txn {
   compare?: Compare[];
   success: Op[];
   failure?: Op[];
+  /**
+   * Read when a compare fails, in the same transaction (etcd: range requests in its failure
+   * branch): what a writer that lost a race needs to try again, without another round trip.
+   * They count as operations of the failure branch.
+   */
+  failureReads?: FailureRead[];
 }
 
 export interface TxnResult {
   succeeded: boolean;
   /** Store revision after the transaction (unchanged when nothing was written). */
   revision: number;
+  /** When a compare failed: the `failureReads`, in order, as the transaction saw them. */
+  reads?: Array<{ kvs: KeyValue[]; more: boolean }>;
 }
 
 export interface RangeOptions {

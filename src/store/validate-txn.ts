@@ -10,7 +10,7 @@ export function validateTxn(txn: Txn, maxOps: number): void {
   for (const [part, items] of [
     ['compares', txn.compare ?? []],
     ['operations in its success branch', txn.success],
-    ['operations in its failure branch', txn.failure ?? []],
+    ['operations in its failure branch', [...(txn.failure ?? []), ...(txn.failureReads ?? [])]],
   ] as const) {
     if (items.length > maxOps) {
       throw badRequest(
@@ -22,6 +22,11 @@ export function validateTxn(txn: Txn, maxOps: number): void {
     if (compare.key === '') throw badRequest('a transaction compare needs a non-empty key');
     if (!Number.isSafeInteger(compare.modRevision) || compare.modRevision < 0) {
       throw badRequest(`a compare revision must be a whole number >= 0, got ${compare.modRevision}`);
+    }
+  }
+  for (const read of txn.failureReads ?? []) {
+    if ('key' in read ? read.key === '' : !(Number.isSafeInteger(read.limit) && read.limit > 0)) {
+      throw badRequest('a failure read needs a non-empty key, or a prefix and a limit of at least 1');
     }
   }
   validateBranch(txn.success);

@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createVaultCore, systemContext, type VaultCore } from '../../src/core/index.js';
-import { sealedPrefixes } from '../../src/core/keys.js';
+import { keys, sealedPrefixes } from '../../src/core/keys.js';
 import { createKeyring } from '../../src/crypto/keyring.js';
 import { localRootKey } from '../../src/crypto/root-key.js';
 import { createLogger } from '../../src/lib/logger.js';
@@ -20,9 +20,19 @@ const rootKey = randomBytes(32);
 let etcd: EtcdProcess;
 const stores: Store[] = [];
 
-async function replica(): Promise<VaultCore> {
-  const store = await openEtcdStore({ endpoints: [etcd.endpoint], timeoutMs: 5_000 });
-  stores.push(store);
+/** A replica; `reads` counts the gets of each key it makes. */
+async function replica(reads?: Map<string, number>): Promise<VaultCore> {
+  const etcdStore = await openEtcdStore({ endpoints: [etcd.endpoint], timeoutMs: 5_000 });
+  stores.push(etcdStore);
+  const store: Store = !reads
+    ? etcdStore
+    : {
+        ...etcdStore,
+        get: (key) => {
+          reads.set(key, (reads.get(key) ?? 0) + 1);
+          return etcdStore.get(key);
+        },
+      };
   const logger = createLogger({ level: 'silent' });
   const keyring = createKeyring({ store, roots: [localRootKey(rootKey)], sealedPrefixes, logger });
   return createVaultCore({ store, keyring, logger });
@@ -131,4 +141,72 @@ describe('the audit chain with several replicas', () => {
     expect(refused).toEqual([]);
     expect((await replicas[1]!.audit.verify(ctx)).ok).toBe(true);
   }, 120_000);
+
+  it('a replica that lost the head catches up from its failed transaction, without reading the head again', async () => {
+    const reads = [new Map<string, number>(), new Map<string, number>()];
+    const replicas = [await replica(reads[0]), await replica(reads[1])];
+    const ctx = systemContext('catch-up', { type: 'human', name: 'admin' });
+    await replicas[0]!.tenants.ensure('catch-up', ctx);
+    const create = (core: VaultCore, name: string) =>
+      core.credentials.create(ctx, { name, type: 'generic', value: 'v', metadata: {} } as never);
+    // Each replica reads the head once, for its first commit.
+    await create(replicas[0]!, 'first-0');
+    await create(replicas[1]!, 'first-1');
+    const before = reads.map((read) => read.get(keys.auditHead('catch-up')) ?? 0);
+    const results = await Promise.allSettled(
+      replicas.flatMap((core, r) => Array.from({ length: 96 }, (_, i) => create(core, `c${r}-${i}`))),
+    );
+    expect(results.filter((r) => r.status === 'rejected').map((r) => String(r.reason))).toEqual([]);
+    // The first replica's cached head went stale when the second committed, so it lost rounds
+    // (so may the second): each learnt the new head, and verified the records after its own,
+    // from the transaction it lost.
+    const after = reads.map((read) => read.get(keys.auditHead('catch-up')) ?? 0);
+    expect(after).toEqual(before);
+    expect(before.every((count) => count >= 1)).toBe(true);
+    const verified = await replicas[0]!.audit.verify(ctx);
+    expect(verified).toMatchObject({ ok: true });
+    for (const core of replicas) expect(core.auditIntegrity.list()).toEqual([]);
+  }, 120_000);
+
+  it('does not catch up over a record it cannot verify: a planted record stops the writes as tampering', async () => {
+    const core = await replica();
+    const ctx = systemContext('planted', { type: 'human', name: 'admin' });
+    await core.tenants.ensure('planted', ctx);
+    await core.credentials.create(ctx, { name: 'a', type: 'generic', value: 'v', metadata: {} } as never);
+    // Someone who can write the store, not the root key, appends a record and moves the head
+    // to it: the head that `core` has cached is now stale, so its next transaction fails and
+    // brings this record back.
+    const store = stores.at(-1)!;
+    const head = JSON.parse((await store.get(keys.auditHead('planted')))!.value) as {
+      seq: number;
+      hash: string;
+    };
+    const newest = JSON.parse((await store.get(keys.auditRecord('planted', head.seq)))!.value) as Record<
+      string,
+      unknown
+    >;
+    const forged = {
+      ...newest,
+      seq: head.seq + 1,
+      prevHash: head.hash,
+      action: 'lease.revoke',
+      hash: 'f'.repeat(64),
+    };
+    await store.txn({
+      success: [
+        { type: 'put', key: keys.auditRecord('planted', head.seq + 1), value: JSON.stringify(forged) },
+        {
+          type: 'put',
+          key: keys.auditHead('planted'),
+          value: JSON.stringify({ seq: head.seq + 1, hash: forged.hash }),
+        },
+      ],
+    });
+    await expect(
+      core.credentials.create(ctx, { name: 'b', type: 'generic', value: 'v', metadata: {} } as never),
+    ).rejects.toThrow(/tamper|modified/i);
+    expect(core.auditIntegrity.list().map((entry) => entry.tenant)).toEqual(['planted']);
+    expect(await store.get(keys.auditRecord('planted', head.seq + 2))).toBeUndefined();
+    expect(await store.get(keys.credential('planted', 'b'))).toBeUndefined();
+  }, 60_000);
 });

@@ -229,6 +229,66 @@ export function describeStoreContract(name: string, open: () => Promise<OpenedSt
       expect((await store.get('cas-conflicts'))?.modRevision).toBe(stale.revision);
     });
 
+    it('reads in the failure branch what a writer that lost a race needs, in the same transaction', async () => {
+      const head = await store.txn({ success: [put('chain/head', 'h1'), put('chain/r/01', 'a')] });
+      const moved = await store.txn({
+        success: [
+          put('chain/head', 'h3'),
+          put('chain/r/02', 'b'),
+          put('chain/r/03', 'c'),
+          put('chain/r/04', 'd'),
+        ],
+      });
+      const reads = [
+        { key: 'chain/head' },
+        { prefix: 'chain/r/', startAfter: 'chain/r/01', limit: 2 },
+        { prefix: 'chain/r/', startAfter: 'chain/r/02', limit: 5 },
+        { key: 'chain/missing' },
+      ];
+      const lost = await store.txn({
+        compare: [{ key: 'chain/head', modRevision: head.revision }],
+        success: [put('chain/r/02', 'mine')],
+        failure: [put('chain/lost', 'x')],
+        failureReads: reads,
+      });
+      expect(lost.succeeded).toBe(false);
+      // The reads see the failure branch's own writes, and nothing of the success branch.
+      expect(lost.reads?.map((read) => [read.kvs.map((kv) => [kv.key, kv.value]), read.more])).toEqual([
+        [[['chain/head', 'h3']], false],
+        [
+          [
+            ['chain/r/02', 'b'],
+            ['chain/r/03', 'c'],
+          ],
+          true,
+        ],
+        [
+          [
+            ['chain/r/03', 'c'],
+            ['chain/r/04', 'd'],
+          ],
+          false,
+        ],
+        [[], false],
+      ]);
+      expect(lost.reads?.[0]?.kvs[0]?.modRevision).toBe(moved.revision);
+      expect((await store.get('chain/lost'))?.value).toBe('x');
+      // A transaction whose compares hold reads nothing back.
+      const won = await store.txn({
+        compare: [{ key: 'chain/head', modRevision: moved.revision }],
+        success: [put('chain/head', 'h5')],
+        failureReads: reads,
+      });
+      expect(won).toEqual({ succeeded: true, revision: expect.any(Number) });
+      // Reads count as operations of the failure branch, and a prefix read needs a limit.
+      const tooMany = Array.from({ length: store.maxTxnOps + 1 }, () => ({ key: 'chain/head' }));
+      await expect(store.txn({ success: [], failureReads: tooMany })).rejects.toThrow(/failure branch/);
+      await expect(
+        store.txn({ success: [], failureReads: [{ prefix: 'chain/r/', limit: 0 }] }),
+      ).rejects.toThrow(/limit of at least 1/);
+      await expect(store.txn({ success: [], failureReads: [{ key: '' }] })).rejects.toThrow(/non-empty key/);
+    });
+
     it('is atomic: one failing compare among several writes nothing', async () => {
       const base = await store.txn({ success: [put('x', '1'), put('y', '1'), put('w/1', '1')] });
       const x = await store.get('x');
