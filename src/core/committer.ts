@@ -289,7 +289,7 @@ export function createCommitter(deps: {
   async function runRound(tenant: string, queue: Pending[]): Promise<void> {
     // Read the head before taking changes off the queue: if this fails, drain() fails
     // everything still queued, and nothing is left waiting forever.
-    const head = heads.get(tenant) ?? (await loadHead(tenant));
+    let head = heads.get(tenant) ?? (await loadHead(tenant));
     const candidates = queue.splice(0, queue[0]?.solo ? 1 : MAX_GROUP);
     const built = await Promise.allSettled(candidates.map((pending) => pending.build(pending.lostHead)));
 
@@ -330,6 +330,56 @@ export function createCommitter(deps: {
     queue.unshift(...deferred);
     if (accepted.length === 0) return;
 
+    for (;;) {
+      const lost = await commitGroup(tenant, head, accepted);
+      if (!lost) return;
+      const { headMoved, caughtUp } = lost;
+      const retry: Pending[] = [];
+      for (const { pending } of accepted) {
+        pending.lostHead = headMoved;
+        if (headMoved) pending.headRaces += 1;
+        else {
+          pending.attempts += 1;
+          pending.solo = accepted.length > 1 || pending.solo;
+        }
+        if (pending.attempts >= MAX_ATTEMPTS || pending.headRaces >= MAX_HEAD_RACES) {
+          pending.reject(
+            new VaultError('conflict', 'the record changed concurrently too many times; retry the request'),
+          );
+        } else retry.push(pending);
+      }
+      if (caughtUp) {
+        // Only the head moved, and its new records verified: the same changes go again on the
+        // new head at once, without being built again (a compare that fails now is a change
+        // of their own records, and they are rebuilt then). Nothing is faster than that, so
+        // a writer that lost is not starved by one whose head stays cached.
+        accepted.splice(0, accepted.length, ...accepted.filter(({ pending }) => retry.includes(pending)));
+        if (accepted.length === 0) return;
+        head = caughtUp;
+        continue;
+      }
+      queue.unshift(...retry);
+      if (headMoved && retry.length > 0) {
+        // The head must be read again: a short random pause lets the read fall between the
+        // other writer's commits.
+        const races = Math.max(...retry.map((pending) => pending.headRaces));
+        await new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(races, 8)));
+      }
+      return;
+    }
+  }
+
+  /**
+   * Chains the group's records onto `head` and commits them with its changes in one
+   * transaction. Resolves undefined when it committed (or failed outright: every change was
+   * rejected), else what the lost transaction says: whether another writer moved the head,
+   * and the new head when its records verified (catchUp).
+   */
+  async function commitGroup(
+    tenant: string,
+    head: Head,
+    accepted: Array<{ pending: Pending; mutation: Mutation<unknown> }>,
+  ): Promise<{ headMoved: boolean; caughtUp: Head | undefined; conflicting: boolean } | undefined> {
     const time = clock().toISOString();
     const ops: Op[] = [];
     const compare = new Map<string, number>();
@@ -345,7 +395,7 @@ export function createCommitter(deps: {
         created = await auditKeys.generate(tenant);
       } catch (err) {
         for (const { pending } of accepted) pending.reject(err);
-        return;
+        return undefined;
       }
       key = created.keys.hmac;
       ops.push(created.op);
@@ -399,7 +449,7 @@ export function createCommitter(deps: {
       } catch (err) {
         heads.delete(tenant);
         for (const { pending } of accepted) pending.reject(err);
-        return;
+        return undefined;
       }
     }
     if (result.succeeded) {
@@ -410,39 +460,18 @@ export function createCommitter(deps: {
       }
       for (const record of allRecords) sink.write(record);
       for (const { pending, mutation } of accepted) pending.resolve(mutation.result);
-      return;
+      return undefined;
     }
     // Another writer won. When it moved the chain head (another replica's commit: nothing in
-    // this group was wrong), the group is rebuilt on the new head and retried as a group,
-    // after a short random pause that lets the replicas fall out of step. Otherwise one of its
-    // compared records changed, and each change is retried alone, so one stale read cannot
-    // sink the others.
+    // this group was wrong), the group goes again on the new head, as a group. Otherwise one
+    // of its compared records changed, and each change is rebuilt and retried alone, so one
+    // stale read cannot sink the others.
     heads.delete(tenant);
     const headNow = result.reads?.[0]?.kvs[0];
     const headMoved = !conflicting && (headNow?.modRevision ?? 0) !== head.modRevision;
     const caughtUp = headMoved && result.reads ? catchUp(tenant, head, result.reads) : undefined;
     if (caughtUp) heads.set(tenant, caughtUp);
-    const retry: Pending[] = [];
-    for (const { pending } of accepted) {
-      pending.lostHead = headMoved;
-      if (headMoved) pending.headRaces += 1;
-      else {
-        pending.attempts += 1;
-        pending.solo = accepted.length > 1 || pending.solo;
-      }
-      if (pending.attempts >= MAX_ATTEMPTS || pending.headRaces >= MAX_HEAD_RACES) {
-        pending.reject(
-          new VaultError('conflict', 'the record changed concurrently too many times; retry the request'),
-        );
-      } else retry.push(pending);
-    }
-    queue.unshift(...retry);
-    if (headMoved && !caughtUp && retry.length > 0) {
-      // The head must be read again: a short random pause lets the read fall between the
-      // other writer's commits.
-      const races = Math.max(...retry.map((pending) => pending.headRaces));
-      await new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(races, 8)));
-    }
+    return { headMoved, caughtUp, conflicting };
   }
 
   async function drain(tenant: string): Promise<void> {

@@ -209,4 +209,29 @@ describe('the audit chain with several replicas', () => {
     expect(await store.get(keys.auditRecord('planted', head.seq + 2))).toBeUndefined();
     expect(await store.get(keys.credential('planted', 'b'))).toBeUndefined();
   }, 60_000);
+
+  it('sends a change that lost only the head again on the new head, without building it again', async () => {
+    const [first, second] = [await replica(), await replica()];
+    const ctx = systemContext('resend', { type: 'human', name: 'admin' });
+    await first.tenants.ensure('resend', ctx);
+    const builds: string[] = [];
+    const change = (name: string) => async () => {
+      builds.push(name);
+      return {
+        ops: [{ type: 'put' as const, key: `test/resend/${name}`, value: name }],
+        audit: [{ action: 'test.write', resource: name, outcome: 'allowed' as const }],
+        result: name,
+      };
+    };
+    await first.committer.commit(ctx, change('a'));
+    // The second replica commits: the head the first one cached is stale now.
+    await second.committer.commit(ctx, change('b'));
+    expect(await first.committer.commit(ctx, change('c'))).toBe('c');
+    // "c" lost its first transaction to "b" and was committed on the new head as it was built.
+    expect(builds).toEqual(['a', 'b', 'c']);
+    const verified = await first.audit.verify(ctx);
+    expect(verified).toMatchObject({ ok: true });
+    const records = await first.audit.query(ctx, { action: 'test.write' } as never);
+    expect(records.records.map((record: { resource: string }) => record.resource)).toEqual(['a', 'b', 'c']);
+  });
 });

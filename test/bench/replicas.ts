@@ -153,13 +153,11 @@ function report() {
 }
 
 try {
-  for (const spec of [
-    [1, 1],
-    [3, 1],
-    [1, 3],
-    [3, 3],
-  ] as const) {
-    if (wanted.has(`${spec[0]}x${spec[1]}`)) topologies.push(await setUp(spec[0], spec[1]));
+  // MxN: M etcd members (1 or 3), N API replicas; 1x1 (the baseline) first.
+  for (const name of ['1x1', ...[...wanted].filter((name) => name !== '1x1')]) {
+    const match = /^([13])x([1-9])$/.exec(name);
+    if (!match) throw new Error(`BENCH_TOPOLOGIES: "${name}" is not MxN with M 1 or 3 and N 1 to 9`);
+    if (wanted.has(name)) topologies.push(await setUp(Number(match[1]), Number(match[2])));
   }
   const started = Date.now();
   for (let round = 1; round <= rounds; round++) {
