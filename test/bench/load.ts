@@ -29,6 +29,8 @@ export interface LoadResult {
 
 export interface HttpLoad extends LoadLimits {
   url: string;
+  /** One base URL per caller, round-robin (e.g. each tenant's replica); overrides `url`. */
+  urls?: string[];
   method: 'GET' | 'POST';
   path: string;
   body?: unknown;
@@ -143,7 +145,7 @@ const workerSource = `
 const { workerData, parentPort } = require('node:worker_threads');
 const http = require('node:http');
 const spec = workerData;
-const target = new URL(spec.url);
+const targets = (spec.urls || [spec.url]).map((url) => new URL(url));
 const agent = new http.Agent({ keepAlive: true, maxSockets: spec.concurrency });
 const payload = spec.body === undefined ? undefined : Buffer.from(JSON.stringify(spec.body));
 const tokens = spec.tokens || (spec.token ? [spec.token] : []);
@@ -155,6 +157,7 @@ const headersFor = (caller) => {
 };
 const once = (caller) => new Promise((resolve, reject) => {
   const headers = headersFor(caller);
+  const target = targets[caller % targets.length];
   const req = http.request({ agent, host: target.hostname, port: target.port, method: spec.method, path: spec.path, headers }, (res) => {
     let text = '';
     res.setEncoding('utf8');

@@ -15,10 +15,12 @@
  *   npm run bench:replicas
  *   BENCH_SECONDS=4 BENCH_ROUNDS=2 BENCH_CLIENTS=1,16,64 BENCH_TENANTS=16 \
  *     BENCH_TOPOLOGIES=1x1,3x1,1x3,3x3 npm run bench:replicas
+ *   BENCH_SHARED_PORT=1 ...   # replicas share one port (node:cluster), no proxy in between
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { generateRootKeyFile } from '../../src/crypto/root-key.js';
 import { type Bootstrap, bootstrap, type ServerProcess, startServer } from '../crash/vault-server.js';
 import { startEtcd } from '../support/etcd.js';
@@ -32,6 +34,9 @@ const seconds = Number(env.BENCH_SECONDS ?? 4);
 const rounds = Number(env.BENCH_ROUNDS ?? 2);
 const clientCounts = (env.BENCH_CLIENTS ?? '1,16,64').split(',').map(Number);
 const wanted = new Set((env.BENCH_TOPOLOGIES ?? '1x1,3x1,1x3,3x3').split(','));
+/** Replicas share one port through node:cluster instead of sitting behind the round-robin proxy. */
+const sharedPort = env.BENCH_SHARED_PORT === '1';
+const sharedPortLauncher = fileURLToPath(new URL('./shared-port.mjs', import.meta.url));
 /** Tenants of the spread-out phase: caller i writes to tenant i mod N (separate audit chains). */
 const tenantCount = Number(env.BENCH_TENANTS ?? 16);
 
@@ -72,8 +77,12 @@ async function setUp(members: number, replicas: number): Promise<Topology> {
     const config = { store: 'etcd', etcdEndpoints: endpoints, etcdPrefix: prefix, rootKeyFile };
     tenantTokens.push((await bootstrap(config, `bench-${i}`)).token);
   }
-  const servers = await Promise.all(Array.from({ length: replicas }, () => startServer(args)));
-  const proxy = replicas > 1 ? await startRoundRobinProxy(servers.map((s) => s.url)) : undefined;
+  // BENCH_SHARED_PORT=1: the replicas share one port through node:cluster, no proxy between.
+  const servers =
+    sharedPort && replicas > 1
+      ? [await startServer(args, 60_000, [], [sharedPortLauncher, String(replicas)])]
+      : await Promise.all(Array.from({ length: replicas }, () => startServer(args)));
+  const proxy = servers.length > 1 ? await startRoundRobinProxy(servers.map((s) => s.url)) : undefined;
   const url = proxy?.url ?? servers[0]!.url;
   const client = jsonClient(url, { token: auth.token });
   const lease = await client.request('POST', '/v1/leases', {
@@ -95,11 +104,19 @@ async function setUp(members: number, replicas: number): Promise<Topology> {
   };
 }
 
-type Op = 'create' | 'tenants' | 'read';
-const ops: Op[] = ['create', 'tenants', 'read'];
+type Op = 'create' | 'tenants' | 'affinity' | 'read';
+// BENCH_AFFINITY=1 adds the spread-out phase with each tenant's callers on one replica (each
+// caller straight to its tenant's replica, as a load balancer with affinity by tenant sends them).
+const ops: Op[] = [
+  'create',
+  'tenants',
+  ...(env.BENCH_AFFINITY === '1' ? (['affinity'] as const) : []),
+  'read',
+];
 const label: Record<Op, string> = {
   create: 'lease create',
   tenants: `create, ${tenantCount}t`,
+  affinity: `${tenantCount}t, affinity`,
   read: 'value read',
 };
 const results = new Map<string, LoadResult[]>();
@@ -108,7 +125,13 @@ const key = (op: Op, clients: number, topology: string) => `${op}/${clients}/${t
 async function phase(topology: Topology, op: Op, clients: number): Promise<void> {
   const result = await runHttpLoad({
     url: topology.url,
-    ...(op === 'tenants' ? { tokens: topology.tenantTokens } : { token: topology.auth.token }),
+    ...(op === 'tenants' || op === 'affinity'
+      ? { tokens: topology.tenantTokens }
+      : { token: topology.auth.token }),
+    // Caller i writes to tenant i mod N; with affinity, tenant t's replica is t mod replicas.
+    ...(op === 'affinity'
+      ? { urls: topology.tenantTokens.map((_, t) => topology.servers[t % topology.servers.length]!.url) }
+      : {}),
     concurrency: clients,
     maxOps: 200_000,
     maxMs: seconds * 1000,

@@ -66,16 +66,18 @@ export interface ServerProcess {
 
 /**
  * Starts `vault server ARGS --listen 127.0.0.1:0` and waits for the URL it logs; `nodeArgs`
- * go to node itself (a benchmark's `--cpu-prof`).
+ * go to node itself (a benchmark's `--cpu-prof`), and `entry` replaces the CLI (with its
+ * own leading arguments, e.g. a launcher of several servers on one port).
  */
 export async function startServer(
   args: string[],
   timeoutMs = 60_000,
   nodeArgs: string[] = [],
+  entry: string[] = [vaultBin],
 ): Promise<ServerProcess> {
   const child = spawn(
     process.execPath,
-    [...nodeArgs, vaultBin, 'server', ...args, '--listen', '127.0.0.1:0', '--log-level', 'info'],
+    [...nodeArgs, ...entry, 'server', ...args, '--listen', '127.0.0.1:0', '--log-level', 'info'],
     { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, VAULT_ROOT_KEY: '' } },
   );
   live.add(child);
