@@ -1,0 +1,89 @@
+/**
+ * Red team session 10: two (or more) API replicas on one real etcd, each a whole in-process
+ * API (core, HTTP) on its own etcd client, sharing the root key, as `vault server` replicas do.
+ * A replica's store may be wrapped (test/support/store-proxy.ts) to hold one of its
+ * transactions while the other replica acts: a slow network, made deterministic.
+ */
+import { randomBytes } from 'node:crypto';
+import type { AuditRecord } from '../../src/contract/audit.js';
+import { keys } from '../../src/core/keys.js';
+import type { Clock } from '../../src/lib/clock.js';
+import { openEtcdStore } from '../../src/store/etcd-store.js';
+import type { Store, Txn } from '../../src/store/store.js';
+import { type EtcdProcess, startEtcd } from '../support/etcd.js';
+import { startTestVault, type TestVault } from '../support/test-vault.js';
+
+export interface Replica {
+  vault: TestVault;
+  /** The replica's own etcd client (unwrapped). */
+  raw: Store;
+}
+
+export interface Replicas {
+  etcd: EtcdProcess;
+  replicas: Replica[];
+  close(): Promise<void>;
+}
+
+export async function startReplicas(
+  count: number,
+  options: {
+    /** Wraps replica i's store (e.g. to hold a transaction). */
+    wrap?: (i: number, store: Store) => Store;
+    clock?: Clock;
+    prefix?: string;
+  } = {},
+): Promise<Replicas> {
+  const etcd = await startEtcd();
+  const rootKey = randomBytes(32);
+  const replicas: Replica[] = [];
+  for (let i = 0; i < count; i++) {
+    const raw = await openEtcdStore({
+      endpoints: [etcd.endpoint],
+      timeoutMs: 10_000,
+      ...(options.prefix ? { prefix: options.prefix } : {}),
+    });
+    const store = options.wrap ? options.wrap(i, raw) : raw;
+    const vault = await startTestVault({
+      store,
+      rootKey,
+      ...(options.clock ? { clock: options.clock } : {}),
+    });
+    replicas.push({ vault, raw });
+  }
+  return {
+    etcd,
+    replicas,
+    async close() {
+      for (const { vault, raw } of replicas) {
+        await vault.close().catch(() => undefined);
+        await raw.close().catch(() => undefined);
+      }
+      await etcd.destroy();
+    },
+  };
+}
+
+/** The audit records a transaction appends (its puts under the tenant's audit prefix). */
+export function recordsIn(txn: Txn, tenant: string): AuditRecord[] {
+  return txn.success
+    .filter((op) => op.type === 'put' && op.key.startsWith(keys.auditRecords(tenant)))
+    .map((op) => JSON.parse((op as { value: string }).value) as AuditRecord);
+}
+
+/** Every audit record of `tenant`, read from the store in key order. */
+export async function chainOf(store: Store, tenant: string): Promise<AuditRecord[]> {
+  const out: AuditRecord[] = [];
+  let after: string | undefined;
+  for (;;) {
+    const page = await store.range(keys.auditRecords(tenant), {
+      limit: 500,
+      ...(after !== undefined ? { startAfter: after } : {}),
+    });
+    for (const kv of page.kvs) out.push(JSON.parse(kv.value) as AuditRecord);
+    if (!page.more) return out;
+    after = page.kvs.at(-1)!.key;
+  }
+}
+
+export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
