@@ -6,7 +6,9 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { AuditRecord } from '../../src/contract/audit.js';
+import type { DynamicConfig } from '../../src/core/dynamic-accounts.js';
 import { keys } from '../../src/core/keys.js';
+import type { EngineRegistry } from '../../src/engines/engine.js';
 import type { Clock } from '../../src/lib/clock.js';
 import { openEtcdStore } from '../../src/store/etcd-store.js';
 import type { Store, Txn } from '../../src/store/store.js';
@@ -32,6 +34,9 @@ export async function startReplicas(
     wrap?: (i: number, store: Store) => Store;
     clock?: Clock;
     prefix?: string;
+    /** Dynamic engines of each replica (each gets its own). */
+    engines?: () => EngineRegistry;
+    dynamic?: Partial<DynamicConfig>;
   } = {},
 ): Promise<Replicas> {
   const etcd = await startEtcd();
@@ -48,6 +53,8 @@ export async function startReplicas(
       store,
       rootKey,
       ...(options.clock ? { clock: options.clock } : {}),
+      ...(options.engines ? { engines: options.engines() } : {}),
+      ...(options.dynamic ? { dynamic: options.dynamic } : {}),
     });
     replicas.push({ vault, raw });
   }
