@@ -11,8 +11,9 @@ import { keys } from '../../src/core/keys.js';
 import type { EngineRegistry } from '../../src/engines/engine.js';
 import type { Clock } from '../../src/lib/clock.js';
 import { openEtcdStore } from '../../src/store/etcd-store.js';
-import type { Store, Txn } from '../../src/store/store.js';
+import type { Store, Txn, TxnResult } from '../../src/store/store.js';
 import { type EtcdProcess, startEtcd } from '../support/etcd.js';
+import { storeWith } from '../support/store-proxy.js';
 import { startTestVault, type TestVault } from '../support/test-vault.js';
 
 export interface Replica {
@@ -94,3 +95,38 @@ export async function chainOf(store: Store, tenant: string): Promise<AuditRecord
 }
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+export interface Hold {
+  /** Which transaction to hold (the first that matches, once). */
+  match: (txn: Txn) => boolean;
+  /** Runs before it is sent (another replica acts meanwhile). */
+  before?: () => Promise<void>;
+  /** Runs after its answer came, before the committer sees it. */
+  after?: (result: TxnResult) => Promise<void>;
+}
+
+/** A store whose next matching transaction can be held (`arm`), and how many were held. */
+export function holdable(store: Store) {
+  let armed: Hold | undefined;
+  const state = { held: 0, lastResult: undefined as TxnResult | undefined };
+  const wrapped = storeWith(store, (inner) => ({
+    async txn(txn: Txn) {
+      const hold = armed;
+      if (!hold?.match(txn)) return inner.txn(txn);
+      armed = undefined;
+      state.held += 1;
+      await hold.before?.();
+      const result = await inner.txn(txn);
+      state.lastResult = result;
+      await hold.after?.(result);
+      return result;
+    },
+  }));
+  return {
+    store: wrapped,
+    state,
+    arm(hold: Hold) {
+      armed = hold;
+    },
+  };
+}
