@@ -19,7 +19,7 @@ import type { AuditRecord } from '../../src/contract/audit.js';
 import { keys } from '../../src/core/keys.js';
 import type { Store, Txn } from '../../src/store/store.js';
 import { storeWith } from '../support/store-proxy.js';
-import { chainOf, type Replicas, sleep, startReplicas } from './session10-replicas.js';
+import { chainOf, type Replicas, startReplicas } from './session10-replicas.js';
 
 describe('session 10: a store attacker against a replica that catches up', () => {
   let cluster: Replicas;
