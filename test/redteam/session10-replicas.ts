@@ -84,8 +84,9 @@ export async function chainOf(store: Store, tenant: string): Promise<AuditRecord
   const out: AuditRecord[] = [];
   let after: string | undefined;
   for (;;) {
+    // Small pages: a record can be ~17 KB, and etcd answers at most 4 MiB.
     const page = await store.range(keys.auditRecords(tenant), {
-      limit: 500,
+      limit: 100,
       ...(after !== undefined ? { startAfter: after } : {}),
     });
     for (const kv of page.kvs) out.push(JSON.parse(kv.value) as AuditRecord);
