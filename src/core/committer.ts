@@ -72,11 +72,33 @@ const REKEY_ACTION_INPUT: AuditInput = {
 };
 const MAX_GROUP = 64;
 /**
+ * The most bytes of changes and records one group commit carries: etcd refuses a request over
+ * `--max-request-bytes` (1.5 MiB by default), and a group of large values (64 KiB each) would
+ * otherwise fail whole. A change larger than this alone still goes alone.
+ */
+const MAX_GROUP_BYTES = 1024 * 1024;
+/**
+ * A record's reason and resource are cut to these lengths, so a record stays under about 4 KB
+ * and a page of records (the readers', a catch-up's) under etcd's 4 MiB answer limit: a reason
+ * built from many long names (a token's 64 policies) would otherwise make the tenant's audit
+ * unreadable.
+ */
+const MAX_REASON_CHARS = 2_048;
+const MAX_RESOURCE_CHARS = 512;
+const clip = (text: string, max: number) =>
+  text.length <= max ? text : `${text.slice(0, max - 48)}… (${text.length - (max - 48)} more characters)`;
+/** What a chained record adds beyond its reason and resource (fields, identities, links). */
+const RECORD_OVERHEAD_BYTES = 1024;
+/**
  * Records another writer committed that a lost transaction reads back with the new head (in its
  * failure branch) to verify and append after, without another round trip; more, and the head
  * is read again from the store.
  */
-const CATCH_UP_RECORDS = 256;
+const CATCH_UP_RECORDS = 128;
+/** Head races a change loses in a row before its writer claims the next turn (keys.auditTurn). */
+const TURN_AFTER_RACES = 2;
+/** The longest a writer whose transaction lost to another's claimed turn waits before its next. */
+const MAX_TURN_WAIT_MS = 50;
 
 /**
  * Commits each state change together with its audit records in one store transaction,
@@ -108,6 +130,23 @@ export function createCommitter(deps: {
   const queues = new Map<string, Pending[]>();
   const running = new Set<string>();
   const heads = new Map<string, Head>();
+  /**
+   * The newest record of each tenant this process wrote or verified: a head read later that is
+   * older (or the same record with another link) was set back, which no commit does.
+   */
+  const highest = new Map<string, { seq: number; hash: string }>();
+  const saw = (tenant: string, at: { seq: number; hash: string }) => {
+    const known = highest.get(tenant);
+    if (!known || at.seq > known.seq) highest.set(tenant, { seq: at.seq, hash: at.hash });
+  };
+  /** The mod revision of each tenant's turn key as this process last saw it (0: none). */
+  const turns = new Map<string, number>();
+  /** Why the tenant's last round lost, when it lost to another writer. */
+  const lastLoss = new Map<string, 'head' | 'turn'>();
+  /** Until when (performance.now()) a tenant's writes wait: another writer claimed the turn. */
+  const holdUntil = new Map<string, number>();
+  /** How long the tenant's last transaction took, in ms. */
+  const txnMs = new Map<string, number>();
 
   /**
    * Reads the head and checks it against the newest record before anything is appended to
@@ -140,7 +179,9 @@ export function createCommitter(deps: {
         throw err;
       }),
     ]);
+    const seen = highest.get(tenant);
     if (!kv) {
+      if (seen) throw tamper(`the chain head is gone, though this server saw record ${seen.seq}`);
       const first = await store.range(keys.auditRecords(tenant), { limit: 1 });
       if (first.kvs.length > 0) {
         // The tenant's first commit (records, keys and head together) may have landed since.
@@ -155,6 +196,11 @@ export function createCommitter(deps: {
     }
     const head = parseHead(kv.value);
     if (!head || head.seq < 1) throw tamper('the chain head is malformed');
+    if (seen && (head.seq < seen.seq || (head.seq === seen.seq && head.hash !== seen.hash))) {
+      throw tamper(
+        `the chain head was set back to record ${head.seq}, though this server saw record ${seen.seq}`,
+      );
+    }
     const [newest, after] = await Promise.all([
       store.get(keys.auditRecord(tenant, head.seq)),
       store.get(keys.auditRecord(tenant, head.seq + 1)),
@@ -193,10 +239,12 @@ export function createCommitter(deps: {
     if (unsigned.v === 2) {
       if (!tenantKeys) throw tamper('the audit key is gone while the chain is keyed');
       if (keyedHash(tenantKeys.hmac, unsigned) !== hash) throw tamper(`record ${head.seq} was modified`);
+      saw(tenant, head);
       return { ...head, modRevision: kv.modRevision, key: tenantKeys.hmac, rekey: false };
     }
     if (tenantKeys) throw tamper(`record ${head.seq} is unkeyed although the tenant has an audit key`);
     if (legacyHash(unsigned) !== hash) throw tamper(`record ${head.seq} was modified`);
+    saw(tenant, head);
     return { ...head, modRevision: kv.modRevision, key: undefined, rekey: true };
   };
 
@@ -261,9 +309,9 @@ export function createCommitter(deps: {
         ...(input.actingFor ? { actingFor: input.actingFor } : {}),
         ...(ctx.principal.delegatedBy ? { delegatedBy: ctx.principal.delegatedBy } : {}),
         action: input.action,
-        resource: input.resource,
+        resource: clip(input.resource, MAX_RESOURCE_CHARS),
         outcome: input.outcome,
-        ...(input.reason ? { reason: input.reason } : {}),
+        ...(input.reason ? { reason: clip(input.reason, MAX_REASON_CHARS) } : {}),
         ...(ctx.source ? { source: ctx.source } : {}),
         ...(input.valueHmac ? { valueHmac: input.valueHmac } : {}),
         prevHash: hash,
@@ -272,6 +320,19 @@ export function createCommitter(deps: {
       records.push({ ...unsigned, hash });
     }
     return { records, seq, hash };
+  };
+
+  /** About how many bytes a mutation adds to a transaction, its chained records included. */
+  const sizeOf = (mutation: Mutation<unknown>) => {
+    let bytes = 0;
+    for (const op of mutation.ops) {
+      bytes += op.type === 'deletePrefix' ? op.prefix.length : op.key.length;
+      if (op.type === 'put') bytes += op.value.length;
+    }
+    for (const input of mutation.audit) {
+      bytes += RECORD_OVERHEAD_BYTES + input.resource.length + (input.reason?.length ?? 0);
+    }
+    return bytes;
   };
 
   /** Keys a mutation reads (compares) and writes; a prefix delete conflicts with everything. */
@@ -286,10 +347,11 @@ export function createCommitter(deps: {
     return { reads, writes, exclusive };
   };
 
-  async function runRound(tenant: string, queue: Pending[]): Promise<void> {
+  /** One group commit; true when it committed. */
+  async function runRound(tenant: string, queue: Pending[]): Promise<boolean> {
     // Read the head before taking changes off the queue: if this fails, drain() fails
     // everything still queued, and nothing is left waiting forever.
-    let head = heads.get(tenant) ?? (await loadHead(tenant));
+    const head = heads.get(tenant) ?? (await loadHead(tenant));
     const candidates = queue.splice(0, queue[0]?.solo ? 1 : MAX_GROUP);
     const built = await Promise.allSettled(candidates.map((pending) => pending.build(pending.lostHead)));
 
@@ -298,6 +360,8 @@ export function createCommitter(deps: {
     const written = new Set<string>();
     const compared = new Set<string>();
     let opCount = 0;
+    let compareCount = 0;
+    let byteCount = 0;
     let closed = false;
     built.forEach((outcome, i) => {
       const pending = candidates[i]!;
@@ -308,6 +372,9 @@ export function createCommitter(deps: {
       const mutation = outcome.value;
       const { reads, writes, exclusive } = footprint(mutation);
       const size = mutation.ops.length + mutation.audit.length;
+      // Its compares, and the create-only compare of each record it adds: etcd limits those too.
+      const compares = (mutation.compare?.length ?? 0) + mutation.audit.length;
+      const bytes = sizeOf(mutation);
       // Built from the same snapshot, two changes may share a group only if neither writes
       // what the other read or wrote.
       const clash =
@@ -316,7 +383,10 @@ export function createCommitter(deps: {
         closed ||
         clash ||
         (exclusive && accepted.length > 0) ||
-        (accepted.length > 0 && opCount + size > maxOps)
+        (accepted.length > 0 &&
+          (opCount + size > maxOps ||
+            compareCount + compares > maxOps ||
+            byteCount + bytes > MAX_GROUP_BYTES))
       ) {
         deferred.push(pending);
         return;
@@ -325,61 +395,82 @@ export function createCommitter(deps: {
       for (const key of writes) written.add(key);
       for (const key of reads) compared.add(key);
       opCount += size;
+      compareCount += compares;
+      byteCount += bytes;
       if (exclusive) closed = true;
     });
     queue.unshift(...deferred);
-    if (accepted.length === 0) return;
+    if (accepted.length === 0) return false;
 
-    for (;;) {
-      const lost = await commitGroup(tenant, head, accepted);
-      if (!lost) return;
-      const { headMoved, caughtUp } = lost;
-      const retry: Pending[] = [];
-      for (const { pending } of accepted) {
-        pending.lostHead = headMoved;
-        if (headMoved) pending.headRaces += 1;
-        else {
-          pending.attempts += 1;
-          pending.solo = accepted.length > 1 || pending.solo;
-        }
-        if (pending.attempts >= MAX_ATTEMPTS || pending.headRaces >= MAX_HEAD_RACES) {
-          pending.reject(
-            new VaultError('conflict', 'the record changed concurrently too many times; retry the request'),
-          );
-        } else retry.push(pending);
-      }
-      if (caughtUp) {
-        // Only the head moved, and its new records verified: the same changes go again on the
-        // new head at once, without being built again (a compare that fails now is a change
-        // of their own records, and they are rebuilt then). Nothing is faster than that, so
-        // a writer that lost is not starved by one whose head stays cached.
-        accepted.splice(0, accepted.length, ...accepted.filter(({ pending }) => retry.includes(pending)));
-        if (accepted.length === 0) return;
-        head = caughtUp;
-        continue;
-      }
-      queue.unshift(...retry);
-      if (headMoved && retry.length > 0) {
-        // The head must be read again: a short random pause lets the read fall between the
-        // other writer's commits.
-        const races = Math.max(...retry.map((pending) => pending.headRaces));
-        await new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(races, 8)));
-      }
-      return;
+    if (!turns.has(tenant)) turns.set(tenant, (await store.get(keys.auditTurn(tenant)))?.modRevision ?? 0);
+    // A writer whose changes lost the head again and again claims the next turn: its lost
+    // transaction bumps the turn key (in its failure branch, no extra round trip), which every
+    // writer's commit compares. The writer that kept winning then loses once and waits a
+    // moment, and this one, already caught up, commits meanwhile.
+    const claim =
+      lastLoss.get(tenant) === 'head' &&
+      accepted.some(({ pending }) => pending.headRaces >= TURN_AFTER_RACES);
+    const lost = await commitGroup(tenant, head, accepted, claim);
+    if (!lost) {
+      if (lost === undefined) lastLoss.delete(tenant);
+      return lost === undefined;
     }
+    const { headMoved, caughtUp, turnTaken } = lost;
+    if (headMoved) lastLoss.set(tenant, 'head');
+    else if (turnTaken) {
+      lastLoss.set(tenant, 'turn');
+      holdUntil.set(tenant, performance.now() + Math.min(2 * (txnMs.get(tenant) ?? 1), MAX_TURN_WAIT_MS));
+    } else lastLoss.delete(tenant);
+    const retry: Pending[] = [];
+    for (const { pending } of accepted) {
+      // A turn claimed by another writer is not this change's fault either.
+      pending.lostHead = headMoved || turnTaken;
+      if (headMoved) pending.headRaces += 1;
+      else if (!turnTaken) {
+        pending.attempts += 1;
+        pending.solo = accepted.length > 1 || pending.solo;
+      }
+      if (pending.attempts >= MAX_ATTEMPTS || pending.headRaces >= MAX_HEAD_RACES) {
+        pending.reject(
+          new VaultError('conflict', 'the record changed concurrently too many times; retry the request'),
+        );
+      } else retry.push(pending);
+    }
+    // The changes are built again even when only the head moved: a change may have decided on
+    // what the other writer's commit changed (or on the time) without comparing it, and the
+    // head's compare is what sent it back to decide again.
+    queue.unshift(...retry);
+    if (headMoved && !caughtUp && retry.length > 0) {
+      // The head must be read again: a short random pause lets the read fall between the
+      // other writer's commits.
+      const races = Math.max(...retry.map((pending) => pending.headRaces));
+      await new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(races, 8)));
+    }
+    return false;
   }
+
+  /** Waits while another writer holds the tenant's turn (see runRound). */
+  const waitForTurn = async (tenant: string) => {
+    const until = holdUntil.get(tenant);
+    if (until === undefined) return;
+    holdUntil.delete(tenant);
+    const ms = until - performance.now();
+    if (ms > 0) await new Promise((resolve) => setTimeout(resolve, ms));
+  };
 
   /**
    * Chains the group's records onto `head` and commits them with its changes in one
-   * transaction. Resolves undefined when it committed (or failed outright: every change was
-   * rejected), else what the lost transaction says: whether another writer moved the head,
-   * and the new head when its records verified (catchUp).
+   * transaction. Resolves undefined when it committed, null when it failed outright (every
+   * change was rejected), else what the lost transaction says: whether another writer moved
+   * the head (and the new head when its records verified: catchUp), or claimed the turn.
+   * `claim`: a lost transaction claims the next turn.
    */
   async function commitGroup(
     tenant: string,
     head: Head,
     accepted: Array<{ pending: Pending; mutation: Mutation<unknown> }>,
-  ): Promise<{ headMoved: boolean; caughtUp: Head | undefined; conflicting: boolean } | undefined> {
+    claim: boolean,
+  ): Promise<{ headMoved: boolean; caughtUp: Head | undefined; turnTaken: boolean } | null | undefined> {
     const time = clock().toISOString();
     const ops: Op[] = [];
     const compare = new Map<string, number>();
@@ -395,7 +486,7 @@ export function createCommitter(deps: {
         created = await auditKeys.generate(tenant);
       } catch (err) {
         for (const { pending } of accepted) pending.reject(err);
-        return undefined;
+        return null;
       }
       key = created.keys.hmac;
       ops.push(created.op);
@@ -428,15 +519,22 @@ export function createCommitter(deps: {
       ops.push({ type: 'put', key: keys.auditHead(tenant), value: JSON.stringify(tip) });
     }
     compare.set(keys.auditHead(tenant), head.modRevision);
+    const turnKey = keys.auditTurn(tenant);
+    const turn = turns.get(tenant) ?? 0;
+    compare.set(turnKey, turn);
 
     let result: TxnResult = { succeeded: false, revision: 0 };
     if (!conflicting) {
       try {
+        const started = performance.now();
         result = await store.txn({
           compare: [...compare].map(([key, modRevision]) => ({ key, modRevision })),
           success: ops,
+          ...(claim
+            ? { failure: [{ type: 'put' as const, key: turnKey, value: JSON.stringify({ seq: head.seq }) }] }
+            : {}),
           // Lost to another writer, the transaction brings back what it wrote: the head and
-          // the records after ours (see catchUp).
+          // the records after ours (see catchUp), and the turn.
           failureReads: [
             { key: keys.auditHead(tenant) },
             {
@@ -444,17 +542,20 @@ export function createCommitter(deps: {
               startAfter: keys.auditRecord(tenant, head.seq),
               limit: CATCH_UP_RECORDS,
             },
+            { key: turnKey },
           ],
         });
+        txnMs.set(tenant, performance.now() - started);
       } catch (err) {
         heads.delete(tenant);
         for (const { pending } of accepted) pending.reject(err);
-        return undefined;
+        return null;
       }
     }
     if (result.succeeded) {
       if (allRecords.length > 0) {
         heads.set(tenant, { ...tip, modRevision: result.revision, key, rekey: false });
+        saw(tenant, tip);
         if (created) auditKeys.remember(tenant, created.keys);
         deps.onCommitted?.(tenant, tip.seq);
       }
@@ -462,16 +563,22 @@ export function createCommitter(deps: {
       for (const { pending, mutation } of accepted) pending.resolve(mutation.result);
       return undefined;
     }
-    // Another writer won. When it moved the chain head (another replica's commit: nothing in
-    // this group was wrong), the group goes again on the new head, as a group. Otherwise one
-    // of its compared records changed, and each change is rebuilt and retried alone, so one
-    // stale read cannot sink the others.
+    // Another writer won. When it moved the chain head (another replica's commit), the group
+    // is rebuilt on the new head and retried as a group. Otherwise one of its compared records
+    // changed, and each change is retried alone, so one stale read cannot sink the others.
     heads.delete(tenant);
     const headNow = result.reads?.[0]?.kvs[0];
     const headMoved = !conflicting && (headNow?.modRevision ?? 0) !== head.modRevision;
+    const turnNow = result.reads?.[2]?.kvs[0]?.modRevision ?? turn;
+    // A turn this transaction claimed moved too, but not because of another writer.
+    const turnTaken = !conflicting && !headMoved && !claim && turnNow !== turn;
+    turns.set(tenant, turnNow);
     const caughtUp = headMoved && result.reads ? catchUp(tenant, head, result.reads) : undefined;
-    if (caughtUp) heads.set(tenant, caughtUp);
-    return { headMoved, caughtUp, conflicting };
+    if (caughtUp) {
+      heads.set(tenant, caughtUp);
+      saw(tenant, caughtUp);
+    } else if (turnTaken) heads.set(tenant, head);
+    return { headMoved, caughtUp, turnTaken };
   }
 
   async function drain(tenant: string): Promise<void> {
@@ -481,6 +588,7 @@ export function createCommitter(deps: {
       // whose commit blocks the thread first lets the requests that arrived meanwhile queue.
       while (queue.length > 0) {
         await store.ready?.();
+        await waitForTurn(tenant);
         await runRound(tenant, queue);
       }
     } catch (err) {
@@ -558,6 +666,8 @@ export function createCommitter(deps: {
   /** Forgets cached chain heads and keys (tests that edit the store behind our back). */
   const forget = () => {
     heads.clear();
+    highest.clear();
+    turns.clear();
     auditKeys.forget();
   };
 

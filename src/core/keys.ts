@@ -67,6 +67,8 @@ export const keys = {
   identity: (tenant: string, type: string, name: string) => `${root}/t/${tenant}/identities/${type}/${name}`,
   identities: (tenant: string) => `${root}/t/${tenant}/identities/`,
   auditHead: (tenant: string) => `${root}/t/${tenant}/audit-head`,
+  /** Bumped by a replica that lost the chain head twice in a row: the others wait a moment. */
+  auditTurn: (tenant: string) => `${root}/t/${tenant}/audit-turn`,
   auditRecord: (tenant: string, seq: number) => `${root}/t/${tenant}/audit/${String(seq).padStart(16, '0')}`,
   auditRecords: (tenant: string) => `${root}/t/${tenant}/audit/`,
   /** The tenant's audit HMAC and checkpoint signing keys, sealed (audit-keys.ts). */
