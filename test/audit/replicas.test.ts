@@ -290,14 +290,16 @@ describe('the audit chain with several replicas', () => {
     expect((await a.audit.verify(ctx)).ok).toBe(true);
   });
 
-  it('commits a group of many value reads, each comparing its own lease, within the store\'s compare limit', async () => {
+  it("commits a group of many value reads, each comparing its own lease, within the store's compare limit", async () => {
     const core = await replica();
     const ctx = systemContext('reads', { type: 'human', name: 'admin' });
     await core.tenants.ensure('reads', ctx);
     await core.credentials.create(ctx, { name: 'db', type: 'password', value: 'v', metadata: {} } as never);
     const leases = [];
     for (let i = 0; i < 100; i++) {
-      leases.push(await core.leases.create(ctx, { credentialName: 'db', ttl: '1h', renewable: true } as never));
+      leases.push(
+        await core.leases.create(ctx, { credentialName: 'db', ttl: '1h', renewable: true } as never),
+      );
     }
     // Read together, they queue together: one group of up to 64 reads compares 64 leases, the
     // credential and the records it adds, beside the head: past etcd's 128 if not counted.
