@@ -22,7 +22,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { keys } from '../../src/core/keys.js';
 import { createPostgresEngine } from '../../src/engines/postgres.js';
-import type { Store, Txn } from '../../src/store/store.js';
 import {
   createPostgresCredential,
   leaseRoles,
@@ -31,34 +30,26 @@ import {
   postgresAvailable,
   startPostgres,
 } from '../support/postgres.js';
-import { storeWith } from '../support/store-proxy.js';
-import { type Replicas, recordsIn, sleep, startReplicas } from './session10-replicas.js';
+import { holdable, type Replicas, recordsIn, sleep, startReplicas } from './session10-replicas.js';
 
 describe.skipIf(!postgresAvailable())(
   'session 10: a dynamic lease racing its credential deletion on another replica',
   () => {
     let db: Postgres;
     let cluster: Replicas;
-    let hold: { match: (txn: Txn) => boolean; before: () => Promise<void> } | undefined;
+    /** A's store: its next matching transaction can be held while B acts. */
+    let heldA: ReturnType<typeof holdable>;
 
     beforeAll(async () => {
       db = await startPostgres();
       cluster = await startReplicas(2, {
         engines: () => ({ postgres: createPostgresEngine() }),
         dynamic: { sweepIntervalMs: 200, retryBaseMs: 100, retryMaxMs: 500 },
-        wrap: (i, store) =>
-          i !== 0
-            ? store
-            : storeWith(store, (inner: Store) => ({
-                async txn(txn: Txn) {
-                  const armed = hold;
-                  if (armed?.match(txn)) {
-                    hold = undefined;
-                    await armed.before();
-                  }
-                  return inner.txn(txn);
-                },
-              })),
+        wrap: (i, store) => {
+          if (i !== 0) return store;
+          heldA = holdable(store);
+          return heldA.store;
+        },
       });
     }, 120_000);
 
@@ -72,13 +63,13 @@ describe.skipIf(!postgresAvailable())(
       await createPostgresCredential(b, db, 'orders-db');
       const rolesBefore = await leaseRoles(db);
       let deleted = 0;
-      hold = {
+      heldA.arm({
         match: (txn) => recordsIn(txn, a.tenant).some((r) => r.action === 'lease.create'),
         before: async () => {
           const del = await b.call('DELETE', '/v1/credentials/orders-db');
           deleted = del.status;
         },
-      };
+      });
       const lease = await a.call('POST', '/v1/leases', { body: { credentialName: 'orders-db', ttl: '5m' } });
       expect(deleted, 'B deleted the credential while A held its lease transaction').toBeGreaterThanOrEqual(
         200,

@@ -18,32 +18,20 @@
  * until B's revocation has been answered: a slow network between A and etcd.)
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Store, Txn } from '../../src/store/store.js';
-import { storeWith } from '../support/store-proxy.js';
-import { chainOf, type Replicas, recordsIn, startReplicas } from './session10-replicas.js';
+import { chainOf, holdable, type Replicas, recordsIn, startReplicas } from './session10-replicas.js';
 
 describe('session 10: an idempotent lease replay racing a revocation on another replica', () => {
   let cluster: Replicas;
-  /** Run once, before A's next transaction that appends a matching record is sent. */
-  let hold: { match: (txn: Txn) => boolean; before: () => Promise<void> } | undefined;
-  let heldTxns = 0;
+  /** A's store: its next matching transaction can be held while B acts. */
+  let heldA: ReturnType<typeof holdable>;
 
   beforeAll(async () => {
     cluster = await startReplicas(2, {
-      wrap: (i, store) =>
-        i !== 0
-          ? store
-          : storeWith(store, (inner: Store) => ({
-              async txn(txn: Txn) {
-                const armed = hold;
-                if (armed?.match(txn)) {
-                  hold = undefined;
-                  heldTxns += 1;
-                  await armed.before();
-                }
-                return inner.txn(txn);
-              },
-            })),
+      wrap: (i, store) => {
+        if (i !== 0) return store;
+        heldA = holdable(store);
+        return heldA.store;
+      },
     });
   }, 90_000);
 
@@ -71,7 +59,7 @@ describe('session 10: an idempotent lease replay racing a revocation on another 
     const id = first.body.id as string;
 
     let revokedStatus = 0;
-    hold = {
+    heldA.arm({
       match: (txn) =>
         recordsIn(txn, tenant).some((r) => r.action === 'lease.create' && /replayed/.test(r.reason ?? '')),
       before: async () => {
@@ -79,12 +67,12 @@ describe('session 10: an idempotent lease replay racing a revocation on another 
         const revoked = await b.call('POST', `/v1/leases/${id}/revoke`);
         revokedStatus = revoked.status;
       },
-    };
+    });
     const retry = await a.call('POST', '/v1/leases', {
       body: { credentialName: 'stripe-key', ttl: '10m' },
       idempotencyKey: 'deploy-42',
     });
-    expect(heldTxns, 'the replay transaction was held while B revoked').toBe(1);
+    expect(heldA.state.held, 'the replay transaction was held while B revoked').toBe(1);
     expect(revokedStatus).toBe(200);
 
     expect(

@@ -16,36 +16,20 @@
  * holding A's failed transaction's answer until the lease's end has passed.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Store, Txn, TxnResult } from '../../src/store/store.js';
-import { storeWith } from '../support/store-proxy.js';
-import { chainOf, type Replicas, recordsIn, sleep, startReplicas } from './session10-replicas.js';
+import { chainOf, holdable, type Replicas, recordsIn, sleep, startReplicas } from './session10-replicas.js';
 
 describe('session 10: a resent group after the lease it decided on has expired', () => {
   let cluster: Replicas;
-  let hold:
-    | {
-        match: (txn: Txn) => boolean;
-        before: () => Promise<void>;
-        after: (result: TxnResult) => Promise<void>;
-      }
-    | undefined;
+  /** A's store: its next matching transaction can be held while B acts. */
+  let heldA: ReturnType<typeof holdable>;
 
   beforeAll(async () => {
     cluster = await startReplicas(2, {
-      wrap: (i, store) =>
-        i !== 0
-          ? store
-          : storeWith(store, (inner: Store) => ({
-              async txn(txn: Txn) {
-                const armed = hold;
-                if (!armed?.match(txn)) return inner.txn(txn);
-                hold = undefined;
-                await armed.before();
-                const result = await inner.txn(txn);
-                await armed.after(result);
-                return result;
-              },
-            })),
+      wrap: (i, store) => {
+        if (i !== 0) return store;
+        heldA = holdable(store);
+        return heldA.store;
+      },
     });
     const b = cluster.replicas[1]!.vault;
     const created = await b.call('POST', '/v1/credentials', {
@@ -70,7 +54,7 @@ describe('session 10: a resent group after the lease it decided on has expired',
   function armRace(action: string, id: string, until: number) {
     const [a, b] = [cluster.replicas[0]!.vault, cluster.replicas[1]!.vault];
     const seen = { lost: false };
-    hold = {
+    heldA.arm({
       match: (txn) =>
         recordsIn(txn, a.tenant).some((r) => r.action === action && r.resource === `lease/${id}`),
       before: async () => {
@@ -82,7 +66,7 @@ describe('session 10: a resent group after the lease it decided on has expired',
         seen.lost = !result.succeeded;
         await sleep(Math.max(0, until - Date.now()) + 100);
       },
-    };
+    });
     return seen;
   }
 
