@@ -30,7 +30,7 @@ import {
   postgresAvailable,
   startPostgres,
 } from '../support/postgres.js';
-import { holdable, type Replicas, recordsIn, sleep, startReplicas } from './session10-replicas.js';
+import { type Replicas, recordsIn, sleep, startReplicas } from './session10-replicas.js';
 
 describe.skipIf(!postgresAvailable())(
   'session 10: a dynamic lease racing its credential deletion on another replica',
@@ -38,19 +38,16 @@ describe.skipIf(!postgresAvailable())(
     let db: Postgres;
     let cluster: Replicas;
     /** A's store: its next matching transaction can be held while B acts. */
-    let heldA: ReturnType<typeof holdable>;
+    let heldA: NonNullable<Replicas['held']>;
 
     beforeAll(async () => {
       db = await startPostgres();
       cluster = await startReplicas(2, {
         engines: () => ({ postgres: createPostgresEngine() }),
         dynamic: { sweepIntervalMs: 200, retryBaseMs: 100, retryMaxMs: 500 },
-        wrap: (i, store) => {
-          if (i !== 0) return store;
-          heldA = holdable(store);
-          return heldA.store;
-        },
+        holdFirst: true,
       });
+      heldA = cluster.held!;
     }, 120_000);
 
     afterAll(async () => {

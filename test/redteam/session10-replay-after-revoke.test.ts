@@ -18,21 +18,18 @@
  * until B's revocation has been answered: a slow network between A and etcd.)
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chainOf, holdable, type Replicas, recordsIn, startReplicas } from './session10-replicas.js';
+import { chainOf, type Replicas, recordsIn, startReplicas } from './session10-replicas.js';
 
 describe('session 10: an idempotent lease replay racing a revocation on another replica', () => {
   let cluster: Replicas;
   /** A's store: its next matching transaction can be held while B acts. */
-  let heldA: ReturnType<typeof holdable>;
+  let heldA: NonNullable<Replicas['held']>;
 
   beforeAll(async () => {
     cluster = await startReplicas(2, {
-      wrap: (i, store) => {
-        if (i !== 0) return store;
-        heldA = holdable(store);
-        return heldA.store;
-      },
+      holdFirst: true,
     });
+    heldA = cluster.held!;
   }, 90_000);
 
   afterAll(async () => {

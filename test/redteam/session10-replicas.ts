@@ -25,6 +25,8 @@ export interface Replica {
 export interface Replicas {
   etcd: EtcdProcess;
   replicas: Replica[];
+  /** With `holdFirst`: the first replica's store, whose next matching transaction can be held. */
+  held?: ReturnType<typeof holdable>;
   close(): Promise<void>;
 }
 
@@ -33,6 +35,8 @@ export async function startReplicas(
   options: {
     /** Wraps replica i's store (e.g. to hold a transaction). */
     wrap?: (i: number, store: Store) => Store;
+    /** The first replica's store is `holdable` (Replicas.held). */
+    holdFirst?: boolean;
     clock?: Clock;
     prefix?: string;
     /** Dynamic engines of each replica (each gets its own). */
@@ -43,13 +47,15 @@ export async function startReplicas(
   const etcd = await startEtcd();
   const rootKey = randomBytes(32);
   const replicas: Replica[] = [];
+  let held: ReturnType<typeof holdable> | undefined;
   for (let i = 0; i < count; i++) {
     const raw = await openEtcdStore({
       endpoints: [etcd.endpoint],
       timeoutMs: 10_000,
       ...(options.prefix ? { prefix: options.prefix } : {}),
     });
-    const store = options.wrap ? options.wrap(i, raw) : raw;
+    if (i === 0 && options.holdFirst) held = holdable(raw);
+    const store = options.wrap ? options.wrap(i, held?.store ?? raw) : i === 0 && held ? held.store : raw;
     const vault = await startTestVault({
       store,
       rootKey,
@@ -62,6 +68,7 @@ export async function startReplicas(
   return {
     etcd,
     replicas,
+    ...(held ? { held } : {}),
     async close() {
       for (const { vault, raw } of replicas) {
         await vault.close().catch(() => undefined);

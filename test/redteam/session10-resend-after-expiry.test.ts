@@ -16,21 +16,18 @@
  * holding A's failed transaction's answer until the lease's end has passed.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chainOf, holdable, type Replicas, recordsIn, sleep, startReplicas } from './session10-replicas.js';
+import { chainOf, type Replicas, recordsIn, sleep, startReplicas } from './session10-replicas.js';
 
 describe('session 10: a resent group after the lease it decided on has expired', () => {
   let cluster: Replicas;
   /** A's store: its next matching transaction can be held while B acts. */
-  let heldA: ReturnType<typeof holdable>;
+  let heldA: NonNullable<Replicas['held']>;
 
   beforeAll(async () => {
     cluster = await startReplicas(2, {
-      wrap: (i, store) => {
-        if (i !== 0) return store;
-        heldA = holdable(store);
-        return heldA.store;
-      },
+      holdFirst: true,
     });
+    heldA = cluster.held!;
     const b = cluster.replicas[1]!.vault;
     const created = await b.call('POST', '/v1/credentials', {
       body: { name: 'db-pass', type: 'password', value: 'pw_resend_after_expiry_71' },

@@ -13,22 +13,19 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AuditRecord } from '../../src/contract/audit.js';
 import { keys } from '../../src/core/keys.js';
-import { chainOf, holdable, type Replicas, recordsIn, startReplicas } from './session10-replicas.js';
+import { chainOf, type Replicas, recordsIn, startReplicas } from './session10-replicas.js';
 
 describe('session 10: a resent group whose own compares changed through another replica', () => {
   let cluster: Replicas;
-  let hold: ReturnType<typeof holdable>;
+  let hold: NonNullable<Replicas['held']>;
   const a = () => cluster.replicas[0]!.vault;
   const b = () => cluster.replicas[1]!.vault;
 
   beforeAll(async () => {
     cluster = await startReplicas(2, {
-      wrap: (i, store) => {
-        if (i !== 0) return store;
-        hold = holdable(store);
-        return hold.store;
-      },
+      holdFirst: true,
     });
+    hold = cluster.held!;
     expect(
       (
         await b().call('POST', '/v1/credentials', {

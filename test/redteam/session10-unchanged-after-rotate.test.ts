@@ -17,20 +17,17 @@
  * added the value as version 3.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chainOf, holdable, type Replicas, recordsIn, startReplicas } from './session10-replicas.js';
+import { chainOf, type Replicas, recordsIn, startReplicas } from './session10-replicas.js';
 
 describe('session 10: put-version ifChanged racing a rotation on another replica', () => {
   let cluster: Replicas;
-  let hold: ReturnType<typeof holdable>;
+  let hold: NonNullable<Replicas['held']>;
 
   beforeAll(async () => {
     cluster = await startReplicas(2, {
-      wrap: (i, store) => {
-        if (i !== 0) return store;
-        hold = holdable(store);
-        return hold.store;
-      },
+      holdFirst: true,
     });
+    hold = cluster.held!;
   }, 90_000);
 
   afterAll(async () => {
