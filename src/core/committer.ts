@@ -349,9 +349,10 @@ export function createCommitter(deps: {
 
   /** One group commit; true when it committed. */
   async function runRound(tenant: string, queue: Pending[]): Promise<boolean> {
-    // Read the head before taking changes off the queue: if this fails, drain() fails
+    // Read the head (and the turn) before taking changes off the queue: if this fails, drain() fails
     // everything still queued, and nothing is left waiting forever.
     const head = heads.get(tenant) ?? (await loadHead(tenant));
+    if (!turns.has(tenant)) turns.set(tenant, (await store.get(keys.auditTurn(tenant)))?.modRevision ?? 0);
     const candidates = queue.splice(0, queue[0]?.solo ? 1 : MAX_GROUP);
     const built = await Promise.allSettled(candidates.map((pending) => pending.build(pending.lostHead)));
 
@@ -402,7 +403,6 @@ export function createCommitter(deps: {
     queue.unshift(...deferred);
     if (accepted.length === 0) return false;
 
-    if (!turns.has(tenant)) turns.set(tenant, (await store.get(keys.auditTurn(tenant)))?.modRevision ?? 0);
     // A writer whose changes lost the head again and again claims the next turn: its lost
     // transaction bumps the turn key (in its failure branch, no extra round trip), which every
     // writer's commit compares. The writer that kept winning then loses once and waits a

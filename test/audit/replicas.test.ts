@@ -306,4 +306,23 @@ describe('the audit chain with several replicas', () => {
     const results = await Promise.allSettled(leases.map((lease) => core.leases.read(ctx, lease.id)));
     expect(results.filter((r) => r.status === 'rejected').map((r) => String(r.reason))).toEqual([]);
   }, 60_000);
+
+  it('fails the requests of a round whose first read of the turn fails, and the next round works', async () => {
+    let failTurnRead = true;
+    const core = await replica(undefined, (store) =>
+      storeWith(store, (real) => ({
+        get: async (key: string) => {
+          if (failTurnRead && key === keys.auditTurn('turn-read')) {
+            failTurnRead = false;
+            throw new Error('etcd is unavailable');
+          }
+          return real.get(key);
+        },
+      })),
+    );
+    const ctx = systemContext('turn-read', { type: 'human', name: 'admin' });
+    await expect(core.tenants.ensure('turn-read', ctx)).rejects.toThrow(/unavailable/);
+    await core.tenants.ensure('turn-read', ctx);
+    expect((await core.audit.verify(ctx)).ok).toBe(true);
+  }, 30_000);
 });
