@@ -96,6 +96,7 @@ describe('HA events under load do not look like tampering (held)', () => {
 
     const reports = vaults.flatMap((vault) => vault.core.auditIntegrity.list());
     const summary = JSON.stringify([...statuses]);
+    console.log(`writes during HA events: ${summary}`);
     expect(
       reports.map((r) => r.reason),
       `tamper reported during HA events; writes: ${summary}`,
