@@ -17,6 +17,12 @@ import { type AuditCheckpoint, type AuditRecord, storedAuditRecord } from '../co
 import type { Identity } from '../contract/common.js';
 
 export const GENESIS_HASH = '0'.repeat(64);
+/**
+ * Records per read of a chain (the audit readers, the stream, a lost commit's catch-up): a
+ * record's reason and resource are clipped (committer.ts), so a record stays under about
+ * 27 KB and this many stay under etcd's 4 MiB answer limit.
+ */
+export const AUDIT_RECORDS_PER_READ = 128;
 export const REKEY_ACTION = 'audit.rekey';
 
 export type UnsignedRecord = Omit<AuditRecord, 'hash'>;

@@ -35,7 +35,7 @@ import { auditCheckpoint, storedAuditRecord } from '../contract/audit.js';
 import { CryptoError } from '../crypto/errors.js';
 import type { Logger } from '../lib/logger.js';
 import type { Store } from '../store/store.js';
-import { keyedHash, legacyHash, parseHead, recordHash } from './audit-chain.js';
+import { AUDIT_RECORDS_PER_READ, keyedHash, legacyHash, parseHead, recordHash } from './audit-chain.js';
 import { checkpointSignedBy } from './audit-checkpoints.js';
 import type { AuditSink } from './audit-sink.js';
 import { StreamClaimLostError } from './audit-stream-claim.js';
@@ -100,7 +100,7 @@ export interface AuditFollowerDeps {
   saveEveryMs?: number;
 }
 
-const PAGE = 1000;
+const PAGE = AUDIT_RECORDS_PER_READ;
 
 /** Records read back from the store per written batch (bounds memory and the time between saves). */
 const BATCH = 1000;

@@ -12,6 +12,7 @@ import { badRequest, isVaultError } from '../lib/errors.js';
 import type { Store } from '../store/store.js';
 import type { Access } from './access.js';
 import {
+  AUDIT_RECORDS_PER_READ,
   type ChainHead,
   createChainCheck,
   parseHead,
@@ -28,8 +29,7 @@ import type { CoreDeps } from './deps.js';
 import type { Fingerprints } from './fingerprints.js';
 import { keys } from './keys.js';
 
-/** Records per read: records stay under about 4 KB (the committer clips reasons), so a page stays well under etcd's 4 MiB answer limit. */
-const PAGE = 500;
+const PAGE = AUDIT_RECORDS_PER_READ;
 
 /** Raw records of the tenant in key order after `afterSeq`, a page at a time. */
 export async function* rawAuditRecords(store: Store, tenant: string, afterSeq = 0) {
@@ -175,7 +175,10 @@ export function createAuditService(deps: AuditServiceDeps) {
       previous ? { since: previous, start: { seq: previous.seq, hash: previous.hash } } : {},
     );
     if (!outcome.ok) throw integrity.report(tenant, outcome.reason ?? 'verification failed');
-    if (previous && tip.seq === previous.seq) return previous;
+    if (previous && tip.seq === previous.seq) {
+      committer.saw(tenant, previous);
+      return previous;
+    }
     const checkpoint = signCheckpoint(tenantKeys, {
       tenant,
       seq: tip.seq,
@@ -183,6 +186,8 @@ export function createAuditService(deps: AuditServiceDeps) {
       time: clock().toISOString(),
     });
     latest.set(tenant, checkpoint);
+    // A head set back below what was verified here is tampering from now on (committer.ts).
+    committer.saw(tenant, checkpoint);
     await store.txn({
       success: [{ type: 'put', key: keys.auditCheckpoint(tenant), value: JSON.stringify(checkpoint) }],
     });
@@ -351,12 +356,13 @@ export function createAuditService(deps: AuditServiceDeps) {
         };
       } else {
         const start = since && options.fromCheckpoint ? { seq: since.seq, hash: since.hash } : undefined;
-        const { outcome, tip } = await checkStoredChain(
-          store,
-          tenant,
-          tenantKeys?.hmac,
-          since ? { since, ...(start ? { start } : {}) } : {},
-        );
+        const range = since ? { since, ...(start ? { start } : {}) } : {};
+        let { outcome, tip } = await checkStoredChain(store, tenant, tenantKeys?.hmac, range);
+        if (!outcome.ok && !tenantKeys) {
+          // An unkeyed chain rekeyed by another replica while this one read: the key exists now.
+          tenantKeys = await openKeys(tenant).catch(() => undefined);
+          if (tenantKeys) ({ outcome, tip } = await checkStoredChain(store, tenant, tenantKeys.hmac, range));
+        }
         result = { ...outcome, headSeq: tip.seq, ...(start ? { fromSeq: start.seq } : {}) };
         if (!outcome.ok) integrity.report(tenant, outcome.reason ?? 'verification failed');
         else if (tenantKeys && tip.seq > 0) {
@@ -368,6 +374,7 @@ export function createAuditService(deps: AuditServiceDeps) {
           });
           const known = latest.get(tenant);
           if (!known || known.seq < signed.seq) latest.set(tenant, signed);
+          committer.saw(tenant, signed);
           result.checkpoint = signed;
         }
       }

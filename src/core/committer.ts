@@ -5,7 +5,14 @@ import { CryptoError } from '../crypto/errors.js';
 import type { Clock } from '../lib/clock.js';
 import { unauthenticated, VaultError } from '../lib/errors.js';
 import type { Compare, Op, Store, TxnResult } from '../store/store.js';
-import { GENESIS_HASH, keyedHash, legacyHash, parseHead, REKEY_ACTION } from './audit-chain.js';
+import {
+  AUDIT_RECORDS_PER_READ,
+  GENESIS_HASH,
+  keyedHash,
+  legacyHash,
+  parseHead,
+  REKEY_ACTION,
+} from './audit-chain.js';
 import type { AuditIntegrity } from './audit-integrity.js';
 import type { AuditKeyring, AuditKeys } from './audit-keys.js';
 import type { AuditSink } from './audit-sink.js';
@@ -77,28 +84,49 @@ const MAX_GROUP = 64;
  * otherwise fail whole. A change larger than this alone still goes alone.
  */
 const MAX_GROUP_BYTES = 1024 * 1024;
+/** The largest single change: etcd refuses a request over 1.5 MiB by default, and answers so as an outage. */
+const MAX_CHANGE_BYTES = 1400 * 1024;
 /**
- * A record's reason and resource are cut to these lengths, so a record stays under about 4 KB
- * and a page of records (the readers', a catch-up's) under etcd's 4 MiB answer limit: a reason
- * built from many long names (a token's 64 policies) would otherwise make the tenant's audit
- * unreadable.
+ * A record's reason and resource are cut to these many bytes of their JSON (escapes and UTF-8
+ * counted), so a record stays under about 27 KB and a page of records (the readers' and the
+ * stream's 128, a catch-up's 128) under etcd's 4 MiB answer limit. The longest reason the
+ * product writes (a token's 64 policies of 253 characters) fits whole; only input made to be
+ * large (control characters escaped six times over) is cut.
  */
-const MAX_REASON_CHARS = 2_048;
-const MAX_RESOURCE_CHARS = 512;
-const clip = (text: string, max: number) =>
-  text.length <= max ? text : `${text.slice(0, max - 48)}… (${text.length - (max - 48)} more characters)`;
+const MAX_REASON_BYTES = 20_000;
+const MAX_RESOURCE_BYTES = 1_024;
+const jsonBytes = (text: string) => Buffer.byteLength(JSON.stringify(text));
+/** `text`, or its longest beginning that, with a note of what was cut, fits in `max` JSON bytes. */
+export function clip(text: string, max: number): string {
+  if (jsonBytes(text) <= max) return text;
+  // Never between the two halves of a surrogate pair (a character outside the BMP).
+  const cut = (n: number) => {
+    const at = n > 0 && /[\ud800-\udbff]/.test(text[n - 1]!) ? n - 1 : n;
+    return `${text.slice(0, at)}… (${text.length - at} more characters)`;
+  };
+  let [low, high] = [0, text.length];
+  while (low < high) {
+    const mid = Math.ceil((low + high) / 2);
+    if (jsonBytes(cut(mid)) <= max) low = mid;
+    else high = mid - 1;
+  }
+  return cut(low);
+}
 /** What a chained record adds beyond its reason and resource (fields, identities, links). */
-const RECORD_OVERHEAD_BYTES = 1024;
-/**
- * Records another writer committed that a lost transaction reads back with the new head (in its
- * failure branch) to verify and append after, without another round trip; more, and the head
- * is read again from the store.
- */
-const CATCH_UP_RECORDS = 128;
+const RECORD_OVERHEAD_BYTES = 6 * 1024;
 /** Head races a change loses in a row before its writer claims the next turn (keys.auditTurn). */
 const TURN_AFTER_RACES = 2;
 /** The longest a writer whose transaction lost to another's claimed turn waits before its next. */
-const MAX_TURN_WAIT_MS = 50;
+const MAX_TURN_WAIT_MS = 200;
+/** The claimant's round time a turn key names (ms; 0 when it names none or cannot be read). */
+const turnWaitOf = (value: string | undefined): number => {
+  try {
+    const roundMs = value ? (JSON.parse(value) as { roundMs?: unknown }).roundMs : undefined;
+    return typeof roundMs === 'number' && Number.isFinite(roundMs) && roundMs > 0 ? roundMs : 0;
+  } catch {
+    return 0;
+  }
+};
 
 /**
  * Commits each state change together with its audit records in one store transaction,
@@ -147,6 +175,8 @@ export function createCommitter(deps: {
   const holdUntil = new Map<string, number>();
   /** How long the tenant's last transaction took, in ms. */
   const txnMs = new Map<string, number>();
+  /** How long the tenant's last round took, from building its changes to the answer, in ms. */
+  const roundMs = new Map<string, number>();
 
   /**
    * Reads the head and checks it against the newest record before anything is appended to
@@ -169,16 +199,15 @@ export function createCommitter(deps: {
   const readHead = async (tenant: string, mayRetry: boolean): Promise<Head | 'raced'> => {
     integrity.assertIntact(tenant);
     const tamper = (reason: string) => integrity.report(tenant, reason);
-    const [kv, tenantKeys] = await Promise.all([
-      store.get(keys.auditHead(tenant)),
+    const loadKeys = () =>
       auditKeys.load(tenant).catch((err: unknown) => {
         // A key that is there but does not open under this tenant was replaced or damaged.
         if (err instanceof CryptoError && err.reason !== 'root_key_unavailable') {
           throw tamper(`the audit key does not open (${err.message})`);
         }
         throw err;
-      }),
-    ]);
+      });
+    let [kv, tenantKeys] = await Promise.all([store.get(keys.auditHead(tenant)), loadKeys()]);
     const seen = highest.get(tenant);
     if (!kv) {
       if (seen) throw tamper(`the chain head is gone, though this server saw record ${seen.seq}`);
@@ -237,12 +266,21 @@ export function createCommitter(deps: {
       throw tamper(`the chain head does not match record ${head.seq}`);
     }
     if (unsigned.v === 2) {
+      // The tenant's first keyed commit (its key, records and head together) may have landed
+      // between the two reads above: the key is read again before it is missed.
+      tenantKeys ??= await loadKeys();
       if (!tenantKeys) throw tamper('the audit key is gone while the chain is keyed');
       if (keyedHash(tenantKeys.hmac, unsigned) !== hash) throw tamper(`record ${head.seq} was modified`);
       saw(tenant, head);
       return { ...head, modRevision: kv.modRevision, key: tenantKeys.hmac, rekey: false };
     }
-    if (tenantKeys) throw tamper(`record ${head.seq} is unkeyed although the tenant has an audit key`);
+    if (tenantKeys) {
+      // The rekey of an unkeyed chain (its key and first keyed record together) may have
+      // landed between the two reads: then the head has moved since.
+      const now = await store.get(keys.auditHead(tenant));
+      if (mayRetry && now?.modRevision !== kv.modRevision) return 'raced';
+      throw tamper(`record ${head.seq} is unkeyed although the tenant has an audit key`);
+    }
     if (legacyHash(unsigned) !== hash) throw tamper(`record ${head.seq} was modified`);
     saw(tenant, head);
     return { ...head, modRevision: kv.modRevision, key: undefined, rekey: true };
@@ -262,6 +300,9 @@ export function createCommitter(deps: {
     if (!kv || !recordsRead || recordsRead.more || !known.key) return undefined;
     const head = parseHead(kv.value);
     if (!head || head.seq - known.seq !== recordsRead.kvs.length) return undefined;
+    // Behind a record this process wrote or verified: the full read reports it.
+    const seen = highest.get(tenant);
+    if (seen && (head.seq < seen.seq || (head.seq === seen.seq && head.hash !== seen.hash))) return undefined;
     let { seq, hash } = known;
     for (const record of recordsRead.kvs) {
       let parsed: ReturnType<typeof storedAuditRecord.safeParse>;
@@ -309,9 +350,9 @@ export function createCommitter(deps: {
         ...(input.actingFor ? { actingFor: input.actingFor } : {}),
         ...(ctx.principal.delegatedBy ? { delegatedBy: ctx.principal.delegatedBy } : {}),
         action: input.action,
-        resource: clip(input.resource, MAX_RESOURCE_CHARS),
+        resource: clip(input.resource, MAX_RESOURCE_BYTES),
         outcome: input.outcome,
-        ...(input.reason ? { reason: clip(input.reason, MAX_REASON_CHARS) } : {}),
+        ...(input.reason ? { reason: clip(input.reason, MAX_REASON_BYTES) } : {}),
         ...(ctx.source ? { source: ctx.source } : {}),
         ...(input.valueHmac ? { valueHmac: input.valueHmac } : {}),
         prevHash: hash,
@@ -326,11 +367,14 @@ export function createCommitter(deps: {
   const sizeOf = (mutation: Mutation<unknown>) => {
     let bytes = 0;
     for (const op of mutation.ops) {
-      bytes += op.type === 'deletePrefix' ? op.prefix.length : op.key.length;
-      if (op.type === 'put') bytes += op.value.length;
+      bytes += Buffer.byteLength(op.type === 'deletePrefix' ? op.prefix : op.key);
+      if (op.type === 'put') bytes += Buffer.byteLength(op.value);
     }
     for (const input of mutation.audit) {
-      bytes += RECORD_OVERHEAD_BYTES + input.resource.length + (input.reason?.length ?? 0);
+      bytes +=
+        RECORD_OVERHEAD_BYTES +
+        Math.min(jsonBytes(input.resource), MAX_RESOURCE_BYTES) +
+        Math.min(jsonBytes(input.reason ?? ''), MAX_REASON_BYTES);
     }
     return bytes;
   };
@@ -353,6 +397,7 @@ export function createCommitter(deps: {
     // everything still queued, and nothing is left waiting forever.
     const head = heads.get(tenant) ?? (await loadHead(tenant));
     if (!turns.has(tenant)) turns.set(tenant, (await store.get(keys.auditTurn(tenant)))?.modRevision ?? 0);
+    const roundStarted = performance.now();
     const candidates = queue.splice(0, queue[0]?.solo ? 1 : MAX_GROUP);
     const built = await Promise.allSettled(candidates.map((pending) => pending.build(pending.lostHead)));
 
@@ -376,6 +421,15 @@ export function createCommitter(deps: {
       // Its compares, and the create-only compare of each record it adds: etcd limits those too.
       const compares = (mutation.compare?.length ?? 0) + mutation.audit.length;
       const bytes = sizeOf(mutation);
+      if (bytes > MAX_CHANGE_BYTES) {
+        pending.reject(
+          new VaultError(
+            'payload_too_large',
+            `the change is too large to commit (about ${Math.ceil(bytes / 1024)} KiB; the store takes ${MAX_CHANGE_BYTES / 1024} KiB in one transaction): make it smaller`,
+          ),
+        );
+        return;
+      }
       // Built from the same snapshot, two changes may share a group only if neither writes
       // what the other read or wrote.
       const clash =
@@ -411,22 +465,27 @@ export function createCommitter(deps: {
       lastLoss.get(tenant) === 'head' &&
       accepted.some(({ pending }) => pending.headRaces >= TURN_AFTER_RACES);
     const lost = await commitGroup(tenant, head, accepted, claim);
+    roundMs.set(tenant, performance.now() - roundStarted);
     if (!lost) {
       if (lost === undefined) lastLoss.delete(tenant);
       return lost === undefined;
     }
-    const { headMoved, caughtUp, turnTaken } = lost;
+    const { headMoved, caughtUp, turnTaken, claimantMs } = lost;
     if (headMoved) lastLoss.set(tenant, 'head');
     else if (turnTaken) {
       lastLoss.set(tenant, 'turn');
-      holdUntil.set(tenant, performance.now() + Math.min(2 * (txnMs.get(tenant) ?? 1), MAX_TURN_WAIT_MS));
+      // Long enough for the claimant to build its group and commit: its own round time (it
+      // wrote it with the claim; a replica further from etcd takes longer), or twice this one's.
+      const wait = Math.max(2 * (txnMs.get(tenant) ?? 1), 1.5 * claimantMs);
+      holdUntil.set(tenant, performance.now() + Math.min(wait, MAX_TURN_WAIT_MS));
     } else lastLoss.delete(tenant);
     const retry: Pending[] = [];
     for (const { pending } of accepted) {
       // A turn claimed by another writer is not this change's fault either.
       pending.lostHead = headMoved || turnTaken;
-      if (headMoved) pending.headRaces += 1;
-      else if (!turnTaken) {
+      // Turns lost count as races too: a turn that keeps moving ends in a 409, not a wait forever.
+      if (headMoved || turnTaken) pending.headRaces += 1;
+      else {
         pending.attempts += 1;
         pending.solo = accepted.length > 1 || pending.solo;
       }
@@ -470,7 +529,11 @@ export function createCommitter(deps: {
     head: Head,
     accepted: Array<{ pending: Pending; mutation: Mutation<unknown> }>,
     claim: boolean,
-  ): Promise<{ headMoved: boolean; caughtUp: Head | undefined; turnTaken: boolean } | null | undefined> {
+  ): Promise<
+    | { headMoved: boolean; caughtUp: Head | undefined; turnTaken: boolean; claimantMs: number }
+    | null
+    | undefined
+  > {
     const time = clock().toISOString();
     const ops: Op[] = [];
     const compare = new Map<string, number>();
@@ -531,7 +594,15 @@ export function createCommitter(deps: {
           compare: [...compare].map(([key, modRevision]) => ({ key, modRevision })),
           success: ops,
           ...(claim
-            ? { failure: [{ type: 'put' as const, key: turnKey, value: JSON.stringify({ seq: head.seq }) }] }
+            ? {
+                failure: [
+                  {
+                    type: 'put' as const,
+                    key: turnKey,
+                    value: JSON.stringify({ seq: head.seq, roundMs: Math.ceil(roundMs.get(tenant) ?? 0) }),
+                  },
+                ],
+              }
             : {}),
           // Lost to another writer, the transaction brings back what it wrote: the head and
           // the records after ours (see catchUp), and the turn.
@@ -540,7 +611,7 @@ export function createCommitter(deps: {
             {
               prefix: keys.auditRecords(tenant),
               startAfter: keys.auditRecord(tenant, head.seq),
-              limit: CATCH_UP_RECORDS,
+              limit: AUDIT_RECORDS_PER_READ,
             },
             { key: turnKey },
           ],
@@ -569,7 +640,9 @@ export function createCommitter(deps: {
     heads.delete(tenant);
     const headNow = result.reads?.[0]?.kvs[0];
     const headMoved = !conflicting && (headNow?.modRevision ?? 0) !== head.modRevision;
-    const turnNow = result.reads?.[2]?.kvs[0]?.modRevision ?? turn;
+    // A turn key that is gone compares as revision 0, like any missing key.
+    const turnNow = result.reads ? (result.reads[2]?.kvs[0]?.modRevision ?? 0) : turn;
+    const claimantMs = turnWaitOf(result.reads?.[2]?.kvs[0]?.value);
     // A turn this transaction claimed moved too, but not because of another writer.
     const turnTaken = !conflicting && !headMoved && !claim && turnNow !== turn;
     turns.set(tenant, turnNow);
@@ -578,7 +651,7 @@ export function createCommitter(deps: {
       heads.set(tenant, caughtUp);
       saw(tenant, caughtUp);
     } else if (turnTaken) heads.set(tenant, head);
-    return { headMoved, caughtUp, turnTaken };
+    return { headMoved, caughtUp, turnTaken, claimantMs };
   }
 
   async function drain(tenant: string): Promise<void> {
@@ -671,7 +744,13 @@ export function createCommitter(deps: {
     auditKeys.forget();
   };
 
-  return { commit, record, forget };
+  return {
+    commit,
+    record,
+    forget,
+    /** Tells the committer of a record verified elsewhere (a checkpoint signed): a head set back below it is tampering. */
+    saw,
+  };
 }
 
 export type Committer = ReturnType<typeof createCommitter>;

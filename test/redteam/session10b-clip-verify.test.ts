@@ -24,10 +24,12 @@ describe('clipped records (held)', () => {
       (typeof cluster.replicas)[0]['vault'],
     ];
     const ctx = () => systemContext(a.tenant, { type: 'human', name: 'root' });
-    // The reason is cut at 2,000 code units: 1,999 ASCII, then emoji (two units each) — the cut
-    // falls between the two halves of the first emoji. The resource likewise at 464.
-    const reason = `${'r'.repeat(1_999)}${'😀'.repeat(600)}`;
-    const resource = `credential/${'n'.repeat(464 - 11 - 1)}${'😀'.repeat(100)}`;
+    // The reason is cut at 20,000 bytes of JSON, the resource at 1,024: both in a run of emoji
+    // (two UTF-16 units, four UTF-8 bytes each), where a cut could split a surrogate pair.
+    const reason = `${'r'.repeat(19_900)}${'😀'.repeat(600)}`;
+    const resource = `credential/${'n'.repeat(990)}${'😀'.repeat(100)}`;
+    const jsonBytes = (text: string) => Buffer.byteLength(JSON.stringify(text));
+    const loneSurrogate = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
     await a.core.committer.record(ctx(), { action: 'test.clip', resource, outcome: 'allowed', reason });
     // The other replica appends after it (it reads the head, verifies the clipped record).
     await b.core.committer.record(ctx(), { action: 'test.after', resource: 'x', outcome: 'allowed' });
@@ -41,9 +43,11 @@ describe('clipped records (held)', () => {
       const query = await vault.call('GET', '/v1/audit?action=test.clip');
       expect(query.status).toBe(200);
       const [record] = query.body.records;
-      expect(record.reason.length).toBeLessThanOrEqual(2_048);
-      expect(record.reason).toMatch(/^r{1999}\ud83d… \(\d+ more characters\)$/u);
-      expect(record.resource.length).toBeLessThanOrEqual(512);
+      expect(jsonBytes(record.reason)).toBeLessThanOrEqual(20_000);
+      expect(record.reason).toMatch(/^r{19900}(😀)+… \(\d+ more characters\)$/u);
+      expect(record.reason).not.toMatch(loneSurrogate);
+      expect(jsonBytes(record.resource)).toBeLessThanOrEqual(1_024);
+      expect(record.resource).not.toMatch(loneSurrogate);
       expect(record.resource.startsWith('credential/n')).toBe(true);
       // Prefix filters on the clipped resource still find it.
       const byResource = await vault.call(
@@ -56,7 +60,7 @@ describe('clipped records (held)', () => {
     }
     // The stream copy of the writer carries the same (clipped) record.
     const line = a.auditLines().find((r) => r.action === 'test.clip');
-    expect(line?.reason?.length).toBeLessThanOrEqual(2_048);
+    expect(jsonBytes(line?.reason ?? '')).toBeLessThanOrEqual(20_000);
     for (const vault of [a, b]) expect(vault.core.auditIntegrity.list()).toEqual([]);
   });
 });

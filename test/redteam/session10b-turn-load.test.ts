@@ -75,8 +75,8 @@ describe('turns under contention (held)', () => {
       const verify = await vault.call('POST', '/v1/audit/verify', { body: {} });
       expect(verify.body.ok, verify.text).toBe(true);
     }
-    // The turn's value says nothing but the claimant's head position.
-    if (turn) expect(Object.keys(JSON.parse(turn.value))).toEqual(['seq']);
+    // The turn's value says nothing but the claimant's head position and its round time.
+    if (turn) expect(Object.keys(JSON.parse(turn.value))).toEqual(['seq', 'roundMs']);
     // Claims of the contended tenant never touched the quiet one.
     expect(await cluster.replicas[0]!.raw.get(keys.auditTurn('quiet'))).toBeUndefined();
   }, 55_000);

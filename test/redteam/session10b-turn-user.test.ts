@@ -43,7 +43,7 @@ describe('turn claims from a tenant user (held)', () => {
     ).toBe(true);
     const turn = await cluster.replicas[0]!.raw.get(keys.auditTurn(cluster.replicas[0]!.vault.tenant));
     expect(turn, 'a turn was claimed through a single replica').toBeUndefined();
-  });
+  }, 60_000);
 
   it('through two replicas, claims stay below the commits', async () => {
     const results = await Promise.all(Array.from({ length: 120 }, (_, i) => rotate(i, i % 2)));
@@ -55,5 +55,5 @@ describe('turn claims from a tenant user (held)', () => {
     expect(results.every((res) => res.status < 500)).toBe(true);
     expect(claims, `${claims} claims for ${committed} commits`).toBeLessThanOrEqual(committed);
     expect(cluster.replicas.flatMap((r) => r.vault.core.auditIntegrity.list())).toEqual([]);
-  });
+  }, 90_000);
 });
