@@ -135,10 +135,12 @@ describe("two replicas racing a tenant's first keyed commit", () => {
     ).toEqual([]);
   }, 40_000);
 
-  it("a new tenant: the other replica's first commit between the key read and the head read is no tamper", async () => {
+  /**
+   * A commits to `tenant` with its head read held (a slow answer; its key read is not) until B
+   * has committed to the tenant: A's outcome, and what A reported tampered in it.
+   */
+  async function commitWhileBCommits(tenant: string) {
     const [a, b] = [cluster.replicas[0]!.vault, cluster.replicas[1]!.vault];
-    const tenant = 'fresh-ns';
-    // A's head read is delayed (a slow answer), its key read is not.
     const held = gate.arm(keys.auditHead(tenant));
     const first = a.core.committer
       .record(ctx(tenant), { action: 'test.a', resource: 'x', outcome: 'allowed' })
@@ -151,36 +153,24 @@ describe("two replicas racing a tenant's first keyed commit", () => {
     await b.core.committer.record(ctx(tenant), { action: 'test.b', resource: 'x', outcome: 'allowed' });
     held.release();
     const outcome = await first;
-    expect(
-      a.core.auditIntegrity.list().map((r) => r.reason),
-      'replica A reported the tenant tampered after racing its first commit',
-    ).toEqual([]);
+    const reports = a.core.auditIntegrity
+      .list()
+      .filter((r) => r.tenant === tenant)
+      .map((r) => r.reason);
+    return { outcome, reports };
+  }
+
+  it("a new tenant: the other replica's first commit between the key read and the head read is no tamper", async () => {
+    const { outcome, reports } = await commitWhileBCommits('fresh-ns');
+    expect(reports, 'replica A reported the tenant tampered after racing its first commit').toEqual([]);
     expect(outcome).toBe('committed');
   });
 
   it("a legacy chain: the other replica's rekey between the key read and the head read is no tamper", async () => {
-    const [a, b] = [cluster.replicas[0]!.vault, cluster.replicas[1]!.vault];
     const tenant = 'legacy-commit';
     await seedLegacyChain(cluster.replicas[1]!.raw, tenant, 3);
-    const held = gate.arm(keys.auditHead(tenant));
-    const first = a.core.committer
-      .record(ctx(tenant), { action: 'test.a', resource: 'x', outcome: 'allowed' })
-      .then(
-        () => 'committed',
-        (err: Error) => err.message,
-      );
-    await held.hit;
-    await sleep(100);
-    await b.core.committer.record(ctx(tenant), { action: 'test.b', resource: 'x', outcome: 'allowed' });
-    held.release();
-    const outcome = await first;
-    expect(
-      a.core.auditIntegrity
-        .list()
-        .filter((r) => r.tenant === tenant)
-        .map((r) => r.reason),
-      'replica A reported the legacy tenant tampered after racing its rekey',
-    ).toEqual([]);
+    const { outcome, reports } = await commitWhileBCommits(tenant);
+    expect(reports, 'replica A reported the legacy tenant tampered after racing its rekey').toEqual([]);
     expect(outcome).toBe('committed');
   });
 
