@@ -53,7 +53,7 @@ interface Head {
 
 interface Pending {
   ctx: CallContext;
-  /** `afterHeadRace`: the last round lost only the chain head to another writer. */
+  /** `afterHeadRace`: the last round lost to another writer (see `lostHead`). */
   build: (afterHeadRace: boolean) => Promise<Mutation<unknown>>;
   resolve: (value: unknown) => void;
   reject: (error: unknown) => void;
@@ -62,7 +62,10 @@ interface Pending {
   headRaces: number;
   /** After a failed group commit, retried alone so one stale read cannot sink the others. */
   solo: boolean;
-  /** The last round lost only the chain head: nothing this change compared had changed. */
+  /**
+   * The last round lost to another writer (its head or its turn moved): the rebuild does not
+   * read the caller's token again, since the next commit still compares it.
+   */
   lostHead: boolean;
 }
 
@@ -97,7 +100,7 @@ const MAX_REASON_BYTES = 20_000;
 const MAX_RESOURCE_BYTES = 1_024;
 const jsonBytes = (text: string) => Buffer.byteLength(JSON.stringify(text));
 /** `text`, or its longest beginning that, with a note of what was cut, fits in `max` JSON bytes. */
-export function clip(text: string, max: number): string {
+function clip(text: string, max: number): string {
   if (jsonBytes(text) <= max) return text;
   // Never between the two halves of a surrogate pair (a character outside the BMP).
   const cut = (n: number) => {
