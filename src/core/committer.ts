@@ -170,6 +170,11 @@ export function createCommitter(deps: {
     const known = highest.get(tenant);
     if (!known || at.seq > known.seq) highest.set(tenant, { seq: at.seq, hash: at.hash });
   };
+  /** Is `head` behind (or beside) the newest record this process wrote or verified? */
+  const setBack = (tenant: string, head: { seq: number; hash: string }) => {
+    const seen = highest.get(tenant);
+    return seen !== undefined && (head.seq < seen.seq || (head.seq === seen.seq && head.hash !== seen.hash));
+  };
   /** The mod revision of each tenant's turn key as this process last saw it (0: none). */
   const turns = new Map<string, number>();
   /** Why the tenant's last round lost, when it lost to another writer. */
@@ -228,7 +233,7 @@ export function createCommitter(deps: {
     }
     const head = parseHead(kv.value);
     if (!head || head.seq < 1) throw tamper('the chain head is malformed');
-    if (seen && (head.seq < seen.seq || (head.seq === seen.seq && head.hash !== seen.hash))) {
+    if (seen && setBack(tenant, head)) {
       throw tamper(
         `the chain head was set back to record ${head.seq}, though this server saw record ${seen.seq}`,
       );
@@ -304,8 +309,7 @@ export function createCommitter(deps: {
     const head = parseHead(kv.value);
     if (!head || head.seq - known.seq !== recordsRead.kvs.length) return undefined;
     // Behind a record this process wrote or verified: the full read reports it.
-    const seen = highest.get(tenant);
-    if (seen && (head.seq < seen.seq || (head.seq === seen.seq && head.hash !== seen.hash))) return undefined;
+    if (setBack(tenant, head)) return undefined;
     let { seq, hash } = known;
     for (const record of recordsRead.kvs) {
       let parsed: ReturnType<typeof storedAuditRecord.safeParse>;
@@ -394,8 +398,7 @@ export function createCommitter(deps: {
     return { reads, writes, exclusive };
   };
 
-  /** One group commit; true when it committed. */
-  async function runRound(tenant: string, queue: Pending[]): Promise<boolean> {
+  async function runRound(tenant: string, queue: Pending[]): Promise<void> {
     // Read the head (and the turn) before taking changes off the queue: if this fails, drain() fails
     // everything still queued, and nothing is left waiting forever.
     const head = heads.get(tenant) ?? (await loadHead(tenant));
@@ -458,7 +461,7 @@ export function createCommitter(deps: {
       if (exclusive) closed = true;
     });
     queue.unshift(...deferred);
-    if (accepted.length === 0) return false;
+    if (accepted.length === 0) return;
 
     // A writer whose changes lost the head again and again claims the next turn: its lost
     // transaction bumps the turn key (in its failure branch, no extra round trip), which every
@@ -471,7 +474,7 @@ export function createCommitter(deps: {
     roundMs.set(tenant, performance.now() - roundStarted);
     if (!lost) {
       if (lost === undefined) lastLoss.delete(tenant);
-      return lost === undefined;
+      return;
     }
     const { headMoved, caughtUp, turnTaken, claimantMs } = lost;
     if (headMoved) lastLoss.set(tenant, 'head');
@@ -508,7 +511,6 @@ export function createCommitter(deps: {
       const races = Math.max(...retry.map((pending) => pending.headRaces));
       await new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(races, 8)));
     }
-    return false;
   }
 
   /** Waits while another writer holds the tenant's turn (see runRound). */
